@@ -1,0 +1,25 @@
+"""Typed keys of everything the aiohttp application holds, declared in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .aggregate import Aggregator
+    from .buckets import Calendar
+    from .flusher import Flusher
+    from .geo import GeoResolver
+    from .ingest import Ingest
+    from .settings import Settings
+
+SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+CALENDAR: web.AppKey["Calendar"] = web.AppKey("calendar")
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+AGGREGATOR: web.AppKey["Aggregator"] = web.AppKey("aggregator")
+GEO: web.AppKey["GeoResolver | None"] = web.AppKey("geo")
+INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
+FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")

@@ -1,0 +1,31 @@
+"""What the collector works out about one hit, as a plain dict (for `collector inspect`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .device import DeviceClassifier
+from .geo import UNKNOWN_REGION, GeoResolver
+from .rollup import region_values
+
+
+def enrich(
+    geo: GeoResolver | None,
+    devices: DeviceClassifier,
+    ip: str,
+    ua: str,
+    ch_mobile: str | None = None,
+    screen_w: int = 0,
+    screen_h: int = 0,
+) -> dict:
+    region = geo.lookup(ip) if geo else UNKNOWN_REGION
+    device = devices.classify(ua, ch_mobile, screen_w, screen_h)
+    country_value, province_value, city_value = region_values(region)
+    return {
+        "ip": ip,
+        "region": asdict(region) | {"key": city_value},
+        "device_class": device.device_class,
+        "browser": device.browser,
+        "os": device.os,
+        "bot": device.is_bot,
+    }

@@ -1,0 +1,191 @@
+"""The flusher: every `flush_interval` seconds, drain the aggregator and apply the deltas.
+
+Each flush gets a sequence number from this writer (one writer per process). Its writes
+are grouped by hash slot and each group is applied by one Lua script that first checks
+and advances the writer's sequence marker in that slot — so re-sending a flush whose
+answer was lost changes nothing. Flushes that fail stay queued, unchanged, and are
+retried oldest first, which keeps every slot's sequence increasing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from . import keys
+from .aggregate import Aggregator
+from .rollup import RollupBuilder, SlotWrites
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the writer's sequence marker in this slot; KEYS[2..]: target keys.
+# ARGV[1]: flush sequence; ARGV[2]: marker TTL; then for each target key:
+#   kind ('h': hash increments, 'p': HyperLogLog adds), expire-at (0: keep), n, and
+#   n field/increment pairs ('h') or n elements ('p').
+# The marker is advanced before the writes: if a write failed half way (it cannot
+# for well-formed input), a retry must not count the first half twice.
+APPLY_FLUSH_LUA = """
+local seq = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if seq <= last then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local a = 3
+for i = 2, #KEYS do
+  local key, kind, at, n = KEYS[i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  if kind == 'h' then
+    for j = a, a + 2 * n - 1, 2 do
+      redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
+    end
+    a = a + 2 * n
+  else
+    for j = a, a + n - 1, 1000 do  -- chunks keep unpack() far below Lua's stack limit
+      redis.call('PFADD', key, unpack(ARGV, j, math.min(j + 999, a + n - 1)))
+    end
+    a = a + n
+  end
+  if at > 0 then redis.call('EXPIREAT', key, at) end
+end
+return 1
+"""
+
+
+def encode_slot(writes: SlotWrites, writer: str, seq: int) -> tuple[list[str], list]:
+    """KEYS and ARGV of one APPLY_FLUSH_LUA call."""
+    script_keys = [keys.flush_sequence(writes.tag, writer)]
+    args: list = [seq, keys.SEQ_MARKER_TTL]
+    for key, fields in writes.hashes.items():
+        script_keys.append(key)
+        args += ["h", writes.expire_at.get(key, 0), len(fields)]
+        for name, amount in fields.items():
+            args += [name, amount]
+    for key, members in writes.hlls.items():
+        script_keys.append(key)
+        args += ["p", writes.expire_at.get(key, 0), len(members)]
+        args += members
+    return script_keys, args
+
+
+@dataclass(slots=True)
+class FlushBatch:
+    seq: int
+    slots: list[SlotWrites]
+    apps: set[str]
+    events: int
+
+
+@dataclass(slots=True)
+class FlushStats:
+    flushes: int = 0
+    failures: int = 0
+    events_flushed: int = 0
+    last_success: float = 0.0
+    last_duration_ms: float = 0.0
+
+
+class Flusher:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        aggregator: Aggregator,
+        rollups: RollupBuilder,
+        interval: float,
+        writer: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.aggregator = aggregator
+        self.rollups = rollups
+        self.interval = interval
+        self.writer = writer or uuid.uuid4().hex[:16]
+        self.pending: deque[FlushBatch] = deque()
+        self.stats = FlushStats()
+        self._seq = 0
+        self._sha: str | None = None
+        self._known_apps: set[str] = set()
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="flusher")
+
+    async def close(self, deadline: float = 5.0) -> None:
+        """Stop the timer, then flush what is left, retrying until `deadline` seconds pass."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        give_up = time.monotonic() + deadline
+        while not await self.flush() and time.monotonic() < give_up:
+            await asyncio.sleep(0.2)
+        if self.pending:
+            lost = sum(b.events for b in self.pending)
+            log.error("shutdown with %d flushes (%d events) not applied: Redis unreachable", len(self.pending), lost)
+
+    async def _run(self) -> None:
+        backoff = self.interval
+        while True:
+            await asyncio.sleep(backoff)
+            ok = await self.flush()
+            # Back off while Redis fails, up to 30 s; the next flush carries everything.
+            backoff = self.interval if ok else min(max(backoff * 2, self.interval), 30.0)
+
+    # ---- flushing -----------------------------------------------------------------
+
+    def seal(self) -> None:
+        """Turn what the aggregator holds into a numbered batch at the end of the queue."""
+        snap = self.aggregator.drain()
+        if not snap:
+            return
+        self._seq += 1
+        apps = {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
+        self.pending.append(FlushBatch(self._seq, self.rollups.build(snap), apps, snap.events))
+
+    async def flush(self) -> bool:
+        """Seal and apply every pending batch, oldest first. True when nothing is left."""
+        async with self._lock:
+            self.seal()
+            while self.pending:
+                batch = self.pending[0]
+                started = time.perf_counter()
+                try:
+                    await self._apply(batch)
+                except (RedisError, OSError) as exc:
+                    self.stats.failures += 1
+                    log.warning("flush %d failed (%d pending): %s", batch.seq, len(self.pending), exc)
+                    return False
+                self.pending.popleft()
+                self.stats.flushes += 1
+                self.stats.events_flushed += batch.events
+                self.stats.last_success = time.time()
+                self.stats.last_duration_ms = (time.perf_counter() - started) * 1000
+            return True
+
+    async def _apply(self, batch: FlushBatch) -> None:
+        if self._sha is None:
+            self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
+        pipe = self.redis.pipeline(transaction=False)
+        for writes in batch.slots:
+            script_keys, args = encode_slot(writes, self.writer, batch.seq)
+            pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
+        new_apps = batch.apps - self._known_apps
+        if new_apps:
+            pipe.sadd(keys.APPS, *new_apps)
+        try:
+            await pipe.execute()
+        except NoScriptError:
+            # Redis restarted and lost its script cache. Re-sending the whole batch is
+            # safe: slots that did apply it skip it by their sequence marker.
+            self._sha = None
+            raise
+        self._known_apps |= new_apps

@@ -1,0 +1,202 @@
+"""`/c`: hits in. Parse, validate, enrich, count in memory — never await Redis here.
+
+Per request: the client IP, its region and the User-Agent are worked out once. Per
+event: validation, device class (cached), the visitor hash, and one aggregator call.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Callable
+
+import orjson
+from aiohttp import web
+
+from .aggregate import Aggregator
+from .buckets import Calendar
+from .clientip import ClientIPResolver
+from .device import DeviceClassifier
+from .geo import UNKNOWN_REGION, GeoResolver, Region
+from .protocol import Problem, from_query, usable_app_key, validate_event
+from .settings import Settings
+from .visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_APP = "(unknown)"
+# The smallest transparent GIF, for <img> beacons whose onload needs a real image.
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose the bucket
+
+
+class Ingest:
+    def __init__(
+        self,
+        settings: Settings,
+        aggregator: Aggregator,
+        geo: GeoResolver | None,
+        devices: DeviceClassifier,
+        hasher: VisitorHasher,
+        calendar: Calendar,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.aggregator = aggregator
+        self.geo = geo
+        self.devices = devices
+        self.ips = ClientIPResolver(settings.trusted_proxies)
+        self.hasher = hasher
+        self.visits = VisitTracker(settings.session_timeout)
+        self.calendar = calendar
+        self.clock = clock
+        self.max_batch = settings.max_batch_events
+        self.ts_window = settings.client_ts_window
+        self.cors = {
+            "Access-Control-Allow-Origin": settings.cors_origin,
+            "Cache-Control": "no-store",
+        }
+
+    # ---- handlers -----------------------------------------------------------------
+
+    async def post(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
+            return self._reject_request(problem, now, status=413)
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError as exc:
+            return self._reject_request(Problem(None, None, "malformed_json", str(exc)[:200]), now)
+        events = payload if isinstance(payload, list) else [payload] if payload is not None else []
+        if not events:
+            return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
+        problems = self._process(request, events, now)
+        return self._answer(len(events), problems)
+
+    async def get(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        event, problems = from_query(dict(request.query))
+        wants_image = event.pop("img", None) == "1"
+        if problems:
+            for p in problems:
+                self.aggregator.reject(_app_of(event), int(now // 60), p.counter)
+        else:
+            problems = self._process(request, [event], now)
+        if wants_image:
+            # An image beacon cannot read a 400 anyway; the rejection is counted.
+            return web.Response(body=PIXEL_GIF, content_type="image/gif", headers=self.cors)
+        return self._answer(1, problems)
+
+    async def options(self, request: web.Request) -> web.Response:
+        headers = dict(self.cors)
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = "Content-Type"
+        headers["Access-Control-Max-Age"] = "86400"
+        return web.Response(status=204, headers=headers)
+
+    # ---- per event ----------------------------------------------------------------
+
+    def _process(self, request: web.Request, events: list, now: float) -> list[Problem]:
+        headers = request.headers
+        ip = self.ips.client_ip(request.remote, headers.get("X-Forwarded-For"))
+        ua = headers.get("User-Agent", "")
+        ch_mobile = headers.get("Sec-CH-UA-Mobile")
+        region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
+        problems: list[Problem] = []
+        for index, event in enumerate(events):
+            if index >= self.max_batch:
+                problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
+                self.aggregator.reject(_app_of(event), int(now // 60), "batch_too_large")
+                continue
+            found = validate_event(event, index)
+            if found:
+                problems.extend(found)
+                app = _app_of(event)
+                for problem in found:
+                    self.aggregator.reject(app, int(now // 60), problem.counter)
+                continue
+            self._count(event, ip, ua, ch_mobile, region, now)
+        return problems
+
+    def _count(self, ev: dict, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float) -> None:
+        app = ev["k"]
+        etype = ev["t"]
+        when = now
+        ts = ev.get("ts")
+        if ts is not None and now - self.ts_window <= ts / 1000 <= now + FUTURE_TOLERANCE:
+            when = ts / 1000
+        minute = int(when // 60)
+        device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+        day = self.calendar.buckets_of_minute(minute)[2].id
+        visitor = self.hasher.visitor(day, app, ip, ua)
+        vid = ev.get("vid", "")
+        if etype == "pageview":
+            url = ev["u"]
+            sn = ev.get("sn")
+            if device.is_bot:
+                flag = 0
+            elif sn is not None:
+                flag = flag_from_ordinal(sn)
+            else:
+                flag = self.visits.visit_flag(visitor, when)
+            self.aggregator.count(
+                app, minute, etype, device, region, visitor,
+                page=url.split("#", 1)[0],
+                page_code=ev.get("pc", ""),
+                referrer=referrer_value(ev.get("r", ""), url),
+                visit_flag=flag,
+                first_party_id=vid,
+            )
+        elif etype == "engagement":
+            self.aggregator.count(
+                app, minute, etype, device, region, visitor,
+                engaged_ms=ev["et"], scroll=ev.get("sd", -1), first_party_id=vid,
+            )
+        else:
+            self.aggregator.count(app, minute, etype, device, region, visitor, first_party_id=vid)
+
+    # ---- answers ------------------------------------------------------------------
+
+    def _answer(self, total: int, problems: list[Problem]) -> web.Response:
+        if not problems:
+            return web.Response(status=204, headers=self.cors)
+        rejected = len({p.event for p in problems})
+        body = {"accepted": total - rejected, "rejected": rejected, "errors": [p.as_json() for p in problems]}
+        return web.Response(status=400, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
+
+    def _reject_request(self, problem: Problem, now: float, status: int = 400) -> web.Response:
+        self.aggregator.reject(UNKNOWN_APP, int(now // 60), problem.counter)
+        body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
+        return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
+
+
+def _app_of(event: object) -> str:
+    """The app a rejection is counted under: its app key when that key is usable."""
+    app = event.get("k") if isinstance(event, dict) else None
+    return app if usable_app_key(app) else UNKNOWN_APP
+
+
+def referrer_value(referrer: str, page: str) -> str:
+    """The referrer dimension: its host, '(direct)' or '(internal)' (same host as the page)."""
+    host = url_host(referrer)
+    if not host:
+        return "(direct)"
+    return "(internal)" if host == url_host(page) else host
+
+
+def url_host(url: str) -> str:
+    start = url.find("://")
+    if start < 0:
+        return ""
+    start += 3
+    end = len(url)
+    for sep in "/?#":
+        pos = url.find(sep, start)
+        if 0 <= pos < end:
+            end = pos
+    host = url[start:end].rsplit("@", 1)[-1].lower()
+    return host[:253]
+

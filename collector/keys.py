@@ -1,0 +1,74 @@
+"""The Redis key schema. Every key name the collector reads or writes is built here.
+
+Layout (documented for downstream jobs in docs/redis-keys.md):
+
+    eb:{APP|DAY}:GRAN:BUCKET:c              hash   counters (pv, visits, ...)
+    eb:{APP|DAY}:GRAN:BUCKET:d:DIM          hash   PV per value of a dimension
+    eb:{APP|DAY}:GRAN:BUCKET:u              HLL    UV (keyed hash of IP + UA)
+    eb:{APP|DAY}:GRAN:BUCKET:u:fp           HLL    first-party visitor ids
+    eb:{APP|DAY}:GRAN:BUCKET:u:DIM:VALUE    HLL    UV per device class / region
+    eb:{APP|DAY}:seq:WRITER                 string last flush sequence applied by a writer
+    eb:salt:DAY                             string the day's visitor-hash salt (48 h)
+    eb:apps                                 set    every app key seen
+
+GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
+20261124, 202611). The `{...}` part is the Redis Cluster hash tag: every key of one app
+and one local day lives in one slot, so one flush script touches one slot. Month keys
+span days, so they carry the tag {APP|MONTH} instead.
+"""
+
+from __future__ import annotations
+
+PREFIX = "eb"
+
+# Expiry of the per-writer flush sequence markers (seconds). A writer that has been
+# gone for a week will not retry anything older.
+SEQ_MARKER_TTL = 7 * 86400
+# A day's salt is deleted 48 h after the day starts: late events (offline queues)
+# arrive up to a day after their day ends, and no visitor can be followed beyond that.
+SALT_LIFETIME = 48 * 3600
+
+APPS = f"{PREFIX}:apps"
+
+# Dimensions with a PV hash (…:d:DIM); DIMS_WITH_UV also get one HLL per value.
+DIMENSIONS = ("device", "browser", "os", "country", "province", "city", "page", "page_code", "referrer", "bot")
+DIMS_WITH_UV = ("device", "country", "province", "city")
+
+
+def slot_tag(app: str, granularity: str, bucket_id: str) -> str:
+    """The hash tag shared by the keys of one app and day (or month)."""
+    period = bucket_id if granularity == "month" else bucket_id[:8]
+    return "{" + app + "|" + period + "}"
+
+
+def bucket_prefix(app: str, granularity: str, bucket_id: str) -> str:
+    return f"{PREFIX}:{slot_tag(app, granularity, bucket_id)}:{granularity}:{bucket_id}"
+
+
+def counters(app: str, granularity: str, bucket_id: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":c"
+
+
+def dimension(app: str, granularity: str, bucket_id: str, dim: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":d:" + dim
+
+
+def visitors(app: str, granularity: str, bucket_id: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":u"
+
+
+def first_party_visitors(app: str, granularity: str, bucket_id: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":u:fp"
+
+
+def dimension_visitors(app: str, granularity: str, bucket_id: str, dim: str, value: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":u:" + dim + ":" + value
+
+
+def flush_sequence(tag: str, writer: str) -> str:
+    """Marker of the last flush sequence number `writer` applied in slot `tag`."""
+    return f"{PREFIX}:{tag}:seq:{writer}"
+
+
+def salt(day_id: str) -> str:
+    return f"{PREFIX}:salt:{day_id}"

@@ -1,0 +1,166 @@
+"""The hit protocol (docs/protocol.md): field types, limits and event validation.
+
+`validate_event` returns the problems of one event (empty when it is acceptable).
+It only looks at the fields an event carries, so a typical page view costs a handful
+of isinstance/len checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+EVENT_TYPES = frozenset({"pageview", "engagement", "click", "exposure", "media", "interaction", "custom"})
+
+# field -> (kind, limit). kind "str": limit is the maximum length; "int": (lo, hi).
+STRING_FIELDS: dict[str, int] = {
+    "k": 64,
+    "t": 16,
+    "u": 2048,
+    "r": 2048,
+    "pc": 128,
+    "ti": 512,
+    "cs": 32,
+    "lang": 35,
+    "id": 64,
+    "vid": 64,
+    "sid": 64,
+    "uid": 128,
+    "n": 128,
+}
+INT_FIELDS: dict[str, tuple[int, int]] = {
+    "sw": (0, 100_000),
+    "sh": (0, 100_000),
+    "tp": (0, 256),
+    "ts": (0, 10**13),
+    "sn": (1, 1_000_000),
+    "et": (0, 86_400_000),
+    "sd": (0, 100),
+}
+REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {"pageview": ("u",), "engagement": ("et",)}
+PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
+
+_FORBIDDEN_IN_APP_KEY = re.compile(r"[\x00-\x1f\x7f{}]")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    event: int | None  # index in the batch; None for the request as a whole
+    field: str | None
+    reason: str
+    detail: str
+
+    @property
+    def counter(self) -> str:
+        """The name a rejection is counted under: reason, or reason:field."""
+        return f"{self.reason}:{self.field}" if self.field else self.reason
+
+    def as_json(self) -> dict:
+        return {"event": self.event, "field": self.field, "reason": self.reason, "detail": self.detail}
+
+
+def validate_event(event: object, index: int | None = None) -> list[Problem]:
+    if not isinstance(event, dict):
+        return [Problem(index, None, "not_an_object", f"expected a JSON object, got {type(event).__name__}")]
+    problems: list[Problem] = []
+
+    def bad(field: str, reason: str, detail: str) -> None:
+        problems.append(Problem(index, field, reason, detail))
+
+    for name, value in event.items():
+        cap = STRING_FIELDS.get(name)
+        if cap is not None:
+            if not isinstance(value, str):
+                bad(name, "wrong_type", f"expected a string, got {_json_type(value)}")
+            elif len(value) > cap:
+                bad(name, "too_long", f"longer than {cap} characters")
+            continue
+        bounds = INT_FIELDS.get(name)
+        if bounds is not None:
+            if type(value) is not int:  # bool is an int subclass: excluded on purpose
+                bad(name, "wrong_type", f"expected an integer, got {_json_type(value)}")
+            elif not bounds[0] <= value <= bounds[1]:
+                bad(name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}")
+            continue
+        if name == "p":
+            detail = _props_problem(value)
+            if detail:
+                bad("p", "wrong_type" if not isinstance(value, dict) else "invalid_value", detail)
+
+    app = event.get("k")
+    if app is None or app == "":
+        bad("k", "missing_field", "the app key is required")
+    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
+        bad("k", "invalid_value", "control characters and { } are not allowed")
+
+    etype = event.get("t")
+    if etype is None:
+        bad("t", "missing_field", "the event type is required")
+    elif isinstance(etype, str):
+        if etype not in EVENT_TYPES:
+            bad("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES)))
+        for required in REQUIRED_BY_TYPE.get(etype, ()):
+            if required not in event:
+                bad(required, "missing_field", f"required for {etype} events")
+
+    url = event.get("u")
+    if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
+        bad("u", "invalid_value", "must be an http:// or https:// URL")
+    return problems
+
+
+def usable_app_key(value: object) -> bool:
+    """True when `value` can name an app in key names (rejections are counted under it)."""
+    return isinstance(value, str) and 0 < len(value) <= STRING_FIELDS["k"] and not _FORBIDDEN_IN_APP_KEY.search(value)
+
+
+def _props_problem(value: object) -> str:
+    if not isinstance(value, dict):
+        return f"expected an object, got {_json_type(value)}"
+    if len(value) > PROPS_MAX_KEYS:
+        return f"more than {PROPS_MAX_KEYS} properties"
+    for key, item in value.items():
+        if len(key) > PROPS_MAX_KEY:
+            return f"property name longer than {PROPS_MAX_KEY} characters"
+        if isinstance(item, str):
+            if len(item) > PROPS_MAX_VALUE:
+                return f"property {key!r} longer than {PROPS_MAX_VALUE} characters"
+        elif not isinstance(item, (int, float, bool)) or item != item:  # NaN is not a value
+            return f"property {key!r} must be a string, number or boolean"
+    return ""
+
+
+def from_query(query: dict[str, str]) -> tuple[dict, list[Problem]]:
+    """An event from GET parameters: integers and `p` are decoded from their text."""
+    event: dict = {}
+    problems: list[Problem] = []
+    for name, text in query.items():
+        if name in INT_FIELDS:
+            try:
+                event[name] = int(text)
+            except ValueError:
+                problems.append(Problem(0, name, "wrong_type", "expected an integer"))
+        elif name == "p":
+            try:
+                event[name] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                problems.append(Problem(0, "p", "malformed_json", "p must be a JSON object"))
+        else:
+            event[name] = text
+    return event, problems
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,129 @@
+"""`collector serve`: the embedded Redis, the worker processes and graceful shutdown.
+
+One worker runs in this process. With `--workers N` this process only supervises: it
+starts N workers that each bind the same port with SO_REUSEPORT (the kernel spreads
+connections), restarts a worker that dies, and on SIGTERM/SIGINT stops them all —
+each finishes its in-flight requests and flushes — before stopping the embedded Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+import uvloop
+from aiohttp import web
+
+from .app import create_app
+from .embedded_redis import EmbeddedRedis
+from .settings import Settings, SettingsError, redacted_url
+
+log = logging.getLogger("collector")
+
+IN_FLIGHT_GRACE = 5.0  # seconds in-flight requests get on shutdown; the final flush follows
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings)
+    if settings.workers > 1 and settings.port == 0:
+        raise SettingsError("COLLECTOR_PORT / --port: workers sharing a port need a fixed port, not 0")
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir, settings.redis_server_bin)
+        settings = settings.replace(redis_url=embedded.start())
+    try:
+        if settings.workers == 1:
+            run_worker(settings, reuse_port=False)
+        else:
+            Supervisor(settings).run()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def run_worker(settings: Settings, reuse_port: bool = True) -> None:
+    configure_logging(settings)
+    uvloop.run(_serve(settings, reuse_port))
+
+
+async def _serve(settings: Settings, reuse_port: bool) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        handle_signals=False,
+        shutdown_timeout=IN_FLIGHT_GRACE,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=2048)
+    await site.start()
+    for address in runner.addresses:
+        host, port = address[0], address[1]
+        log.info("collector listening on http://%s:%d/ (redis %s)", host, port, redacted_url(settings.redis_url))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: no new connections, finishing in-flight requests, final flush")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+class Supervisor:
+    """Keeps N worker processes running until told to stop."""
+
+    RESTART_PAUSE = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx = multiprocessing.get_context("spawn")
+        self.workers: list[multiprocessing.Process] = []
+        self.stopping = False
+
+    def run(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        self.workers = [self._spawn() for _ in range(self.settings.workers)]
+        while not self.stopping:
+            for i, worker in enumerate(self.workers):
+                if not worker.is_alive() and not self.stopping:
+                    log.error("worker pid %s exited with %s; restarting", worker.pid, worker.exitcode)
+                    time.sleep(self.RESTART_PAUSE)
+                    self.workers[i] = self._spawn()
+            time.sleep(0.2)
+        self._shutdown()
+
+    def _spawn(self) -> multiprocessing.Process:
+        worker = self.ctx.Process(target=run_worker, args=(self.settings, True), name="collector-worker")
+        worker.start()
+        return worker
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _shutdown(self) -> None:
+        for worker in self.workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + IN_FLIGHT_GRACE + 4
+        for worker in self.workers:
+            worker.join(max(deadline - time.monotonic(), 0.1))
+            if worker.is_alive():
+                log.error("worker pid %s did not stop in time; killing it", worker.pid)
+                worker.kill()
+                worker.join()

