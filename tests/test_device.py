@@ -1,0 +1,321 @@
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import pytest
+
+from collector.device import DEVICE_CLASSES, Device, DeviceClassifier, resolver_name
+
+try:
+    from tests.ua_samples import IPADOS_DESKTOP_MODE_UA, SAMPLE_USER_AGENTS, UA_TABLE
+except ImportError:  # tests/ not importable as a package: pytest put it on sys.path
+    from ua_samples import IPADOS_DESKTOP_MODE_UA, SAMPLE_USER_AGENTS, UA_TABLE
+
+
+@pytest.fixture(scope="module")
+def clf() -> DeviceClassifier:
+    return DeviceClassifier()
+
+
+def _by_class(cls: str) -> str:
+    return next(ua for ua, c, _b, _o in UA_TABLE if c == cls)
+
+
+ANDROID_PHONE = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+ANDROID_TABLET = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
+WIN_CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+LINUX_CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+GOOGLEBOT_SMARTPHONE = (
+    "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.6367.201 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+)
+SMART_TV = "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) 76.0.3809.146/6.0 TV Safari/537.36"
+UNKNOWN = "Mozilla/5.0"
+
+
+# --------------------------------------------------------------------------- table
+
+
+def test_table_is_big_enough_and_valid():
+    assert len(UA_TABLE) >= 40
+    assert len({ua for ua, *_ in UA_TABLE}) == len(UA_TABLE), "duplicate UA in table"
+    assert {c for _, c in SAMPLE_USER_AGENTS} == set(DEVICE_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "ua,cls,browser,os_family", UA_TABLE, ids=[f"{i:02d}-{row[1]}" for i, row in enumerate(UA_TABLE)]
+)
+def test_real_user_agents(clf, ua, cls, browser, os_family):
+    d = clf.classify(ua)
+    assert d.device_class == cls, d
+    if browser is not None:
+        assert d.browser == browser, d
+    if os_family is not None:
+        assert d.os == os_family, d
+    assert d.is_bot == (cls == "bot")
+
+
+# --------------------------------------------------------------------------- resolver
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ua_parser_rs") is None, reason="ua-parser-rs not installed")
+def test_uses_native_rs_resolver(clf):
+    assert resolver_name() == "ua-parser-rs"
+    assert clf.resolver_name == "ua-parser-rs"
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_bot_name_from_token_when_ua_parser_sees_only_a_browser(clf):
+    d = clf.classify(WIN_CHROME + " (compatible; SomeNewBot/1.0; +https://example.com/bot)")
+    assert d == Device("bot", "SomeNewBot", "Windows")
+
+
+def test_lighthouse_and_empty_ua_are_bots(clf):
+    assert clf.classify(WIN_CHROME + " Chrome-Lighthouse").is_bot
+    assert clf.classify("") == Device("bot", "Other", "Other")
+    assert clf.classify("   ").is_bot
+
+
+def test_ipados_desktop_mode_needs_multi_touch(clf):
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA) == Device("pc", "Safari", "Mac OS X")
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA, touch_points=0) == Device("pc", "Safari", "Mac OS X")
+    # DevTools touch emulation reports a single touch point: still a Mac.
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA, touch_points=1).device_class == "pc"
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA, touch_points=5) == Device("tablet", "Mobile Safari", "iOS")
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA, None, 1024, 1366, 5).device_class == "tablet"
+
+
+def test_ipad_webview_in_desktop_mode_with_mobile_build_token(clf):
+    ua = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Mobile/15E148 MicroMessenger/8.0.40(0x1800282a) NetType/WIFI Language/zh_CN"
+    )
+    assert clf.classify(ua) == Device("tablet", "WeChat", "iOS")
+
+
+def test_wecom_wins_over_wechat(clf):
+    ua = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN wxwork/4.1.20 "
+        "MicroMessenger/7.0.1 Language/zh ColorScheme/Light"
+    )
+    assert clf.classify(ua) == Device("mobile", "WeCom", "iOS")
+
+
+# --------------------------------------------------------------------------- hints
+
+
+def test_no_hint_keeps_ua_classification(clf):
+    assert clf.classify(ANDROID_PHONE).device_class == "mobile"
+    assert clf.classify(ANDROID_TABLET).device_class == "tablet"
+    assert clf.classify(WIN_CHROME).device_class == "pc"
+
+
+def test_ch_mobile_1_means_mobile(clf):
+    assert clf.classify(ANDROID_TABLET, "?1").device_class == "mobile"
+    # e.g. desktop-mode / frozen desktop UA from a Chromium that serves a phone layout
+    assert clf.classify(LINUX_CHROME, "?1") == Device("mobile", "Chrome", "Linux")
+    assert clf.classify(ANDROID_PHONE, "?1").device_class == "mobile"
+    assert clf.classify(UNKNOWN, "?1").device_class == "mobile"
+    # a recognised TV / console stays "other"
+    assert clf.classify(SMART_TV, "?1").device_class == "other"
+
+
+def test_ch_mobile_0_means_not_mobile(clf):
+    # Real multi-touch: an Android tablet whose UA claims "Mobile".
+    assert clf.classify(ANDROID_PHONE, "?0", 800, 1280, 5).device_class == "tablet"
+    # No multi-touch: desktop Chromium emulating / spoofing a phone UA.
+    assert clf.classify(ANDROID_PHONE, "?0").device_class == "pc"
+    assert clf.classify(IPHONE, "?0", 390, 844, 1).device_class == "pc"
+    # Not-mobile classes are left alone.
+    assert clf.classify(ANDROID_TABLET, "?0").device_class == "tablet"
+    assert clf.classify(WIN_CHROME, "?0").device_class == "pc"
+    assert clf.classify(SMART_TV, "?0").device_class == "other"
+
+
+def test_unrecognised_hint_values_are_ignored(clf):
+    for ch in ("?2", "", "yes", "  ", "?1?0"):
+        assert clf.classify(ANDROID_TABLET, ch).device_class == "tablet"
+    assert clf.classify(ANDROID_TABLET, " ?1 ").device_class == "mobile"  # whitespace tolerated
+
+
+def test_bots_are_never_reclassified(clf):
+    for args in [("?1",), ("?0",), ("?0", 1920, 1080, 0), ("?1", 390, 844, 5), (None, 820, 1180, 5)]:
+        d = clf.classify(GOOGLEBOT_SMARTPHONE, *args)
+        assert d == Device("bot", "Googlebot", "Android"), args
+    assert clf.classify("curl/8.5.0", "?1", 390, 844, 5).device_class == "bot"
+
+
+# --------------------------------------------------------------------------- screen
+
+
+def test_screen_refines_unknown_other(clf):
+    assert clf.classify(UNKNOWN).device_class == "other"
+    assert clf.classify(UNKNOWN, None, 390, 844, 5).device_class == "mobile"
+    assert clf.classify(UNKNOWN, None, 844, 390, 0).device_class == "mobile"  # shorter side counts
+    assert clf.classify(UNKNOWN, None, 820, 1180, 5).device_class == "tablet"
+    assert clf.classify(UNKNOWN, None, 1032, 1376, 10).device_class == "tablet"
+    # 600-1099 without touch is as likely a laptop: no evidence either way.
+    assert clf.classify(UNKNOWN, None, 800, 1280, 0).device_class == "other"
+    assert clf.classify(UNKNOWN, None, 1920, 1080, 0).device_class == "other"
+    assert clf.classify(UNKNOWN, None, 0, 844, 5).device_class == "other"
+    # the hint outranks the screen
+    assert clf.classify(UNKNOWN, "?0", 390, 844, 5).device_class == "other"
+
+
+def test_android_phone_in_desktop_mode(clf):
+    # "Request desktop site": Linux desktop UA, ?0, but a multi-touch phone screen.
+    assert clf.classify(LINUX_CHROME, "?0", 412, 915, 5) == Device("mobile", "Chrome", "Linux")
+    assert clf.classify(LINUX_CHROME, None, 915, 412, 5).device_class == "mobile"
+    # Touch laptop / no touch info / tablet-sized: stays a pc.
+    assert clf.classify(LINUX_CHROME, None, 1536, 864, 10).device_class == "pc"
+    assert clf.classify(LINUX_CHROME, None, 800, 1280, 10).device_class == "pc"
+    assert clf.classify(LINUX_CHROME, None, 412, 915, 0).device_class == "pc"
+
+
+def test_screen_does_not_touch_recognised_classes(clf):
+    assert clf.classify(SMART_TV, None, 960, 540, 0).device_class == "other"
+    assert clf.classify(WIN_CHROME, None, 360, 640, 10).device_class == "pc"
+    assert clf.classify(IPHONE, None, 1920, 1080, 0).device_class == "mobile"
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_returns_same_object():
+    c = DeviceClassifier(cache_size=128)
+    a = c.classify(IPHONE, None, 390, 844, 5)
+    b = c.classify(IPHONE, None, 390, 844, 5)
+    assert a is b
+    # Screen sizes in the same bucket share the cache entry.
+    assert c.classify(IPHONE, None, 414, 896, 5) is a
+    info = c.cache_info()
+    assert info.hits == 2 and info.misses == 1
+    # Equal UA string but a different str object still hits.
+    assert c.classify("".join(IPHONE), None, 390, 844, 5) is a
+
+
+def test_cache_is_bounded():
+    c = DeviceClassifier(cache_size=4)
+    for i in range(20):
+        c.classify(f"{WIN_CHROME} build/{i}")
+    assert c.cache_info().currsize == 4
+    c.cache_clear()
+    assert c.cache_info().currsize == 0
+
+
+def test_cache_size_zero_still_classifies():
+    c = DeviceClassifier(cache_size=0)
+    assert c.classify(IPHONE).device_class == "mobile"
+
+
+# --------------------------------------------------------------------------- garbage
+
+
+GARBAGE_UAS = [
+    None,
+    "",
+    "x" * 10_000,
+    "Mozilla/5.0 " + "(" * 5000,
+    "\x00\x01\x02\r\n\t\x7f",
+    "Mozilla/5.0 (iPhone; \x00CPU iPhone OS 17_4 like Mac OS X)\r\n",
+    "Mozilla/5.0 (Linux; Android 14; 小米 14 Ultra) AppleWebKit/537.36 Mobile Safari/537.36 😀",
+    "\ud800\udfff lone surrogates \udc80",
+    "İ" * 600 + "Googlebot",
+    b"curl/8.5.0",
+    b"\xff\xfe\xfa",
+    12345,
+    ["not", "a", "string"],
+    object(),
+]
+
+
+@pytest.mark.parametrize("ua", GARBAGE_UAS, ids=range(len(GARBAGE_UAS)))
+def test_garbage_ua_never_raises(clf, ua):
+    d = clf.classify(ua)
+    assert isinstance(d, Device)
+    assert d.device_class in DEVICE_CLASSES
+    assert isinstance(d.browser, str) and isinstance(d.os, str)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, None, None, None),
+        ("?1", "390", "844", "5"),
+        (b"?1", 390.7, 844.2, 5.0),
+        (["?1"], -1, -1, -1),
+        ({"x": 1}, float("nan"), float("inf"), "many"),
+        ("?0", 10**30, 10**30, 10**30),
+        (123, object(), [], {}),
+    ],
+)
+def test_garbage_hints_and_screen_never_raise(clf, args):
+    for ua in (IPHONE, UNKNOWN, None):
+        d = clf.classify(ua, *args)
+        assert d.device_class in DEVICE_CLASSES
+
+
+def test_coerced_values_are_used(clf):
+    assert clf.classify(b"curl/8.5.0") == Device("bot", "curl", "Other")
+    assert clf.classify(UNKNOWN, "?1", "390", "844", "5").device_class == "mobile"
+    assert clf.classify(IPADOS_DESKTOP_MODE_UA, None, 1024.0, 1366.0, "5").device_class == "tablet"
+
+
+def test_none_ua_is_empty_ua(clf):
+    assert clf.classify(None) == Device("bot", "Other", "Other")
+
+
+def test_ua_is_truncated_before_parsing(clf):
+    # A bot token past the 512-char cut is not seen; the cut does not raise.
+    padded = WIN_CHROME + " " * 600 + "Googlebot/2.1"
+    assert clf.classify(padded) == clf.classify(padded[:512]) == Device("pc", "Chrome", "Windows")
+    assert clf.classify("x" * 10_000) is clf.classify("x" * 512)
+
+
+def test_device_is_frozen_and_is_bot():
+    d = Device("bot", "Googlebot", "Other")
+    assert d.is_bot and not Device("pc", "Chrome", "Windows").is_bot
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.device_class = "pc"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+def _use_resolver(monkeypatch, resolver, domain, name):
+    import collector.device as dev
+
+    monkeypatch.setattr(dev, "_resolver", resolver)
+    monkeypatch.setattr(dev, "_domain_all", domain)
+    monkeypatch.setattr(dev, "RESOLVER_NAME", name)
+
+
+def test_falls_back_to_pure_python_resolver_without_rs(monkeypatch):
+    import sys
+
+    import collector.device as dev
+
+    monkeypatch.setitem(sys.modules, "ua_parser_rs", None)  # makes `import ua_parser_rs` fail
+    resolver, domain, name = dev._build_resolver()
+    assert name in ("re2", "basic") and resolver is not None
+    expected = {ua: DeviceClassifier().classify(ua) for ua, *_ in UA_TABLE[::6]}
+    _use_resolver(monkeypatch, resolver, domain, name)
+    c = DeviceClassifier()
+    assert c.resolver_name == name
+    for ua, want in expected.items():
+        assert c.classify(ua) == want
+
+
+def test_token_rules_only_without_ua_parser(monkeypatch):
+    _use_resolver(monkeypatch, None, None, "none")
+    c = DeviceClassifier()
+    assert c.classify(IPHONE) == Device("mobile", "Other", "iOS")
+    assert c.classify(ANDROID_TABLET) == Device("tablet", "Other", "Android")
+    assert c.classify(WIN_CHROME) == Device("pc", "Other", "Windows")
+    assert c.classify("curl/8.5.0") == Device("bot", "curl", "Other")
+    assert c.classify(GOOGLEBOT_SMARTPHONE).device_class == "bot"
