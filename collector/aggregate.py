@@ -25,7 +25,7 @@ class Snapshot:
     # (app, minute, type, device, region, page, page_code, referrer, visit_flag)
     #   -> [events, engaged_ms, scroll_sum, scroll_count]
     cube: dict[tuple, list[int]] = field(default_factory=dict)
-    # (app, minute, device, region, visitor_hash)
+    # (app, minute, device, region, visitor key under the day's salt, under the month's)
     visitors: set[tuple] = field(default_factory=set)
     # (app, minute, first_party_visitor_id)
     first_party: set[tuple] = field(default_factory=set)
@@ -49,6 +49,7 @@ class Aggregator:
         device: Device,
         region: Region,
         visitor: bytes,
+        month_visitor: bytes,
         page: str = "",
         page_code: str = "",
         referrer: str = "",
@@ -70,7 +71,7 @@ class Aggregator:
             sums[3] += 1
         snap.events += 1
         if not device.is_bot:
-            snap.visitors.add((app, minute, device.device_class, region, visitor))
+            snap.visitors.add((app, minute, device.device_class, region, visitor, month_visitor))
             if first_party_id:
                 snap.first_party.add((app, minute, first_party_id))
 

@@ -57,11 +57,8 @@ class Calendar:
             start.strftime(_DISPLAY_FORMAT[granularity]),
         )
 
-    def day_id(self, epoch: float) -> str:
-        return datetime.fromtimestamp(epoch, self.tz).strftime(_ID_FORMAT["day"])
-
-    def day_start(self, day_id: str) -> int:
-        return int(datetime.strptime(day_id, _ID_FORMAT["day"]).replace(tzinfo=self.tz).timestamp())
+    def local(self, epoch: float) -> datetime:
+        return datetime.fromtimestamp(epoch, self.tz)
 
     def span(self, granularity: str, start: datetime, end: datetime) -> list[Bucket]:
         """Every bucket of `granularity` from the one holding `start` to the one holding `end`."""

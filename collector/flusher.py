@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from . import keys
 from .aggregate import Aggregator
+from .periodic import Periodic
 from .rollup import RollupBuilder, SlotWrites
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,46 @@ return 1
 """
 
 
-def encode_slot(writes: SlotWrites, writer: str, seq: int) -> tuple[list[str], list]:
-    """KEYS and ARGV of one APPLY_FLUSH_LUA call."""
-    script_keys = [keys.flush_sequence(writes.tag, writer)]
-    args: list = [seq, keys.SEQ_MARKER_TTL]
+# Arguments per script call. A slot's writes are split into calls of about this size so
+# no single call builds a huge request or blocks Redis for long.
+CALL_ARGS = 20_000
+# Calls of one flush are numbered flush_seq * PARTS + part: still increasing per slot.
+PARTS = 100_000
+
+
+def encode_calls(writes: SlotWrites, writer: str, seq: int) -> list[tuple[list[str], list]]:
+    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order."""
+    marker = keys.flush_sequence(writes.tag, writer)
+    calls: list[tuple[list[str], list]] = []
+    script_keys: list[str] = []
+    args: list = []
+
+    def close_call() -> None:
+        nonlocal script_keys, args
+        if script_keys:
+            calls.append(([marker, *script_keys], [seq * PARTS + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
+        script_keys, args = [], []
+
+    def add(key: str, kind: str, items: list, width: int) -> None:
+        # A key whose items overflow a call continues in the next one.
+        step = max(CALL_ARGS // width, 1)
+        for start in range(0, len(items), step):
+            part = items[start : start + step]
+            if len(args) + len(part) * width > CALL_ARGS:
+                close_call()
+            script_keys.append(key)
+            args.extend((kind, writes.expire_at.get(key, 0), len(part)))
+            for item in part:
+                args.extend(item) if width == 2 else args.append(item)
+
     for key, fields in writes.hashes.items():
-        script_keys.append(key)
-        args += ["h", writes.expire_at.get(key, 0), len(fields)]
-        for name, amount in fields.items():
-            args += [name, amount]
+        add(key, "h", list(fields.items()), 2)
     for key, members in writes.hlls.items():
-        script_keys.append(key)
-        args += ["p", writes.expire_at.get(key, 0), len(members)]
-        args += members
-    return script_keys, args
+        add(key, "p", list(members), 1)
+    close_call()
+    if len(calls) >= PARTS:
+        raise ValueError("flush too large to number its calls")
+    return calls
 
 
 @dataclass(slots=True)
@@ -109,22 +136,18 @@ class Flusher:
         self._seq = 0
         self._sha: str | None = None
         self._known_apps: set[str] = set()
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic("flusher", self._tick, interval)
+        self._backoff = interval
         self._lock = asyncio.Lock()
 
     # ---- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="flusher")
+        self._loop.start()
 
     async def close(self, deadline: float = 5.0) -> None:
         """Stop the timer, then flush what is left, retrying until `deadline` seconds pass."""
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.close()
         give_up = time.monotonic() + deadline
         while not await self.flush() and time.monotonic() < give_up:
             await asyncio.sleep(0.2)
@@ -132,13 +155,11 @@ class Flusher:
             lost = sum(b.events for b in self.pending)
             log.error("shutdown with %d flushes (%d events) not applied: Redis unreachable", len(self.pending), lost)
 
-    async def _run(self) -> None:
-        backoff = self.interval
-        while True:
-            await asyncio.sleep(backoff)
-            ok = await self.flush()
-            # Back off while Redis fails, up to 30 s; the next flush carries everything.
-            backoff = self.interval if ok else min(max(backoff * 2, self.interval), 30.0)
+    async def _tick(self) -> float:
+        ok = await self.flush()
+        # Back off while Redis fails, up to 30 s; the next flush carries everything.
+        self._backoff = self.interval if ok else min(self._backoff * 2, 30.0)
+        return self._backoff
 
     # ---- flushing -----------------------------------------------------------------
 
@@ -176,8 +197,8 @@ class Flusher:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
         pipe = self.redis.pipeline(transaction=False)
         for writes in batch.slots:
-            script_keys, args = encode_slot(writes, self.writer, batch.seq)
-            pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
+            for script_keys, args in encode_calls(writes, self.writer, batch.seq):
+                pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
         new_apps = batch.apps - self._known_apps
         if new_apps:
             pipe.sadd(keys.APPS, *new_apps)

@@ -130,8 +130,9 @@ class Ingest:
             when = ts / 1000
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        day = self.calendar.buckets_of_minute(minute)[2].id
-        visitor = self.hasher.visitor(day, app, ip, ua)
+        _, _, day, month = self.calendar.buckets_of_minute(minute)
+        visitor = self.hasher.visitor(day.id, app, ip, ua)
+        month_visitor = self.hasher.visitor(month.id, app, ip, ua)
         vid = ev.get("vid", "")
         if etype == "pageview":
             url = ev["u"]
@@ -143,7 +144,7 @@ class Ingest:
             else:
                 flag = self.visits.visit_flag(visitor, when)
             self.aggregator.count(
-                app, minute, etype, device, region, visitor,
+                app, minute, etype, device, region, visitor, month_visitor,
                 page=url.split("#", 1)[0],
                 page_code=ev.get("pc", ""),
                 referrer=referrer_value(ev.get("r", ""), url),
@@ -152,11 +153,11 @@ class Ingest:
             )
         elif etype == "engagement":
             self.aggregator.count(
-                app, minute, etype, device, region, visitor,
+                app, minute, etype, device, region, visitor, month_visitor,
                 engaged_ms=ev["et"], scroll=ev.get("sd", -1), first_party_id=vid,
             )
         else:
-            self.aggregator.count(app, minute, etype, device, region, visitor, first_party_id=vid)
+            self.aggregator.count(app, minute, etype, device, region, visitor, month_visitor, first_party_id=vid)
 
     # ---- answers ------------------------------------------------------------------
 

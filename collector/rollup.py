@@ -63,11 +63,12 @@ class RollupBuilder:
             for bucket in self.calendar.buckets_of_minute(minute):
                 w = self._slot(slots, app, bucket)
                 self._count_cell(w, app, bucket, etype, device, region, page, page_code, referrer, visit_flag, sums)
-        for app, minute, device_class, region, visitor in snap.visitors:
+        for app, minute, device_class, region, day_visitor, month_visitor in snap.visitors:
             country, province, city = self._regions(region)
             for bucket in self.calendar.buckets_of_minute(minute):
                 w = self._slot(slots, app, bucket)
                 g, b = bucket.granularity, bucket.id
+                visitor = month_visitor if g == "month" else day_visitor
                 self._add(w, bucket, keys.visitors(app, g, b), visitor)
                 self._add(w, bucket, keys.dimension_visitors(app, g, b, "device", device_class), visitor)
                 self._add(w, bucket, keys.dimension_visitors(app, g, b, "country", country), visitor)

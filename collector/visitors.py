@@ -1,13 +1,16 @@
 """Who a hit belongs to: the salted visitor hash and, for bare pixels, visit inference.
 
 The standard counts UV from source IP + device information. We never store either:
-the visitor key is BLAKE2b keyed with a random per-day salt that all replicas share
-through Redis (SET NX) and that Redis deletes 48 h after the day starts.
+the visitor key is BLAKE2b keyed with a random salt that all replicas share through
+Redis (SET NX). Minute, hour and day HyperLogLogs use the day's salt, which Redis
+deletes 48 h after the day starts. A daily key changes every day, so a month HLL fed
+with it would count a returning visitor once per day; the month HLL therefore gets a
+key salted per month, deleted 48 h after the month ends. HLLs keep only registers,
+never the hashed elements, so neither salt lets anyone list who visited.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -19,6 +22,7 @@ from redis.exceptions import RedisError
 from . import keys
 from .aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
 from .buckets import Calendar
+from .periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +32,31 @@ class VisitorHasher:
         self._salts: dict[str, bytes] = {}
         self._local_fallback: set[str] = set()
 
-    def set_salt(self, day_id: str, salt: bytes) -> None:
-        self._salts[day_id] = salt[:64]  # BLAKE2b keys are at most 64 bytes
-        self._local_fallback.discard(day_id)
+    def set_salt(self, period: str, salt: bytes) -> None:
+        self._salts[period] = salt[:64]  # BLAKE2b keys are at most 64 bytes
+        self._local_fallback.discard(period)
 
-    def has_salt(self, day_id: str) -> bool:
-        return day_id in self._salts and day_id not in self._local_fallback
-
-    def visitor(self, day_id: str, app: str, ip: str, ua: str) -> bytes:
-        salt = self._salts.get(day_id)
+    def visitor(self, period: str, app: str, ip: str, ua: str) -> bytes:
+        """The visitor key under the salt of `period` (a day id or a month id)."""
+        salt = self._salts.get(period)
         if salt is None:
-            # Redis has not given us this day's salt (unreachable at start). Hash with a
-            # process-local one rather than drop the hit; UV may then over-count across
+            # Redis has not given us this period's salt (unreachable at start). Hash with
+            # a process-local one rather than drop the hit; UV may then over-count across
             # replicas for the hits hashed before the shared salt arrives.
-            salt = self._salts[day_id] = os.urandom(32)
-            self._local_fallback.add(day_id)
-            log.warning("no shared visitor salt for %s yet: using a local one", day_id)
+            salt = self._salts[period] = os.urandom(32)
+            self._local_fallback.add(period)
+            log.warning("no shared visitor salt for %s yet: using a local one", period)
         return blake2b(f"{app}\0{ip}\0{ua}".encode("utf-8", "replace"), key=salt, digest_size=8).digest()
 
-    def forget_before(self, day_id: str) -> None:
-        for day in [d for d in self._salts if d < day_id]:
-            del self._salts[day]
-            self._local_fallback.discard(day)
+    def retain(self, periods: set[str]) -> None:
+        """Forget the salts of every other period (those days and months are over)."""
+        for period in [p for p in self._salts if p not in periods]:
+            del self._salts[period]
+            self._local_fallback.discard(period)
 
 
 class SaltKeeper:
-    """Makes sure yesterday's, today's and tomorrow's salts exist and are loaded."""
+    """Makes sure the salts of yesterday, today, tomorrow and of the months around exist."""
 
     REFRESH_SECONDS = 600
 
@@ -62,41 +65,40 @@ class SaltKeeper:
         self.hasher = hasher
         self.calendar = calendar
         self.clock = clock
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic("salt-keeper", self._tick, self.REFRESH_SECONDS)
 
     async def refresh(self) -> bool:
         now = self.clock()
-        days = [self.calendar.day_id(now + offset * 86400) for offset in (-1, 0, 1)]
+        wanted: dict[str, int] = {}  # period -> when its salt is deleted
+        for offset in (-1, 0, 1):
+            day = self.calendar.bucket_at("day", self.calendar.local(now + offset * 86400))
+            wanted[day.id] = day.start + keys.SALT_LIFETIME
+            # yesterday's, this and tomorrow's month: late events and the turn of a month
+            month = self.calendar.bucket_at("month", self.calendar.local(now + offset * 86400))
+            wanted[month.id] = month.end + keys.SALT_LIFETIME
         try:
-            for day in days:
-                key = keys.salt(day)
-                expire_at = self.calendar.day_start(day) + keys.SALT_LIFETIME
+            for period, expire_at in wanted.items():
+                key = keys.salt(period)
                 # NX: the first replica to get here picks the salt; all others read it.
                 await self.redis.set(key, os.urandom(32), nx=True, exat=max(expire_at, int(now) + 60))
                 salt = await self.redis.get(key)
                 if salt:
-                    self.hasher.set_salt(day, salt)
+                    self.hasher.set_salt(period, salt)
         except (RedisError, OSError) as exc:
             log.warning("could not load visitor salts: %s", exc)
             return False
-        self.hasher.forget_before(days[0])
+        self.hasher.retain(set(wanted))
         return True
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="salt-keeper")
+        """Refresh every 10 minutes (every 5 s while Redis fails); the caller did the first."""
+        self._loop.start()
 
-    async def _run(self) -> None:
-        while True:
-            ok = await self.refresh()
-            await asyncio.sleep(self.REFRESH_SECONDS if ok else 5)
+    async def _tick(self) -> float:
+        return self.REFRESH_SECONDS if await self.refresh() else 5.0
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.close()
 
 
 class VisitTracker:

@@ -1,0 +1,36 @@
+"""X-Forwarded-For is believed only from trusted proxies, walked right to left."""
+
+from collector.clientip import ClientIPResolver
+
+PROXIES = ClientIPResolver(["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"])
+
+
+def test_untrusted_peer_header_is_ignored():
+    assert PROXIES.client_ip("203.0.113.9", "1.2.3.4") == "203.0.113.9"
+
+
+def test_no_trusted_proxies_configured_means_peer_always():
+    assert ClientIPResolver([]).client_ip("127.0.0.1", "1.2.3.4") == "127.0.0.1"
+
+
+def test_trusted_peer_gives_the_rightmost_untrusted_hop():
+    # The client forged "6.6.6.6"; our proxies appended the real address 1.2.3.4.
+    assert PROXIES.client_ip("10.1.1.1", "6.6.6.6, 1.2.3.4, 10.2.2.2") == "1.2.3.4"
+
+
+def test_all_hops_trusted_gives_the_leftmost():
+    assert PROXIES.client_ip("10.1.1.1", "10.9.9.9, 10.2.2.2") == "10.9.9.9"
+
+
+def test_garbage_hop_stops_the_walk_at_the_last_believable_address():
+    assert PROXIES.client_ip("10.1.1.1", "1.2.3.4, not-an-ip") == "10.1.1.1"
+    assert PROXIES.client_ip("10.1.1.1", "") == "10.1.1.1"
+
+
+def test_ipv6_and_mapped_ipv4_peers():
+    assert PROXIES.client_ip("fd00::1", "2001:db8::5") == "2001:db8::5"
+    assert PROXIES.client_ip("::ffff:127.0.0.1", "1.2.3.4") == "1.2.3.4"
+
+
+def test_missing_peer():
+    assert PROXIES.client_ip(None, "1.2.3.4") == ""

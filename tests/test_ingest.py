@@ -1,0 +1,342 @@
+"""/c end to end in-process: the real app, real Redis, the real flusher, the read API."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from collector.appkeys import FLUSHER, INGEST
+
+DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def pv(app="app1", url="https://www.example.edu/course/1", **extra):
+    return {"k": app, "t": "pageview", "u": url, **extra}
+
+
+async def flush(client):
+    assert await client.server.app[FLUSHER].flush()
+
+
+async def stats(client, app="app1", **params):
+    resp = await client.get("/api/stats", params={"app": app, **params})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def headers(ua=DESKTOP, ip=None):
+    out = {"User-Agent": ua}
+    if ip:
+        out["X-Forwarded-For"] = ip
+    return out
+
+
+# ---- answers ----------------------------------------------------------------------------
+
+
+async def test_pixel_get_answers_204_and_gif_on_request(collector_client):
+    client = await collector_client()
+    resp = await client.get("/c", params=pv(), headers=headers())
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.get("/c", params={**pv(), "img": "1"}, headers=headers())
+    assert resp.status == 200 and resp.content_type == "image/gif"
+    assert (await resp.read()).startswith(b"GIF89a")
+    await flush(client)
+    assert (await stats(client))["totals"]["pv"] == 2
+
+
+async def test_post_accepts_text_plain_and_json(collector_client):
+    client = await collector_client()
+    for content_type in ("text/plain;charset=UTF-8", "application/json", None):
+        h = headers()
+        if content_type:
+            h["Content-Type"] = content_type
+        resp = await client.post("/c", data=orjson.dumps([pv(), pv()]), headers=h)
+        assert resp.status == 204
+    resp = await client.post("/c", data=orjson.dumps(pv()), headers=headers())  # a single object
+    assert resp.status == 204
+    await flush(client)
+    assert (await stats(client))["totals"]["pv"] == 7
+
+
+async def test_preflight_is_answered(collector_client):
+    client = await collector_client()
+    resp = await client.options("/c", headers={"Origin": "https://a.edu", "Access-Control-Request-Method": "POST"})
+    assert resp.status == 204
+    assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+
+
+async def test_partial_batch_counts_the_valid_events_and_names_each_problem(collector_client):
+    client = await collector_client()
+    batch = [pv(), {"k": "app1", "t": "pageview", "u": 7}, pv(), {"k": "app1", "t": "teleport"}, "junk", pv(sw=-5)]
+    resp = await client.post("/c", data=orjson.dumps(batch), headers=headers())
+    assert resp.status == 400
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    body = await resp.json()
+    assert body["accepted"] == 2 and body["rejected"] == 4
+    assert [(e["event"], e["field"], e["reason"]) for e in body["errors"]] == [
+        (1, "u", "wrong_type"),
+        (3, "t", "invalid_value"),
+        (4, None, "not_an_object"),
+        (5, "sw", "out_of_range"),
+    ]
+    await flush(client)
+    app_stats = (await stats(client))["totals"]
+    assert app_stats["pv"] == 2
+    assert app_stats["rejected"] == {"wrong_type:u": 1, "invalid_value:t": 1, "out_of_range:sw": 1}
+    # the non-object had no app key to count it under
+    assert (await stats(client, app="(unknown)"))["totals"]["rejected"] == {"not_an_object": 1}
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [(b"{not json", "malformed_json"), (b"", "empty_batch"), (b"[]", "empty_batch"), (b"\xff\xfe", "malformed_json")],
+)
+async def test_unreadable_bodies_are_400_and_counted(collector_client, body, reason):
+    client = await collector_client()
+    resp = await client.post("/c", data=body, headers=headers())
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["reason"] == reason
+    await flush(client)
+    assert (await stats(client, app="(unknown)"))["totals"]["rejected"] == {reason: 1}
+
+
+async def test_body_over_16kb_is_413(collector_client):
+    client = await collector_client()
+    big = orjson.dumps([pv(url="https://e.edu/" + "x" * 2000)] * 8)
+    assert len(big) > 16384
+    resp = await client.post("/c", data=big, headers=headers())
+    assert resp.status == 413
+    assert (await resp.json())["errors"][0]["reason"] == "body_too_large"
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    await flush(client)
+    assert (await stats(client, app="(unknown)"))["totals"]["rejected"] == {"body_too_large": 1}
+
+
+async def test_batch_over_the_cap_keeps_the_first_events(collector_client):
+    client = await collector_client(max_batch_events=5)
+    resp = await client.post("/c", data=orjson.dumps([pv()] * 8), headers=headers())
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["accepted"] == 5 and body["rejected"] == 3
+    assert {e["reason"] for e in body["errors"]} == {"batch_too_large"}
+    await flush(client)
+    totals = (await stats(client))["totals"]
+    assert totals["pv"] == 5 and totals["rejected"] == {"batch_too_large": 3}
+
+
+async def test_garbage_never_gets_a_5xx(collector_client):
+    client = await collector_client()
+    bodies = [b"null", b"1", b'"x"', b"[null]", b"[[]]", b'{"k": {"a": 1}}', b'[{"k": "a", "t": "pageview", "u": "https://e/", "p": {"a": NaN}}]',
+              b'{"k": "a", "t": "pageview", "u": "https://e/", "ts": 1e400}', b"\x00" * 100, "🙂".encode() * 10,
+              b'{"k": "a", "t": "engagement", "et": 99999999999999999999999}', b'[' * 5000]
+    for body in bodies:
+        resp = await client.post("/c", data=body, headers=headers())
+        assert resp.status < 500, (body, resp.status, await resp.text())
+    for query in ({"k": "a"}, {"t": "pageview"}, {"k": "a", "t": "pageview", "u": "https://e/", "sw": "NaN"},
+                  {"k": "a", "t": "pageview", "u": "https://e/", "p": "[1"}, {"k": "a" * 1000}):
+        resp = await client.get("/c", params=query, headers=headers())
+        assert resp.status < 500, (query, resp.status)
+    await flush(client)
+
+
+# ---- counting ---------------------------------------------------------------------------
+
+
+async def test_n_hits_give_exactly_n_page_views(collector_client):
+    client = await collector_client()
+    sent = 0
+    for i in range(40):
+        resp = await client.post("/c", data=orjson.dumps([pv(url=f"https://e.edu/p{i % 7}")] * 25), headers=headers(ip=f"100.64.0.{i}"))
+        assert resp.status == 204
+        sent += 25
+    for i in range(137):
+        resp = await client.get("/c", params=pv(), headers=headers(ua=IPHONE))
+        assert resp.status == 204
+        sent += 1
+    await flush(client)
+    result = await stats(client, breakdown="page,device")
+    assert result["totals"]["pv"] == sent == 1137
+    assert sum(row["pv"] for row in result["breakdowns"]["page"]) == sent
+    assert {row["value"]: row["pv"] for row in result["breakdowns"]["device"]} == {"pc": 1000, "mobile": 137}
+
+
+async def test_bots_are_counted_aside(collector_client):
+    client = await collector_client()
+    for _ in range(3):
+        await client.get("/c", params=pv(), headers=headers(ua=GOOGLEBOT))
+    await client.get("/c", params=pv(), headers=headers(ua="HeadlessChrome/120.0 Mozilla/5.0"))
+    await client.get("/c", params=pv(), headers=headers())
+    await flush(client)
+    result = await stats(client, breakdown="bot,device")
+    totals = result["totals"]
+    assert totals["pv"] == 1 and totals["uv"] == 1 and totals["visits"] == 1
+    assert totals["bot_pv"] == 4
+    assert {row["value"] for row in result["breakdowns"]["device"]} == {"pc"}
+    assert sum(row["pv"] for row in result["breakdowns"]["bot"]) == 4
+
+
+async def test_region_and_device_breakdowns(collector_client, test_networks):
+    client = await collector_client()
+    hangzhou = next(n for n in test_networks if n[3] == "330100")
+    ip = hangzhou[0].split("/")[0].rsplit(".", 1)[0] + ".7"
+    await client.get("/c", params=pv(), headers=headers(ua=IPHONE, ip=ip))
+    await flush(client)
+    result = await stats(client, breakdown="region,device")
+    city = result["breakdowns"]["region"]["city"]
+    assert [(r["value"], r["province_name"], r["city_name"], r["pv"], r["uv"]) for r in city] == [
+        ("CN/330000/330100", "浙江省", "杭州市", 1, 1)
+    ]
+    assert result["breakdowns"]["device"] == [{"value": "mobile", "pv": 1, "uv": 1}]
+
+
+async def test_untrusted_forwarded_for_is_ignored(collector_client, test_networks):
+    client = await collector_client(trusted_proxies=())
+    ip = test_networks[0][0].split("/")[0]
+    await client.get("/c", params=pv(), headers=headers(ip=ip))
+    await flush(client)
+    country = (await stats(client, breakdown="region"))["breakdowns"]["region"]["country"]
+    assert [r["value"] for r in country] == ["(unknown)"]
+
+
+async def test_visits_bounces_and_engagement(collector_client):
+    client = await collector_client()
+    # visitor A: a two-page visit with 12 s of engagement; B: a bounce with 3 s.
+    a, b = headers(ip="100.64.1.1"), headers(ip="100.64.1.2")
+    await client.post("/c", data=orjson.dumps([pv(sn=1), {"k": "app1", "t": "engagement", "et": 5000, "sd": 40}]), headers=a)
+    await client.post("/c", data=orjson.dumps([pv(sn=2), {"k": "app1", "t": "engagement", "et": 7000, "sd": 80}]), headers=a)
+    await client.post("/c", data=orjson.dumps([pv(sn=1), {"k": "app1", "t": "engagement", "et": 3000}]), headers=b)
+    await flush(client)
+    t = (await stats(client))["totals"]
+    assert (t["pv"], t["uv"], t["visits"], t["bounces"], t["bounce_rate"]) == (3, 2, 2, 1, 0.5)
+    assert t["engaged_ms"] == 15000 and t["avg_engaged_ms_per_visit"] == 7500.0
+    assert t["avg_scroll_depth"] == 60.0
+    assert t["pv_per_100_visitors"] == 150.0 and t["pages_per_visitor"] == 1.5
+
+
+async def test_pixels_without_session_ordinal_infer_visits(collector_client):
+    client = await collector_client()
+    for _ in range(3):
+        await client.get("/c", params=pv(), headers=headers(ip="100.64.2.1"))
+    await client.get("/c", params=pv(), headers=headers(ip="100.64.2.2"))
+    await flush(client)
+    t = (await stats(client))["totals"]
+    assert (t["visits"], t["bounces"]) == (2, 1)
+
+
+async def test_first_party_ids_are_their_own_uv(collector_client):
+    client = await collector_client()
+    for vid in ("v1", "v2", "v3", "v1"):
+        await client.post("/c", data=orjson.dumps(pv(vid=vid)), headers=headers())
+    await flush(client)
+    t = (await stats(client))["totals"]
+    assert t["uv"] == 1 and t["uv_first_party"] == 3
+
+
+async def test_other_event_types_are_counted_by_type(collector_client):
+    client = await collector_client()
+    batch = [{"k": "app1", "t": "click", "n": "buy"}, {"k": "app1", "t": "click"}, {"k": "app1", "t": "media", "n": "play"}]
+    assert (await client.post("/c", data=orjson.dumps(batch), headers=headers())).status == 204
+    await flush(client)
+    assert (await stats(client))["totals"]["events"] == {"click": 2, "media": 1}
+
+
+async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_client, rds):
+    client = await collector_client()
+    ingest = client.server.app[INGEST]
+    now = ingest.clock()
+    from collector.geo import UNKNOWN_REGION
+
+    # Straight into the per-event path (the HTTP layer is covered above): 10^5 distinct
+    # (IP, UA) pairs, each with two page views.
+    n = 100_000
+    for i in range(n):
+        ip = f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
+        for _ in range(2):
+            ingest._count(pv(vid=f"v{i}"), ip, DESKTOP, None, UNKNOWN_REGION, now)
+    await flush(client)
+    t = (await stats(client))["totals"]
+    assert t["pv"] == 2 * n
+    assert abs(t["uv"] - n) / n < 0.01, t["uv"]
+    assert abs(t["uv_first_party"] - n) / n < 0.01, t["uv_first_party"]
+
+
+async def test_raw_ip_and_user_agent_are_never_stored(collector_client, rds):
+    client = await collector_client()
+    ua = "Mozilla/5.0 (X11; Linux x86_64) UniqueMarkerBrowser/9.9"
+    await client.get("/c", params=pv(), headers=headers(ua=ua, ip="100.77.88.99"))
+    await flush(client)
+    for key in rds.scan_iter(count=1000):
+        dump = key + (rds.dump(key) or b"")
+        assert b"100.77.88.99" not in dump and b"UniqueMarker" not in dump, key
+
+
+async def test_salts_are_shared_and_deleted_48h_after_their_period(collector_client, rds):
+    client = await collector_client()
+    salts = {k.decode().rsplit(":", 1)[1]: rds.ttl(k) for k in rds.scan_iter("eb:salt:*")}
+    days = {p: ttl for p, ttl in salts.items() if len(p) == 8}
+    months = {p: ttl for p, ttl in salts.items() if len(p) == 6}
+    assert len(days) == 3 and 1 <= len(months) <= 2  # yesterday, today, tomorrow and their months
+    assert all(0 < ttl <= 72 * 3600 for ttl in days.values())  # tomorrow's: 48 h after it starts
+    assert sorted(days.values())[1] <= 48 * 3600  # today's
+    assert all(0 < ttl <= 33 * 86400 for ttl in months.values())
+    # a second instance on the same Redis uses the same salts: same visitor, UV 1
+    other = await collector_client()
+    await client.get("/c", params=pv(), headers=headers(ip="100.64.9.9"))
+    await other.get("/c", params=pv(), headers=headers(ip="100.64.9.9"))
+    await flush(client)
+    await flush(other)
+    assert (await stats(client))["totals"]["uv"] == 1
+    assert (await stats(client, granularity="month"))["totals"]["uv"] == 1
+
+
+# ---- read API and health ----------------------------------------------------------------
+
+
+async def test_stats_rejects_bad_queries(collector_client):
+    client = await collector_client()
+    for params, needle in (
+        ({}, "app is required"),
+        ({"app": "a", "granularity": "week"}, "granularity"),
+        ({"app": "a", "from": "yesterday"}, "from/to"),
+        ({"app": "a", "from": "2026-02-02", "to": "2026-02-01"}, "before"),
+        ({"app": "a", "granularity": "minute", "from": "2026-01-01", "to": "2026-03-01"}, "more than"),
+        ({"app": "a", "breakdown": "planet"}, "unknown breakdown"),
+    ):
+        resp = await client.get("/api/stats", params=params)
+        assert resp.status == 400
+        assert needle in (await resp.json())["error"]
+
+
+async def test_api_token_guards_the_read_api(collector_client):
+    client = await collector_client(api_token="s3cret")
+    assert (await client.get("/api/stats", params={"app": "a"})).status == 401
+    resp = await client.get("/api/stats", params={"app": "a"}, headers={"Authorization": "Bearer s3cret"})
+    assert resp.status == 200
+    assert (await client.get("/c", params=pv())).status == 204  # hits need no token
+
+
+async def test_apps_are_listed(collector_client):
+    client = await collector_client()
+    await client.get("/c", params=pv(app="alpha"), headers=headers())
+    await client.get("/c", params=pv(app="beta"), headers=headers())
+    await flush(client)
+    assert (await (await client.get("/api/apps")).json())["apps"] == ["alpha", "beta"]
+
+
+async def test_health_and_readiness(collector_client, redis_server):
+    client = await collector_client()
+    assert (await client.get("/healthz")).status == 200
+    resp = await client.get("/readyz")
+    assert resp.status == 200 and (await resp.json())["redis"] == "ok"
+    unreachable = await collector_client(redis_url="redis://127.0.0.1:1/0")
+    resp = await unreachable.get("/readyz")
+    assert resp.status == 503 and "unreachable" in (await resp.json())["redis"]
+    # ... and it still takes hits while Redis is away
+    assert (await unreachable.get("/c", params=pv(), headers=headers())).status == 204
