@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install what the tests need (system packages when missing, Python and npm deps) and run
+# the whole suite: unit, real Redis, real collector processes, real headless Chromium.
+# Extra arguments go to pytest, e.g. ./test.sh -m "not browser" -x
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/install-system-deps.sh
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+(cd beacon_js && npm ci --no-audit --no-fund --loglevel=error)
+exec .venv/bin/python -m pytest "$@"
