@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import AsyncIterator, Callable
 
 import orjson
@@ -19,27 +20,35 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from .aggregate import Aggregator
-from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, REDIS, SETTINGS
+from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
 from .beacon_routes import add_beacon_routes
 from .buckets import Calendar
 from .device import DeviceClassifier
 from .flusher import Flusher
 from .geo import GeoResolver
 from .ingest import Ingest
+from .journal import Journal
+from .periodic import Periodic
 from .rollup import RollupBuilder
 from .settings import Settings, SettingsError, redacted_url, resolve_path
-from .stats import StatsAPI, StatsReader
+from .stats import StatsAPI, StatsReader, authorized
 from .visitors import SaltKeeper, VisitorHasher
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time, worker: int = 0) -> web.Application:
+    """`worker` numbers the processes sharing one data dir: each has its own journal."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[CALENDAR] = Calendar(settings.timezone)
     app[AGGREGATOR] = Aggregator()
+    app[JOURNAL] = (
+        Journal(Path(settings.data_dir) / "journal" / f"w{worker}", settings.journal_fsync, settings.journal_max_bytes)
+        if settings.journal
+        else None
+    )
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
@@ -51,6 +60,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/stats", lambda r: _stats_api(r).stats(r))
     app.router.add_get("/api/apps", lambda r: _stats_api(r).apps(r))
+    app.router.add_get("/api/collector", collector_metrics)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
     return app
 
@@ -65,7 +75,9 @@ def _stats_api(request: web.Request) -> StatsAPI:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+    # Short timeouts: a hung Redis must not hold a flush (or shutdown) for long; a failed
+    # flush is simply retried, and the journal keeps its events meanwhile.
+    client = aioredis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
     app[REDIS] = client
     for attempt in range(10):
         try:
@@ -94,6 +106,7 @@ async def enrichment_ctx(app: web.Application) -> AsyncIterator[None]:
         VisitorHasher(),
         app[CALENDAR],
         app[CLOCK],
+        app[JOURNAL],
     )
     yield
     if geo:
@@ -106,12 +119,28 @@ async def counting_ctx(app: web.Application) -> AsyncIterator[None]:
     await salts.refresh()  # before the first hit, so every replica hashes with the shared salt
     salts.start()
     ttls = {"minute": settings.ttl_minute, "hour": settings.ttl_hour, "day": settings.ttl_day, "month": settings.ttl_month}
-    flusher = Flusher(app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval)
+    journal = app[JOURNAL]
+    flusher = Flusher(app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, journal)
     app[FLUSHER] = flusher
+    flusher.recover()  # what a crashed or cut-off earlier run left in the journal goes first
     flusher.start()
+    syncer = None
+    if journal and settings.journal_fsync == "everysec":
+        loop = asyncio.get_running_loop()
+
+        async def sync_journal() -> float:
+            await loop.run_in_executor(None, journal.sync)
+            return 1.0
+
+        syncer = Periodic("journal-fsync", sync_journal, 1.0)
+        syncer.start()
     yield
     await salts.close()
     await flusher.close()
+    if syncer:
+        await syncer.close()
+    if journal:
+        journal.close()
 
 
 def open_geo(settings: Settings) -> GeoResolver | None:
@@ -136,20 +165,42 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Redis answers; the body shows the flush backlog either way."""
-    flusher = request.app[FLUSHER]
-    body = {
-        "redis": "ok",
-        "pending_flushes": len(flusher.pending),
-        "pending_events": request.app[AGGREGATOR].pending_events + sum(b.events for b in flusher.pending),
-        "last_flush": flusher.stats.last_success or None,
-        "flush_failures": flusher.stats.failures,
-    }
-    status = 200
+    """Ready while hits can be stored durably: Redis answers, or the journal has room.
+
+    With the journal on, a Redis outage does not make the collector unready (it keeps
+    taking hits and catches up later); a full journal does. The body shows the backlog.
+    """
+    body = backlog(request.app)
     try:
         await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0)
+        body["redis"] = "ok"
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
         body["redis"] = f"unreachable: {exc}"
-        status = 503
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    journal = request.app[JOURNAL]
+    ready = body["redis"] == "ok" or (journal is not None and not journal.full)
+    return web.Response(body=orjson.dumps(body), status=200 if ready else 503, content_type="application/json")
+
+
+async def collector_metrics(request: web.Request) -> web.Response:
+    """This process's flush and journal backlog (each worker answers for itself)."""
+    if not authorized(request, request.app[SETTINGS].api_token):
+        return web.Response(status=401, body=b'{"error":"unauthorized"}', content_type="application/json")
+    return web.Response(body=orjson.dumps(backlog(request.app)), content_type="application/json")
+
+
+def backlog(app: web.Application) -> dict:
+    flusher, journal = app[FLUSHER], app[JOURNAL]
+    stats = flusher.stats
+    return {
+        "writer": flusher.writer,
+        "pending_flushes": len(flusher.pending),
+        "pending_events": app[AGGREGATOR].pending_events + sum(b.events for b in flusher.pending),
+        "flushes": stats.flushes,
+        "flush_retries": stats.failures,
+        "batches_recovered": stats.batches_recovered,
+        "last_flush": stats.last_success or None,
+        "last_flush_ms": round(stats.last_duration_ms, 2),
+        "journal_bytes": journal.bytes if journal else None,
+        "journal_max_bytes": journal.max_bytes if journal else None,
+    }
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .flusher import Flusher
     from .geo import GeoResolver
     from .ingest import Ingest
+    from .journal import Journal
     from .settings import Settings
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
@@ -23,3 +24,4 @@ AGGREGATOR: web.AppKey["Aggregator"] = web.AppKey("aggregator")
 GEO: web.AppKey["GeoResolver | None"] = web.AppKey("geo")
 INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
 FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")
+JOURNAL: web.AppKey["Journal | None"] = web.AppKey("journal")

@@ -1,10 +1,16 @@
 """The flusher: every `flush_interval` seconds, drain the aggregator and apply the deltas.
 
 Each flush gets a sequence number from this writer (one writer per process). Its writes
-are grouped by hash slot and each group is applied by one Lua script that first checks
-and advances the writer's sequence marker in that slot — so re-sending a flush whose
-answer was lost changes nothing. Flushes that fail stay queued, unchanged, and are
-retried oldest first, which keeps every slot's sequence increasing.
+are grouped by hash slot and each group is applied by Lua calls that first check and
+advance the writer's sequence marker in that slot — so re-sending a flush whose answer
+was lost changes nothing. Flushes that fail stay queued, unchanged, and are retried
+oldest first, which keeps every slot's sequence increasing.
+
+With the journal (journal.py) a batch's events are also on disk, in a segment named
+after (writer, seq): the segment is deleted once Redis has the batch; queued batches
+behind the first are not kept in memory but rebuilt from their segment when their turn
+comes, so a long Redis outage costs disk, not memory; and segments left by a crash are
+replayed at start as the batches they were.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from . import keys
-from .aggregate import Aggregator
+from .aggregate import Aggregator, Snapshot
+from .journal import Journal, Segment, replay
 from .periodic import Periodic
 from .rollup import RollupBuilder, SlotWrites
 
@@ -58,6 +65,8 @@ return 1
 """
 
 
+MAX_BACKOFF = 5.0  # seconds between attempts while Redis fails: catch up soon after it returns
+
 # Arguments per script call. A slot's writes are split into calls of about this size so
 # no single call builds a huge request or blocks Redis for long.
 CALL_ARGS = 20_000
@@ -90,10 +99,12 @@ def encode_calls(writes: SlotWrites, writer: str, seq: int) -> list[tuple[list[s
             for item in part:
                 args.extend(item) if width == 2 else args.append(item)
 
-    for key, fields in writes.hashes.items():
-        add(key, "h", list(fields.items()), 2)
-    for key, members in writes.hlls.items():
-        add(key, "p", list(members), 1)
+    # Sorted, so a batch rebuilt from its journal segment splits into the very same calls
+    # as the first attempt: a retry after a partial apply then skips exactly what landed.
+    for key in sorted(writes.hashes):
+        add(key, "h", sorted(writes.hashes[key].items()), 2)
+    for key in sorted(writes.hlls):
+        add(key, "p", sorted(writes.hlls[key]), 1)
     close_call()
     if len(calls) >= PARTS:
         raise ValueError("flush too large to number its calls")
@@ -102,17 +113,20 @@ def encode_calls(writes: SlotWrites, writer: str, seq: int) -> list[tuple[list[s
 
 @dataclass(slots=True)
 class FlushBatch:
+    writer: str
     seq: int
-    slots: list[SlotWrites]
-    apps: set[str]
-    events: int
+    segment: Segment | None  # its journal segment, when journaling
+    slots: list[SlotWrites] | None = None  # None: rebuild from the segment when due
+    apps: set[str] = field(default_factory=set)
+    events: int = 0
 
 
 @dataclass(slots=True)
 class FlushStats:
     flushes: int = 0
-    failures: int = 0
+    failures: int = 0  # failed attempts; each is retried
     events_flushed: int = 0
+    batches_recovered: int = 0  # replayed from the journal at start
     last_success: float = 0.0
     last_duration_ms: float = 0.0
 
@@ -124,16 +138,18 @@ class Flusher:
         aggregator: Aggregator,
         rollups: RollupBuilder,
         interval: float,
+        journal: Journal | None = None,
         writer: str | None = None,
     ) -> None:
         self.redis = redis
         self.aggregator = aggregator
         self.rollups = rollups
         self.interval = interval
+        self.journal = journal
         self.writer = writer or uuid.uuid4().hex[:16]
         self.pending: deque[FlushBatch] = deque()
         self.stats = FlushStats()
-        self._seq = 0
+        self._seq = 1  # the batch being filled now
         self._sha: str | None = None
         self._known_apps: set[str] = set()
         self._loop = Periodic("flusher", self._tick, interval)
@@ -142,23 +158,34 @@ class Flusher:
 
     # ---- lifecycle ----------------------------------------------------------------
 
+    def recover(self) -> None:
+        """Queue the batches a previous run left in the journal, and open this run's segment."""
+        if not self.journal:
+            return
+        for segment in self.journal.open():
+            self.pending.append(FlushBatch(segment.writer, segment.seq, segment))
+            self.stats.batches_recovered += 1
+        if self.pending:
+            log.info("journal: %d batches (%d bytes) to replay from earlier runs", len(self.pending), self.journal.bytes)
+        self.journal.begin(self.writer, self._seq)
+
     def start(self) -> None:
         self._loop.start()
 
-    async def close(self, deadline: float = 5.0) -> None:
+    async def close(self, deadline: float = 3.0) -> None:
         """Stop the timer, then flush what is left, retrying until `deadline` seconds pass."""
         await self._loop.close()
         give_up = time.monotonic() + deadline
         while not await self.flush() and time.monotonic() < give_up:
             await asyncio.sleep(0.2)
         if self.pending:
-            lost = sum(b.events for b in self.pending)
-            log.error("shutdown with %d flushes (%d events) not applied: Redis unreachable", len(self.pending), lost)
+            fate = "kept in the journal for the next start" if self.journal else "LOST: the journal is off"
+            log.error("shutdown with %d flushes not applied (Redis unreachable): %s", len(self.pending), fate)
 
     async def _tick(self) -> float:
         ok = await self.flush()
-        # Back off while Redis fails, up to 30 s; the next flush carries everything.
-        self._backoff = self.interval if ok else min(self._backoff * 2, 30.0)
+        # Back off while Redis fails; the next flush that works carries everything.
+        self._backoff = self.interval if ok else min(self._backoff * 2, MAX_BACKOFF)
         return self._backoff
 
     # ---- flushing -----------------------------------------------------------------
@@ -168,9 +195,24 @@ class Flusher:
         snap = self.aggregator.drain()
         if not snap:
             return
+        segment = self.journal.seal(self.writer, self._seq + 1) if self.journal else None
+        batch = FlushBatch(self.writer, self._seq, segment)
         self._seq += 1
-        apps = {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
-        self.pending.append(FlushBatch(self._seq, self.rollups.build(snap), apps, snap.events))
+        if segment is None or not self.pending:
+            self._fill(batch, snap)
+        self.pending.append(batch)
+
+    def _fill(self, batch: FlushBatch, snap: Snapshot) -> None:
+        batch.slots = self.rollups.build(snap)
+        batch.apps = {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
+        batch.events = snap.events
+
+    def _load(self, batch: FlushBatch) -> list[SlotWrites]:
+        if batch.slots is None:
+            scratch = Aggregator()
+            replay(batch.segment.path, scratch)
+            self._fill(batch, scratch.drain())
+        return batch.slots
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
@@ -186,6 +228,8 @@ class Flusher:
                     log.warning("flush %d failed (%d pending): %s", batch.seq, len(self.pending), exc)
                     return False
                 self.pending.popleft()
+                if batch.segment and self.journal:
+                    self.journal.discard(batch.segment)
                 self.stats.flushes += 1
                 self.stats.events_flushed += batch.events
                 self.stats.last_success = time.time()
@@ -196,8 +240,8 @@ class Flusher:
         if self._sha is None:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
         pipe = self.redis.pipeline(transaction=False)
-        for writes in batch.slots:
-            for script_keys, args in encode_calls(writes, self.writer, batch.seq):
+        for writes in self._load(batch):
+            for script_keys, args in encode_calls(writes, batch.writer, batch.seq):
                 pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
         new_apps = batch.apps - self._known_apps
         if new_apps:

@@ -1,23 +1,27 @@
-"""`/c`: hits in. Parse, validate, enrich, count in memory — never await Redis here.
+"""`/c`: hits in. Parse, validate, enrich, journal, count in memory — never await Redis.
 
 Per request: the client IP, its region and the User-Agent are worked out once. Per
-event: validation, device class (cached), the visitor hash, and one aggregator call.
+event: validation, device class (cached), the visitor hashes. Then the request's
+accepted events are written to the journal in one write — before the answer, and
+before they are counted, so a failed write counts nothing and answers 503.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import dataclass, field
 from typing import Callable
 
 import orjson
 from aiohttp import web
 
-from .aggregate import Aggregator
+from .aggregate import NO_VISIT, Aggregator
 from .buckets import Calendar
 from .clientip import ClientIPResolver
 from .device import DeviceClassifier
 from .geo import UNKNOWN_REGION, GeoResolver, Region
+from .journal import Journal, encode_count, encode_reject
 from .protocol import Problem, from_query, usable_app_key, validate_event
 from .settings import Settings
 from .visitors import VisitorHasher, VisitTracker, flag_from_ordinal
@@ -40,8 +44,10 @@ class Ingest:
         hasher: VisitorHasher,
         calendar: Calendar,
         clock: Callable[[], float],
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
+        self.journal = journal
         self.aggregator = aggregator
         self.geo = geo
         self.devices = devices
@@ -60,6 +66,8 @@ class Ingest:
     # ---- handlers -----------------------------------------------------------------
 
     async def post(self, request: web.Request) -> web.Response:
+        if self.journal and self.journal.full:
+            return self._unavailable()
         now = self.clock()
         try:
             body = await request.read()
@@ -73,22 +81,28 @@ class Ingest:
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
-        problems = self._process(request, events, now)
-        return self._answer(len(events), problems)
+        tally = self._process(request, events, now)
+        if not self._commit(tally):
+            return self._unavailable()
+        return self._answer(len(events), tally.problems)
 
     async def get(self, request: web.Request) -> web.Response:
+        if self.journal and self.journal.full:
+            return self._unavailable()
         now = self.clock()
         event, problems = from_query(dict(request.query))
         wants_image = event.pop("img", None) == "1"
         if problems:
-            for p in problems:
-                self.aggregator.reject(_app_of(event), int(now // 60), p.counter)
+            tally = Tally(problems=problems)
+            tally.rejects = [(_app_of(event), int(now // 60), p.counter) for p in problems]
         else:
-            problems = self._process(request, [event], now)
+            tally = self._process(request, [event], now)
+        if not self._commit(tally):
+            return self._unavailable()
         if wants_image:
             # An image beacon cannot read a 400 anyway; the rejection is counted.
             return web.Response(body=PIXEL_GIF, content_type="image/gif", headers=self.cors)
-        return self._answer(1, problems)
+        return self._answer(1, tally.problems)
 
     async def options(self, request: web.Request) -> web.Response:
         headers = dict(self.cors)
@@ -99,29 +113,30 @@ class Ingest:
 
     # ---- per event ----------------------------------------------------------------
 
-    def _process(self, request: web.Request, events: list, now: float) -> list[Problem]:
+    def _process(self, request: web.Request, events: list, now: float) -> "Tally":
         headers = request.headers
         ip = self.ips.client_ip(request.remote, headers.get("X-Forwarded-For"))
         ua = headers.get("User-Agent", "")
         ch_mobile = headers.get("Sec-CH-UA-Mobile")
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
-        problems: list[Problem] = []
+        tally = Tally()
+        minute = int(now // 60)
         for index, event in enumerate(events):
             if index >= self.max_batch:
-                problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
-                self.aggregator.reject(_app_of(event), int(now // 60), "batch_too_large")
+                tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
+                tally.rejects.append((_app_of(event), minute, "batch_too_large"))
                 continue
             found = validate_event(event, index)
             if found:
-                problems.extend(found)
+                tally.problems.extend(found)
                 app = _app_of(event)
-                for problem in found:
-                    self.aggregator.reject(app, int(now // 60), problem.counter)
+                tally.rejects.extend((app, minute, problem.counter) for problem in found)
                 continue
-            self._count(event, ip, ua, ch_mobile, region, now)
-        return problems
+            tally.counts.append(self._enrich(event, ip, ua, ch_mobile, region, now))
+        return tally
 
-    def _count(self, ev: dict, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float) -> None:
+    def _enrich(self, ev: dict, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float) -> tuple:
+        """The aggregator's arguments for one valid event (see Aggregator.count)."""
         app = ev["k"]
         etype = ev["t"]
         when = now
@@ -138,26 +153,33 @@ class Ingest:
             url = ev["u"]
             sn = ev.get("sn")
             if device.is_bot:
-                flag = 0
+                flag = NO_VISIT
             elif sn is not None:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            self.aggregator.count(
-                app, minute, etype, device, region, visitor, month_visitor,
-                page=url.split("#", 1)[0],
-                page_code=ev.get("pc", ""),
-                referrer=referrer_value(ev.get("r", ""), url),
-                visit_flag=flag,
-                first_party_id=vid,
-            )
-        elif etype == "engagement":
-            self.aggregator.count(
-                app, minute, etype, device, region, visitor, month_visitor,
-                engaged_ms=ev["et"], scroll=ev.get("sd", -1), first_party_id=vid,
-            )
-        else:
-            self.aggregator.count(app, minute, etype, device, region, visitor, month_visitor, first_party_id=vid)
+            page, page_code, referrer = url.split("#", 1)[0], ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
+            return (app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, flag, 0, -1, vid)
+        if etype == "engagement":
+            return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, ev["et"], ev.get("sd", -1), vid)
+        return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, 0, -1, vid)
+
+    def _commit(self, tally: "Tally") -> bool:
+        """Journal, then count. False when the journal could not take it (nothing counted)."""
+        if self.journal and (tally.counts or tally.rejects):
+            records = [encode_count(*args) for args in tally.counts]
+            records += [encode_reject(*args) for args in tally.rejects]
+            try:
+                self.journal.append(b"".join(records))
+            except OSError as exc:
+                log.error("journal write failed: %s", exc)
+                return False
+        count, reject = self.aggregator.count, self.aggregator.reject
+        for args in tally.counts:
+            count(*args)
+        for args in tally.rejects:
+            reject(*args)
+        return True
 
     # ---- answers ------------------------------------------------------------------
 
@@ -169,9 +191,29 @@ class Ingest:
         return web.Response(status=400, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
 
     def _reject_request(self, problem: Problem, now: float, status: int = 400) -> web.Response:
-        self.aggregator.reject(UNKNOWN_APP, int(now // 60), problem.counter)
+        if not self._commit(Tally(rejects=[(UNKNOWN_APP, int(now // 60), problem.counter)])):
+            return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
         return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
+
+
+    def _unavailable(self) -> web.Response:
+        """503: Redis has been away so long that the journal's disk budget is used up.
+
+        Nothing of the request was counted; the beacon keeps the events and retries.
+        """
+        body = {"error": "journal_full", "detail": "the collector cannot store more hits until Redis is back"}
+        headers = {**self.cors, "Retry-After": "30"}
+        return web.Response(status=503, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one request adds: aggregator arguments, rejections, and the problems to answer."""
+
+    counts: list[tuple] = field(default_factory=list)
+    rejects: list[tuple] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _app_of(event: object) -> str:

@@ -46,7 +46,7 @@ def serve(settings: Settings) -> None:
         settings = settings.replace(redis_url=embedded.start())
     try:
         if settings.workers == 1:
-            run_worker(settings, reuse_port=False)
+            run_worker(settings, worker=0, reuse_port=False)
         else:
             Supervisor(settings).run()
     finally:
@@ -54,13 +54,13 @@ def serve(settings: Settings) -> None:
             embedded.stop()
 
 
-def run_worker(settings: Settings, reuse_port: bool = True) -> None:
+def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None:
     configure_logging(settings)
-    uvloop.run(_serve(settings, reuse_port))
+    uvloop.run(_serve(settings, worker, reuse_port))
 
 
-async def _serve(settings: Settings, reuse_port: bool) -> None:
-    app = create_app(settings)
+async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
+    app = create_app(settings, worker=worker)
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
@@ -98,18 +98,18 @@ class Supervisor:
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
-        self.workers = [self._spawn() for _ in range(self.settings.workers)]
+        self.workers = [self._spawn(i) for i in range(self.settings.workers)]
         while not self.stopping:
             for i, worker in enumerate(self.workers):
                 if not worker.is_alive() and not self.stopping:
                     log.error("worker pid %s exited with %s; restarting", worker.pid, worker.exitcode)
                     time.sleep(self.RESTART_PAUSE)
-                    self.workers[i] = self._spawn()
+                    self.workers[i] = self._spawn(i)  # same number: it replays that worker's journal
             time.sleep(0.2)
         self._shutdown()
 
-    def _spawn(self) -> multiprocessing.Process:
-        worker = self.ctx.Process(target=run_worker, args=(self.settings, True), name="collector-worker")
+    def _spawn(self, index: int) -> multiprocessing.Process:
+        worker = self.ctx.Process(target=run_worker, args=(self.settings, index, True), name=f"collector-worker-{index}")
         worker.start()
         return worker
 

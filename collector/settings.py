@@ -72,6 +72,11 @@ class Settings:
     ttl_hour: int = _setting(7776000, "seconds hour buckets are kept (0 keeps forever)")
     ttl_day: int = _setting(0, "seconds day buckets are kept (0 keeps forever)")
     ttl_month: int = _setting(0, "seconds month buckets are kept (0 keeps forever)")
+    journal: bool = _setting(True, "write accepted events to a local journal before answering")
+    journal_fsync: str = _setting("everysec", "journal fsync policy: everysec, always or no")
+    journal_max_bytes: int = _setting(
+        1 << 30, "disk budget of the journal per process; when Redis is down this long, hits get 503"
+    )
     api_token: str = _setting("", "Bearer token required by /api/*; empty leaves the read API open")
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
@@ -109,6 +114,8 @@ class Settings:
             (self.max_batch_events >= 1, "max_batch_events", "must be at least 1"),
             (self.session_timeout > 0, "session_timeout", "must be positive"),
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
+            (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),
+            (self.journal_max_bytes > 0, "journal_max_bytes", "must be positive"),
         ]
         for ok, name, why in checks:
             if not ok:

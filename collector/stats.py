@@ -169,14 +169,9 @@ class StatsAPI:
         self.reader = reader
         self.token = token
 
-    def _authorized(self, request: web.Request) -> bool:
-        if not self.token:
-            return True
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def stats(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not authorized(request, self.token):
             return _json({"error": "unauthorized"}, 401)
         try:
             app, granularity, buckets, breakdowns = self.reader.parse(request.query)
@@ -188,12 +183,20 @@ class StatsAPI:
             return _json({"error": f"redis unavailable: {exc}"}, 503)
 
     async def apps(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not authorized(request, self.token):
             return _json({"error": "unauthorized"}, 401)
         try:
             return _json({"apps": await self.reader.apps()})
         except (RedisError, OSError) as exc:
             return _json({"error": f"redis unavailable: {exc}"}, 503)
+
+
+def authorized(request: web.Request, token: str) -> bool:
+    """True when no token is configured, or the request carries it as a Bearer token."""
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _json(body: dict, status: int = 200) -> web.Response:

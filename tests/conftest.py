@@ -160,10 +160,15 @@ def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def collector_client(aiohttp_client, make_settings):
-    """Factory: an aiohttp test client around create_app(settings, clock)."""
+    """Factory: an aiohttp test client around create_app(settings, clock).
+
+    Each app of a test gets its own worker number, hence its own journal directory.
+    """
+    started = []
 
     async def start(clock: Callable[[], float] = time.time, **changes):
-        return await aiohttp_client(create_app(make_settings(**changes), clock=clock))
+        started.append(None)
+        return await aiohttp_client(create_app(make_settings(**changes), clock=clock, worker=len(started)))
 
     return start
 
