@@ -76,8 +76,12 @@ class EmbeddedRedis:
             "--logfile", str(self.dir / "redis.log"),
         ]
         # Its own process group: a Ctrl-C in the terminal must not kill Redis before
-        # the collector's final flush has reached it.
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # the collector's final flush has reached it. But if the collector itself dies
+        # (SIGKILL, OOM), Redis gets SIGTERM, so a restart does not find it orphaned.
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_terminate_with_parent,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -106,6 +110,17 @@ class EmbeddedRedis:
             return (self.dir / "redis.log").read_text(errors="replace")[-500:]
         except OSError:
             return "(no log)"
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the data dir's socket check reports an orphan instead
+        pass
 
 
 def _answers_ping(path: Path) -> bool:

@@ -66,6 +66,7 @@ def start_redis(directory: Path, port: int | None = None, appendonly: bool = Fal
             "--logfile", str(directory / "redis.log"),
         ],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
     )
     server = RedisServer(proc, port, directory)
     deadline = time.monotonic() + 10
@@ -210,6 +211,20 @@ class RunningCollector:
         return self.proc.wait(timeout)
 
 
+_LAUNCHED: list[RunningCollector] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_collectors():
+    """A failing test must not leave collector processes behind."""
+    yield
+    while _LAUNCHED:
+        running = _LAUNCHED.pop()
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()
+
+
 def launch_collector(log_path: Path, args: list[str], env: dict | None = None, port: int | None = None) -> RunningCollector:
     port = port or free_port()
     full_env = {**os.environ, **(env or {})}
@@ -223,6 +238,7 @@ def launch_collector(log_path: Path, args: list[str], env: dict | None = None, p
         stdin=subprocess.DEVNULL,
     )
     running = RunningCollector(proc, port, log_path, full_env)
+    _LAUNCHED.append(running)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -241,7 +257,7 @@ def launch_collector(log_path: Path, args: list[str], env: dict | None = None, p
 @pytest.fixture
 def collector_factory(redis_url, test_geo_db, tmp_path):
     """Start real `python -m collector serve` processes; all are stopped after the test."""
-    started: list[RunningCollector] = []
+    started: list[RunningCollector] = []  # numbers the log files
 
     def start(**overrides) -> RunningCollector:
         settings = {
@@ -259,8 +275,4 @@ def collector_factory(redis_url, test_geo_db, tmp_path):
         started.append(running)
         return running
 
-    yield start
-    for running in started:
-        if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.wait()
+    return start

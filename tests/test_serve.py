@@ -115,3 +115,17 @@ def test_inspect_jsonl_checks_a_database_in_bulk(test_geo_db, test_networks):
     assert len(out) == 6
     assert [o["region"]["country"] for o in out[:5]] == [n[1] for n in test_networks[:5]]
     assert "error" in out[5]
+
+
+def test_embedded_redis_dies_with_a_killed_collector(tmp_path, test_geo_db):
+    args = ["--data-dir", str(tmp_path / "data"), "--geo-db", ",".join(test_geo_db)]
+    first = launch_collector(tmp_path / "first.log", args)
+    redis_pid = int(first.log().split("started (pid ", 1)[1].split(")", 1)[0])
+    first.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["kill", "-0", str(redis_pid)], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "embedded redis-server outlived its collector"
+        time.sleep(0.1)
+    # and a restart on the same data dir works
+    second = launch_collector(tmp_path / "second.log", args)
+    assert second.stop() == 0
