@@ -1,0 +1,77 @@
+// Getting events to the collector, and keeping them when that fails.
+//
+// Every request is a CORS "simple request" (a text/plain JSON body, or an <img> GET),
+// so the browser never sends a preflight. The order of attempts:
+//
+// 1. The page is leaving (hidden, pagehide): navigator.sendBeacon, the one transport
+//    the browser promises to deliver after the page is gone.
+// 2. Otherwise fetch with keepalive, because it is the one transport that tells
+//    whether the hit arrived, so that a failure can be kept for later. Only the
+//    browser's own fetch is used: a host page may have replaced window.fetch with
+//    something that does not work for us.
+// 3. When those are missing or refuse: sendBeacon, then one 1x1 <img> GET per event
+//    (a page whose Content-Security-Policy forbids connect-src usually allows images).
+//
+// Network errors and 5xx answers put the events in a small localStorage queue that
+// the next page load replays. Other answers are final (the protocol: never retry a 4xx,
+// the collector has counted what it could).
+import { cfg, log, load, save, safe, now } from './util.js'
+import { endpoint } from './url.js'
+import { enqueue, MAX_BODY } from './queue.js'
+
+// Our own <script> element, known only while it first runs.
+export var script = document.currentScript || {}
+
+export function send(events, leaving) {
+  var url = endpoint(cfg.host, script.src || location.href)
+  var body = JSON.stringify(events)
+  var fetch = window.fetch
+  var half = events.length >> 1
+  // Too big for one request (3 bytes of UTF-8 at most per UTF-16 unit)? Halves.
+  if (body.length * 3 > MAX_BODY && half) return send(events.slice(0, half), leaving), send(events.slice(half), leaving)
+  if (navigator.onLine === false) return keep(events, DEBUG && 'offline')
+  DEBUG && log('send to ' + url, events)
+  if (leaving && beacon(url, body)) return
+  try {
+    if (/\[native code\]/.test(fetch)) {
+      return fetch(url, { method: 'POST', body: body, keepalive: true }).then(safe(function (answer) {
+        if (answer.status > 499) keep(events, DEBUG && answer.status)
+        else if (DEBUG && answer.status > 299) answer.text().then(function (why) { log('rejected: ' + why, events) })
+      }), safe(function () {
+        DEBUG && log('fetch failed', events)
+        images(url, events)
+      }))
+    }
+  } catch (e) {}
+  if (leaving || !beacon(url, body)) images(url, events)
+}
+
+function beacon(url, body) {
+  try { return navigator.sendBeacon(url, body) } catch (e) {}
+}
+
+function images(url, events) {
+  events.forEach(function (e) {
+    var query = new URLSearchParams(e)
+    var img = new Image()
+    if (e.p) query.set('p', JSON.stringify(e.p))
+    img.onerror = safe(function () { keep([e], DEBUG && 'unreachable') })
+    img.src = url + '?img=1&' + query
+  })
+}
+
+function keep(events, reason) {
+  DEBUG && log('kept for later: ' + reason, events)
+  save('q', enqueue(load('q'), events, now()))
+}
+
+// Sends what earlier pages could not. The queue is emptied first, so two tabs opening
+// at once do not both send it; what fails again goes back in.
+export function replay() {
+  var queue = load('q')
+  if (queue && queue.length) {
+    save('q')
+    DEBUG && log('replay', queue)
+    send(queue)
+  }
+}

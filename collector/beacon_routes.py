@@ -1,0 +1,248 @@
+"""Serves the built beacon (`beacon_js/dist`) and the demo page.
+
+- `/beacon.js`: the current build, cached for an hour so fixes roll out the same day;
+  an ETag makes revalidation a 304.
+- `/beacon-<version>.js`: every frozen copy found in dist, cached for a year and
+  `immutable`: pages that pin a version with Subresource Integrity load exactly these
+  bytes forever (the build refuses to change a frozen file; bump the version instead).
+- `/beacon.debug.js`: the same code with DEBUG logging, which beacon.js loads in its
+  place when a page (or `?eb_debug=1`) switches DEBUG on.
+- `/demo`: a page carrying the snippet with DEBUG on, pointed at this collector.
+
+Everything is read and hashed once, at startup: the handlers only copy bytes out.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import html
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+LATEST = "beacon.js"
+DEBUG = "beacon.debug.js"
+FROZEN = re.compile(r"^beacon-(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)\.js$")
+LATEST_CACHE = "public, max-age=3600"
+FROZEN_CACHE = "public, max-age=31536000, immutable"
+
+
+def sri(data: bytes) -> str:
+    """The Subresource Integrity value of a file (sha384, the browsers' common choice)."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def _version_key(name: str) -> tuple:
+    version = FROZEN.match(name).group(1)
+    core, _, pre = version.partition("-")
+    # A release sorts after its own pre-releases.
+    return tuple(int(x) for x in core.split(".")) + ((1, "") if not pre else (0, pre),)
+
+
+def beacon_info(dist_dir: Path) -> dict:
+    """Version, file names, SRI and sizes of the build in `dist_dir` (for README and bench).
+
+    `sizes.brotli` comes from the build's manifest (Python has no brotli in the standard
+    library); raw and gzip are measured here from the file itself.
+    """
+    dist_dir = Path(dist_dir)
+    latest = (dist_dir / LATEST).read_bytes()
+    manifest_path = dist_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    frozen = sorted((p.name for p in dist_dir.glob("beacon-*.js") if FROZEN.match(p.name)), key=_version_key)
+    version = manifest.get("version") or (FROZEN.match(frozen[-1]).group(1) if frozen else "0")
+    frozen_name = f"beacon-{version}.js"
+    return {
+        "version": version,
+        "files": {
+            "latest": LATEST,
+            "frozen": frozen_name if frozen_name in frozen else None,
+            "debug": DEBUG if (dist_dir / DEBUG).exists() else None,
+            "all_frozen": frozen,
+        },
+        "sri": sri(latest),
+        "sizes": {
+            "raw": len(latest),
+            "gzip": len(gzip.compress(latest, 9, mtime=0)),
+            "brotli": manifest.get("sizes", {}).get("brotli"),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class _Asset:
+    body: bytes
+    gzipped: bytes
+    etag: str
+    cache_control: str
+
+    @classmethod
+    def load(cls, path: Path, cache_control: str) -> "_Asset":
+        body = path.read_bytes()
+        return cls(body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:32] + '"', cache_control)
+
+    def respond(self, request: web.Request) -> web.Response:
+        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        etag = self.etag[:-1] + '-gz"' if gz else self.etag
+        headers = {
+            "Cache-Control": self.cache_control,
+            "ETag": etag,
+            "Vary": "Accept-Encoding",
+            # SRI on a cross-origin script needs CORS (`crossorigin="anonymous"` on the tag).
+            "Access-Control-Allow-Origin": "*",
+            # Pages with Cross-Origin-Embedder-Policy may load it too.
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if etag in _etags(request.headers.get("If-None-Match", "")):
+            return web.Response(status=304, headers=headers)
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(
+            body=self.gzipped if gz else self.body,
+            headers=headers,
+            content_type="application/javascript",
+            charset="utf-8",
+        )
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def add_beacon_routes(app: web.Application, dist_dir: Path) -> None:
+    """Register `/beacon.js`, `/beacon-<version>.js` and `/demo` for the build in `dist_dir`.
+
+    A missing build is not fatal (the collector still counts hits sent by other means):
+    the routes then answer 404 with a line saying how to build it.
+    """
+    dist_dir = Path(dist_dir)
+    if not (dist_dir / LATEST).is_file():
+        log.warning("beacon: no build at %s (run `npm ci && npm run build` in beacon_js); /beacon.js answers 404", dist_dir)
+
+        async def missing(request: web.Request) -> web.Response:
+            return web.Response(status=404, text=f"beacon not built: no {LATEST} in {dist_dir}\n")
+
+        app.router.add_get("/beacon.js", missing)
+        app.router.add_get("/demo", missing)
+        return
+
+    info = beacon_info(dist_dir)
+    latest = _Asset.load(dist_dir / LATEST, LATEST_CACHE)
+    frozen = {name: _Asset.load(dist_dir / name, FROZEN_CACHE) for name in info["files"]["all_frozen"]}
+    debug = _Asset.load(dist_dir / DEBUG, LATEST_CACHE) if info["files"]["debug"] else None
+    demo = demo_page(info).encode()
+    log.info("beacon: %s v%s, %d B (%d B gzip), %s", LATEST, info["version"], info["sizes"]["raw"], info["sizes"]["gzip"], info["sri"])
+
+    async def serve_latest(request: web.Request) -> web.Response:
+        return latest.respond(request)
+
+    async def serve_frozen(request: web.Request) -> web.Response:
+        asset = frozen.get(f"beacon-{request.match_info['version']}.js")
+        if asset is None:
+            raise web.HTTPNotFound(text="no such beacon version\n")
+        return asset.respond(request)
+
+    async def serve_demo(request: web.Request) -> web.Response:
+        return web.Response(body=demo, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
+
+    async def serve_debug(request: web.Request) -> web.Response:
+        if debug is None:
+            raise web.HTTPNotFound(text=f"no {DEBUG} in this build\n")
+        return debug.respond(request)
+
+    app.router.add_get("/beacon.js", serve_latest)
+    app.router.add_get("/" + DEBUG, serve_debug)
+    app.router.add_get(r"/beacon-{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}.js", serve_frozen)
+    app.router.add_get("/demo", serve_demo)
+
+
+DEMO_APP_KEY = "demo"
+
+
+def demo_page(info: dict) -> str:
+    """The demo: our snippet with DEBUG on, loading the beacon from this same origin."""
+    snippet = DEMO_SNIPPET.replace("APP_KEY", DEMO_APP_KEY)
+    return DEMO_TEMPLATE.format(
+        version=html.escape(info["version"]),
+        sri=html.escape(info["sri"]),
+        snippet=snippet,
+        snippet_text=html.escape(snippet),
+        app=DEMO_APP_KEY,
+    )
+
+
+DEMO_SNIPPET = """<script>
+(function(w,d,s,q){w[q]=w[q]||[];var f=d.getElementsByTagName(s)[0],j=d.createElement(s);
+j.async=true;j.src='/beacon.js';f.parentNode.insertBefore(j,f)})(window,document,'script','eb_queue');
+eb_queue.push({action:'set',arguments:['appKey','APP_KEY']});
+eb_queue.push({action:'set',arguments:['debug',true]});
+</script>"""
+
+DEMO_TEMPLATE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="eb-page-code" content="demo-home">
+<title>edu-beacon demo</title>
+<script>
+// Mirrors the beacon's DEBUG lines into the page (installed before the beacon loads).
+(function () {{
+  var orig = console.log, lines = [];
+  console.log = function () {{
+    orig.apply(console, arguments);
+    var line = [].map.call(arguments, function (a) {{
+      try {{ return typeof a == 'string' ? a : JSON.stringify(a); }} catch (e) {{ return String(a); }}
+    }}).join(' ');
+    if (line.indexOf('[edu-beacon]') !== 0) return;
+    lines.push(line);
+    var out = document.getElementById('log');
+    if (out) out.textContent = lines.join('\\n');
+  }};
+}})();
+</script>
+{snippet}
+<style>
+body{{font:15px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
+pre{{background:#f4f4f4;padding:.8rem;overflow:auto;font-size:13px;white-space:pre-wrap}}
+button{{margin:.2rem .4rem .2rem 0}}
+</style>
+</head>
+<body>
+<h1>edu-beacon demo</h1>
+<p>This page carries the snippet below with DEBUG on: every command, every payload and
+every reason for not sending is printed to the browser console and mirrored here.
+Beacon v{version}; pin <code>/beacon-{version}.js</code> with <code>integrity="{sri}"</code>.</p>
+<pre>{snippet_text}</pre>
+<p>
+<button id="spa">SPA navigation (pushState)</button>
+<button id="evt">record a custom event</button>
+<button id="optout">opt out</button>
+<button id="optin">opt in</button>
+<a href="/api/stats?app={app}&amp;breakdown=page,page_code,referrer,device,region">stats for app "{app}"</a>
+</p>
+<h2>console</h2>
+<pre id="log"></pre>
+<script>
+(function () {{
+  var n = 0;
+  document.getElementById('spa').onclick = function () {{ history.pushState({{}}, '', '/demo?step=' + (++n)); }};
+  document.getElementById('evt').onclick = function () {{
+    eb_queue.push({{action: 'record', arguments: ['demo-button', 'custom', {{clicked: true}}]}});
+  }};
+  document.getElementById('optout').onclick = function () {{ eb_queue.push({{action: 'optOut'}}); }};
+  document.getElementById('optin').onclick = function () {{ eb_queue.push({{action: 'optOut', arguments: [false]}}); }};
+}})();
+</script>
+</body>
+</html>
+"""
