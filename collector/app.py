@@ -53,16 +53,39 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
 
-    app.router.add_get("/c", lambda r: r.app[INGEST].get(r))
-    app.router.add_post("/c", lambda r: r.app[INGEST].post(r))
-    app.router.add_route("OPTIONS", "/c", lambda r: r.app[INGEST].options(r))
+    app.router.add_get("/c", hit_get)
+    app.router.add_post("/c", hit_post)
+    app.router.add_route("OPTIONS", "/c", hit_options)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/stats", lambda r: _stats_api(r).stats(r))
-    app.router.add_get("/api/apps", lambda r: _stats_api(r).apps(r))
+    app.router.add_get("/api/stats", api_stats)
+    app.router.add_get("/api/apps", api_apps)
     app.router.add_get("/api/collector", collector_metrics)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
     return app
+
+
+# Routes are fixed before startup; the objects behind them are made at startup.
+
+
+async def hit_get(request: web.Request) -> web.Response:
+    return await request.app[INGEST].get(request)
+
+
+async def hit_post(request: web.Request) -> web.Response:
+    return await request.app[INGEST].post(request)
+
+
+async def hit_options(request: web.Request) -> web.Response:
+    return await request.app[INGEST].options(request)
+
+
+async def api_stats(request: web.Request) -> web.Response:
+    return await _stats_api(request).stats(request)
+
+
+async def api_apps(request: web.Request) -> web.Response:
+    return await _stats_api(request).apps(request)
 
 
 def _stats_api(request: web.Request) -> StatsAPI:

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--ua", default="", help="User-Agent header")
     inspect.add_argument("--ch-mobile", default=None, help="Sec-CH-UA-Mobile header value (?1 or ?0)")
     inspect.add_argument("--screen", default="", help="screen size WIDTHxHEIGHT as the beacon reports it")
+    inspect.add_argument("--touch-points", type=int, default=0, help="navigator.maxTouchPoints as the beacon reports it")
     inspect.add_argument("--geo-db", default=None, help="comma-separated MMDB paths (env COLLECTOR_GEO_DB)")
     inspect.add_argument("--jsonl", action="store_true", help='read {"ip": ..., "ua": ...} lines on stdin')
     return parser
@@ -64,7 +65,7 @@ def inspect(args: argparse.Namespace) -> int:
     devices = DeviceClassifier()
     if not args.jsonl:
         width, _, height = args.screen.partition("x")
-        result = enrich(geo, devices, args.ip, args.ua, args.ch_mobile, _int(width), _int(height))
+        result = enrich(geo, devices, args.ip, args.ua, args.ch_mobile, _int(width), _int(height), args.touch_points)
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     for line in sys.stdin:

@@ -17,13 +17,13 @@ def enrich(
     ch_mobile: str | None = None,
     screen_w: int = 0,
     screen_h: int = 0,
+    touch_points: int = 0,
 ) -> dict:
     region = geo.lookup(ip) if geo else UNKNOWN_REGION
-    device = devices.classify(ua, ch_mobile, screen_w, screen_h)
-    country_value, province_value, city_value = region_values(region)
+    device = devices.classify(ua, ch_mobile, screen_w, screen_h, touch_points)
     return {
         "ip": ip,
-        "region": asdict(region) | {"key": city_value},
+        "region": asdict(region) | {"key": region_values(region)[2]},
         "device_class": device.device_class,
         "browser": device.browser,
         "os": device.os,
