@@ -7,5 +7,5 @@ cd "$(dirname "$0")"
 bash scripts/install-system-deps.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
-(cd beacon_js && npm ci --no-audit --no-fund --loglevel=error)
+(cd beacon_js && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 exec .venv/bin/python -m pytest "$@"

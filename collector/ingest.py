@@ -22,7 +22,7 @@ from .clientip import ClientIPResolver
 from .device import DeviceClassifier
 from .geo import UNKNOWN_REGION, GeoResolver, Region
 from .journal import Journal, encode_count, encode_reject
-from .protocol import Problem, from_query, usable_app_key, validate_event
+from .protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from .settings import Settings
 from .visitors import VisitorHasher, VisitTracker, flag_from_ordinal
 
@@ -75,8 +75,8 @@ class Ingest:
             problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
             return self._reject_request(problem, now, status=413)
         try:
-            payload = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError as exc:
+            payload = parse_body(body) if body else None
+        except ValueError as exc:
             return self._reject_request(Problem(None, None, "malformed_json", str(exc)[:200]), now)
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
@@ -158,7 +158,7 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            page, page_code, referrer = url.split("#", 1)[0], ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
+            page, page_code, referrer = page_of(url), ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
             return (app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, flag, 0, -1, vid)
         if etype == "engagement":
             return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, ev["et"], ev.get("sd", -1), vid)
@@ -220,6 +220,18 @@ def _app_of(event: object) -> str:
     """The app a rejection is counted under: its app key when that key is usable."""
     app = event.get("k") if isinstance(event, dict) else None
     return app if usable_app_key(app) else UNKNOWN_APP
+
+
+def page_of(url: str) -> str:
+    """The page dimension: the URL without its fragment — unless the fragment is a route.
+
+    Hash-routed single-page apps (`#/course/1`, `#!/course/1`) keep their route, or all
+    their pages would count as one.
+    """
+    base, sep, fragment = url.partition("#")
+    if sep and fragment[:1] in ("/", "!"):
+        return url
+    return base
 
 
 def referrer_value(referrer: str, page: str) -> str:

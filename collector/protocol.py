@@ -7,6 +7,7 @@ of isinstance/len checks.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -130,6 +131,34 @@ def _props_problem(value: object) -> str:
         elif not isinstance(item, (int, float, bool)) or item != item:  # NaN is not a value
             return f"property {key!r} must be a string, number or boolean"
     return ""
+
+
+def parse_body(body: bytes):
+    """JSON of a POST body. Raises ValueError when it is not JSON.
+
+    orjson rejects lone UTF-16 surrogates ("\\ud83d", from a JS string cut in the middle
+    of an emoji); rather than lose the whole batch, such bodies take a slow path that
+    replaces each lone surrogate with U+FFFD.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if b"\\u" not in body:
+            raise ValueError(str(exc)) from None
+        try:
+            return _scrub(json.loads(body))
+        except (ValueError, RecursionError) as exc2:
+            raise ValueError(str(exc2)) from None
+
+
+def _scrub(value):
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
 
 
 def from_query(query: dict[str, str]) -> tuple[dict, list[Problem]]:

@@ -47,7 +47,9 @@ def derive(counters: dict[str, int], uv: int, uv_first_party: int) -> dict:
         "engaged_ms": counters.get("engaged_ms", 0),
         "engagements": engagements,
         "avg_engaged_ms_per_visit": _ratio(counters.get("engaged_ms", 0), visits),
-        "avg_engaged_ms_per_pageview": _ratio(counters.get("engaged_ms", 0), engagements),
+        # A page view may report engagement more than once (hidden, shown, hidden again):
+        # per page view means per PV, not per report.
+        "avg_engaged_ms_per_pageview": _ratio(counters.get("engaged_ms", 0), pv),
         "avg_scroll_depth": _ratio(counters.get("scroll_sum", 0), scrolls),
         "pv_per_100_visitors": _ratio(100 * pv, uv),
         "pages_per_visitor": _ratio(pv, uv),

@@ -216,6 +216,7 @@ async def test_visits_bounces_and_engagement(collector_client):
     t = (await stats(client))["totals"]
     assert (t["pv"], t["uv"], t["visits"], t["bounces"], t["bounce_rate"]) == (3, 2, 2, 1, 0.5)
     assert t["engaged_ms"] == 15000 and t["avg_engaged_ms_per_visit"] == 7500.0
+    assert t["avg_engaged_ms_per_pageview"] == 5000.0
     assert t["avg_scroll_depth"] == 60.0
     assert t["pv_per_100_visitors"] == 150.0 and t["pages_per_visitor"] == 1.5
 
@@ -357,3 +358,22 @@ async def test_health_and_readiness(collector_client, redis_server):
     bare = await collector_client(redis_url="redis://127.0.0.1:1/0", journal=False)
     resp = await bare.get("/readyz")
     assert resp.status == 503 and "unreachable" in (await resp.json())["redis"]
+
+
+async def test_lone_surrogates_do_not_cost_the_batch(collector_client):
+    client = await collector_client()
+    body = b'[{"k": "app1", "t": "pageview", "u": "https://e.edu/a", "ti": "cut emoji \\ud83d"}, ' \
+           b'{"k": "app1", "t": "pageview", "u": "https://e.edu/b"}]'
+    resp = await client.post("/c", data=body, headers=headers())
+    assert resp.status == 204, await resp.text()
+    await flush(client)
+    assert (await stats(client))["totals"]["pv"] == 2
+
+
+async def test_hash_routes_are_pages_but_anchors_are_not(collector_client):
+    client = await collector_client()
+    for url in ("https://e.edu/#/course/1", "https://e.edu/#!/course/2", "https://e.edu/a#top", "https://e.edu/a"):
+        await client.get("/c", params=pv(url=url), headers=headers())
+    await flush(client)
+    pages = {r["value"]: r["pv"] for r in (await stats(client, breakdown="page"))["breakdowns"]["page"]}
+    assert pages == {"https://e.edu/#/course/1": 1, "https://e.edu/#!/course/2": 1, "https://e.edu/a": 2}
