@@ -198,12 +198,14 @@ class Flusher:
         segment = self.journal.seal(self.writer, self._seq + 1) if self.journal else None
         batch = FlushBatch(self.writer, self._seq, segment)
         self._seq += 1
+        self._describe(batch, snap)
+        # Behind a failing batch, the writes wait on disk (rebuilt in _load), not in memory.
         if segment is None or not self.pending:
-            self._fill(batch, snap)
+            batch.slots = self.rollups.build(snap)
         self.pending.append(batch)
 
-    def _fill(self, batch: FlushBatch, snap: Snapshot) -> None:
-        batch.slots = self.rollups.build(snap)
+    @staticmethod
+    def _describe(batch: FlushBatch, snap: Snapshot) -> None:
         batch.apps = {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
         batch.events = snap.events
 
@@ -211,7 +213,9 @@ class Flusher:
         if batch.slots is None:
             scratch = Aggregator()
             replay(batch.segment.path, scratch)
-            self._fill(batch, scratch.drain())
+            snap = scratch.drain()
+            self._describe(batch, snap)
+            batch.slots = self.rollups.build(snap)
         return batch.slots
 
     async def flush(self) -> bool:

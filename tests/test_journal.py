@@ -1,0 +1,103 @@
+"""The journal on its own: segments, replay, torn records, locking, and the flusher's use."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.aggregate import Aggregator
+from collector.buckets import Calendar
+from collector.device import Device
+from collector.flusher import Flusher
+from collector.geo import Region
+from collector.journal import Journal, JournalLocked, encode_count, encode_reject, replay
+from collector.rollup import RollupBuilder
+
+DEVICE = Device("pc", "Chrome", "Windows")
+REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")
+
+
+def count_args(app="a", page="https://e.edu/", visitor=b"\x01" * 8):
+    return (app, 29_000_000, "pageview", DEVICE, REGION, visitor, b"\x02" * 8, page, "pc1", "(direct)", 1, 0, -1, "vid1")
+
+
+def test_replay_rebuilds_exactly_what_was_counted(tmp_path):
+    journal = Journal(tmp_path)
+    assert journal.open() == []
+    journal.begin("w1", 1)
+    direct = Aggregator()
+    records = []
+    for i in range(5):
+        args = count_args(page=f"https://e.edu/{i % 2}", visitor=bytes([i]) * 8)
+        direct.count(*args)
+        records.append(encode_count(*args))
+    direct.reject("a", 29_000_000, "too_long:u")
+    records.append(encode_reject("a", 29_000_000, "too_long:u"))
+    journal.append(b"".join(records))
+    segment = journal.seal("w1", 2)
+    rebuilt = Aggregator()
+    assert replay(segment.path, rebuilt) == 6
+    a, b = direct.drain(), rebuilt.drain()
+    assert a.cube == b.cube and a.visitors == b.visitors and a.first_party == b.first_party and a.rejected == b.rejected
+
+
+def test_torn_last_record_is_skipped(tmp_path):
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.begin("w1", 1)
+    journal.append(encode_count(*count_args()))
+    journal.append(encode_count(*count_args())[:40])  # the process died mid-write
+    segment = journal.seal("w1", 2)
+    assert replay(segment.path, Aggregator()) == 1
+
+
+def test_empty_segments_vanish_and_leftovers_are_listed_in_order(tmp_path):
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.begin("w1", 1)
+    assert journal.seal("w1", 2) is None  # nothing written: no segment kept
+    journal.append(encode_count(*count_args()))
+    kept = journal.seal("w1", 3)
+    journal.append(encode_count(*count_args()))
+    journal.close()  # a crash would leave the same files
+    again = Journal(tmp_path)
+    leftovers = again.open()
+    assert [s.seq for s in leftovers] == [2, 3] and leftovers[0] == kept
+    assert again.bytes == sum(s.path.stat().st_size for s in leftovers)
+    again.close()
+
+
+def test_one_process_per_journal_directory(tmp_path):
+    first = Journal(tmp_path)
+    first.open()
+    with pytest.raises(JournalLocked):
+        Journal(tmp_path).open()
+    first.close()
+    Journal(tmp_path).open()
+
+
+async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path, redis_server, redis_url):
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nobody there
+    aggregator = Aggregator()
+    journal = Journal(tmp_path)
+    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal)
+    flusher.recover()
+    for round_ in range(3):
+        args = count_args(visitor=bytes([round_]) * 8)
+        journal.append(encode_count(*args))
+        aggregator.count(*args)
+        assert not await flusher.flush()
+    assert [b.slots is not None for b in flusher.pending] == [True, False, False]
+    assert [b.events for b in flusher.pending] == [1, 1, 1]
+    assert journal.bytes > 0
+    # Redis comes back (same writer, same batches): everything lands once, segments go.
+    flusher.redis = aioredis.from_url(redis_url)
+    assert await flusher.flush()
+    # only the active segment remains, still empty
+    assert journal.bytes == 0 and [p.stat().st_size for p in tmp_path.glob("*.jnl")] == [0]
+    sync = redis_server.client()
+    assert sum(int(sync.hget(k, "pv")) for k in sync.scan_iter("eb:{a|*}:day:*:c")) == 3
+    journal.close()
+    await client.aclose()
+    await flusher.redis.aclose()
