@@ -6,25 +6,33 @@ import ipaddress
 from typing import Sequence
 
 
+NOT_AN_IP, UNTRUSTED, TRUSTED = 0, 1, 2
+
+
 class ClientIPResolver:
     def __init__(self, trusted_proxies: Sequence[str]) -> None:
         self.networks = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in trusted_proxies]
-        self._trusted_cache: dict[str, bool] = {}
+        # address text -> NOT_AN_IP / UNTRUSTED / TRUSTED: parsing an address costs ~1 µs,
+        # a dict hit ~50 ns, and the same clients and proxies come back all day.
+        self._kind: dict[str, int] = {}
 
-    def is_trusted(self, address: str) -> bool:
-        known = self._trusted_cache.get(address)
+    def kind(self, address: str) -> int:
+        known = self._kind.get(address)
         if known is None:
             try:
                 ip = ipaddress.ip_address(address)
                 if ip.version == 6 and ip.ipv4_mapped:
                     ip = ip.ipv4_mapped
-                known = any(ip in net for net in self.networks)
+                known = TRUSTED if any(ip in net for net in self.networks) else UNTRUSTED
             except ValueError:
-                known = False
-            if len(self._trusted_cache) > 10_000:
-                self._trusted_cache.clear()
-            self._trusted_cache[address] = known
+                known = NOT_AN_IP
+            if len(self._kind) > 100_000:
+                self._kind.clear()
+            self._kind[address] = known
         return known
+
+    def is_trusted(self, address: str) -> bool:
+        return self.kind(address) == TRUSTED
 
     def client_ip(self, peer: str | None, forwarded_for: str | None) -> str:
         """Walk X-Forwarded-For right to left past trusted proxies; never trust a client.
@@ -41,17 +49,10 @@ class ClientIPResolver:
             hop = hop.strip()
             if not hop:
                 continue
-            if not _looks_like_ip(hop):
+            kind = self.kind(hop)
+            if kind == NOT_AN_IP:
                 return client  # garbage: stop at the last address we could believe
             client = hop
-            if not self.is_trusted(hop):
+            if kind == UNTRUSTED:
                 break
         return client
-
-
-def _looks_like_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
