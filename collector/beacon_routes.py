@@ -7,6 +7,8 @@
   bytes forever (the build refuses to change a frozen file; bump the version instead).
 - `/beacon.debug.js`: the same code with DEBUG logging, which beacon.js loads in its
   place when a page (or `?eb_debug=1`) switches DEBUG on.
+- `/beacon.full.js`, `/beacon.full-<version>.js`, `/beacon.full.debug.js`: the same three
+  for the full build (deep tag: user id, clicks, click tracks, media, interactions).
 - `/demo`: a page carrying the snippet with DEBUG on, pointed at this collector.
 
 Everything is read and hashed once, at startup: the handlers only copy bytes out.
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 LATEST = "beacon.js"
 DEBUG = "beacon.debug.js"
 FROZEN = re.compile(r"^beacon-(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)\.js$")
+FULL = "beacon.full.js"
+FULL_DEBUG = "beacon.full.debug.js"
+FULL_FROZEN = re.compile(r"^beacon\.full-(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)\.js$")
 LATEST_CACHE = "public, max-age=3600"
 FROZEN_CACHE = "public, max-age=31536000, immutable"
 
@@ -163,6 +168,29 @@ def add_beacon_routes(app: web.Application, dist_dir: Path) -> None:
     app.router.add_get("/" + DEBUG, serve_debug)
     app.router.add_get(r"/beacon-{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}.js", serve_frozen)
     app.router.add_get("/demo", serve_demo)
+    _add_full_routes(app, dist_dir)
+
+
+def _add_full_routes(app: web.Application, dist_dir: Path) -> None:
+    """The full build (deep tag), when dist has one: latest, debug and frozen copies."""
+    if not (dist_dir / FULL).is_file():
+        return
+    assets = {FULL: _Asset.load(dist_dir / FULL, LATEST_CACHE)}
+    if (dist_dir / FULL_DEBUG).is_file():
+        assets[FULL_DEBUG] = _Asset.load(dist_dir / FULL_DEBUG, LATEST_CACHE)
+    for path in dist_dir.glob("beacon.full-*.js"):
+        if FULL_FROZEN.match(path.name):
+            assets[path.name] = _Asset.load(path, FROZEN_CACHE)
+
+    async def serve(request: web.Request) -> web.Response:
+        asset = assets.get(request.path.lstrip("/"))
+        if asset is None:
+            raise web.HTTPNotFound(text="no such beacon version\n")
+        return asset.respond(request)
+
+    app.router.add_get("/" + FULL, serve)
+    app.router.add_get("/" + FULL_DEBUG, serve)
+    app.router.add_get(r"/beacon.full-{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}.js", serve)
 
 
 DEMO_APP_KEY = "demo"

@@ -19,6 +19,9 @@ DIST = BEACON / "dist"
 # visitor of every page downloads. (Plausible's full build is ~2.7 KB, Umami's ~2.3 KB,
 # Matomo's ~22 KB.) The debug build, loaded only with DEBUG on, has no budget.
 BASIC_BUDGET_GZIP = 2560
+# The full build (deep tag, JY/T §7.1.3: user id, clicks, click tracks, media,
+# interactions) at most 5 KiB minified and gzipped, the basic tag included.
+FULL_BUDGET_GZIP = 5120
 
 
 def gzip_size(data: bytes) -> int:
@@ -37,6 +40,25 @@ def test_the_current_version_has_a_frozen_copy_equal_to_beacon_js():
     frozen = DIST / manifest["files"]["frozen"]
     assert frozen.name == f"beacon-{manifest['version']}.js"
     assert frozen.read_bytes() == (DIST / "beacon.js").read_bytes()
+
+
+def test_full_build_is_within_its_size_budget():
+    data = (DIST / "beacon.full.js").read_bytes()
+    size = gzip_size(data)
+    print(f"\nbeacon.full.js: {len(data)} B raw, {size} B gzip (budget {FULL_BUDGET_GZIP} B)")
+    assert size <= FULL_BUDGET_GZIP, f"beacon.full.js is {size} B gzipped, over its {FULL_BUDGET_GZIP} B budget"
+
+
+def test_the_full_build_has_a_frozen_copy_and_its_manifest_entry():
+    manifest = json.loads((DIST / "manifest.json").read_text())
+    full = manifest["full"]
+    assert full["files"] == {"latest": "beacon.full.js", "frozen": f"beacon.full-{manifest['version']}.js",
+                             "debug": "beacon.full.debug.js"}
+    data = (DIST / "beacon.full.js").read_bytes()
+    assert (DIST / full["files"]["frozen"]).read_bytes() == data
+    assert full["sizes"]["raw"] == len(data)
+    # The basic build's own entries are where they were.
+    assert manifest["files"]["latest"] == "beacon.js" and manifest["sizes"]["raw"] == len((DIST / "beacon.js").read_bytes())
 
 
 def node() -> str:

@@ -210,6 +210,7 @@
     if (v) save("v", e.vid = v);
     if (t == "pageview") e.sn = s.n;
     for (var k in fields) if (fields[k] != null && fields[k] !== "") e[k] = fields[k];
+    if (false) hook.emit(e);
     buffer.push(e);
     if (t == "pageview" || buffer.length >= FLUSH_EVENTS) flush();
     else timer = timer || setTimeout(flush, FLUSH_MS);
@@ -362,7 +363,7 @@
       if (m) save("debug", m[1] == "1" || null);
       if (false) {
         var debug = document.createElement("script");
-        debug.src = script.src.replace(/[^/]*$/, "beacon.debug.js");
+        debug.src = script.src.replace(/[^/]*$/, false ? "beacon.full.debug.js" : "beacon.debug.js");
         return script.parentNode.insertBefore(debug, script);
       }
       if (w.__edu_beacon || !w.URL) return;
@@ -384,6 +385,7 @@
       }
       replay();
       start();
+      if (false) hook.start();
     } catch (e) {
       log("failed to start: " + e);
     }

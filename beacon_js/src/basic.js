@@ -1,7 +1,7 @@
 // Entry point of the basic tag (JY/T §7.1.2): page views, visits, engagement.
-// The full build (deep tag) will be src/full.js: this plus its own modules.
+// The full build (deep tag) is src/full.js: its own modules, then this.
 import { cfg, log, logReady, load, save } from './util.js'
-import { run } from './core.js'
+import { run, hook } from './core.js'
 import { replay, script } from './transport.js'
 import { start } from './page.js'
 
@@ -20,7 +20,7 @@ var QUEUES = ['eb_queue', 'aplus_queue']
     // trusts these bytes only.
     if (!DEBUG && !script.integrity && (load('debug') || /"debug"[,:]true/i.test(JSON.stringify([w.eb_queue, w.aplus_queue])))) {
       var debug = document.createElement('script')
-      debug.src = script.src.replace(/[^/]*$/, 'beacon.debug.js')
+      debug.src = script.src.replace(/[^/]*$/, FULL ? 'beacon.full.debug.js' : 'beacon.debug.js')
       return script.parentNode.insertBefore(debug, script)
     }
 
@@ -47,6 +47,7 @@ var QUEUES = ['eb_queue', 'aplus_queue']
     }
     replay()
     start()
+    if (FULL) hook.start()
   } catch (e) {
     DEBUG && log('failed to start: ' + e)
   }

@@ -12,6 +12,12 @@ export var FLUSH_MS = 3000
 var buffer = []
 var timer
 
+// Where the full build's modules plug in (see full.js): `emit(e)` sees every event
+// before it is batched (the deep tag stamps entry attribution on page views), `start()`
+// runs once the queues have been read and page views started. `FULL` is a build
+// constant: in the basic build every use of this object disappears.
+export var hook = {}
+
 // Command name -> function(arguments...). page.js adds pageview.
 export var commands = {
   // set(key, value); also aplus.setMetaInfo.
@@ -60,6 +66,7 @@ export function emit(t, fields) {
   if (v) save('v', (e.vid = v))
   if (t == 'pageview') e.sn = s.n
   for (var k in fields) if (fields[k] != null && fields[k] !== '') e[k] = fields[k]
+  if (FULL) hook.emit(e)
   buffer.push(e)
   if (t == 'pageview' || buffer.length >= FLUSH_EVENTS) flush()
   else timer = timer || setTimeout(flush, FLUSH_MS)
