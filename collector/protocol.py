@@ -40,6 +40,7 @@ INT_FIELDS: dict[str, tuple[int, int]] = {
     "et": (0, 86_400_000),
     "sd": (0, 100),
 }
+NUMERIC_IDS = frozenset({"uid"})  # string fields that also take an integer, stored as text
 REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {"pageview": ("u",), "engagement": ("et",)}
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
@@ -70,10 +71,14 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     def bad(field: str, reason: str, detail: str) -> None:
         problems.append(Problem(index, field, reason, detail))
 
-    for name, value in event.items():
+    for name, value in event.items():  # (replacing a value in place is safe while iterating)
         cap = STRING_FIELDS.get(name)
         if cap is not None:
-            if not isinstance(value, str):
+            if name in NUMERIC_IDS and type(value) is int:
+                # Platforms set `_user_id` from numeric account ids; the appendix-A
+                # loader passes them through as numbers. Text it, don't lose the event.
+                event[name] = str(value)
+            elif not isinstance(value, str):
                 bad(name, "wrong_type", f"expected a string, got {_json_type(value)}")
             elif len(value) > cap:
                 bad(name, "too_long", f"longer than {cap} characters")

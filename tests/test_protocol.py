@@ -76,3 +76,9 @@ def test_app_keys_from_the_standard_are_usable():
     # Appendix A's placeholder app key is Chinese text with a space: it must work verbatim.
     assert usable_app_key("申请应用时颁发的 appKey")
     assert not usable_app_key("{x}") and not usable_app_key("") and not usable_app_key(None)
+
+
+def test_numeric_user_ids_are_taken_as_text():
+    event = {**GOOD_PV, "uid": 10086}
+    assert validate_event(event) == [] and event["uid"] == "10086"
+    assert reasons({**GOOD_PV, "uid": 1.5}) == [("uid", "wrong_type")]
