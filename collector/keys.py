@@ -41,28 +41,47 @@ def slot_tag(app: str, granularity: str, bucket_id: str) -> str:
     return "{" + app + "|" + period + "}"
 
 
+# The part of a bucket key after the bucket: the rollup builder works with these
+# suffixes per minute and joins them to each bucket's prefix once per key.
+COUNTERS = "c"
+VISITORS = "u"
+FIRST_PARTY = "u:fp"
+
+
+def dimension_suffix(dim: str) -> str:
+    return "d:" + dim
+
+
+def dimension_visitors_suffix(dim: str, value: str) -> str:
+    return "u:" + dim + ":" + value
+
+
 def bucket_prefix(app: str, granularity: str, bucket_id: str) -> str:
     return f"{PREFIX}:{slot_tag(app, granularity, bucket_id)}:{granularity}:{bucket_id}"
 
 
+def bucket_key(app: str, granularity: str, bucket_id: str, suffix: str) -> str:
+    return bucket_prefix(app, granularity, bucket_id) + ":" + suffix
+
+
 def counters(app: str, granularity: str, bucket_id: str) -> str:
-    return bucket_prefix(app, granularity, bucket_id) + ":c"
+    return bucket_key(app, granularity, bucket_id, COUNTERS)
 
 
 def dimension(app: str, granularity: str, bucket_id: str, dim: str) -> str:
-    return bucket_prefix(app, granularity, bucket_id) + ":d:" + dim
+    return bucket_key(app, granularity, bucket_id, dimension_suffix(dim))
 
 
 def visitors(app: str, granularity: str, bucket_id: str) -> str:
-    return bucket_prefix(app, granularity, bucket_id) + ":u"
+    return bucket_key(app, granularity, bucket_id, VISITORS)
 
 
 def first_party_visitors(app: str, granularity: str, bucket_id: str) -> str:
-    return bucket_prefix(app, granularity, bucket_id) + ":u:fp"
+    return bucket_key(app, granularity, bucket_id, FIRST_PARTY)
 
 
 def dimension_visitors(app: str, granularity: str, bucket_id: str, dim: str, value: str) -> str:
-    return bucket_prefix(app, granularity, bucket_id) + ":u:" + dim + ":" + value
+    return bucket_key(app, granularity, bucket_id, dimension_visitors_suffix(dim, value))
 
 
 def flush_sequence(tag: str, writer: str) -> str:
