@@ -130,6 +130,10 @@ class GeoResolver:
         self._all_readers = [r for _, r in self._readers]
         # Per-instance LRU keyed by the raw string: a bound helper, so close() can clear it.
         self._cached = functools.lru_cache(maxsize=cache_size)(self._resolve)
+        # Region per distinct place in the database: mapping names to GB/T 2260 codes
+        # costs far more than the lookup itself, and a database names only a few
+        # thousand places, so a new IP in a known place skips it.
+        self._by_place: dict[tuple, Region] = {}
 
     def lookup(self, ip: str) -> Region:
         """Region of an address string; UNKNOWN_REGION for anything unplaceable. Never raises."""
@@ -152,8 +156,16 @@ class GeoResolver:
             except (ValueError, maxminddb.InvalidDatabaseError) as exc:  # closed or corrupt
                 log.warning("geo lookup of %s failed: %s", ip, exc)
                 continue
+            if record and not isinstance(record, dict):
+                return _region_from_record(record)  # not a city database: unknown
             if record:
-                return _region_from_record(record)
+                place = _place_of(record)
+                region = self._by_place.get(place)
+                if region is None:
+                    if len(self._by_place) > 200_000:
+                        self._by_place.clear()
+                    region = self._by_place[place] = _region_from_record(record)
+                return region
         return UNKNOWN_REGION
 
     def close(self) -> None:
@@ -179,6 +191,20 @@ class GeoResolver:
                 f"{path}: {meta.database_type}, built {built:%Y-%m-%d}, IPv{meta.ip_version}"
             )
         return lines
+
+
+def _place_of(record: dict) -> tuple:
+    """What in a record decides its Region (both layouts), as a hashable key."""
+    if not isinstance(record.get("country"), dict):  # DB-IP flat layout
+        return (record.get("country_code"), record.get("state1"), record.get("city"))
+    subdivision = (record.get("subdivisions") or [{}])[0]
+    city = record.get("city") or {}
+    return (
+        (record.get("country") or {}).get("iso_code"),
+        subdivision.get("iso_code"),
+        tuple(sorted((subdivision.get("names") or {}).items())),
+        tuple(sorted((city.get("names") or {}).items())),
+    )
 
 
 def describe_region_key(country: str, province: str, city: str) -> dict[str, str]:
