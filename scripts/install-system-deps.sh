@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses, installed only when missing:
-# chromium (the browser tests drive it through Playwright) and ffmpeg (test media).
+# chromium (the browser tests drive it through Playwright), ffmpeg (test media) and wrk
+# (the benchmark's load generator, run in smoke mode by tests/test_bench.py).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

