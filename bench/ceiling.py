@@ -19,6 +19,8 @@ import time
 import uvloop
 from aiohttp import web
 
+from collector.server import until_signalled
+
 
 async def get(request: web.Request) -> web.Response:
     return web.Response(status=204)
@@ -45,11 +47,7 @@ async def _serve(host: str, port: int, reuse_port: bool) -> None:
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await runner.cleanup()
 
 

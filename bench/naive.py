@@ -13,14 +13,14 @@ schema of docs/redis-keys.md), and the answer waits for Redis. No in-memory aggr
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import time
 
 import orjson
 import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
+
+from collector.server import until_signalled
 
 from collector import keys
 from collector.buckets import Calendar
@@ -171,11 +171,7 @@ async def _serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port, backlog=2048).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await runner.cleanup()
     await redis.aclose()
 

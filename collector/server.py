@@ -74,14 +74,19 @@ async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
         host, port = address[0], address[1]
         log.info("collector listening on http://%s:%d/ (redis %s)", host, port, redacted_url(settings.redis_url))
 
+    await until_signalled()
+    log.info("stopping: no new connections, finishing in-flight requests, final flush")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+async def until_signalled() -> None:
+    """Return once SIGTERM or SIGINT arrives (the caller then shuts down gracefully)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: no new connections, finishing in-flight requests, final flush")
-    await runner.cleanup()
-    log.info("stopped")
 
 
 class Supervisor:
