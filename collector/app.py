@@ -219,6 +219,7 @@ def backlog(app: web.Application) -> dict:
         "pending_flushes": len(flusher.pending),
         "pending_events": app[AGGREGATOR].pending_events + sum(b.events for b in flusher.pending),
         "flushes": stats.flushes,
+        "events_flushed": stats.events_flushed,
         "flush_retries": stats.failures,
         "batches_recovered": stats.batches_recovered,
         "last_flush": stats.last_success or None,

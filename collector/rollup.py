@@ -30,12 +30,6 @@ class SlotWrites:
     hlls: dict[str, set] = field(default_factory=dict)  # key -> elements
     expire_at: dict[str, int] = field(default_factory=dict)  # key -> epoch seconds (absent: keep)
 
-    def incr(self, key: str, name: str, amount: int) -> None:
-        fields = self.hashes.get(key)
-        if fields is None:
-            fields = self.hashes[key] = {}
-        fields[name] = fields.get(name, 0) + amount
-
     def merge_fields(self, key: str, increments: dict[str, int], expire_at: int) -> None:
         fields = self.hashes.get(key)
         if fields is None:

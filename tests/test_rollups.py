@@ -109,8 +109,7 @@ async def test_replaying_a_flush_changes_nothing(collector_client, rds):
 def test_large_slot_writes_split_into_ordered_calls():
     writes = SlotWrites("{a|20260101}")
     writes.hlls["k1"] = {f"v{i}".encode() for i in range(int(CALL_ARGS * 2.5))}
-    for i in range(100):
-        writes.incr("h1", f"f{i}", i + 1)
+    writes.merge_fields("h1", {f"f{i}": i + 1 for i in range(100)}, 0)
     calls = encode_calls(writes, "w", seq=3)
     assert len(calls) >= 3
     sequences = [args[0] for _, args in calls]
