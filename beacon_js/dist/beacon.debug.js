@@ -102,7 +102,10 @@
 
   // src/transport.js
   var script = document.currentScript || {};
+  var left;
   function send(events, leaving) {
+    left = leaving;
+    if (!events.length) return;
     var url2 = endpoint(cfg.host, script.src || location.href);
     var body = JSON.stringify(events);
     var fetch = window.fetch;
@@ -120,7 +123,7 @@
           });
         }), safe(function() {
           log("fetch failed", events);
-          images(url2, events);
+          left || images(url2, events);
         }));
       }
     } catch (e) {
@@ -219,10 +222,9 @@
     var events = buffer;
     clearTimeout(timer);
     timer = 0;
-    if (!events.length) return;
-    if (cfg.hold && !leaving) return log("held", events);
+    if (cfg.hold && !leaving) return events.length && log("held", events);
     buffer = [];
-    if (!cfg.appKey) return log("not sent: no appKey", events);
+    if (!cfg.appKey) return events.length && log("not sent: no appKey", events);
     events.forEach(function(e) {
       e.k = cfg.appKey;
       if (cfg.userId) e.uid = cfg.userId;

@@ -77,10 +77,9 @@ export function flush(leaving) {
   var events = buffer
   clearTimeout(timer)
   timer = 0
-  if (!events.length) return
-  if (cfg.hold && !leaving) return DEBUG && log('held', events)
+  if (cfg.hold && !leaving) return DEBUG && events.length && log('held', events)
   buffer = []
-  if (!cfg.appKey) return DEBUG && log('not sent: no appKey', events)
+  if (!cfg.appKey) return DEBUG && events.length && log('not sent: no appKey', events)
   // The app key and user id are stamped now, not when the event was made, so a page
   // that holds its hits until it knows the user sends them with the user.
   events.forEach(function (e) {

@@ -22,7 +22,13 @@ import { enqueue, MAX_BODY } from './queue.js'
 // Our own <script> element, known only while it first runs.
 export var script = document.currentScript || {}
 
+// Whether the last send was for a page being left (hidden or unloaded).
+var left
+
+// Called on every flush, even of nothing: `leaving` must be known when a fetch fails.
 export function send(events, leaving) {
+  left = leaving
+  if (!events.length) return
   var url = endpoint(cfg.host, script.src || location.href)
   var body = JSON.stringify(events)
   var fetch = window.fetch
@@ -38,8 +44,11 @@ export function send(events, leaving) {
         if (answer.status > 499) keep(events, DEBUG && answer.status)
         else if (DEBUG && answer.status > 299) answer.text().then(function (why) { log('rejected: ' + why, events) })
       }), safe(function () {
+        // A page left while this was in flight (Chromium aborts the fetch on a reload,
+        // before the page is hidden) sees it fail although the browser still delivers it
+        // (keepalive): sending it again would count the events twice.
         DEBUG && log('fetch failed', events)
-        images(url, events)
+        left || images(url, events)
       }))
     }
   } catch (e) {}

@@ -21,6 +21,8 @@ def exposures(page_server, tr=None):
 def all_accepted(page_server):
     statuses = [status for method, path, status in page_server.lb_log if path.startswith("/c")]
     assert statuses and all(status in (200, 204) for status in statuses), page_server.lb_log
+    ids = [h["id"] for h in page_server.lb_hits]
+    assert len(ids) == len(set(ids)), "an event was sent twice"
 
 
 def open_home(open_tab, deep):
@@ -71,7 +73,8 @@ def test_a_nav_click_that_navigates_is_sent_and_stamps_the_next_page_view(deep, 
     assert second["u"].endswith("/tracks.html?page=courses")
     # Used up: a reload is not another entry through the nav bar.
     tab.page.reload()
-    wait_until(lambda: len(hits(page_server, "pageview")) == 3, message="third page view")
+    wait_until(lambda: len(hits(page_server, "pageview")) >= 3, message="third page view")
+    tab.page.wait_for_timeout(300)  # time for a fourth: the second sent again
     assert "etr" not in hits(page_server, "pageview")[2]
     all_accepted(page_server)
 
