@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .deep import DeepFacts, Session
 from .device import Device
 from .geo import Region
 
@@ -31,6 +32,11 @@ class Snapshot:
     first_party: set[tuple] = field(default_factory=set)
     # (app, minute, reason) -> count
     rejected: dict[tuple, int] = field(default_factory=dict)
+    # Deep tag (deep.py): (app, minute, suffix, field) -> increment; (app, minute, suffix,
+    # day member, month member); (app, media session id) -> [first minute, Session].
+    deep_incs: dict[tuple, int] = field(default_factory=dict)
+    deep_members: set[tuple] = field(default_factory=set)
+    sessions: dict[tuple[str, str], list] = field(default_factory=dict)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -57,6 +63,7 @@ class Aggregator:
         engaged_ms: int = 0,
         scroll: int = -1,
         first_party_id: str = "",
+        deep: DeepFacts | None = None,
     ) -> None:
         snap = self._current
         key = (app, minute, event_type, device, region, page, page_code, referrer, visit_flag)
@@ -74,6 +81,26 @@ class Aggregator:
             snap.visitors.add((app, minute, device.device_class, region, visitor, month_visitor))
             if first_party_id:
                 snap.first_party.add((app, minute, first_party_id))
+            if deep is not None:
+                self._count_deep(snap, app, minute, deep)
+
+    @staticmethod
+    def _count_deep(snap: Snapshot, app: str, minute: int, deep: DeepFacts) -> None:
+        incs = snap.deep_incs
+        for suffix, name, amount in deep.incs:
+            key = (app, minute, suffix, name)
+            incs[key] = incs.get(key, 0) + amount
+        for suffix, day_member, month_member in deep.members:
+            snap.deep_members.add((app, minute, suffix, day_member, month_member))
+        session = deep.session
+        if session is not None:
+            found = snap.sessions.get((app, session.ms))
+            if found is None:
+                # A copy: the journal replays the same facts into other snapshots.
+                snap.sessions[(app, session.ms)] = [minute, Session(*session.as_json()[:4], session.targets)]
+            else:
+                found[0] = min(found[0], minute)
+                found[1].merge(session)
 
     def reject(self, app: str, minute: int, reason: str) -> None:
         rejected = self._current.rejected

@@ -60,6 +60,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/stats", api_stats)
     app.router.add_get("/api/apps", api_apps)
+    app.router.add_put("/api/catalogue", api_catalogue)
     app.router.add_get("/api/collector", collector_metrics)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
     return app
@@ -86,6 +87,10 @@ async def api_stats(request: web.Request) -> web.Response:
 
 async def api_apps(request: web.Request) -> web.Response:
     return await _stats_api(request).apps(request)
+
+
+async def api_catalogue(request: web.Request) -> web.Response:
+    return await _stats_api(request).catalogue(request)
 
 
 def _stats_api(request: web.Request) -> StatsAPI:
@@ -143,7 +148,10 @@ async def counting_ctx(app: web.Application) -> AsyncIterator[None]:
     salts.start()
     ttls = {"minute": settings.ttl_minute, "hour": settings.ttl_hour, "day": settings.ttl_day, "month": settings.ttl_month}
     journal = app[JOURNAL]
-    flusher = Flusher(app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, journal)
+    flusher = Flusher(
+        app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, journal,
+        completed_percent=settings.completed_percent,
+    )
     app[FLUSHER] = flusher
     flusher.recover()  # what a crashed or cut-off earlier run left in the journal goes first
     flusher.start()
@@ -226,5 +234,7 @@ def backlog(app: web.Application) -> dict:
         "last_flush_ms": round(stats.last_duration_ms, 2),
         "journal_bytes": journal.bytes if journal else None,
         "journal_max_bytes": journal.max_bytes if journal else None,
+        # Events counted under (other) because a cardinality cap was full (caps.py).
+        "capped_events": dict(app[INGEST].caps.overflowed),
     }
 

@@ -26,7 +26,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from . import keys
+import orjson
+
 from .aggregate import Aggregator, Snapshot
+from .deep import Session
 from .journal import Journal, Segment, replay
 from .periodic import Periodic
 from .rollup import RollupBuilder, SlotWrites
@@ -35,11 +38,65 @@ log = logging.getLogger(__name__)
 
 # KEYS[1]: the writer's sequence marker in this slot; KEYS[2..]: target keys.
 # ARGV[1]: flush sequence; ARGV[2]: marker TTL; then for each target key:
-#   kind ('h': hash increments, 'p': HyperLogLog adds), expire-at (0: keep), n, and
-#   n field/increment pairs ('h') or n elements ('p').
+#   kind ('h': hash increments, 'p': HyperLogLog adds, 's': media sessions), expire-at
+#   (0: keep), n, and n field/increment pairs ('h'), n elements ('p') or n sessions ('s',
+#   the key is the slot's session hash; each session one JSON argument, see session_arg).
 # The marker is advanced before the writes: if a write failed half way (it cannot
 # for well-formed input), a retry must not count the first half twice.
+#
+# A media session's distinct seconds (ws) are cumulative, so its counts are functions of
+# its best progress so far: the session hash keeps that per session, with the bucket
+# prefixes of its first flush, and a session's new progress adds only the difference
+# of each count (views: 1 once started; watched_s; and with a known duration the
+# completion sum in thousandths, its histogram bin, completed, completion_n). The
+# metric keys are written under the stored prefixes: same hash tag, same slot.
 APPLY_FLUSH_LUA = """
+local function session_counts(ws, dur, started, percent)
+  local c = {views = started, watched_s = ws}
+  if dur > 0 then
+    local ratio = math.min(ws / dur, 1)
+    c.completion_n = 1
+    c.completion_milli = math.floor(ratio * 1000 + 0.5)
+    local bin = 'completion_90_100'
+    if ratio < 0.25 then bin = 'completion_0_25' elseif ratio < 0.5 then bin = 'completion_25_50'
+    elseif ratio < 0.75 then bin = 'completion_50_75' elseif ratio < 0.9 then bin = 'completion_75_90' end
+    c[bin] = 1
+    if ws * 100 >= percent * dur then c.completed = 1 end
+  end
+  return c
+end
+
+local function apply_session(state_key, arg)
+  local s = cjson.decode(arg)
+  local ms, ws, dur, started, prefixes, targets, percent = s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+  local old = redis.call('HGET', state_key, ms)
+  local before = {}
+  if old then
+    local o = cjson.decode(old)
+    prefixes = o[4]
+    if ws <= o[1] and dur <= o[2] and started <= o[3] then return end
+    before = session_counts(o[1], o[2], o[3], percent)
+    ws, dur, started = math.max(ws, o[1]), math.max(dur, o[2]), math.max(started, o[3])
+  end
+  redis.call('HSET', state_key, ms, cjson.encode({ws, dur, started, prefixes}))
+  local after = session_counts(ws, dur, started, percent)
+  for name, _ in pairs(before) do if after[name] == nil then after[name] = 0 end end
+  for name, n in pairs(after) do
+    local delta = n - (before[name] or 0)
+    if delta ~= 0 then
+      for _, p in ipairs(prefixes) do
+        for _, t in ipairs(targets) do
+          local key = p[1] .. ':' .. t[1]
+          local field = name
+          if t[2] ~= '' then field = name .. ':' .. t[2] end
+          redis.call('HINCRBY', key, field, delta)
+          if p[2] > 0 then redis.call('EXPIREAT', key, p[2]) end
+        end
+      end
+    end
+  end
+end
+
 local seq = tonumber(ARGV[1])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if seq <= last then return 0 end
@@ -53,6 +110,9 @@ for i = 2, #KEYS do
       redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
     end
     a = a + 2 * n
+  elseif kind == 's' then
+    for j = a, a + n - 1 do apply_session(key, ARGV[j]) end
+    a = a + n
   else
     for j = a, a + n - 1, 1000 do  -- chunks keep unpack() far below Lua's stack limit
       redis.call('PFADD', key, unpack(ARGV, j, math.min(j + 999, a + n - 1)))
@@ -74,7 +134,16 @@ CALL_ARGS = 20_000
 PARTS = 100_000
 
 
-def encode_calls(writes: SlotWrites, writer: str, seq: int) -> list[tuple[list[str], list]]:
+def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, completed_percent: int) -> bytes:
+    """One session's progress for the script: [ms, ws, dur, started, [[bucket prefix,
+    expire-at], ...], [[metrics key suffix, value], ...], completed percent]."""
+    targets = [[keys.metrics_suffix(dim) if dim else keys.COUNTERS, value] for dim, value in session.targets]
+    return orjson.dumps([session.ms, session.ws, session.dur, session.started, prefixes, targets, completed_percent])
+
+
+def encode_calls(
+    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90
+) -> list[tuple[list[str], list]]:
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order."""
     marker = keys.flush_sequence(writes.tag, writer)
     calls: list[tuple[list[str], list]] = []
@@ -105,6 +174,10 @@ def encode_calls(writes: SlotWrites, writer: str, seq: int) -> list[tuple[list[s
         add(key, "h", sorted(writes.hashes[key].items()), 2)
     for key in sorted(writes.hlls):
         add(key, "p", sorted(writes.hlls[key]), 1)
+    if writes.sessions:
+        sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
+        writes.expire_at[keys.sessions(writes.tag)] = writes.sessions_expire_at
+        add(keys.sessions(writes.tag), "s", sessions, 1)
     close_call()
     if len(calls) >= PARTS:
         raise ValueError("flush too large to number its calls")
@@ -140,8 +213,10 @@ class Flusher:
         interval: float,
         journal: Journal | None = None,
         writer: str | None = None,
+        completed_percent: int = 90,
     ) -> None:
         self.redis = redis
+        self.completed_percent = completed_percent
         self.aggregator = aggregator
         self.rollups = rollups
         self.interval = interval
@@ -245,7 +320,7 @@ class Flusher:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
         pipe = self.redis.pipeline(transaction=False)
         for writes in self._load(batch):
-            for script_keys, args in encode_calls(writes, batch.writer, batch.seq):
+            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent):
                 pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
         new_apps = batch.apps - self._known_apps
         if new_apps:

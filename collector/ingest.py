@@ -18,7 +18,9 @@ from aiohttp import web
 
 from .aggregate import NO_VISIT, Aggregator
 from .buckets import Calendar
+from .caps import CardinalityCaps
 from .clientip import ClientIPResolver
+from .deep import DeepCounter
 from .device import DeviceClassifier
 from .geo import UNKNOWN_REGION, GeoResolver, Region
 from .journal import Journal, encode_count, encode_reject
@@ -53,6 +55,11 @@ class Ingest:
         self.devices = devices
         self.ips = ClientIPResolver(settings.trusted_proxies)
         self.hasher = hasher
+        self.caps = CardinalityCaps({
+            "resource": settings.cap_resources, "target": settings.cap_click_targets,
+            "component": settings.cap_components, "page": settings.cap_pages, "label": settings.cap_labels,
+        })
+        self.deep = DeepCounter(self.caps, hasher)
         self.visits = VisitTracker(settings.session_timeout)
         self.calendar = calendar
         self.clock = clock
@@ -135,12 +142,12 @@ class Ingest:
             tally.counts.append(self._enrich(event, ip, ua, ch_mobile, region, now, memo))
         return tally
 
-    def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes]:
-        """The visitor's keys under the day's and the month's salt."""
+    def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes, str, str]:
+        """The visitor's keys under the day's and the month's salt, and the day and month."""
         found = memo.get((app, minute)) if memo is not None else None
         if found is None:
             _, _, day, month = self.calendar.buckets_of_minute(minute)
-            found = (self.hasher.visitor(day.id, app, ip, ua), self.hasher.visitor(month.id, app, ip, ua))
+            found = (self.hasher.visitor(day.id, app, ip, ua), self.hasher.visitor(month.id, app, ip, ua), day.id, month.id)
             if memo is not None:
                 memo[(app, minute)] = found
         return found
@@ -161,8 +168,9 @@ class Ingest:
             when = ts / 1000
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        visitor, month_visitor = self._visitor_keys(app, minute, ip, ua, memo)
+        visitor, month_visitor, day, month = self._visitor_keys(app, minute, ip, ua, memo)
         vid = ev.get("vid", "")
+        deep = None if device.is_bot else self.deep.facts(ev, app, day, month, visitor, month_visitor)
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
@@ -172,11 +180,12 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            page, page_code, referrer = page_of(url), ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
-            return (app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, flag, 0, -1, vid)
+            page = self.caps.admit("page", app, day, page_of(url))
+            page_code, referrer = ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
+            return (app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, flag, 0, -1, vid, deep)
         if etype == "engagement":
-            return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, ev["et"], ev.get("sd", -1), vid)
-        return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, 0, -1, vid)
+            return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, ev["et"], ev.get("sd", -1), vid, deep)
+        return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, 0, -1, vid, deep)
 
     def _commit(self, tally: "Tally") -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""

@@ -26,6 +26,7 @@ from typing import Iterator
 import orjson
 
 from .aggregate import Aggregator
+from .deep import DeepFacts
 from .device import Device
 from .geo import Region
 
@@ -55,11 +56,13 @@ class Segment:
 
 
 def encode_count(app, minute, etype, device: Device, region: Region, visitor: bytes, month_visitor: bytes,
-                 page, page_code, referrer, visit_flag, engaged_ms, scroll, first_party_id) -> bytes:
+                 page, page_code, referrer, visit_flag, engaged_ms, scroll, first_party_id,
+                 deep: DeepFacts | None = None) -> bytes:
     return orjson.dumps([
         app, minute, etype, device.device_class, device.browser, device.os,
         region.country, region.province, region.city, region.country_name, region.province_name, region.city_name,
         visitor.hex(), month_visitor.hex(), page, page_code, referrer, visit_flag, engaged_ms, scroll, first_party_id,
+        deep.as_json() if deep else None,
     ]) + b"\n"
 
 
@@ -92,6 +95,7 @@ def replay(path: Path, aggregator: Aggregator) -> int:
                 rec[0], rec[1], rec[2], device, region, bytes.fromhex(rec[12]), bytes.fromhex(rec[13]),
                 page=rec[14], page_code=rec[15], referrer=rec[16], visit_flag=rec[17],
                 engaged_ms=rec[18], scroll=rec[19], first_party_id=rec[20],
+                deep=DeepFacts.from_json(rec[21]) if rec[21] else None,
             )
         count += 1
     return count

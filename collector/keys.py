@@ -7,8 +7,15 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{APP|DAY}:GRAN:BUCKET:u              HLL    UV (keyed hash of IP + UA)
     eb:{APP|DAY}:GRAN:BUCKET:u:fp           HLL    first-party visitor ids
     eb:{APP|DAY}:GRAN:BUCKET:u:DIM:VALUE    HLL    UV per device class / region
+    eb:{APP|DAY}:GRAN:BUCKET:m:DIM          hash   deep-tag metrics per value: METRIC:VALUE
+    eb:{APP|DAY}:GRAN:BUCKET:u:media        HLL    visitors who played or read a resource
+    eb:{APP|DAY}:GRAN:BUCKET:u:users        HLL    logged-in users (keyed hash of the uid)
+    eb:{APP|DAY}:GRAN:BUCKET:rs             HLL    distinct resources viewed
+    eb:{APP|DAY}:GRAN:BUCKET:rs:DIM:VALUE   HLL    distinct resources viewed per type/subject/...
+    eb:{APP|DAY}:sessions                   hash   media session -> progress counted so far
     eb:{APP|DAY}:seq:WRITER                 string last flush sequence applied by a writer
     eb:salt:DAY                             string the day's visitor-hash salt (48 h)
+    eb:catalogue:{APP}                      hash   uploaded resource counts per DIM:VALUE
     eb:apps                                 set    every app key seen
 
 GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
@@ -46,6 +53,27 @@ def slot_tag(app: str, granularity: str, bucket_id: str) -> str:
 COUNTERS = "c"
 VISITORS = "u"
 FIRST_PARTY = "u:fp"
+MEDIA_VIEWERS = "u:media"
+USERS = "u:users"
+RESOURCES = "rs"
+
+# Deep-tag dimensions with a metrics hash (…:m:DIM, fields METRIC:VALUE). The resource
+# labels (rtype … source) also get viewer and distinct-resource HLLs per value.
+DEEP_DIMENSIONS = ("resource", "rtype", "subject", "stage", "source", "target", "track", "item", "channel")
+RESOURCE_LABELS = ("rtype", "subject", "stage", "source")
+
+
+def metrics_suffix(dim: str) -> str:
+    return "m:" + dim
+
+
+def metric_field(metric: str, value: str) -> str:
+    """A field of a metrics hash; metric names hold no ':', so the first one splits."""
+    return metric + ":" + value
+
+
+def resources_suffix(dim: str, value: str) -> str:
+    return "rs:" + dim + ":" + value
 
 
 def dimension_suffix(dim: str) -> str:
@@ -82,6 +110,16 @@ def first_party_visitors(app: str, granularity: str, bucket_id: str) -> str:
 
 def dimension_visitors(app: str, granularity: str, bucket_id: str, dim: str, value: str) -> str:
     return bucket_key(app, granularity, bucket_id, dimension_visitors_suffix(dim, value))
+
+
+def sessions(tag: str) -> str:
+    """Media sessions of one slot (app and day, or month) and the progress each counted."""
+    return f"{PREFIX}:{tag}:sessions"
+
+
+def catalogue(app: str) -> str:
+    """The app's uploaded resource counts: field DIM:VALUE (and `total`) -> resources."""
+    return f"{PREFIX}:catalogue:{{{app}}}"
 
 
 def flush_sequence(tag: str, writer: str) -> str:

@@ -30,6 +30,16 @@ STRING_FIELDS: dict[str, int] = {
     "sid": 64,
     "uid": 128,
     "n": 128,
+    # deep tag
+    "tr": 64,
+    "etr": 64,
+    "rid": 128,
+    "rt": 16,
+    "subj": 64,
+    "stage": 64,
+    "src": 64,
+    "ms": 64,
+    "ch": 32,
 }
 INT_FIELDS: dict[str, tuple[int, int]] = {
     "sw": (0, 100_000),
@@ -39,9 +49,34 @@ INT_FIELDS: dict[str, tuple[int, int]] = {
     "sn": (1, 1_000_000),
     "et": (0, 86_400_000),
     "sd": (0, 100),
+    # deep tag
+    "pos": (0, 9_999_999),
+    "epos": (0, 9_999_999),
+    "dur": (0, 9_999_999),
+    "ws": (0, 9_999_999),
+    "wt": (0, 86_400_000),
+    "pb": (10, 100),
+    "score": (1, 5),
 }
 NUMERIC_IDS = frozenset({"uid"})  # string fields that also take an integer, stored as text
-REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {"pageview": ("u",), "engagement": ("et",)}
+REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "pageview": ("u",),
+    "engagement": ("et",),
+    "click": ("n",),
+    "exposure": ("n", "tr", "pos"),
+    "media": ("n", "rid", "ms", "ws", "wt"),
+    "interaction": ("n", "rid"),
+}
+# The actions (`n`) of media and interaction events, and what each requires besides.
+MEDIA_ACTIONS: dict[str, tuple[str, ...]] = {
+    "play": ("pos",), "pause": ("pos",), "seek": ("pos",), "ended": ("pos",),
+    "progress": ("pos", "pb"), "ping": ("pos",), "read": (),
+}
+INTERACTIONS: dict[str, tuple[str, ...]] = {
+    "rate": ("score",), "like": (), "unlike": (), "share": (), "favorite": (), "unfavorite": (), "comment": (),
+}
+ACTIONS_BY_TYPE = {"media": MEDIA_ACTIONS, "interaction": INTERACTIONS}
+PROGRESS_BOUNDARIES = frozenset({10, 25, 50, 75, 90, 100})
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
 _FORBIDDEN_IN_APP_KEY = re.compile(r"[\x00-\x1f\x7f{}]")
@@ -114,7 +149,36 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     url = event.get("u")
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         bad("u", "invalid_value", "must be an http:// or https:// URL")
+    if (isinstance(etype, str) and etype in ACTIONS_BY_TYPE) or "etr" in event or "epos" in event:
+        _deep_problems(event, etype, bad)
     return problems
+
+
+def _deep_problems(event: dict, etype: str, bad) -> None:
+    """What the field table cannot say: actions, fields that come in pairs, and
+    positions or progress that do not fit the resource's duration."""
+    actions = ACTIONS_BY_TYPE.get(etype)
+    action = event.get("n")
+    if actions is not None and isinstance(action, str):
+        if action not in actions:
+            bad("n", "invalid_value", f"unknown {etype} action; one of " + ", ".join(actions))
+        else:
+            for required in actions[action]:
+                if required not in event:
+                    bad(required, "missing_field", f"required for {etype} {action} events")
+    if ("etr" in event) != ("epos" in event):
+        bad("epos" if "etr" in event else "etr", "missing_field", "etr and epos come together")
+    dur, pb = event.get("dur"), event.get("pb")
+    if pb is not None and pb not in PROGRESS_BOUNDARIES:
+        bad("pb", "invalid_value", "one of " + ", ".join(map(str, sorted(PROGRESS_BOUNDARIES))))
+    if type(dur) is int and dur >= 0:
+        # dur is rounded and pos floored, so a position in the last second may equal dur;
+        # ws counts whole seconds played, at most one more than the rounded duration.
+        pos, ws = event.get("pos"), event.get("ws")
+        if etype == "media" and type(pos) is int and pos > dur:
+            bad("pos", "out_of_range", f"position {pos} s is past the duration {dur} s")
+        if type(ws) is int and ws > dur + 1:
+            bad("ws", "out_of_range", f"{ws} distinct seconds watched of a {dur} s resource")
 
 
 def usable_app_key(value: object) -> bool:

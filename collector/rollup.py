@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from . import keys
 from .aggregate import VISIT_SECOND_PAGE, VISIT_START, Snapshot
 from .buckets import Bucket, Calendar
+from .deep import Session
 from .geo import Region
 
 UNKNOWN = "(unknown)"
@@ -29,6 +30,10 @@ class SlotWrites:
     hashes: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> field -> increment
     hlls: dict[str, set] = field(default_factory=dict)  # key -> elements
     expire_at: dict[str, int] = field(default_factory=dict)  # key -> epoch seconds (absent: keep)
+    # Media session progress for this slot's session hash (flusher.SESSIONS_LUA): the
+    # bucket prefixes a session's first flush files it under, then its progress.
+    sessions: list[tuple[tuple[tuple[str, int], ...], Session]] = field(default_factory=list)  # ((prefix, expire-at), ...)
+    sessions_expire_at: int = 0
 
     def merge_fields(self, key: str, increments: dict[str, int], expire_at: int) -> None:
         fields = self.hashes.get(key)
@@ -57,6 +62,7 @@ class MinuteDeltas:
     fields: dict[str, dict[str, int]] = field(default_factory=dict)  # suffix -> field -> increment
     day_members: dict[str, set] = field(default_factory=dict)  # suffix -> visitor keys (day salt)
     month_members: dict[str, set] = field(default_factory=dict)  # suffix -> visitor keys (month salt)
+    sessions: list[Session] = field(default_factory=list)
 
 
 def _incr(fields: dict[str, dict[str, int]], suffix: str, name: str, amount: int) -> None:
@@ -114,20 +120,46 @@ class RollupBuilder:
             _add(d.month_members, keys.FIRST_PARTY, visitor_id)
         for (app, minute, reason), count in snap.rejected.items():
             _incr(deltas(app, minute).fields, keys.COUNTERS, "rejected:" + reason, count)
+        for (app, minute, suffix, name), amount in snap.deep_incs.items():
+            _incr(deltas(app, minute).fields, suffix, name, amount)
+        for app, minute, suffix, day_member, month_member in snap.deep_members:
+            d = deltas(app, minute)
+            _add(d.day_members, suffix, day_member)
+            _add(d.month_members, suffix, month_member)
+        for (app, _), (minute, session) in snap.sessions.items():
+            deltas(app, minute).sessions.append(session)
 
         slots: dict[str, SlotWrites] = {}
         for (app, minute), d in minutes.items():
             for bucket in self.calendar.buckets_of_minute(minute):
                 w = self._slot(slots, app, bucket)
                 g, b = bucket.granularity, bucket.id
-                ttl = self.ttls.get(g, 0)
-                expire_at = bucket.end + ttl if ttl else 0
+                expire_at = self._expire_at(bucket)
                 for suffix, increments in d.fields.items():
                     w.merge_fields(keys.bucket_key(app, g, b, suffix), increments, expire_at)
                 members = d.month_members if g == "month" else d.day_members
                 for suffix, elements in members.items():
                     w.merge_members(keys.bucket_key(app, g, b, suffix), elements, expire_at)
+            if d.sessions:
+                self._file_sessions(slots, app, minute, d.sessions)
         return list(slots.values())
+
+    def _file_sessions(self, slots: dict[str, SlotWrites], app: str, minute: int, sessions: list[Session]) -> None:
+        """Sessions go to the day's slot (minute, hour and day buckets) and the month's.
+
+        Each slot keeps its own record of every session's progress, so each counts a
+        session once, in the buckets of the minute it was first flushed in.
+        """
+        by_slot: dict[str, list[Bucket]] = {}
+        for bucket in self.calendar.buckets_of_minute(minute):
+            by_slot.setdefault(keys.slot_tag(app, bucket.granularity, bucket.id), []).append(bucket)
+        for tag, buckets in by_slot.items():
+            w = slots[tag]
+            prefixes = tuple((keys.bucket_prefix(app, b.granularity, b.id), self._expire_at(b)) for b in buckets)
+            w.sessions.extend((prefixes, session) for session in sessions)
+            # A session's record is needed as long as its events can arrive: the
+            # period's end, plus the client timestamp window.
+            w.sessions_expire_at = max(w.sessions_expire_at, buckets[-1].end + keys.SALT_LIFETIME)
 
     # ---- helpers ------------------------------------------------------------------
 
@@ -182,6 +214,10 @@ class RollupBuilder:
                 keys.dimension_visitors_suffix("city", city),
             )
         return found
+
+    def _expire_at(self, bucket: Bucket) -> int:
+        ttl = self.ttls.get(bucket.granularity, 0)
+        return bucket.end + ttl if ttl else 0
 
     def _slot(self, slots: dict[str, SlotWrites], app: str, bucket: Bucket) -> SlotWrites:
         tag = keys.slot_tag(app, bucket.granularity, bucket.id)

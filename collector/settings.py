@@ -72,6 +72,12 @@ class Settings:
     ttl_hour: int = _setting(7776000, "seconds hour buckets are kept (0 keeps forever)")
     ttl_day: int = _setting(0, "seconds day buckets are kept (0 keeps forever)")
     ttl_month: int = _setting(0, "seconds month buckets are kept (0 keeps forever)")
+    completed_percent: int = _setting(90, "a media session is completed once it has played this % of its duration")
+    cap_resources: int = _setting(50000, "distinct resource ids counted per app and day (per worker); more go to (other)")
+    cap_click_targets: int = _setting(50000, "distinct click target names counted per app and day (per worker)")
+    cap_components: int = _setting(50000, "distinct click-track components and items per app and day (per worker)")
+    cap_pages: int = _setting(50000, "distinct pages counted per app and day (per worker); more go to (other)")
+    cap_labels: int = _setting(1000, "distinct subjects, stages, sources, share channels per app and day (per worker)")
     journal: bool = _setting(True, "write accepted events to a local journal before answering")
     journal_fsync: str = _setting("everysec", "journal fsync policy: everysec, always or no")
     journal_max_bytes: int = _setting(

@@ -18,10 +18,18 @@ from redis.exceptions import RedisError
 
 from . import keys
 from .buckets import GRANULARITIES, Bucket, Calendar
+from .deep_stats import (
+    DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, parse_catalogue, sort_key, split_metrics,
+)
 from .geo import describe_region_key
+from .protocol import usable_app_key
 
 MAX_BUCKETS = 2000
-BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
+BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
+BREAKDOWNS = BASIC_BREAKDOWNS + tuple(DEEP_BREAKDOWNS)
+# HyperLogLogs counted per bucket and over the range: UV, first-party UV, and the deep
+# tag's media viewers, logged-in users and distinct resources viewed.
+BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, keys.MEDIA_VIEWERS, keys.USERS, keys.RESOURCES)
 REGION_LEVELS = ("country", "province", "city")
 COUNTERS = ("pv", "visits", "visits_multi", "engaged_ms", "engagements", "scroll_sum", "scroll_count", "bot_pv", "bot_hits")
 
@@ -30,7 +38,7 @@ class BadQuery(ValueError):
     pass
 
 
-def derive(counters: dict[str, int], uv: int, uv_first_party: int) -> dict:
+def derive(counters: dict[str, int], uv: int, uv_first_party: int, *deep_hlls: int, catalogue_total: int = 0) -> dict:
     """The figures the monitoring reports need, from raw counters of a bucket or range."""
     pv = counters.get("pv", 0)
     visits = counters.get("visits", 0)
@@ -57,6 +65,7 @@ def derive(counters: dict[str, int], uv: int, uv_first_party: int) -> dict:
         "bot_hits": counters.get("bot_hits", 0),
         "events": {name[3:]: n for name, n in counters.items() if name.startswith("ev:")},
         "rejected": {name[9:]: n for name, n in counters.items() if name.startswith("rejected:")},
+        **derive_deep(counters, *(deep_hlls or (0, 0, 0)), catalogue_total=catalogue_total),
     }
 
 
@@ -78,7 +87,7 @@ class StatsReader:
         self.calendar = calendar
         self.clock = clock
 
-    def parse(self, query) -> tuple[str, str, list[Bucket], list[str]]:
+    def parse(self, query) -> tuple[str, str, list[Bucket], list[str], int]:
         app = query.get("app", "")
         if not app:
             raise BadQuery("app is required")
@@ -100,25 +109,35 @@ class StatsReader:
         unknown = [b for b in breakdowns if b not in BREAKDOWNS]
         if unknown:
             raise BadQuery(f"unknown breakdown {unknown[0]!r}; one of " + ", ".join(BREAKDOWNS))
-        return app, granularity, buckets, breakdowns
+        try:
+            limit = int(query.get("limit", ROW_LIMIT))
+        except ValueError:
+            raise BadQuery("limit must be an integer") from None
+        if not 1 <= limit <= MAX_ROW_LIMIT:
+            raise BadQuery(f"limit must be 1..{MAX_ROW_LIMIT}")
+        return app, granularity, buckets, breakdowns, limit
 
-    async def read(self, app: str, granularity: str, buckets: list[Bucket], breakdowns: list[str]) -> dict:
+    async def read(self, app: str, granularity: str, buckets: list[Bucket], breakdowns: list[str], limit: int = ROW_LIMIT) -> dict:
         g = granularity
+        width = 1 + len(BUCKET_HLLS)
         pipe = self.redis.pipeline(transaction=False)
         for b in buckets:
             pipe.hgetall(keys.counters(app, g, b.id))
-            pipe.pfcount(keys.visitors(app, g, b.id))
-            pipe.pfcount(keys.first_party_visitors(app, g, b.id))
-        pipe.pfcount(*[keys.visitors(app, g, b.id) for b in buckets])
-        pipe.pfcount(*[keys.first_party_visitors(app, g, b.id) for b in buckets])
+            for suffix in BUCKET_HLLS:
+                pipe.pfcount(keys.bucket_key(app, g, b.id, suffix))
+        for suffix in BUCKET_HLLS:
+            pipe.pfcount(*[keys.bucket_key(app, g, b.id, suffix) for b in buckets])
+        pipe.hgetall(keys.catalogue(app))
         results = await pipe.execute()
+        catalogue = _ints(results[-1])
+        total = catalogue.get("total", 0)
         series, total_counters = [], {}
         for i, b in enumerate(buckets):
-            counters = _ints(results[3 * i])
+            counters = _ints(results[width * i])
             for name, n in counters.items():
                 total_counters[name] = total_counters.get(name, 0) + n
             entry = {"bucket": b.label, "start": b.start}
-            entry.update(derive(counters, results[3 * i + 1], results[3 * i + 2]))
+            entry.update(derive(counters, *results[width * i + 1 : width * (i + 1)], catalogue_total=total))
             series.append(entry)
         out = {
             "app": app,
@@ -126,12 +145,54 @@ class StatsReader:
             "timezone": str(self.calendar.tz),
             "from": buckets[0].label,
             "to": buckets[-1].label,
-            "totals": derive(total_counters, results[-2], results[-1]),
+            "totals": derive(total_counters, *results[-1 - len(BUCKET_HLLS) : -1], catalogue_total=total),
             "series": series,
         }
         if breakdowns:
-            out["breakdowns"] = {dim: await self._breakdown(app, g, buckets, dim) for dim in breakdowns}
+            out["breakdowns"] = {
+                dim: await (self._deep_breakdown(app, g, buckets, dim, limit, catalogue) if dim in DEEP_BREAKDOWNS
+                            else self._breakdown(app, g, buckets, dim))
+                for dim in breakdowns
+            }
         return out
+
+    async def _deep_breakdown(
+        self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int]
+    ) -> list[dict]:
+        """Rows of a deep-tag breakdown (deep_stats.breakdown_row), the top `limit`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for b in buckets:
+            pipe.hgetall(keys.bucket_key(app, g, b.id, keys.metrics_suffix(dim)))
+        summed: dict[str, int] = {}
+        for raw in await pipe.execute():
+            for name, n in _ints(raw).items():
+                summed[name] = summed.get(name, 0) + n
+        rows = [breakdown_row(dim, value, m) for value, m in split_metrics(summed).items()]
+        rows.sort(key=sort_key(dim))
+        rows = rows[:limit]
+        if dim in ("resource", *keys.RESOURCE_LABELS) and rows:
+            labels = dim in keys.RESOURCE_LABELS
+            pipe = self.redis.pipeline(transaction=False)
+            for row in rows:
+                pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.dimension_visitors_suffix(dim, row["value"])) for b in buckets])
+                if labels:
+                    pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.resources_suffix(dim, row["value"])) for b in buckets])
+            counts = iter(await pipe.execute())
+            for row in rows:
+                row["viewers"] = next(counts)
+                if labels:
+                    seen = row["resources_viewed"] = next(counts)
+                    known = catalogue.get(keys.metric_field(dim, row["value"]), 0)
+                    row["catalogue_resources"] = known or None
+                    row["avg_views_per_resource"] = round(row["views"] / (known or seen), 4) if known or seen else None
+        return rows
+
+    async def upload_catalogue(self, app: str, fields: dict[str, int]) -> None:
+        """Replace the app's catalogue (its true resource counts per dimension value)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.catalogue(app))
+        pipe.hset(keys.catalogue(app), mapping=fields)
+        await pipe.execute()
 
     async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
         if dim == "region":
@@ -176,13 +237,30 @@ class StatsAPI:
         if not authorized(request, self.token):
             return _json({"error": "unauthorized"}, 401)
         try:
-            app, granularity, buckets, breakdowns = self.reader.parse(request.query)
+            app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
         except BadQuery as exc:
             return _json({"error": str(exc)}, 400)
         try:
-            return _json(await self.reader.read(app, granularity, buckets, breakdowns))
+            return _json(await self.reader.read(app, granularity, buckets, breakdowns, limit))
         except (RedisError, OSError) as exc:
             return _json({"error": f"redis unavailable: {exc}"}, 503)
+
+    async def catalogue(self, request: web.Request) -> web.Response:
+        """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
+        if not authorized(request, self.token):
+            return _json({"error": "unauthorized"}, 401)
+        app = request.query.get("app", "")
+        if not usable_app_key(app):
+            return _json({"error": "app is required"}, 400)
+        try:
+            fields = parse_catalogue(orjson.loads(await request.read()))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json({"error": f"catalogue: {exc}"}, 400)
+        try:
+            await self.reader.upload_catalogue(app, fields)
+        except (RedisError, OSError) as exc:
+            return _json({"error": f"redis unavailable: {exc}"}, 503)
+        return _json({"app": app, "fields": len(fields)})
 
     async def apps(self, request: web.Request) -> web.Response:
         if not authorized(request, self.token):

@@ -242,7 +242,7 @@ async def test_first_party_ids_are_their_own_uv(collector_client):
 
 async def test_other_event_types_are_counted_by_type(collector_client):
     client = await collector_client()
-    batch = [{"k": "app1", "t": "click", "n": "buy"}, {"k": "app1", "t": "click"}, {"k": "app1", "t": "media", "n": "play"}]
+    batch = [{"k": "app1", "t": "click", "n": "buy"}, {"k": "app1", "t": "click", "n": "more"}, {"k": "app1", "t": "media", "n": "read", "rid": "r", "ms": "m", "ws": 0, "wt": 0}]
     assert (await client.post("/c", data=orjson.dumps(batch), headers=headers())).status == 204
     await flush(client)
     assert (await stats(client))["totals"]["events"] == {"click": 2, "media": 1}

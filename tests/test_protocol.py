@@ -16,10 +16,25 @@ def test_minimal_pageview_is_valid():
     assert validate_event(GOOD_PV) == []
 
 
+# The smallest valid event of each type (docs/protocol.md).
+MINIMAL = {
+    "pageview": {"u": "https://e.edu/"},
+    "engagement": {"et": 1},
+    "click": {"n": "buy"},
+    "exposure": {"n": "slide", "tr": "banner", "pos": 1},
+    "media": {"n": "read", "rid": "r1", "ms": "m1", "ws": 0, "wt": 0},
+    "interaction": {"n": "like", "rid": "r1"},
+    "custom": {},
+}
+
+
 def test_every_documented_type_is_accepted():
-    for etype in EVENT_TYPES:
-        event = {"k": "a", "t": etype, "u": "https://e.edu/", "et": 1}
-        assert validate_event(event) == [], etype
+    assert set(MINIMAL) == EVENT_TYPES
+    for etype, fields in MINIMAL.items():
+        assert validate_event({"k": "a", "t": etype, **fields}) == [], etype
+        for name in fields:
+            missing = {"k": "a", "t": etype, **{f: v for f, v in fields.items() if f != name}}
+            assert [(p.field, p.reason) for p in validate_event(missing)] == [(name, "missing_field")], (etype, name)
 
 
 @pytest.mark.parametrize(
