@@ -445,6 +445,7 @@ def get_request(pop: Population, v: Visitor, ts_ms: int) -> Request:
 EVENT_MIX = [("exposure", 0.38), ("click", 0.25), ("media", 0.17), ("engagement", 0.12), ("interaction", 0.05), ("custom", 0.03)]
 _EVENT_CUM = _cum([w for _, w in EVENT_MIX])
 MEDIA = ["play", "pause", "seek", "progress", "progress", "progress", "ping", "ended"]
+RESOURCE_LABELS = {"rt": "video", "subj": "math", "stage": "junior", "src": "zjer"}
 INTERACTIONS = ["rate", "like", "share", "favorite", "comment"]
 TARGETS = ["nav-home", "nav-resource", "nav-course", "banner-1", "banner-2", "banner-3", "search-btn",
            "download", "favorite-btn", "share-btn", "tab-grade", "tab-subject", "list-item", "pager-next"]
@@ -464,14 +465,27 @@ def batch_events(pop: Population, v: Visitor, app: str, page: Page, pages: list[
             if page.code:
                 ev["pc"] = page.code
         elif t == "media":
-            ev.update(n=rng.choice(MEDIA), p={"rid": rid, "pos": rng.randrange(0, 2700), "dur": 2700})
+            # One session per visitor and resource, as the beacon's deep tag sends them.
+            pos = rng.randrange(0, 2701)
+            ev.update(n=rng.choice(MEDIA), rid=rid, ms=v.sid + rid, pos=pos, ws=min(pos, 2700), wt=rng.randrange(0, 30_001),
+                      dur=2700, **RESOURCE_LABELS)
+            if ev["n"] == "progress":
+                ev["pb"] = rng.choice((10, 25, 50, 75, 90, 100))
         elif t == "interaction":
             name = rng.choice(INTERACTIONS)
-            ev.update(n=name, p={"rid": rid, "score": rng.randrange(1, 6)} if name == "rate" else {"rid": rid})
+            ev.update(n=name, rid=rid, **RESOURCE_LABELS)
+            if name == "rate":
+                ev["score"] = rng.randrange(1, 6)
+            elif name == "share":
+                ev["ch"] = rng.choice(("wechat", "qq", "link"))
         elif t == "custom":
             ev.update(n="download", p={"rid": rid, "fmt": rng.choice(["pdf", "pptx", "docx", "mp4"])})
+        elif t == "exposure":
+            ev.update(n=rng.choice(TARGETS), tr="banner", pos=rng.randrange(1, 6))
         else:
-            ev.update(n=rng.choice(TARGETS), p={"rid": rid, "pos": rng.randrange(1, 40)})
+            ev.update(n=rng.choice(TARGETS))
+            if rng.random() < 0.5:
+                ev.update(tr="nav", pos=rng.randrange(1, 9))
         ev["k"] = app
         events.append(ev)
     return events
