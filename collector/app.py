@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from . import redis_client
 from .aggregate import Aggregator
 from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
 from .beacon_routes import add_beacon_routes
@@ -105,7 +105,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Short timeouts: a hung Redis must not hold a flush (or shutdown) for long; a failed
     # flush is simply retried, and the journal keeps its events meanwhile.
-    client = aioredis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
+    client = redis_client.connect(settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
     app[REDIS] = client
     for attempt in range(10):
         try:
