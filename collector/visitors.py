@@ -112,24 +112,27 @@ class VisitTracker:
 
     def __init__(self, timeout: int) -> None:
         self.timeout = timeout
-        self._seen: dict[bytes, list] = {}  # visitor -> [last seen, page views in visit]
+        # visitor -> last seen (whole seconds) << 2 | page views in the visit (1, 2, 3 = more):
+        # one int per visitor rather than a list, as there can be a million of them.
+        self._seen: dict[bytes, int] = {}
 
     def visit_flag(self, visitor: bytes, now: float) -> int:
         entry = self._seen.get(visitor)
-        if entry is None or now - entry[0] > self.timeout:
+        stamp = int(now) << 2
+        if entry is None or stamp - (entry & ~3) > self.timeout << 2:
             if len(self._seen) >= self.MAX_ENTRIES:
                 self.prune(now)
-            self._seen[visitor] = [now, 1]
+            self._seen[visitor] = stamp | 1
             return VISIT_START
-        entry[0] = now
-        entry[1] += 1
-        return VISIT_SECOND_PAGE if entry[1] == 2 else NO_VISIT
+        pages = min((entry & 3) + 1, 3)
+        self._seen[visitor] = stamp | pages
+        return VISIT_SECOND_PAGE if pages == 2 else NO_VISIT
 
     def prune(self, now: float) -> None:
-        cutoff = now - self.timeout
-        self._seen = {v: e for v, e in self._seen.items() if e[0] >= cutoff}
+        cutoff = int(now - self.timeout) << 2
+        self._seen = {v: e for v, e in self._seen.items() if e >= cutoff}
         if len(self._seen) >= self.MAX_ENTRIES:  # all recent: forget the oldest half
-            ordered = sorted(self._seen.items(), key=lambda item: item[1][0])
+            ordered = sorted(self._seen.items(), key=lambda item: item[1])
             self._seen = dict(ordered[len(ordered) // 2 :])
 
 
