@@ -189,7 +189,8 @@ class FlushBatch:
     writer: str
     seq: int
     segment: Segment | None  # its journal segment, when journaling
-    slots: list[SlotWrites] | None = None  # None: rebuild from the segment when due
+    snap: Snapshot | None = None  # what it counts; None: rebuild from the segment when due
+    slots: list[SlotWrites] | None = None  # its writes, once built
     apps: set[str] = field(default_factory=set)
     events: int = 0
 
@@ -276,7 +277,7 @@ class Flusher:
         self._describe(batch, snap)
         # Behind a failing batch, the writes wait on disk (rebuilt in _load), not in memory.
         if segment is None or not self.pending:
-            batch.slots = self.rollups.build(snap)
+            batch.snap = snap
         self.pending.append(batch)
 
     @staticmethod
@@ -286,12 +287,22 @@ class Flusher:
 
     def _load(self, batch: FlushBatch) -> list[SlotWrites]:
         if batch.slots is None:
-            scratch = Aggregator()
-            replay(batch.segment.path, scratch)
-            snap = scratch.drain()
-            self._describe(batch, snap)
+            snap = batch.snap
+            if snap is None:
+                scratch = Aggregator()
+                replay(batch.segment.path, scratch)
+                snap = scratch.drain()
+                self._describe(batch, snap)
             batch.slots = self.rollups.build(snap)
+            batch.snap = None
         return batch.slots
+
+    def _encode(self, batch: FlushBatch) -> list[tuple[list[str], list]]:
+        return [
+            call
+            for writes in self._load(batch)
+            for call in encode_calls(writes, batch.writer, batch.seq, self.completed_percent)
+        ]
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
@@ -318,10 +329,13 @@ class Flusher:
     async def _apply(self, batch: FlushBatch) -> None:
         if self._sha is None:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
+        # Building and encoding a second's writes takes milliseconds of CPU: in a thread,
+        # the event loop keeps answering hits meanwhile (the GIL is handed over every few ms)
+        # instead of stalling every request that arrives during a flush.
+        calls = await asyncio.to_thread(self._encode, batch)
         pipe = self.redis.pipeline(transaction=False)
-        for writes in self._load(batch):
-            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent):
-                pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
+        for script_keys, args in calls:
+            pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
         new_apps = batch.apps - self._known_apps
         if new_apps:
             pipe.sadd(keys.APPS, *new_apps)
