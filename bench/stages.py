@@ -150,11 +150,13 @@ def run(hits: int = 4000) -> dict:
             t = time.perf_counter()
             calls = [c for w in slots for c in encode_calls(w, "bench", 1)]
             out[f"flush: encode_calls ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
-            conn = Connection()
-            t = time.perf_counter()
-            for keys_, args in calls:
-                conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
-            out[f"flush: redis-py pack_command ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
+            from collector.redis_client import HiredisPacking
+
+            for name, conn in (("redis-py", Connection()), ("hiredis, as the collector", type("C", (HiredisPacking, Connection), {})())):
+                t = time.perf_counter()
+                for keys_, args in calls:
+                    conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
+                out[f"flush: {name} pack_command ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
             counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / len(reqs), 3)
             counts[f"HyperLogLog elements written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hlls.values()) / len(reqs), 3)
             counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / len(reqs), 2)
