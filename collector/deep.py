@@ -130,7 +130,8 @@ class DeepCounter:
             # Viewers of the app's media, of the resource, of each label's value.
             viewers = keys.dimension_visitors_suffix(dim, value) if dim else keys.MEDIA_VIEWERS
             facts.members.append((viewers, visitor, month_visitor))
-        rid = targets[1][1]
+        # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
+        rid = ev["rid"]
         facts.members.append((keys.RESOURCES, rid, rid))
         for dim, value in targets[2:]:
             facts.members.append((keys.resources_suffix(dim, value), rid, rid))

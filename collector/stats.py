@@ -149,17 +149,21 @@ class StatsReader:
             "series": series,
         }
         if breakdowns:
-            out["breakdowns"] = {
-                dim: await (self._deep_breakdown(app, g, buckets, dim, limit, catalogue) if dim in DEEP_BREAKDOWNS
-                            else self._breakdown(app, g, buckets, dim))
-                for dim in breakdowns
-            }
+            out["breakdowns"], out["breakdown_rows"] = {}, {}
+            for dim in breakdowns:
+                if dim in DEEP_BREAKDOWNS:
+                    rows, total_rows = await self._deep_breakdown(app, g, buckets, dim, limit, catalogue)
+                    out["breakdown_rows"][dim] = total_rows  # before `limit` cut them
+                else:
+                    rows = await self._breakdown(app, g, buckets, dim)
+                out["breakdowns"][dim] = rows
         return out
 
     async def _deep_breakdown(
         self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int]
-    ) -> list[dict]:
-        """Rows of a deep-tag breakdown (deep_stats.breakdown_row), the top `limit`."""
+    ) -> tuple[list[dict], int]:
+        """The top `limit` rows of a deep-tag breakdown (deep_stats.breakdown_row), and how
+        many rows there are in all."""
         pipe = self.redis.pipeline(transaction=False)
         for b in buckets:
             pipe.hgetall(keys.bucket_key(app, g, b.id, keys.metrics_suffix(dim)))
@@ -169,6 +173,7 @@ class StatsReader:
                 summed[name] = summed.get(name, 0) + n
         rows = [breakdown_row(dim, value, m) for value, m in split_metrics(summed).items()]
         rows.sort(key=sort_key(dim))
+        total_rows = len(rows)
         rows = rows[:limit]
         if dim in ("resource", *keys.RESOURCE_LABELS) and rows:
             labels = dim in keys.RESOURCE_LABELS
@@ -185,7 +190,7 @@ class StatsReader:
                     known = catalogue.get(keys.metric_field(dim, row["value"]), 0)
                     row["catalogue_resources"] = known or None
                     row["avg_views_per_resource"] = round(row["views"] / (known or seen), 4) if known or seen else None
-        return rows
+        return rows, total_rows
 
     async def upload_catalogue(self, app: str, fields: dict[str, int]) -> None:
         """Replace the app's catalogue (its true resource counts per dimension value)."""

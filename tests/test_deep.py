@@ -201,6 +201,11 @@ async def test_caps_send_the_excess_to_other_and_count_everything(collector_clie
     resources = out["breakdowns"]["resource"]
     assert len(resources) == 51 and row(resources, "(other)")["views"] == 50
     assert sum(r["views"] for r in resources) == 100 == out["totals"]["media"]["views"]
+    # Distinct resources are HyperLogLogs (bounded): they count every id, capped or not.
+    assert 98 <= out["totals"]["media"]["resources_viewed"] <= 102
+    assert 98 <= row((await stats(client, breakdown="subject"))["breakdowns"]["subject"], "math")["resources_viewed"] <= 102
+    top = await stats(client, breakdown="resource", limit=10)
+    assert len(top["breakdowns"]["resource"]) == 10 and top["breakdown_rows"] == {"resource": 51}
     assert row(out["breakdowns"]["target"], "(other)")["clicks"] == 15
     metrics = await client.get("/api/collector")
     assert (await metrics.json())["capped_events"]["resource"] == 50

@@ -1,9 +1,13 @@
 """Fixtures of the deep-tag browser tests: a server for their pages and a test video.
 
-The deep tag's collector side (per-resource aggregation) is not built yet, so these tests
-check what the beacon SENDS: every event that passes the load balancer in front of the
-collector is in `page_server.lb_hits` (see ../conftest.py), and the collector's answer
-to each request in `page_server.lb_log` (it must accept them all: 204, no 400).
+Two kinds of tests use them. test_deep_media.py and test_deep_tracks.py check what the
+beacon SENDS: every event that passes the load balancer in front of the collector is in
+`page_server.lb_hits` (see ../conftest.py), and the collector's answer to each request
+in `page_server.lb_log` (it must accept them all: 204, no 400). test_deep_counts.py
+checks what the collector COUNTS from it, end to end: the real collector process behind
+the balancer aggregates the deep events into Redis (collector/deep.py), and the test
+reads them back from its `/api/stats` (media, interactions, click tracks, breakdowns by
+resource, item, target..., the cardinality caps), once everything sent has been flushed.
 
 The pages in `pages/` are served on their own port (another origin than the collector,
 as on a real platform), `{{NAME}}` replaced by `page_server.vars[NAME]` (COLLECTOR,
