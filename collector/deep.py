@@ -100,7 +100,11 @@ class DeepCounter:
             if "tr" in ev and "pos" in ev:
                 self._track(facts, app, day, "clicks", ev["tr"], ev["pos"])
         elif etype == "exposure":
-            self._track(facts, app, day, "exposures", ev["tr"], ev["pos"])
+            if "tr" in ev:
+                self._track(facts, app, day, "exposures", ev["tr"], ev["pos"])
+            else:  # aplus.record(name, 'EXP'): an exposure of a named target, no track
+                target = self.caps.admit("target", app, day, ev["n"])
+                facts.incs.append((keys.metrics_suffix("target"), keys.metric_field("exposures", target), 1))
         elif etype == "media":
             self._media(facts, ev, app, day, visitor.hex(), month_visitor.hex())
         elif etype == "interaction":

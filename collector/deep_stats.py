@@ -101,7 +101,9 @@ def breakdown_row(dim: str, value: str, m: dict[str, int]) -> dict:
         row.update(exposures=m.get("exposures", 0), clicks=m.get("clicks", 0), entries=m.get("entries", 0))
         row["ctr"] = _ratio(row["clicks"], row["exposures"])
     elif dim == "target":
-        row["clicks"] = m.get("clicks", 0)
+        # Exposures of a target come from aplus.record(name, 'EXP') (no track).
+        row.update(clicks=m.get("clicks", 0), exposures=m.get("exposures", 0))
+        row["ctr"] = _ratio(row["clicks"], row["exposures"])
     elif dim == "channel":
         row["shares"] = m.get("shares", 0)
     return row

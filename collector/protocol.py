@@ -63,7 +63,7 @@ REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
     "pageview": ("u",),
     "engagement": ("et",),
     "click": ("n",),
-    "exposure": ("n", "tr", "pos"),
+    "exposure": ("n",),
     "media": ("n", "rid", "ms", "ws", "wt"),
     "interaction": ("n", "rid"),
 }
@@ -76,6 +76,10 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
     "rate": ("score",), "like": (), "unlike": (), "share": (), "favorite": (), "unfavorite": (), "comment": (),
 }
 ACTIONS_BY_TYPE = {"media": MEDIA_ACTIONS, "interaction": INTERACTIONS}
+DEEP_TYPES = frozenset({"click", "exposure", *ACTIONS_BY_TYPE})
+# Fields that only mean something together: a track item is (tr, pos).
+PAIRS = (("etr", "epos"),)
+PAIRS_BY_TYPE = {"click": (("tr", "pos"),), "exposure": (("tr", "pos"),)}
 PROGRESS_BOUNDARIES = frozenset({10, 25, 50, 75, 90, 100})
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
@@ -149,7 +153,7 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     url = event.get("u")
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         bad("u", "invalid_value", "must be an http:// or https:// URL")
-    if (isinstance(etype, str) and etype in ACTIONS_BY_TYPE) or "etr" in event or "epos" in event:
+    if (isinstance(etype, str) and etype in DEEP_TYPES) or "etr" in event or "epos" in event:
         _deep_problems(event, etype, bad)
     return problems
 
@@ -166,8 +170,9 @@ def _deep_problems(event: dict, etype: str, bad) -> None:
             for required in actions[action]:
                 if required not in event:
                     bad(required, "missing_field", f"required for {etype} {action} events")
-    if ("etr" in event) != ("epos" in event):
-        bad("epos" if "etr" in event else "etr", "missing_field", "etr and epos come together")
+    for a, b in PAIRS + PAIRS_BY_TYPE.get(etype, ()):
+        if (a in event) != (b in event):
+            bad(b if a in event else a, "missing_field", f"{a} and {b} come together")
     dur, pb = event.get("dur"), event.get("pb")
     if pb is not None and pb not in PROGRESS_BOUNDARIES:
         bad("pb", "invalid_value", "one of " + ", ".join(map(str, sorted(PROGRESS_BOUNDARIES))))

@@ -182,6 +182,17 @@ async def test_click_tracks_exposures_clicks_ctr_and_entries(collector_client):
     assert [(r["value"], r["clicks"]) for r in b["target"]] == [("signup", 2), ("slide-a", 1)]
 
 
+async def test_appendix_a_exposures_without_a_track_count_per_target(collector_client):
+    """aplus.record(name, 'EXP') and (name, 'CLK') carry no track: CTR per target name."""
+    client = await collector_client()
+    await post(client, [{"k": "app1", "t": "exposure", "n": "course_card"}] * 4 + [{"k": "app1", "t": "click", "n": "course_card"}])
+    await flush(client)
+    out = await stats(client, breakdown="target")
+    assert out["breakdowns"]["target"] == [{"value": "course_card", "clicks": 1, "exposures": 4, "ctr": 0.25}]
+    assert out["totals"]["events"] == {"exposure": 4, "click": 1}
+    assert out["totals"]["tracks"]["exposures"] == 0, "not a track's exposures"
+
+
 async def test_logged_in_users_and_the_pv_split(collector_client):
     client = await collector_client()
     await post(client, [pv(uid="42"), pv(uid="42"), pv(uid="7"), pv()])
@@ -244,6 +255,7 @@ async def test_the_journal_replays_deep_events_exactly(collector_client):
         ({**media("play"), "ms": None}, "ms", "wrong_type"),
         ({"k": "app1", "t": "exposure", "n": "a", "tr": "banner"}, "pos", "missing_field"),
         (pv(etr="nav"), "epos", "missing_field"),
+        ({"k": "app1", "t": "click", "n": "x", "tr": "nav"}, "pos", "missing_field"),
     ],
 )
 async def test_bad_deep_input_is_rejected_with_a_reason_and_counted(collector_client, event, field, reason):
