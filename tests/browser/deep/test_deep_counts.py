@@ -185,7 +185,7 @@ def test_a_nav_click_counts_the_click_and_the_entry_it_leads_to(tracked, deep, p
     s = stats(tracked, "item,track,target")
     nav2 = row(s, "item", "navbar#2")
     assert nav2 is not None and nav2["clicks"] == 1 and nav2["entries"] == 1, nav2
-    assert row(s, "target", "courses") == {"value": "courses", "clicks": 1}
+    assert row(s, "target", "courses") == {"value": "courses", "clicks": 1, "exposures": 0, "ctr": None}
     assert row(s, "track", "navbar")["clicks"] == 1 and row(s, "track", "navbar")["entries"] == 1
     assert s["totals"]["clicks"] == 1 and s["totals"]["pv"] == 2
     assert s["totals"]["tracks"]["clicks"] == 1 and s["totals"]["tracks"]["entries"] == 1
