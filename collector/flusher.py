@@ -66,7 +66,9 @@ local function session_counts(ws, dur, started, percent)
   return c
 end
 
-local function apply_session(state_key, arg)
+-- Session deltas of one op are summed per key and field, then written once: many
+-- sessions share the counters hash and their labels' fields.
+local function apply_session(state_key, arg, sums, expiry)
   local s = cjson.decode(arg)
   local ms, ws, dur, started, prefixes, targets, percent = s[1], s[2], s[3], s[4], s[5], s[6], s[7]
   local old = redis.call('HGET', state_key, ms)
@@ -89,8 +91,9 @@ local function apply_session(state_key, arg)
           local key = p[1] .. ':' .. t[1]
           local field = name
           if t[2] ~= '' then field = name .. ':' .. t[2] end
-          redis.call('HINCRBY', key, field, delta)
-          if p[2] > 0 then redis.call('EXPIREAT', key, p[2]) end
+          local fields = sums[key]
+          if not fields then fields = {}; sums[key] = fields; expiry[key] = p[2] end
+          fields[field] = (fields[field] or 0) + delta
         end
       end
     end
@@ -111,7 +114,14 @@ for i = 2, #KEYS do
     end
     a = a + 2 * n
   elseif kind == 's' then
-    for j = a, a + n - 1 do apply_session(key, ARGV[j]) end
+    local sums, expiry = {}, {}
+    for j = a, a + n - 1 do apply_session(key, ARGV[j], sums, expiry) end
+    for k, fields in pairs(sums) do
+      for field, delta in pairs(fields) do
+        if delta ~= 0 then redis.call('HINCRBY', k, field, delta) end
+      end
+      if expiry[k] > 0 then redis.call('EXPIREAT', k, expiry[k]) end
+    end
     a = a + n
   else
     for j = a, a + n - 1, 1000 do  -- chunks keep unpack() far below Lua's stack limit
