@@ -164,8 +164,8 @@
   var ACTIONS = { setMetaInfo: "set", sendPV: "pageview" };
   var KEYS = { "aplus-rhost-v": "host", DEBUG: "debug", "aplus-waiting": "manual", _user_id: "userId", _hold: "hold" };
   var TYPES = { CLK: "click", EXP: "exposure", OTHER: "custom" };
-  function value(v) {
-    return v == "MAN" || v == "BLOCK" || v != "START" && v;
+  function value(key, v) {
+    return key == "manual" || key == "hold" ? v == "MAN" || v == "BLOCK" || v != "START" && v : v;
   }
 
   // src/core.js
@@ -178,7 +178,7 @@
     // set(key, value); also aplus.setMetaInfo.
     set: function(key, v) {
       key = KEYS[key] || key;
-      cfg[key] = value(v);
+      cfg[key] = value(key, v);
       if (key == "hold" && !cfg.hold) flush();
       if (key == "vid" && v === false) save("v");
     },
@@ -638,7 +638,7 @@
     var was = active;
     if (was && t > since) total += t - since;
     since = t;
-    active = !off && document.visibilityState == "visible" && document.hasFocus();
+    active = !off && !document.hidden && document.hasFocus();
     if (active != was) session(0, was);
   }
   function scrolled() {
@@ -665,7 +665,7 @@
     return clip(cleanUrl(href, cfg.strip, cfg.hash, location.href), 2048);
   }
   function hidden() {
-    return d.visibilityState == "hidden" || d.prerendering;
+    return d.hidden || d.prerendering;
   }
   function pageview(o, props2) {
     var done;

@@ -11,7 +11,8 @@ export var KEYS = { 'aplus-rhost-v': 'host', DEBUG: 'debug', 'aplus-waiting': 'm
 // record types -> protocol types; a protocol type passes as it is.
 export var TYPES = { CLK: 'click', EXP: 'exposure', OTHER: 'custom' }
 
-// setMetaInfo values: aplus-waiting MAN (manual page views), _hold BLOCK ... START.
-export function value(v) {
-  return v == 'MAN' || v == 'BLOCK' || (v != 'START' && v)
+// setMetaInfo values: aplus-waiting MAN (manual page views), _hold BLOCK ... START. Only
+// those two keys are switches: a user id may well be the word "START".
+export function value(key, v) {
+  return key == 'manual' || key == 'hold' ? v == 'MAN' || v == 'BLOCK' || (v != 'START' && v) : v
 }

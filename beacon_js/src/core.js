@@ -23,7 +23,7 @@ export var commands = {
   // set(key, value); also aplus.setMetaInfo.
   set: function (key, v) {
     key = KEYS[key] || key
-    cfg[key] = value(v)
+    cfg[key] = value(key, v)
     if (key == 'hold' && !cfg.hold) flush()
     if (key == 'vid' && v === false) save('v')
   },

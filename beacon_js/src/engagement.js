@@ -21,7 +21,7 @@ export function update(off) {
   var was = active
   if (was && t > since) total += t - since
   since = t
-  active = !off && document.visibilityState == 'visible' && document.hasFocus()
+  active = !off && !document.hidden && document.hasFocus()
   // Becoming active checks whether the visit expired; ceasing to be extends it to now.
   if (active != was) session(0, was)
 }

@@ -20,7 +20,7 @@ function url(href) {
 }
 
 function hidden() {
-  return d.visibilityState == 'hidden' || d.prerendering
+  return d.hidden || d.prerendering  // hidden: visibilityState 'hidden'
 }
 
 // pageview({url, title, referrer, pageCode}, props), everything optional (also

@@ -11,14 +11,19 @@ test('appendix-A meta-info keys map onto our settings', () => {
   assert.equal(KEYS.appKey, undefined, 'appKey keeps its name')
 })
 
-test('aplus values: MAN and BLOCK switch on, START off, others pass', () => {
-  assert.equal(value('MAN'), true)
-  assert.equal(value('BLOCK'), true)
-  assert.equal(value('START'), false)
-  assert.equal(value(true), true)
-  assert.equal(value(false), false)
-  assert.equal(value('qtedu.om.moe.edu.cn'), 'qtedu.om.moe.edu.cn')
-  assert.deepEqual(value(['utm_source']), ['utm_source'])
+test('aplus values: MAN and BLOCK switch manual/hold on, START off, others pass', () => {
+  assert.equal(value('manual', 'MAN'), true)
+  assert.equal(value('hold', 'BLOCK'), true)
+  assert.equal(value('hold', 'START'), false)
+  assert.equal(value('hold', true), true)
+  assert.equal(value('manual', false), false)
+  assert.equal(value('host', 'qtedu.om.moe.edu.cn'), 'qtedu.om.moe.edu.cn')
+  assert.deepEqual(value('strip', ['utm_source']), ['utm_source'])
+})
+
+test('aplus values: only manual and hold are switches, a user id is never one', () => {
+  for (var id of ['MAN', 'BLOCK', 'START']) assert.equal(value('userId', id), id)
+  assert.equal(value('appKey', 'START'), 'START')
 })
 
 test('aplus.record types become protocol types', () => {
