@@ -79,5 +79,7 @@ def test_hits_sent_each_way_reach_the_collector_with_the_region(tracked, page_se
     wait_until(lambda: stats(tracked)["totals"]["pv"] == 3, message="two more page views")
     (city,) = stats(tracked)["breakdowns"]["region"]["city"]
     assert city["city"] == "330100" and city["pv"] == 3
-    # The beacon's own hit went by keepalive fetch; nothing was preflighted.
-    assert [m for m, path, status in page_server.lb_log if path.startswith("/c")] == ["POST", "POST", "GET"]
+    # The beacon's own hit went by keepalive fetch; nothing was preflighted. (The sendBeacon
+    # POST and the image GET race each other to the balancer: their order is not fixed.)
+    methods = [m for m, path, status in page_server.lb_log if path.startswith("/c")]
+    assert methods[0] == "POST" and sorted(methods[1:]) == ["GET", "POST"], methods
