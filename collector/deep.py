@@ -14,13 +14,9 @@ session's best so far and counts only the difference (see flusher.SESSIONS_LUA).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import keys
 from .caps import OTHER, CardinalityCaps
-
-if TYPE_CHECKING:
-    from .visitors import VisitorHasher
 
 RESOURCE_TYPES = frozenset({"video", "audio", "textbook", "document"})
 # Interaction action -> the counter it adds to (rate adds ratings and rating_sum).
@@ -76,21 +72,22 @@ class DeepFacts:
 
 
 class DeepCounter:
-    def __init__(self, caps: CardinalityCaps, hasher: "VisitorHasher") -> None:
+    def __init__(self, caps: CardinalityCaps) -> None:
         self.caps = caps
-        self.hasher = hasher
 
-    def facts(self, ev: dict, app: str, day: str, month: str, visitor: bytes, month_visitor: bytes) -> DeepFacts | None:
-        """What `ev` adds beyond the basic counts; None for a plain event."""
+    def facts(
+        self, ev: dict, app: str, day: str, visitor: bytes, month_visitor: bytes, user: tuple[bytes, bytes] | None
+    ) -> DeepFacts | None:
+        """What `ev` adds beyond the basic counts; None for a plain event. `user`: the
+        logged-in user's keys under the day's and the month's salt (see USER_MARK)."""
         etype = ev["t"]
-        uid = ev.get("uid")
-        if etype == "pageview" and not uid and "etr" not in ev:
+        if etype == "pageview" and user is None and "etr" not in ev:
             return None
         facts = DeepFacts([], [])
-        if uid:
-            facts.members.append((keys.USERS, self._user(day, app, uid), self._user(month, app, uid)))
+        if user is not None:
+            facts.members.append((keys.USERS, user[0].hex(), user[1].hex()))
         if etype == "pageview":
-            if uid:
+            if user is not None:
                 facts.incs.append((keys.COUNTERS, "pv_logged_in", 1))
             if "etr" in ev:
                 self._track(facts, app, day, "entries", ev["etr"], ev["epos"])
@@ -164,9 +161,6 @@ class DeepCounter:
             if value:
                 targets.append((dim, self.caps.admit("label", app, day, value)))
         return tuple(targets)
-
-    def _user(self, period: str, app: str, uid: str) -> str:
-        return self.hasher.visitor(period, app, USER_MARK, uid).hex()
 
 
 def target_field(dim: str, value: str, metric: str, amount: int) -> tuple[str, str, int]:

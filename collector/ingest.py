@@ -20,7 +20,7 @@ from .aggregate import NO_VISIT, Aggregator
 from .buckets import Calendar
 from .caps import CardinalityCaps
 from .clientip import ClientIPResolver
-from .deep import DeepCounter
+from .deep import USER_MARK, DeepCounter
 from .device import DeviceClassifier
 from .geo import UNKNOWN_REGION, GeoResolver, Region
 from .journal import Journal, encode_count, encode_reject
@@ -59,7 +59,7 @@ class Ingest:
             "resource": settings.cap_resources, "target": settings.cap_click_targets,
             "component": settings.cap_components, "page": settings.cap_pages, "label": settings.cap_labels,
         })
-        self.deep = DeepCounter(self.caps, hasher)
+        self.deep = DeepCounter(self.caps)
         self.visits = VisitTracker(settings.session_timeout)
         self.calendar = calendar
         self.clock = clock
@@ -143,13 +143,16 @@ class Ingest:
         return tally
 
     def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes, str, str]:
-        """The visitor's keys under the day's and the month's salt, and the day and month."""
-        found = memo.get((app, minute)) if memo is not None else None
+        """The visitor's keys under the day's and the month's salt, and the day and month.
+
+        Also a logged-in user's keys: (USER_MARK, uid) in place of (IP, User-Agent).
+        """
+        found = memo.get((app, minute, ip, ua)) if memo is not None else None
         if found is None:
             _, _, day, month = self.calendar.buckets_of_minute(minute)
             found = (self.hasher.visitor(day.id, app, ip, ua), self.hasher.visitor(month.id, app, ip, ua), day.id, month.id)
             if memo is not None:
-                memo[(app, minute)] = found
+                memo[(app, minute, ip, ua)] = found
         return found
 
     def _enrich(
@@ -168,9 +171,13 @@ class Ingest:
             when = ts / 1000
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        visitor, month_visitor, day, month = self._visitor_keys(app, minute, ip, ua, memo)
+        visitor, month_visitor, day, _ = self._visitor_keys(app, minute, ip, ua, memo)
         vid = ev.get("vid", "")
-        deep = None if device.is_bot else self.deep.facts(ev, app, day, month, visitor, month_visitor)
+        deep = None
+        if not device.is_bot:
+            uid = ev.get("uid")
+            user = self._visitor_keys(app, minute, USER_MARK, uid, memo)[:2] if uid else None
+            deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
