@@ -9,9 +9,9 @@ breakdowns exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .deep import DeepFacts, Session
+from .deep import DeepFacts
 from .device import Device
 from .geo import Region
 
@@ -97,7 +97,7 @@ class Aggregator:
             found = snap.sessions.get((app, session.ms))
             if found is None:
                 # A copy: the journal replays the same facts into other snapshots.
-                snap.sessions[(app, session.ms)] = [minute, Session(*session.as_json()[:4], session.targets)]
+                snap.sessions[(app, session.ms)] = [minute, replace(session)]
             else:
                 found[0] = min(found[0], minute)
                 found[1].merge(session)

@@ -186,7 +186,6 @@ def encode_calls(
         add(key, "p", sorted(writes.hlls[key]), 1)
     if writes.sessions:
         sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
-        writes.expire_at[keys.sessions(writes.tag)] = writes.sessions_expire_at
         add(keys.sessions(writes.tag), "s", sessions, 1)
     close_call()
     if len(calls) >= PARTS:

@@ -33,7 +33,6 @@ class SlotWrites:
     # Media session progress for this slot's session hash (flusher.SESSIONS_LUA): the
     # bucket prefixes a session's first flush files it under, then its progress.
     sessions: list[tuple[tuple[tuple[str, int], ...], Session]] = field(default_factory=list)  # ((prefix, expire-at), ...)
-    sessions_expire_at: int = 0
 
     def merge_fields(self, key: str, increments: dict[str, int], expire_at: int) -> None:
         fields = self.hashes.get(key)
@@ -159,7 +158,8 @@ class RollupBuilder:
             w.sessions.extend((prefixes, session) for session in sessions)
             # A session's record is needed as long as its events can arrive: the
             # period's end, plus the client timestamp window.
-            w.sessions_expire_at = max(w.sessions_expire_at, buckets[-1].end + keys.SALT_LIFETIME)
+            state = keys.sessions(tag)
+            w.expire_at[state] = max(w.expire_at.get(state, 0), buckets[-1].end + keys.SALT_LIFETIME)
 
     # ---- helpers ------------------------------------------------------------------
 
