@@ -94,7 +94,7 @@ def split_metrics(raw: dict[str, int]) -> dict[str, dict[str, int]]:
 def breakdown_row(dim: str, value: str, m: dict[str, int]) -> dict:
     """One row of a deep breakdown, from its summed metrics (HLL figures added later)."""
     row: dict = {"value": value}
-    if dim in ("resource", *keys.RESOURCE_LABELS):
+    if dim in keys.RESOURCE_DIMENSIONS:
         row.update(media_figures(m))
         row.update(interaction_figures(m))
     elif dim in ("track", "item"):

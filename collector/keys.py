@@ -61,6 +61,7 @@ RESOURCES = "rs"
 # labels (rtype … source) also get viewer and distinct-resource HLLs per value.
 DEEP_DIMENSIONS = ("resource", "rtype", "subject", "stage", "source", "target", "track", "item", "channel")
 RESOURCE_LABELS = ("rtype", "subject", "stage", "source")
+RESOURCE_DIMENSIONS = ("resource", *RESOURCE_LABELS)  # the media and interaction figures
 
 
 def metrics_suffix(dim: str) -> str:

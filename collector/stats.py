@@ -38,7 +38,10 @@ class BadQuery(ValueError):
     pass
 
 
-def derive(counters: dict[str, int], uv: int, uv_first_party: int, *deep_hlls: int, catalogue_total: int = 0) -> dict:
+def derive(
+    counters: dict[str, int], uv: int, uv_first_party: int, media_viewers: int, users: int, resources: int,
+    catalogue_total: int = 0,
+) -> dict:
     """The figures the monitoring reports need, from raw counters of a bucket or range."""
     pv = counters.get("pv", 0)
     visits = counters.get("visits", 0)
@@ -65,7 +68,7 @@ def derive(counters: dict[str, int], uv: int, uv_first_party: int, *deep_hlls: i
         "bot_hits": counters.get("bot_hits", 0),
         "events": {name[3:]: n for name, n in counters.items() if name.startswith("ev:")},
         "rejected": {name[9:]: n for name, n in counters.items() if name.startswith("rejected:")},
-        **derive_deep(counters, *(deep_hlls or (0, 0, 0)), catalogue_total=catalogue_total),
+        **derive_deep(counters, media_viewers, users, resources, catalogue_total),
     }
 
 
@@ -175,7 +178,7 @@ class StatsReader:
         rows.sort(key=sort_key(dim))
         total_rows = len(rows)
         rows = rows[:limit]
-        if dim in ("resource", *keys.RESOURCE_LABELS) and rows:
+        if dim in keys.RESOURCE_DIMENSIONS and rows:
             labels = dim in keys.RESOURCE_LABELS
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
