@@ -16,6 +16,7 @@ import pytest
 import httputil as http
 
 from ..kit import wait_until
+from .common import all_accepted, open_home, open_video
 from .conftest import VIDEO_SECONDS
 
 pytestmark = pytest.mark.browser
@@ -71,17 +72,10 @@ def settle(tab, collector, page_server, timeout: float = 10.0) -> None:
         totals = last["totals"]
         raise AssertionError(f"sent {len(page_server.lb_hits)} events, counted {counted(totals)}: "
                              f"pv {totals['pv']}, events {totals['events']}, rejected {totals['rejected']}") from None
-    statuses = [status for _, path, status in page_server.lb_log if path.startswith("/c")]
-    assert statuses and all(status in (200, 204) for status in statuses), page_server.lb_log
+    all_accepted(page_server)
 
 
 # ---- media ----------------------------------------------------------------------------
-
-
-def open_video(open_tab, deep):
-    tab = open_tab(deep.url("/media.html"))
-    tab.page.wait_for_function("document.getElementById('v').readyState >= 1 && window.__edu_beacon")
-    return tab
 
 
 def sent_media(page_server, name: str) -> bool:
@@ -150,12 +144,6 @@ def test_pause_and_resume_is_one_view(tracked, deep, page_server, open_tab):
 
 
 # ---- click tracks ---------------------------------------------------------------------
-
-
-def open_home(open_tab, deep):
-    tab = open_tab(deep.url("/tracks.html"), viewport={"width": 1000, "height": 700})
-    tab.page.wait_for_function("window.__edu_beacon")
-    return tab
 
 
 def test_carousel_slides_are_each_exposed_once_and_the_footer_not_at_all(tracked, deep, page_server, open_tab):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ..kit import wait_until
+from .common import all_accepted, open_video
 from .conftest import VIDEO_SECONDS
 
 pytestmark = pytest.mark.browser
@@ -15,17 +16,6 @@ MEDIA_FIELDS = {"ms", "pos", "ws", "wt", "rid"}
 
 def media(page_server, rid="res-video-1"):
     return [h for h in page_server.lb_hits if h.get("t") == "media" and h.get("rid") == rid]
-
-
-def all_accepted(page_server):
-    posts = [status for method, path, status in page_server.lb_log if path.startswith("/c")]
-    assert posts and all(status in (200, 204) for status in posts), page_server.lb_log
-
-
-def open_video(open_tab, deep):
-    tab = open_tab(deep.url("/media.html"))
-    tab.page.wait_for_function("document.getElementById('v').readyState >= 1 && window.__edu_beacon")
-    return tab
 
 
 def test_a_video_played_to_the_end(deep, page_server, open_tab):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ..kit import wait_until
+from . import common
+from .common import open_home
 
 pytestmark = pytest.mark.browser
 
@@ -19,16 +21,10 @@ def exposures(page_server, tr=None):
 
 
 def all_accepted(page_server):
-    statuses = [status for method, path, status in page_server.lb_log if path.startswith("/c")]
-    assert statuses and all(status in (200, 204) for status in statuses), page_server.lb_log
+    """As common.all_accepted, and no event was sent twice."""
+    common.all_accepted(page_server)
     ids = [h["id"] for h in page_server.lb_hits]
     assert len(ids) == len(set(ids)), "an event was sent twice"
-
-
-def open_home(open_tab, deep):
-    tab = open_tab(deep.url("/tracks.html"), viewport={"width": 1000, "height": 700})
-    tab.page.wait_for_function("window.__edu_beacon")
-    return tab
 
 
 def test_visible_items_exposed_once_carousel_slides_each_off_screen_none(deep, page_server, open_tab):
