@@ -16,7 +16,6 @@ import gc
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 from . import traffic
@@ -36,7 +35,6 @@ def _time(fn, items, repeat: int = 1) -> float:
 
 
 def run(hits: int = 4000) -> dict:
-    from multidict import CIMultiDict, CIMultiDictProxy
     from yarl import URL
 
     from collector.aggregate import Aggregator
@@ -44,7 +42,7 @@ def run(hits: int = 4000) -> dict:
     from collector.device import DeviceClassifier
     from collector.geo import GeoResolver
     from collector.ingest import Ingest, referrer_value
-    from collector.protocol import from_query, validate_event
+    from collector.protocol import decode_query, from_query, validate_event
     from collector.rollup import RollupBuilder
     from collector.settings import Settings
     from collector.visitors import VisitorHasher
@@ -70,8 +68,10 @@ def run(hits: int = 4000) -> dict:
         except Exception as exc:  # the collector's API moved: say so, keep going
             out[name] = f"n/a ({type(exc).__name__}: {exc})"[:120]
 
-    def fake(r: traffic.Request):
-        return types.SimpleNamespace(headers=CIMultiDictProxy(CIMultiDict(r.headers)), remote="127.0.0.1", query=None)
+    def sender(r: traffic.Request, ing: Ingest) -> tuple:
+        """Ingest._process's (client IP, User-Agent, Sec-CH-UA-Mobile) for a request."""
+        h = r.headers
+        return ing.ips.client_ip("127.0.0.1", h.get("X-Forwarded-For")), h.get("User-Agent", ""), h.get("Sec-CH-UA-Mobile")
 
     def ingest(geo, journal=False):
         agg = Aggregator()
@@ -89,7 +89,9 @@ def run(hits: int = 4000) -> dict:
 
     paths = [r.path for r in warm_reqs]
     stage("parse the query string (aiohttp/yarl request.query)", lambda: _time(lambda p: dict(URL(p).query), paths))
-    queries = [dict(URL(p).query) for p in paths]
+    raw_queries = [p.partition("?")[2] for p in paths]
+    stage("parse the query string (decode_query, what the collector uses)", lambda: _time(decode_query, raw_queries))
+    queries = [decode_query(q) for q in raw_queries]
     stage("from_query", lambda: _time(from_query, queries))
     events = []
     for q in queries:
@@ -105,16 +107,16 @@ def run(hits: int = 4000) -> dict:
     for label, reqs in (("warm", warm_reqs), ("cold: new IP and UA", cold_reqs)):
         geo = GeoResolver(GEO_DB)
         ing, agg = ingest(geo)
-        reqobjs = [fake(r) for r in reqs]
+        senders = [sender(r, ing) for r in reqs]
         evs = []
         for r in reqs:
-            ev = from_query(dict(URL(r.path).query))[0]
+            ev = from_query(decode_query(r.path.partition("?")[2]))[0]
             ev.pop("img", None)
             evs.append(ev)
         now = time.time()
         if label == "warm":  # fill the caches first
             for i in range(len(reqs)):
-                ing._process(reqobjs[i], [evs[i]], now)
+                ing._process(*senders[i], [evs[i]], now)
             xff = [r.headers["X-Forwarded-For"] for r in reqs]
             stage("client IP from X-Forwarded-For", lambda: _time(lambda x: ing.ips.client_ip("127.0.0.1", x), xff))
         ips = [r.visitor.ip for r in reqs]
@@ -129,8 +131,8 @@ def run(hits: int = 4000) -> dict:
             geo = GeoResolver(GEO_DB)
             ing, agg = ingest(geo)
         stage(f"Ingest._process: validate + enrich ({label})",
-              lambda: _time(lambda i: ing._process(reqobjs[i], [evs[i]], now), range(len(reqs))))
-        tallies = [ing._process(reqobjs[i], [evs[i]], now) for i in range(len(reqs))]
+              lambda: _time(lambda i: ing._process(*senders[i], [evs[i]], now), range(len(reqs))))
+        tallies = [ing._process(*senders[i], [evs[i]], now) for i in range(len(reqs))]
         agg.drain()
         stage(f"Ingest._commit: aggregator only ({label})", lambda: _time(ing._commit, tallies))
         snap = agg.drain()
@@ -163,6 +165,9 @@ def run(hits: int = 4000) -> dict:
         except Exception as exc:
             out[f"flush ({label})"] = f"n/a ({type(exc).__name__}: {exc})"[:120]
 
+    stage("the whole hit on the fast path: HitConnection.data_received (warm, no journal)",
+          lambda: _fast_path(settings, calendar, hasher, warm_reqs))
+
     from aiohttp import web
 
     from collector.ingest import PIXEL_GIF
@@ -173,6 +178,33 @@ def run(hits: int = 4000) -> dict:
     stage("aiohttp: build web.Response(GIF, image/gif, headers=cors)",
           lambda: _time(lambda _: web.Response(body=PIXEL_GIF, content_type="image/gif", headers=cors), rng))
     return {"hits": hits, "us_per_hit": out, "counts": counts}
+
+
+def _fast_path(settings, calendar, hasher, reqs: list) -> float:
+    """µs per request through hit_server.py's protocol with a transport that only counts."""
+    from collector.aggregate import Aggregator
+    from collector.appkeys import INGEST
+    from collector.device import DeviceClassifier
+    from collector.geo import GeoResolver
+    from collector.hit_server import HitConnection, HitServer
+    from collector.ingest import Ingest
+
+    ingest = Ingest(settings, Aggregator(), GeoResolver(GEO_DB), DeviceClassifier(), hasher, calendar, time.time)
+    server = HitServer(None, {INGEST: ingest})  # the aiohttp side is never reached here
+
+    class Transport:
+        def get_extra_info(self, name):
+            return ("127.0.0.1", 40000)
+
+        def write(self, data):
+            pass
+
+    connection = HitConnection(server)
+    connection.connection_made(Transport())
+    raw = [traffic.http_bytes(r) for r in reqs]
+    for data in raw:  # fill the caches
+        connection.data_received(data)
+    return _time(connection.data_received, raw)
 
 
 def main(argv: list[str] | None = None) -> int:

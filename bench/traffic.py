@@ -519,6 +519,15 @@ def unique(pop: Population, n: int, ts_ms: int, serial_start: int = 0) -> list[R
     return out
 
 
+def http_bytes(r: Request) -> bytes:
+    """The request as an HTTP/1.1 client (wrk) sends it."""
+    headers = {"Host": "127.0.0.1", **r.headers}
+    if r.method == "POST":
+        headers["Content-Length"] = str(len(r.body))
+    head = f"{r.method} {r.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    return head.encode() + r.body
+
+
 def write_wrk_file(requests: list[Request], path: Path, append: bool = False) -> int:
     """One request per line: METHOD TAB PATH TAB BODY (TAB Header: value)*; returns bytes."""
     lines = []

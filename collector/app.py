@@ -26,9 +26,10 @@ from .buckets import Calendar
 from .device import DeviceClassifier
 from .flusher import Flusher
 from .geo import GeoResolver
-from .ingest import Ingest
+from .ingest import Answer, Ingest, forwarded_for
 from .journal import Journal
 from .periodic import Periodic
+from .protocol import decode_query
 from .rollup import RollupBuilder
 from .settings import Settings, SettingsError, redacted_url, resolve_path
 from .stats import StatsAPI, StatsReader, authorized
@@ -69,16 +70,42 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
 # Routes are fixed before startup; the objects behind them are made at startup.
 
 
+# Hits mostly arrive through hit_server.py's fast path; these routes serve the connections
+# it hands over to aiohttp (see there), with the same Ingest behind both.
+
+
 async def hit_get(request: web.Request) -> web.Response:
-    return await request.app[INGEST].get(request)
+    ingest = request.app[INGEST]
+    headers = request.headers
+    answer = ingest.hit_query(
+        decode_query(request.rel_url.raw_query_string), request.remote, forwarded_for(headers.getall("X-Forwarded-For", ())),
+        headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile"),
+    )
+    return as_response(ingest, answer)
 
 
 async def hit_post(request: web.Request) -> web.Response:
-    return await request.app[INGEST].post(request)
+    ingest = request.app[INGEST]
+    headers = request.headers
+    try:
+        body: bytes | None = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        body = None
+    answer = ingest.hit_body(
+        body, request.remote, forwarded_for(headers.getall("X-Forwarded-For", ())),
+        headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile"),
+    )
+    return as_response(ingest, answer)
 
 
 async def hit_options(request: web.Request) -> web.Response:
-    return await request.app[INGEST].options(request)
+    ingest = request.app[INGEST]
+    return as_response(ingest, ingest.preflight())
+
+
+def as_response(ingest: Ingest, answer: Answer) -> web.Response:
+    headers = {**ingest.cors, **dict(answer.headers)}
+    return web.Response(status=answer.status, body=answer.body or None, content_type=answer.content_type, headers=headers)
 
 
 async def api_stats(request: web.Request) -> web.Response:

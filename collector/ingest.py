@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import orjson
-from aiohttp import web
 
 from .aggregate import NO_VISIT, Aggregator
 from .buckets import Calendar
@@ -70,15 +69,14 @@ class Ingest:
             "Cache-Control": "no-store",
         }
 
-    # ---- handlers -----------------------------------------------------------------
+    # ---- handlers: transport-neutral (app.py adapts them to aiohttp, hit_server.py to its own fast path) ----
 
-    async def post(self, request: web.Request) -> web.Response:
+    def hit_body(self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None) -> "Answer":
+        """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
         if self.journal and self.journal.full:
             return self._unavailable()
         now = self.clock()
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        if body is None:
             problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
             return self._reject_request(problem, now, status=413)
         try:
@@ -88,42 +86,35 @@ class Ingest:
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
-        tally = self._process(request, events, now)
+        tally = self._process(self.ips.client_ip(peer, forwarded_for), ua, ch_mobile, events, now)
         if not self._commit(tally):
             return self._unavailable()
         return self._answer(len(events), tally.problems)
 
-    async def get(self, request: web.Request) -> web.Response:
+    def hit_query(self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None) -> "Answer":
+        """A GET pixel: one event in the (decoded) query parameters."""
         if self.journal and self.journal.full:
             return self._unavailable()
         now = self.clock()
-        event, problems = from_query(dict(request.query))
+        event, problems = from_query(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
             tally = Tally(rejects=[(_app_of(event), int(now // 60), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(request, [event], now)
+            tally = self._process(self.ips.client_ip(peer, forwarded_for), ua, ch_mobile, [event], now)
         if not self._commit(tally):
             return self._unavailable()
         if wants_image:
             # An image beacon cannot read a 400 anyway; the rejection is counted.
-            return web.Response(body=PIXEL_GIF, content_type="image/gif", headers=self.cors)
+            return IMAGE
         return self._answer(1, tally.problems)
 
-    async def options(self, request: web.Request) -> web.Response:
-        headers = dict(self.cors)
-        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        headers["Access-Control-Allow-Headers"] = "Content-Type"
-        headers["Access-Control-Max-Age"] = "86400"
-        return web.Response(status=204, headers=headers)
+    def preflight(self) -> "Answer":
+        return PREFLIGHT
 
     # ---- per event ----------------------------------------------------------------
 
-    def _process(self, request: web.Request, events: list, now: float) -> "Tally":
-        headers = request.headers
-        ip = self.ips.client_ip(request.remote, headers.get("X-Forwarded-For"))
-        ua = headers.get("User-Agent", "")
-        ch_mobile = headers.get("Sec-CH-UA-Mobile")
+    def _process(self, ip: str, ua: str, ch_mobile: str | None, events: list, now: float) -> "Tally":
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
         memo: dict = {}
@@ -213,28 +204,54 @@ class Ingest:
 
     # ---- answers ------------------------------------------------------------------
 
-    def _answer(self, total: int, problems: list[Problem]) -> web.Response:
+    def _answer(self, total: int, problems: list[Problem]) -> "Answer":
         if not problems:
-            return web.Response(status=204, headers=self.cors)
+            return ACCEPTED
         rejected = len({p.event for p in problems})
         body = {"accepted": total - rejected, "rejected": rejected, "errors": [p.as_json() for p in problems]}
-        return web.Response(status=400, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
+        return Answer(400, orjson.dumps(body), JSON)
 
-    def _reject_request(self, problem: Problem, now: float, status: int = 400) -> web.Response:
+    def _reject_request(self, problem: Problem, now: float, status: int = 400) -> "Answer":
         if not self._commit(Tally(rejects=[(UNKNOWN_APP, int(now // 60), problem.counter)])):
             return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
-        return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=self.cors)
+        return Answer(status, orjson.dumps(body), JSON)
 
-
-    def _unavailable(self) -> web.Response:
+    def _unavailable(self) -> "Answer":
         """503: Redis has been away so long that the journal's disk budget is used up.
 
         Nothing of the request was counted; the beacon keeps the events and retries.
         """
-        body = {"error": "journal_full", "detail": "the collector cannot store more hits until Redis is back"}
-        headers = {**self.cors, "Retry-After": "30"}
-        return web.Response(status=503, body=orjson.dumps(body), content_type="application/json", headers=headers)
+        return UNAVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a hit is answered with, whichever HTTP layer sends it.
+
+    Every answer also carries `Ingest.cors` (CORS and no-store headers).
+    """
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # beyond the CORS headers
+
+
+JSON = "application/json"
+ACCEPTED = Answer(204)
+IMAGE = Answer(200, PIXEL_GIF, "image/gif")
+PREFLIGHT = Answer(204, headers=(
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Max-Age", "86400"),
+))
+UNAVAILABLE = Answer(
+    503,
+    orjson.dumps({"error": "journal_full", "detail": "the collector cannot store more hits until Redis is back"}),
+    JSON,
+    (("Retry-After", "30"),),
+)
 
 
 @dataclass(slots=True)
@@ -250,6 +267,13 @@ def _app_of(event: object) -> str:
     """The app a rejection is counted under: its app key when that key is usable."""
     app = event.get("k") if isinstance(event, dict) else None
     return app if usable_app_key(app) else UNKNOWN_APP
+
+
+def forwarded_for(values) -> str | None:
+    """X-Forwarded-For as one list: a proxy may add its hop as another header line."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else ",".join(values)
 
 
 def page_of(url: str) -> str:

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 import orjson
 
+try:
+    from yarl._quoting import _Unquoter  # C: ~5x urllib's pure-Python unquote_plus
+
+    _unquote = _Unquoter(qs=True)
+except ImportError:  # pragma: no cover - yarl moved it: same result, slower
+    from urllib.parse import unquote_plus as _unquote
+
 EVENT_TYPES = frozenset({"pageview", "engagement", "click", "exposure", "media", "interaction", "custom"})
 
 # field -> (kind, limit). kind "str": limit is the maximum length; "int": (lo, hi).
@@ -233,6 +240,32 @@ def _scrub(value):
     if isinstance(value, dict):
         return {_scrub(k): _scrub(v) for k, v in value.items()}
     return value
+
+
+# Fields that are validated but never counted: left percent-encoded when that text already
+# fits their cap (decoding never lengthens a string), since the page title alone is most
+# of a page view's decoding work.
+UNCOUNTED_FIELDS = frozenset({"ti", "cs", "lang"})
+
+
+def decode_query(raw: str) -> dict[str, str]:
+    """GET parameters from the raw (percent-encoded) query string: last value wins.
+
+    '+' is a space and escapes are UTF-8, as in `urllib.parse.parse_qsl`; an escape that
+    is not valid UTF-8 is kept as written. Uses yarl's C unquoter (what aiohttp's
+    `request.query` uses) without building a URL first: a third of the time.
+    """
+    query: dict[str, str] = {}
+    for part in raw.partition("#")[0].split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = _unquote(name)
+        if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
+            value = _unquote(value)
+        query[name] = value
+    return query
 
 
 def from_query(query: dict[str, str]) -> tuple[dict, list[Problem]]:

@@ -20,6 +20,7 @@ import uvloop
 from aiohttp import web
 
 from .app import create_app
+from .hit_server import HitRunner
 from .embedded_redis import EmbeddedRedis
 from .settings import Settings, SettingsError, redacted_url
 
@@ -68,7 +69,7 @@ def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None
 
 async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
     app = create_app(settings, worker=worker)
-    runner = web.AppRunner(
+    runner = HitRunner(
         app,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         handle_signals=False,

@@ -22,7 +22,10 @@ import pytest
 import redis
 import httputil as http
 
+from aiohttp.test_utils import TestServer
+
 from collector.app import create_app
+from collector.hit_server import HitRunner
 from collector.embedded_redis import find_redis_server
 from collector.settings import Settings
 
@@ -159,8 +162,22 @@ def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
     return make
 
 
+class HitTestServer(TestServer):
+    """aiohttp's test server, serving through the hit fast path as `collector serve` does."""
+
+    async def _make_runner(self, **kwargs) -> HitRunner:
+        return HitRunner(self.app, **kwargs)
+
+
+@pytest.fixture(params=["fast path", "aiohttp routes"])
+def http_layer(request) -> str:
+    """Which HTTP layer serves hits: hit_server.py's fast path, or the aiohttp routes
+    that the connections it hands over reach. Tests of hits run against both."""
+    return request.param
+
+
 @pytest.fixture
-async def collector_client(aiohttp_client, make_settings):
+async def collector_client(aiohttp_client, make_settings, http_layer):
     """Factory: an aiohttp test client around create_app(settings, clock).
 
     Each app of a test gets its own worker number, hence its own journal directory.
@@ -169,7 +186,8 @@ async def collector_client(aiohttp_client, make_settings):
 
     async def start(clock: Callable[[], float] = time.time, **changes):
         started.append(None)
-        return await aiohttp_client(create_app(make_settings(**changes), clock=clock, worker=len(started)))
+        app = create_app(make_settings(**changes), clock=clock, worker=len(started))
+        return await aiohttp_client(HitTestServer(app) if http_layer == "fast path" else app)
 
     return start
 

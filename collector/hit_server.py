@@ -1,0 +1,297 @@
+"""The fast path for hits: the collector's own HTTP/1.1 protocol for `/c`, beside aiohttp.
+
+Why: aiohttp's per-request machinery (its protocol and parser objects, a Request, a task,
+a Response and its writer) costs about 34 µs of CPU per request on the bench machine:
+that alone is the bare-aiohttp ceiling the bench compares against. A hit needs none of
+it: Ingest never awaits, so the answer is known within the `data_received` callback, and
+it is almost always one of a few fixed byte strings. This protocol reads the common
+shape of a hit request itself, calls the same Ingest methods as the aiohttp routes, and
+writes the answer; pipelined requests in one read get one write.
+
+Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
+`Expect`ing body, `Upgrade`, a head that is malformed or over MAX_HEAD: the connection,
+from the first byte of that request on, is handed to aiohttp's own protocol
+(RequestHandler), which serves it for the rest of its life with every route and its own
+error answers. So outside the fast path the behaviour is exactly aiohttp's, and a
+browser that fetches /beacon.js and then sends hits on the same connection still works
+(its hits then take the aiohttp route, which answers the same way).
+
+`HitRunner` is an aiohttp AppRunner whose server is a `HitServer`: any aiohttp site
+(TCPSite, SockSite, the test server) serves through the fast path unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+
+from aiohttp import web
+
+from .appkeys import INGEST
+from .protocol import decode_query
+from .ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
+
+log = logging.getLogger(__name__)
+
+# Longest request head the fast path reads (aiohttp's default line and field limit).
+# A longer one goes to aiohttp, which answers it (431/400) as it would anyway.
+MAX_HEAD = 8190
+KEEPALIVE_TIMEOUT = 75.0  # seconds an idle connection is kept (aiohttp's default)
+SWEEP_EVERY = 1.0  # the Date header's and the idle sweep's clock tick
+
+# Header names as they appear after a line break in the lower-cased head.
+USER_AGENT = b"\r\nuser-agent:"
+FORWARDED_FOR = b"\r\nx-forwarded-for:"
+CH_UA_MOBILE = b"\r\nsec-ch-ua-mobile:"
+CONTENT_LENGTH = b"\r\ncontent-length:"
+CONNECTION = b"\r\nconnection:"
+# Heads with any of these are aiohttp's: they change how the body is framed, or ask for
+# an interim answer or another protocol. Obsolete line folding ("\r\n " / "\r\n\t")
+# would hide part of a value from the lookups below.
+NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\n ", b"\r\n\t")
+
+STATUS_TEXT = {200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
+
+
+class HitServer:
+    """The protocol factory a site listens with: a HitConnection per connection.
+
+    Wraps aiohttp's Server (`web`), which takes over the connections the fast path does
+    not serve, and closes the fast ones on shutdown. Keeps the coarse clock both use.
+    """
+
+    def __init__(self, web_server: web.Server, app: web.Application) -> None:
+        self.web = web_server
+        self.app = app
+        self.connections: set[HitConnection] = set()
+        self.now = time.monotonic()
+        self._answers: dict[int, bytes] = {}
+        self._ingest: Ingest | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick()
+
+    # aiohttp's runner calls these on its server.
+    def __call__(self) -> asyncio.Protocol:
+        return HitConnection(self)
+
+    def pre_shutdown(self) -> None:
+        """Close the fast connections: between two data_received calls none is mid-request."""
+        if self._tick_handle:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        for connection in list(self.connections):
+            connection.transport.close()
+        self.web.pre_shutdown()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        await self.web.shutdown(timeout)
+
+    # ---- for the connections -------------------------------------------------------
+
+    @property
+    def ingest(self) -> Ingest:
+        if self._ingest is None:
+            self._ingest = self.app[INGEST]  # made at startup, after this server
+        return self._ingest
+
+    def hand_over(self, connection: "HitConnection", data: bytes) -> None:
+        """Give the connection, with `data` (from the start of a request on), to aiohttp."""
+        self.connections.discard(connection)
+        handler = self.web()
+        transport = connection.transport
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if data:
+            handler.data_received(data)
+
+    def encode(self, answer: Answer, close: bool) -> bytes:
+        """The answer as HTTP/1.1 bytes; the fixed answers come from a cache per Date tick."""
+        if not close:
+            cached = self._answers.get(id(answer))
+            if cached is not None:
+                return cached
+        head = [f"HTTP/1.1 {answer.status} {STATUS_TEXT.get(answer.status, 'Unknown')}", f"Date: {self.date}"]
+        for name, value in self.ingest.cors.items():
+            head.append(f"{name}: {value}")
+        for name, value in answer.headers:
+            head.append(f"{name}: {value}")
+        if answer.status != 204:
+            if answer.content_type:
+                head.append(f"Content-Type: {answer.content_type}")
+            head.append(f"Content-Length: {len(answer.body)}")
+        if close:
+            head.append("Connection: close")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body
+
+    def _tick(self) -> None:
+        """Every second: the Date header, the fixed answers' bytes, idle connections."""
+        self.now = time.monotonic()
+        self.date = formatdate(usegmt=True)
+        self._answers = {}
+        if INGEST in self.app:
+            self._answers = {id(a): self.encode(a, close=False) for a in (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE)}
+        for connection in [c for c in self.connections if self.now - c.last_active > KEEPALIVE_TIMEOUT]:
+            connection.transport.close()
+        try:
+            self._tick_handle = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._tick)
+        except RuntimeError:  # made outside a running loop (tests): no timer until one runs
+            self._tick_handle = None
+
+
+class HitRunner(web.AppRunner):
+    """An aiohttp AppRunner serving through the hit fast path."""
+
+    async def _make_server(self) -> HitServer:  # type: ignore[override]
+        return HitServer(await super()._make_server(), self.app)
+
+
+class HitConnection(asyncio.Protocol):
+    """One client connection while its requests are hits (see the module docstring)."""
+
+    __slots__ = ("server", "transport", "peer", "buffer", "last_active")
+
+    def __init__(self, server: HitServer) -> None:
+        self.server = server
+        self.buffer = b""
+        self.peer: str | None = None
+        self.last_active = server.now
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else None
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+
+    # A client that does not read its answers stops being read (pipelined floods).
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.server.now
+        buffer = self.buffer + data if self.buffer else data
+        out: list[bytes] = []
+        pos = 0
+        size = len(buffer)
+        while pos < size:
+            end = buffer.find(b"\r\n\r\n", pos)
+            if end < 0:
+                if size - pos > MAX_HEAD or buffer.find(b"\n\n", pos) >= 0:
+                    return self._hand_over(out, buffer[pos:])  # bare-LF or oversized head
+                break
+            if end - pos > MAX_HEAD:
+                return self._hand_over(out, buffer[pos:])
+            taken = self._request(buffer, pos, end, out)
+            if taken == HAND_OVER:
+                return self._hand_over(out, buffer[pos:])
+            if taken == NEED_MORE:
+                break
+            if taken == CLOSED:
+                self.buffer = b""
+                return
+            pos = taken
+        self.buffer = buffer[pos:] if pos else buffer
+        if out:
+            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def _request(self, buffer: bytes, pos: int, end: int, out: list[bytes]) -> int:
+        """Answer the request whose head is buffer[pos:end]; where the next one starts.
+
+        Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
+        or CLOSED (answered, and the connection is closing).
+        """
+        line_end = buffer.find(b"\r\n", pos, end)
+        line = buffer[pos:line_end] if line_end >= 0 else buffer[pos:end]
+        parts = line.split(b" ")
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+            return HAND_OVER
+        method, target = parts[0], parts[1]
+        if target != b"/c" and target[:3] != b"/c?":
+            return HAND_OVER
+        fields = buffer[line_end:end] if line_end >= 0 else b""
+        lower = fields.lower()
+        for marker in NOT_FAST:
+            if marker in lower:
+                return HAND_OVER
+        close = CONNECTION in lower and b"close" in _value(fields, lower, CONNECTION).lower()
+        body_start = end + 4
+        has_length = b"content-length" in lower
+        ingest = self.server.ingest
+        try:
+            if method == b"GET" and not has_length:
+                query = decode_query(target[3:].decode("utf-8", "replace"))
+                answer = ingest.hit_query(query, self.peer, *_sender(fields, lower))
+                next_pos = body_start
+            elif method == b"POST":
+                if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in lower:
+                    return HAND_OVER
+                length_text = _value(fields, lower, CONTENT_LENGTH)
+                if not length_text.isdigit():
+                    return HAND_OVER
+                length = int(length_text)
+                if length > ingest.settings.max_body_bytes:
+                    # Answered without reading the body, so the connection cannot go on.
+                    answer, close = ingest.hit_body(None, self.peer, *_sender(fields, lower)), True
+                    next_pos = body_start
+                else:
+                    if len(buffer) < body_start + length:
+                        return NEED_MORE
+                    next_pos = body_start + length
+                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *_sender(fields, lower))
+            elif method == b"OPTIONS" and not has_length:
+                answer, next_pos = ingest.preflight(), body_start
+            else:
+                return HAND_OVER
+        except Exception:  # a bug, not the client's fault: answer as aiohttp would, stay up
+            log.exception("hit failed")
+            answer, close, next_pos = INTERNAL_ERROR, True, body_start
+        out.append(self.server.encode(answer, close))
+        if close:
+            self.transport.write(b"".join(out))
+            self.transport.close()
+            return CLOSED
+        return next_pos
+
+    def _hand_over(self, out: list[bytes], rest: bytes) -> None:
+        if out:
+            self.transport.write(b"".join(out))
+        self.buffer = b""
+        self.server.hand_over(self, rest)
+
+
+HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
+
+
+def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
+    """The value of the first `name` header (name as in the lower-cased head: b"\\r\\nname:")."""
+    start = lower.find(name)
+    if start < 0:
+        return b""
+    start += len(name)
+    stop = fields.find(b"\r\n", start)
+    return fields[start:stop if stop >= 0 else len(fields)].strip()
+
+
+def _sender(fields: bytes, lower: bytes) -> tuple[str | None, str, str | None]:
+    """(X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile) as Ingest takes them."""
+    forwarded = None
+    if FORWARDED_FOR in lower:
+        hops = []
+        start = lower.find(FORWARDED_FOR)
+        while start >= 0:  # every X-Forwarded-For line, in order: proxies may each add one
+            start += len(FORWARDED_FOR)
+            stop = fields.find(b"\r\n", start)
+            hops.append(fields[start:stop if stop >= 0 else len(fields)].strip())
+            start = lower.find(FORWARDED_FOR, start)
+        forwarded = b",".join(hops).decode("latin-1")
+    ua = _value(fields, lower, USER_AGENT).decode("utf-8", "replace") if USER_AGENT in lower else ""
+    mobile = _value(fields, lower, CH_UA_MOBILE).decode("latin-1") if CH_UA_MOBILE in lower else None
+    return forwarded, ua, mobile
