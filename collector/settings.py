@@ -88,7 +88,7 @@ class Settings:
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
     geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
     beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
-    access_log: bool = _setting(False, "log every request (costs throughput)")
+    access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
     # ---- construction -------------------------------------------------------------
