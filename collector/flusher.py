@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from . import keys
+from . import keys, redis_client
 import orjson
 
 from .aggregate import Aggregator, Snapshot
@@ -306,6 +306,15 @@ class Flusher:
             batch.snap = None
         return batch.slots
 
+    def _packed(self, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[bytes]:
+        commands = [
+            redis_client.pack("EVALSHA", sha, len(script_keys), *script_keys, *args)
+            for script_keys, args in self._encode(batch)
+        ]
+        if new_apps:
+            commands.append(redis_client.pack("SADD", keys.APPS, *sorted(new_apps)))
+        return commands
+
     def _encode(self, batch: FlushBatch) -> list[tuple[list[str], list]]:
         return [
             call
@@ -338,18 +347,14 @@ class Flusher:
     async def _apply(self, batch: FlushBatch) -> None:
         if self._sha is None:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
-        # Building and encoding a second's writes takes milliseconds of CPU: in a thread,
-        # the event loop keeps answering hits meanwhile (the GIL is handed over every few ms)
-        # instead of stalling every request that arrives during a flush.
-        calls = await asyncio.to_thread(self._encode, batch)
-        pipe = self.redis.pipeline(transaction=False)
-        for script_keys, args in calls:
-            pipe.evalsha(self._sha, len(script_keys), *script_keys, *args)
+        # Building, encoding and packing a second's writes takes milliseconds of CPU: in a
+        # thread, the event loop keeps answering hits meanwhile (the GIL is handed over
+        # every millisecond between two script calls) instead of stalling every request
+        # that arrives during a flush. The loop only writes the bytes and reads replies.
         new_apps = batch.apps - self._known_apps
-        if new_apps:
-            pipe.sadd(keys.APPS, *new_apps)
+        commands = await asyncio.to_thread(self._packed, batch, self._sha, new_apps)
         try:
-            await pipe.execute()
+            await redis_client.send_packed(self.redis, commands)
         except NoScriptError:
             # Redis restarted and lost its script cache. Re-sending the whole batch is
             # safe: slots that did apply it skip it by their sequence marker.

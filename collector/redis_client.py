@@ -1,5 +1,8 @@
 """The collector's Redis client: redis-py's asyncio client with hiredis packing commands.
 
+`send_packed` sends commands packed beforehand (the flusher packs in its thread), so
+the event loop only writes bytes and reads replies.
+
 redis-py's asyncio connection packs every command in pure Python (its synchronous
 client uses hiredis when installed, the asyncio one does not). A flush sends a few
 script calls with thousands of arguments each, and packing them was ~9 % of the
@@ -11,6 +14,40 @@ from __future__ import annotations
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+
+def pack(*args) -> bytes:
+    """One command in RESP, as redis-py would send it (arguments: str, bytes, int, float)."""
+    return hiredis.pack_command(args)
+
+
+async def send_packed(client: aioredis.Redis, commands: list[bytes]) -> list:
+    """Send packed commands in one write and read every reply (a pipeline without packing).
+
+    Raises the first error reply, after reading all of them. A connection error or a
+    cancellation mid-way disconnects the connection, so unread replies are never taken
+    for the answers of the next user of the pooled connection.
+    """
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(commands)
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 class HiredisPacking:

@@ -58,6 +58,11 @@ class Conn:
         self.writer.close()
 
 
+async def counted_pv(client) -> int:
+    await flush(client)
+    return (await stats(client))["totals"]["pv"]
+
+
 def layer(headers: dict[str, str]) -> str:
     return "aiohttp" if "aiohttp" in headers.get("server", "") else "fast"
 
@@ -76,8 +81,7 @@ async def test_pipelined_hits_are_answered_in_order_by_the_fast_path(collector_c
     assert answers[-1][2].startswith(b"GIF89a") and answers[-1][1]["content-type"] == "image/gif"
     assert all(h["access-control-allow-origin"] == "*" and "date" in h for _, h, _ in answers)
     conn.close()
-    await flush(client)
-    assert (await stats(client))["totals"]["pv"] == 21
+    assert await counted_pv(client) == 21
 
 
 async def test_a_request_cut_into_pieces_is_answered_once(collector_client):
@@ -90,8 +94,7 @@ async def test_a_request_cut_into_pieces_is_answered_once(collector_client):
         await asyncio.sleep(0)
     assert [(await conn.answer())[0] for _ in range(2)] == [204, 204]
     conn.close()
-    await flush(client)
-    assert (await stats(client))["totals"]["pv"] == 3
+    assert await counted_pv(client) == 3
 
 
 async def test_other_requests_hand_the_connection_to_aiohttp_mid_stream(collector_client):
@@ -105,8 +108,7 @@ async def test_other_requests_hand_the_connection_to_aiohttp_mid_stream(collecto
     assert (health[0], layer(health[1]), orjson.loads(health[2])) == (200, "aiohttp", {"status": "ok"})
     assert (last[0], layer(last[1])) == (204, "aiohttp")
     conn.close()
-    await flush(client)
-    assert (await stats(client))["totals"]["pv"] == 2
+    assert await counted_pv(client) == 2
 
 
 @pytest.mark.parametrize("request_text, status", [
@@ -136,8 +138,7 @@ async def test_chunked_post_is_counted_through_aiohttp(collector_client):
     status, headers, _ = await conn.answer()
     assert (status, layer(headers)) == (204, "aiohttp")
     conn.close()
-    await flush(client)
-    assert (await stats(client))["totals"]["pv"] == 1
+    assert await counted_pv(client) == 1
 
 
 async def test_connection_close_is_honoured(collector_client):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from collector import redis_client
 
@@ -28,4 +30,19 @@ async def test_a_connected_client_uses_it_and_round_trips(redis_url):
         assert got == {"区域".encode(): b"42", b"b": b"2"}
     finally:
         await client.delete("eb:test:packing")
+        await client.aclose()
+
+
+async def test_send_packed_reads_every_reply_and_raises_the_first_error(redis_url):
+    client = redis_client.connect(redis_url)
+    pack = redis_client.pack
+    try:
+        commands = [pack("SET", "eb:test:sent", "1"), pack("INCRBY", "eb:test:sent", "x"), pack("INCR", "eb:test:sent")]
+        with pytest.raises(ResponseError):
+            await redis_client.send_packed(client, commands)
+        assert await client.get("eb:test:sent") == b"2"  # the command after the error ran too
+        # ...and its reply was read: the pooled connection answers the next command rightly.
+        assert await redis_client.send_packed(client, [pack("GET", "eb:test:sent"), pack("STRLEN", "eb:test:sent")]) == [b"2", 1]
+    finally:
+        await client.delete("eb:test:sent")
         await client.aclose()
