@@ -52,7 +52,10 @@ CONNECTION = b"\r\nconnection:"
 # would hide part of a value from the lookups below.
 NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\n ", b"\r\n\t")
 
-STATUS_TEXT = {200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+STATUS_TEXT = {
+    200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large",
+    500: "Internal Server Error", 503: "Service Unavailable",
+}
 INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
 
 

@@ -69,9 +69,13 @@ class Ingest:
             "Cache-Control": "no-store",
         }
 
-    # ---- handlers: transport-neutral (app.py adapts them to aiohttp, hit_server.py to its own fast path) ----
+    # ---- handlers --------------------------------------------------------------------
+    # Transport-neutral: app.py adapts them to aiohttp, hit_server.py to its fast path.
+    # `peer` is the TCP peer's address; the other arguments are the request's headers.
 
-    def hit_body(self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None) -> "Answer":
+    def hit_body(
+        self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
+    ) -> "Answer":
         """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
         if self.journal and self.journal.full:
             return self._unavailable()
@@ -91,7 +95,9 @@ class Ingest:
             return self._unavailable()
         return self._answer(len(events), tally.problems)
 
-    def hit_query(self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None) -> "Answer":
+    def hit_query(
+        self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
+    ) -> "Answer":
         """A GET pixel: one event in the (decoded) query parameters."""
         if self.journal and self.journal.full:
             return self._unavailable()

@@ -134,7 +134,8 @@ async def test_chunked_post_is_counted_through_aiohttp(collector_client):
     client = await collector_client()
     conn = await Conn.open(client)
     body = orjson.dumps(pv())
-    await conn.send(f"POST /c HTTP/1.1\r\nHost: x\r\nUser-Agent: {DESKTOP}\r\nTransfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n{body.decode()}\r\n0\r\n\r\n")
+    head = f"POST /c HTTP/1.1\r\nHost: x\r\nUser-Agent: {DESKTOP}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    await conn.send(head + f"{len(body):x}\r\n{body.decode()}\r\n0\r\n\r\n")
     status, headers, _ = await conn.answer()
     assert (status, layer(headers)) == (204, "aiohttp")
     conn.close()
@@ -175,13 +176,22 @@ async def test_every_forwarded_for_line_is_read_in_order(collector_client, test_
     assert [row["value"] for row in cities] == ["CN/330000/330100"]
 
 
+GARBAGE = (
+    b"\x00\xff" * 50 + b"\r\n\r\n",
+    b"GET /c?%%%%=%ZZ&k=\xff\xfe HTTP/1.1\r\nUser-Agent: \xff\xfe\r\n\r\n",
+    b"POST /c HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    b"POST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xff",
+    b"GET /c HTTP/1.1\r\n\r\n",
+    b"OPTIONS /c HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd",
+    # a User-Agent with a UTF-8-encoded lone surrogate and an invalid byte
+    b"GET /c?k=app1&t=pageview&u=https%3A%2F%2Fa.edu%2F HTTP/1.1\r\nUser-Agent: Mozilla/5.0 \xed\xa0\x80\xff\r\n\r\n",
+)
+
+
 @pytest.mark.parametrize("first", ["", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["fast path", "after a hand-over"])
 async def test_garbage_gets_no_5xx_and_the_server_keeps_serving(collector_client, first):
     client = await collector_client()
-    for junk in (b"\x00\xff" * 50 + b"\r\n\r\n", b"GET /c?%%%%=%ZZ&k=\xff\xfe HTTP/1.1\r\nUser-Agent: \xff\xfe\r\n\r\n",
-                 b"POST /c HTTP/1.1\r\nContent-Length: -1\r\n\r\n", b"POST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xff",
-                 b"GET /c HTTP/1.1\r\n\r\n", b"OPTIONS /c HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd",
-                 b"GET /c?k=app1&t=pageview&u=https%3A%2F%2Fa.edu%2F HTTP/1.1\r\nUser-Agent: Mozilla/5.0 \xed\xa0\x80\xff\r\n\r\n"):
+    for junk in GARBAGE:
         conn = await Conn.open(client)
         if first:
             await conn.send(first)
