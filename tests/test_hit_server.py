@@ -9,6 +9,7 @@ or reordering a request.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import orjson
 import pytest
@@ -109,6 +110,36 @@ async def test_other_requests_hand_the_connection_to_aiohttp_mid_stream(collecto
     assert (last[0], layer(last[1])) == (204, "aiohttp")
     conn.close()
     assert await counted_pv(client) == 2
+
+
+async def test_a_client_that_reads_late_is_paused_then_handed_over_intact(collector_client):
+    """Answers backing up pause reading; a hand-over in that state must leave the connection
+    being read, or aiohttp never sees the requests after it."""
+    client = await collector_client()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((client.server.host, client.server.port))
+    conn = Conn(*await asyncio.open_connection(sock=sock))
+    server = client.server.runner.server  # the HitServer
+    while not server.connections:
+        await asyncio.sleep(0.01)
+    (fast,) = server.connections
+    # Tiny server-side buffers: any answer the client has not read yet pauses reading.
+    fast.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    fast.transport.set_write_buffer_limits(high=1024)
+    paused_at_hand_over = []
+    hand_over = server.hand_over
+    server.hand_over = lambda connection, data: (paused_at_hand_over.append(connection.paused), hand_over(connection, data))
+    hits = 2000
+    conn.writer.write((HIT * hits + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())  # read only later
+    await asyncio.sleep(0.3)
+    answers = [await conn.answer() for _ in range(hits + 1)]
+    assert paused_at_hand_over == [True]  # the case under test did happen
+    assert [a[0] for a in answers[-2:]] == [204, 200] and layer(answers[-1][1]) == "aiohttp"
+    await conn.send(HIT)  # the connection is still read: aiohttp answers the next request
+    assert (await conn.answer())[0] == 204
+    conn.close()
+    assert await counted_pv(client) == hits + 1
 
 
 @pytest.mark.parametrize("request_text, status", [
