@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from . import keys, redis_client
 import orjson
 
+from . import keys, redis_client
 from .aggregate import Aggregator, Snapshot
 from .deep import Session
 from .journal import Journal, Segment, replay

@@ -60,7 +60,7 @@ class HiredisPacking:
             args = tuple(first.split()) + args[1:]
         elif isinstance(first, bytes) and b" " in first:
             args = tuple(first.split()) + args[1:]
-        return [hiredis.pack_command(args)]
+        return [pack(*args)]
 
 
 def connect(url: str, **options) -> aioredis.Redis:
