@@ -26,7 +26,7 @@ from .buckets import Calendar
 from .device import DeviceClassifier
 from .flusher import Flusher
 from .geo import GeoResolver
-from .ingest import Answer, Ingest, forwarded_for
+from .ingest import Answer, Ingest
 from .journal import Journal
 from .periodic import Periodic
 from .protocol import decode_query
@@ -76,31 +76,32 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
 
 async def hit_get(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
-    headers = request.headers
-    answer = ingest.hit_query(
-        decode_query(request.rel_url.raw_query_string), request.remote, forwarded_for(headers.getall("X-Forwarded-For", ())),
-        headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile"),
-    )
-    return as_response(ingest, answer)
+    return as_response(ingest, ingest.hit_query(decode_query(request.rel_url.raw_query_string), *sender(request)))
 
 
 async def hit_post(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
-    headers = request.headers
     try:
         body: bytes | None = await request.read()
     except web.HTTPRequestEntityTooLarge:
         body = None
-    answer = ingest.hit_body(
-        body, request.remote, forwarded_for(headers.getall("X-Forwarded-For", ())),
-        headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile"),
-    )
-    return as_response(ingest, answer)
+    return as_response(ingest, ingest.hit_body(body, *sender(request)))
 
 
 async def hit_options(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     return as_response(ingest, ingest.preflight())
+
+
+def sender(request: web.Request) -> tuple[str | None, str | None, str, str | None]:
+    """(TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile), as Ingest's handlers take them.
+
+    A proxy may add its hop as another X-Forwarded-For line: the lines are one list.
+    """
+    headers = request.headers
+    hops = headers.getall("X-Forwarded-For", ())
+    forwarded_for = ",".join(hops) if hops else None
+    return request.remote, forwarded_for, headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile")
 
 
 def as_response(ingest: Ingest, answer: Answer) -> web.Response:

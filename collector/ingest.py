@@ -90,7 +90,7 @@ class Ingest:
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
-        tally = self._process(self.ips.client_ip(peer, forwarded_for), ua, ch_mobile, events, now)
+        tally = self._process(peer, forwarded_for, ua, ch_mobile, events, now)
         if not self._commit(tally):
             return self._unavailable()
         return self._answer(len(events), tally.problems)
@@ -107,7 +107,7 @@ class Ingest:
         if problems:
             tally = Tally(rejects=[(_app_of(event), int(now // 60), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(self.ips.client_ip(peer, forwarded_for), ua, ch_mobile, [event], now)
+            tally = self._process(peer, forwarded_for, ua, ch_mobile, [event], now)
         if not self._commit(tally):
             return self._unavailable()
         if wants_image:
@@ -120,7 +120,10 @@ class Ingest:
 
     # ---- per event ----------------------------------------------------------------
 
-    def _process(self, ip: str, ua: str, ch_mobile: str | None, events: list, now: float) -> "Tally":
+    def _process(
+        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list, now: float
+    ) -> "Tally":
+        ip = self.ips.client_ip(peer, forwarded_for)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
         memo: dict = {}
@@ -273,13 +276,6 @@ def _app_of(event: object) -> str:
     """The app a rejection is counted under: its app key when that key is usable."""
     app = event.get("k") if isinstance(event, dict) else None
     return app if usable_app_key(app) else UNKNOWN_APP
-
-
-def forwarded_for(values) -> str | None:
-    """X-Forwarded-For as one list: a proxy may add its hop as another header line."""
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else ",".join(values)
 
 
 def page_of(url: str) -> str:
