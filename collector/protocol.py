@@ -97,7 +97,6 @@ FIELD_RULES: dict[str, tuple] = {
 }
 
 _FORBIDDEN_IN_APP_KEY = re.compile(r"[\x00-\x1f\x7f{}]")
-_GOOD_APP_KEYS: set[str] = set()  # app keys already checked against the pattern above
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +145,8 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     app = event.get("k")
     if app is None or app == "":
         found.append(("k", "missing_field", "the app key is required"))
-    elif isinstance(app, str) and app not in _GOOD_APP_KEYS:
-        if _FORBIDDEN_IN_APP_KEY.search(app):
-            found.append(("k", "invalid_value", "control characters and { } are not allowed"))
-        elif len(_GOOD_APP_KEYS) < 10_000:  # a handful of apps per collector; bounded anyway
-            _GOOD_APP_KEYS.add(app)
+    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
+        found.append(("k", "invalid_value", "control characters and { } are not allowed"))
 
     etype = event.get("t")
     if etype is None:
