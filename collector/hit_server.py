@@ -107,10 +107,9 @@ class HitServer:
         transport = connection.transport
         transport.set_protocol(handler)
         handler.connection_made(transport)
-        if connection.paused:
-            # Our pause_writing stopped reading; aiohttp's resume_writing would not restart
-            # it, and aiohttp does its own flow control from here on.
-            transport.resume_reading()
+        # If our pause_writing stopped reading, aiohttp's resume_writing would not restart
+        # it; aiohttp does its own flow control from here on. (A no-op when reading.)
+        transport.resume_reading()
         if data:
             handler.data_received(data)
 
@@ -158,14 +157,13 @@ class HitRunner(web.AppRunner):
 class HitConnection(asyncio.Protocol):
     """One client connection while its requests are hits (see the module docstring)."""
 
-    __slots__ = ("server", "transport", "peer", "buffer", "last_active", "paused")
+    __slots__ = ("server", "transport", "peer", "buffer", "last_active")
 
     def __init__(self, server: HitServer) -> None:
         self.server = server
         self.buffer = b""
         self.peer: str | None = None
         self.last_active = server.now
-        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -178,11 +176,9 @@ class HitConnection(asyncio.Protocol):
 
     # A client that does not read its answers stops being read (pipelined floods).
     def pause_writing(self) -> None:
-        self.paused = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.paused = False
         self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:

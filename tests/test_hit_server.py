@@ -129,7 +129,9 @@ async def test_a_client_that_reads_late_is_paused_then_handed_over_intact(collec
     fast.transport.set_write_buffer_limits(high=1024)
     paused_at_hand_over = []
     hand_over = server.hand_over
-    server.hand_over = lambda connection, data: (paused_at_hand_over.append(connection.paused), hand_over(connection, data))
+    server.hand_over = lambda connection, data: (
+        paused_at_hand_over.append(not connection.transport.is_reading()), hand_over(connection, data)
+    )
     hits = 2000
     conn.writer.write((HIT * hits + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())  # read only later
     await asyncio.sleep(0.3)
