@@ -31,7 +31,7 @@ BOT_SHARE = 0.03
 
 def build(n_hits: int, app: str, seed: int = 11) -> tuple[list[traffic.Request], dict]:
     """Requests holding exactly `n_hits` events, and what /api/stats must show for them."""
-    from collector.device import DeviceClassifier
+    from collector.enrich.device import DeviceClassifier
 
     pop = traffic.Population(load_pool(), max(n_hits // 4, 2000), seed=seed)
     a, host, platform, pages = pop.apps[0]

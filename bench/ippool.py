@@ -5,7 +5,7 @@ geo_data/fetch_dbip.sh) once, keeps for every region of the traffic mix (bench/t
 the largest networks the *collector itself* places there, and writes the result to
 bench/data/ip_pool.json (small, committed), so runs never rescan.
 
-A network is kept only when collector.geo.GeoResolver.lookup() of its first, middle and
+A network is kept only when collector.enrich.geo.GeoResolver.lookup() of its first, middle and
 last address gives that very region: the pool is checked against the code under test,
 not against our reading of the database.
 """
@@ -29,7 +29,7 @@ MIN_V4_PREFIX_ADDRESSES = 16
 
 
 def region_key(region) -> str:
-    from collector.rollup import region_values
+    from collector.store.rollup import region_values
 
     return region_values(region)[2]  # "CN/330000/330100", "US/California/Los Angeles"
 
@@ -38,7 +38,7 @@ def scan(wanted: set[str], per_region: int = NETWORKS_PER_REGION, seed: int = 7)
     """{region key: {"v4": [cidr...], "v6": [cidr...]}} for every wanted region key."""
     import maxminddb
 
-    from collector.geo import GeoResolver, _region_from_record
+    from collector.enrich.geo import GeoResolver, _region_from_record
 
     rng = random.Random(seed)
     found: dict[str, dict[str, list]] = {k: {"v4": [], "v6": []} for k in wanted}
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             meta[path.name] = {"database_type": m.database_type, "build_epoch": m.build_epoch}
     out = {
         "about": "Networks the collector places in each region of bench/traffic.py REGION_MIX "
-        "(checked with collector.geo.GeoResolver). Rebuild: python -m bench.ippool",
+        "(checked with collector.enrich.geo.GeoResolver). Rebuild: python -m bench.ippool",
         "databases": meta,
         "regions": {k: pool[k] for k in sorted(pool)},
     }

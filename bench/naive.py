@@ -3,7 +3,7 @@
 This is how most self-hosted collectors count: every hit is validated and enriched
 (client IP through trusted proxies, region, device class, salted visitor hash — the very
 collector modules), then written straight away with one Redis pipeline of HINCRBY /
-PFADD / EXPIREAT into its minute, hour, day and month keys (collector.keys names, the
+PFADD / EXPIREAT into its minute, hour, day and month keys (collector.store.keys names, the
 schema of docs/redis-keys.md), and the answer waits for Redis. No in-memory aggregation.
 
     python -m bench.naive --port 8082 --redis-url redis://127.0.0.1:6379/0 \
@@ -22,15 +22,16 @@ from aiohttp import web
 
 from collector.server import until_signalled
 
-from collector import keys
-from collector.buckets import Calendar
-from collector.clientip import ClientIPResolver
-from collector.device import DeviceClassifier
-from collector.geo import UNKNOWN_REGION, GeoResolver
-from collector.ingest import FUTURE_TOLERANCE, PIXEL_GIF, referrer_value
-from collector.protocol import from_query, validate_event
-from collector.rollup import region_values
-from collector.visitors import SaltKeeper, VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.store import keys
+from collector.store.buckets import Calendar
+from collector.hit.clientip import ClientIPResolver
+from collector.enrich.device import DeviceClassifier
+from collector.enrich.geo import UNKNOWN_REGION, GeoResolver
+from collector.hit.ingest import FUTURE_TOLERANCE, PIXEL_GIF, referrer_value
+from collector.hit.protocol import from_query, validate_event
+from collector.store.rollup import region_values
+from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.store.salts import SaltKeeper
 
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the collector's defaults
 CORS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}

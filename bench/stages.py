@@ -37,15 +37,15 @@ def _time(fn, items, repeat: int = 1) -> float:
 def run(hits: int = 4000) -> dict:
     from yarl import URL
 
-    from collector.aggregate import Aggregator
-    from collector.buckets import Calendar
-    from collector.device import DeviceClassifier
-    from collector.geo import GeoResolver
-    from collector.ingest import Ingest, referrer_value
-    from collector.protocol import decode_query, from_query, validate_event
-    from collector.rollup import RollupBuilder
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.enrich.device import DeviceClassifier
+    from collector.enrich.geo import GeoResolver
+    from collector.hit.ingest import Ingest, referrer_value
+    from collector.hit.protocol import decode_query, from_query, validate_event
+    from collector.store.rollup import RollupBuilder
     from collector.settings import Settings
-    from collector.visitors import VisitorHasher
+    from collector.hit.visitors import VisitorHasher
 
     now_ms = int(time.time() * 1000)
     pool = load_pool()
@@ -79,7 +79,7 @@ def run(hits: int = 4000) -> dict:
         if journal:
             import tempfile
 
-            from collector.journal import Journal
+            from collector.store.journal import Journal
 
             j = Journal(Path(tempfile.mkdtemp()) / "j")
             j.open()
@@ -142,7 +142,7 @@ def run(hits: int = 4000) -> dict:
         try:
             from redis.asyncio.connection import Connection
 
-            from collector.flusher import encode_calls
+            from collector.store.flusher import encode_calls
 
             builder = RollupBuilder(calendar, {"minute": 172800, "hour": 7776000, "day": 0, "month": 0})
             t = time.perf_counter()
@@ -152,7 +152,7 @@ def run(hits: int = 4000) -> dict:
             t = time.perf_counter()
             calls = [c for w in slots for c in encode_calls(w, "bench", 1)]
             out[f"flush: encode_calls ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
-            from collector.redis_client import HiredisPacking
+            from collector.store.redis_client import HiredisPacking
 
             for name, conn in (("redis-py", Connection()), ("hiredis, as the collector", type("C", (HiredisPacking, Connection), {})())):
                 t = time.perf_counter()
@@ -170,7 +170,7 @@ def run(hits: int = 4000) -> dict:
 
     from aiohttp import web
 
-    from collector.ingest import PIXEL_GIF
+    from collector.hit.ingest import PIXEL_GIF
 
     cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
     rng = range(hits)
@@ -182,8 +182,8 @@ def run(hits: int = 4000) -> dict:
 
 def _fast_path(ingest, reqs: list) -> float:
     """µs per request through hit_server.py's protocol with a transport that only counts."""
-    from collector.appkeys import INGEST
-    from collector.hit_server import HitConnection, HitServer
+    from collector.web.appkeys import INGEST
+    from collector.web.hit_server import HitConnection, HitServer
 
     server = HitServer(None, {INGEST: ingest})  # the aiohttp side is never reached here
 

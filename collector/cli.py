@@ -13,7 +13,7 @@ from typing import Sequence
 
 import orjson
 
-from .settings import Settings, SettingsError, describe, parser_for
+from collector.settings import Settings, SettingsError, describe, parser_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            from .server import serve
+            from collector.server import serve
 
             overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
             serve(Settings.from_env(**overrides))
@@ -56,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from .app import open_geo
-    from .device import DeviceClassifier
-    from .enrichment import enrich
+    from collector.web.app import open_geo
+    from collector.enrich.device import DeviceClassifier
+    from collector.enrich.enrichment import enrich
 
     settings = Settings.from_env(geo_db=args.geo_db)
     geo = open_geo(settings)

@@ -19,10 +19,10 @@ import time
 import uvloop
 from aiohttp import web
 
-from .app import create_app
-from .hit_server import HitRunner
-from .embedded_redis import EmbeddedRedis
-from .settings import Settings, SettingsError, redacted_url
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
+from collector.embedded_redis import EmbeddedRedis
+from collector.settings import Settings, SettingsError, redacted_url
 
 log = logging.getLogger("collector")
 

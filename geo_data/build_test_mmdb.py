@@ -7,7 +7,7 @@ OUTDIR/test-dbip.mmdb (flat DB-IP City Lite layout). Both are IPv6 trees that al
 the IPv4 networks (under ::/96), so one file answers both families.
 
 TEST_NETWORKS is the ground truth tests compare against: per network, the region the
-collector must report. It is written by hand, independently of collector.cn_regions. Only
+collector must report. It is written by hand, independently of collector.enrich.cn_regions. Only
 documentation/benchmark/shared address space is used (100.64.0.0/10, 198.18.0.0/15,
 2001:db8::/32); each Zhejiang prefecture gets a /16 so a benchmark can draw many distinct
 addresses per prefecture.

@@ -24,8 +24,8 @@ import httputil as http
 
 from aiohttp.test_utils import TestServer
 
-from collector.app import create_app
-from collector.hit_server import HitRunner
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
 from collector.embedded_redis import find_redis_server
 from collector.settings import Settings
 

@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from collector.beacon_routes import add_beacon_routes, beacon_info, sri
+from collector.web.beacon_routes import add_beacon_routes, beacon_info, sri
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent

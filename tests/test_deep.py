@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from collector.appkeys import FLUSHER, INGEST
+from collector.web.appkeys import FLUSHER, INGEST
 
 from test_ingest import flush, headers, pv, stats
 
@@ -224,8 +224,8 @@ async def test_caps_send_the_excess_to_other_and_count_everything(collector_clie
 
 async def test_the_journal_replays_deep_events_exactly(collector_client):
     """Counted from the journal (as after a crash), deep facts give the same figures."""
-    from collector.aggregate import Aggregator
-    from collector.journal import replay
+    from collector.store.aggregate import Aggregator
+    from collector.store.journal import replay
 
     client = await collector_client()
     ingest = client.server.app[INGEST]

@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from collector.device import DEVICE_CLASSES, Device, DeviceClassifier, resolver_name
+from collector.enrich.device import DEVICE_CLASSES, Device, DeviceClassifier, resolver_name
 
 try:
     from tests.ua_samples import IPADOS_DESKTOP_MODE_UA, SAMPLE_USER_AGENTS, UA_TABLE
@@ -288,7 +288,7 @@ def test_device_is_frozen_and_is_bot():
 
 
 def _use_resolver(monkeypatch, resolver, domain, name):
-    import collector.device as dev
+    import collector.enrich.device as dev
 
     monkeypatch.setattr(dev, "_resolver", resolver)
     monkeypatch.setattr(dev, "_domain_all", domain)
@@ -298,7 +298,7 @@ def _use_resolver(monkeypatch, resolver, domain, name):
 def test_falls_back_to_pure_python_resolver_without_rs(monkeypatch):
     import sys
 
-    import collector.device as dev
+    import collector.enrich.device as dev
 
     monkeypatch.setitem(sys.modules, "ua_parser_rs", None)  # makes `import ua_parser_rs` fail
     resolver, domain, name = dev._build_resolver()

@@ -1,4 +1,4 @@
-"""collector.geo against the project's own test MMDBs, in both record layouts (no Redis)."""
+"""collector.enrich.geo against the project's own test MMDBs, in both record layouts (no Redis)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.geo import UNKNOWN_REGION, GeoResolver, Region, describe_region_key
+from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region, describe_region_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

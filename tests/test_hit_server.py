@@ -1,4 +1,4 @@
-"""The hit fast path (collector/hit_server.py) at the byte level, over real sockets.
+"""The hit fast path (collector/web/hit_server.py) at the byte level, over real sockets.
 
 Answers of the fast path carry no `Server` header; aiohttp's do ("Python/… aiohttp/…").
 That is how these tests tell which layer answered: the fast path must serve the common

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from collector.appkeys import FLUSHER, INGEST
+from collector.web.appkeys import FLUSHER, INGEST
 
 DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 IPHONE = (
@@ -253,7 +253,7 @@ async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_clien
     # about one run in five. Fixed salts (the keeper only sets salts that are missing)
     # make the hashed visitors, and so the estimate, the same on every run.
     import time as _time
-    from collector.buckets import Calendar
+    from collector.store.buckets import Calendar
 
     _, _, day, month = Calendar("Asia/Shanghai").buckets_of_minute(int(_time.time() // 60))
     rds.set(f"eb:salt:{day.id}", b"fixed test salt for days", ex=3600)
@@ -261,8 +261,8 @@ async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_clien
     client = await collector_client()
     ingest = client.server.app[INGEST]
     now = ingest.clock()
-    from collector.geo import UNKNOWN_REGION
-    from collector.ingest import Tally
+    from collector.enrich.geo import UNKNOWN_REGION
+    from collector.hit.ingest import Tally
 
     # Straight into the per-event path (the HTTP layer is covered above): 10^5 distinct
     # (IP, UA) pairs, each with two page views, journaled and counted.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from collector.aggregate import Aggregator
-from collector.buckets import Calendar
-from collector.device import Device
-from collector.flusher import Flusher
-from collector.geo import Region
-from collector.journal import Journal, JournalLocked, encode_count, encode_reject, replay
-from collector.rollup import RollupBuilder
+from collector.store.aggregate import Aggregator
+from collector.store.buckets import Calendar
+from collector.enrich.device import Device
+from collector.store.flusher import Flusher
+from collector.enrich.geo import Region
+from collector.store.journal import Journal, JournalLocked, encode_count, encode_reject, replay
+from collector.store.rollup import RollupBuilder
 
 DEVICE = Device("pc", "Chrome", "Windows")
 REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from collector.protocol import EVENT_TYPES, from_query, usable_app_key, validate_event
+from collector.hit.protocol import EVENT_TYPES, from_query, usable_app_key, validate_event
 
 
 def reasons(event):

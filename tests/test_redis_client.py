@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from collector import redis_client
+from collector.store import redis_client
 
 ARGS = [("EVALSHA", "abc", 2, "eb:{a|20261124}:c", b"\x00\xffbin", 3.5, "区域", -7), ("CONFIG GET", "maxmemory")]
 

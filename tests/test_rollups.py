@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from collector.appkeys import FLUSHER
-from collector.buckets import Calendar
-from collector.flusher import CALL_ARGS, encode_calls
-from collector.rollup import SlotWrites
+from collector.web.appkeys import FLUSHER
+from collector.store.buckets import Calendar
+from collector.store.flusher import CALL_ARGS, encode_calls
+from collector.store.rollup import SlotWrites
 from conftest import FakeClock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -81,7 +81,7 @@ def test_demo_page_shows_debug_output_and_counts(collector_factory, open_tab):
 def test_a_page_pinning_the_frozen_copy_with_sri(tracked, page_server, open_tab, debug):
     """The frozen file loads under its integrity hash (cross-origin, so CORS is needed),
     and with DEBUG on it does not swap itself for the unpinned debug build."""
-    from collector.beacon_routes import beacon_info
+    from collector.web.beacon_routes import beacon_info
 
     from .kit import ROOT
 

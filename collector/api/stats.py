@@ -1,4 +1,6 @@
-"""The read API: `/api/stats` and `/api/apps`, straight from the Redis rollups.
+"""The read API's figures: what `/api/stats` and `/api/apps` answer, straight from the Redis rollups.
+
+The HTTP handlers are in web/stats_routes.py.
 
 Derived figures (bounce rate, PV per 100 visitors, pages per visitor, averages) are
 computed here, never stored. UV over several buckets is the union of their
@@ -7,22 +9,17 @@ HyperLogLogs (PFCOUNT of many keys), never a sum.
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Callable
 
-import orjson
 import redis.asyncio as aioredis
-from aiohttp import web
-from redis.exceptions import RedisError
 
-from . import keys
-from .buckets import GRANULARITIES, Bucket, Calendar
-from .deep_stats import (
-    DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, parse_catalogue, sort_key, split_metrics,
+from collector.store import keys
+from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.features.deep_stats import (
+    DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, sort_key, split_metrics,
 )
-from .geo import describe_region_key
-from .protocol import usable_app_key
+from collector.enrich.geo import describe_region_key
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
@@ -231,61 +228,3 @@ class StatsReader:
 def _region_parts(value: str) -> tuple[str, str, str]:
     parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)]
     return tuple(parts + [""] * (3 - len(parts)))  # type: ignore[return-value]
-
-
-class StatsAPI:
-    """HTTP handlers; an `api_token` setting, when set, must come as a Bearer token."""
-
-    def __init__(self, reader: StatsReader, token: str) -> None:
-        self.reader = reader
-        self.token = token
-
-
-    async def stats(self, request: web.Request) -> web.Response:
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
-        try:
-            app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
-        except BadQuery as exc:
-            return _json({"error": str(exc)}, 400)
-        try:
-            return _json(await self.reader.read(app, granularity, buckets, breakdowns, limit))
-        except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
-
-    async def catalogue(self, request: web.Request) -> web.Response:
-        """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
-        app = request.query.get("app", "")
-        if not usable_app_key(app):
-            return _json({"error": "app is required"}, 400)
-        try:
-            fields = parse_catalogue(orjson.loads(await request.read()))
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            return _json({"error": f"catalogue: {exc}"}, 400)
-        try:
-            await self.reader.upload_catalogue(app, fields)
-        except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
-        return _json({"app": app, "fields": len(fields)})
-
-    async def apps(self, request: web.Request) -> web.Response:
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
-        try:
-            return _json({"apps": await self.reader.apps()})
-        except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
-
-
-def authorized(request: web.Request, token: str) -> bool:
-    """True when no token is configured, or the request carries it as a Bearer token."""
-    if not token:
-        return True
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
-def _json(body: dict, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")

@@ -15,17 +15,17 @@ from typing import Callable
 
 import orjson
 
-from .aggregate import NO_VISIT, Aggregator
-from .buckets import Calendar
-from .caps import CardinalityCaps
-from .clientip import ClientIPResolver
-from .deep import USER_MARK, DeepCounter
-from .device import DeviceClassifier
-from .geo import UNKNOWN_REGION, GeoResolver, Region
-from .journal import Journal, encode_count, encode_reject
-from .protocol import Problem, from_query, parse_body, usable_app_key, validate_event
-from .settings import Settings
-from .visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.store.aggregate import NO_VISIT, Aggregator
+from collector.store.buckets import Calendar
+from collector.hit.caps import CardinalityCaps
+from collector.hit.clientip import ClientIPResolver
+from collector.features.deep import USER_MARK, DeepCounter
+from collector.enrich.device import DeviceClassifier
+from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
+from collector.store.journal import Journal, encode_count, encode_reject
+from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
+from collector.settings import Settings
+from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
 
 log = logging.getLogger(__name__)
 

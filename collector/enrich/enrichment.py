@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from .device import DeviceClassifier
-from .geo import UNKNOWN_REGION, GeoResolver
-from .rollup import region_values
+from collector.enrich.device import DeviceClassifier
+from collector.enrich.geo import UNKNOWN_REGION, GeoResolver
+from collector.store.rollup import region_values
 
 
 def enrich(

@@ -8,13 +8,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .aggregate import Aggregator
-    from .buckets import Calendar
-    from .flusher import Flusher
-    from .geo import GeoResolver
-    from .ingest import Ingest
-    from .journal import Journal
-    from .settings import Settings
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.store.flusher import Flusher
+    from collector.enrich.geo import GeoResolver
+    from collector.hit.ingest import Ingest
+    from collector.store.journal import Journal
+    from collector.settings import Settings
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

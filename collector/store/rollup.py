@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import keys
-from .aggregate import VISIT_SECOND_PAGE, VISIT_START, Snapshot
-from .buckets import Bucket, Calendar
-from .deep import Session
-from .geo import Region
+from collector.store import keys
+from collector.store.aggregate import VISIT_SECOND_PAGE, VISIT_START, Snapshot
+from collector.store.buckets import Bucket, Calendar
+from collector.features.deep import Session
+from collector.enrich.geo import Region
 
 UNKNOWN = "(unknown)"
 DIM = {dim: keys.dimension_suffix(dim) for dim in keys.DIMENSIONS}

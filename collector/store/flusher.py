@@ -27,12 +27,14 @@ from redis.exceptions import NoScriptError, RedisError
 
 import orjson
 
-from . import keys, redis_client
-from .aggregate import Aggregator, Snapshot
-from .deep import Session
-from .journal import Journal, Segment, replay
-from .periodic import Periodic
-from .rollup import RollupBuilder, SlotWrites
+from collector.store import keys
+
+from collector.store import redis_client
+from collector.store.aggregate import Aggregator, Snapshot
+from collector.features.deep import Session
+from collector.store.journal import Journal, Segment, replay
+from collector.store.periodic import Periodic
+from collector.store.rollup import RollupBuilder, SlotWrites
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from typing import Iterator
 
 import orjson
 
-from .aggregate import Aggregator
-from .deep import DeepFacts
-from .device import Device
-from .geo import Region
+from collector.store.aggregate import Aggregator
+from collector.features.deep import DeepFacts
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ see docs/redis-keys.md for what is stored.
 
 from __future__ import annotations
 
-from . import keys
+from collector.store import keys
 
 COMPLETION_BINS = ("0_25", "25_50", "50_75", "75_90", "90_100")
 PROGRESS = (10, 25, 50, 75, 90, 100)

@@ -29,9 +29,9 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from .appkeys import INGEST
-from .protocol import decode_query
-from .ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
+from collector.web.appkeys import INGEST
+from collector.hit.protocol import decode_query
+from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
 
 log = logging.getLogger(__name__)
 

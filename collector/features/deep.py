@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import keys
-from .caps import OTHER, CardinalityCaps
+from collector.store import keys
+from collector.hit.caps import OTHER, CardinalityCaps
 
 RESOURCE_TYPES = frozenset({"video", "audio", "textbook", "document"})
 # Interaction action -> the counter it adds to (rate adds ratings and rating_sum).

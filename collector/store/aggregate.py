@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .deep import DeepFacts
-from .device import Device
-from .geo import Region
+from collector.features.deep import DeepFacts
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
 
 # Visit flags carried in the cube key of a page view.
 NO_VISIT, VISIT_START, VISIT_SECOND_PAGE = 0, 1, 2

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import maxminddb
 
-from collector import cn_regions
+from collector.enrich import cn_regions
 
 log = logging.getLogger(__name__)
 

@@ -18,22 +18,24 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from . import redis_client
-from .aggregate import Aggregator
-from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
-from .beacon_routes import add_beacon_routes
-from .buckets import Calendar
-from .device import DeviceClassifier
-from .flusher import Flusher
-from .geo import GeoResolver
-from .ingest import Answer, Ingest
-from .journal import Journal
-from .periodic import Periodic
-from .protocol import decode_query
-from .rollup import RollupBuilder
-from .settings import Settings, SettingsError, redacted_url, resolve_path
-from .stats import StatsAPI, StatsReader, authorized
-from .visitors import SaltKeeper, VisitorHasher
+from collector.store import redis_client
+from collector.store.aggregate import Aggregator
+from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
+from collector.web.beacon_routes import add_beacon_routes
+from collector.store.buckets import Calendar
+from collector.enrich.device import DeviceClassifier
+from collector.store.flusher import Flusher
+from collector.enrich.geo import GeoResolver
+from collector.hit.ingest import Answer, Ingest
+from collector.store.journal import Journal
+from collector.store.periodic import Periodic
+from collector.hit.protocol import decode_query
+from collector.store.rollup import RollupBuilder
+from collector.settings import Settings, SettingsError, redacted_url, resolve_path
+from collector.api.stats import StatsReader
+from collector.web.stats_routes import StatsAPI, authorized
+from collector.hit.visitors import VisitorHasher
+from collector.store.salts import SaltKeeper
 
 log = logging.getLogger(__name__)
 
