@@ -1,0 +1,49 @@
+"""The layer rule (collector/ARCHITECTURE.md): the inner layers never import the outer
+world's libraries. hit/, enrich/ and features/ do no I/O — neither aiohttp nor redis;
+store/ and api/ talk to Redis but never to HTTP — no aiohttp. Only web/ speaks HTTP."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+COLLECTOR = Path(__file__).resolve().parent.parent / "collector"
+FORBIDDEN = {
+    "hit": {"aiohttp", "redis"},
+    "enrich": {"aiohttp", "redis"},
+    "features": {"aiohttp", "redis"},
+    "store": {"aiohttp"},
+    "api": {"aiohttp"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The top-level package of every module `path` imports (relative imports excluded)."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_inner_layers_import_no_outer_library(layer):
+    modules = sorted((COLLECTOR / layer).glob("*.py"))
+    assert modules, f"collector/{layer}/ has no modules"
+    offenders = {
+        str(path.relative_to(COLLECTOR)): sorted(imported_roots(path) & FORBIDDEN[layer])
+        for path in modules
+        if imported_roots(path) & FORBIDDEN[layer]
+    }
+    assert not offenders, f"collector/{layer}/ must not import {sorted(FORBIDDEN[layer])}: {offenders}"
+
+
+def test_the_rule_sees_an_import(tmp_path):
+    """The scan itself works: a module importing redis inside a function is caught."""
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    import redis.asyncio as r\n    from aiohttp import web\n")
+    assert imported_roots(module) == {"redis", "aiohttp"}
