@@ -109,6 +109,9 @@ def test_flush_applied_but_answer_lost_is_not_counted_twice(tmp_path, redis_serv
                                {"X-Forwarded-For": "100.64.0.9", "User-Agent": UA})
     assert send(10)[0] == 204
     collector.wait_for(lambda: direct_pv(direct) == 10)
+    # Redis has the first flush; wait until its answer reached the collector too, or
+    # dropping answers from here on would leave that flush (not the next) in doubt.
+    collector.wait_for(lambda: backlog(collector)["pending_flushes"] == 0 and backlog(collector)["flushes"] >= 1)
     proxy.set_mode("drop_answers")
     assert send(20)[0] == 204
     # Redis applies the flush; the collector never hears so and retries it.
