@@ -262,6 +262,8 @@ def backlog(app: web.Application) -> dict:
         "last_flush_ms": round(stats.last_duration_ms, 2),
         "journal_bytes": journal.bytes if journal else None,
         "journal_max_bytes": journal.max_bytes if journal else None,
+        # Journal records replay could not decode: set aside in quarantine.jsonl, not counted.
+        "records_quarantined": journal.quarantine.records if journal else 0,
         # Events counted under (other) because a cardinality cap was full (caps.py).
         "capped_events": dict(app[INGEST].caps.overflowed),
     }
