@@ -1,4 +1,4 @@
-"""The README's "Try it" block, run as written against a collector started as the README
+"""The README's "Try it" block (English and Chinese), run as written against a collector started as the README
 says (default settings: loopback trusted, the real DB-IP database, 1 s flushes), on a free
 port and the test Redis. The README promises figures; this checks them."""
 
@@ -35,10 +35,11 @@ def runnable(block: str, port: int) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not DBIP.exists(), reason="the DB-IP database is not fetched (geo_data/fetch_dbip.sh)")
-def test_readme_try_it_shows_the_figures_it_promises(tmp_path, redis_url):
+@pytest.mark.parametrize("readme, heading", [("README.md", "### Try it"), ("README.zh-CN.md", "### 试一试")])
+def test_readme_try_it_shows_the_figures_it_promises(tmp_path, redis_url, readme, heading):
     collector = launch_collector(tmp_path / "c.log", ["--redis-url", redis_url, "--data-dir", str(tmp_path / "data")])
     try:
-        block = readme_block((ROOT / "README.md").read_text(), "### Try it")
+        block = readme_block((ROOT / readme).read_text(), heading)
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", runnable(block, collector.port)],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
     finally:
