@@ -42,6 +42,14 @@ def test_every_subcommand_help_works(command, capsys):
     assert f"usage: collector {command}" in capsys.readouterr().out
 
 
+def test_top_level_help_names_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in subcommands()) and "--version" in out
+
+
 def test_serve_help_in_a_real_process_shows_every_setting():
     done = run_cli("serve", "--help")
     assert done.returncode == 0, done.stderr
