@@ -52,6 +52,8 @@ class Checker:
         operation = self.spec["paths"][path][method]
         documented = operation["responses"].get(str(response.status))
         assert documented, f"{method.upper()} {path} answered {response.status}, not documented: {body[:200]!r}"
+        if "$ref" in documented:  # a shared answer: #/components/responses/NAME
+            documented = self.spec["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
         content = documented.get("content")
         if not content:
             assert not body, f"{method.upper()} {path} {response.status} has an undocumented body"
