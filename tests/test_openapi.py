@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from importlib import resources
+from importlib import metadata, resources
 
 import jsonschema
 import pytest
@@ -31,6 +31,7 @@ def spec() -> dict:
 def test_the_description_is_valid_openapi_3_1(spec):
     validate_openapi(spec)
     assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["version"] == metadata.version("edu-beacon-collector")
 
 
 def test_every_route_is_described_and_every_description_is_a_route(spec, make_settings):
