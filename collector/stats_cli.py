@@ -23,8 +23,8 @@ from .stats import BREAKDOWNS, REGION_LEVELS
 DEFAULT_URL = "http://127.0.0.1:8080"
 # `--by` takes the API's breakdowns, with the region's three levels named on their own
 # (the API answers all three under `region`); `prefecture` is the standard's word for city.
-BY_ALIASES = {"prefecture": "city", "地市": "city", "省": "province"}
-BY_CHOICES = tuple(REGION_LEVELS) + tuple(b for b in BREAKDOWNS if b != "region") + ("region",) + tuple(BY_ALIASES)
+BY_ALIASES = {"region": "city", "prefecture": "city", "地市": "city", "省": "province"}
+BY_CHOICES = tuple(REGION_LEVELS) + tuple(b for b in BREAKDOWNS if b != "region") + tuple(BY_ALIASES)
 GROUPS_NOT_BUILT = (
     "collector stats: --group 需要平台注册表（按地区、主管单位分组的平台清单），尚未实现；请用 --app 逐个平台查询。\n"
     "collector stats: --group needs the platform registry (platforms grouped by region and authority), "
@@ -42,7 +42,7 @@ SUMMARY_COLUMNS = (
     ("PV 浏览量", "pv", str),
     ("UV 访客数", "uv", str),
     ("访问 visits", "visits", str),
-    ("跳出率 bounce", "bounce_rate", lambda v: _percent(v)),
+    ("跳出率 bounce", "bounce_rate", lambda v: percent(v)),
     ("平均停留 avg s/visit", "avg_engaged_ms_per_visit", lambda v: "" if v is None else f"{v / 1000:.1f}"),
     ("百人浏览量 PV/100 UV", "pv_per_100_visitors", lambda v: "" if v is None else f"{v:.1f}"),
 )
@@ -79,8 +79,6 @@ def run_stats(args: argparse.Namespace) -> int:
         print(GROUPS_NOT_BUILT, file=sys.stderr)
         return 2
     dimension = BY_ALIASES.get(args.by, args.by)
-    if dimension == "region":
-        dimension = "city"
     try:
         answer = fetch_stats(args.url, args.token, query_of(args, dimension))
     except StatsCommandError as exc:
@@ -89,9 +87,9 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(answer, ensure_ascii=False, indent=2) + "\n")
     elif args.format == "csv":
-        columns, rows = table_of(answer, dimension)
+        header, rows = table_of(answer, dimension)
         writer = csv.writer(sys.stdout)
-        writer.writerow([title for title, _ in columns])
+        writer.writerow(header)
         writer.writerows(rows)
     else:
         sys.stdout.write(render_report(answer, dimension))
@@ -134,12 +132,12 @@ def _error_text(body: bytes) -> str:
 # ---- tables ---------------------------------------------------------------------------
 
 
-def table_of(answer: dict, dimension: str | None) -> tuple[list[tuple[str, Any]], list[list[str]]]:
-    """(columns, rows as text): the breakdown's rows, or the series with a total row."""
+def table_of(answer: dict, dimension: str | None) -> tuple[list[str], list[list[str]]]:
+    """(header, rows as text): the breakdown's rows, or the series with a total row."""
     if not dimension:
-        columns = [(title, show) for title, _, show in SUMMARY_COLUMNS]
         entries = answer["series"] + [{**answer["totals"], "bucket": "合计 total"}]
-        return columns, [[show(entry.get(field)) for (_, field, show) in SUMMARY_COLUMNS] for entry in entries]
+        header = [title for title, _, _ in SUMMARY_COLUMNS]
+        return header, [[show(entry.get(field)) for _, field, show in SUMMARY_COLUMNS] for entry in entries]
     rows = _breakdown_rows(answer, dimension)
     if dimension in REGION_LEVELS:
         return _region_table(rows, dimension, answer["totals"]["pv"])
@@ -153,13 +151,13 @@ def _breakdown_rows(answer: dict, dimension: str) -> list[dict]:
     return breakdowns.get(dimension, [])
 
 
-def _region_table(rows: list[dict], level: str, total_pv: int):
-    columns = [("地区 region", None), ("代码 code", None), ("PV 浏览量", None), ("UV 访客数", None), ("占比 share", None)]
-    out = []
-    for row in rows:
-        out.append([region_name(row, level), row["value"], str(row["pv"]), str(row.get("uv", "")),
-                    _percent(row["pv"] / total_pv if total_pv else None)])
-    return columns, out
+def _region_table(rows: list[dict], level: str, total_pv: int) -> tuple[list[str], list[list[str]]]:
+    header = ["地区 region", "代码 code", "PV 浏览量", "UV 访客数", "占比 share"]
+    return header, [
+        [region_name(row, level), row["value"], str(row["pv"]), str(row.get("uv", "")),
+         percent(row["pv"] / total_pv if total_pv else None)]
+        for row in rows
+    ]
 
 
 def region_name(row: dict, level: str) -> str:
@@ -173,14 +171,14 @@ def region_name(row: dict, level: str) -> str:
     return " ".join(n for n in names if n)
 
 
-def _generic_table(rows: list[dict]):
+def _generic_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Every scalar field of the rows, in the API's order (nested figures stay in --format json)."""
     fields: list[str] = []
     for row in rows:
         for name, value in row.items():
             if name not in fields and not isinstance(value, (dict, list)):
                 fields.append(name)
-    columns = [(name, None) for name in fields]
-    return columns, [["" if row.get(f) is None else _number(row.get(f)) for f in fields] for row in rows]
+    return fields, [["" if row.get(f) is None else _number(row.get(f)) for f in fields] for row in rows]
 
 
 def render_report(answer: dict, dimension: str | None) -> str:
@@ -188,12 +186,12 @@ def render_report(answer: dict, dimension: str | None) -> str:
     span = answer["from"] if answer["from"] == answer["to"] else f"{answer['from']} … {answer['to']}"
     lines = [
         f"{answer['app']}  {span}  ({answer['granularity']}, {answer['timezone']})",
-        f"PV {totals['pv']}  UV {totals['uv']}  访问 visits {totals['visits']}  跳出率 bounce {_percent(totals['bounce_rate']) or '-'}",
+        f"PV {totals['pv']}  UV {totals['uv']}  访问 visits {totals['visits']}  跳出率 bounce {percent(totals['bounce_rate']) or '-'}",
     ]
     if dimension:
         lines.append(f"按{DIMENSION_NAMES.get(dimension, dimension)} / by {dimension}:")
-    columns, rows = table_of(answer, dimension)
-    lines.append(render_table([title for title, _ in columns], rows) if rows else "(无数据 no rows)")
+    header, rows = table_of(answer, dimension)
+    lines.append(render_table(header, rows) if rows else "(无数据 no rows)")
     attribution = answer.get("attribution")
     if dimension in REGION_LEVELS and attribution:
         lines.append(f"{attribution['text']} ({attribution['url']}, {attribution['license']})")
@@ -228,5 +226,5 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
