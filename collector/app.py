@@ -9,8 +9,10 @@ before the Redis connection closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from importlib import resources
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.router.add_get("/api/apps", api_apps)
     app.router.add_put("/api/catalogue", api_catalogue)
     app.router.add_get("/api/collector", collector_metrics)
+    app.router.add_get("/api/openapi.json", openapi_description)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
     return app
 
@@ -124,6 +127,17 @@ async def api_catalogue(request: web.Request) -> web.Response:
 def _stats_api(request: web.Request) -> StatsAPI:
     app = request.app
     return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token)
+
+
+async def openapi_description(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of every endpoint (collector/openapi.json), for client
+    generators; open like /healthz, since it holds no data."""
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
 # ---- resources ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from .buckets import GRANULARITIES, Bucket, Calendar
 from .deep_stats import (
     DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, parse_catalogue, sort_key, split_metrics,
 )
-from .geo import describe_region_key
+from .geo import DBIP_ATTRIBUTION, describe_region_key
 from .protocol import usable_app_key
 
 MAX_BUCKETS = 2000
@@ -160,6 +160,8 @@ class StatsReader:
                 else:
                     rows = await self._breakdown(app, g, buckets, dim)
                 out["breakdowns"][dim] = rows
+            if "region" in breakdowns:
+                out["attribution"] = DBIP_ATTRIBUTION
         return out
 
     async def _deep_breakdown(
