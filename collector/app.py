@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from . import redis_client
 from .aggregate import Aggregator
-from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
+from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from .beacon_routes import add_beacon_routes
 from .buckets import Calendar
 from .device import DeviceClassifier
@@ -34,7 +34,7 @@ from .periodic import Periodic
 from .protocol import decode_query
 from .rollup import RollupBuilder
 from .settings import Settings, SettingsError, redacted_url, resolve_path
-from .stats import StatsAPI, StatsReader, authorized
+from .stats import RedisOutageLog, StatsAPI, StatsReader, authorized
 from .visitors import SaltKeeper, VisitorHasher
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,13 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
         if settings.journal
         else None
     )
+    app[REDIS_OUTAGE] = RedisOutageLog()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
 
-    app.router.add_get("/c", hit_get)
+    # allow_head=False: a HEAD is answered 405 (Allow: GET, POST, OPTIONS), never counted.
+    app.router.add_get("/c", hit_get, allow_head=False)
     app.router.add_post("/c", hit_post)
     app.router.add_route("OPTIONS", "/c", hit_options)
     app.router.add_get("/healthz", healthz)
@@ -126,7 +128,7 @@ async def api_catalogue(request: web.Request) -> web.Response:
 
 def _stats_api(request: web.Request) -> StatsAPI:
     app = request.app
-    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token)
+    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token, app[REDIS_OUTAGE])
 
 
 async def openapi_description(request: web.Request) -> web.Response:
@@ -244,11 +246,14 @@ async def readyz(request: web.Request) -> web.Response:
     taking hits and catches up later); a full journal does. The body shows the backlog.
     """
     body = backlog(request.app)
+    outage = request.app[REDIS_OUTAGE]
     try:
         await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0)
         body["redis"] = "ok"
+        outage.recovered()
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
-        body["redis"] = f"unreachable: {exc}"
+        body["redis"] = "unreachable"  # the reason names Redis's address: logged, not answered
+        outage.failed(exc)
     journal = request.app[JOURNAL]
     ready = body["redis"] == "ok" or (journal is not None and not journal.full)
     return web.Response(body=orjson.dumps(body), status=200 if ready else 503, content_type="application/json")

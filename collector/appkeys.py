@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .ingest import Ingest
     from .journal import Journal
     from .settings import Settings
+    from .stats import RedisOutageLog
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -25,3 +26,4 @@ GEO: web.AppKey["GeoResolver | None"] = web.AppKey("geo")
 INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
 FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")
 JOURNAL: web.AppKey["Journal | None"] = web.AppKey("journal")
+REDIS_OUTAGE: web.AppKey["RedisOutageLog"] = web.AppKey("redis_outage")
