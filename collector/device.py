@@ -71,6 +71,44 @@ _domain_all: Any = None
 RESOLVER_NAME = "unloaded"
 _resolver_lock = threading.Lock()
 
+# ua-parser device families we act on.  The rest of ua-parser's ~630 device regexes
+# only name brands and models (which we do not keep) and cost more than the browser and
+# OS parses together, so the native path runs these few alone.
+_DEVICE_FAMILIES_USED = frozenset({
+    "Spider", "iPad", "iPhone", "iPod", "Kindle",
+    "Generic Tablet", "Generic Smartphone", "Generic Feature Phone",
+})
+
+
+class _RsResolver:
+    """ua-parser's own regexes on ua-parser-rs, with the device list cut to the families
+    in _DEVICE_FAMILIES_USED; answers like ua_parser.regex.Resolver (.user_agent, .os,
+    .device with .family)."""
+
+    __slots__ = ("ua", "os", "de")
+
+    def __init__(self, matchers: Any) -> None:
+        import ua_parser_rs
+
+        ua, os_, de = matchers
+        self.ua = ua_parser_rs.UserAgentExtractor(
+            (m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in ua
+        )
+        self.os = ua_parser_rs.OSExtractor((m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in os_)
+        self.de = ua_parser_rs.DeviceExtractor(
+            (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in de if m.family in _DEVICE_FAMILIES_USED
+        )
+
+    def __call__(self, ua: str, _domains: Any) -> "_RsResult":
+        return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
+
+
+@dataclass(slots=True)
+class _RsResult:
+    user_agent: Any
+    os: Any
+    device: Any
+
 
 def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
     try:
@@ -80,12 +118,9 @@ def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
         log.error("ua-parser is not installed: device detection uses token rules only")
         return None, None, "none"
     try:
-        # ua_parser.regex is the ua-parser-rs backed resolver; it only needs
-        # the regex *strings*, so the lazy builtins (no Python re.compile) fit.
-        import ua_parser_rs  # noqa: F401
-        from ua_parser.regex import Resolver as RsResolver
-
-        return RsResolver(ua_parser.load_lazy_builtins()), Domain.ALL, "ua-parser-rs"
+        # ua-parser-rs only needs the regex *strings*, so the lazy builtins (no Python
+        # re.compile) fit.
+        return _RsResolver(ua_parser.load_lazy_builtins()), Domain.ALL, "ua-parser-rs"
     except Exception as e:
         log.warning("ua-parser-rs unavailable (%s); User-Agent parsing will be slow", e)
     try:
@@ -107,6 +142,7 @@ def _get_resolver() -> tuple[Optional[_Resolver], Any]:
         with _resolver_lock:
             if RESOLVER_NAME == "unloaded":
                 _resolver, _domain_all, RESOLVER_NAME = _build_resolver()
+                _load_crawler_list()
     return _resolver, _domain_all
 
 
@@ -134,6 +170,110 @@ def _parse(ua: str) -> tuple[str, str, str]:
         osm.family if osm is not None else "Other",
         dev.family if dev is not None else "Other",
     )
+
+
+# --------------------------------------------------------------------------
+# The crawler-user-agents list (PyPI crawler-user-agents, MIT): ~1,500 maintained
+# patterns of crawlers, monitors, feed fetchers, link previewers and HTTP libraries.
+# --------------------------------------------------------------------------
+
+# Patterns of the list that name phones, browsers or apps people use as well as a
+# crawler: seen matching human UAs in the tuning half of bench/ua_corpus.py.
+_CRAWLER_PATTERNS_NOT_BOTS = frozenset({
+    "AP3A\\.240617\\.008",  # an Android build id, shared by many OPPO/OnePlus phones
+    "Sogou",  # Sogou Mobile browser (its crawlers say "spider": caught by the word rule)
+    "Butterfly",  # HTC Butterfly phones
+    "Viber",  # the Viber app's in-app browser
+    "Fever",  # Fever tablets
+})
+
+_crawler_matcher: Optional[Callable[[str], Optional[str]]] = None
+CRAWLER_PATTERNS = 0  # how many patterns are in use (0: the list is not installed)
+
+
+def _load_crawler_patterns() -> list[str]:
+    import json
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("crawleruseragents")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("crawler-user-agents")
+    data = json.loads((Path(spec.origin).parent / "crawler-user-agents.json").read_text("utf-8"))
+    return [e["pattern"] for e in data if e.get("pattern") and e["pattern"] not in _CRAWLER_PATTERNS_NOT_BOTS]
+
+
+def _rs_crawler_matcher(patterns: list[str]) -> Callable[[str], Optional[str]]:
+    """One native extractor for the whole list: ua-parser-rs prefilters on the patterns'
+    literal parts, so ~1,500 patterns cost a few us per UA (Python's re would take ms).
+    The matched text names the bot."""
+    import ua_parser_rs
+
+    usable = []
+    for p in patterns:
+        try:  # the list is written for many engines; skip what Rust's regex cannot run
+            ua_parser_rs.DeviceExtractor([(f"({p})", None, "$1", None, None)])
+            usable.append(p)
+        except Exception:
+            log.debug("crawler pattern not usable natively: %r", p)
+    extractor = ua_parser_rs.DeviceExtractor([(f"({p})", None, "$1", None, None) for p in usable])
+
+    def match(ua: str) -> Optional[str]:
+        m = extractor.extract(ua)
+        return m.family if m is not None else None
+
+    match.patterns = len(usable)  # type: ignore[attr-defined]
+    return match
+
+
+def _re_crawler_matcher(patterns: list[str]) -> Callable[[str], Optional[str]]:
+    """Fallback without ua-parser-rs: Python re in chunks (slow, like that whole path)."""
+    usable = []
+    for p in patterns:
+        try:
+            re.compile(p)
+            usable.append(p)
+        except re.error:
+            pass
+    chunks = [re.compile("|".join(usable[i : i + 50])) for i in range(0, len(usable), 50)]
+
+    def match(ua: str) -> Optional[str]:
+        for c in chunks:
+            m = c.search(ua)
+            if m is not None:
+                return m.group(0)
+        return None
+
+    match.patterns = len(usable)  # type: ignore[attr-defined]
+    return match
+
+
+def _load_crawler_list() -> None:
+    global _crawler_matcher, CRAWLER_PATTERNS
+    try:
+        patterns = _load_crawler_patterns()
+    except Exception as e:
+        log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
+        return
+    try:
+        _crawler_matcher = _rs_crawler_matcher(patterns) if RESOLVER_NAME == "ua-parser-rs" else _re_crawler_matcher(patterns)
+    except Exception as e:  # pragma: no cover
+        log.error("cannot build the crawler matcher (%s)", e)
+        return
+    CRAWLER_PATTERNS = _crawler_matcher.patterns  # type: ignore[attr-defined]
+
+
+def _crawler_name(ua: str) -> Optional[str]:
+    if _crawler_matcher is None:
+        return None
+    try:
+        hit = _crawler_matcher(ua)
+    except UnicodeError:
+        hit = _crawler_matcher(ua.encode("utf-8", "replace").decode("utf-8"))
+    if hit is None:
+        return None
+    m = _TOKEN_RE.search(hit)
+    return m.group(0) if m is not None else "bot"
 
 
 # --------------------------------------------------------------------------
@@ -321,10 +461,62 @@ _MOBILE_APP_TOKENS = ("MicroMessenger", "MQQBrowser", "UCBrowser", "UCWEB", "bai
 _BROWSER_RENAMES = {"WeChat Browser": "WeChat"}
 
 
-# Base analysis kinds: "other" is split so that hints/screen only touch the
-# unknown case, never a recognised TV or console.
+# Base analysis kinds.  "other" is only ever a recognised TV / console / car / wearable
+# (never refined by hints or screen).  A UA that names no platform at all is
+# _UNIDENTIFIED: real browsers always name one, so it is a machine unless the hit itself
+# proves a browser ran (beacon.js reported a screen, or Chromium sent Sec-CH-UA-Mobile);
+# _refine decides.
 _KNOWN = 0
-_UNKNOWN_OTHER = 1
+_UNIDENTIFIED = 1
+
+# Desktop platforms that ua-parser's OS list misses, as desktop apps (Office, Spotify,
+# launchers) and old/rare systems write them.  Matched case-sensitively, in order.
+_DESKTOP_OS_TOKENS = (
+    ("Mac OS/", "Mac OS X"),  # Microsoft Office for Mac: "Word/16.43 (Mac OS/10.15.6; Desktop; ...)"
+    ("Macintosh", "Mac OS X"),
+    ("OSX", "Mac OS X"),
+    ("macOS", "Mac OS X"),
+    ("(win1", "Windows"), ("(win7", "Windows"), ("(win8", "Windows"),  # GOG Galaxy: "(win10 x64)"
+    ("Windows", "Windows"),
+    ("WinNT", "Windows"),
+    ("CYGWIN", "Windows"),
+    ("Desktop;", "Other"),  # Office apps' own device field
+    ("BeOS", "BeOS"), ("Haiku", "Haiku"), ("AmigaOS", "AmigaOS"), ("Syllable", "Syllable"),
+    ("Inferno", "Inferno"), ("WTOS", "Wyse ThinOS"),
+)
+
+# Android on laptops, desktops and Chromebooks (Android apps on ChromeOS send the
+# device's model; ARC++ builds look like "Build/R76-12239"): a desktop, though the UA
+# has the tablet shape ("Android" without "Mobile").  Matched case-sensitively.
+_ANDROID_DESKTOP_TOKENS = (
+    "Chromebook", "CrosArc", "Pixelbook", "Build/R", "Inspiron", "Latitude", "Vostro",
+    "EliteBook", "TravelMate", "Aspire", "Satellite", "LIFEBOOK", "ThinkPad", "IdeaPad",
+    "MacBook", "NUC", " AIO", "2in1", "Netbook", "NETBOOK",
+)
+_ANDROID_DESKTOP_BUILD_RE = re.compile(r"Build/R\d+-\d")
+
+
+def _is_android_desktop(ua: str) -> bool:
+    for t in _ANDROID_DESKTOP_TOKENS:
+        if t in ua:
+            return t != "Build/R" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
+    return False
+
+
+def _desktop_os_token(ua: str) -> Optional[str]:
+    for token, name in _DESKTOP_OS_TOKENS:
+        if token in ua:
+            return name
+    return None
+
+
+def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
+    token = _bot_token(ua, ua.lower())
+    if token is None:
+        token = _crawler_name(ua)
+    if token is not None or dev_family == "Spider":
+        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
+    return None
 
 
 def _analyse(ua: str) -> tuple[str, str, str, int]:
@@ -334,10 +526,9 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         return "bot", "Other", "Other", _KNOWN
 
     ua_family, os_family, dev_family = _parse(ua)
-
-    token = _bot_token(ua, ua.lower())
-    if token is not None or dev_family == "Spider":
-        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
+    bot = _bot(ua, ua_family, os_family, dev_family)
+    if bot is not None:
+        return bot
 
     # --- browser / OS naming ---------------------------------------------
     browser = _BROWSER_RENAMES.get(ua_family, ua_family)
@@ -380,12 +571,18 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
         return "tablet", browser, os_family, _KNOWN
     if os_family in ("Android", "HarmonyOS") or "Android" in ua:
+        if _is_android_desktop(ua):
+            return "pc", browser, os_family, _KNOWN
         # Android's own convention (and Chrome's): phones put "Mobile" in the
         # UA, tablets leave it out.
         # ("Mobi" also covers Opera's "Opera Mobi".)
         return ("mobile" if "Mobi" in ua else "tablet"), browser, os_family, _KNOWN
     if os_family in _MOBILE_OS or dev_family in ("Generic Smartphone", "Generic Feature Phone"):
         return "mobile", browser, os_family, _KNOWN
+    if os_family == "Other":
+        desktop = _desktop_os_token(ua)
+        if desktop is not None:
+            return "pc", browser, desktop, _KNOWN
     if os_family in _DESKTOP_OS or os_family.startswith("Windows"):
         if os_family == "Mac OS X" and "Mobile/" in ua:
             # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
@@ -396,11 +593,18 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
             # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
             return "mobile", browser, os_family, _KNOWN
         return "pc", browser, os_family, _KNOWN
-    if "Mobi" in ua or any(t in ua for t in _MOBILE_APP_TOKENS) or _QQ_APP_RE.search(ua):
-        # No OS recognised but a phone-only app/webview token, or MDN's
-        # "Mobi" heuristic.
+    if os_family != "Other" or any(t in ua for t in _MOBILE_APP_TOKENS) or _QQ_APP_RE.search(ua):
+        # A phone-only app/webview token, or some OS ua-parser knows that is
+        # neither a desktop nor a known mobile one (feature-phone systems mostly).
         return "mobile", browser, os_family, _KNOWN
-    return "other", browser, os_family, _UNKNOWN_OTHER
+    return "bot", _unidentified_name(ua, ua_family), os_family, _UNIDENTIFIED
+
+
+def _unidentified_name(ua: str, ua_family: str) -> str:
+    if ua_family not in _GENERIC_BROWSER_FAMILIES:
+        return ua_family
+    m = _TOKEN_RE.search(ua)
+    return m.group(0)[:40] if m is not None else "Other"
 
 
 # Screen buckets (shorter side, CSS px):
@@ -431,8 +635,26 @@ def _device(cls: str, browser: str, os_family: str) -> Device:
     return d
 
 
+def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
+    """Device class for a UA that names no platform, from what the hit itself shows: a
+    screen size (only beacon.js in a browser reports one) or Chromium's Sec-CH-UA-Mobile.
+    None: no sign that a browser ran at all."""
+    if sb:
+        if sb == 1 and ch != 0:
+            return "mobile"
+        return "tablet" if sb == 2 and tb else "pc"
+    if ch is not None:
+        return "mobile" if ch == 1 else "pc"
+    return None
+
+
 def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int) -> Device:
     cls, browser, os_family, kind = base
+    if kind == _UNIDENTIFIED:
+        evident = _class_from_evidence(ch, sb, tb)
+        if evident is None:
+            return _device(cls, browser, os_family)  # a machine: named by its UA's first token
+        return _device(evident, "Other", os_family)
     if cls == "bot":
         return _device(cls, browser, os_family)  # bots are never reclassified
 
@@ -448,7 +670,7 @@ def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int
         # Sec-CH-UA-Mobile ?1: Chromium says it serves a phone layout; trust
         # it over a frozen/reduced or desktop-mode UA.  Not for known TVs /
         # consoles, which stay "other".
-        if cls in ("pc", "tablet") or (cls == "other" and kind == _UNKNOWN_OTHER):
+        if cls in ("pc", "tablet"):
             cls = "mobile"
     elif ch == 0:
         # ?0: not a phone.  A "mobile" UA with ?0 is either an Android tablet
@@ -458,13 +680,7 @@ def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int
         if cls == "mobile":
             cls = "tablet" if tb == 2 else "pc"
 
-    if cls == "other" and kind == _UNKNOWN_OTHER and sb:
-        # Unknown UA: the screen is the only evidence left (see buckets).
-        if sb == 1 and ch != 0:
-            cls = "mobile"
-        elif sb == 2 and tb:
-            cls = "tablet"
-    elif cls == "pc" and os_family == "Linux" and sb == 1 and tb == 2:
+    if cls == "pc" and os_family == "Linux" and sb == 1 and tb == 2:
         # Chrome/Samsung Internet "desktop site" mode on an Android phone
         # sends "X11; Linux x86_64" (and Sec-CH-UA-Mobile ?0, by design).  No
         # Linux desktop has a multi-touch screen under 600 CSS px.  (Tablets
