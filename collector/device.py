@@ -185,6 +185,7 @@ _CRAWLER_PATTERNS_NOT_BOTS = frozenset({
     "Butterfly",  # HTC Butterfly phones
     "Viber",  # the Viber app's in-app browser
     "Fever",  # Fever tablets
+    "Sonic",  # ViewSonic and O+ Sonic phones
 })
 
 _crawler_matcher: Optional[Callable[[str], Optional[str]]] = None
@@ -475,10 +476,11 @@ _DESKTOP_OS_TOKENS = (
     ("Mac OS/", "Mac OS X"),  # Microsoft Office for Mac: "Word/16.43 (Mac OS/10.15.6; Desktop; ...)"
     ("Macintosh", "Mac OS X"),
     ("OSX", "Mac OS X"),
+    ("os=Mac", "Mac OS X"),  # QuickTime
     ("macOS", "Mac OS X"),
     ("(win1", "Windows"), ("(win7", "Windows"), ("(win8", "Windows"),  # GOG Galaxy: "(win10 x64)"
     ("Windows", "Windows"),
-    ("WinNT", "Windows"),
+    ("WinNT", "Windows"), ("Win64", "Windows"), ("Win32", "Windows"), ("MSOffice", "Windows"),
     ("CYGWIN", "Windows"),
     ("Desktop;", "Other"),  # Office apps' own device field
     ("BeOS", "BeOS"), ("Haiku", "Haiku"), ("AmigaOS", "AmigaOS"), ("Syllable", "Syllable"),
@@ -488,18 +490,19 @@ _DESKTOP_OS_TOKENS = (
 # Android on laptops, desktops and Chromebooks (Android apps on ChromeOS send the
 # device's model; ARC++ builds look like "Build/R76-12239"): a desktop, though the UA
 # has the tablet shape ("Android" without "Mobile").  Matched case-sensitively.
-_ANDROID_DESKTOP_TOKENS = (
-    "Chromebook", "CrosArc", "Pixelbook", "Build/R", "Inspiron", "Latitude", "Vostro",
-    "EliteBook", "TravelMate", "Aspire", "Satellite", "LIFEBOOK", "ThinkPad", "IdeaPad",
-    "MacBook", "NUC", " AIO", "2in1", "Netbook", "NETBOOK",
+_ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
+    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
+    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
+    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
 )
 _ANDROID_DESKTOP_BUILD_RE = re.compile(r"Build/R\d+-\d")
 
 
 def _is_android_desktop(ua: str) -> bool:
+    low = ua.lower()
     for t in _ANDROID_DESKTOP_TOKENS:
-        if t in ua:
-            return t != "Build/R" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
+        if t in low:
+            return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
     return False
 
 
@@ -510,10 +513,25 @@ def _desktop_os_token(ua: str) -> Optional[str]:
     return None
 
 
+# A browser-shaped UA carrying a URL ("... (compatible; FooBot/1.0; +https://foo.com/bot)"):
+# browsers never put one in their UA; crawlers point at their documentation.  The name is
+# the product token before the URL.
+_URL_BOT_RE = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
+
+
+def _url_bot_name(ua: str) -> Optional[str]:
+    if "http://" not in ua and "https://" not in ua:
+        return None
+    m = _URL_BOT_RE.search(ua)
+    return m.group(1) if m is not None else "bot"
+
+
 def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
     token = _bot_token(ua, ua.lower())
     if token is None:
         token = _crawler_name(ua)
+    if token is None and "://" in ua and ua.startswith("Mozilla/"):
+        token = _url_bot_name(ua)
     if token is not None or dev_family == "Spider":
         return "bot", _bot_name(ua_family, token), os_family, _KNOWN
     return None
@@ -573,10 +591,17 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     if os_family in ("Android", "HarmonyOS") or "Android" in ua:
         if _is_android_desktop(ua):
             return "pc", browser, os_family, _KNOWN
-        # Android's own convention (and Chrome's): phones put "Mobile" in the
-        # UA, tablets leave it out.
-        # ("Mobi" also covers Opera's "Opera Mobi".)
-        return ("mobile" if "Mobi" in ua else "tablet"), browser, os_family, _KNOWN
+        # Android's own convention (and Chrome's): phone browsers put "Mobile" in
+        # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
+        # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
+        # convention: without a browser's "Safari/" token, the far more common phone.
+        if "Mobi" in ua or "Safari/" not in ua:
+            return "mobile", browser, os_family, _KNOWN
+        return "tablet", browser, os_family, _KNOWN
+    if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
+        # CFNetwork apps on a Mac: ua-parser maps every CFNetwork/Darwin version to iOS,
+        # but no iOS device is a "Power Macintosh" or x86_64.
+        return "pc", browser, "Mac OS X", _KNOWN
     if os_family in _MOBILE_OS or dev_family in ("Generic Smartphone", "Generic Feature Phone"):
         return "mobile", browser, os_family, _KNOWN
     if os_family == "Other":
