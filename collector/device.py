@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .device_models import TabletModels, android_model
+
 __all__ = [
     "DEVICE_CLASSES",
     "Device",
@@ -143,6 +145,7 @@ def _get_resolver() -> tuple[Optional[_Resolver], Any]:
             if RESOLVER_NAME == "unloaded":
                 _resolver, _domain_all, RESOLVER_NAME = _build_resolver()
                 _load_crawler_list()
+                _load_tablet_models()
     return _resolver, _domain_all
 
 
@@ -262,6 +265,22 @@ def _load_crawler_list() -> None:
         log.error("cannot build the crawler matcher (%s)", e)
         return
     CRAWLER_PATTERNS = _crawler_matcher.patterns  # type: ignore[attr-defined]
+
+
+_tablet_models: Any = None  # collector.device_models.TabletModels, once loaded
+
+
+def _load_tablet_models() -> None:
+    global _tablet_models
+    _tablet_models = TabletModels.load()
+
+
+def _is_tablet_model(ua: str) -> bool:
+    """An Android UA's model is a tablet in Matomo's device list (see device_models)."""
+    if not _tablet_models:
+        return False
+    model = android_model(ua)
+    return model is not None and _tablet_models.is_tablet(model)
 
 
 def _crawler_name(ua: str) -> Optional[str]:
@@ -595,7 +614,7 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
         # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
         # convention: without a browser's "Safari/" token, the far more common phone.
-        if "Mobi" in ua or "Safari/" not in ua:
+        if ("Mobi" in ua or "Safari/" not in ua) and not _is_tablet_model(ua):
             return "mobile", browser, os_family, _KNOWN
         return "tablet", browser, os_family, _KNOWN
     if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
