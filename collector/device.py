@@ -30,7 +30,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .device_models import TabletModels, android_model
+from .device_models import AndroidModels, android_model
 
 __all__ = [
     "DEVICE_CLASSES",
@@ -145,7 +145,7 @@ def _get_resolver() -> tuple[Optional[_Resolver], Any]:
             if RESOLVER_NAME == "unloaded":
                 _resolver, _domain_all, RESOLVER_NAME = _build_resolver()
                 _load_crawler_list()
-                _load_tablet_models()
+                _load_android_models()
     return _resolver, _domain_all
 
 
@@ -267,20 +267,20 @@ def _load_crawler_list() -> None:
     CRAWLER_PATTERNS = _crawler_matcher.patterns  # type: ignore[attr-defined]
 
 
-_tablet_models: Any = None  # collector.device_models.TabletModels, once loaded
+_android_models: Optional[AndroidModels] = None
 
 
-def _load_tablet_models() -> None:
-    global _tablet_models
-    _tablet_models = TabletModels.load()
+def _load_android_models() -> None:
+    global _android_models
+    _android_models = AndroidModels.load()
 
 
-def _is_tablet_model(ua: str) -> bool:
-    """An Android UA's model is a tablet in Matomo's device list (see device_models)."""
-    if not _tablet_models:
-        return False
+def _android_model_class(ua: str) -> Optional[str]:
+    """An Android UA's model's class in Matomo's device list (see device_models)."""
+    if not _android_models:
+        return None
     model = android_model(ua)
-    return model is not None and _tablet_models.is_tablet(model)
+    return _android_models.device_class(model) if model is not None else None
 
 
 def _crawler_name(ua: str) -> Optional[str]:
@@ -605,23 +605,30 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         return _OHOS_CLASS[dt.group(1)], browser, os_family, _KNOWN
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
         return "mobile", browser, os_family, _KNOWN
-    if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
-        return "tablet", browser, os_family, _KNOWN
-    if os_family in ("Android", "HarmonyOS") or "Android" in ua:
+    android = os_family in ("Android", "HarmonyOS") or "Android" in ua
+    if android:
         if _is_android_desktop(ua):
             return "pc", browser, os_family, _KNOWN
+        # Tablets, laptops and TV boxes by model; a listed phone model proves less than
+        # the UA's shape (the same prefix often names both sizes), so the shape decides.
+        listed = _android_model_class(ua)
+        if listed is not None and listed != "mobile":
+            return listed, browser, os_family, _KNOWN
+    if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
+        return "tablet", browser, os_family, _KNOWN
+    if android:
         # Android's own convention (and Chrome's): phone browsers put "Mobile" in
         # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
         # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
         # convention: without a browser's "Safari/" token, the far more common phone.
-        if ("Mobi" in ua or "Safari/" not in ua) and not _is_tablet_model(ua):
+        if "Mobi" in ua or "Safari/" not in ua:
             return "mobile", browser, os_family, _KNOWN
         return "tablet", browser, os_family, _KNOWN
     if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
         # CFNetwork apps on a Mac: ua-parser maps every CFNetwork/Darwin version to iOS,
         # but no iOS device is a "Power Macintosh" or x86_64.
         return "pc", browser, "Mac OS X", _KNOWN
-    if os_family in _MOBILE_OS or dev_family in ("Generic Smartphone", "Generic Feature Phone"):
+    if os_family in _MOBILE_OS:
         return "mobile", browser, os_family, _KNOWN
     if os_family == "Other":
         desktop = _desktop_os_token(ua)
@@ -637,7 +644,12 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
             # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
             return "mobile", browser, os_family, _KNOWN
         return "pc", browser, os_family, _KNOWN
-    if os_family != "Other" or any(t in ua for t in _MOBILE_APP_TOKENS) or _QQ_APP_RE.search(ua):
+    if (
+        os_family != "Other"
+        or dev_family in ("Generic Smartphone", "Generic Feature Phone")
+        or any(t in ua for t in _MOBILE_APP_TOKENS)
+        or _QQ_APP_RE.search(ua)
+    ):
         # A phone-only app/webview token, or some OS ua-parser knows that is
         # neither a desktop nor a known mobile one (feature-phone systems mostly).
         return "mobile", browser, os_family, _KNOWN

@@ -1,4 +1,4 @@
-"""Which Android models are tablets, from Matomo device-detector's device list.
+"""Which Android models are tablets (or laptops, TVs...), from Matomo device-detector's device list.
 
 Android tablets are *supposed* to leave "Mobile" out of their browser's User-Agent, but many
 (cheap tablets above all, and most in-app browsers on them) send it anyway, so the UA's
@@ -29,13 +29,21 @@ from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TabletModels", "android_model"]
+__all__ = ["AndroidModels", "android_model"]
 
 _MIN_PREFIX = 3  # shorter literals ("A1", "M7") name different devices at every brand
 _MAX_PREFIXES = 32  # per regex: character classes and groups multiply them
 
-# Matomo device type -> tablet or not (phablets and feature phones are phones).
-_IS_TABLET = {"tablet": True, "smartphone": False, "phablet": False, "feature phone": False}
+# Matomo device type -> our device class (phablets and feature phones are phones; the
+# "other" types are the ones collector.device calls other).
+_CLASS_OF_TYPE = {
+    "smartphone": "mobile", "phablet": "mobile", "feature phone": "mobile",
+    "tablet": "tablet",
+    "desktop": "pc",
+    "tv": "other", "console": "other", "car browser": "other", "wearable": "other",
+    "smart display": "other", "smart speaker": "other", "camera": "other",
+    "portable media player": "other", "peripheral": "other",
+}
 
 # The model token: after "Android <version>;" and an optional locale / architecture field,
 # up to " Build/", ";" or ")".
@@ -105,44 +113,47 @@ def _mobiles_yml() -> Path:
     return Path(spec.origin).parent / "regexes" / "upstream" / "device" / "mobiles.yml"
 
 
-class TabletModels:
-    """Longest-literal-prefix table: model prefix -> is a tablet."""
+class AndroidModels:
+    """Longest-literal-prefix table: model prefix -> device class.  Phone prefixes are only
+    kept where they refine a longer prefix of another class: a phone is the default."""
 
-    def __init__(self, table: Optional[dict[str, bool]] = None) -> None:
+    def __init__(self, table: Optional[dict[str, str]] = None) -> None:
         self.table = table or {}
         self.lengths = sorted({len(p) for p in self.table}, reverse=True)
 
     @classmethod
-    def from_matomo(cls, brands: dict) -> "TabletModels":
-        types: dict[str, set[bool]] = {}
+    def from_matomo(cls, brands: dict) -> "AndroidModels":
+        classes: dict[str, set[str]] = {}
         for brand in brands.values():
             default = brand.get("device", "")
             models = brand.get("models") or []
-            entries = models or [brand]  # a brand without models is one model
-            for m in entries:
-                is_tablet = _IS_TABLET.get(m.get("device") or default)
-                if is_tablet is None or not m.get("regex"):
+            for m in models or [brand]:  # a brand without models is one model
+                device_class = _CLASS_OF_TYPE.get(m.get("device") or default)
+                if device_class is None or not m.get("regex"):
                     continue
                 for p in _regex_prefixes(m["regex"]):
-                    types.setdefault(p, set()).add(is_tablet)
-        # Prefixes typed both ways say nothing; phone prefixes only matter where they
-        # are longer than a tablet prefix they start with (the longest prefix wins).
-        table = {p: t.pop() for p, t in types.items() if len(t) == 1}
-        tablet = {p for p, t in table.items() if t}
-        keep = {p: t for p, t in table.items() if t or any(p[:n] in tablet for n in range(_MIN_PREFIX, len(p)))}
+                    classes.setdefault(p, set()).add(device_class)
+        # A prefix that the list gives two classes says nothing.
+        table = {p: c.pop() for p, c in classes.items() if len(c) == 1}
+        not_phone = {p for p, c in table.items() if c != "mobile"}
+        keep = {
+            p: c for p, c in table.items()
+            if c != "mobile" or any(p[:n] in not_phone for n in range(_MIN_PREFIX, len(p)))
+        }
         return cls(keep)
 
     @classmethod
-    def load(cls) -> "TabletModels":
+    def load(cls) -> "AndroidModels":
         try:
             import yaml_rs  # installed with device-detector
 
             return cls.from_matomo(yaml_rs.loads(_mobiles_yml().read_text("utf-8")))
         except Exception as e:
-            log.error("Matomo device list unavailable (%s): Android tablets are told by the UA's shape only", e)
+            log.error("Matomo device list unavailable (%s): Android devices are told by the UA's shape only", e)
             return cls()
 
-    def is_tablet(self, model: str) -> bool:
+    def device_class(self, model: str) -> Optional[str]:
+        """The class of the longest listed prefix of `model`, None if none is listed."""
         low = model.lower()
         n = len(low)
         for length in self.lengths:
@@ -150,7 +161,7 @@ class TabletModels:
                 hit = self.table.get(low[:length])
                 if hit is not None:
                     return hit
-        return False
+        return None
 
     def __len__(self) -> int:
         return len(self.table)
