@@ -349,14 +349,24 @@ _GENERIC_BROWSER_FAMILIES = frozenset(
 )
 
 
+def _bot_word(ua: str) -> Optional[str]:
+    # Phones and tablets named "...bot" (Cubot aside: "M bot 54", "IDbot553", "C Bot Tab
+    # 70") write it in the model field of an Android UA; a crawler never does.
+    model = android_model(ua) if "Android" in ua else None
+    for m in _BOT_WORD_RE.finditer(ua):
+        if model is None or m.group(0) not in model:
+            return m.group(0).strip(".-") or "bot"
+    return None
+
+
 def _bot_token(ua: str, low: str) -> Optional[str]:
     """Name-ish token if the UA looks automated, else None."""
     for w in _BOT_WORDS:
         if w in low:
-            m = _BOT_WORD_RE.search(ua)
-            if m is not None:
-                return m.group(0).strip(".-") or "bot"
-            break  # only "cubot"-like hits; still check the tool tokens
+            word = _bot_word(ua)
+            if word is not None:
+                return word
+            break  # only "cubot"-like hits or phone models; still check the tool tokens
     for t in _BOT_TOKENS_IN_MOZILLA if low.startswith("mozilla/") else _BOT_TOKENS:
         if t in low:  # `in` is ~2x cheaper than .find(); find only on a hit
             m = _TOKEN_RE.match(ua, low.find(t))

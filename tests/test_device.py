@@ -153,18 +153,25 @@ def test_bots_are_never_reclassified(clf):
 # --------------------------------------------------------------------------- screen
 
 
-def test_screen_refines_unknown_other(clf):
-    assert clf.classify(UNKNOWN).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 390, 844, 5).device_class == "mobile"
+def test_ua_naming_no_platform_is_a_machine_unless_the_hit_shows_a_browser(clf):
+    # Was "other" (and so a human page view): every real browser names its platform,
+    # so a bare "Mozilla/5.0" with nothing else is automation.
+    assert clf.classify(UNKNOWN) == Device("bot", "Mozilla", "Other")
+    assert clf.classify("CommaFeed/1.0 (https://www.commafeed.com)").is_bot
+    assert clf.classify("Webzio-Extended").is_bot
+    # A screen size (only beacon.js reports one) or Sec-CH-UA-Mobile shows a browser ran.
+    assert clf.classify(UNKNOWN, None, 390, 844, 5) == Device("mobile", "Other", "Other")
     assert clf.classify(UNKNOWN, None, 844, 390, 0).device_class == "mobile"  # shorter side counts
     assert clf.classify(UNKNOWN, None, 820, 1180, 5).device_class == "tablet"
     assert clf.classify(UNKNOWN, None, 1032, 1376, 10).device_class == "tablet"
-    # 600-1099 without touch is as likely a laptop: no evidence either way.
-    assert clf.classify(UNKNOWN, None, 800, 1280, 0).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 1920, 1080, 0).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 0, 844, 5).device_class == "other"
+    # 600-1099 without touch, or a desktop screen: a computer.
+    assert clf.classify(UNKNOWN, None, 800, 1280, 0).device_class == "pc"
+    assert clf.classify(UNKNOWN, None, 1920, 1080, 0).device_class == "pc"
+    # An impossible screen is no evidence.
+    assert clf.classify(UNKNOWN, None, 0, 844, 5).is_bot
     # the hint outranks the screen
-    assert clf.classify(UNKNOWN, "?0", 390, 844, 5).device_class == "other"
+    assert clf.classify(UNKNOWN, "?0", 390, 844, 5).device_class == "pc"
+    assert clf.classify(UNKNOWN, "?0").device_class == "pc"
 
 
 def test_android_phone_in_desktop_mode(clf):
