@@ -512,7 +512,7 @@ _DESKTOP_OS_TOKENS = (
     ("WinNT", "Windows"), ("Win64", "Windows"), ("Win32", "Windows"), ("MSOffice", "Windows"),
     ("CYGWIN", "Windows"),
     ("Desktop;", "Other"),  # Office apps' own device field
-    ("BeOS", "BeOS"), ("Haiku", "Haiku"), ("AmigaOS", "AmigaOS"), ("Syllable", "Syllable"),
+    ("OS/2", "OS/2"), ("BeOS", "BeOS"), ("Haiku", "Haiku"), ("AmigaOS", "AmigaOS"), ("Syllable", "Syllable"),
     ("Inferno", "Inferno"), ("WTOS", "Wyse ThinOS"),
 )
 

@@ -19,7 +19,11 @@ shape decides alone.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import logging
+import os
 import re
 import re._constants as _sre  # type: ignore[import-not-found]
 import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -113,6 +117,24 @@ def _mobiles_yml() -> Path:
     return Path(spec.origin).parent / "regexes" / "upstream" / "device" / "mobiles.yml"
 
 
+def _cache_path() -> Path:
+    """Per list version and per version of this file (the derivation may change)."""
+    version = importlib.metadata.version("device-detector")
+    derivation = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edu-beacon"
+    return base / f"android-models-{version}-{derivation}.json"
+
+
+def _write_cache(path: Path, table: dict[str, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, separators=(",", ":")), "utf-8")
+        os.replace(tmp, path)  # atomic: a concurrent reader sees all or nothing
+    except OSError as e:  # read-only home: rebuild in every process, still correct
+        log.info("cannot cache the Android model table at %s (%s)", path, e)
+
+
 class AndroidModels:
     """Longest-literal-prefix table: model prefix -> device class.  Phone prefixes are only
     kept where they refine a longer prefix of another class: a phone is the default."""
@@ -144,13 +166,26 @@ class AndroidModels:
 
     @classmethod
     def load(cls) -> "AndroidModels":
+        """The table, from the on-disk cache when it holds this list version's (building it
+        takes ~1 s of regex parsing: too slow for every worker and test process)."""
         try:
-            import yaml_rs  # installed with device-detector
-
-            return cls.from_matomo(yaml_rs.loads(_mobiles_yml().read_text("utf-8")))
+            path = _cache_path()
         except Exception as e:
             log.error("Matomo device list unavailable (%s): Android devices are told by the UA's shape only", e)
             return cls()
+        try:
+            return cls(json.loads(path.read_text("utf-8")))
+        except Exception:
+            pass  # no cache yet (or a damaged one): build
+        try:
+            import yaml_rs  # installed with device-detector
+
+            models = cls.from_matomo(yaml_rs.loads(_mobiles_yml().read_text("utf-8")))
+        except Exception as e:
+            log.error("Matomo device list unreadable (%s): Android devices are told by the UA's shape only", e)
+            return cls()
+        _write_cache(path, models.table)
+        return models
 
     def device_class(self, model: str) -> Optional[str]:
         """The class of the longest listed prefix of `model`, None if none is listed."""
