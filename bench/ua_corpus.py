@@ -22,6 +22,9 @@ its misses while changing the rules), half ``holdout`` (only ever reported).
 
     python -m bench.ua_corpus                  # agreement per class, both halves and each source
     python -m bench.ua_corpus --misses bot     # the tuning half's misses for one class
+    # real everyday UAs too (npm's `user-agents`, BSD-2-Clause; not run in CI):
+    cd /tmp && npm pack user-agents && tar xzf user-agents-*.tgz
+    python -m bench.ua_corpus --npm-user-agents /tmp/package/dist/user-agents.json
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ def report(corpus: list[LabelledUA], classify) -> str:
     for name, entries in _subsets(corpus).items():
         a = evaluate(classify, entries)
         cells = "".join(
-            f"{a.rate(c) * 100:>8.1f}% {a.total[c]:>6}" if a.total[c] else f"{'-':>16}" for c in classes
+            f"{a.rate(c) * 100:>8.2f}% {a.total[c]:>6}" if a.total[c] else f"{'-':>16}" for c in classes
         )
         lines.append(f"{name:<32}{cells}")
     return "\n".join(lines)
@@ -200,13 +203,35 @@ def misses(corpus: list[LabelledUA], classify, cls: str, split: str = "tune") ->
     return out
 
 
+# deviceCategory of the npm package `user-agents` (BSD-2-Clause): real browser UAs sampled
+# from current traffic, so a check on everyday UAs rather than Matomo's long tail.
+NPM_USER_AGENTS_CLASS = {"mobile": "mobile", "tablet": "tablet", "desktop": "pc"}
+
+
+def load_npm_user_agents(path: str) -> list[LabelledUA]:
+    """`path`: dist/user-agents.json out of `npm pack user-agents` (not a Python package,
+    so not part of the test corpus)."""
+    data = json.loads(Path(path).read_text("utf-8"))
+    entries = (
+        LabelledUA(e["userAgent"], None, NPM_USER_AGENTS_CLASS[e["deviceCategory"]], "npm user-agents", "")
+        for e in data
+        if e.get("deviceCategory") in NPM_USER_AGENTS_CLASS and e.get("userAgent")
+    )
+    return _dedupe(entries)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--misses", metavar="CLASS", help="print the tuning half's misses for this class")
     ap.add_argument("--split", default="tune", choices=("tune", "holdout"), help="with --misses (default: tune)")
+    ap.add_argument("--npm-user-agents", metavar="JSON", help="also report on npm user-agents' dist/user-agents.json")
     args = ap.parse_args(argv)
     corpus = load_corpus()
     classify = collector_classify()
+    if args.npm_user_agents:
+        a = evaluate(classify, load_npm_user_agents(args.npm_user_agents))
+        cells = ", ".join(f"{c} {a.rate(c) * 100:.1f}% of {a.total[c]}" for c in ("mobile", "tablet", "pc"))
+        print(f"npm user-agents (distinct UAs): {cells}")
     if args.misses:
         for got, e in misses(corpus, classify, args.misses, args.split):
             print(f"{got:<7} {e.origin:<24} ch={e.ch_mobile or '-':<3} {e.ua[:220]}")
