@@ -13,9 +13,18 @@ through ``ua_parser.parse()``:
   2000 entries and builds a ``Result`` on every call.  We cache the *whole*
   classification (much cheaper on a hit), so an inner cache would only cost
   memory and time.
-* Constructing ``ua_parser.regex.Resolver`` explicitly makes the choice
-  visible (``RESOLVER_NAME``) and lets us log loudly when we fall back to the
-  ~40x slower pure-Python resolver (~15-30 us vs ~650 us per uncached parse).
+* Constructing the resolver explicitly makes the choice visible
+  (``RESOLVER_NAME``) and lets us log loudly when we fall back to the ~40x
+  slower pure-Python resolver (~15-30 us vs ~650 us per uncached parse).  The
+  native one runs only the few device regexes we act on (_DEVICE_FAMILIES_USED).
+
+Two maintained lists sharpen ua-parser's answer: the crawler-user-agents
+patterns (collector/crawler_list.py) for bots, and Matomo device-detector's
+device list (collector/device_models.py) for Android tablets, laptops and TV
+boxes.  Classes (docs/protocol.md): mobile, tablet, pc, bot, and "other" only
+for a recognised TV / console / car / wearable; a UA naming no platform is a
+machine unless the hit shows a browser ran.  Agreement with labelled UAs:
+``python -m bench.ua_corpus``; cost per uncached UA: ``python -m bench.device_cost``.
 
 Never raises: any input (None, bytes, huge strings, control characters, lone
 surrogates, odd hint/screen types) yields a Device.
@@ -30,6 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .crawler_list import CrawlerList
 from .device_models import AndroidModels, android_model
 
 __all__ = [
@@ -176,95 +186,17 @@ def _parse(ua: str) -> tuple[str, str, str]:
 
 
 # --------------------------------------------------------------------------
-# The crawler-user-agents list (PyPI crawler-user-agents, MIT): ~1,500 maintained
-# patterns of crawlers, monitors, feed fetchers, link previewers and HTTP libraries.
+# Third-party lists, loaded with the resolver (see crawler_list, device_models)
 # --------------------------------------------------------------------------
 
-# Patterns of the list that name phones, browsers or apps people use as well as a
-# crawler: seen matching human UAs in the tuning half of bench/ua_corpus.py.
-_CRAWLER_PATTERNS_NOT_BOTS = frozenset({
-    "AP3A\\.240617\\.008",  # an Android build id, shared by many OPPO/OnePlus phones
-    "Sogou",  # Sogou Mobile browser (its crawlers say "spider": caught by the word rule)
-    "Butterfly",  # HTC Butterfly phones
-    "Viber",  # the Viber app's in-app browser
-    "Fever",  # Fever tablets
-    "Sonic",  # ViewSonic and O+ Sonic phones
-})
-
-_crawler_matcher: Optional[Callable[[str], Optional[str]]] = None
-CRAWLER_PATTERNS = 0  # how many patterns are in use (0: the list is not installed)
-
-
-def _load_crawler_patterns() -> list[str]:
-    import json
-    from importlib.util import find_spec
-    from pathlib import Path
-
-    spec = find_spec("crawleruseragents")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("crawler-user-agents")
-    data = json.loads((Path(spec.origin).parent / "crawler-user-agents.json").read_text("utf-8"))
-    return [e["pattern"] for e in data if e.get("pattern") and e["pattern"] not in _CRAWLER_PATTERNS_NOT_BOTS]
-
-
-def _rs_crawler_matcher(patterns: list[str]) -> Callable[[str], Optional[str]]:
-    """One native extractor for the whole list: ua-parser-rs prefilters on the patterns'
-    literal parts, so ~1,500 patterns cost a few us per UA (Python's re would take ms).
-    The matched text names the bot."""
-    import ua_parser_rs
-
-    usable = []
-    for p in patterns:
-        try:  # the list is written for many engines; skip what Rust's regex cannot run
-            ua_parser_rs.DeviceExtractor([(f"({p})", None, "$1", None, None)])
-            usable.append(p)
-        except Exception:
-            log.debug("crawler pattern not usable natively: %r", p)
-    extractor = ua_parser_rs.DeviceExtractor([(f"({p})", None, "$1", None, None) for p in usable])
-
-    def match(ua: str) -> Optional[str]:
-        m = extractor.extract(ua)
-        return m.family if m is not None else None
-
-    match.patterns = len(usable)  # type: ignore[attr-defined]
-    return match
-
-
-def _re_crawler_matcher(patterns: list[str]) -> Callable[[str], Optional[str]]:
-    """Fallback without ua-parser-rs: Python re in chunks (slow, like that whole path)."""
-    usable = []
-    for p in patterns:
-        try:
-            re.compile(p)
-            usable.append(p)
-        except re.error:
-            pass
-    chunks = [re.compile("|".join(usable[i : i + 50])) for i in range(0, len(usable), 50)]
-
-    def match(ua: str) -> Optional[str]:
-        for c in chunks:
-            m = c.search(ua)
-            if m is not None:
-                return m.group(0)
-        return None
-
-    match.patterns = len(usable)  # type: ignore[attr-defined]
-    return match
+_crawlers = CrawlerList()
+CRAWLER_PATTERNS = 0  # crawler-user-agents patterns in use (0: the list is not installed)
 
 
 def _load_crawler_list() -> None:
-    global _crawler_matcher, CRAWLER_PATTERNS
-    try:
-        patterns = _load_crawler_patterns()
-    except Exception as e:
-        log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
-        return
-    try:
-        _crawler_matcher = _rs_crawler_matcher(patterns) if RESOLVER_NAME == "ua-parser-rs" else _re_crawler_matcher(patterns)
-    except Exception as e:  # pragma: no cover
-        log.error("cannot build the crawler matcher (%s)", e)
-        return
-    CRAWLER_PATTERNS = _crawler_matcher.patterns  # type: ignore[attr-defined]
+    global _crawlers, CRAWLER_PATTERNS
+    _crawlers = CrawlerList.load(native=RESOLVER_NAME == "ua-parser-rs")
+    CRAWLER_PATTERNS = _crawlers.patterns
 
 
 _android_models: Optional[AndroidModels] = None
@@ -281,19 +213,6 @@ def _android_model_class(ua: str) -> Optional[str]:
         return None
     model = android_model(ua)
     return _android_models.device_class(model) if model is not None else None
-
-
-def _crawler_name(ua: str) -> Optional[str]:
-    if _crawler_matcher is None:
-        return None
-    try:
-        hit = _crawler_matcher(ua)
-    except UnicodeError:
-        hit = _crawler_matcher(ua.encode("utf-8", "replace").decode("utf-8"))
-    if hit is None:
-        return None
-    m = _TOKEN_RE.search(hit)
-    return m.group(0) if m is not None else "bot"
 
 
 # --------------------------------------------------------------------------
@@ -558,7 +477,7 @@ def _url_bot_name(ua: str) -> Optional[str]:
 def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
     token = _bot_token(ua, ua.lower())
     if token is None:
-        token = _crawler_name(ua)
+        token = _crawlers.name(ua)
     if token is None and "://" in ua and ua.startswith("Mozilla/"):
         token = _url_bot_name(ua)
     if token is not None or dev_family == "Spider":

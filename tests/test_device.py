@@ -408,3 +408,19 @@ def test_office_on_macos_chromebooks_and_android_tablets(clf):
     # A phone model with "bot" in its name is not a crawler.
     mbot = "Mozilla/5.0 (Linux; Android 7.0; M bot 54) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0 Mobile Safari/537.36"
     assert clf.classify(mbot).device_class == "mobile"
+
+
+def test_crawler_list_without_native_regex_gives_the_same_names():
+    from collector.crawler_list import CrawlerList
+
+    native, fallback = CrawlerList.load(native=True), CrawlerList.load(native=False)
+    assert fallback.patterns >= native.patterns > 1000
+    for ua in (
+        "Mozilla/5.0 (compatible; SerpReputationManagementAgent/1.0)",
+        "Uptime-Kuma/1.21.2",
+        WIN_CHROME,
+        IPHONE,
+        "\ud800 lone surrogate AhrefsBot/7.0",
+    ):
+        assert (native.name(ua) is None) == (fallback.name(ua) is None), ua
+    assert native.name(WIN_CHROME) is None and native.name("Uptime-Kuma/1.21.2") is not None
