@@ -25,13 +25,20 @@ import json
 import logging
 import os
 import re
-import re._constants as _sre  # type: ignore[import-not-found]
-import re._parser as _sre_parse  # type: ignore[import-not-found]
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Optional
 
 log = logging.getLogger(__name__)
+
+# Python's own regex parser turns a regex into a tree we can walk for its literal prefixes.
+# It is internal (re._parser since 3.11, sre_parse before): if it moves, load() logs and
+# returns an empty table, and the collector still runs on the UA's shape.
+try:
+    import re._constants as _sre  # type: ignore[import-not-found]
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    _sre = _sre_parse = None  # type: ignore[assignment]
 
 __all__ = ["AndroidModels", "android_model"]
 
@@ -145,6 +152,8 @@ class AndroidModels:
 
     @classmethod
     def from_matomo(cls, brands: dict) -> "AndroidModels":
+        if _sre_parse is None:
+            raise ImportError("Python's regex parser (re._parser) is not available")
         classes: dict[str, set[str]] = {}
         for brand in brands.values():
             default = brand.get("device", "")
