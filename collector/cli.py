@@ -1,4 +1,4 @@
-"""Command line: `collector serve` and `collector inspect`.
+"""Command line: `collector serve`, `collector inspect` and `collector stats`.
 
 Every setting is a flag and a COLLECTOR_* variable; flags win over the environment,
 which wins over the defaults in settings.Settings.
@@ -9,20 +9,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from importlib import metadata
 from typing import Sequence
 
 import orjson
 
 from collector.settings import Settings, SettingsError, describe, parser_for
+from .stats_cli import add_stats_command, run_stats
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collector", description="edu-beacon collector edge server")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the collector", formatter_class=argparse.RawDescriptionHelpFormatter)
     for f, (flag, env, default, text) in zip(dataclasses.fields(Settings), describe()):
-        help_text = f"{text} (env {env}, default {default!r})"
+        # argparse %-formats help texts: a literal % (as in "90 % of ...") must be doubled.
+        help_text = f"{text} (env {env}, default {default!r})".replace("%", "%%")
         if isinstance(f.default, bool):
             serve.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -36,7 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--touch-points", type=int, default=0, help="navigator.maxTouchPoints as the beacon reports it")
     inspect.add_argument("--geo-db", default=None, help="comma-separated MMDB paths (env COLLECTOR_GEO_DB)")
     inspect.add_argument("--jsonl", action="store_true", help='read {"ip": ..., "ua": ...} lines on stdin')
+    add_stats_command(commands)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), as `pip show` reports it."""
+    try:
+        return metadata.version("edu-beacon-collector")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__
+
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
             serve(Settings.from_env(**overrides))
+        elif args.command == "stats":
+            return run_stats(args)
         else:
             return inspect(args)
     except SettingsError as exc:

@@ -56,7 +56,8 @@ class Settings:
         "comma-separated MaxMind-format databases (GeoIP2/GeoLite2-City or DB-IP City Lite)",
     )
     trusted_proxies: tuple[str, ...] = _setting(
-        (), "comma-separated CIDRs whose X-Forwarded-For is believed"
+        ("127.0.0.1/32", "::1/128"),
+        "comma-separated CIDRs whose X-Forwarded-For is believed; loopback by default (a proxy on this host), empty trusts none",
     )
     timezone: str = _setting("Asia/Shanghai", "time zone of minute/hour/day/month buckets")
     flush_interval: float = _setting(1.0, "seconds between flushes of counted deltas to Redis")

@@ -34,3 +34,14 @@ def test_ipv6_and_mapped_ipv4_peers():
 
 def test_missing_peer():
     assert PROXIES.client_ip(None, "1.2.3.4") == ""
+
+
+def test_by_default_only_loopback_is_a_trusted_proxy():
+    from collector.settings import Settings
+
+    default = ClientIPResolver(Settings().trusted_proxies)
+    for peer in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        assert default.client_ip(peer, "115.236.1.1") == "115.236.1.1", peer
+    for peer in ("10.0.0.1", "172.17.0.1", "203.0.113.9", "fd00::1"):
+        assert default.client_ip(peer, "115.236.1.1") == peer
+    assert ClientIPResolver(Settings.from_env({}, trusted_proxies="").trusted_proxies).client_ip("127.0.0.1", "1.2.3.4") == "127.0.0.1"

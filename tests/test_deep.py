@@ -11,7 +11,7 @@ import pytest
 
 from collector.web.appkeys import FLUSHER, INGEST
 
-from test_ingest import flush, headers, pv, stats
+from test_ingest import IPHONE, flush, headers, pv, stats
 
 VIDEO = {"rid": "v1", "rt": "video", "subj": "math", "stage": "junior", "src": "zjer", "dur": 100}
 
@@ -196,7 +196,7 @@ async def test_appendix_a_exposures_without_a_track_count_per_target(collector_c
 async def test_logged_in_users_and_the_pv_split(collector_client):
     client = await collector_client()
     await post(client, [pv(uid="42"), pv(uid="42"), pv(uid="7"), pv()])
-    await post(client, [pv(uid=42)], ("Other UA", "10.1.2.3"))  # the same user elsewhere
+    await post(client, [pv(uid=42)], (IPHONE, "10.1.2.3"))  # the same user elsewhere, on a phone
     await flush(client)
     users = (await stats(client))["totals"]["users"]
     assert users == {"logged_in": 2, "pv_logged_in": 4, "pv_anonymous": 1}

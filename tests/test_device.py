@@ -153,18 +153,25 @@ def test_bots_are_never_reclassified(clf):
 # --------------------------------------------------------------------------- screen
 
 
-def test_screen_refines_unknown_other(clf):
-    assert clf.classify(UNKNOWN).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 390, 844, 5).device_class == "mobile"
+def test_ua_naming_no_platform_is_a_machine_unless_the_hit_shows_a_browser(clf):
+    # Was "other" (and so a human page view): every real browser names its platform,
+    # so a bare "Mozilla/5.0" with nothing else is automation.
+    assert clf.classify(UNKNOWN) == Device("bot", "Mozilla", "Other")
+    assert clf.classify("CommaFeed/1.0 (https://www.commafeed.com)").is_bot
+    assert clf.classify("Webzio-Extended").is_bot
+    # A screen size (only beacon.js reports one) or Sec-CH-UA-Mobile shows a browser ran.
+    assert clf.classify(UNKNOWN, None, 390, 844, 5) == Device("mobile", "Other", "Other")
     assert clf.classify(UNKNOWN, None, 844, 390, 0).device_class == "mobile"  # shorter side counts
     assert clf.classify(UNKNOWN, None, 820, 1180, 5).device_class == "tablet"
     assert clf.classify(UNKNOWN, None, 1032, 1376, 10).device_class == "tablet"
-    # 600-1099 without touch is as likely a laptop: no evidence either way.
-    assert clf.classify(UNKNOWN, None, 800, 1280, 0).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 1920, 1080, 0).device_class == "other"
-    assert clf.classify(UNKNOWN, None, 0, 844, 5).device_class == "other"
+    # 600-1099 without touch, or a desktop screen: a computer.
+    assert clf.classify(UNKNOWN, None, 800, 1280, 0).device_class == "pc"
+    assert clf.classify(UNKNOWN, None, 1920, 1080, 0).device_class == "pc"
+    # An impossible screen is no evidence.
+    assert clf.classify(UNKNOWN, None, 0, 844, 5).is_bot
     # the hint outranks the screen
-    assert clf.classify(UNKNOWN, "?0", 390, 844, 5).device_class == "other"
+    assert clf.classify(UNKNOWN, "?0", 390, 844, 5).device_class == "pc"
+    assert clf.classify(UNKNOWN, "?0").device_class == "pc"
 
 
 def test_android_phone_in_desktop_mode(clf):
@@ -319,3 +326,101 @@ def test_token_rules_only_without_ua_parser(monkeypatch):
     assert c.classify(WIN_CHROME) == Device("pc", "Other", "Windows")
     assert c.classify("curl/8.5.0") == Device("bot", "curl", "Other")
     assert c.classify(GOOGLEBOT_SMARTPHONE).device_class == "bot"
+
+
+# --------------------------------------------------------------------------- third-party data
+
+
+def test_android_models_from_matomo_style_list():
+    from collector.enrich.device_models import AndroidModels
+
+    brands = {
+        "Samsung": {
+            "regex": "SM-",
+            "device": "smartphone",
+            "models": [
+                {"regex": "(?:SAMSUNG-)?SM-T29[05]", "device": "tablet"},
+                {"regex": "SM-T2950X"},  # a phone inside a tablet prefix: the longer prefix wins
+                {"regex": "SM-G9(?:60|73)F"},
+            ],
+        },
+        "Acme": {"regex": "Acme ?Pad|AcmeTab", "device": "tablet"},  # a brand without models
+        "Box": {"regex": "TVBOX[0-9]+", "device": "tv"},
+        "Both": {"regex": "XY1", "device": "tablet", "models": [{"regex": "XY1"}, {"regex": "XY1", "device": "phablet"}]},
+    }
+    m = AndroidModels.from_matomo(brands)
+    assert m.device_class("SM-T295N") == "tablet"
+    assert m.device_class("SAMSUNG-SM-T290") == "tablet"
+    assert m.device_class("SM-T2950X") == "mobile"
+    assert m.device_class("SM-G960F") is None  # phones are the default: not stored
+    assert m.device_class("AcmePad 10") == "tablet" and m.device_class("acmetab") == "tablet"
+    assert m.device_class("TVBOX3") == "other"
+    assert m.device_class("XY1") is None  # typed both ways: no verdict
+
+
+def test_android_model_table_is_cached_per_list_version(tmp_path, monkeypatch):
+    from collector.enrich import device_models
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = device_models.AndroidModels.load()
+    assert len(built) > 10_000  # Matomo's list, from the installed device-detector
+    cached = list((tmp_path / "edu-beacon").glob("android-models-*.json"))
+    assert len(cached) == 1
+    assert device_models.AndroidModels.load().table == built.table
+    cached[0].write_text("{not json")  # damaged: rebuilt, not trusted
+    assert device_models.AndroidModels.load().table == built.table
+
+
+def test_crawler_list_is_loaded_natively(clf):
+    import collector.enrich.device as dev
+
+    assert dev.CRAWLER_PATTERNS > 1000
+    # Crawlers that used to pass as people (issue: "machines counted as people").
+    for ua in (
+        "Mozilla/5.0 (compatible; SerpReputationManagementAgent/1.0)",
+        "GoogleDocs; apps-spreadsheets; +http://docs.google.com",
+        "python-httpx/0.27.0",
+        "Uptime-Kuma/1.21.2",
+    ):
+        assert clf.classify(ua).is_bot, ua
+    # A pattern of the list that names a phone is not applied.
+    viewsonic = (
+        "Mozilla/5.0 (Linux; Android 4.4.2; ViewSonic V500 Build/KVT49L) AppleWebKit/535.19 "
+        "(KHTML, like Gecko) Chrome/18.0.1025.166 Mobile Safari/535.19"
+    )
+    assert clf.classify(viewsonic).device_class == "mobile"
+
+
+def test_office_on_macos_chromebooks_and_android_tablets(clf):
+    word = "Microsoft Office Word/16.43.1108 (Mac OS/10.15.6; Desktop; es-MX; NonAppStore; Apple/MacBookAir8,1)"
+    assert clf.classify(word).device_class == "pc"
+    chromebook = (
+        "Mozilla/5.0 (Linux; Android 9; Samsung Chromebook 3) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/104.0.0.0 Safari/537.36"
+    )
+    assert clf.classify(chromebook).device_class == "pc"
+    # A Galaxy Tab whose browser sends "Mobile": Matomo's list knows the model.
+    tab = (
+        "Mozilla/5.0 (Linux; Android 11; SM-T295N) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/99.0.4844.73 Mobile Safari/537.36"
+    )
+    assert clf.classify(tab).device_class == "tablet"
+    # A phone model with "bot" in its name is not a crawler.
+    mbot = "Mozilla/5.0 (Linux; Android 7.0; M bot 54) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0 Mobile Safari/537.36"
+    assert clf.classify(mbot).device_class == "mobile"
+
+
+def test_crawler_list_without_native_regex_gives_the_same_names():
+    from collector.enrich.crawler_list import CrawlerList
+
+    native, fallback = CrawlerList.load(native=True), CrawlerList.load(native=False)
+    assert fallback.patterns >= native.patterns > 1000
+    for ua in (
+        "Mozilla/5.0 (compatible; SerpReputationManagementAgent/1.0)",
+        "Uptime-Kuma/1.21.2",
+        WIN_CHROME,
+        IPHONE,
+        "\ud800 lone surrogate AhrefsBot/7.0",
+    ):
+        assert (native.name(ua) is None) == (fallback.name(ua) is None), ua
+    assert native.name(WIN_CHROME) is None and native.name("Uptime-Kuma/1.21.2") is not None

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from collector.store.aggregate import Aggregator
+from pathlib import Path
+
+from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Aggregator
 from collector.store.buckets import Calendar
+from collector.features.deep import DeepFacts, Session
 from collector.enrich.device import Device
 from collector.store.flusher import Flusher
 from collector.enrich.geo import Region
-from collector.store.journal import Journal, JournalLocked, encode_count, encode_reject, replay
+from collector.web.appkeys import FLUSHER
+from collector.store.journal import FORMAT_VERSION, Journal, JournalLocked, Quarantine, encode_count, encode_reject, replay
 from collector.store.rollup import RollupBuilder
 
 DEVICE = Device("pc", "Chrome", "Windows")
 REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")
+
+
+# tests/data/journal-v1/ holds a segment written by encode_count/encode_reject as they
+# were at commit aa71f33, before segments carried a format header (format version 1),
+# from exactly these records. Never regenerate it: it stands for a journal an older
+# collector left behind, which a newer one must still replay.
+V1_SEGMENT = Path(__file__).parent / "data" / "journal-v1" / "0a1b2c3d4e5f6071-000000000003.jnl"
+V1_MINUTE = 29_000_000
+V1_COUNTS = [
+    ("edu", V1_MINUTE, "pageview", DEVICE, REGION, b"\x01" * 8, b"\x11" * 8, "https://e.edu/a", "pc1", "(direct)",
+     VISIT_START, 0, -1, "vid1", None),
+    ("edu", V1_MINUTE, "pageview", DEVICE, REGION, b"\x01" * 8, b"\x11" * 8, "https://e.edu/b", "", "https://e.edu/a",
+     VISIT_SECOND_PAGE, 0, -1, "vid1",
+     DeepFacts([("c", "pv_logged_in", 1)], [("u:users", "aa" * 8, "bb" * 8)])),
+    ("edu", V1_MINUTE + 1, "engagement", Device("mobile", "WeChat", "Android"),
+     Region("CN", "110000", "110100", "中国", "北京市", "北京市"), b"\x02" * 8, b"\x12" * 8, "", "", "",
+     NO_VISIT, 15_000, 80, "", None),
+    ("edu", V1_MINUTE + 1, "media", DEVICE, REGION, b"\x01" * 8, b"\x11" * 8, "", "", "", NO_VISIT, 0, -1, "vid1",
+     DeepFacts([("m:resource", "watch_ms:r1", 30_000)], [("u:media", "01" * 8, "11" * 8)],
+               Session("ms1", 30, 120, 1, (("", ""), ("resource", "r1"))))),
+    ("edu", V1_MINUTE + 2, "pageview", Device("bot", "Baiduspider", "Other"), Region("", "", "", "", "", ""),
+     b"\x03" * 8, b"\x13" * 8, "https://e.edu/a", "", "(direct)", NO_VISIT, 0, -1, "", None),
+]
+V1_REJECTS = [("edu", V1_MINUTE, "too_long:u"), ("edu", V1_MINUTE + 2, "invalid:t")]
 
 
 def count_args(app="a", page="https://e.edu/", visitor=b"\x01" * 8):
@@ -38,6 +67,23 @@ def test_replay_rebuilds_exactly_what_was_counted(tmp_path):
     assert replay(segment.path, rebuilt) == 6
     a, b = direct.drain(), rebuilt.drain()
     assert a.cube == b.cube and a.visitors == b.visitors and a.first_party == b.first_party and a.rejected == b.rejected
+
+
+def same_counts(a, b) -> bool:
+    return (a.cube, a.visitors, a.first_party, a.rejected, a.deep_incs, a.deep_members, a.sessions, a.events) == (
+        b.cube, b.visitors, b.first_party, b.rejected, b.deep_incs, b.deep_members, b.sessions, b.events
+    )
+
+
+def test_a_segment_written_before_format_versions_replays_as_it_always_did():
+    expected = Aggregator()
+    for args in V1_COUNTS:
+        expected.count(*args)
+    for args in V1_REJECTS:
+        expected.reject(*args)
+    rebuilt = Aggregator()
+    assert replay(V1_SEGMENT, rebuilt) == len(V1_COUNTS) + len(V1_REJECTS)
+    assert same_counts(rebuilt.drain(), expected.drain())
 
 
 def test_torn_last_record_is_skipped(tmp_path):
@@ -101,3 +147,110 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
     journal.close()
     await client.aclose()
     await flusher.redis.aclose()
+
+
+# ---- records that cannot be decoded ------------------------------------------------------
+
+GOOD = encode_count(*count_args())
+# Well-formed JSON of the wrong shape or types, as an older or newer collector or a
+# corrupted disk could leave: each must be set aside, never stop the flush.
+WRONG = [
+    b'["a",1]\n',  # too few fields
+    b'[1,2,3,4]\n',  # neither a count nor a reject
+    b'{"app":"a","minute":29000000}\n',  # not a list at all
+    b'"a string"\n',
+    GOOD.replace(b"29000000", b'"29000000"'),  # a string where the minute goes
+    GOOD.replace(b'"pageview"', b"true"),  # a boolean where a string goes
+    GOOD.replace(b"0101010101010101", b"not hex at all!!"),  # a visitor key that is no key
+    GOOD.replace(b"29000000", b"99999999999999"),  # a minute no calendar can place
+    GOOD.replace(b"null]", b'[[["c","pv",1]],[["u"]],null]]'),  # deep facts of the wrong shape
+    b'["a","29000000","too_long:u"]\n',  # a reject with a string minute
+    b'["a",29000000,"too_long:u"\n',  # a line that is not JSON (a torn write, later resumed)
+]
+
+
+def write_segment(directory: Path, name: str, *lines: bytes) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def quarantined(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_records_that_cannot_be_decoded_are_quarantined_and_the_rest_is_counted(tmp_path):
+    segment = write_segment(tmp_path, "w0-000000000001.jnl", GOOD, *WRONG, GOOD, GOOD[:30])  # torn last line
+    quarantine = Quarantine(tmp_path / "quarantine.jsonl")
+    rebuilt = Aggregator()
+    assert replay(segment, rebuilt, quarantine) == 2
+    assert rebuilt.drain().events == 2
+    assert quarantine.records == len(WRONG)
+    kept = quarantined(quarantine.path)
+    assert [entry["record"].encode() + b"\n" for entry in kept] == WRONG  # the torn last line is not among them
+    assert {entry["segment"] for entry in kept} == {segment.name} and all(entry["reason"] for entry in kept)
+
+
+def test_a_segment_of_an_unknown_format_version_is_quarantined_whole(tmp_path):
+    segment = write_segment(tmp_path, "w0-000000000001.jnl", b'{"eb_journal":99}\n', GOOD, GOOD)
+    quarantine = Quarantine(tmp_path / "quarantine.jsonl")
+    assert replay(segment, Aggregator(), quarantine) == 0
+    assert quarantine.records == 2
+    assert all("99" in entry["reason"] for entry in quarantined(quarantine.path))
+
+
+def test_the_quarantine_file_stops_growing_at_its_cap_but_the_count_goes_on(tmp_path):
+    segment = write_segment(tmp_path, "w0-000000000001.jnl", *[b'["a",1]\n'] * 100)
+    quarantine = Quarantine(tmp_path / "quarantine.jsonl", max_bytes=1000)
+    assert replay(segment, Aggregator(), quarantine) == 0
+    assert quarantine.records == 100
+    assert 0 < quarantine.path.stat().st_size <= 1000
+    # A restart finds the file at its cap: nothing more is written.
+    again = Quarantine(tmp_path / "quarantine.jsonl", max_bytes=1000)
+    size = quarantine.path.stat().st_size
+    replay(segment, Aggregator(), again)
+    assert again.records == 100 and quarantine.path.stat().st_size == size
+
+
+def test_new_segments_say_their_format_version_and_replay(tmp_path):
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.begin("w1", 1)
+    journal.append(GOOD)
+    segment = journal.seal("w1", 2)
+    first_line = segment.path.read_bytes().split(b"\n")[0]
+    assert orjson.loads(first_line) == {"eb_journal": FORMAT_VERSION}
+    assert replay(segment.path, Aggregator(), journal.quarantine) == 1 and journal.quarantine.records == 0
+    journal.close()
+
+
+def test_a_segment_with_only_its_header_counts_as_empty(tmp_path):
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.begin("w1", 1)
+    assert journal.seal("w1", 2) is None and journal.bytes == 0
+    journal.close()
+    write_segment(tmp_path, "w1-000000000007.jnl", orjson.dumps({"eb_journal": FORMAT_VERSION}) + b"\n")
+    again = Journal(tmp_path)
+    assert again.open() == [] and again.bytes == 0 and not list(tmp_path.glob("*.jnl"))
+    again.close()
+
+
+async def test_a_leftover_segment_with_undecodable_records_does_not_stop_the_flush(collector_client, rds, tmp_path):
+    journal_dir = tmp_path / "data" / "journal" / "w1"  # the first app of a test is worker 1
+    leftover = write_segment(journal_dir, "0123456789abcdef-000000000004.jnl", encode_count(*count_args(app="old")), *WRONG)
+    client = await collector_client()
+    for _ in range(3):
+        events = orjson.dumps([{"k": "new", "t": "pageview", "u": "https://e.edu/"}])
+        assert (await client.post("/c", data=events, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"})).status == 204
+    assert await client.server.app[FLUSHER].flush()
+    assert day_pv(rds, "old") == 1 and day_pv(rds, "new") == 3
+    assert not leftover.exists()
+    kept = quarantined(journal_dir / "quarantine.jsonl")
+    assert len(kept) == len(WRONG) and {entry["segment"] for entry in kept} == {leftover.name}
+    assert (await (await client.get("/api/collector")).json())["records_quarantined"] == len(WRONG)
+
+
+def day_pv(rds, app: str) -> int:
+    return sum(int(rds.hget(key, "pv") or 0) for key in rds.scan_iter(f"eb:{{{app}|*}}:day:*:c"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from collector.hit.protocol import EVENT_TYPES, from_query, usable_app_key, validate_event
+from collector.hit.protocol import EVENT_TYPES, decode_query, from_query, parse_body, usable_app_key, validate_event
 
 
 def reasons(event):
@@ -97,3 +97,58 @@ def test_numeric_user_ids_are_taken_as_text():
     event = {**GOOD_PV, "uid": 10086}
     assert validate_event(event) == [] and event["uid"] == "10086"
     assert reasons({**GOOD_PV, "uid": 1.5}) == [("uid", "wrong_type")]
+
+
+# ---- values of the wrong type never reach a lookup, a hash or a comparison (issue 10) --------
+
+
+@pytest.mark.parametrize("bad", [[1], [], {"a": 1}, {}, [[50]], "50", 50.0, True, None])
+def test_a_progress_boundary_of_the_wrong_type_is_wrong_type(bad):
+    event = {"k": "a", "t": "media", "n": "progress", "rid": "r", "ms": "m", "pos": 1, "ws": 1, "wt": 1, "pb": bad}
+    assert reasons(event) == [("pb", "wrong_type")]
+
+
+@pytest.mark.parametrize("bad", [[], ["media"], {"media": 1}, 7, 1.5, False])
+@pytest.mark.parametrize("deep", [{"etr": "x"}, {"epos": 1}, {"etr": [], "epos": {}}, {"n": "play", "pb": [1], "tr": {}}])
+def test_an_event_type_of_the_wrong_type_with_deep_fields_is_wrong_type(bad, deep):
+    found = reasons({"k": "a", "t": bad, **deep})
+    assert ("t", "wrong_type") in found, found
+
+
+def test_a_numeric_user_id_is_held_to_the_length_cap():
+    assert reasons({**GOOD_PV, "uid": 10**200}) == [("uid", "too_long")]
+    assert reasons({**GOOD_PV, "uid": -(10**100)}) == []  # 101 characters: fits
+
+
+def test_infinite_property_values_are_rejected():
+    # orjson refuses 1e400; the stdlib fallback parses it as infinity
+    [event] = parse_body(b'[{"k": "a", "t": "pageview", "u": "https://e.edu/", "p": {"x": 1e400}}]')
+    assert reasons(event) == [("p", "invalid_value")]
+
+
+def test_a_number_too_large_for_a_double_costs_its_event_not_the_batch():
+    events = parse_body(b'[{"k": "a", "t": "pageview", "u": "https://e.edu/", "ts": 1e400}, {"k": "a", "t": "pageview", "u": "https://e.edu/"}]')
+    assert reasons(events[0]) == [("ts", "wrong_type")] and reasons(events[1]) == []
+    for not_json in (b"[NaN]", b'{"a": Infinity}', b"[-Infinity]", '["\\ud83d", "é"]'.encode("utf-16")):
+        with pytest.raises(ValueError):
+            parse_body(not_json)
+
+
+@pytest.mark.parametrize("text, reason", [
+    (" 12", "wrong_type"), ("1_000", "wrong_type"), ("+5", "wrong_type"), ("١٢", "wrong_type"), ("0x10", "wrong_type"),
+    ("1.0", "wrong_type"), ("", "wrong_type"), ("-", "wrong_type"), ("--5", "wrong_type"), ("9" * 21, "out_of_range"),
+])
+def test_query_integers_are_decimal_digits_as_in_json(text, reason):
+    _, problems = from_query({"sw": text})
+    assert [(p.field, p.reason) for p in problems] == [("sw", reason)]
+    event, problems = from_query({"sw": "-0012"})
+    assert problems == [] and event["sw"] == -12
+
+
+def test_queries_decode_every_escape_as_parse_qsl_does():
+    assert decode_query("u=https%3A%2F%2Fx.edu%2Fc%3Fid%3D7%26tab%3D2%3Bx%23y&k=a%26b%3Dc%2Bd+e") == {
+        "u": "https://x.edu/c?id=7&tab=2;x#y", "k": "a&b=c+d e",
+    }
+    assert decode_query("n=%FF%E4%B8%AD%E4%B8&r=%ZZ%&k=1&k=2&flag&=v") == {
+        "n": "\ufffd中\ufffd", "r": "%ZZ%", "k": "2", "flag": "", "": "v",
+    }

@@ -10,7 +10,7 @@ HyperLogLogs (PFCOUNT of many keys), never a sum.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
@@ -19,7 +19,8 @@ from collector.store.buckets import GRANULARITIES, Bucket, Calendar
 from collector.features.deep_stats import (
     DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, sort_key, split_metrics,
 )
-from collector.enrich.geo import describe_region_key
+from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
+
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
@@ -157,6 +158,8 @@ class StatsReader:
                 else:
                     rows = await self._breakdown(app, g, buckets, dim)
                 out["breakdowns"][dim] = rows
+            if "region" in breakdowns:
+                out["attribution"] = DBIP_ATTRIBUTION
         return out
 
     async def _deep_breakdown(

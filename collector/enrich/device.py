@@ -13,9 +13,18 @@ through ``ua_parser.parse()``:
   2000 entries and builds a ``Result`` on every call.  We cache the *whole*
   classification (much cheaper on a hit), so an inner cache would only cost
   memory and time.
-* Constructing ``ua_parser.regex.Resolver`` explicitly makes the choice
-  visible (``RESOLVER_NAME``) and lets us log loudly when we fall back to the
-  ~40x slower pure-Python resolver (~15-30 us vs ~650 us per uncached parse).
+* Constructing the resolver explicitly makes the choice visible
+  (``RESOLVER_NAME``) and lets us log loudly when we fall back to the ~40x
+  slower pure-Python resolver (~15-30 us vs ~650 us per uncached parse).  The
+  native one runs only the few device regexes we act on (_DEVICE_FAMILIES_USED).
+
+Two maintained lists sharpen ua-parser's answer: the crawler-user-agents
+patterns (collector/enrich/crawler_list.py) for bots, and Matomo device-detector's
+device list (collector/enrich/device_models.py) for Android tablets, laptops and TV
+boxes.  Classes (docs/protocol.md): mobile, tablet, pc, bot, and "other" only
+for a recognised TV / console / car / wearable; a UA naming no platform is a
+machine unless the hit shows a browser ran.  Agreement with labelled UAs:
+``python -m bench.ua_corpus``; cost per uncached UA: ``python -m bench.device_cost``.
 
 Never raises: any input (None, bytes, huge strings, control characters, lone
 surrogates, odd hint/screen types) yields a Device.
@@ -29,6 +38,9 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from collector.enrich.crawler_list import CrawlerList
+from collector.enrich.device_models import AndroidModels, android_model
 
 __all__ = [
     "DEVICE_CLASSES",
@@ -71,6 +83,44 @@ _domain_all: Any = None
 RESOLVER_NAME = "unloaded"
 _resolver_lock = threading.Lock()
 
+# ua-parser device families we act on.  The rest of ua-parser's ~630 device regexes
+# only name brands and models (which we do not keep) and cost more than the browser and
+# OS parses together, so the native path runs these few alone.
+_DEVICE_FAMILIES_USED = frozenset({
+    "Spider", "iPad", "iPhone", "iPod", "Kindle",
+    "Generic Tablet", "Generic Smartphone", "Generic Feature Phone",
+})
+
+
+class _RsResolver:
+    """ua-parser's own regexes on ua-parser-rs, with the device list cut to the families
+    in _DEVICE_FAMILIES_USED; answers like ua_parser.regex.Resolver (.user_agent, .os,
+    .device with .family)."""
+
+    __slots__ = ("ua", "os", "de")
+
+    def __init__(self, matchers: Any) -> None:
+        import ua_parser_rs
+
+        ua, os_, de = matchers
+        self.ua = ua_parser_rs.UserAgentExtractor(
+            (m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in ua
+        )
+        self.os = ua_parser_rs.OSExtractor((m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in os_)
+        self.de = ua_parser_rs.DeviceExtractor(
+            (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in de if m.family in _DEVICE_FAMILIES_USED
+        )
+
+    def __call__(self, ua: str, _domains: Any) -> "_RsResult":
+        return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
+
+
+@dataclass(slots=True)
+class _RsResult:
+    user_agent: Any
+    os: Any
+    device: Any
+
 
 def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
     try:
@@ -80,12 +130,9 @@ def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
         log.error("ua-parser is not installed: device detection uses token rules only")
         return None, None, "none"
     try:
-        # ua_parser.regex is the ua-parser-rs backed resolver; it only needs
-        # the regex *strings*, so the lazy builtins (no Python re.compile) fit.
-        import ua_parser_rs  # noqa: F401
-        from ua_parser.regex import Resolver as RsResolver
-
-        return RsResolver(ua_parser.load_lazy_builtins()), Domain.ALL, "ua-parser-rs"
+        # ua-parser-rs only needs the regex *strings*, so the lazy builtins (no Python
+        # re.compile) fit.
+        return _RsResolver(ua_parser.load_lazy_builtins()), Domain.ALL, "ua-parser-rs"
     except Exception as e:
         log.warning("ua-parser-rs unavailable (%s); User-Agent parsing will be slow", e)
     try:
@@ -107,6 +154,8 @@ def _get_resolver() -> tuple[Optional[_Resolver], Any]:
         with _resolver_lock:
             if RESOLVER_NAME == "unloaded":
                 _resolver, _domain_all, RESOLVER_NAME = _build_resolver()
+                _load_crawler_list()
+                _load_android_models()
     return _resolver, _domain_all
 
 
@@ -134,6 +183,36 @@ def _parse(ua: str) -> tuple[str, str, str]:
         osm.family if osm is not None else "Other",
         dev.family if dev is not None else "Other",
     )
+
+
+# --------------------------------------------------------------------------
+# Third-party lists, loaded with the resolver (see crawler_list, device_models)
+# --------------------------------------------------------------------------
+
+_crawlers = CrawlerList()
+CRAWLER_PATTERNS = 0  # crawler-user-agents patterns in use (0: the list is not installed)
+
+
+def _load_crawler_list() -> None:
+    global _crawlers, CRAWLER_PATTERNS
+    _crawlers = CrawlerList.load(native=RESOLVER_NAME == "ua-parser-rs")
+    CRAWLER_PATTERNS = _crawlers.patterns
+
+
+_android_models: Optional[AndroidModels] = None
+
+
+def _load_android_models() -> None:
+    global _android_models
+    _android_models = AndroidModels.load()
+
+
+def _android_model_class(ua: str) -> Optional[str]:
+    """An Android UA's model's class in Matomo's device list (see device_models)."""
+    if not _android_models:
+        return None
+    model = android_model(ua)
+    return _android_models.device_class(model) if model is not None else None
 
 
 # --------------------------------------------------------------------------
@@ -189,14 +268,24 @@ _GENERIC_BROWSER_FAMILIES = frozenset(
 )
 
 
+def _bot_word(ua: str) -> Optional[str]:
+    # Phones and tablets named "...bot" (Cubot aside: "M bot 54", "IDbot553", "C Bot Tab
+    # 70") write it in the model field of an Android UA; a crawler never does.
+    model = android_model(ua) if "Android" in ua else None
+    for m in _BOT_WORD_RE.finditer(ua):
+        if model is None or m.group(0) not in model:
+            return m.group(0).strip(".-") or "bot"
+    return None
+
+
 def _bot_token(ua: str, low: str) -> Optional[str]:
     """Name-ish token if the UA looks automated, else None."""
     for w in _BOT_WORDS:
         if w in low:
-            m = _BOT_WORD_RE.search(ua)
-            if m is not None:
-                return m.group(0).strip(".-") or "bot"
-            break  # only "cubot"-like hits; still check the tool tokens
+            word = _bot_word(ua)
+            if word is not None:
+                return word
+            break  # only "cubot"-like hits or phone models; still check the tool tokens
     for t in _BOT_TOKENS_IN_MOZILLA if low.startswith("mozilla/") else _BOT_TOKENS:
         if t in low:  # `in` is ~2x cheaper than .find(); find only on a hit
             m = _TOKEN_RE.match(ua, low.find(t))
@@ -321,10 +410,79 @@ _MOBILE_APP_TOKENS = ("MicroMessenger", "MQQBrowser", "UCBrowser", "UCWEB", "bai
 _BROWSER_RENAMES = {"WeChat Browser": "WeChat"}
 
 
-# Base analysis kinds: "other" is split so that hints/screen only touch the
-# unknown case, never a recognised TV or console.
+# Base analysis kinds.  "other" is only ever a recognised TV / console / car / wearable
+# (never refined by hints or screen).  A UA that names no platform at all is
+# _UNIDENTIFIED: real browsers always name one, so it is a machine unless the hit itself
+# proves a browser ran (beacon.js reported a screen, or Chromium sent Sec-CH-UA-Mobile);
+# _refine decides.
 _KNOWN = 0
-_UNKNOWN_OTHER = 1
+_UNIDENTIFIED = 1
+
+# Desktop platforms that ua-parser's OS list misses, as desktop apps (Office, Spotify,
+# launchers) and old/rare systems write them.  Matched case-sensitively, in order.
+_DESKTOP_OS_TOKENS = (
+    ("Mac OS/", "Mac OS X"),  # Microsoft Office for Mac: "Word/16.43 (Mac OS/10.15.6; Desktop; ...)"
+    ("Macintosh", "Mac OS X"),
+    ("OSX", "Mac OS X"),
+    ("os=Mac", "Mac OS X"),  # QuickTime
+    ("macOS", "Mac OS X"),
+    ("(win1", "Windows"), ("(win7", "Windows"), ("(win8", "Windows"),  # GOG Galaxy: "(win10 x64)"
+    ("Windows", "Windows"),
+    ("WinNT", "Windows"), ("Win64", "Windows"), ("Win32", "Windows"), ("MSOffice", "Windows"),
+    ("CYGWIN", "Windows"),
+    ("Desktop;", "Other"),  # Office apps' own device field
+    ("OS/2", "OS/2"), ("BeOS", "BeOS"), ("Haiku", "Haiku"), ("AmigaOS", "AmigaOS"), ("Syllable", "Syllable"),
+    ("Inferno", "Inferno"), ("WTOS", "Wyse ThinOS"),
+)
+
+# Android on laptops, desktops and Chromebooks (Android apps on ChromeOS send the
+# device's model; ARC++ builds look like "Build/R76-12239"): a desktop, though the UA
+# has the tablet shape ("Android" without "Mobile").  Matched case-sensitively.
+_ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
+    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
+    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
+    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
+)
+_ANDROID_DESKTOP_BUILD_RE = re.compile(r"Build/R\d+-\d")
+
+
+def _is_android_desktop(ua: str) -> bool:
+    low = ua.lower()
+    for t in _ANDROID_DESKTOP_TOKENS:
+        if t in low:
+            return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
+    return False
+
+
+def _desktop_os_token(ua: str) -> Optional[str]:
+    for token, name in _DESKTOP_OS_TOKENS:
+        if token in ua:
+            return name
+    return None
+
+
+# A browser-shaped UA carrying a URL ("... (compatible; FooBot/1.0; +https://foo.com/bot)"):
+# browsers never put one in their UA; crawlers point at their documentation.  The name is
+# the product token before the URL.
+_URL_BOT_RE = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
+
+
+def _url_bot_name(ua: str) -> Optional[str]:
+    if "http://" not in ua and "https://" not in ua:
+        return None
+    m = _URL_BOT_RE.search(ua)
+    return m.group(1) if m is not None else "bot"
+
+
+def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
+    token = _bot_token(ua, ua.lower())
+    if token is None:
+        token = _crawlers.name(ua)
+    if token is None and "://" in ua and ua.startswith("Mozilla/"):
+        token = _url_bot_name(ua)
+    if token is not None or dev_family == "Spider":
+        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
+    return None
 
 
 def _analyse(ua: str) -> tuple[str, str, str, int]:
@@ -334,10 +492,9 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         return "bot", "Other", "Other", _KNOWN
 
     ua_family, os_family, dev_family = _parse(ua)
-
-    token = _bot_token(ua, ua.lower())
-    if token is not None or dev_family == "Spider":
-        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
+    bot = _bot(ua, ua_family, os_family, dev_family)
+    if bot is not None:
+        return bot
 
     # --- browser / OS naming ---------------------------------------------
     browser = _BROWSER_RENAMES.get(ua_family, ua_family)
@@ -377,15 +534,35 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         return _OHOS_CLASS[dt.group(1)], browser, os_family, _KNOWN
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
         return "mobile", browser, os_family, _KNOWN
+    android = os_family in ("Android", "HarmonyOS") or "Android" in ua
+    if android:
+        if _is_android_desktop(ua):
+            return "pc", browser, os_family, _KNOWN
+        # Tablets, laptops and TV boxes by model; a listed phone model proves less than
+        # the UA's shape (the same prefix often names both sizes), so the shape decides.
+        listed = _android_model_class(ua)
+        if listed is not None and listed != "mobile":
+            return listed, browser, os_family, _KNOWN
     if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
         return "tablet", browser, os_family, _KNOWN
-    if os_family in ("Android", "HarmonyOS") or "Android" in ua:
-        # Android's own convention (and Chrome's): phones put "Mobile" in the
-        # UA, tablets leave it out.
-        # ("Mobi" also covers Opera's "Opera Mobi".)
-        return ("mobile" if "Mobi" in ua else "tablet"), browser, os_family, _KNOWN
-    if os_family in _MOBILE_OS or dev_family in ("Generic Smartphone", "Generic Feature Phone"):
+    if android:
+        # Android's own convention (and Chrome's): phone browsers put "Mobile" in
+        # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
+        # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
+        # convention: without a browser's "Safari/" token, the far more common phone.
+        if "Mobi" in ua or "Safari/" not in ua:
+            return "mobile", browser, os_family, _KNOWN
+        return "tablet", browser, os_family, _KNOWN
+    if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
+        # CFNetwork apps on a Mac: ua-parser maps every CFNetwork/Darwin version to iOS,
+        # but no iOS device is a "Power Macintosh" or x86_64.
+        return "pc", browser, "Mac OS X", _KNOWN
+    if os_family in _MOBILE_OS:
         return "mobile", browser, os_family, _KNOWN
+    if os_family == "Other":
+        desktop = _desktop_os_token(ua)
+        if desktop is not None:
+            return "pc", browser, desktop, _KNOWN
     if os_family in _DESKTOP_OS or os_family.startswith("Windows"):
         if os_family == "Mac OS X" and "Mobile/" in ua:
             # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
@@ -396,11 +573,23 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
             # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
             return "mobile", browser, os_family, _KNOWN
         return "pc", browser, os_family, _KNOWN
-    if "Mobi" in ua or any(t in ua for t in _MOBILE_APP_TOKENS) or _QQ_APP_RE.search(ua):
-        # No OS recognised but a phone-only app/webview token, or MDN's
-        # "Mobi" heuristic.
+    if (
+        os_family != "Other"
+        or dev_family in ("Generic Smartphone", "Generic Feature Phone")
+        or any(t in ua for t in _MOBILE_APP_TOKENS)
+        or _QQ_APP_RE.search(ua)
+    ):
+        # A phone-only app/webview token, or some OS ua-parser knows that is
+        # neither a desktop nor a known mobile one (feature-phone systems mostly).
         return "mobile", browser, os_family, _KNOWN
-    return "other", browser, os_family, _UNKNOWN_OTHER
+    return "bot", _unidentified_name(ua, ua_family), os_family, _UNIDENTIFIED
+
+
+def _unidentified_name(ua: str, ua_family: str) -> str:
+    if ua_family not in _GENERIC_BROWSER_FAMILIES:
+        return ua_family
+    m = _TOKEN_RE.search(ua)
+    return m.group(0)[:40] if m is not None else "Other"
 
 
 # Screen buckets (shorter side, CSS px):
@@ -431,8 +620,26 @@ def _device(cls: str, browser: str, os_family: str) -> Device:
     return d
 
 
+def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
+    """Device class for a UA that names no platform, from what the hit itself shows: a
+    screen size (only beacon.js in a browser reports one) or Chromium's Sec-CH-UA-Mobile.
+    None: no sign that a browser ran at all."""
+    if sb:
+        if sb == 1 and ch != 0:
+            return "mobile"
+        return "tablet" if sb == 2 and tb else "pc"
+    if ch is not None:
+        return "mobile" if ch == 1 else "pc"
+    return None
+
+
 def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int) -> Device:
     cls, browser, os_family, kind = base
+    if kind == _UNIDENTIFIED:
+        evident = _class_from_evidence(ch, sb, tb)
+        if evident is None:
+            return _device(cls, browser, os_family)  # a machine: named by its UA's first token
+        return _device(evident, "Other", os_family)
     if cls == "bot":
         return _device(cls, browser, os_family)  # bots are never reclassified
 
@@ -448,7 +655,7 @@ def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int
         # Sec-CH-UA-Mobile ?1: Chromium says it serves a phone layout; trust
         # it over a frozen/reduced or desktop-mode UA.  Not for known TVs /
         # consoles, which stay "other".
-        if cls in ("pc", "tablet") or (cls == "other" and kind == _UNKNOWN_OTHER):
+        if cls in ("pc", "tablet"):
             cls = "mobile"
     elif ch == 0:
         # ?0: not a phone.  A "mobile" UA with ?0 is either an Android tablet
@@ -458,13 +665,7 @@ def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int
         if cls == "mobile":
             cls = "tablet" if tb == 2 else "pc"
 
-    if cls == "other" and kind == _UNKNOWN_OTHER and sb:
-        # Unknown UA: the screen is the only evidence left (see buckets).
-        if sb == 1 and ch != 0:
-            cls = "mobile"
-        elif sb == 2 and tb:
-            cls = "tablet"
-    elif cls == "pc" and os_family == "Linux" and sb == 1 and tb == 2:
+    if cls == "pc" and os_family == "Linux" and sb == 1 and tb == 2:
         # Chrome/Samsung Internet "desktop site" mode on an Android phone
         # sends "X11; Linux x86_64" (and Sec-CH-UA-Mobile ?0, by design).  No
         # Linux desktop has a multi-touch screen under 600 CSS px.  (Tablets

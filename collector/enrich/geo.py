@@ -30,6 +30,9 @@ from collector.enrich import cn_regions
 log = logging.getLogger(__name__)
 
 CN_NAME = "中国"
+# The default database (DB-IP City Lite) is CC BY 4.0: whatever shows regions derived from
+# it must credit DB-IP with a link. The read API carries this beside its region rows.
+DBIP_ATTRIBUTION = {"text": "IP Geolocation by DB-IP", "url": "https://db-ip.com", "license": "CC BY 4.0"}
 
 
 @dataclass(frozen=True, slots=True)

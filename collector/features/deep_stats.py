@@ -65,6 +65,8 @@ def derive_deep(counters: dict[str, int], media_viewers: int, users: int, resour
     media["viewers"] = media_viewers
     media["resources_viewed"] = resources
     media["avg_views_per_resource"] = _ratio(media["views"], catalogue_total or resources)
+    # The standard's 资源总数 (table 4 row 1): the uploaded catalogue's total, None without one.
+    media["catalogue_resources"] = catalogue_total or None
     exposures = counters.get("track_exposures", 0)
     pv = counters.get("pv", 0)
     logged_in_pv = counters.get("pv_logged_in", 0)

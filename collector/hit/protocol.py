@@ -13,12 +13,20 @@ from dataclasses import dataclass
 
 import orjson
 
-try:
-    from yarl._quoting import _Unquoter  # C: ~5x urllib's pure-Python unquote_plus
+from functools import partial
+from math import isfinite
+from urllib.parse import unquote_plus
 
-    _unquote = _Unquoter(qs=True)
-except ImportError:  # pragma: no cover - yarl moved it: same result, slower
-    from urllib.parse import unquote_plus as _unquote
+try:
+    # yarl's C unquoter (what aiohttp's `request.query` uses), configured to decode as
+    # `urllib.parse.unquote_plus(errors="replace")` does: '+' is a space, every escape is
+    # decoded (also %3D %26 %2B %3B, which `qs=True` would keep encoded), and an escape
+    # that is not UTF-8 becomes U+FFFD. Several times faster than urllib's pure Python.
+    from yarl._quoting import _Unquoter
+
+    _unquote = _Unquoter(plus=True, replace_invalid=True)
+except (ImportError, TypeError):  # pragma: no cover - yarl moved it or predates `plus`: same result, slower
+    _unquote = partial(unquote_plus, errors="replace")
 
 EVENT_TYPES = frozenset({"pageview", "engagement", "click", "exposure", "media", "interaction", "custom"})
 
@@ -131,9 +139,10 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         elif rule[0] is str:
             if name in NUMERIC_IDS and type(value) is int:
                 # Platforms set `_user_id` from numeric account ids; the appendix-A
-                # loader passes them through as numbers. Text it, don't lose the event.
-                event[name] = str(value)
-            elif not isinstance(value, str):
+                # loader passes them through as numbers. Text it, don't lose the event
+                # (and hold the text to the field's cap like any other).
+                event[name] = value = str(value)
+            if not isinstance(value, str):
                 found.append((name, "wrong_type", f"expected a string, got {_json_type(value)}"))
             elif len(value) > rule[1]:
                 found.append((name, "too_long", f"longer than {rule[1]} characters"))
@@ -148,10 +157,14 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
         found.append(("k", "invalid_value", "control characters and { } are not allowed"))
 
+    # From here on a field is only looked at when it has its type: a value of the wrong
+    # type (already a problem above) may be unhashable or incomparable.
     etype = event.get("t")
     if etype is None:
         found.append(("t", "missing_field", "the event type is required"))
-    elif isinstance(etype, str):
+    elif not isinstance(etype, str):
+        etype = None
+    else:
         if etype not in EVENT_TYPES:
             found.append(("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES))))
         for required in REQUIRED_BY_TYPE.get(etype, ()):
@@ -161,14 +174,17 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     url = event.get("u")
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         found.append(("u", "invalid_value", "must be an http:// or https:// URL"))
-    if (isinstance(etype, str) and etype in DEEP_TYPES) or "etr" in event or "epos" in event:
+    if etype in DEEP_TYPES or "etr" in event or "epos" in event:
         _deep_problems(event, etype, found)
     return [Problem(index, *problem) for problem in found] if found else []
 
 
-def _deep_problems(event: dict, etype: str, found: list[tuple[str, str, str]]) -> None:
+def _deep_problems(event: dict, etype: str | None, found: list[tuple[str, str, str]]) -> None:
     """What the field table cannot say: actions, fields that come in pairs, and
-    positions or progress that do not fit the resource's duration."""
+    positions or progress that do not fit the resource's duration.
+
+    `etype` is None when `t` is not a string. Values of the wrong type were reported by
+    validate_event; here they are skipped, never hashed or compared."""
     actions = ACTIONS_BY_TYPE.get(etype)
     action = event.get("n")
     if actions is not None and isinstance(action, str):
@@ -182,7 +198,7 @@ def _deep_problems(event: dict, etype: str, found: list[tuple[str, str, str]]) -
         if (a in event) != (b in event):
             found.append((b if a in event else a, "missing_field", f"{a} and {b} come together"))
     dur, pb = event.get("dur"), event.get("pb")
-    if pb is not None and pb not in PROGRESS_BOUNDARIES:
+    if type(pb) is int and pb not in PROGRESS_BOUNDARIES:
         found.append(("pb", "invalid_value", "one of " + ", ".join(map(str, sorted(PROGRESS_BOUNDARIES)))))
     if type(dur) is int and dur >= 0:
         # dur is rounded and pos floored, so a position in the last second may equal dur;
@@ -210,27 +226,35 @@ def _props_problem(value: object) -> str:
         if isinstance(item, str):
             if len(item) > PROPS_MAX_VALUE:
                 return f"property {key!r} longer than {PROPS_MAX_VALUE} characters"
-        elif not isinstance(item, (int, float, bool)) or item != item:  # NaN is not a value
+        elif not isinstance(item, (int, float, bool)) or (type(item) is float and not isfinite(item)):
+            # NaN and infinities are not JSON values (1e400 parses as infinity)
             return f"property {key!r} must be a string, number or boolean"
     return ""
 
 
 def parse_body(body: bytes):
-    """JSON of a POST body. Raises ValueError when it is not JSON.
+    """JSON of a POST body. Raises ValueError when it is not UTF-8 JSON.
 
-    orjson rejects lone UTF-16 surrogates ("\\ud83d", from a JS string cut in the middle
-    of an emoji); rather than lose the whole batch, such bodies take a slow path that
-    replaces each lone surrogate with U+FFFD.
+    orjson refuses two things that are JSON, and rather than lose the whole batch for
+    one event, such bodies take a slow path through the stdlib parser:
+    - lone UTF-16 surrogates ("\\ud83d", from a JS string cut in the middle of an
+      emoji): each becomes U+FFFD;
+    - numbers too large for a double (1e400): they parse as infinity, which no field
+      takes, so only their event is rejected.
+    The slow path still refuses what is not JSON (NaN, Infinity) and what is not UTF-8.
     """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if b"\\u" not in body:
-            raise ValueError(str(exc)) from None
-        try:
-            return _scrub(json.loads(body))
-        except (ValueError, RecursionError) as exc2:
-            raise ValueError(str(exc2)) from None
+        fast_error = str(exc)
+    try:
+        return _scrub(json.loads(body.decode("utf-8"), parse_constant=_not_json))
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        raise ValueError(fast_error) from None
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _scrub(value):
@@ -250,11 +274,14 @@ UNCOUNTED_FIELDS = frozenset({"ti", "cs", "lang"})
 
 
 def decode_query(raw: str) -> dict[str, str]:
-    """GET parameters from the raw (percent-encoded) query string: last value wins.
+    """GET parameters from the raw (percent-encoded) query string, decoded exactly as
+    `dict(urllib.parse.parse_qsl(raw, keep_blank_values=True, errors="replace"))`:
+    split at '&' only, a name without '=' has the value "", '+' is a space, every escape
+    is UTF-8 (%3D %26 %2B %3B %23 too) and one that is not becomes U+FFFD; the last
+    value of a name wins. A literal '#' ends the query, as in a URL.
 
-    '+' is a space and escapes are UTF-8, as in `urllib.parse.parse_qsl`; an escape that
-    is not valid UTF-8 is kept as written. Uses yarl's C unquoter (what aiohttp's
-    `request.query` uses) without building a URL first: a third of the time.
+    So a value means the same whether it came by GET or in a POST body. Skips the
+    unquoter for text without '%' or '+', and builds no URL object: the GET path is hot.
     """
     query: dict[str, str] = {}
     for part in raw.partition("#")[0].split("&"):
@@ -269,16 +296,26 @@ def decode_query(raw: str) -> dict[str, str]:
     return query
 
 
+# An integer in a query string: what JSON would take, decimal ASCII digits with an
+# optional minus (int() alone would also take " 12 ", "1_000", "+5" and "١٢"). A longer
+# one than any range allows is not parsed: int() of thousands of digits is slow.
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_INTEGER_DIGITS_MAX = 20
+
+
 def from_query(query: dict[str, str]) -> tuple[dict, list[Problem]]:
     """An event from GET parameters: integers and `p` are decoded from their text."""
     event: dict = {}
     problems: list[Problem] = []
     for name, text in query.items():
         if name in INT_FIELDS:
-            try:
-                event[name] = int(text)
-            except ValueError:
+            if not _INTEGER_TEXT.fullmatch(text):
                 problems.append(Problem(0, name, "wrong_type", "expected an integer"))
+            elif len(text) > _INTEGER_DIGITS_MAX:
+                lo, hi = INT_FIELDS[name]
+                problems.append(Problem(0, name, "out_of_range", f"must be {lo}..{hi}"))
+            else:
+                event[name] = int(text)
         elif name == "p":
             try:
                 event[name] = orjson.loads(text)

@@ -301,7 +301,7 @@ class Flusher:
             snap = batch.snap
             if snap is None:
                 scratch = Aggregator()
-                replay(batch.segment.path, scratch)
+                replay(batch.segment.path, scratch, self.journal.quarantine)  # never raises for bad records
                 snap = scratch.drain()
                 self._describe(batch, snap)
             batch.slots = self.rollups.build(snap)

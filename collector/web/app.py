@@ -9,8 +9,10 @@ before the Redis connection closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from importlib import resources
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -20,7 +22,7 @@ from redis.exceptions import RedisError
 
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator
-from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
+from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from collector.web.beacon_routes import add_beacon_routes
 from collector.store.buckets import Calendar
 from collector.enrich.device import DeviceClassifier
@@ -33,7 +35,7 @@ from collector.hit.protocol import decode_query
 from collector.store.rollup import RollupBuilder
 from collector.settings import Settings, SettingsError, redacted_url, resolve_path
 from collector.api.stats import StatsReader
-from collector.web.stats_routes import StatsAPI, authorized
+from collector.web.stats_routes import RedisOutageLog, StatsAPI, authorized
 from collector.hit.visitors import VisitorHasher
 from collector.store.salts import SaltKeeper
 
@@ -52,11 +54,13 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
         if settings.journal
         else None
     )
+    app[REDIS_OUTAGE] = RedisOutageLog()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
 
-    app.router.add_get("/c", hit_get)
+    # allow_head=False: a HEAD is answered 405 (Allow: GET, POST, OPTIONS), never counted.
+    app.router.add_get("/c", hit_get, allow_head=False)
     app.router.add_post("/c", hit_post)
     app.router.add_route("OPTIONS", "/c", hit_options)
     app.router.add_get("/healthz", healthz)
@@ -65,6 +69,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.router.add_get("/api/apps", api_apps)
     app.router.add_put("/api/catalogue", api_catalogue)
     app.router.add_get("/api/collector", collector_metrics)
+    app.router.add_get("/api/openapi.json", openapi_description)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
     return app
 
@@ -125,7 +130,18 @@ async def api_catalogue(request: web.Request) -> web.Response:
 
 def _stats_api(request: web.Request) -> StatsAPI:
     app = request.app
-    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token)
+    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token, app[REDIS_OUTAGE])
+
+
+async def openapi_description(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of every endpoint (collector/web/openapi.json), for client
+    generators; open like /healthz, since it holds no data."""
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
 # ---- resources ------------------------------------------------------------------------
@@ -232,11 +248,14 @@ async def readyz(request: web.Request) -> web.Response:
     taking hits and catches up later); a full journal does. The body shows the backlog.
     """
     body = backlog(request.app)
+    outage = request.app[REDIS_OUTAGE]
     try:
         await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0)
         body["redis"] = "ok"
+        outage.recovered()
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
-        body["redis"] = f"unreachable: {exc}"
+        body["redis"] = "unreachable"  # the reason names Redis's address: logged, not answered
+        outage.failed(exc)
     journal = request.app[JOURNAL]
     ready = body["redis"] == "ok" or (journal is not None and not journal.full)
     return web.Response(body=orjson.dumps(body), status=200 if ready else 503, content_type="application/json")
@@ -264,6 +283,8 @@ def backlog(app: web.Application) -> dict:
         "last_flush_ms": round(stats.last_duration_ms, 2),
         "journal_bytes": journal.bytes if journal else None,
         "journal_max_bytes": journal.max_bytes if journal else None,
+        # Journal records replay could not decode: set aside in quarantine.jsonl, not counted.
+        "records_quarantined": journal.quarantine.records if journal else 0,
         # Events counted under (other) because a cardinality cap was full (caps.py).
         "capped_events": dict(app[INGEST].caps.overflowed),
     }

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collector.hit.ingest import Ingest
     from collector.store.journal import Journal
     from collector.settings import Settings
+    from collector.api.stats import RedisOutageLog
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -25,3 +26,4 @@ GEO: web.AppKey["GeoResolver | None"] = web.AppKey("geo")
 INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
 FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")
 JOURNAL: web.AppKey["Journal | None"] = web.AppKey("journal")
+REDIS_OUTAGE: web.AppKey["RedisOutageLog"] = web.AppKey("redis_outage")

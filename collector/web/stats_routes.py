@@ -7,6 +7,8 @@ must come as a Bearer token.
 from __future__ import annotations
 
 import hmac
+import logging
+from typing import Awaitable
 
 import orjson
 from aiohttp import web
@@ -16,14 +18,37 @@ from collector.api.stats import StatsReader, BadQuery
 from collector.features.deep_stats import parse_catalogue
 from collector.hit.protocol import usable_app_key
 
+log = logging.getLogger(__name__)
+
+
+class RedisOutageLog:
+    """Why Redis cannot be read, logged once per outage rather than on every request.
+
+    Error bodies say only "redis unavailable": the exception's text names Redis's host
+    and port, which are nobody's business outside the collector.
+    """
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            log.warning("redis unavailable to the read API and /readyz: %s", exc)
+
+    def recovered(self) -> None:
+        if self.down:
+            self.down = False
+            log.info("redis available again to the read API and /readyz")
+
 
 class StatsAPI:
     """HTTP handlers; an `api_token` setting, when set, must come as a Bearer token."""
 
-    def __init__(self, reader: StatsReader, token: str) -> None:
+    def __init__(self, reader: StatsReader, token: str, outage: RedisOutageLog) -> None:
         self.reader = reader
         self.token = token
-
+        self.outage = outage
 
     async def stats(self, request: web.Request) -> web.Response:
         if not authorized(request, self.token):
@@ -32,10 +57,7 @@ class StatsAPI:
             app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
         except BadQuery as exc:
             return _json({"error": str(exc)}, 400)
-        try:
-            return _json(await self.reader.read(app, granularity, buckets, breakdowns, limit))
-        except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
+        return await self._answer(self.reader.read(app, granularity, buckets, breakdowns, limit))
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
@@ -48,19 +70,31 @@ class StatsAPI:
             fields = parse_catalogue(orjson.loads(await request.read()))
         except (ValueError, orjson.JSONDecodeError) as exc:
             return _json({"error": f"catalogue: {exc}"}, 400)
-        try:
+
+        async def upload() -> dict:
             await self.reader.upload_catalogue(app, fields)
-        except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
-        return _json({"app": app, "fields": len(fields)})
+            return {"app": app, "fields": len(fields)}
+
+        return await self._answer(upload())
 
     async def apps(self, request: web.Request) -> web.Response:
         if not authorized(request, self.token):
             return _json({"error": "unauthorized"}, 401)
+
+        async def apps() -> dict:
+            return {"apps": await self.reader.apps()}
+
+        return await self._answer(apps())
+
+    async def _answer(self, reading: Awaitable[dict]) -> web.Response:
+        """200 with what `reading` returns, or 503 when Redis cannot be reached."""
         try:
-            return _json({"apps": await self.reader.apps()})
+            body = await reading
         except (RedisError, OSError) as exc:
-            return _json({"error": f"redis unavailable: {exc}"}, 503)
+            self.outage.failed(exc)
+            return _json({"error": "redis unavailable"}, 503)
+        self.outage.recovered()
+        return _json(body)
 
 
 def authorized(request: web.Request, token: str) -> bool:

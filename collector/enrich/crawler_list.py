@@ -1,0 +1,115 @@
+"""The crawler-user-agents list: ~1,500 maintained patterns of crawlers, monitors, feed
+fetchers, link previewers and HTTP libraries (PyPI ``crawler-user-agents``, MIT,
+© Martin Monperrus and contributors), read from the installed package at start-up.
+
+Python's ``re`` would try the patterns one after another (ms per UA); ua-parser-rs, which
+the collector already uses, runs them as one native set that prefilters on the patterns'
+literal parts: a few us per UA.  Without ua-parser-rs a chunked ``re`` fallback keeps the
+same answers, slowly (like the rest of that path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CrawlerList"]
+
+# Patterns of the list that name phones, browsers or apps that people use, as well as a
+# crawler: seen matching human UAs in the tuning half of bench/ua_corpus.py.
+NOT_BOTS = frozenset({
+    "AP3A\\.240617\\.008",  # an Android build id, shared by many OPPO/OnePlus phones
+    "Sogou",  # Sogou Mobile browser (Sogou's crawlers say "spider": the word rule has them)
+    "Butterfly",  # HTC Butterfly phones
+    "Viber",  # the Viber app's in-app browser
+    "Fever",  # Fever tablets
+    "Sonic",  # ViewSonic and O+ Sonic phones
+})
+
+_NAME_RE = re.compile(r"[\w.!-]*\w")
+_Matcher = Callable[[str], Optional[str]]
+
+
+def _load_patterns() -> list[str]:
+    spec = find_spec("crawleruseragents")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("crawler-user-agents")
+    data = json.loads((Path(spec.origin).parent / "crawler-user-agents.json").read_text("utf-8"))
+    return [e["pattern"] for e in data if e.get("pattern") and e["pattern"] not in NOT_BOTS]
+
+
+def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
+    import ua_parser_rs
+
+    def rule(p: str) -> tuple:  # (regex, flag, family, brand, model); family = the match
+        return (f"({p})", None, "$1", None, None)
+
+    usable = []
+    for p in patterns:
+        try:  # the list is written for many engines; skip what Rust's regex cannot run
+            ua_parser_rs.DeviceExtractor([rule(p)])
+            usable.append(p)
+        except Exception:
+            log.debug("crawler pattern not usable natively: %r", p)
+    extractor = ua_parser_rs.DeviceExtractor([rule(p) for p in usable])
+
+    def match(ua: str) -> Optional[str]:
+        m = extractor.extract(ua)
+        return m.family if m is not None else None
+
+    return match, len(usable)
+
+
+def _re_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
+    usable = []
+    for p in patterns:
+        try:
+            re.compile(p)
+            usable.append(p)
+        except re.error:
+            log.debug("crawler pattern not usable by re: %r", p)
+    chunks = [re.compile("|".join(usable[i : i + 50])) for i in range(0, len(usable), 50)]
+
+    def match(ua: str) -> Optional[str]:
+        for chunk in chunks:
+            m = chunk.search(ua)
+            if m is not None:
+                return m.group(0)
+        return None
+
+    return match, len(usable)
+
+
+class CrawlerList:
+    """`name(ua)`: the crawler's name (the matched text's first token) or None."""
+
+    def __init__(self, matcher: Optional[_Matcher] = None, patterns: int = 0) -> None:
+        self._match = matcher
+        self.patterns = patterns  # how many patterns are in use (0: list not installed)
+
+    @classmethod
+    def load(cls, native: bool) -> "CrawlerList":
+        try:
+            patterns = _load_patterns()
+            return cls(*(_native_matcher(patterns) if native else _re_matcher(patterns)))
+        except Exception as e:
+            log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
+            return cls()
+
+    def name(self, ua: str) -> Optional[str]:
+        if self._match is None:
+            return None
+        try:
+            hit = self._match(ua)
+        except UnicodeError:  # lone surrogates cannot cross into Rust
+            hit = self._match(ua.encode("utf-8", "replace").decode("utf-8"))
+        if hit is None:
+            return None
+        m = _NAME_RE.search(hit)
+        return m.group(0) if m is not None else "bot"

@@ -1,0 +1,141 @@
+"""collector/web/openapi.json describes every endpoint, and the collector's real answers fit it.
+
+Every operation of the description is called on a real app (real Redis, both HTTP layers
+for hits); each answer's status must be documented for its operation, its content type
+listed, and a JSON body must validate against the schema given there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import metadata, resources
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate as validate_openapi
+
+from collector.web.app import create_app
+
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+TOKEN = "tok"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+METHODS = ("get", "put", "post", "delete", "options", "patch")
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict:
+    return json.loads(resources.files("collector.web").joinpath("openapi.json").read_text())
+
+
+def test_the_description_is_valid_openapi_3_1(spec):
+    validate_openapi(spec)
+    assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["version"] == metadata.version("edu-beacon-collector")
+
+
+def test_every_route_is_described_and_every_description_is_a_route(spec, make_settings):
+    app = create_app(make_settings())
+    routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes() if r.method != "HEAD"}
+    described = {(m, path) for path, ops in spec["paths"].items() for m in ops if m in METHODS}
+    assert routes == described
+
+
+class Checker:
+    """Validates answers against the description and remembers which operations it saw."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.seen: set[tuple[str, str]] = set()
+
+    async def check(self, response, path: str, method: str) -> bytes:
+        body = await response.read()
+        operation = self.spec["paths"][path][method]
+        documented = operation["responses"].get(str(response.status))
+        assert documented, f"{method.upper()} {path} answered {response.status}, not documented: {body[:200]!r}"
+        if "$ref" in documented:  # a shared answer: #/components/responses/NAME
+            documented = self.spec["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
+        content = documented.get("content")
+        if not content:
+            assert not body, f"{method.upper()} {path} {response.status} has an undocumented body"
+        else:
+            media = response.headers.get("Content-Type", "").split(";")[0]
+            assert media in content, f"{method.upper()} {path} {response.status}: {media} not in {list(content)}"
+            if media == "application/json":
+                schema = {"components": self.spec["components"], **content[media]["schema"]}
+                jsonschema.Draft202012Validator(schema).validate(json.loads(body))
+        self.seen.add((method, path))
+        return body
+
+
+def deep_batch(k: str) -> list[dict]:
+    media = {"k": k, "t": "media", "rid": "v1", "rt": "video", "subj": "math", "stage": "junior", "src": "zjer",
+             "ms": "m1", "dur": 100, "wt": 1000}
+    return [
+        {"k": k, "t": "pageview", "u": "https://e.edu/course", "sn": 2, "uid": "42", "etr": "home", "epos": 1},
+        {"k": k, "t": "engagement", "et": 5000, "sd": 60},
+        {"k": k, "t": "click", "n": "course-card", "tr": "home", "pos": 1},
+        {"k": k, "t": "exposure", "n": "course-card", "tr": "home", "pos": 1},
+        {**media, "n": "play", "pos": 0, "ws": 0},
+        {**media, "n": "progress", "pos": 95, "ws": 95, "pb": 90},
+        {"k": k, "t": "interaction", "n": "rate", "rid": "v1", "rt": "video", "subj": "math", "score": 5},
+        {"k": k, "t": "interaction", "n": "share", "rid": "v1", "ch": "wechat"},
+        {"k": k, "t": "custom", "n": "signup"},
+    ]
+
+
+async def test_real_answers_of_every_endpoint_fit_the_description(spec, collector_client, test_networks):
+    client = await collector_client(api_token=TOKEN)
+    checker = Checker(spec)
+    ip = {"X-Forwarded-For": test_networks[0].cidr.split("/")[0], "User-Agent": BROWSER}
+    hit = "/c?k=demo&t=pageview&sn=1&u=https://e.edu/&r=https://www.baidu.com/"
+
+    assert (await checker.check(await client.get(hit, headers=ip), "/c", "get")) == b""
+    await checker.check(await client.get(hit + "&img=1", headers=ip), "/c", "get")
+    await checker.check(await client.get("/c?k=demo&t=nonsense", headers=ip), "/c", "get")
+    for body in (json.dumps(deep_batch("demo")), "[1, {}]", "x" * 20000):
+        await checker.check(await client.post("/c", data=body, headers={**ip, "Content-Type": "text/plain"}), "/c", "post")
+    await checker.check(await client.options("/c"), "/c", "options")
+
+    catalogue = "/api/catalogue?app=demo"
+    await checker.check(await client.put(catalogue, data=b'{"total": 10, "subject": {"math": 4}}', headers=AUTH), "/api/catalogue", "put")
+    await checker.check(await client.put(catalogue, data=b'{"total": -1}', headers=AUTH), "/api/catalogue", "put")
+    await checker.check(await client.put(catalogue, data=b"{}"), "/api/catalogue", "put")
+
+    everything = "region,device,browser,os,page,page_code,referrer,bot,resource,rtype,subject,stage,source,target,track,item,channel"
+    for _ in range(100):  # the flush runs every 50 ms
+        answer = await client.get(f"/api/stats?app=demo&breakdown={everything}", headers=AUTH)
+        stats = json.loads(await checker.check(answer, "/api/stats", "get"))
+        if stats["totals"]["media"]["views"] and stats["totals"]["pv"] == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert stats["breakdowns"]["resource"] and stats["breakdowns"]["region"]["city"] and stats["breakdowns"]["item"]
+    for bad in ("/api/stats?app=demo&granularity=week", "/api/stats?granularity=day"):
+        await checker.check(await client.get(bad, headers=AUTH), "/api/stats", "get")
+    await checker.check(await client.get("/api/stats?app=demo&granularity=hour&from=2026-01-01&to=2026-01-02", headers=AUTH), "/api/stats", "get")
+    await checker.check(await client.get("/api/stats?app=demo"), "/api/stats", "get")
+
+    for path in ("/api/apps", "/api/collector"):
+        await checker.check(await client.get(path, headers=AUTH), path, "get")
+        await checker.check(await client.get(path), path, "get")
+    for path in ("/api/openapi.json", "/healthz", "/readyz", "/demo", "/beacon.js", "/beacon.debug.js",
+                 "/beacon.full.js", "/beacon.full.debug.js"):
+        await checker.check(await client.get(path), path, "get")
+    version = await frozen_version(client)
+    await checker.check(await client.get(f"/beacon-{version}.js"), "/beacon-{version}.js", "get")
+    await checker.check(await client.get(f"/beacon.full-{version}.js"), "/beacon.full-{version}.js", "get")
+    etag = (await client.get("/beacon.js")).headers["ETag"]
+    await checker.check(await client.get("/beacon.js", headers={"If-None-Match": etag}), "/beacon.js", "get")
+
+    served = json.loads(await (await client.get("/api/openapi.json")).read())
+    assert served == spec
+    every_operation = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in METHODS}
+    assert checker.seen == every_operation, every_operation - checker.seen
+
+
+async def frozen_version(client) -> str:
+    """The release version the collector serves, from the beacon it announces."""
+    from collector.web.beacon_routes import beacon_info
+    from collector.settings import resolve_path
+
+    return beacon_info(resolve_path("beacon_js/dist"))["version"]
