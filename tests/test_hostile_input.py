@@ -247,5 +247,5 @@ async def test_errors_name_no_internal_host_and_are_logged_once(collector_client
     assert resp.status == 503
     text = await resp.text()
     assert "127.0.0.1" not in text and str(port) not in text, text
-    details = [r for r in caplog.records if str(port) in r.getMessage() and r.name == "collector.api.stats"]
+    details = [r for r in caplog.records if str(port) in r.getMessage() and r.name == "collector.web.stats_routes"]
     assert len(details) == 1, [r.getMessage() for r in caplog.records]
