@@ -1,4 +1,4 @@
-"""Command line: `collector serve` and `collector inspect`.
+"""Command line: `collector serve`, `collector inspect`, `collector platforms`, `collector admin-token`.
 
 Every setting is a flag and a COLLECTOR_* variable; flags win over the environment,
 which wins over the defaults in settings.Settings.
@@ -13,6 +13,7 @@ from typing import Sequence
 
 import orjson
 
+from collector.registry import cli as registry_cli
 from collector.settings import Settings, SettingsError, describe, parser_for
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--touch-points", type=int, default=0, help="navigator.maxTouchPoints as the beacon reports it")
     inspect.add_argument("--geo-db", default=None, help="comma-separated MMDB paths (env COLLECTOR_GEO_DB)")
     inspect.add_argument("--jsonl", action="store_true", help='read {"ip": ..., "ua": ...} lines on stdin')
+    registry_cli.add_commands(commands)
     return parser
 
 
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
             serve(Settings.from_env(**overrides))
+        elif args.command in ("platforms", "admin-token"):
+            return registry_cli.run(args)
         else:
             return inspect(args)
     except SettingsError as exc:
