@@ -139,6 +139,7 @@ def next_state(platform: Platform, action: str) -> str:
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
+_HOST_CHARS = re.compile(r"^[a-z0-9.:-]+$")
 _IPV4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 
 
@@ -181,7 +182,9 @@ def host_matches(pattern: str, host: str) -> bool:
 def origin_allowed(platform: Platform, host: str) -> bool:
     """Whether a page on `host` (from Origin or Referer) belongs to `platform`."""
     host = normalize_host(host)
-    return bool(host) and any(host_matches(pattern, host) for pattern in platform.domains)
+    # A host from a header is hostile input: only host characters can match anything
+    # (a "host" of "*.zjer.cn" must not match its own pattern).
+    return bool(_HOST_CHARS.match(host)) and any(host_matches(pattern, host) for pattern in platform.domains)
 
 
 # ---- what the hit path loads ------------------------------------------------------------

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator
 from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, SETTINGS
+from collector.web.admin_routes import add_registry_routes
 from collector.web.beacon_routes import add_beacon_routes
 from collector.store.buckets import Calendar
 from collector.enrich.device import DeviceClassifier
@@ -66,6 +67,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.router.add_put("/api/catalogue", api_catalogue)
     app.router.add_get("/api/collector", collector_metrics)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
+    add_registry_routes(app)
     return app
 
 
