@@ -1,8 +1,11 @@
 """The platform record, its life cycle, and what the hit path asks of the registry.
 
-A platform's counts are stored under its id, not under its app key: rotating a key
-then does not split the data. The hit path gets everything it needs in one
-`RegistrySnapshot` (store.load_all) and asks it `platform_for_key` and `origin_allowed`.
+The platform id is the stable name of a platform's data: its app key can be rotated
+(the retired key stays valid for an overlap), the id never changes, so counting under
+the id keeps one series across rotations. (Today the hit path still counts under the
+app key a hit carries and does not consult the registry.) Everything a hit path needs
+comes in one `RegistrySnapshot` (store.load_all): `platform_for_key` maps a key to its
+platform, and `origin_allowed` says whether a page's host belongs to it.
 """
 
 from __future__ import annotations

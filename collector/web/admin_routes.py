@@ -45,19 +45,23 @@ def add_registry_routes(app: web.Application) -> None:
         ("GET", "/api/admin/audit", routes.audit),
         ("GET", "/kit/{id}", routes.kit_page),
     ):
-        app.router.add_route(method, path, _redis_guarded(handler))
+        app.router.add_route(method, path, _answered(handler))
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
-def _refuse(status: int, message: str, headers: dict | None = None) -> web.HTTPException:
-    kind = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-            409: web.HTTPConflict, 413: web.HTTPRequestEntityTooLarge, 429: web.HTTPTooManyRequests,
-            503: web.HTTPServiceUnavailable}[status]
-    extra = {"max_size": MAX_APPLICATION_BYTES, "actual_size": 0} if status == 413 else {}
-    return kind(body=orjson.dumps({"error": message}), content_type="application/json", headers=headers, **extra)
+class Refused(Exception):
+    """Ends a handler with a JSON error answer (raised anywhere below a route)."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers
+
+
+def _refuse(status: int, message: str, headers: dict | None = None) -> Refused:
+    return Refused(status, message, headers)
 
 
 def _bearer(request: web.Request) -> str:
@@ -65,12 +69,14 @@ def _bearer(request: web.Request) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-def _redis_guarded(handler):
-    """A Redis outage is a 503 with a reason, never a 500."""
+def _answered(handler):
+    """Refusals become their JSON answer; a Redis outage is a 503 with a reason, never a 500."""
 
     async def guarded(request: web.Request) -> web.Response:
         try:
             return await handler(request)
+        except Refused as refused:
+            return _json({"error": str(refused)}, refused.status, refused.headers)
         except (RedisError, OSError) as exc:
             return _json({"error": f"registry unavailable: {exc}"}, 503)
 
