@@ -49,6 +49,9 @@ def test_life_cycle_through_the_cli(redis_url):
     key, kit_token = approved["issued_app_key"], approved["issued_kit_token"]
     assert approved["state"] == "approved" and len(key) == 32 and kit_token.startswith("ebk_")
 
+    shown_once = ok("platforms", "kit", "zjer", "--new-token", redis_url=redis_url,
+                    env={"COLLECTOR_PUBLIC_URL": "https://c.example.cn"})
+    assert "kit token" in shown_once.stderr and "https://c.example.cn/beacon.full.js" in shown_once.stdout
     refused = cli("platforms", "resume", "zjer", redis_url=redis_url)
     assert refused.returncode == 1 and "cannot resume platform 'zjer': it is approved" in refused.stderr
 
@@ -70,7 +73,7 @@ def test_life_cycle_through_the_cli(redis_url):
     assert cli("platforms", "resume", "zjer", redis_url=redis_url).returncode == 1
 
     audit = json.loads(ok("platforms", "audit", "zjer", "--json", redis_url=redis_url).stdout)
-    assert [e["action"] for e in audit][::-1] == ["apply", "approve", "activate", "suspend", "resume", "rotate-key", "revoke"]
+    assert [e["action"] for e in audit][::-1] == ["apply", "approve", "kit-token", "activate", "suspend", "resume", "rotate-key", "revoke"]
     assert audit[-2]["actor"] == "cli:lead" and audit[-2]["detail"] == {"note": "核验通过"}
     assert "操作 action" in ok("platforms", "audit", redis_url=redis_url).stdout
 
@@ -80,6 +83,9 @@ def test_apply_from_json_and_bad_applications(redis_url, tmp_path):
                "domains": ["gov.example.cn"], "contact": {"name": "李四", "phone": "+86 571 0000 0000"}, "environment": "test"}
     ok("platforms", "apply", "--from-json", "-", redis_url=redis_url, stdin=json.dumps(payload))
     assert json.loads(ok("platforms", "show", "svc", "--json", redis_url=redis_url).stdout)["environment"] == "test"
+    approved = ok("platforms", "approve", "svc", redis_url=redis_url, env={"COLLECTOR_PUBLIC_URL": "https://c.example.cn"}).stdout
+    key = json.loads(ok("platforms", "show", "svc", "--json", redis_url=redis_url).stdout)["app_key"]
+    assert f"appKey: {key}" in approved and f"['appKey', '{key}']" in approved and "https://c.example.cn/beacon.js" in approved
     bad = cli("platforms", "apply", "--from-json", "-", "--region", "990000", "--id", "Bad", redis_url=redis_url, stdin="{}")
     assert bad.returncode == 2
     assert "region: no province 990000" in bad.stderr and "id: must match" in bad.stderr and "name: required" in bad.stderr

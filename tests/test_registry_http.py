@@ -58,6 +58,7 @@ def test_life_cycle_through_the_admin_api(collector_factory, redis_url):
     status, _, approved = call(collector, "POST", "/api/admin/platforms/zjer/approve", {"note": "核验通过"}, token=token)
     assert status == 200 and approved["state"] == "approved" and approved["issued_kit_token"].startswith("ebk_")
     key = approved["issued_app_key"]
+    assert approved["kit"]["app_key"] == key and "https://collector.example.edu.cn/beacon.js" in approved["kit"]["snippets"][0]["code"]
     status, _, refused = call(collector, "POST", "/api/admin/platforms/zjer/resume", token=token)
     assert status == 409 and "cannot resume" in refused["error"]
     assert call(collector, "POST", "/api/admin/platforms/zjer/fly", token=token)[0] == 404

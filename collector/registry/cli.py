@@ -176,7 +176,7 @@ async def _rotate_key(store: RegistryStore, args, settings) -> int:
 
 async def _kit(store: RegistryStore, args, settings) -> int:
     platform = await store.get(args.id)
-    base_url = args.public_url or settings.public_url or f"http://localhost:{settings.port}"
+    base_url = args.public_url or _base_url(settings)
     kit = build_kit(platform, base_url, load_release(resolve_path(settings.beacon_dir)))
     if args.new_token:
         token = (await store.reissue_kit_token(args.id, args.actor)).kit_token
@@ -220,13 +220,20 @@ def _print_issued(args, issued: Issued, settings: Settings, extra: str = "") -> 
     lines = [f"{STATE_NAMES[p.state]} {p.state}: {p.id}"]
     if issued.app_key:
         lines.append(f"appKey: {issued.app_key}")
-    if issued.kit_token:
+    if issued.kit_token:  # §8.3: the kit is generated with the approval
         lines.append(f"kit token（只显示这一次 shown only this once）: {issued.kit_token}")
-        base = settings.public_url or "COLLECTOR-URL"
+        base = _base_url(settings)
         lines.append(f"开发文档 kit: collector platforms kit {p.id}  |  {base}/kit/{p.id}?token=KIT-TOKEN")
+        kit = build_kit(p, base, load_release(resolve_path(settings.beacon_dir)))
+        lines += ["", f"{kit.snippets[0].title_zh} {kit.snippets[0].title_en}:", kit.snippets[0].code]
     if extra:
         lines.append(extra)
     return _print(args, body, "\n".join(lines))
+
+
+def _base_url(settings: Settings) -> str:
+    """The collector URL kits name: the `public_url` setting, else this machine's port."""
+    return settings.public_url or f"http://localhost:{settings.port}"
 
 
 def _print(args, body, text: str) -> int:

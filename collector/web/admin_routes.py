@@ -167,7 +167,12 @@ class RegistryRoutes:
         except TransitionError as exc:
             raise _refuse(409, str(exc))
         body = {**issued.platform.public_dict(), "issued_app_key": issued.app_key, "issued_kit_token": issued.kit_token}
+        if action == "approve":  # §8.3: the kit is generated with the approval
+            body["kit"] = build_kit(issued.platform, self._base_url(request), self.release).as_json()
         return _json(body)
+
+    def _base_url(self, request: web.Request) -> str:
+        return self.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
 
     async def _options(self, request: web.Request) -> dict:
         """The optional JSON body of an action: {"note": "…"} or {"overlap": seconds}."""
@@ -216,8 +221,7 @@ class RegistryRoutes:
     async def _kit(self, request: web.Request) -> web.Response:
         try:
             platform = await self.store.get(request.match_info["id"])
-            base_url = self.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
-            kit = build_kit(platform, base_url, self.release)
+            kit = build_kit(platform, self._base_url(request), self.release)
         except NotFound as exc:
             raise _refuse(404, str(exc))
         except KitUnavailable as exc:
