@@ -40,6 +40,11 @@ def test_every_subcommand_has_help(command):
     assert "usage: collector platforms " + command in done.stdout and "--json" in done.stdout
 
 
+@pytest.mark.parametrize("command", [("platforms",), ("admin-token",), ("admin-token", "create"), ("admin-token", "list")])
+def test_groups_and_token_commands_have_help(command):
+    assert "usage: collector " + " ".join(command) in ok(*command, "--help").stdout
+
+
 def test_life_cycle_through_the_cli(redis_url):
     assert "已登记申请" in ok(*APPLY, redis_url=redis_url).stdout
     listed = ok("platforms", "list", redis_url=redis_url).stdout
