@@ -93,6 +93,11 @@ def test_applications_are_checked_field_by_field(collector_factory):
     assert call(collector, "POST", "/api/platforms/apply", application(name="x" * 9000))[0] == 413
     assert call(collector, "POST", "/api/platforms/apply", application())[0] == 201
     assert call(collector, "POST", "/api/platforms/apply", application())[0] == 409
+    # Chunked bodies (no Content-Length): read whole, and bounded all the same.
+    data = json.dumps(application(id="chunked")).encode()
+    url, headers = collector.base_url + "/api/platforms/apply", {"Content-Type": "application/json"}
+    assert http.request("POST", url, iter([data[:7], data[7:]]), headers)[0] == 201
+    assert http.request("POST", url, iter([b" " * 5000, b" " * 5000]), headers)[0] == 413
 
 
 def test_applications_are_rate_limited_per_client_ip(collector_factory):

@@ -42,6 +42,7 @@ def token_matches(given: str, stored_hashes: Iterable[str]) -> str | None:
     given_hash = token_hash(given) if given else ""
     found = None
     for stored in stored_hashes:
-        if hmac.compare_digest(given_hash.encode(), stored.encode()) and given_hash:
+        # An empty stored hash (no token issued) matches nothing, not even an empty token.
+        if hmac.compare_digest(given_hash.encode(), stored.encode()) and given_hash and stored:
             found = stored
     return found

@@ -60,13 +60,23 @@ class Refused(Exception):
         self.status, self.headers = status, headers
 
 
-def _refuse(status: int, message: str, headers: dict | None = None) -> Refused:
-    return Refused(status, message, headers)
-
-
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+async def _bounded_body(request: web.Request) -> bytes:
+    """The whole body, or 413 past MAX_APPLICATION_BYTES (whatever Content-Length claims)."""
+    too_large = Refused(413, f"a request body here is at most {MAX_APPLICATION_BYTES} bytes")
+    if (request.content_length or 0) > MAX_APPLICATION_BYTES:
+        raise too_large
+    try:
+        body = await request.read()  # itself bounded by client_max_size (max_body_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > MAX_APPLICATION_BYTES:
+        raise too_large
+    return body
 
 
 def _answered(handler):
@@ -100,24 +110,19 @@ class RegistryRoutes:
         client = self.clients.client_ip(request.remote, ",".join(request.headers.getall("X-Forwarded-For", ())) or None)
         wait = self.buckets.take(client)
         if wait:
-            raise _refuse(429, "too many applications from this address", {"Retry-After": str(math.ceil(wait))})
-        if (request.content_length or 0) > MAX_APPLICATION_BYTES:
-            raise _refuse(413, f"an application is at most {MAX_APPLICATION_BYTES} bytes")
-        body = await request.content.read(MAX_APPLICATION_BYTES + 1)
-        if len(body) > MAX_APPLICATION_BYTES:
-            raise _refuse(413, f"an application is at most {MAX_APPLICATION_BYTES} bytes")
+            raise Refused(429, "too many applications from this address", {"Retry-After": str(math.ceil(wait))})
         try:
-            platform = parse_application(orjson.loads(body))
+            platform = parse_application(orjson.loads(await _bounded_body(request)))
         except orjson.JSONDecodeError as exc:
-            raise _refuse(400, f"not JSON: {exc}")
+            raise Refused(400, f"not JSON: {exc}")
         except ApplicationInvalid as exc:
             return _json({"error": "invalid application", "problems": [p.as_json() for p in exc.problems]}, 400)
         try:
             stored = await self.store.apply(platform, f"apply:{client}", settings.max_pending_applications)
         except AlreadyExists as exc:
-            raise _refuse(409, str(exc))
+            raise Refused(409, str(exc))
         except TooManyPending as exc:
-            raise _refuse(429, str(exc), {"Retry-After": str(PENDING_RETRY_AFTER)})
+            raise Refused(429, str(exc), {"Retry-After": str(PENDING_RETRY_AFTER)})
         return _json({"id": stored.id, "state": stored.state, "state_zh": STATE_NAMES[stored.state],
                       "message": "申请已收到，等待审核 application received, waiting for review"}, 201)
 
@@ -125,17 +130,17 @@ class RegistryRoutes:
         """The admin token's name, or 401 (no token) / 403 (not an admin token)."""
         token = _bearer(request)
         if not token:
-            raise _refuse(401, "admin token required (Authorization: Bearer …)", {"WWW-Authenticate": "Bearer"})
+            raise Refused(401, "admin token required (Authorization: Bearer …)", {"WWW-Authenticate": "Bearer"})
         name = await self.store.admin_token_name(token)
         if name is None:
-            raise _refuse(403, "not an admin token")
+            raise Refused(403, "not an admin token")
         return name
 
     async def list(self, request: web.Request) -> web.Response:
         await self.admin(request)
         state = request.query.get("state")
         if state is not None and state not in STATE_NAMES:
-            raise _refuse(400, "state must be one of " + ", ".join(STATE_NAMES))
+            raise Refused(400, "state must be one of " + ", ".join(STATE_NAMES))
         return _json({"platforms": [p.public_dict() for p in await self.store.list(state)]})
 
     async def show(self, request: web.Request) -> web.Response:
@@ -143,29 +148,29 @@ class RegistryRoutes:
         try:
             return _json((await self.store.get(request.match_info["id"])).public_dict())
         except NotFound as exc:
-            raise _refuse(404, str(exc))
+            raise Refused(404, str(exc))
 
     async def act(self, request: web.Request) -> web.Response:
         name = await self.admin(request)
         platform_id, action = request.match_info["id"], request.match_info["action"]
         if action not in ACTIONS:
-            raise _refuse(404, f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+            raise Refused(404, f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
         options = await self._options(request)
         actor, store = f"admin:{name}", self.store
         try:
             if action == "rotate-key":
                 overlap = options.get("overlap", self.app[SETTINGS].key_overlap)
                 if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= 366 * 86400:
-                    raise _refuse(400, "overlap must be an integer number of seconds, 0 to 366 days")
+                    raise Refused(400, "overlap must be an integer number of seconds, 0 to 366 days")
                 issued = await store.rotate_key(platform_id, actor, overlap)
             elif action == "kit-token":
                 issued = await store.reissue_kit_token(platform_id, actor)
             else:
                 issued = await store.act(platform_id, action, actor, options.get("note", ""))
         except NotFound as exc:
-            raise _refuse(404, str(exc))
+            raise Refused(404, str(exc))
         except TransitionError as exc:
-            raise _refuse(409, str(exc))
+            raise Refused(409, str(exc))
         body = {**issued.platform.public_dict(), "issued_app_key": issued.app_key, "issued_kit_token": issued.kit_token}
         if action == "approve":  # §8.3: the kit is generated with the approval
             body["kit"] = build_kit(issued.platform, self._base_url(request), self.release).as_json()
@@ -176,25 +181,25 @@ class RegistryRoutes:
 
     async def _options(self, request: web.Request) -> dict:
         """The optional JSON body of an action: {"note": "…"} or {"overlap": seconds}."""
-        body = await request.content.read(MAX_APPLICATION_BYTES + 1)
+        body = await _bounded_body(request)
         if not body.strip():
             return {}
         try:
             options = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise _refuse(400, f"not JSON: {exc}")
+            raise Refused(400, f"not JSON: {exc}")
         if not isinstance(options, dict) or set(options) - {"note", "overlap"}:
-            raise _refuse(400, 'body must be an object with "note" and/or "overlap"')
+            raise Refused(400, 'body must be an object with "note" and/or "overlap"')
         note = options.get("note", "")
         if not isinstance(note, str) or len(note) > 500:
-            raise _refuse(400, "note must be text of at most 500 characters")
+            raise Refused(400, "note must be text of at most 500 characters")
         return options
 
     async def audit(self, request: web.Request) -> web.Response:
         await self.admin(request)
         limit = request.query.get("limit", "50")
         if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
-            raise _refuse(400, "limit must be 1-10000")
+            raise Refused(400, "limit must be 1-10000")
         return _json({"entries": await self.store.audit(int(limit), request.query.get("platform"))})
 
     async def admin_kit(self, request: web.Request) -> web.Response:
@@ -206,16 +211,16 @@ class RegistryRoutes:
         whether a platform id exists (a wrong token is 403 either way)."""
         token = _bearer(request) or request.query.get("token", "")
         if not token:
-            raise _refuse(401, "kit token required (?token=… or Authorization: Bearer …)", {"WWW-Authenticate": "Bearer"})
+            raise Refused(401, "kit token required (?token=… or Authorization: Bearer …)", {"WWW-Authenticate": "Bearer"})
         try:
             platform = await self.store.get(request.match_info["id"])
         except NotFound:
             platform = None
-        owner = platform is not None and credentials.token_matches(token, [platform.kit_token_sha256] if platform.kit_token_sha256 else [])
+        owner = platform is not None and credentials.token_matches(token, [platform.kit_token_sha256]) is not None
         if not owner and await self.store.admin_token_name(token) is None:
-            raise _refuse(403, "not this platform's kit token")
+            raise Refused(403, "not this platform's kit token")
         if platform is None:
-            raise _refuse(404, f"no platform {request.match_info['id']!r}")
+            raise Refused(404, f"no platform {request.match_info['id']!r}")
         return await self._kit(request)
 
     async def _kit(self, request: web.Request) -> web.Response:
@@ -223,9 +228,9 @@ class RegistryRoutes:
             platform = await self.store.get(request.match_info["id"])
             kit = build_kit(platform, self._base_url(request), self.release)
         except NotFound as exc:
-            raise _refuse(404, str(exc))
+            raise Refused(404, str(exc))
         except KitUnavailable as exc:
-            raise _refuse(409, str(exc))
+            raise Refused(409, str(exc))
         fmt = request.query.get("format", "html" if request.path.startswith("/kit/") else "json")
         # The page carries the app key (and may be reached with a token in its URL):
         # keep it out of shared caches and out of other sites' Referer headers.
@@ -236,4 +241,4 @@ class RegistryRoutes:
             return web.Response(text=render_html(kit), content_type="text/html", charset="utf-8", headers=private)
         if fmt == "json":
             return _json(kit.as_json(), headers=private)
-        raise _refuse(400, "format must be html, md or json")
+        raise Refused(400, "format must be html, md or json")
