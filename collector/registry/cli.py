@@ -19,7 +19,7 @@ from collector.embedded_redis import running_url
 from collector.registry import application, table
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
-from collector.registry.model import ENVIRONMENTS, PLATFORM_TYPES, STATE_NAMES, TRANSITIONS, Platform, TransitionError
+from collector.registry.model import ENVIRONMENTS, PLATFORM_TYPES, STATE_NAMES, TRANSITIONS, TransitionError
 from collector.registry.release import load_release
 from collector.registry.store import AlreadyExists, Issued, NotFound, RegistryStore
 from collector.settings import Settings, SettingsError, resolve_path

@@ -19,7 +19,7 @@ from redis.exceptions import WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
-    ACTIVE, APPLIED, APPROVED, KEYED_STATES, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
+    ACTIVE, APPLIED, KEYED_STATES, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
     next_state,
 )
 from collector.store import keys
