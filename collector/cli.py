@@ -1,4 +1,4 @@
-"""Command line: `collector serve`, `collector inspect` and `collector stats`.
+"""Command line: `collector serve`, `inspect`, `stats`, `platforms` and `admin-token`.
 
 Every setting is a flag and a COLLECTOR_* variable; flags win over the environment,
 which wins over the defaults in settings.Settings.
@@ -14,6 +14,7 @@ from typing import Sequence
 
 import orjson
 
+from collector.registry import cli as registry_cli
 from collector.settings import Settings, SettingsError, describe, parser_for
 from .stats_cli import add_stats_command, run_stats
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--geo-db", default=None, help="comma-separated MMDB paths (env COLLECTOR_GEO_DB)")
     inspect.add_argument("--jsonl", action="store_true", help='read {"ip": ..., "ua": ...} lines on stdin')
     add_stats_command(commands)
+    registry_cli.add_commands(commands)
     return parser
 
 
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(Settings.from_env(**overrides))
         elif args.command == "stats":
             return run_stats(args)
+        elif args.command in ("platforms", "admin-token"):
+            return registry_cli.run(args)
         else:
             return inspect(args)
     except SettingsError as exc:

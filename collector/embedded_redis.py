@@ -112,6 +112,16 @@ class EmbeddedRedis:
             return "(no log)"
 
 
+def running_url(data_dir: str) -> str | None:
+    """The URL of the embedded Redis a collector runs for `data_dir`, if one answers.
+
+    Lets other commands (`collector platforms`) reach the same Redis as `collector serve`
+    without a --redis-url.
+    """
+    path = Path(data_dir).resolve() / "redis" / "redis.sock"
+    return f"unix://{path}" if _answers_ping(path) else None
+
+
 def _terminate_with_parent() -> None:
     """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
     try:

@@ -22,6 +22,7 @@ from aiohttp import web
 from collector.web.app import create_app
 from collector.web.hit_server import HitRunner
 from collector.embedded_redis import EmbeddedRedis
+from collector.registry.demo import register_demo_platform
 from collector.settings import Settings, SettingsError, redacted_url
 
 log = logging.getLogger("collector")
@@ -46,6 +47,8 @@ def serve(settings: Settings) -> None:
         embedded = EmbeddedRedis(settings.data_dir, settings.redis_server_bin)
         settings = settings.replace(redis_url=embedded.start())
     try:
+        if embedded:
+            register_demo_platform(settings)
         if settings.workers == 1:
             run_worker(settings, worker=0, reuse_port=False)
         else:

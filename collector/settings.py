@@ -89,6 +89,13 @@ class Settings:
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
     geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
     beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
+    public_url: str = _setting(
+        "", "the collector's public base URL, as platforms' pages reach it (https://collector.example.edu.cn); "
+        "integration kits use it; empty: the URL the kit was requested on"
+    )
+    key_overlap: int = _setting(604800, "seconds a rotated-out app key stays valid after `platforms rotate-key`")
+    apply_per_hour: int = _setting(10, "platform applications one client IP may send per hour (POST /api/platforms/apply)")
+    max_pending_applications: int = _setting(200, "applications waiting for review at most; more get 429 until some are decided")
     access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
@@ -123,6 +130,11 @@ class Settings:
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),
             (self.journal_max_bytes > 0, "journal_max_bytes", "must be positive"),
+            (self.key_overlap >= 0, "key_overlap", "must not be negative"),
+            (self.apply_per_hour >= 1, "apply_per_hour", "must be at least 1"),
+            (self.max_pending_applications >= 1, "max_pending_applications", "must be at least 1"),
+            (self.public_url == "" or self.public_url.startswith(("http://", "https://")), "public_url",
+             "must start with http:// or https://"),
         ]
         for ok, name, why in checks:
             if not ok:

@@ -16,7 +16,11 @@ FORBIDDEN = {
     "features": {"aiohttp", "redis"},
     "store": {"aiohttp"},
     "api": {"aiohttp"},
+    "registry": {"aiohttp"},
 }
+# The registry's pure modules (record, application, kit, tokens): neither library; its
+# Redis lives in registry/store.py alone (the CLI and the demo go through the store).
+PURE_REGISTRY_MODULES = ("model", "application", "credentials", "kit", "kit_page", "release", "ratelimit", "table")
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -40,6 +44,17 @@ def test_inner_layers_import_no_outer_library(layer):
         if imported_roots(path) & FORBIDDEN[layer]
     }
     assert not offenders, f"collector/{layer}/ must not import {sorted(FORBIDDEN[layer])}: {offenders}"
+
+
+@pytest.mark.parametrize("module", PURE_REGISTRY_MODULES)
+def test_registry_model_and_kit_are_pure(module):
+    path = COLLECTOR / "registry" / f"{module}.py"
+    assert not imported_roots(path) & {"aiohttp", "redis"}
+
+
+def test_only_the_registry_store_imports_redis():
+    users = sorted(p.name for p in (COLLECTOR / "registry").glob("*.py") if "redis" in imported_roots(p))
+    assert users == ["store.py"]
 
 
 def test_the_rule_sees_an_import(tmp_path):

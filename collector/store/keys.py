@@ -17,11 +17,18 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:salt:DAY                             string the day's visitor-hash salt (48 h)
     eb:catalogue:{APP}                      hash   uploaded resource counts per DIM:VALUE
     eb:apps                                 set    every app key seen
+    eb:{registry}:platforms                 hash   platform id -> its record (JSON)
+    eb:{registry}:app-keys                  hash   app key (current or retired) -> platform id
+    eb:{registry}:pending                   set    ids of platforms waiting for approval
+    eb:{registry}:version                   string bumped by every registry change
+    eb:{registry}:audit                     stream who changed what, when (capped)
+    eb:{registry}:admin-tokens              hash   SHA-256 of an admin token -> its name (JSON)
 
 GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
 20261124, 202611). The `{...}` part is the Redis Cluster hash tag: every key of one app
 and one local day lives in one slot, so one flush script touches one slot. Month keys
-span days, so they carry the tag {APP|MONTH} instead.
+span days, so they carry the tag {APP|MONTH} instead. The registry's keys share the
+tag {registry}, so a registry change is one transaction in one slot.
 """
 
 from __future__ import annotations
@@ -130,3 +137,24 @@ def flush_sequence(tag: str, writer: str) -> str:
 
 def salt(day_id: str) -> str:
     return f"{PREFIX}:salt:{day_id}"
+
+
+# ---- the access-platform registry (collector/registry/) -------------------------------
+# One hash tag for all of it: every change (record, key index, pending set, version,
+# audit entry) is one MULTI/EXEC, which Redis Cluster only allows within one slot.
+
+REGISTRY_TAG = "{registry}"
+# Audit entries kept (XADD MAXLEN ~): years of approvals at any realistic pace.
+REGISTRY_AUDIT_MAXLEN = 10_000
+
+
+def registry_key(name: str) -> str:
+    return f"{PREFIX}:{REGISTRY_TAG}:{name}"
+
+
+REGISTRY_PLATFORMS = registry_key("platforms")
+REGISTRY_APP_KEYS = registry_key("app-keys")
+REGISTRY_PENDING = registry_key("pending")
+REGISTRY_VERSION = registry_key("version")
+REGISTRY_AUDIT = registry_key("audit")
+REGISTRY_ADMIN_TOKENS = registry_key("admin-tokens")

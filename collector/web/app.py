@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator
 from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
+from collector.web.admin_routes import add_registry_routes
 from collector.web.beacon_routes import add_beacon_routes
 from collector.store.buckets import Calendar
 from collector.enrich.device import DeviceClassifier
@@ -71,6 +72,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.router.add_get("/api/collector", collector_metrics)
     app.router.add_get("/api/openapi.json", openapi_description)
     add_beacon_routes(app, resolve_path(settings.beacon_dir))
+    add_registry_routes(app)
     return app
 
 
