@@ -31,7 +31,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_the_parser_has_the_documented_subcommands():
-    assert subcommands() == ["inspect", "serve", "stats"]
+    assert subcommands() == ["admin-token", "inspect", "platforms", "serve", "stats"]
 
 
 @pytest.mark.parametrize("command", subcommands())
