@@ -190,6 +190,10 @@ class HitServer:
 
     def _tick(self) -> None:
         """Every second: the Date header, the fixed answers' bytes, deadlines; now and then the log summary."""
+        try:  # first, so that nothing below can stop the clock
+            self._tick_handle = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._tick)
+        except RuntimeError:  # made outside a running loop (tests): no timer until one runs
+            self._tick_handle = None
         self.now = now = time.monotonic()
         self.date = formatdate(usegmt=True)
         self.idle_deadline = now + self.keepalive_timeout  # the common case's, computed once a tick
@@ -204,10 +208,6 @@ class HitServer:
         if now >= self._next_summary:
             self.stats.log_summary(LOG_EVERY)
             self._next_summary = now + LOG_EVERY
-        try:
-            self._tick_handle = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._tick)
-        except RuntimeError:  # made outside a running loop (tests): no timer until one runs
-            self._tick_handle = None
 
 
 class HitRunner(web.AppRunner):

@@ -65,20 +65,20 @@ class HttpStats:
         malformed = self.malformed - self._logged_malformed
         if malformed:
             log.info(
-                "%d malformed requests in the last %.0f s, answered 400 (reasons: %s)",
+                "%d malformed requests in the last %g s, answered 400 (reasons: %s)",
                 sum(malformed.values()), interval, _listed(malformed),
             )
         # Idle keep-alive connections closing is normal: only unfinished requests are news.
         slow = Counter({p: n for p, n in (self.timed_out - self._logged_timed_out).items() if p != "idle"})
         if slow:
             log.info(
-                "closed %d connections in the last %.0f s that did not send a whole request in time (%s)",
+                "closed %d connections in the last %g s that did not send a whole request in time (%s)",
                 sum(slow.values()), interval, _listed(slow),
             )
         refused = self.refused - self._logged_refused
         if refused:
             log.warning(
-                "connection limit reached: %d connections open, %d new ones refused with 503 in the last %.0f s "
+                "connection limit reached: %d connections open, %d new ones refused with 503 in the last %g s "
                 "(max_connections %d)", self.open_connections, refused, interval, self.max_connections,
             )
         self._logged_malformed = self.malformed.copy()

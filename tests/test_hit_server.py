@@ -20,7 +20,7 @@ import collector.hit_server
 import httputil as http
 from collector.app import create_app
 from collector.hit_server import HitRunner
-from conftest import HitTestServer
+from conftest import HitTestServer, launch_collector
 from test_ingest import DESKTOP, flush, pv, stats
 
 HIT = "GET /c?k=app1&t=pageview&u=https%3A%2F%2Fwww.example.edu%2F HTTP/1.1\r\nHost: x\r\nUser-Agent: " + DESKTOP + "\r\n\r\n"
@@ -527,3 +527,18 @@ async def test_a_head_with_a_bare_lf_is_answered_as_aiohttp_answers_it(limited_c
     assert theirs == ([(400, "aiohttp")], True)
     assert ours == theirs
     assert await counted_pv(client) == 0
+
+
+def test_with_the_access_log_every_request_goes_through_aiohttp_and_is_logged(tmp_path, redis_url, test_geo_db):
+    """`--access-log` keeps HitRunner (for its limits) with the fast path off."""
+    collector = launch_collector(tmp_path / "c.log", [
+        "--redis-url", redis_url, "--geo-db", test_geo_db[0], "--data-dir", str(tmp_path / "data"),
+        "--access-log", "--keepalive-timeout", "1",
+    ])
+    with socket.create_connection(("127.0.0.1", collector.port)) as sock:
+        sock.sendall(HIT.encode())
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 204") and b"aiohttp" in answer
+        sock.settimeout(5)
+        assert sock.recv(4096) == b""  # closed at aiohttp's keep-alive timeout, which is ours
+    collector.wait_for(lambda: '"GET /c?k=app1' in collector.log())
