@@ -31,6 +31,7 @@ connections, new ones are answered 503 and closed.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from email.utils import formatdate
@@ -52,6 +53,10 @@ SWEEP_EVERY = 1.0  # the Date header's and the deadline sweep's clock tick
 
 # What a connection is waiting for; the phase a deadline passed in is counted.
 IDLE, HEAD, BODY = "idle", "head", "body"
+# At the cap, this share of the connections, the longest idle between requests, are
+# closed to make room (at most once a tick): idle keep-alive connections must not lock
+# new clients out for keepalive_timeout.
+EVICT_SHARE = 16
 
 # Header names as they appear after a line break in the lower-cased head.
 USER_AGENT = b"\r\nuser-agent:"
@@ -100,6 +105,7 @@ class HitServer:
             web_server.request_factory = self._noting_heads(web_server.request_factory)
         self.now = time.monotonic()
         self._next_summary = self.now + LOG_EVERY
+        self._evicted_at = 0.0
         self._answers: dict[int, bytes] = {}
         self._ingest: Ingest | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -132,6 +138,21 @@ class HitServer:
     @property
     def open_connections(self) -> int:
         return len(self.connections) + len(self.handed_over)
+
+    def room_for_one_more(self) -> bool:
+        """Below the cap; or at it, room made by closing the longest-idle connections."""
+        if self.open_connections < self.max_connections:
+            return True
+        if self._evicted_at == self.now:  # one scan a tick: a flood of connections stays cheap
+            return False
+        self._evicted_at = self.now
+        idle = [c for c in self.connections if not c.buffer and not c.transport.is_closing()]
+        idle += [t for t in self.handed_over.values() if t.phase is IDLE and not t.transport.is_closing()]
+        oldest = heapq.nsmallest(max(self.max_connections // EVICT_SHARE, 1), idle, key=_deadline)
+        for connection in oldest:
+            close_now(connection.transport)
+        self.stats.evicted += len(oldest)
+        return bool(oldest)  # their descriptors are freed at once, before ours is counted
 
     def refuse(self, transport: asyncio.Transport) -> None:
         """A connection over the cap: answered 503 (for a proxy to retry elsewhere) and closed."""
@@ -228,6 +249,10 @@ class HitRunner(web.AppRunner):
         return HitServer(await super()._make_server(), self.app, self.fast_path, self.http_stats)
 
 
+def _deadline(connection: "HitConnection | HandedOver") -> float:
+    return connection.deadline
+
+
 def close_now(transport: asyncio.BaseTransport) -> None:
     """Close at once: close() would first wait for a client that does not read to take our answers."""
     if transport.get_write_buffer_size():
@@ -311,7 +336,7 @@ class HitConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         server = self.server
-        if server.open_connections >= server.max_connections:
+        if not server.room_for_one_more():
             return server.refuse(transport)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else None

@@ -45,17 +45,20 @@ class HttpStats:
         self.malformed: Counter[str] = Counter()  # requests answered 400 by aiohttp, by reason
         self.timed_out: Counter[str] = Counter()  # connections closed at a deadline, by phase
         self.refused = 0  # connections refused at the cap
+        self.evicted = 0  # idle connections closed at the cap to make room for new ones
         self.open_connections = 0  # as of the last clock tick
         self.max_connections = 0
         self._logged_malformed: Counter[str] = Counter()
         self._logged_timed_out: Counter[str] = Counter()
         self._logged_refused = 0
+        self._logged_evicted = 0
 
     def as_dict(self) -> dict:
         return {
             "open_connections": self.open_connections,
             "max_connections": self.max_connections,
             "refused_connections": self.refused,
+            "evicted_idle_connections": self.evicted,
             "timed_out": dict(self.timed_out),
             "malformed_requests": dict(self.malformed),
         }
@@ -75,15 +78,17 @@ class HttpStats:
                 "closed %d connections in the last %g s that did not send a whole request in time (%s)",
                 sum(slow.values()), interval, _listed(slow),
             )
-        refused = self.refused - self._logged_refused
-        if refused:
+        refused, evicted = self.refused - self._logged_refused, self.evicted - self._logged_evicted
+        if refused or evicted:
             log.warning(
-                "connection limit reached: %d connections open, %d new ones refused with 503 in the last %g s "
-                "(max_connections %d)", self.open_connections, refused, interval, self.max_connections,
+                "connection limit reached: %d connections open; in the last %g s %d idle ones closed to make room "
+                "and %d new ones refused with 503 (max_connections %d)",
+                self.open_connections, interval, evicted, refused, self.max_connections,
             )
         self._logged_malformed = self.malformed.copy()
         self._logged_timed_out = self.timed_out.copy()
         self._logged_refused = self.refused
+        self._logged_evicted = self.evicted
 
 
 def _listed(counts: Counter[str]) -> str:

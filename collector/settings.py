@@ -69,7 +69,8 @@ class Settings:
         "a new connection, its first request; slower connections are closed"
     )
     max_connections: int = _setting(
-        4096, "open client connections per process (at most the open-file limit minus 64); more are refused with 503"
+        4096, "open client connections per process (at most the open-file limit minus 64); "
+        "at the cap the longest-idle are closed, else new ones get 503"
     )
     client_ts_window: int = _setting(
         86400, "seconds in the past a client timestamp may lie and still pick the bucket"

@@ -366,15 +366,42 @@ async def test_a_handed_over_connection_stuck_mid_request_is_closed_at_its_deadl
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
 
 
-async def test_beyond_max_connections_new_ones_are_refused_until_held_ones_time_out(limited_client):
+async def test_at_max_connections_the_longest_idle_connection_makes_room(limited_client):
+    client = await limited_client(max_connections=5, request_timeout=30.0, keepalive_timeout=30.0)
+    idle = []
+    for _ in range(5):  # keep-alive connections, idle after one hit each
+        idle.append(await Conn.open(client))
+        await idle[-1].send(HIT)
+        assert (await idle[-1].answer())[0] == 204
+    newcomer = await Conn.open(client)
+    await newcomer.send(HIT)
+    assert (await newcomer.answer())[0] == 204
+    newcomer.close()
+    closed = 0
+    for conn in idle:
+        try:
+            closed += await asyncio.wait_for(conn.reader.read(), 0.3) == b""
+        except asyncio.TimeoutError:
+            pass
+    assert closed == 1
+    counters = await http_counters(client)
+    assert (counters["evicted_idle_connections"], counters["refused_connections"]) == (1, 0)
+    assert await counted_pv(client) == 6
+
+
+async def test_at_max_connections_with_none_idle_new_ones_are_refused_until_deadlines_pass(limited_client):
     client = await limited_client(max_connections=5, request_timeout=1.0, keepalive_timeout=30.0)
-    held = [await Conn.open(client) for _ in range(5)]  # they never send a byte
+    held = []
+    for _ in range(5):  # each in the middle of a head
+        held.append(await Conn.open(client))
+        await held[-1].send(HIT[:30])
+    await asyncio.sleep(0.1)
     extra = await Conn.open(client)
     status, headers, body = await extra.answer()
     assert (status, orjson.loads(body)) == (503, {"error": "too_many_connections"}) and headers["connection"] == "close"
     assert await extra.closed()
     start = time.monotonic()
-    while True:  # a new client is served once the held connections' first-request deadline passes
+    while True:  # a new client is served once the held heads' deadline has passed
         conn = await Conn.open(client)
         await conn.send(HIT)
         try:
@@ -389,8 +416,8 @@ async def test_beyond_max_connections_new_ones_are_refused_until_held_ones_time_
     for conn in held:
         assert await conn.closed()
     counters = await http_counters(client)
-    assert counters["refused_connections"] >= 2 and counters["timed_out"] == {"idle": 5}
-    assert counters["max_connections"] == 5
+    assert counters["refused_connections"] >= 2 and counters["timed_out"] == {"head": 5}
+    assert counters["max_connections"] == 5 and counters["evicted_idle_connections"] == 0
     assert await counted_pv(client) == 1
 
 
@@ -481,7 +508,8 @@ async def test_held_connections_at_the_open_file_limit_lock_nobody_out_for_long(
     assert served_after is not None and served_after <= 2 + 2.5, f"no new client served in 8 s:\n{collector.log()[-3000:]}"
     collector.wait_for(lambda: collector.stats("app1")["totals"]["pv"] == 1)
     _, body = http.get_json(collector.base_url + "/api/collector")
-    assert body["http"]["max_connections"] == 300 - 64 and body["http"]["refused_connections"] > 0
+    assert body["http"]["max_connections"] == 300 - 64
+    assert body["http"]["refused_connections"] + body["http"]["evicted_idle_connections"] > 0
     assert body["http"]["timed_out"]["head"] > 0
     log = collector.log()
     assert "max_connections 4096 lowered to 236" in log and log.count("connection limit reached") <= 2
