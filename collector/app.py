@@ -22,12 +22,13 @@ from redis.exceptions import RedisError
 
 from . import redis_client
 from .aggregate import Aggregator
-from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
+from .appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, HTTP_STATS, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from .beacon_routes import add_beacon_routes
 from .buckets import Calendar
 from .device import DeviceClassifier
 from .flusher import Flusher
 from .geo import GeoResolver
+from .http_limits import HttpStats
 from .ingest import Answer, Ingest
 from .journal import Journal
 from .periodic import Periodic
@@ -47,6 +48,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app[CLOCK] = clock
     app[CALENDAR] = Calendar(settings.timezone)
     app[AGGREGATOR] = Aggregator()
+    app[HTTP_STATS] = HttpStats()  # kept by hit_server.py's HitServer
     app[JOURNAL] = (
         Journal(Path(settings.data_dir) / "journal" / f"w{worker}", settings.journal_fsync, settings.journal_max_bytes)
         if settings.journal
@@ -285,5 +287,7 @@ def backlog(app: web.Application) -> dict:
         "records_quarantined": journal.quarantine.records if journal else 0,
         # Events counted under (other) because a cardinality cap was full (caps.py).
         "capped_events": dict(app[INGEST].caps.overflowed),
+        # Connections and requests the HTTP layer closed or refused (http_limits.py).
+        "http": app[HTTP_STATS].as_dict(),
     }
 

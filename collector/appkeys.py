@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .buckets import Calendar
     from .flusher import Flusher
     from .geo import GeoResolver
+    from .http_limits import HttpStats
     from .ingest import Ingest
     from .journal import Journal
     from .settings import Settings
@@ -27,3 +28,4 @@ INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
 FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")
 JOURNAL: web.AppKey["Journal | None"] = web.AppKey("journal")
 REDIS_OUTAGE: web.AppKey["RedisOutageLog"] = web.AppKey("redis_outage")
+HTTP_STATS: web.AppKey["HttpStats"] = web.AppKey("http_stats")
