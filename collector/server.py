@@ -72,10 +72,11 @@ def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None
 
 async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
     app = create_app(settings, worker=worker)
-    # The hit fast path writes no access log: when one is asked for, aiohttp serves all.
-    runner_class = web.AppRunner if settings.access_log else HitRunner
-    runner = runner_class(
+    # The hit fast path writes no access log: when one is asked for, aiohttp serves all
+    # (through HitRunner still, for its connection limits).
+    runner = HitRunner(
         app,
+        fast_path=not settings.access_log,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         handle_signals=False,
         shutdown_timeout=IN_FLIGHT_GRACE,

@@ -63,6 +63,15 @@ class Settings:
     flush_interval: float = _setting(1.0, "seconds between flushes of counted deltas to Redis")
     max_body_bytes: int = _setting(16384, "largest POST body accepted (413 above)")
     max_batch_events: int = _setting(100, "most events processed from one POST batch")
+    keepalive_timeout: float = _setting(75.0, "seconds an idle keep-alive connection is kept open between requests")
+    request_timeout: float = _setting(
+        10.0, "seconds a client has to send a request's head (from its first byte), and again its body; "
+        "a new connection, its first request; slower connections are closed"
+    )
+    max_connections: int = _setting(
+        4096, "open client connections per process (at most the open-file limit minus 64); "
+        "at the cap the longest-idle are closed, else new ones get 503"
+    )
     client_ts_window: int = _setting(
         86400, "seconds in the past a client timestamp may lie and still pick the bucket"
     )
@@ -126,6 +135,9 @@ class Settings:
             (self.flush_interval > 0, "flush_interval", "must be positive"),
             (self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024"),
             (self.max_batch_events >= 1, "max_batch_events", "must be at least 1"),
+            (self.keepalive_timeout > 0, "keepalive_timeout", "must be positive"),
+            (self.request_timeout > 0, "request_timeout", "must be positive"),
+            (self.max_connections >= 1, "max_connections", "must be at least 1"),
             (self.session_timeout > 0, "session_timeout", "must be positive"),
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),

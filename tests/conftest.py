@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -243,7 +244,10 @@ def _kill_leftover_collectors():
             running.proc.wait()
 
 
-def launch_collector(log_path: Path, args: list[str], env: dict | None = None, port: int | None = None) -> RunningCollector:
+def launch_collector(
+    log_path: Path, args: list[str], env: dict | None = None, port: int | None = None, open_files: int | None = None
+) -> RunningCollector:
+    """`open_files`: the process's open-file limit (ulimit -n), for tests of running out of descriptors."""
     port = port or free_port()
     full_env = {**os.environ, **(env or {})}
     log_file = open(log_path, "ab")
@@ -254,6 +258,7 @@ def launch_collector(log_path: Path, args: list[str], env: dict | None = None, p
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=(lambda: _limit_open_files(open_files)) if open_files else None,
     )
     running = RunningCollector(proc, port, log_path, full_env)
     _LAUNCHED.append(running)
@@ -272,12 +277,16 @@ def launch_collector(log_path: Path, args: list[str], env: dict | None = None, p
     raise RuntimeError(f"collector did not answer /healthz:\n{running.log()}")
 
 
+def _limit_open_files(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
 @pytest.fixture
 def collector_factory(redis_url, test_geo_db, tmp_path):
     """Start real `python -m collector serve` processes; all are stopped after the test."""
     started: list[RunningCollector] = []  # numbers the log files
 
-    def start(**overrides) -> RunningCollector:
+    def start(open_files: int | None = None, **overrides) -> RunningCollector:
         settings = {
             "redis_url": redis_url,
             "geo_db": ",".join(test_geo_db),
@@ -289,7 +298,7 @@ def collector_factory(redis_url, test_geo_db, tmp_path):
         args = []
         for name, value in settings.items():
             args += ["--" + name.replace("_", "-"), value]
-        running = launch_collector(tmp_path / f"collector-{len(started)}.log", args)
+        running = launch_collector(tmp_path / f"collector-{len(started)}.log", args, open_files=open_files)
         started.append(running)
         return running
 

@@ -9,11 +9,18 @@ or reordering a request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import time
 
 import orjson
 import pytest
 
+import collector.web.hit_server
+import httputil as http
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
+from conftest import HitTestServer, launch_collector
 from test_ingest import DESKTOP, flush, pv, stats
 
 HIT = "GET /c?k=app1&t=pageview&u=https%3A%2F%2Fwww.example.edu%2F HTTP/1.1\r\nHost: x\r\nUser-Agent: " + DESKTOP + "\r\n\r\n"
@@ -249,3 +256,317 @@ async def test_idle_connections_are_closed_on_shutdown(collector_client):
     assert (await conn.answer())[0] == 204
     await client.server.close()
     assert await conn.closed()
+
+
+# ---- limits: deadlines, the connection cap, garbage ------------------------------------
+# The clock tick is one second: a deadline of T seconds closes between T and T + 1.
+
+
+async def drip(conn: Conn, data: bytes, every: float, limit: float) -> tuple[float, bytes]:
+    """Send `data` a byte every `every` seconds until the server closes the connection:
+    (seconds from the first byte to the close, what the server sent)."""
+    start = time.monotonic()
+    received = b""
+    for byte in data:
+        try:
+            conn.writer.write(bytes([byte]))
+            await conn.writer.drain()
+            chunk = await asyncio.wait_for(conn.reader.read(65536), every)
+        except asyncio.TimeoutError:
+            chunk = None
+        except ConnectionError:
+            chunk = b""
+        if chunk == b"":
+            return time.monotonic() - start, received
+        received += chunk or b""
+        assert time.monotonic() - start < limit, f"still open after {limit} s of dripping"
+    raise AssertionError("the whole request was sent a byte at a time and the connection is still open")
+
+
+async def seconds_until_closed(conn: Conn, limit: float) -> float:
+    start = time.monotonic()
+    assert await asyncio.wait_for(conn.reader.read(), limit) == b""
+    return time.monotonic() - start
+
+
+async def http_counters(client) -> dict:
+    resp = await client.get("/api/collector")
+    return (await resp.json())["http"]
+
+
+class AiohttpOnlyTestServer(HitTestServer):
+    """As `collector serve --access-log` runs: no fast path, the same limits."""
+
+    async def _make_runner(self, **kwargs) -> HitRunner:
+        return HitRunner(self.app, fast_path=False, **kwargs)
+
+
+@pytest.fixture
+async def limited_client(aiohttp_client, make_settings):
+    """Factory: (fast_path, **settings) -> a test client of the collector with those limits."""
+
+    async def start(fast_path: bool = True, **changes):
+        app = create_app(make_settings(**changes), worker=7)
+        return await aiohttp_client(HitTestServer(app) if fast_path else AiohttpOnlyTestServer(app))
+
+    return start
+
+
+SERVERS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast path", "aiohttp only (--access-log)"])
+
+
+@SERVERS
+async def test_a_head_sent_a_byte_at_a_time_is_closed_at_its_deadline(limited_client, fast_path):
+    """The deadline runs from the head's first byte: each byte does not buy more time."""
+    client = await limited_client(fast_path, request_timeout=1.0, keepalive_timeout=30.0)
+    conn = await Conn.open(client)
+    elapsed, answer = await drip(conn, HIT.encode(), every=0.2, limit=6)
+    assert answer == b"" and 0.8 <= elapsed <= 3.0, (elapsed, answer)
+    assert (await http_counters(client))["timed_out"] == {"head": 1}
+
+
+@SERVERS
+async def test_a_body_sent_a_byte_at_a_time_is_closed_at_its_deadline(limited_client, fast_path, caplog):
+    client = await limited_client(fast_path, request_timeout=1.0, keepalive_timeout=30.0)
+    conn = await Conn.open(client)
+    await conn.send(f"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n")
+    elapsed, answer = await drip(conn, orjson.dumps([pv()] * 3), every=0.2, limit=6)
+    assert answer == b"" and 0.8 <= elapsed <= 3.0, (elapsed, answer)
+    assert (await http_counters(client))["timed_out"] == {"body": 1}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+@pytest.mark.parametrize("first", [HIT, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["fast path", "after a hand-over"])
+async def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(limited_client, first):
+    client = await limited_client(keepalive_timeout=1.0, request_timeout=30.0)
+    conn = await Conn.open(client)
+    await conn.send(first)
+    status, headers, _ = await conn.answer()
+    assert status in (200, 204) and layer(headers) == ("fast" if first == HIT else "aiohttp")
+    assert 0.8 <= await seconds_until_closed(conn, 5) <= 3.0
+
+
+@pytest.mark.parametrize("stuck", [
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: " + DESKTOP + "\r\n\r\n",  # mid-head
+    "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + "1\r\na\r\n" * 40,  # mid-body
+    "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + "a" * 200,  # mid-body
+], ids=["mid-head", "mid-body, chunked", "mid-body, Content-Length"])
+async def test_a_handed_over_connection_stuck_mid_request_is_closed_at_its_deadline(limited_client, stuck, caplog):
+    """aiohttp itself waits for the rest of a head or body without end."""
+    client = await limited_client(request_timeout=1.0, keepalive_timeout=30.0)
+    conn = await Conn.open(client)
+    await conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert layer((await conn.answer())[1]) == "aiohttp"  # aiohttp's connection from here on
+    head, _, body = stuck.partition("\r\n\r\n")
+    if body:  # the head at once, then the body a byte at a time
+        await conn.send(head + "\r\n\r\n")
+    elapsed, answer = await drip(conn, (body or head).encode(), every=0.2, limit=6)
+    assert answer == b"" and 0.8 <= elapsed <= 3.0, (elapsed, answer)
+    assert (await http_counters(client))["timed_out"] == {"body" if body else "head": 1}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+async def test_at_max_connections_the_longest_idle_connection_makes_room(limited_client):
+    client = await limited_client(max_connections=5, request_timeout=30.0, keepalive_timeout=30.0)
+    idle = []
+    for _ in range(5):  # keep-alive connections, idle after one hit each
+        idle.append(await Conn.open(client))
+        await idle[-1].send(HIT)
+        assert (await idle[-1].answer())[0] == 204
+    newcomer = await Conn.open(client)
+    await newcomer.send(HIT)
+    assert (await newcomer.answer())[0] == 204
+    newcomer.close()
+    closed = 0
+    for conn in idle:
+        try:
+            closed += await asyncio.wait_for(conn.reader.read(), 0.3) == b""
+        except asyncio.TimeoutError:
+            pass
+    assert closed == 1
+    counters = await http_counters(client)
+    assert (counters["evicted_idle_connections"], counters["refused_connections"]) == (1, 0)
+    assert await counted_pv(client) == 6
+
+
+async def test_at_max_connections_with_none_idle_new_ones_are_refused_until_deadlines_pass(limited_client):
+    client = await limited_client(max_connections=5, request_timeout=1.0, keepalive_timeout=30.0)
+    held = []
+    for _ in range(5):  # each in the middle of a head
+        held.append(await Conn.open(client))
+        await held[-1].send(HIT[:30])
+    await asyncio.sleep(0.1)
+    extra = await Conn.open(client)
+    status, headers, body = await extra.answer()
+    assert (status, orjson.loads(body)) == (503, {"error": "too_many_connections"}) and headers["connection"] == "close"
+    assert await extra.closed()
+    start = time.monotonic()
+    while True:  # a new client is served once the held heads' deadline has passed
+        conn = await Conn.open(client)
+        await conn.send(HIT)
+        try:
+            status = (await conn.answer())[0]
+        except (asyncio.IncompleteReadError, ConnectionError):
+            status = None
+        conn.close()
+        if status == 204:
+            break
+        assert status == 503 and time.monotonic() - start < 3.0, status
+        await asyncio.sleep(0.2)
+    for conn in held:
+        assert await conn.closed()
+    counters = await http_counters(client)
+    assert counters["refused_connections"] >= 2 and counters["timed_out"] == {"head": 5}
+    assert counters["max_connections"] == 5 and counters["evicted_idle_connections"] == 0
+    assert await counted_pv(client) == 1
+
+
+MALFORMED = {
+    b"\x00\xff" * 10 + b"\r\n\r\n": "bad_http_method",
+    b"GET /c HTTP/1.1\nHost: x\r\n\r\n": "bad_status_line",
+    b"GET /c HTTP/1.1\r\nHost: x\n\n": "bad_http_message",
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n": "bad_http_message",
+    b"GET /c HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n": "line_too_long",
+}
+
+
+async def test_malformed_requests_are_counted_by_reason_and_summarised_not_logged_each(limited_client, caplog, monkeypatch):
+    monkeypatch.setattr(collector.web.hit_server, "LOG_EVERY", 0.5, raising=False)  # a summary every tick
+    caplog.set_level(logging.DEBUG)
+    client = await limited_client()
+    rounds = 20
+    for _ in range(rounds):
+        for request in MALFORMED:
+            conn = await Conn.open(client)
+            await conn.send(request)
+            status, headers, _ = await conn.answer()
+            assert (status, layer(headers)) == (400, "aiohttp")
+            conn.close()
+    await asyncio.sleep(1.5)  # a tick or two: the summary
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    records = [r for r in caplog.records if r.name in ("aiohttp.server", "collector.http")]
+    assert [r.getMessage() for r in records] == [
+        f"{rounds * len(MALFORMED)} malformed requests in the last 0.5 s, answered 400 "
+        f"(reasons: bad_http_message {2 * rounds}, bad_http_method {rounds}, bad_status_line {rounds}, line_too_long {rounds})"
+    ]
+    expected = {}
+    for reason in MALFORMED.values():
+        expected[reason] = expected.get(reason, 0) + rounds
+    assert (await http_counters(client))["malformed_requests"] == expected
+
+
+def test_a_malformed_request_flood_leaves_the_log_quiet_in_a_real_process(collector_factory):
+    collector = collector_factory()
+    before = len(collector.log())
+    requests = list(MALFORMED) * 60
+    for request in requests:
+        with socket.create_connection(("127.0.0.1", collector.port)) as sock:
+            sock.sendall(request)
+            assert sock.recv(12)[-3:] == b"400"
+    grown = collector.log()[before:]
+    assert "Traceback" not in grown and len(grown) < 1000, grown[:3000]
+    status, body = http.get_json(collector.base_url + "/api/collector")
+    assert status == 200 and sum(body["http"]["malformed_requests"].values()) == len(requests)
+
+
+async def test_held_connections_at_the_open_file_limit_lock_nobody_out_for_long(collector_factory):
+    """300 connections dripping a byte every half second into a process allowed 300 files:
+    past the cap they are refused; the rest are closed at their head deadline, and then a
+    new client is served (and its hit counted)."""
+    collector = collector_factory(open_files=300, request_timeout=2)
+    held = [await asyncio.open_connection("127.0.0.1", collector.port) for _ in range(300)]
+    stop = asyncio.Event()
+
+    async def keep_dripping() -> None:
+        for byte in HIT.encode() * 2:
+            for _, writer in held:
+                if not writer.is_closing():
+                    writer.write(bytes([byte]))
+            await asyncio.sleep(0.5)
+            if stop.is_set():
+                return
+
+    dripping = asyncio.create_task(keep_dripping())
+    start = time.monotonic()
+    served_after = None
+    while time.monotonic() - start < 8:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", collector.port), 1)
+            writer.write(HIT.encode())
+            answer = await asyncio.wait_for(reader.read(12), 1)
+            writer.close()
+        except (asyncio.TimeoutError, ConnectionError):
+            answer = b""
+        if answer == b"HTTP/1.1 204":
+            served_after = time.monotonic() - start
+            break
+        await asyncio.sleep(0.3)
+    stop.set()
+    await dripping
+    for _, writer in held:
+        writer.close()
+    assert served_after is not None and served_after <= 2 + 2.5, f"no new client served in 8 s:\n{collector.log()[-3000:]}"
+    collector.wait_for(lambda: collector.stats("app1")["totals"]["pv"] == 1)
+    _, body = http.get_json(collector.base_url + "/api/collector")
+    assert body["http"]["max_connections"] == 300 - 64
+    assert body["http"]["refused_connections"] + body["http"]["evicted_idle_connections"] > 0
+    assert body["http"]["timed_out"]["head"] > 0
+    log = collector.log()
+    assert "max_connections 4096 lowered to 236" in log and log.count("connection limit reached") <= 2
+
+
+BARE_LF = {  # how HIT's head is spoiled; another HIT follows in the same read
+    "\\n\\n at the end": lambda head: head.replace("\r\n\r\n", "\n\n"),
+    "\\n\\r\\n at the end": lambda head: head.replace("\r\n\r\n", "\n\r\n"),
+    "\\r\\n\\n at the end": lambda head: head.replace("\r\n\r\n", "\r\n\n"),
+    "in the middle": lambda head: head.replace("\r\nUser-Agent", "\nUser-Agent"),
+    "after the request line": lambda head: head.replace(" HTTP/1.1\r\n", " HTTP/1.1\n", 1),
+}
+
+
+async def exchange(client, chunks: list[bytes]) -> tuple[list[tuple[int, str]], bool]:
+    """Send `chunks` (a moment apart); ([(status, layer)] of every answer, closed by the server?)."""
+    conn = await Conn.open(client)
+    for chunk in chunks:
+        await conn.send(chunk)
+        await asyncio.sleep(0.05)
+    answers = []
+    try:
+        while True:
+            status, headers, _ = await conn.answer()
+            answers.append((status, layer(headers)))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        closed = True
+    except asyncio.TimeoutError:
+        closed = False
+    conn.close()
+    return answers, closed
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one read", "the next request in a later read"])
+@pytest.mark.parametrize("spoil", BARE_LF.values(), ids=BARE_LF.keys())
+async def test_a_head_with_a_bare_lf_is_answered_as_aiohttp_answers_it(limited_client, aiohttp_client, make_settings, spoil, split):
+    """Never one answer for two requests: the request boundary is aiohttp's (400, then close)."""
+    client = await limited_client()
+    plain = await aiohttp_client(create_app(make_settings(), worker=8))  # aiohttp alone, as reference
+    first, second = spoil(HIT).encode(), HIT.encode()
+    chunks = [first, second] if split else [first + second]
+    ours, theirs = await exchange(client, chunks), await exchange(plain, chunks)
+    assert theirs == ([(400, "aiohttp")], True)
+    assert ours == theirs
+    assert await counted_pv(client) == 0
+
+
+def test_with_the_access_log_every_request_goes_through_aiohttp_and_is_logged(tmp_path, redis_url, test_geo_db):
+    """`--access-log` keeps HitRunner (for its limits) with the fast path off."""
+    collector = launch_collector(tmp_path / "c.log", [
+        "--redis-url", redis_url, "--geo-db", test_geo_db[0], "--data-dir", str(tmp_path / "data"),
+        "--access-log", "--keepalive-timeout", "1",
+    ])
+    with socket.create_connection(("127.0.0.1", collector.port)) as sock:
+        sock.sendall(HIT.encode())
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 204") and b"aiohttp" in answer
+        sock.settimeout(5)
+        assert sock.recv(4096) == b""  # closed at aiohttp's keep-alive timeout, which is ours
+    collector.wait_for(lambda: '"GET /c?k=app1' in collector.log())

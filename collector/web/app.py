@@ -22,13 +22,14 @@ from redis.exceptions import RedisError
 
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator
-from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
+from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, HTTP_STATS, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from collector.web.admin_routes import add_registry_routes
 from collector.web.beacon_routes import add_beacon_routes
 from collector.store.buckets import Calendar
 from collector.enrich.device import DeviceClassifier
 from collector.store.flusher import Flusher
 from collector.enrich.geo import GeoResolver
+from collector.web.http_limits import HttpStats
 from collector.hit.ingest import Answer, Ingest
 from collector.store.journal import Journal
 from collector.store.periodic import Periodic
@@ -50,6 +51,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app[CLOCK] = clock
     app[CALENDAR] = Calendar(settings.timezone)
     app[AGGREGATOR] = Aggregator()
+    app[HTTP_STATS] = HttpStats()  # kept by hit_server.py's HitServer
     app[JOURNAL] = (
         Journal(Path(settings.data_dir) / "journal" / f"w{worker}", settings.journal_fsync, settings.journal_max_bytes)
         if settings.journal
@@ -289,5 +291,7 @@ def backlog(app: web.Application) -> dict:
         "records_quarantined": journal.quarantine.records if journal else 0,
         # Events counted under (other) because a cardinality cap was full (caps.py).
         "capped_events": dict(app[INGEST].caps.overflowed),
+        # Connections and requests the HTTP layer closed or refused (http_limits.py).
+        "http": app[HTTP_STATS].as_dict(),
     }
 

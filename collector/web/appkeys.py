@@ -12,10 +12,11 @@ if TYPE_CHECKING:
     from collector.store.buckets import Calendar
     from collector.store.flusher import Flusher
     from collector.enrich.geo import GeoResolver
+    from collector.web.http_limits import HttpStats
     from collector.hit.ingest import Ingest
     from collector.store.journal import Journal
     from collector.settings import Settings
-    from collector.api.stats import RedisOutageLog
+    from collector.web.stats_routes import RedisOutageLog
 
 SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -27,3 +28,4 @@ INGEST: web.AppKey["Ingest"] = web.AppKey("ingest")
 FLUSHER: web.AppKey["Flusher"] = web.AppKey("flusher")
 JOURNAL: web.AppKey["Journal | None"] = web.AppKey("journal")
 REDIS_OUTAGE: web.AppKey["RedisOutageLog"] = web.AppKey("redis_outage")
+HTTP_STATS: web.AppKey["HttpStats"] = web.AppKey("http_stats")

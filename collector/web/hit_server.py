@@ -18,28 +18,45 @@ browser that fetches /beacon.js and then sends hits on the same connection still
 
 `HitRunner` is an aiohttp AppRunner whose server is a `HitServer`: any aiohttp site
 (TCPSite, SockSite, the test server) serves through the fast path unchanged.
+
+Every connection, fast or handed over, has a deadline (http_limits.py says why): a new
+connection must send its first request within `request_timeout`; a request's head must
+have come whole `request_timeout` after its first byte, and its body `request_timeout`
+after its head — in total, not per byte, so a client sending a byte now and then cannot
+hold the connection; an idle keep-alive connection is closed after `keepalive_timeout`.
+A clock tick a second closes those past their deadline. Beyond `max_connections` open
+connections, new ones are answered 503 and closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from email.utils import formatdate
 
 from aiohttp import web
 
-from collector.web.appkeys import INGEST
+from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
+from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
 from collector.hit.protocol import decode_query
 from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
+from collector.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Longest request head the fast path reads (aiohttp's default line and field limit).
 # A longer one goes to aiohttp, which answers it (431/400) as it would anyway.
 MAX_HEAD = 8190
-KEEPALIVE_TIMEOUT = 75.0  # seconds an idle connection is kept (aiohttp's default)
-SWEEP_EVERY = 1.0  # the Date header's and the idle sweep's clock tick
+SWEEP_EVERY = 1.0  # the Date header's and the deadline sweep's clock tick
+
+# What a connection is waiting for; the phase a deadline passed in is counted.
+IDLE, HEAD, BODY = "idle", "head", "body"
+# At the cap, this share of the connections, the longest idle between requests, are
+# closed to make room (at most once a tick): idle keep-alive connections must not lock
+# new clients out for keepalive_timeout.
+EVICT_SHARE = 16
 
 # Header names as they appear after a line break in the lower-cased head.
 USER_AGENT = b"\r\nuser-agent:"
@@ -57,20 +74,38 @@ STATUS_TEXT = {
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
+TOO_MANY_CONNECTIONS = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 32\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\n" b'{"error":"too_many_connections"}'
+)
 
 
 class HitServer:
     """The protocol factory a site listens with: a HitConnection per connection.
 
     Wraps aiohttp's Server (`web`), which takes over the connections the fast path does
-    not serve, and closes the fast ones on shutdown. Keeps the coarse clock both use.
+    not serve (all of them when `fast_path` is off), and closes the fast ones on
+    shutdown. Keeps the coarse clock, the connection cap and every connection's deadline.
     """
 
-    def __init__(self, web_server: web.Server, app: web.Application) -> None:
+    def __init__(
+        self, web_server: web.Server | None, app: web.Application, fast_path: bool = True, stats: HttpStats | None = None
+    ) -> None:
         self.web = web_server
         self.app = app
+        self.fast_path = fast_path
+        settings = app.get(SETTINGS) or Settings()
+        self.stats = stats or app.get(HTTP_STATS) or HttpStats()
+        self.keepalive_timeout = settings.keepalive_timeout
+        self.request_timeout = settings.request_timeout
+        self.max_connections = self.stats.max_connections = connection_cap(settings.max_connections)
         self.connections: set[HitConnection] = set()
+        self.handed_over: dict[asyncio.Protocol, HandedOver] = {}  # aiohttp's RequestHandler: its tracker
+        if web_server is not None:
+            web_server.request_factory = self._noting_heads(web_server.request_factory)
         self.now = time.monotonic()
+        self._next_summary = self.now + LOG_EVERY
+        self._evicted_at = 0.0
         self._answers: dict[int, bytes] = {}
         self._ingest: Ingest | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -100,18 +135,60 @@ class HitServer:
             self._ingest = self.app[INGEST]  # made at startup, after this server
         return self._ingest
 
+    @property
+    def open_connections(self) -> int:
+        return len(self.connections) + len(self.handed_over)
+
+    def room_for_one_more(self) -> bool:
+        """Below the cap; or at it, room made by closing the longest-idle connections."""
+        if self.open_connections < self.max_connections:
+            return True
+        if self._evicted_at == self.now:  # one scan a tick: a flood of connections stays cheap
+            return False
+        self._evicted_at = self.now
+        idle = [c for c in self.connections if not c.buffer and not c.transport.is_closing()]
+        idle += [t for t in self.handed_over.values() if t.phase is IDLE and not t.transport.is_closing()]
+        oldest = heapq.nsmallest(max(self.max_connections // EVICT_SHARE, 1), idle, key=_deadline)
+        for connection in oldest:
+            close_now(connection.transport)
+        self.stats.evicted += len(oldest)
+        return bool(oldest)  # their descriptors are freed at once, before ours is counted
+
+    def refuse(self, transport: asyncio.Transport) -> None:
+        """A connection over the cap: answered 503 (for a proxy to retry elsewhere) and closed."""
+        self.stats.refused += 1
+        transport.write(TOO_MANY_CONNECTIONS)
+        transport.close()
+
     def hand_over(self, connection: "HitConnection", data: bytes) -> None:
-        """Give the connection, with `data` (from the start of a request on), to aiohttp."""
+        """Give the connection, with `data` (from the start of a request on), to aiohttp.
+
+        It keeps the connection's deadline: that of the request `data` begins, or, with
+        no data, of the request it has yet to send.
+        """
         self.connections.discard(connection)
         handler = self.web()
         transport = connection.transport
-        transport.set_protocol(handler)
+        tracker = HandedOver(self, handler, transport, connection.deadline, HEAD if data else IDLE)
+        self.handed_over[handler] = tracker
+        transport.set_protocol(tracker)
         handler.connection_made(transport)
         # If our pause_writing stopped reading, aiohttp's resume_writing would not restart
         # it; aiohttp does its own flow control from here on. (A no-op when reading.)
         transport.resume_reading()
         if data:
             handler.data_received(data)
+
+    def _noting_heads(self, make_request):
+        """aiohttp's request factory, also telling the tracker that a head has come whole."""
+
+        def request_factory(message, payload, protocol, writer, task):
+            tracker = self.handed_over.get(protocol)
+            if tracker is not None:
+                tracker.head_received(payload)
+            return make_request(message, payload, protocol, writer, task)
+
+        return request_factory
 
     def encode(self, answer: Answer, close: bool) -> bytes:
         """The answer as HTTP/1.1 bytes; the fixed answers come from a cache per Date tick."""
@@ -133,46 +210,146 @@ class HitServer:
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body
 
     def _tick(self) -> None:
-        """Every second: the Date header, the fixed answers' bytes, idle connections."""
-        self.now = time.monotonic()
-        self.date = formatdate(usegmt=True)
-        self._answers = {}
-        if INGEST in self.app:
-            self._answers = {id(a): self.encode(a, close=False) for a in (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE)}
-        for connection in [c for c in self.connections if self.now - c.last_active > KEEPALIVE_TIMEOUT]:
-            connection.transport.close()
-        try:
+        """Every second: the Date header, the fixed answers' bytes, deadlines; now and then the log summary."""
+        try:  # first, so that nothing below can stop the clock
             self._tick_handle = asyncio.get_running_loop().call_later(SWEEP_EVERY, self._tick)
         except RuntimeError:  # made outside a running loop (tests): no timer until one runs
             self._tick_handle = None
+        self.now = now = time.monotonic()
+        self.date = formatdate(usegmt=True)
+        self.idle_deadline = now + self.keepalive_timeout  # the common case's, computed once a tick
+        self._answers = {}
+        if INGEST in self.app:
+            self._answers = {id(a): self.encode(a, close=False) for a in (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE)}
+        for connection in [c for c in self.connections if c.deadline < now]:
+            connection.expire()
+        for tracker in [t for t in self.handed_over.values() if t.deadline < now]:
+            tracker.expire()
+        self.stats.open_connections = self.open_connections
+        if now >= self._next_summary:
+            self.stats.log_summary(LOG_EVERY)
+            self._next_summary = now + LOG_EVERY
 
 
 class HitRunner(web.AppRunner):
-    """An aiohttp AppRunner serving through the hit fast path."""
+    """An aiohttp AppRunner serving through the hit fast path (or, with `fast_path=False`,
+    only through aiohttp, but within the same connection limits)."""
+
+    def __init__(self, app: web.Application, *, fast_path: bool = True, **kwargs) -> None:
+        settings = app.get(SETTINGS) or Settings()
+        # aiohttp's own keep-alive timer (its default is 3630 s) follows ours, and its
+        # complaints about clients' malformed requests are counted rather than logged.
+        self.http_stats = app.get(HTTP_STATS) or HttpStats()
+        kwargs.setdefault("keepalive_timeout", settings.keepalive_timeout)
+        kwargs.setdefault("logger", QuietClientErrors(self.http_stats))
+        super().__init__(app, **kwargs)
+        self.fast_path = fast_path
 
     async def _make_server(self) -> HitServer:  # type: ignore[override]
-        return HitServer(await super()._make_server(), self.app)
+        return HitServer(await super()._make_server(), self.app, self.fast_path, self.http_stats)
+
+
+def _deadline(connection: "HitConnection | HandedOver") -> float:
+    return connection.deadline
+
+
+def close_now(transport: asyncio.BaseTransport) -> None:
+    """Close at once: close() would first wait for a client that does not read to take our answers."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+    else:
+        transport.close()
+
+
+class HandedOver(asyncio.Protocol):
+    """Between the transport and aiohttp's RequestHandler, once aiohttp serves a connection.
+
+    aiohttp closes idle keep-alive connections itself, but waits without end for the rest
+    of a head or of a body: this keeps those deadlines. It sees the data arrive (a request
+    starts when data comes while none is under way) and hears from the request factory
+    when a head has been parsed; the rest of the protocol is aiohttp's.
+    """
+
+    __slots__ = ("server", "handler", "transport", "deadline", "phase", "payload", "expired")
+
+    def __init__(
+        self, server: HitServer, handler: asyncio.Protocol, transport: asyncio.Transport, deadline: float, phase: str
+    ) -> None:
+        self.server = server
+        self.handler = handler
+        self.transport = transport
+        self.deadline = deadline
+        self.phase = phase
+        self.payload = None  # the request's body stream, once its head is in
+        self.expired = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase is IDLE or (self.phase is BODY and self.payload.is_eof()):
+            self.phase, self.deadline = HEAD, self.server.now + self.server.request_timeout
+        self.handler.data_received(data)
+
+    def head_received(self, payload) -> None:
+        self.phase, self.payload = BODY, payload
+        self.deadline = self.server.now + self.server.request_timeout
+
+    def expire(self) -> None:
+        if self.phase is BODY and self.payload.is_eof():
+            # Received whole: the answer is being made or read. That, and the keep-alive
+            # time after it, get keepalive_timeout (a client that never reads its answer
+            # would otherwise hold the connection).
+            self.phase, self.payload = IDLE, None
+            self.deadline = self.server.now + self.server.keepalive_timeout
+            return
+        self.server.stats.timed_out[self.phase] += 1
+        self.expired = True
+        close_now(self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.handed_over.pop(self.handler, None)
+        if self.expired and exc is None:
+            # The request aiohttp is reading fails with this: counted already, not logged.
+            exc = DeadlinePassed(f"no whole request within {self.server.request_timeout} s")
+        self.handler.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
 
 
 class HitConnection(asyncio.Protocol):
     """One client connection while its requests are hits (see the module docstring)."""
 
-    __slots__ = ("server", "transport", "peer", "buffer", "last_active")
+    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase")
 
     def __init__(self, server: HitServer) -> None:
         self.server = server
         self.buffer = b""
         self.peer: str | None = None
-        self.last_active = server.now
+        self.phase = IDLE  # meaningful while `buffer` holds part of a request
+        self.deadline = server.now + server.request_timeout  # for the first request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        server = self.server
+        if not server.room_for_one_more():
+            return server.refuse(transport)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else None
-        self.server.connections.add(self)
+        server.connections.add(self)
+        if not server.fast_path:
+            server.hand_over(self, b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+
+    def expire(self) -> None:
+        self.server.stats.timed_out[self.phase if self.buffer else IDLE] += 1
+        close_now(self.transport)
 
     # A client that does not read its answers stops being read (pipelined floods).
     def pause_writing(self) -> None:
@@ -182,29 +359,42 @@ class HitConnection(asyncio.Protocol):
         self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.server.now
-        buffer = self.buffer + data if self.buffer else data
+        pending = self.buffer
+        buffer = pending + data if pending else data
         out: list[bytes] = []
         pos = 0
         size = len(buffer)
+        waiting = HEAD
         while pos < size:
             end = buffer.find(b"\r\n\r\n", pos)
-            if end < 0:
-                if size - pos > MAX_HEAD or buffer.find(b"\n\n", pos) >= 0:
-                    return self._hand_over(out, buffer[pos:])  # bare-LF or oversized head
+            head_end = size if end < 0 else end
+            # Too long, or with a bare LF (a line end aiohttp refuses, and one that could
+            # hide where this head ends and the next request starts): aiohttp's to answer.
+            if head_end - pos > MAX_HEAD or buffer.count(b"\n", pos, head_end) != buffer.count(b"\r\n", pos, head_end):
+                taken = HAND_OVER
+            elif end < 0:
                 break
-            if end - pos > MAX_HEAD:
-                return self._hand_over(out, buffer[pos:])
-            taken = self._request(buffer, pos, end, out)
+            else:
+                taken = self._request(buffer, pos, end, out)
             if taken == HAND_OVER:
-                return self._hand_over(out, buffer[pos:])
+                return self._hand_over(out, buffer[pos:], new_request=pos > 0 or not pending)
             if taken == NEED_MORE:
+                waiting = BODY
                 break
             if taken == CLOSED:
                 self.buffer = b""
                 return
             pos = taken
-        self.buffer = buffer[pos:] if pos else buffer
+        if pos == size:
+            self.buffer = b""
+            self.deadline = self.server.idle_deadline
+        else:
+            self.buffer = buffer[pos:] if pos else buffer
+            # Deadlines run from a request's first byte (head) and from its head's end
+            # (body), not from the latest byte.
+            if pos or not pending or waiting is not self.phase:
+                self.phase = waiting
+                self.deadline = self.server.now + self.server.request_timeout
         if out:
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
 
@@ -266,9 +456,11 @@ class HitConnection(asyncio.Protocol):
             return CLOSED
         return next_pos
 
-    def _hand_over(self, out: list[bytes], rest: bytes) -> None:
+    def _hand_over(self, out: list[bytes], rest: bytes, new_request: bool) -> None:
         if out:
             self.transport.write(b"".join(out))
+        if new_request:  # else it began in an earlier read and keeps its deadline
+            self.deadline = self.server.now + self.server.request_timeout
         self.buffer = b""
         self.server.hand_over(self, rest)
 
