@@ -14,34 +14,31 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from collector.store import keys
+from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
-from collector.features.deep_stats import (
-    DEEP_BREAKDOWNS, MAX_ROW_LIMIT, ROW_LIMIT, breakdown_row, derive_deep, sort_key, split_metrics,
-)
+from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
+from collector.features.reading import BucketReading, ratio, split_metrics
 from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
 BREAKDOWNS = BASIC_BREAKDOWNS + tuple(DEEP_BREAKDOWNS)
-# HyperLogLogs counted per bucket and over the range: UV, first-party UV, and the deep
-# tag's media viewers, logged-in users and distinct resources viewed.
-BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, keys.MEDIA_VIEWERS, keys.USERS, keys.RESOURCES)
+# HyperLogLogs counted per bucket and over the range: UV, first-party UV, and those of
+# the deep tag's features (media viewers, distinct resources viewed, logged-in users).
+BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, *FEATURE_HLLS)
 REGION_LEVELS = ("country", "province", "city")
-COUNTERS = ("pv", "visits", "visits_multi", "engaged_ms", "engagements", "scroll_sum", "scroll_count", "bot_pv", "bot_hits")
 
 
 class BadQuery(ValueError):
     pass
 
 
-def derive(
-    counters: dict[str, int], uv: int, uv_first_party: int, media_viewers: int, users: int, resources: int,
-    catalogue_total: int = 0,
-) -> dict:
-    """The figures the monitoring reports need, from raw counters of a bucket or range."""
+def derive(counters: dict[str, int], hlls: dict[str, int], catalogue_total: int = 0) -> dict:
+    """The figures the monitoring reports need, from raw counters of a bucket or range
+    and the PFCOUNT of each of BUCKET_HLLS."""
     pv = counters.get("pv", 0)
+    uv = hlls[keys.VISITORS]
     visits = counters.get("visits", 0)
     bounces = max(visits - counters.get("visits_multi", 0), 0)
     engagements = counters.get("engagements", 0)
@@ -49,29 +46,40 @@ def derive(
     return {
         "pv": pv,
         "uv": uv,
-        "uv_first_party": uv_first_party,
+        "uv_first_party": hlls[keys.FIRST_PARTY],
         "visits": visits,
         "bounces": bounces,
-        "bounce_rate": _ratio(bounces, visits),
+        "bounce_rate": ratio(bounces, visits),
         "engaged_ms": counters.get("engaged_ms", 0),
         "engagements": engagements,
-        "avg_engaged_ms_per_visit": _ratio(counters.get("engaged_ms", 0), visits),
+        "avg_engaged_ms_per_visit": ratio(counters.get("engaged_ms", 0), visits),
         # A page view may report engagement more than once (hidden, shown, hidden again):
         # per page view means per PV, not per report.
-        "avg_engaged_ms_per_pageview": _ratio(counters.get("engaged_ms", 0), pv),
-        "avg_scroll_depth": _ratio(counters.get("scroll_sum", 0), scrolls),
-        "pv_per_100_visitors": _ratio(100 * pv, uv),
-        "pages_per_visitor": _ratio(pv, uv),
+        "avg_engaged_ms_per_pageview": ratio(counters.get("engaged_ms", 0), pv),
+        "avg_scroll_depth": ratio(counters.get("scroll_sum", 0), scrolls),
+        "pv_per_100_visitors": ratio(100 * pv, uv),
+        "pages_per_visitor": ratio(pv, uv),
         "bot_pv": counters.get("bot_pv", 0),
         "bot_hits": counters.get("bot_hits", 0),
-        "events": {name[3:]: n for name, n in counters.items() if name.startswith("ev:")},
-        "rejected": {name[9:]: n for name, n in counters.items() if name.startswith("rejected:")},
-        **derive_deep(counters, media_viewers, users, resources, catalogue_total),
+        "events": _strip_prefix(counters, names.EVENT_COUNTER_PREFIX),
+        "rejected": _strip_prefix(counters, names.REJECTED_PREFIX),
+        **deep_figures(BucketReading(counters, hlls, catalogue_total)),
     }
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 4) if b else None
+def _strip_prefix(counters: dict[str, int], prefix: str) -> dict[str, int]:
+    """The counters whose name starts with `prefix`, by the rest of their name."""
+    return {name[len(prefix):]: n for name, n in counters.items() if name.startswith(prefix)}
+
+
+def _hll_counts(counts: list[int]) -> dict[str, int]:
+    """PFCOUNT answers in BUCKET_HLLS order, by suffix."""
+    return dict(zip(BUCKET_HLLS, counts, strict=True))
+
+
+def _add_into(total: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        total[name] = total.get(name, 0) + n
 
 
 def _ints(raw: dict) -> dict[str, int]:
@@ -135,10 +143,9 @@ class StatsReader:
         series, total_counters = [], {}
         for i, b in enumerate(buckets):
             counters = _ints(results[width * i])
-            for name, n in counters.items():
-                total_counters[name] = total_counters.get(name, 0) + n
+            _add_into(total_counters, counters)
             entry = {"bucket": b.label, "start": b.start}
-            entry.update(derive(counters, *results[width * i + 1 : width * (i + 1)], catalogue_total=total))
+            entry.update(derive(counters, _hll_counts(results[width * i + 1 : width * (i + 1)]), catalogue_total=total))
             series.append(entry)
         out = {
             "app": app,
@@ -146,7 +153,7 @@ class StatsReader:
             "timezone": str(self.calendar.tz),
             "from": buckets[0].label,
             "to": buckets[-1].label,
-            "totals": derive(total_counters, *results[-1 - len(BUCKET_HLLS) : -1], catalogue_total=total),
+            "totals": derive(total_counters, _hll_counts(results[-1 - len(BUCKET_HLLS) : -1]), catalogue_total=total),
             "series": series,
         }
         if breakdowns:
@@ -162,24 +169,29 @@ class StatsReader:
                 out["attribution"] = DBIP_ATTRIBUTION
         return out
 
+    async def _summed_hash(self, app: str, g: str, buckets: list[Bucket], suffix: str) -> dict[str, int]:
+        """A hash of every bucket (HGETALL each), summed field by field."""
+        pipe = self.redis.pipeline(transaction=False)
+        for b in buckets:
+            pipe.hgetall(keys.bucket_key(app, g, b.id, suffix))
+        summed: dict[str, int] = {}
+        for raw in await pipe.execute():
+            _add_into(summed, _ints(raw))
+        return summed
+
     async def _deep_breakdown(
         self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int]
     ) -> tuple[list[dict], int]:
-        """The top `limit` rows of a deep-tag breakdown (deep_stats.breakdown_row), and how
-        many rows there are in all."""
-        pipe = self.redis.pipeline(transaction=False)
-        for b in buckets:
-            pipe.hgetall(keys.bucket_key(app, g, b.id, keys.metrics_suffix(dim)))
-        summed: dict[str, int] = {}
-        for raw in await pipe.execute():
-            for name, n in _ints(raw).items():
-                summed[name] = summed.get(name, 0) + n
-        rows = [breakdown_row(dim, value, m) for value, m in split_metrics(summed).items()]
-        rows.sort(key=sort_key(dim))
+        """The top `limit` rows of a deep-tag breakdown (features/figures.py DEEP_BREAKDOWNS),
+        and how many rows there are in all."""
+        breakdown = DEEP_BREAKDOWNS[dim]
+        summed = await self._summed_hash(app, g, buckets, keys.metrics_suffix(dim))
+        rows = [breakdown.row(value, m) for value, m in split_metrics(summed).items()]
+        rows.sort(key=breakdown.sort_key)
         total_rows = len(rows)
         rows = rows[:limit]
-        if dim in keys.RESOURCE_DIMENSIONS and rows:
-            labels = dim in keys.RESOURCE_LABELS
+        if dim in names.RESOURCE_DIMENSIONS and rows:
+            labels = dim in names.RESOURCE_LABELS
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.dimension_visitors_suffix(dim, row["value"])) for b in buckets])
@@ -192,7 +204,7 @@ class StatsReader:
                     seen = row["resources_viewed"] = next(counts)
                     known = catalogue.get(keys.metric_field(dim, row["value"]), 0)
                     row["catalogue_resources"] = known or None
-                    row["avg_views_per_resource"] = round(row["views"] / (known or seen), 4) if known or seen else None
+                    row["avg_views_per_resource"] = ratio(row["views"], known or seen)
         return rows, total_rows
 
     async def upload_catalogue(self, app: str, fields: dict[str, int]) -> None:
@@ -205,13 +217,7 @@ class StatsReader:
     async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
         if dim == "region":
             return {level: await self._breakdown(app, g, buckets, level) for level in REGION_LEVELS}
-        pipe = self.redis.pipeline(transaction=False)
-        for b in buckets:
-            pipe.hgetall(keys.dimension(app, g, b.id, dim))
-        pv: dict[str, int] = {}
-        for raw in await pipe.execute():
-            for value, n in _ints(raw).items():
-                pv[value] = pv.get(value, 0) + n
+        pv = await self._summed_hash(app, g, buckets, keys.dimension_suffix(dim))
         rows = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
         if dim in keys.DIMS_WITH_UV and rows:
             pipe = self.redis.pipeline(transaction=False)

@@ -17,6 +17,8 @@ from functools import partial
 from math import isfinite
 from urllib.parse import unquote_plus
 
+from collector.store import names
+
 try:
     # yarl's C unquoter (what aiohttp's `request.query` uses), configured to decode as
     # `urllib.parse.unquote_plus(errors="replace")` does: '+' is a space, every escape is
@@ -95,7 +97,7 @@ DEEP_TYPES = frozenset({"click", "exposure", *ACTIONS_BY_TYPE})
 # Fields that only mean something together: a track item is (tr, pos).
 PAIRS = (("etr", "epos"),)
 PAIRS_BY_TYPE = {"click": (("tr", "pos"),), "exposure": (("tr", "pos"),)}
-PROGRESS_BOUNDARIES = frozenset({10, 25, 50, 75, 90, 100})
+PROGRESS_BOUNDARIES = frozenset(names.PROGRESS_BOUNDARIES)  # what a `progress` event's pb may be
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
 # field -> (str, cap) or (int, lo, hi): one lookup per field in validate_event.

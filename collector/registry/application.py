@@ -13,7 +13,7 @@ from typing import Any
 
 from collector.enrich import cn_regions
 from collector.hit.protocol import EVENT_TYPES
-from collector.store.keys import RESOURCE_LABELS
+from collector.store.names import RESOURCE_LABELS
 from collector.registry.model import (
     ENVIRONMENTS, FOREIGN_ORIGIN_POLICIES, PLATFORM_ID, PLATFORM_TYPES, Contact, Platform, Scope, domain_problem,
 )

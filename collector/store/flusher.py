@@ -31,111 +31,13 @@ from collector.store import keys
 
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator, Snapshot
+from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.features.deep import Session
 from collector.store.journal import Journal, Segment, replay
 from collector.store.periodic import Periodic
 from collector.store.rollup import RollupBuilder, SlotWrites
 
 log = logging.getLogger(__name__)
-
-# KEYS[1]: the writer's sequence marker in this slot; KEYS[2..]: target keys.
-# ARGV[1]: flush sequence; ARGV[2]: marker TTL; then for each target key:
-#   kind ('h': hash increments, 'p': HyperLogLog adds, 's': media sessions), expire-at
-#   (0: keep), n, and n field/increment pairs ('h'), n elements ('p') or n sessions ('s',
-#   the key is the slot's session hash; each session one JSON argument, see session_arg).
-# The marker is advanced before the writes: if a write failed half way (it cannot
-# for well-formed input), a retry must not count the first half twice.
-#
-# A media session's distinct seconds (ws) are cumulative, so its counts are functions of
-# its best progress so far: the session hash keeps that per session, with the bucket
-# prefixes of its first flush, and a session's new progress adds only the difference
-# of each count (views: 1 once started; watched_s; and with a known duration the
-# completion sum in thousandths, its histogram bin, completed, completion_n). The
-# metric keys are written under the stored prefixes: same hash tag, same slot.
-APPLY_FLUSH_LUA = """
-local function session_counts(ws, dur, started, percent)
-  local c = {views = started, watched_s = ws}
-  if dur > 0 then
-    local ratio = math.min(ws / dur, 1)
-    c.completion_n = 1
-    c.completion_milli = math.floor(ratio * 1000 + 0.5)
-    local bin = 'completion_90_100'
-    if ratio < 0.25 then bin = 'completion_0_25' elseif ratio < 0.5 then bin = 'completion_25_50'
-    elseif ratio < 0.75 then bin = 'completion_50_75' elseif ratio < 0.9 then bin = 'completion_75_90' end
-    c[bin] = 1
-    if ws * 100 >= percent * dur then c.completed = 1 end
-  end
-  return c
-end
-
--- Session deltas of one op are summed per key and field, then written once: many
--- sessions share the counters hash and their labels' fields.
-local function apply_session(state_key, arg, sums, expiry)
-  local s = cjson.decode(arg)
-  local ms, ws, dur, started, prefixes, targets, percent = s[1], s[2], s[3], s[4], s[5], s[6], s[7]
-  local old = redis.call('HGET', state_key, ms)
-  local before = {}
-  if old then
-    local o = cjson.decode(old)
-    prefixes = o[4]
-    if ws <= o[1] and dur <= o[2] and started <= o[3] then return end
-    before = session_counts(o[1], o[2], o[3], percent)
-    ws, dur, started = math.max(ws, o[1]), math.max(dur, o[2]), math.max(started, o[3])
-  end
-  redis.call('HSET', state_key, ms, cjson.encode({ws, dur, started, prefixes}))
-  local after = session_counts(ws, dur, started, percent)
-  for name, _ in pairs(before) do if after[name] == nil then after[name] = 0 end end
-  for name, n in pairs(after) do
-    local delta = n - (before[name] or 0)
-    if delta ~= 0 then
-      for _, p in ipairs(prefixes) do
-        for _, t in ipairs(targets) do
-          local key = p[1] .. ':' .. t[1]
-          local field = name
-          if t[2] ~= '' then field = name .. ':' .. t[2] end
-          local fields = sums[key]
-          if not fields then fields = {}; sums[key] = fields; expiry[key] = p[2] end
-          fields[field] = (fields[field] or 0) + delta
-        end
-      end
-    end
-  end
-end
-
-local seq = tonumber(ARGV[1])
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-if seq <= last then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local a = 3
-for i = 2, #KEYS do
-  local key, kind, at, n = KEYS[i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  a = a + 3
-  if kind == 'h' then
-    for j = a, a + 2 * n - 1, 2 do
-      redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
-    end
-    a = a + 2 * n
-  elseif kind == 's' then
-    local sums, expiry = {}, {}
-    for j = a, a + n - 1 do apply_session(key, ARGV[j], sums, expiry) end
-    for k, fields in pairs(sums) do
-      for field, delta in pairs(fields) do
-        if delta ~= 0 then redis.call('HINCRBY', k, field, delta) end
-      end
-      if expiry[k] > 0 then redis.call('EXPIREAT', k, expiry[k]) end
-    end
-    a = a + n
-  else
-    for j = a, a + n - 1, 1000 do  -- chunks keep unpack() far below Lua's stack limit
-      redis.call('PFADD', key, unpack(ARGV, j, math.min(j + 999, a + n - 1)))
-    end
-    a = a + n
-  end
-  if at > 0 then redis.call('EXPIREAT', key, at) end
-end
-return 1
-"""
-
 
 MAX_BACKOFF = 5.0  # seconds between attempts while Redis fails: catch up soon after it returns
 

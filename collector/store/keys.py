@@ -64,11 +64,8 @@ MEDIA_VIEWERS = "u:media"
 USERS = "u:users"
 RESOURCES = "rs"
 
-# Deep-tag dimensions with a metrics hash (…:m:DIM, fields METRIC:VALUE). The resource
-# labels (rtype … source) also get viewer and distinct-resource HLLs per value.
-DEEP_DIMENSIONS = ("resource", "rtype", "subject", "stage", "source", "target", "track", "item", "channel")
-RESOURCE_LABELS = ("rtype", "subject", "stage", "source")
-RESOURCE_DIMENSIONS = ("resource", *RESOURCE_LABELS)  # the media and interaction figures
+# The deep-tag dimensions with a metrics hash (…:m:DIM, fields METRIC:VALUE) and the
+# metric names are in names.py.
 
 
 def metrics_suffix(dim: str) -> str:

@@ -30,7 +30,7 @@ class SlotWrites:
     hashes: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> field -> increment
     hlls: dict[str, set] = field(default_factory=dict)  # key -> elements
     expire_at: dict[str, int] = field(default_factory=dict)  # key -> epoch seconds (absent: keep)
-    # Media session progress for this slot's session hash (flusher.SESSIONS_LUA): the
+    # Media session progress for this slot's session hash (features/media_sessions.lua): the
     # bucket prefixes a session's first flush files it under, then its progress.
     sessions: list[tuple[tuple[tuple[str, int], ...], Session]] = field(default_factory=list)  # ((prefix, expire-at), ...)
 

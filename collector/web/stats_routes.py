@@ -15,7 +15,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from collector.api.stats import StatsReader, BadQuery
-from collector.features.deep_stats import parse_catalogue
+from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
 
 log = logging.getLogger(__name__)

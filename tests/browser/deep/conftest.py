@@ -5,7 +5,7 @@ beacon SENDS: every event that passes the load balancer in front of the collecto
 `page_server.lb_hits` (see ../conftest.py), and the collector's answer to each request
 in `page_server.lb_log` (it must accept them all: 204, no 400). test_deep_counts.py
 checks what the collector COUNTS from it, end to end: the real collector process behind
-the balancer aggregates the deep events into Redis (collector/features/deep.py), and the test
+the balancer aggregates the deep events into Redis (collector/features/), and the test
 reads them back from its `/api/stats` (media, interactions, click tracks, breakdowns by
 resource, item, target..., the cardinality caps), once everything sent has been flushed.
 

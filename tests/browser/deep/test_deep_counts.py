@@ -1,5 +1,5 @@
 """The deep tag's counts end to end: headless Chromium -> balancer -> a real collector
-process -> real Redis, read back from `/api/stats` (collector/features/deep_stats.py).
+process -> real Redis, read back from `/api/stats` (collector/features/).
 
 test_deep_media.py and test_deep_tracks.py check what the beacon sends; these check
 what the collector makes of it. Each test waits for a barrier before it asserts: the

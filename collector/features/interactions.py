@@ -1,0 +1,51 @@
+"""Interactions with a resource (JY/T table 4 #11-15): ratings, likes, favorites,
+shares and comments, per resource and label (resources.py), and shares per channel."""
+
+from __future__ import annotations
+
+from collector.store import names
+from collector.features.facts import DeepFacts, EventScope
+from collector.features.reading import BucketReading, ratio
+from collector.features.resources import resource_targets
+
+NO_CHANNEL = "(none)"
+
+
+def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
+    action = ev["n"]
+    metric = names.INTERACTION_METRIC_OF_ACTION[action]
+    for dim, value in resource_targets(ev, scope):
+        facts.count(dim, value, metric)
+        if action == "rate":
+            facts.count(dim, value, "rating_sum", ev["score"])
+    if action == "share":
+        channel = scope.admit("label", ev.get("ch") or NO_CHANNEL)
+        facts.count("channel", channel, "shares")
+
+
+def row_figures(m: dict[str, int]) -> dict:
+    """Interactions of a bucket, a resource or a label's value."""
+    ratings = m.get("ratings", 0)
+    return {
+        "ratings": ratings,
+        "rating_sum": m.get("rating_sum", 0),
+        "rating_avg": ratio(m.get("rating_sum", 0), ratings),
+        "likes": m.get("likes", 0),
+        "unlikes": m.get("unlikes", 0),
+        "likes_net": m.get("likes", 0) - m.get("unlikes", 0),
+        "favorites": m.get("favorites", 0),
+        "unfavorites": m.get("unfavorites", 0),
+        "favorites_net": m.get("favorites", 0) - m.get("unfavorites", 0),
+        "shares": m.get("shares", 0),
+        "comments": m.get("comments", 0),
+    }
+
+
+def figures(reading: BucketReading) -> dict:
+    """The `interactions` figures of a bucket or range."""
+    return row_figures(reading.counters)
+
+
+def channel_row_figures(m: dict[str, int]) -> dict:
+    """A share channel's breakdown row."""
+    return {"shares": m.get("shares", 0)}

@@ -1,0 +1,100 @@
+"""Media (JY/T table 4): plays and reading of videos, audio, textbooks and documents.
+
+Per event: wall-clock time playing or reading (`wt`), progress boundaries passed, the
+viewer and the distinct resource (HyperLogLogs), for the counters hash, the resource
+and each of its labels (resources.py).
+
+A session's distinct seconds, completion and first play cannot be summed per event:
+`ws` is cumulative and a session's events reach different flushes and workers. They go
+to Redis as session progress (facts.Session), and the flush script keeps each
+session's best so far and counts only the difference (media_sessions.lua, beside this
+module, loaded by store/flush_script.py).
+"""
+
+from __future__ import annotations
+
+from importlib import resources as package_files
+from string import Template
+
+from collector.store import keys, names
+from collector.features.facts import DeepFacts, EventScope, Session
+from collector.features.reading import BucketReading, ratio
+from collector.features.resources import label_targets, resource_targets
+
+STARTING_ACTIONS = frozenset({"play", "read"})  # the event that makes a session a view
+HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
+
+
+def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
+    action = ev["n"]
+    targets = resource_targets(ev, scope)
+    time_metric = "read_ms" if action == "read" else "watch_ms"
+    wt = ev["wt"]
+    visitor, month_visitor = scope.visitor.hex(), scope.month_visitor.hex()
+    for dim, value in targets:
+        if wt:
+            facts.count(dim, value, time_metric, wt)
+        if action == "progress":
+            facts.count(dim, value, names.progress_metric(ev["pb"]))
+        # Viewers of the app's media, of the resource, of each label's value.
+        viewers = keys.dimension_visitors_suffix(dim, value) if dim else keys.MEDIA_VIEWERS
+        facts.members.append((viewers, visitor, month_visitor))
+    # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
+    rid = ev["rid"]
+    facts.members.append((keys.RESOURCES, rid, rid))
+    for dim, value in label_targets(targets):
+        facts.members.append((keys.resources_suffix(dim, value), rid, rid))
+    started = 1 if action in STARTING_ACTIONS else 0
+    facts.session = Session(ev["ms"], ev["ws"], ev.get("dur", 0), started, targets)
+
+
+# ---- figures ------------------------------------------------------------------------
+
+
+def row_figures(m: dict[str, int]) -> dict:
+    """Views, time and completion of a set of media sessions (a bucket, a resource, ...)."""
+    sessions = m.get("completion_n", 0)
+    return {
+        "views": m.get("views", 0),
+        "watch_ms": m.get("watch_ms", 0),
+        "read_ms": m.get("read_ms", 0),
+        "watched_s": m.get("watched_s", 0),
+        "completion": {
+            "sessions": sessions,
+            "avg": ratio(m.get("completion_milli", 0), 1000 * sessions),
+            "histogram": {
+                f"{lo}-{hi}": m.get(names.completion_bin_metric(lo, hi), 0) for lo, hi in names.COMPLETION_BINS
+            },
+            "completed": m.get("completed", 0),
+            "completed_rate": ratio(m.get("completed", 0), sessions),
+        },
+        "progress": {str(pb): m.get(names.progress_metric(pb), 0) for pb in names.PROGRESS_BOUNDARIES},
+    }
+
+
+def figures(reading: BucketReading) -> dict:
+    """The `media` figures of a bucket or range."""
+    media = row_figures(reading.counters)
+    resources = reading.hlls[keys.RESOURCES]
+    catalogue_total = reading.catalogue_total
+    media["viewers"] = reading.hlls[keys.MEDIA_VIEWERS]
+    media["resources_viewed"] = resources
+    media["avg_views_per_resource"] = ratio(media["views"], catalogue_total or resources)
+    # The standard's 资源总数 (table 4 row 1): the uploaded catalogue's total, None without one.
+    media["catalogue_resources"] = catalogue_total or None
+    return media
+
+
+# ---- the flush script's part ----------------------------------------------------------
+
+
+def sessions_lua() -> str:
+    """media_sessions.lua with the completion bins of store/names.py filled in."""
+    source = package_files.files("collector.features").joinpath("media_sessions.lua").read_text(encoding="utf-8")
+    return Template(source).substitute(completion_bins=_lua_completion_bins())
+
+
+def _lua_completion_bins() -> str:
+    """{{upper bound as a fraction of the duration, field}, ...}, lowest bin first."""
+    bins = (f"{{{hi / 100!r}, '{names.completion_bin_metric(lo, hi)}'}}" for lo, hi in names.COMPLETION_BINS)
+    return "{" + ", ".join(bins) + "}"

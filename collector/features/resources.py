@@ -1,0 +1,58 @@
+"""Resources (videos, audio, textbooks, documents): the targets a media or interaction
+event counts under, and the catalogue a platform uploads of how many it has.
+
+A resource's counts go to the counters hash, to the resource's own row and to a row of
+each label it carries (type, subject, stage, source): the breakdowns of
+docs/redis-keys.md's `m:resource` … `m:source`.
+"""
+
+from __future__ import annotations
+
+from collector.store import keys, names
+from collector.features.facts import EventScope
+
+RESOURCE_TYPES = frozenset({"video", "audio", "textbook", "document"})
+# Event field -> the label dimension it fills.
+LABEL_FIELDS = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
+CATALOGUE_NAME_MAX = 128
+
+
+def resource_targets(ev: dict, scope: EventScope) -> tuple[tuple[str, str], ...]:
+    """Where a resource's counts go: the counters hash (""), the resource, each label it has."""
+    rt = ev.get("rt")
+    targets = [("", ""), ("resource", scope.admit("resource", ev["rid"]))]
+    if rt:
+        targets.append(("rtype", rt if rt in RESOURCE_TYPES else "other"))
+    for field, dim in LABEL_FIELDS:
+        value = ev.get(field)
+        if value:
+            targets.append((dim, scope.admit("label", value)))
+    return tuple(targets)
+
+
+def label_targets(targets: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The label targets among resource_targets (after the counters hash and the resource)."""
+    return targets[2:]
+
+
+def parse_catalogue(body: object) -> dict[str, int]:
+    """An uploaded catalogue — {"total": N, "rtype": {"video": N, ...}, "subject": {...}, ...}
+    — as fields of the catalogue hash. Raises ValueError naming what is wrong."""
+    if not isinstance(body, dict) or not body:
+        raise ValueError("expected a JSON object: {\"total\": n, \"rtype\": {\"video\": n}, ...}")
+    fields: dict[str, int] = {}
+    for dim, counts in body.items():
+        if dim == "total":
+            if type(counts) is not int or counts < 0:
+                raise ValueError("total must be a non-negative integer")
+            fields["total"] = counts
+            continue
+        if dim not in names.RESOURCE_LABELS:
+            raise ValueError(f"unknown dimension {dim!r}; one of total, " + ", ".join(names.RESOURCE_LABELS))
+        if not isinstance(counts, dict):
+            raise ValueError(f"{dim} must map values to resource counts")
+        for value, n in counts.items():
+            if type(n) is not int or n < 0 or len(value) > CATALOGUE_NAME_MAX:
+                raise ValueError(f"{dim}.{value[:40]}: a non-negative integer count, names up to {CATALOGUE_NAME_MAX} characters")
+            fields[keys.metric_field(dim, value)] = n
+    return fields
