@@ -8,7 +8,8 @@ a one-off exam day does not move them much. An hour is anomalous when it lies mo
 `sensitivity` spreads from the median.
 
 The spread has a floor, because a flat history (MAD = 0) would otherwise call any change
-an anomaly: the Poisson noise of the median count (√median), and 5 % of it.
+an anomaly: the Poisson noise of the median count (√median) plus 10 % of it, since
+real traffic varies from day to day more than Poisson noise (weather, timetables).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import date
 from typing import Sequence
 
 MAD_TO_SIGMA = 1.4826
-RELATIVE_FLOOR = 0.05
+RELATIVE_FLOOR = 0.10
 # A baseline needs this many same-kind days: fewer medians are noise.
 MIN_BASELINE_DAYS = 3
 # Differences smaller than this many events are never an anomaly, whatever the spread:
@@ -78,7 +79,7 @@ def baseline(values: Sequence[int]) -> Baseline | None:
         return None
     median = statistics.median(values)
     mad = statistics.median(abs(v - median) for v in values)
-    spread = max(MAD_TO_SIGMA * mad, math.sqrt(median), RELATIVE_FLOOR * median, 1.0)
+    spread = max(MAD_TO_SIGMA * mad, math.sqrt(median) + RELATIVE_FLOOR * median, 1.0)
     return Baseline(float(median), spread, len(values))
 
 

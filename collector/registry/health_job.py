@@ -66,10 +66,15 @@ class HealthJob:
         self.clock = clock
         self.send = send
         self.calendar = store.calendar
+        self.holding = False
 
     async def tick(self) -> float:
         """One round if this process holds the lease; the seconds until the next."""
-        if await self.lease.hold():
+        holding = await self.lease.hold()
+        if holding != self.holding:
+            log.info("health: this process %s the health rounds (lease %s)", "runs" if holding else "no longer runs", self.lease.token)
+            self.holding = holding
+        if holding:
             await self.run_round()
         return self.settings.interval
 
