@@ -377,3 +377,29 @@ def test_two_collectors_run_the_job_once(collector_factory, rds, tmp_path):
     assert f"lease {token}" not in other.log()
     holder.stop()  # releases the lease: the other takes over at its next round
     other.wait_for(lambda: len(runs()) == 2, timeout=10)
+
+
+# ---- the CLI ------------------------------------------------------------------------------
+
+
+async def test_the_cli_shows_health_history_validation_and_anomalies(client, redis_url):
+    from test_registry_cli import ok
+
+    clock = FakeClock(MONDAY_1015)
+    pid = await approved_platform(client, clock, page_codes=True)
+    job = make_job(client, clock)
+    await job.run_round()
+    await count(client, pid, clock(), pv=5)
+    clock.advance(60)
+    await job.run_round()
+    await job.store.add_anomaly(detect(pid, "2026113009", "pv", 0, baseline([1000, 990, 1010]), 4.0, clock()), deliver=False)
+
+    listing = ok("platforms", "health", redis_url=redis_url).stdout
+    assert "zjer" in listing and "接收中 receiving" in listing
+    shown = ok("platforms", "health", pid, redis_url=redis_url).stdout
+    assert "科学校验 validation" in shown and "uv_le_pv" in shown and "pending" in shown and "receiving" in shown
+    record = orjson.loads(ok("platforms", "health", pid, "--json", redis_url=redis_url).stdout)
+    assert record["health"]["state"] == RECEIVING and [t["after"] for t in record["history"]] == [RECEIVING, PENDING]
+    anomalies = ok("platforms", "anomalies", redis_url=redis_url).stdout
+    assert "drop critical" in anomalies and "2026113009" in anomalies
+    assert orjson.loads(ok("platforms", "anomalies", "--platform", "other", "--json", redis_url=redis_url).stdout) == []
