@@ -188,6 +188,9 @@ async def test_the_previous_day_is_validated_once_into_the_record(client):
     await count(client, pid, clock(), pv=1)
     job = make_job(client, clock)
     await job.run_round()
+    assert (await job.store.get(pid)).validation is None  # it was not sending yesterday
+    await job.store.save(_first_hit(pid, clock() - 2 * 86400), None)
+    await job.run_round()
     validation = (await job.store.get(pid)).validation
     assert validation["day"] == yesterday and validation["verdict"] == "warn"  # 40 visitors, 10 page views
 
@@ -392,14 +395,18 @@ async def test_the_cli_shows_health_history_validation_and_anomalies(client, red
     await count(client, pid, clock(), pv=5)
     clock.advance(60)
     await job.run_round()
+    clock.advance(86400)  # a day later, still no engagement events: degraded, and yesterday validated
+    await count(client, pid, clock(), pv=5)
+    await job.run_round()
     await job.store.add_anomaly(detect(pid, "2026113009", "pv", 0, baseline([1000, 990, 1010]), 4.0, clock()), deliver=False)
 
     listing = ok("platforms", "health", redis_url=redis_url).stdout
-    assert "zjer" in listing and "接收中 receiving" in listing
+    assert "zjer" in listing and "异常 degraded" in listing and "declared event types not seen in 24 hours: engagement" in listing
     shown = ok("platforms", "health", pid, redis_url=redis_url).stdout
     assert "科学校验 validation" in shown and "uv_le_pv" in shown and "pending" in shown and "receiving" in shown
     record = orjson.loads(ok("platforms", "health", pid, "--json", redis_url=redis_url).stdout)
-    assert record["health"]["state"] == RECEIVING and [t["after"] for t in record["history"]] == [RECEIVING, PENDING]
+    assert record["health"]["state"] == DEGRADED
+    assert [t["after"] for t in record["history"]] == [DEGRADED, RECEIVING, PENDING]
     anomalies = ok("platforms", "anomalies", redis_url=redis_url).stdout
     assert "drop critical" in anomalies and "2026113009" in anomalies
     assert orjson.loads(ok("platforms", "anomalies", "--platform", "other", "--json", redis_url=redis_url).stdout) == []

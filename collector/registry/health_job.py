@@ -30,6 +30,7 @@ from collector.registry.health_store import (
 )
 from collector.registry.model import COUNTING_STATES, Platform
 from collector.registry.store import RegistryStore
+from collector.store.buckets import Bucket
 from collector.store.lease import Lease
 
 log = logging.getLogger(__name__)
@@ -94,20 +95,22 @@ class HealthJob:
         await self.deliver_due(now)
         await self.store.note_run(self.lease.token, now, **({"anomaly_hour": hour[0]} if hour else {}))
 
-    async def _assess(self, platform: Platform, previous: HealthRecord | None, now: float, day: str) -> HealthRecord:
+    async def _assess(self, platform: Platform, previous: HealthRecord | None, now: float, day: Bucket) -> HealthRecord:
         observation = await self.store.observe(platform, self.settings.thresholds, now)
         record, transition = assess(platform, observation, previous, self.settings.thresholds)
-        if record.first_hit_at and (record.validation or {}).get("day") != day:
-            counters, uv = await self.store.day_totals(platform.id, day)
-            record = record.replace(validation=validate(platform, day, counters, uv))
+        # A day is validated once, and only a day the platform was sending in.
+        sending = record.first_hit_at and record.first_hit_at < day.end
+        if sending and (record.validation or {}).get("day") != day.id:
+            counters, uv = await self.store.day_totals(platform.id, day.id)
+            record = record.replace(validation=validate(platform, day.id, counters, uv))
         await self.store.save(record, transition)
         if transition:
             log.info("health: %s %s -> %s %s", platform.id, transition.before or "-", transition.after, ",".join(transition.reasons))
         return record
 
-    def _day_to_validate(self, now: float) -> str:
+    def _day_to_validate(self, now: float) -> Bucket:
         """The last day that ended at least DAY_GRACE ago."""
-        return self.calendar.bucket_at("day", self.calendar.local(now - DAY_GRACE) - timedelta(days=1)).id
+        return self.calendar.bucket_at("day", self.calendar.local(now - DAY_GRACE) - timedelta(days=1))
 
     def _hour_to_judge(self, now: float) -> tuple[str, float] | None:
         """(id, start) of the last hour that ended at least HOUR_GRACE ago."""
