@@ -410,3 +410,19 @@ async def test_the_cli_shows_health_history_validation_and_anomalies(client, red
     anomalies = ok("platforms", "anomalies", redis_url=redis_url).stdout
     assert "drop critical" in anomalies and "2026113009" in anomalies
     assert orjson.loads(ok("platforms", "anomalies", "--platform", "other", "--json", redis_url=redis_url).stdout) == []
+
+
+def test_the_documented_verifier_accepts_our_signature():
+    """docs/platforms.md's receiver code, run as written, against what the sender signs."""
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "platforms.md").read_text()
+    code = next(block for block in doc.split("```python\n")[1:] if "def verify(" in block).split("```", 1)[0]
+    namespace: dict = {}
+    exec(code, namespace)
+    body = b'{"event":"anomaly"}'
+    headers = webhook_sign.signed_headers("s3cret", int(time.time()), body)
+    stamp, sig = headers["X-EB-Timestamp"], headers["X-EB-Signature"]
+    assert namespace["verify"]("s3cret", stamp, sig, body)
+    assert not namespace["verify"]("other", stamp, sig, body)
+    assert not namespace["verify"]("s3cret", str(int(stamp) - 3600), webhook_sign.signature("s3cret", int(stamp) - 3600, body), body)
