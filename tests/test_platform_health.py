@@ -110,6 +110,13 @@ async def test_health_moves_through_its_states_with_a_history(client):
     ]
     assert history[0]["reasons"][0] == "silent"
 
+    # Turning degraded, then silent, are alerts at once (listed with the anomalies, for the webhook).
+    alerts = await store.anomalies()
+    assert [(a["metric"], a["kind"], a["severity"]) for a in alerts] == [
+        ("health", SILENT, CRITICAL), ("health", DEGRADED, "warning")]
+    assert alerts[0]["id"] == f"{pid}:2026113011:health:silent" and "30 分钟没有命中" in alerts[0]["note"]
+    assert alerts[0]["expected"] == record.reasons[0].figure and alerts[0]["delivery"]["state"] == "none"
+
 
 async def test_a_quiet_hour_of_a_small_platform_is_not_silence(client):
     clock = FakeClock(MONDAY_1015)
@@ -275,7 +282,7 @@ async def test_the_job_records_an_hour_anomaly_once(client):
     await job.store.save(_first_hit(pid, monday_09 - 20 * 86400), None)  # sending for three weeks
     await job.run_round()
     await job.run_round()  # the same hour again: nothing new
-    found = await job.store.anomalies()
+    found = [a for a in await job.store.anomalies() if a["metric"] != "health"]  # (it is degraded too: no engagement)
     assert sorted((a["metric"], a["kind"], a["hour"]) for a in found) == [("pv", DROP, "2026113009"), ("uv", DROP, "2026113009")]
     pv = next(a for a in found if a["metric"] == "pv")
     assert pv["value"] == 90 and pv["low"] > 90 and pv["delivery"]["state"] == "none"  # no webhook set

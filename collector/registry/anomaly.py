@@ -55,14 +55,25 @@ class Anomaly:
     high: float
     score: float  # (value - median) / spread
     detected_at: float
+    note: str = ""  # for health alerts: the reasons, in words
 
     @property
     def id(self) -> str:
-        """Stable: the same hour and metric of a platform is recorded (and sent) once."""
-        return f"{self.platform}:{self.hour}:{self.metric}"
+        """Stable: the same hour and metric of a platform is recorded (and sent) once;
+        a health alert once per state and hour."""
+        metric = f"{self.metric}:{self.kind}" if self.metric == "health" else self.metric
+        return f"{self.platform}:{self.hour}:{metric}"
 
     def as_dict(self) -> dict:
         return {"id": self.id, **dataclasses.asdict(self)}
+
+
+def health_alert(platform: str, hour: str, state: str, reasons: str, expected: float, now: float) -> Anomaly:
+    """A platform turning silent or degraded, as an alert that goes the anomalies' way
+    (listed, sent to the webhook): at most one per platform and hour, so a flapping
+    platform does not flood the receiver."""
+    severity = CRITICAL if state == "silent" else WARNING
+    return Anomaly(platform, hour, "health", state, severity, 0, expected, 0.0, 0.0, 0.0, now, reasons)
 
 
 def is_weekend(day: date) -> bool:

@@ -267,11 +267,18 @@ async def _anomalies(store: RegistryStore, args, settings) -> int:
     if args.json:
         return _print(args, found, "")
     rows = [(a["platform"], a["hour"], a["metric"], f"{a['kind']} {a['severity']}", str(a["value"]),
-             f"{a['low']:.0f}–{a['high']:.0f} (≈{a['expected']:.0f})", str(a["score"]),
+             _expected(a), str(a["score"]),
              f"{a['delivery']['state']} ×{a['delivery']['attempts']}") for a in found]
     print(table.render(("平台 platform", "小时 hour", "指标 metric", "类型 kind", "数值 value", "预期 expected", "偏离 score",
                         "推送 delivery"), rows))
     return 0
+
+
+def _expected(anomaly: dict) -> str:
+    """The expected range of an hour's figure; for a health alert, its reasons."""
+    if anomaly["metric"] == "health":
+        return anomaly.get("note", "")[:80]
+    return f"{anomaly['low']:.0f}–{anomaly['high']:.0f} (≈{anomaly['expected']:.0f})"
 
 
 COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit}

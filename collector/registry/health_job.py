@@ -7,6 +7,7 @@ A round, for every platform whose hits count (approved, active):
 1. health: observe its rollups, assess (health.py), keep the record and any transition;
 2. validation: once a day, the checks of the previous day (health.validate);
 3. anomalies: once per hour, the hour that just ended against its baseline (anomaly.py);
+   and at once, a platform turning silent or degraded (anomaly.health_alert);
 4. delivery: anomalies waiting for the webhook are sent, retried with backoff.
 
 The HTTP sending is injected (`send`, web/platform_health.py): this module does no I/O of
@@ -23,8 +24,8 @@ from typing import Awaitable, Callable
 import orjson
 
 from collector.registry import webhook_sign
-from collector.registry.anomaly import baseline, detect, same_kind_history
-from collector.registry.health import HealthRecord, Thresholds, assess, validate
+from collector.registry.anomaly import baseline, detect, health_alert, same_kind_history
+from collector.registry.health import DEGRADED, SILENT, HealthRecord, Thresholds, assess, validate
 from collector.registry.health_store import (
     DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING, HealthStore,
 )
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 HOUR_GRACE = 120
 # A day is validated this long after it ended, for the same reason.
 DAY_GRACE = 600
+# Transitions into these states are alerts (listed with the anomalies, sent to the webhook).
+ALERTING_STATES = (SILENT, DEGRADED)
 # Deliveries attempted per round, so a dead receiver cannot stretch a round for long.
 DELIVERIES_PER_ROUND = 10
 
@@ -106,7 +109,17 @@ class HealthJob:
         await self.store.save(record, transition)
         if transition:
             log.info("health: %s %s -> %s %s", platform.id, transition.before or "-", transition.after, ",".join(transition.reasons))
+            if transition.after in ALERTING_STATES:
+                await self._alert(record, now)
         return record
+
+    async def _alert(self, record: HealthRecord, now: float) -> None:
+        """A platform that turned silent or degraded is news the same hour: to the webhook."""
+        hour = self.calendar.bucket_at("hour", self.calendar.local(now)).id
+        expected = next((r.figure for r in record.reasons if r.code == "silent" and r.figure), 0.0)
+        words = "; ".join(f"{r.zh} / {r.en}" for r in record.reasons)
+        alert = health_alert(record.platform, hour, record.state, words, expected, now)
+        await self.store.add_anomaly(alert, deliver=bool(self.settings.webhook_url))
 
     def _day_to_validate(self, now: float) -> Bucket:
         """The last day that ended at least DAY_GRACE ago."""
