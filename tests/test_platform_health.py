@@ -433,3 +433,44 @@ def test_the_documented_verifier_accepts_our_signature():
     assert namespace["verify"]("s3cret", stamp, sig, body)
     assert not namespace["verify"]("other", stamp, sig, body)
     assert not namespace["verify"]("s3cret", str(int(stamp) - 3600), webhook_sign.signature("s3cret", int(stamp) - 3600, body), body)
+
+
+def test_a_running_collector_reports_a_platform_receiving_its_hits(collector_factory, redis_url):
+    """End to end: hits through /c, the rollups, a health round, the admin API. The demo
+    platform's id and app key are both `demo`, so its counts are found by its id today."""
+    import asyncio as aio
+
+    import httputil as http
+
+    async def setup() -> str:
+        c = aioredis.from_url(redis_url)
+        store = RegistryStore(c)
+        await store.register_demo("test")
+        token = await store.create_admin_token("ops", "test")
+        await c.aclose()
+        return token
+
+    token = aio.run(setup())
+    collector = collector_factory(health_interval="0.3")
+    admin = {"Authorization": f"Bearer {token}"}
+
+    def demo_state() -> str | None:
+        status, body = http.get_json(collector.base_url + "/api/admin/platforms/demo/health", headers=admin)
+        assert status == 200, body
+        return (body["health"] or {}).get("state")
+
+    collector.wait_for(lambda: demo_state() == PENDING)
+    status, _, _ = http.request("GET", collector.base_url + "/c?k=demo&t=pageview&sn=1&u=http://localhost/",
+                                headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0 Safari/537.36"})
+    assert status == 204
+    collector.wait_for(lambda: demo_state() == RECEIVING)
+    status, body = http.get_json(collector.base_url + "/api/admin/health", headers=admin)
+    assert [(r["platform"], r["state"]) for r in body["platforms"]] == [("demo", RECEIVING)] and body["last_run"]
+
+
+def test_every_health_key_shares_one_cluster_slot():
+    from redis.crc import key_slot
+
+    names = [keys.HEALTH_RECORDS, keys.health_history("zjer"), keys.HEALTH_ANOMALIES, keys.HEALTH_ANOMALY_TIMES,
+             keys.HEALTH_OUTBOX, keys.HEALTH_JOB, keys.HEALTH_LEASE]
+    assert len({key_slot(name.encode()) for name in names}) == 1
