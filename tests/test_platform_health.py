@@ -474,3 +474,17 @@ def test_every_health_key_shares_one_cluster_slot():
     names = [keys.HEALTH_RECORDS, keys.health_history("zjer"), keys.HEALTH_ANOMALIES, keys.HEALTH_ANOMALY_TIMES,
              keys.HEALTH_OUTBOX, keys.HEALTH_JOB, keys.HEALTH_LEASE]
     assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+async def test_a_redis_outage_pauses_the_rounds_with_one_log_line(caplog):
+    from conftest import free_port
+    from collector.web.platform_health import quiet_outages
+
+    gone = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    tick = quiet_outages(make_job(gone, FakeClock(MONDAY_1015)))
+    try:
+        assert [await tick() for _ in range(3)] == [60, 60, 60]
+    finally:
+        await gone.aclose()
+    warnings = [r for r in caplog.records if "rounds paused" in r.getMessage()]
+    assert len(warnings) == 1 and not any(r.exc_info for r in caplog.records)

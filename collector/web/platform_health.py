@@ -12,6 +12,7 @@ from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from collector.registry.health import Thresholds
 from collector.registry.health_job import HealthJob, HealthSettings
@@ -62,6 +63,28 @@ class WebhookSender:
             await self._session.close()
 
 
+def quiet_outages(job: HealthJob):
+    """The job's tick, with a Redis outage logged once as a line, not a traceback a round:
+    the counting path has its own outage handling, and health simply waits for Redis."""
+    down = False
+
+    async def tick() -> float:
+        nonlocal down
+        try:
+            delay = await job.tick()
+        except (RedisError, OSError) as exc:
+            if not down:
+                log.warning("health: Redis unavailable, rounds paused until it answers (%s)", type(exc).__name__)
+            down = True
+            return job.settings.interval
+        if down:
+            log.info("health: Redis answers again, rounds resume")
+        down = False
+        return delay
+
+    return tick
+
+
 def build_job(app: web.Application, send=None) -> HealthJob:
     settings = app[SETTINGS]
     # The lease outlives three rounds: a holder that misses two renewals in a row (a slow
@@ -78,7 +101,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     sender = WebhookSender()
     job = app[HEALTH_JOB] = build_job(app, sender)
-    loop = Periodic("platform-health", job.tick, first_delay=min(5.0, app[SETTINGS].health_interval))
+    loop = Periodic("platform-health", quiet_outages(job), first_delay=min(5.0, app[SETTINGS].health_interval))
     loop.start()
     yield
     await loop.close()
