@@ -91,12 +91,13 @@ class HealthJob:
         job = await self.store.job_state()
         day = self._day_to_validate(now)
         hour = self._hour_to_judge(now)
+        judge_hour = job.get("anomaly_hour") != hour[0]  # each hour once, whichever process judged it
         for platform in monitored.values():
             record = await self._assess(platform, records.get(platform.id), now, day)
-            if hour and job.get("anomaly_hour") != hour[0]:
+            if judge_hour:
                 await self._judge_hour(platform, record, hour, now)
         await self.deliver_due(now)
-        await self.store.note_run(self.lease.token, now, **({"anomaly_hour": hour[0]} if hour else {}))
+        await self.store.note_run(self.lease.token, now, anomaly_hour=hour[0])
 
     async def _assess(self, platform: Platform, previous: HealthRecord | None, now: float, day: Bucket) -> HealthRecord:
         observation = await self.store.observe(platform, self.settings.thresholds, now)
@@ -125,7 +126,7 @@ class HealthJob:
         """The last day that ended at least DAY_GRACE ago."""
         return self.calendar.bucket_at("day", self.calendar.local(now - DAY_GRACE) - timedelta(days=1))
 
-    def _hour_to_judge(self, now: float) -> tuple[str, float] | None:
+    def _hour_to_judge(self, now: float) -> tuple[str, float]:
         """(id, start) of the last hour that ended at least HOUR_GRACE ago."""
         b = self.calendar.bucket_at("hour", self.calendar.local(now - HOUR_GRACE) - timedelta(hours=1))
         return (b.id, float(b.start))
@@ -138,7 +139,7 @@ class HealthJob:
             return
         series = await self.store.hour_series(platform.id, start, self.settings.baseline_days)
         (local, pv, uv), history = series[0], series[1:]
-        lived = [row for row in history if row[0].timestamp() + 86400 > record.first_hit_at]
+        lived = [row for row in history if row[0].timestamp() + 3600 > record.first_hit_at]  # hours that ended after it
         for metric, value, index in (("pv", pv, 1), ("uv", uv, 2)):
             base = baseline(same_kind_history(local.date(), [(row[0].date(), row[index]) for row in lived]))
             anomaly = detect(platform.id, hour_id, metric, value, base, self.settings.sensitivity, now)
