@@ -105,6 +105,22 @@ class Settings:
     key_overlap: int = _setting(604800, "seconds a rotated-out app key stays valid after `platforms rotate-key`")
     apply_per_hour: int = _setting(10, "platform applications one client IP may send per hour (POST /api/platforms/apply)")
     max_pending_applications: int = _setting(200, "applications waiting for review at most; more get 429 until some are decided")
+    health_interval: float = _setting(
+        60.0, "seconds between platform health rounds (health, validation, anomalies, webhook); one collector "
+        "process per deployment runs them, by a Redis lease; 0 turns them off"
+    )
+    health_silent_minutes: int = _setting(
+        30, "a platform is silent after this many minutes without hits in an hour that normally has traffic"
+    )
+    health_reject_percent: float = _setting(
+        5.0, "a platform is degraded when more than this % of its events of the last two hours were rejected"
+    )
+    anomaly_sensitivity: float = _setting(
+        4.0, "an hour's PV or UV is an anomaly beyond this many robust deviations (MAD) from its baseline; lower: more alerts"
+    )
+    anomaly_days: int = _setting(14, "days of the same hour that make an anomaly baseline (weekdays and weekends apart)")
+    webhook_url: str = _setting("", "URL that anomalies are POSTed to (signed, retried); empty: recorded only")
+    webhook_secret: str = _setting("", "HMAC-SHA256 key that signs webhook bodies (X-EB-Signature); required with webhook_url")
     access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
@@ -147,6 +163,14 @@ class Settings:
             (self.max_pending_applications >= 1, "max_pending_applications", "must be at least 1"),
             (self.public_url == "" or self.public_url.startswith(("http://", "https://")), "public_url",
              "must start with http:// or https://"),
+            (self.health_interval >= 0, "health_interval", "must not be negative"),
+            (1 <= self.health_silent_minutes <= 1440, "health_silent_minutes", "must be 1-1440"),
+            (0 < self.health_reject_percent <= 100, "health_reject_percent", "must be more than 0 and at most 100"),
+            (self.anomaly_sensitivity > 0, "anomaly_sensitivity", "must be positive"),
+            (3 <= self.anomaly_days <= 90, "anomaly_days", "must be 3-90 (hour buckets are kept ttl_hour)"),
+            (self.webhook_url == "" or self.webhook_url.startswith(("http://", "https://")), "webhook_url",
+             "must start with http:// or https://"),
+            (self.webhook_url == "" or bool(self.webhook_secret), "webhook_secret", "must be set with webhook_url"),
         ]
         for ok, name, why in checks:
             if not ok:

@@ -127,10 +127,58 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
     etag = (await client.get("/beacon.js")).headers["ETag"]
     await checker.check(await client.get("/beacon.js", headers={"If-None-Match": etag}), "/beacon.js", "get")
 
+    await check_registry_and_health(client, checker)
+
     served = json.loads(await (await client.get("/api/openapi.json")).read())
     assert served == spec
     every_operation = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in METHODS}
     assert checker.seen == every_operation, every_operation - checker.seen
+
+
+async def check_registry_and_health(client, checker: Checker) -> None:
+    """The registry's open form and admin API, the kit page, and platform health (§8.4)."""
+    from collector.registry.anomaly import baseline, detect
+    from collector.registry.store import RegistryStore
+    from collector.web.appkeys import REDIS
+    from collector.web.platform_health import build_job
+    from test_registry_model import application
+
+    token = await RegistryStore(client.server.app[REDIS]).create_admin_token("openapi", "test")
+    admin = {"Authorization": f"Bearer {token}"}
+    apply = "/api/platforms/apply"
+    await checker.check(await client.post(apply, data=json.dumps(application())), apply, "post")
+    for body in (json.dumps(application()), "{not json", "x" * 9000):  # taken, not JSON, too large
+        await checker.check(await client.post(apply, data=body), apply, "post")
+    listing = "/api/admin/platforms"
+    for headers, query in ((admin, ""), (admin, "?state=nonsense"), ({}, ""), ({"Authorization": "Bearer nope"}, "")):
+        await checker.check(await client.get(listing + query, headers=headers), listing, "get")
+    for path in ("/api/admin/platforms/zjer", "/api/admin/platforms/nope"):
+        await checker.check(await client.get(path, headers=admin), "/api/admin/platforms/{id}", "get")
+    act = "/api/admin/platforms/{id}/{action}"
+    approved = json.loads(await checker.check(await client.post("/api/admin/platforms/zjer/approve", headers=admin), act, "post"))
+    await checker.check(await client.post("/api/admin/platforms/zjer/approve", headers=admin), act, "post")  # 409
+    await checker.check(await client.post("/api/admin/platforms/zjer/fly", headers=admin), act, "post")  # 404
+    await checker.check(await client.post("/api/admin/platforms/zjer/suspend", data="[]", headers=admin), act, "post")  # 400
+    kit = "/api/admin/platforms/{id}/kit"
+    for query in ("", "?format=md", "?format=html", "?format=pdf"):
+        await checker.check(await client.get(f"/api/admin/platforms/zjer/kit{query}", headers=admin), kit, "get")
+    page = "/kit/{id}"
+    for url in (f"/kit/zjer?token={approved['issued_kit_token']}", "/kit/zjer", "/kit/zjer?token=wrong"):
+        await checker.check(await client.get(url), page, "get")
+    for query in ("?platform=zjer&limit=5", "?limit=0"):
+        await checker.check(await client.get(f"/api/admin/audit{query}", headers=admin), "/api/admin/audit", "get")
+
+    job = build_job(client.server.app)
+    await job.run_round()  # zjer: pending
+    await job.store.add_anomaly(detect("zjer", "2026113009", "pv", 0, baseline([100, 110, 90]), 4.0, 1.0), deliver=True)
+    health = json.loads(await checker.check(await client.get("/api/admin/health", headers=admin), "/api/admin/health", "get"))
+    assert [r["state"] for r in health["platforms"]] == ["pending"]
+    await checker.check(await client.get("/api/admin/health"), "/api/admin/health", "get")
+    one = "/api/admin/platforms/{id}/health"
+    for path in ("/api/admin/platforms/zjer/health", "/api/admin/platforms/nope/health", "/api/admin/platforms/zjer/health?limit=x"):
+        await checker.check(await client.get(path, headers=admin), one, "get")
+    for query in ("", "?platform=zjer&limit=3", "?limit=0"):
+        await checker.check(await client.get(f"/api/admin/anomalies{query}", headers=admin), "/api/admin/anomalies", "get")
 
 
 async def frozen_version(client) -> str:

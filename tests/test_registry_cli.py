@@ -11,7 +11,8 @@ import pytest
 
 from conftest import ROOT
 
-SUBCOMMANDS = ("apply", "list", "show", "approve", "reject", "activate", "suspend", "resume", "revoke", "rotate-key", "kit", "audit")
+SUBCOMMANDS = ("apply", "list", "show", "approve", "reject", "activate", "suspend", "resume", "revoke", "rotate-key", "kit", "audit",
+               "health", "anomalies")
 
 
 def cli(*args: str, redis_url: str | None = None, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

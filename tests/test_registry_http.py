@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 ADMIN_ROUTES = (("GET", "/api/admin/platforms"), ("GET", "/api/admin/platforms/zjer"),
                 ("POST", "/api/admin/platforms/zjer/approve"), ("GET", "/api/admin/platforms/zjer/kit"),
-                ("GET", "/api/admin/audit"))
+                ("GET", "/api/admin/audit"), ("GET", "/api/admin/health"), ("GET", "/api/admin/platforms/zjer/health"),
+                ("GET", "/api/admin/anomalies"))
 
 
 def call(collector, method: str, path: str, payload=None, token: str | None = None, ip: str = "100.64.0.1", raw: bytes | None = None):

@@ -170,11 +170,12 @@ def _string_list(value: Any, allowed: tuple[str, ...]) -> tuple[tuple[str, ...] 
 def _scope(value: Any):
     if value is None:
         return Scope(), None
-    if not isinstance(value, dict) or set(value) - {"basic", "deep", "events", "dimensions"}:
-        return None, "must be an object with basic, deep, events, dimensions"
+    if not isinstance(value, dict) or set(value) - {"basic", "deep", "events", "dimensions", "page_codes"}:
+        return None, "must be an object with basic, deep, events, dimensions, page_codes"
     basic, deep = value.get("basic", True), value.get("deep", False)
-    if not isinstance(basic, bool) or not isinstance(deep, bool):
-        return None, "basic and deep must be true or false"
+    page_codes = value.get("page_codes", False)
+    if not all(isinstance(flag, bool) for flag in (basic, deep, page_codes)):
+        return None, "basic, deep and page_codes must be true or false"
     events, why = _string_list(value.get("events", list(BASIC_EVENTS)), tuple(sorted(EVENT_TYPES)))
     if why:
         return None, "events " + why
@@ -188,7 +189,7 @@ def _scope(value: Any):
         return None, "resource dimensions need media or interaction events"
     if not basic and not deep:
         return None, "declare the basic tag, the deep tag, or both"
-    return Scope(basic, deep, events, dimensions), None
+    return Scope(basic, deep, events, dimensions, page_codes), None
 
 
 def _contact(value: Any):

@@ -17,6 +17,8 @@ import orjson
 
 from collector.embedded_redis import running_url
 from collector.registry import application, table
+from collector.registry.health import HEALTH_NAMES
+from collector.registry.health_store import HealthStore
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import ENVIRONMENTS, PLATFORM_TYPES, STATE_NAMES, TRANSITIONS, TransitionError
@@ -24,6 +26,7 @@ from collector.registry.release import load_release
 from collector.registry.store import AlreadyExists, Issued, NotFound, RegistryStore
 from collector.settings import Settings, SettingsError, resolve_path
 from collector.store import redis_client
+from collector.store.buckets import Calendar
 
 
 class CommandError(Exception):
@@ -52,6 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        ("purpose", "why the platform applies")):
         apply.add_argument("--" + name, help=text)
     apply.add_argument("--deep", action="store_true", help="declare the deep tag (clicks, media, interactions, users)")
+    apply.add_argument("--page-codes", action="store_true", help="declare that its pages carry page codes (health checks they arrive)")
 
     listing = sub.add_parser("list", parents=[common], help="every platform, or those in one state")
     listing.add_argument("--state", choices=sorted(STATE_NAMES))
@@ -71,6 +75,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     audit = sub.add_parser("audit", parents=[common], help="the audit log, newest first")
     audit.add_argument("id", nargs="?", help="only this platform's entries")
     audit.add_argument("--limit", type=int, default=50)
+    health = sub.add_parser("health", parents=[common], help="health (§8.4): every platform's state, or one's with its history and checks")
+    health.add_argument("id", nargs="?", help="one platform: its record, transitions and daily validation")
+    health.add_argument("--limit", type=int, default=20, help="transitions shown")
+    anomalies = sub.add_parser("anomalies", parents=[common], help="hourly PV/UV anomalies and their webhook delivery, newest first")
+    anomalies.add_argument("--platform", default=None, help="only this platform's")
+    anomalies.add_argument("--limit", type=int, default=50)
 
     tokens = commands.add_parser("admin-token", help="admin tokens for /api/admin/* and /kit/*")
     token_sub = tokens.add_subparsers(dest="token_command", required=True)
@@ -123,6 +133,8 @@ async def _apply(store: RegistryStore, args, settings) -> int:
             scope[name] = getattr(args, name)
     if args.deep:
         scope["deep"] = True
+    if args.page_codes:
+        scope["page_codes"] = True
     if scope:
         payload["scope"] = scope
     platform = await store.apply(application.parse_application(payload), args.actor)
@@ -211,7 +223,65 @@ async def _admin_token(store: RegistryStore, args) -> int:
     return 0
 
 
-COMMANDS = {"apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit}
+async def _health(store: RegistryStore, args, settings) -> int:
+    health = HealthStore(store.redis, Calendar(settings.timezone))
+    if args.id is None:
+        records = await health.all()
+        if args.json:
+            return _print(args, [records[pid].as_dict() for pid in sorted(records)], "")
+        rows = [(r.platform, f"{HEALTH_NAMES[r.state]} {r.state}", _time(r.since), _time(r.checked_at),
+                 (r.validation or {}).get("verdict", "-"), "; ".join(x.en for x in r.reasons) or "-")
+                for r in (records[pid] for pid in sorted(records))]
+        print(table.render(("平台 platform", "健康 health", "起始 since", "检查 checked", "校验 validation", "原因 reasons"), rows))
+        return 0
+    await store.get(args.id)  # NotFound for an unknown id
+    record = await health.get(args.id)
+    history = await health.history(args.id, max(1, min(args.limit, 500)))
+    if args.json:
+        return _print(args, {"health": record.as_dict() if record else None, "history": history}, "")
+    if record is None:
+        print(f"{args.id}: 尚无健康记录 no health record yet (the job records approved and active platforms)")
+        return 0
+    pairs = [("平台 platform", record.platform), ("健康 health", f"{HEALTH_NAMES[record.state]} {record.state}"),
+             ("起始 since", _time(record.since)), ("检查 checked", _time(record.checked_at)),
+             ("首次命中 first hit", _time(record.first_hit_at)),
+             *((f"原因 reason {r.code}", f"{r.zh} / {r.en}") for r in record.reasons),
+             *((f"数据 {name}", str(value)) for name, value in record.figures.items())]
+    print(table.render_pairs(pairs))
+    if record.validation:
+        v = record.validation
+        print(f"\n科学校验 validation {v['day']}: {v['verdict']}")
+        print(table.render(("检查 check", "数值 figure", "结论 verdict", "说明 note"),
+                           [(f"{c['zh']} {c['code']}", "-" if c["figure"] is None else str(c["figure"]), c["verdict"], c["note"] or "-")
+                            for c in v["checks"]]))
+    if history:
+        print("\n状态变化 transitions:")
+        print(table.render(("时间 at", "之前 before", "之后 after", "原因 reasons"),
+                           [(_time(t["at"]), t["before"] or "-", t["after"], ",".join(t["reasons"]) or "-") for t in history]))
+    return 0
+
+
+async def _anomalies(store: RegistryStore, args, settings) -> int:
+    health = HealthStore(store.redis, Calendar(settings.timezone))
+    found = await health.anomalies(max(1, min(args.limit, 10_000)), args.platform)
+    if args.json:
+        return _print(args, found, "")
+    rows = [(a["platform"], a["hour"], a["metric"], f"{a['kind']} {a['severity']}", str(a["value"]),
+             _expected(a), str(a["score"]),
+             f"{a['delivery']['state']} ×{a['delivery']['attempts']}") for a in found]
+    print(table.render(("平台 platform", "小时 hour", "指标 metric", "类型 kind", "数值 value", "预期 expected", "偏离 score",
+                        "推送 delivery"), rows))
+    return 0
+
+
+def _expected(anomaly: dict) -> str:
+    """The expected range of an hour's figure; for a health alert, its reasons."""
+    if anomaly["metric"] == "health":
+        return anomaly.get("note", "")[:80]
+    return f"{anomaly['low']:.0f}–{anomaly['high']:.0f} (≈{anomaly['expected']:.0f})"
+
+
+COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit}
 
 
 def _print_issued(args, issued: Issued, settings: Settings, extra: str = "") -> int:

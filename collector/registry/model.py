@@ -55,6 +55,7 @@ class Scope:
     deep: bool = False
     events: tuple[str, ...] = ("pageview", "engagement")
     dimensions: tuple[str, ...] = ()  # resource labels: rtype, subject, stage, source
+    page_codes: bool = False  # its pages carry page codes (pc): health checks that they arrive
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,20 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{registry}:version                   string bumped by every registry change
     eb:{registry}:audit                     stream who changed what, when (capped)
     eb:{registry}:admin-tokens              hash   SHA-256 of an admin token -> its name (JSON)
+    eb:{health}:platforms                   hash   platform id -> its health record (JSON)
+    eb:{health}:history:ID                  list   a platform's health transitions, newest first (capped)
+    eb:{health}:anomalies                   hash   anomaly id -> the anomaly and its delivery (JSON)
+    eb:{health}:anomaly-times               zset   anomaly id, scored by when it was detected
+    eb:{health}:outbox                      zset   anomaly ids waiting for the webhook, scored by next attempt
+    eb:{health}:job                         hash   the health job's bookkeeping (last run, runs per holder)
+    eb:{health}:lease                       string the token of the collector process running the job
 
 GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
 20261124, 202611). The `{...}` part is the Redis Cluster hash tag: every key of one app
 and one local day lives in one slot, so one flush script touches one slot. Month keys
 span days, so they carry the tag {APP|MONTH} instead. The registry's keys share the
-tag {registry}, so a registry change is one transaction in one slot.
+tag {registry}, so a registry change is one transaction in one slot; the health job's
+keys share {health}, for the same reason.
 """
 
 from __future__ import annotations
@@ -155,3 +163,30 @@ REGISTRY_PENDING = registry_key("pending")
 REGISTRY_VERSION = registry_key("version")
 REGISTRY_AUDIT = registry_key("audit")
 REGISTRY_ADMIN_TOKENS = registry_key("admin-tokens")
+
+
+# ---- platform health (§8.4; registry/health_store.py) -----------------------------------
+# One hash tag: a health round writes a record, its transition and its anomalies in one
+# transaction. The lease names the one process per deployment that runs the job.
+
+HEALTH_TAG = "{health}"
+# Transitions kept per platform (LTRIM): months of state changes.
+HEALTH_HISTORY_MAXLEN = 500
+# Anomalies kept (the oldest beyond are dropped with their delivery state).
+HEALTH_ANOMALIES_MAX = 10_000
+
+
+def health_key(name: str) -> str:
+    return f"{PREFIX}:{HEALTH_TAG}:{name}"
+
+
+HEALTH_RECORDS = health_key("platforms")
+HEALTH_ANOMALIES = health_key("anomalies")
+HEALTH_ANOMALY_TIMES = health_key("anomaly-times")
+HEALTH_OUTBOX = health_key("outbox")
+HEALTH_JOB = health_key("job")
+HEALTH_LEASE = health_key("lease")
+
+
+def health_history(platform_id: str) -> str:
+    return health_key("history:" + platform_id)

@@ -25,9 +25,10 @@ from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import STATE_NAMES, TRANSITIONS, TransitionError
 from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import load_release
+from collector.registry.health_store import HealthStore
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
 from collector.settings import resolve_path
-from collector.web.appkeys import CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import CALENDAR, CLOCK, REDIS, SETTINGS
 
 ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
@@ -43,6 +44,9 @@ def add_registry_routes(app: web.Application) -> None:
         ("POST", "/api/admin/platforms/{id}/{action}", routes.act),
         ("GET", "/api/admin/platforms/{id}/kit", routes.admin_kit),
         ("GET", "/api/admin/audit", routes.audit),
+        ("GET", "/api/admin/health", routes.health_all),
+        ("GET", "/api/admin/platforms/{id}/health", routes.health_one),
+        ("GET", "/api/admin/anomalies", routes.anomalies),
         ("GET", "/kit/{id}", routes.kit_page),
     ):
         app.router.add_route(method, path, _answered(handler))
@@ -91,6 +95,13 @@ def _answered(handler):
             return _json({"error": f"registry unavailable: {exc}"}, 503)
 
     return guarded
+
+
+def _limit(request: web.Request, default: str) -> int:
+    limit = request.query.get("limit", default)
+    if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        raise Refused(400, "limit must be 1-10000")
+    return int(limit)
 
 
 class RegistryRoutes:
@@ -201,6 +212,43 @@ class RegistryRoutes:
         if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
             raise Refused(400, "limit must be 1-10000")
         return _json({"entries": await self.store.audit(int(limit), request.query.get("platform"))})
+
+    # ---- health (§8.4): what the health job (registry/health_job.py) recorded ---------------
+
+    @property
+    def health(self) -> HealthStore:
+        return HealthStore(self.app[REDIS], self.app[CALENDAR])
+
+    async def health_all(self, request: web.Request) -> web.Response:
+        await self.admin(request)
+        records = await self.health.all()
+        job = await self.health.job_state()
+        return _json({
+            "last_run": float(job["last_run"]) if "last_run" in job else None,
+            "platforms": [records[pid].as_dict() for pid in sorted(records)],
+        })
+
+    async def health_one(self, request: web.Request) -> web.Response:
+        await self.admin(request)
+        platform_id = request.match_info["id"]
+        try:
+            platform = await self.store.get(platform_id)
+        except NotFound as exc:
+            raise Refused(404, str(exc))
+        limit = _limit(request, "50")
+        record = await self.health.get(platform_id)
+        return _json({
+            "platform": platform_id, "registry_state": platform.state,
+            # None until the job has seen it (or when its hits do not count: not approved/active)
+            "health": record.as_dict() if record else None,
+            "history": await self.health.history(platform_id, limit),
+            "anomalies": await self.health.anomalies(limit, platform_id),
+        })
+
+    async def anomalies(self, request: web.Request) -> web.Response:
+        await self.admin(request)
+        platform_id = request.query.get("platform") or None
+        return _json({"anomalies": await self.health.anomalies(_limit(request, "100"), platform_id)})
 
     async def admin_kit(self, request: web.Request) -> web.Response:
         await self.admin(request)

@@ -25,6 +25,7 @@ from collector.store.aggregate import Aggregator
 from collector.web.appkeys import AGGREGATOR, CALENDAR, CLOCK, FLUSHER, GEO, HTTP_STATS, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from collector.web.admin_routes import add_registry_routes
 from collector.web.beacon_routes import add_beacon_routes
+from collector.web.platform_health import health_ctx
 from collector.store.buckets import Calendar
 from collector.enrich.device import DeviceClassifier
 from collector.store.flusher import Flusher
@@ -61,6 +62,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
+    app.cleanup_ctx.append(health_ctx)  # platform health rounds, one process per deployment
 
     # allow_head=False: a HEAD is answered 405 (Allow: GET, POST, OPTIONS), never counted.
     app.router.add_get("/c", hit_get, allow_head=False)
