@@ -217,7 +217,11 @@ class Processes:
         for proc in (self.collector, self.redis):
             if proc and proc.poll() is None:
                 proc.terminate()
-                proc.wait(20)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:  # the old collector's last flush can hang on
+                    proc.kill()
+                    proc.wait()
 
     @staticmethod
     def _wait(probe, timeout: float = 30) -> None:

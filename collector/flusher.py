@@ -396,28 +396,45 @@ class Flusher:
             return True
 
     async def _apply(self, batch: FlushBatch) -> None:
-        # Replaying a segment, splitting, building, encoding and packing take CPU: in a
-        # thread, the event loop keeps answering hits meanwhile (the GIL is handed over
-        # every few milliseconds) instead of stalling every request that arrives during
-        # a flush. The loop only writes the bytes and reads replies.
+        """Apply the batch part by part, each in bounded round trips, resuming after
+        `batch.done`. A round trip whose answer is lost (a timeout) is sent again on the
+        retry: the slots that did apply it skip it by their sequence marker, so nothing
+        counts twice.
+
+        Replaying a segment, splitting, building, encoding and packing take CPU: in a
+        thread, the event loop keeps answering hits meanwhile (the GIL is handed over
+        every few milliseconds) instead of stalling every request that arrives during a
+        flush. The loop only writes the bytes and reads replies. The next part is built
+        while Redis applies this one (Redis is another process): a batch of many apps
+        drains in about the time of the slower of the two, not their sum. So at most two
+        parts' writes exist at a time, whatever the size of the batch.
+        """
         if batch.parts is None:
             batch.parts = await asyncio.to_thread(self._parts, batch)
-        while batch.parts:
-            await self._apply_part(batch, batch.parts[0])
-            batch.parts.popleft()
-            batch.done = 0
-
-    async def _apply_part(self, batch: FlushBatch, part: Snapshot) -> None:
-        """Build, pack and send one part in bounded round trips, resuming after `batch.done`.
-
-        Only one part's writes exist at a time. A round trip whose answer is lost (a
-        timeout) is sent again on the retry: the slots that did apply it skip it by
-        their sequence marker, so nothing counts twice.
-        """
         if self._sha is None:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
+        upcoming = self._build(batch, 0) if batch.parts else None
+        try:
+            while upcoming is not None:
+                commands, new_apps = await upcoming
+                upcoming = self._build(batch, 1) if len(batch.parts) > 1 else None
+                await self._send(batch, commands)
+                self._known_apps |= new_apps
+                batch.parts.popleft()
+                batch.done = 0
+        finally:
+            if upcoming is not None:  # a round trip failed: let the thread end, drop its work
+                await asyncio.gather(upcoming, return_exceptions=True)
+
+    def _build(self, batch: FlushBatch, index: int) -> asyncio.Future:
+        """Pack the commands of `batch.parts[index]` in a thread: (commands, new apps)."""
+        part = batch.parts[index]
         new_apps = part_apps(part) - self._known_apps
-        commands = await asyncio.to_thread(self._packed, part, batch, self._sha, new_apps)
+        sha = self._sha
+        return asyncio.ensure_future(asyncio.to_thread(lambda: (self._packed(part, batch, sha, new_apps), new_apps)))
+
+    async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
+        """The first part's commands from `batch.done` on, in bounded round trips."""
         for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
             try:
                 await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
@@ -428,7 +445,6 @@ class Flusher:
                 raise
             batch.done += len(chunk)
             self.stats.round_trips += 1
-        self._known_apps |= new_apps
 
 
 def part_apps(snap: Snapshot) -> set[str]:
