@@ -108,12 +108,17 @@ def flood(port: int, apps: int, conns: int = 4, depth: int = 200) -> dict[int, i
 
 @dataclass
 class Control:
-    """One app sending a known number of pageviews on a keep-alive connection."""
+    """One app sending pageviews one by one on a keep-alive connection, counting answers.
+
+    A request whose answer never came (the collector was killed meanwhile) is in doubt:
+    it may or may not have been journaled. The thread reconnects and goes on.
+    """
 
     port: int
     app: str = "control"
     acked: int = 0
     refused: int = 0
+    in_doubt: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -128,18 +133,32 @@ class Control:
         return self.acked
 
     def _run(self) -> None:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        conn = None
         while not self._stop.is_set():
-            conn.request("GET", f"/c?k={self.app}&t=pageview&u=https%3A%2F%2Fe.edu%2Fc&sn=1",
-                         headers={"User-Agent": UA, "X-Forwarded-For": "100.64.0.1"})
-            response = conn.getresponse()
-            response.read()
+            sent = False
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(HOST, self.port, timeout=10)
+                conn.request("GET", f"/c?k={self.app}&t=pageview&u=https%3A%2F%2Fe.edu%2Fc&sn=1",
+                             headers={"User-Agent": UA, "X-Forwarded-For": "100.64.0.1"})
+                sent = True
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self.in_doubt += sent
+                self.refused += not sent
+                time.sleep(0.05)
+                continue
             if response.status == 204:
                 self.acked += 1
             else:
                 self.refused += 1
             time.sleep(0.02)
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def control_pv(redis_client, app: str = "control") -> int:
@@ -252,19 +271,21 @@ def run(args) -> dict:
             procs.kill_collector()
             procs.start_collector()
         ended = time.monotonic()
-        lag = None
-        while time.monotonic() - ended < args.wait:
-            if control_pv(procs.client) >= acked:
+        lag = drained = None
+        while time.monotonic() - ended < args.wait and drained is None:
+            if lag is None and control_pv(procs.client) >= acked:
                 lag = time.monotonic() - ended
-                break
+            if procs.client.scard("eb:apps") >= args.apps and backlog(procs.port)["pending_flushes"] == 0:
+                drained = time.monotonic() - ended
             time.sleep(0.5)
-        time.sleep(1)
         final = backlog(procs.port)
         return {
             "apps": args.apps, "flood_statuses": statuses, "flood_seconds": round(flood_s, 1),
-            "control_acked": acked, "control_refused": control.refused,
+            "control_acked": acked, "control_refused": control.refused, "control_in_doubt": control.in_doubt,
             "control_pv_in_redis": control_pv(procs.client),
             "control_lag_after_flood_s": None if lag is None else round(lag, 1),
+            "backlog_drained_after_flood_s": None if drained is None else round(drained, 1),
+            "apps_known_to_redis": procs.client.scard("eb:apps"),
             "flushes": flushes_before_kill + final["flushes"], "flush_retries": final["flush_retries"],
             "pending_flushes_at_end": final["pending_flushes"],
             "peak_rss_mb": round(sampler.stop() / 1024), "redis_used_memory_mb": round(procs.client.info("memory")["used_memory"] / 2**20),

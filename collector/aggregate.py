@@ -61,15 +61,21 @@ class Snapshot:
         get the very same writes, hence the very same numbered script calls, whatever
         the grouping — a retry or a journal replay that groups differently still skips
         exactly what Redis already has. One app bigger than `max_cells` is a part alone.
+
+        Apps with the most events come first: when a flood of one-hit app keys makes a
+        batch long to apply, the apps with real traffic in it are not kept waiting.
         """
         sizes: dict[str, int] = {}
         for entries in self._entry_collections():
             for key in entries:
                 app = key[0]
                 sizes[app] = sizes.get(app, 0) + 1
+        events: dict[str, int] = {}
+        for key, sums in self.cube.items():
+            events[key[0]] = events.get(key[0], 0) + sums[0]
         part_of: dict[str, int] = {}
         part, filled = 0, 0
-        for app in sorted(sizes):
+        for app in sorted(sizes, key=lambda app: (-events.get(app, 0), app)):
             if filled and filled + sizes[app] > max_cells:
                 part, filled = part + 1, 0
             part_of[app] = part

@@ -263,3 +263,73 @@ def test_readyz_reports_a_flush_that_keeps_failing_while_redis_answers(tmp_path,
         assert collector.stop(signal.SIGTERM) == 0
     finally:
         sync.execute_command("CLIENT", "UNPAUSE")
+
+
+# ---- issue 10's finding, at CI scale --------------------------------------------------
+
+FLOOD_APPS = 15_000  # per flood; two floods
+# Peak RSS allowed, in MB. An idle collector with the test geo databases takes ~60 MB;
+# the live snapshot of a flood (~30 000 entries) some 15 MB, and the flush at most two
+# parts' writes (GROUP_CELLS entries each, ~20 MB packed) plus the replayed segment of
+# one batch. The old code built all of a batch's writes at once and packed them again
+# on every retry: ~1 GB for 30 000 apps, ~3.7 GB for the 90 000 of the finding.
+RSS_BOUND_MB = 300
+ENV = {"COLLECTOR_REDIS_TIMEOUT": "2"}  # an env variable: the old code ignores it and uses 3 s
+
+
+def flood_pv(sync: redis.Redis) -> int:
+    """PV of every app but the control app, from the day counters (pipelined reads)."""
+    keys = [k for k in sync.scan_iter("eb:{*}:day:*:c", count=5000) if not k.startswith(b"eb:{control|")]
+    pipe = sync.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, "pv")
+    return sum(int(v or 0) for v in pipe.execute())
+
+
+@pytest.mark.slow
+def test_a_flood_of_distinct_apps_does_not_stop_counting_even_across_a_kill(tmp_path, redis_server, redis_url,
+                                                                            test_geo_db):
+    """Finding 1: one client sending pageviews for tens of thousands of random app keys
+    made the next flush one pipeline that timed out on every retry (and again after a
+    restart), while another app's acknowledged hits were never counted."""
+    from bench.flood import Control, RssSampler, backlog, control_pv, flood
+
+    sync = redis_server.client()
+    args = collector_args(redis_url, test_geo_db, tmp_path / "data")
+    collector = launch_collector(tmp_path / "c0.log", args, env=ENV)
+    pid = [collector.proc.pid]
+    sampler = RssSampler(lambda: pid[0])
+    control = Control(collector.port).start()
+
+    def drained(apps: int, timeout: float) -> None:
+        """Within `timeout` s: the control app's acknowledged hits, then every flood app, in Redis."""
+        acked = control.acked
+        collector.wait_for(lambda: control_pv(sync) >= acked, timeout=timeout, interval=0.5)
+        collector.wait_for(lambda: sync.scard("eb:apps") == apps + 1 and backlog(collector.port)["pending_flushes"] == 0,
+                           timeout=timeout, interval=0.5)
+
+    try:
+        # 1. The flood: counting goes on, flushes keep succeeding, memory stays bounded.
+        assert flood(collector.port, FLOOD_APPS) == {204: FLOOD_APPS}
+        flushes = backlog(collector.port)["flushes"]
+        drained(FLOOD_APPS, timeout=45)
+        assert backlog(collector.port)["flushes"] >= flushes + 2  # the flood's batch and the control app's after it
+        # 2. Again, and SIGKILL while its batch is half applied: the journal replays it.
+        assert flood(collector.port, FLOOD_APPS) == {204: FLOOD_APPS}
+        time.sleep(3)
+        assert backlog(collector.port)["pending_flushes"] >= 1  # mid-backlog
+        collector.stop(signal.SIGKILL)
+        collector = launch_collector(tmp_path / "c1.log", args, env=ENV, port=collector.port)
+        pid[0] = collector.proc.pid
+        time.sleep(1)
+        drained(2 * FLOOD_APPS, timeout=45)
+        control.stop()
+        collector.wait_for(lambda: backlog(collector.port)["pending_flushes"] == 0)
+        assert control.acked <= control_pv(sync) <= control.acked + control.in_doubt
+        assert flood_pv(sync) == 2 * FLOOD_APPS  # nothing twice, though the kill cut a batch half applied
+        assert backlog(collector.port)["batches_recovered"] >= 1
+        peak_mb = sampler.stop() / 1024
+        assert peak_mb < RSS_BOUND_MB, f"peak RSS {peak_mb:.0f} MB"
+    finally:
+        control.stop()
+        sampler.stop()
