@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, TimeoutError as RedisTimeoutError
 
 import orjson
 
@@ -268,6 +268,7 @@ class Flusher:
         self._guard = Periodic("flush-guard", self._guard_tick, GUARD_INTERVAL)
         self._backoff = interval
         self._lock = asyncio.Lock()
+        self._stop_by: float | None = None  # at shutdown: no round trip starts after this (monotonic)
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -290,7 +291,7 @@ class Flusher:
         """Stop the timers, then flush what is left, retrying until `deadline` seconds pass."""
         await self._guard.close()
         await self._loop.close()
-        give_up = time.monotonic() + deadline
+        give_up = self._stop_by = time.monotonic() + deadline
         while not await self.flush() and time.monotonic() < give_up:
             await asyncio.sleep(0.2)
         if self.pending:
@@ -436,6 +437,10 @@ class Flusher:
     async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""
         for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+            if self._stop_by is not None and time.monotonic() > self._stop_by:
+                # Shutting down with a long backlog: stop between round trips; the
+                # journal keeps the rest for the next start.
+                raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
             try:
                 await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
             except NoScriptError:

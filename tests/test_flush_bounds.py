@@ -267,9 +267,11 @@ def test_readyz_reports_a_flush_that_keeps_failing_while_redis_answers(tmp_path,
 
 # ---- issue 10's finding, at CI scale --------------------------------------------------
 
-FLOOD_APPS = 15_000  # per flood; two floods
+# Two floods: the first big enough that the old code's one-pipeline flush timed out on
+# every retry (15 000 apps did not, on the dev box); the second cut by a SIGKILL.
+FIRST_FLOOD, SECOND_FLOOD = 30_000, 10_000
 # Peak RSS allowed, in MB. An idle collector with the test geo databases takes ~60 MB;
-# the live snapshot of a flood (~30 000 entries) some 15 MB, and the flush at most two
+# the live snapshot of a flood (~60 000 entries) some 30 MB, and the flush at most two
 # parts' writes (GROUP_CELLS entries each, ~20 MB packed) plus the replayed segment of
 # one batch. The old code built all of a batch's writes at once and packed them again
 # on every retry: ~1 GB for 30 000 apps, ~3.7 GB for the 90 000 of the finding.
@@ -310,23 +312,23 @@ def test_a_flood_of_distinct_apps_does_not_stop_counting_even_across_a_kill(tmp_
 
     try:
         # 1. The flood: counting goes on, flushes keep succeeding, memory stays bounded.
-        assert flood(collector.port, FLOOD_APPS) == {204: FLOOD_APPS}
+        assert flood(collector.port, FIRST_FLOOD) == {204: FIRST_FLOOD}
         flushes = backlog(collector.port)["flushes"]
-        drained(FLOOD_APPS, timeout=45)
+        drained(FIRST_FLOOD, timeout=60)
         assert backlog(collector.port)["flushes"] >= flushes + 2  # the flood's batch and the control app's after it
         # 2. Again, and SIGKILL while its batch is half applied: the journal replays it.
-        assert flood(collector.port, FLOOD_APPS) == {204: FLOOD_APPS}
+        assert flood(collector.port, SECOND_FLOOD) == {204: SECOND_FLOOD}
         time.sleep(3)
         assert backlog(collector.port)["pending_flushes"] >= 1  # mid-backlog
         collector.stop(signal.SIGKILL)
         collector = launch_collector(tmp_path / "c1.log", args, env=ENV, port=collector.port)
         pid[0] = collector.proc.pid
         time.sleep(1)
-        drained(2 * FLOOD_APPS, timeout=45)
+        drained(FIRST_FLOOD + SECOND_FLOOD, timeout=45)
         control.stop()
         collector.wait_for(lambda: backlog(collector.port)["pending_flushes"] == 0)
         assert control.acked <= control_pv(sync) <= control.acked + control.in_doubt
-        assert flood_pv(sync) == 2 * FLOOD_APPS  # nothing twice, though the kill cut a batch half applied
+        assert flood_pv(sync) == FIRST_FLOOD + SECOND_FLOOD  # nothing twice, though the kill cut a batch half applied
         assert backlog(collector.port)["batches_recovered"] >= 1
         peak_mb = sampler.stop() / 1024
         assert peak_mb < RSS_BOUND_MB, f"peak RSS {peak_mb:.0f} MB"
