@@ -93,6 +93,18 @@ class Settings:
     journal_max_bytes: int = _setting(
         1 << 30, "disk budget of the journal per process; when Redis is down this long, hits get 503"
     )
+    redis_timeout: float = _setting(
+        3.0, "seconds a Redis command, and each bounded round trip of a flush, may take before it fails (and is retried)"
+    )
+    batch_max_cells: int = _setting(
+        100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
+    )
+    memory_max_cells: int = _setting(
+        500000, "journal off: entries held in memory (live and waiting batches) before hits get 503"
+    )
+    flush_stall_seconds: float = _setting(
+        60.0, "/readyz answers 503 once the oldest batch not yet in Redis has waited this long"
+    )
     api_token: str = _setting("", "Bearer token required by /api/*; empty leaves the read API open")
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
@@ -171,6 +183,10 @@ class Settings:
             (self.webhook_url == "" or self.webhook_url.startswith(("http://", "https://")), "webhook_url",
              "must start with http:// or https://"),
             (self.webhook_url == "" or bool(self.webhook_secret), "webhook_secret", "must be set with webhook_url"),
+            (self.redis_timeout > 0, "redis_timeout", "must be positive"),
+            (self.batch_max_cells >= 1, "batch_max_cells", "must be at least 1"),
+            (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
+            (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),
         ]
         for ok, name, why in checks:
             if not ok:

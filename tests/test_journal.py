@@ -134,7 +134,7 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
         journal.append(encode_count(*args))
         aggregator.count(*args)
         assert not await flusher.flush()
-    assert [b.slots is not None or b.snap is not None for b in flusher.pending] == [True, False, False]
+    assert [b.parts is not None or b.snap is not None for b in flusher.pending] == [True, False, False]
     assert [b.events for b in flusher.pending] == [1, 1, 1]
     assert journal.bytes > 0
     # Redis comes back (same writer, same batches): everything lands once, segments go.

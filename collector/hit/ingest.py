@@ -77,7 +77,7 @@ class Ingest:
         self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
     ) -> "Answer":
         """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
-        if self.journal and self.journal.full:
+        if self._full():
             return self._unavailable()
         now = self.clock()
         if body is None:
@@ -99,7 +99,7 @@ class Ingest:
         self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
     ) -> "Answer":
         """A GET pixel: one event in the (decoded) query parameters."""
-        if self.journal and self.journal.full:
+        if self._full():
             return self._unavailable()
         now = self.clock()
         event, problems = from_query(query)
@@ -226,8 +226,14 @@ class Ingest:
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
         return Answer(status, orjson.dumps(body), JSON)
 
+    def _full(self) -> bool:
+        """No room to keep more hits: the journal's disk budget is used up or, with the
+        journal off, the batches waiting for Redis fill their memory budget."""
+        return (self.journal is not None and self.journal.full) or self.aggregator.refusing
+
     def _unavailable(self) -> "Answer":
-        """503: Redis has been away so long that the journal's disk budget is used up.
+        """503: Redis has been away (or slow) so long that the journal's disk budget, or
+        with the journal off the memory budget (memory_max_cells), is used up.
 
         Nothing of the request was counted; the beacon keeps the events and retries.
         """

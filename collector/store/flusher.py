@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, TimeoutError as RedisTimeoutError
 
 import orjson
 
@@ -46,6 +46,20 @@ MAX_BACKOFF = 5.0  # seconds between attempts while Redis fails: catch up soon a
 CALL_ARGS = 20_000
 # Calls of one flush are numbered flush_seq * PARTS + part: still increasing per slot.
 PARTS = 100_000
+
+# A flush is applied in round trips of at most this many commands and bytes, each with
+# its own deadline (round_trip_timeout). A script call with CALL_ARGS arguments is
+# about 1 MB and runs for some milliseconds in Redis, so a round trip stays well under
+# a second even when each command is that big — far from the timeout — whatever the
+# size of the batch. Writing a whole batch of 90 000 apps at once is what timed out.
+ROUND_TRIP_COMMANDS = 200
+ROUND_TRIP_BYTES = 2 << 20
+# Snapshot entries (Snapshot.cells) whose writes are built, encoded and packed at a time.
+# The writes of one entry are some kilobytes packed, so a group costs some tens of MB at
+# most, where a whole batch of a flood cost gigabytes.
+GROUP_CELLS = 5_000
+# How often the guard checks the live snapshot's size (seconds).
+GUARD_INTERVAL = 0.1
 
 
 def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, completed_percent: int) -> bytes:
@@ -103,9 +117,14 @@ class FlushBatch:
     seq: int
     segment: Segment | None  # its journal segment, when journaling
     snap: Snapshot | None = None  # what it counts; None: rebuild from the segment when due
-    slots: list[SlotWrites] | None = None  # its writes, once built
-    apps: set[str] = field(default_factory=set)
     events: int = 0
+    cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
+    queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
+    # Once due: its snapshot split by app (Snapshot.split_by_app). A part leaves the queue
+    # once Redis acknowledged all of its commands, and `done` counts those of the first
+    # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
+    parts: deque[Snapshot] | None = None
+    done: int = 0
 
 
 @dataclass(slots=True)
@@ -114,6 +133,8 @@ class FlushStats:
     failures: int = 0  # failed attempts; each is retried
     events_flushed: int = 0
     batches_recovered: int = 0  # replayed from the journal at start
+    early_seals: int = 0  # batches sealed before their interval because they grew past batch_max_cells
+    round_trips: int = 0
     last_success: float = 0.0
     last_duration_ms: float = 0.0
 
@@ -128,6 +149,9 @@ class Flusher:
         journal: Journal | None = None,
         writer: str | None = None,
         completed_percent: int = 90,
+        round_trip_timeout: float = 3.0,
+        batch_max_cells: int = 100_000,
+        memory_max_cells: int = 500_000,
     ) -> None:
         self.redis = redis
         self.completed_percent = completed_percent
@@ -136,14 +160,19 @@ class Flusher:
         self.interval = interval
         self.journal = journal
         self.writer = writer or uuid.uuid4().hex[:16]
+        self.round_trip_timeout = round_trip_timeout
+        self.batch_max_cells = batch_max_cells
+        self.memory_max_cells = memory_max_cells
         self.pending: deque[FlushBatch] = deque()
         self.stats = FlushStats()
         self._seq = 1  # the batch being filled now
         self._sha: str | None = None
         self._known_apps: set[str] = set()
         self._loop = Periodic("flusher", self._tick, interval)
+        self._guard = Periodic("flush-guard", self._guard_tick, GUARD_INTERVAL)
         self._backoff = interval
         self._lock = asyncio.Lock()
+        self._stop_by: float | None = None  # at shutdown: no round trip starts after this (monotonic)
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -160,11 +189,13 @@ class Flusher:
 
     def start(self) -> None:
         self._loop.start()
+        self._guard.start()
 
     async def close(self, deadline: float = 3.0) -> None:
-        """Stop the timer, then flush what is left, retrying until `deadline` seconds pass."""
+        """Stop the timers, then flush what is left, retrying until `deadline` seconds pass."""
+        await self._guard.close()
         await self._loop.close()
-        give_up = time.monotonic() + deadline
+        give_up = self._stop_by = time.monotonic() + deadline
         while not await self.flush() and time.monotonic() < give_up:
             await asyncio.sleep(0.2)
         if self.pending:
@@ -177,6 +208,38 @@ class Flusher:
         self._backoff = self.interval if ok else min(self._backoff * 2, MAX_BACKOFF)
         return self._backoff
 
+    async def _guard_tick(self) -> float:
+        self.seal_if_large()
+        return GUARD_INTERVAL
+
+    # ---- bounds -------------------------------------------------------------------
+
+    def seal_if_large(self) -> None:
+        """Seal the live snapshot early once it holds `batch_max_cells` entries.
+
+        While a flush is slow (Redis lags, or a flood of distinct apps), hits keep
+        coming: sealed, the excess becomes further batches that wait in the journal on
+        disk (only the head batch is kept in memory), not one snapshot growing without
+        bound. Checked from a timer, so the hit path pays nothing for it.
+        """
+        if self.aggregator.pending_cells >= self.batch_max_cells:
+            self.stats.early_seals += 1
+            self.seal()
+        self._update_memory_bound()
+
+    def _update_memory_bound(self) -> None:
+        """Journal off, queued batches live in memory: past `memory_max_cells` entries
+        (the live snapshot and every unapplied batch), hits are refused with a 503."""
+        if self.journal is None:
+            held = self.aggregator.pending_cells + sum(batch.cells for batch in self.pending)
+            self.aggregator.refusing = held >= self.memory_max_cells
+
+    def backlog_age(self, now: float | None = None) -> float:
+        """Seconds the oldest unapplied batch has waited (0: nothing waits)."""
+        if not self.pending:
+            return 0.0
+        return max((now or time.time()) - self.pending[0].queued_at, 0.0)
+
     # ---- flushing -----------------------------------------------------------------
 
     def seal(self) -> None:
@@ -185,46 +248,34 @@ class Flusher:
         if not snap:
             return
         segment = self.journal.seal(self.writer, self._seq + 1) if self.journal else None
-        batch = FlushBatch(self.writer, self._seq, segment)
+        batch = FlushBatch(self.writer, self._seq, segment, events=snap.events, cells=snap.cells)
         self._seq += 1
-        self._describe(batch, snap)
-        # Behind a failing batch, the writes wait on disk (rebuilt in _load), not in memory.
+        # Behind a failing batch, the writes wait on disk (rebuilt in _parts), not in memory.
         if segment is None or not self.pending:
             batch.snap = snap
         self.pending.append(batch)
 
-    @staticmethod
-    def _describe(batch: FlushBatch, snap: Snapshot) -> None:
-        batch.apps = {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
-        batch.events = snap.events
+    def _parts(self, batch: FlushBatch) -> deque[Snapshot]:
+        """The batch's snapshot (rebuilt from its segment if need be), split by app."""
+        snap = batch.snap
+        if snap is None:
+            scratch = Aggregator()
+            replay(batch.segment.path, scratch, self.journal.quarantine)  # never raises for bad records
+            snap = scratch.drain()
+            batch.events = snap.events
+        batch.snap = None
+        return deque(snap.split_by_app(GROUP_CELLS))
 
-    def _load(self, batch: FlushBatch) -> list[SlotWrites]:
-        if batch.slots is None:
-            snap = batch.snap
-            if snap is None:
-                scratch = Aggregator()
-                replay(batch.segment.path, scratch, self.journal.quarantine)  # never raises for bad records
-                snap = scratch.drain()
-                self._describe(batch, snap)
-            batch.slots = self.rollups.build(snap)
-            batch.snap = None
-        return batch.slots
-
-    def _packed(self, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[bytes]:
+    def _packed(self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[bytes]:
+        """The commands that apply one part: its script calls, then the new apps' SADD."""
         commands = [
             redis_client.pack("EVALSHA", sha, len(script_keys), *script_keys, *args)
-            for script_keys, args in self._encode(batch)
+            for writes in self.rollups.build(part)
+            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent)
         ]
         if new_apps:
             commands.append(redis_client.pack("SADD", keys.APPS, *sorted(new_apps)))
         return commands
-
-    def _encode(self, batch: FlushBatch) -> list[tuple[list[str], list]]:
-        return [
-            call
-            for writes in self._load(batch)
-            for call in encode_calls(writes, batch.writer, batch.seq, self.completed_percent)
-        ]
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
@@ -242,6 +293,7 @@ class Flusher:
                 self.pending.popleft()
                 if batch.segment and self.journal:
                     self.journal.discard(batch.segment)
+                self._update_memory_bound()
                 self.stats.flushes += 1
                 self.stats.events_flushed += batch.events
                 self.stats.last_success = time.time()
@@ -249,19 +301,60 @@ class Flusher:
             return True
 
     async def _apply(self, batch: FlushBatch) -> None:
+        """Apply the batch part by part, each in bounded round trips, resuming after
+        `batch.done`. A round trip whose answer is lost (a timeout) is sent again on the
+        retry: the slots that did apply it skip it by their sequence marker, so nothing
+        counts twice.
+
+        Replaying a segment, splitting, building, encoding and packing take CPU: in a
+        thread, the event loop keeps answering hits meanwhile (the GIL is handed over
+        every few milliseconds) instead of stalling every request that arrives during a
+        flush. The loop only writes the bytes and reads replies. The next part is built
+        while Redis applies this one (Redis is another process): a batch of many apps
+        drains in about the time of the slower of the two, not their sum. So at most two
+        parts' writes exist at a time, whatever the size of the batch.
+        """
+        if batch.parts is None:
+            batch.parts = await asyncio.to_thread(self._parts, batch)
         if self._sha is None:
             self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
-        # Building, encoding and packing a second's writes takes milliseconds of CPU: in a
-        # thread, the event loop keeps answering hits meanwhile (the GIL is handed over
-        # every millisecond between two script calls) instead of stalling every request
-        # that arrives during a flush. The loop only writes the bytes and reads replies.
-        new_apps = batch.apps - self._known_apps
-        commands = await asyncio.to_thread(self._packed, batch, self._sha, new_apps)
+        upcoming = self._build(batch, 0) if batch.parts else None
         try:
-            await redis_client.send_packed(self.redis, commands)
-        except NoScriptError:
-            # Redis restarted and lost its script cache. Re-sending the whole batch is
-            # safe: slots that did apply it skip it by their sequence marker.
-            self._sha = None
-            raise
-        self._known_apps |= new_apps
+            while upcoming is not None:
+                commands, new_apps = await upcoming
+                upcoming = self._build(batch, 1) if len(batch.parts) > 1 else None
+                await self._send(batch, commands)
+                self._known_apps |= new_apps
+                batch.parts.popleft()
+                batch.done = 0
+        finally:
+            if upcoming is not None:  # a round trip failed: let the thread end, drop its work
+                await asyncio.gather(upcoming, return_exceptions=True)
+
+    def _build(self, batch: FlushBatch, index: int) -> asyncio.Future:
+        """Pack the commands of `batch.parts[index]` in a thread: (commands, new apps)."""
+        part = batch.parts[index]
+        new_apps = part_apps(part) - self._known_apps
+        sha = self._sha
+        return asyncio.ensure_future(asyncio.to_thread(lambda: (self._packed(part, batch, sha, new_apps), new_apps)))
+
+    async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
+        """The first part's commands from `batch.done` on, in bounded round trips."""
+        for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+            if self._stop_by is not None and time.monotonic() > self._stop_by:
+                # Shutting down with a long backlog: stop between round trips; the
+                # journal keeps the rest for the next start.
+                raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
+            try:
+                await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
+            except NoScriptError:
+                # Redis restarted and lost its script cache: load it again on the retry,
+                # which resends this round trip (slots that applied it skip it).
+                self._sha = None
+                raise
+            batch.done += len(chunk)
+            self.stats.round_trips += 1
+
+
+def part_apps(snap: Snapshot) -> set[str]:
+    return {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}

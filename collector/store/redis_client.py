@@ -12,9 +12,12 @@ same in C.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Iterator
+
 import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, TimeoutError as RedisTimeoutError
 
 
 def pack(*args) -> bytes:
@@ -22,23 +25,39 @@ def pack(*args) -> bytes:
     return hiredis.pack_command(args)
 
 
-async def send_packed(client: aioredis.Redis, commands: list[bytes]) -> list:
+def chunks(commands: list[bytes], max_commands: int, max_bytes: int) -> Iterator[list[bytes]]:
+    """Consecutive runs of `commands`, each at most `max_commands` long and `max_bytes`
+    big (a single command over `max_bytes` is a run alone): the round trips of a pipeline."""
+    run: list[bytes] = []
+    size = 0
+    for command in commands:
+        if run and (len(run) >= max_commands or size + len(command) > max_bytes):
+            yield run
+            run, size = [], 0
+        run.append(command)
+        size += len(command)
+    if run:
+        yield run
+
+
+async def send_packed(client: aioredis.Redis, commands: list[bytes], timeout: float | None = None) -> list:
     """Send packed commands in one write and read every reply (a pipeline without packing).
 
-    Raises the first error reply, after reading all of them. A connection error or a
-    cancellation mid-way disconnects the connection, so unread replies are never taken
-    for the answers of the next user of the pooled connection.
+    Raises the first error reply, after reading all of them. With `timeout`, the whole
+    round trip must end within that many seconds (the client's socket timeout bounds
+    each read alone, so a long pipeline could otherwise take it many times over): else
+    redis' TimeoutError. A connection error, timeout or cancellation mid-way disconnects
+    the connection, so unread replies are never taken for the answers of the next user
+    of the pooled connection.
     """
     pool = client.connection_pool
     connection = await pool.get_connection()
     try:
-        await connection.send_packed_command(commands)
-        replies = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as error:
-                replies.append(error)
+        async with asyncio.timeout(timeout):
+            replies = await _round_trip(connection, commands)
+    except TimeoutError:  # asyncio's deadline (redis' own socket timeout is a RedisError)
+        await connection.disconnect()
+        raise RedisTimeoutError(f"round trip of {len(commands)} commands took over {timeout}s") from None
     except BaseException:
         await connection.disconnect()
         raise
@@ -47,6 +66,17 @@ async def send_packed(client: aioredis.Redis, commands: list[bytes]) -> list:
     for reply in replies:
         if isinstance(reply, ResponseError):
             raise reply
+    return replies
+
+
+async def _round_trip(connection, commands: list[bytes]) -> list:
+    await connection.send_packed_command(commands)
+    replies = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except ResponseError as error:
+            replies.append(error)
     return replies
 
 

@@ -157,7 +157,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Short timeouts: a hung Redis must not hold a flush (or shutdown) for long; a failed
     # flush is simply retried, and the journal keeps its events meanwhile.
-    client = redis_client.connect(settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=30)
+    client = redis_client.connect(
+        settings.redis_url, socket_timeout=settings.redis_timeout, socket_connect_timeout=2, health_check_interval=30
+    )
     app[REDIS] = client
     for attempt in range(10):
         try:
@@ -202,7 +204,8 @@ async def counting_ctx(app: web.Application) -> AsyncIterator[None]:
     journal = app[JOURNAL]
     flusher = Flusher(
         app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, journal,
-        completed_percent=settings.completed_percent,
+        completed_percent=settings.completed_percent, round_trip_timeout=settings.redis_timeout,
+        batch_max_cells=settings.batch_max_cells, memory_max_cells=settings.memory_max_cells,
     )
     app[FLUSHER] = flusher
     flusher.recover()  # what a crashed or cut-off earlier run left in the journal goes first
@@ -248,22 +251,29 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready while hits can be stored durably: Redis answers, or the journal has room.
+    """Ready while hits can be stored durably and counting keeps up.
 
-    With the journal on, a Redis outage does not make the collector unready (it keeps
-    taking hits and catches up later); a full journal does. The body shows the backlog.
+    Durably: Redis answers, or the journal has room. With the journal on, a Redis outage
+    does not make the collector unready (it keeps taking hits and catches up later); a
+    full journal does, and so does (journal off) a full memory budget. Keeping up: the
+    oldest batch not yet in Redis has waited less than flush_stall_seconds — a flush
+    that keeps failing while Redis answers pings is otherwise invisible. The body
+    shows the backlog, its age included.
     """
-    body = backlog(request.app)
-    outage = request.app[REDIS_OUTAGE]
+    app = request.app
+    body = backlog(app)
+    outage = app[REDIS_OUTAGE]
     try:
-        await asyncio.wait_for(request.app[REDIS].ping(), timeout=1.0)
+        await asyncio.wait_for(app[REDIS].ping(), timeout=1.0)
         body["redis"] = "ok"
         outage.recovered()
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
         body["redis"] = "unreachable"  # the reason names Redis's address: logged, not answered
         outage.failed(exc)
-    journal = request.app[JOURNAL]
-    ready = body["redis"] == "ok" or (journal is not None and not journal.full)
+    journal = app[JOURNAL]
+    durable = (body["redis"] == "ok" or (journal is not None and not journal.full)) and not app[AGGREGATOR].refusing
+    body["flush_stalled"] = body["backlog_age_s"] >= app[SETTINGS].flush_stall_seconds
+    ready = durable and not body["flush_stalled"]
     return web.Response(body=orjson.dumps(body), status=200 if ready else 503, content_type="application/json")
 
 
@@ -280,10 +290,14 @@ def backlog(app: web.Application) -> dict:
     return {
         "writer": flusher.writer,
         "pending_flushes": len(flusher.pending),
+        # Seconds the oldest batch not yet in Redis has waited (0: none waits).
+        "backlog_age_s": round(flusher.backlog_age(), 1),
         "pending_events": app[AGGREGATOR].pending_events + sum(b.events for b in flusher.pending),
         "flushes": stats.flushes,
         "events_flushed": stats.events_flushed,
         "flush_retries": stats.failures,
+        "flush_round_trips": stats.round_trips,
+        "early_seals": stats.early_seals,
         "batches_recovered": stats.batches_recovered,
         "last_flush": stats.last_success or None,
         "last_flush_ms": round(stats.last_duration_ms, 2),
