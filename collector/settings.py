@@ -105,7 +105,10 @@ class Settings:
     flush_stall_seconds: float = _setting(
         60.0, "/readyz answers 503 once the oldest batch not yet in Redis has waited this long"
     )
-    api_token: str = _setting("", "Bearer token required by /api/*; empty leaves the read API open")
+    api_token: str = _setting(
+        "", "Bearer token that opens the whole read API (/api/*); admin and platform read tokens work too; "
+        "with none of them, the read API is open only when host is loopback (127.0.0.1, ::1, localhost)"
+    )
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
     geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")

@@ -151,6 +151,7 @@ class FakeClock:
 def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
     def make(**changes) -> Settings:
         base = dict(
+            host="127.0.0.1",  # where the test servers listen: the read API is open there
             redis_url=redis_url,
             geo_db=tuple(test_geo_db),
             flush_interval=0.05,

@@ -67,6 +67,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rotate = sub.add_parser("rotate-key", parents=[common], help="issue a new app key; the old one stays valid for --overlap")
     rotate.add_argument("id")
     rotate.add_argument("--overlap", type=int, default=None, help="seconds the old key stays valid (env COLLECTOR_KEY_OVERLAP, default 7 days)")
+    sub.add_parser("read-token", parents=[common],
+                   help="issue the platform's read token for /api/stats (its own figures only); the old one stops working"
+                   ).add_argument("id")
     kit = sub.add_parser("kit", parents=[common], help="print the integration kit (Markdown, HTML or JSON)")
     kit.add_argument("id")
     kit.add_argument("--format", choices=("md", "html"), default="md")
@@ -199,6 +202,13 @@ async def _kit(store: RegistryStore, args, settings) -> int:
     return 0
 
 
+async def _read_token(store: RegistryStore, args, settings) -> int:
+    issued = await store.issue_read_token(args.id, args.actor)
+    return _print(args, {"id": args.id, "read_token": issued.read_token},
+                  f"读取令牌 read token for {args.id}（只读本平台数据，只显示这一次 its own figures only, shown only this once）:\n"
+                  f"{issued.read_token}")
+
+
 async def _audit(store: RegistryStore, args, settings) -> int:
     entries = await store.audit(max(1, min(args.limit, 10_000)), args.id)
     if args.json:
@@ -281,7 +291,8 @@ def _expected(anomaly: dict) -> str:
     return f"{anomaly['low']:.0f}–{anomaly['high']:.0f} (≈{anomaly['expected']:.0f})"
 
 
-COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit}
+COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit,
+            "read-token": _read_token}
 
 
 def _print_issued(args, issued: Issued, settings: Settings, extra: str = "") -> int:

@@ -2,7 +2,7 @@
 
 An app key is not a secret (it sits in every page of the platform); it must only be
 unguessable, so nobody can write into a platform's counts without having seen its pages.
-Admin and kit tokens are secrets: shown once, stored hashed, compared in constant time.
+Admin, kit and read tokens are secrets: shown once, stored hashed, compared in constant time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ APP_KEY_BYTES = 24
 TOKEN_BYTES = 32
 ADMIN_TOKEN_PREFIX = "eba_"
 KIT_TOKEN_PREFIX = "ebk_"
+READ_TOKEN_PREFIX = "ebr_"
 
 
 def new_app_key() -> str:

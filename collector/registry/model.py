@@ -90,6 +90,9 @@ class Platform:
     app_key: str = ""
     retired_keys: tuple[RetiredKey, ...] = ()
     kit_token_sha256: str = ""
+    # Its read token opens its own figures in the read API (/api/stats, /api/apps, PUT
+    # /api/catalogue); issued on demand (`platforms read-token ID`), stored hashed.
+    read_token_sha256: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
     note: str = ""  # the reason given with the last state change
@@ -110,9 +113,10 @@ class Platform:
         return dataclasses.asdict(self)
 
     def public_dict(self) -> dict:
-        """The record as shown to people and APIs: without the kit token's hash."""
+        """The record as shown to people and APIs: without the tokens' hashes."""
         shown = self.as_dict()
         shown.pop("kit_token_sha256")
+        shown.pop("read_token_sha256")
         return shown
 
     @classmethod

@@ -19,7 +19,7 @@ from redis.exceptions import WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
-    ACTIVE, APPLIED, KEYED_STATES, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
+    ACTIVE, APPLIED, KEYED_STATES, REVOKED, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
     next_state,
 )
 from collector.store import keys
@@ -47,6 +47,15 @@ class Issued:
     platform: Platform
     app_key: str | None = None
     kit_token: str | None = None
+    read_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadCredential:
+    """Who a read-API token belongs to: an admin (every platform) or one platform."""
+
+    admin: str | None = None  # the admin token's name
+    platform_id: str | None = None
 
 
 def encode(platform: Platform) -> bytes:
@@ -170,6 +179,20 @@ class RegistryStore:
         after, _ = await self._commit(platform_id, "kit-token", actor, change, {})
         return Issued(after, kit_token=token)
 
+    async def issue_read_token(self, platform_id: str, actor: str) -> Issued:
+        """A new read token for the platform's own figures (the old one stops working at once)."""
+        token = credentials.new_token(credentials.READ_TOKEN_PREFIX)
+
+        def change(before: Platform | None, pending: int) -> Platform:
+            platform = _existing(before, platform_id)
+            if platform.state not in KEYED_STATES:
+                raise TransitionError(f"platform {platform_id!r} is {platform.state}: only an approved, active "
+                                      f"or suspended platform gets a read token")
+            return platform.replace(read_token_sha256=credentials.token_hash(token), updated_at=self.clock())
+
+        after, _ = await self._commit(platform_id, "read-token", actor, change, {})
+        return Issued(after, read_token=token)
+
     async def register_demo(self, actor: str) -> Platform | None:
         """The README's `demo` platform (key `demo`, test traffic), only into an empty registry."""
 
@@ -217,12 +240,24 @@ class RegistryStore:
         # instead of "unknown key", which tells the platform's developers what happened.
         for app_key in after.keys():
             pipe.hset(keys.REGISTRY_APP_KEYS, app_key, after.id)
+        self._index_read_token(pipe, before, after)
         if after.state == APPLIED:
             pipe.sadd(keys.REGISTRY_PENDING, after.id)
         else:
             pipe.srem(keys.REGISTRY_PENDING, after.id)
         pipe.incr(keys.REGISTRY_VERSION)
         self._audit(pipe, action, actor, after.id, before.state if before else "", after.state, detail)
+
+    @staticmethod
+    def _index_read_token(pipe, before: Platform | None, after: Platform) -> None:
+        """Keep the read-token index in step: a reissued token replaces the old one, and a
+        revoked platform's token stops opening anything."""
+        old = before.read_token_sha256 if before else ""
+        new = after.read_token_sha256 if after.state != REVOKED else ""
+        if old and old != new:
+            pipe.hdel(keys.REGISTRY_READ_TOKENS, old)
+        if new:
+            pipe.hset(keys.REGISTRY_READ_TOKENS, new, after.id)
 
     def _audit(self, pipe, action: str, actor: str, platform_id: str, before: str, after: str, detail: dict) -> None:
         entry = {
@@ -252,6 +287,31 @@ class RegistryStore:
         records = await self.redis.hgetall(keys.REGISTRY_ADMIN_TOKENS)
         found = credentials.token_matches(token, [h.decode() for h in records])
         return orjson.loads(records[found.encode()])["name"] if found else None
+
+
+    async def read_credential(self, token: str) -> ReadCredential | None:
+        """Whose token `token` is, admin or one platform's read token, or None.
+
+        Both kinds are checked in one round trip and with one comparison each
+        (credentials.token_matches), so the time taken tells nothing of which kind matched.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.REGISTRY_ADMIN_TOKENS)
+            pipe.hgetall(keys.REGISTRY_READ_TOKENS)
+            admins, readers = await pipe.execute()
+        found = credentials.token_matches(token, [h.decode() for h in (*admins, *readers)])
+        if found is None:
+            return None
+        if found.encode() in admins:
+            return ReadCredential(admin=orjson.loads(admins[found.encode()])["name"])
+        return ReadCredential(platform_id=readers[found.encode()].decode())
+
+    async def any_read_credential(self) -> bool:
+        """Whether any admin or platform read token exists (for the startup warning)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(keys.REGISTRY_ADMIN_TOKENS)
+            pipe.hlen(keys.REGISTRY_READ_TOKENS)
+            return any(await pipe.execute())
 
 
 def _existing(before: Platform | None, platform_id: str) -> Platform:

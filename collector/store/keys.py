@@ -163,6 +163,8 @@ REGISTRY_PENDING = registry_key("pending")
 REGISTRY_VERSION = registry_key("version")
 REGISTRY_AUDIT = registry_key("audit")
 REGISTRY_ADMIN_TOKENS = registry_key("admin-tokens")
+# SHA-256 of each platform's read token -> its platform id (the read API's credentials).
+REGISTRY_READ_TOKENS = registry_key("read-tokens")
 
 
 # ---- platform health (§8.4; registry/health_store.py) -----------------------------------

@@ -30,7 +30,7 @@ from collector.registry.store import AlreadyExists, NotFound, RegistryStore, Too
 from collector.settings import resolve_path
 from collector.web.appkeys import CALENDAR, CLOCK, REDIS, SETTINGS
 
-ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token")
+ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token", "read-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
 PENDING_RETRY_AFTER = 3600  # seconds: reviews happen on a human scale
 
@@ -176,6 +176,8 @@ class RegistryRoutes:
                 issued = await store.rotate_key(platform_id, actor, overlap)
             elif action == "kit-token":
                 issued = await store.reissue_kit_token(platform_id, actor)
+            elif action == "read-token":
+                issued = await store.issue_read_token(platform_id, actor)
             else:
                 issued = await store.act(platform_id, action, actor, options.get("note", ""))
         except NotFound as exc:
@@ -183,6 +185,8 @@ class RegistryRoutes:
         except TransitionError as exc:
             raise Refused(409, str(exc))
         body = {**issued.platform.public_dict(), "issued_app_key": issued.app_key, "issued_kit_token": issued.kit_token}
+        if issued.read_token:
+            body["issued_read_token"] = issued.read_token
         if action == "approve":  # §8.3: the kit is generated with the approval
             body["kit"] = build_kit(issued.platform, self._base_url(request), self.release).as_json()
         return _json(body)

@@ -38,7 +38,7 @@ from collector.hit.protocol import decode_query
 from collector.store.rollup import RollupBuilder
 from collector.settings import Settings, SettingsError, redacted_url, resolve_path
 from collector.api.stats import StatsReader
-from collector.web.stats_routes import RedisOutageLog, StatsAPI, authorized
+from collector.web.stats_routes import ReadAccess, RedisOutageLog, StatsAPI, operator_refusal, warn_if_read_api_closed
 from collector.hit.visitors import VisitorHasher
 from collector.store.salts import SaltKeeper
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app.cleanup_ctx.append(enrichment_ctx)
     app.cleanup_ctx.append(counting_ctx)
     app.cleanup_ctx.append(health_ctx)  # platform health rounds, one process per deployment
+    app.on_startup.append(warn_if_read_api_closed)
 
     # allow_head=False: a HEAD is answered 405 (Allow: GET, POST, OPTIONS), never counted.
     app.router.add_get("/c", hit_get, allow_head=False)
@@ -136,7 +137,7 @@ async def api_catalogue(request: web.Request) -> web.Response:
 
 def _stats_api(request: web.Request) -> StatsAPI:
     app = request.app
-    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token, app[REDIS_OUTAGE])
+    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), ReadAccess.of(app), app[REDIS_OUTAGE])
 
 
 async def openapi_description(request: web.Request) -> web.Response:
@@ -279,8 +280,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def collector_metrics(request: web.Request) -> web.Response:
     """This process's flush and journal backlog (each worker answers for itself)."""
-    if not authorized(request, request.app[SETTINGS].api_token):
-        return web.Response(status=401, body=b'{"error":"unauthorized"}', content_type="application/json")
+    refused = await operator_refusal(request)
+    if refused is not None:
+        return refused
     return web.Response(body=orjson.dumps(backlog(request.app)), content_type="application/json")
 
 

@@ -1,13 +1,20 @@
 """HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`.
 
-The figures come from api/stats.py (StatsReader); an `api_token` setting, when set,
-must come as a Bearer token.
+The figures come from api/stats.py (StatsReader). Who may read (ReadAccess):
+- the `api_token` setting, an admin token (`collector admin-token create`): every platform;
+- a platform's read token (`collector platforms read-token ID`): that platform only —
+  /api/stats and PUT /api/catalogue of another are 403, /api/apps lists only its own;
+- nobody else, except when the collector listens on loopback only and no `api_token`
+  is set: then a request that came straight from this machine (no proxy header) reads
+  everything, as on a developer's machine. Listening on any other address, a request
+  without a credential is 401 — the read API is never open to the network by default.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 from typing import Awaitable
 
 import orjson
@@ -17,6 +24,14 @@ from redis.exceptions import RedisError
 from collector.api.stats import StatsReader, BadQuery
 from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
+from collector.registry.store import RegistryStore
+from collector.settings import Settings
+from collector.web.appkeys import CLOCK, REDIS, SETTINGS
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# Headers a reverse proxy adds: a request carrying one did not come from this machine's
+# own user, even though it reached a loopback-only collector (nginx on the same host).
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 log = logging.getLogger(__name__)
 
@@ -42,30 +57,107 @@ class RedisOutageLog:
             log.info("redis available again to the read API and /readyz")
 
 
-class StatsAPI:
-    """HTTP handlers; an `api_token` setting, when set, must come as a Bearer token."""
+def loopback_only(host: str) -> bool:
+    return host.strip().strip("[]").lower() in LOOPBACK_HOSTS
 
-    def __init__(self, reader: StatsReader, token: str, outage: RedisOutageLog) -> None:
+
+@dataclass(frozen=True)
+class Reader:
+    """Who is reading: every platform (platform_id None) or one platform's own figures."""
+
+    platform_id: str | None = None
+
+    def may_read(self, app: str) -> bool:
+        return self.platform_id is None or app == self.platform_id
+
+
+EVERYONE = Reader()
+
+
+class Refusal(Exception):
+    """The request may not read: 401 (no credential) or 403 (a credential, not for this)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def response(self) -> web.Response:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return web.Response(body=orjson.dumps({"error": str(self)}), status=self.status,
+                            content_type="application/json", headers=headers)
+
+
+class ReadAccess:
+    """Decides who a read-API request is (module docstring); tokens are checked by the
+    registry's credentials.token_matches, the api_token in constant time."""
+
+    def __init__(self, settings: Settings, registry: RegistryStore) -> None:
+        self.settings = settings
+        self.registry = registry
+
+    @classmethod
+    def of(cls, app: web.Application) -> "ReadAccess":
+        return cls(app[SETTINGS], RegistryStore(app[REDIS], app[CLOCK]))
+
+    def open_without_credential(self, request: web.Request) -> bool:
+        if self.settings.api_token or not loopback_only(self.settings.host):
+            return False
+        return not any(name in request.headers for name in PROXY_HEADERS)
+
+    async def reader(self, request: web.Request) -> Reader:
+        """The reader, or Refusal; RedisError/OSError when the registry cannot be read."""
+        token = _bearer(request)
+        if not token:
+            if self.open_without_credential(request):
+                return EVERYONE
+            raise Refusal(401, "a credential is required: Authorization: Bearer (api_token, an admin token "
+                               "or the platform's read token)")
+        if self.settings.api_token and hmac.compare_digest(token.encode(), self.settings.api_token.encode()):
+            return EVERYONE
+        found = await self.registry.read_credential(token)
+        if found is None:
+            raise Refusal(403, "not a read credential")
+        return EVERYONE if found.admin is not None else Reader(found.platform_id)
+
+
+class StatsAPI:
+    """HTTP handlers; each asks ReadAccess who is reading first."""
+
+    def __init__(self, reader: StatsReader, access: ReadAccess, outage: RedisOutageLog) -> None:
         self.reader = reader
-        self.token = token
+        self.access = access
         self.outage = outage
 
     async def stats(self, request: web.Request) -> web.Response:
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
-        try:
-            app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
-        except BadQuery as exc:
-            return _json({"error": str(exc)}, 400)
-        return await self._answer(self.reader.read(app, granularity, buckets, breakdowns, limit))
+        async def read() -> dict:
+            who = await self.access.reader(request)
+            try:
+                app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
+            except BadQuery as exc:
+                raise Refusal(400, str(exc)) from None
+            if not who.may_read(app):
+                raise Refusal(403, f"this credential reads platform {who.platform_id!r} only")
+            try:
+                return await self.reader.read(app, granularity, buckets, breakdowns, limit)
+            except BadQuery as exc:  # the answer would be too large (api/stats.py ReadBudget)
+                raise Refusal(400, str(exc)) from None
+
+        return await self._answer(read())
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
+        try:
+            who = await self.access.reader(request)
+        except Refusal as refused:
+            return refused.response()
+        except (RedisError, OSError) as exc:
+            self.outage.failed(exc)
+            return _json({"error": "redis unavailable"}, 503)
         app = request.query.get("app", "")
         if not usable_app_key(app):
             return _json({"error": "app is required"}, 400)
+        if not who.may_read(app):
+            return _json({"error": f"this credential writes platform {who.platform_id!r} only"}, 403)
         try:
             fields = parse_catalogue(orjson.loads(await request.read()))
         except (ValueError, orjson.JSONDecodeError) as exc:
@@ -78,18 +170,18 @@ class StatsAPI:
         return await self._answer(upload())
 
     async def apps(self, request: web.Request) -> web.Response:
-        if not authorized(request, self.token):
-            return _json({"error": "unauthorized"}, 401)
-
         async def apps() -> dict:
-            return {"apps": await self.reader.apps()}
+            who = await self.access.reader(request)
+            return {"apps": [app for app in await self.reader.apps() if who.may_read(app)]}
 
         return await self._answer(apps())
 
     async def _answer(self, reading: Awaitable[dict]) -> web.Response:
-        """200 with what `reading` returns, or 503 when Redis cannot be reached."""
+        """200 with what `reading` returns, its refusal, or 503 when Redis cannot be reached."""
         try:
             body = await reading
+        except Refusal as refused:
+            return refused.response()
         except (RedisError, OSError) as exc:
             self.outage.failed(exc)
             return _json({"error": "redis unavailable"}, 503)
@@ -97,12 +189,41 @@ class StatsAPI:
         return _json(body)
 
 
-def authorized(request: web.Request, token: str) -> bool:
-    """True when no token is configured, or the request carries it as a Bearer token."""
-    if not token:
-        return True
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return hmac.compare_digest(given.encode(), token.encode())
+async def operator_refusal(request: web.Request) -> web.Response | None:
+    """None when the request may read the whole collector (api_token, an admin token, or
+    open on loopback), else the 401/403/503 answer: for /api/collector, which is about the
+    process, not one platform."""
+    try:
+        who = await ReadAccess.of(request.app).reader(request)
+    except Refusal as refused:
+        return refused.response()
+    except (RedisError, OSError):
+        return _json({"error": "redis unavailable"}, 503)
+    return None if who is EVERYONE else _json({"error": "a platform's read token reads its own figures only"}, 403)
+
+
+async def warn_if_read_api_closed(app: web.Application) -> None:
+    """Startup: say clearly when the read API answers 401 to everyone (listening on the
+    network with no credential configured at all), and how to open it."""
+    settings = app[SETTINGS]
+    if settings.api_token or loopback_only(settings.host):
+        return
+    try:
+        if await RegistryStore(app[REDIS]).any_read_credential():
+            return
+    except (RedisError, OSError):
+        pass  # Redis is not up yet: warn anyway, it costs nothing
+    log.warning(
+        "read API closed: listening on %s with no credential configured, so /api/stats, /api/apps and "
+        "/api/catalogue answer 401 to everyone. Create one: `collector admin-token create --name NAME`, "
+        "`collector platforms read-token ID`, or set api_token (COLLECTOR_API_TOKEN); or listen on 127.0.0.1 only.",
+        settings.host,
+    )
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
 def _json(body: dict, status: int = 200) -> web.Response:
