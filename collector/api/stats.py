@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from collector.api.topn import summed_fields, top_fields
 from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
@@ -28,10 +29,44 @@ BREAKDOWNS = BASIC_BREAKDOWNS + tuple(DEEP_BREAKDOWNS)
 # the deep tag's features (media viewers, distinct resources viewed, logged-in users).
 BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, *FEATURE_HLLS)
 REGION_LEVELS = ("country", "province", "city")
+# What one read may cost (issue 13): hash entries of its breakdowns over all its buckets
+# (checked with HLEN before anything is read: a month of days of a 50,000-page app fits),
+# per-value HyperLogLogs counted (rows x buckets), and the answer's size (about; rows'
+# text and figures). Over any of them the read is a 400 saying which, never 100 MB.
+MAX_READ_ENTRIES = 2_000_000
+MAX_HLL_KEYS = 200_000
+MAX_ANSWER_BYTES = 8 << 20
+ROW_OVERHEAD_BYTES = 64  # a row's figures and field names, besides its value
+PFCOUNT_ROWS_PER_ROUND_TRIP = 200
 
 
 class BadQuery(ValueError):
     pass
+
+
+class ReadBudget:
+    """Counts what a read costs as it goes; BadQuery (a 400 with the reason) once over."""
+
+    def __init__(self) -> None:
+        self.hll_keys = 0
+        self.answer_bytes = 0
+
+    @staticmethod
+    def check_entries(entries: int) -> None:
+        if entries > MAX_READ_ENTRIES:
+            raise BadQuery(f"the breakdowns asked hold {entries} entries over these buckets, more than "
+                           f"{MAX_READ_ENTRIES} a read may scan; ask fewer breakdowns or buckets, or a coarser granularity")
+
+    def count_hlls(self, n: int) -> None:
+        self.hll_keys += n
+        if self.hll_keys > MAX_HLL_KEYS:
+            raise BadQuery(f"the UV of these rows over these buckets needs more than {MAX_HLL_KEYS} HyperLogLogs; "
+                           "ask a lower limit or fewer buckets")
+
+    def add_rows(self, rows: list[dict]) -> None:
+        self.answer_bytes += sum(len(str(row.get("value", ""))) + ROW_OVERHEAD_BYTES for row in rows)
+        if self.answer_bytes > MAX_ANSWER_BYTES:
+            raise BadQuery(f"the answer would be over {MAX_ANSWER_BYTES >> 20} MB; ask a lower limit or fewer breakdowns")
 
 
 def derive(counters: dict[str, int], hlls: dict[str, int], catalogue_total: int = 0) -> dict:
@@ -158,29 +193,34 @@ class StatsReader:
         }
         if breakdowns:
             out["breakdowns"], out["breakdown_rows"] = {}, {}
+            await self._check_entries(app, g, buckets, breakdowns)
+            budget = ReadBudget()
             for dim in breakdowns:
                 if dim in DEEP_BREAKDOWNS:
-                    rows, total_rows = await self._deep_breakdown(app, g, buckets, dim, limit, catalogue)
-                    out["breakdown_rows"][dim] = total_rows  # before `limit` cut them
+                    rows, total_rows = await self._deep_breakdown(app, g, buckets, dim, limit, catalogue, budget)
                 else:
-                    rows = await self._breakdown(app, g, buckets, dim)
+                    rows, total_rows = await self._breakdown(app, g, buckets, dim, limit, budget)
                 out["breakdowns"][dim] = rows
+                out["breakdown_rows"][dim] = total_rows  # before `limit` cut them
             if "region" in breakdowns:
                 out["attribution"] = DBIP_ATTRIBUTION
         return out
 
-    async def _summed_hash(self, app: str, g: str, buckets: list[Bucket], suffix: str) -> dict[str, int]:
-        """A hash of every bucket (HGETALL each), summed field by field."""
+    async def _check_entries(self, app: str, g: str, buckets: list[Bucket], breakdowns: list[str]) -> None:
+        """Refuse (ReadBudget) before reading when the breakdowns' hashes are too large in all."""
         pipe = self.redis.pipeline(transaction=False)
-        for b in buckets:
-            pipe.hgetall(keys.bucket_key(app, g, b.id, suffix))
-        summed: dict[str, int] = {}
-        for raw in await pipe.execute():
-            _add_into(summed, _ints(raw))
-        return summed
+        for dim in breakdowns:
+            for suffix in _hash_suffixes(dim):
+                for b in buckets:
+                    pipe.hlen(keys.bucket_key(app, g, b.id, suffix))
+        ReadBudget.check_entries(sum(await pipe.execute()))
+
+    async def _summed_hash(self, app: str, g: str, buckets: list[Bucket], suffix: str) -> dict[str, int]:
+        """A hash of every bucket, summed field by field; read in chunks (api/topn.py)."""
+        return _ints(await summed_fields(self.redis, [keys.bucket_key(app, g, b.id, suffix) for b in buckets]))
 
     async def _deep_breakdown(
-        self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int]
+        self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int], budget: ReadBudget
     ) -> tuple[list[dict], int]:
         """The top `limit` rows of a deep-tag breakdown (features/figures.py DEEP_BREAKDOWNS),
         and how many rows there are in all."""
@@ -190,8 +230,10 @@ class StatsReader:
         rows.sort(key=breakdown.sort_key)
         total_rows = len(rows)
         rows = rows[:limit]
+        budget.add_rows(rows)
         if dim in names.RESOURCE_DIMENSIONS and rows:
             labels = dim in names.RESOURCE_LABELS
+            budget.count_hlls(len(rows) * len(buckets) * (2 if labels else 1))
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.dimension_visitors_suffix(dim, row["value"])) for b in buckets])
@@ -214,24 +256,43 @@ class StatsReader:
         pipe.hset(keys.catalogue(app), mapping=fields)
         await pipe.execute()
 
-    async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
+    async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, budget: ReadBudget):
+        """The top `limit` rows of a page-view breakdown and how many rows there are in
+        all; `region` answers each of REGION_LEVELS so (a dict of each)."""
         if dim == "region":
-            return {level: await self._breakdown(app, g, buckets, level) for level in REGION_LEVELS}
-        pv = await self._summed_hash(app, g, buckets, keys.dimension_suffix(dim))
-        rows = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
-        if dim in keys.DIMS_WITH_UV and rows:
-            pipe = self.redis.pipeline(transaction=False)
-            for row in rows:
-                pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
-            for row, uv in zip(rows, await pipe.execute()):
-                row["uv"] = uv
+            levels = {level: await self._breakdown(app, g, buckets, level, limit, budget) for level in REGION_LEVELS}
+            return {level: rows for level, (rows, _) in levels.items()}, {level: n for level, (_, n) in levels.items()}
+        hashes = [keys.bucket_key(app, g, b.id, keys.dimension_suffix(dim)) for b in buckets]
+        top, total_rows = await top_fields(self.redis, hashes, limit)
+        rows = [{"value": _text(value), "pv": n} for value, n in top]
+        budget.add_rows(rows)
+        if dim in keys.DIMS_WITH_UV:
+            await self._count_visitors(app, g, buckets, dim, rows, budget)
         if dim in REGION_LEVELS:
             for row in rows:
                 row.update(describe_region_key(*_region_parts(row["value"])))
-        return rows
+        return rows, total_rows
+
+    async def _count_visitors(self, app: str, g: str, buckets: list[Bucket], dim: str, rows: list[dict], budget: ReadBudget) -> None:
+        """Each row's UV over the buckets (PFCOUNT of its HLLs), a few hundred rows per round trip."""
+        budget.count_hlls(len(rows) * len(buckets))
+        for start in range(0, len(rows), PFCOUNT_ROWS_PER_ROUND_TRIP):
+            chunk = rows[start : start + PFCOUNT_ROWS_PER_ROUND_TRIP]
+            pipe = self.redis.pipeline(transaction=False)
+            for row in chunk:
+                pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
+            for row, uv in zip(chunk, await pipe.execute()):
+                row["uv"] = uv
 
     async def apps(self) -> list[str]:
         return sorted(_text(a) for a in await self.redis.smembers(keys.APPS))
+
+
+def _hash_suffixes(dim: str) -> tuple[str, ...]:
+    """The per-bucket hashes a breakdown reads."""
+    if dim in DEEP_BREAKDOWNS:
+        return (keys.metrics_suffix(dim),)
+    return tuple(keys.dimension_suffix(level) for level in (REGION_LEVELS if dim == "region" else (dim,)))
 
 
 def _region_parts(value: str) -> tuple[str, str, str]:
