@@ -105,4 +105,4 @@ def test_stats_prints_the_read_api_as_tables_csv_and_json(tmp_path, redis_url, t
     assert csv.stdout.splitlines() == ["地区 region,代码 code,PV 浏览量,UV 访客数,占比 share", "浙江省,CN/330000,3,2,100.0%"]
     assert json.loads(raw.stdout) == api
     assert "合计 total" in series.stdout and "150.0" in series.stdout  # PV per 100 visitors
-    assert refused.returncode == 1 and "401" in refused.stderr
+    assert refused.returncode == 1 and "403" in refused.stderr  # a wrong token: 403 (none: 401)

@@ -114,10 +114,13 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
         await checker.check(await client.get(bad, headers=AUTH), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo&granularity=hour&from=2026-01-01&to=2026-01-02", headers=AUTH), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo"), "/api/stats", "get")
+    await checker.check(await client.get("/api/stats?app=demo", headers={"Authorization": "Bearer wrong"}), "/api/stats", "get")
+    await checker.check(await client.get("/api/stats?app=demo&breakdown=page&limit=0", headers=AUTH), "/api/stats", "get")
 
     for path in ("/api/apps", "/api/collector"):
         await checker.check(await client.get(path, headers=AUTH), path, "get")
         await checker.check(await client.get(path), path, "get")
+        await checker.check(await client.get(path, headers={"Authorization": "Bearer wrong"}), path, "get")
     for path in ("/api/openapi.json", "/healthz", "/readyz", "/demo", "/beacon.js", "/beacon.debug.js",
                  "/beacon.full.js", "/beacon.full.debug.js"):
         await checker.check(await client.get(path), path, "get")
@@ -157,6 +160,12 @@ async def check_registry_and_health(client, checker: Checker) -> None:
     act = "/api/admin/platforms/{id}/{action}"
     approved = json.loads(await checker.check(await client.post("/api/admin/platforms/zjer/approve", headers=admin), act, "post"))
     await checker.check(await client.post("/api/admin/platforms/zjer/approve", headers=admin), act, "post")  # 409
+    reader = json.loads(await checker.check(await client.post("/api/admin/platforms/zjer/read-token", headers=admin), act, "post"))
+    own = {"Authorization": f"Bearer {reader['issued_read_token']}"}
+    await checker.check(await client.get("/api/stats?app=zjer", headers=own), "/api/stats", "get")
+    await checker.check(await client.get("/api/stats?app=demo", headers=own), "/api/stats", "get")  # 403
+    await checker.check(await client.get("/api/apps", headers=own), "/api/apps", "get")
+    await checker.check(await client.put("/api/catalogue?app=demo", data=b"{}", headers=own), "/api/catalogue", "put")  # 403
     await checker.check(await client.post("/api/admin/platforms/zjer/fly", headers=admin), act, "post")  # 404
     await checker.check(await client.post("/api/admin/platforms/zjer/suspend", data="[]", headers=admin), act, "post")  # 400
     kit = "/api/admin/platforms/{id}/kit"

@@ -5,6 +5,7 @@ port and the test Redis. The README promises figures; this checks them."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 
@@ -37,11 +38,15 @@ def runnable(block: str, port: int) -> str:
 @pytest.mark.skipif(not DBIP.exists(), reason="the DB-IP database is not fetched (geo_data/fetch_dbip.sh)")
 @pytest.mark.parametrize("readme, heading", [("README.md", "### Try it"), ("README.zh-CN.md", "### 试一试")])
 def test_readme_try_it_shows_the_figures_it_promises(tmp_path, redis_url, readme, heading):
-    collector = launch_collector(tmp_path / "c.log", ["--redis-url", redis_url, "--data-dir", str(tmp_path / "data")])
+    # On every address, as serve.sh's default: the read API needs the block's admin token.
+    collector = launch_collector(tmp_path / "c.log", ["--redis-url", redis_url, "--data-dir", str(tmp_path / "data"),
+                                                      "--host", "0.0.0.0"])
     try:
         block = readme_block((ROOT / readme).read_text(), heading)
+        # `collector admin-token create` reaches the collector's Redis as serve.sh's would.
+        env = {**os.environ, "COLLECTOR_REDIS_URL": redis_url}
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", runnable(block, collector.port)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+                              cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     finally:
         collector.stop()
     out = done.stdout
