@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 SUBCOMMANDS = ("apply", "list", "show", "approve", "reject", "activate", "suspend", "resume", "revoke", "rotate-key", "kit", "audit",
-               "health", "anomalies")
+               "health", "anomalies", "read-token")
 
 
 def cli(*args: str, redis_url: str | None = None, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -109,3 +109,22 @@ def test_admin_token_is_printed_once_and_listed_by_name(redis_url, rds):
 def test_without_redis_it_says_what_to_pass(tmp_path):
     done = cli("platforms", "list", "--data-dir", str(tmp_path / "nothing-running"))
     assert done.returncode == 1 and "--redis-url" in done.stderr
+
+
+def test_read_token_through_the_cli(collector_factory, redis_url):
+    """`platforms read-token ID` prints a token that reads that platform only, on a collector
+    listening on every address (where the read API needs a credential)."""
+    import httputil as http
+
+    ok(*APPLY, redis_url=redis_url)
+    assert cli("platforms", "read-token", "zjer", redis_url=redis_url).returncode == 1  # still only applied
+    ok("platforms", "approve", "zjer", redis_url=redis_url)
+    token = ok("platforms", "read-token", "zjer", redis_url=redis_url).stdout.splitlines()[-1]
+    assert token.startswith("ebr_")
+    again = json.loads(ok("platforms", "read-token", "zjer", "--json", redis_url=redis_url).stdout)["read_token"]
+    collector = collector_factory(host="0.0.0.0")
+    url = collector.base_url + "/api/stats"
+    assert http.get_json(url, {"app": "zjer"})[0] == 401
+    assert http.get_json(url, {"app": "zjer"}, {"Authorization": f"Bearer {token}"})[0] == 403  # reissued since
+    assert http.get_json(url, {"app": "zjer"}, {"Authorization": f"Bearer {again}"})[0] == 200
+    assert http.get_json(url, {"app": "other"}, {"Authorization": f"Bearer {again}"})[0] == 403
