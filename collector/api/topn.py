@@ -21,13 +21,18 @@ answer bytes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
 
-SCAN_COUNT = 250  # fields per HSCAN: a few ms of work per chunk for 2 KB values
+SCAN_COUNT = 250  # fields per HSCAN: about a millisecond of work per chunk for 2 KB values
+# Breakdown scans run one at a time per process: a hit then waits behind at most one
+# chunk's work, not one chunk of every read in flight, and the memory of reads in flight
+# does not add up. Reads queue instead; the bounds in stats.py keep each one short.
+SCANS = asyncio.Semaphore(1)
 
 
 def _digest(field: bytes) -> bytes:
@@ -49,6 +54,12 @@ async def summed_fields(redis: aioredis.Redis, hash_keys: list[str]) -> dict[byt
     """Every field of the hashes, summed over them, read in chunks (for the deep
     breakdowns, whose rows need every metric of a value before they can be ranked)."""
     summed: dict[bytes, int] = {}
+    async with SCANS:
+        await _sum_into(summed, redis, hash_keys)
+    return summed
+
+
+async def _sum_into(summed: dict[bytes, int], redis: aioredis.Redis, hash_keys: list[str]) -> None:
     for key in hash_keys:
         seen: set[bytes] = set()
         async for chunk in scan_fields(redis, key):
@@ -56,17 +67,17 @@ async def summed_fields(redis: aioredis.Redis, hash_keys: list[str]) -> dict[byt
                 if field not in seen:  # HSCAN may return a field twice when the hash grows meanwhile
                     seen.add(field)
                     summed[field] = summed.get(field, 0) + int(n)
-    return summed
 
 
 async def top_fields(redis: aioredis.Redis, hash_keys: list[str], limit: int) -> tuple[list[tuple[bytes, int]], int]:
     """The `limit` fields with the largest sums over `hash_keys` as (field, sum), ordered
     by sum (descending) then field, and how many distinct fields there are in all."""
-    totals, names = await _sums(redis, hash_keys, limit)
-    if names is not None:  # few enough values: their text came with the first scan
-        rows = [(field, totals[digest]) for digest, field in names.items()]
-    else:
-        rows = await _named_top(redis, hash_keys, totals, limit)
+    async with SCANS:
+        totals, names = await _sums(redis, hash_keys, limit)
+        if names is not None:  # few enough values: their text came with the first scan
+            rows = [(field, totals[digest]) for digest, field in names.items()]
+        else:
+            rows = await _named_top(redis, hash_keys, totals, limit)
     rows.sort(key=lambda row: (-row[1], row[0]))
     return rows[:limit], len(totals)
 
