@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import weakref
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -32,7 +33,12 @@ SCAN_COUNT = 250  # fields per HSCAN: about a millisecond of work per chunk for 
 # Breakdown scans run one at a time per process: a hit then waits behind at most one
 # chunk's work, not one chunk of every read in flight, and the memory of reads in flight
 # does not add up. Reads queue instead; the bounds in stats.py keep each one short.
-SCANS = asyncio.Semaphore(1)
+# One semaphore per event loop (a process has one; tests make many).
+_SCANS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _one_scan_at_a_time() -> asyncio.Semaphore:
+    return _SCANS.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(1))
 
 
 def _digest(field: bytes) -> bytes:
@@ -54,7 +60,7 @@ async def summed_fields(redis: aioredis.Redis, hash_keys: list[str]) -> dict[byt
     """Every field of the hashes, summed over them, read in chunks (for the deep
     breakdowns, whose rows need every metric of a value before they can be ranked)."""
     summed: dict[bytes, int] = {}
-    async with SCANS:
+    async with _one_scan_at_a_time():
         await _sum_into(summed, redis, hash_keys)
     return summed
 
@@ -72,7 +78,7 @@ async def _sum_into(summed: dict[bytes, int], redis: aioredis.Redis, hash_keys: 
 async def top_fields(redis: aioredis.Redis, hash_keys: list[str], limit: int) -> tuple[list[tuple[bytes, int]], int]:
     """The `limit` fields with the largest sums over `hash_keys` as (field, sum), ordered
     by sum (descending) then field, and how many distinct fields there are in all."""
-    async with SCANS:
+    async with _one_scan_at_a_time():
         totals, names = await _sums(redis, hash_keys, limit)
         if names is not None:  # few enough values: their text came with the first scan
             rows = [(field, totals[digest]) for digest, field in names.items()]
