@@ -24,11 +24,10 @@ from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import STATE_NAMES, TRANSITIONS, TransitionError
 from collector.registry.ratelimit import TokenBuckets
-from collector.registry.release import load_release
+from collector.registry.release import BeaconRelease
 from collector.registry.health_store import HealthStore
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
-from collector.settings import resolve_path
-from collector.web.appkeys import CALENDAR, CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, REDIS, SETTINGS
 
 ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
@@ -110,7 +109,10 @@ class RegistryRoutes:
         settings = app[SETTINGS]
         self.clients = ClientIPResolver(settings.trusted_proxies)
         self.buckets = TokenBuckets(settings.apply_per_hour / 3600, settings.apply_per_hour, app[CLOCK])
-        self.release = load_release(resolve_path(settings.beacon_dir))
+
+    @property
+    def release(self) -> BeaconRelease | None:
+        return self.app[BEACON_RELEASE]  # read at startup by the beacon context
 
     @property
     def store(self) -> RegistryStore:

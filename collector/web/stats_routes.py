@@ -1,4 +1,5 @@
-"""HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`.
+"""HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`, and
+`/api/openapi.json`, the description of every endpoint.
 
 The figures come from api/stats.py (StatsReader); an `api_token` setting, when set,
 must come as a Bearer token.
@@ -6,8 +7,10 @@ must come as a Bearer token.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
+from importlib import resources
 from typing import Awaitable
 
 import orjson
@@ -17,8 +20,44 @@ from redis.exceptions import RedisError
 from collector.api.stats import StatsReader, BadQuery
 from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
+from collector.web.appkeys import CALENDAR, CLOCK, REDIS, REDIS_OUTAGE, SETTINGS
 
 log = logging.getLogger(__name__)
+
+
+def add_stats_routes(app: web.Application) -> None:
+    app.router.add_get("/api/stats", api_stats)
+    app.router.add_get("/api/apps", api_apps)
+    app.router.add_put("/api/catalogue", api_catalogue)
+    app.router.add_get("/api/openapi.json", openapi_description)
+
+
+async def api_stats(request: web.Request) -> web.Response:
+    return await _stats_api(request).stats(request)
+
+
+async def api_apps(request: web.Request) -> web.Response:
+    return await _stats_api(request).apps(request)
+
+
+async def api_catalogue(request: web.Request) -> web.Response:
+    return await _stats_api(request).catalogue(request)
+
+
+def _stats_api(request: web.Request) -> "StatsAPI":
+    app = request.app
+    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), app[SETTINGS].api_token, app[REDIS_OUTAGE])
+
+
+async def openapi_description(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of every endpoint (collector/web/openapi.json), for client
+    generators; open like /healthz, since it holds no data."""
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
 class RedisOutageLog:
