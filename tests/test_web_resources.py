@@ -102,7 +102,7 @@ async def test_what_create_app_left_alone_is_met_at_startup(make_settings, tmp_p
     try:
         assert "redis://127.0.0.1:1/0 unreachable" in caplog.text
         assert "beacon: no build at" in caplog.text
-        assert app[BEACON].demo is None
+        assert not app[BEACON].built
     finally:
         await runner.cleanup()
 

@@ -151,6 +151,10 @@ class BeaconAssets:
         log.info("beacon: %s v%s, %d B (%d B gzip), %s", LATEST, info["version"], info["sizes"]["raw"], info["sizes"]["gzip"], info["sri"])
         return cls(dist_dir, files, demo_page(info).encode())
 
+    @property
+    def built(self) -> bool:
+        return self.demo is not None
+
     def not_built(self) -> web.Response:
         return web.Response(status=404, text=f"beacon not built: no {LATEST} in {self.dist_dir}\n")
 
@@ -181,7 +185,7 @@ def add_beacon_routes(app: web.Application) -> None:
 
 async def serve_asset(request: web.Request) -> web.Response:
     assets = request.app[BEACON]
-    if assets.demo is None:
+    if not assets.built:
         return assets.not_built()
     name = request.path.lstrip("/")
     asset = assets.files.get(name)
@@ -193,7 +197,7 @@ async def serve_asset(request: web.Request) -> web.Response:
 
 async def serve_demo(request: web.Request) -> web.Response:
     assets = request.app[BEACON]
-    if assets.demo is None:
+    if not assets.built:
         return assets.not_built()
     return web.Response(body=assets.demo, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
 

@@ -2,7 +2,8 @@
 
 create_app lists them (app.RESOURCES); aiohttp starts them in that order at startup
 and stops them in reverse at cleanup — and only those that started: when one fails to
-start, the ones before it are stopped and the ones after it never ran. So the final
+start, the ones before it are stopped (server.py cleans up after a failed startup) and
+the ones after it never ran. So the final
 flush (the flusher's cleanup) runs after the server stopped taking requests and before
 the journal and Redis close.
 
