@@ -15,7 +15,7 @@ from typing import Callable
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
@@ -23,6 +23,10 @@ from collector.registry.model import (
     next_state,
 )
 from collector.store import keys
+
+# What a registry read or write raises when Redis cannot be reached (for callers that
+# must not import redis themselves: the layer rule).
+UNAVAILABLE = (RedisError, OSError)
 
 DEMO_ID = "demo"
 DEMO_APP_KEY = "demo"  # the README's "Try it" sends k=demo

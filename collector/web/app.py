@@ -34,7 +34,9 @@ from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
 from collector.web.platform_health import health_ctx
-from collector.web.resources import beacon_ctx, flusher_ctx, geo_ctx, ingest_ctx, journal_ctx, redis_ctx, salts_ctx
+from collector.web.resources import (
+    beacon_ctx, flusher_ctx, geo_ctx, ingest_ctx, journal_ctx, redis_ctx, registry_ctx, salts_ctx,
+)
 from collector.web.stats_routes import RedisOutageLog, add_stats_routes
 
 # Each needs only those before it; cleanup runs in reverse, so the final flush (the
@@ -46,6 +48,7 @@ RESOURCES = (
     geo_ctx,
     salts_ctx,  # Redis: the shared visitor salts, before the first hit
     ingest_ctx,  # geo, salts (the hasher), journal
+    registry_ctx,  # Redis, ingest: the registry the hit path enforces, loaded before the first hit
     flusher_ctx,  # Redis, journal (replays its leftovers first)
     beacon_ctx,  # the beacon build served at /beacon.js, the release the kit names
     health_ctx,  # platform health rounds, one process per deployment (Redis)

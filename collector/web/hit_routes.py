@@ -40,15 +40,17 @@ async def hit_options(request: web.Request) -> web.Response:
     return as_response(ingest, ingest.preflight())
 
 
-def sender(request: web.Request) -> tuple[str | None, str | None, str, str | None]:
-    """(TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile), as Ingest's handlers take them.
+def sender(request: web.Request) -> tuple[str | None, str | None, str, str | None, str | None, str | None]:
+    """(TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile, Origin, Referer), as Ingest's
+    handlers take them.
 
     A proxy may add its hop as another X-Forwarded-For line: the lines are one list.
     """
     headers = request.headers
     hops = headers.getall("X-Forwarded-For", ())
     forwarded_for = ",".join(hops) if hops else None
-    return request.remote, forwarded_for, headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile")
+    return (request.remote, forwarded_for, headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile"),
+            headers.get("Origin"), headers.get("Referer"))
 
 
 def as_response(ingest: Ingest, answer: Answer) -> web.Response:

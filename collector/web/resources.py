@@ -24,7 +24,9 @@ from redis.exceptions import RedisError
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
 from collector.hit.ingest import Ingest
+from collector.registry.live import LiveRegistry
 from collector.registry.release import load_release
+from collector.registry.store import RegistryStore
 from collector.settings import Settings, SettingsError, redacted_url, resolve_path
 from collector.store import redis_client
 from collector.store.flusher import FIRST_SEQ, Flusher
@@ -137,6 +139,19 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CALENDAR], app[CLOCK], app[JOURNAL],
     )
     yield
+
+
+async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With `registry=enforce`, the hit path's in-memory registry: loaded before the first
+    hit is served, then kept fresh (registry/live.py). `open` needs none."""
+    admission = app[INGEST].admission
+    if admission.mode != "enforce":
+        yield
+        return
+    live = LiveRegistry(RegistryStore(app[REDIS], app[CLOCK]), admission.use, admission.take_first_hits)
+    await live.start()
+    yield
+    await live.close()
 
 
 async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:

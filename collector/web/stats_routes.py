@@ -19,8 +19,10 @@ from redis.exceptions import RedisError
 
 from collector.api.stats import StatsReader, BadQuery
 from collector.features.resources import parse_catalogue
+from collector.hit.admission import series_of
 from collector.hit.protocol import usable_app_key
-from collector.web.appkeys import CALENDAR, CLOCK, REDIS, REDIS_OUTAGE, SETTINGS
+from collector.registry.model import KEYED_STATES, REVOKED, RegistrySnapshot
+from collector.web.appkeys import CALENDAR, CLOCK, INGEST, REDIS, REDIS_OUTAGE, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,12 @@ class StatsAPI:
         if not authorized(request, self.token):
             return _json({"error": "unauthorized"}, 401)
 
+        admission = request.app[INGEST].admission
+        if admission.mode == "enforce":
+            # The registered platforms' series, not every key ever sent: with the registry
+            # enforced, no other app has counts (refusals are all under "(unregistered)").
+            return _json({"apps": registered_apps(admission.snapshot)})
+
         async def apps() -> dict:
             return {"apps": await self.reader.apps()}
 
@@ -134,6 +142,13 @@ class StatsAPI:
             return _json({"error": "redis unavailable"}, 503)
         self.outage.recovered()
         return _json(body)
+
+
+def registered_apps(snapshot: RegistrySnapshot | None) -> list[str]:
+    """The series of every platform that may have counts: those that ever held a key."""
+    if snapshot is None:
+        return []
+    return sorted(series_of(p) for p in snapshot.platforms.values() if p.state in KEYED_STATES or p.state == REVOKED)
 
 
 def authorized(request: web.Request, token: str) -> bool:
