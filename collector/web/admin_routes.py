@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import orjson
 from aiohttp import web
@@ -27,7 +28,7 @@ from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import BeaconRelease
 from collector.registry.health_store import HealthStore
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
-from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, INGEST, REDIS, SETTINGS
 
 ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
@@ -46,6 +47,7 @@ def add_registry_routes(app: web.Application) -> None:
         ("GET", "/api/admin/health", routes.health_all),
         ("GET", "/api/admin/platforms/{id}/health", routes.health_one),
         ("GET", "/api/admin/anomalies", routes.anomalies),
+        ("GET", "/api/admin/refused-keys", routes.refused_keys),
         ("GET", "/kit/{id}", routes.kit_page),
     ):
         app.router.add_route(method, path, _answered(handler))
@@ -251,6 +253,19 @@ class RegistryRoutes:
         await self.admin(request)
         platform_id = request.query.get("platform") or None
         return _json({"anomalies": await self.health.anomalies(_limit(request, "100"), platform_id)})
+
+    async def refused_keys(self, request: web.Request) -> web.Response:
+        """The app keys this worker refused lately (hit/admission.py): a bounded sample, the
+        newest first, so an admin can tell a platform its key is wrong or revoked."""
+        await self.admin(request)
+        admission = self.app[INGEST].admission
+        snapshot = admission.snapshot
+        return _json({
+            "registry": admission.mode,
+            "registry_version": snapshot.version if snapshot is not None else None,
+            "worker_pid": os.getpid(),
+            "keys": admission.recent_offenders(),
+        })
 
     async def admin_kit(self, request: web.Request) -> web.Response:
         await self.admin(request)
