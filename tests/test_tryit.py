@@ -36,8 +36,11 @@ def runnable(block: str, port: int) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not DBIP.exists(), reason="the DB-IP database is not fetched (geo_data/fetch_dbip.sh)")
 @pytest.mark.parametrize("readme, heading", [("README.md", "### Try it"), ("README.zh-CN.md", "### 试一试")])
-def test_readme_try_it_shows_the_figures_it_promises(tmp_path, redis_url, readme, heading):
-    collector = launch_collector(tmp_path / "c.log", ["--redis-url", redis_url, "--data-dir", str(tmp_path / "data")])
+def test_readme_try_it_shows_the_figures_it_promises(tmp_path, readme, heading):
+    # As ./serve.sh starts it: the embedded Redis (whose first start registers the demo
+    # platform) and the registry enforced, as by default.
+    collector = launch_collector(tmp_path / "c.log", ["--data-dir", str(tmp_path / "data")],
+                                 env={"COLLECTOR_REGISTRY": "enforce"})
     try:
         block = readme_block((ROOT / readme).read_text(), heading)
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", runnable(block, collector.port)],

@@ -184,6 +184,9 @@ class RegistryStore:
                 domains=("localhost", "127.0.0.1"), environment="test",
                 scope=Scope(True, True, ("click", "custom", "engagement", "exposure", "interaction", "media", "pageview")),
                 contact=Contact("edu-beacon", "demo@localhost.invalid"), state=ACTIVE, app_key=DEMO_APP_KEY,
+                # Counted and flagged, not refused, off localhost: people try it on pages of
+                # their own hosts, and the README's hand-made hits name www.zjer.cn.
+                foreign_origin="flag",
                 created_at=now, updated_at=now, note="registered on the first embedded start",
             )
 
