@@ -2,8 +2,7 @@
 
 The platform id is the stable name of a platform's data: its app key can be rotated
 (the retired key stays valid for an overlap), the id never changes, so counting under
-the id keeps one series across rotations. (Today the hit path still counts under the
-app key a hit carries and does not consult the registry.) Everything a hit path needs
+the id keeps one series across rotations (hit/admission.py). Everything a hit path needs
 comes in one `RegistrySnapshot` (store.load_all): `platform_for_key` maps a key to its
 platform, and `origin_allowed` says whether a page's host belongs to it.
 """
