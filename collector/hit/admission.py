@@ -32,8 +32,11 @@ MODES = (ENFORCE, OPEN)
 UNREGISTERED = "(unregistered)"
 TEST_SUFFIX = "~test"  # platform ids are [a-z0-9-]: a series with "~" is never another id
 FOREIGN_ORIGIN = "foreign_origin"
-# Offending keys remembered per worker, for the admin (/api/collector): the newest ones.
+# Offending keys remembered per worker, for the admin (/api/admin/refused-keys): the newest ones.
 OFFENDERS_KEPT = 50
+# (platform, host) judgements kept per worker: hosts come from clients, so the cache
+# starts afresh when full (a few legitimate hosts per platform refill it at once).
+HOSTS_CACHED = 4096
 
 REASON_BY_STATE = {
     APPLIED: "not_approved_app", REJECTED: "not_approved_app", SUSPENDED: "suspended_app", REVOKED: "revoked_app",
@@ -70,6 +73,7 @@ class Admission:
         self.first_hits: set[str] = set()
         # key -> {"key", "reason", "hits", "last_seen"}: a bounded sample of refused keys.
         self.offenders: OrderedDict[str, dict] = OrderedDict()
+        self._hosts: dict[tuple[str, str], bool] = {}
 
     @property
     def waiting(self) -> bool:
@@ -78,6 +82,7 @@ class Admission:
 
     def use(self, snapshot: RegistrySnapshot) -> None:
         self.snapshot = snapshot
+        self._hosts = {}  # domains may have changed
 
     def take_first_hits(self) -> set[str]:
         taken, self.first_hits = self.first_hits, set()
@@ -98,7 +103,7 @@ class Admission:
         if platform is None or platform.state not in COUNTING_STATES:
             return self._refuse(key, platform, now)
         app = series_of(platform)
-        if _foreign(platform, origin_host, page_url):
+        if self._foreign(platform, origin_host, page_url):
             if platform.foreign_origin == "flag":
                 return Verdict(app, flagged=FOREIGN_ORIGIN)
             self._remember(key, FOREIGN_ORIGIN, now)
@@ -137,17 +142,24 @@ class Admission:
         """The newest first."""
         return [dict(found) for found in reversed(self.offenders.values())]
 
+    def _foreign(self, platform: Platform, origin_host: str, page_url: str) -> bool:
+        """A page host we know of (from the headers, and from `u`) that is not the platform's.
 
-def _foreign(platform: Platform, origin_host: str, page_url: str) -> bool:
-    """A page host we know of (from the headers, and from `u`) that is not the platform's.
+        With neither — a server-side sender, or a browser told to send no referrer and
+        no `u` in the event — there is nothing to judge, and the hit is not foreign.
+        """
+        if origin_host and not self._allowed(platform, origin_host):
+            return True
+        page_host = url_host(page_url) if page_url else ""
+        return bool(page_host) and not self._allowed(platform, page_host)
 
-    With neither — a server-side sender, or a browser told to send no referrer and
-    no `u` in the event — there is nothing to judge, and the hit is not foreign.
-    """
-    if origin_host and not origin_allowed(platform, origin_host):
-        return True
-    page_host = url_host(page_url) if page_url else ""
-    return bool(page_host) and not origin_allowed(platform, page_host)
+    def _allowed(self, platform: Platform, host: str) -> bool:
+        found = self._hosts.get((platform.id, host))
+        if found is None:
+            if len(self._hosts) >= HOSTS_CACHED:
+                self._hosts = {}
+            found = self._hosts[(platform.id, host)] = origin_allowed(platform, host)
+        return found
 
 
 def header_host(origin: str | None, referer: str | None) -> str:
