@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
-
 from collector.registry.model import (
     APPLIED, APPROVED, COUNTING_STATES, REJECTED, REVOKED, SUSPENDED, Platform, RegistrySnapshot, origin_allowed,
 )
@@ -88,10 +86,9 @@ class Admission:
         taken, self.first_hits = self.first_hits, set()
         return taken
 
-    def app_of(self, key: object, usable: Callable[[object], bool], unusable: str, now: float) -> str:
-        """Where a rejected event (bad input) is counted: its platform's series, else one bucket."""
-        if self.mode == OPEN:
-            return key if usable(key) else unusable  # type: ignore[return-value]
+    def rejects_app(self, key: object, now: float) -> str:
+        """Where an event rejected as bad input is counted when enforcing: its platform's
+        series, or UNREGISTERED when the key is not a counting platform's."""
         platform = self._platform(key, now)
         return series_of(platform) if platform is not None and platform.state in COUNTING_STATES else UNREGISTERED
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import orjson
 
-from collector.hit.admission import UNREGISTERED, Admission, REASON_DETAILS, header_host, url_host
+from collector.hit.admission import OPEN, UNREGISTERED, Admission, REASON_DETAILS, header_host, url_host
 from collector.store.aggregate import FLAGGED, NO_VISIT, Aggregator
 from collector.store.buckets import Calendar
 from collector.hit.caps import CardinalityCaps
@@ -160,10 +160,12 @@ class Ingest:
         return tally
 
     def _app_of(self, event: object, now: float) -> str:
-        """The app a rejection is counted under (admission.py): with `registry=open`, its app
-        key when that key is usable."""
+        """The app a rejection is counted under: with `registry=open` its app key when that
+        key is usable, else (unknown); when enforcing, see Admission.rejects_app."""
         key = event.get("k") if isinstance(event, dict) else None
-        return self.admission.app_of(key, usable_app_key, UNKNOWN_APP, now)
+        if self.admission.mode == OPEN:
+            return key if usable_app_key(key) else UNKNOWN_APP
+        return self.admission.rejects_app(key, now)
 
     def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes, str, str]:
         """The visitor's keys under the day's and the month's salt, and the day and month.
@@ -245,7 +247,7 @@ class Ingest:
         return Answer(400, orjson.dumps(body), JSON)
 
     def _reject_request(self, problem: Problem, now: float, status: int = 400) -> "Answer":
-        app = UNKNOWN_APP if self.admission.mode == "open" else UNREGISTERED
+        app = UNKNOWN_APP if self.admission.mode == OPEN else UNREGISTERED
         if not self._commit(Tally(rejects=[(app, int(now // 60), problem.counter)])):
             return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
