@@ -202,3 +202,15 @@ async def test_open_registry_counts_any_key_under_itself(collector_client):
     client = await collector_client(registry="open")
     assert await send(client, [pageview(STANDARD_PLACEHOLDER)]) == (204, None)
     assert await eventually(lambda: _when(stats(client, STANDARD_PLACEHOLDER), lambda t: t["pv"] == 1))
+
+
+async def test_a_rotated_out_key_stops_after_its_overlap(collector_client, redis_url):
+    store, old_key = await register(redis_url, "zjer", "activate")
+    await store.rotate_key("zjer", "test", overlap=2)
+    client = await collector_client(registry="enforce")
+    assert await _accepted(client, old_key)  # within the overlap
+    await asyncio.sleep(2.2)
+    assert await _refused(client, old_key, "expired_app_key")
+    await store.act("zjer", "suspend", "test")  # any later change drops it from the index
+    await store.act("zjer", "resume", "test")
+    assert await eventually(lambda: _refused(client, old_key, "unknown_app"))
