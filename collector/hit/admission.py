@@ -28,7 +28,6 @@ ENFORCE, OPEN = "enforce", "open"
 MODES = (ENFORCE, OPEN)
 # The one app every registry refusal is counted under (rejected:unknown_app, ...).
 UNREGISTERED = "(unregistered)"
-TEST_SUFFIX = "~test"  # platform ids are [a-z0-9-]: a series with "~" is never another id
 FOREIGN_ORIGIN = "foreign_origin"
 # Offending keys remembered per worker, for the admin (/api/admin/refused-keys): the newest ones.
 OFFENDERS_KEPT = 50
@@ -47,11 +46,6 @@ REASON_DETAILS = {
     "revoked_app": "the platform is revoked",
     FOREIGN_ORIGIN: "the page is not on the platform's registered domains",
 }
-
-
-def series_of(platform: Platform) -> str:
-    """The app name a platform's counts are stored under: its id, `ID~test` for test traffic."""
-    return platform.id + TEST_SUFFIX if platform.environment == "test" else platform.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +84,7 @@ class Admission:
         """Where an event rejected as bad input is counted when enforcing: its platform's
         series, or UNREGISTERED when the key is not a counting platform's."""
         platform = self._platform(key, now)
-        return series_of(platform) if platform is not None and platform.state in COUNTING_STATES else UNREGISTERED
+        return platform.series if platform is not None and platform.state in COUNTING_STATES else UNREGISTERED
 
     def judge(self, key: str, origin_host: str, page_url: str, now: float) -> Verdict:
         """The verdict on a valid event with app key `key` from a page on `origin_host`/`page_url`."""
@@ -99,7 +93,7 @@ class Admission:
         platform = self._platform(key, now)
         if platform is None or platform.state not in COUNTING_STATES:
             return self._refuse(key, platform, now)
-        app = series_of(platform)
+        app = platform.series
         if self._foreign(platform, origin_host, page_url):
             if platform.foreign_origin == "flag":
                 return Verdict(app, flagged=FOREIGN_ORIGIN)

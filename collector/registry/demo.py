@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from collector.hit.admission import series_of
 from collector.registry.kit import eb_queue_snippet
 from collector.registry.store import RegistryStore
 from collector.settings import Settings
@@ -37,6 +36,6 @@ async def _register(settings: Settings) -> bool:
     log.info(
         "registry: registered the demo platform (id %s, app key %s, test traffic counted as %s, pages on %s); "
         "its snippet:\n%s",
-        platform.id, platform.app_key, series_of(platform), ", ".join(platform.domains), eb_queue_snippet(base_url, script, platform.app_key),
+        platform.id, platform.app_key, platform.series, ", ".join(platform.domains), eb_queue_snippet(base_url, script, platform.app_key),
     )
     return True

@@ -40,6 +40,9 @@ KEYED_STATES = frozenset({APPROVED, ACTIVE, SUSPENDED})
 COUNTING_STATES = frozenset({APPROVED, ACTIVE})
 
 PLATFORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+# A test-environment platform's counts are kept apart, under ID~test: ids are
+# [a-z0-9-], so such a name is never another platform's id.
+TEST_SERIES_SUFFIX = "~test"
 
 
 class TransitionError(ValueError):
@@ -98,6 +101,13 @@ class Platform:
         if app_key and app_key == self.app_key:
             return True
         return any(r.key == app_key and now < r.until for r in self.retired_keys)
+
+    @property
+    def series(self) -> str:
+        """The app name the platform's counts are stored under: its id, ID~test for test traffic.
+
+        Never its app key: a rotation must not split the data (hit/admission.py)."""
+        return self.id + TEST_SERIES_SUFFIX if self.environment == "test" else self.id
 
     def keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self.app_key, *(r.key for r in self.retired_keys)) if k)

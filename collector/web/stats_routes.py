@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 
 from collector.api.stats import StatsReader, BadQuery
 from collector.features.resources import parse_catalogue
-from collector.hit.admission import series_of
 from collector.hit.protocol import usable_app_key
 from collector.registry.model import KEYED_STATES, REVOKED, RegistrySnapshot
 from collector.web.appkeys import CALENDAR, CLOCK, INGEST, REDIS, REDIS_OUTAGE, SETTINGS
@@ -148,7 +147,7 @@ def registered_apps(snapshot: RegistrySnapshot | None) -> list[str]:
     """The series of every platform that may have counts: those that ever held a key."""
     if snapshot is None:
         return []
-    return sorted(series_of(p) for p in snapshot.platforms.values() if p.state in KEYED_STATES or p.state == REVOKED)
+    return sorted(p.series for p in snapshot.platforms.values() if p.state in KEYED_STATES or p.state == REVOKED)
 
 
 def authorized(request: web.Request, token: str) -> bool:
