@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from collector.web.app import open_geo
+    from collector.web.resources import open_geo
     from collector.enrich.device import DeviceClassifier
     from collector.enrich.enrichment import enrich
 

@@ -81,7 +81,12 @@ async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
         handle_signals=False,
         shutdown_timeout=IN_FLIGHT_GRACE,
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        # A resource failed to start: stop those that did (journal lock, Redis), in reverse.
+        await runner.cleanup()
+        raise
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=2048)
     await site.start()
     for address in runner.addresses:

@@ -117,6 +117,10 @@ class Settings:
         "", "the collector's public base URL, as platforms' pages reach it (https://collector.example.edu.cn); "
         "integration kits use it; empty: the URL the kit was requested on"
     )
+    registry: str = _setting(
+        "enforce", "enforce: only app keys of approved or active platforms count, under the platform id, from pages on "
+        "its domains (docs/platforms.md); open: any app key counts under itself (development only)"
+    )
     key_overlap: int = _setting(604800, "seconds a rotated-out app key stays valid after `platforms rotate-key`")
     apply_per_hour: int = _setting(10, "platform applications one client IP may send per hour (POST /api/platforms/apply)")
     max_pending_applications: int = _setting(200, "applications waiting for review at most; more get 429 until some are decided")
@@ -173,6 +177,7 @@ class Settings:
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),
             (self.journal_max_bytes > 0, "journal_max_bytes", "must be positive"),
+            (self.registry in ("enforce", "open"), "registry", "must be enforce or open"),
             (self.key_overlap >= 0, "key_overlap", "must not be negative"),
             (self.apply_per_hour >= 1, "apply_per_hour", "must be at least 1"),
             (self.max_pending_applications >= 1, "max_pending_applications", "must be at least 1"),

@@ -157,6 +157,8 @@ def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
             flush_interval=0.05,
             data_dir=str(tmp_path / "data"),
             trusted_proxies=("127.0.0.1/32",),
+            # Most tests send ad-hoc app keys; the registry's own tests ask for "enforce".
+            registry="open",
         )
         base.update(changes)
         return Settings(**base)
@@ -245,12 +247,17 @@ def _kill_leftover_collectors():
             running.proc.wait()
 
 
+# Tests send ad-hoc app keys: their collectors count any key (registry=open) unless a
+# test asks for the default, COLLECTOR_REGISTRY=enforce (or --registry enforce).
+OPEN_REGISTRY = {"COLLECTOR_REGISTRY": "open"}
+
+
 def launch_collector(
     log_path: Path, args: list[str], env: dict | None = None, port: int | None = None, open_files: int | None = None
 ) -> RunningCollector:
     """`open_files`: the process's open-file limit (ulimit -n), for tests of running out of descriptors."""
     port = port or free_port()
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **OPEN_REGISTRY, **(env or {})}
     log_file = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "collector", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -294,6 +301,7 @@ def collector_factory(redis_url, test_geo_db, tmp_path):
             "flush_interval": "0.2",
             "trusted_proxies": "127.0.0.1/32",
             "data_dir": str(tmp_path / "data"),
+            "registry": "open",  # ad-hoc app keys, as in make_settings
         }
         settings.update({k: str(v) for k, v in overrides.items()})
         args = []

@@ -6,8 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from collector.web.beacon_routes import add_beacon_routes, beacon_info, sri
-from aiohttp import web
+from collector.web.beacon_routes import beacon_info, sri
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "beacon_js" / "dist"
@@ -71,10 +70,20 @@ async def test_debug_build_and_demo(collector_client):
     assert "eb_queue" in page and "'debug',true" in page and "src='/beacon.js'" in page
 
 
-async def test_a_missing_build_answers_404_and_does_not_stop_the_collector(aiohttp_client, tmp_path):
-    app = web.Application()
-    add_beacon_routes(app, tmp_path / "nothing-here")
-    client = await aiohttp_client(app)
-    resp = await client.get("/beacon.js")
-    assert resp.status == 404
-    assert "npm" in await resp.text() or "not built" in await resp.text()
+async def test_a_missing_build_answers_404_and_does_not_stop_the_collector(collector_client, tmp_path):
+    client = await collector_client(beacon_dir=str(tmp_path / "nothing-here"))
+    for path in ("/beacon.js", "/beacon.full.js", "/beacon-0.1.0.js", "/demo"):
+        resp = await client.get(path)
+        assert resp.status == 404
+        assert "not built" in await resp.text()
+    hit = {"k": "app1", "t": "pageview", "u": "https://www.example.edu/"}
+    assert (await client.get("/c", params=hit, headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0)"})).status == 204
+
+
+async def test_the_full_build_is_served_too(collector_client):
+    client = await collector_client()
+    for name in ("beacon.full.js", "beacon.full.debug.js", f"beacon.full-{beacon_info(DIST)['version']}.js"):
+        resp = await client.get("/" + name, headers={"Accept-Encoding": "identity"})
+        assert resp.status == 200, name
+        assert await resp.read() == (DIST / name).read_bytes()
+    assert (await client.get("/beacon.full-9.9.9.js")).status == 404

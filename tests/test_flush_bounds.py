@@ -20,7 +20,7 @@ from collector.store import redis_client
 from collector.store.aggregate import Aggregator
 from collector.store.buckets import Calendar
 from collector.enrich.device import Device
-from collector.store.flusher import Flusher
+from collector.store.flusher import FIRST_SEQ, Flusher
 from collector.enrich.geo import Region
 from collector.store.journal import Journal, encode_count
 from collector.store.rollup import RollupBuilder
@@ -158,7 +158,8 @@ async def test_partly_applied_batch_replayed_from_the_journal_with_another_group
     aggregator = Aggregator()
     journal = Journal(tmp_path)
     first = make_flusher(client, aggregator, journal, round_trip_timeout=0.3)
-    first.recover()
+    first.recover(journal.open())
+    journal.begin(first.writer, FIRST_SEQ)
     expected = fill(aggregator, journal)
     sync = redis_server.client()
     try:
@@ -171,7 +172,8 @@ async def test_partly_applied_batch_replayed_from_the_journal_with_another_group
         again = Journal(tmp_path)
         second = make_flusher(direct, Aggregator(), again)
         second.writer = "w-next"
-        second.recover()
+        second.recover(again.open())
+        again.begin(second.writer, FIRST_SEQ)
         assert [b.seq for b in second.pending] == [1]
         assert await second.flush()
         assert pv_by_app(sync) == expected

@@ -270,7 +270,7 @@ async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_clien
     for i in range(n):
         ip = f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
         event = pv(vid=f"v{i}")
-        assert ingest._commit(Tally(counts=[ingest._enrich(event, ip, DESKTOP, None, UNKNOWN_REGION, now)] * 2))
+        assert ingest._commit(Tally(counts=[ingest._enrich(event, event["k"], ip, DESKTOP, None, UNKNOWN_REGION, now)] * 2))
     await flush(client)
     t = (await stats(client))["totals"]
     assert t["pv"] == 2 * n

@@ -11,7 +11,7 @@ from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, 
 from collector.store.buckets import Calendar
 from collector.features.deep import DeepFacts, Session
 from collector.enrich.device import Device
-from collector.store.flusher import Flusher
+from collector.store.flusher import FIRST_SEQ, Flusher
 from collector.enrich.geo import Region
 from collector.web.appkeys import FLUSHER
 from collector.store.journal import FORMAT_VERSION, Journal, JournalLocked, Quarantine, encode_count, encode_reject, replay
@@ -128,7 +128,8 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
     aggregator = Aggregator()
     journal = Journal(tmp_path)
     flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal)
-    flusher.recover()
+    flusher.recover(journal.open())
+    journal.begin(flusher.writer, FIRST_SEQ)
     for round_ in range(3):
         args = count_args(visitor=bytes([round_]) * 8)
         journal.append(encode_count(*args))

@@ -176,6 +176,10 @@ async def check_registry_and_health(client, checker: Checker) -> None:
         await checker.check(await client.get(url), page, "get")
     for query in ("?platform=zjer&limit=5", "?limit=0"):
         await checker.check(await client.get(f"/api/admin/audit{query}", headers=admin), "/api/admin/audit", "get")
+    refused = "/api/admin/refused-keys"
+    shown = json.loads(await checker.check(await client.get(refused, headers=admin), refused, "get"))
+    assert shown["registry"] == "open" and shown["keys"] == []
+    await checker.check(await client.get(refused), refused, "get")
 
     job = build_job(client.server.app)
     await job.run_round()  # zjer: pending

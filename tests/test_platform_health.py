@@ -436,8 +436,9 @@ def test_the_documented_verifier_accepts_our_signature():
 
 
 def test_a_running_collector_reports_a_platform_receiving_its_hits(collector_factory, redis_url):
-    """End to end: hits through /c, the rollups, a health round, the admin API. The demo
-    platform's id and app key are both `demo`, so its counts are found by its id today."""
+    """End to end: hits through /c with the registry enforced, the rollups, a health round,
+    the admin API. The demo platform is a test platform: the hit path counts it under
+    `demo~test` (Platform.series), and that is where the health job reads it."""
     import asyncio as aio
 
     import httputil as http
@@ -451,7 +452,7 @@ def test_a_running_collector_reports_a_platform_receiving_its_hits(collector_fac
         return token
 
     token = aio.run(setup())
-    collector = collector_factory(health_interval="0.3")
+    collector = collector_factory(health_interval="0.3", registry="enforce")
     admin = {"Authorization": f"Bearer {token}"}
 
     def demo_state() -> str | None:

@@ -151,7 +151,7 @@ def test_kit_page_for_its_owner_or_an_admin(collector_factory, redis_url):
 def test_first_embedded_start_registers_the_demo_platform(tmp_path, test_geo_db):
     data_dir = tmp_path / "data"
     args = ["--data-dir", str(data_dir), "--geo-db", ",".join(test_geo_db), "--flush-interval", "0.2"]
-    first = launch_collector(tmp_path / "first.log", args)
+    first = launch_collector(tmp_path / "first.log", args, env={"COLLECTOR_REGISTRY": "enforce"})
     first.wait_for(lambda: "registered the demo platform" in first.log())
     assert "eb_queue.push({action: 'set', arguments: ['appKey', 'demo']});" in first.log()
     # The CLI finds the running collector's embedded Redis through the data dir.
@@ -161,7 +161,10 @@ def test_first_embedded_start_registers_the_demo_platform(tmp_path, test_geo_db)
     status, _ = http.post(first.base_url + "/c", [{"k": "demo", "t": "pageview", "u": "https://www.zjer.cn/", "sn": 1}],
                           {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0.0.0 Safari/537.36"})
     assert status == 204
-    first.wait_for(lambda: first.stats("demo")["totals"]["pv"] == 1)
+    first.wait_for(lambda: first.stats("demo~test")["totals"]["pv"] == 1)  # a test platform: counted apart
+    assert first.stats("demo~test")["totals"]["flagged"] == {"foreign_origin": 1}  # its pages are on localhost
+    status, answer = http.post(first.base_url + "/c", [{"k": "not-registered", "t": "pageview", "u": "http://localhost/"}])
+    assert status == 400 and answer["errors"][0]["reason"] == "unknown_app"
     assert first.stop() == 0
 
     second = launch_collector(tmp_path / "second.log", args)

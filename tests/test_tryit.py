@@ -37,14 +37,16 @@ def runnable(block: str, port: int) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not DBIP.exists(), reason="the DB-IP database is not fetched (geo_data/fetch_dbip.sh)")
 @pytest.mark.parametrize("readme, heading", [("README.md", "### Try it"), ("README.zh-CN.md", "### 试一试")])
-def test_readme_try_it_shows_the_figures_it_promises(tmp_path, redis_url, readme, heading):
+def test_readme_try_it_shows_the_figures_it_promises(tmp_path, readme, heading):
+    # As ./serve.sh starts it: the embedded Redis (whose first start registers the demo
+    # platform) and the registry enforced, as by default.
     # On every address, as serve.sh's default: the read API needs the block's admin token.
-    collector = launch_collector(tmp_path / "c.log", ["--redis-url", redis_url, "--data-dir", str(tmp_path / "data"),
-                                                      "--host", "0.0.0.0"])
+    collector = launch_collector(tmp_path / "c.log", ["--data-dir", str(tmp_path / "data"), "--host", "0.0.0.0"],
+                                 env={"COLLECTOR_REGISTRY": "enforce"})
     try:
         block = readme_block((ROOT / readme).read_text(), heading)
-        # `collector admin-token create` reaches the collector's Redis as serve.sh's would.
-        env = {**os.environ, "COLLECTOR_REDIS_URL": redis_url}
+        # `collector admin-token create` reaches the embedded Redis of the collector's data dir.
+        env = {**os.environ, "COLLECTOR_DATA_DIR": str(tmp_path / "data")}
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", runnable(block, collector.port)],
                               cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     finally:

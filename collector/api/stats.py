@@ -98,6 +98,8 @@ def derive(counters: dict[str, int], hlls: dict[str, int], catalogue_total: int 
         "bot_hits": counters.get("bot_hits", 0),
         "events": _strip_prefix(counters, names.EVENT_COUNTER_PREFIX),
         "rejected": _strip_prefix(counters, names.REJECTED_PREFIX),
+        # Counted events with a remark (flagged:foreign_origin: a page off the platform's domains).
+        "flagged": _strip_prefix(counters, names.FLAGGED_PREFIX),
         **deep_figures(BucketReading(counters, hlls, catalogue_total)),
     }
 

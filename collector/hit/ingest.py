@@ -15,7 +15,8 @@ from typing import Callable
 
 import orjson
 
-from collector.store.aggregate import NO_VISIT, Aggregator
+from collector.hit.admission import OPEN, UNREGISTERED, Admission, REASON_DETAILS, header_host, url_host
+from collector.store.aggregate import FLAGGED, NO_VISIT, Aggregator
 from collector.store.buckets import Calendar
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
@@ -62,6 +63,7 @@ class Ingest:
         self.visits = VisitTracker(settings.session_timeout)
         self.calendar = calendar
         self.clock = clock
+        self.admission = Admission(settings.registry)
         self.max_batch = settings.max_batch_events
         self.ts_window = settings.client_ts_window
         self.cors = {
@@ -74,11 +76,14 @@ class Ingest:
     # `peer` is the TCP peer's address; the other arguments are the request's headers.
 
     def hit_body(
-        self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
+        self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
+        origin: str | None = None, referer: str | None = None,
     ) -> "Answer":
         """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
         if self._full():
             return self._unavailable()
+        if self.admission.waiting:
+            return REGISTRY_LOADING
         now = self.clock()
         if body is None:
             problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
@@ -90,24 +95,28 @@ class Ingest:
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
-        tally = self._process(peer, forwarded_for, ua, ch_mobile, events, now)
+        tally = self._process(peer, forwarded_for, ua, ch_mobile, events, now, header_host(origin, referer))
         if not self._commit(tally):
             return self._unavailable()
         return self._answer(len(events), tally.problems)
 
     def hit_query(
-        self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None
+        self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
+        origin: str | None = None, referer: str | None = None,
     ) -> "Answer":
         """A GET pixel: one event in the (decoded) query parameters."""
         if self._full():
             return self._unavailable()
+        if self.admission.waiting:
+            return REGISTRY_LOADING
         now = self.clock()
         event, problems = from_query(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
-            tally = Tally(rejects=[(_app_of(event), int(now // 60), p.counter) for p in problems], problems=problems)
+            app = self._app_of(event, now)
+            tally = Tally(rejects=[(app, int(now // 60), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(peer, forwarded_for, ua, ch_mobile, [event], now)
+            tally = self._process(peer, forwarded_for, ua, ch_mobile, [event], now, header_host(origin, referer))
         if not self._commit(tally):
             return self._unavailable()
         if wants_image:
@@ -121,7 +130,8 @@ class Ingest:
     # ---- per event ----------------------------------------------------------------
 
     def _process(
-        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list, now: float
+        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list, now: float,
+        origin_host: str = "",
     ) -> "Tally":
         ip = self.ips.client_ip(peer, forwarded_for)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
@@ -131,16 +141,31 @@ class Ingest:
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
-                tally.rejects.append((_app_of(event), minute, "batch_too_large"))
+                tally.rejects.append((self._app_of(event, now), minute, "batch_too_large"))
                 continue
             found = validate_event(event, index)
             if found:
                 tally.problems.extend(found)
-                app = _app_of(event)
+                app = self._app_of(event, now)
                 tally.rejects.extend((app, minute, problem.counter) for problem in found)
                 continue
-            tally.counts.append(self._enrich(event, ip, ua, ch_mobile, region, now, memo))
+            verdict = self.admission.judge(event["k"], origin_host, event.get("u", ""), now)
+            if verdict.refused:
+                tally.problems.append(Problem(index, None, verdict.refused, REASON_DETAILS[verdict.refused]))
+                tally.rejects.append((verdict.app, minute, verdict.refused))
+                continue
+            if verdict.flagged:
+                tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
+            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, now, memo))
         return tally
+
+    def _app_of(self, event: object, now: float) -> str:
+        """The app a rejection is counted under: with `registry=open` its app key when that
+        key is usable, else (unknown); when enforcing, see Admission.rejects_app."""
+        key = event.get("k") if isinstance(event, dict) else None
+        if self.admission.mode == OPEN:
+            return key if usable_app_key(key) else UNKNOWN_APP
+        return self.admission.rejects_app(key, now)
 
     def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes, str, str]:
         """The visitor's keys under the day's and the month's salt, and the day and month.
@@ -156,14 +181,15 @@ class Ingest:
         return found
 
     def _enrich(
-        self, ev: dict, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float, memo: dict | None = None
+        self, ev: dict, app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float,
+        memo: dict | None = None,
     ) -> tuple:
-        """The aggregator's arguments for one valid event (see Aggregator.count).
+        """The aggregator's arguments for one valid event (see Aggregator.count), counted under
+        `app` (the platform's series, admission.py).
 
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes twice, not a hundred times.
         """
-        app = ev["k"]
         etype = ev["t"]
         when = now
         ts = ev.get("ts")
@@ -221,7 +247,8 @@ class Ingest:
         return Answer(400, orjson.dumps(body), JSON)
 
     def _reject_request(self, problem: Problem, now: float, status: int = 400) -> "Answer":
-        if not self._commit(Tally(rejects=[(UNKNOWN_APP, int(now // 60), problem.counter)])):
+        app = UNKNOWN_APP if self.admission.mode == OPEN else UNREGISTERED
+        if not self._commit(Tally(rejects=[(app, int(now // 60), problem.counter)])):
             return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
         return Answer(status, orjson.dumps(body), JSON)
@@ -261,6 +288,14 @@ PREFLIGHT = Answer(204, headers=(
     ("Access-Control-Allow-Headers", "Content-Type"),
     ("Access-Control-Max-Age", "86400"),
 ))
+# Enforcing the registry before this worker could load it (Redis away since the start):
+# nothing was counted; the beacon keeps the events and retries.
+REGISTRY_LOADING = Answer(
+    503,
+    orjson.dumps({"error": "registry_loading", "detail": "the collector has not loaded the platform registry yet"}),
+    JSON,
+    (("Retry-After", "5"),),
+)
 UNAVAILABLE = Answer(
     503,
     orjson.dumps({"error": "journal_full", "detail": "the collector cannot store more hits until Redis is back"}),
@@ -276,12 +311,6 @@ class Tally:
     counts: list[tuple] = field(default_factory=list)
     rejects: list[tuple] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-
-
-def _app_of(event: object) -> str:
-    """The app a rejection is counted under: its app key when that key is usable."""
-    app = event.get("k") if isinstance(event, dict) else None
-    return app if usable_app_key(app) else UNKNOWN_APP
 
 
 def page_of(url: str) -> str:
@@ -302,18 +331,3 @@ def referrer_value(referrer: str, page: str) -> str:
     if not host:
         return "(direct)"
     return "(internal)" if host == url_host(page) else host
-
-
-def url_host(url: str) -> str:
-    start = url.find("://")
-    if start < 0:
-        return ""
-    start += 3
-    end = len(url)
-    for sep in "/?#":
-        pos = url.find(sep, start)
-        if 0 <= pos < end:
-            end = pos
-    host = url[start:end].rsplit("@", 1)[-1].lower()
-    return host[:253]
-

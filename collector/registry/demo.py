@@ -34,7 +34,8 @@ async def _register(settings: Settings) -> bool:
     base_url = settings.public_url or f"http://localhost:{settings.port}"
     script = "beacon.full.js" if platform.scope.deep else "beacon.js"
     log.info(
-        "registry: registered the demo platform (id %s, app key %s, test traffic, pages on %s); its snippet:\n%s",
-        platform.id, platform.app_key, ", ".join(platform.domains), eb_queue_snippet(base_url, script, platform.app_key),
+        "registry: registered the demo platform (id %s, app key %s, test traffic counted as %s, pages on %s); "
+        "its snippet:\n%s",
+        platform.id, platform.app_key, platform.series, ", ".join(platform.domains), eb_queue_snippet(base_url, script, platform.app_key),
     )
     return True

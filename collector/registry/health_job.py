@@ -105,7 +105,7 @@ class HealthJob:
         # A day is validated once, and only a day the platform was sending in.
         sending = record.first_hit_at and record.first_hit_at < day.end
         if sending and (record.validation or {}).get("day") != day.id:
-            counters, uv = await self.store.day_totals(platform.id, day.id)
+            counters, uv = await self.store.day_totals(platform.series, day.id)
             record = record.replace(validation=validate(platform, day.id, counters, uv))
         await self.store.save(record, transition)
         if transition:
@@ -137,7 +137,7 @@ class HealthJob:
         # its first hit would make its first weeks one long "spike".
         if not record.first_hit_at or record.first_hit_at > start:
             return
-        series = await self.store.hour_series(platform.id, start, self.settings.baseline_days)
+        series = await self.store.hour_series(platform.series, start, self.settings.baseline_days)
         (local, pv, uv), history = series[0], series[1:]
         lived = [row for row in history if row[0].timestamp() + 3600 > record.first_hit_at]  # hours that ended after it
         for metric, value, index in (("pv", pv, 1), ("uv", uv, 2)):

@@ -57,7 +57,7 @@ class HealthStore:
     # ---- reading the rollups ---------------------------------------------------------
 
     async def observe(self, platform: Platform, thresholds: Thresholds, now: float) -> Observation:
-        pid, local = platform.id, self.calendar.local(now)
+        pid, local = platform.series, self.calendar.local(now)  # where the hit path counts it
         minutes = min(thresholds.silent_minutes, MAX_SILENT_MINUTES)
         minute_ids = [self.calendar.bucket_at("minute", local - timedelta(minutes=i)).id for i in range(minutes)]
         hours = [self.calendar.bucket_at("hour", local - timedelta(hours=i)).id for i in range(24)]

@@ -2,8 +2,7 @@
 
 The platform id is the stable name of a platform's data: its app key can be rotated
 (the retired key stays valid for an overlap), the id never changes, so counting under
-the id keeps one series across rotations. (Today the hit path still counts under the
-app key a hit carries and does not consult the registry.) Everything a hit path needs
+the id keeps one series across rotations (hit/admission.py). Everything a hit path needs
 comes in one `RegistrySnapshot` (store.load_all): `platform_for_key` maps a key to its
 platform, and `origin_allowed` says whether a page's host belongs to it.
 """
@@ -41,6 +40,9 @@ KEYED_STATES = frozenset({APPROVED, ACTIVE, SUSPENDED})
 COUNTING_STATES = frozenset({APPROVED, ACTIVE})
 
 PLATFORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+# A test-environment platform's counts are kept apart, under ID~test: ids are
+# [a-z0-9-], so such a name is never another platform's id.
+TEST_SERIES_SUFFIX = "~test"
 
 
 class TransitionError(ValueError):
@@ -102,6 +104,13 @@ class Platform:
         if app_key and app_key == self.app_key:
             return True
         return any(r.key == app_key and now < r.until for r in self.retired_keys)
+
+    @property
+    def series(self) -> str:
+        """The app name the platform's counts are stored under: its id, ID~test for test traffic.
+
+        Never its app key: a rotation must not split the data (hit/admission.py)."""
+        return self.id + TEST_SERIES_SUFFIX if self.environment == "test" else self.id
 
     def keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self.app_key, *(r.key for r in self.retired_keys)) if k)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
@@ -23,6 +23,10 @@ from collector.registry.model import (
     next_state,
 )
 from collector.store import keys
+
+# What a registry read or write raises when Redis cannot be reached (for callers that
+# must not import redis themselves: the layer rule).
+UNAVAILABLE = (RedisError, OSError)
 
 DEMO_ID = "demo"
 DEMO_APP_KEY = "demo"  # the README's "Try it" sends k=demo
@@ -203,6 +207,9 @@ class RegistryStore:
                 domains=("localhost", "127.0.0.1"), environment="test",
                 scope=Scope(True, True, ("click", "custom", "engagement", "exposure", "interaction", "media", "pageview")),
                 contact=Contact("edu-beacon", "demo@localhost.invalid"), state=ACTIVE, app_key=DEMO_APP_KEY,
+                # Counted and flagged, not refused, off localhost: people try it on pages of
+                # their own hosts, and the README's hand-made hits name www.zjer.cn.
+                foreign_origin="flag",
                 created_at=now, updated_at=now, note="registered on the first embedded start",
             )
 

@@ -12,8 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from collector.features.deep import DeepFacts
+from collector.store import names
 from collector.enrich.device import Device
 from collector.enrich.geo import Region
+
+# A "reject" whose reason starts so is a flag on an event that *was* counted (e.g.
+# flagged:foreign_origin, hit/admission.py): it rides the reject records (journal
+# included) and becomes the counter flagged:REASON rather than rejected:REASON.
+FLAGGED = names.FLAGGED_PREFIX
 
 # Visit flags carried in the cube key of a page view.
 NO_VISIT, VISIT_START, VISIT_SECOND_PAGE = 0, 1, 2
@@ -166,6 +172,7 @@ class Aggregator:
                 found[1].merge(session)
 
     def reject(self, app: str, minute: int, reason: str) -> None:
+        """A rejected event, counted by reason (or a flag: FLAGGED + reason)."""
         rejected = self._current.rejected
         key = (app, minute, reason)
         rejected[key] = rejected.get(key, 0) + 1

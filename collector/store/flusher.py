@@ -62,6 +62,16 @@ GROUP_CELLS = 5_000
 GUARD_INTERVAL = 0.1
 
 
+# A writer numbers its batches from here; the journal begins this one's segment at
+# start (JournalKeeper.start), before the first hit is written.
+FIRST_SEQ = 1
+
+
+def new_writer_id() -> str:
+    """A fresh writer id: one per process run, so no two runs share sequence markers."""
+    return uuid.uuid4().hex[:16]
+
+
 def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, completed_percent: int) -> bytes:
     """One session's progress for the script: [ms, ws, dur, started, [[bucket prefix,
     expire-at], ...], [[metrics key suffix, value], ...], completed percent]."""
@@ -159,13 +169,13 @@ class Flusher:
         self.rollups = rollups
         self.interval = interval
         self.journal = journal
-        self.writer = writer or uuid.uuid4().hex[:16]
+        self.writer = writer or new_writer_id()
         self.round_trip_timeout = round_trip_timeout
         self.batch_max_cells = batch_max_cells
         self.memory_max_cells = memory_max_cells
         self.pending: deque[FlushBatch] = deque()
         self.stats = FlushStats()
-        self._seq = 1  # the batch being filled now
+        self._seq = FIRST_SEQ  # the batch being filled now
         self._sha: str | None = None
         self._known_apps: set[str] = set()
         self._loop = Periodic("flusher", self._tick, interval)
@@ -176,16 +186,14 @@ class Flusher:
 
     # ---- lifecycle ----------------------------------------------------------------
 
-    def recover(self) -> None:
-        """Queue the batches a previous run left in the journal, and open this run's segment."""
-        if not self.journal:
-            return
-        for segment in self.journal.open():
+    def recover(self, leftovers: list[Segment]) -> None:
+        """Queue the batches earlier runs left in the journal (JournalKeeper.start found
+        them): they are flushed before anything this run counts."""
+        for segment in leftovers:
             self.pending.append(FlushBatch(segment.writer, segment.seq, segment))
             self.stats.batches_recovered += 1
-        if self.pending:
+        if self.pending and self.journal:
             log.info("journal: %d batches (%d bytes) to replay from earlier runs", len(self.pending), self.journal.bytes)
-        self.journal.begin(self.writer, self._seq)
 
     def start(self) -> None:
         self._loop.start()

@@ -59,8 +59,11 @@ PAGE_COUNTERS = ("pv", "visits", "visits_multi", "engaged_ms", "engagements", "s
 EVENT_COUNTER_PREFIX = "ev:"
 COUNTED_EVENT_TYPES = ("click", "exposure", "media", "interaction", "custom")
 USER_COUNTERS = ("pv_logged_in",)
-# rejected:REASON or rejected:REASON:FIELD (hit/protocol.py Problem.counter).
+# rejected:REASON or rejected:REASON:FIELD (hit/protocol.py Problem.counter; the
+# registry's reasons, hit/admission.py: rejected:unknown_app, rejected:foreign_origin …).
 REJECTED_PREFIX = "rejected:"
+# flagged:REASON: counted events with a remark (flagged:foreign_origin, hit/admission.py).
+FLAGGED_PREFIX = "flagged:"
 
 COUNTER_FIELDS = (
     *PAGE_COUNTERS,
@@ -87,7 +90,7 @@ METRICS_OF_DIMENSION: dict[str, tuple[str, ...]] = {
 
 def is_counter_field(name: str) -> bool:
     """True when `name` is a field the counters hash may hold."""
-    return name in _COUNTER_SET or name.startswith(REJECTED_PREFIX)
+    return name in _COUNTER_SET or name.startswith((REJECTED_PREFIX, FLAGGED_PREFIX))
 
 
 _COUNTER_SET = frozenset(COUNTER_FIELDS)

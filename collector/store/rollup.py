@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collector.store import keys
-from collector.store.aggregate import VISIT_SECOND_PAGE, VISIT_START, Snapshot
+from collector.store.aggregate import FLAGGED, VISIT_SECOND_PAGE, VISIT_START, Snapshot
 from collector.store.buckets import Bucket, Calendar
 from collector.features.deep import Session
 from collector.enrich.geo import Region
@@ -118,7 +118,8 @@ class RollupBuilder:
             _add(d.day_members, keys.FIRST_PARTY, visitor_id)
             _add(d.month_members, keys.FIRST_PARTY, visitor_id)
         for (app, minute, reason), count in snap.rejected.items():
-            _incr(deltas(app, minute).fields, keys.COUNTERS, "rejected:" + reason, count)
+            counter = reason if reason.startswith(FLAGGED) else "rejected:" + reason
+            _incr(deltas(app, minute).fields, keys.COUNTERS, counter, count)
         for (app, minute, suffix, name), amount in snap.deep_incs.items():
             _incr(deltas(app, minute).fields, suffix, name, amount)
         for app, minute, suffix, day_member, month_member in snap.deep_members:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import orjson
 from aiohttp import web
@@ -24,11 +25,10 @@ from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import STATE_NAMES, TRANSITIONS, TransitionError
 from collector.registry.ratelimit import TokenBuckets
-from collector.registry.release import load_release
+from collector.registry.release import BeaconRelease
 from collector.registry.health_store import HealthStore
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
-from collector.settings import resolve_path
-from collector.web.appkeys import CALENDAR, CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, INGEST, REDIS, SETTINGS
 
 ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token", "read-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
@@ -47,6 +47,7 @@ def add_registry_routes(app: web.Application) -> None:
         ("GET", "/api/admin/health", routes.health_all),
         ("GET", "/api/admin/platforms/{id}/health", routes.health_one),
         ("GET", "/api/admin/anomalies", routes.anomalies),
+        ("GET", "/api/admin/refused-keys", routes.refused_keys),
         ("GET", "/kit/{id}", routes.kit_page),
     ):
         app.router.add_route(method, path, _answered(handler))
@@ -110,7 +111,10 @@ class RegistryRoutes:
         settings = app[SETTINGS]
         self.clients = ClientIPResolver(settings.trusted_proxies)
         self.buckets = TokenBuckets(settings.apply_per_hour / 3600, settings.apply_per_hour, app[CLOCK])
-        self.release = load_release(resolve_path(settings.beacon_dir))
+
+    @property
+    def release(self) -> BeaconRelease | None:
+        return self.app[BEACON_RELEASE]  # read at startup by the beacon context
 
     @property
     def store(self) -> RegistryStore:
@@ -253,6 +257,19 @@ class RegistryRoutes:
         await self.admin(request)
         platform_id = request.query.get("platform") or None
         return _json({"anomalies": await self.health.anomalies(_limit(request, "100"), platform_id)})
+
+    async def refused_keys(self, request: web.Request) -> web.Response:
+        """The app keys this worker refused lately (hit/admission.py): a bounded sample, the
+        newest first, so an admin can tell a platform its key is wrong or revoked."""
+        await self.admin(request)
+        admission = self.app[INGEST].admission
+        snapshot = admission.snapshot
+        return _json({
+            "registry": admission.mode,
+            "registry_version": snapshot.version if snapshot is not None else None,
+            "worker_pid": os.getpid(),
+            "keys": admission.recent_offenders(),
+        })
 
     async def admin_kit(self, request: web.Request) -> web.Response:
         await self.admin(request)

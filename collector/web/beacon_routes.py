@@ -11,7 +11,8 @@
   for the full build (deep tag: user id, clicks, click tracks, media, interactions).
 - `/demo`: a page carrying the snippet with DEBUG on, pointed at this collector.
 
-Everything is read and hashed once, at startup: the handlers only copy bytes out.
+Everything is read, compressed and hashed once, at startup (BeaconAssets.load, from the
+beacon context in resources.py): the handlers only copy bytes out.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+
+from collector.web.appkeys import BEACON
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class _Asset:
     cache_control: str
 
     @classmethod
-    def load(cls, path: Path, cache_control: str) -> "_Asset":
+    def load(cls, path: Path, cache_control: str) -> _Asset:
         body = path.read_bytes()
         return cls(body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:32] + '"', cache_control)
 
@@ -123,74 +126,80 @@ def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
-def add_beacon_routes(app: web.Application, dist_dir: Path) -> None:
-    """Register `/beacon.js`, `/beacon-<version>.js` and `/demo` for the build in `dist_dir`.
+@dataclass(frozen=True)
+class BeaconAssets:
+    """Everything the beacon routes serve, read and compressed once, at startup."""
 
-    A missing build is not fatal (the collector still counts hits sent by other means):
-    the routes then answer 404 with a line saying how to build it.
-    """
-    dist_dir = Path(dist_dir)
-    if not (dist_dir / LATEST).is_file():
-        log.warning("beacon: no build at %s (run `npm ci && npm run build` in beacon_js); /beacon.js answers 404", dist_dir)
+    dist_dir: Path
+    files: dict[str, _Asset]  # by file name: the latest, debug and frozen copies of both builds
+    demo: bytes | None  # None: there is no build
 
-        async def missing(request: web.Request) -> web.Response:
-            return web.Response(status=404, text=f"beacon not built: no {LATEST} in {dist_dir}\n")
+    @classmethod
+    def load(cls, dist_dir: Path) -> BeaconAssets:
+        """The build in `dist_dir`. A missing build is not fatal (the collector still
+        counts hits sent by other means): the routes then answer 404 saying how to build it."""
+        dist_dir = Path(dist_dir)
+        if not (dist_dir / LATEST).is_file():
+            log.warning("beacon: no build at %s (run `npm ci && npm run build` in beacon_js); /beacon.js answers 404", dist_dir)
+            return cls(dist_dir, {}, None)
+        info = beacon_info(dist_dir)
+        files = {LATEST: _Asset.load(dist_dir / LATEST, LATEST_CACHE)}
+        if info["files"]["debug"]:
+            files[DEBUG] = _Asset.load(dist_dir / DEBUG, LATEST_CACHE)
+        files.update((name, _Asset.load(dist_dir / name, FROZEN_CACHE)) for name in info["files"]["all_frozen"])
+        files.update(_full_assets(dist_dir))
+        log.info("beacon: %s v%s, %d B (%d B gzip), %s", LATEST, info["version"], info["sizes"]["raw"], info["sizes"]["gzip"], info["sri"])
+        return cls(dist_dir, files, demo_page(info).encode())
 
-        app.router.add_get("/beacon.js", missing)
-        app.router.add_get("/demo", missing)
-        return
+    @property
+    def built(self) -> bool:
+        return self.demo is not None
 
-    info = beacon_info(dist_dir)
-    latest = _Asset.load(dist_dir / LATEST, LATEST_CACHE)
-    frozen = {name: _Asset.load(dist_dir / name, FROZEN_CACHE) for name in info["files"]["all_frozen"]}
-    debug = _Asset.load(dist_dir / DEBUG, LATEST_CACHE) if info["files"]["debug"] else None
-    demo = demo_page(info).encode()
-    log.info("beacon: %s v%s, %d B (%d B gzip), %s", LATEST, info["version"], info["sizes"]["raw"], info["sizes"]["gzip"], info["sri"])
-
-    async def serve_latest(request: web.Request) -> web.Response:
-        return latest.respond(request)
-
-    async def serve_frozen(request: web.Request) -> web.Response:
-        asset = frozen.get(f"beacon-{request.match_info['version']}.js")
-        if asset is None:
-            raise web.HTTPNotFound(text="no such beacon version\n")
-        return asset.respond(request)
-
-    async def serve_demo(request: web.Request) -> web.Response:
-        return web.Response(body=demo, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
-
-    async def serve_debug(request: web.Request) -> web.Response:
-        if debug is None:
-            raise web.HTTPNotFound(text=f"no {DEBUG} in this build\n")
-        return debug.respond(request)
-
-    app.router.add_get("/beacon.js", serve_latest)
-    app.router.add_get("/" + DEBUG, serve_debug)
-    app.router.add_get(r"/beacon-{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}.js", serve_frozen)
-    app.router.add_get("/demo", serve_demo)
-    _add_full_routes(app, dist_dir)
+    def not_built(self) -> web.Response:
+        return web.Response(status=404, text=f"beacon not built: no {LATEST} in {self.dist_dir}\n")
 
 
-def _add_full_routes(app: web.Application, dist_dir: Path) -> None:
+def _full_assets(dist_dir: Path) -> dict[str, _Asset]:
     """The full build (deep tag), when dist has one: latest, debug and frozen copies."""
     if not (dist_dir / FULL).is_file():
-        return
+        return {}
     assets = {FULL: _Asset.load(dist_dir / FULL, LATEST_CACHE)}
     if (dist_dir / FULL_DEBUG).is_file():
         assets[FULL_DEBUG] = _Asset.load(dist_dir / FULL_DEBUG, LATEST_CACHE)
     for path in dist_dir.glob("beacon.full-*.js"):
         if FULL_FROZEN.match(path.name):
             assets[path.name] = _Asset.load(path, FROZEN_CACHE)
+    return assets
 
-    async def serve(request: web.Request) -> web.Response:
-        asset = assets.get(request.path.lstrip("/"))
-        if asset is None:
-            raise web.HTTPNotFound(text="no such beacon version\n")
-        return asset.respond(request)
 
-    app.router.add_get("/" + FULL, serve)
-    app.router.add_get("/" + FULL_DEBUG, serve)
-    app.router.add_get(r"/beacon.full-{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}.js", serve)
+VERSION = r"{version:\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?}"
+
+
+def add_beacon_routes(app: web.Application) -> None:
+    """Register the beacon's routes; they serve the BeaconAssets the app holds under
+    BEACON, which the beacon context (resources.py) loads at startup."""
+    for path in ("/" + LATEST, "/" + DEBUG, f"/beacon-{VERSION}.js", "/" + FULL, "/" + FULL_DEBUG, f"/beacon.full-{VERSION}.js"):
+        app.router.add_get(path, serve_asset)
+    app.router.add_get("/demo", serve_demo)
+
+
+async def serve_asset(request: web.Request) -> web.Response:
+    assets = request.app[BEACON]
+    if not assets.built:
+        return assets.not_built()
+    name = request.path.lstrip("/")
+    asset = assets.files.get(name)
+    if asset is None:
+        versioned = "version" in request.match_info
+        raise web.HTTPNotFound(text="no such beacon version\n" if versioned else f"no {name} in this build\n")
+    return asset.respond(request)
+
+
+async def serve_demo(request: web.Request) -> web.Response:
+    assets = request.app[BEACON]
+    if not assets.built:
+        return assets.not_built()
+    return web.Response(body=assets.demo, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
 DEMO_APP_KEY = "demo"

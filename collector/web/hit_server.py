@@ -62,6 +62,8 @@ EVICT_SHARE = 16
 USER_AGENT = b"\r\nuser-agent:"
 FORWARDED_FOR = b"\r\nx-forwarded-for:"
 CH_UA_MOBILE = b"\r\nsec-ch-ua-mobile:"
+ORIGIN = b"\r\norigin:"
+REFERER = b"\r\nreferer:"
 CONTENT_LENGTH = b"\r\ncontent-length:"
 CONNECTION = b"\r\nconnection:"
 # Heads with any of these are aiohttp's: they change how the body is framed, or ask for
@@ -478,8 +480,8 @@ def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
     return fields[start:stop if stop >= 0 else len(fields)].strip()
 
 
-def _sender(fields: bytes, lower: bytes) -> tuple[str | None, str, str | None]:
-    """(X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile) as Ingest takes them."""
+def _sender(fields: bytes, lower: bytes) -> tuple[str | None, str, str | None, str | None, str | None]:
+    """(X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile, Origin, Referer) as Ingest takes them."""
     forwarded = None
     if FORWARDED_FOR in lower:
         hops = []
@@ -492,4 +494,6 @@ def _sender(fields: bytes, lower: bytes) -> tuple[str | None, str, str | None]:
         forwarded = b",".join(hops).decode("latin-1")
     ua = _value(fields, lower, USER_AGENT).decode("utf-8", "replace") if USER_AGENT in lower else ""
     mobile = _value(fields, lower, CH_UA_MOBILE).decode("latin-1") if CH_UA_MOBILE in lower else None
-    return forwarded, ua, mobile
+    origin = _value(fields, lower, ORIGIN).decode("latin-1") if ORIGIN in lower else None
+    referer = _value(fields, lower, REFERER).decode("latin-1") if REFERER in lower else None
+    return forwarded, ua, mobile, origin, referer

@@ -22,12 +22,11 @@ from collector.settings import Settings
 from collector.store import keys
 from collector.store.lease import Lease
 from collector.store.periodic import Periodic
-from collector.web.appkeys import CALENDAR, CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import CALENDAR, CLOCK, HEALTH_JOB, REDIS, SETTINGS
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=10)
-HEALTH_JOB = web.AppKey("health_job", HealthJob)
 
 
 def health_settings(settings: Settings) -> HealthSettings:

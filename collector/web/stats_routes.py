@@ -1,4 +1,5 @@
-"""HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`.
+"""HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`, and
+`/api/openapi.json`, the description of every endpoint (open: it holds no data).
 
 The figures come from api/stats.py (StatsReader). Who may read (ReadAccess):
 - the `api_token` setting, an admin token (`collector admin-token create`): every platform;
@@ -12,9 +13,11 @@ The figures come from api/stats.py (StatsReader). Who may read (ReadAccess):
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from dataclasses import dataclass
+from importlib import resources
 from typing import Awaitable
 
 import orjson
@@ -24,16 +27,53 @@ from redis.exceptions import RedisError
 from collector.api.stats import StatsReader, BadQuery
 from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
+from collector.registry.model import KEYED_STATES, REVOKED, TEST_SERIES_SUFFIX, RegistrySnapshot
 from collector.registry.store import RegistryStore
 from collector.settings import Settings
-from collector.web.appkeys import CLOCK, REDIS, SETTINGS
+from collector.web.appkeys import CALENDAR, CLOCK, INGEST, REDIS, REDIS_OUTAGE, SETTINGS
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # Headers a reverse proxy adds: a request carrying one did not come from this machine's
 # own user, even though it reached a loopback-only collector (nginx on the same host).
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
-log = logging.getLogger(__name__)
+
+def add_stats_routes(app: web.Application) -> None:
+    app.router.add_get("/api/stats", api_stats)
+    app.router.add_get("/api/apps", api_apps)
+    app.router.add_put("/api/catalogue", api_catalogue)
+    app.router.add_get("/api/openapi.json", openapi_description)
+    app.on_startup.append(warn_if_read_api_closed)
+
+
+async def api_stats(request: web.Request) -> web.Response:
+    return await _stats_api(request).stats(request)
+
+
+async def api_apps(request: web.Request) -> web.Response:
+    return await _stats_api(request).apps(request)
+
+
+async def api_catalogue(request: web.Request) -> web.Response:
+    return await _stats_api(request).catalogue(request)
+
+
+def _stats_api(request: web.Request) -> "StatsAPI":
+    app = request.app
+    return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), ReadAccess.of(app), app[REDIS_OUTAGE])
+
+
+async def openapi_description(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of every endpoint (collector/web/openapi.json), for client
+    generators; open like /healthz, since it holds no data."""
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
 
 
 class RedisOutageLog:
@@ -68,7 +108,8 @@ class Reader:
     platform_id: str | None = None
 
     def may_read(self, app: str) -> bool:
-        return self.platform_id is None or app == self.platform_id
+        """Its own counts: under its id, or ID~test for a test platform (model.Platform.series)."""
+        return self.platform_id is None or app in (self.platform_id, self.platform_id + TEST_SERIES_SUFFIX)
 
 
 EVERYONE = Reader()
@@ -170,9 +211,17 @@ class StatsAPI:
         return await self._answer(upload())
 
     async def apps(self, request: web.Request) -> web.Response:
+        admission = request.app[INGEST].admission
+
         async def apps() -> dict:
             who = await self.access.reader(request)
-            return {"apps": [app for app in await self.reader.apps() if who.may_read(app)]}
+            if admission.mode == "enforce":
+                # The registered platforms' series, not every key ever sent: with the registry
+                # enforced, no other app has counts (refusals are all under "(unregistered)").
+                seen = registered_apps(admission.snapshot)
+            else:
+                seen = await self.reader.apps()
+            return {"apps": [app for app in seen if who.may_read(app)]}
 
         return await self._answer(apps())
 
@@ -187,6 +236,13 @@ class StatsAPI:
             return _json({"error": "redis unavailable"}, 503)
         self.outage.recovered()
         return _json(body)
+
+
+def registered_apps(snapshot: RegistrySnapshot | None) -> list[str]:
+    """The series of every platform that may have counts: those that ever held a key."""
+    if snapshot is None:
+        return []
+    return sorted(p.series for p in snapshot.platforms.values() if p.state in KEYED_STATES or p.state == REVOKED)
 
 
 async def operator_refusal(request: web.Request) -> web.Response | None:

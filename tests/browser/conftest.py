@@ -288,7 +288,8 @@ def collector_on_port(redis_url, test_geo_db, tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "collector", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--redis-url", redis_url, "--geo-db", ",".join(test_geo_db), "--flush-interval", "0.2",
-             "--trusted-proxies", "127.0.0.1/32", "--data-dir", str(tmp_path / f"data-{port}")],
+             "--trusted-proxies", "127.0.0.1/32", "--data-dir", str(tmp_path / f"data-{port}"),
+             "--registry", "open"],  # ad-hoc app keys, as in collector_factory
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         procs.append(proc)

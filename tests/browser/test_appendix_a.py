@@ -10,7 +10,9 @@ from .kit import APPENDIX_A_HOST, PAGES, ROOT, wait_until
 
 pytestmark = pytest.mark.browser
 
-# The placeholder app key of the standard's example, as it stands: a valid key.
+# The placeholder app key of the standard's example, as it stands: a valid key by the
+# protocol. These tests run with registry=open (the `tracked` collector), which counts
+# it; with the registry enforced it is refused (test_registry.py).
 STANDARD_APP_KEY = "申请应用时颁发的 appKey"
 SEED = ROOT.parent / "shared" / "seeds" / "001_9e839c06ac66063e.txt"
 
