@@ -16,18 +16,19 @@ import redis.asyncio as aioredis
 
 from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
 from collector.features.reading import BucketReading, ratio, split_metrics
 from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 
 
 MAX_BUCKETS = 2000
-BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
+BASIC_BREAKDOWNS = pages.BREAKDOWNS  # the page-view breakdowns: page, page_code, referrer, ..., region, bot
 BREAKDOWNS = BASIC_BREAKDOWNS + tuple(DEEP_BREAKDOWNS)
 # HyperLogLogs counted per bucket and over the range: UV, first-party UV, and those of
 # the deep tag's features (media viewers, distinct resources viewed, logged-in users).
 BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, *FEATURE_HLLS)
-REGION_LEVELS = ("country", "province", "city")
+REGION_LEVELS = pages.REGION_LEVELS  # the `region` breakdown's dimensions
 
 
 class BadQuery(ValueError):
@@ -215,11 +216,11 @@ class StatsReader:
         await pipe.execute()
 
     async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
-        if dim == "region":
+        if dim == "region":  # one breakdown of the region levels' dimensions
             return {level: await self._breakdown(app, g, buckets, level) for level in REGION_LEVELS}
         pv = await self._summed_hash(app, g, buckets, keys.dimension_suffix(dim))
         rows = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
-        if dim in keys.DIMS_WITH_UV and rows:
+        if dim in pages.UV_DIMENSIONS and rows:
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
