@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import Any, Callable
 
 from collector.enrich.geo import Region
-from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Cell, Profile
+from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Audience, Cell, Profile, profile_of
 from collector.store import keys, names
 
 UNKNOWN = "(unknown)"
@@ -110,7 +110,6 @@ _HUMAN_DIMENSIONS = tuple(dim for dim in DIMENSIONS if not dim.bots)
 _PROFILE_DIMENSIONS = tuple(dim for dim in _HUMAN_DIMENSIONS if dim.field in Profile._fields)
 _CELL_DIMENSIONS = tuple(dim for dim in _HUMAN_DIMENSIONS if dim.field not in Profile._fields)
 _UV_DIMENSIONS = tuple(dim for dim in DIMENSIONS if dim.uv)
-profile_of = attrgetter(*Profile._fields)  # of a Cell (or a Hit): its Profile's values
 
 # Entries kept by each of PageCounter's caches before it starts afresh (a few hundred
 # bytes each): device and region combinations repeat, far below this.
@@ -174,9 +173,10 @@ class PageCounter:
         else:
             increment(fields, c, names.EVENT_COUNTER_PREFIX + etype, n)
 
-    def visitor_suffixes(self, profile: tuple) -> tuple[str, ...]:
-        """The HLLs a visitor of this profile joins: UV overall, and per value of each
-        dimension with uv."""
+    def visitor_suffixes(self, seen: Audience) -> tuple[str, ...]:
+        """The HLLs a visitor entry joins: UV overall, and per value of each dimension
+        with uv (worked out once per profile)."""
+        profile = profile_of(seen)
         found = self._visitor_suffixes.get(profile)
         if found is None:
             if len(self._visitor_suffixes) > CACHE_ENTRIES:

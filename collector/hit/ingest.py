@@ -23,7 +23,7 @@ from collector.features.deep import USER_MARK, DeepCounter
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
 from collector.store.journal import Journal, encode_hit, encode_reject
-from collector.hit.record import NO_VISIT, Hit
+from collector.hit.record import NO_VISIT, Hit, new_hit
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from collector.settings import Settings
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
@@ -178,8 +178,7 @@ class Ingest:
             uid = ev.get("uid")
             user = self._visitor_keys(app, minute, USER_MARK, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
-        page = page_code = referrer = ""
-        flag, engaged_ms, scroll = NO_VISIT, 0, -1
+        vid = ev.get("vid", "")
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
@@ -189,14 +188,21 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            page = self.caps.admit("page", app, day, page_of(url))
-            page_code, referrer = ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
-        elif etype == "engagement":
-            engaged_ms, scroll = ev["et"], ev.get("sd", -1)
-        return Hit(
+            return new_hit(
+                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                month_visitor=month_visitor, first_party_id=vid, deep=deep,
+                page=self.caps.admit("page", app, day, page_of(url)), page_code=ev.get("pc", ""),
+                referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag,
+            )
+        if etype == "engagement":
+            return new_hit(
+                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                month_visitor=month_visitor, first_party_id=vid, deep=deep,
+                engaged_ms=ev["et"], scroll=ev.get("sd", -1),
+            )
+        return new_hit(
             app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
-            month_visitor=month_visitor, page=page, page_code=page_code, referrer=referrer, visit_flag=flag,
-            engaged_ms=engaged_ms, scroll=scroll, first_party_id=ev.get("vid", ""), deep=deep,
+            month_visitor=month_visitor, first_party_id=vid, deep=deep,
         )
 
     def _commit(self, tally: "Tally") -> bool:

@@ -3,7 +3,7 @@ replays, and what the aggregator counts.
 
 `Hit` is the only spelling of a hit. The aggregator's entries derive from it here, in
 one place: the cube key (`Cell`: what a hit is counted by) and the visitor entry
-(`Audience`: who saw it, and the `Profile` that chooses their UV HyperLogLogs). The
+(`Audience`: who saw it, with the `Profile` fields that choose their UV HyperLogLogs). The
 rollup reads both by name (features/pages.py). To count a hit by something new, add
 the field to Hit and, if page views are broken down by it, to Cell (and to Profile
 when it also gets UV per value); then a row in features/pages.py DIMENSIONS.
@@ -11,6 +11,7 @@ when it also gets UV per value); then a row in features/pages.py DIMENSIONS.
 
 from __future__ import annotations
 
+import functools
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -43,6 +44,12 @@ class Hit(NamedTuple):
     deep: DeepFacts | None = None  # what the deep tag's features count (features/deep.py)
 
 
+# Hit(field=value, ...), at half the cost: calling the class packs the keywords into a
+# dict for its __new__ to unpack; calling __new__ itself passes them straight through.
+# Ingest makes one per hit.
+new_hit = functools.partial(Hit.__new__, Hit)
+
+
 class Cell(NamedTuple):
     """The cube key: a hit's fields that page views and events are counted by, per minute."""
 
@@ -65,27 +72,15 @@ class Profile(NamedTuple):
     region: Region
 
 
-class Audience(NamedTuple):
-    """A visitor entry: a non-bot visitor seen in a minute, and their Profile's values."""
+# A visitor entry: a non-bot visitor seen in a minute, with their Profile's fields.
+Audience = NamedTuple("Audience", [
+    ("app", str), ("minute", int), *Profile.__annotations__.items(), ("visitor", bytes), ("month_visitor", bytes),
+])
 
-    app: str
-    minute: int
-    profile: tuple  # Profile's values (Profile._make turns it back into one)
-    visitor: bytes
-    month_visitor: bytes
-
-
-# C-speed getters: a hit's cube key and profile as plain tuples, equal to a Cell and a
-# Profile (the aggregator's dicts and sets need no NamedTuple construction per hit).
+# C-speed getters: a hit's cube key, visitor entry and profile as plain tuples, equal to
+# a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
+# construction per hit). profile_of also reads a Cell or an Audience.
 cell_of = attrgetter(*Cell._fields)
-_profile_of = attrgetter(*Profile._fields)
-
-
-def audience_of(hit: Hit) -> tuple:
-    """The visitor entry of a hit, equal to an Audience."""
-    return (hit.app, hit.minute, _profile_of(hit), hit.visitor, hit.month_visitor)
-
-
-def first_party_of(hit: Hit) -> tuple[str, int, str]:
-    """The entry of the first-party visitor id: (app, minute, id)."""
-    return (hit.app, hit.minute, hit.first_party_id)
+audience_of = attrgetter(*Audience._fields)
+profile_of = attrgetter(*Profile._fields)
+first_party_of = attrgetter("app", "minute", "first_party_id")  # the first-party visitor id's entry

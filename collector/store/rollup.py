@@ -92,7 +92,7 @@ class RollupBuilder:
         for entry in snap.visitors:
             seen = Audience._make(entry)
             d = deltas(seen.app, seen.minute)
-            for suffix in self.pages.visitor_suffixes(seen.profile):
+            for suffix in self.pages.visitor_suffixes(seen):
                 _add(d.day_members, suffix, seen.visitor)
                 _add(d.month_members, suffix, seen.month_visitor)
         for app, minute, visitor_id in snap.first_party:  # hit/record.py first_party_of
