@@ -112,7 +112,7 @@ FULL_HIT = Hit(
     app="edu", minute=29_000_123, etype="engagement", device=Device("mobile", "WeChat", "Android"),
     region=Region("CN", "110000", "110100", "中国", "北京市", "北京市"), visitor=b"\x07" * 16, month_visitor=b"\x08" * 16,
     page="https://e.edu/#/course/1", page_code="course", referrer="www.baidu.com", visit_flag=VISIT_SECOND_PAGE,
-    engaged_ms=12_345, scroll=75, first_party_id="vid-9",
+    engaged_ms=12_345, scroll=75, first_party_id="vid-9", lang="zh",
     deep=DeepFacts([("m:resource", "watch_ms:r1", 30_000)], [("u:media", "01" * 8, "11" * 8)],
                    Session("ms1", 30, 120, 1, (("", ""), ("resource", "r1")))),
 )
@@ -236,7 +236,7 @@ WRONG = [
     GOOD.replace(b'"pageview"', b"true"),  # a boolean where a string goes
     GOOD.replace(b"0101010101010101", b"not hex at all!!"),  # a visitor key that is no key
     GOOD.replace(b"29000000", b"99999999999999"),  # a minute no calendar can place
-    GOOD.replace(b"null]", b'[[["c","pv",1]],[["u"]],null]]'),  # deep facts of the wrong shape
+    GOOD.replace(b"null", b'[[["c","pv",1]],[["u"]],null]'),  # deep facts (GOOD's only null) of the wrong shape
     b'["a","29000000","too_long:u"]\n',  # a reject with a string minute
     b'["a",29000000,"too_long:u"\n',  # a line that is not JSON (a torn write, later resumed)
 ]

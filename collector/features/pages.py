@@ -14,6 +14,8 @@ a row here.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Callable
@@ -23,6 +25,7 @@ from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Audience, Cell,
 from collector.store import keys, names
 
 UNKNOWN = "(unknown)"
+OTHER = "(other)"
 PAGEVIEW, ENGAGEMENT = "pageview", "engagement"
 
 
@@ -66,6 +69,26 @@ def _region_level(level: int) -> Callable[[Region], str]:
     return lambda region: region_values(region)[level]
 
 
+# ---- the browser language -----------------------------------------------------------
+
+# A BCP 47 tag's shape: subtags of 1-8 letters or digits, joined by '-' (or '_', as some
+# clients write 'zh_CN').
+_LANGUAGE_TAG = re.compile(r"[A-Za-z0-9]{1,8}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+@functools.lru_cache(maxsize=4096)  # a handful of tags make nearly all page views
+def language_of(tag: str | None) -> str:
+    """The `lang` dimension's value: the primary language subtag of the page view's BCP 47
+    tag, lower-cased ('zh-CN' → 'zh', 'en_US' → 'en'); '(unknown)' when the tag is absent
+    or not shaped like one; '(other)' when its primary subtag is not 2-3 letters — private
+    use ('x-…'), grandfathered ('i-…'), digits, or 5-8 letters (reserved for languages
+    registered later; none is). So at most 26² + 26³ values, whatever clients send."""
+    if not tag or not _LANGUAGE_TAG.fullmatch(tag):
+        return UNKNOWN
+    primary = re.split("[-_]", tag, maxsplit=1)[0]
+    return primary.lower() if 2 <= len(primary) <= 3 and primary.isalpha() else OTHER
+
+
 # ---- the table ----------------------------------------------------------------------
 
 # In the read API's order (its breakdown list and error message).
@@ -76,6 +99,7 @@ DIMENSIONS: tuple[PageDimension, ...] = (
     PageDimension("device", "device", attrgetter("device_class"), uv=True),
     PageDimension("browser", "device", attrgetter("browser")),
     PageDimension("os", "device", attrgetter("os")),
+    PageDimension("lang", "lang", uv=True, optional=True),  # "": a page view journaled before lang was counted
     PageDimension("country", "region", _region_level(0), uv=True, breakdown="region"),
     PageDimension("province", "region", _region_level(1), uv=True, breakdown="region"),
     PageDimension("city", "region", _region_level(2), uv=True, breakdown="region"),

@@ -20,6 +20,7 @@ from collector.store.buckets import Calendar
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.features.deep import USER_MARK, DeepCounter
+from collector.features.pages import language_of
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
 from collector.store.journal import Journal, encode_hit, encode_reject
@@ -192,7 +193,7 @@ class Ingest:
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 page=self.caps.admit("page", app, day, page_of(url)), page_code=ev.get("pc", ""),
-                referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag,
+                referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag, lang=language_of(ev.get("lang")),
             )
         if etype == "engagement":
             return new_hit(

@@ -42,6 +42,7 @@ class Hit(NamedTuple):
     scroll: int = -1  # engagement events: scroll depth in percent; -1 none
     first_party_id: str = ""  # the beacon's own visitor id (vid)
     deep: DeepFacts | None = None  # what the deep tag's features count (features/deep.py)
+    lang: str = ""  # page views: the browser language (features/pages.py language_of)
 
 
 # Hit(field=value, ...), at half the cost: calling the class packs the keywords into a
@@ -62,6 +63,7 @@ class Cell(NamedTuple):
     page_code: str
     referrer: str
     visit_flag: int
+    lang: str
 
 
 class Profile(NamedTuple):
@@ -70,6 +72,7 @@ class Profile(NamedTuple):
 
     device: Device
     region: Region
+    lang: str  # "" for events other than page views: they join no language's UV
 
 
 # A visitor entry: a non-bot visitor seen in a minute, with their Profile's fields.
