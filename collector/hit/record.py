@@ -80,6 +80,10 @@ Audience = NamedTuple("Audience", [
     ("app", str), ("minute", int), *Profile.__annotations__.items(), ("visitor", bytes), ("month_visitor", bytes),
 ])
 
+# The aggregator's snapshots are split by app reading each entry's first field.
+if not Cell._fields[0] == Audience._fields[0] == "app":
+    raise TypeError("Cell and Audience must start with the app")
+
 # C-speed getters: a hit's cube key, visitor entry and profile as plain tuples, equal to
 # a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
 # construction per hit). profile_of also reads a Cell or an Audience.
