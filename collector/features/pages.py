@@ -186,8 +186,10 @@ class PageCounter:
                 increment(fields, c, names.VISITS_MULTI, n)
             for suffix, value in self._fields_of_profile(profile_of(cell)):
                 increment(fields, suffix, value, n)
-            for dim, value in _values(_CELL_DIMENSIONS, cell):
-                increment(fields, dim.suffix, value, n)
+            for dim in _CELL_DIMENSIONS:
+                value = dim.value(getattr(cell, dim.field))
+                if value or not dim.optional:
+                    increment(fields, dim.suffix, value, n)
         elif etype == ENGAGEMENT:
             increment(fields, c, names.ENGAGEMENTS, n)
             increment(fields, c, names.ENGAGED_MS, engaged_ms)
