@@ -295,6 +295,12 @@ READ_BY_TYPE: dict[Any, Callable[[Any, Interned], Any]] = {
     DeepFacts | None: lambda value, interned: _deep_v1(value),
 }
 
+# A Hit field of a type neither written nor read here would fail every hit's journal
+# write, or every replay: fail at import instead.
+_UNREADABLE = [name for name, kind in HIT_TYPES.items() if kind not in PLAIN_TYPES and kind not in READ_BY_TYPE]
+if _UNREADABLE:
+    raise TypeError(f"Hit fields the journal cannot write or read: {_UNREADABLE}")
+
 
 def decoder_v3(header: dict) -> Decoder:
     """The decoder of a version 3 segment, whose header names the fields of its records."""
