@@ -65,8 +65,13 @@ def _clean(part: str) -> str:
     return part.replace("/", "-")  # "/" separates the levels of a region value
 
 
+# The three levels' values come from one computation per region (bounded, like every
+# cache here: regions repeat far below it).
+_cached_region_values = functools.lru_cache(maxsize=100_000)(region_values)
+
+
 def _region_level(level: int) -> Callable[[Region], str]:
-    return lambda region: region_values(region)[level]
+    return lambda region: _cached_region_values(region)[level]
 
 
 # ---- the browser language -----------------------------------------------------------
