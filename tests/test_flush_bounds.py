@@ -22,7 +22,8 @@ from collector.store.buckets import Calendar
 from collector.enrich.device import Device
 from collector.store.flusher import FIRST_SEQ, Flusher
 from collector.enrich.geo import Region
-from collector.store.journal import Journal, encode_count
+from collector.store.journal import Journal, encode_hit
+from collector.hit.record import Hit
 from collector.store.rollup import RollupBuilder
 from conftest import launch_collector
 from faults import UA, RedisProxy
@@ -33,9 +34,9 @@ MINUTE = 29_000_000
 APPS = [f"app{i:04d}" for i in range(300)]
 
 
-def count_args(app: str, n: int, pages: int = 3):
-    return (app, MINUTE, "pageview", DEVICE, REGION, bytes([n % 256]) * 8, b"\x02" * 8, f"https://e.edu/{n % pages}",
-            "", "(direct)", 1, 0, -1, "")
+def a_hit(app: str, n: int, pages: int = 3) -> Hit:
+    return Hit(app=app, minute=MINUTE, etype="pageview", device=DEVICE, region=REGION, visitor=bytes([n % 256]) * 8,
+               month_visitor=b"\x02" * 8, page=f"https://e.edu/{n % pages}", referrer="(direct)", visit_flag=1)
 
 
 def fill(aggregator: Aggregator, journal: Journal | None = None) -> dict[str, int]:
@@ -44,10 +45,10 @@ def fill(aggregator: Aggregator, journal: Journal | None = None) -> dict[str, in
     for i, app in enumerate(APPS):
         expected[app] = i % 7 + 1
         for n in range(expected[app]):
-            args = count_args(app, n)
+            hit = a_hit(app, n)
             if journal:
-                journal.append(encode_count(*args))
-            aggregator.count(*args)
+                journal.append(encode_hit(hit))
+            aggregator.count(hit)
     return expected
 
 
@@ -192,7 +193,7 @@ async def test_live_batch_is_sealed_early_and_journal_off_refuses_past_the_memor
     try:
         for round_ in range(4):
             for n in range(30):  # 30 distinct pages: 30 cube cells and visitors → 60 entries
-                aggregator.count(*count_args(f"a{round_}", n, pages=30))
+                aggregator.count(a_hit(f"a{round_}", n, pages=30))
             flusher.seal_if_large()
         assert flusher.stats.early_seals == 4 and aggregator.pending_cells == 0
         assert len(flusher.pending) == 4
@@ -204,7 +205,7 @@ async def test_live_batch_is_sealed_early_and_journal_off_refuses_past_the_memor
 async def test_small_live_batch_is_not_sealed_early():
     aggregator = Aggregator()
     flusher = make_flusher(None, aggregator, batch_max_cells=50)
-    aggregator.count(*count_args("a", 1))
+    aggregator.count(a_hit("a", 1))
     flusher.seal_if_large()
     assert not flusher.pending and not aggregator.refusing
 

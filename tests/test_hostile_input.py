@@ -181,7 +181,7 @@ async def test_fuzz_never_5xx_and_control_is_exact(collector_client):
 def test_decode_query_is_parse_qsl(raw):
     """GET parameters decode exactly as `parse_qsl(keep_blank_values=True, errors="replace")`,
     last value winning (a literal '#' ends the query, as it does in a URL). The alphabet
-    cannot spell ti, cs or lang, the fields decode_query may leave encoded."""
+    cannot spell ti or cs, the fields decode_query may leave encoded."""
     expected = dict(parse_qsl(raw.partition("#")[0], keep_blank_values=True, errors="replace"))
     decoded = decode_query(raw)
     assert decoded == expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS
 from collector.hit import protocol
 from collector.store import names
@@ -51,6 +52,13 @@ def test_the_docs_metrics_table_names_every_dimensions_metrics():
     assert documented == {dim: set(metrics) for dim, metrics in names.METRICS_OF_DIMENSION.items()}
 
 
+def test_the_docs_dimensions_table_names_every_page_dimension():
+    documented = [name for row in doc_table("### Dimensions (`…:d:DIM`)") for name in backticked(row[0])]
+    assert sorted(documented) == sorted(pages.DIMENSION_NAMES)
+    uv_row = next(row for row in doc_table("## Keys") if row[0].endswith(":u:DIM:VALUE`") and row[2].startswith("UV for"))
+    assert backticked(uv_row[2]) == list(pages.UV_DIMENSIONS)
+
+
 def test_the_names_agree_with_the_protocol_and_the_read_api():
     assert protocol.PROGRESS_BOUNDARIES == set(names.PROGRESS_BOUNDARIES)
     assert set(protocol.INTERACTIONS) == set(names.INTERACTION_METRIC_OF_ACTION)
@@ -74,7 +82,7 @@ async def test_a_collector_writes_only_listed_names(collector_client, rds):
     what was sent)."""
     client = await collector_client(completed_percent=90)
     events = [
-        pv(uid="u1", etr="nav", epos=2),
+        pv(uid="u1", etr="nav", epos=2, pc="course"),
         {"k": "app1", "t": "engagement", "u": "https://www.example.edu/course/1", "et": 5000, "sd": 40},
         {"k": "app1", "t": "click", "n": "buy", "tr": "nav", "pos": 1},
         {"k": "app1", "t": "exposure", "n": "banner"},
@@ -90,10 +98,13 @@ async def test_a_collector_writes_only_listed_names(collector_client, rds):
     await flush(client)
     counters: set[str] = set()
     metrics: dict[str, set[str]] = {}
+    dimensions: set[str] = set()
     for key in rds.scan_iter("eb:{app1|*}:day:*"):
         key = key.decode() if isinstance(key, bytes) else key
         if key.endswith(":c"):
             counters |= {f.decode() if isinstance(f, bytes) else f for f in rds.hkeys(key)}
+        elif ":d:" in key:
+            dimensions.add(key.rsplit(":d:", 1)[1])
         elif ":m:" in key:
             dim = key.rsplit(":m:", 1)[1]
             metrics.setdefault(dim, set()).update(
@@ -101,6 +112,7 @@ async def test_a_collector_writes_only_listed_names(collector_client, rds):
             )
     assert counters and all(names.is_counter_field(name) for name in counters), sorted(counters)
     assert set(metrics) == set(names.DEEP_DIMENSIONS)
+    assert dimensions == set(pages.DIMENSION_NAMES) - {"bot"}  # (no bot sent here)
     for dim, written in metrics.items():
         assert written <= set(names.METRICS_OF_DIMENSION[dim]), (dim, sorted(written - set(names.METRICS_OF_DIMENSION[dim])))
     # What was sent reaches the names it should: the list is what is written.

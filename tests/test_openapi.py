@@ -102,7 +102,7 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
     await checker.check(await client.put(catalogue, data=b'{"total": -1}', headers=AUTH), "/api/catalogue", "put")
     await checker.check(await client.put(catalogue, data=b"{}"), "/api/catalogue", "put")
 
-    everything = "region,device,browser,os,page,page_code,referrer,bot,resource,rtype,subject,stage,source,target,track,item,channel"
+    everything = "region,device,browser,os,lang,page,page_code,referrer,bot,resource,rtype,subject,stage,source,target,track,item,channel"
     for _ in range(100):  # the flush runs every 50 ms
         answer = await client.get(f"/api/stats?app=demo&breakdown={everything}", headers=AUTH)
         stats = json.loads(await checker.check(answer, "/api/stats", "get"))

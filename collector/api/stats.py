@@ -17,18 +17,19 @@ import redis.asyncio as aioredis
 from collector.api.topn import summed_fields, top_fields
 from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
 from collector.features.reading import BucketReading, ratio, split_metrics
 from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 
 
 MAX_BUCKETS = 2000
-BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")
+BASIC_BREAKDOWNS = pages.BREAKDOWNS  # the page-view breakdowns: page, page_code, referrer, ..., region, bot
 BREAKDOWNS = BASIC_BREAKDOWNS + tuple(DEEP_BREAKDOWNS)
 # HyperLogLogs counted per bucket and over the range: UV, first-party UV, and those of
 # the deep tag's features (media viewers, distinct resources viewed, logged-in users).
 BUCKET_HLLS = (keys.VISITORS, keys.FIRST_PARTY, *FEATURE_HLLS)
-REGION_LEVELS = ("country", "province", "city")
+REGION_LEVELS = pages.REGION_LEVELS  # the `region` breakdown's dimensions
 # What one read may cost (issue 13): hash entries of its breakdowns over all its buckets
 # (checked with HLEN before anything is read; a 50,000-page day reads in about 1.5 s, so ten such days),
 # per-value HyperLogLogs counted (rows x buckets), and the answer's size (about; rows'
@@ -268,7 +269,7 @@ class StatsReader:
         top, total_rows = await top_fields(self.redis, hashes, limit)
         rows = [{"value": _text(value), "pv": n} for value, n in top]
         budget.add_rows(rows)
-        if dim in keys.DIMS_WITH_UV:
+        if dim in pages.UV_DIMENSIONS:
             await self._count_visitors(app, g, buckets, dim, rows, budget)
         if dim in REGION_LEVELS:
             for row in rows:

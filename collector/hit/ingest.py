@@ -16,14 +16,16 @@ from typing import Callable
 import orjson
 
 from collector.hit.admission import OPEN, UNREGISTERED, Admission, REASON_DETAILS, header_host, url_host
-from collector.store.aggregate import FLAGGED, NO_VISIT, Aggregator
+from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.features.deep import USER_MARK, DeepCounter
+from collector.features.pages import language_of
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
-from collector.store.journal import Journal, encode_count, encode_reject
+from collector.store.journal import Journal, encode_hit, encode_reject
+from collector.hit.record import NO_VISIT, Hit, new_hit
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from collector.settings import Settings
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
@@ -183,9 +185,9 @@ class Ingest:
     def _enrich(
         self, ev: dict, app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float,
         memo: dict | None = None,
-    ) -> tuple:
-        """The aggregator's arguments for one valid event (see Aggregator.count), counted under
-        `app` (the platform's series, admission.py).
+    ) -> Hit:
+        """The record of one valid event, counted under `app` (the platform's series,
+        admission.py): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes twice, not a hundred times.
@@ -198,12 +200,12 @@ class Ingest:
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
         visitor, month_visitor, day, _ = self._visitor_keys(app, minute, ip, ua, memo)
-        vid = ev.get("vid", "")
         deep = None
         if not device.is_bot:
             uid = ev.get("uid")
             user = self._visitor_keys(app, minute, USER_MARK, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
+        vid = ev.get("vid", "")
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
@@ -213,17 +215,27 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            page = self.caps.admit("page", app, day, page_of(url))
-            page_code, referrer = ev.get("pc", ""), referrer_value(ev.get("r", ""), url)
-            return (app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, flag, 0, -1, vid, deep)
+            return new_hit(
+                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                month_visitor=month_visitor, first_party_id=vid, deep=deep,
+                page=self.caps.admit("page", app, day, page_of(url)), page_code=ev.get("pc", ""),
+                referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag, lang=language_of(ev.get("lang")),
+            )
         if etype == "engagement":
-            return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, ev["et"], ev.get("sd", -1), vid, deep)
-        return (app, minute, etype, device, region, visitor, month_visitor, "", "", "", NO_VISIT, 0, -1, vid, deep)
+            return new_hit(
+                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                month_visitor=month_visitor, first_party_id=vid, deep=deep,
+                engaged_ms=ev["et"], scroll=ev.get("sd", -1),
+            )
+        return new_hit(
+            app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+            month_visitor=month_visitor, first_party_id=vid, deep=deep,
+        )
 
     def _commit(self, tally: "Tally") -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
-            records = [encode_count(*args) for args in tally.counts]
+            records = [encode_hit(hit) for hit in tally.counts]
             records += [encode_reject(*args) for args in tally.rejects]
             try:
                 self.journal.append(b"".join(records))
@@ -231,8 +243,8 @@ class Ingest:
                 log.error("journal write failed: %s", exc)
                 return False
         count, reject = self.aggregator.count, self.aggregator.reject
-        for args in tally.counts:
-            count(*args)
+        for hit in tally.counts:
+            count(hit)
         for args in tally.rejects:
             reject(*args)
         return True
@@ -306,9 +318,9 @@ UNAVAILABLE = Answer(
 
 @dataclass(slots=True)
 class Tally:
-    """What one request adds: aggregator arguments, rejections, and the problems to answer."""
+    """What one request adds: hits to count, rejections, and the problems to answer."""
 
-    counts: list[tuple] = field(default_factory=list)
+    counts: list[Hit] = field(default_factory=list)
     rejects: list[tuple] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 

@@ -272,7 +272,7 @@ def _scrub(value):
 # Fields that are validated but never counted: left percent-encoded when that text already
 # fits their cap (decoding never lengthens a string), since the page title alone is most
 # of a page view's decoding work.
-UNCOUNTED_FIELDS = frozenset({"ti", "cs", "lang"})
+UNCOUNTED_FIELDS = frozenset({"ti", "cs"})
 
 
 def decode_query(raw: str) -> dict[str, str]:

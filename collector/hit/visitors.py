@@ -17,7 +17,7 @@ import logging
 import os
 from hashlib import blake2b
 
-from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
+from collector.hit.record import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
 
 log = logging.getLogger(__name__)
 

@@ -13,26 +13,27 @@ from dataclasses import dataclass, field, replace
 
 from collector.features.deep import DeepFacts
 from collector.store import names
-from collector.enrich.device import Device
-from collector.enrich.geo import Region
+from collector.hit.record import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Hit, audience_of, cell_of, first_party_of
+
+__all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
 
 # A "reject" whose reason starts so is a flag on an event that *was* counted (e.g.
 # flagged:foreign_origin, hit/admission.py): it rides the reject records (journal
 # included) and becomes the counter flagged:REASON rather than rejected:REASON.
 FLAGGED = names.FLAGGED_PREFIX
 
-# Visit flags carried in the cube key of a page view.
-NO_VISIT, VISIT_START, VISIT_SECOND_PAGE = 0, 1, 2
-
 
 @dataclass(slots=True)
 class Snapshot:
-    """Everything counted since the previous drain."""
+    """Everything counted since the previous drain.
 
-    # (app, minute, type, device, region, page, page_code, referrer, visit_flag)
-    #   -> [events, engaged_ms, scroll_sum, scroll_count]
+    Every entry's key starts with its app (Cell and Audience do: hit/record.py), which
+    is all that splitting a snapshot by app needs to know of them.
+    """
+
+    # A hit's Cell (hit/record.py) -> [events, engaged_ms, scroll_sum, scroll_count]
     cube: dict[tuple, list[int]] = field(default_factory=dict)
-    # (app, minute, device, region, visitor key under the day's salt, under the month's)
+    # Audience entries (hit/record.py): a visitor of a minute and their Profile
     visitors: set[tuple] = field(default_factory=set)
     # (app, minute, first_party_visitor_id)
     first_party: set[tuple] = field(default_factory=set)
@@ -105,6 +106,10 @@ class Snapshot:
             parts[0].events = self.events  # events are a batch figure, kept once
         return parts
 
+    def apps(self) -> set[str]:
+        """The apps with counted cells or rejects."""
+        return {key[0] for key in self.cube} | {key[0] for key in self.rejected}
+
     def _entry_collections(self) -> tuple:
         return (self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions)
 
@@ -116,42 +121,25 @@ class Aggregator:
         # hold as much as memory_max_cells allows: hits are then answered 503.
         self.refusing = False
 
-    def count(
-        self,
-        app: str,
-        minute: int,
-        event_type: str,
-        device: Device,
-        region: Region,
-        visitor: bytes,
-        month_visitor: bytes,
-        page: str = "",
-        page_code: str = "",
-        referrer: str = "",
-        visit_flag: int = NO_VISIT,
-        engaged_ms: int = 0,
-        scroll: int = -1,
-        first_party_id: str = "",
-        deep: DeepFacts | None = None,
-    ) -> None:
+    def count(self, hit: Hit) -> None:
         snap = self._current
-        key = (app, minute, event_type, device, region, page, page_code, referrer, visit_flag)
+        key = cell_of(hit)
         sums = snap.cube.get(key)
         if sums is None:
             sums = snap.cube[key] = [0, 0, 0, 0]
         sums[0] += 1
-        if engaged_ms:
-            sums[1] += engaged_ms
-        if scroll >= 0:
-            sums[2] += scroll
+        if hit.engaged_ms:
+            sums[1] += hit.engaged_ms
+        if hit.scroll >= 0:
+            sums[2] += hit.scroll
             sums[3] += 1
         snap.events += 1
-        if not device.is_bot:
-            snap.visitors.add((app, minute, device.device_class, region, visitor, month_visitor))
-            if first_party_id:
-                snap.first_party.add((app, minute, first_party_id))
-            if deep is not None:
-                self._count_deep(snap, app, minute, deep)
+        if not hit.device.is_bot:
+            snap.visitors.add(audience_of(hit))
+            if hit.first_party_id:
+                snap.first_party.add(first_party_of(hit))
+            if hit.deep is not None:
+                self._count_deep(snap, hit.app, hit.minute, hit.deep)
 
     @staticmethod
     def _count_deep(snap: Snapshot, app: str, minute: int, deep: DeepFacts) -> None:

@@ -365,4 +365,4 @@ class Flusher:
 
 
 def part_apps(snap: Snapshot) -> set[str]:
-    return {cell[0] for cell in snap.cube} | {key[0] for key in snap.rejected}
+    return snap.apps()

@@ -14,11 +14,17 @@ of acknowledged hits and a process crash loses none; `always` syncs before every
 answer; `no` leaves it to the OS.
 
 Format versions: a segment's first line says which format its records are in,
-`{"eb_journal": 2}` (written with its first records, so a segment that never got any
-stays empty and is dropped). A segment without that line was written before versions
-existed: version 1, the same records. Replay decodes every record with the decoder of
-its segment's version (DECODERS); a later format adds its decoder there, and segments
-an older collector left behind at an upgrade are still read by theirs.
+`{"eb_journal": 3, ...}` (written with its first records, so a segment that never got
+any stays empty and is dropped). A segment without that line was written before
+versions existed: version 1. Version 2 has the same positional records behind a header.
+Version 3 (this code's) is self-describing: its header names the fields of a hit
+(hit/record.py Hit, in order), of a device, of a region and of a reject, and each
+record is a JSON array of those fields' values — a hit written from the record by
+name, so adding a field to Hit changes the header, not this module. A hit field the
+header lacks takes Hit's default; one this code does not know makes the segment's
+records undecodable (quarantined, not miscounted). Replay decodes every record with the
+decoder its segment's header asks for (DECODERS); a later format adds its decoder
+there, and segments an older collector left behind at an upgrade are still read by theirs.
 
 A record that cannot be decoded — an unknown format version, the wrong shape, a wrong
 type, a value out of range, a line that is not JSON — is set aside in the quarantine
@@ -32,12 +38,15 @@ acknowledged, and it is skipped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import logging
 import os
+import typing
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -47,16 +56,23 @@ from collector.store.aggregate import Aggregator
 from collector.features.deep import DeepFacts
 from collector.enrich.device import Device
 from collector.enrich.geo import Region
+from collector.hit.record import Hit
 
 log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("everysec", "always", "no")
 SUFFIX = ".jnl"
 
-FORMAT_VERSION = 2  # of the segments this code writes
+FORMAT_VERSION = 3  # of the segments this code writes
 HEADER_KEY = "eb_journal"
-HEADER = orjson.dumps({HEADER_KEY: FORMAT_VERSION}) + b"\n"
-MAX_HEADER_BYTES = 64  # any version's header line is shorter
+DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(Device))
+REGION_FIELDS = tuple(f.name for f in dataclasses.fields(Region))
+REJECT_FIELDS = ("app", "minute", "reason")
+HEADER = orjson.dumps({
+    HEADER_KEY: FORMAT_VERSION, "hit": Hit._fields, "device": DEVICE_FIELDS, "region": REGION_FIELDS,
+    "reject": REJECT_FIELDS,
+}) + b"\n"
+MAX_HEADER_BYTES = 4096  # any version's header line is shorter
 
 QUARANTINE_FILE = "quarantine.jsonl"
 # Beyond this the quarantine file stops growing (records set aside are still counted and
@@ -83,18 +99,29 @@ class Segment:
 # ---- records --------------------------------------------------------------------------
 
 
-def encode_count(app, minute, etype, device: Device, region: Region, visitor: bytes, month_visitor: bytes,
-                 page, page_code, referrer, visit_flag, engaged_ms, scroll, first_party_id,
-                 deep: DeepFacts | None = None) -> bytes:
-    return orjson.dumps([
-        app, minute, etype, device.device_class, device.browser, device.os,
-        region.country, region.province, region.city, region.country_name, region.province_name, region.city_name,
-        visitor.hex(), month_visitor.hex(), page, page_code, referrer, visit_flag, engaged_ms, scroll, first_party_id,
-        deep.as_json() if deep else None,
-    ]) + b"\n"
+def encode_hit(hit: Hit) -> bytes:
+    """A hit as a version 3 record: its fields' values in Hit's order (the header names
+    them); a device or region as the list of its fields, a visitor key in hex, deep facts
+    as DeepFacts.as_json."""
+    return orjson.dumps(tuple(hit), default=_encode_value, option=_RECORD_OPTIONS)
+
+
+_RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
+# orjson writes str, int and None itself; it asks _encode_value for the rest.
+_ENCODE_BY_TYPE: dict[type, Callable[[Any], Any]] = {
+    Device: attrgetter(*DEVICE_FIELDS),
+    Region: attrgetter(*REGION_FIELDS),
+    bytes: bytes.hex,
+    DeepFacts: DeepFacts.as_json,
+}
+
+
+def _encode_value(value: Any) -> Any:
+    return _ENCODE_BY_TYPE[type(value)](value)
 
 
 def encode_reject(app: str, minute: int, reason: str) -> bytes:
+    """A reject, in REJECT_FIELDS' order (the same record in every version)."""
     return orjson.dumps([app, minute, reason]) + b"\n"
 
 
@@ -107,6 +134,7 @@ class Undecodable(ValueError):
 
 # A decoded record: the Aggregator method that counts it, and that method's arguments.
 Decoded = tuple[Callable[..., None], tuple]
+Decoder = Callable[[Any, "Interned"], Decoded]
 
 
 class Interned:
@@ -175,8 +203,8 @@ def _visitor_key(text: str) -> bytes:
         raise Undecodable("a visitor key is not hex") from None
 
 
-# Version 1 (and 2): a reject is [app, minute, reason]; a count is the 22 fields of
-# encode_count, its last one the deep facts or null.
+# Version 1 (and 2): a reject is [app, minute, reason]; a count is the 22 fields that
+# encode_count wrote before hits had a record, its last one the deep facts or null.
 V1_REJECT = (str, int, str)
 V1_COUNT = (
     str, int, str,  # app, minute, event type
@@ -189,21 +217,28 @@ V1_COUNT = (
 )  # then the deep facts
 
 
+def decode_reject(rec: list) -> Decoded:
+    """A reject, in every version: [app, minute, reason]."""
+    _check_fields(rec, V1_REJECT, "field")
+    _check_minute(rec[1])
+    return Aggregator.reject, tuple(rec)
+
+
 def decode_v1(rec: Any, interned: Interned) -> Decoded:
     if type(rec) is not list:
         raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
     if len(rec) == len(V1_REJECT):
-        _check_fields(rec, V1_REJECT, "field")
-        _check_minute(rec[1])
-        return Aggregator.reject, tuple(rec)
+        return decode_reject(rec)
     if len(rec) != len(V1_COUNT) + 1:
         raise Undecodable(f"{len(rec)} fields: neither a reject ({len(V1_REJECT)}) nor a count ({len(V1_COUNT) + 1})")
     _check_fields(rec, V1_COUNT, "field")
     _check_minute(rec[1])
-    return Aggregator.count, (
-        rec[0], rec[1], rec[2], interned.device(tuple(rec[3:6])), interned.region(tuple(rec[6:12])),
-        _visitor_key(rec[12]), _visitor_key(rec[13]), *rec[14:21], _deep_v1(rec[21]),
-    )
+    return Aggregator.count, (Hit(
+        app=rec[0], minute=rec[1], etype=rec[2], device=interned.device(tuple(rec[3:6])),
+        region=interned.region(tuple(rec[6:12])), visitor=_visitor_key(rec[12]), month_visitor=_visitor_key(rec[13]),
+        page=rec[14], page_code=rec[15], referrer=rec[16], visit_flag=rec[17], engaged_ms=rec[18], scroll=rec[19],
+        first_party_id=rec[20], deep=_deep_v1(rec[21]),
+    ),)
 
 
 def _deep_v1(value: Any) -> DeepFacts | None:
@@ -223,11 +258,94 @@ def _deep_v1(value: Any) -> DeepFacts | None:
     return DeepFacts.from_json(value)
 
 
-# Format version -> the decoder of its records. A new format adds its decoder here and
-# leaves the others alone: a journal an older collector left behind is still replayed.
-DECODERS: dict[int, Callable[[Any, Interned], Decoded]] = {
-    1: decode_v1,  # segments written before they had a header line
-    2: decode_v1,  # the same records, behind the header line
+# ---- version 3: named fields --------------------------------------------------------
+
+# How a hit field of each type is read back (what encode_hit wrote for it); str and int
+# fields are only type-checked. Keyed by Hit's annotations, so a new field of a known
+# type needs nothing here.
+HIT_TYPES: dict[str, Any] = typing.get_type_hints(Hit)
+PLAIN_TYPES = (str, int)
+
+
+def _device(value: Any, interned: Interned) -> Device:
+    return interned.device(_values_of(value, (str,) * len(DEVICE_FIELDS), "device"))
+
+
+def _region(value: Any, interned: Interned) -> Region:
+    return interned.region(_values_of(value, (str,) * len(REGION_FIELDS), "region"))
+
+
+def _hex_key(value: Any, interned: Interned) -> bytes:
+    if type(value) is not str:
+        raise Undecodable(f"a visitor key is {type(value).__name__}, not str")
+    return _visitor_key(value)
+
+
+def _values_of(value: Any, types: tuple[type, ...], what: str) -> tuple:
+    if type(value) is not list or len(value) != len(types):
+        raise Undecodable(f"a {what} is not a list of {len(types)}")
+    _check_fields(value, types, what + " field")
+    return tuple(value)
+
+
+READ_BY_TYPE: dict[Any, Callable[[Any, Interned], Any]] = {
+    Device: _device,
+    Region: _region,
+    bytes: _hex_key,
+    DeepFacts | None: lambda value, interned: _deep_v1(value),
+}
+
+# A Hit field of a type neither written nor read here would fail every hit's journal
+# write, or every replay: fail at import instead.
+_UNREADABLE = [name for name, kind in HIT_TYPES.items() if kind not in PLAIN_TYPES and kind not in READ_BY_TYPE]
+if _UNREADABLE:
+    raise TypeError(f"Hit fields the journal cannot write or read: {_UNREADABLE}")
+
+
+def decoder_v3(header: dict) -> Decoder:
+    """The decoder of a version 3 segment, whose header names the fields of its records."""
+    for part, fields in (("device", DEVICE_FIELDS), ("region", REGION_FIELDS), ("reject", REJECT_FIELDS)):
+        if header.get(part) != list(fields):
+            raise Undecodable(f"the header's {part} fields are {header.get(part)!r}, not {list(fields)}")
+    names = header.get("hit")
+    if type(names) is not list or not names or any(type(name) is not str for name in names):
+        raise Undecodable("the header names no hit fields")
+    unknown = [name for name in names if name not in HIT_TYPES]
+    if unknown:
+        raise Undecodable(f"hit fields this collector does not know: {unknown}")
+    missing = [name for name in Hit._fields if name not in names and name not in Hit._field_defaults]
+    if missing or len(set(names)) != len(names):
+        raise Undecodable(f"the header's hit fields lack {missing} or repeat one")
+    plain = tuple(i for i, name in enumerate(names) if HIT_TYPES[name] in PLAIN_TYPES)
+    plain_values = itemgetter(*plain)
+    plain_types = tuple(HIT_TYPES[names[i]] for i in plain)
+    readers = tuple((name, READ_BY_TYPE[HIT_TYPES[name]]) for name in names if HIT_TYPES[name] not in PLAIN_TYPES)
+    width = len(names)
+
+    def decode_v3(rec: Any, interned: Interned) -> Decoded:
+        if type(rec) is not list:
+            raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
+        if len(rec) == len(REJECT_FIELDS):
+            return decode_reject(rec)
+        if len(rec) != width:
+            raise Undecodable(f"{len(rec)} fields: neither a reject ({len(REJECT_FIELDS)}) nor a hit ({width})")
+        _check_fields(list(plain_values(rec)), plain_types, "field")
+        fields = dict(zip(names, rec))
+        for name, read in readers:
+            fields[name] = read(fields[name], interned)
+        _check_minute(fields["minute"])
+        return Aggregator.count, (Hit(**fields),)
+
+    return decode_v3
+
+
+# Format version -> the decoder of its records, made from the segment's header (None for
+# version 1, which has none). A new format adds its decoder here and leaves the others
+# alone: a journal an older collector left behind is still replayed.
+DECODERS: dict[int, Callable[[dict | None], Decoder]] = {
+    1: lambda header: decode_v1,  # segments written before they had a header line
+    2: lambda header: decode_v1,  # the same records, behind the header line
+    3: decoder_v3,  # named fields (this code's)
 }
 
 
@@ -236,8 +354,12 @@ def _declared_version(rec: Any) -> Any:
     return rec.get(HEADER_KEY) if type(rec) is dict and HEADER_KEY in rec else None
 
 
-def _decoder(version: Any) -> Callable[[Any, Interned], Decoded] | None:
-    return DECODERS.get(version) if type(version) is int else None
+def _decoder(version: Any, header: dict | None) -> Decoder:
+    """The decoder a segment's header asks for; raises Undecodable when there is none."""
+    make = DECODERS.get(version) if type(version) is int else None
+    if make is None:
+        raise Undecodable(f"unknown journal format version {version!r}")
+    return make(header)
 
 
 # ---- replay ---------------------------------------------------------------------------
@@ -251,7 +373,8 @@ def replay(path: Path, aggregator: Aggregator, quarantine: "Quarantine | None" =
     last line half written: it was never acknowledged, so it is skipped silently.
     """
     interned = Interned()
-    version, decode = 1, DECODERS[1]
+    decode: Decoder | None = DECODERS[1](None)
+    unknown = ""  # why a segment's records cannot be read, when its header says so
     counted = 0
     with (quarantine or Quarantine(None)).segment(path.name) as set_aside:
         for number, line in enumerate(_lines(path)):
@@ -261,10 +384,13 @@ def replay(path: Path, aggregator: Aggregator, quarantine: "Quarantine | None" =
                 set_aside(f"not JSON: {exc}", line)
                 continue
             if number == 0 and (declared := _declared_version(rec)) is not None:
-                version, decode = declared, _decoder(declared)
+                try:
+                    decode = _decoder(declared, rec)
+                except Undecodable as exc:
+                    decode, unknown = None, str(exc)
                 continue
             if decode is None:
-                set_aside(f"unknown journal format version {version!r}", line)
+                set_aside(unknown, line)
                 continue
             try:
                 count, args = decode(rec, interned)

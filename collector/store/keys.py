@@ -52,9 +52,8 @@ SALT_LIFETIME = 48 * 3600
 
 APPS = f"{PREFIX}:apps"
 
-# Dimensions with a PV hash (…:d:DIM); DIMS_WITH_UV also get one HLL per value.
-DIMENSIONS = ("device", "browser", "os", "country", "province", "city", "page", "page_code", "referrer", "bot")
-DIMS_WITH_UV = ("device", "country", "province", "city")
+# The page-view dimensions (…:d:DIM, and …:u:DIM:VALUE for those with UV) are the
+# table in features/pages.py DIMENSIONS; this module builds their keys from a name.
 
 
 def slot_tag(app: str, granularity: str, bucket_id: str) -> str:

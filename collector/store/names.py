@@ -54,7 +54,11 @@ TRACK_TOTAL_OF_METRIC = {"exposures": "track_exposures", "clicks": "track_clicks
 CHANNEL_METRICS = ("shares",)
 
 # ---- the counters hash (…:c) --------------------------------------------------------
-PAGE_COUNTERS = ("pv", "visits", "visits_multi", "engaged_ms", "engagements", "scroll_sum", "scroll_count", "bot_pv", "bot_hits")
+# Page views and engagement (features/pages.py).
+PV, VISITS, VISITS_MULTI = "pv", "visits", "visits_multi"
+ENGAGED_MS, ENGAGEMENTS, SCROLL_SUM, SCROLL_COUNT = "engaged_ms", "engagements", "scroll_sum", "scroll_count"
+BOT_PV, BOT_HITS = "bot_pv", "bot_hits"
+PAGE_COUNTERS = (PV, VISITS, VISITS_MULTI, ENGAGED_MS, ENGAGEMENTS, SCROLL_SUM, SCROLL_COUNT, BOT_PV, BOT_HITS)
 # Events of the types that have no counter of their own: ev:TYPE.
 EVENT_COUNTER_PREFIX = "ev:"
 COUNTED_EVENT_TYPES = ("click", "exposure", "media", "interaction", "custom")

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collector.store import keys
-from collector.store.aggregate import FLAGGED, VISIT_SECOND_PAGE, VISIT_START, Snapshot
+from collector.store.aggregate import FLAGGED, Snapshot
 from collector.store.buckets import Bucket, Calendar
 from collector.features.deep import Session
-from collector.enrich.geo import Region
+from collector.features.pages import PageCounter, increment as _incr, region_values
+from collector.hit.record import Audience, Cell
 
-UNKNOWN = "(unknown)"
-DIM = {dim: keys.dimension_suffix(dim) for dim in keys.DIMENSIONS}
+__all__ = ["RollupBuilder", "SlotWrites", "region_values"]
 
 
 @dataclass(slots=True)
@@ -64,13 +64,6 @@ class MinuteDeltas:
     sessions: list[Session] = field(default_factory=list)
 
 
-def _incr(fields: dict[str, dict[str, int]], suffix: str, name: str, amount: int) -> None:
-    counts = fields.get(suffix)
-    if counts is None:
-        counts = fields[suffix] = {}
-    counts[name] = counts.get(name, 0) + amount
-
-
 def _add(members: dict[str, set], suffix: str, element) -> None:
     found = members.get(suffix)
     if found is None:
@@ -78,24 +71,11 @@ def _add(members: dict[str, set], suffix: str, element) -> None:
     found.add(element)
 
 
-def region_values(region: Region) -> tuple[str, str, str]:
-    """Dimension values for country, province and city: 'CN', 'CN/330000', 'CN/330000/330100'."""
-    country = _clean(region.country) or UNKNOWN
-    province = country + "/" + (_clean(region.province) or UNKNOWN)
-    city = province + "/" + (_clean(region.city) or UNKNOWN)
-    return country, province, city
-
-
-def _clean(part: str) -> str:
-    return part.replace("/", "-")  # "/" separates the levels of a region value
-
-
 class RollupBuilder:
     def __init__(self, calendar: Calendar, ttls: dict[str, int]) -> None:
         self.calendar = calendar
         self.ttls = ttls  # granularity -> seconds kept after the bucket ends (0: forever)
-        self._region_values: dict[Region, tuple[str, str, str]] = {}
-        self._visitor_suffixes: dict[tuple[str, Region], tuple[str, ...]] = {}
+        self.pages = PageCounter()
 
     def build(self, snap: Snapshot) -> list[SlotWrites]:
         minutes: dict[tuple[str, int], MinuteDeltas] = {}
@@ -106,14 +86,16 @@ class RollupBuilder:
                 found = minutes[(app, minute)] = MinuteDeltas()
             return found
 
-        for (app, minute, etype, device, region, page, page_code, referrer, visit_flag), sums in snap.cube.items():
-            self._count_cell(deltas(app, minute).fields, etype, device, region, page, page_code, referrer, visit_flag, sums)
-        for app, minute, device_class, region, day_visitor, month_visitor in snap.visitors:
-            d = deltas(app, minute)
-            for suffix in self._suffixes_of_visitor(device_class, region):
-                _add(d.day_members, suffix, day_visitor)
-                _add(d.month_members, suffix, month_visitor)
-        for app, minute, visitor_id in snap.first_party:
+        for key, sums in snap.cube.items():
+            cell = Cell._make(key)
+            self.pages.count_cell(deltas(cell.app, cell.minute).fields, cell, sums)
+        for entry in snap.visitors:
+            seen = Audience._make(entry)
+            d = deltas(seen.app, seen.minute)
+            for suffix in self.pages.visitor_suffixes(seen):
+                _add(d.day_members, suffix, seen.visitor)
+                _add(d.month_members, suffix, seen.month_visitor)
+        for app, minute, visitor_id in snap.first_party:  # hit/record.py first_party_of
             d = deltas(app, minute)
             _add(d.day_members, keys.FIRST_PARTY, visitor_id)
             _add(d.month_members, keys.FIRST_PARTY, visitor_id)
@@ -164,58 +146,6 @@ class RollupBuilder:
 
     # ---- helpers ------------------------------------------------------------------
 
-    def _count_cell(self, fields, etype, device, region, page, page_code, referrer, visit_flag, sums) -> None:
-        n, engaged_ms, scroll_sum, scroll_count = sums
-        c = keys.COUNTERS
-        if device.is_bot:
-            _incr(fields, c, "bot_hits", n)
-            if etype == "pageview":
-                _incr(fields, c, "bot_pv", n)
-                _incr(fields, DIM["bot"], device.browser, n)
-            return
-        if etype == "pageview":
-            country, province, city = self._regions(region)
-            _incr(fields, c, "pv", n)
-            if visit_flag == VISIT_START:
-                _incr(fields, c, "visits", n)
-            elif visit_flag == VISIT_SECOND_PAGE:
-                _incr(fields, c, "visits_multi", n)
-            _incr(fields, DIM["device"], device.device_class, n)
-            _incr(fields, DIM["browser"], device.browser, n)
-            _incr(fields, DIM["os"], device.os, n)
-            _incr(fields, DIM["country"], country, n)
-            _incr(fields, DIM["province"], province, n)
-            _incr(fields, DIM["city"], city, n)
-            _incr(fields, DIM["page"], page, n)
-            _incr(fields, DIM["referrer"], referrer, n)
-            if page_code:
-                _incr(fields, DIM["page_code"], page_code, n)
-        elif etype == "engagement":
-            _incr(fields, c, "engagements", n)
-            _incr(fields, c, "engaged_ms", engaged_ms)
-            if scroll_count:
-                _incr(fields, c, "scroll_sum", scroll_sum)
-                _incr(fields, c, "scroll_count", scroll_count)
-        else:
-            _incr(fields, c, "ev:" + etype, n)
-
-    def _suffixes_of_visitor(self, device_class: str, region: Region) -> tuple[str, ...]:
-        """The HLLs a visitor joins: UV overall, by device class, by each region level."""
-        key = (device_class, region)
-        found = self._visitor_suffixes.get(key)
-        if found is None:
-            if len(self._visitor_suffixes) > 100_000:
-                self._visitor_suffixes.clear()
-            country, province, city = self._regions(region)
-            found = self._visitor_suffixes[key] = (
-                keys.VISITORS,
-                keys.dimension_visitors_suffix("device", device_class),
-                keys.dimension_visitors_suffix("country", country),
-                keys.dimension_visitors_suffix("province", province),
-                keys.dimension_visitors_suffix("city", city),
-            )
-        return found
-
     def _expire_at(self, bucket: Bucket) -> int:
         ttl = self.ttls.get(bucket.granularity, 0)
         return bucket.end + ttl if ttl else 0
@@ -226,11 +156,3 @@ class RollupBuilder:
         if w is None:
             w = slots[tag] = SlotWrites(tag)
         return w
-
-    def _regions(self, region: Region) -> tuple[str, str, str]:
-        values = self._region_values.get(region)
-        if values is None:
-            if len(self._region_values) > 100_000:
-                self._region_values.clear()
-            values = self._region_values[region] = region_values(region)
-        return values

@@ -1,0 +1,93 @@
+"""One hit, by name: what ingest makes of a valid event, what the journal writes and
+replays, and what the aggregator counts.
+
+`Hit` is the only spelling of a hit. The aggregator's entries derive from it here, in
+one place: the cube key (`Cell`: what a hit is counted by) and the visitor entry
+(`Audience`: who saw it, with the `Profile` fields that choose their UV HyperLogLogs). The
+rollup reads both by name (features/pages.py). To count a hit by something new, add
+the field to Hit and, if page views are broken down by it, to Cell (and to Profile
+when it also gets UV per value); then a row in features/pages.py DIMENSIONS.
+"""
+
+from __future__ import annotations
+
+import functools
+from operator import attrgetter
+from typing import NamedTuple
+
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
+from collector.features.facts import DeepFacts
+
+# Visit flags of a page view (hit/visitors.py): the first page of a visit, its second.
+NO_VISIT, VISIT_START, VISIT_SECOND_PAGE = 0, 1, 2
+
+
+class Hit(NamedTuple):
+    """A valid event, enriched: everything the counts need, nothing personal (the
+    visitor keys are salted hashes, never an IP or a User-Agent)."""
+
+    app: str
+    minute: int  # epoch minute of the event (the client's clock when plausible)
+    etype: str  # protocol event type
+    device: Device
+    region: Region
+    visitor: bytes  # visitor key under the day's salt
+    month_visitor: bytes  # under the month's salt
+    page: str = ""  # page views: the page (capped), its code and referrer
+    page_code: str = ""
+    referrer: str = ""
+    visit_flag: int = NO_VISIT
+    engaged_ms: int = 0  # engagement events
+    scroll: int = -1  # engagement events: scroll depth in percent; -1 none
+    first_party_id: str = ""  # the beacon's own visitor id (vid)
+    deep: DeepFacts | None = None  # what the deep tag's features count (features/deep.py)
+    lang: str = ""  # page views: the browser language (features/pages.py language_of)
+
+
+# Hit(field=value, ...), at half the cost: calling the class packs the keywords into a
+# dict for its __new__ to unpack; calling __new__ itself passes them straight through.
+# Ingest makes one per hit.
+new_hit = functools.partial(Hit.__new__, Hit)
+
+
+class Cell(NamedTuple):
+    """The cube key: a hit's fields that page views and events are counted by, per minute."""
+
+    app: str
+    minute: int
+    etype: str
+    device: Device
+    region: Region
+    page: str
+    page_code: str
+    referrer: str
+    visit_flag: int
+    lang: str
+
+
+class Profile(NamedTuple):
+    """A visitor's fields that choose their per-value UV HyperLogLogs (the dimensions
+    with uv in features/pages.py read these by the same names as in Cell)."""
+
+    device: Device
+    region: Region
+    lang: str  # "" for events other than page views: they join no language's UV
+
+
+# A visitor entry: a non-bot visitor seen in a minute, with their Profile's fields.
+Audience = NamedTuple("Audience", [
+    ("app", str), ("minute", int), *Profile.__annotations__.items(), ("visitor", bytes), ("month_visitor", bytes),
+])
+
+# The aggregator's snapshots are split by app reading each entry's first field.
+if not Cell._fields[0] == Audience._fields[0] == "app":
+    raise TypeError("Cell and Audience must start with the app")
+
+# C-speed getters: a hit's cube key, visitor entry and profile as plain tuples, equal to
+# a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
+# construction per hit). profile_of also reads a Cell or an Audience.
+cell_of = attrgetter(*Cell._fields)
+audience_of = attrgetter(*Audience._fields)
+profile_of = attrgetter(*Profile._fields)
+first_party_of = attrgetter("app", "minute", "first_party_id")  # the first-party visitor id's entry
