@@ -122,7 +122,7 @@ class Control:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "Control":
+    def start(self) -> Control:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self

@@ -20,17 +20,16 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from collector.server import until_signalled
-
-from collector.store import keys
-from collector.store.buckets import Calendar
-from collector.hit.clientip import ClientIPResolver
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver
+from collector.hit.clientip import ClientIPResolver
 from collector.hit.ingest import FUTURE_TOLERANCE, PIXEL_GIF, referrer_value
 from collector.hit.protocol import from_query, validate_event
-from collector.store.rollup import region_values
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.server import until_signalled
+from collector.store import keys
+from collector.store.buckets import Calendar
+from collector.store.rollup import region_values
 from collector.store.salts import SaltKeeper
 
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the collector's defaults

@@ -11,7 +11,7 @@ import platform
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -463,7 +463,7 @@ def previous_analysis(previous: str) -> str:
 def meta_for(argv: str, duration: float, redis_version: str, wrk_version: str, beacon: dict) -> dict:
     return {
         "argv": argv,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "duration": duration,
         "machine": machine(),
         "versions": versions(redis_version, wrk_version),

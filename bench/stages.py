@@ -37,15 +37,15 @@ def _time(fn, items, repeat: int = 1) -> float:
 def run(hits: int = 4000) -> dict:
     from yarl import URL
 
-    from collector.store.aggregate import Aggregator
-    from collector.store.buckets import Calendar
     from collector.enrich.device import DeviceClassifier
     from collector.enrich.geo import GeoResolver
     from collector.hit.ingest import Ingest, referrer_value
     from collector.hit.protocol import decode_query, from_query, validate_event
-    from collector.store.rollup import RollupBuilder
-    from collector.settings import Settings
     from collector.hit.visitors import VisitorHasher
+    from collector.settings import Settings
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.store.rollup import RollupBuilder
 
     now_ms = int(time.time() * 1000)
     pool = load_pool()

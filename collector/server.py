@@ -19,11 +19,11 @@ import time
 import uvloop
 from aiohttp import web
 
-from collector.web.app import create_app
-from collector.web.hit_server import HitRunner
 from collector.embedded_redis import EmbeddedRedis
 from collector.registry.demo import register_demo_platform
 from collector.settings import Settings, SettingsError, redacted_url
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
 
 log = logging.getLogger("collector")
 

@@ -16,7 +16,8 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from collector.api.stats import BREAKDOWNS, REGION_LEVELS
 

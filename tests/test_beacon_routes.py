@@ -6,8 +6,9 @@ import gzip
 import json
 from pathlib import Path
 
-from collector.web.beacon_routes import add_beacon_routes, beacon_info, sri
 from aiohttp import web
+
+from collector.web.beacon_routes import add_beacon_routes, beacon_info, sri
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "beacon_js" / "dist"

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from test_ingest import IPHONE, flush, headers, pv, stats
 
 from collector.web.appkeys import FLUSHER, INGEST
-
-from test_ingest import IPHONE, flush, headers, pv, stats
 
 VIDEO = {"rid": "v1", "rt": "video", "subj": "math", "stage": "junior", "src": "zjer", "dur": 100}
 

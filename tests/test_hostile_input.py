@@ -10,12 +10,18 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from collector.web.appkeys import FLUSHER, INGEST
 from collector.hit.protocol import (
-    EVENT_TYPES, INT_FIELDS, INTERACTIONS, MEDIA_ACTIONS, STRING_FIELDS, decode_query,
+    EVENT_TYPES,
+    INT_FIELDS,
+    INTERACTIONS,
+    MEDIA_ACTIONS,
+    STRING_FIELDS,
+    decode_query,
 )
+from collector.web.appkeys import FLUSHER, INGEST
 
 UA = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"}
 ALLOWED = {204, 400, 413}

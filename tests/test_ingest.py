@@ -253,6 +253,7 @@ async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_clien
     # about one run in five. Fixed salts (the keeper only sets salts that are missing)
     # make the hashed visitors, and so the estimate, the same on every run.
     import time as _time
+
     from collector.store.buckets import Calendar
 
     _, _, day, month = Calendar("Asia/Shanghai").buckets_of_minute(int(_time.time() // 60))

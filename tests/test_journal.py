@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
-from pathlib import Path
-
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
+from collector.features.deep import DeepFacts, Session
 from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Aggregator
 from collector.store.buckets import Calendar
-from collector.features.deep import DeepFacts, Session
-from collector.enrich.device import Device
 from collector.store.flusher import Flusher
-from collector.enrich.geo import Region
-from collector.web.appkeys import FLUSHER
 from collector.store.journal import FORMAT_VERSION, Journal, JournalLocked, Quarantine, encode_count, encode_reject, replay
 from collector.store.rollup import RollupBuilder
+from collector.web.appkeys import FLUSHER
 
 DEVICE = Device("pc", "Chrome", "Windows")
 REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")

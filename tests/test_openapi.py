@@ -137,11 +137,12 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
 
 async def check_registry_and_health(client, checker: Checker) -> None:
     """The registry's open form and admin API, the kit page, and platform health (§8.4)."""
+    from test_registry_model import application
+
     from collector.registry.anomaly import baseline, detect
     from collector.registry.store import RegistryStore
     from collector.web.appkeys import REDIS
     from collector.web.platform_health import build_job
-    from test_registry_model import application
 
     token = await RegistryStore(client.server.app[REDIS]).create_admin_token("openapi", "test")
     admin = {"Authorization": f"Bearer {token}"}
@@ -183,7 +184,7 @@ async def check_registry_and_health(client, checker: Checker) -> None:
 
 async def frozen_version(client) -> str:
     """The release version the collector serves, from the beacon it announces."""
-    from collector.web.beacon_routes import beacon_info
     from collector.settings import resolve_path
+    from collector.web.beacon_routes import beacon_info
 
     return beacon_info(resolve_path("beacon_js/dist"))["version"]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SUBCOMMANDS = ("apply", "list", "show", "approve", "reject", "activate", "suspend", "resume", "revoke", "rotate-key", "kit", "audit",

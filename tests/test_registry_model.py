@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from conftest import ROOT, FakeClock
 
 from collector.hit.protocol import usable_app_key
 from collector.registry import credentials
@@ -13,11 +14,18 @@ from collector.registry.application import ApplicationInvalid, parse_application
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import (
-    TRANSITIONS, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError, domain_problem, next_state, origin_allowed,
+    TRANSITIONS,
+    Platform,
+    RegistrySnapshot,
+    RetiredKey,
+    Scope,
+    TransitionError,
+    domain_problem,
+    next_state,
+    origin_allowed,
 )
 from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import load_release
-from conftest import ROOT, FakeClock
 
 DIST = ROOT / "beacon_js" / "dist"
 

@@ -6,12 +6,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+from conftest import FakeClock
 
-from collector.web.appkeys import FLUSHER
 from collector.store.buckets import Calendar
 from collector.store.flusher import CALL_ARGS, encode_calls
 from collector.store.rollup import SlotWrites
-from conftest import FakeClock
+from collector.web.appkeys import FLUSHER
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"

@@ -9,17 +9,16 @@ HyperLogLogs (PFCOUNT of many keys), never a sum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from collector.store import keys, names
-from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
 from collector.features.reading import BucketReading, ratio, split_metrics
-from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
-
+from collector.store import keys, names
+from collector.store.buckets import GRANULARITIES, Bucket, Calendar
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = ("page", "page_code", "referrer", "device", "browser", "os", "region", "bot")

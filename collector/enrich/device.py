@@ -36,8 +36,9 @@ import functools
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from collector.enrich.crawler_list import CrawlerList
 from collector.enrich.device_models import AndroidModels, android_model
@@ -78,7 +79,7 @@ _OTHER = Device("other", "Other", "Other")
 # --------------------------------------------------------------------------
 
 _Resolver = Callable[[str, Any], Any]
-_resolver: Optional[_Resolver] = None
+_resolver: _Resolver | None = None
 _domain_all: Any = None
 RESOLVER_NAME = "unloaded"
 _resolver_lock = threading.Lock()
@@ -111,7 +112,7 @@ class _RsResolver:
             (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in de if m.family in _DEVICE_FAMILIES_USED
         )
 
-    def __call__(self, ua: str, _domains: Any) -> "_RsResult":
+    def __call__(self, ua: str, _domains: Any) -> _RsResult:
         return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
 
 
@@ -122,7 +123,7 @@ class _RsResult:
     device: Any
 
 
-def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
+def _build_resolver() -> tuple[_Resolver | None, Any, str]:
     try:
         import ua_parser
         from ua_parser import Domain
@@ -148,7 +149,7 @@ def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
         return None, None, "none"
 
 
-def _get_resolver() -> tuple[Optional[_Resolver], Any]:
+def _get_resolver() -> tuple[_Resolver | None, Any]:
     global _resolver, _domain_all, RESOLVER_NAME
     if RESOLVER_NAME == "unloaded":
         with _resolver_lock:
@@ -199,7 +200,7 @@ def _load_crawler_list() -> None:
     CRAWLER_PATTERNS = _crawlers.patterns
 
 
-_android_models: Optional[AndroidModels] = None
+_android_models: AndroidModels | None = None
 
 
 def _load_android_models() -> None:
@@ -207,7 +208,7 @@ def _load_android_models() -> None:
     _android_models = AndroidModels.load()
 
 
-def _android_model_class(ua: str) -> Optional[str]:
+def _android_model_class(ua: str) -> str | None:
     """An Android UA's model's class in Matomo's device list (see device_models)."""
     if not _android_models:
         return None
@@ -268,7 +269,7 @@ _GENERIC_BROWSER_FAMILIES = frozenset(
 )
 
 
-def _bot_word(ua: str) -> Optional[str]:
+def _bot_word(ua: str) -> str | None:
     # Phones and tablets named "...bot" (Cubot aside: "M bot 54", "IDbot553", "C Bot Tab
     # 70") write it in the model field of an Android UA; a crawler never does.
     model = android_model(ua) if "Android" in ua else None
@@ -278,7 +279,7 @@ def _bot_word(ua: str) -> Optional[str]:
     return None
 
 
-def _bot_token(ua: str, low: str) -> Optional[str]:
+def _bot_token(ua: str, low: str) -> str | None:
     """Name-ish token if the UA looks automated, else None."""
     for w in _BOT_WORDS:
         if w in low:
@@ -293,7 +294,7 @@ def _bot_token(ua: str, low: str) -> Optional[str]:
     return None
 
 
-def _bot_name(ua_family: str, token: Optional[str]) -> str:
+def _bot_name(ua_family: str, token: str | None) -> str:
     if ua_family not in _GENERIC_BROWSER_FAMILIES:
         return ua_family  # ua-parser recognised the bot/tool by name
     return token or ua_family
@@ -395,7 +396,7 @@ _APP_TOKENS = (
 _QQ_APP_RE = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
 
 
-def _app_name(ua: str) -> Optional[str]:
+def _app_name(ua: str) -> str | None:
     for tok, name in _APP_TOKENS:
         if tok in ua:
             if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
@@ -454,7 +455,7 @@ def _is_android_desktop(ua: str) -> bool:
     return False
 
 
-def _desktop_os_token(ua: str) -> Optional[str]:
+def _desktop_os_token(ua: str) -> str | None:
     for token, name in _DESKTOP_OS_TOKENS:
         if token in ua:
             return name
@@ -467,14 +468,14 @@ def _desktop_os_token(ua: str) -> Optional[str]:
 _URL_BOT_RE = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
 
 
-def _url_bot_name(ua: str) -> Optional[str]:
+def _url_bot_name(ua: str) -> str | None:
     if "http://" not in ua and "https://" not in ua:
         return None
     m = _URL_BOT_RE.search(ua)
     return m.group(1) if m is not None else "bot"
 
 
-def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
+def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> tuple[str, str, str, int] | None:
     token = _bot_token(ua, ua.lower())
     if token is None:
         token = _crawlers.name(ua)
@@ -620,7 +621,7 @@ def _device(cls: str, browser: str, os_family: str) -> Device:
     return d
 
 
-def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
+def _class_from_evidence(ch: int | None, sb: int, tb: int) -> str | None:
     """Device class for a UA that names no platform, from what the hit itself shows: a
     screen size (only beacon.js in a browser reports one) or Chromium's Sec-CH-UA-Mobile.
     None: no sign that a browser ran at all."""
@@ -633,7 +634,7 @@ def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
     return None
 
 
-def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int) -> Device:
+def _refine(base: tuple[str, str, str, int], ch: int | None, sb: int, tb: int) -> Device:
     cls, browser, os_family, kind = base
     if kind == _UNIDENTIFIED:
         evident = _class_from_evidence(ch, sb, tb)
@@ -717,7 +718,7 @@ class DeviceClassifier:
         self._cached = functools.lru_cache(maxsize=max(0, int(cache_size)))(self._compute)
 
     @staticmethod
-    def _compute(ua: str, ch: Optional[int], sb: int, tb: int) -> Device:
+    def _compute(ua: str, ch: int | None, sb: int, tb: int) -> Device:
         try:
             return _refine(_analyse(ua), ch, sb, tb)
         except Exception:  # pragma: no cover - defensive, must never raise
@@ -726,8 +727,8 @@ class DeviceClassifier:
 
     def classify(
         self,
-        ua: Optional[str],
-        ch_mobile: Optional[str] = None,
+        ua: str | None,
+        ch_mobile: str | None = None,
         screen_w: int = 0,
         screen_h: int = 0,
         touch_points: int = 0,

@@ -27,7 +27,6 @@ import os
 import re
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +62,12 @@ _MODEL_RE = re.compile(
 )
 
 
-def android_model(ua: str) -> Optional[str]:
+def android_model(ua: str) -> str | None:
     m = _MODEL_RE.search(ua)
     return m.group(1) if m is not None else None
 
 
-def _literal_prefixes(seq: list) -> Optional[list[tuple[str, bool]]]:
+def _literal_prefixes(seq: list) -> list[tuple[str, bool]] | None:
     """Lower-case literal prefixes that every match of the parsed regex `seq` starts with,
     each with whether it spans the whole of `seq` (so what follows may extend it).
     None: too many to list."""
@@ -146,12 +145,12 @@ class AndroidModels:
     """Longest-literal-prefix table: model prefix -> device class.  Phone prefixes are only
     kept where they refine a longer prefix of another class: a phone is the default."""
 
-    def __init__(self, table: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, table: dict[str, str] | None = None) -> None:
         self.table = table or {}
         self.lengths = sorted({len(p) for p in self.table}, reverse=True)
 
     @classmethod
-    def from_matomo(cls, brands: dict) -> "AndroidModels":
+    def from_matomo(cls, brands: dict) -> AndroidModels:
         if _sre_parse is None:
             raise ImportError("Python's regex parser (re._parser) is not available")
         classes: dict[str, set[str]] = {}
@@ -174,7 +173,7 @@ class AndroidModels:
         return cls(keep)
 
     @classmethod
-    def load(cls) -> "AndroidModels":
+    def load(cls) -> AndroidModels:
         """The table, from the on-disk cache when it holds this list version's (building it
         takes ~1 s of regex parsing: too slow for every worker and test process)."""
         try:
@@ -196,7 +195,7 @@ class AndroidModels:
         _write_cache(path, models.table)
         return models
 
-    def device_class(self, model: str) -> Optional[str]:
+    def device_class(self, model: str) -> str | None:
         """The class of the longest listed prefix of `model`, None if none is listed."""
         low = model.lower()
         n = len(low)

@@ -20,8 +20,9 @@ import functools
 import ipaddress
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import maxminddb
 
@@ -189,7 +190,7 @@ class GeoResolver:
         lines = []
         for path, reader in self._readers:
             meta = reader.metadata()
-            built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.timezone.utc)
+            built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.UTC)
             lines.append(
                 f"{path}: {meta.database_type}, built {built:%Y-%m-%d}, IPv{meta.ip_version}"
             )

@@ -7,10 +7,10 @@ hash (track_exposures, track_clicks, entries).
 
 from __future__ import annotations
 
-from collector.hit.caps import OTHER
-from collector.store import names
 from collector.features.facts import DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
+from collector.hit.caps import OTHER
+from collector.store import names
 
 BREAKDOWN_DIMENSIONS = ("track", "item")
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-
-import orjson
-
 from functools import partial
 from math import isfinite
 from urllib.parse import unquote_plus
+
+import orjson
 
 from collector.store import names
 

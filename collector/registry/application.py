@@ -13,10 +13,17 @@ from typing import Any
 
 from collector.enrich import cn_regions
 from collector.hit.protocol import EVENT_TYPES
-from collector.store.names import RESOURCE_LABELS
 from collector.registry.model import (
-    ENVIRONMENTS, FOREIGN_ORIGIN_POLICIES, PLATFORM_ID, PLATFORM_TYPES, Contact, Platform, Scope, domain_problem,
+    ENVIRONMENTS,
+    FOREIGN_ORIGIN_POLICIES,
+    PLATFORM_ID,
+    PLATFORM_TYPES,
+    Contact,
+    Platform,
+    Scope,
+    domain_problem,
 )
+from collector.store.names import RESOURCE_LABELS
 
 MAX_DOMAINS = 50
 TEXT_LIMITS = {"name": 100, "org": 100, "purpose": 500}

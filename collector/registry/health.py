@@ -17,8 +17,9 @@ States, in the order they win when several apply:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from collector.registry.model import Platform
 
@@ -98,12 +99,12 @@ class HealthRecord:
         return shown
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HealthRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthRecord:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["reasons"] = tuple(Reason(**r) for r in data.get("reasons", ()))
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "HealthRecord":
+    def replace(self, **changes: Any) -> HealthRecord:
         return dataclasses.replace(self, **changes)
 
 

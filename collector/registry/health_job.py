@@ -17,9 +17,9 @@ its own beyond the stores.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Awaitable, Callable
 
 import orjson
 
@@ -27,7 +27,10 @@ from collector.registry import webhook_sign
 from collector.registry.anomaly import baseline, detect, health_alert, same_kind_history
 from collector.registry.health import DEGRADED, SILENT, HealthRecord, Thresholds, assess, validate
 from collector.registry.health_store import (
-    DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING, HealthStore,
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    HealthStore,
 )
 from collector.registry.model import COUNTING_STATES, Platform
 from collector.registry.store import RegistryStore

@@ -10,8 +10,8 @@ in health.py and anomaly.py, pure.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
 import orjson
 import redis.asyncio as aioredis

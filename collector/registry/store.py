@@ -10,8 +10,8 @@ All keys share the hash tag {registry} (store/keys.py), so this works on Redis C
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 import redis.asyncio as aioredis
@@ -19,7 +19,15 @@ from redis.exceptions import WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
-    ACTIVE, APPLIED, KEYED_STATES, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
+    ACTIVE,
+    APPLIED,
+    KEYED_STATES,
+    Contact,
+    Platform,
+    RegistrySnapshot,
+    RetiredKey,
+    Scope,
+    TransitionError,
     next_state,
 )
 from collector.store import keys

@@ -22,17 +22,15 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, TimeoutError as RedisTimeoutError
-
 import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from collector.store import keys
-
-from collector.store import redis_client
+from collector.features.deep import Session
+from collector.store import keys, redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
-from collector.features.deep import Session
 from collector.store.journal import Journal, Segment, replay
 from collector.store.periodic import Periodic
 from collector.store.rollup import RollupBuilder, SlotWrites

@@ -14,10 +14,10 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from collector.hit.visitors import VisitorHasher
 from collector.store import keys
 from collector.store.buckets import Calendar
 from collector.store.periodic import Periodic
-from collector.hit.visitors import VisitorHasher
 
 log = logging.getLogger(__name__)
 

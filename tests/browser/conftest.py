@@ -45,7 +45,6 @@ from .kit import (
     free_port,
 )
 
-
 # ---- the browser ----------------------------------------------------------------------
 
 
@@ -143,7 +142,7 @@ class PageServer:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def start(self) -> "PageServer":
+    def start(self) -> PageServer:
         self._thread.start()
         if not self._started.wait(10):
             raise RuntimeError("page server did not start")
