@@ -431,7 +431,8 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             "report's prefecture shares plus other provinces and abroad (bench/traffic.py).")
     files = m.get("request_files", {})
     if files:
-        add("- **Request files:** " + ", ".join(f"{k} {n(v['requests'])} requests ({v['bytes'] / 2**20:.1f} MB)" for k, v in files.items()) + ".")
+        described = (f"{k} {n(v['requests'])} requests ({v['bytes'] / 2**20:.1f} MB)" for k, v in files.items())
+        add("- **Request files:** " + ", ".join(described) + ".")
     add("")
     add("Commands (as run by the harness):")
     add("")

@@ -160,7 +160,8 @@ def run(hits: int = 4000) -> dict:
                     conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
                 out[f"flush: {name} pack_command ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
             counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / len(reqs), 3)
-            counts[f"HyperLogLog elements written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hlls.values()) / len(reqs), 3)
+            hll_elements = sum(len(v) for w in slots for v in w.hlls.values())
+            counts[f"HyperLogLog elements written per hit ({label})"] = round(hll_elements / len(reqs), 3)
             counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / len(reqs), 2)
         except Exception as exc:
             out[f"flush ({label})"] = f"n/a ({type(exc).__name__}: {exc})"[:120]

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the collector", formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f, (flag, env, default, text) in zip(dataclasses.fields(Settings), describe()):
+    for f, (flag, env, default, text) in zip(dataclasses.fields(Settings), describe(), strict=True):
         # argparse %-formats help texts: a literal % (as in "90 % of ...") must be doubled.
         help_text = f"{text} (env {env}, default {default!r})".replace("%", "%%")
         if isinstance(f.default, bool):

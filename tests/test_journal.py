@@ -243,7 +243,8 @@ async def test_a_leftover_segment_with_undecodable_records_does_not_stop_the_flu
     client = await collector_client()
     for _ in range(3):
         events = orjson.dumps([{"k": "new", "t": "pageview", "u": "https://e.edu/"}])
-        assert (await client.post("/c", data=events, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"})).status == 204
+        firefox = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+        assert (await client.post("/c", data=events, headers=firefox)).status == 204
     assert await client.server.app[FLUSHER].flush()
     assert day_pv(rds, "old") == 1 and day_pv(rds, "new") == 3
     assert not leftover.exists()

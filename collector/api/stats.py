@@ -222,7 +222,7 @@ class StatsReader:
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
-            for row, uv in zip(rows, await pipe.execute()):
+            for row, uv in zip(rows, await pipe.execute(), strict=True):
                 row["uv"] = uv
         if dim in REGION_LEVELS:
             for row in rows:

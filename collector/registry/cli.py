@@ -36,7 +36,8 @@ class CommandError(Exception):
 def add_commands(commands: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--redis-url", default=None, help="Redis URL (env COLLECTOR_REDIS_URL); empty: the embedded Redis of --data-dir")
-    common.add_argument("--data-dir", default=None, help="data dir of a running `collector serve` with embedded Redis (env COLLECTOR_DATA_DIR)")
+    common.add_argument("--data-dir", default=None,
+                        help="data dir of a running `collector serve` with embedded Redis (env COLLECTOR_DATA_DIR)")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     common.add_argument("--actor", default=f"cli:{_user()}", help="who makes the change, for the audit log")
 
@@ -66,7 +67,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--note", default="", help="the reason, kept with the record and in the audit log")
     rotate = sub.add_parser("rotate-key", parents=[common], help="issue a new app key; the old one stays valid for --overlap")
     rotate.add_argument("id")
-    rotate.add_argument("--overlap", type=int, default=None, help="seconds the old key stays valid (env COLLECTOR_KEY_OVERLAP, default 7 days)")
+    rotate.add_argument("--overlap", type=int, default=None,
+                        help="seconds the old key stays valid (env COLLECTOR_KEY_OVERLAP, default 7 days)")
     kit = sub.add_parser("kit", parents=[common], help="print the integration kit (Markdown, HTML or JSON)")
     kit.add_argument("id")
     kit.add_argument("--format", choices=("md", "html"), default="md")
@@ -138,7 +140,8 @@ async def _apply(store: RegistryStore, args, settings) -> int:
     if scope:
         payload["scope"] = scope
     platform = await store.apply(application.parse_application(payload), args.actor)
-    _print(args, platform.public_dict(), f"已登记申请 application registered: {platform.id} ({STATE_NAMES[platform.state]} {platform.state})")
+    state = f"{STATE_NAMES[platform.state]} {platform.state}"
+    _print(args, platform.public_dict(), f"已登记申请 application registered: {platform.id} ({state})")
     return 0
 
 
@@ -162,7 +165,8 @@ async def _show(store: RegistryStore, args, settings) -> int:
         ("单位 org", p.org), ("地区 region", p.region), ("状态 state", f"{STATE_NAMES[p.state]} {p.state}"),
         ("环境 environment", f"{ENVIRONMENTS[p.environment]} {p.environment}"), ("域名 domains", ", ".join(p.domains)),
         ("外域 foreign origin", p.foreign_origin),
-        ("范围 scope", f"basic={scope.basic} deep={scope.deep} events={','.join(scope.events)} dimensions={','.join(scope.dimensions) or '-'}"),
+        ("范围 scope",
+         f"basic={scope.basic} deep={scope.deep} events={','.join(scope.events)} dimensions={','.join(scope.dimensions) or '-'}"),
         ("联系人 contact", " ".join(x for x in (p.contact.name, p.contact.email, p.contact.phone) if x)),
         ("appKey", p.app_key or "-"),
         *((f"旧 appKey retired (至 until {_time(r.until)})", r.key) for r in p.retired_keys),
@@ -281,7 +285,10 @@ def _expected(anomaly: dict) -> str:
     return f"{anomaly['low']:.0f}–{anomaly['high']:.0f} (≈{anomaly['expected']:.0f})"
 
 
-COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit}
+COMMANDS = {
+    "health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit,
+    "audit": _audit,
+}
 
 
 def _print_issued(args, issued: Issued, settings: Settings, extra: str = "") -> int:

@@ -17,6 +17,7 @@ States, in the order they win when several apply:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,7 +291,7 @@ def _media_progress(platform: Platform, counters: Mapping[str, int]) -> Check:
     problems = []
     if reached[0] > views * MEDIA_SLACK + 1:
         problems.append("more sessions reached 10 % than started")
-    if any(later > earlier * MEDIA_SLACK + 1 for earlier, later in zip(reached, reached[1:])):
+    if any(later > earlier * MEDIA_SLACK + 1 for earlier, later in itertools.pairwise(reached)):
         problems.append("a later progress boundary was reached more often than an earlier one")
     if counters.get("completed", 0) > views * MEDIA_SLACK + 1:
         problems.append("more completed sessions than views")

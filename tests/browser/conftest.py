@@ -224,7 +224,7 @@ class PageServer:
         lb = web.Application()
         lb.router.add_route("*", "/{tail:.*}", self._proxy)
         runners = [web.AppRunner(app, access_log=None), web.AppRunner(lb, access_log=None)]
-        for runner, port in zip(runners, (self.port, self.lb_port)):
+        for runner, port in zip(runners, (self.port, self.lb_port), strict=True):
             self._loop.run_until_complete(runner.setup())
             self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
         self._client = self._loop.run_until_complete(_client())
