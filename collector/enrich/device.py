@@ -496,8 +496,15 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     bot = _bot(ua, ua_family, os_family, dev_family)
     if bot is not None:
         return bot
+    browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
+    os_family = _os_name(ua, os_family)
+    device_class = _class_by_device(ua, os_family, dev_family)
+    if device_class is not None:
+        return device_class, browser, os_family, _KNOWN
+    return _class_by_os(ua, ua_family, browser, os_family, dev_family)
 
-    # --- browser / OS naming ---------------------------------------------
+
+def _browser_name(ua: str, ua_family: str, os_family: str) -> str:
     browser = _BROWSER_RENAMES.get(ua_family, ua_family)
     if browser == "Apple Mail" and os_family not in ("Mac OS X", "iOS"):
         # ua-parser's catch-all for a bare "AppleWebKit/... (KHTML, like
@@ -506,54 +513,70 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     if "ArkWeb/" in ua and browser in ("Chrome", "Chrome Mobile"):
         browser = "ArkWeb"  # HarmonyOS NEXT system webview, not Chrome
     app = _app_name(ua)
-    if app is not None:
-        browser = app
+    return app if app is not None else browser
 
+
+def _os_name(ua: str, os_family: str) -> str:
     if "HarmonyOS" in ua or "OpenHarmony" in ua:
         # HarmonyOS 2-4 UAs read "Android 10; HarmonyOS; <model>" (AOSP
         # compatible) and ua-parser calls them Android; they are HarmonyOS.
-        os_family = "HarmonyOS"
-    elif os_family == "Other":
+        return "HarmonyOS"
+    if os_family == "Other":
         for token, name in _OS_TOKENS:
             if token in ua:
-                os_family = name
-                break
+                return name
+    return os_family
 
-    # --- device class ----------------------------------------------------
+
+def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
+    """The device class the UA's device tokens decide, or None for the OS to decide."""
     # iPhone / iPad first: the most common UAs, and never TVs, so they skip
     # the ~30 TV/console token checks.
     if dev_family == "iPad" or "iPad" in ua:
-        return "tablet", browser, os_family, _KNOWN
+        return "tablet"
     if dev_family in ("iPhone", "iPod") or "iPhone" in ua or "iPod" in ua:
-        return "mobile", browser, os_family, _KNOWN
+        return "mobile"
 
     if _is_tv_or_console(ua):
-        return "other", browser, os_family, _KNOWN
+        return "other"
 
     dt = _OHOS_TYPE_RE.search(ua) if "OpenHarmony" in ua else None
     if dt is not None:
-        return _OHOS_CLASS[dt.group(1)], browser, os_family, _KNOWN
+        return _OHOS_CLASS[dt.group(1)]
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
-        return "mobile", browser, os_family, _KNOWN
-    android = os_family in ("Android", "HarmonyOS") or "Android" in ua
-    if android:
-        if _is_android_desktop(ua):
-            return "pc", browser, os_family, _KNOWN
-        # Tablets, laptops and TV boxes by model; a listed phone model proves less than
-        # the UA's shape (the same prefix often names both sizes), so the shape decides.
-        listed = _android_model_class(ua)
-        if listed is not None and listed != "mobile":
-            return listed, browser, os_family, _KNOWN
-    if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
-        return "tablet", browser, os_family, _KNOWN
-    if android:
-        # Android's own convention (and Chrome's): phone browsers put "Mobile" in
-        # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
-        # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
-        # convention: without a browser's "Safari/" token, the far more common phone.
-        if "Mobi" in ua or "Safari/" not in ua:
-            return "mobile", browser, os_family, _KNOWN
-        return "tablet", browser, os_family, _KNOWN
+        return "mobile"
+    if os_family in ("Android", "HarmonyOS") or "Android" in ua:
+        return _android_class(ua, dev_family)
+    if _is_tablet_device(ua, dev_family):
+        return "tablet"
+    return None
+
+
+def _is_tablet_device(ua: str, dev_family: str) -> bool:
+    return dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua)
+
+
+def _android_class(ua: str, dev_family: str) -> str:
+    if _is_android_desktop(ua):
+        return "pc"
+    # Tablets, laptops and TV boxes by model; a listed phone model proves less than
+    # the UA's shape (the same prefix often names both sizes), so the shape decides.
+    listed = _android_model_class(ua)
+    if listed is not None and listed != "mobile":
+        return listed
+    if _is_tablet_device(ua, dev_family):
+        return "tablet"
+    # Android's own convention (and Chrome's): phone browsers put "Mobile" in
+    # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
+    # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
+    # convention: without a browser's "Safari/" token, the far more common phone.
+    if "Mobi" in ua or "Safari/" not in ua:
+        return "mobile"
+    return "tablet"
+
+
+def _class_by_os(ua: str, ua_family: str, browser: str, os_family: str, dev_family: str) -> tuple[str, str, str, int]:
+    """(device_class, browser, os, kind) when no device token decided."""
     if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
         # CFNetwork apps on a Mac: ua-parser maps every CFNetwork/Darwin version to iOS,
         # but no iOS device is a "Power Macintosh" or x86_64.
@@ -565,15 +588,7 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         if desktop is not None:
             return "pc", browser, desktop, _KNOWN
     if os_family in _DESKTOP_OS or os_family.startswith("Windows"):
-        if os_family == "Mac OS X" and "Mobile/" in ua:
-            # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
-            # desktop mode do.  (touch points are handled in _refine)
-            return "tablet", "Mobile Safari" if browser == "Safari" else browser, "iOS", _KNOWN
-        if "Mobi" in ua:
-            # Desktop OS with a mobile marker: Windows 10 Mobile
-            # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
-            return "mobile", browser, os_family, _KNOWN
-        return "pc", browser, os_family, _KNOWN
+        return _desktop_os_class(ua, browser, os_family)
     if (
         os_family != "Other"
         or dev_family in ("Generic Smartphone", "Generic Feature Phone")
@@ -584,6 +599,18 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         # neither a desktop nor a known mobile one (feature-phone systems mostly).
         return "mobile", browser, os_family, _KNOWN
     return "bot", _unidentified_name(ua, ua_family), os_family, _UNIDENTIFIED
+
+
+def _desktop_os_class(ua: str, browser: str, os_family: str) -> tuple[str, str, str, int]:
+    if os_family == "Mac OS X" and "Mobile/" in ua:
+        # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
+        # desktop mode do.  (touch points are handled in _refine)
+        return "tablet", "Mobile Safari" if browser == "Safari" else browser, "iOS", _KNOWN
+    if "Mobi" in ua:
+        # Desktop OS with a mobile marker: Windows 10 Mobile
+        # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
+        return "mobile", browser, os_family, _KNOWN
+    return "pc", browser, os_family, _KNOWN
 
 
 def _unidentified_name(ua: str, ua_family: str) -> str:
