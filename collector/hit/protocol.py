@@ -152,26 +152,9 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         elif not rule[1] <= value <= rule[2]:
             found.append((name, "out_of_range", f"must be {rule[1]}..{rule[2]}"))
 
-    app = event.get("k")
-    if app is None or app == "":
-        found.append(("k", "missing_field", "the app key is required"))
-    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
-        found.append(("k", "invalid_value", "control characters and { } are not allowed"))
-
     # From here on a field is only looked at when it has its type: a value of the wrong
     # type (already a problem above) may be unhashable or incomparable.
-    etype = event.get("t")
-    if etype is None:
-        found.append(("t", "missing_field", "the event type is required"))
-    elif not isinstance(etype, str):
-        etype = None
-    else:
-        if etype not in EVENT_TYPES:
-            found.append(("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES))))
-        for required in REQUIRED_BY_TYPE.get(etype, ()):
-            if required not in event:
-                found.append((required, "missing_field", f"required for {etype} events"))
-
+    etype = _app_and_type_problems(event, found)
     url = event.get("u")
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         found.append(("u", "invalid_value", "must be an http:// or https:// URL"))
@@ -179,6 +162,28 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         _deep_problems(event, etype, found)
     return [Problem(index, *problem) for problem in found] if found else []
 
+
+def _app_and_type_problems(event: dict, found: list[tuple[str, str, str]]) -> str | None:
+    """The app key and the event type, and the fields the type requires. Returns the
+    type when it is a string (None otherwise)."""
+    app = event.get("k")
+    if app is None or app == "":
+        found.append(("k", "missing_field", "the app key is required"))
+    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
+        found.append(("k", "invalid_value", "control characters and { } are not allowed"))
+
+    etype = event.get("t")
+    if etype is None:
+        found.append(("t", "missing_field", "the event type is required"))
+        return None
+    if not isinstance(etype, str):
+        return None
+    if etype not in EVENT_TYPES:
+        found.append(("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES))))
+    for required in REQUIRED_BY_TYPE.get(etype, ()):
+        if required not in event:
+            found.append((required, "missing_field", f"required for {etype} events"))
+    return etype
 
 def _deep_problems(event: dict, etype: str | None, found: list[tuple[str, str, str]]) -> None:
     """What the field table cannot say: actions, fields that come in pairs, and
