@@ -21,7 +21,7 @@ class Periodic:
         self.tick = tick
         self.first_delay = first_delay
         self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
