@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
@@ -139,14 +141,15 @@ class StatsReader:
         results = await pipe.execute()
         catalogue = _ints(results[-1])
         total = catalogue.get("total", 0)
-        series, total_counters = [], {}
+        series: list[dict[str, Any]] = []
+        total_counters: dict[str, int] = {}
         for i, b in enumerate(buckets):
             counters = _ints(results[width * i])
             _add_into(total_counters, counters)
             entry = {"bucket": b.label, "start": b.start}
             entry.update(derive(counters, _hll_counts(results[width * i + 1 : width * (i + 1)]), catalogue_total=total))
             series.append(entry)
-        out = {
+        out: dict[str, Any] = {
             "app": app,
             "granularity": g,
             "timezone": str(self.calendar.tz),
@@ -210,14 +213,15 @@ class StatsReader:
         """Replace the app's catalogue (its true resource counts per dimension value)."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(keys.catalogue(app))
-        pipe.hset(keys.catalogue(app), mapping=fields)
+        mapping: dict[FieldT, EncodableT] = {name: n for name, n in fields.items()}  # (redis-py's Mapping key is invariant)
+        pipe.hset(keys.catalogue(app), mapping=mapping)
         await pipe.execute()
 
     async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str):
         if dim == "region":
             return {level: await self._breakdown(app, g, buckets, level) for level in REGION_LEVELS}
         pv = await self._summed_hash(app, g, buckets, keys.dimension_suffix(dim))
-        rows = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
+        rows: list[dict[str, Any]] = [{"value": value, "pv": n} for value, n in sorted(pv.items(), key=lambda item: (-item[1], item[0]))]
         if dim in keys.DIMS_WITH_UV and rows:
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:

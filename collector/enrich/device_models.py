@@ -188,7 +188,10 @@ class AndroidModels:
         try:
             import yaml_rs  # installed with device-detector
 
-            models = cls.from_matomo(yaml_rs.loads(_mobiles_yml().read_text("utf-8")))
+            brands = yaml_rs.loads(_mobiles_yml().read_text("utf-8"))
+            if not isinstance(brands, dict):
+                raise ValueError("not a mapping of brands")
+            models = cls.from_matomo(brands)
         except Exception as e:
             log.error("Matomo device list unreadable (%s): Android devices are told by the UA's shape only", e)
             return cls()

@@ -162,7 +162,7 @@ class GeoResolver:
                 continue
             if record and not isinstance(record, dict):
                 return _region_from_record(record)  # not a city database: unknown
-            if record:
+            if record and isinstance(record, dict):  # (always a dict here: says so to mypy)
                 place = _place_of(record)
                 region = self._by_place.get(place)
                 if region is None:

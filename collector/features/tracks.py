@@ -53,6 +53,5 @@ def figures(reading: BucketReading) -> dict:
 
 def row_figures(m: dict[str, int]) -> dict:
     """A component's or an item's breakdown row."""
-    row = {"exposures": m.get("exposures", 0), "clicks": m.get("clicks", 0), "entries": m.get("entries", 0)}
-    row["ctr"] = ratio(row["clicks"], row["exposures"])
-    return row
+    exposures, clicks = m.get("exposures", 0), m.get("clicks", 0)
+    return {"exposures": exposures, "clicks": clicks, "entries": m.get("entries", 0), "ctr": ratio(clicks, exposures)}

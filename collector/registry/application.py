@@ -184,11 +184,11 @@ def _scope(value: Any):
     if not all(isinstance(flag, bool) for flag in (basic, deep, page_codes)):
         return None, "basic, deep and page_codes must be true or false"
     events, why = _string_list(value.get("events", list(BASIC_EVENTS)), tuple(sorted(EVENT_TYPES)))
-    if why:
-        return None, "events " + why
+    if events is None:  # (then `why` says why)
+        return None, f"events {why}"
     dimensions, why = _string_list(value.get("dimensions", []), RESOURCE_LABELS)
-    if why:
-        return None, "dimensions " + why
+    if dimensions is None:
+        return None, f"dimensions {why}"
     deep_declared = [e for e in events if e in DEEP_EVENTS]
     if deep_declared and not deep:
         return None, f"events {', '.join(deep_declared)} need the deep tag: set deep to true"

@@ -143,8 +143,10 @@ class HealthJob:
         series = await self.store.hour_series(platform.id, start, self.settings.baseline_days)
         (local, pv, uv), history = series[0], series[1:]
         lived = [row for row in history if row[0].timestamp() + 3600 > record.first_hit_at]  # hours that ended after it
-        for metric, value, index in (("pv", pv, 1), ("uv", uv, 2)):
-            base = baseline(same_kind_history(local.date(), [(row[0].date(), row[index]) for row in lived]))
+        pv_history = [(row[0].date(), row[1]) for row in lived]
+        uv_history = [(row[0].date(), row[2]) for row in lived]
+        for metric, value, history_of_metric in (("pv", pv, pv_history), ("uv", uv, uv_history)):
+            base = baseline(same_kind_history(local.date(), history_of_metric))
             anomaly = detect(platform.id, hour_id, metric, value, base, self.settings.sensitivity, now)
             if anomaly and await self.store.add_anomaly(anomaly, deliver=bool(self.settings.webhook_url)):
                 log.warning("anomaly: %s %s %s %s %d (expected %.0f, range %.0f-%.0f)", platform.id, hour_id, metric,

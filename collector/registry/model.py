@@ -120,7 +120,8 @@ class Platform:
     def from_dict(cls, data: Mapping[str, Any]) -> Platform:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["domains"] = tuple(values.get("domains", ()))
-        values["scope"] = Scope(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("scope", {}).items()})
+        scope: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("scope", {}).items()}
+        values["scope"] = Scope(**scope)
         values["contact"] = Contact(**data.get("contact", {}))
         values["retired_keys"] = tuple(RetiredKey(**r) for r in data.get("retired_keys", ()))
         return cls(**values)
