@@ -238,5 +238,5 @@ class StatsReader:
 
 
 def _region_parts(value: str) -> tuple[str, str, str]:
-    parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)]
-    return tuple(parts + [""] * (3 - len(parts)))  # type: ignore[return-value]
+    parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)] + ["", ""]
+    return parts[0], parts[1], parts[2]

@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 # It is internal (re._parser since 3.11, sre_parse before): if it moves, load() logs and
 # returns an empty table, and the collector still runs on the UA's shape.
 try:
-    import re._constants as _sre  # type: ignore[import-not-found]
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
+    import re._constants as _sre
+    import re._parser as _sre_parse
 except ImportError:  # pragma: no cover
-    _sre = _sre_parse = None  # type: ignore[assignment]
+    _sre = _sre_parse = None
 
 __all__ = ["AndroidModels", "android_model"]
 

@@ -160,14 +160,14 @@ class HealthJob:
         for anomaly in await self.store.due_deliveries(now, DELIVERIES_PER_ROUND):
             if not await self.lease.hold():  # lost it while sending: the new holder goes on
                 break
-            delivered += await self._deliver(anomaly, self.clock())
+            delivered += await self._deliver(self.send, anomaly, self.clock())
         return delivered
 
-    async def _deliver(self, anomaly: dict, now: float) -> int:
+    async def _deliver(self, send: Send, anomaly: dict, now: float) -> int:
         attempts = anomaly["delivery"]["attempts"] + 1
         body = orjson.dumps({"event": "anomaly", "anomaly": {k: v for k, v in anomaly.items() if k != "delivery"}})
         headers = webhook_sign.signed_headers(self.settings.webhook_secret, int(now), body)
-        error = await self.send(self.settings.webhook_url, headers, body)  # type: ignore[misc]
+        error = await send(self.settings.webhook_url, headers, body)
         if error is None:
             await self.store.record_delivery(anomaly, DELIVERY_DELIVERED, attempts, 0.0, "", now)
             return 1
