@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need (system packages when missing, Python and npm deps, the
-# DB-IP database) and run
+# DB-IP database), check lint and types (ruff, mypy: pyproject.toml), and run
 # the whole suite: unit, real Redis, real collector processes, real headless Chromium.
 # Extra arguments go to pytest, e.g. ./test.sh -m "not browser" -x
 set -euo pipefail
@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 bash scripts/install-system-deps.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[test]"
+# Lint and types first: a violation fails the run before the slow parts start.
+.venv/bin/ruff check .
+.venv/bin/mypy
 bash geo_data/fetch_dbip.sh  # the real database: the bench smoke test and its IP pool check use it
 (cd beacon_js && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 exec .venv/bin/python -m pytest "$@"

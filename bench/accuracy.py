@@ -53,7 +53,7 @@ def build(n_hits: int, app: str, seed: int = 11) -> tuple[list[traffic.Request],
     regions = pop.region_sequence(len(kinds))
     now_ms = int(time.time() * 1000)
     reqs: list[traffic.Request] = []
-    for kind, region in zip(kinds, regions):
+    for kind, region in zip(kinds, regions, strict=True):
         i = rng.choices(humans[region], cum_weights=cum[region])[0]
         v = pop.visitors[region][i]
         reqs.append(traffic.get_request(pop, v, now_ms) if kind == "get" else traffic.post_request(pop, v, 10, now_ms))

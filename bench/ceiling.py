@@ -10,7 +10,6 @@ per hit. POST bodies are read (the collector must read them too); nothing is par
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import os
 import signal

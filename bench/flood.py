@@ -122,7 +122,7 @@ class Control:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "Control":
+    def start(self) -> Control:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=str(ROOT), help="checkout whose collector runs (cwd of the process)")
     parser.add_argument("--python", default=sys.executable, help="interpreter with that checkout installed")
     parser.add_argument("--redis-timeout", type=float, default=None, help="COLLECTOR_REDIS_TIMEOUT for the collector")
-    parser.add_argument("--workdir", default="/tmp/bench-flood-%d" % os.getpid())
+    parser.add_argument("--workdir", default=f"/tmp/bench-flood-{os.getpid()}")
     print(json.dumps(run(parser.parse_args(argv)), indent=2))
     return 0
 

@@ -20,17 +20,16 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from collector.server import until_signalled
-
-from collector.store import keys
-from collector.store.buckets import Calendar
-from collector.hit.clientip import ClientIPResolver
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver
+from collector.hit.clientip import ClientIPResolver
 from collector.hit.ingest import FUTURE_TOLERANCE, PIXEL_GIF, referrer_value
 from collector.hit.protocol import from_query, validate_event
-from collector.store.rollup import region_values
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.server import until_signalled
+from collector.store import keys
+from collector.store.buckets import Calendar
+from collector.store.rollup import region_values
 from collector.store.salts import SaltKeeper
 
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the collector's defaults
@@ -99,64 +98,80 @@ class NaiveCollector:
         pipe = self.redis.pipeline(transaction=False)
         touched: list[tuple[str, int]] = []
         for b in buckets:
-            g, bid = b.granularity, b.id
-            expire = b.end + TTLS[g] if TTLS[g] else 0
-            c = keys.counters(app, g, bid)
-            touched.append((c, expire))
-            if device.is_bot:
-                pipe.hincrby(c, "bot_hits", 1)
-                if etype == "pageview":
-                    pipe.hincrby(c, "bot_pv", 1)
-                    k = keys.dimension(app, g, bid, "bot")
-                    pipe.hincrby(k, device.browser, 1)
-                    touched.append((k, expire))
-                continue
-            if etype == "pageview":
-                url = ev["u"]
-                pipe.hincrby(c, "pv", 1)
-                if flag == 1:
-                    pipe.hincrby(c, "visits", 1)
-                elif flag == 2:
-                    pipe.hincrby(c, "visits_multi", 1)
-                dims = [
-                    ("device", device.device_class), ("browser", device.browser), ("os", device.os),
-                    ("country", country), ("province", province), ("city", city),
-                    ("page", url.split("#", 1)[0]), ("referrer", referrer_value(ev.get("r", ""), url)),
-                ]
-                if ev.get("pc"):
-                    dims.append(("page_code", ev["pc"]))
-                for dim, value in dims:
-                    k = keys.dimension(app, g, bid, dim)
-                    pipe.hincrby(k, value, 1)
-                    touched.append((k, expire))
-            elif etype == "engagement":
-                pipe.hincrby(c, "engagements", 1)
-                pipe.hincrby(c, "engaged_ms", ev["et"])
-                if "sd" in ev:
-                    pipe.hincrby(c, "scroll_sum", ev["sd"])
-                    pipe.hincrby(c, "scroll_count", 1)
-            else:
-                pipe.hincrby(c, "ev:" + etype, 1)
-            v = month_visitor if g == "month" else visitor
-            for k in (
-                keys.visitors(app, g, bid),
-                keys.dimension_visitors(app, g, bid, "device", device.device_class),
-                keys.dimension_visitors(app, g, bid, "country", country),
-                keys.dimension_visitors(app, g, bid, "province", province),
-                keys.dimension_visitors(app, g, bid, "city", city),
-            ):
-                pipe.pfadd(k, v)
-                touched.append((k, expire))
-            if ev.get("vid"):
-                k = keys.first_party_visitors(app, g, bid)
-                pipe.pfadd(k, ev["vid"])
-                touched.append((k, expire))
+            v = month_visitor if b.granularity == "month" else visitor
+            touched += _bucket_writes(pipe, ev, app, b, device, flag, (country, province, city), v)
         for k, at in touched:
             if at:
                 pipe.expireat(k, at)
         pipe.sadd(keys.APPS, app)
         await pipe.execute()
 
+
+
+def _bucket_writes(pipe, ev: dict, app: str, b, device, flag: int, place: tuple[str, str, str], visitor: str) -> list[tuple[str, int]]:
+    """One bucket's counters, dimensions and HyperLogLogs for one hit: the keys touched, each with its expiry."""
+    g, bid = b.granularity, b.id
+    expire = b.end + TTLS[g] if TTLS[g] else 0
+    etype = ev["t"]
+    c = keys.counters(app, g, bid)
+    touched = [(c, expire)]
+    if device.is_bot:
+        pipe.hincrby(c, "bot_hits", 1)
+        if etype == "pageview":
+            pipe.hincrby(c, "bot_pv", 1)
+            k = keys.dimension(app, g, bid, "bot")
+            pipe.hincrby(k, device.browser, 1)
+            touched.append((k, expire))
+        return touched
+    if etype == "pageview":
+        touched += [(k, expire) for k in _pageview_writes(pipe, ev, app, b, c, device, flag, place)]
+    elif etype == "engagement":
+        pipe.hincrby(c, "engagements", 1)
+        pipe.hincrby(c, "engaged_ms", ev["et"])
+        if "sd" in ev:
+            pipe.hincrby(c, "scroll_sum", ev["sd"])
+            pipe.hincrby(c, "scroll_count", 1)
+    else:
+        pipe.hincrby(c, "ev:" + etype, 1)
+    country, province, city = place
+    for k in (
+        keys.visitors(app, g, bid),
+        keys.dimension_visitors(app, g, bid, "device", device.device_class),
+        keys.dimension_visitors(app, g, bid, "country", country),
+        keys.dimension_visitors(app, g, bid, "province", province),
+        keys.dimension_visitors(app, g, bid, "city", city),
+    ):
+        pipe.pfadd(k, visitor)
+        touched.append((k, expire))
+    if ev.get("vid"):
+        k = keys.first_party_visitors(app, g, bid)
+        pipe.pfadd(k, ev["vid"])
+        touched.append((k, expire))
+    return touched
+
+
+def _pageview_writes(pipe, ev: dict, app: str, b, c: str, device, flag: int, place: tuple[str, str, str]) -> list[str]:
+    """A human page view's counters and dimension fields; the dimension keys it wrote."""
+    url = ev["u"]
+    pipe.hincrby(c, "pv", 1)
+    if flag == 1:
+        pipe.hincrby(c, "visits", 1)
+    elif flag == 2:
+        pipe.hincrby(c, "visits_multi", 1)
+    country, province, city = place
+    dims = [
+        ("device", device.device_class), ("browser", device.browser), ("os", device.os),
+        ("country", country), ("province", province), ("city", city),
+        ("page", url.split("#", 1)[0]), ("referrer", referrer_value(ev.get("r", ""), url)),
+    ]
+    if ev.get("pc"):
+        dims.append(("page_code", ev["pc"]))
+    written = []
+    for dim, value in dims:
+        k = keys.dimension(app, b.granularity, b.id, dim)
+        pipe.hincrby(k, value, 1)
+        written.append(k)
+    return written
 
 async def _serve(args: argparse.Namespace) -> None:
     redis = aioredis.from_url(args.redis_url, max_connections=256)

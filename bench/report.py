@@ -11,7 +11,8 @@ import platform
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -215,6 +216,20 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
     add("What limits each figure, with profile evidence, is in the analysis section below.")
     add("")
 
+    for section in (_side_by_side, _worst_cases, _memory, _accuracy, _beacon_size, _profile, _stages):
+        section(m, meta, add)
+
+    add("## Analysis")
+    add("")
+    add(previous_analysis(previous))
+    add("")
+
+    _how_measured(m, meta, add)
+    return "\n".join(lines)
+
+
+def _side_by_side(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """The same load against every configuration, and each run's ratio to the ceiling."""
     add("## Side by side: the same load against every configuration")
     add("")
     add("Throughput runs: wrk, 1 thread, 64 keep-alive connections, as fast as the server answers. "
@@ -269,6 +284,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
                    "CPU µs/event", "other load"], body))
         add("")
 
+
+def _worst_cases(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """Caches defeated, Redis stalled, big batches."""
     add("## Worst cases")
     add("")
     ws = m.get("worst", [])
@@ -299,6 +317,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
                     f"during the {r['duration_s']:.0f} s run.")
     add("")
 
+
+def _memory(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """RSS after 10⁶ distinct visitors."""
     rss = m.get("rss_1e6")
     if rss:
         add("## Memory after 10⁶ distinct visitors")
@@ -314,6 +335,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             + ", ".join(f"{t:.0f}→{mb:.0f}" for t, mb in series[::step]))
         add("")
 
+
+def _accuracy(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """What was sent against what /api/stats read back."""
     acc = m.get("accuracy")
     if acc:
         s = acc["summary"]
@@ -341,6 +365,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
         add(table(["region", "key", "seed share %", "PV sent", "PV read", "share read %", "UV sent", "UV read", "UV error"], body))
         add("")
 
+
+def _beacon_size(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """The beacon's bytes, raw and compressed."""
     b = meta.get("beacon")
     if b:
         add("## Beacon size")
@@ -354,6 +381,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             add(f"Measured here ({b['brotli_how']}).{extra}")
         add("")
 
+
+def _profile(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """py-spy's shares per function."""
     prof = m.get("profile")
     if prof:
         add("## Profile of the collector (py-spy)")
@@ -378,6 +408,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             add(table(["share", "function"], body))
             add("")
 
+
+def _stages(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """bench.stages' per-stage figures."""
     st = m.get("stages")
     if st:
         add("## Per-stage cost of a hit (in-process)")
@@ -395,11 +428,9 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             add(table(["count", "per hit"], [[k, f"{v}"] for k, v in st["counts"].items()]))
         add("")
 
-    add("## Analysis")
-    add("")
-    add(previous_analysis(previous))
-    add("")
 
+def _how_measured(m: dict, meta: dict, add: Callable[[str], None]) -> None:
+    """Machine, versions, placement, traffic and the exact commands."""
     add("## How it was measured")
     add("")
     mc = meta["machine"]
@@ -431,7 +462,8 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             "report's prefecture shares plus other provinces and abroad (bench/traffic.py).")
     files = m.get("request_files", {})
     if files:
-        add("- **Request files:** " + ", ".join(f"{k} {n(v['requests'])} requests ({v['bytes'] / 2**20:.1f} MB)" for k, v in files.items()) + ".")
+        described = (f"{k} {n(v['requests'])} requests ({v['bytes'] / 2**20:.1f} MB)" for k, v in files.items())
+        add("- **Request files:** " + ", ".join(described) + ".")
     add("")
     add("Commands (as run by the harness):")
     add("")
@@ -450,7 +482,6 @@ def render(results: dict, meta: dict, previous: str = "") -> str:
             add(cmd)
     add("```")
     add("")
-    return "\n".join(lines)
 
 
 def previous_analysis(previous: str) -> str:
@@ -463,7 +494,7 @@ def previous_analysis(previous: str) -> str:
 def meta_for(argv: str, duration: float, redis_version: str, wrk_version: str, beacon: dict) -> dict:
     return {
         "argv": argv,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "duration": duration,
         "machine": machine(),
         "versions": versions(redis_version, wrk_version),

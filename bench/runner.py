@@ -485,7 +485,11 @@ def _generate(job) -> tuple[str, int, int, dict | None]:
     return name, len(reqs), size, describe_traffic(reqs) if name == "get" else None
 
 
-SPEED_CHECK = "import time\nbest = 9e9\nfor _ in range(5):\n    t = time.perf_counter(); d = {}\n    for i in range(200000): d[i & 4095] = d.get(i & 4095, 0) + i\n    best = min(best, time.perf_counter() - t)\nprint(best * 1000)"
+SPEED_CHECK = (
+    "import time\nbest = 9e9\nfor _ in range(5):\n    t = time.perf_counter(); d = {}\n"
+    "    for i in range(200000): d[i & 4095] = d.get(i & 4095, 0) + i\n"
+    "    best = min(best, time.perf_counter() - t)\nprint(best * 1000)"
+)
 
 
 def cpu_speed_ms() -> float:

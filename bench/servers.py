@@ -40,7 +40,9 @@ def pinned(cmd: list[str], cpus: str | None) -> list[str]:
 # ---- Redis ----------------------------------------------------------------------------
 
 # Commands the harness itself sends; never counted as the server's.
-HARNESS_COMMANDS = {"info", "config", "flushall", "ping", "debug", "keys", "hgetall", "dbsize", "memory", "client", "hello", "select", "command", "scan"}
+HARNESS_COMMANDS = {
+    "info", "config", "flushall", "ping", "debug", "keys", "hgetall", "dbsize", "memory", "client", "hello", "select", "command", "scan",
+}
 
 
 class RedisServer:

@@ -34,18 +34,50 @@ def _time(fn, items, repeat: int = 1) -> float:
     return (time.perf_counter() - start) / (len(items) * repeat) * 1e6
 
 
-def run(hits: int = 4000) -> dict:
-    from yarl import URL
+class _Stages:
+    """The collector's objects the stages share, and what they measured so far."""
 
-    from collector.store.aggregate import Aggregator
-    from collector.store.buckets import Calendar
-    from collector.enrich.device import DeviceClassifier
+    def __init__(self, settings, calendar, hasher) -> None:
+        self.settings, self.calendar, self.hasher = settings, calendar, hasher
+        self.out: dict[str, float | str] = {}
+        self.counts: dict[str, float] = {}
+
+    def stage(self, name: str, fn) -> None:
+        try:
+            self.out[name] = round(fn(), 2)
+        except Exception as exc:  # the collector's API moved: say so, keep going
+            self.out[name] = f"n/a ({type(exc).__name__}: {exc})"[:120]
+
+    def ingest(self, geo, journal=False):
+        from collector.enrich.device import DeviceClassifier
+        from collector.hit.ingest import Ingest
+        from collector.store.aggregate import Aggregator
+
+        agg = Aggregator()
+        kwargs = {}
+        if journal:
+            import tempfile
+
+            from collector.store.journal import Journal
+
+            j = Journal(Path(tempfile.mkdtemp()) / "j")
+            j.open()
+            j.begin("bench", 1)
+            kwargs["journal"] = j
+        return Ingest(self.settings, agg, geo, DeviceClassifier(), self.hasher, self.calendar, time.time, **kwargs), agg
+
+
+def _sender(r: traffic.Request) -> tuple:
+    """Ingest._process's (TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile)."""
+    h = r.headers
+    return "127.0.0.1", h.get("X-Forwarded-For"), h.get("User-Agent", ""), h.get("Sec-CH-UA-Mobile")
+
+
+def run(hits: int = 4000) -> dict:
     from collector.enrich.geo import GeoResolver
-    from collector.hit.ingest import Ingest, referrer_value
-    from collector.hit.protocol import decode_query, from_query, validate_event
-    from collector.store.rollup import RollupBuilder
-    from collector.settings import Settings
     from collector.hit.visitors import VisitorHasher
+    from collector.settings import Settings
+    from collector.store.buckets import Calendar
 
     now_ms = int(time.time() * 1000)
     pool = load_pool()
@@ -58,126 +90,129 @@ def run(hits: int = 4000) -> dict:
     month = calendar.bucket_at("month", calendar.local(time.time()))
     for period in (day.id, month.id):
         hasher.set_salt(period, os.urandom(32))
+    b = _Stages(settings, calendar, hasher)
 
-    out: dict[str, float | str] = {}
-    counts: dict[str, float] = {}
+    _per_event_stages(b, warm_reqs, day.id, month.id)
+    for label, reqs in (("warm", warm_reqs), ("cold: new IP and UA", cold_reqs)):
+        _ingest_stages(b, label, reqs)
 
-    def stage(name: str, fn) -> None:
-        try:
-            out[name] = round(fn(), 2)
-        except Exception as exc:  # the collector's API moved: say so, keep going
-            out[name] = f"n/a ({type(exc).__name__}: {exc})"[:120]
+    b.stage("the whole hit on the fast path: HitConnection.data_received (warm, no journal)",
+            lambda: _fast_path(b.ingest(GeoResolver(GEO_DB))[0], warm_reqs))
+    _response_stages(b, hits)
+    return {"hits": hits, "us_per_hit": b.out, "counts": b.counts}
 
-    def sender(r: traffic.Request) -> tuple:
-        """Ingest._process's (TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile)."""
-        h = r.headers
-        return "127.0.0.1", h.get("X-Forwarded-For"), h.get("User-Agent", ""), h.get("Sec-CH-UA-Mobile")
 
-    def ingest(geo, journal=False):
-        agg = Aggregator()
-        kwargs = {}
-        if journal:
-            import tempfile
+def _per_event_stages(b: _Stages, reqs: list, day_id: str, month_id: str) -> None:
+    """Parsing and validating one hit, and its visitor hashes."""
+    from yarl import URL
 
-            from collector.store.journal import Journal
+    from collector.hit.ingest import referrer_value
+    from collector.hit.protocol import decode_query, from_query, validate_event
 
-            j = Journal(Path(tempfile.mkdtemp()) / "j")
-            j.open()
-            j.begin("bench", 1)
-            kwargs["journal"] = j
-        return Ingest(settings, agg, geo, DeviceClassifier(), hasher, calendar, time.time, **kwargs), agg
-
-    paths = [r.path for r in warm_reqs]
-    stage("parse the query string (aiohttp/yarl request.query)", lambda: _time(lambda p: dict(URL(p).query), paths))
+    hasher = b.hasher
+    paths = [r.path for r in reqs]
+    b.stage("parse the query string (aiohttp/yarl request.query)", lambda: _time(lambda p: dict(URL(p).query), paths))
     raw_queries = [p.partition("?")[2] for p in paths]
-    stage("parse the query string (decode_query, what the collector uses)", lambda: _time(decode_query, raw_queries))
+    b.stage("parse the query string (decode_query, what the collector uses)", lambda: _time(decode_query, raw_queries))
     queries = [decode_query(q) for q in raw_queries]
-    stage("from_query", lambda: _time(from_query, queries))
+    b.stage("from_query", lambda: _time(from_query, queries))
     events = []
     for q in queries:
         ev = from_query(q)[0]
         ev.pop("img", None)
         events.append(ev)
-    stage("validate_event", lambda: _time(validate_event, events))
-    stage("referrer_value", lambda: _time(lambda e: referrer_value(e.get("r", ""), e["u"]), events))
-    stage("visitor hash (x2: day and month salt)",
-          lambda: _time(lambda r: (hasher.visitor(day.id, "zjer", r.visitor.ip, r.visitor.ua),
-                                   hasher.visitor(month.id, "zjer", r.visitor.ip, r.visitor.ua)), warm_reqs))
+    b.stage("validate_event", lambda: _time(validate_event, events))
+    b.stage("referrer_value", lambda: _time(lambda e: referrer_value(e.get("r", ""), e["u"]), events))
+    b.stage("visitor hash (x2: day and month salt)",
+            lambda: _time(lambda r: (hasher.visitor(day_id, "zjer", r.visitor.ip, r.visitor.ua),
+                                     hasher.visitor(month_id, "zjer", r.visitor.ip, r.visitor.ua)), reqs))
 
-    for label, reqs in (("warm", warm_reqs), ("cold: new IP and UA", cold_reqs)):
+
+def _ingest_stages(b: _Stages, label: str, reqs: list) -> None:
+    """Enrichment, Ingest._process and _commit, then the flush work, for one request file."""
+    from collector.enrich.device import DeviceClassifier
+    from collector.enrich.geo import GeoResolver
+    from collector.hit.protocol import decode_query, from_query
+
+    geo = GeoResolver(GEO_DB)
+    ing, agg = b.ingest(geo)
+    senders = [_sender(r) for r in reqs]
+    evs = []
+    for r in reqs:
+        ev = from_query(decode_query(r.path.partition("?")[2]))[0]
+        ev.pop("img", None)
+        evs.append(ev)
+    now = time.time()
+    if label == "warm":  # fill the caches first
+        for i in range(len(reqs)):
+            ing._process(*senders[i], [evs[i]], now)
+        xff = [r.headers["X-Forwarded-For"] for r in reqs]
+        b.stage("client IP from X-Forwarded-For", lambda: _time(lambda x: ing.ips.client_ip("127.0.0.1", x), xff))
+    ips = [r.visitor.ip for r in reqs]
+    uas = [r.visitor.ua for r in reqs]
+    b.stage(f"geo lookup ({label})", lambda: _time(geo.lookup, ips))
+    devices = ing.devices if label == "warm" else DeviceClassifier()
+    if label == "warm":
+        for ua in uas:
+            devices.classify(ua)
+    b.stage(f"device classification ({label})", lambda: _time(devices.classify, uas))
+    if label != "warm":
         geo = GeoResolver(GEO_DB)
-        ing, agg = ingest(geo)
-        senders = [sender(r) for r in reqs]
-        evs = []
-        for r in reqs:
-            ev = from_query(decode_query(r.path.partition("?")[2]))[0]
-            ev.pop("img", None)
-            evs.append(ev)
-        now = time.time()
-        if label == "warm":  # fill the caches first
-            for i in range(len(reqs)):
-                ing._process(*senders[i], [evs[i]], now)
-            xff = [r.headers["X-Forwarded-For"] for r in reqs]
-            stage("client IP from X-Forwarded-For", lambda: _time(lambda x: ing.ips.client_ip("127.0.0.1", x), xff))
-        ips = [r.visitor.ip for r in reqs]
-        uas = [r.visitor.ua for r in reqs]
-        stage(f"geo lookup ({label})", lambda: _time(geo.lookup, ips))
-        devices = ing.devices if label == "warm" else DeviceClassifier()
-        if label == "warm":
-            for ua in uas:
-                devices.classify(ua)
-        stage(f"device classification ({label})", lambda: _time(devices.classify, uas))
-        if label != "warm":
-            geo = GeoResolver(GEO_DB)
-            ing, agg = ingest(geo)
-        stage(f"Ingest._process: validate + enrich ({label})",
-              lambda: _time(lambda i: ing._process(*senders[i], [evs[i]], now), range(len(reqs))))
-        tallies = [ing._process(*senders[i], [evs[i]], now) for i in range(len(reqs))]
-        agg.drain()
-        stage(f"Ingest._commit: aggregator only ({label})", lambda: _time(ing._commit, tallies))
-        snap = agg.drain()
-        ing_j, _ = ingest(geo, journal=True)
-        stage(f"Ingest._commit: journal + aggregator ({label})", lambda: _time(ing_j._commit, tallies))
-        counts[f"cube cells per hit ({label})"] = round(len(snap.cube) / len(reqs), 3)
-        try:
-            from redis.asyncio.connection import Connection
+        ing, agg = b.ingest(geo)
+    b.stage(f"Ingest._process: validate + enrich ({label})",
+            lambda: _time(lambda i: ing._process(*senders[i], [evs[i]], now), range(len(reqs))))
+    tallies = [ing._process(*senders[i], [evs[i]], now) for i in range(len(reqs))]
+    agg.drain()
+    b.stage(f"Ingest._commit: aggregator only ({label})", lambda: _time(ing._commit, tallies))
+    snap = agg.drain()
+    ing_j, _ = b.ingest(geo, journal=True)
+    b.stage(f"Ingest._commit: journal + aggregator ({label})", lambda: _time(ing_j._commit, tallies))
+    b.counts[f"cube cells per hit ({label})"] = round(len(snap.cube) / len(reqs), 3)
+    try:
+        _flush_stages(b, label, snap, len(reqs))
+    except Exception as exc:
+        b.out[f"flush ({label})"] = f"n/a ({type(exc).__name__}: {exc})"[:120]
 
-            from collector.store.flusher import encode_calls
 
-            builder = RollupBuilder(calendar, {"minute": 172800, "hour": 7776000, "day": 0, "month": 0})
-            t = time.perf_counter()
-            slots = builder.build(snap)
-            build = (time.perf_counter() - t) / len(reqs) * 1e6
-            out[f"flush: RollupBuilder.build ({label})"] = round(build, 2)
-            t = time.perf_counter()
-            calls = [c for w in slots for c in encode_calls(w, "bench", 1)]
-            out[f"flush: encode_calls ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
-            from collector.store.redis_client import HiredisPacking
+def _flush_stages(b: _Stages, label: str, snap, n_reqs: int) -> None:
+    """The rollup fan-out of one drained snapshot, its script arguments and their encoding."""
+    from redis.asyncio.connection import Connection
 
-            for name, conn in (("redis-py", Connection()), ("hiredis, as the collector", type("C", (HiredisPacking, Connection), {})())):
-                t = time.perf_counter()
-                for keys_, args in calls:
-                    conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
-                out[f"flush: {name} pack_command ({label})"] = round((time.perf_counter() - t) / len(reqs) * 1e6, 2)
-            counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / len(reqs), 3)
-            counts[f"HyperLogLog elements written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hlls.values()) / len(reqs), 3)
-            counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / len(reqs), 2)
-        except Exception as exc:
-            out[f"flush ({label})"] = f"n/a ({type(exc).__name__}: {exc})"[:120]
+    from collector.store.flusher import encode_calls
+    from collector.store.rollup import RollupBuilder
 
-    stage("the whole hit on the fast path: HitConnection.data_received (warm, no journal)",
-          lambda: _fast_path(ingest(GeoResolver(GEO_DB))[0], warm_reqs))
+    builder = RollupBuilder(b.calendar, {"minute": 172800, "hour": 7776000, "day": 0, "month": 0})
+    t = time.perf_counter()
+    slots = builder.build(snap)
+    build = (time.perf_counter() - t) / n_reqs * 1e6
+    b.out[f"flush: RollupBuilder.build ({label})"] = round(build, 2)
+    t = time.perf_counter()
+    calls = [c for w in slots for c in encode_calls(w, "bench", 1)]
+    b.out[f"flush: encode_calls ({label})"] = round((time.perf_counter() - t) / n_reqs * 1e6, 2)
+    from collector.store.redis_client import HiredisPacking
 
+    for name, conn in (("redis-py", Connection()), ("hiredis, as the collector", type("C", (HiredisPacking, Connection), {})())):
+        t = time.perf_counter()
+        for keys_, args in calls:
+            conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
+        b.out[f"flush: {name} pack_command ({label})"] = round((time.perf_counter() - t) / n_reqs * 1e6, 2)
+    b.counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / n_reqs, 3)
+    hll_elements = sum(len(v) for w in slots for v in w.hlls.values())
+    b.counts[f"HyperLogLog elements written per hit ({label})"] = round(hll_elements / n_reqs, 3)
+    b.counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / n_reqs, 2)
+
+
+def _response_stages(b: _Stages, hits: int) -> None:
+    """What building aiohttp's answer costs."""
     from aiohttp import web
 
     from collector.hit.ingest import PIXEL_GIF
 
     cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
     rng = range(hits)
-    stage("aiohttp: build web.Response(204, headers=cors)", lambda: _time(lambda _: web.Response(status=204, headers=cors), rng))
-    stage("aiohttp: build web.Response(GIF, image/gif, headers=cors)",
-          lambda: _time(lambda _: web.Response(body=PIXEL_GIF, content_type="image/gif", headers=cors), rng))
-    return {"hits": hits, "us_per_hit": out, "counts": counts}
+    b.stage("aiohttp: build web.Response(204, headers=cors)", lambda: _time(lambda _: web.Response(status=204, headers=cors), rng))
+    b.stage("aiohttp: build web.Response(GIF, image/gif, headers=cors)",
+            lambda: _time(lambda _: web.Response(body=PIXEL_GIF, content_type="image/gif", headers=cors), rng))
 
 
 def _fast_path(ingest, reqs: list) -> float:

@@ -332,7 +332,7 @@ class Population:
         exact = [(r.key, n * r.share / 100) for r in self.regions]
         counts = {k: int(x) for k, x in exact}
         rest = n - sum(counts.values())
-        for k, x in sorted(exact, key=lambda kx: -(kx[1] - int(kx[1])))[:rest]:
+        for k, _share in sorted(exact, key=lambda kx: -(kx[1] - int(kx[1])))[:rest]:
             counts[k] += 1
         seq = [k for k, c in counts.items() for _ in range(c)]
         self.rng.shuffle(seq)

@@ -34,9 +34,9 @@ import hashlib
 import importlib.util
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 SCORED_CLASSES = ("mobile", "tablet", "pc", "bot")
 
@@ -65,7 +65,7 @@ CRAWLER_USER_AGENTS = "crawler-user-agents"
 @dataclass(frozen=True, slots=True)
 class LabelledUA:
     ua: str
-    ch_mobile: Optional[str]  # the fixture's Sec-CH-UA-Mobile, if it has one
+    ch_mobile: str | None  # the fixture's Sec-CH-UA-Mobile, if it has one
     label: str
     source: str  # MATOMO or CRAWLER_USER_AGENTS
     origin: str  # fixture file / list entry, for reading misses
@@ -92,7 +92,7 @@ def matomo_fixture_dir() -> Path:
     return _package_dir("device_detector") / "tests" / "fixtures" / "upstream"
 
 
-def _matomo_label(entry: dict) -> Optional[str]:
+def _matomo_label(entry: dict) -> str | None:
     if entry.get("bot"):
         return "bot"
     device = entry.get("device") or {}
@@ -132,8 +132,8 @@ def load_crawler_user_agents() -> list[LabelledUA]:
 
 def _dedupe(entries: Iterable[LabelledUA]) -> list[LabelledUA]:
     """One entry per (UA, hint); a UA that the sources label two ways is dropped (no truth)."""
-    labels: dict[tuple[str, Optional[str]], set[str]] = defaultdict(set)
-    first: dict[tuple[str, Optional[str]], LabelledUA] = {}
+    labels: dict[tuple[str, str | None], set[str]] = defaultdict(set)
+    first: dict[tuple[str, str | None], LabelledUA] = {}
     for e in entries:
         key = (e.ua, e.ch_mobile)
         labels[key].add(e.label)
@@ -220,7 +220,7 @@ def load_npm_user_agents(path: str) -> list[LabelledUA]:
     return _dedupe(entries)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--misses", metavar="CLASS", help="print the tuning half's misses for this class")
     ap.add_argument("--split", default="tune", choices=("tune", "holdout"), help="with --misses (default: tune)")

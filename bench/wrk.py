@@ -171,7 +171,7 @@ def run(
                 proc.send_signal(signal.SIGINT)  # wrk (taskset execs it) stops and prints its summary
                 break
     stdout, stderr = proc.communicate(timeout=duration + 600)
-    line = next((l for l in stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((out for out in stdout.splitlines() if out.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {stdout[-2000:]} {stderr[-2000:]}")
     d = json.loads(line[len("WRKJSON "):])

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Sequence
 
 import orjson
 
 from collector.registry import cli as registry_cli
 from collector.settings import Settings, SettingsError, describe, parser_for
+
 from .stats_cli import add_stats_command, run_stats
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the collector", formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f, (flag, env, default, text) in zip(dataclasses.fields(Settings), describe()):
+    for f, (flag, env, default, text) in zip(dataclasses.fields(Settings), describe(), strict=True):
         # argparse %-formats help texts: a literal % (as in "90 % of ...") must be doubled.
         help_text = f"{text} (env {env}, default {default!r})".replace("%", "%%")
         if isinstance(f.default, bool):
@@ -77,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from collector.web.resources import open_geo
     from collector.enrich.device import DeviceClassifier
     from collector.enrich.enrichment import enrich
+    from collector.web.app import open_geo
+    from collector.web.resources import open_geo
 
     settings = Settings.from_env(geo_db=args.geo_db)
     geo = open_geo(settings)

@@ -19,11 +19,11 @@ import time
 import uvloop
 from aiohttp import web
 
-from collector.web.app import create_app
-from collector.web.hit_server import HitRunner
 from collector.embedded_redis import EmbeddedRedis
 from collector.registry.demo import register_demo_platform
 from collector.settings import Settings, SettingsError, redacted_url
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
 
 log = logging.getLogger("collector")
 
@@ -116,7 +116,7 @@ class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ctx = multiprocessing.get_context("spawn")
-        self.workers: list[multiprocessing.Process] = []
+        self.workers: list[multiprocessing.process.BaseProcess] = []
         self.stopping = False
 
     def run(self) -> None:
@@ -132,7 +132,7 @@ class Supervisor:
             time.sleep(0.2)
         self._shutdown()
 
-    def _spawn(self, index: int) -> multiprocessing.Process:
+    def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
         worker = self.ctx.Process(target=run_worker, args=(self.settings, index, True), name=f"collector-worker-{index}")
         worker.start()
         return worker
@@ -142,7 +142,7 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         for worker in self.workers:
-            if worker.is_alive():
+            if worker.is_alive() and worker.pid is not None:  # (a started process has its pid)
                 os.kill(worker.pid, signal.SIGTERM)
         deadline = time.monotonic() + IN_FLIGHT_GRACE + 4
         for worker in self.workers:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "COLLECTOR_"
 
@@ -146,7 +147,7 @@ class Settings:
     # ---- construction -------------------------------------------------------------
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then COLLECTOR_* variables, then explicit overrides (CLI flags)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -209,7 +210,7 @@ class Settings:
         except Exception as exc:  # zoneinfo raises several kinds
             raise SettingsError(f"{env_name('timezone')}: unknown time zone {self.timezone!r}") from exc
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 

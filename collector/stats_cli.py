@@ -16,7 +16,8 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from collector.api.stats import BREAKDOWNS, REGION_LEVELS
 
@@ -61,7 +62,8 @@ def add_stats_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--app", required=True, help="the platform's app key (appKey)")
     parser.add_argument("--group", default=None, help="a group of platforms: needs the platform registry (not built yet)")
-    parser.add_argument("--from", dest="start", default=None, help="start: YYYY-MM-DD, YYYY-MM, ISO date-time or epoch seconds (default: now)")
+    parser.add_argument("--from", dest="start", default=None,
+                        help="start: YYYY-MM-DD, YYYY-MM, ISO date-time or epoch seconds (default: now)")
     parser.add_argument("--to", dest="end", default=None, help="end, same forms (default: the start)")
     parser.add_argument("--granularity", default="day", choices=("minute", "hour", "day", "month"), help="bucket size (default day)")
     parser.add_argument("--by", default=None, choices=BY_CHOICES, metavar="DIMENSION",
@@ -201,12 +203,12 @@ def render_report(answer: dict, dimension: str | None) -> str:
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns aligned by display width (a Chinese character takes two cells); numbers
     right-aligned."""
-    widths = [max(display_width(cell) for cell in column) for column in zip(header, *rows)]
+    widths = [max(display_width(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
         padded = []
-        for cell, width, right in zip(cells, widths, numeric):
+        for cell, width, right in zip(cells, widths, numeric, strict=True):
             gap = " " * (width - display_width(cell))
             padded.append(gap + cell if right else cell + gap)
         return "  ".join(padded).rstrip()

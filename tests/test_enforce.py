@@ -11,11 +11,11 @@ import json
 import time
 
 import pytest
+from test_registry_model import application
 
 from collector.registry.application import parse_application
 from collector.registry.store import RegistryStore
 from collector.store import redis_client
-from test_registry_model import application
 
 DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 BROWSER = {"User-Agent": DESKTOP, "Content-Type": "text/plain"}

@@ -9,9 +9,8 @@ import secrets
 import time
 import urllib.parse
 
-import pytest
-
 import httputil as http_util
+import pytest
 from test_enforce import PAGE, register
 from test_registry_http import admin_token, call
 

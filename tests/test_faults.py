@@ -12,11 +12,10 @@ import random
 import signal
 import time
 
-import pytest
-
 import httputil as http
+import pytest
 from conftest import launch_collector, start_redis
-from faults import UA, Referee, RedisProxy
+from faults import UA, RedisProxy, Referee
 
 pytestmark = pytest.mark.slow
 

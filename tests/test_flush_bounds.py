@@ -10,23 +10,23 @@ import asyncio
 import signal
 import time
 
+import httputil as http
 import pytest
 import redis
 import redis.asyncio as aioredis
+from conftest import launch_collector
+from faults import UA, RedisProxy
 
-import httputil as http
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
+from collector.hit.record import Hit
 from collector.store import flusher as flusher_module
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator
 from collector.store.buckets import Calendar
-from collector.enrich.device import Device
 from collector.store.flusher import FIRST_SEQ, Flusher
-from collector.enrich.geo import Region
 from collector.store.journal import Journal, encode_hit
-from collector.hit.record import Hit
 from collector.store.rollup import RollupBuilder
-from conftest import launch_collector
-from faults import UA, RedisProxy
 
 DEVICE = Device("pc", "Chrome", "Windows")
 REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")

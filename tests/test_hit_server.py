@@ -13,15 +13,15 @@ import logging
 import socket
 import time
 
+import httputil as http
 import orjson
 import pytest
-
-import collector.web.hit_server
-import httputil as http
-from collector.web.app import create_app
-from collector.web.hit_server import HitRunner
 from conftest import HitTestServer, launch_collector
 from test_ingest import DESKTOP, flush, pv, stats
+
+import collector.web.hit_server
+from collector.web.app import create_app
+from collector.web.hit_server import HitRunner
 
 HIT = "GET /c?k=app1&t=pageview&u=https%3A%2F%2Fwww.example.edu%2F HTTP/1.1\r\nHost: x\r\nUser-Agent: " + DESKTOP + "\r\n\r\n"
 
@@ -38,7 +38,7 @@ class Conn:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, client) -> "Conn":
+    async def open(cls, client) -> Conn:
         return cls(*await asyncio.open_connection(client.server.host, client.server.port))
 
     async def send(self, data: str | bytes) -> None:
@@ -194,7 +194,7 @@ async def test_connection_close_is_honoured(collector_client):
 async def test_a_body_over_the_limit_is_413_without_reading_it(collector_client):
     client = await collector_client(max_body_bytes=100)
     conn = await Conn.open(client)
-    await conn.send(f"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+    await conn.send("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
     status, headers, body = await conn.answer()
     assert (status, layer(headers)) == (413, "fast")
     assert orjson.loads(body)["errors"][0]["reason"] == "body_too_large"
@@ -272,7 +272,7 @@ async def drip(conn: Conn, data: bytes, every: float, limit: float) -> tuple[flo
             conn.writer.write(bytes([byte]))
             await conn.writer.drain()
             chunk = await asyncio.wait_for(conn.reader.read(65536), every)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             chunk = None
         except ConnectionError:
             chunk = b""
@@ -329,7 +329,7 @@ async def test_a_head_sent_a_byte_at_a_time_is_closed_at_its_deadline(limited_cl
 async def test_a_body_sent_a_byte_at_a_time_is_closed_at_its_deadline(limited_client, fast_path, caplog):
     client = await limited_client(fast_path, request_timeout=1.0, keepalive_timeout=30.0)
     conn = await Conn.open(client)
-    await conn.send(f"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n")
+    await conn.send("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n")
     elapsed, answer = await drip(conn, orjson.dumps([pv()] * 3), every=0.2, limit=6)
     assert answer == b"" and 0.8 <= elapsed <= 3.0, (elapsed, answer)
     assert (await http_counters(client))["timed_out"] == {"body": 1}
@@ -381,7 +381,7 @@ async def test_at_max_connections_the_longest_idle_connection_makes_room(limited
     for conn in idle:
         try:
             closed += await asyncio.wait_for(conn.reader.read(), 0.3) == b""
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     assert closed == 1
     counters = await http_counters(client)
@@ -495,7 +495,7 @@ async def test_held_connections_at_the_open_file_limit_lock_nobody_out_for_long(
             writer.write(HIT.encode())
             answer = await asyncio.wait_for(reader.read(12), 1)
             writer.close()
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             answer = b""
         if answer == b"HTTP/1.1 204":
             served_after = time.monotonic() - start
@@ -537,7 +537,7 @@ async def exchange(client, chunks: list[bytes]) -> tuple[list[tuple[int, str]], 
             answers.append((status, layer(headers)))
     except (asyncio.IncompleteReadError, ConnectionError):
         closed = True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         closed = False
     conn.close()
     return answers, closed

@@ -10,12 +10,18 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from collector.web.appkeys import FLUSHER, INGEST
 from collector.hit.protocol import (
-    EVENT_TYPES, INT_FIELDS, INTERACTIONS, MEDIA_ACTIONS, STRING_FIELDS, decode_query,
+    EVENT_TYPES,
+    INT_FIELDS,
+    INTERACTIONS,
+    MEDIA_ACTIONS,
+    STRING_FIELDS,
+    decode_query,
 )
+from collector.web.appkeys import FLUSHER, INGEST
 
 UA = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"}
 ALLOWED = {204, 400, 413}
@@ -161,9 +167,10 @@ async def test_fuzz_never_5xx_and_control_is_exact(collector_client):
         answer_is_fine(ingest.hit_body(body, "127.0.0.1", None, UA["User-Agent"], None), control_included=True)
         sent.append(1)
 
+    values = JSON.map(lambda v: v if isinstance(v, str) else json_text(v).decode()) | QUERY_TEXT
+
     @settings(max_examples=1000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(pairs=st.lists(st.tuples(NAMES | QUERY_TEXT, JSON.map(lambda v: v if isinstance(v, str) else json_text(v).decode()) | QUERY_TEXT)),
-           raw=QUERY_TEXT)
+    @given(pairs=st.lists(st.tuples(NAMES | QUERY_TEXT, values)), raw=QUERY_TEXT)
     def get(pairs, raw):
         query = "&".join(quote(n) + "=" + quote(v) for n, v in pairs) + "&" + raw
         answer_is_fine(ingest.hit_query(decode_query(query), "127.0.0.1", None, UA["User-Agent"], None))

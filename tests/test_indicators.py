@@ -9,10 +9,10 @@ import json
 import re
 
 import pytest
-
-from collector.store import keys
 from conftest import ROOT
 from test_openapi import BROWSER, deep_batch
+
+from collector.store import keys
 
 DOC = (ROOT / "docs" / "indicators.md").read_text()
 FIELD_PATH = re.compile(r"`((?:totals|series\[\]|breakdowns)(?:\.[\w-]+(?:\[\])?)*|attribution)`")

@@ -133,7 +133,8 @@ async def test_batch_over_the_cap_keeps_the_first_events(collector_client):
 
 async def test_garbage_never_gets_a_5xx(collector_client):
     client = await collector_client()
-    bodies = [b"null", b"1", b'"x"', b"[null]", b"[[]]", b'{"k": {"a": 1}}', b'[{"k": "a", "t": "pageview", "u": "https://e/", "p": {"a": NaN}}]',
+    bodies = [b"null", b"1", b'"x"', b"[null]", b"[[]]", b'{"k": {"a": 1}}',
+              b'[{"k": "a", "t": "pageview", "u": "https://e/", "p": {"a": NaN}}]',
               b'{"k": "a", "t": "pageview", "u": "https://e/", "ts": 1e400}', b"\x00" * 100, "🙂".encode() * 10,
               b'{"k": "a", "t": "engagement", "et": 99999999999999999999999}', b'[' * 5000]
     for body in bodies:
@@ -156,7 +157,7 @@ async def test_n_hits_give_exactly_n_page_views(collector_client):
         resp = await client.post("/c", data=orjson.dumps([pv(url=f"https://e.edu/p{i % 7}")] * 25), headers=headers(ip=f"100.64.0.{i}"))
         assert resp.status == 204
         sent += 25
-    for i in range(137):
+    for _ in range(137):
         resp = await client.get("/c", params=pv(), headers=headers(ua=IPHONE))
         assert resp.status == 204
         sent += 1
@@ -242,7 +243,8 @@ async def test_first_party_ids_are_their_own_uv(collector_client):
 
 async def test_other_event_types_are_counted_by_type(collector_client):
     client = await collector_client()
-    batch = [{"k": "app1", "t": "click", "n": "buy"}, {"k": "app1", "t": "click", "n": "more"}, {"k": "app1", "t": "media", "n": "read", "rid": "r", "ms": "m", "ws": 0, "wt": 0}]
+    batch = [{"k": "app1", "t": "click", "n": "buy"}, {"k": "app1", "t": "click", "n": "more"},
+             {"k": "app1", "t": "media", "n": "read", "rid": "r", "ms": "m", "ws": 0, "wt": 0}]
     assert (await client.post("/c", data=orjson.dumps(batch), headers=headers())).status == 204
     await flush(client)
     assert (await stats(client))["totals"]["events"] == {"click": 2, "media": 1}
@@ -253,6 +255,7 @@ async def test_100k_distinct_visitors_give_uv_within_one_percent(collector_clien
     # about one run in five. Fixed salts (the keeper only sets salts that are missing)
     # make the hashed visitors, and so the estimate, the same on every run.
     import time as _time
+
     from collector.store.buckets import Calendar
 
     _, _, day, month = Calendar("Asia/Shanghai").buckets_of_minute(int(_time.time() // 60))

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
-from pathlib import Path
-
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
+from collector.features.deep import DeepFacts, Session
+from collector.hit.record import Hit
 from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Aggregator
 from collector.store.buckets import Calendar
-from collector.features.deep import DeepFacts, Session
-from collector.enrich.device import Device
 from collector.store.flusher import FIRST_SEQ, Flusher
-from collector.enrich.geo import Region
-from collector.web.appkeys import FLUSHER
-from collector.hit.record import Hit
-from collector.store.journal import DECODERS, FORMAT_VERSION, HEADER, Interned, Journal, JournalLocked, Quarantine, encode_hit, encode_reject, replay
+from collector.store.journal import (
+    DECODERS,
+    FORMAT_VERSION,
+    HEADER,
+    Interned,
+    Journal,
+    JournalLocked,
+    Quarantine,
+    encode_hit,
+    encode_reject,
+    replay,
+)
 from collector.store.rollup import RollupBuilder
+from collector.web.appkeys import FLUSHER
 
 DEVICE = Device("pc", "Chrome", "Windows")
 REGION = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")
@@ -318,7 +329,8 @@ async def test_a_leftover_segment_with_undecodable_records_does_not_stop_the_flu
     client = await collector_client()
     for _ in range(3):
         events = orjson.dumps([{"k": "new", "t": "pageview", "u": "https://e.edu/"}])
-        assert (await client.post("/c", data=events, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"})).status == 204
+        firefox = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+        assert (await client.post("/c", data=events, headers=firefox)).status == 204
     assert await client.server.app[FLUSHER].flush()
     assert day_pv(rds, "old") == 1 and day_pv(rds, "new") == 3
     assert not leftover.exists()

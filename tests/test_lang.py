@@ -7,11 +7,10 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
+from test_ingest import DESKTOP, IPHONE, flush, headers, pv, stats
 from yarl import URL
 
 from collector.features.pages import language_of
-
-from test_ingest import DESKTOP, IPHONE, flush, headers, pv, stats
 
 
 @pytest.mark.parametrize("tag, value", [

@@ -7,14 +7,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from test_deep import interaction, media, post
+from test_ingest import flush, pv
+
 from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS
 from collector.hit import protocol
 from collector.store import names
 from collector.store.flush_script import APPLY_FLUSH_LUA
-
-from test_deep import interaction, media, post
-from test_ingest import flush, pv
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "redis-keys.md"
 

@@ -112,7 +112,8 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
     assert stats["breakdowns"]["resource"] and stats["breakdowns"]["region"]["city"] and stats["breakdowns"]["item"]
     for bad in ("/api/stats?app=demo&granularity=week", "/api/stats?granularity=day"):
         await checker.check(await client.get(bad, headers=AUTH), "/api/stats", "get")
-    await checker.check(await client.get("/api/stats?app=demo&granularity=hour&from=2026-01-01&to=2026-01-02", headers=AUTH), "/api/stats", "get")
+    answer = await client.get("/api/stats?app=demo&granularity=hour&from=2026-01-01&to=2026-01-02", headers=AUTH)
+    await checker.check(answer, "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo"), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo", headers={"Authorization": "Bearer wrong"}), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo&breakdown=page&limit=0", headers=AUTH), "/api/stats", "get")
@@ -140,11 +141,12 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
 
 async def check_registry_and_health(client, checker: Checker) -> None:
     """The registry's open form and admin API, the kit page, and platform health (§8.4)."""
+    from test_registry_model import application
+
     from collector.registry.anomaly import baseline, detect
     from collector.registry.store import RegistryStore
     from collector.web.appkeys import REDIS
     from collector.web.platform_health import build_job
-    from test_registry_model import application
 
     token = await RegistryStore(client.server.app[REDIS]).create_admin_token("openapi", "test")
     admin = {"Authorization": f"Bearer {token}"}
@@ -196,7 +198,7 @@ async def check_registry_and_health(client, checker: Checker) -> None:
 
 async def frozen_version(client) -> str:
     """The release version the collector serves, from the beacon it announces."""
-    from collector.web.beacon_routes import beacon_info
     from collector.settings import resolve_path
+    from collector.web.beacon_routes import beacon_info
 
     return beacon_info(resolve_path("beacon_js/dist"))["version"]

@@ -12,6 +12,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from conftest import FakeClock
+from test_registry_model import application
 
 from collector.registry import webhook_sign
 from collector.registry.anomaly import CRITICAL, DROP, SPIKE, baseline, detect, same_kind_history
@@ -24,8 +26,6 @@ from collector.registry.store import RegistryStore
 from collector.store import keys
 from collector.store.buckets import Calendar
 from collector.store.lease import Lease
-from conftest import FakeClock
-from test_registry_model import application
 
 CAL = Calendar("Asia/Shanghai")
 # Monday 2026-11-30 10:15 in Shanghai.
@@ -479,6 +479,7 @@ def test_every_health_key_shares_one_cluster_slot():
 
 async def test_a_redis_outage_pauses_the_rounds_with_one_log_line(caplog):
     from conftest import free_port
+
     from collector.web.platform_health import quiet_outages
 
     gone = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)

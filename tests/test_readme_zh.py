@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from collector.settings import describe
 from conftest import ROOT
+
+from collector.settings import describe
 
 EN = (ROOT / "README.md").read_text()
 ZH = (ROOT / "README.zh-CN.md").read_text()

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SUBCOMMANDS = ("apply", "list", "show", "approve", "reject", "activate", "suspend", "resume", "revoke", "rotate-key", "kit", "audit",
@@ -51,7 +50,8 @@ def test_life_cycle_through_the_cli(redis_url):
     listed = ok("platforms", "list", redis_url=redis_url).stdout
     assert "编号 id" in listed and "浙江教育资源网" in listed and "已申请 applied" in listed
 
-    approved = json.loads(ok("platforms", "approve", "zjer", "--note", "核验通过", "--json", "--actor", "cli:lead", redis_url=redis_url).stdout)
+    approved = json.loads(ok("platforms", "approve", "zjer", "--note", "核验通过", "--json", "--actor", "cli:lead",
+                             redis_url=redis_url).stdout)
     key, kit_token = approved["issued_app_key"], approved["issued_kit_token"]
     assert approved["state"] == "approved" and len(key) == 32 and kit_token.startswith("ebk_")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import httputil as http
+import pytest
 from conftest import ROOT, launch_collector
 from test_registry_cli import cli, ok
 from test_registry_model import application

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from conftest import ROOT, FakeClock
 
 from collector.hit.protocol import usable_app_key
 from collector.registry import credentials
@@ -13,11 +14,18 @@ from collector.registry.application import ApplicationInvalid, parse_application
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import (
-    TRANSITIONS, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError, domain_problem, next_state, origin_allowed,
+    TRANSITIONS,
+    Platform,
+    RegistrySnapshot,
+    RetiredKey,
+    Scope,
+    TransitionError,
+    domain_problem,
+    next_state,
+    origin_allowed,
 )
 from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import load_release
-from conftest import ROOT, FakeClock
 
 DIST = ROOT / "beacon_js" / "dist"
 
@@ -106,7 +114,8 @@ def test_record_round_trips_through_json():
 
 
 def test_a_good_application_becomes_an_applied_record():
-    p = parse_application(application(type="服务平台", environment="test", scope={"deep": True, "events": ["media", "pageview"], "dimensions": ["subject"]}))
+    scope = {"deep": True, "events": ["media", "pageview"], "dimensions": ["subject"]}
+    p = parse_application(application(type="服务平台", environment="test", scope=scope))
     assert (p.state, p.type, p.environment, p.foreign_origin) == ("applied", "service", "test", "reject")
     assert p.scope == Scope(True, True, ("media", "pageview"), ("subject",))
 
@@ -194,7 +203,8 @@ def test_deep_commands_follow_the_declared_scope():
     assert "setUser" in text and "data-eb-click" in text and "data-eb-rid" in text and 'data-eb-subj="math"' in text
     for absent in ("data-eb-stage", "data-eb-rt", "data-eb-track", "'rate'", "'record'"):
         assert absent not in text
-    everything = platform(scope=Scope(True, True, ("click", "custom", "exposure", "interaction", "media"), ("rtype", "subject", "stage", "source")))
+    everything = platform(scope=Scope(True, True, ("click", "custom", "exposure", "interaction", "media"),
+                                      ("rtype", "subject", "stage", "source")))
     text = "\n".join(s.code for s in build_kit(everything, "https://c.example.cn", None).deep)
     for present in ("data-eb-track", "data-eb-stage", "data-eb-rt", "data-eb-src", "'rate'", "'share'", "'record'"):
         assert present in text

@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
+from conftest import FakeClock
 from redis.crc import key_slot
+from test_registry_model import application
 
 from collector.registry.application import parse_application
 from collector.registry.model import TransitionError
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
 from collector.store import keys
-from conftest import FakeClock
-from test_registry_model import application
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+from conftest import FakeClock
 
-from collector.web.appkeys import FLUSHER
 from collector.store.buckets import Calendar
 from collector.store.flusher import CALL_ARGS, encode_calls
 from collector.store.rollup import SlotWrites
-from conftest import FakeClock
+from collector.web.appkeys import FLUSHER
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -61,7 +61,7 @@ async def test_hits_land_in_the_right_minute_hour_day_and_month(collector_client
 async def test_month_uv_is_its_own_hyperloglog_not_a_sum_of_days(collector_client, rds):
     clock = FakeClock(at("2027-03-01T10:00:00"))
     client = await collector_client(clock=clock)
-    for day in range(10):  # the same 5 visitors come back on 10 days
+    for _day in range(10):  # the same 5 visitors come back on 10 days
         for v in range(5):
             await hit(client, f"100.64.3.{v}")
         clock.advance(86400)
@@ -119,7 +119,7 @@ def test_large_slot_writes_split_into_ordered_calls():
     members, fields = [], {}
     for script_keys, args in calls:
         a = 2
-        for key in script_keys[1:]:
+        for _key in script_keys[1:]:  # one (kind, _, n, values...) group per key
             kind, _, n = args[a], args[a + 1], args[a + 2]
             a += 3
             if kind == "p":

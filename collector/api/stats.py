@@ -9,19 +9,20 @@ HyperLogLogs (PFCOUNT of many keys), never a sum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from collector.api.topn import summed_fields, top_fields
-from collector.store import keys, names
-from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
 from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LIMIT, ROW_LIMIT, deep_figures
 from collector.features.reading import BucketReading, ratio, split_metrics
-from collector.enrich.geo import DBIP_ATTRIBUTION, describe_region_key
-
+from collector.store import keys, names
+from collector.store.buckets import GRANULARITIES, Bucket, Calendar
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = pages.BREAKDOWNS  # the page-view breakdowns: page, page_code, referrer, ..., region, bot
@@ -178,14 +179,15 @@ class StatsReader:
         results = await pipe.execute()
         catalogue = _ints(results[-1])
         total = catalogue.get("total", 0)
-        series, total_counters = [], {}
+        series: list[dict[str, Any]] = []
+        total_counters: dict[str, int] = {}
         for i, b in enumerate(buckets):
             counters = _ints(results[width * i])
             _add_into(total_counters, counters)
             entry = {"bucket": b.label, "start": b.start}
             entry.update(derive(counters, _hll_counts(results[width * i + 1 : width * (i + 1)]), catalogue_total=total))
             series.append(entry)
-        out = {
+        out: dict[str, Any] = {
             "app": app,
             "granularity": g,
             "timezone": str(self.calendar.tz),
@@ -256,7 +258,8 @@ class StatsReader:
         """Replace the app's catalogue (its true resource counts per dimension value)."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(keys.catalogue(app))
-        pipe.hset(keys.catalogue(app), mapping=fields)
+        mapping: dict[FieldT, EncodableT] = {name: n for name, n in fields.items()}  # (redis-py's Mapping key is invariant)
+        pipe.hset(keys.catalogue(app), mapping=mapping)
         await pipe.execute()
 
     async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, budget: ReadBudget):
@@ -299,5 +302,5 @@ def _hash_suffixes(dim: str) -> tuple[str, ...]:
 
 
 def _region_parts(value: str) -> tuple[str, str, str]:
-    parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)]
-    return tuple(parts + [""] * (3 - len(parts)))  # type: ignore[return-value]
+    parts = [("" if p == "(unknown)" else p) for p in value.split("/", 2)] + ["", ""]
+    return parts[0], parts[1], parts[2]

@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import heapq
 import weakref
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
@@ -34,7 +34,7 @@ SCAN_COUNT = 250  # fields per HSCAN: about a millisecond of work per chunk for 
 # chunk's work, not one chunk of every read in flight, and the memory of reads in flight
 # does not add up. Reads queue instead; the bounds in stats.py keep each one short.
 # One semaphore per event loop (a process has one; tests make many).
-_SCANS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_SCANS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _one_scan_at_a_time() -> asyncio.Semaphore:

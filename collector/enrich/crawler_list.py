@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ NOT_BOTS = frozenset({
 })
 
 _NAME_RE = re.compile(r"[\w.!-]*\w")
-_Matcher = Callable[[str], Optional[str]]
+_Matcher = Callable[[str], str | None]
 
 
 def _load_patterns() -> list[str]:
@@ -59,7 +59,7 @@ def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
             log.debug("crawler pattern not usable natively: %r", p)
     extractor = ua_parser_rs.DeviceExtractor([rule(p) for p in usable])
 
-    def match(ua: str) -> Optional[str]:
+    def match(ua: str) -> str | None:
         m = extractor.extract(ua)
         return m.family if m is not None else None
 
@@ -76,7 +76,7 @@ def _re_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
             log.debug("crawler pattern not usable by re: %r", p)
     chunks = [re.compile("|".join(usable[i : i + 50])) for i in range(0, len(usable), 50)]
 
-    def match(ua: str) -> Optional[str]:
+    def match(ua: str) -> str | None:
         for chunk in chunks:
             m = chunk.search(ua)
             if m is not None:
@@ -89,12 +89,12 @@ def _re_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
 class CrawlerList:
     """`name(ua)`: the crawler's name (the matched text's first token) or None."""
 
-    def __init__(self, matcher: Optional[_Matcher] = None, patterns: int = 0) -> None:
+    def __init__(self, matcher: _Matcher | None = None, patterns: int = 0) -> None:
         self._match = matcher
         self.patterns = patterns  # how many patterns are in use (0: list not installed)
 
     @classmethod
-    def load(cls, native: bool) -> "CrawlerList":
+    def load(cls, native: bool) -> CrawlerList:
         try:
             patterns = _load_patterns()
             return cls(*(_native_matcher(patterns) if native else _re_matcher(patterns)))
@@ -102,7 +102,7 @@ class CrawlerList:
             log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
             return cls()
 
-    def name(self, ua: str) -> Optional[str]:
+    def name(self, ua: str) -> str | None:
         if self._match is None:
             return None
         try:

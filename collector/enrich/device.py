@@ -36,8 +36,9 @@ import functools
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from collector.enrich.crawler_list import CrawlerList
 from collector.enrich.device_models import AndroidModels, android_model
@@ -78,7 +79,7 @@ _OTHER = Device("other", "Other", "Other")
 # --------------------------------------------------------------------------
 
 _Resolver = Callable[[str, Any], Any]
-_resolver: Optional[_Resolver] = None
+_resolver: _Resolver | None = None
 _domain_all: Any = None
 RESOLVER_NAME = "unloaded"
 _resolver_lock = threading.Lock()
@@ -111,7 +112,7 @@ class _RsResolver:
             (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in de if m.family in _DEVICE_FAMILIES_USED
         )
 
-    def __call__(self, ua: str, _domains: Any) -> "_RsResult":
+    def __call__(self, ua: str, _domains: Any) -> _RsResult:
         return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
 
 
@@ -122,7 +123,7 @@ class _RsResult:
     device: Any
 
 
-def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
+def _build_resolver() -> tuple[_Resolver | None, Any, str]:
     try:
         import ua_parser
         from ua_parser import Domain
@@ -148,7 +149,7 @@ def _build_resolver() -> tuple[Optional[_Resolver], Any, str]:
         return None, None, "none"
 
 
-def _get_resolver() -> tuple[Optional[_Resolver], Any]:
+def _get_resolver() -> tuple[_Resolver | None, Any]:
     global _resolver, _domain_all, RESOLVER_NAME
     if RESOLVER_NAME == "unloaded":
         with _resolver_lock:
@@ -199,7 +200,7 @@ def _load_crawler_list() -> None:
     CRAWLER_PATTERNS = _crawlers.patterns
 
 
-_android_models: Optional[AndroidModels] = None
+_android_models: AndroidModels | None = None
 
 
 def _load_android_models() -> None:
@@ -207,7 +208,7 @@ def _load_android_models() -> None:
     _android_models = AndroidModels.load()
 
 
-def _android_model_class(ua: str) -> Optional[str]:
+def _android_model_class(ua: str) -> str | None:
     """An Android UA's model's class in Matomo's device list (see device_models)."""
     if not _android_models:
         return None
@@ -268,7 +269,7 @@ _GENERIC_BROWSER_FAMILIES = frozenset(
 )
 
 
-def _bot_word(ua: str) -> Optional[str]:
+def _bot_word(ua: str) -> str | None:
     # Phones and tablets named "...bot" (Cubot aside: "M bot 54", "IDbot553", "C Bot Tab
     # 70") write it in the model field of an Android UA; a crawler never does.
     model = android_model(ua) if "Android" in ua else None
@@ -278,7 +279,7 @@ def _bot_word(ua: str) -> Optional[str]:
     return None
 
 
-def _bot_token(ua: str, low: str) -> Optional[str]:
+def _bot_token(ua: str, low: str) -> str | None:
     """Name-ish token if the UA looks automated, else None."""
     for w in _BOT_WORDS:
         if w in low:
@@ -293,7 +294,7 @@ def _bot_token(ua: str, low: str) -> Optional[str]:
     return None
 
 
-def _bot_name(ua_family: str, token: Optional[str]) -> str:
+def _bot_name(ua_family: str, token: str | None) -> str:
     if ua_family not in _GENERIC_BROWSER_FAMILIES:
         return ua_family  # ua-parser recognised the bot/tool by name
     return token or ua_family
@@ -395,7 +396,7 @@ _APP_TOKENS = (
 _QQ_APP_RE = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
 
 
-def _app_name(ua: str) -> Optional[str]:
+def _app_name(ua: str) -> str | None:
     for tok, name in _APP_TOKENS:
         if tok in ua:
             if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
@@ -454,7 +455,7 @@ def _is_android_desktop(ua: str) -> bool:
     return False
 
 
-def _desktop_os_token(ua: str) -> Optional[str]:
+def _desktop_os_token(ua: str) -> str | None:
     for token, name in _DESKTOP_OS_TOKENS:
         if token in ua:
             return name
@@ -467,14 +468,14 @@ def _desktop_os_token(ua: str) -> Optional[str]:
 _URL_BOT_RE = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
 
 
-def _url_bot_name(ua: str) -> Optional[str]:
+def _url_bot_name(ua: str) -> str | None:
     if "http://" not in ua and "https://" not in ua:
         return None
     m = _URL_BOT_RE.search(ua)
     return m.group(1) if m is not None else "bot"
 
 
-def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> Optional[tuple[str, str, str, int]]:
+def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> tuple[str, str, str, int] | None:
     token = _bot_token(ua, ua.lower())
     if token is None:
         token = _crawlers.name(ua)
@@ -495,8 +496,15 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     bot = _bot(ua, ua_family, os_family, dev_family)
     if bot is not None:
         return bot
+    browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
+    os_family = _os_name(ua, os_family)
+    device_class = _class_by_device(ua, os_family, dev_family)
+    if device_class is not None:
+        return device_class, browser, os_family, _KNOWN
+    return _class_by_os(ua, ua_family, browser, os_family, dev_family)
 
-    # --- browser / OS naming ---------------------------------------------
+
+def _browser_name(ua: str, ua_family: str, os_family: str) -> str:
     browser = _BROWSER_RENAMES.get(ua_family, ua_family)
     if browser == "Apple Mail" and os_family not in ("Mac OS X", "iOS"):
         # ua-parser's catch-all for a bare "AppleWebKit/... (KHTML, like
@@ -505,54 +513,70 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     if "ArkWeb/" in ua and browser in ("Chrome", "Chrome Mobile"):
         browser = "ArkWeb"  # HarmonyOS NEXT system webview, not Chrome
     app = _app_name(ua)
-    if app is not None:
-        browser = app
+    return app if app is not None else browser
 
+
+def _os_name(ua: str, os_family: str) -> str:
     if "HarmonyOS" in ua or "OpenHarmony" in ua:
         # HarmonyOS 2-4 UAs read "Android 10; HarmonyOS; <model>" (AOSP
         # compatible) and ua-parser calls them Android; they are HarmonyOS.
-        os_family = "HarmonyOS"
-    elif os_family == "Other":
+        return "HarmonyOS"
+    if os_family == "Other":
         for token, name in _OS_TOKENS:
             if token in ua:
-                os_family = name
-                break
+                return name
+    return os_family
 
-    # --- device class ----------------------------------------------------
+
+def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
+    """The device class the UA's device tokens decide, or None for the OS to decide."""
     # iPhone / iPad first: the most common UAs, and never TVs, so they skip
     # the ~30 TV/console token checks.
     if dev_family == "iPad" or "iPad" in ua:
-        return "tablet", browser, os_family, _KNOWN
+        return "tablet"
     if dev_family in ("iPhone", "iPod") or "iPhone" in ua or "iPod" in ua:
-        return "mobile", browser, os_family, _KNOWN
+        return "mobile"
 
     if _is_tv_or_console(ua):
-        return "other", browser, os_family, _KNOWN
+        return "other"
 
     dt = _OHOS_TYPE_RE.search(ua) if "OpenHarmony" in ua else None
     if dt is not None:
-        return _OHOS_CLASS[dt.group(1)], browser, os_family, _KNOWN
+        return _OHOS_CLASS[dt.group(1)]
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
-        return "mobile", browser, os_family, _KNOWN
-    android = os_family in ("Android", "HarmonyOS") or "Android" in ua
-    if android:
-        if _is_android_desktop(ua):
-            return "pc", browser, os_family, _KNOWN
-        # Tablets, laptops and TV boxes by model; a listed phone model proves less than
-        # the UA's shape (the same prefix often names both sizes), so the shape decides.
-        listed = _android_model_class(ua)
-        if listed is not None and listed != "mobile":
-            return listed, browser, os_family, _KNOWN
-    if dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua):
-        return "tablet", browser, os_family, _KNOWN
-    if android:
-        # Android's own convention (and Chrome's): phone browsers put "Mobile" in
-        # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
-        # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
-        # convention: without a browser's "Safari/" token, the far more common phone.
-        if "Mobi" in ua or "Safari/" not in ua:
-            return "mobile", browser, os_family, _KNOWN
-        return "tablet", browser, os_family, _KNOWN
+        return "mobile"
+    if os_family in ("Android", "HarmonyOS") or "Android" in ua:
+        return _android_class(ua, dev_family)
+    if _is_tablet_device(ua, dev_family):
+        return "tablet"
+    return None
+
+
+def _is_tablet_device(ua: str, dev_family: str) -> bool:
+    return dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua)
+
+
+def _android_class(ua: str, dev_family: str) -> str:
+    if _is_android_desktop(ua):
+        return "pc"
+    # Tablets, laptops and TV boxes by model; a listed phone model proves less than
+    # the UA's shape (the same prefix often names both sizes), so the shape decides.
+    listed = _android_model_class(ua)
+    if listed is not None and listed != "mobile":
+        return listed
+    if _is_tablet_device(ua, dev_family):
+        return "tablet"
+    # Android's own convention (and Chrome's): phone browsers put "Mobile" in
+    # the UA, tablets leave it out.  ("Mobi" also covers Opera's "Opera Mobi".)
+    # Apps and HTTP stacks (Dalvik, okhttp, in-app players) follow no such
+    # convention: without a browser's "Safari/" token, the far more common phone.
+    if "Mobi" in ua or "Safari/" not in ua:
+        return "mobile"
+    return "tablet"
+
+
+def _class_by_os(ua: str, ua_family: str, browser: str, os_family: str, dev_family: str) -> tuple[str, str, str, int]:
+    """(device_class, browser, os, kind) when no device token decided."""
     if os_family == "iOS" and ("Macintosh" in ua or "x86_64" in ua):
         # CFNetwork apps on a Mac: ua-parser maps every CFNetwork/Darwin version to iOS,
         # but no iOS device is a "Power Macintosh" or x86_64.
@@ -564,15 +588,7 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         if desktop is not None:
             return "pc", browser, desktop, _KNOWN
     if os_family in _DESKTOP_OS or os_family.startswith("Windows"):
-        if os_family == "Mac OS X" and "Mobile/" in ua:
-            # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
-            # desktop mode do.  (touch points are handled in _refine)
-            return "tablet", "Mobile Safari" if browser == "Safari" else browser, "iOS", _KNOWN
-        if "Mobi" in ua:
-            # Desktop OS with a mobile marker: Windows 10 Mobile
-            # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
-            return "mobile", browser, os_family, _KNOWN
-        return "pc", browser, os_family, _KNOWN
+        return _desktop_os_class(ua, browser, os_family)
     if (
         os_family != "Other"
         or dev_family in ("Generic Smartphone", "Generic Feature Phone")
@@ -583,6 +599,18 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         # neither a desktop nor a known mobile one (feature-phone systems mostly).
         return "mobile", browser, os_family, _KNOWN
     return "bot", _unidentified_name(ua, ua_family), os_family, _UNIDENTIFIED
+
+
+def _desktop_os_class(ua: str, browser: str, os_family: str) -> tuple[str, str, str, int]:
+    if os_family == "Mac OS X" and "Mobile/" in ua:
+        # A real Mac never sends "Mobile/<build>"; iPad in-app webviews in
+        # desktop mode do.  (touch points are handled in _refine)
+        return "tablet", "Mobile Safari" if browser == "Safari" else browser, "iOS", _KNOWN
+    if "Mobi" in ua:
+        # Desktop OS with a mobile marker: Windows 10 Mobile
+        # ("Windows NT 10.0; ARM; Lumia"), Ubuntu Touch / Linux phones.
+        return "mobile", browser, os_family, _KNOWN
+    return "pc", browser, os_family, _KNOWN
 
 
 def _unidentified_name(ua: str, ua_family: str) -> str:
@@ -620,7 +648,7 @@ def _device(cls: str, browser: str, os_family: str) -> Device:
     return d
 
 
-def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
+def _class_from_evidence(ch: int | None, sb: int, tb: int) -> str | None:
     """Device class for a UA that names no platform, from what the hit itself shows: a
     screen size (only beacon.js in a browser reports one) or Chromium's Sec-CH-UA-Mobile.
     None: no sign that a browser ran at all."""
@@ -633,7 +661,7 @@ def _class_from_evidence(ch: Optional[int], sb: int, tb: int) -> Optional[str]:
     return None
 
 
-def _refine(base: tuple[str, str, str, int], ch: Optional[int], sb: int, tb: int) -> Device:
+def _refine(base: tuple[str, str, str, int], ch: int | None, sb: int, tb: int) -> Device:
     cls, browser, os_family, kind = base
     if kind == _UNIDENTIFIED:
         evident = _class_from_evidence(ch, sb, tb)
@@ -717,7 +745,7 @@ class DeviceClassifier:
         self._cached = functools.lru_cache(maxsize=max(0, int(cache_size)))(self._compute)
 
     @staticmethod
-    def _compute(ua: str, ch: Optional[int], sb: int, tb: int) -> Device:
+    def _compute(ua: str, ch: int | None, sb: int, tb: int) -> Device:
         try:
             return _refine(_analyse(ua), ch, sb, tb)
         except Exception:  # pragma: no cover - defensive, must never raise
@@ -726,8 +754,8 @@ class DeviceClassifier:
 
     def classify(
         self,
-        ua: Optional[str],
-        ch_mobile: Optional[str] = None,
+        ua: str | None,
+        ch_mobile: str | None = None,
         screen_w: int = 0,
         screen_h: int = 0,
         touch_points: int = 0,

@@ -27,7 +27,6 @@ import os
 import re
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,10 @@ log = logging.getLogger(__name__)
 # It is internal (re._parser since 3.11, sre_parse before): if it moves, load() logs and
 # returns an empty table, and the collector still runs on the UA's shape.
 try:
-    import re._constants as _sre  # type: ignore[import-not-found]
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
+    import re._constants as _sre
+    import re._parser as _sre_parse
 except ImportError:  # pragma: no cover
-    _sre = _sre_parse = None  # type: ignore[assignment]
+    _sre = _sre_parse = None
 
 __all__ = ["AndroidModels", "android_model"]
 
@@ -63,12 +62,12 @@ _MODEL_RE = re.compile(
 )
 
 
-def android_model(ua: str) -> Optional[str]:
+def android_model(ua: str) -> str | None:
     m = _MODEL_RE.search(ua)
     return m.group(1) if m is not None else None
 
 
-def _literal_prefixes(seq: list) -> Optional[list[tuple[str, bool]]]:
+def _literal_prefixes(seq: list) -> list[tuple[str, bool]] | None:
     """Lower-case literal prefixes that every match of the parsed regex `seq` starts with,
     each with whether it spans the whole of `seq` (so what follows may extend it).
     None: too many to list."""
@@ -146,12 +145,12 @@ class AndroidModels:
     """Longest-literal-prefix table: model prefix -> device class.  Phone prefixes are only
     kept where they refine a longer prefix of another class: a phone is the default."""
 
-    def __init__(self, table: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, table: dict[str, str] | None = None) -> None:
         self.table = table or {}
         self.lengths = sorted({len(p) for p in self.table}, reverse=True)
 
     @classmethod
-    def from_matomo(cls, brands: dict) -> "AndroidModels":
+    def from_matomo(cls, brands: dict) -> AndroidModels:
         if _sre_parse is None:
             raise ImportError("Python's regex parser (re._parser) is not available")
         classes: dict[str, set[str]] = {}
@@ -174,7 +173,7 @@ class AndroidModels:
         return cls(keep)
 
     @classmethod
-    def load(cls) -> "AndroidModels":
+    def load(cls) -> AndroidModels:
         """The table, from the on-disk cache when it holds this list version's (building it
         takes ~1 s of regex parsing: too slow for every worker and test process)."""
         try:
@@ -189,14 +188,17 @@ class AndroidModels:
         try:
             import yaml_rs  # installed with device-detector
 
-            models = cls.from_matomo(yaml_rs.loads(_mobiles_yml().read_text("utf-8")))
+            brands = yaml_rs.loads(_mobiles_yml().read_text("utf-8"))
+            if not isinstance(brands, dict):
+                raise ValueError("not a mapping of brands")
+            models = cls.from_matomo(brands)
         except Exception as e:
             log.error("Matomo device list unreadable (%s): Android devices are told by the UA's shape only", e)
             return cls()
         _write_cache(path, models.table)
         return models
 
-    def device_class(self, model: str) -> Optional[str]:
+    def device_class(self, model: str) -> str | None:
         """The class of the longest listed prefix of `model`, None if none is listed."""
         low = model.lower()
         n = len(low)

@@ -20,8 +20,9 @@ import functools
 import ipaddress
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import maxminddb
 
@@ -161,7 +162,7 @@ class GeoResolver:
                 continue
             if record and not isinstance(record, dict):
                 return _region_from_record(record)  # not a city database: unknown
-            if record:
+            if record and isinstance(record, dict):  # (always a dict here: says so to mypy)
                 place = _place_of(record)
                 region = self._by_place.get(place)
                 if region is None:
@@ -189,7 +190,7 @@ class GeoResolver:
         lines = []
         for path, reader in self._readers:
             meta = reader.metadata()
-            built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.timezone.utc)
+            built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.UTC)
             lines.append(
                 f"{path}: {meta.database_type}, built {built:%Y-%m-%d}, IPv{meta.ip_version}"
             )

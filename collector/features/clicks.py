@@ -27,6 +27,5 @@ def figures(reading: BucketReading) -> int:
 
 def row_figures(m: dict[str, int]) -> dict:
     """A target's breakdown row."""
-    row = {"clicks": m.get("clicks", 0), "exposures": m.get("exposures", 0)}
-    row["ctr"] = ratio(row["clicks"], row["exposures"])
-    return row
+    clicks, exposures = m.get("clicks", 0), m.get("exposures", 0)
+    return {"clicks": clicks, "exposures": exposures, "ctr": ratio(clicks, exposures)}

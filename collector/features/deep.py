@@ -9,12 +9,12 @@ interactions, users.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from collector.hit.caps import CardinalityCaps
 from collector.features import clicks, interactions, media, tracks, users
 from collector.features.facts import DeepFacts, EventScope, Session
 from collector.features.users import USER_MARK
+from collector.hit.caps import CardinalityCaps
 
 __all__ = ["DeepCounter", "DeepFacts", "Session", "USER_MARK"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.store import keys
 from collector.hit.caps import CardinalityCaps
+from collector.store import keys
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class Session:
     started: int  # 1 when these events include the session's play (or read)
     targets: tuple[tuple[str, str], ...]  # (dimension, value); ("", "") is the counters hash
 
-    def merge(self, other: "Session") -> None:
+    def merge(self, other: Session) -> None:
         self.ws = max(self.ws, other.ws)
         self.dur = max(self.dur, other.dur)
         self.started |= other.started
@@ -32,7 +32,7 @@ class Session:
         return [self.ms, self.ws, self.dur, self.started, [list(t) for t in self.targets]]
 
     @classmethod
-    def from_json(cls, rec: list) -> "Session":
+    def from_json(cls, rec: list) -> Session:
         ms, ws, dur, started, targets = rec
         return cls(ms, ws, dur, started, tuple((s, v) for s, v in targets))
 
@@ -47,7 +47,7 @@ class DeepFacts:
         return [self.incs, self.members, self.session.as_json() if self.session else None]
 
     @classmethod
-    def from_json(cls, rec: list) -> "DeepFacts":
+    def from_json(cls, rec: list) -> DeepFacts:
         incs, members, session = rec
         return cls([tuple(i) for i in incs], [tuple(m) for m in members], Session.from_json(session) if session else None)
 

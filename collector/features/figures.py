@@ -6,12 +6,12 @@ counts; see docs/redis-keys.md for what is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from collector.store import names
 from collector.features import clicks, interactions, media, tracks, users
 from collector.features.reading import BucketReading
+from collector.store import names
 
 # Figures of a bucket or range: name in the answer -> the feature's function, in the
 # answer's order.

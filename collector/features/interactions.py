@@ -3,10 +3,10 @@ shares and comments, per resource and label (resources.py), and shares per chann
 
 from __future__ import annotations
 
-from collector.store import names
 from collector.features.facts import DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
 from collector.features.resources import resource_targets
+from collector.store import names
 
 NO_CHANNEL = "(none)"
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Callable
+from typing import Any
 
 from collector.enrich.geo import Region
 from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Audience, Cell, Profile, profile_of

@@ -8,8 +8,8 @@ docs/redis-keys.md's `m:resource` … `m:source`.
 
 from __future__ import annotations
 
-from collector.store import keys, names
 from collector.features.facts import EventScope
+from collector.store import keys, names
 
 RESOURCE_TYPES = frozenset({"video", "audio", "textbook", "document"})
 # Event field -> the label dimension it fills.

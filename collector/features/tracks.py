@@ -7,10 +7,10 @@ hash (track_exposures, track_clicks, entries).
 
 from __future__ import annotations
 
-from collector.hit.caps import OTHER
-from collector.store import names
 from collector.features.facts import DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
+from collector.hit.caps import OTHER
+from collector.store import names
 
 BREAKDOWN_DIMENSIONS = ("track", "item")
 
@@ -53,6 +53,5 @@ def figures(reading: BucketReading) -> dict:
 
 def row_figures(m: dict[str, int]) -> dict:
     """A component's or an item's breakdown row."""
-    row = {"exposures": m.get("exposures", 0), "clicks": m.get("clicks", 0), "entries": m.get("entries", 0)}
-    row["ctr"] = ratio(row["clicks"], row["exposures"])
-    return row
+    exposures, clicks = m.get("exposures", 0), m.get("clicks", 0)
+    return {"exposures": exposures, "clicks": clicks, "entries": m.get("entries", 0), "ctr": ratio(clicks, exposures)}

@@ -3,9 +3,9 @@ address, under the day's and the month's salt) and the page views they made."""
 
 from __future__ import annotations
 
-from collector.store import keys
 from collector.features.facts import DeepFacts
 from collector.features.reading import BucketReading
+from collector.store import keys
 
 # A visitor's uid goes into the users HLL hashed like an address: under the day's and
 # month's salt, with this marker in place of the IP, which no IP can equal.

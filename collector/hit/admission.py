@@ -20,8 +20,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+
 from collector.registry.model import (
-    APPLIED, APPROVED, COUNTING_STATES, REJECTED, REVOKED, SUSPENDED, Platform, RegistrySnapshot, origin_allowed,
+    APPLIED,
+    APPROVED,
+    COUNTING_STATES,
+    REJECTED,
+    REVOKED,
+    SUSPENDED,
+    Platform,
+    RegistrySnapshot,
+    origin_allowed,
 )
 
 ENFORCE, OPEN = "enforce", "open"

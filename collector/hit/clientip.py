@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Sequence
-
+from collections.abc import Sequence
 
 NOT_AN_IP, UNTRUSTED, TRUSTED = 0, 1, 2
 

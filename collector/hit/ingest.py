@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import orjson
 
-from collector.hit.admission import OPEN, UNREGISTERED, Admission, REASON_DETAILS, header_host, url_host
-from collector.store.aggregate import FLAGGED, Aggregator
-from collector.store.buckets import Calendar
-from collector.hit.caps import CardinalityCaps
-from collector.hit.clientip import ClientIPResolver
-from collector.features.deep import USER_MARK, DeepCounter
-from collector.features.pages import language_of
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
-from collector.store.journal import Journal, encode_hit, encode_reject
-from collector.hit.record import NO_VISIT, Hit, new_hit
+from collector.features.deep import USER_MARK, DeepCounter
+from collector.features.pages import language_of
+from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, header_host, url_host
+from collector.hit.caps import CardinalityCaps
+from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
-from collector.settings import Settings
+from collector.hit.record import NO_VISIT, Hit, new_hit
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.settings import Settings
+from collector.store.aggregate import FLAGGED, Aggregator
+from collector.store.buckets import Calendar
+from collector.store.journal import Journal, encode_hit, encode_reject
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Ingest:
     def hit_body(
         self, body: bytes | None, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
         origin: str | None = None, referer: str | None = None,
-    ) -> "Answer":
+    ) -> Answer:
         """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
         if self._full():
             return self._unavailable()
@@ -105,7 +105,7 @@ class Ingest:
     def hit_query(
         self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
         origin: str | None = None, referer: str | None = None,
-    ) -> "Answer":
+    ) -> Answer:
         """A GET pixel: one event in the (decoded) query parameters."""
         if self._full():
             return self._unavailable()
@@ -126,7 +126,7 @@ class Ingest:
             return IMAGE
         return self._answer(1, tally.problems)
 
-    def preflight(self) -> "Answer":
+    def preflight(self) -> Answer:
         return PREFLIGHT
 
     # ---- per event ----------------------------------------------------------------
@@ -134,7 +134,7 @@ class Ingest:
     def _process(
         self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list, now: float,
         origin_host: str = "",
-    ) -> "Tally":
+    ) -> Tally:
         ip = self.ips.client_ip(peer, forwarded_for)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
@@ -232,7 +232,7 @@ class Ingest:
             month_visitor=month_visitor, first_party_id=vid, deep=deep,
         )
 
-    def _commit(self, tally: "Tally") -> bool:
+    def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
             records = [encode_hit(hit) for hit in tally.counts]
@@ -251,14 +251,14 @@ class Ingest:
 
     # ---- answers ------------------------------------------------------------------
 
-    def _answer(self, total: int, problems: list[Problem]) -> "Answer":
+    def _answer(self, total: int, problems: list[Problem]) -> Answer:
         if not problems:
             return ACCEPTED
         rejected = len({p.event for p in problems})
         body = {"accepted": total - rejected, "rejected": rejected, "errors": [p.as_json() for p in problems]}
         return Answer(400, orjson.dumps(body), JSON)
 
-    def _reject_request(self, problem: Problem, now: float, status: int = 400) -> "Answer":
+    def _reject_request(self, problem: Problem, now: float, status: int = 400) -> Answer:
         app = UNKNOWN_APP if self.admission.mode == OPEN else UNREGISTERED
         if not self._commit(Tally(rejects=[(app, int(now // 60), problem.counter)])):
             return self._unavailable()
@@ -270,7 +270,7 @@ class Ingest:
         journal off, the batches waiting for Redis fill their memory budget."""
         return (self.journal is not None and self.journal.full) or self.aggregator.refusing
 
-    def _unavailable(self) -> "Answer":
+    def _unavailable(self) -> Answer:
         """503: Redis has been away (or slow) so long that the journal's disk budget, or
         with the journal off the memory budget (memory_max_cells), is used up.
 

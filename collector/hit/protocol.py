@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from math import isfinite
+from typing import Any, NoReturn
+from urllib.parse import unquote_plus
 
 import orjson
 
-from functools import partial
-from math import isfinite
-from urllib.parse import unquote_plus
-
 from collector.store import names
 
+# An event as JSON decodes it: a JSON object, its values of any JSON type until validated.
+Event = dict[str, Any]
+
+_unquote: Callable[[str], str]
 try:
     # yarl's C unquoter (what aiohttp's `request.query` uses), configured to decode as
     # `urllib.parse.unquote_plus(errors="replace")` does: '+' is a space, every escape is
@@ -92,17 +97,18 @@ MEDIA_ACTIONS: dict[str, tuple[str, ...]] = {
 INTERACTIONS: dict[str, tuple[str, ...]] = {
     "rate": ("score",), "like": (), "unlike": (), "share": (), "favorite": (), "unfavorite": (), "comment": (),
 }
-ACTIONS_BY_TYPE = {"media": MEDIA_ACTIONS, "interaction": INTERACTIONS}
-DEEP_TYPES = frozenset({"click", "exposure", *ACTIONS_BY_TYPE})
+# Keyed by event type; None (a `t` that is not a string) finds nothing.
+ACTIONS_BY_TYPE: dict[str | None, dict[str, tuple[str, ...]]] = {"media": MEDIA_ACTIONS, "interaction": INTERACTIONS}
+DEEP_TYPES = frozenset({"click", "exposure", *(t for t in ACTIONS_BY_TYPE if t is not None)})
 # Fields that only mean something together: a track item is (tr, pos).
-PAIRS = (("etr", "epos"),)
-PAIRS_BY_TYPE = {"click": (("tr", "pos"),), "exposure": (("tr", "pos"),)}
+PAIRS: tuple[tuple[str, str], ...] = (("etr", "epos"),)
+PAIRS_BY_TYPE: dict[str | None, tuple[tuple[str, str], ...]] = {"click": (("tr", "pos"),), "exposure": (("tr", "pos"),)}
 PROGRESS_BOUNDARIES = frozenset(names.PROGRESS_BOUNDARIES)  # what a `progress` event's pb may be
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
-# field -> (str, cap) or (int, lo, hi): one lookup per field in validate_event.
-FIELD_RULES: dict[str, tuple] = {
-    **{name: (str, cap) for name, cap in STRING_FIELDS.items()},
+# field -> (str, cap, 0) or (int, lo, hi): one lookup per field in validate_event.
+FIELD_RULES: dict[str, tuple[type, int, int]] = {
+    **{name: (str, cap, 0) for name, cap in STRING_FIELDS.items()},
     **{name: (int, lo, hi) for name, (lo, hi) in INT_FIELDS.items()},
 }
 
@@ -121,7 +127,7 @@ class Problem:
         """The name a rejection is counted under: reason, or reason:field."""
         return f"{self.reason}:{self.field}" if self.field else self.reason
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, str | int | None]:
         return {"event": self.event, "field": self.field, "reason": self.reason, "detail": self.detail}
 
 
@@ -153,26 +159,9 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         elif not rule[1] <= value <= rule[2]:
             found.append((name, "out_of_range", f"must be {rule[1]}..{rule[2]}"))
 
-    app = event.get("k")
-    if app is None or app == "":
-        found.append(("k", "missing_field", "the app key is required"))
-    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
-        found.append(("k", "invalid_value", "control characters and { } are not allowed"))
-
     # From here on a field is only looked at when it has its type: a value of the wrong
     # type (already a problem above) may be unhashable or incomparable.
-    etype = event.get("t")
-    if etype is None:
-        found.append(("t", "missing_field", "the event type is required"))
-    elif not isinstance(etype, str):
-        etype = None
-    else:
-        if etype not in EVENT_TYPES:
-            found.append(("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES))))
-        for required in REQUIRED_BY_TYPE.get(etype, ()):
-            if required not in event:
-                found.append((required, "missing_field", f"required for {etype} events"))
-
+    etype = _app_and_type_problems(event, found)
     url = event.get("u")
     if isinstance(url, str) and url and not url.startswith(("http://", "https://")):
         found.append(("u", "invalid_value", "must be an http:// or https:// URL"))
@@ -181,7 +170,29 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     return [Problem(index, *problem) for problem in found] if found else []
 
 
-def _deep_problems(event: dict, etype: str | None, found: list[tuple[str, str, str]]) -> None:
+def _app_and_type_problems(event: Event, found: list[tuple[str, str, str]]) -> str | None:
+    """The app key and the event type, and the fields the type requires. Returns the
+    type when it is a string (None otherwise)."""
+    app = event.get("k")
+    if app is None or app == "":
+        found.append(("k", "missing_field", "the app key is required"))
+    elif isinstance(app, str) and _FORBIDDEN_IN_APP_KEY.search(app):
+        found.append(("k", "invalid_value", "control characters and { } are not allowed"))
+
+    etype = event.get("t")
+    if etype is None:
+        found.append(("t", "missing_field", "the event type is required"))
+        return None
+    if not isinstance(etype, str):
+        return None
+    if etype not in EVENT_TYPES:
+        found.append(("t", "invalid_value", "unknown event type; one of " + ", ".join(sorted(EVENT_TYPES))))
+    for required in REQUIRED_BY_TYPE.get(etype, ()):
+        if required not in event:
+            found.append((required, "missing_field", f"required for {etype} events"))
+    return etype
+
+def _deep_problems(event: Event, etype: str | None, found: list[tuple[str, str, str]]) -> None:
     """What the field table cannot say: actions, fields that come in pairs, and
     positions or progress that do not fit the resource's duration.
 
@@ -234,7 +245,7 @@ def _props_problem(value: object) -> str:
     return ""
 
 
-def parse_body(body: bytes):
+def parse_body(body: bytes) -> Any:  # any JSON value
     """JSON of a POST body. Raises ValueError when it is not UTF-8 JSON.
 
     orjson refuses two things that are JSON, and rather than lose the whole batch for
@@ -255,11 +266,11 @@ def parse_body(body: bytes):
         raise ValueError(fast_error) from None
 
 
-def _not_json(constant: str):
+def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")
 
 
-def _scrub(value):
+def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, list):
@@ -305,9 +316,9 @@ _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _INTEGER_DIGITS_MAX = 20
 
 
-def from_query(query: dict[str, str]) -> tuple[dict, list[Problem]]:
+def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
     """An event from GET parameters: integers and `p` are decoded from their text."""
-    event: dict = {}
+    event: Event = {}
     problems: list[Problem] = []
     for name, text in query.items():
         if name in INT_FIELDS:

@@ -14,7 +14,7 @@ import json
 from collector.hit import protocol
 
 
-def limits() -> dict:
+def limits() -> dict[str, object]:
     return {
         "strings": dict(sorted(protocol.STRING_FIELDS.items())),
         "integers": {name: list(bounds) for name, bounds in sorted(protocol.INT_FIELDS.items())},

@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Sequence
 
 MAD_TO_SIGMA = 1.4826
 RELATIVE_FLOOR = 0.10

@@ -13,10 +13,17 @@ from typing import Any
 
 from collector.enrich import cn_regions
 from collector.hit.protocol import EVENT_TYPES
-from collector.store.names import RESOURCE_LABELS
 from collector.registry.model import (
-    ENVIRONMENTS, FOREIGN_ORIGIN_POLICIES, PLATFORM_ID, PLATFORM_TYPES, Contact, Platform, Scope, domain_problem,
+    ENVIRONMENTS,
+    FOREIGN_ORIGIN_POLICIES,
+    PLATFORM_ID,
+    PLATFORM_TYPES,
+    Contact,
+    Platform,
+    Scope,
+    domain_problem,
 )
+from collector.store.names import RESOURCE_LABELS
 
 MAX_DOMAINS = 50
 TEXT_LIMITS = {"name": 100, "org": 100, "purpose": 500}
@@ -177,11 +184,11 @@ def _scope(value: Any):
     if not all(isinstance(flag, bool) for flag in (basic, deep, page_codes)):
         return None, "basic, deep and page_codes must be true or false"
     events, why = _string_list(value.get("events", list(BASIC_EVENTS)), tuple(sorted(EVENT_TYPES)))
-    if why:
-        return None, "events " + why
+    if events is None:  # (then `why` says why)
+        return None, f"events {why}"
     dimensions, why = _string_list(value.get("dimensions", []), RESOURCE_LABELS)
-    if why:
-        return None, "dimensions " + why
+    if dimensions is None:
+        return None, f"dimensions {why}"
     deep_declared = [e for e in events if e in DEEP_EVENTS]
     if deep_declared and not deep:
         return None, f"events {', '.join(deep_declared)} need the deep tag: set deep to true"

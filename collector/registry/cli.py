@@ -36,7 +36,8 @@ class CommandError(Exception):
 def add_commands(commands: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--redis-url", default=None, help="Redis URL (env COLLECTOR_REDIS_URL); empty: the embedded Redis of --data-dir")
-    common.add_argument("--data-dir", default=None, help="data dir of a running `collector serve` with embedded Redis (env COLLECTOR_DATA_DIR)")
+    common.add_argument("--data-dir", default=None,
+                        help="data dir of a running `collector serve` with embedded Redis (env COLLECTOR_DATA_DIR)")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     common.add_argument("--actor", default=f"cli:{_user()}", help="who makes the change, for the audit log")
 
@@ -141,7 +142,8 @@ async def _apply(store: RegistryStore, args, settings) -> int:
     if scope:
         payload["scope"] = scope
     platform = await store.apply(application.parse_application(payload), args.actor)
-    _print(args, platform.public_dict(), f"已登记申请 application registered: {platform.id} ({STATE_NAMES[platform.state]} {platform.state})")
+    state = f"{STATE_NAMES[platform.state]} {platform.state}"
+    _print(args, platform.public_dict(), f"已登记申请 application registered: {platform.id} ({state})")
     return 0
 
 
@@ -165,7 +167,8 @@ async def _show(store: RegistryStore, args, settings) -> int:
         ("单位 org", p.org), ("地区 region", p.region), ("状态 state", f"{STATE_NAMES[p.state]} {p.state}"),
         ("环境 environment", f"{ENVIRONMENTS[p.environment]} {p.environment}"), ("域名 domains", ", ".join(p.domains)),
         ("外域 foreign origin", p.foreign_origin),
-        ("范围 scope", f"basic={scope.basic} deep={scope.deep} events={','.join(scope.events)} dimensions={','.join(scope.dimensions) or '-'}"),
+        ("范围 scope",
+         f"basic={scope.basic} deep={scope.deep} events={','.join(scope.events)} dimensions={','.join(scope.dimensions) or '-'}"),
         ("联系人 contact", " ".join(x for x in (p.contact.name, p.contact.email, p.contact.phone) if x)),
         ("appKey", p.app_key or "-"),
         *((f"旧 appKey retired (至 until {_time(r.until)})", r.key) for r in p.retired_keys),

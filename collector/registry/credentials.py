@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Iterable
+from collections.abc import Iterable
 
 # 24 random bytes = 192 bits, 32 URL-safe characters ([A-Za-z0-9_-]): within the
 # protocol's 64-character `k`, and free of the braces and control characters it forbids.

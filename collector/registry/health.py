@@ -17,8 +17,10 @@ States, in the order they win when several apply:
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from collector.registry.model import Platform
 
@@ -98,12 +100,12 @@ class HealthRecord:
         return shown
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HealthRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthRecord:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["reasons"] = tuple(Reason(**r) for r in data.get("reasons", ()))
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "HealthRecord":
+    def replace(self, **changes: Any) -> HealthRecord:
         return dataclasses.replace(self, **changes)
 
 
@@ -289,7 +291,7 @@ def _media_progress(platform: Platform, counters: Mapping[str, int]) -> Check:
     problems = []
     if reached[0] > views * MEDIA_SLACK + 1:
         problems.append("more sessions reached 10 % than started")
-    if any(later > earlier * MEDIA_SLACK + 1 for earlier, later in zip(reached, reached[1:])):
+    if any(later > earlier * MEDIA_SLACK + 1 for earlier, later in itertools.pairwise(reached)):
         problems.append("a later progress boundary was reached more often than an earlier one")
     if counters.get("completed", 0) > views * MEDIA_SLACK + 1:
         problems.append("more completed sessions than views")

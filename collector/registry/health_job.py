@@ -17,9 +17,9 @@ its own beyond the stores.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Awaitable, Callable
 
 import orjson
 
@@ -27,7 +27,10 @@ from collector.registry import webhook_sign
 from collector.registry.anomaly import baseline, detect, health_alert, same_kind_history
 from collector.registry.health import DEGRADED, SILENT, HealthRecord, Thresholds, assess, validate
 from collector.registry.health_store import (
-    DELIVERY_DELIVERED, DELIVERY_FAILED, DELIVERY_PENDING, HealthStore,
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    HealthStore,
 )
 from collector.registry.model import COUNTING_STATES, Platform
 from collector.registry.store import RegistryStore
@@ -140,8 +143,10 @@ class HealthJob:
         series = await self.store.hour_series(platform.series, start, self.settings.baseline_days)
         (local, pv, uv), history = series[0], series[1:]
         lived = [row for row in history if row[0].timestamp() + 3600 > record.first_hit_at]  # hours that ended after it
-        for metric, value, index in (("pv", pv, 1), ("uv", uv, 2)):
-            base = baseline(same_kind_history(local.date(), [(row[0].date(), row[index]) for row in lived]))
+        pv_history = [(row[0].date(), row[1]) for row in lived]
+        uv_history = [(row[0].date(), row[2]) for row in lived]
+        for metric, value, history_of_metric in (("pv", pv, pv_history), ("uv", uv, uv_history)):
+            base = baseline(same_kind_history(local.date(), history_of_metric))
             anomaly = detect(platform.id, hour_id, metric, value, base, self.settings.sensitivity, now)
             if anomaly and await self.store.add_anomaly(anomaly, deliver=bool(self.settings.webhook_url)):
                 log.warning("anomaly: %s %s %s %s %d (expected %.0f, range %.0f-%.0f)", platform.id, hour_id, metric,
@@ -155,14 +160,14 @@ class HealthJob:
         for anomaly in await self.store.due_deliveries(now, DELIVERIES_PER_ROUND):
             if not await self.lease.hold():  # lost it while sending: the new holder goes on
                 break
-            delivered += await self._deliver(anomaly, self.clock())
+            delivered += await self._deliver(self.send, anomaly, self.clock())
         return delivered
 
-    async def _deliver(self, anomaly: dict, now: float) -> int:
+    async def _deliver(self, send: Send, anomaly: dict, now: float) -> int:
         attempts = anomaly["delivery"]["attempts"] + 1
         body = orjson.dumps({"event": "anomaly", "anomaly": {k: v for k, v in anomaly.items() if k != "delivery"}})
         headers = webhook_sign.signed_headers(self.settings.webhook_secret, int(now), body)
-        error = await self.send(self.settings.webhook_url, headers, body)  # type: ignore[misc]
+        error = await send(self.settings.webhook_url, headers, body)
         if error is None:
             await self.store.record_delivery(anomaly, DELIVERY_DELIVERED, attempts, 0.0, "", now)
             return 1

@@ -10,15 +10,18 @@ in health.py and anomaly.py, pure.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from collector.registry.anomaly import Anomaly
 from collector.registry.health import HealthRecord, Observation, Thresholds, Transition, event_counter
 from collector.registry.model import Platform
+from collector.registry.store import reply_text
 from collector.store import keys
 from collector.store.buckets import Calendar
 
@@ -122,7 +125,7 @@ class HealthStore:
 
     async def all(self) -> dict[str, HealthRecord]:
         raw = await self.redis.hgetall(keys.HEALTH_RECORDS)
-        return {k.decode(): HealthRecord.from_dict(orjson.loads(v)) for k, v in raw.items()}
+        return {reply_text(k): HealthRecord.from_dict(orjson.loads(v)) for k, v in raw.items()}
 
     async def save(self, record: HealthRecord, transition: Transition | None) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -173,7 +176,8 @@ class HealthStore:
 
     async def anomalies(self, limit: int = 100, platform_id: str | None = None) -> list[dict]:
         """Newest first; with `platform_id`, only that platform's."""
-        ids = await self.redis.zrevrange(keys.HEALTH_ANOMALY_TIMES, 0, -1 if platform_id else limit - 1)
+        # (the client does not decode replies: members are bytes)
+        ids = cast("list[bytes]", await self.redis.zrevrange(keys.HEALTH_ANOMALY_TIMES, 0, -1 if platform_id else limit - 1))
         if platform_id:
             ids = [i for i in ids if i.decode().startswith(platform_id + ":")][:limit]
         if not ids:
@@ -181,7 +185,7 @@ class HealthStore:
         return [orjson.loads(r) for r in await self.redis.hmget(keys.HEALTH_ANOMALIES, ids) if r]
 
     async def due_deliveries(self, now: float, limit: int = 20) -> list[dict]:
-        ids = await self.redis.zrangebyscore(keys.HEALTH_OUTBOX, "-inf", now, start=0, num=limit)
+        ids = cast("list[bytes]", await self.redis.zrangebyscore(keys.HEALTH_OUTBOX, "-inf", now, start=0, num=limit))
         if not ids:
             return []
         return [orjson.loads(r) for r in await self.redis.hmget(keys.HEALTH_ANOMALIES, ids) if r]
@@ -199,10 +203,13 @@ class HealthStore:
     # ---- the job's bookkeeping --------------------------------------------------------
 
     async def job_state(self) -> dict[str, str]:
-        return {k.decode(): v.decode() for k, v in (await self.redis.hgetall(keys.HEALTH_JOB)).items()}
+        return {reply_text(k): reply_text(v) for k, v in (await self.redis.hgetall(keys.HEALTH_JOB)).items()}
 
     async def note_run(self, holder: str, now: float, **marks: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(keys.HEALTH_JOB, "runs:" + holder, 1)
-            pipe.hset(keys.HEALTH_JOB, mapping={"last_run": repr(now), "last_holder": holder, **marks})
+            mapping: dict[FieldT, EncodableT] = {"last_run": repr(now), "last_holder": holder}
+            for name, value in marks.items():  # (redis-py's Mapping is invariant in its key type)
+                mapping[name] = value
+            pipe.hset(keys.HEALTH_JOB, mapping=mapping)
             await pipe.execute()

@@ -67,7 +67,7 @@ def build_kit(platform: Platform, base_url: str, release: BeaconRelease | None) 
         Snippet("标准附录 A 形式（aplus_queue）", "The standard's appendix-A form (aplus_queue)",
                 aplus_snippet(base_url, host, script, platform.app_key)),
     ]
-    if build:
+    if build and release:  # (a build comes from a release)
         snippets.append(Snippet(
             f"锁定版本（子资源完整性，v{release.version}）", f"Pinned version (Subresource Integrity, v{release.version})",
             pinned_snippet(base_url, build.frozen, build.sri, platform.app_key),

@@ -7,7 +7,7 @@ snippets are shown as text, never run on this page.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from collector.registry.kit import Kit
 from collector.registry.model import ENVIRONMENTS, PLATFORM_TYPES, STATE_NAMES
@@ -81,7 +81,7 @@ def render_html(kit: Kit) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 PAGE = """<!doctype html>

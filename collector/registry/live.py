@@ -15,7 +15,7 @@ others it is a TransitionError, which is fine. Each process tries a platform onc
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from collector.registry.model import RegistrySnapshot, TransitionError
 from collector.registry.store import UNAVAILABLE, NotFound, RegistryStore

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # The standard's §5.2 kinds of access platform.
 PLATFORM_TYPES = {"resource": "资源平台", "service": "服务平台", "management": "管理平台"}
@@ -115,7 +116,7 @@ class Platform:
     def keys(self) -> tuple[str, ...]:
         return tuple(k for k in (self.app_key, *(r.key for r in self.retired_keys)) if k)
 
-    def replace(self, **changes: Any) -> "Platform":
+    def replace(self, **changes: Any) -> Platform:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -129,10 +130,11 @@ class Platform:
         return shown
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Platform":
+    def from_dict(cls, data: Mapping[str, Any]) -> Platform:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["domains"] = tuple(values.get("domains", ()))
-        values["scope"] = Scope(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("scope", {}).items()})
+        scope: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.get("scope", {}).items()}
+        values["scope"] = Scope(**scope)
         values["contact"] = Contact(**data.get("contact", {}))
         values["retired_keys"] = tuple(RetiredKey(**r) for r in data.get("retired_keys", ()))
         return cls(**values)
@@ -220,7 +222,7 @@ class RegistrySnapshot:
     by_key: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, version: int, platforms: Iterable[Platform]) -> "RegistrySnapshot":
+    def of(cls, version: int, platforms: Iterable[Platform]) -> RegistrySnapshot:
         by_id = {p.id: p for p in platforms}
         by_key = {key: p.id for p in by_id.values() for key in p.keys()}
         return cls(version, by_id, by_key)

@@ -9,7 +9,7 @@ ever gives that client a fresh, full bucket — never anyone more than `burst`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 
 class TokenBuckets:

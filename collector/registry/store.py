@@ -9,9 +9,11 @@ All keys share the hash tag {registry} (store/keys.py), so this works on Redis C
 
 from __future__ import annotations
 
+import builtins
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -19,7 +21,16 @@ from redis.exceptions import RedisError, WatchError
 
 from collector.registry import credentials
 from collector.registry.model import (
-    ACTIVE, APPLIED, KEYED_STATES, REVOKED, Contact, Platform, RegistrySnapshot, RetiredKey, Scope, TransitionError,
+    ACTIVE,
+    APPLIED,
+    KEYED_STATES,
+    REVOKED,
+    Contact,
+    Platform,
+    RegistrySnapshot,
+    RetiredKey,
+    Scope,
+    TransitionError,
     next_state,
 )
 from collector.store import keys
@@ -66,8 +77,13 @@ def encode(platform: Platform) -> bytes:
     return orjson.dumps(platform.as_dict())
 
 
-def decode(raw: bytes) -> Platform:
+def decode(raw: bytes | str) -> Platform:
     return Platform.from_dict(orjson.loads(raw))
+
+
+def reply_text(raw: bytes | str) -> str:
+    """A reply as text: the registry's client answers bytes (redis-py types replies as either)."""
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class RegistryStore:
@@ -101,14 +117,18 @@ class RegistryStore:
 
     async def platform_id_for_key(self, app_key: str) -> str | None:
         raw = await self.redis.hget(keys.REGISTRY_APP_KEYS, app_key)
-        return raw.decode() if raw else None
+        return reply_text(raw) if raw else None
 
-    async def audit(self, limit: int = 50, platform_id: str | None = None) -> list[dict]:
+    # (`builtins.list`: inside this class `list` is the method above.)
+    async def audit(self, limit: int = 50, platform_id: str | None = None) -> builtins.list[dict]:
         """The newest entries first; with `platform_id`, only that platform's."""
         count = limit if platform_id is None else keys.REGISTRY_AUDIT_MAXLEN
         entries = []
-        for entry_id, fields in await self.redis.xrevrange(keys.REGISTRY_AUDIT, count=count):
-            entry = {k.decode(): v.decode() for k, v in fields.items()}
+        # The client does not decode replies: ids, names and values are bytes (redis-py
+        # types an XREVRANGE reply as Optional all the way down).
+        rows = cast("builtins.list[tuple[bytes, dict[bytes, bytes]]]", await self.redis.xrevrange(keys.REGISTRY_AUDIT, count=count))
+        for entry_id, fields in rows:
+            entry: dict[str, Any] = {k.decode(): v.decode() for k, v in fields.items()}
             if platform_id is not None and entry.get("platform") != platform_id:
                 continue
             entry["id"] = entry_id.decode()
@@ -285,14 +305,14 @@ class RegistryStore:
             await pipe.execute()
         return token
 
-    async def admin_tokens(self) -> list[dict]:
+    async def admin_tokens(self) -> builtins.list[dict]:
         records = await self.redis.hgetall(keys.REGISTRY_ADMIN_TOKENS)
         return sorted((orjson.loads(v) for v in records.values()), key=lambda r: r["created_at"])
 
     async def admin_token_name(self, token: str) -> str | None:
         """The name of the admin token `token` is, or None (compared in constant time)."""
         records = await self.redis.hgetall(keys.REGISTRY_ADMIN_TOKENS)
-        found = credentials.token_matches(token, [h.decode() for h in records])
+        found = credentials.token_matches(token, [reply_text(h) for h in records])
         return orjson.loads(records[found.encode()])["name"] if found else None
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from collector.features.deep import DeepFacts
-from collector.store import names
 from collector.hit.record import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Hit, audience_of, cell_of, first_party_of
+from collector.store import names
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
 
@@ -61,7 +61,7 @@ class Snapshot:
         """
         return sum(map(len, self._entry_collections()))
 
-    def split_by_app(self, max_cells: int) -> list["Snapshot"]:
+    def split_by_app(self, max_cells: int) -> list[Snapshot]:
         """Parts of this snapshot with whole apps each, about `max_cells` entries a part.
 
         An app's entries are never split: its slots (app and day, app and month) then

@@ -42,9 +42,9 @@ class Calendar:
             if len(self._by_minute) > 10_000:  # a few days of minutes; bounded memory
                 self._by_minute.clear()
             local = datetime.fromtimestamp(minute * 60, self.tz)
-            cached = tuple(self.bucket_at(g, local) for g in GRANULARITIES)  # type: ignore[assignment]
-            self._by_minute[minute] = cached  # type: ignore[assignment]
-        return cached  # type: ignore[return-value]
+            minute_b, hour_b, day_b, month_b = (self.bucket_at(g, local) for g in GRANULARITIES)
+            cached = self._by_minute[minute] = (minute_b, hour_b, day_b, month_b)
+        return cached
 
     def bucket_at(self, granularity: str, local: datetime) -> Bucket:
         start = _floor(granularity, local)

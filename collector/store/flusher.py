@@ -20,19 +20,19 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, TimeoutError as RedisTimeoutError
+from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from collector.store import keys
-
-from collector.store import redis_client
+from collector.features.deep import Session
+from collector.store import keys, redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
-from collector.features.deep import Session
 from collector.store.journal import Journal, Segment, replay
 from collector.store.periodic import Periodic
 from collector.store.rollup import RollupBuilder, SlotWrites
@@ -79,14 +79,16 @@ def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, complet
     return orjson.dumps([session.ms, session.ws, session.dur, session.started, prefixes, targets, completed_percent])
 
 
-def encode_calls(
-    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90
-) -> list[tuple[list[str], list]]:
+# KEYS and ARGV of one script call.
+ScriptCall = tuple[list[str], list[redis_client.Arg]]
+
+
+def encode_calls(writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90) -> list[ScriptCall]:
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order."""
     marker = keys.flush_sequence(writes.tag, writer)
-    calls: list[tuple[list[str], list]] = []
+    calls: list[ScriptCall] = []
     script_keys: list[str] = []
-    args: list = []
+    args: list[redis_client.Arg] = []
 
     def close_call() -> None:
         nonlocal script_keys, args
@@ -94,8 +96,10 @@ def encode_calls(
             calls.append(([marker, *script_keys], [seq * PARTS + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
         script_keys, args = [], []
 
-    def add(key: str, kind: str, items: list, width: int) -> None:
-        # A key whose items overflow a call continues in the next one.
+    def add(key: str, kind: str, items: Sequence[Any], width: int) -> None:
+        # A key whose items overflow a call continues in the next one. `items` are
+        # (field, increment) pairs when `width` is 2, else single arguments: one loop
+        # serves both (this is the flush's hottest loop), so they are typed Any.
         step = max(CALL_ARGS // width, 1)
         for start in range(0, len(items), step):
             part = items[start : start + step]
@@ -267,6 +271,8 @@ class Flusher:
         """The batch's snapshot (rebuilt from its segment if need be), split by app."""
         snap = batch.snap
         if snap is None:
+            # Only a journaled batch is ever without its snapshot (seal keeps it otherwise).
+            assert batch.segment is not None and self.journal is not None
             scratch = Aggregator()
             replay(batch.segment.path, scratch, self.journal.quarantine)  # never raises for bad records
             snap = scratch.drain()
@@ -322,28 +328,28 @@ class Flusher:
         drains in about the time of the slower of the two, not their sum. So at most two
         parts' writes exist at a time, whatever the size of the batch.
         """
-        if batch.parts is None:
-            batch.parts = await asyncio.to_thread(self._parts, batch)
-        if self._sha is None:
-            self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
-        upcoming = self._build(batch, 0) if batch.parts else None
+        parts = batch.parts
+        if parts is None:
+            parts = batch.parts = await asyncio.to_thread(self._parts, batch)
+        sha = self._sha
+        if sha is None:
+            sha = self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
+        upcoming = self._build(batch, parts[0], sha) if parts else None
         try:
             while upcoming is not None:
                 commands, new_apps = await upcoming
-                upcoming = self._build(batch, 1) if len(batch.parts) > 1 else None
+                upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
-                batch.parts.popleft()
+                parts.popleft()
                 batch.done = 0
         finally:
             if upcoming is not None:  # a round trip failed: let the thread end, drop its work
                 await asyncio.gather(upcoming, return_exceptions=True)
 
-    def _build(self, batch: FlushBatch, index: int) -> asyncio.Future:
-        """Pack the commands of `batch.parts[index]` in a thread: (commands, new apps)."""
-        part = batch.parts[index]
+    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[bytes], set[str]]]:
+        """Pack the commands of `part` (one of `batch.parts`) in a thread: (commands, new apps)."""
         new_apps = part_apps(part) - self._known_apps
-        sha = self._sha
         return asyncio.ensure_future(asyncio.to_thread(lambda: (self._packed(part, batch, sha, new_apps), new_apps)))
 
     async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:

@@ -44,19 +44,20 @@ import functools
 import logging
 import os
 import typing
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 
-from collector.store.aggregate import Aggregator
-from collector.features.deep import DeepFacts
 from collector.enrich.device import Device
 from collector.enrich.geo import Region
+from collector.features.deep import DeepFacts
 from collector.hit.record import Hit
+from collector.store.aggregate import Aggregator
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Segment:
     seq: int
 
     @classmethod
-    def parse(cls, path: Path) -> "Segment | None":
+    def parse(cls, path: Path) -> Segment | None:
         writer, _, seq = path.stem.rpartition("-")
         return cls(path, writer, int(seq)) if writer and seq.isdigit() else None
 
@@ -365,7 +366,7 @@ def _decoder(version: Any, header: dict | None) -> Decoder:
 # ---- replay ---------------------------------------------------------------------------
 
 
-def replay(path: Path, aggregator: Aggregator, quarantine: "Quarantine | None" = None) -> int:
+def replay(path: Path, aggregator: Aggregator, quarantine: Quarantine | None = None) -> int:
     """Count every record of a segment into `aggregator`; returns the number counted.
 
     Never raises for what the segment holds: a record that cannot be decoded goes to

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Periodic:
         self.tick = tick
         self.first_delay = first_delay
         self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
@@ -37,7 +37,7 @@ class Periodic:
             try:
                 await asyncio.wait_for(self._stop.wait(), delay)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 delay = await self.tick()

@@ -13,16 +13,24 @@ same in C.
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError, TimeoutError as RedisTimeoutError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What a command's arguments may be, as redis-py takes them.
+Arg = str | bytes | int | float
 
 
-def pack(*args) -> bytes:
+def pack(*args: Arg) -> bytes:
     """One command in RESP, as redis-py would send it (arguments: str, bytes, int, float)."""
-    return hiredis.pack_command(args)
+    # hiredis' stub types the tuple as one element; it takes any number of them.
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]
+    return packed
 
 
 def chunks(commands: list[bytes], max_commands: int, max_bytes: int) -> Iterator[list[bytes]]:
@@ -40,7 +48,11 @@ def chunks(commands: list[bytes], max_commands: int, max_bytes: int) -> Iterator
         yield run
 
 
-async def send_packed(client: aioredis.Redis, commands: list[bytes], timeout: float | None = None) -> list:
+# A reply is whatever RESP carries (nested arrays, integers, bytes, None...): redis-py's own type.
+Reply = Any
+
+
+async def send_packed(client: aioredis.Redis, commands: list[bytes], timeout: float | None = None) -> list[Reply]:
     """Send packed commands in one write and read every reply (a pipeline without packing).
 
     Raises the first error reply, after reading all of them. With `timeout`, the whole
@@ -69,9 +81,9 @@ async def send_packed(client: aioredis.Redis, commands: list[bytes], timeout: fl
     return replies
 
 
-async def _round_trip(connection, commands: list[bytes]) -> list:
+async def _round_trip(connection: AbstractConnection, commands: list[bytes]) -> list[Reply]:
     await connection.send_packed_command(commands)
-    replies = []
+    replies: list[Reply] = []
     for _ in commands:
         try:
             replies.append(await connection.read_response())
@@ -83,7 +95,7 @@ async def _round_trip(connection, commands: list[bytes]) -> list:
 class HiredisPacking:
     """Mixed into the pool's connection class (TCP or Unix socket alike)."""
 
-    def pack_command(self, *args):
+    def pack_command(self, *args: Arg) -> list[bytes]:
         # Like redis-py: a command name with a space ('CONFIG GET') is several arguments.
         first = args[0]
         if isinstance(first, str) and " " in first:
@@ -93,7 +105,7 @@ class HiredisPacking:
         return [pack(*args)]
 
 
-def connect(url: str, **options) -> aioredis.Redis:
+def connect(url: str, **options: Any) -> aioredis.Redis:
     client = aioredis.from_url(url, **options)
     pool = client.connection_pool
     base = pool.connection_class

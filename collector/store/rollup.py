@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collector.features.deep import Session
+from collector.features.pages import PageCounter, region_values
+from collector.features.pages import increment as _incr
+from collector.hit.record import Audience, Cell
 from collector.store import keys
 from collector.store.aggregate import FLAGGED, Snapshot
 from collector.store.buckets import Bucket, Calendar
-from collector.features.deep import Session
-from collector.features.pages import PageCounter, increment as _incr, region_values
-from collector.hit.record import Audience, Cell
 
 __all__ = ["RollupBuilder", "SlotWrites", "region_values"]
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from collector.hit.visitors import VisitorHasher
 from collector.store import keys
 from collector.store.buckets import Calendar
 from collector.store.periodic import Periodic
-from collector.hit.visitors import VisitorHasher
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ class SaltKeeper:
 
     REFRESH_SECONDS = 600
 
-    def __init__(self, redis: aioredis.Redis, hasher: VisitorHasher, calendar: Calendar, clock=time.time) -> None:
+    def __init__(self, redis: aioredis.Redis, hasher: VisitorHasher, calendar: Calendar,
+                 clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
         self.hasher = hasher
         self.calendar = calendar
@@ -49,7 +51,7 @@ class SaltKeeper:
                 # NX: the first replica to get here picks the salt; all others read it.
                 await self.redis.set(key, os.urandom(32), nx=True, exat=max(expire_at, int(now) + 60))
                 salt = await self.redis.get(key)
-                if salt:
+                if salt and isinstance(salt, bytes):  # (the collector's client never decodes replies)
                     self.hasher.set_salt(period, salt)
         except (RedisError, OSError) as exc:
             log.warning("could not load visitor salts: %s", exc)

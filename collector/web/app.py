@@ -35,7 +35,14 @@ from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
 from collector.web.platform_health import health_ctx
 from collector.web.resources import (
-    beacon_ctx, flusher_ctx, geo_ctx, ingest_ctx, journal_ctx, redis_ctx, registry_ctx, salts_ctx,
+    beacon_ctx,
+    flusher_ctx,
+    geo_ctx,
+    ingest_ctx,
+    journal_ctx,
+    redis_ctx,
+    registry_ctx,
+    salts_ctx,
 )
 from collector.web.stats_routes import RedisOutageLog, add_stats_routes
 

@@ -38,11 +38,11 @@ from email.utils import formatdate
 
 from aiohttp import web
 
+from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
+from collector.hit.protocol import decode_query
+from collector.settings import Settings
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
 from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
-from collector.hit.protocol import decode_query
-from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
-from collector.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class HitServer:
         transport.write(TOO_MANY_CONNECTIONS)
         transport.close()
 
-    def hand_over(self, connection: "HitConnection", data: bytes) -> None:
+    def hand_over(self, connection: HitConnection, data: bytes) -> None:
         """Give the connection, with `data` (from the start of a request on), to aiohttp.
 
         It keeps the connection's deadline: that of the request `data` begins, or, with
@@ -251,7 +251,7 @@ class HitRunner(web.AppRunner):
         return HitServer(await super()._make_server(), self.app, self.fast_path, self.http_stats)
 
 
-def _deadline(connection: "HitConnection | HandedOver") -> float:
+def _deadline(connection: HitConnection | HandedOver) -> float:
     return connection.deadline
 
 

@@ -6,9 +6,8 @@ webhook is sent with aiohttp's client here, in web/, the layer that speaks HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -54,7 +53,7 @@ class WebhookSender:
                 if 200 <= answer.status < 300:
                     return None
                 return f"HTTP {answer.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"[:300]
 
     async def close(self) -> None:

@@ -16,15 +16,15 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Awaitable
 
 import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from collector.api.stats import StatsReader, BadQuery
+from collector.api.stats import BadQuery, StatsReader
 from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
 from collector.registry.model import KEYED_STATES, REVOKED, TEST_SERIES_SUFFIX, RegistrySnapshot
@@ -60,7 +60,7 @@ async def api_catalogue(request: web.Request) -> web.Response:
     return await _stats_api(request).catalogue(request)
 
 
-def _stats_api(request: web.Request) -> "StatsAPI":
+def _stats_api(request: web.Request) -> StatsAPI:
     app = request.app
     return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), ReadAccess.of(app), app[REDIS_OUTAGE])
 
@@ -137,7 +137,7 @@ class ReadAccess:
         self.registry = registry
 
     @classmethod
-    def of(cls, app: web.Application) -> "ReadAccess":
+    def of(cls, app: web.Application) -> ReadAccess:
         return cls(app[SETTINGS], RegistryStore(app[REDIS], app[CLOCK]))
 
     def open_without_credential(self, request: web.Request) -> bool:

@@ -45,7 +45,6 @@ from .kit import (
     free_port,
 )
 
-
 # ---- the browser ----------------------------------------------------------------------
 
 
@@ -143,7 +142,7 @@ class PageServer:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def start(self) -> "PageServer":
+    def start(self) -> PageServer:
         self._thread.start()
         if not self._started.wait(10):
             raise RuntimeError("page server did not start")
@@ -225,7 +224,7 @@ class PageServer:
         lb = web.Application()
         lb.router.add_route("*", "/{tail:.*}", self._proxy)
         runners = [web.AppRunner(app, access_log=None), web.AppRunner(lb, access_log=None)]
-        for runner, port in zip(runners, (self.port, self.lb_port)):
+        for runner, port in zip(runners, (self.port, self.lb_port), strict=True):
             self._loop.run_until_complete(runner.setup())
             self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
         self._client = self._loop.run_until_complete(_client())

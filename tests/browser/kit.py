@@ -23,7 +23,8 @@ CHROMIUM_ARGS = [
 
 # Headless Chromium says "HeadlessChrome", which the collector rightly counts as a bot.
 DESKTOP_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+IPHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+             "Version/17.5 Mobile/15E148 Safari/604.1")
 
 # An address in the test MMDB's Hangzhou network (geo_data/build_test_mmdb.py).
 HANGZHOU_IP = "100.64.1.23"

@@ -29,8 +29,8 @@ def test_the_fixture_page_is_the_standard_snippet_verbatim_but_for_src():
         pytest.skip(f"the standard's text is not beside the repository ({SEED})")
     standard = snippet_lines(SEED.read_text(encoding="utf-8"))
     ours = snippet_lines((PAGES / "appendix_a.html").read_text(encoding="utf-8"))
-    differing = [(a, b) for a, b in zip(standard, ours) if a != b]
     assert len(standard) == len(ours)
+    differing = [(a, b) for a, b in zip(standard, ours, strict=True) if a != b]
     assert differing == [("    j.src='https://d.alicdn.com/alilog/mlog/aplus/204458013.JavaScript';",
                           "    j.src='{{COLLECTOR}}/beacon.js';")]
 

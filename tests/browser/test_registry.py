@@ -11,9 +11,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from test_enforce import register
 
 from collector.registry.kit import eb_queue_snippet
-from test_enforce import register
 
 from .kit import wait_until
 from .test_appendix_a import STANDARD_APP_KEY

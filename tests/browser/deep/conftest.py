@@ -74,7 +74,7 @@ class DeepServer:
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
 
-    def start(self) -> "DeepServer":
+    def start(self) -> DeepServer:
         self._thread.start()
         if not self._started.wait(10):
             raise RuntimeError("deep page server did not start")

@@ -11,9 +11,8 @@ page sent has landed.
 
 from __future__ import annotations
 
-import pytest
-
 import httputil as http
+import pytest
 
 from ..kit import wait_until
 from .common import all_accepted, open_home, open_video
