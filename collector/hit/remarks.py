@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # Event ids one worker remembers, at most: two generations of half as many (RecentIds).
 # A generation of 50 000 ids covers minutes of a busy worker's traffic — well beyond the
-# beacon's resends, which follow a failed send within seconds — in a few MB.
+# beacon's resends, which follow a failed send within seconds — in about 8 MB.
 REMEMBERED_IDS = 100_000
 
 
@@ -31,7 +31,7 @@ class RecentIds:
     connection, hence usually to the same worker).
 
     The sets hold the hash of (app, id), not the strings: 64-bit integers bound the
-    memory whatever the ids' lengths (about 60 bytes an id, 6 MB when full); a new id
+    memory whatever the ids' lengths (about 80 bytes an id, 8 MB when full); a new id
     is taken for a repeat only when its salted 64-bit hash equals one of the 100 000
     remembered — a chance of 1 in 10^14.
     """
