@@ -9,8 +9,10 @@ day's flags against the day's events.
 from __future__ import annotations
 
 # Event ids one worker remembers, at most: two generations of half as many (RecentIds).
-# A generation of 50 000 ids covers minutes of a busy worker's traffic — well beyond the
-# beacon's resends, which follow a failed send within seconds — in about 8 MB.
+# A generation of 50 000 ids covers minutes of a busy worker's traffic, in about 8 MB. The
+# beacon keeps what failed to send in localStorage and replays it at the next page load,
+# seconds to minutes later for a visitor still browsing; a replay after a longer pause is
+# forgotten (and a replay after over a day is flagged client_clock instead).
 REMEMBERED_IDS = 100_000
 
 
@@ -27,8 +29,10 @@ class RecentIds:
     Memory is bounded: ids go into the current generation; when it holds `limit // 2`,
     it becomes the previous one and the older generation is dropped. So the newest
     `limit // 2` to `limit` ids are remembered — per worker process: a resend that
-    another worker receives is not seen (the beacon resends on its keep-alive
-    connection, hence usually to the same worker).
+    another worker receives is not seen. The browser usually replays on the
+    connection it keeps alive to the collector, hence to the same worker; one on a
+    new connection reaches the same worker about one time in the number of workers.
+    So the count of repeats is a lower bound.
 
     The sets hold the hash of (app, id), not the strings: 64-bit integers bound the
     memory whatever the ids' lengths (about 80 bytes an id, 8 MB when full); a new id

@@ -252,9 +252,10 @@ MAX_BOT_SHARE = 0.5
 # twenty means a platform-wide cause (an app's own clock, a proxy replaying old hits),
 # and those events count at receipt, so the hours they belong to are short of them.
 MAX_CLIENT_CLOCK_SHARE = 0.05
-# Repeated ids (flagged:repeated_id): the beacon gives each event a random id and resends
-# it only after a send failed, so a repeat is a send whose answer was lost — rare, and a
-# double count. Over 1 % of the events: ids that are not unique (a tag of the platform's
+# Repeated ids (flagged:repeated_id): the beacon gives each event a random id and replays
+# it (next page load) only after a send failed, so a repeat is a send whose answer was
+# lost — rare, and a double count; the hit path sees the repeats within one worker only,
+# so the figure is a lower bound. Over 1 % of the events: ids that are not unique (a tag of the platform's
 # own) or a resend loop, and the counts are inflated by about that share.
 MAX_REPEATED_ID_SHARE = 0.01
 PROGRESS_BOUNDARIES = (10, 25, 50, 75, 90, 100)
