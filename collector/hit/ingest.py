@@ -12,6 +12,7 @@ import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -165,7 +166,9 @@ class Ingest:
             tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, now, memo))
         return tally
 
-    def _remark(self, event: dict, app: str, minute: int, now: float, rejects: list) -> None:
+    def _remark(
+        self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]]
+    ) -> None:
         """The daily validation's flags on an accepted event (hit/remarks.py); it still counts.
 
         A client clock outside the window that chooses the bucket (see _enrich); an id
