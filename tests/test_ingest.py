@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from collector.hit.remarks import RecentIds
 from collector.web.appkeys import FLUSHER, INGEST
 
 DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -381,3 +382,64 @@ async def test_hash_routes_are_pages_but_anchors_are_not(collector_client):
     await flush(client)
     pages = {r["value"]: r["pv"] for r in (await stats(client, breakdown="page"))["breakdowns"]["page"]}
     assert pages == {"https://e.edu/#/course/1": 1, "https://e.edu/#!/course/2": 1, "https://e.edu/a": 2}
+
+
+# ---- remarks for the daily validation (hit/remarks.py) ------------------------------------
+
+
+async def test_a_client_clock_off_the_window_is_flagged_and_still_counted(collector_client):
+    now = 1_795_000_000.0  # fixed, so that the past and future timestamps are exact
+    client = await collector_client(clock=lambda: now, client_ts_window=3600)
+    events = [
+        pv(ts=int((now - 3601) * 1000)),  # further back than the window
+        pv(ts=int((now + 61) * 1000)),  # further ahead than FUTURE_TOLERANCE
+        pv(ts=int((now - 3599) * 1000)),  # inside: chooses its bucket, no remark
+        pv(ts=int((now + 59) * 1000)),
+        pv(),  # no client timestamp: nothing to judge
+    ]
+    resp = await client.post("/c", data=orjson.dumps(events), headers=headers())
+    assert resp.status == 204
+    await flush(client)
+    totals = (await stats(client))["totals"]
+    assert totals["pv"] == 5
+    assert totals["flagged"] == {"client_clock": 2}
+
+
+async def test_a_repeated_event_id_is_flagged_and_still_counted(collector_client):
+    client = await collector_client()
+    first = [pv(id="e1"), pv(id="e2"), pv("app2", id="e1")]  # ids are per app
+    again = [pv(id="e1"), pv(id="e1")]  # a resend, and the same id twice in a batch
+    for batch in (first, again):
+        resp = await client.post("/c", data=orjson.dumps(batch), headers=headers())
+        assert resp.status == 204
+    await flush(client)
+    app1 = (await stats(client))["totals"]
+    assert app1["pv"] == 4 and app1["flagged"] == {"repeated_id": 2}
+    app2 = (await stats(client, app="app2"))["totals"]
+    assert app2["pv"] == 1 and app2["flagged"] == {}
+
+
+async def test_the_remembered_ids_are_bounded(collector_client):
+    client = await collector_client()
+    ingest = client.server.app[INGEST]
+    ingest.recent_ids = RecentIds(limit=10)
+    ids = [f"id{i}" for i in range(100)]
+    for start in range(0, len(ids), 20):
+        resp = await client.post("/c", data=orjson.dumps([pv(id=i) for i in ids[start:start + 20]]), headers=headers())
+        assert resp.status == 204
+    assert len(ingest.recent_ids) <= 10
+    # The newest are remembered, the oldest forgotten: a resend of each, one flag.
+    resp = await client.post("/c", data=orjson.dumps([pv(id=ids[0]), pv(id=ids[-1])]), headers=headers())
+    assert resp.status == 204
+    await flush(client)
+    totals = (await stats(client))["totals"]
+    assert totals["pv"] == 102 and totals["flagged"] == {"repeated_id": 1}
+
+
+def test_recent_ids_keep_the_newest_half_to_all_of_their_limit():
+    recent = RecentIds(limit=1000)
+    for i in range(10_000):
+        assert not recent.seen("a", f"id{i}")
+        assert 1 <= len(recent) <= 1000
+    assert all(recent.seen("a", f"id{i}") for i in range(9_500, 10_000))
+    assert not any(recent.seen("a", f"id{i}") for i in range(0, 8_000, 7))

@@ -12,7 +12,7 @@ from test_ingest import flush, pv
 
 from collector.features import pages
 from collector.features.figures import DEEP_BREAKDOWNS
-from collector.hit import protocol
+from collector.hit import admission, protocol
 from collector.store import names
 from collector.store.flush_script import APPLY_FLUSH_LUA
 
@@ -36,6 +36,10 @@ def test_the_docs_counters_table_names_every_counter_and_no_other():
     assert rejected == ["rejected:REASON[:FIELD]"]
     flagged = [name for name in documented if name.startswith(names.FLAGGED_PREFIX)]
     assert flagged == ["flagged:REASON"]
+    flag_row = next(row for row in doc_table("### Counters (`…:c`)") if "flagged:REASON" in row[0])
+    remarks = [name for name in backticked(flag_row[1]) if name.startswith(names.FLAGGED_PREFIX)]
+    assert remarks == [names.FLAGGED_PREFIX + reason for reason in names.FLAG_REASONS]
+    assert admission.FOREIGN_ORIGIN == names.FOREIGN_ORIGIN_FLAG
     counters = [name for name in documented if name not in rejected + flagged]
     assert len(counters) == len(set(counters)), "a counter documented twice"
     assert set(counters) == set(names.COUNTER_FIELDS)

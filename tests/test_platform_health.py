@@ -177,13 +177,35 @@ def test_validation_gives_each_check_a_figure_and_a_verdict():
     checks = {c["code"]: c for c in good["checks"]}
     assert checks["uv_le_pv"]["figure"] == 0.3 and checks["engagement_per_pv"]["figure"] == 0.9
     assert checks["bot_share"]["figure"] == round(50 / 1050, 4)
-    assert checks["client_clock"]["verdict"] == "n/a" and checks["repeated_ids"]["verdict"] == "n/a"
+    assert checks["client_clock"] == {**checks["client_clock"], "figure": 0.0, "verdict": "pass"}
+    assert checks["repeated_ids"] == {**checks["repeated_ids"], "figure": 0.0, "verdict": "pass"}
 
     bad = validate(platform, "20261129", {"pv": 100, "engagements": 900, "views": 10, "progress10": 50,
                                           "progress25": 60, "bot_pv": 500}, uv=400)
     assert bad["verdict"] == "warn"
     assert {c["code"] for c in bad["checks"] if c["verdict"] == "warn"} == {
         "uv_le_pv", "engagement_per_pv", "media_progress", "bot_share"}
+
+
+@pytest.mark.parametrize("code, flag, at_limit", [
+    ("client_clock", "flagged:client_clock", 100),  # 5 % of 2000 events
+    ("repeated_ids", "flagged:repeated_id", 20),  # 1 %
+])
+def test_flagged_events_are_judged_as_a_share_of_the_days_events(code, flag, at_limit):
+    platform = Platform("zjer", "n", "resource", "o", "330000", ("a.cn",), scope=Scope(events=("pageview",)))
+    day = {"pv": 1000, "engagements": 900, "bot_hits": 50, "ev:click": 50}  # 2000 events, bots' too
+
+    def check(counters):
+        found = validate(platform, "20261129", counters, uv=300)
+        return {c["code"]: c for c in found["checks"]}[code], found["verdict"]
+
+    assert check({**day, flag: at_limit}) == ({**check(day)[0], "figure": at_limit / 2000}, "pass")
+    over, verdict = check({**day, flag: at_limit + 1})
+    assert (over["figure"], over["verdict"], verdict) == (round((at_limit + 1) / 2000, 4), "warn", "warn")
+    assert over["note"]
+    few, _ = check({"pv": 19, flag: 19})  # every event flagged, but too few to judge
+    assert (few["figure"], few["verdict"]) == (1.0, "pass")
+    assert check({})[0]["figure"] is None
 
 
 async def test_the_previous_day_is_validated_once_into_the_record(client):
@@ -490,3 +512,21 @@ async def test_a_redis_outage_pauses_the_rounds_with_one_log_line(caplog):
         await gone.aclose()
     warnings = [r for r in caplog.records if "rounds paused" in r.getMessage()]
     assert len(warnings) == 1 and not any(r.exc_info for r in caplog.records)
+
+
+async def test_the_days_flags_reach_the_validation_record(client):
+    """Flag counters as the hit path writes them (tests/test_ingest.py), read by the job."""
+    clock = FakeClock(MONDAY_1015)
+    pid = await approved_platform(client, clock)
+    yesterday = CAL.bucket_at("day", CAL.local(clock() - 86400)).id
+    await client.hset(keys.counters(pid, "day", yesterday), mapping={
+        "pv": 150, "engagements": 50, "flagged:client_clock": 30, "flagged:repeated_id": 1})
+    await client.pfadd(keys.visitors(pid, "day", yesterday), *[f"v{i}" for i in range(40)])
+    await count(client, pid, clock(), pv=1)
+    job = make_job(client, clock)
+    await job.store.save(_first_hit(pid, clock() - 2 * 86400), None)
+    await job.run_round()
+    validation = (await job.store.get(pid)).validation
+    checks = {c["code"]: (c["figure"], c["verdict"]) for c in validation["checks"]}
+    assert checks["client_clock"] == (0.15, "warn") and checks["repeated_ids"] == (0.005, "pass")
+    assert validation["verdict"] == "warn"

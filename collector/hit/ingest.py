@@ -12,6 +12,7 @@ import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -24,11 +25,13 @@ from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from collector.hit.record import NO_VISIT, Hit, new_hit
+from collector.hit.remarks import RecentIds, outside_window
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
 from collector.store.journal import Journal, encode_hit, encode_reject
+from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class Ingest:
         self.admission = Admission(settings.registry)
         self.max_batch = settings.max_batch_events
         self.ts_window = settings.client_ts_window
+        self.recent_ids = RecentIds()
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -158,8 +162,24 @@ class Ingest:
                 continue
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
+            self._remark(event, verdict.app, minute, now, tally.rejects)
             tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, now, memo))
         return tally
+
+    def _remark(
+        self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]]
+    ) -> None:
+        """The daily validation's flags on an accepted event (hit/remarks.py); it still counts.
+
+        A client clock outside the window that chooses the bucket (see _enrich); an id
+        this worker saw lately (a resend, or ids that are not unique).
+        """
+        ts = event.get("ts")
+        if ts is not None and outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
+            rejects.append((app, minute, FLAGGED + CLIENT_CLOCK_FLAG))
+        event_id = event.get("id")
+        if event_id and self.recent_ids.seen(app, event_id):
+            rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
 
     def _app_of(self, event: object, now: float) -> str:
         """The app a rejection is counted under: with `registry=open` its app key when that

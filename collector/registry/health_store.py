@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from collector.registry.anomaly import Anomaly
-from collector.registry.health import HealthRecord, Observation, Thresholds, Transition, event_counter
+from collector.registry.health import HealthRecord, Observation, Thresholds, Transition, accepted_events, event_counter
 from collector.registry.model import Platform
 from collector.registry.store import reply_text
 from collector.store import keys
@@ -35,12 +35,6 @@ DELIVERY_NONE, DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED = "none", "
 
 def _ints(raw: dict) -> dict[str, int]:
     return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
-
-
-def accepted_events(counters: dict[str, int]) -> int:
-    """Events counted for a platform: page views, engagements, other types, and bots'."""
-    return (counters.get("pv", 0) + counters.get("engagements", 0) + counters.get("bot_hits", 0)
-            + sum(n for name, n in counters.items() if name.startswith("ev:")))
 
 
 def rejected_events(counters: dict[str, int]) -> int:

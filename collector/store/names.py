@@ -66,8 +66,14 @@ USER_COUNTERS = ("pv_logged_in",)
 # rejected:REASON or rejected:REASON:FIELD (hit/protocol.py Problem.counter; the
 # registry's reasons, hit/admission.py: rejected:unknown_app, rejected:foreign_origin …).
 REJECTED_PREFIX = "rejected:"
-# flagged:REASON: counted events with a remark (flagged:foreign_origin, hit/admission.py).
+# flagged:REASON: counted events with a remark — a page off the platform's domains
+# (hit/admission.py), and for the daily validation (hit/remarks.py, registry/health.py)
+# a client clock outside the timestamp window, an event id this worker saw lately.
 FLAGGED_PREFIX = "flagged:"
+FOREIGN_ORIGIN_FLAG = "foreign_origin"
+CLIENT_CLOCK_FLAG = "client_clock"
+REPEATED_ID_FLAG = "repeated_id"
+FLAG_REASONS = (FOREIGN_ORIGIN_FLAG, CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG)
 
 COUNTER_FIELDS = (
     *PAGE_COUNTERS,
