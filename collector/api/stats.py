@@ -287,7 +287,7 @@ class StatsReader:
             pipe = self.redis.pipeline(transaction=False)
             for row in chunk:
                 pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
-            for row, uv in zip(chunk, await pipe.execute()):
+            for row, uv in zip(chunk, await pipe.execute(), strict=True):  # one PFCOUNT per row
                 row["uv"] = uv
 
     async def apps(self) -> list[str]:

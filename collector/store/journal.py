@@ -170,7 +170,8 @@ def _check_fields(values: list, types: tuple[type, ...], what: str) -> None:
     """Each value of exactly its type (a bool is no int here), integers in range."""
     # One comparison at C speed for a good record; the loop only names what is wrong.
     if tuple(map(type, values[: len(types)])) != types:
-        for i, (value, expected) in enumerate(zip(values, types)):
+        # strict=False: like the comparison above, only the first len(types) values are checked
+        for i, (value, expected) in enumerate(zip(values, types, strict=False)):
             if type(value) is not expected:
                 raise Undecodable(f"{what} {i} is {type(value).__name__}, not {expected.__name__}")
     for i in _int_positions(types):
@@ -331,7 +332,7 @@ def decoder_v3(header: dict) -> Decoder:
         if len(rec) != width:
             raise Undecodable(f"{len(rec)} fields: neither a reject ({len(REJECT_FIELDS)}) nor a hit ({width})")
         _check_fields(list(plain_values(rec)), plain_types, "field")
-        fields = dict(zip(names, rec))
+        fields = dict(zip(names, rec, strict=True))  # len(rec) == width was checked above
         for name, read in readers:
             fields[name] = read(fields[name], interned)
         _check_minute(fields["minute"])

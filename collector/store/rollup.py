@@ -79,6 +79,10 @@ class RollupBuilder:
         self.pages = PageCounter()
 
     def build(self, snap: Snapshot) -> list[SlotWrites]:
+        return self._fan_out(self._fold(snap))
+
+    def _fold(self, snap: Snapshot) -> dict[tuple[str, int], MinuteDeltas]:
+        """The snapshot's deltas per (app, minute), by key suffix."""
         minutes: dict[tuple[str, int], MinuteDeltas] = {}
 
         def deltas(app: str, minute: int) -> MinuteDeltas:
@@ -111,7 +115,10 @@ class RollupBuilder:
             _add(d.month_members, suffix, month_member)
         for (app, _), (minute, session) in snap.sessions.items():
             deltas(app, minute).sessions.append(session)
+        return minutes
 
+    def _fan_out(self, minutes: dict[tuple[str, int], MinuteDeltas]) -> list[SlotWrites]:
+        """Each minute's deltas joined to its buckets' key prefixes, grouped by hash slot."""
         slots: dict[str, SlotWrites] = {}
         for (app, minute), d in minutes.items():
             for bucket in self.calendar.buckets_of_minute(minute):
