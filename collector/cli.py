@@ -80,7 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def inspect(args: argparse.Namespace) -> int:
     from collector.enrich.device import DeviceClassifier
     from collector.enrich.enrichment import enrich
-    from collector.web.app import open_geo
     from collector.web.resources import open_geo
 
     settings = Settings.from_env(geo_db=args.geo_db)

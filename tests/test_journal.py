@@ -153,7 +153,7 @@ def test_a_named_segment_without_a_later_field_replays_with_its_default(tmp_path
     """A segment written before a field was added to Hit: its header does not name it."""
     header = orjson.loads(HEADER)
     names = [name for name in header["hit"] if name not in ("page_code", "deep")]
-    record = [value for name, value in zip(header["hit"], orjson.loads(encode_hit(FULL_HIT))) if name in names]
+    record = [value for name, value in zip(header["hit"], orjson.loads(encode_hit(FULL_HIT)), strict=True) if name in names]
     segment = write_segment(tmp_path, "w0-000000000001.jnl", orjson.dumps(header | {"hit": names}) + b"\n",
                             orjson.dumps(record) + b"\n")
     assert decoded_hits(segment) == [FULL_HIT._replace(page_code="", deep=None)]

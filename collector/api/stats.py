@@ -270,7 +270,7 @@ class StatsReader:
             return {level: rows for level, (rows, _) in levels.items()}, {level: n for level, (_, n) in levels.items()}
         hashes = [keys.bucket_key(app, g, b.id, keys.dimension_suffix(dim)) for b in buckets]
         top, total_rows = await top_fields(self.redis, hashes, limit)
-        rows = [{"value": _text(value), "pv": n} for value, n in top]
+        rows: list[dict[str, Any]] = [{"value": _text(value), "pv": n} for value, n in top]  # JSON rows
         budget.add_rows(rows)
         if dim in pages.UV_DIMENSIONS:
             await self._count_visitors(app, g, buckets, dim, rows, budget)
@@ -287,7 +287,7 @@ class StatsReader:
             pipe = self.redis.pipeline(transaction=False)
             for row in chunk:
                 pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
-            for row, uv in zip(chunk, await pipe.execute()):
+            for row, uv in zip(chunk, await pipe.execute(), strict=True):  # one PFCOUNT per row
                 row["uv"] = uv
 
     async def apps(self) -> list[str]:

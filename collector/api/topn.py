@@ -26,6 +26,7 @@ import hashlib
 import heapq
 import weakref
 from collections.abc import AsyncIterator
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -51,7 +52,9 @@ async def scan_fields(redis: aioredis.Redis, key: str) -> AsyncIterator[dict[byt
     while True:
         cursor, chunk = await redis.hscan(key, cursor, count=SCAN_COUNT)
         if chunk:
-            yield chunk
+            # cast: redis-py types HSCAN's reply for every client setting; ours keeps bytes
+            # (no decode_responses), so the fields and values are bytes.
+            yield cast(dict[bytes, bytes], chunk)
         if not cursor:
             return
 

@@ -14,10 +14,11 @@ a row here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -45,7 +46,8 @@ class PageDimension:
     optional: bool = False  # an empty value is not counted (a page view without a page code)
     bots: bool = False  # counted for bots' page views, and only for them
     breakdown: str = ""  # the /api/stats breakdown it belongs to, when not its own name
-    suffix: str = field(init=False)  # of its hash's key
+    # dataclasses.field spelled in full: the class's own `field` attribute shadows the bare name
+    suffix: str = dataclasses.field(init=False)  # of its hash's key
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "suffix", keys.dimension_suffix(self.name))

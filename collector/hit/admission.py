@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TypedDict
 
 from collector.registry.model import (
     APPLIED,
@@ -66,6 +67,15 @@ class Verdict:
     flagged: str = ""  # a flag on a counted event
 
 
+class Offender(TypedDict):
+    """A refused app key, as the admin's /refused-keys lists it."""
+
+    key: str
+    reason: str
+    hits: int
+    last_seen: float  # epoch seconds
+
+
 class Admission:
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -73,7 +83,7 @@ class Admission:
         # Approved platforms that had a verified hit: live.py activates them, off the hit path.
         self.first_hits: set[str] = set()
         # key -> {"key", "reason", "hits", "last_seen"}: a bounded sample of refused keys.
-        self.offenders: OrderedDict[str, dict] = OrderedDict()
+        self.offenders: OrderedDict[str, Offender] = OrderedDict()
         self._hosts: dict[tuple[str, str], bool] = {}
 
     @property
@@ -132,15 +142,15 @@ class Admission:
         """Keep the newest OFFENDERS_KEPT distinct keys: memory stays flat under any flood."""
         seen = self.offenders.pop(key, None)
         if seen is None:
-            seen = {"key": key, "reason": reason, "hits": 0}
+            seen = {"key": key, "reason": reason, "hits": 0, "last_seen": now}
             if len(self.offenders) >= OFFENDERS_KEPT:
                 self.offenders.popitem(last=False)
         seen["reason"], seen["hits"], seen["last_seen"] = reason, seen["hits"] + 1, now
         self.offenders[key] = seen
 
-    def recent_offenders(self) -> list[dict]:
-        """The newest first."""
-        return [dict(found) for found in reversed(self.offenders.values())]
+    def recent_offenders(self) -> list[Offender]:
+        """The newest first (copies)."""
+        return [found.copy() for found in reversed(self.offenders.values())]
 
     def _foreign(self, platform: Platform, origin_host: str, page_url: str) -> bool:
         """A page host we know of (from the headers, and from `u`) that is not the platform's.

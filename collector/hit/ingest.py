@@ -40,6 +40,11 @@ UNKNOWN_APP = "(unknown)"
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose the bucket
 
+# A visitor's keys under the day's and the month's salt, and the day and month bucket ids;
+# one request's memo of them by (app, minute, ip, ua).
+VisitorKeys = tuple[bytes, bytes, str, str]
+VisitorMemo = dict[tuple[str, int, str, str], VisitorKeys]
+
 
 class Ingest:
     def __init__(
@@ -136,13 +141,13 @@ class Ingest:
     # ---- per event ----------------------------------------------------------------
 
     def _process(
-        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list, now: float,
+        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list[Any], now: float,
         origin_host: str = "",
     ) -> Tally:
         ip = self.ips.client_ip(peer, forwarded_for)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
-        memo: dict = {}
+        memo: VisitorMemo = {}
         minute = int(now // 60)
         for index, event in enumerate(events):
             if index >= self.max_batch:
@@ -189,7 +194,7 @@ class Ingest:
             return key if usable_app_key(key) else UNKNOWN_APP
         return self.admission.rejects_app(key, now)
 
-    def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: dict | None) -> tuple[bytes, bytes, str, str]:
+    def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: VisitorMemo | None) -> VisitorKeys:
         """The visitor's keys under the day's and the month's salt, and the day and month.
 
         Also a logged-in user's keys: (USER_MARK, uid) in place of (IP, User-Agent).
@@ -203,8 +208,8 @@ class Ingest:
         return found
 
     def _enrich(
-        self, ev: dict, app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float,
-        memo: dict | None = None,
+        self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float,
+        memo: VisitorMemo | None = None,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
         admission.py): what the journal writes and the aggregator counts.
@@ -341,7 +346,7 @@ class Tally:
     """What one request adds: hits to count, rejections, and the problems to answer."""
 
     counts: list[Hit] = field(default_factory=list)
-    rejects: list[tuple] = field(default_factory=list)
+    rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
     problems: list[Problem] = field(default_factory=list)
 
 

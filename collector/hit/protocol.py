@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from math import isfinite
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from urllib.parse import unquote_plus
 
 import orjson
@@ -223,7 +223,7 @@ def _deep_problems(event: Event, etype: str | None, found: list[tuple[str, str, 
             found.append(("ws", "out_of_range", f"{ws} distinct seconds watched of a {dur} s resource"))
 
 
-def usable_app_key(value: object) -> bool:
+def usable_app_key(value: object) -> TypeGuard[str]:
     """True when `value` can name an app in key names (rejections are counted under it)."""
     return isinstance(value, str) and 0 < len(value) <= STRING_FIELDS["k"] and not _FORBIDDEN_IN_APP_KEY.search(value)
 

@@ -12,8 +12,9 @@ when it also gets UV per value); then a row in features/pages.py DIMENSIONS.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 from collector.enrich.device import Device
 from collector.enrich.geo import Region
@@ -75,10 +76,32 @@ class Profile(NamedTuple):
     lang: str  # "" for events other than page views: they join no language's UV
 
 
-# A visitor entry: a non-bot visitor seen in a minute, with their Profile's fields.
-Audience = NamedTuple("Audience", [
-    ("app", str), ("minute", int), *Profile.__annotations__.items(), ("visitor", bytes), ("month_visitor", bytes),
-])
+class Audience(NamedTuple):
+    """A visitor entry: a non-bot visitor seen in a minute, with their Profile's fields."""
+
+    app: str
+    minute: int
+    device: Device  # the Profile's fields, in its order (checked below)
+    region: Region
+    lang: str
+    visitor: bytes
+    month_visitor: bytes
+
+
+# Spelled out above so the type checker knows each field; kept equal to Profile here.
+if Audience._fields[2 : 2 + len(Profile._fields)] != Profile._fields:
+    raise TypeError("Audience must carry Profile's fields, in its order, after app and minute")
+
+# The plain tuples the getters below make, field for field a Cell, an Audience, a Profile
+# (the type checker cannot derive them from the NamedTuples; their lengths are checked
+# below) and a first-party visitor id's entry (app, minute, first_party_id).
+CellEntry = tuple[str, int, str, Device, Region, str, str, str, int, str]
+AudienceEntry = tuple[str, int, Device, Region, str, bytes, bytes]
+ProfileEntry = tuple[Device, Region, str]
+FirstPartyEntry = tuple[str, int, str]
+for _entry, _named in ((CellEntry, Cell), (AudienceEntry, Audience), (ProfileEntry, Profile)):
+    if len(get_args(_entry)) != len(_named._fields):
+        raise TypeError(f"{_named.__name__}'s entry type must have one item per field")
 
 # The aggregator's snapshots are split by app reading each entry's first field.
 if not Cell._fields[0] == Audience._fields[0] == "app":
@@ -87,7 +110,7 @@ if not Cell._fields[0] == Audience._fields[0] == "app":
 # C-speed getters: a hit's cube key, visitor entry and profile as plain tuples, equal to
 # a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
 # construction per hit). profile_of also reads a Cell or an Audience.
-cell_of = attrgetter(*Cell._fields)
-audience_of = attrgetter(*Audience._fields)
-profile_of = attrgetter(*Profile._fields)
-first_party_of = attrgetter("app", "minute", "first_party_id")  # the first-party visitor id's entry
+cell_of: Callable[[Hit], CellEntry] = attrgetter(*Cell._fields)
+audience_of: Callable[[Hit], AudienceEntry] = attrgetter(*Audience._fields)
+profile_of: Callable[[Hit | Cell | Audience], ProfileEntry] = attrgetter(*Profile._fields)
+first_party_of: Callable[[Hit], FirstPartyEntry] = attrgetter("app", "minute", "first_party_id")

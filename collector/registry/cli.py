@@ -67,7 +67,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--note", default="", help="the reason, kept with the record and in the audit log")
     rotate = sub.add_parser("rotate-key", parents=[common], help="issue a new app key; the old one stays valid for --overlap")
     rotate.add_argument("id")
-    rotate.add_argument("--overlap", type=int, default=None, help="seconds the old key stays valid (env COLLECTOR_KEY_OVERLAP, default 7 days)")
+    rotate.add_argument("--overlap", type=int, default=None,
+                        help="seconds the old key stays valid (env COLLECTOR_KEY_OVERLAP, default 7 days)")
     sub.add_parser("read-token", parents=[common],
                    help="issue the platform's read token for /api/stats (its own figures only); the old one stops working"
                    ).add_argument("id")
@@ -294,8 +295,8 @@ def _expected(anomaly: dict) -> str:
     return f"{anomaly['low']:.0f}–{anomaly['high']:.0f} (≈{anomaly['expected']:.0f})"
 
 
-COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show, "rotate-key": _rotate_key, "kit": _kit, "audit": _audit,
-            "read-token": _read_token}
+COMMANDS = {"health": _health, "anomalies": _anomalies, "apply": _apply, "list": _list, "show": _show,
+            "rotate-key": _rotate_key, "kit": _kit, "audit": _audit, "read-token": _read_token}
 
 
 def _print_issued(args, issued: Issued, settings: Settings, extra: str = "") -> int:

@@ -9,10 +9,23 @@ breakdowns exist.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from collector.features.deep import DeepFacts
-from collector.hit.record import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Hit, audience_of, cell_of, first_party_of
+from collector.hit.record import (
+    NO_VISIT,
+    VISIT_SECOND_PAGE,
+    VISIT_START,
+    AudienceEntry,
+    CellEntry,
+    FirstPartyEntry,
+    Hit,
+    audience_of,
+    cell_of,
+    first_party_of,
+)
 from collector.store import names
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
@@ -32,18 +45,19 @@ class Snapshot:
     """
 
     # A hit's Cell (hit/record.py) -> [events, engaged_ms, scroll_sum, scroll_count]
-    cube: dict[tuple, list[int]] = field(default_factory=dict)
+    cube: dict[CellEntry, list[int]] = field(default_factory=dict)
     # Audience entries (hit/record.py): a visitor of a minute and their Profile
-    visitors: set[tuple] = field(default_factory=set)
+    visitors: set[AudienceEntry] = field(default_factory=set)
     # (app, minute, first_party_visitor_id)
-    first_party: set[tuple] = field(default_factory=set)
+    first_party: set[FirstPartyEntry] = field(default_factory=set)
     # (app, minute, reason) -> count
-    rejected: dict[tuple, int] = field(default_factory=dict)
+    rejected: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # Deep tag (deep.py): (app, minute, suffix, field) -> increment; (app, minute, suffix,
     # day member, month member); (app, media session id) -> [first minute, Session].
-    deep_incs: dict[tuple, int] = field(default_factory=dict)
-    deep_members: set[tuple] = field(default_factory=set)
-    sessions: dict[tuple[str, str], list] = field(default_factory=dict)
+    deep_incs: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
+    deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=set)
+    # A mutable pair [first minute: int, Session], merged in place (hence a list, not a tuple)
+    sessions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -110,7 +124,7 @@ class Snapshot:
         """The apps with counted cells or rejects."""
         return {key[0] for key in self.cube} | {key[0] for key in self.rejected}
 
-    def _entry_collections(self) -> tuple:
+    def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:  # each entry starts with its app
         return (self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions)
 
 

@@ -134,7 +134,7 @@ class Undecodable(ValueError):
 
 
 # A decoded record: the Aggregator method that counts it, and that method's arguments.
-Decoded = tuple[Callable[..., None], tuple]
+Decoded = tuple[Callable[..., None], tuple[Any, ...]]
 Decoder = Callable[[Any, "Interned"], Decoded]
 
 
@@ -143,16 +143,17 @@ class Interned:
     segment replays into a compact snapshot."""
 
     def __init__(self) -> None:
-        self._devices: dict[tuple, Device] = {}
-        self._regions: dict[tuple, Region] = {}
+        # keyed by the record's field values (JSON values whose types were checked)
+        self._devices: dict[tuple[Any, ...], Device] = {}
+        self._regions: dict[tuple[Any, ...], Region] = {}
 
-    def device(self, fields: tuple) -> Device:
+    def device(self, fields: tuple[Any, ...]) -> Device:
         found = self._devices.get(fields)
         if found is None:
             found = self._devices[fields] = Device(*fields)
         return found
 
-    def region(self, fields: tuple) -> Region:
+    def region(self, fields: tuple[Any, ...]) -> Region:
         found = self._regions.get(fields)
         if found is None:
             found = self._regions[fields] = Region(*fields)
@@ -166,11 +167,12 @@ MAX_MINUTE = 3_000_000_000
 MAX_INT = 1 << 53
 
 
-def _check_fields(values: list, types: tuple[type, ...], what: str) -> None:
+def _check_fields(values: list[Any], types: tuple[type, ...], what: str) -> None:
     """Each value of exactly its type (a bool is no int here), integers in range."""
     # One comparison at C speed for a good record; the loop only names what is wrong.
     if tuple(map(type, values[: len(types)])) != types:
-        for i, (value, expected) in enumerate(zip(values, types)):
+        # strict=False: like the comparison above, only the first len(types) values are checked
+        for i, (value, expected) in enumerate(zip(values, types, strict=False)):
             if type(value) is not expected:
                 raise Undecodable(f"{what} {i} is {type(value).__name__}, not {expected.__name__}")
     for i in _int_positions(types):
@@ -218,7 +220,7 @@ V1_COUNT = (
 )  # then the deep facts
 
 
-def decode_reject(rec: list) -> Decoded:
+def decode_reject(rec: list[Any]) -> Decoded:
     """A reject, in every version: [app, minute, reason]."""
     _check_fields(rec, V1_REJECT, "field")
     _check_minute(rec[1])
@@ -282,7 +284,7 @@ def _hex_key(value: Any, interned: Interned) -> bytes:
     return _visitor_key(value)
 
 
-def _values_of(value: Any, types: tuple[type, ...], what: str) -> tuple:
+def _values_of(value: Any, types: tuple[type, ...], what: str) -> tuple[Any, ...]:
     if type(value) is not list or len(value) != len(types):
         raise Undecodable(f"a {what} is not a list of {len(types)}")
     _check_fields(value, types, what + " field")
@@ -303,8 +305,10 @@ if _UNREADABLE:
     raise TypeError(f"Hit fields the journal cannot write or read: {_UNREADABLE}")
 
 
-def decoder_v3(header: dict) -> Decoder:
+def decoder_v3(header: dict[str, Any] | None) -> Decoder:
     """The decoder of a version 3 segment, whose header names the fields of its records."""
+    if header is None:  # unreachable: only a header line declares version 3
+        raise Undecodable("a version 3 segment without its header")
     for part, fields in (("device", DEVICE_FIELDS), ("region", REGION_FIELDS), ("reject", REJECT_FIELDS)):
         if header.get(part) != list(fields):
             raise Undecodable(f"the header's {part} fields are {header.get(part)!r}, not {list(fields)}")
@@ -331,7 +335,7 @@ def decoder_v3(header: dict) -> Decoder:
         if len(rec) != width:
             raise Undecodable(f"{len(rec)} fields: neither a reject ({len(REJECT_FIELDS)}) nor a hit ({width})")
         _check_fields(list(plain_values(rec)), plain_types, "field")
-        fields = dict(zip(names, rec))
+        fields = dict(zip(names, rec, strict=True))  # len(rec) == width was checked above
         for name, read in readers:
             fields[name] = read(fields[name], interned)
         _check_minute(fields["minute"])
@@ -343,7 +347,7 @@ def decoder_v3(header: dict) -> Decoder:
 # Format version -> the decoder of its records, made from the segment's header (None for
 # version 1, which has none). A new format adds its decoder here and leaves the others
 # alone: a journal an older collector left behind is still replayed.
-DECODERS: dict[int, Callable[[dict | None], Decoder]] = {
+DECODERS: dict[int, Callable[[dict[str, Any] | None], Decoder]] = {
     1: lambda header: decode_v1,  # segments written before they had a header line
     2: lambda header: decode_v1,  # the same records, behind the header line
     3: decoder_v3,  # named fields (this code's)
@@ -355,7 +359,7 @@ def _declared_version(rec: Any) -> Any:
     return rec.get(HEADER_KEY) if type(rec) is dict and HEADER_KEY in rec else None
 
 
-def _decoder(version: Any, header: dict | None) -> Decoder:
+def _decoder(version: Any, header: dict[str, Any] | None) -> Decoder:
     """The decoder a segment's header asks for; raises Undecodable when there is none."""
     make = DECODERS.get(version) if type(version) is int else None
     if make is None:
@@ -529,13 +533,25 @@ class Journal:
             # The header goes with the first records, in the same write: a segment that
             # gets no records stays empty, and seal or the next start drops it.
             data = HEADER + data
-        os.write(self._fd, data)
+        fd = self._open_fd()
+        os.write(fd, data)
         self._active_bytes += len(data)
         self.bytes += len(data)
         if self.fsync_policy == "always":
-            os.fsync(self._fd)
+            os.fsync(fd)
         else:
             self._dirty = True
+
+    def _open_fd(self) -> int:
+        """The active segment's descriptor; only begin() (start's caller) makes one."""
+        if self._fd is None:
+            raise RuntimeError("the journal has no open segment: begin() was not called")
+        return self._fd
+
+    def _open_segment(self) -> Segment:
+        if self._active is None:
+            raise RuntimeError("the journal has no open segment: begin() was not called")
+        return self._active
 
     @property
     def full(self) -> bool:
@@ -543,14 +559,14 @@ class Journal:
 
     def seal(self, next_writer: str, next_seq: int) -> Segment | None:
         """Close the active segment and begin the next one. None when it held nothing."""
-        sealed, fd = self._active, self._fd
-        os.close(fd)
+        sealed = self._open_segment()
+        os.close(self._open_fd())
         self._dirty = False
-        if self._active_bytes == 0:
+        empty = self._active_bytes == 0
+        if empty:
             sealed.path.unlink(missing_ok=True)
-            sealed = None
         self.begin(next_writer, next_seq)
-        return sealed
+        return None if empty else sealed
 
     def discard(self, segment: Segment) -> None:
         """Redis has the batch: its segment is no longer needed."""
@@ -579,7 +595,7 @@ class Journal:
             os.fsync(self._fd)
             os.close(self._fd)
             if self._active_bytes == 0:
-                self._active.path.unlink(missing_ok=True)
+                self._open_segment().path.unlink(missing_ok=True)
             self._fd = None
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

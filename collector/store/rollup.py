@@ -22,6 +22,9 @@ from collector.store.buckets import Bucket, Calendar
 
 __all__ = ["RollupBuilder", "SlotWrites", "region_values"]
 
+# An HLL element: a salted visitor key (bytes), a first-party visitor id or a deep tag member (str).
+Member = bytes | str
+
 
 @dataclass(slots=True)
 class SlotWrites:
@@ -29,7 +32,7 @@ class SlotWrites:
 
     tag: str
     hashes: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> field -> increment
-    hlls: dict[str, set] = field(default_factory=dict)  # key -> elements
+    hlls: dict[str, set[Member]] = field(default_factory=dict)  # key -> elements
     expire_at: dict[str, int] = field(default_factory=dict)  # key -> epoch seconds (absent: keep)
     # Media session progress for this slot's session hash (features/media_sessions.lua): the
     # bucket prefixes a session's first flush files it under, then its progress.
@@ -45,7 +48,7 @@ class SlotWrites:
         if expire_at:
             self.expire_at.setdefault(key, expire_at)
 
-    def merge_members(self, key: str, members: set, expire_at: int) -> None:
+    def merge_members(self, key: str, members: set[Member], expire_at: int) -> None:
         existing = self.hlls.get(key)
         if existing is None:
             self.hlls[key] = set(members)  # a copy: one minute's set feeds several keys
@@ -60,12 +63,12 @@ class MinuteDeltas:
     """One app's deltas for one minute, by key suffix, before they meet any bucket."""
 
     fields: dict[str, dict[str, int]] = field(default_factory=dict)  # suffix -> field -> increment
-    day_members: dict[str, set] = field(default_factory=dict)  # suffix -> visitor keys (day salt)
-    month_members: dict[str, set] = field(default_factory=dict)  # suffix -> visitor keys (month salt)
+    day_members: dict[str, set[Member]] = field(default_factory=dict)  # suffix -> visitor keys (day salt)
+    month_members: dict[str, set[Member]] = field(default_factory=dict)  # suffix -> visitor keys (month salt)
     sessions: list[Session] = field(default_factory=list)
 
 
-def _add(members: dict[str, set], suffix: str, element) -> None:
+def _add(members: dict[str, set[Member]], suffix: str, element: Member) -> None:
     found = members.get(suffix)
     if found is None:
         found = members[suffix] = set()
@@ -79,6 +82,10 @@ class RollupBuilder:
         self.pages = PageCounter()
 
     def build(self, snap: Snapshot) -> list[SlotWrites]:
+        return self._fan_out(self._fold(snap))
+
+    def _fold(self, snap: Snapshot) -> dict[tuple[str, int], MinuteDeltas]:
+        """The snapshot's deltas per (app, minute), by key suffix."""
         minutes: dict[tuple[str, int], MinuteDeltas] = {}
 
         def deltas(app: str, minute: int) -> MinuteDeltas:
@@ -111,7 +118,10 @@ class RollupBuilder:
             _add(d.month_members, suffix, month_member)
         for (app, _), (minute, session) in snap.sessions.items():
             deltas(app, minute).sessions.append(session)
+        return minutes
 
+    def _fan_out(self, minutes: dict[tuple[str, int], MinuteDeltas]) -> list[SlotWrites]:
+        """Each minute's deltas joined to its buckets' key prefixes, grouped by hash slot."""
         slots: dict[str, SlotWrites] = {}
         for (app, minute), d in minutes.items():
             for bucket in self.calendar.buckets_of_minute(minute):

@@ -129,15 +129,15 @@ class RegistryRoutes:
         try:
             platform = parse_application(orjson.loads(await _bounded_body(request)))
         except orjson.JSONDecodeError as exc:
-            raise Refused(400, f"not JSON: {exc}")
+            raise Refused(400, f"not JSON: {exc}") from exc
         except ApplicationInvalid as exc:
             return _json({"error": "invalid application", "problems": [p.as_json() for p in exc.problems]}, 400)
         try:
             stored = await self.store.apply(platform, f"apply:{client}", settings.max_pending_applications)
         except AlreadyExists as exc:
-            raise Refused(409, str(exc))
+            raise Refused(409, str(exc)) from exc
         except TooManyPending as exc:
-            raise Refused(429, str(exc), {"Retry-After": str(PENDING_RETRY_AFTER)})
+            raise Refused(429, str(exc), {"Retry-After": str(PENDING_RETRY_AFTER)}) from exc
         return _json({"id": stored.id, "state": stored.state, "state_zh": STATE_NAMES[stored.state],
                       "message": "申请已收到，等待审核 application received, waiting for review"}, 201)
 
@@ -163,7 +163,7 @@ class RegistryRoutes:
         try:
             return _json((await self.store.get(request.match_info["id"])).public_dict())
         except NotFound as exc:
-            raise Refused(404, str(exc))
+            raise Refused(404, str(exc)) from exc
 
     async def act(self, request: web.Request) -> web.Response:
         name = await self.admin(request)
@@ -185,9 +185,9 @@ class RegistryRoutes:
             else:
                 issued = await store.act(platform_id, action, actor, options.get("note", ""))
         except NotFound as exc:
-            raise Refused(404, str(exc))
+            raise Refused(404, str(exc)) from exc
         except TransitionError as exc:
-            raise Refused(409, str(exc))
+            raise Refused(409, str(exc)) from exc
         body = {**issued.platform.public_dict(), "issued_app_key": issued.app_key, "issued_kit_token": issued.kit_token}
         if issued.read_token:
             body["issued_read_token"] = issued.read_token
@@ -206,7 +206,7 @@ class RegistryRoutes:
         try:
             options = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise Refused(400, f"not JSON: {exc}")
+            raise Refused(400, f"not JSON: {exc}") from exc
         if not isinstance(options, dict) or set(options) - {"note", "overlap"}:
             raise Refused(400, 'body must be an object with "note" and/or "overlap"')
         note = options.get("note", "")
@@ -242,7 +242,7 @@ class RegistryRoutes:
         try:
             platform = await self.store.get(platform_id)
         except NotFound as exc:
-            raise Refused(404, str(exc))
+            raise Refused(404, str(exc)) from exc
         limit = _limit(request, "50")
         record = await self.health.get(platform_id)
         return _json({
@@ -297,9 +297,9 @@ class RegistryRoutes:
             platform = await self.store.get(request.match_info["id"])
             kit = build_kit(platform, self._base_url(request), self.release)
         except NotFound as exc:
-            raise Refused(404, str(exc))
+            raise Refused(404, str(exc)) from exc
         except KitUnavailable as exc:
-            raise Refused(409, str(exc))
+            raise Refused(409, str(exc)) from exc
         fmt = request.query.get("format", "html" if request.path.startswith("/kit/") else "json")
         # The page carries the app key (and may be reached with a token in its URL):
         # keep it out of shared caches and out of other sites' Referer headers.

@@ -48,8 +48,16 @@ def sri(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
 
-def _version_key(name: str) -> tuple:
-    version = FROZEN.match(name).group(1)
+def _frozen_version(name: str) -> str:
+    """The version in a frozen build's file name; callers pass only names FROZEN matches."""
+    found = FROZEN.match(name)
+    if found is None:
+        raise ValueError(f"not a frozen beacon file name: {name!r}")
+    return found.group(1)
+
+
+def _version_key(name: str) -> tuple[int | tuple[int, str], ...]:
+    version = _frozen_version(name)
     core, _, pre = version.partition("-")
     # A release sorts after its own pre-releases.
     return tuple(int(x) for x in core.split(".")) + ((1, "") if not pre else (0, pre),)
@@ -66,7 +74,7 @@ def beacon_info(dist_dir: Path) -> dict:
     manifest_path = dist_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     frozen = sorted((p.name for p in dist_dir.glob("beacon-*.js") if FROZEN.match(p.name)), key=_version_key)
-    version = manifest.get("version") or (FROZEN.match(frozen[-1]).group(1) if frozen else "0")
+    version = manifest.get("version") or (_frozen_version(frozen[-1]) if frozen else "0")
     frozen_name = f"beacon-{version}.js"
     return {
         "version": version,

@@ -35,8 +35,9 @@ import heapq
 import logging
 import time
 from email.utils import formatdate
+from typing import cast
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
 from collector.hit.protocol import decode_query
@@ -93,7 +94,7 @@ class HitServer:
     def __init__(
         self, web_server: web.Server | None, app: web.Application, fast_path: bool = True, stats: HttpStats | None = None
     ) -> None:
-        self.web = web_server
+        self._web = web_server  # None only where aiohttp is never reached (bench/stages.py)
         self.app = app
         self.fast_path = fast_path
         settings = app.get(SETTINGS) or Settings()
@@ -129,6 +130,13 @@ class HitServer:
     async def shutdown(self, timeout: float | None = None) -> None:
         await self.web.shutdown(timeout)
 
+    @property
+    def web(self) -> web.Server:
+        """aiohttp's Server, which serves what the fast path hands over."""
+        if self._web is None:
+            raise RuntimeError("this HitServer was made without aiohttp's Server")
+        return self._web
+
     # ---- for the connections -------------------------------------------------------
 
     @property
@@ -148,7 +156,7 @@ class HitServer:
         if self._evicted_at == self.now:  # one scan a tick: a flood of connections stays cheap
             return False
         self._evicted_at = self.now
-        idle = [c for c in self.connections if not c.buffer and not c.transport.is_closing()]
+        idle: list[HitConnection | HandedOver] = [c for c in self.connections if not c.buffer and not c.transport.is_closing()]
         idle += [t for t in self.handed_over.values() if t.phase is IDLE and not t.transport.is_closing()]
         oldest = heapq.nsmallest(max(self.max_connections // EVICT_SHARE, 1), idle, key=_deadline)
         for connection in oldest:
@@ -255,7 +263,7 @@ def _deadline(connection: HitConnection | HandedOver) -> float:
     return connection.deadline
 
 
-def close_now(transport: asyncio.BaseTransport) -> None:
+def close_now(transport: asyncio.Transport) -> None:
     """Close at once: close() would first wait for a client that does not read to take our answers."""
     if transport.get_write_buffer_size():
         transport.abort()
@@ -282,20 +290,24 @@ class HandedOver(asyncio.Protocol):
         self.transport = transport
         self.deadline = deadline
         self.phase = phase
-        self.payload = None  # the request's body stream, once its head is in
+        self.payload: StreamReader | None = None  # the request's body stream, once its head is in
         self.expired = False
 
     def data_received(self, data: bytes) -> None:
-        if self.phase is IDLE or (self.phase is BODY and self.payload.is_eof()):
+        if self.phase is IDLE or self._body_received():
             self.phase, self.deadline = HEAD, self.server.now + self.server.request_timeout
         self.handler.data_received(data)
 
-    def head_received(self, payload) -> None:
+    def _body_received(self) -> bool:
+        """The request's body has come whole (its head did: head_received set the payload)."""
+        return self.phase is BODY and self.payload is not None and self.payload.is_eof()
+
+    def head_received(self, payload: StreamReader) -> None:
         self.phase, self.payload = BODY, payload
         self.deadline = self.server.now + self.server.request_timeout
 
     def expire(self) -> None:
-        if self.phase is BODY and self.payload.is_eof():
+        if self._body_received():
             # Received whole: the answer is being made or read. That, and the keep-alive
             # time after it, get keepalive_timeout (a client that never reads its answer
             # would otherwise hold the connection).
@@ -336,7 +348,9 @@ class HitConnection(asyncio.Protocol):
         self.deadline = server.now + server.request_timeout  # for the first request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        # cast: a stream server's protocol is given a Transport (asyncio's and uvloop's TCP
+        # transports are); asyncio.Protocol declares the base class for every kind.
+        self.transport = transport = cast(asyncio.Transport, transport)
         server = self.server
         if not server.room_for_one_more():
             return server.refuse(transport)

@@ -22,6 +22,8 @@ import re
 import resource
 import sys
 from collections import Counter
+from types import TracebackType
+from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -95,7 +97,11 @@ def _listed(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in counts.most_common())
 
 
-class QuietClientErrors(logging.LoggerAdapter):
+# What logging accepts as exc_info (typeshed spells it only in its private stubs).
+ExcInfo = bool | BaseException | tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None] | None
+
+
+class QuietClientErrors(logging.LoggerAdapter[logging.Logger]):
     """aiohttp.server's logger as RequestHandler uses it, minus the clients' faults.
 
     A request aiohttp cannot parse, or a client gone in the middle of its body, is
@@ -107,7 +113,7 @@ class QuietClientErrors(logging.LoggerAdapter):
         super().__init__(logging.getLogger("aiohttp.server"), {})
         self.stats = stats
 
-    def log(self, level: int, msg: object, *args: object, exc_info: object = None, **kwargs: object) -> None:
+    def log(self, level: int, msg: object, *args: object, exc_info: ExcInfo = None, **kwargs: Any) -> None:
         error = sys.exc_info()[1] if exc_info is True else exc_info[1] if isinstance(exc_info, tuple) else exc_info
         reason = client_fault(error)
         if reason is None:
