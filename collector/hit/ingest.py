@@ -91,10 +91,9 @@ class Ingest:
         origin: str | None = None, referer: str | None = None,
     ) -> Answer:
         """A POST: one event or a batch as JSON. `body` is None when it was over max_body_bytes."""
-        if self._full():
-            return self._unavailable()
-        if self.admission.waiting:
-            return REGISTRY_LOADING
+        refusal = self._cannot_take()
+        if refusal is not None:
+            return refusal
         now = self.clock()
         if body is None:
             problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
@@ -116,10 +115,9 @@ class Ingest:
         origin: str | None = None, referer: str | None = None,
     ) -> Answer:
         """A GET pixel: one event in the (decoded) query parameters."""
-        if self._full():
-            return self._unavailable()
-        if self.admission.waiting:
-            return REGISTRY_LOADING
+        refusal = self._cannot_take()
+        if refusal is not None:
+            return refusal
         now = self.clock()
         event, problems = from_query(query)
         wants_image = event.pop("img", None) == "1"
@@ -220,8 +218,8 @@ class Ingest:
         etype = ev["t"]
         when = now
         ts = ev.get("ts")
-        if ts is not None and now - self.ts_window <= ts / 1000 <= now + FUTURE_TOLERANCE:
-            when = ts / 1000
+        if ts is not None and not outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
+            when = ts / 1000  # the client's clock picks the bucket when it is within the window
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
         visitor, month_visitor, day, _ = self._visitor_keys(app, minute, ip, ua, memo)
@@ -289,6 +287,15 @@ class Ingest:
             return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
         return Answer(status, orjson.dumps(body), JSON)
+
+    def _cannot_take(self) -> Answer | None:
+        """The answer for a hit that cannot be taken at all, before it is even read: no
+        room to keep it (503), or the registry not loaded yet (503, registry_loading)."""
+        if self._full():
+            return self._unavailable()
+        if self.admission.waiting:
+            return REGISTRY_LOADING
+        return None
 
     def _full(self) -> bool:
         """No room to keep more hits: the journal's disk budget is used up or, with the
