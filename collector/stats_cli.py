@@ -27,9 +27,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 BY_ALIASES = {"region": "city", "prefecture": "city", "地市": "city", "省": "province"}
 BY_CHOICES = tuple(REGION_LEVELS) + tuple(b for b in BREAKDOWNS if b != "region") + tuple(BY_ALIASES)
 GROUPS_NOT_BUILT = (
-    "collector stats: --group 需要平台注册表（按地区、主管单位分组的平台清单），尚未实现；请用 --app 逐个平台查询。\n"
-    "collector stats: --group needs the platform registry (platforms grouped by region and authority), "
-    "which is not built yet; query one platform at a time with --app."
+    "collector stats: --group（按地区、主管单位汇总多个平台，去重访客）需要跨平台视图，尚未实现；请用 --app 逐个平台查询。\n"
+    "collector stats: --group (a region's or an authority's platforms together, visitors counted once) needs the "
+    "views across platforms, which are not built yet; query one platform at a time with --app."
 )
 DIMENSION_NAMES = {
     "country": "国家", "province": "省份", "city": "地市", "device": "设备类型", "browser": "浏览器", "os": "操作系统",
@@ -61,7 +61,7 @@ def add_stats_command(commands: argparse._SubParsersAction) -> None:
         "Example: collector stats --app demo --by city",
     )
     parser.add_argument("--app", required=True, help="the platform's app key (appKey)")
-    parser.add_argument("--group", default=None, help="a group of platforms: needs the platform registry (not built yet)")
+    parser.add_argument("--group", default=None, help="a group of platforms: needs the views across platforms (not built yet)")
     parser.add_argument("--from", dest="start", default=None,
                         help="start: YYYY-MM-DD, YYYY-MM, ISO date-time or epoch seconds (default: now)")
     parser.add_argument("--to", dest="end", default=None, help="end, same forms (default: the start)")

@@ -61,9 +61,9 @@ def test_version_comes_from_the_package_metadata():
     assert done.stdout.strip() == f"collector {metadata.version('edu-beacon-collector')}"
 
 
-def test_group_is_refused_until_the_platform_registry_exists(capsys):
+def test_group_is_refused_until_views_across_platforms_exist(capsys):
     assert main(["stats", "--app", "demo", "--group", "330000"]) == 2
-    assert "platform registry" in capsys.readouterr().err
+    assert "views across platforms" in capsys.readouterr().err
 
 
 def test_stats_says_when_no_collector_answers(capsys):
