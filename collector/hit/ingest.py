@@ -83,7 +83,7 @@ class Ingest:
         }
 
     # ---- handlers --------------------------------------------------------------------
-    # Transport-neutral: app.py adapts them to aiohttp, hit_server.py to its fast path.
+    # Transport-neutral: web/hit_routes.py adapts them to aiohttp, web/hit_server.py to its fast path.
     # `peer` is the TCP peer's address; the other arguments are the request's headers.
 
     def hit_body(
