@@ -165,24 +165,31 @@ class Ingest:
                 continue
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
-            self._remark(event, verdict.app, minute, now, tally.rejects)
-            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, now, memo))
+            when = self._remark(event, verdict.app, minute, now, tally.rejects)
+            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo))
         return tally
 
     def _remark(
         self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]]
-    ) -> None:
-        """The daily validation's flags on an accepted event (hit/remarks.py); it still counts.
+    ) -> float:
+        """The daily validation's flags on an accepted event (hit/remarks.py; it still
+        counts), and the moment it counts at: its client timestamp when that lies within
+        the window, else `now` — the clock is judged once, here, for both.
 
-        A client clock outside the window that chooses the bucket (see _enrich); an id
-        this worker saw lately (a resend, or ids that are not unique).
+        Flagged: a client clock outside that window; an id this worker saw lately (a
+        resend, or ids that are not unique).
         """
+        when = now
         ts = event.get("ts")
-        if ts is not None and outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
-            rejects.append((app, minute, FLAGGED + CLIENT_CLOCK_FLAG))
+        if ts is not None:
+            if outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
+                rejects.append((app, minute, FLAGGED + CLIENT_CLOCK_FLAG))
+            else:
+                when = ts / 1000
         event_id = event.get("id")
         if event_id and self.recent_ids.seen(app, event_id):
             rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
+        return when
 
     def _app_of(self, event: object, now: float) -> str:
         """The app a rejection is counted under: with `registry=open` its app key when that
@@ -206,20 +213,16 @@ class Ingest:
         return found
 
     def _enrich(
-        self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, now: float,
+        self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, when: float,
         memo: VisitorMemo | None = None,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
-        admission.py): what the journal writes and the aggregator counts.
+        admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes twice, not a hundred times.
         """
         etype = ev["t"]
-        when = now
-        ts = ev.get("ts")
-        if ts is not None and not outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
-            when = ts / 1000  # the client's clock picks the bucket when it is within the window
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
         visitor, month_visitor, day, _ = self._visitor_keys(app, minute, ip, ua, memo)
