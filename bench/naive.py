@@ -87,8 +87,8 @@ class NaiveCollector:
         device = self.devices.classify(ua, ch, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
         buckets = self.calendar.buckets_of_minute(int(when // 60))
         day, month = buckets[2], buckets[3]
-        visitor = self.hasher.visitor(day.id, app, ip, ua)
-        month_visitor = self.hasher.visitor(month.id, app, ip, ua)
+        visitor = self.hasher.visitor(day.id, ip, ua)
+        month_visitor = self.hasher.visitor(month.id, ip, ua)
         country, province, city = region_values(region)
         flag = 0
         if etype == "pageview" and not device.is_bot:

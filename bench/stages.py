@@ -124,8 +124,8 @@ def _per_event_stages(b: _Stages, reqs: list, day_id: str, month_id: str) -> Non
     b.stage("validate_event", lambda: _time(validate_event, events))
     b.stage("referrer_value", lambda: _time(lambda e: referrer_value(e.get("r", ""), e["u"]), events))
     b.stage("visitor hash (x2: day and month salt)",
-            lambda: _time(lambda r: (hasher.visitor(day_id, "zjer", r.visitor.ip, r.visitor.ua),
-                                     hasher.visitor(month_id, "zjer", r.visitor.ip, r.visitor.ua)), reqs))
+            lambda: _time(lambda r: (hasher.visitor(day_id, r.visitor.ip, r.visitor.ua),
+                                     hasher.visitor(month_id, r.visitor.ip, r.visitor.ua)), reqs))
 
 
 def _ingest_stages(b: _Stages, label: str, reqs: list) -> None:

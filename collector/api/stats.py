@@ -3,13 +3,13 @@
 The HTTP handlers are in web/stats_routes.py.
 
 Derived figures (bounce rate, PV per 100 visitors, pages per visitor, averages) are
-computed here, never stored. UV over several buckets is the union of their
-HyperLogLogs (PFCOUNT of many keys), never a sum.
+computed here, never stored. UV over several buckets, and over the platforms of a group,
+is the union of their HyperLogLogs (store/hll_union.py, safe on Redis Cluster), never a sum.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LI
 from collector.features.reading import BucketReading, ratio, split_metrics
 from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
+from collector.store.hll_union import count_unions
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = pages.BREAKDOWNS  # the page-view breakdowns: page, page_code, referrer, ..., region, bot
@@ -39,7 +40,6 @@ MAX_READ_ENTRIES = 500_000
 MAX_HLL_KEYS = 200_000
 MAX_ANSWER_BYTES = 8 << 20
 ROW_OVERHEAD_BYTES = 64  # a row's figures and field names, besides its value
-PFCOUNT_ROWS_PER_ROUND_TRIP = 200
 
 
 class BadQuery(ValueError):
@@ -136,9 +136,13 @@ class StatsReader:
         self.clock = clock
 
     def parse(self, query) -> tuple[str, str, list[Bucket], list[str], int]:
-        app = query.get("app", "")
-        if not app:
-            raise BadQuery("app is required")
+        """(app or group id, granularity, buckets, breakdowns, limit); exactly one of app
+        and group (which one: `subject_kind`)."""
+        subject = query.get("app", "") or query.get("group", "")
+        if not subject:
+            raise BadQuery("app or group is required")
+        if query.get("app") and query.get("group"):
+            raise BadQuery("give app or group, not both")
         granularity = query.get("granularity", "day")
         if granularity not in GRANULARITIES:
             raise BadQuery("granularity must be one of " + ", ".join(GRANULARITIES))
@@ -163,74 +167,92 @@ class StatsReader:
             raise BadQuery("limit must be an integer") from None
         if not 1 <= limit <= MAX_ROW_LIMIT:
             raise BadQuery(f"limit must be 1..{MAX_ROW_LIMIT}")
-        return app, granularity, buckets, breakdowns, limit
+        return subject, granularity, buckets, breakdowns, limit
 
-    async def read(self, app: str, granularity: str, buckets: list[Bucket], breakdowns: list[str], limit: int = ROW_LIMIT) -> dict:
+    @staticmethod
+    def subject_kind(query) -> str:
+        """"group" when the query names a group, else "app"."""
+        return "group" if query.get("group") and not query.get("app") else "app"
+
+    async def read(self, apps: str | Sequence[str], granularity: str, buckets: list[Bucket], breakdowns: list[str],
+                   limit: int = ROW_LIMIT, label: str | None = None) -> dict:
+        """The figures of one app, or of several together (a group): counters summed over
+        them, UVs the union of all their HyperLogLogs (a distinct count across the apps).
+        `label` is the answer's `app` (default: the one app's name)."""
+        apps = [apps] if isinstance(apps, str) else list(apps)
         g = granularity
-        width = 1 + len(BUCKET_HLLS)
+        cells = [(app, b) for b in buckets for app in apps]
         pipe = self.redis.pipeline(transaction=False)
-        for b in buckets:
+        for app, b in cells:
             pipe.hgetall(keys.counters(app, g, b.id))
-            for suffix in BUCKET_HLLS:
-                pipe.pfcount(keys.bucket_key(app, g, b.id, suffix))
-        for suffix in BUCKET_HLLS:
-            pipe.pfcount(*[keys.bucket_key(app, g, b.id, suffix) for b in buckets])
-        pipe.hgetall(keys.catalogue(app))
+        for app in apps:
+            pipe.hgetall(keys.catalogue(app))
         results = await pipe.execute()
-        catalogue = _ints(results[-1])
+        counters_of = [_ints(raw) for raw in results[: len(cells)]]
+        catalogue: dict[str, int] = {}
+        for raw in results[len(cells) :]:
+            _add_into(catalogue, _ints(raw))
         total = catalogue.get("total", 0)
+        # One union per bucket and HLL (over the apps), then one per HLL over everything.
+        unions = [[keys.bucket_key(app, g, b.id, suffix) for app in apps] for b in buckets for suffix in BUCKET_HLLS]
+        unions += [[keys.bucket_key(app, g, b.id, suffix) for app, b in cells] for suffix in BUCKET_HLLS]
+        counts = await count_unions(self.redis, unions)
+        width = len(BUCKET_HLLS)
         series: list[dict[str, Any]] = []
         total_counters: dict[str, int] = {}
         for i, b in enumerate(buckets):
-            counters = _ints(results[width * i])
+            counters: dict[str, int] = {}
+            for c in counters_of[i * len(apps) : (i + 1) * len(apps)]:
+                _add_into(counters, c)
             _add_into(total_counters, counters)
             entry = {"bucket": b.label, "start": b.start}
-            entry.update(derive(counters, _hll_counts(results[width * i + 1 : width * (i + 1)]), catalogue_total=total))
+            entry.update(derive(counters, _hll_counts(counts[width * i : width * (i + 1)]), catalogue_total=total))
             series.append(entry)
         out: dict[str, Any] = {
-            "app": app,
+            "app": label if label is not None else apps[0] if apps else "",
             "granularity": g,
             "timezone": str(self.calendar.tz),
             "from": buckets[0].label,
             "to": buckets[-1].label,
-            "totals": derive(total_counters, _hll_counts(results[-1 - len(BUCKET_HLLS) : -1]), catalogue_total=total),
+            "totals": derive(total_counters, _hll_counts(counts[-width:]), catalogue_total=total),
             "series": series,
         }
         if breakdowns:
             out["breakdowns"], out["breakdown_rows"] = {}, {}
-            await self._check_entries(app, g, buckets, breakdowns)
+            scope = _Scope(apps, g, buckets)
+            await self._check_entries(scope, breakdowns)
             budget = ReadBudget()
             for dim in breakdowns:
                 if dim in DEEP_BREAKDOWNS:
-                    rows, total_rows = await self._deep_breakdown(app, g, buckets, dim, limit, catalogue, budget)
+                    rows, total_rows = await self._deep_breakdown(scope, dim, limit, catalogue, budget)
                 else:
-                    rows, total_rows = await self._breakdown(app, g, buckets, dim, limit, budget)
+                    rows, total_rows = await self._breakdown(scope, dim, limit, budget)
                 out["breakdowns"][dim] = rows
                 out["breakdown_rows"][dim] = total_rows  # before `limit` cut them
             if "region" in breakdowns:
                 out["attribution"] = DBIP_ATTRIBUTION
         return out
 
-    async def _check_entries(self, app: str, g: str, buckets: list[Bucket], breakdowns: list[str]) -> None:
+    async def _check_entries(self, scope: _Scope, breakdowns: list[str]) -> None:
         """Refuse (ReadBudget) before reading when the breakdowns' hashes are too large in all."""
         pipe = self.redis.pipeline(transaction=False)
         for dim in breakdowns:
             for suffix in _hash_suffixes(dim):
-                for b in buckets:
-                    pipe.hlen(keys.bucket_key(app, g, b.id, suffix))
+                for key in scope.keys(suffix):
+                    pipe.hlen(key)
         ReadBudget.check_entries(sum(await pipe.execute()))
 
-    async def _summed_hash(self, app: str, g: str, buckets: list[Bucket], suffix: str) -> dict[str, int]:
-        """A hash of every bucket, summed field by field; read in chunks (api/topn.py)."""
-        return _ints(await summed_fields(self.redis, [keys.bucket_key(app, g, b.id, suffix) for b in buckets]))
+    async def _summed_hash(self, scope: _Scope, suffix: str) -> dict[str, int]:
+        """A hash of every bucket (of every app), summed field by field; read in chunks (api/topn.py)."""
+        return _ints(await summed_fields(self.redis, scope.keys(suffix)))
 
     async def _deep_breakdown(
-        self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, catalogue: dict[str, int], budget: ReadBudget
+        self, scope: _Scope, dim: str, limit: int, catalogue: dict[str, int], budget: ReadBudget
     ) -> tuple[list[dict], int]:
         """The top `limit` rows of a deep-tag breakdown (features/figures.py DEEP_BREAKDOWNS),
         and how many rows there are in all."""
         breakdown = DEEP_BREAKDOWNS[dim]
-        summed = await self._summed_hash(app, g, buckets, keys.metrics_suffix(dim))
+        summed = await self._summed_hash(scope, keys.metrics_suffix(dim))
         rows = [breakdown.row(value, m) for value, m in split_metrics(summed).items()]
         rows.sort(key=breakdown.sort_key)
         total_rows = len(rows)
@@ -238,13 +260,13 @@ class StatsReader:
         budget.add_rows(rows)
         if dim in names.RESOURCE_DIMENSIONS and rows:
             labels = dim in names.RESOURCE_LABELS
-            budget.count_hlls(len(rows) * len(buckets) * (2 if labels else 1))
-            pipe = self.redis.pipeline(transaction=False)
+            budget.count_hlls(len(rows) * len(scope.cells) * (2 if labels else 1))
+            unions = []
             for row in rows:
-                pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.dimension_visitors_suffix(dim, row["value"])) for b in buckets])
+                unions.append(scope.keys(keys.dimension_visitors_suffix(dim, row["value"])))
                 if labels:
-                    pipe.pfcount(*[keys.bucket_key(app, g, b.id, keys.resources_suffix(dim, row["value"])) for b in buckets])
-            counts = iter(await pipe.execute())
+                    unions.append(scope.keys(keys.resources_suffix(dim, row["value"])))
+            counts = iter(await count_unions(self.redis, unions))
             for row in rows:
                 row["viewers"] = next(counts)
                 if labels:
@@ -262,36 +284,38 @@ class StatsReader:
         pipe.hset(keys.catalogue(app), mapping=mapping)
         await pipe.execute()
 
-    async def _breakdown(self, app: str, g: str, buckets: list[Bucket], dim: str, limit: int, budget: ReadBudget):
+    async def _breakdown(self, scope: _Scope, dim: str, limit: int, budget: ReadBudget):
         """The top `limit` rows of a page-view breakdown and how many rows there are in
         all; `region` answers each of REGION_LEVELS so (a dict of each)."""
         if dim == "region":
-            levels = {level: await self._breakdown(app, g, buckets, level, limit, budget) for level in REGION_LEVELS}
+            levels = {level: await self._breakdown(scope, level, limit, budget) for level in REGION_LEVELS}
             return {level: rows for level, (rows, _) in levels.items()}, {level: n for level, (_, n) in levels.items()}
-        hashes = [keys.bucket_key(app, g, b.id, keys.dimension_suffix(dim)) for b in buckets]
-        top, total_rows = await top_fields(self.redis, hashes, limit)
+        top, total_rows = await top_fields(self.redis, scope.keys(keys.dimension_suffix(dim)), limit)
         rows: list[dict[str, Any]] = [{"value": _text(value), "pv": n} for value, n in top]  # JSON rows
         budget.add_rows(rows)
         if dim in pages.UV_DIMENSIONS:
-            await self._count_visitors(app, g, buckets, dim, rows, budget)
+            budget.count_hlls(len(rows) * len(scope.cells))
+            unions = [scope.keys(keys.dimension_visitors_suffix(dim, row["value"])) for row in rows]
+            for row, uv in zip(rows, await count_unions(self.redis, unions), strict=True):
+                row["uv"] = uv
         if dim in REGION_LEVELS:
             for row in rows:
                 row.update(describe_region_key(*_region_parts(row["value"])))
         return rows, total_rows
 
-    async def _count_visitors(self, app: str, g: str, buckets: list[Bucket], dim: str, rows: list[dict], budget: ReadBudget) -> None:
-        """Each row's UV over the buckets (PFCOUNT of its HLLs), a few hundred rows per round trip."""
-        budget.count_hlls(len(rows) * len(buckets))
-        for start in range(0, len(rows), PFCOUNT_ROWS_PER_ROUND_TRIP):
-            chunk = rows[start : start + PFCOUNT_ROWS_PER_ROUND_TRIP]
-            pipe = self.redis.pipeline(transaction=False)
-            for row in chunk:
-                pipe.pfcount(*[keys.dimension_visitors(app, g, b.id, dim, row["value"]) for b in buckets])
-            for row, uv in zip(chunk, await pipe.execute(), strict=True):  # one PFCOUNT per row
-                row["uv"] = uv
-
     async def apps(self) -> list[str]:
         return sorted(_text(a) for a in await self.redis.smembers(keys.APPS))
+
+
+class _Scope:
+    """The (app, bucket) cells a read covers: one app's buckets, or those of every app of a group."""
+
+    def __init__(self, apps: list[str], granularity: str, buckets: list[Bucket]) -> None:
+        self.granularity = granularity
+        self.cells = [(app, b.id) for b in buckets for app in apps]
+
+    def keys(self, suffix: str) -> list[str]:
+        return [keys.bucket_key(app, self.granularity, bucket_id, suffix) for app, bucket_id in self.cells]
 
 
 def _hash_suffixes(dim: str) -> tuple[str, ...]:

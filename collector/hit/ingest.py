@@ -202,12 +202,13 @@ class Ingest:
     def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: VisitorMemo | None) -> VisitorKeys:
         """The visitor's keys under the day's and the month's salt, and the day and month.
 
-        Also a logged-in user's keys: (USER_MARK, uid) in place of (IP, User-Agent).
+        Also a logged-in user's keys: (USER_MARK + app, uid) in place of (IP, User-Agent): a
+        user id means something on its own platform only, unlike an IP and a device.
         """
         found = memo.get((app, minute, ip, ua)) if memo is not None else None
         if found is None:
             _, _, day, month = self.calendar.buckets_of_minute(minute)
-            found = (self.hasher.visitor(day.id, app, ip, ua), self.hasher.visitor(month.id, app, ip, ua), day.id, month.id)
+            found = (self.hasher.visitor(day.id, ip, ua), self.hasher.visitor(month.id, ip, ua), day.id, month.id)
             if memo is not None:
                 memo[(app, minute, ip, ua)] = found
         return found
@@ -229,7 +230,7 @@ class Ingest:
         deep = None
         if not device.is_bot:
             uid = ev.get("uid")
-            user = self._visitor_keys(app, minute, USER_MARK, uid, memo)[:2] if uid else None
+            user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         vid = ev.get("vid", "")
         if etype == "pageview":

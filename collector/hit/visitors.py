@@ -31,8 +31,13 @@ class VisitorHasher:
         self._salts[period] = salt[:64]  # BLAKE2b keys are at most 64 bytes
         self._local_fallback.discard(period)
 
-    def visitor(self, period: str, app: str, ip: str, ua: str) -> bytes:
-        """The visitor key under the salt of `period` (a day id or a month id)."""
+    def visitor(self, period: str, ip: str, ua: str) -> bytes:
+        """The visitor key under the salt of `period` (a day id or a month id).
+
+        The platform is not in it: one person (IP + device) has the same key on every
+        platform, so a group's UV is the union of its platforms' HyperLogLogs, a distinct
+        count across them (docs/groups-and-reports.md). Hashed per platform, a union would
+        be a sum."""
         salt = self._salts.get(period)
         if salt is None:
             # Redis has not given us this period's salt (unreachable at start). Hash with
@@ -41,7 +46,7 @@ class VisitorHasher:
             salt = self._salts[period] = os.urandom(32)
             self._local_fallback.add(period)
             log.warning("no shared visitor salt for %s yet: using a local one", period)
-        return blake2b(f"{app}\0{ip}\0{ua}".encode("utf-8", "replace"), key=salt, digest_size=8).digest()
+        return blake2b(f"{ip}\0{ua}".encode("utf-8", "replace"), key=salt, digest_size=8).digest()
 
     def retain(self, periods: set[str]) -> None:
         """Forget the salts of every other period (those days and months are over)."""

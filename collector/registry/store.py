@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from collector.registry import credentials
+from collector.registry.groups import GroupRef, NamedSet, check_set, every_group, resolve, series_of
 from collector.registry.model import (
     ACTIVE,
     APPLIED,
@@ -292,6 +293,48 @@ class RegistryStore:
             "before": before, "after": after, "detail": orjson.dumps(detail),
         }
         pipe.xadd(keys.REGISTRY_AUDIT, entry, maxlen=keys.REGISTRY_AUDIT_MAXLEN, approximate=True)
+
+    # ---- named sets of platforms (groups set:NAME, registry/groups.py) ----------------
+
+    async def sets(self) -> dict[str, NamedSet]:
+        records = await self.redis.hgetall(keys.REGISTRY_GROUPS)
+        return {reply_text(name): NamedSet.from_dict(orjson.loads(raw)) for name, raw in records.items()}
+
+    async def group(self, group_id: str) -> tuple[GroupRef, builtins.list[str]]:
+        """The group (groups.resolve: BadGroup when malformed or an unknown set) and the
+        series its counts are stored under."""
+        snapshot, sets = await self._snapshot_and_sets()
+        group = resolve(group_id, snapshot, sets)
+        return group, series_of(group, snapshot)
+
+    async def groups(self) -> builtins.list[GroupRef]:
+        return every_group(*await self._snapshot_and_sets())
+
+    async def _snapshot_and_sets(self) -> tuple[RegistrySnapshot, dict[str, NamedSet]]:
+        return await self.load_all(), await self.sets()
+
+    async def save_set(self, name: str, title: str, platforms: builtins.list[object], actor: str) -> NamedSet:
+        """Create or replace the set `name` (BadGroup when malformed); its platforms need not
+        exist yet: a set names what an authority oversees, possibly before it registers."""
+        title, members = check_set(name, title, platforms)
+        before = await self.redis.hget(keys.REGISTRY_GROUPS, name)
+        now = self.clock()
+        created = NamedSet.from_dict(orjson.loads(before)).created_at if before else now
+        named = NamedSet(name, title, members, created, now, actor[:128])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.REGISTRY_GROUPS, name, orjson.dumps(named.as_dict()))
+            pipe.incr(keys.REGISTRY_VERSION)
+            self._audit(pipe, "set-save", actor, "", "", "", {"set": name, "platforms": len(members)})
+            await pipe.execute()
+        return named
+
+    async def delete_set(self, name: str, actor: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.REGISTRY_GROUPS, name)
+            pipe.incr(keys.REGISTRY_VERSION)
+            self._audit(pipe, "set-delete", actor, "", "", "", {"set": name})
+            deleted, _, _ = await pipe.execute()
+        return bool(deleted)
 
     # ---- admin tokens ----------------------------------------------------------------
 

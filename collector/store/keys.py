@@ -23,6 +23,10 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{registry}:version                   string bumped by every registry change
     eb:{registry}:audit                     stream who changed what, when (capped)
     eb:{registry}:admin-tokens              hash   SHA-256 of an admin token -> its name (JSON)
+    eb:{registry}:groups                    hash   named set of platforms -> its record (JSON)
+    eb:{hll:TOKEN}:N                        string a HyperLogLog copied for a cross-slot union (60 s)
+    eb:{report}:lease                       string the token of the process running the monthly reports
+    eb:{report}:done                        hash   month -> when its reports were written and sent
     eb:{health}:platforms                   hash   platform id -> its health record (JSON)
     eb:{health}:history:ID                  list   a platform's health transitions, newest first (capped)
     eb:{health}:anomalies                   hash   anomaly id -> the anomaly and its delivery (JSON)
@@ -164,6 +168,24 @@ REGISTRY_AUDIT = registry_key("audit")
 REGISTRY_ADMIN_TOKENS = registry_key("admin-tokens")
 # SHA-256 of each platform's read token -> its platform id (the read API's credentials).
 REGISTRY_READ_TOKENS = registry_key("read-tokens")
+# Named sets of platforms (a group `set:NAME`): name -> {title, platforms, ...} as JSON.
+REGISTRY_GROUPS = registry_key("groups")
+
+
+# ---- cross-slot HyperLogLog unions (store/hll_union.py) ---------------------------------
+# On Redis Cluster, PFCOUNT of keys in several slots is refused: the reader copies each
+# HyperLogLog's bytes into keys sharing one hash tag and counts those. They expire on
+# their own in case the reader dies before deleting them.
+HLL_COPY_TTL_MS = 60_000
+
+
+def hll_copy(token: str, n: int) -> str:
+    return f"{PREFIX}:{{hll:{token}}}:{n}"
+
+
+# ---- the monthly reports (report/job.py) -----------------------------------------------
+REPORT_LEASE = f"{PREFIX}:{{report}}:lease"
+REPORT_DONE = f"{PREFIX}:{{report}}:done"
 
 
 # ---- platform health (§8.4; registry/health_store.py) -----------------------------------

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from collector.hit.clientip import ClientIPResolver
 from collector.registry import credentials
 from collector.registry.application import ApplicationInvalid, parse_application
+from collector.registry.groups import BadGroup
 from collector.registry.health_store import HealthStore
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
@@ -32,6 +33,7 @@ from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, INGEST, REDIS
 
 ACTIONS = (*TRANSITIONS, "rotate-key", "kit-token", "read-token")
 MAX_APPLICATION_BYTES = 8192  # a full application is well under 2 KB
+MAX_SET_BYTES = 512 * 1024  # a named set of 10,000 platform ids of up to 32 characters, quoted
 PENDING_RETRY_AFTER = 3600  # seconds: reviews happen on a human scale
 
 
@@ -48,6 +50,8 @@ def add_registry_routes(app: web.Application) -> None:
         ("GET", "/api/admin/platforms/{id}/health", routes.health_one),
         ("GET", "/api/admin/anomalies", routes.anomalies),
         ("GET", "/api/admin/refused-keys", routes.refused_keys),
+        ("PUT", "/api/admin/groups/{name}", routes.save_set),
+        ("DELETE", "/api/admin/groups/{name}", routes.delete_set),
         ("GET", "/kit/{id}", routes.kit_page),
     ):
         app.router.add_route(method, path, _answered(handler))
@@ -70,16 +74,16 @@ def _bearer(request: web.Request) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-async def _bounded_body(request: web.Request) -> bytes:
-    """The whole body, or 413 past MAX_APPLICATION_BYTES (whatever Content-Length claims)."""
-    too_large = Refused(413, f"a request body here is at most {MAX_APPLICATION_BYTES} bytes")
-    if (request.content_length or 0) > MAX_APPLICATION_BYTES:
+async def _bounded_body(request: web.Request, limit: int = MAX_APPLICATION_BYTES) -> bytes:
+    """The whole body, or 413 past `limit` bytes (whatever Content-Length claims)."""
+    too_large = Refused(413, f"a request body here is at most {limit} bytes")
+    if (request.content_length or 0) > limit:
         raise too_large
     try:
         body = await request.read()  # itself bounded by client_max_size (max_body_bytes)
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
-    if len(body) > MAX_APPLICATION_BYTES:
+    if len(body) > limit:
         raise too_large
     return body
 
@@ -194,6 +198,28 @@ class RegistryRoutes:
         if action == "approve":  # §8.3: the kit is generated with the approval
             body["kit"] = build_kit(issued.platform, self._base_url(request), self.release).as_json()
         return _json(body)
+
+    async def save_set(self, request: web.Request) -> web.Response:
+        """PUT /api/admin/groups/NAME {"title", "platforms"}: a named set, read as group=set:NAME."""
+        name = await self.admin(request)
+        try:
+            body = orjson.loads(await _bounded_body(request, MAX_SET_BYTES))
+        except orjson.JSONDecodeError as exc:
+            raise Refused(400, f"not JSON: {exc}") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("platforms"), list) or set(body) - {"title", "platforms"}:
+            raise Refused(400, 'the body is {"title": "…", "platforms": ["id", …]}')
+        try:
+            saved = await self.store.save_set(request.match_info["name"], body.get("title", ""), body["platforms"], f"admin:{name}")
+        except BadGroup as exc:
+            raise Refused(400, str(exc)) from exc
+        return _json(saved.as_dict())
+
+    async def delete_set(self, request: web.Request) -> web.Response:
+        name = await self.admin(request)
+        set_name = request.match_info["name"]
+        if not await self.store.delete_set(set_name, f"admin:{name}"):
+            raise Refused(404, f"no set {set_name[:40]!r}")
+        return _json({"deleted": set_name})
 
     def _base_url(self, request: web.Request) -> str:
         return self.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"

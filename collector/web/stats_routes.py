@@ -1,10 +1,13 @@
-"""HTTP handlers of the read API: `/api/stats`, `/api/apps`, `PUT /api/catalogue`, and
-`/api/openapi.json`, the description of every endpoint (open: it holds no data).
+"""HTTP handlers of the read API: `/api/stats` (of an app or a group of platforms),
+`/api/apps`, `/api/groups`, `PUT /api/catalogue`, and `/api/openapi.json`, the
+description of every endpoint (open: it holds no data).
 
 The figures come from api/stats.py (StatsReader). Who may read (ReadAccess):
 - the `api_token` setting, an admin token (`collector admin-token create`): every platform;
 - a platform's read token (`collector platforms read-token ID`): that platform only —
   /api/stats and PUT /api/catalogue of another are 403, /api/apps lists only its own;
+  a group only when every platform of it is its own (registry/groups.py readable_by:
+  a group's figures minus one's own would be the others'), and /api/groups lists only those;
 - nobody else, except when the collector listens on loopback only and no `api_token`
   is set: then a request that came straight from this machine (no proxy header) reads
   everything, as on a developer's machine. Listening on any other address, a request
@@ -27,6 +30,7 @@ from redis.exceptions import RedisError
 from collector.api.stats import BadQuery, StatsReader
 from collector.features.resources import parse_catalogue
 from collector.hit.protocol import usable_app_key
+from collector.registry.groups import BadGroup, GroupRef, readable_by
 from collector.registry.model import KEYED_STATES, REVOKED, TEST_SERIES_SUFFIX, RegistrySnapshot
 from collector.registry.store import RegistryStore
 from collector.settings import Settings
@@ -43,6 +47,7 @@ PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 def add_stats_routes(app: web.Application) -> None:
     app.router.add_get("/api/stats", api_stats)
     app.router.add_get("/api/apps", api_apps)
+    app.router.add_get("/api/groups", api_groups)
     app.router.add_put("/api/catalogue", api_catalogue)
     app.router.add_get("/api/openapi.json", openapi_description)
     app.on_startup.append(warn_if_read_api_closed)
@@ -54,6 +59,10 @@ async def api_stats(request: web.Request) -> web.Response:
 
 async def api_apps(request: web.Request) -> web.Response:
     return await _stats_api(request).apps(request)
+
+
+async def api_groups(request: web.Request) -> web.Response:
+    return await _stats_api(request).groups(request)
 
 
 async def api_catalogue(request: web.Request) -> web.Response:
@@ -106,6 +115,9 @@ class Reader:
     """Who is reading: every platform (platform_id None) or one platform's own figures."""
 
     platform_id: str | None = None
+
+    def may_read_group(self, group: GroupRef) -> bool:
+        return readable_by(group, self.platform_id)
 
     def may_read(self, app: str) -> bool:
         """Its own counts: under its id, or ID~test for a test platform (model.Platform.series)."""
@@ -173,17 +185,42 @@ class StatsAPI:
         async def read() -> dict:
             who = await self.access.reader(request)
             try:
-                app, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
+                subject, granularity, buckets, breakdowns, limit = self.reader.parse(request.query)
             except BadQuery as exc:
                 raise Refusal(400, str(exc)) from None
-            if not who.may_read(app):
-                raise Refusal(403, f"this credential reads platform {who.platform_id!r} only")
+            group, series = await self.readable(who, subject, self.reader.subject_kind(request.query))
             try:
-                return await self.reader.read(app, granularity, buckets, breakdowns, limit)
+                answer = await self.reader.read(series, granularity, buckets, breakdowns, limit, label=subject)
             except BadQuery as exc:  # the answer would be too large (api/stats.py ReadBudget)
                 raise Refusal(400, str(exc)) from None
+            if group is not None:
+                answer["group"] = group.as_dict()
+            return answer
 
         return await self._answer(read())
+
+    async def readable(self, who: Reader, subject: str, kind: str) -> tuple[GroupRef | None, list[str]]:
+        """(the group or None for an app, the series to read), or Refusal: 400 for a group
+        that is malformed or unknown, 403 for what this credential may not read."""
+        if kind == "app":
+            if not who.may_read(subject):
+                raise Refusal(403, f"this credential reads platform {who.platform_id!r} only")
+            return None, [subject]
+        try:
+            group, series = await self.access.registry.group(subject)
+        except BadGroup as exc:
+            raise Refusal(400, str(exc)) from None
+        if not who.may_read_group(group):
+            raise Refusal(403, f"this credential reads platform {who.platform_id!r} only, and group {group.id!r} "
+                               "holds other platforms")
+        return group, series
+
+    async def groups(self, request: web.Request) -> web.Response:
+        async def groups() -> dict:
+            who = await self.access.reader(request)
+            return {"groups": [g.as_dict() for g in await self.access.registry.groups() if who.may_read_group(g)]}
+
+        return await self._answer(groups())
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
