@@ -10,6 +10,9 @@ RUN bash geo_data/fetch_dbip.sh
 
 # Stage 2: the collector.
 FROM python:3.11-slim-bookworm
+# The CJK font the PDF reports embed (report_font).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 collector
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -15,6 +15,7 @@ from importlib import metadata
 import orjson
 
 from collector.registry import cli as registry_cli
+from collector.report import cli as report_cli
 from collector.settings import Settings, SettingsError, describe, parser_for
 
 from .stats_cli import add_stats_command, run_stats
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--jsonl", action="store_true", help='read {"ip": ..., "ua": ...} lines on stdin')
     add_stats_command(commands)
     registry_cli.add_commands(commands)
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_stats(args)
         elif args.command in ("platforms", "admin-token"):
             return registry_cli.run(args)
+        elif args.command in ("report", "groups"):
+            return report_cli.run(args)
         else:
             return inspect(args)
     except SettingsError as exc:

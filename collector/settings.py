@@ -141,6 +141,15 @@ class Settings:
     anomaly_days: int = _setting(14, "days of the same hour that make an anomaly baseline (weekdays and weekends apart)")
     webhook_url: str = _setting("", "URL that anomalies are POSTed to (signed, retried); empty: recorded only")
     webhook_secret: str = _setting("", "HMAC-SHA256 key that signs webhook bodies (X-EB-Signature); required with webhook_url")
+    report_interval: float = _setting(
+        3600.0, "seconds between checks for the monthly reports: once a month every platform's and group's report of the "
+        "month before is written to DATA_DIR/reports/ and sent to webhook_url; one process per deployment (a Redis "
+        "lease); 0 turns them off"
+    )
+    report_font: str = _setting(
+        "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "CJK font file (TTF or TTC) the PDF reports embed "
+        "(Debian package fonts-wqy-microhei); without it PDF reports are refused, the other formats still work"
+    )
     access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
@@ -196,6 +205,7 @@ class Settings:
             (self.batch_max_cells >= 1, "batch_max_cells", "must be at least 1"),
             (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
             (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),
+            (self.report_interval >= 0, "report_interval", "must not be negative"),
         ]
         for ok, name, why in checks:
             if not ok:

@@ -26,11 +26,6 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 # (the API answers all three under `region`); `prefecture` is the standard's word for city.
 BY_ALIASES = {"region": "city", "prefecture": "city", "地市": "city", "省": "province"}
 BY_CHOICES = tuple(REGION_LEVELS) + tuple(b for b in BREAKDOWNS if b != "region") + tuple(BY_ALIASES)
-GROUPS_NOT_BUILT = (
-    "collector stats: --group（按地区、主管单位汇总多个平台，去重访客）需要跨平台视图，尚未实现；请用 --app 逐个平台查询。\n"
-    "collector stats: --group (a region's or an authority's platforms together, visitors counted once) needs the "
-    "views across platforms, which are not built yet; query one platform at a time with --app."
-)
 DIMENSION_NAMES = {
     "country": "国家", "province": "省份", "city": "地市", "device": "设备类型", "browser": "浏览器", "os": "操作系统",
     "page": "页面", "page_code": "页面编码", "referrer": "来源", "bot": "爬虫", "resource": "资源", "rtype": "资源类型",
@@ -58,10 +53,12 @@ def add_stats_command(commands: argparse._SubParsersAction) -> None:
         "stats",
         help="query /api/stats of a running collector: tables, CSV or JSON",
         description="Ask a running collector's read API (/api/stats) and print the figures. "
-        "Example: collector stats --app demo --by city",
+        "Example: collector stats --app demo --by city; collector stats --group province:33 --by city",
     )
-    parser.add_argument("--app", required=True, help="the platform's app key (appKey)")
-    parser.add_argument("--group", default=None, help="a group of platforms: needs the views across platforms (not built yet)")
+    subject = parser.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--app", help="the platform's id (its app key with registry=open)")
+    subject.add_argument("--group", help="a group of platforms (GET /api/groups): all, province:33, prefecture:3301, "
+                                         "org:NAME, set:NAME; PV summed, UV counted once across them")
     parser.add_argument("--from", dest="start", default=None,
                         help="start: YYYY-MM-DD, YYYY-MM, ISO date-time or epoch seconds (default: now)")
     parser.add_argument("--to", dest="end", default=None, help="end, same forms (default: the start)")
@@ -77,9 +74,6 @@ def add_stats_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    if args.group is not None:
-        print(GROUPS_NOT_BUILT, file=sys.stderr)
-        return 2
     dimension = BY_ALIASES.get(args.by, args.by)
     try:
         answer = fetch_stats(args.url, args.token, query_of(args, dimension))
@@ -99,7 +93,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def query_of(args: argparse.Namespace, dimension: str | None) -> dict[str, str]:
-    query = {"app": args.app, "granularity": args.granularity}
+    query = {"group": args.group} if args.group else {"app": args.app}
+    query["granularity"] = args.granularity
     if args.start:
         query["from"] = args.start
     if args.end:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses, installed only when missing:
-# chromium (the browser tests drive it through Playwright), ffmpeg (test media) and wrk
-# (the benchmark's load generator, run in smoke mode by tests/test_bench.py).
+# chromium (the browser tests drive it through Playwright), ffmpeg (test media), wrk
+# (the benchmark's load generator, run in smoke mode by tests/test_bench.py),
+# fonts-wqy-microhei (the CJK font the PDF reports embed) and poppler-utils (pdftoppm and
+# pdffonts: tests/test_report.py renders the PDF and checks its font).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

@@ -61,9 +61,10 @@ def test_version_comes_from_the_package_metadata():
     assert done.stdout.strip() == f"collector {metadata.version('edu-beacon-collector')}"
 
 
-def test_group_is_refused_until_views_across_platforms_exist(capsys):
-    assert main(["stats", "--app", "demo", "--group", "330000"]) == 2
-    assert "views across platforms" in capsys.readouterr().err
+def test_stats_takes_an_app_or_a_group_not_both(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["stats", "--app", "demo", "--group", "province:33"])
+    assert exited.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_stats_says_when_no_collector_answers(capsys):

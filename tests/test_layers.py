@@ -17,6 +17,7 @@ FORBIDDEN = {
     "store": {"aiohttp"},
     "api": {"aiohttp"},
     "registry": {"aiohttp"},
+    "report": {"aiohttp"},  # the report's figures and formats; its HTTP is web/report_routes.py
 }
 # The registry's pure modules (record, application, kit, tokens): neither library; its
 # Redis lives in registry/store.py alone (the CLI and the demo go through the store).

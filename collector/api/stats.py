@@ -175,10 +175,11 @@ class StatsReader:
         return "group" if query.get("group") and not query.get("app") else "app"
 
     async def read(self, apps: str | Sequence[str], granularity: str, buckets: list[Bucket], breakdowns: list[str],
-                   limit: int = ROW_LIMIT, label: str | None = None) -> dict:
+                   limit: int = ROW_LIMIT, label: str | None = None, row_uv: bool = True) -> dict:
         """The figures of one app, or of several together (a group): counters summed over
         them, UVs the union of all their HyperLogLogs (a distinct count across the apps).
-        `label` is the answer's `app` (default: the one app's name)."""
+        `label` is the answer's `app` (default: the one app's name); without `row_uv` the
+        page-view breakdowns' rows carry no UV (a report's region table needs only PV)."""
         apps = [apps] if isinstance(apps, str) else list(apps)
         g = granularity
         cells = [(app, b) for b in buckets for app in apps]
@@ -219,7 +220,7 @@ class StatsReader:
         }
         if breakdowns:
             out["breakdowns"], out["breakdown_rows"] = {}, {}
-            scope = _Scope(apps, g, buckets)
+            scope = _Scope(apps, g, buckets, row_uv)
             await self._check_entries(scope, breakdowns)
             budget = ReadBudget()
             for dim in breakdowns:
@@ -293,7 +294,7 @@ class StatsReader:
         top, total_rows = await top_fields(self.redis, scope.keys(keys.dimension_suffix(dim)), limit)
         rows: list[dict[str, Any]] = [{"value": _text(value), "pv": n} for value, n in top]  # JSON rows
         budget.add_rows(rows)
-        if dim in pages.UV_DIMENSIONS:
+        if dim in pages.UV_DIMENSIONS and scope.row_uv:
             budget.count_hlls(len(rows) * len(scope.cells))
             unions = [scope.keys(keys.dimension_visitors_suffix(dim, row["value"])) for row in rows]
             for row, uv in zip(rows, await count_unions(self.redis, unions), strict=True):
@@ -310,8 +311,9 @@ class StatsReader:
 class _Scope:
     """The (app, bucket) cells a read covers: one app's buckets, or those of every app of a group."""
 
-    def __init__(self, apps: list[str], granularity: str, buckets: list[Bucket]) -> None:
+    def __init__(self, apps: list[str], granularity: str, buckets: list[Bucket], row_uv: bool = True) -> None:
         self.granularity = granularity
+        self.row_uv = row_uv
         self.cells = [(app, b.id) for b in buckets for app in apps]
 
     def keys(self, suffix: str) -> list[str]:

@@ -34,6 +34,7 @@ from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
 from collector.web.platform_health import health_ctx
+from collector.web.report_routes import add_report_routes
 from collector.web.resources import (
     beacon_ctx,
     flusher_ctx,
@@ -81,4 +82,5 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_stats_routes(app)
     add_beacon_routes(app)
     add_registry_routes(app)
+    add_report_routes(app)  # and the monthly report job, after the resources above
     return app

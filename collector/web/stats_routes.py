@@ -54,22 +54,22 @@ def add_stats_routes(app: web.Application) -> None:
 
 
 async def api_stats(request: web.Request) -> web.Response:
-    return await _stats_api(request).stats(request)
+    return await stats_api(request).stats(request)
 
 
 async def api_apps(request: web.Request) -> web.Response:
-    return await _stats_api(request).apps(request)
+    return await stats_api(request).apps(request)
 
 
 async def api_groups(request: web.Request) -> web.Response:
-    return await _stats_api(request).groups(request)
+    return await stats_api(request).groups(request)
 
 
 async def api_catalogue(request: web.Request) -> web.Response:
-    return await _stats_api(request).catalogue(request)
+    return await stats_api(request).catalogue(request)
 
 
-def _stats_api(request: web.Request) -> StatsAPI:
+def stats_api(request: web.Request) -> StatsAPI:
     app = request.app
     return StatsAPI(StatsReader(app[REDIS], app[CALENDAR], app[CLOCK]), ReadAccess.of(app), app[REDIS_OUTAGE])
 
@@ -264,6 +264,12 @@ class StatsAPI:
 
     async def _answer(self, reading: Awaitable[dict]) -> web.Response:
         """200 with what `reading` returns, its refusal, or 503 when Redis cannot be reached."""
+        outcome = await self.guarded(reading)
+        return outcome if isinstance(outcome, web.Response) else _json(outcome)
+
+    async def guarded(self, reading: Awaitable[dict]) -> dict | web.Response:
+        """What `reading` returns, or the answer that refuses it (its refusal, or 503 when
+        Redis cannot be reached): for handlers that render the figures themselves."""
         try:
             body = await reading
         except Refusal as refused:
@@ -272,7 +278,7 @@ class StatsAPI:
             self.outage.failed(exc)
             return _json({"error": "redis unavailable"}, 503)
         self.outage.recovered()
-        return _json(body)
+        return body
 
 
 def registered_apps(snapshot: RegistrySnapshot | None) -> list[str]:
