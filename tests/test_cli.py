@@ -30,7 +30,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_the_parser_has_the_documented_subcommands():
-    assert subcommands() == ["admin-token", "inspect", "platforms", "serve", "stats"]
+    assert subcommands() == ["admin-token", "groups", "inspect", "platforms", "report", "serve", "stats"]
 
 
 @pytest.mark.parametrize("command", subcommands())

@@ -320,7 +320,7 @@ async def test_salts_are_shared_and_deleted_48h_after_their_period(collector_cli
 async def test_stats_rejects_bad_queries(collector_client):
     client = await collector_client()
     for params, needle in (
-        ({}, "app is required"),
+        ({}, "app or group is required"),
         ({"app": "a", "granularity": "week"}, "granularity"),
         ({"app": "a", "from": "yesterday"}, "from/to"),
         ({"app": "a", "from": "2026-02-02", "to": "2026-02-01"}, "before"),

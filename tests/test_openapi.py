@@ -183,6 +183,8 @@ async def check_registry_and_health(client, checker: Checker) -> None:
     assert shown["registry"] == "open" and shown["keys"] == []
     await checker.check(await client.get(refused), refused, "get")
 
+    await check_groups_and_reports(client, checker, admin, own)
+
     job = build_job(client.server.app)
     await job.run_round()  # zjer: pending
     await job.store.add_anomaly(detect("zjer", "2026113009", "pv", 0, baseline([100, 110, 90]), 4.0, 1.0), deliver=True)
@@ -194,6 +196,27 @@ async def check_registry_and_health(client, checker: Checker) -> None:
         await checker.check(await client.get(path, headers=admin), one, "get")
     for query in ("", "?platform=zjer&limit=3", "?limit=0"):
         await checker.check(await client.get(f"/api/admin/anomalies{query}", headers=admin), "/api/admin/anomalies", "get")
+
+
+async def check_groups_and_reports(client, checker: Checker, admin: dict, own: dict) -> None:
+    """Groups (/api/groups, /api/stats?group=, named sets) and the report in every format."""
+    sets = "/api/admin/groups/{name}"
+    await checker.check(await client.put("/api/admin/groups/east", data='{"title": "东部", "platforms": ["zjer", "demo"]}',
+                                         headers=admin), sets, "put")
+    for body, headers in (("{", admin), ("x" * 600_000, admin), ("{}", {}), ("{}", {"Authorization": "Bearer nope"})):
+        await checker.check(await client.put("/api/admin/groups/east", data=body, headers=headers), sets, "put")
+    groups = json.loads(await checker.check(await client.get("/api/groups", headers=admin), "/api/groups", "get"))
+    assert "set:east" in [g["id"] for g in groups["groups"]]
+    for headers in (own, {}, {"Authorization": "Bearer nope"}):
+        await checker.check(await client.get("/api/groups", headers=headers), "/api/groups", "get")
+    for query, headers in (("group=set:east&breakdown=region,device", admin), ("group=set:east", own), ("group=nope", admin)):
+        await checker.check(await client.get("/api/stats?" + query, headers=headers), "/api/stats", "get")
+    for query, headers in (("group=set:east&month=2026-10", admin), ("app=zjer&format=md", own), ("app=zjer&format=html", own),
+                           ("app=zjer&format=csv", own), ("app=zjer&format=pdf", own), ("group=set:east", own),
+                           ("app=zjer&month=13", own), ("app=zjer", {})):
+        await checker.check(await client.get("/api/report?" + query, headers=headers), "/api/report", "get")
+    for name, headers in (("east", admin), ("east", admin), ("east", {}), ("east", {"Authorization": "Bearer nope"})):
+        await checker.check(await client.delete(f"/api/admin/groups/{name}", headers=headers), sets, "delete")
 
 
 async def frozen_version(client) -> str:

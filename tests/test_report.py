@@ -226,3 +226,19 @@ def test_periods():
     assert seed.days == 31 and not seed.calendar_month and seed.previous() == Period(seed.first.replace(month=7, day=21),
                                                                                      seed.first.replace(day=20))
     assert parse_period(month("2026-03").first, None, None, None) == month("2026-02")
+
+
+async def test_the_command_line_makes_sets_and_reports(seeded, redis_url, tmp_path):
+    from test_registry_cli import cli, ok
+
+    ok("groups", "create", "east", "--platforms", "zjer,nbedu", "--title", "东部平台", redis_url=redis_url)
+    listed = ok("groups", "list", redis_url=redis_url).stdout
+    assert "set:east" in listed and "东部平台" in listed and "province:33" in listed
+    done = ok("report", "--group", "set:east", "--month", "2026-10", "--format", "md", redis_url=redis_url)
+    assert "# 东部平台 月度运行报告（2026年10月）" in done.stdout and "金华市" in done.stdout
+    ok("report", "--app", "zjer", "--month", "2026-10", "--format", "pdf", "-o", str(tmp_path / "r.pdf"), redis_url=redis_url)
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    refused = cli("report", "--group", "province:3", redis_url=redis_url)
+    assert refused.returncode == 1 and "is not one of" in refused.stderr
+    ok("groups", "delete", "east", redis_url=redis_url)
+    assert cli("groups", "delete", "east", redis_url=redis_url).returncode == 1
