@@ -129,8 +129,14 @@ async def test_every_format(seeded):
     report = json.loads(body)
     assert status == 200 and report["subject"]["id"] == "province:33" and report["access"]["pv"] == SEED_HITS
     assert not report["access"]["uv_exact"] and report["previous_period"]["to"] == "2026-09-30"
-    for query, reason in (("app=zjer&format=doc", "format must be"), ("app=zjer&month=2026-13", "month must be"),
-                          ("app=zjer&from=2026-10-01", "go together"), ("group=set:nope", "no set"), ("", "app or group")):
+    for query, reason in (
+        ("app=zjer&format=doc", "format must be"), ("app=zjer&month=2026-13", "month must be"),
+        ("app=zjer&from=2026-10-01", "go together"), ("app=zjer&to=2026-10-01", "together"),
+        ("app=zjer&from=0001-01-01&to=0001-12-31", "years 2000-2199"), ("app=zjer&month=9999-12", "years"),
+        ("app=zjer&from=2026-01-01&to=2027-12-31", "at most 367 days"), ("app=zjer&from=2026-10-02&to=2026-10-01", "before"),
+        ("app=zjer&month=2026-10&from=2026-10-01&to=2026-10-02", "not both"), ("group=set:nope", "no set"), ("", "app or group"),
+        ("app=a&group=all", "app or group"),
+    ):
         status, _, body = await get(seeded, query)
         assert status == 400 and reason in json.loads(body)["error"], (query, body)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 import redis.asyncio as aioredis
 
-from collector.api.stats import StatsReader
+from collector.api.stats import BadQuery, StatsReader
 from collector.registry import webhook_sign
 from collector.registry.groups import counted, every_group, series_of
 from collector.registry.store import RegistryStore
@@ -86,7 +86,12 @@ class ReportJob:
         folder.mkdir(parents=True, exist_ok=True)
         record = {"at": self.clock(), "reports": 0, "delivered": 0, "failed": 0}
         for subject in await self.subjects():
-            report = await self.builder.build(subject, period, self.clock())
+            try:
+                report = await self.builder.build(subject, period, self.clock())
+            except BadQuery as exc:  # one too large a read spoils its report only
+                log.warning("reports: %s for %s not built: %s", subject.id, period.month_id, exc)
+                record["failed"] += 1
+                continue
             self._write(folder, subject, report)
             record["reports"] += 1
             if self.settings.webhook_url and self.send is not None:

@@ -9,6 +9,9 @@ from datetime import date, timedelta
 # The longest period a report covers: a year and a day (the daily chart stays readable,
 # and the read stays within the read API's budgets).
 MAX_DAYS = 367
+# Days a report may name: the collector's own era, so that no date arithmetic (the
+# previous period, epoch seconds) can leave what datetime holds.
+FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
 class BadPeriod(ValueError):
@@ -19,6 +22,10 @@ class BadPeriod(ValueError):
 class Period:
     first: date
     last: date  # included
+
+    def __post_init__(self) -> None:
+        if not (FIRST_YEAR <= self.first.year and self.last.year <= LAST_YEAR):
+            raise BadPeriod(f"a report's days are in the years {FIRST_YEAR}-{LAST_YEAR}")
 
     @property
     def days(self) -> int:
@@ -57,7 +64,7 @@ def month(text: str) -> Period:
         first = date(year, number, 1)
     except ValueError:
         raise BadPeriod(f"month must be YYYY-MM, not {text[:20]!r}") from None
-    return Period(first, _month_end(first))
+    return Period(first, _month_end(first))  # BadPeriod outside the years reports cover
 
 
 def last_whole_month(today: date) -> Period:
@@ -75,9 +82,10 @@ def parse_period(today: date, month_text: str | None = None, start: str | None =
     if not (start and end):
         raise BadPeriod("from and to go together (YYYY-MM-DD, both days included)")
     try:
-        period = Period(date.fromisoformat(start), date.fromisoformat(end))
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
         raise BadPeriod("from and to are days: YYYY-MM-DD") from None
+    period = Period(first, last)
     if period.last < period.first:
         raise BadPeriod("to is before from")
     if period.days > MAX_DAYS:

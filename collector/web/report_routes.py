@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 from aiohttp import web
 
-from collector.api.stats import StatsReader
+from collector.api.stats import BadQuery, StatsReader
 from collector.registry.groups import BadGroup
 from collector.report.build import ReportBuilder, subject_for
 from collector.report.job import ReportJob, ReportSettings
@@ -55,7 +55,10 @@ async def api_report(request: web.Request) -> web.Response:
             subject = await subject_for(api.access.registry, kind, subject_id)
         except (BadPeriod, BadGroup) as exc:
             raise Refusal(400, str(exc)) from None
-        return await ReportBuilder(api.reader).build(subject, period, api.reader.clock())
+        try:
+            return await ReportBuilder(api.reader).build(subject, period, api.reader.clock())
+        except BadQuery as exc:  # too large a read (api/stats.py ReadBudget)
+            raise Refusal(400, str(exc)) from None
 
     return await _answer_report(api, report(), fmt, request.app[SETTINGS].report_font)
 
