@@ -87,6 +87,8 @@ def run_stats(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout)
         writer.writerow(header)
         writer.writerows(rows)
+        if dimension in REGION_LEVELS and answer.get("attribution"):
+            print(attribution_text(answer["attribution"]), file=sys.stderr)  # the CSV stays a table
     else:
         sys.stdout.write(render_report(answer, dimension))
     return 0
@@ -182,7 +184,7 @@ def render_report(answer: dict, dimension: str | None) -> str:
     totals = answer["totals"]
     span = answer["from"] if answer["from"] == answer["to"] else f"{answer['from']} … {answer['to']}"
     lines = [
-        f"{answer['app']}  {span}  ({answer['granularity']}, {answer['timezone']})",
+        f"{subject_of(answer)}  {span}  ({answer['granularity']}, {answer['timezone']})",
         f"PV {totals['pv']}  UV {totals['uv']}  访问 visits {totals['visits']}  跳出率 bounce {percent(totals['bounce_rate']) or '-'}",
     ]
     if dimension:
@@ -191,8 +193,17 @@ def render_report(answer: dict, dimension: str | None) -> str:
     lines.append(render_table(header, rows) if rows else "(无数据 no rows)")
     attribution = answer.get("attribution")
     if dimension in REGION_LEVELS and attribution:
-        lines.append(f"{attribution['text']} ({attribution['url']}, {attribution['license']})")
+        lines.append(attribution_text(attribution))
     return "\n".join(lines) + "\n"
+
+
+def subject_of(answer: dict) -> str:
+    """The app, or a group's name and id: 浙江省 (province:33)."""
+    return f"{answer['group']['name']} ({answer['app']})" if "group" in answer else answer["app"]
+
+
+def attribution_text(attribution: dict) -> str:
+    return f"{attribution['text']} ({attribution['url']}, {attribution['license']})"
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

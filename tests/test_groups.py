@@ -185,3 +185,19 @@ def test_group_id_syntax():
     for bad in ("province:330000", "prefecture:33", "set:A", "org:", "city:3301", "", "all:"):
         with pytest.raises(BadGroup):
             parse_group_id(bad)
+
+
+async def test_collector_stats_group(registered, capsys):
+    from collector.cli import main
+
+    client = registered
+    await send_pageviews(client, "zja", range(20))
+    await send_pageviews(client, "zjb", range(30))
+    await wait_for_pv(client, "group=province:33", 50)
+    url = str(client.make_url("")).rstrip("/")
+    assert await asyncio.to_thread(main, ["stats", "--group", "province:33", "--by", "city", "--url", url]) == 0
+    out = capsys.readouterr().out
+    uv = int(out.split("PV 50  UV ", 1)[1].split()[0])
+    assert "浙江省 (province:33)" in out and abs(uv - 30) <= 1 and "杭州市" in out and "IP Geolocation by DB-IP" in out
+    assert await asyncio.to_thread(main, ["stats", "--group", "set:nope", "--url", url]) == 1
+    assert "no set 'nope'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ The HTTP sending is injected (`send`, web/report_routes.py), as for the health j
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -92,7 +93,8 @@ class ReportJob:
                 log.warning("reports: %s for %s not built: %s", subject.id, period.month_id, exc)
                 record["failed"] += 1
                 continue
-            self._write(folder, subject, report)
+            # In a thread: the PDF is CPU work that must not hold up the hits of this process.
+            await asyncio.to_thread(self._write, folder, subject, report)
             record["reports"] += 1
             if self.settings.webhook_url and self.send is not None:
                 delivered = await self._deliver(period, report)

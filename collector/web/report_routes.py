@@ -93,7 +93,8 @@ async def report_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     sender = WebhookSender()
     job = build_report_job(app, sender)
-    loop = Periodic("monthly-reports", job.tick, first_delay=min(30.0, interval))
+    # No hurry after a start: the month waits, and a short-lived process never starts it.
+    loop = Periodic("monthly-reports", job.tick, first_delay=min(300.0, interval))
     loop.start()
     yield
     await loop.close()
