@@ -122,6 +122,94 @@ async def test_copied_unions_equal_pfcount_in_place(rds, redis_server):
     await redis.aclose()
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000, fixed in Redis 6) is free too."""
+    import random
+    import socket
+
+    while True:
+        port = random.randrange(20000, 50000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+
+
+@pytest.fixture(scope="module")
+def small_cluster(tmp_path_factory):
+    """Three redis-server masters in cluster mode (no replicas): the slots a group spans."""
+    import shutil
+    import subprocess
+    import time
+
+    from collector.embedded_redis import find_redis_server
+
+    if not shutil.which("redis-cli"):
+        pytest.skip("redis-cli builds the cluster")
+    ports, procs = [_cluster_port() for _ in range(3)], []
+    for port in ports:
+        folder = tmp_path_factory.mktemp(f"cluster{port}")
+        procs.append(subprocess.Popen([find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                                       "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
+                                       "--cluster-config-file", "nodes.conf", "--logfile", str(folder / "redis.log")],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+    try:
+        for port in ports:
+            for _ in range(100):
+                if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+                    break
+                time.sleep(0.05)
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
+                        "--cluster-yes"], check=True, capture_output=True, text=True, timeout=60)
+        for _ in range(200):
+            info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True).stdout
+            if "cluster_state:ok" in info:
+                break
+            time.sleep(0.05)
+        yield ports[0]
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def test_on_redis_cluster_the_union_is_copied_into_one_slot(small_cluster):
+    """PFCOUNT across slots is refused on a real Redis Cluster; the copy counts the union."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException
+
+    cluster = RedisCluster(host="127.0.0.1", port=small_cluster)
+    try:
+        hlls = [keys.visitors(app, "day", day) for app in ("ca", "cb") for day in ("20261001", "20261002")]
+        for i, key in enumerate(hlls):
+            await cluster.pfadd(key, *[f"v{n}" for n in range(i * 100, i * 100 + 1000)])
+        with pytest.raises(RedisClusterException, match="same key slot"):  # the client refuses before Redis would
+            await cluster.pfcount(*hlls)
+        counted = await count_unions(cluster, [hlls, hlls[:1]])
+        assert abs(counted[0] - 1300) <= 13 and abs(counted[1] - 1000) <= 10
+        assert not [k async for k in cluster.scan_iter("eb:{hll:*")]
+
+        # The whole read of a group, as /api/stats?group= does it, across slots.
+        from collector.api.stats import StatsReader
+        from collector.store.buckets import Calendar
+
+        calendar = Calendar("Asia/Shanghai")
+        for app in ("ca", "cb"):
+            for day in ("20261001", "20261002"):
+                await cluster.hset(keys.counters(app, "day", day), mapping={"pv": 10})
+                await cluster.hset(keys.dimension(app, "day", day, "device"), mapping={"mobile": 10})
+                await cluster.pfadd(keys.dimension_visitors(app, "day", day, "device", "mobile"), "x", "y", app)
+        buckets = calendar.span("day", calendar.parse_instant("2026-10-01"), calendar.parse_instant("2026-10-02"))
+        answer = await StatsReader(cluster, calendar, lambda: 0.0).read(["ca", "cb"], "day", buckets, ["device"], label="set:c")
+        assert answer["totals"]["pv"] == 40 and answer["totals"]["uv"] == counted[0] and answer["app"] == "set:c"
+        assert answer["breakdowns"]["device"] == [{"value": "mobile", "pv": 40, "uv": 4}]  # x, y, ca, cb
+    finally:
+        await cluster.aclose()
+
+
 async def test_a_platform_credential_reads_no_group_holding_others(registered):
     client = registered
     redis = client.server.app[REDIS]
