@@ -248,6 +248,30 @@ async def test_bad_groups_are_400_with_the_reason(registered, query, reason):
     assert status == 400 and reason in body["error"]
 
 
+async def test_a_read_covers_a_bounded_number_of_platform_buckets(registered):
+    store = RegistryStore(registered.server.app[REDIS])
+    await store.save_set("big", "", [f"p{n}" for n in range(700)], "test")
+    status, body = await stats(registered, "group=set:big&from=2026-10-01&to=2026-10-31")
+    assert status == 400 and "700 platforms over 31 buckets" in body["error"]
+    assert (await stats(registered, "group=set:big&from=2026-10-01&to=2026-10-31&granularity=month"))[0] == 200
+
+
+async def test_copies_past_their_budget_are_refused_and_removed(rds, redis_server, monkeypatch):
+    import redis.asyncio as aioredis
+
+    from collector.store import hll_union
+
+    redis = aioredis.Redis.from_url(f"redis://127.0.0.1:{redis_server.port}")
+    hlls = [keys.visitors(f"big{n}", "day", "20261001") for n in range(4)]
+    for key in hlls:
+        await redis.pfadd(key, *[f"{key}{n}" for n in range(5000)])  # dense: 12 KB each
+    monkeypatch.setattr(hll_union, "MAX_COPY_BYTES", 30_000)
+    with pytest.raises(hll_union.UnionTooLarge):
+        await count_unions(redis, [hlls], copy=True)
+    assert not await redis.keys("eb:{hll:*")
+    await redis.aclose()
+
+
 async def test_named_sets_admin_api(registered):
     client = registered
     admin = await RegistryStore(client.server.app[REDIS]).create_admin_token("lead", "test")

@@ -23,7 +23,7 @@ from collector.features.figures import DEEP_BREAKDOWNS, FEATURE_HLLS, MAX_ROW_LI
 from collector.features.reading import BucketReading, ratio, split_metrics
 from collector.store import keys, names
 from collector.store.buckets import GRANULARITIES, Bucket, Calendar
-from collector.store.hll_union import count_unions
+from collector.store.hll_union import UnionTooLarge, count_unions
 
 MAX_BUCKETS = 2000
 BASIC_BREAKDOWNS = pages.BREAKDOWNS  # the page-view breakdowns: page, page_code, referrer, ..., region, bot
@@ -39,6 +39,10 @@ REGION_LEVELS = pages.REGION_LEVELS  # the `region` breakdown's dimensions
 MAX_READ_ENTRIES = 500_000
 MAX_HLL_KEYS = 200_000
 MAX_ANSWER_BYTES = 8 << 20
+# (app, bucket) cells one read covers: a group's platforms times its buckets (a province
+# of 600 platforms over a month by day). Each cell is a counters hash and a key in every
+# UV union.
+MAX_CELLS = 20_000
 ROW_OVERHEAD_BYTES = 64  # a row's figures and field names, besides its value
 
 
@@ -183,6 +187,9 @@ class StatsReader:
         apps = [apps] if isinstance(apps, str) else list(apps)
         g = granularity
         cells = [(app, b) for b in buckets for app in apps]
+        if len(cells) > MAX_CELLS:
+            raise BadQuery(f"{len(apps)} platforms over {len(buckets)} buckets are more than {MAX_CELLS} platform-buckets "
+                           "a read may cover; ask a coarser granularity or a shorter period")
         pipe = self.redis.pipeline(transaction=False)
         for app, b in cells:
             pipe.hgetall(keys.counters(app, g, b.id))
@@ -197,7 +204,7 @@ class StatsReader:
         # One union per bucket and HLL (over the apps), then one per HLL over everything.
         unions = [[keys.bucket_key(app, g, b.id, suffix) for app in apps] for b in buckets for suffix in BUCKET_HLLS]
         unions += [[keys.bucket_key(app, g, b.id, suffix) for app, b in cells] for suffix in BUCKET_HLLS]
-        counts = await count_unions(self.redis, unions)
+        counts = await self._unions(unions)
         width = len(BUCKET_HLLS)
         series: list[dict[str, Any]] = []
         total_counters: dict[str, int] = {}
@@ -234,6 +241,13 @@ class StatsReader:
                 out["attribution"] = DBIP_ATTRIBUTION
         return out
 
+    async def _unions(self, unions: list[list[str]]) -> list[int]:
+        """PFCOUNT of each union (store/hll_union.py); BadQuery when Redis Cluster would need too many copies."""
+        try:
+            return await count_unions(self.redis, unions)
+        except UnionTooLarge as exc:
+            raise BadQuery(str(exc)) from None
+
     async def _check_entries(self, scope: _Scope, breakdowns: list[str]) -> None:
         """Refuse (ReadBudget) before reading when the breakdowns' hashes are too large in all."""
         pipe = self.redis.pipeline(transaction=False)
@@ -267,7 +281,7 @@ class StatsReader:
                 unions.append(scope.keys(keys.dimension_visitors_suffix(dim, row["value"])))
                 if labels:
                     unions.append(scope.keys(keys.resources_suffix(dim, row["value"])))
-            counts = iter(await count_unions(self.redis, unions))
+            counts = iter(await self._unions(unions))
             for row in rows:
                 row["viewers"] = next(counts)
                 if labels:
@@ -297,7 +311,7 @@ class StatsReader:
         if dim in pages.UV_DIMENSIONS and scope.row_uv:
             budget.count_hlls(len(rows) * len(scope.cells))
             unions = [scope.keys(keys.dimension_visitors_suffix(dim, row["value"])) for row in rows]
-            for row, uv in zip(rows, await count_unions(self.redis, unions), strict=True):
+            for row, uv in zip(rows, await self._unions(unions), strict=True):
                 row["uv"] = uv
         if dim in REGION_LEVELS:
             for row in rows:

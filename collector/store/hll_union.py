@@ -33,6 +33,13 @@ from collector.store import keys
 # 500 of them are 6 MB).
 UNIONS_PER_ROUND_TRIP = 200
 COPIES_PER_ROUND_TRIP = 500
+# What one read's copies may hold in Redis at once (they live until its count is done):
+# 20,000 dense HyperLogLogs. Beyond, the read is refused with UnionTooLarge.
+MAX_COPY_BYTES = 256 << 20
+
+
+class UnionTooLarge(ValueError):
+    """The copies of this read would take more Redis memory than MAX_COPY_BYTES."""
 
 
 def needs_copies(redis: object) -> bool:
@@ -70,6 +77,7 @@ async def _count_copied(redis: aioredis.Redis | RedisCluster, unions: Sequence[S
     distinct = list(dict.fromkeys(key for union in unions for key in union))
     token = secrets.token_hex(8)
     copy_of: dict[str, str] = {}
+    copied_bytes = 0
     try:
         for start in range(0, len(distinct), COPIES_PER_ROUND_TRIP):
             chunk = distinct[start : start + COPIES_PER_ROUND_TRIP]
@@ -79,6 +87,10 @@ async def _count_copied(redis: aioredis.Redis | RedisCluster, unions: Sequence[S
             write = redis.pipeline(transaction=False)
             for n, (key, raw) in enumerate(zip(chunk, await read.execute(), strict=True), start=start):
                 if raw is not None:  # a missing HLL adds nothing to a union
+                    copied_bytes += len(raw)
+                    if copied_bytes > MAX_COPY_BYTES:
+                        raise UnionTooLarge(f"these UVs need more than {MAX_COPY_BYTES >> 20} MB of HyperLogLogs copied "
+                                            "across Redis Cluster slots; ask fewer platforms, buckets or rows")
                     copy_of[key] = keys.hll_copy(token, n)
                     write.set(copy_of[key], raw, px=keys.HLL_COPY_TTL_MS)
             await write.execute()
