@@ -22,7 +22,7 @@ from bench.traffic import REGION_MIX, SEED_TABLE
 from collector.registry import webhook_sign
 from collector.report.period import Period, month, parse_period
 from collector.report.shares import largest_remainder
-from collector.web.appkeys import FLUSHER, REDIS
+from collector.web.appkeys import CLOCK, FLUSHER, REDIS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.{n}.0 Safari/537.36"
@@ -204,6 +204,11 @@ async def test_the_monthly_job_writes_and_delivers_each_report_once(seeded, tmp_
     app = seeded.server.app
     job = build_report_job(app, send)
     job.settings = job.settings.__class__(60, str(tmp_path), "", "https://receiver.example/hook", "s3cret")
+    clock = app[CLOCK]
+    clock.now = at("2026-11-01T23:00:00")  # the 1st: October's last events may still come
+    await job.tick()
+    assert not (tmp_path / "reports").exists() and not sent
+    clock.now = at("2026-11-02T10:00:00")
     await job.tick()
     folder = tmp_path / "reports" / "2026-10"
     stems = {p.stem for p in folder.iterdir()}

@@ -1,4 +1,4 @@
-"""The monthly reports: once per deployment, once per month, for the month before.
+"""The monthly reports: once per deployment, once per month (from its 2nd), for the month before.
 
 Every collector process runs the loop (every `report_interval` seconds); a Redis lease
 (store/lease.py) lets one of them work. When the last whole month has no entry in
@@ -39,6 +39,7 @@ from collector.store.lease import Lease
 log = logging.getLogger(__name__)
 
 Send = Callable[[str, dict, bytes], Awaitable[str | None]]
+FIRST_DAY = 2  # the day of the month from which the month before is reported
 DELIVERY_ATTEMPTS = 3  # per report and month; failures are counted in the month's record
 
 
@@ -63,8 +64,11 @@ class ReportJob:
         self.send = send
 
     async def tick(self) -> float:
-        if await self.lease.hold():
-            period = last_whole_month(self._today())
+        today = self._today()
+        # Not on the 1st: events of the month's last day may still arrive for a day
+        # (offline queues, client_ts_window), and a report is written once.
+        if today.day >= FIRST_DAY and await self.lease.hold():
+            period = last_whole_month(today)
             if not await self.redis.hexists(keys.REPORT_DONE, period.month_id):
                 await self.run(period)
         return self.settings.interval
