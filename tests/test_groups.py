@@ -106,7 +106,7 @@ async def test_group_uv_is_a_distinct_count_across_platforms_not_a_sum(registere
     assert (await wait_for_pv(client, "group=org:北京市教委", 50))["group"]["platforms"] == ["bja"]
 
 
-async def test_copied_unions_equal_pfcount_in_place(rds, redis_server):
+async def test_copied_unions_equal_pfcount_in_place(redis_server):
     """The Redis Cluster path (copies in one slot) gives Redis's own answer, and leaves nothing."""
     import redis.asyncio as aioredis
 
@@ -118,7 +118,7 @@ async def test_copied_unions_equal_pfcount_in_place(rds, redis_server):
     in_place = await count_unions(redis, [u for u in unions if u], copy=False)
     copied = await count_unions(redis, [u for u in unions if u], copy=True)
     assert copied == in_place and in_place[-1] == 0 and abs(in_place[0] - 4000) < 4000 * 0.03
-    assert not [k for k in await redis.keys("eb:{hll:*") ]
+    assert not await redis.keys("eb:{hll:*")
     await redis.aclose()
 
 
@@ -256,7 +256,7 @@ async def test_a_read_covers_a_bounded_number_of_platform_buckets(registered):
     assert (await stats(registered, "group=set:big&from=2026-10-01&to=2026-10-31&granularity=month"))[0] == 200
 
 
-async def test_copies_past_their_budget_are_refused_and_removed(rds, redis_server, monkeypatch):
+async def test_copies_past_their_budget_are_refused_and_removed(redis_server, monkeypatch):
     import redis.asyncio as aioredis
 
     from collector.store import hll_union

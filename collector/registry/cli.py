@@ -94,14 +94,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     token_sub.add_parser("list", parents=[common], help="names and dates of the admin tokens")
 
 
+def redis_url(settings: Settings) -> str:
+    """The Redis a command talks to: redis_url, or the embedded one of a running serve."""
+    url = settings.redis_url or running_url(settings.data_dir)
+    if not url:
+        raise CommandError(f"no Redis: pass --redis-url (COLLECTOR_REDIS_URL), or run `collector serve` with "
+                           f"--data-dir {settings.data_dir} so its embedded Redis is up")
+    return url
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir)
-        url = settings.redis_url or running_url(settings.data_dir)
-        if not url:
-            raise CommandError(f"no Redis: pass --redis-url (COLLECTOR_REDIS_URL), or run `collector serve` with "
-                               f"--data-dir {settings.data_dir} so its embedded Redis is up")
-        return asyncio.run(_run(args, settings, url))
+        return asyncio.run(_run(args, settings, redis_url(settings)))
     except (CommandError, NotFound, AlreadyExists, TransitionError, KitUnavailable, SettingsError) as exc:
         print(f"collector: {exc}", file=sys.stderr)
         return 1

@@ -93,10 +93,11 @@ def check_set(name: str, title: str, platforms: Iterable[object]) -> tuple[str, 
     ids = list(platforms)
     if not ids or len(ids) > MAX_SET_PLATFORMS:
         raise BadGroup(f"platforms: 1 to {MAX_SET_PLATFORMS} platform ids")
-    bad = [p for p in ids if not isinstance(p, str) or not PLATFORM_ID.match(p)]
+    valid = {p for p in ids if isinstance(p, str) and PLATFORM_ID.match(p)}
+    bad = [p for p in ids if p not in valid]
     if bad:
         raise BadGroup(f"platforms: {str(bad[0])[:40]!r} is not a platform id")
-    return title or name, tuple(sorted(set(ids)))  # type: ignore[arg-type]
+    return title or name, tuple(sorted(valid))
 
 
 def counted(platform: Platform) -> bool:

@@ -187,7 +187,7 @@ def _regions(home: str | None, now: dict, before: dict) -> dict:
     shares = largest_remainder([pv.get(c, 0) for c in codes] + [other])
     ranks, previous_ranks = _ranks(pv), _ranks(previous)
     rows = []
-    for code, share in zip(codes, shares, strict=False):
+    for code, share in zip(codes, shares[:-1], strict=True):  # the last share is 其他's
         rank, was = ranks.get(code), previous_ranks.get(code)
         rows.append({
             "code": code, "name": region_name(code), "pv": pv.get(code, 0), "pv_wan": _wan(pv.get(code, 0)), "share_pct": share,

@@ -21,16 +21,17 @@ from pathlib import Path
 
 import orjson
 
-from collector.api.stats import StatsReader
-from collector.embedded_redis import running_url
+from collector.api.stats import BadQuery, StatsReader
 from collector.registry import table
+from collector.registry.cli import CommandError as RegistryCommandError
+from collector.registry.cli import redis_url
 from collector.registry.groups import BadGroup
 from collector.registry.store import RegistryStore
 from collector.report.build import ReportBuilder, subject_for
 from collector.report.pdf import FontMissing
 from collector.report.period import BadPeriod, parse_period
 from collector.report.render import FORMATS, render
-from collector.settings import Settings
+from collector.settings import Settings, SettingsError
 from collector.store import redis_client
 from collector.store.buckets import Calendar
 
@@ -70,12 +71,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir)
-        url = settings.redis_url or running_url(settings.data_dir)
-        if not url:
-            raise CommandError(f"no Redis: pass --redis-url (COLLECTOR_REDIS_URL), or run `collector serve` with "
-                               f"--data-dir {settings.data_dir} so its embedded Redis is up")
-        return asyncio.run(_run(args, settings, url))
-    except (CommandError, BadGroup, BadPeriod, FontMissing) as exc:
+        return asyncio.run(_run(args, settings, redis_url(settings)))
+    except (CommandError, RegistryCommandError, BadGroup, BadPeriod, FontMissing, BadQuery, SettingsError) as exc:
         print(f"collector {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -11,6 +11,7 @@ setting). Without it the PDF is refused, never drawn with boxes in place of Chin
 from __future__ import annotations
 
 import io
+from hashlib import sha256
 from pathlib import Path
 
 from reportlab.graphics.shapes import Drawing, Line, Rect, String
@@ -37,7 +38,7 @@ def _register(font: str) -> str:
     if not path.is_file():
         raise FontMissing(f"the report's CJK font {path} is missing: install the Debian package fonts-wqy-microhei "
                           "(apt-get install fonts-wqy-microhei) or set report_font (COLLECTOR_REPORT_FONT) to a TTF/TTC file")
-    name = f"{FONT_NAME}-{abs(hash(str(path)))}"
+    name = f"{FONT_NAME}-{sha256(str(path).encode()).hexdigest()[:12]}"  # one registration per file
     if name not in pdfmetrics.getRegisteredFontNames():
         # A .ttc holds several faces: the first is the regular one (WenQuanYi Micro Hei).
         options = {"subfontIndex": 0} if path.suffix.lower() == ".ttc" else {}
