@@ -104,6 +104,8 @@ async def test_group_uv_is_a_distinct_count_across_platforms_not_a_sum(registere
     assert abs(everyone["totals"]["uv"] - 450) <= 9
     assert (await wait_for_pv(client, "group=prefecture:3302", 400))["group"]["name"] == "宁波市"
     assert (await wait_for_pv(client, "group=org:北京市教委", 50))["group"]["platforms"] == ["bja"]
+    nobody = await wait_for_pv(client, "group=province:44&breakdown=region,device,resource", 0)  # no platform there
+    assert nobody["group"]["platforms"] == [] and nobody["totals"]["uv"] == 0 and nobody["breakdowns"]["device"] == []
 
 
 async def test_copied_unions_equal_pfcount_in_place(redis_server):

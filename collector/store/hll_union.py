@@ -50,11 +50,14 @@ def needs_copies(redis: object) -> bool:
 async def count_unions(redis: aioredis.Redis | RedisCluster, unions: Sequence[Sequence[str]], copy: bool | None = None) -> list[int]:
     """PFCOUNT of each list of keys (their union), in order. `copy` forces (True) or
     forbids (False) the copying path; by default it is taken on Redis Cluster only."""
-    if not unions:
-        return []
+    present = [union for union in unions if union]  # an empty union is 0 (PFCOUNT needs a key)
+    if not present:
+        return [0 for _ in unions]
     if copy if copy is not None else needs_copies(redis):
-        return await _count_copied(redis, unions)
-    return await _count_in_place(redis, unions)
+        counted = iter(await _count_copied(redis, present))
+    else:
+        counted = iter(await _count_in_place(redis, present))
+    return [next(counted) if union else 0 for union in unions]
 
 
 async def _count_in_place(redis: aioredis.Redis | RedisCluster, unions: Sequence[Sequence[str]]) -> list[int]:
