@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY collector ./collector
 RUN pip install --no-cache-dir . && rm -rf /root/.cache
 COPY beacon_js/dist ./beacon_js/dist
+COPY dashboard_js/dist ./dashboard_js/dist
 COPY --from=geo /src/geo_data/ ./geo_data/
 RUN mkdir -p /app/data && chown collector:collector /app/data
 USER collector

@@ -114,6 +114,7 @@ class Settings:
     ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
     geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
     beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
+    dashboard_dir: str = _setting("dashboard_js/dist", "directory of the built dashboard served at /dashboard")
     public_url: str = _setting(
         "", "the collector's public base URL, as platforms' pages reach it (https://collector.example.edu.cn); "
         "integration kits use it; empty: the URL the kit was requested on"

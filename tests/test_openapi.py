@@ -131,12 +131,26 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
     etag = (await client.get("/beacon.js")).headers["ETag"]
     await checker.check(await client.get("/beacon.js", headers={"If-None-Match": etag}), "/beacon.js", "get")
 
+    await check_dashboard(client, checker)
     await check_registry_and_health(client, checker)
 
     served = json.loads(await (await client.get("/api/openapi.json")).read())
     assert served == spec
     every_operation = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in METHODS}
     assert checker.seen == every_operation, every_operation - checker.seen
+
+
+async def check_dashboard(client, checker: Checker) -> None:
+    """The dashboard's static files and /api/whoami (its sign-in asks it)."""
+    await checker.check(await client.get("/dashboard", allow_redirects=False), "/dashboard", "get")
+    files = "/dashboard/{file}"
+    for path in ("/dashboard/", "/dashboard/dashboard.js", "/dashboard/dashboard.css", "/dashboard/map/china.json",
+                 "/dashboard/map/33.json", "/dashboard/map/99.json"):  # the last: 404
+        await checker.check(await client.get(path), files, "get")
+    etag = (await client.get("/dashboard/")).headers["ETag"]
+    await checker.check(await client.get("/dashboard/", headers={"If-None-Match": etag}), files, "get")
+    for headers in (AUTH, {}, {"Authorization": "Bearer wrong"}):
+        await checker.check(await client.get("/api/whoami", headers=headers), "/api/whoami", "get")
 
 
 async def check_registry_and_health(client, checker: Checker) -> None:
@@ -167,6 +181,8 @@ async def check_registry_and_health(client, checker: Checker) -> None:
     await checker.check(await client.get("/api/stats?app=zjer", headers=own), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo", headers=own), "/api/stats", "get")  # 403
     await checker.check(await client.get("/api/apps", headers=own), "/api/apps", "get")
+    for headers in (own, admin):
+        await checker.check(await client.get("/api/whoami", headers=headers), "/api/whoami", "get")
     await checker.check(await client.put("/api/catalogue?app=demo", data=b"{}", headers=own), "/api/catalogue", "put")  # 403
     await checker.check(await client.post("/api/admin/platforms/zjer/fly", headers=admin), act, "post")  # 404
     await checker.check(await client.post("/api/admin/platforms/zjer/suspend", data="[]", headers=admin), act, "post")  # 400

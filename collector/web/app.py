@@ -30,6 +30,7 @@ from collector.web.appkeys import (
     WRITER,
 )
 from collector.web.beacon_routes import add_beacon_routes
+from collector.web.dashboard_routes import add_dashboard_routes
 from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
@@ -82,5 +83,6 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_stats_routes(app)
     add_beacon_routes(app)
     add_registry_routes(app)
+    add_dashboard_routes(app)  # static files, read at startup by its own context
     add_report_routes(app)  # and the monthly report job, after the resources above
     return app

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collector.store.flusher import Flusher
     from collector.store.journal import Journal, Segment
     from collector.web.beacon_routes import BeaconAssets
+    from collector.web.dashboard_routes import DashboardAssets
     from collector.web.http_limits import HttpStats
     from collector.web.stats_routes import RedisOutageLog
 
@@ -53,3 +54,4 @@ FLUSHER: web.AppKey[Flusher] = web.AppKey("flusher")
 BEACON: web.AppKey[BeaconAssets] = web.AppKey("beacon")
 BEACON_RELEASE: web.AppKey[BeaconRelease | None] = web.AppKey("beacon_release")  # for the integration kit
 HEALTH_JOB: web.AppKey[HealthJob] = web.AppKey("health_job")
+DASHBOARD: web.AppKey[DashboardAssets] = web.AppKey("dashboard")  # dashboard_routes.py's context
