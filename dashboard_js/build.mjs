@@ -3,7 +3,8 @@
 //   dist/index.html       the page the collector serves at /dashboard
 //   dist/dashboard.js     the app (src/main.js and what it imports), minified
 //   dist/dashboard.css    its style sheet
-//   dist/map/china.json   provinces of China as SVG path data (loaded with the page's first map)
+//   dist/map/china.json   provinces of China as SVG path data (loaded with the page's first
+//                         map), with the South China Sea islands inset as ECharts draws it
 //   dist/map/NN.json      one province's prefectures, NN = the first two digits of its
 //                         GB/T 2260 code (fetched only when a user drills into it)
 //   dist/manifest.json    version, and raw/gzip sizes of every file (the size budget:
@@ -103,7 +104,17 @@ function pathData(ring) {
   return `M${joinNumbers(ring[0])}l${joinNumbers(deltas)}z`
 }
 
-function convertMap(json, width, tolerance, minSize, codeOf) {
+/** The South China Sea islands inset (南海诸岛), which ECharts draws on its China map from
+ * lib/coord/geo/fix/nanhai.js rather than from china.json: its outlines, as [lon, lat]
+ * rings, read from that file and placed as ECharts places them. */
+function nanhaiRings() {
+  const source = readFileSync(join(here, 'node_modules', 'echarts', 'lib', 'coord', 'geo', 'fix', 'nanhai.js'), 'utf8')
+  const origin = JSON.parse(source.match(/var geoCoord = (\[[^\]]*\]);/)[1])
+  const rings = JSON.parse(source.match(/var points = (\[\[\[.*?\]\]\]);/s)[1])
+  return rings.map((ring) => ring.map(([x, y]) => [x / 10.5 + origin[0], y / (-10.5 / 0.75) + origin[1]]))
+}
+
+function convertMap(json, width, tolerance, minSize, codeOf, decoration = []) {
   const encoded = !!json.UTF8Encoding
   const scale = json.UTF8Scale ?? 1024
   const features = json.features
@@ -118,6 +129,7 @@ function convertMap(json, width, tolerance, minSize, codeOf) {
   const k = width / ((maxLon - minLon) * shrink)
   const project = ([lon, lat]) => [(lon - minLon) * shrink * k, (maxLat - lat) * k]
   const height = Math.ceil((maxLat - minLat) * k)
+  const extra = decoration.map((ring) => pathData(ring.map(project).map(([x, y]) => [Math.round(x), Math.round(y)]))).join('')
   const out = features.map((f) => {
     let d = ''
     for (const rings of f.polygons) {
@@ -132,7 +144,7 @@ function convertMap(json, width, tolerance, minSize, codeOf) {
     return [f.code, f.name, d, label]
   }).filter((f) => f[2])
   out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-  return { w: width, h: height, f: out }
+  return extra ? { w: width, h: height, f: out, x: extra } : { w: width, h: height, f: out }
 }
 
 /** A prefecture's code from a feature id: municipalities' maps show districts
@@ -141,7 +153,7 @@ const prefectureOf = (f) => (/^\d{6}$/.test(f.id ?? '') ? f.id.slice(0, 4) + '00
 const provinceOf = (f) => (/^\d{6}$/.test(f.id ?? '') ? f.id : '')
 
 function buildMaps() {
-  const maps = { 'china.json': convertMap(JSON.parse(readFileSync(join(echartsMaps, 'china.json'), 'utf8')), 1000, 1.1, 3, provinceOf) }
+  const maps = { 'china.json': convertMap(JSON.parse(readFileSync(join(echartsMaps, 'china.json'), 'utf8')), 1000, 1.1, 3, provinceOf, nanhaiRings()) }
   const provinceDir = join(echartsMaps, 'province')
   for (const file of readdirSync(provinceDir).sort()) {
     if (!file.endsWith('.json')) continue

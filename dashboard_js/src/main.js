@@ -13,7 +13,7 @@
 // Every figure comes from /api/stats (or the registry's health endpoints); the exact
 // query behind a block is kept in its data-query attribute, and each number's exact
 // value in data-value, so tests/browser/test_dashboard.py can compare them.
-import { ApiError, credential, getJSON, getOptional, stats } from './api.js'
+import { ApiError, credential, getJSON, getOptional, stats, subjectParams } from './api.js'
 import { LANGS, STRINGS } from './i18n.js'
 import { barChart, lineChart, mapChart, sparkline } from './svg.js'
 
@@ -30,6 +30,9 @@ function h(tag, attrs, ...children) {
   for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) el.append(child)
   return el
 }
+
+/** Replaces an element's children; absent ones (null: "not shown here") are left out. */
+const fill = (el, ...children) => el.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false))
 
 const app = () => document.getElementById('app')
 
@@ -210,7 +213,7 @@ function signOut() {
 
 function footer(withRegions) {
   return h('footer', null,
-    h('span', null, 'edu-beacon __VERSION__'),
+    h('span', null, 'edu-beacon ' + __VERSION__),
     withRegions ? h('span', { class: 'attribution' },
       h('a', { href: 'https://github.com/apache/echarts/tree/4.9.0/map', rel: 'noopener' }, t('attribution_map')), ' · ',
       h('a', { href: 'https://db-ip.com', rel: 'noopener' }, t('attribution_ip'))) : null)
@@ -364,7 +367,7 @@ function subjectView(route) {
     h('h1', null, h('span', { class: 'kind' }, t(kind === 'group' ? 'group' : 'platform')), ' ', id),
     filters(params, period, nav), tabs, content)
   const views = { summary: summaryTab, regions: regionsTab, devices: devicesTab, pages: pagesTab, resources: resourcesTab, tracks: tracksTab, health: healthTab }
-  views[tab](subject, period, params, nav, content).catch((err) => content.replaceChildren(errorBlock(err)))
+  views[tab](subject, period, params, nav, content).catch((err) => fill(content, errorBlock(err)))
 }
 
 function filters(params, period, nav) {
@@ -389,7 +392,8 @@ function copyLink(button) {
 const rangeQuery = (range, g, extra) => ({ granularity: g, from: range.from, to: range.to, ...extra })
 
 /** A block whose figures came from one /api/stats query (kept for tests and for curl). */
-const sourced = (query, ...children) => h('div', { class: 'sourced', 'data-query': new URLSearchParams(query).toString() }, ...children)
+const sourced = (subject, query, ...children) =>
+  h('div', { class: 'sourced', 'data-query': new URLSearchParams({ ...subjectParams(subject), ...query }).toString() }, ...children)
 
 // -- summary
 
@@ -423,7 +427,8 @@ async function summaryTab(subject, period, params, nav, content) {
         h('span', { class: changeClass(vsPrev), 'data-change': 'previous' }, `${t('vs_previous')} ${fmtChange(vsPrev)}`),
         h('span', { class: changeClass(vsYear), 'data-change': 'last_year' }, `${t('vs_last_year')} ${fmtChange(vsYear)}`)))
   }))
-  const labels = current.series.map((b) => b.bucket)
+  // "2026-09-01T08:00" reads as "09-01 08:00"; one day's hours as "08:00".
+  const labels = current.series.map((b) => (period.g === 'month' ? b.bucket : period.days === 1 ? b.bucket.slice(11) || b.bucket : b.bucket.slice(5).replace('T', ' ')))
   const chart = lineChart(labels, [
     { name: 'PV', values: current.series.map((b) => b.pv), className: 'pv' },
     { name: 'UV', values: current.series.map((b) => b.uv), className: 'uv' }
@@ -434,9 +439,9 @@ async function summaryTab(subject, period, params, nav, content) {
     col('visits', t('visits'), (b) => b.visits, fmtInt), col('bounce_rate', t('bounce_rate'), (b) => b.bounce_rate, fmtPct)
   ], current.series)
   const live = h('div', { class: 'live' })
-  content.replaceChildren(
-    sourced(query, cards),
-    h('h2', null, t('series')), sourced(query, h('div', { class: 'legend' }, h('span', { class: 'key pv' }, 'PV'), h('span', { class: 'key uv' }, 'UV')), chart, seriesTable),
+  fill(content, 
+    sourced(subject, query, cards),
+    h('h2', null, t('series')), sourced(subject, query, h('div', { class: 'legend' }, h('span', { class: 'key pv' }, 'PV'), h('span', { class: 'key uv' }, 'UV')), chart, seriesTable),
     h('h2', null, t('live')), live)
   await liveChart(subject, live)
 }
@@ -451,7 +456,7 @@ async function liveChart(subject, box) {
   const query = { granularity: 'minute', from: String(now - 29 * 60), to: String(now) }
   try {
     const answer = await stats(subject, query)
-    box.replaceChildren(sourced(query, lineChart(answer.series.map((b) => b.bucket.slice(-5)), [
+    box.replaceChildren(sourced(subject, query, lineChart(answer.series.map((b) => b.bucket.slice(-5)), [
       { name: 'PV', values: answer.series.map((b) => b.pv), className: 'pv' },
       { name: 'UV', values: answer.series.map((b) => b.uv), className: 'uv' }
     ], fmtInt)))
@@ -521,11 +526,11 @@ async function regionsTab(subject, period, params, nav, content) {
     col('change', t('change'), (r) => (r.change === null ? null : +(100 * r.change).toFixed(1)), (v) => (v === null ? '—' : fmtChange(v / 100))),
     col('rank_change', t('rank_change'), (r) => r.rank_change, (v) => (v === null ? '—' : v > 0 ? '↑' + v : v < 0 ? '↓' + -v : '='))
   ]
-  content.replaceChildren(
+  fill(content, 
     h('h2', null, heading), back, h('p', { class: 'hint' }, prov ? '' : t('map_hint')),
-    sourced(query, mapBox),
+    sourced(subject, query, mapBox),
     h('h2', null, t('regions_table')),
-    sourced(query, dataTable(prov ? `regions-${prov}` : 'regions', columns, ranked)),
+    sourced(subject, query, dataTable(prov ? `regions-${prov}` : 'regions', columns, ranked)),
     h('p', { class: 'attribution' }, t('attribution_ip'), ' · ', t('attribution_map')))
   const map = await loadMap(prov ? prov.slice(0, 2) : 'china')
   const values = new Map()
@@ -550,7 +555,7 @@ async function breakdownTables(subject, period, content, dims, columnsOf, chartD
     if (dim === chartDim && rows.length) blocks.push(barChart(rows.map((r) => ({ label: r.value || t('unknown'), value: r.pv })), fmtInt))
     blocks.push(dataTable(dim, columnsOf(dim), rows))
   }
-  content.replaceChildren(sourced(query, ...blocks))
+  fill(content, sourced(subject, query, ...blocks))
   return answer
 }
 
@@ -595,7 +600,7 @@ async function resourcesTab(subject, period, params, nav, content) {
   const media = answer.totals.media
   const inter = answer.totals.interactions
   const histogram = Object.entries(media.completion.histogram).map(([bin, n]) => ({ label: bin + '%', value: n }))
-  content.replaceChildren(sourced(query,
+  fill(content, sourced(subject, query,
     figureCards([
       ['views', media.views, fmtInt], ['viewers', media.viewers, fmtInt], ['watch_time', media.watch_ms, fmtMs],
       ['read_time', media.read_ms, fmtMs], ['completion', media.completion.avg, fmtPct], ['ratings', inter.ratings, fmtInt],
@@ -619,7 +624,7 @@ async function tracksTab(subject, period, params, nav, content) {
   const query = rangeQuery(period.current, 'day', { breakdown: 'track,item', limit: '100' })
   const answer = await stats(subject, query)
   const tracks = answer.totals.tracks
-  content.replaceChildren(sourced(query,
+  fill(content, sourced(subject, query,
     figureCards([['exposures', tracks.exposures, fmtInt], ['clicks', tracks.clicks, fmtInt], ['ctr', tracks.ctr, fmtPct], ['entries', tracks.entries, fmtInt]]),
     ...['track', 'item'].flatMap((dim) => [h('h2', null, t(dim)), dataTable(dim, trackColumns(dim), answer.breakdowns[dim] || [])])))
 }
@@ -632,12 +637,12 @@ async function healthTab(subject, period, params, nav, content) {
   const platform = subject.id.replace(/~test$/, '')
   const body = session.role === 'admin' ? await getOptional(`/api/admin/platforms/${encodeURIComponent(platform)}/health`) : null
   if (!body) {
-    content.replaceChildren(status(t('admin_only')))
+    fill(content, status(t('admin_only')))
     return
   }
   const record = body.health
   const reasons = record ? record.reasons.map((r) => (lang === 'zh' ? r.zh : r.en)) : []
-  content.replaceChildren(
+  fill(content, 
     h('p', null, `${t('state')}: `, record ? h('span', { class: 'badge ' + record.state, 'data-state': record.state }, lang === 'zh' ? record.state_zh : record.state) : '—'),
     reasons.length ? h('ul', { class: 'reasons' }, reasons.map((r) => h('li', null, r))) : null,
     h('h2', null, t('anomalies')),

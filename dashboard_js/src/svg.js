@@ -18,8 +18,9 @@ export const NO_HITS = '#eceff1'
 
 export function colourOf(value, max) {
   if (!value || !max) return NO_HITS
-  const step = Math.min(SCALE.length - 1, Math.floor((Math.sqrt(value / max)) * SCALE.length - 1e-9))
-  return SCALE[Math.max(0, step)]
+  // Linear: a region with half the top region's views is half as dark.
+  const step = Math.ceil((value / max) * SCALE.length) - 1
+  return SCALE[Math.min(SCALE.length - 1, Math.max(0, step))]
 }
 
 function niceMax(value) {
@@ -39,11 +40,15 @@ export function lineChart(labels, lines, format) {
   for (let k = 0; k <= 4; k++) {
     const v = (max * k) / 4
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }))
-    svg.append(s('text', { x: L - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, format(v)))
+    svg.append(s('text', { x: L - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, Number.isInteger(v) ? format(v) : v.toFixed(1)))
   }
   const every = Math.max(1, Math.ceil(labels.length / 8))
+  const last = labels.length - 1
   labels.forEach((label, i) => {
-    if (i % every === 0 || i === labels.length - 1) svg.append(s('text', { x: x(i), y: H - 8, class: 'axis', 'text-anchor': 'middle' }, label))
+    // Every `every`-th label, and the last one unless it would overlap the one before.
+    const shown = i === last ? i % every === 0 || i % every >= every / 2 : i % every === 0
+    const anchor = i === last && labels.length > 1 ? 'end' : i === 0 && labels.length > 1 ? 'start' : 'middle'
+    if (shown) svg.append(s('text', { x: x(i), y: H - 8, class: 'axis', 'text-anchor': anchor }, label))
   })
   for (const line of lines) {
     const points = line.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')
@@ -86,6 +91,7 @@ export function barChart(rows, format) {
 export function mapChart(map, valueOf, nameOf, onSelect, describe) {
   const svg = s('svg', { viewBox: `0 0 ${map.w} ${map.h}`, class: 'map', role: 'group' })
   const max = Math.max(0, ...map.f.map(([code]) => valueOf(code)))
+  if (map.x) svg.append(s('path', { d: map.x, class: 'inset' })) // 南海诸岛
   for (const [code, name, d] of map.f) {
     const value = valueOf(code)
     const label = `${nameOf(code, name)}: ${describe(value)}`
