@@ -130,15 +130,21 @@ function convertMap(json, width, tolerance, minSize, codeOf, decoration = []) {
   const project = ([lon, lat]) => [(lon - minLon) * shrink * k, (maxLat - lat) * k]
   const height = Math.ceil((maxLat - minLat) * k)
   const extra = decoration.map((ring) => pathData(ring.map(project).map(([x, y]) => [Math.round(x), Math.round(y)]))).join('')
+  const extent = (ring) => {
+    const xs = ring.map((p) => p[0])
+    const ys = ring.map((p) => p[1])
+    return Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys))
+  }
   const out = features.map((f) => {
+    const outers = f.polygons.map((rings) => rings[0].map(project)) // holes (rare, tiny lakes) are left out
+    // Islets below minSize are dropped, but never a whole region (Macau is one).
+    const largest = Math.max(...outers.map(extent))
     let d = ''
-    for (const rings of f.polygons) {
-      const outer = rings[0].map(project) // holes (rare, tiny lakes) are left out
-      const xs = outer.map((p) => p[0])
-      const ys = outer.map((p) => p[1])
-      if (Math.max(...xs) - Math.min(...xs) < minSize && Math.max(...ys) - Math.min(...ys) < minSize) continue
+    for (const outer of outers) {
+      if (extent(outer) < minSize && extent(outer) < largest) continue
       const ring = simplify(outer, tolerance).map(([x, y]) => [Math.round(x), Math.round(y)])
       if (ring.length >= 3) d += pathData(ring)
+      else if (extent(outer) === largest) d += pathData([ring[0], [ring[0][0] + 1, ring[0][1]], [ring[0][0], ring[0][1] + 1]])
     }
     const label = f.cp ? project(f.cp).map(Math.round) : null
     return [f.code, f.name, d, label]

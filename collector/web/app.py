@@ -30,7 +30,7 @@ from collector.web.appkeys import (
     WRITER,
 )
 from collector.web.beacon_routes import add_beacon_routes
-from collector.web.dashboard_routes import add_dashboard_routes
+from collector.web.dashboard_routes import add_dashboard_routes, dashboard_ctx
 from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
@@ -60,6 +60,7 @@ RESOURCES = (
     registry_ctx,  # Redis, ingest: the registry the hit path enforces, loaded before the first hit
     flusher_ctx,  # Redis, journal (replays its leftovers first)
     beacon_ctx,  # the beacon build served at /beacon.js, the release the kit names
+    dashboard_ctx,  # the dashboard's build served at /dashboard
     health_ctx,  # platform health rounds, one process per deployment (Redis)
 )
 
@@ -83,6 +84,6 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_stats_routes(app)
     add_beacon_routes(app)
     add_registry_routes(app)
-    add_dashboard_routes(app)  # static files, read at startup by its own context
+    add_dashboard_routes(app)
     add_report_routes(app)  # and the monthly report job, after the resources above
     return app

@@ -94,7 +94,7 @@ class DashboardAssets:
 
 
 async def dashboard_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Reads the build once, at startup."""
+    """Reads the build once, at startup (one of app.py's RESOURCES)."""
     app[DASHBOARD] = DashboardAssets.load(resolve_path(app[SETTINGS].dashboard_dir))
     yield
 
@@ -104,7 +104,6 @@ def add_dashboard_routes(app: web.Application) -> None:
     # "" (index.html), the page's script and style, and the maps; nothing else is looked up.
     app.router.add_get(r"/dashboard/{file:(?:[a-z]+\.(?:js|css|html)|map/(?:china|\d{2})\.json)?}", serve_file)
     app.router.add_get("/api/whoami", whoami)
-    app.cleanup_ctx.append(dashboard_ctx)
 
 
 async def to_dashboard(request: web.Request) -> web.Response:
