@@ -242,7 +242,7 @@ function dataTable(name, columns, rows, caption) {
     h('tbody', null, rows.length ? rows.map((row) => h('tr', null, columns.map((c) => {
       const raw = c.value(row)
       const shown = c.show ? c.show(raw, row) : raw === null || raw === undefined ? '—' : String(raw)
-      return h('td', { class: c.num ? 'num' : '', 'data-key': c.key, 'data-value': raw === null || raw === undefined ? '' : String(raw) }, shown)
+      return h('td', { class: (c.num ? 'num ' : '') + (c.tone ? changeClass(raw) : ''), 'data-key': c.key, 'data-value': raw === null || raw === undefined ? '' : String(raw) }, shown)
     }))) : h('tr', null, h('td', { colspan: columns.length }, t('no_data')))))
   const download = h('button', { type: 'button', class: 'csv', 'data-csv': name, onclick: () => saveCsv(name, columns, rows) }, t('csv'))
   return h('div', { class: 'table-block' }, h('div', { class: 'table-tools' }, download), h('div', { class: 'scroll' }, table))
@@ -523,14 +523,13 @@ async function regionsTab(subject, period, params, nav, content) {
     col('pv', 'PV', (r) => r.pv, fmtInt),
     col('share', t('share'), (r) => (r.share === null ? null : +(100 * r.share).toFixed(2)), (v) => (v === null ? '—' : v.toFixed(2) + '%')),
     col('uv', 'UV', (r) => r.uv, fmtInt),
-    col('change', t('change'), (r) => (r.change === null ? null : +(100 * r.change).toFixed(1)), (v) => (v === null ? '—' : fmtChange(v / 100))),
-    col('rank_change', t('rank_change'), (r) => r.rank_change, (v) => (v === null ? '—' : v > 0 ? '↑' + v : v < 0 ? '↓' + -v : '='))
+    { ...col('change', t('change'), (r) => (r.change === null ? null : +(100 * r.change).toFixed(1)), (v) => (v === null ? '—' : fmtChange(v / 100))), tone: true },
+    { ...col('rank_change', t('rank_change'), (r) => r.rank_change, (v) => (v === null ? '—' : v > 0 ? '↑' + v : v < 0 ? '↓' + -v : '=')), tone: true }
   ]
   fill(content, 
-    h('h2', null, heading), back, h('p', { class: 'hint' }, prov ? '' : t('map_hint')),
-    sourced(subject, query, mapBox),
-    h('h2', null, t('regions_table')),
-    sourced(subject, query, dataTable(prov ? `regions-${prov}` : 'regions', columns, ranked)),
+    h('div', { class: 'regions-grid' },
+      h('div', null, h('h2', null, heading), back, prov ? null : h('p', { class: 'hint' }, t('map_hint')), sourced(subject, query, mapBox)),
+      h('div', null, h('h2', null, t('regions_table')), sourced(subject, query, dataTable(prov ? `regions-${prov}` : 'regions', columns, ranked)))),
     h('p', { class: 'attribution' }, t('attribution_ip'), ' · ', t('attribution_map')))
   const map = await loadMap(prov ? prov.slice(0, 2) : 'china')
   const values = new Map()

@@ -107,5 +107,12 @@ export function mapChart(map, valueOf, nameOf, onSelect, describe) {
     }
     svg.append(path)
   }
-  return svg
+  const legend = s('svg', { viewBox: '0 0 260 34', class: 'map-legend', role: 'img', 'aria-label': `0 – ${describe(max)}` },
+    ...[NO_HITS, ...SCALE].map((colour, i) => s('rect', { x: i * 40, y: 0, width: 40, height: 12, fill: colour })),
+    s('text', { x: 0, y: 28, class: 'axis' }, '0'),
+    s('text', { x: 240, y: 28, class: 'axis', 'text-anchor': 'end' }, describe(max)))
+  const box = document.createElement('div')
+  box.className = 'map-wrap'
+  box.append(svg, legend)
+  return box
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -319,3 +320,60 @@ def test_a_keyboard_reaches_every_control_at_desktop_and_phone_width(monitored, 
     if width < 600:
         d.shot("phone-regions")
     assert d.errors == []
+
+
+# The seed report's prefecture mix (../shared/seeds: PV in 万次, 2017-8-21 to 9-20), halved
+# for today; "yesterday" has Hangzhou lower and Huzhou higher, as in the seed's story
+# (杭州地区访问量上升较快，排名上升至第二).
+SEED_PV = {"330100": 126.93, "330200": 89.25, "330300": 63.30, "330400": 19.97, "330500": 109.32, "330600": 114.57,
+           "330700": 159.59, "330800": 33.41, "330900": 12.58, "331000": 113.48, "331100": 14.78}
+YESTERDAY_FACTOR = {"330100": 0.7, "330500": 1.2}
+ZHEJIANG_NETWORK = {code: f"100.{64 + i}" for i, code in enumerate(SEED_PV)}  # geo_data/build_test_mmdb.py
+
+
+def send_mix(base_url: str, key: str, pv_by_city: dict[str, int], ts_ms: int | None) -> None:
+    """Each prefecture's page views from addresses of its network, five per address."""
+    for code, pv in pv_by_city.items():
+        for start in range(0, pv, 5):
+            events = [{"t": "pageview", "u": f"https://www.zjedu.cn/r/{n}", "sn": 1, **({"ts": ts_ms} if ts_ms else {})}
+                      for n in range(start, min(pv, start + 5))]
+            ip = f"{ZHEJIANG_NETWORK[code]}.{start // 250}.{start % 250 + 1}"
+            post_events(base_url, "zjedu", key, ip, events)
+
+
+def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(collector_factory, redis_url, dashboards):
+    DOMAINS["zjedu"] = "www.zjedu.cn"
+    key = _run(register(redis_url, "zjedu", "activate", name="浙江教育资源公共服务平台", domains=["www.zjedu.cn"]))[1]
+    collector = collector_factory(registry="enforce", api_token=API_TOKEN)
+    today = {code: round(pv / 2) for code, pv in SEED_PV.items()}
+    yesterday = {code: round(pv / 2 * YESTERDAY_FACTOR.get(code, 1.0)) for code, pv in SEED_PV.items()}
+    wait_until(lambda: api(collector.base_url, API_TOKEN, "/api/apps")["apps"] == ["zjedu"], message="registry loaded")
+    send_mix(collector.base_url, key, today, None)
+    # Yesterday's, by the client clock: within the collector's 24-hour window.
+    send_mix(collector.base_url, key, yesterday, int(time.time() * 1000) - 86_400_000 + 120_000)
+    wait_until(lambda: api(collector.base_url, API_TOKEN, "/api/stats", "app=zjedu&from=" +
+                           str(int(time.time()) - 86_400) + "&to=" + str(int(time.time())))["totals"]["pv"]
+               == sum(today.values()) + sum(yesterday.values()), message="both days counted")
+
+    d = dashboards(collector.base_url)
+    d.sign_in(API_TOKEN)  # the api_token setting reads every platform too
+    d.go("/app/zjedu?p=today&tab=regions&prov=330000", "[data-table='regions-330000'] td[data-key=pv]")
+    d.page.wait_for_selector(".map path.hit")
+    names = d.cells("regions-330000", "region")
+    assert names[:3] == ["金华市", "杭州市", "绍兴市"]
+    total = sum(today.values())
+    by_name = dict(zip(names, zip(map(int, d.cells("regions-330000", "pv")), d.cells("regions-330000", "share"),
+                                  d.cells("regions-330000", "change"), d.cells("regions-330000", "rank_change"),
+                                  strict=True), strict=True))
+    hangzhou = by_name["杭州市"]
+    assert hangzhou[0] == today["330100"]
+    assert float(hangzhou[1]) == round(100 * today["330100"] / total, 2)
+    assert float(hangzhou[2]) == round(100 * (today["330100"] - yesterday["330100"]) / yesterday["330100"], 1)
+    def rank(day: dict[str, int], code: str) -> int:  # (no ties for these two)
+        return 1 + sum(pv > day[code] for pv in day.values())
+
+    assert hangzhou[3] == str(rank(yesterday, "330100") - rank(today, "330100")) == "4"  # sixth yesterday, second today
+    assert by_name["湖州市"][3] == str(rank(yesterday, "330500") - rank(today, "330500")) == "-3"
+    assert len(d.page.locator(".map path.hit").evaluate_all("ps => ps.map(p => p.dataset.code)")) == 11
+    assert d.errors == []
+    d.shot("seed-prefectures")
