@@ -62,6 +62,12 @@ def test_both_languages_have_every_string():
     assert all(text.strip() for table in tables.values() for text in table.values())
 
 
+def test_node_unit_tests_pass():
+    """The period arithmetic (dashboard_js/test/): comparisons, calendar months, time zones."""
+    result = subprocess.run([node(), "--test", "test/"], cwd=DASHBOARD, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_committed_dist_is_what_the_sources_build_to(tmp_path):
     if not (DASHBOARD / "node_modules" / "esbuild").exists() or not (DASHBOARD / "node_modules" / "echarts").exists():

@@ -15,6 +15,7 @@
 // value in data-value, so tests/browser/test_dashboard.py can compare them.
 import { ApiError, credential, getJSON, getOptional, stats, subjectParams } from './api.js'
 import { LANGS, STRINGS } from './i18n.js'
+import { GRANULARITIES, PERIODS, addDays, localParts, resolvePeriod } from './period.js'
 import { barChart, lineChart, mapChart, sparkline } from './svg.js'
 
 // ---- small DOM helpers ----------------------------------------------------------------
@@ -73,58 +74,7 @@ const changeClass = (ratio) => (ratio > 0 ? 'up' : ratio < 0 ? 'down' : '')
 // ---- dates, in the collector's time zone --------------------------------------------------
 
 let timezone = 'Asia/Shanghai' // replaced by the first answer's `timezone`
-
-function nowParts() {
-  const parts = {}
-  for (const p of new Intl.DateTimeFormat('en-CA', {
-    timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'
-  }).formatToParts(new Date())) parts[p.type] = p.value
-  return { date: `${parts.year}-${parts.month}-${parts.day}`, time: `${parts.hour}:${parts.minute}:${parts.second}` }
-}
-
-const dayMs = 86400000
-const toUtc = (date) => Date.UTC(+date.slice(0, 4), +date.slice(5, 7) - 1, +date.slice(8, 10))
-const fromUtc = (ms) => new Date(ms).toISOString().slice(0, 10)
-const addDays = (date, n) => fromUtc(toUtc(date) + n * dayMs)
-const daysBetween = (a, b) => Math.round((toUtc(b) - toUtc(a)) / dayMs) + 1
-function addMonths(date, n) {
-  const y = +date.slice(0, 4), m = +date.slice(5, 7) - 1 + n, d = +date.slice(8, 10)
-  const first = new Date(Date.UTC(y, m, 1))
-  const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate()
-  return fromUtc(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last)))
-}
-const lastOfMonth = (date) => addDays(addMonths(date.slice(0, 8) + '01', 1), -1)
-const validDate = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text || '') && !isNaN(toUtc(text))
-
-const PERIODS = ['today', 'yesterday', '7d', '30d', 'month', 'lastmonth', 'custom']
-const GRANULARITIES = ['minute', 'hour', 'day', 'month']
-
-/** The period of the view: dates, the query's from/to (capped at now when it reaches
- * today, so comparisons compare the same part of each period), and the two periods
- * it is compared with. */
-function resolvePeriod(params) {
-  const { date: today, time } = nowParts()
-  const p = PERIODS.includes(params.p) ? params.p : '7d'
-  let from, to
-  let monthly = false
-  if (p === 'today') [from, to] = [today, today]
-  else if (p === 'yesterday') [from, to] = [addDays(today, -1), addDays(today, -1)]
-  else if (p === '30d') [from, to] = [addDays(today, -29), today]
-  else if (p === 'month') [from, to, monthly] = [today.slice(0, 8) + '01', today, true]
-  else if (p === 'lastmonth') {
-    from = addMonths(today.slice(0, 8) + '01', -1)
-    ;[to, monthly] = [lastOfMonth(from), true]
-  } else if (p === 'custom' && validDate(params.from) && validDate(params.to) && params.from <= params.to) [from, to] = [params.from, params.to]
-  else [from, to] = [addDays(today, -6), today]
-  const days = daysBetween(from, to)
-  const endTime = to === today ? time : '23:59:59'
-  const range = (f, tt) => ({ from: `${f}T00:00:00`, to: `${tt}T${endTime}` })
-  const previous = monthly ? range(addMonths(from, -1), addMonths(to, -1)) : range(addDays(from, -days), addDays(to, -days))
-  const lastYear = range(addMonths(from, -12), addMonths(to, -12))
-  let g = GRANULARITIES.includes(params.g) ? params.g : days === 1 ? 'hour' : days <= 92 ? 'day' : 'month'
-  if (g === 'minute' && days > 1) g = 'hour' // 2,000 buckets at most per read
-  return { p, from, to, days, g, current: range(from, to), previous, lastYear }
-}
+const nowParts = () => localParts(new Date(), timezone)
 
 // ---- the route --------------------------------------------------------------------------
 
@@ -334,7 +284,7 @@ async function overviewView(route) {
     const healthOf = (row) => (row.subject.kind === 'app' ? healthBy[row.subject.id.replace(/~test$/, '')] : null)
     const columns = [
       textCol('kind', t('subject'), (row) => t(row.subject.kind === 'group' ? 'group' : 'platform')),
-      col('name', t('platform'), (row) => row.subject.name,
+      col('name', t('name'), (row) => row.subject.name,
         (name, row) => h('a', { href: link([row.subject.kind, row.subject.id], { lang: langParam() }) }, name), false),
       col('pv', t('today_pv'), (row) => todayOf(row, 'pv'), fmtInt),
       col('uv', t('today_uv'), (row) => todayOf(row, 'uv'), fmtInt),
@@ -358,11 +308,12 @@ function subjectView(route) {
   const subject = { kind, id, name: id }
   const params = route.params
   const tab = TABS.includes(params.tab) ? params.tab : 'summary'
-  const period = resolvePeriod(params)
+  const period = resolvePeriod(params, nowParts())
   const nav = (changes) => go(route.parts, { ...params, ...changes })
-  const tabs = h('div', { class: 'tabs', role: 'tablist' }, TABS.filter((name) => name !== 'health' || kind === 'app').map((name) =>
-    h('a', { role: 'tab', href: link(route.parts, { ...params, tab: name, prov: name === 'regions' ? params.prov : undefined }), 'aria-selected': String(name === tab), id: 'tab-' + name }, t('tab_' + name))))
-  const content = h('section', { class: 'panel', role: 'tabpanel', 'aria-labelledby': 'tab-' + tab }, status(t('loading')))
+  // Links, not ARIA tabs: each view is its own URL (shared, bookmarked, opened in a new tab).
+  const tabs = h('nav', { class: 'tabs', 'aria-label': id }, TABS.filter((name) => name !== 'health' || kind === 'app').map((name) =>
+    h('a', { href: link(route.parts, { ...params, tab: name, prov: name === 'regions' ? params.prov : undefined }), 'aria-current': name === tab ? 'page' : null, id: 'tab-' + name }, t('tab_' + name))))
+  const content = h('section', { class: 'panel', 'aria-labelledby': 'tab-' + tab }, status(t('loading')))
   page(route,
     h('h1', null, h('span', { class: 'kind' }, t(kind === 'group' ? 'group' : 'platform')), ' ', id),
     filters(params, period, nav), tabs, content)
@@ -607,7 +558,7 @@ async function resourcesTab(subject, period, params, nav, content) {
       ['favorites', inter.favorites_net, fmtInt]
     ]),
     h('h2', null, t('completion_hist')), barChart(histogram, fmtInt),
-    dataTable('completion', [textCol('bin', t('completion'), (r) => r.label), col('sessions', t('sessions'), (r) => r.value, fmtInt)], histogram),
+    dataTable('completion', [textCol('bin', t('completion_bin'), (r) => r.label), col('sessions', t('sessions'), (r) => r.value, fmtInt)], histogram),
     ...RESOURCE_DIMS.flatMap((dim) => [h('h2', null, t(dim === 'subject' ? 'subject_dim' : dim)), dataTable(dim, resourceColumns(dim), answer.breakdowns[dim] || [])])))
 }
 
