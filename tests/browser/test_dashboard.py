@@ -377,3 +377,29 @@ def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(col
     assert len(d.page.locator(".map path.hit").evaluate_all("ps => ps.map(p => p.dataset.code)")) == 11
     assert d.errors == []
     d.shot("seed-prefectures")
+
+
+def test_groups_of_platforms_are_subjects_like_platforms_when_the_collector_has_them(monitored, dashboards):
+    """Views across platforms (GET /api/groups, /api/stats?group=): listed in the overview
+    and shown like a platform, with the figures of the group's own query."""
+    collector, admin, _ = monitored
+    base = collector.base_url
+    if "/api/groups" not in api(base, admin, "/api/openapi.json")["paths"]:
+        pytest.skip("this collector has no groups of platforms (GET /api/groups): the dashboard lists none")
+    groups = api(base, admin, "/api/groups")["groups"]
+    d = dashboards(base)
+    d.sign_in(admin)
+    assert d.cells("overview", "name") == ["alpha", "beta"] + [g["name"] for g in groups]
+    query = d.query_of("[data-table=overview]")
+    expected = [str(api(base, admin, "/api/stats", f"app={pid}&{query}")["series"][-1]["pv"]) for pid in ("alpha", "beta")]
+    expected += [str(api(base, admin, "/api/stats", {"group": g["id"], **dict(urllib.parse.parse_qsl(query))})["series"][-1]["pv"])
+                 for g in groups]
+    assert d.cells("overview", "pv") == expected
+    everything = next(g for g in groups if g["id"] == "all")
+    d.go(f"/group/{everything['id']}?p=today&tab=regions", ".map path.hit")
+    assert set(d.page.locator(".map path.hit").evaluate_all("ps => ps.map(p => p.dataset.code)")) == {p for _, _, p, _ in VISITS}
+    answer = api(base, admin, "/api/stats", d.query_of(".map"))
+    assert answer["totals"]["pv"] == len(VISITS)
+    assert d.cells("regions", "pv") == [str(r["pv"]) for r in sorted(answer["breakdowns"]["region"]["province"], key=lambda r: -r["pv"])]
+    assert d.page.locator("#tab-health").count() == 0  # the registry's health is per platform
+    assert d.errors == []
