@@ -265,6 +265,14 @@ async function openAnomalies() {
   return count
 }
 
+/** fn over every item, a few requests at a time: a deployment of a hundred platforms does
+ * not open a hundred reads at once. */
+async function inBatches(items, fn, width = 6) {
+  const results = []
+  for (let i = 0; i < items.length; i += width) results.push(...(await Promise.all(items.slice(i, i + width).map(fn))))
+  return results
+}
+
 async function overviewView(route) {
   const { date: today } = nowParts()
   const list = subjects()
@@ -275,7 +283,7 @@ async function overviewView(route) {
   page(route, h('h1', null, t('subjects')), body)
   try {
     const [answers, anomalies] = await Promise.all([
-      Promise.all(list.map((subject) => stats(subject, query).catch((err) => ({ error: err })))),
+      inBatches(list, (subject) => stats(subject, query).catch((err) => ({ error: err }))),
       openAnomalies()
     ])
     const rows = list.map((subject, i) => ({ subject, answer: answers[i] }))
@@ -335,9 +343,16 @@ function filters(params, period, nav) {
     h('button', { type: 'button', id: 'copy-link', onclick: (e) => copyLink(e.target) }, t('share_link')))
 }
 
+/** Copies the view's link; where the clipboard is not offered (plain http off localhost),
+ * shows the link selected instead, to copy by hand. */
 function copyLink(button) {
-  const done = () => { button.textContent = t('copied') }
-  if (navigator.clipboard) navigator.clipboard.writeText(location.href).then(done, () => {})
+  const showLink = () => {
+    const field = h('input', { id: 'link', type: 'url', readonly: true, value: location.href, 'aria-label': t('share_link') })
+    button.replaceWith(field)
+    field.select()
+  }
+  if (!navigator.clipboard) return showLink()
+  navigator.clipboard.writeText(location.href).then(() => { button.textContent = t('copied') }, showLink)
 }
 
 const rangeQuery = (range, g, extra) => ({ granularity: g, from: range.from, to: range.to, ...extra })

@@ -46,7 +46,8 @@ VISITS = [
     ("beta", "198.18.9.1", "420000", ""),  # Hubei, province only
     ("beta", "198.18.9.2", "420000", ""),
 ]
-DOMAINS = {"alpha": "www.alpha.edu.cn", "beta": "www.beta.edu.cn"}
+PLATFORMS = ("alpha", "beta")
+DOMAINS = {"alpha": "www.alpha.edu.cn", "beta": "www.beta.edu.cn", "zjedu": "www.zjedu.cn"}
 
 
 def _run(coro):
@@ -99,7 +100,7 @@ def deep_events(domain: str) -> list[dict]:
 @pytest.fixture
 def monitored(collector_factory, redis_url):
     """A collector with two active platforms and their hits; (collector, admin token, alpha's read token)."""
-    keys = {pid: _run(register(redis_url, pid, "activate", name=f"{pid} 平台", domains=[DOMAINS[pid]]))[1] for pid in DOMAINS}
+    keys = {pid: _run(register(redis_url, pid, "activate", name=f"{pid} 平台", domains=[DOMAINS[pid]]))[1] for pid in PLATFORMS}
     admin, reader = _run(_credentials(redis_url))
     collector = collector_factory(registry="enforce", api_token=API_TOKEN, health_interval=1)
     wait_until(lambda: api(collector.base_url, API_TOKEN, "/api/apps")["apps"] == ["alpha", "beta"], timeout=30, message="registry loaded")
@@ -254,6 +255,9 @@ def test_an_administrator_sees_every_platform_and_the_numbers_of_the_read_api(mo
     d.page.click("#lang")
     d.page.wait_for_selector("text=Health & anomalies")
     assert "lang=en" in d.page.url
+    d.go("/app/alpha?p=today&tab=regions&lang=en", ".map path.hit")
+    assert d.page.locator("th").first.inner_text() == "Rank"
+    d.shot("regions-en")
     assert d.errors == []
 
 
@@ -344,7 +348,6 @@ def send_mix(base_url: str, key: str, pv_by_city: dict[str, int], ts_ms: int | N
 
 
 def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(collector_factory, redis_url, dashboards):
-    DOMAINS["zjedu"] = "www.zjedu.cn"
     key = _run(register(redis_url, "zjedu", "activate", name="浙江教育资源公共服务平台", domains=["www.zjedu.cn"]))[1]
     collector = collector_factory(registry="enforce", api_token=API_TOKEN)
     today = {code: round(pv / 2) for code, pv in SEED_PV.items()}
