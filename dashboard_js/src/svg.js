@@ -11,9 +11,9 @@ export function s(tag, attrs, ...children) {
 
 const title = (text) => s('title', null, text)
 
-/** Sequential colours, light to dark; 0 gets NO_HITS. Readable on white, and text on
- * the two darkest stays white. */
-export const SCALE = ['#dbe9f6', '#a9cce3', '#6baed6', '#3182bd', '#08519c']
+/** Sequential blues, light to dark; no hits is a neutral grey that even the lightest
+ * blue stands out from, so one page view is visible on the map. */
+export const SCALE = ['#a9cde8', '#7fb3db', '#4a90c8', '#2370b0', '#08519c']
 export const NO_HITS = '#eceff1'
 
 export function colourOf(value, max) {
