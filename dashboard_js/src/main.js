@@ -375,12 +375,14 @@ const HEADLINES = [
 async function summaryTab(subject, period, params, nav, content) {
   const query = rangeQuery(period.current, period.g)
   const compareG = period.days <= 31 ? 'hour' : 'day' // cut at the same hour of each period
+  const compared = { now: rangeQuery(period.current, compareG), previous: rangeQuery(period.previous, compareG), last_year: rangeQuery(period.lastYear, compareG) }
   const [current, previous, lastYear, totalsNow] = await Promise.all([
     stats(subject, query),
-    stats(subject, rangeQuery(period.previous, compareG)),
-    stats(subject, rangeQuery(period.lastYear, compareG)),
-    stats(subject, rangeQuery(period.current, compareG))
+    stats(subject, compared.previous),
+    stats(subject, compared.last_year),
+    stats(subject, compared.now)
   ])
+  const queryText = (q) => new URLSearchParams({ ...subjectParams(subject), ...q }).toString()
   timezone = current.timezone || timezone
   const cards = h('div', { class: 'cards' }, HEADLINES.map(([key, get, format]) => {
     const value = get(current.totals)
@@ -390,9 +392,13 @@ async function summaryTab(subject, period, params, nav, content) {
       h('div', { class: 'label' }, t(key)),
       h('div', { class: 'figure', 'data-value': value ?? '' }, format(value)),
       h('div', { class: 'changes' },
-        h('span', { class: changeClass(vsPrev), 'data-change': 'previous' }, `${t('vs_previous')} ${fmtChange(vsPrev)}`),
-        h('span', { class: changeClass(vsYear), 'data-change': 'last_year' }, `${t('vs_last_year')} ${fmtChange(vsYear)}`)))
+        h('span', { class: changeClass(vsPrev), 'data-change': 'previous', 'data-value': vsPrev ?? '' }, `${t('vs_previous')} ${fmtChange(vsPrev)}`),
+        h('span', { class: changeClass(vsYear), 'data-change': 'last_year', 'data-value': vsYear ?? '' }, `${t('vs_last_year')} ${fmtChange(vsYear)}`)))
   }))
+  // The comparisons' own queries: each change is (now - then) / then of their totals.
+  cards.dataset.compareNow = queryText(compared.now)
+  cards.dataset.comparePrevious = queryText(compared.previous)
+  cards.dataset.compareLastYear = queryText(compared.last_year)
   // "2026-09-01T08:00" reads as "09-01 08:00"; one day's hours as "08:00".
   const labels = current.series.map((b) => (period.g === 'month' ? b.bucket : period.days === 1 ? b.bucket.slice(11) || b.bucket : b.bucket.slice(5).replace('T', ' ')))
   const chart = lineChart(labels, [

@@ -337,12 +337,14 @@ YESTERDAY_FACTOR = {"330100": 0.7, "330500": 1.2}
 ZHEJIANG_NETWORK = {code: f"100.{64 + i}" for i, code in enumerate(SEED_PV)}  # geo_data/build_test_mmdb.py
 
 
-def send_mix(base_url: str, key: str, pv_by_city: dict[str, int], ts_ms: int | None) -> None:
-    """Each prefecture's page views from addresses of its network, five per address."""
+def send_mix(base_url: str, key: str, pv_by_city: dict[str, int], days_ago: int = 0) -> None:
+    """Each prefecture's page views from addresses of its network, five per address;
+    a day ago by the client clock: 30 s inside the collector's 24-hour window, so the
+    same hour as now yesterday (what the comparisons cut at), bar the last 30 s of an hour."""
     for code, pv in pv_by_city.items():
         for start in range(0, pv, 5):
-            events = [{"t": "pageview", "u": f"https://www.zjedu.cn/r/{n}", "sn": 1, **({"ts": ts_ms} if ts_ms else {})}
-                      for n in range(start, min(pv, start + 5))]
+            ts = {"ts": int(time.time() * 1000) - 86_400_000 + 30_000} if days_ago else {}
+            events = [{"t": "pageview", "u": f"https://www.zjedu.cn/r/{n}", "sn": 1, **ts} for n in range(start, min(pv, start + 5))]
             ip = f"{ZHEJIANG_NETWORK[code]}.{start // 250}.{start % 250 + 1}"
             post_events(base_url, "zjedu", key, ip, events)
 
@@ -353,9 +355,8 @@ def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(col
     today = {code: round(pv / 2) for code, pv in SEED_PV.items()}
     yesterday = {code: round(pv / 2 * YESTERDAY_FACTOR.get(code, 1.0)) for code, pv in SEED_PV.items()}
     wait_until(lambda: api(collector.base_url, API_TOKEN, "/api/apps")["apps"] == ["zjedu"], timeout=30, message="registry loaded")
-    send_mix(collector.base_url, key, today, None)
-    # Yesterday's, by the client clock: within the collector's 24-hour window.
-    send_mix(collector.base_url, key, yesterday, int(time.time() * 1000) - 86_400_000 + 120_000)
+    send_mix(collector.base_url, key, today)
+    send_mix(collector.base_url, key, yesterday, days_ago=1)
     wait_until(lambda: api(collector.base_url, API_TOKEN, "/api/stats", "app=zjedu&from=" +
                            str(int(time.time()) - 86_400) + "&to=" + str(int(time.time())))["totals"]["pv"]
                == sum(today.values()) + sum(yesterday.values()), timeout=30, message="both days counted")
@@ -380,8 +381,24 @@ def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(col
     assert hangzhou[3] == str(rank(yesterday, "330100") - rank(today, "330100")) == "4"  # sixth yesterday, second today
     assert by_name["湖州市"][3] == str(rank(yesterday, "330500") - rank(today, "330500")) == "-3"
     assert len(d.page.locator(".map path.hit").evaluate_all("ps => ps.map(p => p.dataset.code)")) == 11
-    assert d.errors == []
     d.shot("seed-prefectures")
+
+    # The headline figures' changes: against the previous period and last year, each from
+    # the totals of the queries the page names (both cut at the same time of day).
+    d.go("/app/zjedu?p=today", ".card[data-metric=pv] [data-change]")
+    cards = d.page.locator(".cards").first
+    now = api(collector.base_url, API_TOKEN, "/api/stats", cards.get_attribute("data-compare-now"))["totals"]
+    before = api(collector.base_url, API_TOKEN, "/api/stats", cards.get_attribute("data-compare-previous"))["totals"]
+    year_ago = api(collector.base_url, API_TOKEN, "/api/stats", cards.get_attribute("data-compare-last-year"))["totals"]
+    assert now["pv"] == total and year_ago["pv"] == 0
+    for metric in ("pv", "uv"):
+        shown = d.page.locator(f".card[data-metric={metric}] [data-change=previous]").get_attribute("data-value")
+        if before[metric]:
+            assert float(shown) == pytest.approx((now[metric] - before[metric]) / before[metric])
+        else:  # the last 30 s of an hour: yesterday's page views fell in the next hour
+            assert shown == ""
+        assert d.page.locator(f".card[data-metric={metric}] [data-change=last_year]").get_attribute("data-value") == ""
+    assert d.errors == []
 
 
 def test_groups_of_platforms_are_subjects_like_platforms_when_the_collector_has_them(monitored, dashboards):
