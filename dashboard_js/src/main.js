@@ -185,16 +185,37 @@ function errorBlock(err) {
 // ---- tables and CSV ---------------------------------------------------------------------------
 
 /** columns: [{key, label, value(row) → raw, show(raw, row) → text|Node, num}] */
+/** A table with a CSV export; numeric columns sort (largest first, again: smallest first)
+ * with the button in their header. */
 function dataTable(name, columns, rows, caption) {
-  const table = h('table', { 'data-table': name },
-    caption ? h('caption', null, caption) : null,
-    h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : '' }, c.label)))),
-    h('tbody', null, rows.length ? rows.map((row) => h('tr', null, columns.map((c) => {
-      const raw = c.value(row)
-      const shown = c.show ? c.show(raw, row) : raw === null || raw === undefined ? '—' : String(raw)
-      return h('td', { class: (c.num ? 'num ' : '') + (c.tone ? changeClass(raw) : ''), 'data-key': c.key, 'data-value': raw === null || raw === undefined ? '' : String(raw) }, shown)
-    }))) : h('tr', null, h('td', { colspan: columns.length }, t('no_data')))))
-  const download = h('button', { type: 'button', class: 'csv', 'data-csv': name, onclick: () => saveCsv(name, columns, rows) }, t('csv'))
+  let shownRows = rows
+  let sortedBy = null
+  const cell = (row, c) => {
+    const raw = c.value(row)
+    const shown = c.show ? c.show(raw, row) : raw === null || raw === undefined ? '—' : String(raw)
+    return h('td', { class: (c.num ? 'num ' : '') + (c.tone ? changeClass(raw) : ''), 'data-key': c.key, 'data-value': raw === null || raw === undefined ? '' : String(raw) }, shown)
+  }
+  const body = h('tbody')
+  const renderBody = () => fill(body, ...(shownRows.length ? shownRows.map((row) => h('tr', null, columns.map((c) => cell(row, c))))
+    : [h('tr', null, h('td', { colspan: columns.length }, t('no_data')))]))
+  const sortBy = (c, th) => {
+    const descending = !(sortedBy === c && th.getAttribute('aria-sort') === 'descending')
+    const key = (row) => c.value(row) ?? -Infinity
+    shownRows = [...rows].sort((a, b) => (descending ? key(b) - key(a) : key(a) - key(b)))
+    sortedBy = c
+    for (const other of th.parentNode.children) other.removeAttribute('aria-sort')
+    th.setAttribute('aria-sort', descending ? 'descending' : 'ascending')
+    renderBody()
+  }
+  const header = (c) => {
+    const th = h('th', { scope: 'col', class: c.num ? 'num' : '' })
+    if (c.num && rows.length > 1) th.append(h('button', { type: 'button', class: 'sort', 'data-sort': c.key, onclick: () => sortBy(c, th) }, c.label))
+    else th.append(c.label)
+    return th
+  }
+  const table = h('table', { 'data-table': name }, caption ? h('caption', null, caption) : null, h('thead', null, h('tr', null, columns.map(header))), body)
+  renderBody()
+  const download = h('button', { type: 'button', class: 'csv', 'data-csv': name, onclick: () => saveCsv(name, columns, shownRows) }, t('csv'))
   return h('div', { class: 'table-block' }, h('div', { class: 'table-tools' }, download), h('div', { class: 'scroll' }, table))
 }
 

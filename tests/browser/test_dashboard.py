@@ -382,6 +382,11 @@ def test_the_prefecture_table_ranks_shares_and_compares_like_the_seed_report(col
     assert by_name["湖州市"][3] == str(rank(yesterday, "330500") - rank(today, "330500")) == "-3"
     assert len(d.page.locator(".map path.hit").evaluate_all("ps => ps.map(p => p.dataset.code)")) == 11
     d.shot("seed-prefectures")
+    # "Which prefecture grew most?": sort by the change, largest first, then smallest.
+    d.page.click("[data-table='regions-330000'] [data-sort=change]")
+    assert d.cells("regions-330000", "region")[0] == "杭州市"
+    d.page.click("[data-table='regions-330000'] [data-sort=change]")
+    assert d.cells("regions-330000", "region")[0] == "湖州市"
 
     # The headline figures' changes: against the previous period and last year, each from
     # the totals of the queries the page names (both cut at the same time of day).
