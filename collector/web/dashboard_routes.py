@@ -137,12 +137,15 @@ async def whoami(request: web.Request) -> web.Response:
             role = "admin"
     except Refusal as refused:
         if refused.status == 401:  # no credential, and one is needed: nobody yet (the sign-in form)
-            return web.Response(body=orjson.dumps({"role": None, "platform": None}), content_type="application/json",
-                                headers={"Cache-Control": "no-store"})
+            return _reader(None, None)
         return refused.response()
     except (RedisError, OSError):
         return web.Response(body=orjson.dumps({"error": "redis unavailable"}), status=503, content_type="application/json")
-    return web.Response(body=orjson.dumps({"role": role, "platform": who.platform_id}), content_type="application/json",
+    return _reader(role, who.platform_id)
+
+
+def _reader(role: str | None, platform: str | None) -> web.Response:
+    return web.Response(body=orjson.dumps({"role": role, "platform": platform}), content_type="application/json",
                         headers={"Cache-Control": "no-store"})
 
 
