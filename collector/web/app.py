@@ -35,7 +35,7 @@ from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
 from collector.web.platform_health import health_ctx
-from collector.web.report_routes import add_report_routes
+from collector.web.report_routes import add_report_routes, report_ctx
 from collector.web.resources import (
     beacon_ctx,
     flusher_ctx,
@@ -62,6 +62,7 @@ RESOURCES = (
     beacon_ctx,  # the beacon build served at /beacon.js, the release the kit names
     dashboard_ctx,  # the dashboard's build served at /dashboard
     health_ctx,  # platform health rounds, one process per deployment (Redis)
+    report_ctx,  # the monthly reports, one process per deployment (Redis, registry)
 )
 
 
@@ -85,5 +86,5 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_beacon_routes(app)
     add_registry_routes(app)
     add_dashboard_routes(app)
-    add_report_routes(app)  # and the monthly report job, after the resources above
+    add_report_routes(app)
     return app

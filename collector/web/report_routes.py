@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 def add_report_routes(app: web.Application) -> None:
     app.router.add_get("/api/report", api_report)
-    app.cleanup_ctx.append(report_ctx)
 
 
 async def api_report(request: web.Request) -> web.Response:
