@@ -141,6 +141,21 @@ class Settings:
     anomaly_days: int = _setting(14, "days of the same hour that make an anomaly baseline (weekdays and weekends apart)")
     webhook_url: str = _setting("", "URL that anomalies are POSTed to (signed, retried); empty: recorded only")
     webhook_secret: str = _setting("", "HMAC-SHA256 key that signs webhook bodies (X-EB-Signature); required with webhook_url")
+    finality_interval: float = _setting(
+        1.0, "seconds between finality rounds: each writer publishes its watermark, and one process per deployment "
+        "(by a Redis lease) announces the buckets that became final to the stream eb:{finality}:closed; 0 turns it off"
+    )
+    finality_writer_ttl: float = _setting(
+        60.0, "seconds a writer's watermark counts after its last heartbeat: a dead worker holds finality back this long"
+    )
+    finality_stream_maxlen: int = _setting(1000000, "closed-bucket notifications kept in the stream (XADD MAXLEN ~)")
+    dedupe_window: int = _setting(
+        86400, "seconds event ids of first sends are kept in Redis, so a re-sent event (re=1) is counted once "
+        "(the beacon re-sends for up to a day); 0 turns the dedupe off"
+    )
+    dedupe_hold_max: float = _setting(
+        30.0, "seconds a re-sent event waits for the other writers' watermarks before it is checked anyway"
+    )
     access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
@@ -176,6 +191,11 @@ class Settings:
             (self.max_connections >= 1, "max_connections", "must be at least 1"),
             (self.session_timeout > 0, "session_timeout", "must be positive"),
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
+            (self.finality_interval >= 0, "finality_interval", "must not be negative"),
+            (self.finality_writer_ttl > 0, "finality_writer_ttl", "must be positive"),
+            (self.finality_stream_maxlen >= 1, "finality_stream_maxlen", "must be at least 1"),
+            (self.dedupe_window >= 0, "dedupe_window", "must not be negative"),
+            (self.dedupe_hold_max >= 0, "dedupe_hold_max", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),
             (self.journal_max_bytes > 0, "journal_max_bytes", "must be positive"),
             (self.registry in ("enforce", "open"), "registry", "must be enforce or open"),

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collector.features.deep import Session
-from collector.store import keys, redis_client
+from collector.store import finality, keys, redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
@@ -134,6 +134,9 @@ class FlushBatch:
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
+    # When it began to fill: none of its events arrived before (finality.py's watermark).
+    # 0 for a batch an earlier run left in the journal: its events may be of any age.
+    started_at: float = 0.0
     # Once due: its snapshot split by app (Snapshot.split_by_app). A part leaves the queue
     # once Redis acknowledged all of its commands, and `done` counts those of the first
     # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
@@ -166,6 +169,8 @@ class Flusher:
         round_trip_timeout: float = 3.0,
         batch_max_cells: int = 100_000,
         memory_max_cells: int = 500_000,
+        clock: Callable[[], float] = time.time,
+        record_touched: bool = False,
     ) -> None:
         self.redis = redis
         self.completed_percent = completed_percent
@@ -187,6 +192,9 @@ class Flusher:
         self._backoff = interval
         self._lock = asyncio.Lock()
         self._stop_by: float | None = None  # at shutdown: no round trip starts after this (monotonic)
+        self.clock = clock  # the clock ingest stamps arrivals with
+        self.record_touched = record_touched  # record the buckets each batch writes (finality.py)
+        self._filling_since = clock()  # the live snapshot holds nothing that arrived before
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -246,6 +254,11 @@ class Flusher:
             held = self.aggregator.pending_cells + sum(batch.cells for batch in self.pending)
             self.aggregator.refusing = held >= self.memory_max_cells
 
+    def watermark(self) -> float:
+        """Everything this writer acknowledged before this instant is in Redis: the
+        start of the oldest batch not applied yet, else of the one being filled."""
+        return self.pending[0].started_at if self.pending else self._filling_since
+
     def backlog_age(self, now: float | None = None) -> float:
         """Seconds the oldest unapplied batch has waited (0: nothing waits)."""
         if not self.pending:
@@ -256,11 +269,12 @@ class Flusher:
 
     def seal(self) -> None:
         """Turn what the aggregator holds into a numbered batch at the end of the queue."""
+        started_at, self._filling_since = self._filling_since, self.clock()
         snap = self.aggregator.drain()
         if not snap:
             return
         segment = self.journal.seal(self.writer, self._seq + 1) if self.journal else None
-        batch = FlushBatch(self.writer, self._seq, segment, events=snap.events, cells=snap.cells)
+        batch = FlushBatch(self.writer, self._seq, segment, events=snap.events, cells=snap.cells, started_at=started_at)
         self._seq += 1
         # Behind a failing batch, the writes wait on disk (rebuilt in _parts), not in memory.
         if segment is None or not self.pending:
@@ -289,6 +303,8 @@ class Flusher:
         ]
         if new_apps:
             commands.append(redis_client.pack("SADD", keys.APPS, *sorted(new_apps)))
+        if self.record_touched:
+            commands += finality.touched_commands(part, self.rollups.calendar)
         return commands
 
     async def flush(self) -> bool:
