@@ -165,6 +165,8 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
         writer=app[WRITER], completed_percent=settings.completed_percent, round_trip_timeout=settings.redis_timeout,
         batch_max_cells=settings.batch_max_cells, memory_max_cells=settings.memory_max_cells,
         clock=app[CLOCK], record_touched=finality_on,
+        finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
+        dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
     )
     flusher.recover(app[JOURNAL_LEFTOVERS])  # what a crashed or cut-off earlier run left goes first
     keeper = app[FINALITY] = finality_keeper(app, flusher) if finality_on else None
@@ -181,9 +183,9 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
 def finality_keeper(app: web.Application, flusher: Flusher) -> FinalityKeeper:
     """This writer's watermark publisher and, while it holds the lease, the announcer."""
     settings = app[SETTINGS]
+    assert flusher.finality is not None  # finality is on
     return FinalityKeeper(
-        Finality(app[REDIS], flusher.writer, settings.finality_writer_ttl),
-        lambda: (flusher.watermark(), flusher.watermark()),
+        flusher.finality, lambda: (flusher.watermark(), flusher.firsts_watermark()),
         settings.finality_interval, settings.client_ts_window, settings.finality_stream_maxlen,
     )
 
