@@ -3,7 +3,7 @@
 The beacon marks an event it sends again `re=1` (docs/protocol.md) and keeps its `id`.
 A first send (no `re`) is counted at once, and its flush records its id in Redis —
 `SET eb:{APP|DAY}:id:ID 1 EX dedupe_window` in the slot of its app and the day of its
-bucket, in the same batch as its counts (`first_send_commands`). A re-sent event is held
+bucket, in the same batch as its counts (`first_send_commands`, a script per slot). A re-sent event is held
 back from the counts (aggregate.py `Snapshot.resent`) until two things hold:
 
 1. every other live writer's first sends' watermark (finality.py) has passed the
@@ -48,12 +48,27 @@ def id_key(calendar: Calendar, app: str, minute: int, event_id: str) -> str:
     return keys.event_id(app, calendar.buckets_of_minute(minute)[2].id, event_id)
 
 
+# Records the ids of first sends. KEYS: id keys of one slot (app and day). ARGV: the window.
+RECORD_LUA = """
+for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end
+return #KEYS
+"""
+RECORD_IDS = 1000  # ids per script call: one packed command instead of a thousand
+
+
 def first_send_commands(snap: Snapshot, calendar: Calendar, window: int) -> list[bytes]:
-    """One SET per first send with an id: what a later re-send of it is checked against."""
-    return [
-        redis_client.pack("SET", id_key(calendar, app, minute, event_id), FIRST_SEND, "EX", window)
-        for app, minute, event_id in sorted(snap.event_ids)
-    ]
+    """What a later re-send of a first send is checked against: its id, kept `window`
+    seconds. One script call per slot (app and day) and RECORD_IDS ids."""
+    by_slot: dict[tuple[str, str], list[str]] = {}
+    for app, minute, event_id in snap.event_ids:
+        day = calendar.buckets_of_minute(minute)[2].id
+        by_slot.setdefault((app, day), []).append(keys.event_id(app, day, event_id))
+    commands = []
+    for slot_keys in by_slot.values():
+        for start in range(0, len(slot_keys), RECORD_IDS):
+            chunk = slot_keys[start : start + RECORD_IDS]
+            commands.append(redis_client.pack("EVAL", RECORD_LUA, len(chunk), *chunk, window))
+    return commands
 
 
 async def admit(redis: aioredis.Redis, resent: list[Hit], token: str, window: int, calendar: Calendar) -> list[Hit]:

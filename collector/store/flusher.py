@@ -420,11 +420,13 @@ class Flusher:
             token = f"{batch.writer}:{batch.seq}"
             admitted = await dedupe.admit(self.redis, batch.resent, token, self.dedupe_window, self.rollups.calendar)
         scratch = Aggregator()
-        for hit in admitted:
-            scratch.count(hit._replace(event_id="", resent=0))
-        admitted_ids = {(hit.app, hit.minute, hit.event_id) for hit in admitted}
-        for hit in batch.resent:
-            if (hit.app, hit.minute, hit.event_id) not in admitted_ids:
+        to_count = {(hit.app, hit.minute, hit.event_id) for hit in admitted}
+        for hit in batch.resent:  # each admitted id counts once; every other copy is a duplicate
+            key = (hit.app, hit.minute, hit.event_id)
+            if key in to_count:
+                to_count.discard(key)
+                scratch.count(hit._replace(event_id="", resent=0))
+            else:
                 scratch.reject(hit.app, hit.minute, FLAGGED + DUPLICATE_RESEND_FLAG)
         snap = scratch.drain()
         commands = [
@@ -435,7 +437,7 @@ class Flusher:
         if self.record_touched:
             commands += touched_commands(snap, self.rollups.calendar)
         for chunk in redis_client.chunks(commands, ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
-            await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
+            await self._round_trip(chunk)
         self.stats.resent_admitted += len(admitted)
         self.stats.resent_duplicates += len(batch.resent) - len(admitted)
         batch.resent = []
@@ -451,6 +453,7 @@ class Flusher:
             others = await self.finality.others_firsts()
             if others is None or others >= arrived_by:
                 return
+            self._check_stop_deadline()  # shutting down: the journal keeps them for the next start
             if time.monotonic() >= give_up:
                 self.stats.resent_unchecked_waits += 1
                 log.warning("re-sent events checked without waiting for a writer %.1f s behind", arrived_by - others)
@@ -465,19 +468,25 @@ class Flusher:
     async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""
         for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
-            if self._stop_by is not None and time.monotonic() > self._stop_by:
-                # Shutting down with a long backlog: stop between round trips; the
-                # journal keeps the rest for the next start.
-                raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
-            try:
-                await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
-            except NoScriptError:
-                # Redis restarted and lost its script cache: load it again on the retry,
-                # which resends this round trip (slots that applied it skip it).
-                self._sha = None
-                raise
+            await self._round_trip(chunk)
             batch.done += len(chunk)
-            self.stats.round_trips += 1
+
+    async def _round_trip(self, chunk: list[bytes]) -> None:
+        self._check_stop_deadline()
+        try:
+            await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
+        except NoScriptError:
+            # Redis restarted and lost its script cache: load it again on the retry,
+            # which resends this round trip (slots that applied it skip it).
+            self._sha = None
+            raise
+        self.stats.round_trips += 1
+
+    def _check_stop_deadline(self) -> None:
+        if self._stop_by is not None and time.monotonic() > self._stop_by:
+            # Shutting down with a long backlog: stop between round trips; the
+            # journal keeps the rest for the next start.
+            raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
 
 
 def part_apps(snap: Snapshot) -> set[str]:
