@@ -8,11 +8,20 @@ import time
 
 import httputil as http
 import pytest
+from test_flush_bounds import MINUTE, a_hit
 from test_ingest import DESKTOP
 
-from collector.store import keys
+from collector.store import dedupe, keys, redis_client
+from collector.store.aggregate import Aggregator
+from collector.store.buckets import Calendar
+from collector.store.flusher import FIRST_SEQ, Flusher
+from collector.store.journal import Journal, encode_hit
+from collector.store.rollup import RollupBuilder
 
 UA = {"User-Agent": DESKTOP}
+CALENDAR = Calendar("Asia/Shanghai")
+TTLS = {"minute": 0, "hour": 0, "day": 0, "month": 0}
+MINUTE_ID = CALENDAR.buckets_of_minute(MINUTE)[0].id
 # Small enough that a test's watermarks move in tenths of a second.
 FAST = {"flush_interval": 0.2, "finality_interval": 0.1}
 
@@ -76,3 +85,34 @@ def test_with_dedupe_off_a_re_send_counts_again_and_no_id_is_kept(collector_fact
     send(a, [pv("off", "y1"), pv("off", "y1", resent=True)])
     a.wait_for(lambda: _idle(a) and day_counters(rds, a, "off").get("pv", 0) == 2, timeout=20)
     assert not rds.keys("*:id:*")
+
+
+async def test_a_batch_replayed_after_a_crash_counts_the_re_sends_it_had_admitted_once(tmp_path, redis_url, rds):
+    """The process died after the check admitted a re-send (its id holds the batch's
+    token) and before its count landed: the replay admits it again and counts it once;
+    a second replay of the same batch changes nothing."""
+    resent = a_hit("crash", 1)._replace(event_id="z1", resent=1)
+    duplicate = a_hit("crash", 2)._replace(event_id="z2", resent=1)
+    rds.set(dedupe.id_key(CALENDAR, "crash", resent.minute, "z2"), dedupe.FIRST_SEND)  # its original counted
+    client = redis_client.connect(redis_url)
+    try:
+        await dedupe.admit(client, [resent], "w-crashed:1", 86400, CALENDAR)  # the check, then the crash
+        for attempt in range(2):
+            directory = tmp_path / str(attempt)
+            journal = Journal(directory)
+            journal.open()
+            journal.begin("w-crashed", FIRST_SEQ)
+            journal.append(encode_hit(resent) + encode_hit(duplicate))
+            journal.close()
+            again = Journal(directory)
+            leftovers = again.open()
+            again.begin("w-next", FIRST_SEQ)
+            flusher = Flusher(client, Aggregator(), RollupBuilder(CALENDAR, TTLS), 1.0, again, writer="w-next",
+                              dedupe_window=86400)
+            flusher.recover(leftovers)
+            assert await flusher.flush()
+            again.close()
+            counters = {k.decode(): int(v) for k, v in rds.hgetall(keys.counters("crash", "minute", MINUTE_ID)).items()}
+            assert counters["pv"] == 1 and counters["flagged:duplicate_resend"] == 1, (attempt, counters)
+    finally:
+        await client.aclose()

@@ -19,6 +19,9 @@ The admitted re-sends are then counted as a flush of their own, numbered within 
 batch's sequence (flusher.py `RESENT_CALLS`), so the per-slot sequence markers make
 that idempotent too. A duplicate is dropped and counted as `flagged:duplicate_resend`.
 
+The wait needs the watermarks: with `finality_interval` 0 none are published and a
+re-send is checked at once (an original another worker still holds is then missed).
+
 Not covered: an original that arrives *after* its re-send was admitted (it was still
 in flight when the beacon gave up on it), and an original held by a worker that was
 dead longer than `finality_writer_ttl` and replays its journal later. Both count twice.
