@@ -149,6 +149,10 @@ class Settings:
         60.0, "seconds a writer's watermark counts after its last heartbeat: a dead worker holds finality back this long"
     )
     finality_stream_maxlen: int = _setting(1000000, "closed-bucket notifications kept in the stream (XADD MAXLEN ~)")
+    finality_granularities: tuple[str, ...] = _setting(
+        ("minute", "hour", "day", "month"), "granularities whose final buckets are announced; each bucket waits in "
+        "Redis until final (client_ts_window after its end): minute buckets cost about 200 KB per app and day"
+    )
     dedupe_window: int = _setting(
         86400, "seconds event ids of first sends are kept in Redis, so a re-sent event (re=1) is counted once "
         "(the beacon re-sends for up to a day); 0 turns the dedupe off"
@@ -194,6 +198,8 @@ class Settings:
             (self.finality_interval >= 0, "finality_interval", "must not be negative"),
             (self.finality_writer_ttl > 0, "finality_writer_ttl", "must be positive"),
             (self.finality_stream_maxlen >= 1, "finality_stream_maxlen", "must be at least 1"),
+            (set(self.finality_granularities) <= {"minute", "hour", "day", "month"}, "finality_granularities",
+             "must be some of minute, hour, day, month"),
             (self.dedupe_window >= 0, "dedupe_window", "must not be negative"),
             (self.dedupe_hold_max >= 0, "dedupe_hold_max", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),

@@ -142,21 +142,23 @@ return {announced, limit}
 WRITER_KEYS = (keys.FINALITY_WRITERS, keys.FINALITY_WATERMARKS, keys.FINALITY_FIRSTS)
 
 
-def touched_buckets(snap: Snapshot, calendar: Calendar) -> dict[str, dict[str, int]]:
+def touched_buckets(snap: Snapshot, calendar: Calendar, granularities: Iterable[str]) -> dict[str, dict[str, int]]:
     """Per granularity, the buckets `snap` writes to: {touched_member: bucket end}."""
     minutes = {key[:2] for key in snap.cube} | {key[:2] for key in snap.rejected} | {key[:2] for key in snap.deep_incs}
-    touched: dict[str, dict[str, int]] = {gran: {} for gran in GRANULARITIES}
+    touched: dict[str, dict[str, int]] = {gran: {} for gran in granularities}
     for app, minute in minutes:
         for bucket in calendar.buckets_of_minute(minute):
-            touched[bucket.granularity][keys.touched_member(app, bucket.id)] = bucket.end
+            members = touched.get(bucket.granularity)
+            if members is not None:
+                members[keys.touched_member(app, bucket.id)] = bucket.end
     return touched
 
 
-def touched_commands(snap: Snapshot, calendar: Calendar) -> list[bytes]:
+def touched_commands(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[bytes]:
     """The ZADDs that record the buckets `snap` writes to, for the announcer (idempotent:
     a batch sent again adds the same members with the same scores)."""
     commands = []
-    for gran, members in touched_buckets(snap, calendar).items():
+    for gran, members in touched_buckets(snap, calendar, granularities).items():
         pairs = sorted(members.items())
         for start in range(0, len(pairs), ZADD_MEMBERS):
             args: list[redis_client.Arg] = []

@@ -191,7 +191,7 @@ class Flusher:
         batch_max_cells: int = 100_000,
         memory_max_cells: int = 500_000,
         clock: Callable[[], float] = time.time,
-        record_touched: bool = False,
+        record_touched: tuple[str, ...] = (),
         finality: Finality | None = None,
         dedupe_window: int = 0,
         dedupe_hold_max: float = 30.0,
@@ -217,12 +217,13 @@ class Flusher:
         self._lock = asyncio.Lock()
         self._stop_by: float | None = None  # at shutdown: no round trip starts after this (monotonic)
         self.clock = clock  # the clock ingest stamps arrivals with
-        self.record_touched = record_touched  # record the buckets each batch writes (finality.py)
+        self.record_touched = record_touched  # granularities of the buckets each batch writes, recorded (finality.py)
         self._filling_since = clock()  # the live snapshot holds nothing that arrived before
         self._started = self._filling_since  # batches earlier runs left were all sealed before
         self.finality = finality  # the watermarks re-sent events wait for (dedupe.py)
         self.dedupe_window = dedupe_window
         self.dedupe_hold_max = dedupe_hold_max
+        self._others_lagging = False  # the last wait for the other writers gave up
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -346,7 +347,7 @@ class Flusher:
         if part.event_ids and self.dedupe_window:
             commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window)
         if self.record_touched:
-            commands += touched_commands(part, self.rollups.calendar)
+            commands += touched_commands(part, self.rollups.calendar, self.record_touched)
         return commands
 
     async def flush(self) -> bool:
@@ -435,7 +436,7 @@ class Flusher:
             for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, RESENT_CALLS)
         ]
         if self.record_touched:
-            commands += touched_commands(snap, self.rollups.calendar)
+            commands += touched_commands(snap, self.rollups.calendar, self.record_touched)
         for chunk in redis_client.chunks(commands, ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
             await self._round_trip(chunk)
         self.stats.resent_admitted += len(admitted)
@@ -448,15 +449,20 @@ class Flusher:
         if self.finality is None:
             return
         await self.finality.heartbeat(self.watermark(), self.firsts_watermark())  # others may wait for us
-        give_up = time.monotonic() + self.dedupe_hold_max
+        # A writer far behind (replaying a long journal) is waited for once, not for
+        # every batch: until it has caught up, the check is made at once.
+        give_up = time.monotonic() + (0.0 if self._others_lagging else self.dedupe_hold_max)
         while True:
             others = await self.finality.others_firsts()
             if others is None or others >= arrived_by:
+                self._others_lagging = False
                 return
             self._check_stop_deadline()  # shutting down: the journal keeps them for the next start
             if time.monotonic() >= give_up:
                 self.stats.resent_unchecked_waits += 1
-                log.warning("re-sent events checked without waiting for a writer %.1f s behind", arrived_by - others)
+                if not self._others_lagging:
+                    log.warning("re-sent events checked without waiting for a writer %.1f s behind", arrived_by - others)
+                self._others_lagging = True
                 return
             await asyncio.sleep(WATERMARK_POLL)
 

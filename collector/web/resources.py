@@ -164,7 +164,7 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, app[JOURNAL],
         writer=app[WRITER], completed_percent=settings.completed_percent, round_trip_timeout=settings.redis_timeout,
         batch_max_cells=settings.batch_max_cells, memory_max_cells=settings.memory_max_cells,
-        clock=app[CLOCK], record_touched=finality_on,
+        clock=app[CLOCK], record_touched=settings.finality_granularities if finality_on else (),
         finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
         dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
     )
