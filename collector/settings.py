@@ -151,6 +151,25 @@ class Settings:
         "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "CJK font file (TTF or TTC) the PDF reports embed "
         "(Debian package fonts-wqy-microhei); without it PDF reports are refused, the other formats still work"
     )
+    finality_interval: float = _setting(
+        1.0, "seconds between finality rounds: each writer publishes its watermark, and one process per deployment "
+        "(by a Redis lease) announces the buckets that became final to the stream eb:{finality}:closed; 0 turns it off"
+    )
+    finality_writer_ttl: float = _setting(
+        60.0, "seconds a writer's watermark counts after its last heartbeat: a dead worker holds finality back this long"
+    )
+    finality_stream_maxlen: int = _setting(1000000, "closed-bucket notifications kept in the stream (XADD MAXLEN ~)")
+    finality_granularities: tuple[str, ...] = _setting(
+        ("minute", "hour", "day", "month"), "granularities whose final buckets are announced; each bucket waits in "
+        "Redis until final (client_ts_window after its end): minute buckets cost about 200 KB per app and day"
+    )
+    dedupe_window: int = _setting(
+        3600, "seconds event ids of first sends are kept in Redis, so a re-sent event (re=1) is counted once "
+        "(most re-sends come with the next page load; ~130 bytes of Redis per event for this long); 0 turns the dedupe off"
+    )
+    dedupe_hold_max: float = _setting(
+        30.0, "seconds a re-sent event waits for the other writers' watermarks before it is checked anyway"
+    )
     access_log: bool = _setting(False, "log every request (costs throughput: hits then go through aiohttp, not the fast path)")
     log_level: str = _setting("INFO", "logging level")
 
@@ -186,6 +205,13 @@ class Settings:
             (self.max_connections >= 1, "max_connections", "must be at least 1"),
             (self.session_timeout > 0, "session_timeout", "must be positive"),
             (self.client_ts_window >= 0, "client_ts_window", "must not be negative"),
+            (self.finality_interval >= 0, "finality_interval", "must not be negative"),
+            (self.finality_writer_ttl > 0, "finality_writer_ttl", "must be positive"),
+            (self.finality_stream_maxlen >= 1, "finality_stream_maxlen", "must be at least 1"),
+            (set(self.finality_granularities) <= {"minute", "hour", "day", "month"}, "finality_granularities",
+             "must be some of minute, hour, day, month"),
+            (self.dedupe_window >= 0, "dedupe_window", "must not be negative"),
+            (self.dedupe_hold_max >= 0, "dedupe_hold_max", "must not be negative"),
             (self.journal_fsync in ("everysec", "always", "no"), "journal_fsync", "must be everysec, always or no"),
             (self.journal_max_bytes > 0, "journal_max_bytes", "must be positive"),
             (self.registry in ("enforce", "open"), "registry", "must be enforce or open"),

@@ -96,6 +96,7 @@
   var MAX_BODY = 15e3;
   function enqueue(queue, events, t) {
     return (queue || []).concat(events).filter(function(e) {
+      e.re = 1;
       return t - e.ts < MAX_AGE;
     }).slice(-CAP);
   }
@@ -138,6 +139,7 @@
   }
   function images(url2, events) {
     events.forEach(function(e) {
+      e.re = 1;
       var query = new URLSearchParams(e);
       var img = new Image();
       if (e.p) query.set("p", JSON.stringify(e.p));
@@ -153,7 +155,7 @@
   }
   function replay() {
     var queue = load("q");
-    if (queue && queue.length) {
+    if (queue) {
       save("q");
       log("replay", queue);
       send(queue);

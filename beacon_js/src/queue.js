@@ -13,10 +13,13 @@ export var MAX_AGE = 24 * 3600 * 1000
 export var MAX_BODY = 15000
 
 // The offline queue `queue` with `events` appended, as of time `t`: the newest CAP
-// events younger than MAX_AGE. (An event the collector keeps rejecting, which an <img>
-// fallback cannot tell from a network error, thus goes after a day at the latest.)
+// events younger than MAX_AGE, each marked `re: 1` — sent before, maybe counted with
+// only the answer lost; its id unchanged, the collector counts it once. (An event the
+// collector keeps rejecting, which an <img> fallback cannot tell from a network error,
+// thus goes after a day at the latest.)
 export function enqueue(queue, events, t) {
   return (queue || []).concat(events).filter(function (e) {
+    e.re = 1
     return t - e.ts < MAX_AGE
   }).slice(-CAP)
 }

@@ -14,7 +14,10 @@
 //
 // Network errors and 5xx answers put the events in a small localStorage queue that
 // the next page load replays. Other answers are final (the protocol: never retry a 4xx,
-// the collector has counted what it could).
+// the collector has counted what it could). An event sent again — replayed from the
+// queue, or by <img> after a fetch that failed — keeps its `id` and carries `re: 1`
+// (queue.js; images() marks every event it sends): its first send may have been
+// counted with only the answer lost, and the collector counts it once (docs/protocol.md).
 import { cfg, log, load, save, safe, now } from './util.js'
 import { endpoint } from './url.js'
 import { enqueue, MAX_BODY } from './queue.js'
@@ -61,6 +64,9 @@ function beacon(url, body) {
 
 function images(url, events) {
   events.forEach(function (e) {
+    // Marked as maybe sent before (re=1): an <img> cannot tell whether it arrived, and
+    // after a failed fetch it may have. The collector counts it once by its id all the same.
+    e.re = 1
     var query = new URLSearchParams(e)
     var img = new Image()
     if (e.p) query.set('p', JSON.stringify(e.p))
@@ -78,7 +84,8 @@ function keep(events, reason) {
 // at once do not both send it; what fails again goes back in.
 export function replay() {
   var queue = load('q')
-  if (queue && queue.length) {
+  // (An empty queue needs no test of its own: send() sends nothing of it.)
+  if (queue) {
     save('q')
     DEBUG && log('replay', queue)
     send(queue)

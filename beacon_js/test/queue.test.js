@@ -33,3 +33,8 @@ test('the cap fits a POST: 50 events, 16 KB bodies are split by the sender', () 
   assert.equal(CAP, 50)
   assert.equal(MAX_AGE, 86_400_000)
 })
+
+test('a kept event is marked as sent before (re: 1) and keeps its id and time', () => {
+  const q = enqueue([], [ev('a', T0 - 5)], T0)
+  assert.deepEqual(q, [{ t: 'pageview', id: 'a', ts: T0 - 5, re: 1 }])
+})

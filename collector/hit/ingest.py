@@ -77,6 +77,7 @@ class Ingest:
         self.max_batch = settings.max_batch_events
         self.ts_window = settings.client_ts_window
         self.recent_ids = RecentIds()
+        self.dedupe = settings.dedupe_window > 0  # keep event ids: re-sent events are counted once
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -187,7 +188,8 @@ class Ingest:
             else:
                 when = ts / 1000
         event_id = event.get("id")
-        if event_id and self.recent_ids.seen(app, event_id):
+        # A re-send says what it is (re=1) and is counted once (store/dedupe.py): no remark.
+        if event_id and not event.get("re") and self.recent_ids.seen(app, event_id):
             rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
         return when
 
@@ -233,6 +235,7 @@ class Ingest:
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         vid = ev.get("vid", "")
+        event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
@@ -247,16 +250,17 @@ class Ingest:
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 page=self.caps.admit("page", app, day, page_of(url)), page_code=ev.get("pc", ""),
                 referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag, lang=language_of(ev.get("lang")),
+                event_id=event_id, resent=resent,
             )
         if etype == "engagement":
             return new_hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
-                engaged_ms=ev["et"], scroll=ev.get("sd", -1),
+                engaged_ms=ev["et"], scroll=ev.get("sd", -1), event_id=event_id, resent=resent,
             )
         return new_hit(
             app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
-            month_visitor=month_visitor, first_party_id=vid, deep=deep,
+            month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
 
     def _commit(self, tally: Tally) -> bool:

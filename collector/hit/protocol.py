@@ -79,6 +79,7 @@ INT_FIELDS: dict[str, tuple[int, int]] = {
     "wt": (0, 86_400_000),
     "pb": (10, 100),
     "score": (1, 5),
+    "re": (0, 1),  # 1: sent before, its answer lost (docs/protocol.md, exactly once on re-sends)
 }
 NUMERIC_IDS = frozenset({"uid"})  # string fields that also take an integer, stored as text
 REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {

@@ -44,6 +44,11 @@ class Hit(NamedTuple):
     first_party_id: str = ""  # the beacon's own visitor id (vid)
     deep: DeepFacts | None = None  # what the deep tag's features count (features/deep.py)
     lang: str = ""  # page views: the browser language (features/pages.py language_of)
+    # The client's event id, kept when dedupe is on (store/dedupe.py), and whether the
+    # client re-sent the event (re=1): a re-sent event is held back from the counts
+    # until its id is checked against those already counted.
+    event_id: str = ""
+    resent: int = 0
 
 
 # Hit(field=value, ...), at half the cost: calling the class packs the keywords into a

@@ -58,10 +58,14 @@ class Snapshot:
     deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=set)
     # A mutable pair [first minute: int, Session], merged in place (hence a list, not a tuple)
     sessions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    # Dedupe (store/dedupe.py): (app, minute, event id) of first sends, recorded at flush;
+    # re-sent hits, held back until their ids are checked.
+    event_ids: set[tuple[str, int, str]] = field(default_factory=set)
+    resent: list[Hit] = field(default_factory=list)
     events: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.cube or self.rejected)
+        return bool(self.cube or self.rejected or self.resent)
 
     @property
     def cells(self) -> int:
@@ -71,7 +75,7 @@ class Snapshot:
         ints (some 0.3-0.6 kB with the strings it keeps alive), and the rollup turns each
         into a bounded number of writes (its buckets times its key suffixes). Events are
         no measure: a million hits of one page are one cell, a hundred thousand hits of
-        distinct apps a hundred thousand. Seven len() calls: cheap enough for a timer.
+        distinct apps a hundred thousand. Nine len() calls: cheap enough for a timer.
         """
         return sum(map(len, self._entry_collections()))
 
@@ -102,20 +106,16 @@ class Snapshot:
             part_of[app] = part
             filled += sizes[app]
         parts = [Snapshot() for _ in range(part + 1)] if sizes else []
-        for key, sums in self.cube.items():
-            parts[part_of[key[0]]].cube[key] = sums
-        for key in self.visitors:
-            parts[part_of[key[0]]].visitors.add(key)
-        for key in self.first_party:
-            parts[part_of[key[0]]].first_party.add(key)
-        for key, n in self.rejected.items():
-            parts[part_of[key[0]]].rejected[key] = n
-        for key, n in self.deep_incs.items():
-            parts[part_of[key[0]]].deep_incs[key] = n
-        for key in self.deep_members:
-            parts[part_of[key[0]]].deep_members.add(key)
-        for key, value in self.sessions.items():
-            parts[part_of[key[0]]].sessions[key] = value
+        for name in ("cube", "rejected", "deep_incs", "sessions"):
+            mappings = [getattr(each, name) for each in parts]
+            for key, value in getattr(self, name).items():
+                mappings[part_of[key[0]]][key] = value
+        for name in ("visitors", "first_party", "deep_members", "event_ids"):
+            sets = [getattr(each, name) for each in parts]
+            for key in getattr(self, name):
+                sets[part_of[key[0]]].add(key)
+        for hit in self.resent:
+            parts[part_of[hit.app]].resent.append(hit)
         if parts:
             parts[0].events = self.events  # events are a batch figure, kept once
         return parts
@@ -125,7 +125,10 @@ class Snapshot:
         return {key[0] for key in self.cube} | {key[0] for key in self.rejected}
 
     def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:  # each entry starts with its app
-        return (self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions)
+        return (
+            self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions,
+            self.event_ids, self.resent,
+        )
 
 
 class Aggregator:
@@ -137,6 +140,12 @@ class Aggregator:
 
     def count(self, hit: Hit) -> None:
         snap = self._current
+        if hit.event_id:
+            if hit.resent:  # counted at flush, once its id is known to be new (store/dedupe.py)
+                snap.resent.append(hit)
+                snap.events += 1
+                return
+            snap.event_ids.add((hit.app, hit.minute, hit.event_id))
         key = cell_of(hit)
         sums = snap.cube.get(key)
         if sums is None:

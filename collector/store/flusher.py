@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,13 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collector.features.deep import Session
-from collector.store import keys, redis_client
-from collector.store.aggregate import Aggregator, Snapshot
+from collector.hit.record import Hit
+from collector.store import dedupe, keys, redis_client
+from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
+from collector.store.finality import Finality, touched_commands
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
+from collector.store.names import DUPLICATE_RESEND_FLAG
 from collector.store.periodic import Periodic
 from collector.store.rollup import RollupBuilder, SlotWrites
 
@@ -46,6 +49,9 @@ MAX_BACKOFF = 5.0  # seconds between attempts while Redis fails: catch up soon a
 CALL_ARGS = 20_000
 # Calls of one flush are numbered flush_seq * PARTS + part: still increasing per slot.
 PARTS = 100_000
+# The calls that count a batch's admitted re-sends (store/dedupe.py) are numbered from
+# here within the batch's range, after those of its first sends.
+RESENT_CALLS = PARTS // 2
 
 # A flush is applied in round trips of at most this many commands and bytes, each with
 # its own deadline (round_trip_timeout). A script call with CALL_ARGS arguments is
@@ -60,6 +66,8 @@ ROUND_TRIP_BYTES = 2 << 20
 GROUP_CELLS = 5_000
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
+# How often re-sent events waiting for the other writers' watermarks look again (seconds).
+WATERMARK_POLL = 0.05
 
 
 # A writer numbers its batches from here; the journal begins this one's segment at
@@ -83,17 +91,21 @@ def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, complet
 ScriptCall = tuple[list[str], list[redis_client.Arg]]
 
 
-def encode_calls(writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90) -> list[ScriptCall]:
-    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order."""
+def encode_calls(
+    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0
+) -> list[ScriptCall]:
+    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order, numbered
+    after `first_call` within batch `seq`."""
     marker = keys.flush_sequence(writes.tag, writer)
     calls: list[ScriptCall] = []
     script_keys: list[str] = []
     args: list[redis_client.Arg] = []
+    base = seq * PARTS + first_call
 
     def close_call() -> None:
         nonlocal script_keys, args
         if script_keys:
-            calls.append(([marker, *script_keys], [seq * PARTS + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
+            calls.append(([marker, *script_keys], [base + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
         script_keys, args = [], []
 
     def add(key: str, kind: str, items: Sequence[Any], width: int) -> None:
@@ -120,7 +132,7 @@ def encode_calls(writes: SlotWrites, writer: str, seq: int, completed_percent: i
         sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
         add(keys.sessions(writes.tag), "s", sessions, 1)
     close_call()
-    if len(calls) >= PARTS:
+    if len(calls) >= RESENT_CALLS:
         raise ValueError("flush too large to number its calls")
     return calls
 
@@ -134,6 +146,15 @@ class FlushBatch:
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
+    # When it began to fill: none of its events arrived before (finality.py's watermark).
+    # 0 for a batch an earlier run left in the journal: its events may be of any age.
+    started_at: float = 0.0
+    # Every event of it arrived before: sealed, or (left by an earlier run) this run's start.
+    sealed_at: float = 0.0
+    # Dedupe (store/dedupe.py): its first sends are all in Redis; its re-sent hits, taken
+    # from its parts as they are applied, counted once their ids are checked.
+    firsts_done: bool = False
+    resent: list[Hit] = field(default_factory=list)
     # Once due: its snapshot split by app (Snapshot.split_by_app). A part leaves the queue
     # once Redis acknowledged all of its commands, and `done` counts those of the first
     # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
@@ -149,6 +170,9 @@ class FlushStats:
     batches_recovered: int = 0  # replayed from the journal at start
     early_seals: int = 0  # batches sealed before their interval because they grew past batch_max_cells
     round_trips: int = 0
+    resent_admitted: int = 0  # re-sent events counted (their first send was not)
+    resent_duplicates: int = 0  # re-sent events dropped: their first send was counted
+    resent_unchecked_waits: int = 0  # times the other writers did not catch up within dedupe_hold_max
     last_success: float = 0.0
     last_duration_ms: float = 0.0
 
@@ -166,6 +190,11 @@ class Flusher:
         round_trip_timeout: float = 3.0,
         batch_max_cells: int = 100_000,
         memory_max_cells: int = 500_000,
+        clock: Callable[[], float] = time.time,
+        record_touched: tuple[str, ...] = (),
+        finality: Finality | None = None,
+        dedupe_window: int = 0,
+        dedupe_hold_max: float = 30.0,
     ) -> None:
         self.redis = redis
         self.completed_percent = completed_percent
@@ -187,6 +216,14 @@ class Flusher:
         self._backoff = interval
         self._lock = asyncio.Lock()
         self._stop_by: float | None = None  # at shutdown: no round trip starts after this (monotonic)
+        self.clock = clock  # the clock ingest stamps arrivals with
+        self.record_touched = record_touched  # granularities of the buckets each batch writes, recorded (finality.py)
+        self._filling_since = clock()  # the live snapshot holds nothing that arrived before
+        self._started = self._filling_since  # batches earlier runs left were all sealed before
+        self.finality = finality  # the watermarks re-sent events wait for (dedupe.py)
+        self.dedupe_window = dedupe_window
+        self.dedupe_hold_max = dedupe_hold_max
+        self._others_lagging = False  # the last wait for the other writers gave up
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -194,7 +231,7 @@ class Flusher:
         """Queue the batches earlier runs left in the journal (JournalKeeper.start found
         them): they are flushed before anything this run counts."""
         for segment in leftovers:
-            self.pending.append(FlushBatch(segment.writer, segment.seq, segment))
+            self.pending.append(FlushBatch(segment.writer, segment.seq, segment, sealed_at=self._started))
             self.stats.batches_recovered += 1
         if self.pending and self.journal:
             log.info("journal: %d batches (%d bytes) to replay from earlier runs", len(self.pending), self.journal.bytes)
@@ -246,6 +283,20 @@ class Flusher:
             held = self.aggregator.pending_cells + sum(batch.cells for batch in self.pending)
             self.aggregator.refusing = held >= self.memory_max_cells
 
+    def watermark(self) -> float:
+        """Everything this writer acknowledged before this instant is in Redis: the
+        start of the oldest batch not applied yet, else of the one being filled."""
+        return self.pending[0].started_at if self.pending else self._filling_since
+
+    def firsts_watermark(self) -> float:
+        """The same for first sends: a batch whose re-sent events wait for their check
+        (dedupe.py) holds back `watermark` but not this, so writers waiting for each
+        other's first sends never wait in a circle."""
+        for batch in self.pending:
+            if not batch.firsts_done:
+                return batch.started_at
+        return self._filling_since
+
     def backlog_age(self, now: float | None = None) -> float:
         """Seconds the oldest unapplied batch has waited (0: nothing waits)."""
         if not self.pending:
@@ -256,11 +307,15 @@ class Flusher:
 
     def seal(self) -> None:
         """Turn what the aggregator holds into a numbered batch at the end of the queue."""
+        started_at, self._filling_since = self._filling_since, self.clock()
         snap = self.aggregator.drain()
         if not snap:
             return
         segment = self.journal.seal(self.writer, self._seq + 1) if self.journal else None
-        batch = FlushBatch(self.writer, self._seq, segment, events=snap.events, cells=snap.cells)
+        batch = FlushBatch(
+            self.writer, self._seq, segment, events=snap.events, cells=snap.cells, started_at=started_at,
+            sealed_at=self._filling_since,
+        )
         self._seq += 1
         # Behind a failing batch, the writes wait on disk (rebuilt in _parts), not in memory.
         if segment is None or not self.pending:
@@ -289,6 +344,10 @@ class Flusher:
         ]
         if new_apps:
             commands.append(redis_client.pack("SADD", keys.APPS, *sorted(new_apps)))
+        if part.event_ids and self.dedupe_window:
+            commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window)
+        if self.record_touched:
+            commands += touched_commands(part, self.rollups.calendar, self.record_touched)
         return commands
 
     async def flush(self) -> bool:
@@ -341,11 +400,71 @@ class Flusher:
                 upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
-                parts.popleft()
+                batch.resent += parts.popleft().resent
                 batch.done = 0
         finally:
             if upcoming is not None:  # a round trip failed: let the thread end, drop its work
                 await asyncio.gather(upcoming, return_exceptions=True)
+        batch.firsts_done = True
+        if batch.resent:
+            await self._apply_resent(batch, sha)
+
+    async def _apply_resent(self, batch: FlushBatch, sha: str) -> None:
+        """Count the batch's re-sent events whose first send was not counted (dedupe.py).
+
+        Sent again whole on a retry: the check admits this batch's own re-sends again
+        (by its token) and the per-slot markers skip the calls that landed.
+        """
+        await self._wait_for_other_writers(batch.sealed_at)
+        admitted = batch.resent
+        if self.dedupe_window:
+            token = f"{batch.writer}:{batch.seq}"
+            admitted = await dedupe.admit(self.redis, batch.resent, token, self.dedupe_window, self.rollups.calendar)
+        scratch = Aggregator()
+        to_count = {(hit.app, hit.minute, hit.event_id) for hit in admitted}
+        for hit in batch.resent:  # each admitted id counts once; every other copy is a duplicate
+            key = (hit.app, hit.minute, hit.event_id)
+            if key in to_count:
+                to_count.discard(key)
+                scratch.count(hit._replace(event_id="", resent=0))
+            else:
+                scratch.reject(hit.app, hit.minute, FLAGGED + DUPLICATE_RESEND_FLAG)
+        snap = scratch.drain()
+        commands = [
+            redis_client.pack("EVALSHA", sha, len(script_keys), *script_keys, *args)
+            for writes in self.rollups.build(snap)
+            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, RESENT_CALLS)
+        ]
+        if self.record_touched:
+            commands += touched_commands(snap, self.rollups.calendar, self.record_touched)
+        for chunk in redis_client.chunks(commands, ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+            await self._round_trip(chunk)
+        self.stats.resent_admitted += len(admitted)
+        self.stats.resent_duplicates += len(batch.resent) - len(admitted)
+        batch.resent = []
+
+    async def _wait_for_other_writers(self, arrived_by: float) -> None:
+        """Until every other live writer's first sends that arrived before `arrived_by`
+        are in Redis (their watermark, finality.py), or dedupe_hold_max passes."""
+        if self.finality is None:
+            return
+        await self.finality.heartbeat(self.watermark(), self.firsts_watermark())  # others may wait for us
+        # A writer far behind (replaying a long journal) is waited for once, not for
+        # every batch: until it has caught up, the check is made at once.
+        give_up = time.monotonic() + (0.0 if self._others_lagging else self.dedupe_hold_max)
+        while True:
+            others = await self.finality.others_firsts()
+            if others is None or others >= arrived_by:
+                self._others_lagging = False
+                return
+            self._check_stop_deadline()  # shutting down: the journal keeps them for the next start
+            if time.monotonic() >= give_up:
+                self.stats.resent_unchecked_waits += 1
+                if not self._others_lagging:
+                    log.warning("re-sent events checked without waiting for a writer %.1f s behind", arrived_by - others)
+                self._others_lagging = True
+                return
+            await asyncio.sleep(WATERMARK_POLL)
 
     def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[bytes], set[str]]]:
         """Pack the commands of `part` (one of `batch.parts`) in a thread: (commands, new apps)."""
@@ -355,19 +474,25 @@ class Flusher:
     async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""
         for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
-            if self._stop_by is not None and time.monotonic() > self._stop_by:
-                # Shutting down with a long backlog: stop between round trips; the
-                # journal keeps the rest for the next start.
-                raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
-            try:
-                await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
-            except NoScriptError:
-                # Redis restarted and lost its script cache: load it again on the retry,
-                # which resends this round trip (slots that applied it skip it).
-                self._sha = None
-                raise
+            await self._round_trip(chunk)
             batch.done += len(chunk)
-            self.stats.round_trips += 1
+
+    async def _round_trip(self, chunk: list[bytes]) -> None:
+        self._check_stop_deadline()
+        try:
+            await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
+        except NoScriptError:
+            # Redis restarted and lost its script cache: load it again on the retry,
+            # which resends this round trip (slots that applied it skip it).
+            self._sha = None
+            raise
+        self.stats.round_trips += 1
+
+    def _check_stop_deadline(self) -> None:
+        if self._stop_by is not None and time.monotonic() > self._stop_by:
+            # Shutting down with a long backlog: stop between round trips; the
+            # journal keeps the rest for the next start.
+            raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
 
 
 def part_apps(snap: Snapshot) -> set[str]:

@@ -34,6 +34,14 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{health}:outbox                      zset   anomaly ids waiting for the webhook, scored by next attempt
     eb:{health}:job                         hash   the health job's bookkeeping (last run, runs per holder)
     eb:{health}:lease                       string the token of the collector process running the job
+    eb:{finality}:watermarks                hash   writer -> watermark: all it acknowledged before is in Redis
+    eb:{finality}:firsts                    hash   writer -> the same for first sends (re-sent events held aside)
+    eb:{finality}:writers                   zset   live writers, scored by the end of their liveness
+    eb:{finality}:touched:GRAN              zset   BUCKET:APP that received counts, scored by the bucket's end
+    eb:{finality}:cursor                    hash   granularity -> buckets ending by then were announced
+    eb:{finality}:closed                    stream app, granularity, bucket of each bucket that became final
+    eb:{finality}:lease                     string the token of the process that announces
+    eb:{APP|DAY}:id:EVENT                   string an event id counted lately (dedupe of re-sent events)
 
 GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
 20261124, 202611). The `{...}` part is the Redis Cluster hash tag: every key of one app
@@ -213,3 +221,43 @@ HEALTH_LEASE = health_key("lease")
 
 def health_history(platform_id: str) -> str:
     return health_key("history:" + platform_id)
+
+
+# ---- finality: writers' watermarks and closed buckets (store/finality.py) ---------------
+# One hash tag: a round of the announcer reads the writers and moves touched buckets to
+# the stream in one script, which Redis Cluster only allows within one slot.
+
+FINALITY_TAG = "{finality}"
+# Closed-bucket notifications kept (XADD MAXLEN ~) is the setting finality_stream_maxlen.
+
+
+def finality_key(name: str) -> str:
+    return f"{PREFIX}:{FINALITY_TAG}:{name}"
+
+
+FINALITY_WATERMARKS = finality_key("watermarks")  # hash writer -> watermark (epoch ms)
+FINALITY_FIRSTS = finality_key("firsts")  # hash writer -> watermark of first sends (epoch ms)
+FINALITY_WRITERS = finality_key("writers")  # zset writer, scored by when its liveness ends (Redis time, ms)
+FINALITY_CURSOR = finality_key("cursor")  # hash granularity -> buckets ending by then were announced (epoch s)
+FINALITY_STREAM = finality_key("closed")  # stream app, granularity, bucket
+FINALITY_LEASE = finality_key("lease")  # string the token of the process that announces
+
+
+def finality_touched(granularity: str) -> str:
+    """Buckets of `granularity` that received counts and are not announced yet:
+    members touched_member(app, bucket), scored by the bucket's end (epoch seconds)."""
+    return finality_key("touched:" + granularity)
+
+
+def touched_member(app: str, bucket_id: str) -> str:
+    """A bucket id is digits only, so the first ':' splits the member again."""
+    return bucket_id + ":" + app
+
+
+# ---- exactly once for re-sent events (store/dedupe.py) ----------------------------------
+
+
+def event_id(app: str, day_id: str, event: str) -> str:
+    """An event id seen in the slot of the app and the day of its bucket; its value says
+    who counted it: FIRST_SEND, or the token of the batch that applied a re-send."""
+    return f"{PREFIX}:{slot_tag(app, 'day', day_id)}:id:{event}"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collector.settings import Settings
     from collector.store.aggregate import Aggregator
     from collector.store.buckets import Calendar
+    from collector.store.finality import FinalityKeeper
     from collector.store.flusher import Flusher
     from collector.store.journal import Journal, Segment
     from collector.web.beacon_routes import BeaconAssets
@@ -51,6 +52,7 @@ JOURNAL_LEFTOVERS: web.AppKey[list[Segment]] = web.AppKey("journal_leftovers")
 GEO: web.AppKey[GeoResolver | None] = web.AppKey("geo")
 INGEST: web.AppKey[Ingest] = web.AppKey("ingest")
 FLUSHER: web.AppKey[Flusher] = web.AppKey("flusher")
+FINALITY: web.AppKey[FinalityKeeper | None] = web.AppKey("finality")  # None: finality_interval 0
 BEACON: web.AppKey[BeaconAssets] = web.AppKey("beacon")
 BEACON_RELEASE: web.AppKey[BeaconRelease | None] = web.AppKey("beacon_release")  # for the integration kit
 HEALTH_JOB: web.AppKey[HealthJob] = web.AppKey("health_job")

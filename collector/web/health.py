@@ -73,6 +73,12 @@ def backlog(app: web.Application) -> dict:
         "flush_round_trips": stats.round_trips,
         "early_seals": stats.early_seals,
         "batches_recovered": stats.batches_recovered,
+        # Re-sent events (re=1, store/dedupe.py): counted, dropped as duplicates, and the
+        # times another writer's watermark did not catch up within dedupe_hold_max.
+        "resent_admitted": stats.resent_admitted,
+        "resent_duplicates": stats.resent_duplicates,
+        "resent_unchecked_waits": stats.resent_unchecked_waits,
+        "watermark": flusher.watermark(),
         "last_flush": stats.last_success or None,
         "last_flush_ms": round(stats.last_duration_ms, 2),
         "journal_bytes": journal.bytes if journal else None,

@@ -29,6 +29,7 @@ from collector.registry.release import load_release
 from collector.registry.store import RegistryStore
 from collector.settings import Settings, SettingsError, redacted_url, resolve_path
 from collector.store import redis_client
+from collector.store.finality import Finality, FinalityKeeper
 from collector.store.flusher import FIRST_SEQ, Flusher
 from collector.store.journal import Journal
 from collector.store.journal_keeper import JournalKeeper
@@ -40,6 +41,7 @@ from collector.web.appkeys import (
     BEACON_RELEASE,
     CALENDAR,
     CLOCK,
+    FINALITY,
     FLUSHER,
     GEO,
     HASHER,
@@ -157,15 +159,35 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
 async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ttls = {"minute": settings.ttl_minute, "hour": settings.ttl_hour, "day": settings.ttl_day, "month": settings.ttl_month}
+    finality_on = settings.finality_interval > 0
     flusher = app[FLUSHER] = Flusher(
         app[REDIS], app[AGGREGATOR], RollupBuilder(app[CALENDAR], ttls), settings.flush_interval, app[JOURNAL],
         writer=app[WRITER], completed_percent=settings.completed_percent, round_trip_timeout=settings.redis_timeout,
         batch_max_cells=settings.batch_max_cells, memory_max_cells=settings.memory_max_cells,
+        clock=app[CLOCK], record_touched=settings.finality_granularities if finality_on else (),
+        finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
+        dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
     )
     flusher.recover(app[JOURNAL_LEFTOVERS])  # what a crashed or cut-off earlier run left goes first
+    keeper = app[FINALITY] = finality_keeper(app, flusher) if finality_on else None
     flusher.start()
+    if keeper:
+        await keeper.round()  # the watermark is published (held back by a journal replay) before the first flush
+        keeper.start()
     yield
     await flusher.close()  # the final flush
+    if keeper:
+        await keeper.close(leave=not flusher.pending)
+
+
+def finality_keeper(app: web.Application, flusher: Flusher) -> FinalityKeeper:
+    """This writer's watermark publisher and, while it holds the lease, the announcer."""
+    settings = app[SETTINGS]
+    assert flusher.finality is not None  # finality is on
+    return FinalityKeeper(
+        flusher.finality, lambda: (flusher.watermark(), flusher.firsts_watermark()),
+        settings.finality_interval, settings.client_ts_window, settings.finality_stream_maxlen,
+    )
 
 
 async def beacon_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,118 @@
+"""Exactly once when a client re-sends (store/dedupe.py): two real collectors on one
+Redis; an event one of them acknowledged and the client re-sent (re=1) to the other is
+counted once, wherever and whenever each copy arrived."""
+
+from __future__ import annotations
+
+import time
+
+import httputil as http
+import pytest
+from test_flush_bounds import MINUTE, a_hit
+from test_ingest import DESKTOP
+
+from collector.store import dedupe, keys, redis_client
+from collector.store.aggregate import Aggregator
+from collector.store.buckets import Calendar
+from collector.store.flusher import FIRST_SEQ, Flusher
+from collector.store.journal import Journal, encode_hit
+from collector.store.rollup import RollupBuilder
+
+UA = {"User-Agent": DESKTOP}
+CALENDAR = Calendar("Asia/Shanghai")
+TTLS = {"minute": 0, "hour": 0, "day": 0, "month": 0}
+MINUTE_ID = CALENDAR.buckets_of_minute(MINUTE)[0].id
+# Small enough that a test's watermarks move in tenths of a second.
+FAST = {"flush_interval": 0.2, "finality_interval": 0.1}
+
+
+def pv(app: str, event_id: str, resent: bool = False) -> dict:
+    event = {"k": app, "t": "pageview", "u": "https://www.example.edu/a", "id": event_id, "ts": int(time.time() * 1000)}
+    return {**event, "re": 1} if resent else event
+
+
+def send(collector, events: list[dict]) -> None:
+    status, body = http.post(collector.base_url + "/c", events, UA)
+    assert status == 204, body
+
+
+def day_counters(rds, collector, app: str) -> dict[str, int]:
+    day = collector.stats(app)["from"].replace("-", "")
+    return {k.decode(): int(v) for k, v in rds.hgetall(keys.counters(app, "day", day)).items()}
+
+
+def _idle(collector) -> bool:
+    status, body = http.get_json(collector.base_url + "/api/collector")
+    return status == 200 and body["pending_flushes"] == 0
+
+
+@pytest.fixture
+def pair(collector_factory, tmp_path):
+    """Two collectors on one Redis, as two hosts: each its own data dir (journal)."""
+    return (collector_factory(data_dir=tmp_path / "a", **FAST), collector_factory(data_dir=tmp_path / "b", **FAST))
+
+
+def test_an_event_acknowledged_by_one_collector_and_re_sent_to_another_counts_once(pair, rds):
+    a, b = pair
+    # Originals and re-sends in the same instant: each re-send reaches B while A still
+    # holds its original unflushed, so B must wait for A's watermark before it checks.
+    originals = [pv("dd", f"e{i}") for i in range(40)]
+    send(a, originals)
+    send(b, [{**event, "re": 1} for event in originals])
+    # Re-sends of events no collector ever received: each counts once, also when the
+    # client re-sent it twice (to both collectors).
+    lost = [pv("dd", f"lost{i}", resent=True) for i in range(10)]
+    send(b, lost)
+    send(a, lost[:5])
+    a.wait_for(lambda: _idle(a) and _idle(b) and day_counters(rds, a, "dd").get("pv", 0) >= 50, timeout=20)
+    time.sleep(0.5)  # whatever would count twice has had the time to
+    counters = day_counters(rds, a, "dd")
+    assert counters["pv"] == 50, counters
+    assert counters["flagged:duplicate_resend"] == 45
+
+
+def test_the_same_collector_counts_a_re_send_of_its_own_once(collector_factory, rds):
+    a = collector_factory(**FAST)
+    send(a, [pv("self", "x1")])
+    send(a, [pv("self", "x1", resent=True), pv("self", "x1", resent=True)])
+    send(a, [pv("self", "x2", resent=True), pv("self", "x2", resent=True)])  # its original was lost
+    a.wait_for(lambda: _idle(a) and day_counters(rds, a, "self").get("flagged:duplicate_resend", 0) == 3, timeout=20)
+    assert day_counters(rds, a, "self")["pv"] == 2
+
+
+def test_with_dedupe_off_a_re_send_counts_again_and_no_id_is_kept(collector_factory, rds):
+    a = collector_factory(dedupe_window=0, **FAST)
+    send(a, [pv("off", "y1"), pv("off", "y1", resent=True)])
+    a.wait_for(lambda: _idle(a) and day_counters(rds, a, "off").get("pv", 0) == 2, timeout=20)
+    assert not rds.keys("*:id:*")
+
+
+async def test_a_batch_replayed_after_a_crash_counts_the_re_sends_it_had_admitted_once(tmp_path, redis_url, rds):
+    """The process died after the check admitted a re-send (its id holds the batch's
+    token) and before its count landed: the replay admits it again and counts it once;
+    a second replay of the same batch changes nothing."""
+    resent = a_hit("crash", 1)._replace(event_id="z1", resent=1)
+    duplicate = a_hit("crash", 2)._replace(event_id="z2", resent=1)
+    rds.set(dedupe.id_key(CALENDAR, "crash", resent.minute, "z2"), dedupe.FIRST_SEND)  # its original counted
+    client = redis_client.connect(redis_url)
+    try:
+        await dedupe.admit(client, [resent], "w-crashed:1", 86400, CALENDAR)  # the check, then the crash
+        for attempt in range(2):
+            directory = tmp_path / str(attempt)
+            journal = Journal(directory)
+            journal.open()
+            journal.begin("w-crashed", FIRST_SEQ)
+            journal.append(encode_hit(resent) + encode_hit(duplicate))
+            journal.close()
+            again = Journal(directory)
+            leftovers = again.open()
+            again.begin("w-next", FIRST_SEQ)
+            flusher = Flusher(client, Aggregator(), RollupBuilder(CALENDAR, TTLS), 1.0, again, writer="w-next",
+                              dedupe_window=86400)
+            flusher.recover(leftovers)
+            assert await flusher.flush()
+            again.close()
+            counters = {k.decode(): int(v) for k, v in rds.hgetall(keys.counters("crash", "minute", MINUTE_ID)).items()}
+            assert counters["pv"] == 1 and counters["flagged:duplicate_resend"] == 1, (attempt, counters)
+    finally:
+        await client.aclose()
