@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import re
 import time
 from email.utils import formatdate
 from typing import cast
@@ -68,9 +69,27 @@ REFERER = b"\r\nreferer:"
 CONTENT_LENGTH = b"\r\ncontent-length:"
 CONNECTION = b"\r\nconnection:"
 # Heads with any of these are aiohttp's: they change how the body is framed, or ask for
-# an interim answer or another protocol. Obsolete line folding ("\r\n " / "\r\n\t")
-# would hide part of a value from the lookups below.
-NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\n ", b"\r\n\t")
+# an interim answer or another protocol (or, the old WebSocket draft's key, are refused).
+NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\nsec-websocket-key1:")
+
+# The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
+# plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
+# HTTP/1.1; a target of visible ASCII (llhttp refuses control bytes, spaces and raw
+# non-ASCII; '#' starts a fragment aiohttp splits off, so such a target is aiohttp's);
+# header lines of a token name, a colon, and a value of tab, visible ASCII and obs-text
+# (no NUL, DEL or other control byte), each after CRLF. Anything else — a bare CR or LF, a
+# line without a colon, a space before the colon, a folded line — does not match and is
+# handed to aiohttp, which answers it 400 (counted by reason in /api/collector's
+# http.malformed_requests) exactly as when the fast path is off.
+FAST_HEAD = re.compile(
+    rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
+    rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)"
+)
+MAX_HEADERS = 128  # aiohttp's limit: a head with more header lines is refused
+# The headers aiohttp refuses twice in a request (its SINGLETON_HEADERS; Content-Length
+# and Transfer-Encoding are judged apart). Host must be there exactly once in HTTP/1.1.
+SINGLETON_LINE = re.compile(rb"\r\n(host|user-agent|content-type|content-location|content-range|etag|max-forwards|server):")
+MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
     200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large",
@@ -420,19 +439,13 @@ class HitConnection(asyncio.Protocol):
         Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
         or CLOSED (answered, and the connection is closing).
         """
-        line_end = buffer.find(b"\r\n", pos, end)
-        line = buffer[pos:line_end] if line_end >= 0 else buffer[pos:end]
-        parts = line.split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+        head = FAST_HEAD.fullmatch(buffer, pos, end)
+        if head is None:
             return HAND_OVER
-        method, target = parts[0], parts[1]
-        if target != b"/c" and target[:3] != b"/c?":
-            return HAND_OVER
-        fields = buffer[line_end:end] if line_end >= 0 else b""
+        method, target, fields = head.groups()
         lower = fields.lower()
-        for marker in NOT_FAST:
-            if marker in lower:
-                return HAND_OVER
+        if not _fields_as_aiohttp_takes_them(fields, lower):
+            return HAND_OVER
         close = CONNECTION in lower and b"close" in _value(fields, lower, CONNECTION).lower()
         body_start = end + 4
         has_length = b"content-length" in lower
@@ -446,7 +459,7 @@ class HitConnection(asyncio.Protocol):
                 if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in lower:
                     return HAND_OVER
                 length_text = _value(fields, lower, CONTENT_LENGTH)
-                if not length_text.isdigit():
+                if not length_text.isdigit() or len(length_text) > MAX_LENGTH_DIGITS:
                     return HAND_OVER
                 length = int(length_text)
                 if length > ingest.settings.max_body_bytes:
@@ -482,6 +495,20 @@ class HitConnection(asyncio.Protocol):
 
 
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
+
+
+def _fields_as_aiohttp_takes_them(fields: bytes, lower: bytes) -> bool:
+    """Header lines (matched by FAST_HEAD) that aiohttp would take, and frame as we do:
+    at most MAX_HEADERS, one Host, no singleton header twice, none of NOT_FAST."""
+    if fields.count(b"\r\n") > MAX_HEADERS:
+        return False
+    singletons = SINGLETON_LINE.findall(lower)
+    if singletons.count(b"host") != 1 or len(set(singletons)) != len(singletons):
+        return False
+    for marker in NOT_FAST:
+        if marker in lower:
+            return False
+    return True
 
 
 def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
