@@ -2,17 +2,22 @@
 
     python -m bench.fuzz --cases 100000 [--seed N] [--connections 8] [--url http://127.0.0.1:8000]
 
-Hypothesis generates three kinds of cases:
+Three kinds of cases:
 
 - `query`: GET /c?… with every field of the protocol, any value, escapes that are not
   UTF-8 or not escapes at all, unknown fields, repeats;
 - `body`: POST /c with one event or a batch (the shapes the beacon sends: every field at
   every JSON type, deep-tag properties, empty and oversized batches), or bytes that are
   not JSON;
-- `head`: raw request heads — odd methods and versions, targets with control and
-  non-ASCII bytes, header names and values with control characters, lines without a
-  colon, folded lines, bare CR or LF, duplicate Host / Content-Length / User-Agent,
-  Content-Length and Transfer-Encoding in every combination, and pipelined requests.
+- `head`: raw requests — odd methods and versions, targets with control and non-ASCII
+  bytes, header names and values with control characters, lines without a colon, folded
+  lines, bare CR or LF, duplicate Host / Content-Length / User-Agent, Content-Length and
+  Transfer-Encoding in every combination — up to 3 pipelined, half of them with a byte
+  or two inserted into a head.
+
+Hypothesis draws the parts (events, query fields, raw requests, byte strings: POOL of
+each per run, from the seed) and a Random with the same seed puts the cases together:
+Hypothesis takes milliseconds per drawn case, far too slow for 20,000 cases a CI run.
 
 Queries and bodies are sent pipelined over `--connections` keep-alive connections at
 once, with page views of a control app interleaved. Each head gets a connection of its
@@ -128,7 +133,7 @@ SEPARATORS = [b"\r\n"] * 12 + [b"\n", b"\r", b"\r\r\n", b"\n\r"]
 
 
 @st.composite
-def requests(draw) -> bytes:
+def raw_requests(draw) -> bytes:
     """One raw request: a head (request line, header lines) and a body, each possibly wrong."""
     target = draw(st.sampled_from(PATHS)) + b"".join(draw(st.lists(st.sampled_from(TARGET_PIECES), max_size=8)))
     line = draw(st.sampled_from(METHODS)) + b" " + target + b" " + draw(st.sampled_from(VERSIONS))
@@ -160,10 +165,7 @@ def requests(draw) -> bytes:
     return head + draw(st.sampled_from([b"\r\n"] * 8 + [b"\n", b"\r\n\r\n", b"\r"])) + body
 
 
-# Hypothesis draws the parts (POOL of each per run); the cases are made of them with a
-# seeded Random. Hypothesis spends milliseconds per drawn case, far too slow for 20,000
-# cases a CI run, while combining its draws costs microseconds.
-POOL = 300
+POOL = 300  # of each part Hypothesis draws per run
 MIX = ["query", "query", "body", "body", "head"]  # shares of the cases
 MUTATIONS = [b"\x00", b"\x01", b"\x7f", b"\x80", b"\xff", b"\r", b"\n", b"\t", b" ", b":", b",", b"\r\n", b"\r\n "]
 
@@ -182,7 +184,7 @@ class Parts:
         parts = cls()
 
         @settings(max_examples=size, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(events, st.lists(query_pairs, max_size=6), requests(), st.binary(max_size=64))
+        @given(events, st.lists(query_pairs, max_size=6), raw_requests(), st.binary(max_size=64))
         def collect(event, pairs, request, raw) -> None:
             parts.events.append(event)
             parts.pairs.extend(pairs)
@@ -385,6 +387,8 @@ async def send_all(host: str, port: int, cases: list[tuple[str, bytes]], connect
         *(send_pipelined(host, port, chunks, outcome) for _ in range(connections)),
         *(send_head(host, port, data, outcome, gate) for kind, data in cases if kind == "head"),
     )
+    while not chunks.empty():  # every connection stopped at a hang: the rest went unanswered too
+        outcome.hangs.extend(chunks.get_nowait())
     outcome.seconds = time.monotonic() - started
     return outcome
 

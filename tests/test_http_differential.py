@@ -21,7 +21,7 @@ from conftest import _LAUNCHED, launch_collector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import SENTINEL, requests, statuses_in
+from bench.fuzz import SENTINEL, raw_requests, statuses_in
 
 UA = b"User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n"
 TARGET = b"/c?k=diff&t=pageview&u=https%3A%2F%2Fa.edu%2F"
@@ -227,7 +227,7 @@ def test_the_corpus_has_what_the_issue_measured(layers):
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(data=st.lists(requests(), min_size=1, max_size=3).map(b"".join))
+@given(data=st.lists(raw_requests(), min_size=1, max_size=3).map(b"".join))
 def test_generated_heads_are_answered_as_aiohttp_answers_them(layers, data):
     fast, plain = answers(layers, data)
     assert fast == plain, {"fast path": fast, "aiohttp": plain}

@@ -68,10 +68,6 @@ ORIGIN = b"\r\norigin:"
 REFERER = b"\r\nreferer:"
 CONTENT_LENGTH = b"\r\ncontent-length:"
 CONNECTION = b"\r\nconnection:"
-# Heads with any of these are aiohttp's: they change how the body is framed, or ask for
-# an interim answer or another protocol (or, the old WebSocket draft's key, are refused).
-NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\nsec-websocket-key1:")
-
 # The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
 # plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
 # HTTP/1.1; a target of visible ASCII (llhttp refuses control bytes, spaces and raw
@@ -86,9 +82,16 @@ FAST_HEAD = re.compile(
     rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
     rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*){0," + str(MAX_HEADERS).encode() + rb"})"
 )
-# The headers aiohttp refuses twice in a request (its SINGLETON_HEADERS; Content-Length
-# and Transfer-Encoding are judged apart). Host must be there exactly once in HTTP/1.1.
-SINGLETON_LINE = re.compile(rb"\r\n(host|user-agent|content-type|content-location|content-range|etag|max-forwards|server):")
+# The header lines the fast path looks for in every head, in one pass. aiohttp refuses a
+# head with one of its SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-
+# Length is judged apart). NOT_FAST heads are aiohttp's: they change how the body is
+# framed, or ask for an interim answer or another protocol (or, with the old WebSocket
+# draft's key, are refused).
+JUDGED_LINE = re.compile(
+    rb"\r\n(host|user-agent|content-type|content-location|content-range|etag|max-forwards|server"
+    rb"|transfer-encoding|expect|upgrade|sec-websocket-key1):"
+)
+NOT_FAST = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1"})
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
@@ -447,7 +450,7 @@ class HitConnection(asyncio.Protocol):
             return HAND_OVER
         method, target, fields = head.groups()
         lower = fields.lower()
-        if not _fields_as_aiohttp_takes_them(fields, lower):
+        if not _fields_as_aiohttp_takes_them(lower):
             return HAND_OVER
         close = CONNECTION in lower and b"close" in _value(fields, lower, CONNECTION).lower()
         body_start = end + 4
@@ -500,16 +503,11 @@ class HitConnection(asyncio.Protocol):
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
 
 
-def _fields_as_aiohttp_takes_them(fields: bytes, lower: bytes) -> bool:
-    """Header lines (matched by FAST_HEAD) that aiohttp would take, and frame as we do:
-    one Host, no singleton header twice, none of NOT_FAST."""
-    singletons = SINGLETON_LINE.findall(lower)
-    if singletons.count(b"host") != 1 or len(set(singletons)) != len(singletons):
-        return False
-    for marker in NOT_FAST:
-        if marker in lower:
-            return False
-    return True
+def _fields_as_aiohttp_takes_them(lower: bytes) -> bool:
+    """Header lines (matched by FAST_HEAD, lower-cased) that aiohttp would take, and frame
+    as we do: one Host, no singleton header twice, none of NOT_FAST."""
+    judged = JUDGED_LINE.findall(lower)
+    return judged.count(b"host") == 1 and len(set(judged)) == len(judged) and NOT_FAST.isdisjoint(judged)
 
 
 def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
