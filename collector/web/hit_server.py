@@ -9,7 +9,8 @@ shape of a hit request itself, calls the same Ingest methods as the aiohttp rout
 writes the answer; pipelined requests in one read get one write.
 
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
-`Expect`ing body, `Upgrade`, a head that is malformed or over MAX_HEAD: the connection,
+`Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
+judges it: FAST_HEAD and JUDGED_LINE below) or over MAX_HEAD: the connection,
 from the first byte of that request on, is handed to aiohttp's own protocol
 (RequestHandler), which serves it for the rest of its life with every route and its own
 error answers. So outside the fast path the behaviour is exactly aiohttp's, and a
@@ -68,6 +69,7 @@ ORIGIN = b"\r\norigin:"
 REFERER = b"\r\nreferer:"
 CONTENT_LENGTH = b"\r\ncontent-length:"
 CONNECTION = b"\r\nconnection:"
+
 # The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
 # plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
 # HTTP/1.1; a target of visible ASCII (llhttp refuses control bytes, spaces and raw
