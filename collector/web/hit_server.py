@@ -9,7 +9,8 @@ shape of a hit request itself, calls the same Ingest methods as the aiohttp rout
 writes the answer; pipelined requests in one read get one write.
 
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
-`Expect`ing body, `Upgrade`, a head that is malformed or over MAX_HEAD: the connection,
+`Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
+judges it: FAST_HEAD and JUDGED_LINE below) or over MAX_HEAD: the connection,
 from the first byte of that request on, is handed to aiohttp's own protocol
 (RequestHandler), which serves it for the rest of its life with every route and its own
 error answers. So outside the fast path the behaviour is exactly aiohttp's, and a
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import re
 import time
 from email.utils import formatdate
 from typing import cast
@@ -67,10 +69,32 @@ ORIGIN = b"\r\norigin:"
 REFERER = b"\r\nreferer:"
 CONTENT_LENGTH = b"\r\ncontent-length:"
 CONNECTION = b"\r\nconnection:"
-# Heads with any of these are aiohttp's: they change how the body is framed, or ask for
-# an interim answer or another protocol. Obsolete line folding ("\r\n " / "\r\n\t")
-# would hide part of a value from the lookups below.
-NOT_FAST = (b"transfer-encoding", b"\r\nexpect:", b"\r\nupgrade:", b"\r\n ", b"\r\n\t")
+
+# The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
+# plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
+# HTTP/1.1; a target of visible ASCII (llhttp refuses control bytes, spaces and raw
+# non-ASCII; '#' starts a fragment aiohttp splits off, so such a target is aiohttp's);
+# header lines of a token name, a colon, and a value of tab, visible ASCII and obs-text
+# (no NUL, DEL or other control byte), each after CRLF. Anything else — a bare CR or LF, a
+# line without a colon, a space before the colon, a folded line — does not match and is
+# handed to aiohttp, which answers it 400 (counted by reason in /api/collector's
+# http.malformed_requests) exactly as when the fast path is off.
+MAX_HEADERS = 128  # aiohttp's limit: a head with more header lines is refused
+FAST_HEAD = re.compile(
+    rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
+    rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*){0," + str(MAX_HEADERS).encode() + rb"})"
+)
+# The header lines the fast path looks for in every head, in one pass. aiohttp refuses a
+# head with one of its SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-
+# Length is judged apart). NOT_FAST heads are aiohttp's: they change how the body is
+# framed, or ask for an interim answer or another protocol (or, with the old WebSocket
+# draft's key, are refused).
+JUDGED_LINE = re.compile(
+    rb"\r\n(host|user-agent|content-type|content-location|content-range|etag|max-forwards|server"
+    rb"|transfer-encoding|expect|upgrade|sec-websocket-key1):"
+)
+NOT_FAST = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1"})
+MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
     200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large",
@@ -384,12 +408,15 @@ class HitConnection(asyncio.Protocol):
         while pos < size:
             end = buffer.find(b"\r\n\r\n", pos)
             head_end = size if end < 0 else end
-            # Too long, or with a bare LF (a line end aiohttp refuses, and one that could
-            # hide where this head ends and the next request starts): aiohttp's to answer.
-            if head_end - pos > MAX_HEAD or buffer.count(b"\n", pos, head_end) != buffer.count(b"\r\n", pos, head_end):
-                taken = HAND_OVER
+            if head_end - pos > MAX_HEAD:
+                taken = HAND_OVER  # aiohttp answers it (431/400) as it would anyway
             elif end < 0:
-                break
+                # Not whole yet; but with a bare LF (a line end aiohttp refuses, and one
+                # that could end this head before our CRLF CRLF) aiohttp answers it now.
+                # (A whole head with one does not match FAST_HEAD.)
+                if buffer.count(b"\n", pos) == buffer.count(b"\r\n", pos):
+                    break
+                taken = HAND_OVER
             else:
                 taken = self._request(buffer, pos, end, out)
             if taken == HAND_OVER:
@@ -420,19 +447,13 @@ class HitConnection(asyncio.Protocol):
         Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
         or CLOSED (answered, and the connection is closing).
         """
-        line_end = buffer.find(b"\r\n", pos, end)
-        line = buffer[pos:line_end] if line_end >= 0 else buffer[pos:end]
-        parts = line.split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+        head = FAST_HEAD.fullmatch(buffer, pos, end)
+        if head is None:
             return HAND_OVER
-        method, target = parts[0], parts[1]
-        if target != b"/c" and target[:3] != b"/c?":
-            return HAND_OVER
-        fields = buffer[line_end:end] if line_end >= 0 else b""
+        method, target, fields = head.groups()
         lower = fields.lower()
-        for marker in NOT_FAST:
-            if marker in lower:
-                return HAND_OVER
+        if not _fields_as_aiohttp_takes_them(lower):
+            return HAND_OVER
         close = CONNECTION in lower and b"close" in _value(fields, lower, CONNECTION).lower()
         body_start = end + 4
         has_length = b"content-length" in lower
@@ -446,7 +467,7 @@ class HitConnection(asyncio.Protocol):
                 if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in lower:
                     return HAND_OVER
                 length_text = _value(fields, lower, CONTENT_LENGTH)
-                if not length_text.isdigit():
+                if not length_text.isdigit() or len(length_text) > MAX_LENGTH_DIGITS:
                     return HAND_OVER
                 length = int(length_text)
                 if length > ingest.settings.max_body_bytes:
@@ -482,6 +503,13 @@ class HitConnection(asyncio.Protocol):
 
 
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
+
+
+def _fields_as_aiohttp_takes_them(lower: bytes) -> bool:
+    """Header lines (matched by FAST_HEAD, lower-cased) that aiohttp would take, and frame
+    as we do: one Host, no singleton header twice, none of NOT_FAST."""
+    judged = JUDGED_LINE.findall(lower)
+    return judged.count(b"host") == 1 and len(set(judged)) == len(judged) and NOT_FAST.isdisjoint(judged)
 
 
 def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
