@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, FakeClock
 
 from collector.hit.protocol import usable_app_key
+from collector.hit.ratelimit import TokenBuckets
 from collector.registry import credentials
 from collector.registry.application import ApplicationInvalid, parse_application, region_problem
 from collector.registry.kit import KitUnavailable, build_kit
@@ -24,7 +25,6 @@ from collector.registry.model import (
     next_state,
     origin_allowed,
 )
-from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import load_release
 
 DIST = ROOT / "beacon_js" / "dist"
