@@ -124,7 +124,7 @@ async def test_a_school_behind_one_address_is_not_limited_by_the_defaults(collec
     assert all(limits.values()), "the defaults limit"
     clock = FakeClock(NOW)
     client = await collector_client(clock=clock, **limits)
-    for round_ in range(3):
+    for _ in range(3):
         for pupil in range(300):
             assert (await hit(client, "202.120.1.1", f"{DESKTOP} pupil/{pupil}")).status == 204
         assert (await post(client, [pv()] * 40, "202.120.1.1")).status == 204  # the lab
