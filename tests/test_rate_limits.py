@@ -176,6 +176,20 @@ def test_token_buckets_spend_a_batch_into_debt():
     assert buckets.take("a") == 0
 
 
+def test_token_buckets_stay_bounded_and_keep_a_flooder_s_debt_through_a_sweep():
+    clock = FakeClock(0.0)
+    buckets = TokenBuckets(rate_per_second=1, burst=5, clock=clock, max_clients=100)
+    assert buckets.take("flooder", cost=50) == 0
+    for i in range(99):
+        buckets.take(f"pupil-{i}")
+    clock.advance(2)  # the pupils' buckets are full again; the flooder still owes 43
+    buckets.take("newcomer")  # the table is full: the sweep forgets the full buckets only
+    assert len(buckets) == 2 and buckets.take("flooder") > 40
+    for i in range(200):  # all busy at once: forgotten wholesale, memory stays bounded
+        buckets.take(f"spray-{i}", cost=5)
+    assert len(buckets) <= 100
+
+
 # ---- the UV guard -----------------------------------------------------------------------
 
 

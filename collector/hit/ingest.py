@@ -206,25 +206,27 @@ class Ingest:
         """429 when this client, or its address, is over its rate (before the request is
         read: its events are neither parsed nor counted), else None. The refusal is
         counted once per request, under the pseudo-app of requests without an app."""
-        reason, wait = self.limits.refuse_client(ip, ua)
+        reason, wait = self.limits.refuse_client(ip, ua, now)
         if not reason:
             return None
         self.aggregator.reject(self._no_app(), int(now // 60), reason)
         return rate_limited(reason, wait)
 
     def _app_limited(self, events: list[Any], now: float, minute: int) -> Tally | None:
-        """A tally refused whole (429) when an app of the request is over its rate, else None.
+        """A tally refused whole (429) when an app key of the request is over its rate, else None.
 
         Whole: a batch is counted all or not at all, so that the beacon's re-send of it is
         exact. Its events are refused under their app, one rejected:rate_limited_app each.
         """
-        per_app: dict[str, int] = {}
+        per_key: dict[str, int] = {}
         for event in events:
-            app = self._app_of(event, now)
-            per_app[app] = per_app.get(app, 0) + 1
-        for app, count in per_app.items():
-            wait = self.limits.refuse_app(app, count)
+            key = event.get("k") if isinstance(event, dict) else None
+            if isinstance(key, str):  # else rejected anyway (missing_field, wrong_type)
+                per_key[key] = per_key.get(key, 0) + 1
+        for key, count in per_key.items():  # mostly one key: a page's events share it
+            wait = self.limits.refuse_app(key, count, now)
             if wait:
+                app = self._app_of({"k": key}, now)
                 return Tally(rejects=[(app, minute, APP_LIMIT)] * count, limited=rate_limited(APP_LIMIT, wait))
         return None
 
@@ -340,17 +342,15 @@ class Ingest:
         """The UV guard (hit/uvguard.py) on a hit's visitor, vid and uid: a suspect one
         is set aside — the visitor becomes the address's one suspect visitor, the vid
         and uid are dropped — and the hit flagged flagged:suspect_KIND. It still counts."""
-        guard = cast(UvGuard, self.uv_guard)  # set: _enrich calls this only then
-        suspects = []
-        if not guard.admits(VISITOR, ip, keys[0]):
+        suspects = cast(UvGuard, self.uv_guard).suspects(ip, keys[0], vid, uid)  # set: _enrich calls this only then
+        if not suspects:
+            return keys, vid, uid
+        if VISITOR in suspects:
             keys = self._visitor_keys(app, minute, ip, SUSPECT_UA, memo)
-            suspects.append(VISITOR)
-        if vid and not guard.admits(VID, ip, vid):
+        if VID in suspects:
             vid = ""
-            suspects.append(VID)
-        if uid and not guard.admits(UID, ip, uid):
+        if UID in suspects:
             uid = None
-            suspects.append(UID)
         if flags is not None:
             flags.extend((app, minute, FLAGGED + SUSPECT_FLAGS[kind]) for kind in suspects)
         return keys, vid, uid

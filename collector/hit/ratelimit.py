@@ -2,9 +2,9 @@
 
 `TokenBuckets`: a bucket per client with a bounded number of clients. A client gets
 `burst` tokens at once, then `rate` more a second. Memory stays bounded under an
-address-spraying attack: past `max_clients`, the least recently seen client is
-forgotten (which only ever gives that client a fresh, full bucket — never anyone more
-than `burst`). The registry's application endpoint (web/admin_routes.py) uses one; so do
+address-spraying attack: past `max_clients`, the clients whose buckets have refilled
+are forgotten, and if most have not, all are (which only ever gives a client a fresh,
+full bucket — never anyone more than `burst`). The registry's application endpoint (web/admin_routes.py) uses one; so do
 the hit path's limits below.
 
 `RateLimits`: how much one sender may make the collector count, per worker process:
@@ -13,8 +13,8 @@ the hit path's limits below.
 - per address, the client IP alone: a school or campus network puts thousands of pupils
   behind one address, so its limit is far above the client's — it stops a flooder who
   varies the User-Agent, not a school;
-- per app (the platform's series): a ceiling on what one platform's key can make a
-  worker count, whoever sends.
+- per app key: a ceiling on what one platform's key can make a worker count, whoever
+  sends (during a key rotation's overlap, each of its two keys has its own).
 
 Events cost one token each. A request goes ahead while its buckets hold a token; its
 events are then all spent, even into debt (a 100-event batch is never cut in half:
@@ -27,7 +27,7 @@ beacon keeps refused events for later (beacon_js/src/transport.js). docs/protoco
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Hashable
 
 # Clients (and addresses, and apps) one table of buckets remembers: 100 000 entries of a
@@ -47,34 +47,52 @@ class TokenBuckets:
         self.burst = float(burst)
         self.clock = clock
         self.max_clients = max_clients
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # client -> (tokens, at)
 
-    def take(self, client: Hashable, cost: float = 1.0) -> float:
+    def take(self, client: Hashable, cost: float = 1.0, now: float | None = None) -> float:
         """0 when the client may go ahead (its bucket holds a token: `cost` tokens are
-        spent, into debt if need be), else the seconds until it may."""
-        tokens, now = self._refilled(client)
-        if tokens >= 1.0:
-            tokens -= cost
-            wait = 0.0
+        spent, into debt if need be), else the seconds until it may.
+
+        One dict lookup and one store, no other call: this runs for every hit.
+        """
+        if now is None:
+            now = self.clock()
+        buckets = self._buckets
+        found = buckets.get(client)
+        if found is None:
+            tokens = self.burst
+            if len(buckets) >= self.max_clients:
+                buckets = self._sweep(now)
         else:
-            wait = (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
-        self._keep(client, tokens, now)
-        return wait
+            tokens, at = found
+            if now > at:
+                tokens += (now - at) * self.rate
+                if tokens > self.burst:
+                    tokens = self.burst
+        if tokens >= 1.0:
+            buckets[client] = (tokens - cost, now)
+            return 0.0
+        buckets[client] = (tokens, now)
+        return (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
 
     def spend(self, client: Hashable, cost: float) -> None:
         """Spend `cost` more tokens, into debt if need be: the rest of a request that went ahead."""
-        tokens, now = self._refilled(client)
-        self._keep(client, tokens - cost, now)
+        found = self._buckets.get(client)
+        if found is not None:  # take() made it, unless a sweep forgot it since: then it is forgiven
+            self._buckets[client] = (found[0] - cost, found[1])
 
-    def _refilled(self, client: Hashable) -> tuple[float, float]:
-        now = self.clock()
-        tokens, at = self._buckets.pop(client, (self.burst, now))
-        return min(self.burst, tokens + max(0.0, now - at) * self.rate), now
-
-    def _keep(self, client: Hashable, tokens: float, now: float) -> None:
-        self._buckets[client] = (tokens, now)  # popped first: now the most recently seen
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
+    def _sweep(self, now: float) -> dict[Hashable, tuple[float, float]]:
+        """Room for new clients: forget those whose bucket has refilled (a fresh bucket
+        is the same to them). If most are still refilling, forget all: memory stays
+        bounded, and a forgotten client only ever gets a fresh bucket — `burst`, never more.
+        """
+        burst, rate = self.burst, self.rate
+        self._buckets = {
+            client: (tokens, at) for client, (tokens, at) in self._buckets.items() if tokens + (now - at) * rate < burst
+        }
+        if len(self._buckets) >= self.max_clients // 2:
+            self._buckets = {}
+        return self._buckets
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -106,7 +124,7 @@ class RateLimits:
         self.app = _buckets(*app, clock)
         self.refused: Counter[str] = Counter()
 
-    def refuse_client(self, ip: str, ua: str) -> tuple[str, float]:
+    def refuse_client(self, ip: str, ua: str, now: float) -> tuple[str, float]:
         """Before a request is read: ("", 0) when it may go ahead (one token taken from
         its client's and its address's buckets), else (reason, seconds to wait).
 
@@ -114,11 +132,11 @@ class RateLimits:
         address's bucket, which the other pupils behind that address share.
         """
         if self.client is not None:
-            wait = self.client.take(hash((ip, ua)))  # hashed: a long User-Agent is not kept
+            wait = self.client.take(hash((ip, ua)), 1.0, now)  # hashed: a long User-Agent is not kept
             if wait:
                 return self._refused(CLIENT_LIMIT), wait
         if self.address is not None:
-            wait = self.address.take(ip)
+            wait = self.address.take(ip, 1.0, now)
             if wait:
                 return self._refused(ADDRESS_LIMIT), wait
         return "", 0.0
@@ -131,11 +149,13 @@ class RateLimits:
             if self.address is not None:
                 self.address.spend(ip, events - 1)
 
-    def refuse_app(self, app: str, events: int) -> float:
-        """0 when `events` events of `app` may be counted (their tokens are spent), else seconds to wait."""
+    def refuse_app(self, app_key: str, events: int, now: float) -> float:
+        """0 when `events` events with app key `app_key` may be counted (their tokens are
+        spent), else seconds to wait. Per key, hashed: a key that is no platform's gets a
+        bucket of its own (and its events are refused anyway), a long one is not kept."""
         if self.app is None:
             return 0.0
-        wait = self.app.take(app, events)
+        wait = self.app.take(hash(app_key), events, now)
         if wait:
             self.refused[APP_LIMIT] += events
         return wait

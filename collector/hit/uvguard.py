@@ -12,7 +12,8 @@ its identity is set aside — hit/ingest.py counts it under one visitor per addr
 `flagged:suspect_visitor|vid|uid`. `suspect` here counts the same per kind.
 
 Memory is bounded: the identities of the current minute only (forgotten when the next
-begins), as 64-bit hashes, at most MAX_IDENTITIES of them. Past that an identity is
+begins), as 64-bit hashes, at most MAX_IDENTITIES of them (with the combinations of a
+visitor, vid and uid that came together: those cost one lookup the next time). Past that an identity is
 not judged — counted as usual — and `unjudged` says how many were.
 
 Per worker process: an address whose hits spread over N workers may bring up to N
@@ -39,7 +40,9 @@ class UvGuard:
         self.threshold = threshold
         self.max_identities = max_identities
         self.minute = -1
-        self._known: set[int] = set()  # hash((kind, address, identity)) of this minute
+        # Of this minute: hash((kind, address, identity)) and, for a hit with none suspect,
+        # hash((address, visitor, vid, uid)).
+        self._known: set[int] = set()
         self._counts: dict[int, int] = {}  # hash((kind, address)) -> its distinct identities this minute
         self.suspect: Counter[str] = Counter()  # kind -> hits whose identity was set aside
         self.unjudged = 0  # identities counted unjudged: the minute's memory was full
@@ -50,6 +53,24 @@ class UvGuard:
             self.minute = minute
             self._known = set()
             self._counts = {}
+
+    def suspects(self, address: str, visitor: bytes, vid: str, uid: str | None) -> tuple[str, ...]:
+        """The kinds (VISITOR, VID, UID) of a hit's identities that are suspect: mostly none.
+
+        A hit whose identities all came together before this minute costs one set lookup;
+        only a new combination is judged kind by kind. A suspect one is judged again at
+        every hit (its combination is not remembered), so `suspect` counts hits.
+        """
+        combination = hash((address, visitor, vid, uid))
+        if combination in self._known:
+            return ()
+        found = tuple(
+            kind for kind, identity in ((VISITOR, visitor), (VID, vid), (UID, uid))
+            if identity and not self.admits(kind, address, identity)
+        )
+        if not found and len(self._known) < self.max_identities:
+            self._known.add(combination)
+        return found
 
     def admits(self, kind: str, address: str, identity: object) -> bool:
         """True when `identity` counts (seen this minute, or among the first `threshold`
