@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -218,12 +218,7 @@ class Ingest:
         Whole: a batch is counted all or not at all, so that the beacon's re-send of it is
         exact. Its events are refused under their app, one rejected:rate_limited_app each.
         """
-        per_key: dict[str, int] = {}
-        for event in events:
-            key = event.get("k") if isinstance(event, dict) else None
-            if isinstance(key, str):  # else rejected anyway (missing_field, wrong_type)
-                per_key[key] = per_key.get(key, 0) + 1
-        for key, count in per_key.items():  # mostly one key: a page's events share it
+        for key, count in _events_per_key(events):
             wait = self.limits.refuse_app(key, count, now)
             if wait:
                 app = self._app_of({"k": key}, now)
@@ -480,6 +475,20 @@ class Tally:
     rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
     problems: list[Problem] = field(default_factory=list)
     limited: Answer | None = None  # a 429: the request is refused whole (rate limits), nothing counted
+
+
+def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:
+    """(app key, events) of a request's events with a text app key (the others are
+    rejected anyway: missing_field, wrong_type). Mostly one key: a page's events share it."""
+    if len(events) == 1:  # a GET, or a one-event POST: no dict
+        key = events[0].get("k") if isinstance(events[0], dict) else None
+        return ((key, 1),) if isinstance(key, str) else ()
+    per_key: dict[str, int] = {}
+    for event in events:
+        key = event.get("k") if isinstance(event, dict) else None
+        if isinstance(key, str):
+            per_key[key] = per_key.get(key, 0) + 1
+    return per_key.items()
 
 
 def page_of(url: str) -> str:
