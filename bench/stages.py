@@ -68,9 +68,13 @@ class _Stages:
 
 
 def _sender(r: traffic.Request) -> tuple:
-    """Ingest._process's (TCP peer, X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile)."""
+    """Ingest._process's (client IP, User-Agent, Sec-CH-UA-Mobile): the client IP as a
+    trusted loopback proxy's X-Forwarded-For names it."""
+    from collector.hit.clientip import ClientIPResolver
+
     h = r.headers
-    return "127.0.0.1", h.get("X-Forwarded-For"), h.get("User-Agent", ""), h.get("Sec-CH-UA-Mobile")
+    ip = ClientIPResolver(("127.0.0.1/32",)).client_ip("127.0.0.1", h.get("X-Forwarded-For"))
+    return ip, h.get("User-Agent", ""), h.get("Sec-CH-UA-Mobile")
 
 
 def run(hits: int = 4000) -> dict:

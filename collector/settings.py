@@ -89,6 +89,26 @@ class Settings:
     cap_components: int = _setting(50000, "distinct click-track components and items per app and day (per worker)")
     cap_pages: int = _setting(50000, "distinct pages counted per app and day (per worker); more go to (other)")
     cap_labels: int = _setting(1000, "distinct subjects, stages, sources, share channels per app and day (per worker)")
+    # Rate limits and the UV guard (hit/ratelimit.py, hit/uvguard.py; docs/protocol.md "Rate limits"):
+    # per worker process, in memory; a rate of 0 turns that limit off.
+    rate_client: float = _setting(
+        50.0, "events a second one client (client IP + User-Agent) may send, per worker; more get 429 "
+        "with Retry-After (the beacon keeps them for later); 0 turns the limit off"
+    )
+    rate_client_burst: int = _setting(1000, "events one client may send at once before rate_client applies")
+    rate_address: float = _setting(
+        2000.0, "events a second one client IP may send whatever its User-Agents, per worker: far above "
+        "rate_client, as a school or campus puts thousands of pupils behind one address; 0 turns it off"
+    )
+    rate_address_burst: int = _setting(20000, "events one client IP may send at once before rate_address applies")
+    rate_app: float = _setting(
+        20000.0, "events a second one app (platform) may have counted, per worker, whoever sends them; 0 turns it off"
+    )
+    rate_app_burst: int = _setting(100000, "events one app may send at once before rate_app applies")
+    uv_guard_per_minute: int = _setting(
+        300, "new visitors, vids or uids one client IP may bring per minute (per worker) before the next are "
+        "set aside as suspect (counted as PV, not as UV: flagged:suspect_*); high for school networks; 0 turns it off"
+    )
     journal: bool = _setting(True, "write accepted events to a local journal before answering")
     journal_fsync: str = _setting("everysec", "journal fsync policy: everysec, always or no")
     journal_max_bytes: int = _setting(
@@ -233,6 +253,10 @@ class Settings:
             (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
             (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),
             (self.report_interval >= 0, "report_interval", "must not be negative"),
+            *((getattr(self, name) >= 0, name, "must not be negative")
+              for name in ("rate_client", "rate_address", "rate_app", "uv_guard_per_minute")),
+            *((getattr(self, name) >= 1, name, "must be at least 1")
+              for name in ("rate_client_burst", "rate_address_burst", "rate_app_burst")),
         ]
         for ok, name, why in checks:
             if not ok:

@@ -25,11 +25,13 @@ import redis
 from aiohttp.test_utils import TestServer
 
 from collector.embedded_redis import find_redis_server
-from collector.settings import Settings
+from collector.settings import Settings, env_name
 from collector.web.app import create_app
 from collector.web.hit_server import HitRunner
 
 ROOT = Path(__file__).resolve().parent.parent
+# The rate limits and the UV guard off (a rate or threshold of 0): see UNLIMITED_ENV.
+NO_RATE_LIMITS = {"rate_client": 0.0, "rate_address": 0.0, "rate_app": 0.0, "uv_guard_per_minute": 0}
 
 
 def free_port() -> int:
@@ -158,6 +160,7 @@ def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
             trusted_proxies=("127.0.0.1/32",),
             # Most tests send ad-hoc app keys; the registry's own tests ask for "enforce".
             registry="open",
+            **NO_RATE_LIMITS,
         )
         base.update(changes)
         return Settings(**base)
@@ -249,6 +252,9 @@ def _kill_leftover_collectors():
 # Tests send ad-hoc app keys: their collectors count any key (registry=open) unless a
 # test asks for the default, COLLECTOR_REGISTRY=enforce (or --registry enforce).
 OPEN_REGISTRY = {"COLLECTOR_REGISTRY": "open"}
+# Tests send many hits from loopback, with one User-Agent: the rate limits and the UV guard
+# are off unless a test turns them on (tests/test_rate_limits.py).
+UNLIMITED_ENV = {env_name(name): str(value) for name, value in NO_RATE_LIMITS.items()}
 
 
 def launch_collector(
@@ -256,7 +262,7 @@ def launch_collector(
 ) -> RunningCollector:
     """`open_files`: the process's open-file limit (ulimit -n), for tests of running out of descriptors."""
     port = port or free_port()
-    full_env = {**os.environ, **OPEN_REGISTRY, **(env or {})}
+    full_env = {**os.environ, **OPEN_REGISTRY, **UNLIMITED_ENV, **(env or {})}
     log_file = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "collector", "serve", "--host", "127.0.0.1", "--port", str(port), *args],

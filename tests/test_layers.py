@@ -22,7 +22,7 @@ FORBIDDEN = {
 # The registry's pure modules (record, application, kit, tokens): neither library; its
 # Redis lives in registry/store.py alone (the CLI and the demo go through the store).
 PURE_REGISTRY_MODULES = (
-    "model", "application", "credentials", "kit", "kit_page", "release", "ratelimit", "table",
+    "model", "application", "credentials", "kit", "kit_page", "release", "table",
     "health", "anomaly", "webhook_sign",  # health, validation, the anomaly detector, webhook signatures
 )
 

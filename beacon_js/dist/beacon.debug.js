@@ -118,7 +118,7 @@
     try {
       if (/\[native code\]/.test(fetch)) {
         return fetch(url2, { method: "POST", body: body, keepalive: true }).then(safe(function(answer) {
-          if (answer.status > 499) keep(events, answer.status);
+          if (/^5|429/.test(answer.status)) keep(events, answer.status);
           else if (answer.status > 299) answer.text().then(function(why) {
             log("rejected: " + why, events);
           });

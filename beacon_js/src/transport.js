@@ -12,9 +12,10 @@
 // 3. When those are missing or refuse: sendBeacon, then one 1x1 <img> GET per event
 //    (a page whose Content-Security-Policy forbids connect-src usually allows images).
 //
-// Network errors and 5xx answers put the events in a small localStorage queue that
-// the next page load replays. Other answers are final (the protocol: never retry a 4xx,
-// the collector has counted what it could). An event sent again — replayed from the
+// Network errors, 5xx and 429 (rate limited: nothing of the request was counted) put the
+// events in a small localStorage queue that the next page load replays. Other answers
+// are final (the protocol: never retry a 400 or 413, the collector has counted what it
+// could). An event sent again — replayed from the
 // queue, or by <img> after a fetch that failed — keeps its `id` and carries `re: 1`
 // (queue.js; images() marks every event it sends): its first send may have been
 // counted with only the answer lost, and the collector counts it once (docs/protocol.md).
@@ -44,7 +45,7 @@ export function send(events, leaving) {
   try {
     if (/\[native code\]/.test(fetch)) {
       return fetch(url, { method: 'POST', body: body, keepalive: true }).then(safe(function (answer) {
-        if (answer.status > 499) keep(events, DEBUG && answer.status)
+        if (/^5|429/.test(answer.status)) keep(events, DEBUG && answer.status) // 5xx or 429
         else if (DEBUG && answer.status > 299) answer.text().then(function (why) { log('rejected: ' + why, events) })
       }), safe(function () {
         // A page left while this was in flight (Chromium aborts the fetch on a reload,

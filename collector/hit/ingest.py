@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -24,8 +24,10 @@ from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admissio
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
+from collector.hit.ratelimit import APP_LIMIT, REASONS, RateLimits
 from collector.hit.record import NO_VISIT, Hit, new_hit
 from collector.hit.remarks import RecentIds, outside_window
+from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
@@ -44,6 +46,9 @@ FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose t
 # one request's memo of them by (app, minute, ip, ua).
 VisitorKeys = tuple[bytes, bytes, str, str]
 VisitorMemo = dict[tuple[str, int, str, str], VisitorKeys]
+# The User-Agent a suspect visitor is hashed with (hit/uvguard.py): all the identities an
+# address brings beyond the guard's threshold count as this one visitor of the address.
+SUSPECT_UA = "\0suspect"
 
 
 class Ingest:
@@ -78,6 +83,13 @@ class Ingest:
         self.ts_window = settings.client_ts_window
         self.recent_ids = RecentIds()
         self.dedupe = settings.dedupe_window > 0  # keep event ids: re-sent events are counted once
+        self.limits = RateLimits(
+            clock,
+            client=(settings.rate_client, settings.rate_client_burst),
+            address=(settings.rate_address, settings.rate_address_burst),
+            app=(settings.rate_app, settings.rate_app_burst),
+        )
+        self.uv_guard = UvGuard(settings.uv_guard_per_minute) if settings.uv_guard_per_minute else None
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -96,6 +108,10 @@ class Ingest:
         if refusal is not None:
             return refusal
         now = self.clock()
+        ip = self.ips.client_ip(peer, forwarded_for)
+        limited = self._client_limited(ip, ua, now)
+        if limited is not None:
+            return limited
         if body is None:
             problem = Problem(None, None, "body_too_large", f"body over {self.settings.max_body_bytes} bytes")
             return self._reject_request(problem, now, status=413)
@@ -106,7 +122,10 @@ class Ingest:
         events = payload if isinstance(payload, list) else [payload] if payload is not None else []
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
-        tally = self._process(peer, forwarded_for, ua, ch_mobile, events, now, header_host(origin, referer))
+        self.limits.spend_client(ip, ua, min(len(events), self.max_batch))
+        tally = self._process(ip, ua, ch_mobile, events, now, header_host(origin, referer))
+        if tally.limited is not None:
+            return self._refused(tally.rejects, tally.limited)
         if not self._commit(tally):
             return self._unavailable()
         return self._answer(len(events), tally.problems)
@@ -120,13 +139,19 @@ class Ingest:
         if refusal is not None:
             return refusal
         now = self.clock()
+        ip = self.ips.client_ip(peer, forwarded_for)
+        limited = self._client_limited(ip, ua, now)
+        if limited is not None:
+            return limited  # to an image beacon too: onerror keeps the event for later
         event, problems = from_query(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
             app = self._app_of(event, now)
             tally = Tally(rejects=[(app, int(now // 60), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(peer, forwarded_for, ua, ch_mobile, [event], now, header_host(origin, referer))
+            tally = self._process(ip, ua, ch_mobile, [event], now, header_host(origin, referer))
+        if tally.limited is not None:
+            return self._refused(tally.rejects, tally.limited)
         if not self._commit(tally):
             return self._unavailable()
         if wants_image:
@@ -140,14 +165,19 @@ class Ingest:
     # ---- per event ----------------------------------------------------------------
 
     def _process(
-        self, peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None, events: list[Any], now: float,
-        origin_host: str = "",
+        self, ip: str, ua: str, ch_mobile: str | None, events: list[Any], now: float, origin_host: str = "",
     ) -> Tally:
-        ip = self.ips.client_ip(peer, forwarded_for)
+        """The request's events from client `ip` (hit/clientip.py): what to count, reject and answer."""
+        minute = int(now // 60)
+        if self.limits.app is not None:
+            limited = self._app_limited(events[: self.max_batch], now, minute)
+            if limited is not None:
+                return limited
+        if self.uv_guard is not None:
+            self.uv_guard.at(minute)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
         memo: VisitorMemo = {}
-        minute = int(now // 60)
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
@@ -167,8 +197,41 @@ class Ingest:
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
             when = self._remark(event, verdict.app, minute, now, tally.rejects)
-            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo))
+            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects))
         return tally
+
+    # ---- rate limits (hit/ratelimit.py) -------------------------------------------
+
+    def _client_limited(self, ip: str, ua: str, now: float) -> Answer | None:
+        """429 when this client, or its address, is over its rate (before the request is
+        read: its events are neither parsed nor counted), else None. The refusal is
+        counted once per request, under the pseudo-app of requests without an app."""
+        reason, wait = self.limits.refuse_client(ip, ua, now)
+        if not reason:
+            return None
+        self.aggregator.reject(self._no_app(), int(now // 60), reason)
+        return rate_limited(reason, wait)
+
+    def _app_limited(self, events: list[Any], now: float, minute: int) -> Tally | None:
+        """A tally refused whole (429) when an app key of the request is over its rate, else None.
+
+        Whole: a batch is counted all or not at all, so that the beacon's re-send of it is
+        exact. Its events are refused under their app, one rejected:rate_limited_app each.
+        """
+        for key, count in _events_per_key(events):
+            wait = self.limits.refuse_app(key, count, now)
+            if wait:
+                app = self._app_of({"k": key}, now)
+                return Tally(rejects=[(app, minute, APP_LIMIT)] * count, limited=rate_limited(APP_LIMIT, wait))
+        return None
+
+    def _refused(self, rejects: list[tuple[str, int, str]], answer: Answer) -> Answer:
+        """Count a refused request's rejections — in memory only: journaling a flood that is
+        refused would cost it a disk write per request (a lost count of refusals after a
+        crash is the price) — and answer `answer` (429)."""
+        for args in rejects:
+            self.aggregator.reject(*args)
+        return answer
 
     def _remark(
         self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]]
@@ -217,24 +280,28 @@ class Ingest:
 
     def _enrich(
         self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, when: float,
-        memo: VisitorMemo | None = None,
+        memo: VisitorMemo | None = None, flags: list[tuple[str, int, str]] | None = None,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
         admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
-        and User-Agent, so a 50-event batch hashes twice, not a hundred times.
+        and User-Agent, so a 50-event batch hashes twice, not a hundred times. `flags`
+        gets the UV guard's flags (see _guarded).
         """
         etype = ev["t"]
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        visitor, month_visitor, day, _ = self._visitor_keys(app, minute, ip, ua, memo)
+        keys = self._visitor_keys(app, minute, ip, ua, memo)
+        vid: str = ev.get("vid", "")
+        uid: str | None = ev.get("uid")
+        if self.uv_guard is not None and not device.is_bot:
+            keys, vid, uid = self._guarded(app, minute, ip, keys, vid, uid, memo, flags)
+        visitor, month_visitor, day, _ = keys
         deep = None
         if not device.is_bot:
-            uid = ev.get("uid")
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
-        vid = ev.get("vid", "")
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
         if etype == "pageview":
             url = ev["u"]
@@ -263,6 +330,26 @@ class Ingest:
             month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
 
+    def _guarded(
+        self, app: str, minute: int, ip: str, keys: VisitorKeys, vid: str, uid: str | None,
+        memo: VisitorMemo | None, flags: list[tuple[str, int, str]] | None,
+    ) -> tuple[VisitorKeys, str, str | None]:
+        """The UV guard (hit/uvguard.py) on a hit's visitor, vid and uid: a suspect one
+        is set aside — the visitor becomes the address's one suspect visitor, the vid
+        and uid are dropped — and the hit flagged flagged:suspect_KIND. It still counts."""
+        suspects = cast(UvGuard, self.uv_guard).suspects(ip, keys[0], vid, uid)  # set: _enrich calls this only then
+        if not suspects:
+            return keys, vid, uid
+        if VISITOR in suspects:
+            keys = self._visitor_keys(app, minute, ip, SUSPECT_UA, memo)
+        if VID in suspects:
+            vid = ""
+        if UID in suspects:
+            uid = None
+        if flags is not None:
+            flags.extend((app, minute, FLAGGED + SUSPECT_FLAGS[kind]) for kind in suspects)
+        return keys, vid, uid
+
     def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
@@ -289,9 +376,12 @@ class Ingest:
         body = {"accepted": total - rejected, "rejected": rejected, "errors": [p.as_json() for p in problems]}
         return Answer(400, orjson.dumps(body), JSON)
 
+    def _no_app(self) -> str:
+        """The app a rejection of a whole request (no app key read) is counted under."""
+        return UNKNOWN_APP if self.admission.mode == OPEN else UNREGISTERED
+
     def _reject_request(self, problem: Problem, now: float, status: int = 400) -> Answer:
-        app = UNKNOWN_APP if self.admission.mode == OPEN else UNREGISTERED
-        if not self._commit(Tally(rejects=[(app, int(now // 60), problem.counter)])):
+        if not self._commit(Tally(rejects=[(self._no_app(), int(now // 60), problem.counter)])):
             return self._unavailable()
         body = {"accepted": 0, "rejected": 1, "errors": [problem.as_json()]}
         return Answer(status, orjson.dumps(body), JSON)
@@ -356,6 +446,27 @@ UNAVAILABLE = Answer(
 )
 
 
+# 429 answers, by reason and Retry-After: a few fixed ones, so that hit_server.py sends
+# them from its cache (refusing a flood must cost little). Retry-After is the wait
+# rounded up to one of RETRY_STEPS.
+RETRY_STEPS = (1, 2, 5, 10, 30, 60)
+RATE_LIMITED = {
+    (reason, seconds): Answer(
+        429,
+        orjson.dumps({"error": reason, "detail": "too many events from this sender: send them later", "retry_after": seconds}),
+        JSON,
+        (("Retry-After", str(seconds)),),
+    )
+    for reason in REASONS for seconds in RETRY_STEPS
+}
+
+
+def rate_limited(reason: str, wait: float) -> Answer:
+    """The 429 answer for `reason` and a wait of `wait` seconds."""
+    seconds = next((step for step in RETRY_STEPS if step >= wait), RETRY_STEPS[-1])
+    return RATE_LIMITED[(reason, seconds)]
+
+
 @dataclass(slots=True)
 class Tally:
     """What one request adds: hits to count, rejections, and the problems to answer."""
@@ -363,6 +474,21 @@ class Tally:
     counts: list[Hit] = field(default_factory=list)
     rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
     problems: list[Problem] = field(default_factory=list)
+    limited: Answer | None = None  # a 429: the request is refused whole (rate limits), nothing counted
+
+
+def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:
+    """(app key, events) of a request's events with a text app key (the others are
+    rejected anyway: missing_field, wrong_type). Mostly one key: a page's events share it."""
+    if len(events) == 1:  # a GET, or a one-event POST: no dict
+        key = events[0].get("k") if isinstance(events[0], dict) else None
+        return ((key, 1),) if isinstance(key, str) else ()
+    per_key: dict[str, int] = {}
+    for event in events:
+        key = event.get("k") if isinstance(event, dict) else None
+        if isinstance(key, str):
+            per_key[key] = per_key.get(key, 0) + 1
+    return per_key.items()
 
 
 def page_of(url: str) -> str:

@@ -74,7 +74,12 @@ FOREIGN_ORIGIN_FLAG = "foreign_origin"
 CLIENT_CLOCK_FLAG = "client_clock"
 REPEATED_ID_FLAG = "repeated_id"
 DUPLICATE_RESEND_FLAG = "duplicate_resend"  # store/dedupe.py: a re-send of an event already counted
-FLAG_REASONS = (FOREIGN_ORIGIN_FLAG, CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG, DUPLICATE_RESEND_FLAG)
+# The UV guard (hit/uvguard.py): a hit counted as PV whose visitor, vid or uid was set aside.
+SUSPECT_VISITOR_FLAG, SUSPECT_VID_FLAG, SUSPECT_UID_FLAG = "suspect_visitor", "suspect_vid", "suspect_uid"
+FLAG_REASONS = (
+    FOREIGN_ORIGIN_FLAG, CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG, DUPLICATE_RESEND_FLAG,
+    SUSPECT_VISITOR_FLAG, SUSPECT_VID_FLAG, SUSPECT_UID_FLAG,
+)
 
 COUNTER_FIELDS = (
     *PAGE_COUNTERS,

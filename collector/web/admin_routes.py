@@ -19,6 +19,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from collector.hit.clientip import ClientIPResolver
+from collector.hit.ratelimit import TokenBuckets
 from collector.registry import credentials
 from collector.registry.application import ApplicationInvalid, parse_application
 from collector.registry.groups import BadGroup
@@ -26,7 +27,6 @@ from collector.registry.health_store import HealthStore
 from collector.registry.kit import KitUnavailable, build_kit
 from collector.registry.kit_page import render_html, render_markdown
 from collector.registry.model import STATE_NAMES, TRANSITIONS, TransitionError
-from collector.registry.ratelimit import TokenBuckets
 from collector.registry.release import BeaconRelease
 from collector.registry.store import AlreadyExists, NotFound, RegistryStore, TooManyPending
 from collector.web.appkeys import BEACON_RELEASE, CALENDAR, CLOCK, INGEST, REDIS, SETTINGS

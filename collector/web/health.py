@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from collector.hit.uvguard import UvGuard
 from collector.web.appkeys import AGGREGATOR, FLUSHER, HTTP_STATS, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from collector.web.stats_routes import operator_refusal
 
@@ -58,6 +59,13 @@ async def collector_metrics(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(backlog(request.app)), content_type="application/json")
 
 
+def uv_suspect(guard: UvGuard | None) -> dict:
+    """The UV guard's counts; `unjudged`: identities counted unjudged as its memory was full."""
+    if guard is None:
+        return {}
+    return {**guard.suspect, "unjudged": guard.unjudged}
+
+
 def backlog(app: web.Application) -> dict:
     flusher, journal = app[FLUSHER], app[JOURNAL]
     stats = flusher.stats
@@ -87,6 +95,10 @@ def backlog(app: web.Application) -> dict:
         "records_quarantined": journal.quarantine.records if journal else 0,
         # Events counted under (other) because a cardinality cap was full (caps.py).
         "capped_events": dict(app[INGEST].caps.overflowed),
+        # Requests (per client or address) and events (per app) refused 429 by the rate limits (hit/ratelimit.py).
+        "rate_limited": dict(app[INGEST].limits.refused),
+        # The UV guard (hit/uvguard.py): hits whose visitor, vid or uid was set aside as suspect, by kind.
+        "uv_suspect": uv_suspect(app[INGEST].uv_guard),
         # Connections and requests the HTTP layer closed or refused (http_limits.py).
         "http": app[HTTP_STATS].as_dict(),
     }

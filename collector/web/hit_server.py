@@ -41,7 +41,7 @@ from typing import cast
 
 from aiohttp import StreamReader, web
 
-from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, Answer, Ingest
+from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, RATE_LIMITED, UNAVAILABLE, Answer, Ingest
 from collector.hit.protocol import decode_query
 from collector.settings import Settings
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
@@ -97,7 +97,7 @@ NOT_FAST = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"sec-websock
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
-    200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large",
+    200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large", 429: "Too Many Requests",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
 INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
@@ -254,7 +254,8 @@ class HitServer:
         self.idle_deadline = now + self.keepalive_timeout  # the common case's, computed once a tick
         self._answers = {}
         if INGEST in self.app:
-            self._answers = {id(a): self.encode(a, close=False) for a in (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE)}
+            fixed = (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, *RATE_LIMITED.values())  # 429s: a flood's answers
+            self._answers = {id(a): self.encode(a, close=False) for a in fixed}
         for connection in [c for c in self.connections if c.deadline < now]:
             connection.expire()
         for tracker in [t for t in self.handed_over.values() if t.deadline < now]:

@@ -85,3 +85,28 @@ def test_browser_offline_keeps_hits_without_trying_then_sends_them(tracked, page
     time.sleep(0.5)
     assert totals(tracked)["pv"] == 3
     assert kept(tab) == []
+
+
+def test_rate_limited_page_views_are_kept_and_sent_with_the_next_page(collector_factory, page_server, open_tab):
+    """A 429 (rate limited) counted nothing of the request: the beacon keeps the events, as
+    after a 5xx, and the next page load sends them (docs/protocol.md, "Rate limits")."""
+    collector = collector_factory(rate_client=1, rate_client_burst=3)
+    page_server.vars.update(COLLECTOR=collector.base_url, APP="browser-test")
+    tab = open_tab(page_server.url("/basic.html"))
+    wait_until(lambda: totals(collector)["pv"] == 1, message="the first page view")
+    steps = [page_server.url(f"/basic.html?step={i}") for i in range(5)]
+    tab.page.evaluate("steps => steps.forEach(url => eb_queue.push({action: 'pageview', arguments: [{url}]}))", steps)
+    wait_until(lambda: kept(tab), message="refused page views kept in localStorage")
+    wait_until(lambda: collector.stats("(unknown)")["totals"]["rejected"].get("rate_limited_client"),
+               message="the refusals counted")
+    time.sleep(3.5)  # the bucket full again: the unload's engagement and the replay go through
+    tab.page.reload()
+
+    def step_views():
+        rows = collector.stats("browser-test", breakdown="page")["breakdowns"]["page"]
+        return [{row["value"]: row["pv"] for row in rows}.get(url) for url in steps]
+
+    wait_until(lambda: step_views() == [1] * len(steps), message="every kept page view")
+    time.sleep(0.8)
+    assert step_views() == [1] * len(steps), "each kept page view went once"
+    assert all(event["u"] not in steps for event in kept(tab))

@@ -1,0 +1,165 @@
+"""Token buckets in process memory, and the hit path's rate limits built from them.
+
+`TokenBuckets`: a bucket per client with a bounded number of clients. A client gets
+`burst` tokens at once, then `rate` more a second. Memory stays bounded under an
+address-spraying attack: past `max_clients`, the clients whose buckets have refilled
+are forgotten, and if most have not, all are (which only ever gives a client a fresh,
+full bucket — never anyone more than `burst`). The registry's application endpoint (web/admin_routes.py) uses one; so do
+the hit path's limits below.
+
+`RateLimits`: how much one sender may make the collector count, per worker process:
+
+- per client, (client IP, User-Agent): one browser, or one lab of identical machines;
+- per address, the client IP alone: a school or campus network puts thousands of pupils
+  behind one address, so its limit is far above the client's — it stops a flooder who
+  varies the User-Agent, not a school;
+- per app key: a ceiling on what one platform's key can make a worker count, whoever
+  sends (during a key rotation's overlap, each of its two keys has its own).
+
+Events cost one token each. A request goes ahead while its buckets hold a token; its
+events are then all spent, even into debt (a 100-event batch is never cut in half:
+the beacon would have to re-send the half, and all-or-nothing keeps a re-send exact).
+Excess is refused whole with 429 and Retry-After, before the body is parsed; the
+beacon keeps refused events for later (beacon_js/src/transport.js). docs/protocol.md
+("Rate limits") says why 429 and not a silent 204.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Hashable
+
+# Clients (and addresses, and app keys) one table of buckets remembers: 100 000 entries of a
+# hashed key and a pair of floats, some 20 MB at most per table (measured: 19 MB).
+MAX_CLIENTS = 100_000
+
+# The reasons excess is refused for: rejected:REASON counters, 429 answers' `error`.
+CLIENT_LIMIT, ADDRESS_LIMIT, APP_LIMIT = "rate_limited_client", "rate_limited_address", "rate_limited_app"
+REASONS = (CLIENT_LIMIT, ADDRESS_LIMIT, APP_LIMIT)
+
+
+class TokenBuckets:
+    def __init__(
+        self, rate_per_second: float, burst: float, clock: Callable[[], float], max_clients: int = 10_000
+    ) -> None:
+        self.rate = rate_per_second
+        self.burst = float(burst)
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def take(self, client: Hashable, cost: float = 1.0, now: float | None = None) -> float:
+        """0 when the client may go ahead (its bucket holds a token: `cost` tokens are
+        spent, into debt if need be), else the seconds until it may.
+
+        One dict lookup and one store, no other call: this runs for every hit.
+        """
+        if now is None:
+            now = self.clock()
+        buckets = self._buckets
+        found = buckets.get(client)
+        if found is None:
+            tokens = self.burst
+            if len(buckets) >= self.max_clients:
+                buckets = self._sweep(now)
+        else:
+            tokens, at = found
+            if now > at:
+                tokens += (now - at) * self.rate
+                if tokens > self.burst:
+                    tokens = self.burst
+        if tokens >= 1.0:
+            buckets[client] = (tokens - cost, now)
+            return 0.0
+        buckets[client] = (tokens, now)
+        return (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
+
+    def spend(self, client: Hashable, cost: float) -> None:
+        """Spend `cost` more tokens, into debt if need be: the rest of a request that went ahead."""
+        found = self._buckets.get(client)
+        if found is not None:  # take() made it, unless a sweep forgot it since: then it is forgiven
+            self._buckets[client] = (found[0] - cost, found[1])
+
+    def _sweep(self, now: float) -> dict[Hashable, tuple[float, float]]:
+        """Room for new clients: forget those whose bucket has refilled (a fresh bucket
+        is the same to them). If most are still refilling, forget all: memory stays
+        bounded, and a forgotten client only ever gets a fresh bucket — `burst`, never more.
+        """
+        burst, rate = self.burst, self.rate
+        self._buckets = {
+            client: (tokens, at) for client, (tokens, at) in self._buckets.items() if tokens + (now - at) * rate < burst
+        }
+        if len(self._buckets) >= self.max_clients // 2:
+            self._buckets = {}
+        return self._buckets
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def _buckets(rate: float, burst: float, clock: Callable[[], float]) -> TokenBuckets | None:
+    """A table of buckets, or None when the limit is off (a rate of 0)."""
+    return TokenBuckets(rate, max(burst, 1.0), clock, MAX_CLIENTS) if rate > 0 else None
+
+
+class RateLimits:
+    """The hit path's limits (see the module docstring), and what they refused.
+
+    `refused` counts, by reason: requests refused per client or address (their events
+    are not read), events refused per app. /api/collector shows it; the same refusals
+    are counted per app as rejected:REASON (hit/ingest.py).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        client: tuple[float, float] = (0.0, 0.0),
+        address: tuple[float, float] = (0.0, 0.0),
+        app: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """Each limit as (events a second, burst); a rate of 0 turns that limit off."""
+        self.client = _buckets(*client, clock)
+        self.address = _buckets(*address, clock)
+        self.app = _buckets(*app, clock)
+        self.refused: Counter[str] = Counter()
+
+    def refuse_client(self, ip: str, ua: str, now: float) -> tuple[str, float]:
+        """Before a request is read: ("", 0) when it may go ahead (one token taken from
+        its client's and its address's buckets), else (reason, seconds to wait).
+
+        The client's bucket first: a flooder refused there takes nothing from its
+        address's bucket, which the other pupils behind that address share.
+        """
+        if self.client is not None:
+            wait = self.client.take(hash((ip, ua)), 1.0, now)  # hashed: a long User-Agent is not kept
+            if wait:
+                return self._refused(CLIENT_LIMIT), wait
+        if self.address is not None:
+            wait = self.address.take(ip, 1.0, now)
+            if wait:
+                return self._refused(ADDRESS_LIMIT), wait
+        return "", 0.0
+
+    def spend_client(self, ip: str, ua: str, events: int) -> None:
+        """The events of a request beyond the one token refuse_client took."""
+        if events > 1:
+            if self.client is not None:
+                self.client.spend(hash((ip, ua)), events - 1)
+            if self.address is not None:
+                self.address.spend(ip, events - 1)
+
+    def refuse_app(self, app_key: str, events: int, now: float) -> float:
+        """0 when `events` events with app key `app_key` may be counted (their tokens are
+        spent), else seconds to wait. Per key, hashed: a key that is no platform's gets a
+        bucket of its own (and its events are refused anyway), a long one is not kept."""
+        if self.app is None:
+            return 0.0
+        wait = self.app.take(hash(app_key), events, now)
+        if wait:
+            self.refused[APP_LIMIT] += events
+        return wait
+
+    def _refused(self, reason: str) -> str:
+        self.refused[reason] += 1
+        return reason
