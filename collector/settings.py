@@ -44,7 +44,8 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on")
     workers: int = _setting(1, "worker processes sharing the port (SO_REUSEPORT)")
     redis_url: str = _setting(
-        "", "Redis URL (redis://, rediss://, unix://); empty starts an embedded redis-server"
+        "", "Redis URL (redis://, rediss://, unix://, or a Redis Cluster: redis+cluster://host:port,host:port…); "
+        "empty starts an embedded redis-server"
     )
     data_dir: str = _setting(
         "data", "directory for the embedded Redis (AOF) and other local state"
@@ -116,6 +117,10 @@ class Settings:
     )
     redis_timeout: float = _setting(
         3.0, "seconds a Redis command, and each bounded round trip of a flush, may take before it fails (and is retried)"
+    )
+    redis_wait_replicas: int = _setting(
+        1, "Redis Cluster only: replicas of a master that must confirm a flush's writes (WAIT) before its journal "
+        "segment is dropped; 0: do not wait (a master lost right after a flush can take its last writes with it)"
     )
     batch_max_cells: int = _setting(
         100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
@@ -249,6 +254,7 @@ class Settings:
              "must start with http:// or https://"),
             (self.webhook_url == "" or bool(self.webhook_secret), "webhook_secret", "must be set with webhook_url"),
             (self.redis_timeout > 0, "redis_timeout", "must be positive"),
+            (0 <= self.redis_wait_replicas <= 5, "redis_wait_replicas", "must be 0-5"),
             (self.batch_max_cells >= 1, "batch_max_cells", "must be at least 1"),
             (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
             (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),

@@ -7,6 +7,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from collector.store import redis_client
+from collector.store.cluster_send import waves
+from collector.store.redis_client import BadRedisUrl, cluster_seeds
 
 ARGS = [("EVALSHA", "abc", 2, "eb:{a|20261124}:c", b"\x00\xffbin", 3.5, "区域", -7), ("CONFIG GET", "maxmemory")]
 
@@ -46,3 +48,20 @@ async def test_send_packed_reads_every_reply_and_raises_the_first_error(redis_ur
     finally:
         await client.delete("eb:test:sent")
         await client.aclose()
+
+
+def test_cluster_urls_name_seed_nodes_credentials_and_tls():
+    assert cluster_seeds("redis://127.0.0.1:6379/0") is None
+    assert cluster_seeds("redis+cluster://10.0.0.1:7000,10.0.0.2:7001") == ([("10.0.0.1", 7000), ("10.0.0.2", 7001)], {"ssl": False})
+    seeds, options = cluster_seeds("rediss+cluster://bob:p%40ss@[::1]:7000/")
+    assert seeds == [("::1", 7000)] and options == {"ssl": True, "username": "bob", "password": "p@ss"}
+    with pytest.raises(BadRedisUrl, match="host:port"):
+        cluster_seeds("redis+cluster://10.0.0.1")
+
+
+def test_cluster_waves_keep_one_call_per_slot_in_flight_in_order():
+    slot = {"a": 1, "b": 2, "c": 1}.__getitem__  # keys a and c share a slot
+    calls = [("EVALSHA", "sha", 2, "a", "x", 1), ("EVALSHA", "sha", 2, "c", "x", 2), ("EVALSHA", "sha", 2, "b", "x", 3),
+             ("ZADD", "b", 1, "m"), ("ZADD", "b", 2, "n"), ("EVALSHA", "sha", 2, "a", "x", 4)]
+    # Script calls of one slot one per wave; the idempotent ZADDs all in the first.
+    assert waves(calls, slot) == [[calls[0], calls[2], calls[3], calls[4]], [calls[1]], [calls[5]]]

@@ -59,18 +59,18 @@ return #KEYS
 RECORD_IDS = 1000  # ids per script call: one packed command instead of a thousand
 
 
-def first_send_commands(snap: Snapshot, calendar: Calendar, window: int) -> list[bytes]:
+def first_send_commands(snap: Snapshot, calendar: Calendar, window: int) -> list[redis_client.Command]:
     """What a later re-send of a first send is checked against: its id, kept `window`
     seconds. One script call per slot (app and day) and RECORD_IDS ids."""
     by_slot: dict[tuple[str, str], list[str]] = {}
     for app, minute, event_id in snap.event_ids:
         day = calendar.buckets_of_minute(minute)[2].id
         by_slot.setdefault((app, day), []).append(keys.event_id(app, day, event_id))
-    commands = []
+    commands: list[redis_client.Command] = []
     for slot_keys in by_slot.values():
         for start in range(0, len(slot_keys), RECORD_IDS):
             chunk = slot_keys[start : start + RECORD_IDS]
-            commands.append(redis_client.pack("EVAL", RECORD_LUA, len(chunk), *chunk, window))
+            commands.append(("EVAL", RECORD_LUA, len(chunk), *chunk, window))
     return commands
 
 

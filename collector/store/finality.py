@@ -154,17 +154,17 @@ def touched_buckets(snap: Snapshot, calendar: Calendar, granularities: Iterable[
     return touched
 
 
-def touched_commands(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[bytes]:
+def touched_commands(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[redis_client.Command]:
     """The ZADDs that record the buckets `snap` writes to, for the announcer (idempotent:
     a batch sent again adds the same members with the same scores)."""
-    commands = []
+    commands: list[redis_client.Command] = []
     for gran, members in touched_buckets(snap, calendar, granularities).items():
         pairs = sorted(members.items())
         for start in range(0, len(pairs), ZADD_MEMBERS):
             args: list[redis_client.Arg] = []
             for member, end in pairs[start : start + ZADD_MEMBERS]:
                 args += (end, member)
-            commands.append(redis_client.pack("ZADD", keys.finality_touched(gran), *args))
+            commands.append(("ZADD", keys.finality_touched(gran), *args))
     return commands
 
 

@@ -22,16 +22,17 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collector.features.deep import Session
 from collector.hit.record import Hit
-from collector.store import dedupe, keys, redis_client
+from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
 from collector.store.finality import Finality, touched_commands
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
@@ -97,6 +98,7 @@ def encode_calls(
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order, numbered
     after `first_call` within batch `seq`."""
     marker = keys.flush_sequence(writes.tag, writer)
+    guard = keys.migration_guard(writes.tag)
     calls: list[ScriptCall] = []
     script_keys: list[str] = []
     args: list[redis_client.Arg] = []
@@ -105,6 +107,10 @@ def encode_calls(
     def close_call() -> None:
         nonlocal script_keys, args
         if script_keys:
+            # The guard: a key with no writes (kind 'h', no expiry, 0 fields) that keeps
+            # the call off a slot being migrated (keys.migration_guard).
+            script_keys.append(guard)
+            args.extend(("h", 0, 0))
             calls.append(([marker, *script_keys], [base + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
         script_keys, args = [], []
 
@@ -195,8 +201,13 @@ class Flusher:
         finality: Finality | None = None,
         dedupe_window: int = 0,
         dedupe_hold_max: float = 30.0,
+        wait_replicas: int = 1,
     ) -> None:
         self.redis = redis
+        # A Redis Cluster gets the flush through cluster_send.py, which waits for
+        # `wait_replicas` replicas of each master to confirm before a batch is done.
+        self.cluster = redis_client.is_cluster(redis)
+        self.cluster_sender = cluster_send.ClusterSender(cast(RedisCluster, redis), wait_replicas) if self.cluster else None
         self.completed_percent = completed_percent
         self.aggregator = aggregator
         self.rollups = rollups
@@ -335,20 +346,28 @@ class Flusher:
         batch.snap = None
         return deque(snap.split_by_app(GROUP_CELLS))
 
-    def _packed(self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[bytes]:
-        """The commands that apply one part: its script calls, then the new apps' SADD."""
-        commands = [
-            redis_client.pack("EVALSHA", sha, len(script_keys), *script_keys, *args)
+    def _packed(self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[Prepared]:
+        """The commands that apply one part: its script calls, then the new apps' SADD,
+        the ids of its first sends (dedupe.py), the buckets it touched (finality.py)."""
+        commands: list[redis_client.Command] = [
+            ("EVALSHA", sha, len(script_keys), *script_keys, *args)
             for writes in self.rollups.build(part)
             for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent)
         ]
         if new_apps:
-            commands.append(redis_client.pack("SADD", keys.APPS, *sorted(new_apps)))
+            commands.append(("SADD", keys.APPS, *sorted(new_apps)))
         if part.event_ids and self.dedupe_window:
             commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window)
         if self.record_touched:
             commands += touched_commands(part, self.rollups.calendar, self.record_touched)
-        return commands
+        return self._prepared(commands)
+
+    def _prepared(self, commands: list[redis_client.Command]) -> list[Prepared]:
+        """Packed for a single Redis (here, often in the flusher's thread); as they are
+        for a cluster, whose client packs them per node once it has routed them."""
+        if self.cluster:
+            return list(commands)  # (as the wider list type)
+        return [redis_client.pack(*command) for command in commands]
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
@@ -430,14 +449,14 @@ class Flusher:
             else:
                 scratch.reject(hit.app, hit.minute, FLAGGED + DUPLICATE_RESEND_FLAG)
         snap = scratch.drain()
-        commands = [
-            redis_client.pack("EVALSHA", sha, len(script_keys), *script_keys, *args)
+        commands: list[redis_client.Command] = [
+            ("EVALSHA", sha, len(script_keys), *script_keys, *args)
             for writes in self.rollups.build(snap)
             for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, RESENT_CALLS)
         ]
         if self.record_touched:
             commands += touched_commands(snap, self.rollups.calendar, self.record_touched)
-        for chunk in redis_client.chunks(commands, ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+        for chunk in redis_client.chunks(self._prepared(commands), ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES, size=prepared_size):
             await self._round_trip(chunk)
         self.stats.resent_admitted += len(admitted)
         self.stats.resent_duplicates += len(batch.resent) - len(admitted)
@@ -466,33 +485,51 @@ class Flusher:
                 return
             await asyncio.sleep(WATERMARK_POLL)
 
-    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[bytes], set[str]]]:
+    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str]]]:
         """Pack the commands of `part` (one of `batch.parts`) in a thread: (commands, new apps)."""
         new_apps = part_apps(part) - self._known_apps
         return asyncio.ensure_future(asyncio.to_thread(lambda: (self._packed(part, batch, sha, new_apps), new_apps)))
 
-    async def _send(self, batch: FlushBatch, commands: list[bytes]) -> None:
+    async def _send(self, batch: FlushBatch, commands: list[Prepared]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""
-        for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+        for chunk in redis_client.chunks(commands[batch.done :], ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES, size=prepared_size):
             await self._round_trip(chunk)
             batch.done += len(chunk)
 
-    async def _round_trip(self, chunk: list[bytes]) -> None:
+    async def _round_trip(self, chunk: list[Prepared]) -> None:
         self._check_stop_deadline()
         try:
-            await redis_client.send_packed(self.redis, chunk, self.round_trip_timeout)
+            await self._send_round_trip(chunk)
         except NoScriptError:
-            # Redis restarted and lost its script cache: load it again on the retry,
-            # which resends this round trip (slots that applied it skip it).
-            self._sha = None
-            raise
+            # Redis restarted, or a replica took over a master's slots: either has no
+            # script cache (it is not replicated). Load the script (its SHA, in the
+            # packed commands, is the same) and resend this round trip at once: the
+            # slots that applied it skip it by their markers.
+            self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
+            await self._send_round_trip(chunk)
         self.stats.round_trips += 1
+
+    async def _send_round_trip(self, chunk: list[Prepared]) -> None:
+        if self.cluster_sender:
+            await self.cluster_sender.send(cast("list[redis_client.Command]", chunk), self.round_trip_timeout)
+        else:
+            await redis_client.send_packed(self.redis, cast("list[bytes]", chunk), self.round_trip_timeout)
 
     def _check_stop_deadline(self) -> None:
         if self._stop_by is not None and time.monotonic() > self._stop_by:
             # Shutting down with a long backlog: stop between round trips; the
             # journal keeps the rest for the next start.
             raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
+
+
+# A command ready to send: packed (single Redis) or its arguments (cluster, routed first).
+Prepared = bytes | redis_client.Command
+
+
+def prepared_size(command: Prepared) -> int:
+    if isinstance(command, bytes):
+        return len(command)
+    return sum(len(arg) if isinstance(arg, str | bytes) else 8 for arg in command)
 
 
 def part_apps(snap: Snapshot) -> set[str]:

@@ -14,6 +14,7 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{APP|DAY}:GRAN:BUCKET:rs:DIM:VALUE   HLL    distinct resources viewed per type/subject/...
     eb:{APP|DAY}:sessions                   hash   media session -> progress counted so far
     eb:{APP|DAY}:seq:WRITER                 string last flush sequence applied by a writer
+    eb:{APP|DAY}:migrating                  (none) never written: holds a flush off a migrating slot
     eb:salt:DAY                             string the day's visitor-hash salt (48 h)
     eb:catalogue:{APP}                      hash   uploaded resource counts per DIM:VALUE
     eb:apps                                 set    every app key seen
@@ -149,6 +150,15 @@ def catalogue(app: str) -> str:
 def flush_sequence(tag: str, writer: str) -> str:
     """Marker of the last flush sequence number `writer` applied in slot `tag`."""
     return f"{PREFIX}:{tag}:seq:{writer}"
+
+
+def migration_guard(tag: str) -> str:
+    """A key of slot `tag` that is never written. Every flush script call names it among
+    its keys, so in a Redis Cluster the call runs nowhere while the slot migrates: the
+    source answers ASK for a missing key, the target TRYAGAIN for a call on several keys
+    with one missing. Otherwise a call could run on the source with part of the slot's
+    keys already moved, and fail half way (cluster_send.py, docs/redis-keys.md)."""
+    return f"{PREFIX}:{tag}:migrating"
 
 
 def salt(day_id: str) -> str:

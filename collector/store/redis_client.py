@@ -1,5 +1,11 @@
 """The collector's Redis client: redis-py's asyncio client with hiredis packing commands.
 
+`connect` takes a single Redis (redis://, rediss://, unix://) or a Redis Cluster
+(redis+cluster://host:port,host:port…, rediss+cluster://…: a few nodes as seeds, the
+client learns the rest): then it returns redis-py's cluster client, which has the same
+commands and routes each by its key's slot. The flusher sends its own pipelines and
+takes another path to a cluster (cluster_send.py).
+
 `send_packed` sends commands packed beforehand (the flusher packs in its thread), so
 the event loop only writes bytes and reads replies.
 
@@ -13,17 +19,23 @@ same in C.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
+from urllib.parse import unquote
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+T = TypeVar("T")
+
 # What a command's arguments may be, as redis-py takes them.
 Arg = str | bytes | int | float
+# A command as its arguments, before it is packed.
+Command = tuple[Arg, ...]
 
 
 def pack(*args: Arg) -> bytes:
@@ -33,17 +45,17 @@ def pack(*args: Arg) -> bytes:
     return packed
 
 
-def chunks(commands: list[bytes], max_commands: int, max_bytes: int) -> Iterator[list[bytes]]:
+def chunks(commands: list[T], max_commands: int, max_bytes: int, size: Callable[[Any], int] = len) -> Iterator[list[T]]:
     """Consecutive runs of `commands`, each at most `max_commands` long and `max_bytes`
-    big (a single command over `max_bytes` is a run alone): the round trips of a pipeline."""
-    run: list[bytes] = []
-    size = 0
+    big by `size` (a single command over `max_bytes` is a run alone): the round trips of a pipeline."""
+    run: list[T] = []
+    total = 0
     for command in commands:
-        if run and (len(run) >= max_commands or size + len(command) > max_bytes):
+        if run and (len(run) >= max_commands or total + size(command) > max_bytes):
             yield run
-            run, size = [], 0
+            run, total = [], 0
         run.append(command)
-        size += len(command)
+        total += size(command)
     if run:
         yield run
 
@@ -105,10 +117,59 @@ class HiredisPacking:
         return [pack(*args)]
 
 
+def _with_hiredis(base: type) -> type:
+    return base if issubclass(base, HiredisPacking) else type("Hiredis" + base.__name__, (HiredisPacking, base), {})
+
+
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> TLS
+
+
+class BadRedisUrl(ValueError):
+    pass
+
+
+def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]] | None:
+    """For a cluster URL, its seed nodes and client options (credentials, TLS); else None.
+
+    `redis+cluster://[user:password@]host:port[,host:port…]`: a comma-separated list does
+    not parse as one URL's host, so it is taken apart here.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in CLUSTER_SCHEMES:
+        return None
+    options: dict[str, Any] = {"ssl": CLUSTER_SCHEMES[scheme]}
+    userinfo, at, hosts = rest.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        options.update(username=unquote(user) or None, password=unquote(password) if colon else None)
+    seeds = []
+    for address in hosts.rstrip("/").split(","):
+        host, colon, port = address.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise BadRedisUrl(f"redis cluster node {address!r}: expected host:port")
+        seeds.append((host.strip("[]"), int(port)))
+    return seeds, options
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
 def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A client for `url`; a cluster client for a redis+cluster:// URL.
+
+    The cluster client is returned as aioredis.Redis for the type checker: it has the
+    same command methods, which is all the code above this module uses, apart from the
+    places that ask is_cluster() (the flush's own pipelines, multi-slot reads).
+    """
+    found = cluster_seeds(url)
+    if found is not None:
+        seeds, url_options = found
+        cluster = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in seeds], **url_options, **options)
+        # The nodes it discovers are built from these arguments: hiredis packing for them too.
+        cluster.connection_kwargs["connection_class"] = _with_hiredis(cluster.connection_kwargs["connection_class"])
+        return cast(aioredis.Redis, cluster)
     client = aioredis.from_url(url, **options)
     pool = client.connection_pool
-    base = pool.connection_class
-    if not issubclass(base, HiredisPacking):
-        pool.connection_class = type("Hiredis" + base.__name__, (HiredisPacking, base), {})
+    pool.connection_class = _with_hiredis(pool.connection_class)
     return client
