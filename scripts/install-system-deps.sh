@@ -3,7 +3,8 @@
 # chromium (the browser tests drive it through Playwright), ffmpeg (test media), wrk
 # (the benchmark's load generator, run in smoke mode by tests/test_bench.py),
 # fonts-wqy-microhei (the CJK font the PDF reports embed) and poppler-utils (pdftoppm and
-# pdffonts: tests/test_report.py renders the PDF and checks its font).
+# pdffonts: tests/test_report.py renders the PDF and checks its font), and Redis 7 with
+# redis-cli (tests/test_cluster.py and tests/test_groups.py start Redis Clusters from them).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -11,6 +12,8 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

@@ -23,6 +23,7 @@ import httputil as http
 import pytest
 import redis
 from aiohttp.test_utils import TestServer
+from redis_cluster import Cluster, start_cluster
 
 from collector.embedded_redis import find_redis_server
 from collector.settings import Settings, env_name
@@ -317,3 +318,16 @@ def collector_factory(redis_url, test_geo_db, tmp_path):
         return running
 
     return start
+
+
+# ---- Redis Cluster (tests/redis_cluster.py) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> Cluster:
+    """A real Redis Cluster (3 masters + 3 replicas, Debian's redis-server 7.x) for the
+    session. Tests that kill a node or move slots call `redis_cluster.heal()` at the end;
+    `redis_cluster.flushall()` empties it."""
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
