@@ -118,7 +118,7 @@ async def test_real_answers_of_every_endpoint_fit_the_description(spec, collecto
     await checker.check(await client.get("/api/stats?app=demo", headers={"Authorization": "Bearer wrong"}), "/api/stats", "get")
     await checker.check(await client.get("/api/stats?app=demo&breakdown=page&limit=0", headers=AUTH), "/api/stats", "get")
 
-    for path in ("/api/apps", "/api/collector"):
+    for path in ("/api/apps", "/api/collector", "/metrics"):
         await checker.check(await client.get(path, headers=AUTH), path, "get")
         await checker.check(await client.get(path), path, "get")
         await checker.check(await client.get(path, headers={"Authorization": "Bearer wrong"}), path, "get")

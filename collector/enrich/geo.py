@@ -145,6 +145,9 @@ class GeoResolver:
             return UNKNOWN_REGION
         return self._cached(ip)
 
+    def cache_info(self) -> Any:  # functools' (hits, misses, maxsize, currsize), for GET /metrics
+        return self._cached.cache_info()
+
     def _resolve(self, ip: str) -> Region:
         try:
             addr = ipaddress.ip_address(ip)

@@ -70,6 +70,9 @@ class VisitTracker:
         # one int per visitor rather than a list, as there can be a million of them.
         self._seen: dict[bytes, int] = {}
 
+    def __len__(self) -> int:
+        return len(self._seen)
+
     def visit_flag(self, visitor: bytes, now: float) -> int:
         entry = self._seen.get(visitor)
         stamp = int(now) << 2

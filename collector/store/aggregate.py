@@ -137,6 +137,10 @@ class Aggregator:
         # Set by the flusher when, with the journal off, the batches waiting for Redis
         # hold as much as memory_max_cells allows: hits are then answered 503.
         self.refusing = False
+        # What this process took since it started, added up at each drain (so the hit
+        # path pays nothing for it): for GET /metrics, through totals().
+        self._drained_events = 0
+        self._drained_rejects: dict[str, int] = {}
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -191,7 +195,16 @@ class Aggregator:
     def drain(self) -> Snapshot:
         """Hand over everything counted so far and start afresh (no await: atomic)."""
         snap, self._current = self._current, Snapshot()
+        self._drained_events += snap.events
+        _add_reasons(self._drained_rejects, snap)
         return snap
+
+    def totals(self) -> tuple[int, dict[str, int]]:
+        """Events counted, and rejections and flags by reason (rejected:REASON[:FIELD] as
+        REASON, flagged:REASON as is), since this process started."""
+        reasons = dict(self._drained_rejects)
+        _add_reasons(reasons, self._current)
+        return self._drained_events + self._current.events, reasons
 
     @property
     def pending_events(self) -> int:
@@ -200,3 +213,10 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
+
+
+def _add_reasons(into: dict[str, int], snap: Snapshot) -> None:
+    for (_, _, reason), n in snap.rejected.items():
+        if not reason.startswith(FLAGGED):
+            reason = reason.partition(":")[0]  # the field a problem names is detail, not a reason
+        into[reason] = into.get(reason, 0) + n

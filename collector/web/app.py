@@ -34,6 +34,7 @@ from collector.web.dashboard_routes import add_dashboard_routes, dashboard_ctx
 from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
+from collector.web.metrics import add_metrics_routes
 from collector.web.platform_health import health_ctx
 from collector.web.report_routes import add_report_routes, report_ctx
 from collector.web.resources import (
@@ -87,4 +88,5 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_registry_routes(app)
     add_dashboard_routes(app)
     add_report_routes(app)
+    add_metrics_routes(app, worker)  # after RESOURCES: its snapshots read them
     return app

@@ -7,11 +7,13 @@ the same Ingest behind both.
 
 from __future__ import annotations
 
+from time import perf_counter
+
 from aiohttp import web
 
 from collector.hit.ingest import Answer, Ingest
 from collector.hit.protocol import decode_query
-from collector.web.appkeys import INGEST
+from collector.web.appkeys import HTTP_STATS, INGEST
 
 
 def add_hit_routes(app: web.Application) -> None:
@@ -22,22 +24,23 @@ def add_hit_routes(app: web.Application) -> None:
 
 
 async def hit_get(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    return as_response(ingest, ingest.hit_query(decode_query(request.rel_url.raw_query_string), *sender(request)))
+    started, ingest = perf_counter(), request.app[INGEST]
+    answer = ingest.hit_query(decode_query(request.rel_url.raw_query_string), *sender(request))
+    return counted(request, as_response(ingest, answer), started)
 
 
 async def hit_post(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
+    started, ingest = perf_counter(), request.app[INGEST]
     try:
         body: bytes | None = await request.read()
     except web.HTTPRequestEntityTooLarge:
         body = None
-    return as_response(ingest, ingest.hit_body(body, *sender(request)))
+    return counted(request, as_response(ingest, ingest.hit_body(body, *sender(request))), started)
 
 
 async def hit_options(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    return as_response(ingest, ingest.preflight())
+    started, ingest = perf_counter(), request.app[INGEST]
+    return counted(request, as_response(ingest, ingest.preflight()), started)
 
 
 def sender(request: web.Request) -> tuple[str | None, str | None, str, str | None, str | None, str | None]:
@@ -56,3 +59,9 @@ def sender(request: web.Request) -> tuple[str | None, str | None, str, str | Non
 def as_response(ingest: Ingest, answer: Answer) -> web.Response:
     headers = {**ingest.cors, **dict(answer.headers)}
     return web.Response(status=answer.status, body=answer.body or None, content_type=answer.content_type, headers=headers)
+
+
+def counted(request: web.Request, response: web.Response, started: float) -> web.Response:
+    """`response`, counted as the fast path counts its answers (HttpStats.answered)."""
+    request.app[HTTP_STATS].answered(response.status, started)
+    return response

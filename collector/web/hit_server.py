@@ -37,6 +37,7 @@ import logging
 import re
 import time
 from email.utils import formatdate
+from time import perf_counter
 from typing import cast
 
 from aiohttp import StreamReader, web
@@ -448,6 +449,7 @@ class HitConnection(asyncio.Protocol):
         Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
         or CLOSED (answered, and the connection is closing).
         """
+        started = perf_counter()
         head = FAST_HEAD.fullmatch(buffer, pos, end)
         if head is None:
             return HAND_OVER
@@ -488,6 +490,7 @@ class HitConnection(asyncio.Protocol):
             log.exception("hit failed")
             answer, close, next_pos = INTERNAL_ERROR, True, body_start
         out.append(self.server.encode(answer, close))
+        self.server.stats.answered(answer.status, started)
         if close:
             self.transport.write(b"".join(out))
             self.transport.close()

@@ -22,10 +22,13 @@ import re
 import resource
 import sys
 from collections import Counter
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
+
+from collector.histogram import Histogram
 
 log = logging.getLogger("collector.http")
 
@@ -50,10 +53,21 @@ class HttpStats:
         self.evicted = 0  # idle connections closed at the cap to make room for new ones
         self.open_connections = 0  # as of the last clock tick
         self.max_connections = 0
+        # Hits answered (/c, fast path and aiohttp alike), by answer status, and the
+        # seconds each took from its head parsed to its answer made: plain ints, the hit
+        # path's whole cost (GET /metrics reads them, web/metrics.py).
+        self.hit_answers: dict[int, int] = {}
+        self.hit_seconds = Histogram()
         self._logged_malformed: Counter[str] = Counter()
         self._logged_timed_out: Counter[str] = Counter()
         self._logged_refused = 0
         self._logged_evicted = 0
+
+    def answered(self, status: int, started: float) -> None:
+        """A hit was answered `status`; `started` is its time.perf_counter() on arrival."""
+        answers = self.hit_answers
+        answers[status] = answers.get(status, 0) + 1
+        self.hit_seconds.observe(perf_counter() - started)
 
     def as_dict(self) -> dict:
         return {

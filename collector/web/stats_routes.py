@@ -94,8 +94,10 @@ class RedisOutageLog:
 
     def __init__(self) -> None:
         self.down = False
+        self.errors = 0  # failed reads and pings since start (GET /metrics)
 
     def failed(self, exc: BaseException) -> None:
+        self.errors += 1
         if not self.down:
             self.down = True
             log.warning("redis unavailable to the read API and /readyz: %s", exc)
