@@ -137,6 +137,21 @@ async def simulate(redis_url: str, apps: int, minutes: int, per_app_minute: int,
     return {"events": events, "flushes": flushes + 1, "events_flushed": flusher.stats.events_flushed}
 
 
+def start_aof(redis_client) -> int:
+    """Turn the append-only file on (as deploy/ runs Redis) and wait for its first rewrite;
+    its size then."""
+    redis_client.config_set("appendonly", "yes")
+    redis_client.config_set("appendfsync", "everysec")
+    redis_client.config_set("auto-aof-rewrite-percentage", 0)  # a rewrite mid-run would hide what was written
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = redis_client.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled") and "aof_current_size" in info:
+            return int(info["aof_current_size"])
+        time.sleep(0.1)
+    raise RuntimeError("the append-only file did not start")
+
+
 def key_census(redis_client) -> dict:
     """Keys and MEMORY USAGE bytes by granularity, and by kind (hash; string: a
     HyperLogLog or a marker) within each."""
@@ -162,12 +177,14 @@ def run(apps: int, minutes: int, per_app_minute: int, batch: int, server: str = 
     redis = RedisServer(workdir, cpus=None, binary=server)
     try:
         redis.reset()
+        aof_before = start_aof(redis.client)
         memory_before = redis.used_memory()
         cpu_before = procstat.cpu_seconds(redis.pid)
         started = time.monotonic()
         sim = asyncio.run(simulate(redis.url, apps, minutes, per_app_minute, batch))
         elapsed = time.monotonic() - started
         cpu = procstat.cpu_seconds(redis.pid) - cpu_before
+        aof_bytes = int(redis.client.info("persistence")["aof_current_size"]) - aof_before
         memory = redis.used_memory() - memory_before
         commands = redis.commandstats()
         census = key_census(redis.client)
@@ -188,6 +205,9 @@ def run(apps: int, minutes: int, per_app_minute: int, batch: int, server: str = 
         "redis_cpu_us_per_event": round(cpu / events * 1e6, 3),
         "used_memory_bytes": memory,
         "used_memory_bytes_per_event": round(memory / events, 1),
+        # What the append-only file (appendfsync everysec, as deploy/ runs Redis) grew by:
+        # also what the replication stream carries to each replica.
+        "aof_bytes_per_event": round(aof_bytes / events, 1),
         "commands": data_commands,
         "commands_per_event": round(sum(data_commands.values()) / events, 4),
         "keys": census["keys"],

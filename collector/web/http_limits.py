@@ -56,7 +56,7 @@ class HttpStats:
         # Hits answered (/c, fast path and aiohttp alike), by answer status, and the
         # seconds each took from its head parsed to its answer made: plain ints, the hit
         # path's whole cost (GET /metrics reads them, web/metrics.py).
-        self.hit_answers: dict[int, int] = {}
+        self.hit_answers: Counter[int] = Counter()
         self.hit_seconds = Histogram()
         self._logged_malformed: Counter[str] = Counter()
         self._logged_timed_out: Counter[str] = Counter()
@@ -65,8 +65,7 @@ class HttpStats:
 
     def answered(self, status: int, started: float) -> None:
         """A hit was answered `status`; `started` is its time.perf_counter() on arrival."""
-        answers = self.hit_answers
-        answers[status] = answers.get(status, 0) + 1
+        self.hit_answers[status] += 1
         self.hit_seconds.observe(perf_counter() - started)
 
     def as_dict(self) -> dict:
