@@ -3,12 +3,14 @@ with several workers behind one port, labels from fixed sets only, and the read 
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.web.metrics import PUBLISH_EVERY
 from tests import httputil as http
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -88,29 +90,58 @@ async def test_metrics_are_closed_to_the_network_without_a_token(collector_clien
 
 def test_two_workers_scrape_as_one_deployment(collector_factory):
     """Through the shared port, whichever worker answers: the counts of both, adding up
-    to the hits sent, each worker's own series labelled."""
+    to the hits sent, each worker's own series labelled — scraped during the traffic
+    too, where every answer must parse and never count more than was sent."""
     collector = collector_factory(workers=2)
-    sent = 0
+    started = [0]  # events whose request has started: an upper bound at any moment
+    lock = threading.Lock()
 
     def send(i: int) -> int:
+        with lock:
+            started[0] += 5
         status, _ = http.post(collector.base_url + "/c", [PAGEVIEW] * 5,
                               {"User-Agent": UA, "X-Forwarded-For": f"100.64.9.{i % 250}"})
         assert status == 204
         return 5
-
-    with ThreadPoolExecutor(8) as pool:  # short connections: the kernel spreads them over both workers
-        sent = sum(pool.map(send, range(120)))
 
     def scraped() -> dict[str, list]:
         status, _, body = http.request("GET", collector.base_url + "/metrics")
         assert status == 200
         return parse(body.decode())
 
-    collector.wait_for(lambda: total(scraped(), "edubeacon_events_accepted_total") == sent, timeout=20)
+    # Both workers up (each has published its snapshot) before the traffic, so the
+    # kernel can spread it over both.
+    collector.wait_for(lambda: len(scraped()["edubeacon_metrics_snapshot_age_seconds"]) == 2, timeout=20)
+    during: list[float] = []
+    sending = threading.Event()
+    sending.set()
+
+    def scrape_while_sending() -> None:
+        while sending.is_set():
+            accepted = total(scraped(), "edubeacon_events_accepted_total")
+            with lock:
+                assert accepted <= started[0]
+            during.append(accepted)
+
+    scraper = threading.Thread(target=scrape_while_sending)
+    scraper.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:  # short connections: the kernel spreads them over both workers
+            sent = sum(pool.map(send, range(160)))
+    finally:
+        sending.clear()
+        scraper.join(30)
+    assert during, "no scrape ran during the traffic"
+
+    # The other worker's figures are as of its last snapshot (at most PUBLISH_EVERY old):
+    # a second after the traffic, every scrape — whichever worker answers — has them all.
+    collector.wait_for(lambda: all(total(scraped(), "edubeacon_events_accepted_total") == sent for _ in range(4)),
+                       timeout=20)
+    time.sleep(PUBLISH_EVERY)
     for _ in range(6):  # new connections: answered by either worker, the same totals
         samples = scraped()
         assert total(samples, "edubeacon_events_accepted_total") == sent
         assert total(samples, "edubeacon_hit_requests_total", code="204") == sent // 5
         workers = {labels["worker"] for labels, _ in samples["edubeacon_events_accepted_total"]}
-        assert workers == {"0", "1"}
-        assert all(value > 0 for _, value in samples["edubeacon_events_accepted_total"])  # both took hits
+        assert workers == {"0", "1"}, (samples["edubeacon_metrics_snapshot_age_seconds"], collector.log()[-3000:])
+        assert all(value > 0 for _, value in samples["edubeacon_events_accepted_total"]), collector.log()[-3000:]
