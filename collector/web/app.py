@@ -27,6 +27,7 @@ from collector.web.appkeys import (
     JOURNAL_DIR,
     REDIS_OUTAGE,
     SETTINGS,
+    WORKER_NUMBER,
     WRITER,
 )
 from collector.web.beacon_routes import add_beacon_routes
@@ -34,7 +35,7 @@ from collector.web.dashboard_routes import add_dashboard_routes, dashboard_ctx
 from collector.web.health import add_health_routes
 from collector.web.hit_routes import add_hit_routes
 from collector.web.http_limits import HttpStats
-from collector.web.metrics import add_metrics_routes
+from collector.web.metrics import add_metrics_routes, metrics_ctx
 from collector.web.platform_health import health_ctx
 from collector.web.report_routes import add_report_routes, report_ctx
 from collector.web.resources import (
@@ -64,6 +65,7 @@ RESOURCES = (
     dashboard_ctx,  # the dashboard's build served at /dashboard
     health_ctx,  # platform health rounds, one process per deployment (Redis)
     report_ctx,  # the monthly reports, one process per deployment (Redis, registry)
+    metrics_ctx,  # last: GET /metrics' snapshots read the resources above, and stop first
 )
 
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     app[HASHER] = VisitorHasher()
     app[WRITER] = new_writer_id()
     app[JOURNAL_DIR] = Path(settings.data_dir) / "journal" / f"w{worker}"
+    app[WORKER_NUMBER] = worker
     app[HTTP_STATS] = HttpStats()  # kept by hit_server.py's HitServer
     app[REDIS_OUTAGE] = RedisOutageLog()
     app.cleanup_ctx.extend(RESOURCES)
@@ -88,5 +91,5 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time, worke
     add_registry_routes(app)
     add_dashboard_routes(app)
     add_report_routes(app)
-    add_metrics_routes(app, worker)  # after RESOURCES: its snapshots read them
+    add_metrics_routes(app)
     return app

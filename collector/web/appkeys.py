@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collector.web.beacon_routes import BeaconAssets
     from collector.web.dashboard_routes import DashboardAssets
     from collector.web.http_limits import HttpStats
+    from collector.web.metrics import MetricsBoard
     from collector.web.stats_routes import RedisOutageLog
 
 # Set by create_app.
@@ -41,6 +42,7 @@ HASHER: web.AppKey[VisitorHasher] = web.AppKey("hasher")  # its salts come from 
 # number among the processes sharing one data dir (each has its own journal).
 WRITER: web.AppKey[str] = web.AppKey("writer")
 JOURNAL_DIR: web.AppKey[Path] = web.AppKey("journal_dir")
+WORKER_NUMBER: web.AppKey[int] = web.AppKey("worker_number")  # its number among `--workers N`: 0..N-1
 REDIS_OUTAGE: web.AppKey[RedisOutageLog] = web.AppKey("redis_outage")
 HTTP_STATS: web.AppKey[HttpStats] = web.AppKey("http_stats")
 
@@ -56,4 +58,5 @@ FINALITY: web.AppKey[FinalityKeeper | None] = web.AppKey("finality")  # None: fi
 BEACON: web.AppKey[BeaconAssets] = web.AppKey("beacon")
 BEACON_RELEASE: web.AppKey[BeaconRelease | None] = web.AppKey("beacon_release")  # for the integration kit
 HEALTH_JOB: web.AppKey[HealthJob] = web.AppKey("health_job")
+METRICS_BOARD: web.AppKey[MetricsBoard] = web.AppKey("metrics_board")  # GET /metrics (web/metrics.py)
 DASHBOARD: web.AppKey[DashboardAssets] = web.AppKey("dashboard")  # dashboard_routes.py's context

@@ -51,7 +51,17 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from collector.histogram import Histogram
 from collector.store.periodic import Periodic
-from collector.web.appkeys import AGGREGATOR, FLUSHER, GEO, HTTP_STATS, INGEST, REDIS_OUTAGE, SETTINGS
+from collector.web.appkeys import (
+    AGGREGATOR,
+    FLUSHER,
+    GEO,
+    HTTP_STATS,
+    INGEST,
+    METRICS_BOARD,
+    REDIS_OUTAGE,
+    SETTINGS,
+    WORKER_NUMBER,
+)
 from collector.web.health import backlog
 from collector.web.stats_routes import operator_refusal
 
@@ -332,23 +342,20 @@ class DeploymentCollector(Collector):
         yield from merged.values()
 
 
-METRICS_BOARD: web.AppKey[MetricsBoard] = web.AppKey("metrics_board")
-
-
-def add_metrics_routes(app: web.Application, worker: int) -> None:
-    """GET /metrics, and the publishing of this worker's snapshots (a cleanup context
-    added last: it starts after every resource the figures come from, and stops first)."""
+def add_metrics_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
-    async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
-        board = app[METRICS_BOARD] = MetricsBoard(app, Path(settings.data_dir) / "metrics", worker, settings.workers)
-        board.publish()
-        board.start()
-        yield
-        await board.close()
 
-    app.cleanup_ctx.append(metrics_ctx)
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This worker's snapshots, published from startup to cleanup. Last of app.RESOURCES:
+    its figures come from every resource before it, and it stops before they do."""
+    settings = app[SETTINGS]
+    directory = Path(settings.data_dir) / "metrics"
+    board = app[METRICS_BOARD] = MetricsBoard(app, directory, app[WORKER_NUMBER], settings.workers)
+    board.publish()
+    board.start()
+    yield
+    await board.close()
 
 
 async def metrics(request: web.Request) -> web.Response:
