@@ -1,6 +1,7 @@
 """deploy/ as processes: Debian's nginx, configured from deploy/nginx/templates/ exactly as
 the nginx container renders it, in front of three collector processes on one real
-redis-server — the topology of deploy/docker-compose.yml, where no Docker engine runs.
+redis-server — the topology of deploy/docker-compose.yml, where no Docker engine runs — and, as
+deploy/docker-compose.cluster.yml, on a real Redis Cluster.
 
 Hits go in through nginx with assorted X-Forwarded-For headers; the counts that come
 out must be exact, spread over the three collectors, and counted in the region of the
@@ -145,12 +146,19 @@ def stop_nginx(nginx: Nginx) -> None:
     shutil.rmtree(nginx.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def nginx_in_front(collector_factory, tmp_path):
-    """Three collectors, each with its own data directory (its own journal), behind nginx."""
-    collectors = [collector_factory(data_dir=tmp_path / f"data-{i}") for i in range(3)]
+@pytest.fixture(params=["redis", "cluster"])
+def nginx_in_front(request, collector_factory, tmp_path):
+    """Three collectors, each with its own data directory (its own journal), behind nginx;
+    on one redis-server (docker-compose.yml) or on a Redis Cluster of 3 masters and 3
+    replicas (docker-compose.cluster.yml; tests/redis_cluster.py)."""
+    redis = {}
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.wait_healthy()
+        redis = {"redis_url": cluster.url}
+    collectors = [collector_factory(data_dir=tmp_path / f"data-{i}", **redis) for i in range(3)]
     nginx = start_nginx([c.port for c in collectors])
-    yield nginx, collectors
+    yield nginx, collectors, request.param
     stop_nginx(nginx)
 
 
@@ -171,10 +179,11 @@ def accepted_by(collector: RunningCollector) -> float:
 
 
 def test_nginx_in_front_of_three_collectors_counts_exactly_in_the_forwarded_region(nginx_in_front, test_networks):
-    nginx, collectors = nginx_in_front
+    nginx, collectors, backend = nginx_in_front
     hangzhou = next(n for n in test_networks if n.city == "330100")
     beijing = next(n for n in test_networks if n.province == "110000" and ":" not in n.cidr)
-    page = {"k": "topo", "t": "pageview", "u": "https://e.edu/", "sn": 1}
+    app = f"topo-{backend}-{time.time_ns()}"  # the session's cluster is shared: an app of our own
+    page = {"k": app, "t": "pageview", "u": "https://e.edu/", "sn": 1}
 
     def post_batch(i: int) -> int:
         # The load balancer's X-Forwarded-For, behind whatever the visitor sent itself
@@ -185,7 +194,7 @@ def test_nginx_in_front_of_three_collectors_counts_exactly_in_the_forwarded_regi
         return 5
 
     def get_pixel(i: int) -> int:
-        query = "k=topo&t=pageview&u=https%3A%2F%2Fe.edu%2F&sn=1"
+        query = f"k={app}&t=pageview&u=https%3A%2F%2Fe.edu%2F&sn=1"
         status, _, _ = http.request("GET", f"{nginx.base_url}/c?{query}",
                                     headers={"User-Agent": UA, "X-Forwarded-For": address_in(beijing)})
         assert status == 204
@@ -203,9 +212,9 @@ def test_nginx_in_front_of_three_collectors_counts_exactly_in_the_forwarded_regi
     sent = from_hangzhou + from_beijing + unplaced
 
     reader = collectors[0]
-    reader.wait_for(lambda: reader.stats("topo")["totals"]["pv"] == sent, timeout=20)
+    reader.wait_for(lambda: reader.stats(app)["totals"]["pv"] == sent, timeout=30)
     time.sleep(1.0)  # a late duplicate would show now
-    result = reader.stats("topo", breakdown="region")
+    result = reader.stats(app, breakdown="region")
     assert result["totals"]["pv"] == sent
     provinces = {row["value"]: row["pv"] for row in result["breakdowns"]["region"]["province"]}
     assert provinces == {"CN/330000": from_hangzhou, "CN/110000": from_beijing, "(unknown)/(unknown)": unplaced}
@@ -214,6 +223,9 @@ def test_nginx_in_front_of_three_collectors_counts_exactly_in_the_forwarded_regi
     shares = [accepted_by(c) for c in collectors]
     assert all(share > 0 for share in shares), shares
     assert sum(shares) == sent
+
+    if backend == "cluster":
+        assert all("redis: reached redis+cluster://" in c.log() for c in collectors)
 
     # The collectors' metrics are not for the internet.
     status, _, _ = http.request("GET", nginx.base_url + "/metrics")
