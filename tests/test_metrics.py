@@ -93,6 +93,14 @@ def test_two_workers_scrape_as_one_deployment(collector_factory):
     to the hits sent, each worker's own series labelled — scraped during the traffic
     too, where every answer must parse and never count more than was sent."""
     collector = collector_factory(workers=2)
+    try:
+        _scrape_two_workers(collector)
+    finally:
+        # SIGTERM: the supervisor stops its workers (a SIGKILL would leave them running).
+        assert collector.stop() == 0
+
+
+def _scrape_two_workers(collector) -> None:
     started = [0]  # events whose request has started: an upper bound at any moment
     lock = threading.Lock()
 
