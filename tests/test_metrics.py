@@ -153,3 +153,20 @@ def _scrape_two_workers(collector) -> None:
         workers = {labels["worker"] for labels, _ in samples["edubeacon_events_accepted_total"]}
         assert workers == {"0", "1"}, (samples["edubeacon_metrics_snapshot_age_seconds"], collector.log()[-3000:])
         assert all(value > 0 for _, value in samples["edubeacon_events_accepted_total"]), collector.log()[-3000:]
+
+
+async def test_the_guards_figures_show_their_state_and_refusals(collector_client):
+    # Limits on (conftest turns them off): one client past its burst, one address's visitors past the guard.
+    client = await collector_client(rate_client=1.0, rate_client_burst=2, uv_guard_per_minute=2)
+    flooder = {"User-Agent": UA, "X-Forwarded-For": "203.0.113.9"}
+    codes = [(await client.get("/c?" + urllib.parse.urlencode(PAGEVIEW), headers=flooder)).status for _ in range(5)]
+    assert codes.count(429) == 3
+    for n in range(4):  # four User-Agents behind one address: two visitors judged new, two suspect
+        headers = {"User-Agent": f"{UA} v{n}", "X-Forwarded-For": "198.51.100.7"}
+        assert (await client.get("/c?" + urllib.parse.urlencode(PAGEVIEW), headers=headers)).status == 204
+    samples = await scrape(client)
+    assert total(samples, "edubeacon_guard_entries", guard="rate_limit_client") == 5  # 1 flooder + 4 UAs
+    assert total(samples, "edubeacon_guard_entries", guard="uv_guard") >= 2
+    assert total(samples, "edubeacon_events_rejected_total", reason="rate_limited_client") == 3
+    assert total(samples, "edubeacon_events_flagged_total", reason="suspect_visitor") == 2
+    assert total(samples, "edubeacon_resent_events_total", outcome="duplicate") == 0

@@ -234,6 +234,29 @@ def process_state(app: web.Application) -> Iterable[Family]:
     yield gauge("process_resident_memory_bytes", "Resident memory of this process.", _resident_bytes())
 
 
+def guards(app: web.Application) -> Iterable[Family]:
+    """The rate limits', the UV guard's and the re-send dedupe's own figures (their
+    refusals and flags per app are already in events_rejected / events_flagged)."""
+    ingest = app[INGEST]
+    state = gauge("guard_entries", "Entries held by a per-process guard (rate-limit buckets, UV guard identities).")
+    limits = ingest.limits
+    for name, table in (("client", limits.client), ("address", limits.address), ("app", limits.app)):
+        if table is not None:
+            state.add(len(table), guard=f"rate_limit_{name}")
+    if ingest.uv_guard is not None:
+        state.add(len(ingest.uv_guard), guard="uv_guard")
+    yield state
+    yield counter("uv_guard_unjudged", "Identities counted without the UV guard's judgement (its minute's memory was full).",
+                  ingest.uv_guard.unjudged if ingest.uv_guard is not None else 0)
+    stats = app[FLUSHER].stats
+    resent = counter("resent_events", "Re-sent events (re=1) checked against their first send, by outcome.")
+    resent.add(stats.resent_admitted, "_total", outcome="admitted")
+    resent.add(stats.resent_duplicates, "_total", outcome="duplicate")
+    yield resent
+    yield counter("resent_unchecked_waits", "Times other writers did not catch up within dedupe_hold_max.",
+                  stats.resent_unchecked_waits)
+
+
 def _resident_bytes() -> int:
     try:
         with open("/proc/self/statm", "rb") as statm:
@@ -248,6 +271,7 @@ SOURCES: tuple[Callable[[web.Application], Iterable[Family]], ...] = (
     flush_and_journal,
     http_connections,
     process_state,
+    guards,
 )
 
 
