@@ -19,6 +19,7 @@ import time
 import uvloop
 from aiohttp import web
 
+from collector import allocator
 from collector.embedded_redis import EmbeddedRedis
 from collector.registry.demo import register_demo_platform
 from collector.settings import Settings, SettingsError, redacted_url
@@ -66,6 +67,7 @@ GIL_SWITCH_INTERVAL = 0.001
 
 def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None:
     configure_logging(settings)
+    allocator.limit_arenas(settings.malloc_arena_max)  # before any thread starts
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     uvloop.run(_serve(settings, worker, reuse_port))
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.hit.url_secrets import DEFAULT_SECRET_PARAMS
+
 ENV_PREFIX = "COLLECTOR_"
 
 
@@ -85,11 +87,29 @@ class Settings:
     ttl_day: int = _setting(0, "seconds day buckets are kept (0 keeps forever)")
     ttl_month: int = _setting(0, "seconds month buckets are kept (0 keeps forever)")
     completed_percent: int = _setting(90, "a media session is completed once it has played this % of its duration")
-    cap_resources: int = _setting(50000, "distinct resource ids counted per app and day (per worker); more go to (other)")
-    cap_click_targets: int = _setting(50000, "distinct click target names counted per app and day (per worker)")
-    cap_components: int = _setting(50000, "distinct click-track components and items per app and day (per worker)")
-    cap_pages: int = _setting(50000, "distinct pages counted per app and day (per worker); more go to (other)")
-    cap_labels: int = _setting(1000, "distinct subjects, stages, sources, share channels per app and day (per worker)")
+    cap_resources: int = _setting(50000, "distinct resource ids counted per app and day (whole deployment); more go to (other)")
+    cap_click_targets: int = _setting(50000, "distinct click target names counted per app and day (whole deployment)")
+    cap_components: int = _setting(50000, "distinct click-track components and items per app and day (whole deployment)")
+    cap_pages: int = _setting(50000, "distinct pages counted per app and day (whole deployment); more go to (other)")
+    cap_labels: int = _setting(1000, "distinct subjects, stages, sources, share channels per app and day (whole deployment)")
+    cap_page_codes: int = _setting(10000, "distinct page codes (pc) counted per app and day (whole deployment)")
+    cap_referrers: int = _setting(10000, "distinct referrer hosts counted per app and day (whole deployment)")
+    cap_bots: int = _setting(1000, "distinct bot names counted per app and day (whole deployment)")
+    cap_media_sessions: int = _setting(
+        1000000, "media sessions tracked per app and day (whole deployment); later ones count their time and progress "
+        "events but share one (other) session for views and completion"
+    )
+    value_max_chars: int = _setting(
+        512, "longest page (or other capped value) stored as sent; longer ones are stored as their start and a hash"
+    )
+    url_secret_params: tuple[str, ...] = _setting(
+        DEFAULT_SECRET_PARAMS, "comma-separated URL parameters removed with their values from page URLs at ingest "
+        "(query and fragment; also ;jsessionid= path parameters), case-insensitive; empty removes none"
+    )
+    malloc_arena_max: int = _setting(
+        2, "malloc arenas a worker process may use (glibc's M_ARENA_MAX, set at its start): fewer arenas keep "
+        "less memory the flush threads freed; 0 keeps glibc's default"
+    )
     # Rate limits and the UV guard (hit/ratelimit.py, hit/uvguard.py; docs/protocol.md "Rate limits"):
     # per worker process, in memory; a rate of 0 turns that limit off.
     rate_client: float = _setting(
@@ -256,6 +276,9 @@ class Settings:
             (self.redis_timeout > 0, "redis_timeout", "must be positive"),
             (0 <= self.redis_wait_replicas <= 5, "redis_wait_replicas", "must be 0-5"),
             (self.batch_max_cells >= 1, "batch_max_cells", "must be at least 1"),
+            (self.value_max_chars >= 64, "value_max_chars", "must be at least 64"),
+            (self.malloc_arena_max >= 0, "malloc_arena_max", "must not be negative"),
+            (min(self.cap_limits().values()) >= 1, "cap_*", "caps must be at least 1"),
             (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
             (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),
             (self.report_interval >= 0, "report_interval", "must not be negative"),
@@ -276,6 +299,14 @@ class Settings:
             ZoneInfo(self.timezone)
         except Exception as exc:  # zoneinfo raises several kinds
             raise SettingsError(f"{env_name('timezone')}: unknown time zone {self.timezone!r}") from exc
+
+    def cap_limits(self) -> dict[str, int]:
+        """The cap of each kind of value (hit/caps.py KINDS), per app and day."""
+        return {
+            "resource": self.cap_resources, "target": self.cap_click_targets, "component": self.cap_components,
+            "page": self.cap_pages, "label": self.cap_labels, "page_code": self.cap_page_codes,
+            "referrer": self.cap_referrers, "bot": self.cap_bots, "session": self.cap_media_sessions,
+        }
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -250,6 +250,15 @@ class Cluster:
 
     def wait_promoted(self, replica: Node) -> None:
         self.wait_until(lambda: self._promoted(replica), f"replica {replica.address} promoted", timeout=30)
+        # The node topology() asks learns of the promotion by gossip, a moment later.
+        self.wait_until(lambda: self._seen_serving(replica), f"{replica.address} seen serving its slots", timeout=30)
+
+    def _seen_serving(self, node: Node) -> bool:
+        try:
+            info = self.topology().get(node.port)
+        except (redis.exceptions.RedisError, OSError):
+            return False
+        return bool(info and info["master"] and not info["failed"] and info["slots"])
 
     def _promoted(self, replica: Node) -> bool:
         try:

@@ -45,7 +45,9 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     for dim, value in label_targets(targets):
         facts.members.append((keys.resources_suffix(dim, value), rid, rid))
     started = 1 if action in STARTING_ACTIONS else 0
-    facts.session = Session(ev["ms"], ev["ws"], ev.get("dur", 0), started, targets)
+    # Sessions beyond the app's cap of the day share one, (other): their time and progress
+    # events count above, but not their views and completion (the session hash stays bounded).
+    facts.session = Session(scope.admit("session", ev["ms"]), ev["ws"], ev.get("dur", 0), started, targets)
 
 
 # ---- figures ------------------------------------------------------------------------

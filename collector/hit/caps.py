@@ -1,44 +1,105 @@
-"""Cardinality caps: a page that invents ids cannot blow up Redis memory.
+"""Cardinality caps: a page that invents values cannot blow up Redis or the collector.
 
-Per app and day, the first N distinct values of a kind (resource ids, click targets,
-components, pages, labels) are counted as themselves; later new ones are counted as
-`(other)`. Nothing is dropped: every event is still counted, only under a coarser name.
+Per app and day, the first N distinct values of a kind (pages, page codes, referrer
+hosts, resource ids, click targets, components, labels, bot names, media sessions) are
+counted as themselves; later new ones are counted as `(other)`. Nothing is dropped:
+every event is still counted, only under a coarser name.
 
-The caps are kept per worker process, in memory, and decided when an event is accepted
-(before it is journaled), so a journal replay files every event where it first went.
-With W workers a day holds at most W × N distinct values of a kind; a restarted worker
-starts its sets afresh, which can admit up to N more that day.
+Two filters, one after the other:
+
+- Here, per worker process, in memory, when an event is accepted (before it is
+  journaled): at most N values of a kind per app and day pass as themselves, so what a
+  worker holds and journals is bounded whatever the traffic.
+- In Redis, for the whole deployment, when a batch is flushed (store/capping.py): a cap
+  set per app, day and kind admits the first N values any worker brings; the others are
+  counted as `(other)` in that flush. A restart admits nothing more: the sets stay.
+
+The flush-time decision is fed back here (`learn`): a value the deployment refused goes
+to `(other)` at once from then on, and frees its place in this worker's filter for a
+value the deployment may hold (one another worker brought in).
+
+Values longer than `value_max_chars` are stored in a bounded form: their start and a
+hash of the whole (`bounded`), so distinct long values stay distinct and none costs more
+than the bound in every key it is written to.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 OTHER = "(other)"
-KINDS = ("resource", "target", "component", "page", "label")
+KINDS = ("resource", "target", "component", "page", "label", "page_code", "referrer", "bot", "session")
+# Values that are markers, not data: never capped (referrer_value's, and OTHER itself).
+MARKERS = frozenset({OTHER, "(direct)", "(internal)", ""})
+HASH_CHARS = 16  # hex digits of the hash that ends a bounded value
+# (kind, app, day) sets a worker keeps at most: a flood of made-up app keys
+# (`registry=open`) cannot grow them without bound; beyond, values pass to the flush,
+# where the deployment's caps still apply (and the batch's own size bounds memory).
+TRACKED_MAX = 20_000
+# Refused values remembered per app, day and kind, as a multiple of the cap: beyond, the
+# memory is dropped (they are asked again at the next flush, and refused again).
+REFUSED_REMEMBERED = 2
+
+
+def bounded(value: str, max_chars: int) -> str:
+    """`value`, or when longer than `max_chars` its start, '~' and a hash of all of it."""
+    if len(value) <= max_chars:
+        return value
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=HASH_CHARS // 2).hexdigest()
+    return value[: max_chars - HASH_CHARS - 1] + "~" + digest
+
+
+class _KindOfDay:
+    """One app's values of one kind on one day: held (passing as themselves) and refused."""
+
+    __slots__ = ("held", "refused")
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.refused: set[str] = set()
 
 
 class CardinalityCaps:
-    def __init__(self, limits: dict[str, int]) -> None:
+    def __init__(self, limits: dict[str, int], value_max_chars: int = 512) -> None:
         unknown = set(limits) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown cap kinds {sorted(unknown)}")
         self.limits = limits
-        self._admitted: dict[tuple[str, str, str], set[str]] = {}  # (kind, app, day) -> values
+        self.value_max_chars = value_max_chars
+        self._admitted: dict[tuple[str, str, str], _KindOfDay] = {}  # (kind, app, day) -> values
         self._days: list[str] = []  # the days with sets, oldest first
         self.overflowed: dict[str, int] = {kind: 0 for kind in KINDS}  # events sent to (other)
 
     def admit(self, kind: str, app: str, day: str, value: str) -> str:
-        """`value`, or OTHER when the app's day already holds its kind's cap of others."""
-        admitted = self._admitted.get((kind, app, day))
-        if admitted is None:
-            self._new_day(day)
-            admitted = self._admitted[(kind, app, day)] = set()
-        if value in admitted:
+        """`value` (bounded), or OTHER when the app's day already holds its kind's cap of
+        others, or the deployment refused it."""
+        if len(value) > self.value_max_chars:
+            value = bounded(value, self.value_max_chars)
+        if value in MARKERS:
             return value
-        if len(admitted) < self.limits[kind]:
-            admitted.add(value)
+        found = self._admitted.get((kind, app, day))
+        if found is None:
+            self._new_day(day)
+            if len(self._admitted) >= TRACKED_MAX:
+                return value  # no room to track one more app: the deployment's caps decide alone
+            found = self._admitted[(kind, app, day)] = _KindOfDay()
+        if value in found.held:
+            return value
+        if value not in found.refused and len(found.held) < self.limits[kind]:
+            found.held.add(value)
             return value
         self.overflowed[kind] += 1
         return OTHER
+
+    def learn(self, kind: str, app: str, day: str, refused: set[str]) -> None:
+        """The deployment's cap set refused these values (store/capping.py): (other) here too."""
+        found = self._admitted.get((kind, app, day))
+        if found is None or not refused:
+            return
+        found.held -= refused
+        if len(found.refused) + len(refused) > REFUSED_REMEMBERED * self.limits[kind]:
+            found.refused.clear()
+        found.refused |= refused
 
     def _new_day(self, day: str) -> None:
         # Late events reach back a day (client_ts_window): keep two days, drop older ones.

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import orjson
 
-from collector.enrich.device import DeviceClassifier
+from collector.enrich.device import Device, DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
 from collector.features.deep import USER_MARK, DeepCounter
 from collector.features.pages import language_of
@@ -27,6 +27,7 @@ from collector.hit.protocol import Problem, from_query, parse_body, usable_app_k
 from collector.hit.ratelimit import APP_LIMIT, REASONS, RateLimits
 from collector.hit.record import NO_VISIT, Hit, new_hit
 from collector.hit.remarks import RecentIds, outside_window
+from collector.hit.url_secrets import SecretStripper
 from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
 from collector.settings import Settings
@@ -38,6 +39,8 @@ from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
 log = logging.getLogger(__name__)
 
 UNKNOWN_APP = "(unknown)"
+# With registry=open: app keys remembered as counting (Ingest.apps_counted) before starting afresh.
+OPEN_APPS_REMEMBERED = 100_000
 # The smallest transparent GIF, for <img> beacons whose onload needs a real image.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose the bucket
@@ -70,10 +73,8 @@ class Ingest:
         self.devices = devices
         self.ips = ClientIPResolver(settings.trusted_proxies)
         self.hasher = hasher
-        self.caps = CardinalityCaps({
-            "resource": settings.cap_resources, "target": settings.cap_click_targets,
-            "component": settings.cap_components, "page": settings.cap_pages, "label": settings.cap_labels,
-        })
+        self.caps = CardinalityCaps(settings.cap_limits(), settings.value_max_chars)
+        self.secrets = SecretStripper(settings.url_secret_params)
         self.deep = DeepCounter(self.caps)
         self.visits = VisitTracker(settings.session_timeout)
         self.calendar = calendar
@@ -90,6 +91,11 @@ class Ingest:
             app=(settings.rate_app, settings.rate_app_burst),
         )
         self.uv_guard = UvGuard(settings.uv_guard_per_minute) if settings.uv_guard_per_minute else None
+        # With `registry=open`, the app keys this worker counted events of lately: only their
+        # rejections are counted under them (a made-up key that never sends a valid event
+        # creates no keys of its own; its rejections go to (unknown)). Bounded: started
+        # afresh past OPEN_APPS_REMEMBERED.
+        self.apps_counted: set[str] = set()
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -146,7 +152,7 @@ class Ingest:
         event, problems = from_query(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
-            app = self._app_of(event, now)
+            app = self._app_of(event, now, counted=self.apps_counted)
             tally = Tally(rejects=[(app, int(now // 60), p.counter) for p in problems], problems=problems)
         else:
             tally = self._process(ip, ua, ch_mobile, [event], now, header_host(origin, referer))
@@ -198,6 +204,12 @@ class Ingest:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
             when = self._remark(event, verdict.app, minute, now, tally.rejects)
             tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects))
+        if self.admission.mode == OPEN and tally.rejects:
+            counted = {hit.app for hit in tally.counts}
+            tally.rejects = [
+                (app if app in counted or app in self.apps_counted else UNKNOWN_APP, m, why)
+                for app, m, why in tally.rejects
+            ]
         return tally
 
     # ---- rate limits (hit/ratelimit.py) -------------------------------------------
@@ -256,12 +268,13 @@ class Ingest:
             rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
         return when
 
-    def _app_of(self, event: object, now: float) -> str:
+    def _app_of(self, event: object, now: float, counted: Collection[str] | None = None) -> str:
         """The app a rejection is counted under: with `registry=open` its app key when that
-        key is usable, else (unknown); when enforcing, see Admission.rejects_app."""
+        key is usable (and, given `counted`, among the apps the request counted events of),
+        else (unknown); when enforcing, see Admission.rejects_app."""
         key = event.get("k") if isinstance(event, dict) else None
         if self.admission.mode == OPEN:
-            return key if usable_app_key(key) else UNKNOWN_APP
+            return key if usable_app_key(key) and (counted is None or key in counted) else UNKNOWN_APP
         return self.admission.rejects_app(key, now)
 
     def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: VisitorMemo | None) -> VisitorKeys:
@@ -303,8 +316,10 @@ class Ingest:
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
+        if device.is_bot:
+            device = self._capped_bot(device, app, day)
         if etype == "pageview":
-            url = ev["u"]
+            url = self.secrets.strip(ev["u"])
             sn = ev.get("sn")
             if device.is_bot:
                 flag = NO_VISIT
@@ -315,8 +330,10 @@ class Ingest:
             return new_hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
-                page=self.caps.admit("page", app, day, page_of(url)), page_code=ev.get("pc", ""),
-                referrer=referrer_value(ev.get("r", ""), url), visit_flag=flag, lang=language_of(ev.get("lang")),
+                page=self.caps.admit("page", app, day, page_of(url)),
+                page_code=self.caps.admit("page_code", app, day, ev.get("pc", "")),
+                referrer=self.caps.admit("referrer", app, day, referrer_value(ev.get("r", ""), url)),
+                visit_flag=flag, lang=language_of(ev.get("lang")),
                 event_id=event_id, resent=resent,
             )
         if etype == "engagement":
@@ -350,6 +367,16 @@ class Ingest:
             flags.extend((app, minute, FLAGGED + SUSPECT_FLAGS[kind]) for kind in suspects)
         return keys, vid, uid
 
+    def _remember_counting(self, hits: list[Hit]) -> None:
+        if len(self.apps_counted) > OPEN_APPS_REMEMBERED:
+            self.apps_counted.clear()
+        self.apps_counted.update(hit.app for hit in hits)
+
+    def _capped_bot(self, device: Device, app: str, day: str) -> Device:
+        """A bot's device, its name (the `bot` breakdown's value) capped like any value."""
+        name = self.caps.admit("bot", app, day, device.browser)
+        return device if name == device.browser else replace(device, browser=name)
+
     def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
@@ -363,6 +390,8 @@ class Ingest:
         count, reject = self.aggregator.count, self.aggregator.reject
         for hit in tally.counts:
             count(hit)
+        if self.admission.mode == OPEN and tally.counts:
+            self._remember_counting(tally.counts)
         for args in tally.rejects:
             reject(*args)
         return True

@@ -30,11 +30,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from collector import allocator
 from collector.features.deep import Session
 from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
+from collector.store.capping import DeploymentCaps, Refused
 from collector.store.finality import Finality, touched_commands
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
@@ -66,6 +68,9 @@ ROUND_TRIP_BYTES = 2 << 20
 # The writes of one entry are some kilobytes packed, so a group costs some tens of MB at
 # most, where a whole batch of a flood cost gigabytes.
 GROUP_CELLS = 5_000
+# A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
+# freed in the allocator: after it, the heap is trimmed (a few ms, in a thread).
+TRIM_AFTER_CELLS = 20_000
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # How often re-sent events waiting for the other writers' watermarks look again (seconds).
@@ -204,6 +209,7 @@ class Flusher:
         dedupe_window: int = 0,
         dedupe_hold_max: float = 30.0,
         wait_replicas: int = 1,
+        caps: DeploymentCaps | None = None,
     ) -> None:
         self.redis = redis
         # A Redis Cluster gets the flush through cluster_send.py, which waits for
@@ -219,6 +225,7 @@ class Flusher:
         self.round_trip_timeout = round_trip_timeout
         self.batch_max_cells = batch_max_cells
         self.memory_max_cells = memory_max_cells
+        self.caps = caps  # the deployment-wide cardinality caps (None: the workers' own only)
         self.pending: deque[FlushBatch] = deque()
         self.stats = FlushStats()
         self._seq = FIRST_SEQ  # the batch being filled now
@@ -387,6 +394,9 @@ class Flusher:
                 self.pending.popleft()
                 if batch.segment and self.journal:
                     self.journal.discard(batch.segment)
+                if max(batch.cells, batch.events) >= TRIM_AFTER_CELLS:
+                    # The build threads' garbage, handed back (collector/allocator.py).
+                    await asyncio.to_thread(allocator.trim)
                 self._update_memory_bound()
                 self.stats.flushes += 1
                 self.stats.events_flushed += batch.events
@@ -453,6 +463,8 @@ class Flusher:
             else:
                 scratch.reject(hit.app, hit.minute, FLAGGED + DUPLICATE_RESEND_FLAG)
         snap = scratch.drain()
+        if self.caps is not None:  # capped like first sends (the decisions are final: a retry is the same)
+            snap = self.caps.rewritten(snap, await self._refusals(snap))
         commands: list[redis_client.Command] = [
             ("EVALSHA", sha, len(script_keys), *script_keys, *args)
             for writes in self.rollups.build(snap)
@@ -490,9 +502,27 @@ class Flusher:
             await asyncio.sleep(WATERMARK_POLL)
 
     def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str]]]:
-        """Pack the commands of `part` (one of `batch.parts`) in a thread: (commands, new apps)."""
-        new_apps = part_apps(part) - self._known_apps
-        return asyncio.ensure_future(asyncio.to_thread(lambda: (self._packed(part, batch, sha, new_apps), new_apps)))
+        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps)."""
+        return asyncio.ensure_future(self._commands(batch, part, sha, part_apps(part) - self._known_apps))
+
+    async def _commands(self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]) -> tuple[list[Prepared], set[str]]:
+        """The deployment's cap decisions on the part's values (store/capping.py: one round
+        trip when it carries values not decided yet), then its commands packed in a thread,
+        its refused values counted as (other)."""
+        refused = await self._refusals(part)
+
+        def build() -> list[Prepared]:
+            capped = self.caps.rewritten(part, refused) if self.caps is not None else part
+            return self._packed(capped, batch, sha, new_apps)
+
+        return await asyncio.to_thread(build), new_apps
+
+    async def _refusals(self, snap: Snapshot) -> Refused:
+        """The values of `snap` the deployment's caps refuse (store/capping.py)."""
+        if self.caps is None:
+            return {}
+        wanted, present = await asyncio.to_thread(self.caps.undecided, snap)
+        return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
 
     async def _send(self, batch: FlushBatch, commands: list[Prepared]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""

@@ -15,6 +15,7 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{APP|DAY}:sessions                   hash   media session -> progress counted so far
     eb:{APP|DAY}:seq:WRITER                 string last flush sequence applied by a writer
     eb:{APP|DAY}:migrating                  (none) never written: holds a flush off a migrating slot
+    eb:{APP|DAY}:cap:KIND                   set    the values of a capped kind counted as themselves that day
     eb:salt:DAY                             string the day's visitor-hash salt (48 h)
     eb:catalogue:{APP}                      hash   uploaded resource counts per DIM:VALUE
     eb:apps                                 set    every app key seen
@@ -109,6 +110,29 @@ def dimension_visitors_suffix(dim: str, value: str) -> str:
     return "u:" + dim + ":" + value
 
 
+def valued_suffix_parts(suffix: str) -> tuple[str, str] | None:
+    """(DIM, VALUE) of a suffix that names a value — u:DIM:VALUE (dimension_visitors_suffix)
+    or rs:DIM:VALUE (resources_suffix) — else None. Dimension names hold no ':'."""
+    head, sep, rest = suffix.partition(":")
+    if head not in ("u", "rs") or not sep:
+        return None
+    dim, sep, value = rest.partition(":")
+    return (dim, value) if sep else None
+
+
+def with_value(suffix: str, value: str) -> str:
+    """A valued suffix (valued_suffix_parts) naming `value` instead of its own."""
+    head, _, rest = suffix.partition(":")
+    dim = rest.partition(":")[0]
+    return dimension_visitors_suffix(dim, value) if head == "u" else resources_suffix(dim, value)
+
+
+def metrics_dimension(suffix: str) -> str | None:
+    """DIM of a metrics suffix m:DIM, else None."""
+    head, sep, dim = suffix.partition(":")
+    return dim if head == "m" and sep else None
+
+
 def bucket_prefix(app: str, granularity: str, bucket_id: str) -> str:
     return f"{PREFIX}:{slot_tag(app, granularity, bucket_id)}:{granularity}:{bucket_id}"
 
@@ -140,6 +164,12 @@ def dimension_visitors(app: str, granularity: str, bucket_id: str, dim: str, val
 def sessions(tag: str) -> str:
     """Media sessions of one slot (app and day, or month) and the progress each counted."""
     return f"{PREFIX}:{tag}:sessions"
+
+
+def cap_set(app: str, day_id: str, kind: str) -> str:
+    """The values of `kind` (hit/caps.py KINDS) counted as themselves for the app that day,
+    for the whole deployment (store/capping.py): in the day's slot."""
+    return f"{PREFIX}:{slot_tag(app, 'day', day_id)}:cap:{kind}"
 
 
 def catalogue(app: str) -> str:

@@ -60,7 +60,7 @@ RESOURCES = (
     salts_ctx,  # Redis: the shared visitor salts, before the first hit
     ingest_ctx,  # geo, salts (the hasher), journal
     registry_ctx,  # Redis, ingest: the registry the hit path enforces, loaded before the first hit
-    flusher_ctx,  # Redis, journal (replays its leftovers first)
+    flusher_ctx,  # Redis, journal (replays its leftovers first), ingest (its caps learn the deployment's)
     beacon_ctx,  # the beacon build served at /beacon.js, the release the kit names
     dashboard_ctx,  # the dashboard's build served at /dashboard
     health_ctx,  # platform health rounds, one process per deployment (Redis)

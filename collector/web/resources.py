@@ -29,6 +29,7 @@ from collector.registry.release import load_release
 from collector.registry.store import RegistryStore
 from collector.settings import Settings, SettingsError, redacted_url, resolve_path
 from collector.store import redis_client
+from collector.store.capping import DeploymentCaps
 from collector.store.finality import Finality, FinalityKeeper
 from collector.store.flusher import FIRST_SEQ, Flusher
 from collector.store.journal import Journal
@@ -168,6 +169,7 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
         finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
         dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
         wait_replicas=settings.redis_wait_replicas,
+        caps=DeploymentCaps(settings.cap_limits(), app[CALENDAR], app[INGEST].caps),
     )
     flusher.recover(app[JOURNAL_LEFTOVERS])  # what a crashed or cut-off earlier run left goes first
     keeper = app[FINALITY] = finality_keeper(app, flusher) if finality_on else None
