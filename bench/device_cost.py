@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-_BASE_FILES = ("__init__.py", "device.py", "device_models.py")
+_BASE_FILES = ("__init__.py", "device.py", "device_models.py", "crawler_list.py")
 
 
 def _git_show(ref: str, path: str) -> str | None:
@@ -39,8 +39,11 @@ def load_base(ref: str) -> ModuleType:
     pkg = Path(tempfile.mkdtemp(prefix="device_base_")) / "collector_base"
     pkg.mkdir()
     for name in _BASE_FILES:
-        text = "" if name == "__init__.py" else _git_show(ref, f"collector/{name}")
+        # collector/enrich/ since the layers; collector/ before. Its own imports of its
+        # siblings point into the copy, so the baseline runs none of this tree's code.
+        text = "" if name == "__init__.py" else _git_show(ref, f"collector/enrich/{name}") or _git_show(ref, f"collector/{name}")
         if text is not None:
+            text = text.replace("from collector.enrich.", "from collector_base.").replace("from collector.", "from collector_base.")
             (pkg / name).write_text(text)
     sys.path.insert(0, str(pkg.parent))
     spec = importlib.util.spec_from_file_location("collector_base.device", pkg / "device.py")
