@@ -9,7 +9,8 @@ each with a new version number, as ``bench.stages`` "cold" uses) and 5,000 UAs o
 labelled corpus (``bench.ua_corpus``: many rare devices and bots, longer on average).  The
 baseline is the ref's ``collector/enrich/device.py`` (and its ``device_models.py`` if it has one),
 loaded as a separate package; the two run interleaved, in rounds, and the best round counts
-(noise only ever adds time), timed in process CPU time.
+(noise only ever adds time), timed in process CPU time. Answers are compared too (each UA
+with four sets of hints): a difference is an accuracy change.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def per_ua_us(module: ModuleType, uas: list[str]) -> float:
     return (time.process_time() - start) / len(uas) * 1e6
 
 
+def differences(base: ModuleType, current: ModuleType, uas: list[str]) -> int:
+    """UAs whose Device differs between the two trees, with and without the hit's hints."""
+    old, new = base.DeviceClassifier(cache_size=0), current.DeviceClassifier(cache_size=0)
+    hints = [(None, 0, 0, 0), ("?1", 390, 844, 5), ("?0", 1920, 1080, 0), (None, 820, 1180, 5)]
+    return sum(
+        any(
+            (a.device_class, a.browser, a.os) != (b.device_class, b.browser, b.os)
+            for a, b in ((old.classify(ua, *h), new.classify(ua, *h)) for h in hints)
+        )
+        for ua in uas
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="main", help="git ref of the baseline (default: main)")
@@ -95,13 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         m.DeviceClassifier()  # build resolvers and data before timing
     sets = {"traffic (never-seen)": traffic_uas(args.n), "labelled corpus": corpus_uas(args.n)}
     print(f"µs per uncached UA, best of {args.rounds} rounds (base = {args.base}); resolver {current.resolver_name()}")
-    print(f"{'UA set':<24}{'n':>7}{'base':>10}{'this tree':>12}")
+    print(f"{'UA set':<24}{'n':>7}{'base':>10}{'this tree':>12}{'answers differ':>16}")
     for name, uas in sets.items():
         best = {"base": float("inf"), "this": float("inf")}
         for _ in range(args.rounds):
             best["base"] = min(best["base"], per_ua_us(base, uas))
             best["this"] = min(best["this"], per_ua_us(current, uas))
-        print(f"{name:<24}{len(uas):>7}{best['base']:>10.1f}{best['this']:>12.1f}")
+        diff = differences(base, current, uas)
+        print(f"{name:<24}{len(uas):>7}{best['base']:>10.1f}{best['this']:>12.1f}{diff:>16}")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,28 @@ def test_people_are_rarely_taken_for_machines(matomo_holdout):
         n for (label, got), n in matomo_holdout.confusion.items() if label in ("mobile", "tablet", "pc") and got == "bot"
     )
     assert as_bots / people < 0.005, as_bots
+
+
+def test_native_token_tables_answer_as_the_python_loop(corpus):
+    """Every token table checked natively (device._Tokens) names the same first token as
+    the plain `in` loop, on every corpus UA (as is and lower-cased) and on strings made to
+    hold several tokens, tokens at the edges, regex metacharacters and lone surrogates."""
+    from collector.enrich import device
+
+    assert device.resolver_name() == "ua-parser-rs"
+    tables = [
+        device._BOT_TOKENS_IN_MOZILLA_SET, device._BOT_TOKENS_SET, device._TV_CONSOLE_SET,
+        device._APP_SET, device._AFTER_QQ, device._ANDROID_DESKTOP_SET,
+    ]
+    texts = {e.ua for e in corpus}
+    texts |= {t.lower() for t in texts}
+    for table in tables:
+        assert table._native is not None
+        tokens = table.tokens
+        texts |= {tok for tok in tokens} | {f"x{a}y{b}z" for a in tokens for b in tokens}
+        texts |= {tok[:-1] for tok in tokens} | {tok.upper() for tok in tokens} | {f"\ud800{tokens[-1]}"}
+    texts |= {"", ".*", "(a|b)", "[^]", "\\", "a.b", "ptst/.", "google-\n"}
+    for table in tables:
+        for text in texts:
+            expected = next((t for t in table.tokens if t in text), None)
+            assert table.first(text) == expected, (table.tokens[0], text)

@@ -157,6 +157,7 @@ def _get_resolver() -> tuple[_Resolver | None, Any]:
                 _resolver, _domain_all, RESOLVER_NAME = _build_resolver()
                 _load_crawler_list()
                 _load_android_models()
+                _load_token_sets()
     return _resolver, _domain_all
 
 
@@ -203,6 +204,14 @@ def _load_crawler_list() -> None:
 _android_models: AndroidModels | None = None
 
 
+def _load_token_sets() -> None:
+    """Check the token tables natively when ua-parser-rs is in use (see _Tokens)."""
+    if RESOLVER_NAME != "ua-parser-rs":
+        return
+    for tokens in (_BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _TV_CONSOLE_SET, _APP_SET, _AFTER_QQ, _ANDROID_DESKTOP_SET):
+        tokens.use_native()
+
+
 def _load_android_models() -> None:
     global _android_models
     _android_models = AndroidModels.load()
@@ -225,6 +234,55 @@ def _android_model_class(ua: str) -> str | None:
 # cost ~110 us - several times the Rust parse.  Token tables are therefore
 # checked with `in` (C substring search, ~0.1 us each) and a regex only runs
 # after a cheap literal prefilter hit.
+
+class _Tokens:
+    """The first token of a table (in table order) that occurs in a string, like
+    ``next((t for t in tokens if t in s), None)``.
+
+    With ua-parser-rs, one native call checks the whole table (an escaped-literal regex
+    per token, run as one set; ~0.5 us for 30 tokens instead of ~2.5 us of ``in`` tests
+    over a 200-character UA). The native extractor answers the first pattern in list
+    order, and a literal regex matches exactly where ``in`` finds the token, so the answer
+    is the same; strings Rust cannot take (lone surrogates) use the Python loop.
+    """
+
+    __slots__ = ("tokens", "_native")
+
+    def __init__(self, tokens: tuple[str, ...]) -> None:
+        self.tokens = tokens
+        self._native: Any = None
+
+    def use_native(self) -> None:
+        import ua_parser_rs
+
+        # The family is the token's index: ua-parser trims replacement text, and some
+        # tokens start with a space.
+        self._native = ua_parser_rs.DeviceExtractor(
+            (f"(?:{_rust_literal(t)})", None, str(i), None, None) for i, t in enumerate(self.tokens)
+        )
+
+    def first(self, s: str) -> str | None:
+        native = self._native
+        if native is not None:
+            try:
+                m = native.extract(s)
+            except UnicodeError:
+                pass
+            else:
+                return self.tokens[int(m.family)] if m is not None else None
+        for t in self.tokens:
+            if t in s:
+                return t
+        return None
+
+
+def _rust_literal(token: str) -> str:
+    """`token` as a Rust regex matching exactly that text (escapes only its metacharacters)."""
+    return "".join("\\" + c if c in _RUST_META else c for c in token)
+
+
+_RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
 
 # Bots and non-browser HTTP clients.  beacon.js runs in a browser, so a hit
 # from an HTTP library (curl, python-requests, okhttp, Java, Go...) is
@@ -256,6 +314,8 @@ _BOT_TOKENS = _BOT_TOKENS_IN_MOZILLA + (
     "ia_archiver", "whatsapp/", "feedfetcher-google",
 )
 _TOKEN_RE = re.compile(r"[\w.!-]*\w")
+_BOT_TOKENS_IN_MOZILLA_SET = _Tokens(_BOT_TOKENS_IN_MOZILLA)
+_BOT_TOKENS_SET = _Tokens(_BOT_TOKENS)
 
 # ua-parser UA families that are ordinary browsers: when a bot is detected by
 # our tokens but ua-parser only saw the browser shell ("Chrome" for
@@ -287,10 +347,10 @@ def _bot_token(ua: str, low: str) -> str | None:
             if word is not None:
                 return word
             break  # only "cubot"-like hits or phone models; still check the tool tokens
-    for t in _BOT_TOKENS_IN_MOZILLA if low.startswith("mozilla/") else _BOT_TOKENS:
-        if t in low:  # `in` is ~2x cheaper than .find(); find only on a hit
-            m = _TOKEN_RE.match(ua, low.find(t))
-            return m.group(0) if m is not None else t.strip("/-")
+    t = (_BOT_TOKENS_IN_MOZILLA_SET if low.startswith("mozilla/") else _BOT_TOKENS_SET).first(low)
+    if t is not None:
+        m = _TOKEN_RE.match(ua, low.find(t))
+        return m.group(0) if m is not None else t.strip("/-")
     return None
 
 
@@ -311,12 +371,12 @@ _TV_CONSOLE_TOKENS = (
 )
 # Fire TV models (AFTMM, AFTKA...); \b so that it cannot match "After".
 _FIRE_TV_RE = re.compile(r"\bAFT[A-Z]")
+_TV_CONSOLE_SET = _Tokens(_TV_CONSOLE_TOKENS)
 
 
 def _is_tv_or_console(ua: str) -> bool:
-    for t in _TV_CONSOLE_TOKENS:
-        if t in ua:
-            return True
+    if _TV_CONSOLE_SET.first(ua) is not None:
+        return True
     return "AFT" in ua and _FIRE_TV_RE.search(ua) is not None
 
 
@@ -394,15 +454,16 @@ _APP_TOKENS = (
     ("Quark/", "Quark"),
 )
 _QQ_APP_RE = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
+_APP_NAMES = dict(_APP_TOKENS)
+_APP_SET = _Tokens(tuple(_APP_NAMES))
+_AFTER_QQ = _Tokens(tuple(_APP_NAMES)[tuple(_APP_NAMES).index("QQ/") + 1 :])
 
 
 def _app_name(ua: str) -> str | None:
-    for tok, name in _APP_TOKENS:
-        if tok in ua:
-            if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
-                continue
-            return name
-    return None
+    tok = _APP_SET.first(ua)
+    if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
+        tok = _AFTER_QQ.first(ua)  # "MQQBrowser/" and the like: not the QQ app
+    return _APP_NAMES[tok] if tok is not None else None
 
 
 # Phone-only app/browser tokens: with no OS recognised they mean a phone.
@@ -445,14 +506,14 @@ _ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
     "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
 )
 _ANDROID_DESKTOP_BUILD_RE = re.compile(r"Build/R\d+-\d")
+_ANDROID_DESKTOP_SET = _Tokens(_ANDROID_DESKTOP_TOKENS)
 
 
 def _is_android_desktop(ua: str) -> bool:
-    low = ua.lower()
-    for t in _ANDROID_DESKTOP_TOKENS:
-        if t in low:
-            return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
-    return False
+    t = _ANDROID_DESKTOP_SET.first(ua.lower())
+    if t is None:
+        return False
+    return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
 
 
 def _desktop_os_token(ua: str) -> str | None:
