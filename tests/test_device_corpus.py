@@ -85,7 +85,7 @@ def test_native_token_tables_answer_as_the_python_loop(corpus):
     assert device.resolver_name() == "ua-parser-rs"
     tables = [
         device._BOT_TOKENS_IN_MOZILLA_SET, device._BOT_TOKENS_SET, device._TV_CONSOLE_SET,
-        device._APP_SET, device._AFTER_QQ, device._ANDROID_DESKTOP_SET,
+        device._ANDROID_DESKTOP_SET,
     ]
     texts = {e.ua for e in corpus}
     texts |= {t.lower() for t in texts}

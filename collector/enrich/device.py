@@ -115,6 +115,16 @@ class _RsResolver:
     def __call__(self, ua: str, _domains: Any) -> _RsResult:
         return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
 
+    def families(self, ua: str) -> tuple[str, str, str]:
+        """(browser, os, device) families, as _parse reads them from __call__'s result,
+        without building that result (the per-UA path)."""
+        uam, osm, dev = self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua)
+        return (
+            uam.family if uam is not None else "Other",
+            osm.family if osm is not None else "Other",
+            dev.family if dev is not None else "Other",
+        )
+
 
 @dataclass(slots=True)
 class _RsResult:
@@ -174,6 +184,11 @@ def _parse(ua: str) -> tuple[str, str, str]:
     resolver, domain_all = _get_resolver()
     if resolver is None:
         return "Other", "Other", "Other"
+    if resolver.__class__ is _RsResolver:
+        try:
+            return resolver.families(ua)
+        except UnicodeError:
+            pass  # the general path below replaces lone surrogates
     try:
         r = resolver(ua, domain_all)
     except UnicodeError:
@@ -208,7 +223,7 @@ def _load_token_sets() -> None:
     """Check the token tables natively when ua-parser-rs is in use (see _Tokens)."""
     if RESOLVER_NAME != "ua-parser-rs":
         return
-    for tokens in (_BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _TV_CONSOLE_SET, _APP_SET, _AFTER_QQ, _ANDROID_DESKTOP_SET):
+    for tokens in (_BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _TV_CONSOLE_SET, _ANDROID_DESKTOP_SET):
         tokens.use_native()
 
 
@@ -454,16 +469,17 @@ _APP_TOKENS = (
     ("Quark/", "Quark"),
 )
 _QQ_APP_RE = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
-_APP_NAMES = dict(_APP_TOKENS)
-_APP_SET = _Tokens(tuple(_APP_NAMES))
-_AFTER_QQ = _Tokens(tuple(_APP_NAMES)[tuple(_APP_NAMES).index("QQ/") + 1 :])
 
 
 def _app_name(ua: str) -> str | None:
-    tok = _APP_SET.first(ua)
-    if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
-        tok = _AFTER_QQ.first(ua)  # "MQQBrowser/" and the like: not the QQ app
-    return _APP_NAMES[tok] if tok is not None else None
+    # (A native token set, as for the TV tokens, does not pay here: WeChat, the
+    # commonest, is found by the second test.)
+    for tok, name in _APP_TOKENS:
+        if tok in ua:
+            if tok == "QQ/" and _QQ_APP_RE.search(ua) is None:
+                continue
+            return name
+    return None
 
 
 # Phone-only app/browser tokens: with no OS recognised they mean a phone.

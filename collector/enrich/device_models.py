@@ -148,6 +148,10 @@ class AndroidModels:
     def __init__(self, table: dict[str, str] | None = None) -> None:
         self.table = table or {}
         self.lengths = sorted({len(p) for p in self.table}, reverse=True)
+        # The listed lengths a model of n characters can have a prefix of, longest first:
+        # a short model then skips the ~30 longer lengths without testing each.
+        longest = self.lengths[0] if self.lengths else 0
+        self._lengths_upto = [[length for length in self.lengths if length <= n] for n in range(longest + 1)]
 
     @classmethod
     def from_matomo(cls, brands: dict) -> AndroidModels:
@@ -201,12 +205,12 @@ class AndroidModels:
     def device_class(self, model: str) -> str | None:
         """The class of the longest listed prefix of `model`, None if none is listed."""
         low = model.lower()
-        n = len(low)
-        for length in self.lengths:
-            if length <= n:
-                hit = self.table.get(low[:length])
-                if hit is not None:
-                    return hit
+        upto = self._lengths_upto
+        table = self.table
+        for length in upto[min(len(low), len(upto) - 1)]:
+            hit = table.get(low[:length])
+            if hit is not None:
+                return hit
         return None
 
     def __len__(self) -> int:
