@@ -223,7 +223,10 @@ def _load_token_sets() -> None:
     """Check the token tables natively when ua-parser-rs is in use (see _Tokens)."""
     if RESOLVER_NAME != "ua-parser-rs":
         return
-    for tokens in (_BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _TV_CONSOLE_SET, _ANDROID_DESKTOP_SET):
+    for tokens in (
+        _BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _WORDS_OR_MOZILLA_TOKENS, _WORDS_OR_TOKENS,
+        _TV_CONSOLE_SET, _ANDROID_DESKTOP_SET,
+    ):
         tokens.use_native()
 
 
@@ -331,6 +334,8 @@ _BOT_TOKENS = _BOT_TOKENS_IN_MOZILLA + (
 _TOKEN_RE = re.compile(r"[\w.!-]*\w")
 _BOT_TOKENS_IN_MOZILLA_SET = _Tokens(_BOT_TOKENS_IN_MOZILLA)
 _BOT_TOKENS_SET = _Tokens(_BOT_TOKENS)
+_WORDS_OR_MOZILLA_TOKENS = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA)
+_WORDS_OR_TOKENS = _Tokens(_BOT_WORDS + _BOT_TOKENS)
 
 # ua-parser UA families that are ordinary browsers: when a bot is detected by
 # our tokens but ua-parser only saw the browser shell ("Chrome" for
@@ -356,13 +361,15 @@ def _bot_word(ua: str) -> str | None:
 
 def _bot_token(ua: str, low: str) -> str | None:
     """Name-ish token if the UA looks automated, else None."""
-    for w in _BOT_WORDS:
-        if w in low:
-            word = _bot_word(ua)
-            if word is not None:
-                return word
-            break  # only "cubot"-like hits or phone models; still check the tool tokens
-    t = (_BOT_TOKENS_IN_MOZILLA_SET if low.startswith("mozilla/") else _BOT_TOKENS_SET).first(low)
+    mozilla = low.startswith("mozilla/")
+    # One pass for the words and the tools: a word, listed first, wins if present.
+    t = (_WORDS_OR_MOZILLA_TOKENS if mozilla else _WORDS_OR_TOKENS).first(low)
+    if t in _BOT_WORDS:
+        word = _bot_word(ua)
+        if word is not None:
+            return word
+        # only "cubot"-like hits or phone models; still check the tool tokens
+        t = (_BOT_TOKENS_IN_MOZILLA_SET if mozilla else _BOT_TOKENS_SET).first(low)
     if t is not None:
         m = _TOKEN_RE.match(ua, low.find(t))
         return m.group(0) if m is not None else t.strip("/-")
