@@ -193,6 +193,14 @@ def test_token_buckets_stay_bounded_and_keep_a_flooder_s_debt_through_a_sweep():
 # ---- the UV guard -----------------------------------------------------------------------
 
 
+def hll_count_of(counted: int, distinct: int) -> bool:
+    """Whether a HyperLogLog count fits `distinct` elements. At a few dozen, Redis counts
+    empty registers (linear counting): two elements sharing one of its 16,384 registers
+    count once (for 46 elements that happens in ~6 % of runs, the salts being random),
+    and nothing makes it count more."""
+    return distinct - 2 <= counted <= distinct
+
+
 @pytest.mark.parametrize("vary", ["ua", "vid", "uid"])
 async def test_one_address_cannot_inflate_uv_beyond_the_guard(collector_client, vary):
     threshold = 25
@@ -208,11 +216,11 @@ async def test_one_address_cannot_inflate_uv_beyond_the_guard(collector_client, 
     kind = {"ua": "visitor", "vid": "vid", "uid": "uid"}[vary]
     assert out["flagged"] == {f"suspect_{kind}": 120 - threshold}
     if vary == "ua":
-        assert out["uv"] == threshold + 1 + 20  # the rest count as one suspect visitor
+        assert hll_count_of(out["uv"], threshold + 1 + 20)  # the rest count as one suspect visitor
     elif vary == "vid":
-        assert out["uv_first_party"] == threshold + 20 and out["uv"] == 1 + 20
+        assert hll_count_of(out["uv_first_party"], threshold + 20) and hll_count_of(out["uv"], 1 + 20)
     else:
-        assert out["users"]["logged_in"] == threshold + 20
+        assert hll_count_of(out["users"]["logged_in"], threshold + 20)
         assert out["users"]["pv_logged_in"] == threshold + 20
     assert (await collector_counters(client))["uv_suspect"] == {kind: 120 - threshold, "unjudged": 0}
 

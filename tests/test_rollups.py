@@ -67,12 +67,14 @@ async def test_month_uv_is_its_own_hyperloglog_not_a_sum_of_days(collector_clien
         clock.advance(86400)
     await client.server.app[FLUSHER].flush()
     days, _ = await series(client, "day", "2027-03-01", "2027-03-10")
-    assert len(days) == 10 and all(uv == 5 for _, uv in days.values())
+    # A HyperLogLog of a few elements counts empty registers: two visitors sharing one of
+    # its 16,384 (random salts: rarely) count once. It never counts more than there were.
+    assert len(days) == 10 and all(4 <= uv <= 5 for _, uv in days.values())
     months, totals = await series(client, "month", "2027-03", "2027-03")
-    assert months == {"2027-03": (50, 5)}
+    assert months["2027-03"][0] == 50 and 4 <= months["2027-03"][1] <= 5  # not 50: the month's own HyperLogLog
     # the month's UV is read from its own key
     month_key = next(k for k in rds.scan_iter("eb:{app1|202703}:month:202703:u"))
-    assert rds.pfcount(month_key) == 5
+    assert rds.pfcount(month_key) == months["2027-03"][1]
 
 
 async def test_minute_and_hour_keys_expire_day_and_month_keys_stay(collector_client, rds):
