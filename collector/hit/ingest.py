@@ -292,21 +292,22 @@ class Ingest:
         etype = ev["t"]
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+        is_bot = device.is_bot  # (a property: read once)
         keys = self._visitor_keys(app, minute, ip, ua, memo)
         vid: str = ev.get("vid", "")
         uid: str | None = ev.get("uid")
-        if self.uv_guard is not None and not device.is_bot:
+        if self.uv_guard is not None and not is_bot:
             keys, vid, uid = self._guarded(app, minute, ip, keys, vid, uid, memo, flags)
         visitor, month_visitor, day, _ = keys
         deep = None
-        if not device.is_bot:
+        if not is_bot:
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
         if etype == "pageview":
             url = ev["u"]
             sn = ev.get("sn")
-            if device.is_bot:
+            if is_bot:
                 flag = NO_VISIT
             elif sn is not None:
                 flag = flag_from_ordinal(sn)
