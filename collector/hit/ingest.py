@@ -177,7 +177,8 @@ class Ingest:
             self.uv_guard.at(minute)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
-        memo: VisitorMemo = {}
+        # One event (a GET): nothing to share with, so no memo to fill.
+        memo: VisitorMemo | None = {} if len(events) > 1 else None
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
