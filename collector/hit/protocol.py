@@ -319,13 +319,14 @@ def decode_query(raw: str) -> dict[str, str]:
     """
     query: dict[str, str] = {}
     for part in raw.partition("#")[0].split("&"):
-        if not part:
-            continue
         name, _, value = part.partition("=")
-        if "%" in name or "+" in name:
-            name = _unquote(name)
-        if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
-            value = _unquote(value)
+        if "%" in part or "+" in part:  # most parameters have neither: two checks, not four
+            if "%" in name or "+" in name:
+                name = _unquote(name)
+            if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
+                value = _unquote(value)
+        elif not part:
+            continue
         query[name] = value
     return query
 
