@@ -18,6 +18,7 @@ fresh by registry/live.py) and never awaits anything.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TypedDict
@@ -44,6 +45,8 @@ OFFENDERS_KEPT = 50
 # (platform, host) judgements kept per worker: hosts come from clients, so the cache
 # starts afresh when full (a few legitimate hosts per platform refill it at once).
 HOSTS_CACHED = 4096
+# Verdicts "counted under app" kept per worker (Admission.counted): afresh when full.
+MAX_COUNTED_VERDICTS = 4096
 
 REASON_BY_STATE = {
     APPLIED: "not_approved_app", REJECTED: "not_approved_app", SUSPENDED: "suspended_app", REVOKED: "revoked_app",
@@ -85,6 +88,7 @@ class Admission:
         # key -> {"key", "reason", "hits", "last_seen"}: a bounded sample of refused keys.
         self.offenders: OrderedDict[str, Offender] = OrderedDict()
         self._hosts: dict[tuple[str, str], bool] = {}
+        self._counted: dict[str, Verdict] = {}  # app -> Verdict(app), see counted()
 
     @property
     def waiting(self) -> bool:
@@ -108,7 +112,7 @@ class Admission:
     def judge(self, key: str, origin_host: str, page_url: str, now: float) -> Verdict:
         """The verdict on a valid event with app key `key` from a page on `origin_host`/`page_url`."""
         if self.mode == OPEN:
-            return Verdict(key)
+            return self.counted(key)
         platform = self._platform(key, now)
         if platform is None or platform.state not in COUNTING_STATES:
             return self._refuse(key, platform, now)
@@ -120,7 +124,18 @@ class Admission:
             return Verdict(app, refused=FOREIGN_ORIGIN)
         if platform.state == APPROVED:
             self.first_hits.add(platform.id)
-        return Verdict(app)
+        return self.counted(app)
+
+    def counted(self, app: str) -> Verdict:
+        """Verdict(app), the verdict on nearly every event: one object per app (they are
+        immutable), as making a frozen dataclass costs more than the rest of judge. With
+        `registry=open` apps are whatever keys clients send, hence the bound."""
+        verdict = self._counted.get(app)
+        if verdict is None:
+            if len(self._counted) >= MAX_COUNTED_VERDICTS:
+                self._counted.clear()
+            verdict = self._counted[app] = Verdict(app)
+        return verdict
 
     def _platform(self, key: object, now: float) -> Platform | None:
         snapshot = self.snapshot
@@ -186,14 +201,14 @@ def header_host(origin: str | None, referer: str | None) -> str:
 
 def url_host(url: str) -> str:
     """The host[:port] of an absolute URL, lower case, without user info; "" if none."""
-    start = url.find("://")
-    if start < 0:
+    authority = _AUTHORITY.search(url)  # one scan: this runs two or three times per hit
+    if authority is None:
         return ""
-    start += 3
-    end = len(url)
-    for sep in "/?#":
-        pos = url.find(sep, start)
-        if 0 <= pos < end:
-            end = pos
-    host = url[start:end].rsplit("@", 1)[-1].lower()
-    return host[:253]
+    host = authority[1]
+    if "@" in host:
+        host = host.rpartition("@")[2]
+    return host.lower()[:253]
+
+
+# What follows the first "://" up to the path, query or fragment: user info, host, port.
+_AUTHORITY = re.compile(r"://([^/?#]*)")

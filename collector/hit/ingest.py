@@ -183,7 +183,8 @@ class Ingest:
             self.uv_guard.at(minute)
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
-        memo: VisitorMemo = {}
+        # One event (a GET): nothing to share with, so no memo to fill.
+        memo: VisitorMemo | None = {} if len(events) > 1 else None
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
@@ -305,14 +306,15 @@ class Ingest:
         etype = ev["t"]
         minute = int(when // 60)
         device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+        is_bot = device.is_bot  # (a property: read once)
         keys = self._visitor_keys(app, minute, ip, ua, memo)
         vid: str = ev.get("vid", "")
         uid: str | None = ev.get("uid")
-        if self.uv_guard is not None and not device.is_bot:
+        if self.uv_guard is not None and not is_bot:
             keys, vid, uid = self._guarded(app, minute, ip, keys, vid, uid, memo, flags)
         visitor, month_visitor, day, _ = keys
         deep = None
-        if not device.is_bot:
+        if not is_bot:
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
@@ -321,7 +323,7 @@ class Ingest:
         if etype == "pageview":
             url = self.secrets.strip(ev["u"])
             sn = ev.get("sn")
-            if device.is_bot:
+            if is_bot:
                 flag = NO_VISIT
             elif sn is not None:
                 flag = flag_from_ordinal(sn)

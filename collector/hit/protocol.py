@@ -136,29 +136,24 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     if not isinstance(event, dict):
         return [Problem(index, None, "not_an_object", f"expected a JSON object, got {type(event).__name__}")]
     # (field, reason, detail) per problem; made into Problems at the end. This runs for
-    # every event of every batch, so it avoids a closure and a second lookup per field.
+    # every event of every batch: a field of the type its rule wants (nearly all of them)
+    # costs one lookup and a comparison; the rest take _field_problem.
     found: list[tuple[str, str, str]] = []
-    for name, value in event.items():  # (replacing a value in place is safe while iterating)
-        rule = FIELD_RULES.get(name)
-        if rule is None:
-            if name == "p":
-                detail = _props_problem(value)
-                if detail:
-                    found.append(("p", "wrong_type" if not isinstance(value, dict) else "invalid_value", detail))
-        elif rule[0] is str:
-            if name in NUMERIC_IDS and type(value) is int:
-                # Platforms set `_user_id` from numeric account ids; the appendix-A
-                # loader passes them through as numbers. Text it, don't lose the event
-                # (and hold the text to the field's cap like any other).
-                event[name] = value = str(value)
-            if not isinstance(value, str):
-                found.append((name, "wrong_type", f"expected a string, got {_json_type(value)}"))
-            elif len(value) > rule[1]:
-                found.append((name, "too_long", f"longer than {rule[1]} characters"))
-        elif type(value) is not int:  # bool is an int subclass: excluded on purpose
-            found.append((name, "wrong_type", f"expected an integer, got {_json_type(value)}"))
-        elif not rule[1] <= value <= rule[2]:
-            found.append((name, "out_of_range", f"must be {rule[1]}..{rule[2]}"))
+    for name, value in event.items():
+        kind = type(value)
+        if kind is str:
+            cap = STRING_FIELDS.get(name)
+            if cap is not None:
+                if len(value) > cap:
+                    found.append((name, "too_long", f"longer than {cap} characters"))
+                continue
+        elif kind is int:  # bool is an int subclass, not int: excluded on purpose
+            bounds = INT_FIELDS.get(name)
+            if bounds is not None:
+                if not bounds[0] <= value <= bounds[1]:
+                    found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
+                continue
+        _field_problem(event, name, value, found)
 
     # From here on a field is only looked at when it has its type: a value of the wrong
     # type (already a problem above) may be unhashable or incomparable.
@@ -169,6 +164,31 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
     if etype in DEEP_TYPES or "etr" in event or "epos" in event:
         _deep_problems(event, etype, found)
     return [Problem(index, *problem) for problem in found] if found else []
+
+
+def _field_problem(event: Event, name: str, value: object, found: list[tuple[str, str, str]]) -> None:
+    """A field whose value is not of the type its rule wants, or that has no rule (`p`,
+    unknown fields). (Replacing a value in place is safe while the caller iterates.)"""
+    rule = FIELD_RULES.get(name)
+    if rule is None:
+        if name == "p":
+            detail = _props_problem(value)
+            if detail:
+                found.append(("p", "wrong_type" if not isinstance(value, dict) else "invalid_value", detail))
+    elif rule[0] is str:
+        if name in NUMERIC_IDS and type(value) is int:
+            # Platforms set `_user_id` from numeric account ids; the appendix-A
+            # loader passes them through as numbers. Text it, don't lose the event
+            # (and hold the text to the field's cap like any other).
+            event[name] = value = str(value)
+        if not isinstance(value, str):
+            found.append((name, "wrong_type", f"expected a string, got {_json_type(value)}"))
+        elif len(value) > rule[1]:
+            found.append((name, "too_long", f"longer than {rule[1]} characters"))
+    elif type(value) is not int:  # bool is an int subclass: excluded on purpose
+        found.append((name, "wrong_type", f"expected an integer, got {_json_type(value)}"))
+    elif not rule[1] <= value <= rule[2]:
+        found.append((name, "out_of_range", f"must be {rule[1]}..{rule[2]}"))
 
 
 def _app_and_type_problems(event: Event, found: list[tuple[str, str, str]]) -> str | None:
@@ -299,13 +319,14 @@ def decode_query(raw: str) -> dict[str, str]:
     """
     query: dict[str, str] = {}
     for part in raw.partition("#")[0].split("&"):
-        if not part:
-            continue
         name, _, value = part.partition("=")
-        if "%" in name or "+" in name:
-            name = _unquote(name)
-        if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
-            value = _unquote(value)
+        if "%" in part or "+" in part:  # most parameters have neither: two checks, not four
+            if "%" in name or "+" in name:
+                name = _unquote(name)
+            if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
+                value = _unquote(value)
+        elif not part:
+            continue
         query[name] = value
     return query
 
@@ -313,8 +334,13 @@ def decode_query(raw: str) -> dict[str, str]:
 # An integer in a query string: what JSON would take, decimal ASCII digits with an
 # optional minus (int() alone would also take " 12 ", "1_000", "+5" and "١٢"). A longer
 # one than any range allows is not parsed: int() of thousands of digits is slow.
-_INTEGER_TEXT = re.compile(r"-?[0-9]+")
 _INTEGER_DIGITS_MAX = 20
+
+
+def _is_integer_text(text: str) -> bool:
+    """`text` matches -?[0-9]+ (isdigit alone would also take "١٢" and "²": hence isascii)."""
+    digits = text[1:] if text[:1] == "-" else text
+    return digits.isdigit() and digits.isascii()
 
 
 def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
@@ -323,7 +349,7 @@ def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
     problems: list[Problem] = []
     for name, text in query.items():
         if name in INT_FIELDS:
-            if not _INTEGER_TEXT.fullmatch(text):
+            if not _is_integer_text(text):
                 problems.append(Problem(0, name, "wrong_type", "expected an integer"))
             elif len(text) > _INTEGER_DIGITS_MAX:
                 lo, hi = INT_FIELDS[name]

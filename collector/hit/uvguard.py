@@ -64,10 +64,13 @@ class UvGuard:
         combination = hash((address, visitor, vid, uid))
         if combination in self._known:
             return ()
-        found = tuple(
-            kind for kind, identity in ((VISITOR, visitor), (VID, vid), (UID, uid))
-            if identity and not self.admits(kind, address, identity)
-        )
+        found: tuple[str, ...] = ()  # in KINDS' order; spelled out, as no generator per hit
+        if visitor and not self.admits(VISITOR, address, visitor):
+            found = (VISITOR,)
+        if vid and not self.admits(VID, address, vid):
+            found += (VID,)
+        if uid and not self.admits(UID, address, uid):
+            found += (UID,)
         if not found and len(self._known) < self.max_identities:
             self._known.add(combination)
         return found

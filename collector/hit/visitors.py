@@ -21,14 +21,18 @@ from collector.hit.record import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START
 
 log = logging.getLogger(__name__)
 
+DIGEST_SIZE = 8  # bytes of a visitor key
+
 
 class VisitorHasher:
     def __init__(self) -> None:
-        self._salts: dict[str, bytes] = {}
+        # period -> BLAKE2b keyed with its salt, never updated: each hash starts from a
+        # copy, which costs less than keying anew (the key is a whole compressed block).
+        self._keyed: dict[str, blake2b] = {}
         self._local_fallback: set[str] = set()
 
     def set_salt(self, period: str, salt: bytes) -> None:
-        self._salts[period] = salt[:64]  # BLAKE2b keys are at most 64 bytes
+        self._keyed[period] = blake2b(key=salt[:64], digest_size=DIGEST_SIZE)  # keys are at most 64 bytes
         self._local_fallback.discard(period)
 
     def visitor(self, period: str, ip: str, ua: str) -> bytes:
@@ -38,20 +42,22 @@ class VisitorHasher:
         platform, so a group's UV is the union of its platforms' HyperLogLogs, a distinct
         count across them (docs/groups-and-reports.md). Hashed per platform, a union would
         be a sum."""
-        salt = self._salts.get(period)
-        if salt is None:
+        keyed = self._keyed.get(period)
+        if keyed is None:
             # Redis has not given us this period's salt (unreachable at start). Hash with
             # a process-local one rather than drop the hit; UV may then over-count across
             # replicas for the hits hashed before the shared salt arrives.
-            salt = self._salts[period] = os.urandom(32)
+            keyed = self._keyed[period] = blake2b(key=os.urandom(32), digest_size=DIGEST_SIZE)
             self._local_fallback.add(period)
             log.warning("no shared visitor salt for %s yet: using a local one", period)
-        return blake2b(f"{ip}\0{ua}".encode("utf-8", "replace"), key=salt, digest_size=8).digest()
+        hashed = keyed.copy()
+        hashed.update(f"{ip}\0{ua}".encode("utf-8", "replace"))
+        return hashed.digest()
 
     def retain(self, periods: set[str]) -> None:
         """Forget the salts of every other period (those days and months are over)."""
-        for period in [p for p in self._salts if p not in periods]:
-            del self._salts[period]
+        for period in [p for p in self._keyed if p not in periods]:
+            del self._keyed[period]
             self._local_fallback.discard(period)
 
 

@@ -62,14 +62,6 @@ IDLE, HEAD, BODY = "idle", "head", "body"
 # new clients out for keepalive_timeout.
 EVICT_SHARE = 16
 
-# Header names as they appear after a line break in the lower-cased head.
-USER_AGENT = b"\r\nuser-agent:"
-FORWARDED_FOR = b"\r\nx-forwarded-for:"
-CH_UA_MOBILE = b"\r\nsec-ch-ua-mobile:"
-ORIGIN = b"\r\norigin:"
-REFERER = b"\r\nreferer:"
-CONTENT_LENGTH = b"\r\ncontent-length:"
-CONNECTION = b"\r\nconnection:"
 
 # The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
 # plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
@@ -85,16 +77,24 @@ FAST_HEAD = re.compile(
     rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
     rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*){0," + str(MAX_HEADERS).encode() + rb"})"
 )
-# The header lines the fast path looks for in every head, in one pass. aiohttp refuses a
-# head with one of its SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-
-# Length is judged apart). NOT_FAST heads are aiohttp's: they change how the body is
-# framed, or ask for an interim answer or another protocol (or, with the old WebSocket
-# draft's key, are refused).
-JUDGED_LINE = re.compile(
-    rb"\r\n(host|user-agent|content-type|content-location|content-range|etag|max-forwards|server"
-    rb"|transfer-encoding|expect|upgrade|sec-websocket-key1):"
+# The header lines the fast path judges in every head. aiohttp refuses a head with one of
+# its SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-Length is judged
+# apart). NOT_FAST heads are aiohttp's: they change how the body is framed, or ask for an
+# interim answer or another protocol (or, with the old WebSocket draft's key, are refused).
+JUDGED = (
+    b"host", b"user-agent", b"content-type", b"content-location", b"content-range", b"etag", b"max-forwards",
+    b"server", b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1",
 )
+JUDGED_NAMES = frozenset(JUDGED)
 NOT_FAST = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1"})
+# The header lines whose values the fast path reads (the first line of each; every
+# X-Forwarded-For line).
+USER_AGENT, FORWARDED_FOR, CH_UA_MOBILE = b"user-agent", b"x-forwarded-for", b"sec-ch-ua-mobile"
+ORIGIN, REFERER, CONTENT_LENGTH, CONNECTION = b"origin", b"referer", b"content-length", b"connection"
+READ = (FORWARDED_FOR, CH_UA_MOBILE, ORIGIN, REFERER, CONTENT_LENGTH, CONNECTION)
+# Both kinds in one pass over the lower-cased head (one regex scan, not one per name):
+# a line's name, and its value up to the line's end (a value has no CR: FAST_HEAD matched).
+READ_LINE = re.compile(rb"\r\n(" + b"|".join(JUDGED + READ) + rb"):([^\r]*)")
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
@@ -455,33 +455,34 @@ class HitConnection(asyncio.Protocol):
             return HAND_OVER
         method, target, fields = head.groups()
         lower = fields.lower()
-        if not _fields_as_aiohttp_takes_them(lower):
+        values, forwarded = _read_lines(fields, lower)
+        if values is None:
             return HAND_OVER
-        close = CONNECTION in lower and b"close" in _value(fields, lower, CONNECTION).lower()
+        close = CONNECTION in values and b"close" in values[CONNECTION].lower()
         body_start = end + 4
         has_length = b"content-length" in lower
         ingest = self.server.ingest
         try:
             if method == b"GET" and not has_length:
                 query = decode_query(target[3:].decode("utf-8", "replace"))
-                answer = ingest.hit_query(query, self.peer, *_sender(fields, lower))
+                answer = ingest.hit_query(query, self.peer, *_sender(values, forwarded))
                 next_pos = body_start
             elif method == b"POST":
-                if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in lower:
+                if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in values:
                     return HAND_OVER
-                length_text = _value(fields, lower, CONTENT_LENGTH)
+                length_text = values[CONTENT_LENGTH]
                 if not length_text.isdigit() or len(length_text) > MAX_LENGTH_DIGITS:
                     return HAND_OVER
                 length = int(length_text)
                 if length > ingest.settings.max_body_bytes:
                     # Answered without reading the body, so the connection cannot go on.
-                    answer, close = ingest.hit_body(None, self.peer, *_sender(fields, lower)), True
+                    answer, close = ingest.hit_body(None, self.peer, *_sender(values, forwarded)), True
                     next_pos = body_start
                 else:
                     if len(buffer) < body_start + length:
                         return NEED_MORE
                     next_pos = body_start + length
-                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *_sender(fields, lower))
+                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *_sender(values, forwarded))
             elif method == b"OPTIONS" and not has_length:
                 answer, next_pos = ingest.preflight(), body_start
             else:
@@ -509,37 +510,39 @@ class HitConnection(asyncio.Protocol):
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
 
 
-def _fields_as_aiohttp_takes_them(lower: bytes) -> bool:
-    """Header lines (matched by FAST_HEAD, lower-cased) that aiohttp would take, and frame
-    as we do: one Host, no singleton header twice, none of NOT_FAST."""
-    judged = JUDGED_LINE.findall(lower)
-    return judged.count(b"host") == 1 and len(set(judged)) == len(judged) and NOT_FAST.isdisjoint(judged)
+def _read_lines(fields: bytes, lower: bytes) -> tuple[dict[bytes, bytes] | None, list[bytes]]:
+    """The header lines (matched by FAST_HEAD; `lower` lower-cased) in one pass: the
+    value of each READ header's first line and every X-Forwarded-For line's, stripped,
+    as sent. None for the values when aiohttp would not take the lines, or would frame
+    the request otherwise than we do: a Host missing or twice, a JUDGED header twice,
+    one of NOT_FAST."""
+    judged: list[bytes] = []
+    values: dict[bytes, bytes] = {}
+    forwarded: list[bytes] = []
+    for line in READ_LINE.finditer(lower):
+        name = line[1]
+        if name in JUDGED_NAMES:
+            judged.append(name)
+            if name != USER_AGENT:  # the one judged header whose value is read
+                continue
+        value = fields[line.start(2):line.end(2)].strip()
+        if name == FORWARDED_FOR:  # every line, in order: proxies may each add one
+            forwarded.append(value)
+        elif name not in values:
+            values[name] = value
+    if judged.count(b"host") != 1 or len(set(judged)) != len(judged) or not NOT_FAST.isdisjoint(judged):
+        return None, forwarded
+    return values, forwarded
 
 
-def _value(fields: bytes, lower: bytes, name: bytes) -> bytes:
-    """The value of the first `name` header (name as in the lower-cased head: b"\\r\\nname:")."""
-    start = lower.find(name)
-    if start < 0:
-        return b""
-    start += len(name)
-    stop = fields.find(b"\r\n", start)
-    return fields[start:stop if stop >= 0 else len(fields)].strip()
-
-
-def _sender(fields: bytes, lower: bytes) -> tuple[str | None, str, str | None, str | None, str | None]:
+def _sender(values: dict[bytes, bytes], forwarded: list[bytes]) -> tuple[str | None, str, str | None, str | None, str | None]:
     """(X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile, Origin, Referer) as Ingest takes them."""
-    forwarded = None
-    if FORWARDED_FOR in lower:
-        hops = []
-        start = lower.find(FORWARDED_FOR)
-        while start >= 0:  # every X-Forwarded-For line, in order: proxies may each add one
-            start += len(FORWARDED_FOR)
-            stop = fields.find(b"\r\n", start)
-            hops.append(fields[start:stop if stop >= 0 else len(fields)].strip())
-            start = lower.find(FORWARDED_FOR, start)
-        forwarded = b",".join(hops).decode("latin-1")
-    ua = _value(fields, lower, USER_AGENT).decode("utf-8", "replace") if USER_AGENT in lower else ""
-    mobile = _value(fields, lower, CH_UA_MOBILE).decode("latin-1") if CH_UA_MOBILE in lower else None
-    origin = _value(fields, lower, ORIGIN).decode("latin-1") if ORIGIN in lower else None
-    referer = _value(fields, lower, REFERER).decode("latin-1") if REFERER in lower else None
-    return forwarded, ua, mobile, origin, referer
+    get = values.get
+    ua, mobile, origin, referer = get(USER_AGENT), get(CH_UA_MOBILE), get(ORIGIN), get(REFERER)
+    return (
+        b",".join(forwarded).decode("latin-1") if forwarded else None,
+        ua.decode("utf-8", "replace") if ua is not None else "",
+        mobile.decode("latin-1") if mobile is not None else None,
+        origin.decode("latin-1") if origin is not None else None,
+        referer.decode("latin-1") if referer is not None else None,
+    )

@@ -1,0 +1,149 @@
+"""Issue 17: CPU µs per whole hit in-process, this tree against another checkout, interleaved.
+
+    python -m bench.hit_cpu [--base /tmp/old] [--rounds 5] [--hits 4000] [--profile get|post50]
+
+Drives the fast path (`HitConnection.data_received`, a transport that only counts, the
+journal on in a temporary directory) with the realistic GET hits and with POST batches of
+50 events, warm (every cache already holds them), and takes the CPU time (process_time)
+of the best round. With `--base`, the other checkout (e.g. a `git worktree add` of main)
+runs the same rounds in turn, each round in both trees before the next, so that a loaded
+machine's drift hits both alike. `--profile` prints cProfile's top functions instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = ("get", "post50")
+
+
+def _connection(journal: bool):
+    """A HitConnection over a fresh Ingest (as bench/stages.py builds it), registry open."""
+    from collector.enrich.device import DeviceClassifier
+    from collector.enrich.geo import GeoResolver
+    from collector.hit.ingest import Ingest
+    from collector.hit.visitors import VisitorHasher
+    from collector.settings import Settings
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.web.appkeys import INGEST
+    from collector.web.hit_server import HitConnection, HitServer
+
+    geo_db = [str(Path.cwd() / "geo_data" / f"dbip-city-ipv{v}.mmdb") for v in (4, 6)]
+    settings = Settings(trusted_proxies=("127.0.0.1/32",), registry="open")  # unregistered app keys
+    calendar = Calendar(settings.timezone)
+    hasher = VisitorHasher()
+    for kind in ("day", "month"):
+        hasher.set_salt(calendar.bucket_at(kind, calendar.local(time.time())).id, os.urandom(32))
+    kwargs = {}
+    if journal:
+        from collector.store.journal import Journal
+
+        j = Journal(Path(tempfile.mkdtemp()) / "j")
+        j.open()
+        j.begin("bench", 1)
+        kwargs["journal"] = j
+    aggregator = Aggregator()
+    ingest = Ingest(settings, aggregator, GeoResolver(geo_db), DeviceClassifier(), hasher, calendar, time.time, **kwargs)
+    server = HitServer(None, {INGEST: ingest})
+
+    class Transport:
+        def get_extra_info(self, name):
+            return ("127.0.0.1", 40000)
+
+        def write(self, data):
+            pass
+
+    connection = HitConnection(server)
+    connection.connection_made(Transport())
+    return connection, aggregator
+
+
+def _requests(shape: str, hits: int) -> list[bytes]:
+    from . import traffic
+    from .ippool import load_pool
+
+    now_ms = int(time.time() * 1000)
+    n = hits if shape == "get" else max(hits // 50, 20)
+    return [traffic.http_bytes(r) for r in traffic.realistic(traffic.Population(load_pool(), 60000, seed=1), n, shape, now_ms)]
+
+
+def measure(shape: str, hits: int, rounds: int) -> float:
+    """CPU µs per hit (GET) or per event (POST of 50), best of `rounds`."""
+    raw = _requests(shape, hits)
+    connection, aggregator = _connection(journal=True)
+    per = 1 if shape == "get" else 50
+    for data in raw:  # fill the caches
+        connection.data_received(data)
+    best = float("inf")
+    for _ in range(rounds):
+        aggregator.drain()
+        gc.collect()
+        start = time.process_time()
+        for data in raw:
+            connection.data_received(data)
+        best = min(best, time.process_time() - start)
+    return best / (len(raw) * per) * 1e6
+
+
+def profile(shape: str, hits: int) -> None:
+    import cProfile
+    import pstats
+
+    raw = _requests(shape, hits)
+    connection, _ = _connection(journal=True)
+    for data in raw:
+        connection.data_received(data)
+    prof = cProfile.Profile()
+    prof.enable()
+    for data in raw:
+        connection.data_received(data)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+
+def _one_round(tree: Path, shape: str, hits: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.hit_cpu", "--child", shape, "--hits", str(hits)],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="CPU µs per whole hit in-process, against another checkout")
+    parser.add_argument("--base", type=Path, help="another checkout to compare with (e.g. a worktree of main)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per tree; the best counts")
+    parser.add_argument("--hits", type=int, default=4000, help="GET hits (POST: this many events) per round")
+    parser.add_argument("--profile", choices=SHAPES)
+    parser.add_argument("--child", choices=SHAPES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile(args.profile, args.hits)
+        return 0
+    if args.child:
+        print(json.dumps(measure(args.child, args.hits, 3)))
+        return 0
+    trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
+    best = {(name, shape): float("inf") for name in trees for shape in SHAPES}
+    for _ in range(args.rounds):
+        for shape in SHAPES:
+            for name, tree in trees.items():
+                best[name, shape] = min(best[name, shape], _one_round(tree, shape, args.hits))
+    for shape in SHAPES:
+        unit = "µs CPU per GET hit" if shape == "get" else "µs CPU per event, POST of 50"
+        print(f"{unit:32s} " + "  ".join(f"{name}: {best[name, shape]:.2f}" for name in trees))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
