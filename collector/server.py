@@ -9,7 +9,6 @@ each finishes its in-flight requests and flushes — before stopping the embedde
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing
 import os
@@ -90,11 +89,6 @@ async def _serve(settings: Settings, worker: int, reuse_port: bool) -> None:
         # A resource failed to start: stop those that did (journal lock, Redis), in reverse.
         await runner.cleanup()
         raise
-    # What startup loaded (parser tables, region index, registry, geo readers) lives as
-    # long as the process: out of the cyclic collector's sight, its full collections no
-    # longer walk it (about 1.4 µs less CPU per hit in bench/hit_cpu.py's harness, and
-    # shorter gen-2 pauses on the hit loop).
-    gc.freeze()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=2048)
     await site.start()
     for address in runner.addresses:
