@@ -318,7 +318,7 @@ class Ingest:
             user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
-        if device.is_bot:
+        if is_bot:
             device = self._capped_bot(device, app, day)
         if etype == "pageview":
             url = self.secrets.strip(ev["u"])
