@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import threading
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from bench.flood import HOST, STATUS, UA, Processes, backlog, rss_kb
+from bench.flood import UA, Processes, backlog, rss_kb, send_pipelined
 
 APP = "probe"
 
@@ -35,31 +34,11 @@ def _requests(kind: str, first: int, count: int) -> list[bytes]:
             for i in range(first, first + count)]
 
 
-def _send(port: int, requests: list[bytes], depth: int, statuses: dict[int, int], lock: threading.Lock) -> None:
-    seen: dict[int, int] = {}
-    with socket.create_connection((HOST, port), timeout=60) as sock:
-        for start in range(0, len(requests), depth):
-            part = requests[start : start + depth]
-            sock.sendall(b"".join(part))
-            buffer, answered = b"", 0
-            while answered < len(part):
-                data = sock.recv(1 << 16)
-                if not data:
-                    raise ConnectionError("collector closed the connection")
-                buffer += data
-                answered = len(STATUS.findall(buffer))
-            for code in STATUS.findall(buffer):
-                seen[int(code)] = seen.get(int(code), 0) + 1
-    with lock:
-        for code, n in seen.items():
-            statuses[code] = statuses.get(code, 0) + n
-
-
 def send_round(port: int, kind: str, first: int, count: int, conns: int = 4, depth: int = 200) -> dict[int, int]:
     requests = _requests(kind, first, count)
     statuses: dict[int, int] = {}
     lock = threading.Lock()
-    threads = [threading.Thread(target=_send, args=(port, requests[i::conns], depth, statuses, lock)) for i in range(conns)]
+    threads = [threading.Thread(target=send_pipelined, args=(port, requests[i::conns], depth, statuses, lock, 60.0)) for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:

@@ -73,20 +73,26 @@ def _hit_request(app: str, ip: str) -> bytes:
 
 def _flood_connection(port: int, apps: list[str], depth: int, statuses: dict, lock: threading.Lock) -> None:
     """Send `apps` (one hit each) pipelined `depth` requests at a time; read every answer."""
+    requests = [_hit_request(app, f"100.{64 + i % 60}.{i % 250}.{i % 199 + 1}") for i, app in enumerate(apps)]
+    send_pipelined(port, requests, depth, statuses, lock)
+
+
+def send_pipelined(port: int, requests: list[bytes], depth: int, statuses: dict[int, int], lock: threading.Lock,
+                   timeout: float = 30.0) -> None:
+    """Send `requests` on one connection, `depth` at a time, reading every answer of a
+    round before the next; add the answers' {status: count} to `statuses` (under `lock`)."""
     seen: dict[int, int] = {}
-    with socket.create_connection((HOST, port), timeout=30) as sock:
-        for start in range(0, len(apps), depth):
-            part = apps[start : start + depth]
-            sock.sendall(b"".join(_hit_request(app, f"100.{64 + i % 60}.{i % 250}.{i % 199 + 1}") for i, app in
-                                  enumerate(part, start)))
-            buffer, answered = b"", 0
-            while answered < len(part):
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        for start in range(0, len(requests), depth):
+            part = requests[start : start + depth]
+            sock.sendall(b"".join(part))
+            buffer, found = b"", []
+            while len(found) < len(part):
                 data = sock.recv(1 << 16)
                 if not data:
                     raise ConnectionError("collector closed the connection mid-flood")
                 buffer += data
                 found = STATUS.findall(buffer)
-                answered = len(found)
             for code in found:
                 seen[int(code)] = seen.get(int(code), 0) + 1
     with lock:
