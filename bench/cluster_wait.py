@@ -35,8 +35,8 @@ def round_trip(sha: str, slots: int, fields: int, seq: int) -> list[tuple]:
     commands = []
     for s in range(slots):
         writes = SlotWrites(keys.slot_tag(f"app{s}", "day", "20260601"))
-        writes.merge_fields(keys.counters(f"app{s}", "day", "20260601"), {f"f{i}": 1 for i in range(fields)}, 0)
-        writes.merge_members(keys.visitors(f"app{s}", "day", "20260601"), {f"v{seq}-{i}" for i in range(20)}, 0)
+        day = ((keys.bucket_prefix(f"app{s}", "day", "20260601"), 0),)
+        writes.add(day, {keys.COUNTERS: {f"f{i}": 1 for i in range(fields)}}, {keys.VISITORS: {f"v{seq}-{i}" for i in range(20)}})
         for script_keys, args in encode_calls(writes, "bench", seq):
             commands.append(("EVALSHA", sha, len(script_keys), *script_keys, *args))
     return commands

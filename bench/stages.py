@@ -200,9 +200,11 @@ def _flush_stages(b: _Stages, label: str, snap, n_reqs: int) -> None:
         for keys_, args in calls:
             conn.pack_command("EVALSHA", "0" * 40, len(keys_), *keys_, *args)
         b.out[f"flush: {name} pack_command ({label})"] = round((time.perf_counter() - t) / n_reqs * 1e6, 2)
-    b.counts[f"hash fields written per hit ({label})"] = round(sum(len(v) for w in slots for v in w.hashes.values()) / n_reqs, 3)
-    hll_elements = sum(len(v) for w in slots for v in w.hlls.values())
-    b.counts[f"HyperLogLog elements written per hit ({label})"] = round(hll_elements / n_reqs, 3)
+    # Sent once per group of buckets (the script writes each under every prefix of its group).
+    groups = [d for w in slots for d in w.buckets.values()]
+    b.counts[f"hash fields sent per hit ({label})"] = round(sum(len(v) for d in groups for v in d.fields.values()) / n_reqs, 3)
+    hll_elements = sum(len(v) for d in groups for v in d.members.values())
+    b.counts[f"HyperLogLog elements sent per hit ({label})"] = round(hll_elements / n_reqs, 3)
     b.counts[f"script arguments per hit ({label})"] = round(sum(len(k) + len(a) for k, a in calls) / n_reqs, 2)
 
 

@@ -307,11 +307,11 @@ def script_calls(sha: str, writes: SlotWrites, seq: int) -> list[tuple]:
     return [("EVALSHA", sha, len(k), *k, *a) for k, a in encode_calls(writes, "guard-writer", seq)]
 
 
-def media_progress(tag: str, prefix: str, watched: int, counters_key: str) -> SlotWrites:
+def media_progress(tag: str, prefix: str, watched: int, counters_prefix: str) -> SlotWrites:
     """A media session's progress (filed under `prefix` at its first flush) and a page view."""
     writes = SlotWrites(tag)
     writes.sessions.append((((prefix, 0),), Session("s1", watched, 100, 1, (("", ""),))))
-    writes.merge_fields(counters_key, {"pv": 1}, 0)
+    writes.add(((counters_prefix, 0),), {keys.COUNTERS: {"pv": 1}}, {})
     return writes
 
 
@@ -329,8 +329,9 @@ async def test_a_flush_call_waits_out_its_slot_migration(cluster):
     app, day = "guard" + uuid.uuid4().hex[:8], "20260601"
     tag = keys.slot_tag(app, "day", day)
     first = keys.bucket_prefix(app, "minute", day + "0000")  # the session's first minute
+    later_prefix = keys.bucket_prefix(app, "minute", day + "0001")  # a page view's bucket
     later = keys.counters(app, "minute", day + "0001")
-    await sender.send(script_calls(sha, media_progress(tag, first, 10, later), 1), 5)
+    await sender.send(script_calls(sha, media_progress(tag, first, 10, later_prefix), 1), 5)
     moved_key = first + ":" + keys.COUNTERS
     assert await client.hget(moved_key, "watched_s") == b"10"
 
@@ -342,7 +343,7 @@ async def test_a_flush_call_waits_out_its_slot_migration(cluster):
     source.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
     source.client().execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", moved_key)
 
-    progress = script_calls(sha, media_progress(tag, first, 50, later), 2)
+    progress = script_calls(sha, media_progress(tag, first, 50, later_prefix), 2)
     with pytest.raises(redis.exceptions.RedisError):
         await sender.send(progress, 5)
     assert source.client().hget(later, "pv") == b"1"  # nothing of the call ran

@@ -108,31 +108,52 @@ async def test_replaying_a_flush_changes_nothing(collector_client, rds):
     assert (await resp.json())["totals"]["pv"] == 9
 
 
+def sent_writes(calls) -> tuple[dict[str, dict], list[tuple[str, object]]]:
+    """What a slot's script calls write, read back from their arguments as apply_flush.lua
+    reads them: hash key -> field -> increment, and every (HLL key, element) sent."""
+    fields: dict[str, dict] = {}
+    members: list[tuple[str, object]] = []
+    for _, args in calls:
+        a = 2
+        while a < len(args):
+            assert args[a] == "b"
+            n = args[a + 1]
+            prefixes = [args[a + 2 + 2 * j] for j in range(n)]
+            a += 2 + 2 * n
+            groups = args[a]
+            a += 1
+            for _ in range(groups):
+                kind, suffix, k = args[a : a + 3]
+                a += 3
+                for prefix in prefixes:
+                    key = prefix + ":" + suffix
+                    if kind == "h":
+                        for j in range(k):
+                            fields.setdefault(key, {})[args[a + 2 * j]] = args[a + 2 * j + 1]
+                    else:
+                        members += [(key, m) for m in args[a : a + k]]
+                a += 2 * k if kind == "h" else k
+    return fields, members
+
+
 def test_large_slot_writes_split_into_ordered_calls():
     writes = SlotWrites("{a|20260101}")
-    writes.hlls["k1"] = {f"v{i}".encode() for i in range(int(CALL_ARGS * 2.5))}
-    writes.merge_fields("h1", {f"f{i}": i + 1 for i in range(100)}, 0)
+    prefixes = (("eb:{a|20260101}:minute:202601010000", 100), ("eb:{a|20260101}:day:20260101", 0))
+    elements = {f"v{i}".encode() for i in range(int(CALL_ARGS * 2.5))}
+    increments = {f"f{i}": i + 1 for i in range(100)}
+    writes.add(prefixes, {"h1": increments}, {"k1": elements})
     calls = encode_calls(writes, "w", seq=3)
     assert len(calls) >= 3
     sequences = [args[0] for _, args in calls]
     assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
     assert all(len(args) <= CALL_ARGS + 50 for _, args in calls)
-    # every HLL member and every hash field is sent exactly once
-    members, fields = [], {}
-    for script_keys, args in calls:
-        a = 2
-        for _key in script_keys[1:]:  # one (kind, _, n, values...) group per key
-            kind, _, n = args[a], args[a + 1], args[a + 2]
-            a += 3
-            if kind == "p":
-                members += args[a : a + n]
-                a += n
-            else:
-                for j in range(n):
-                    fields[args[a + 2 * j]] = args[a + 2 * j + 1]
-                a += 2 * n
-    assert sorted(members) == sorted(writes.hlls["k1"])
-    assert fields == writes.hashes["h1"]
+    assert calls == encode_calls(writes, "w", seq=3)  # the same calls every time (a retry skips what landed)
+    # every HLL member and every hash field is sent exactly once, for each bucket
+    fields, members = sent_writes(calls)
+    for prefix, _ in prefixes:
+        assert fields[prefix + ":h1"] == increments
+        sent = [m for key, m in members if key == prefix + ":k1"]
+        assert len(sent) == len(elements) and set(sent) == elements
 
 
 def test_calendar_buckets_follow_the_local_day():

@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, cast
 
 import orjson
@@ -42,7 +43,7 @@ from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + fe
 from collector.store.journal import Journal, Segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
 from collector.store.periodic import Periodic
-from collector.store.rollup import RollupBuilder, SlotWrites
+from collector.store.rollup import Prefixes, RollupBuilder, SlotWrites
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def new_writer_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def session_arg(prefixes: tuple[tuple[str, int], ...], session: Session, completed_percent: int) -> bytes:
+def session_arg(prefixes: Prefixes, session: Session, completed_percent: int) -> bytes:
     """One session's progress for the script: [ms, ws, dur, started, [[bucket prefix,
     expire-at], ...], [[metrics key suffix, value], ...], completed percent]."""
     targets = [[keys.metrics_suffix(dim) if dim else keys.COUNTERS, value] for dim, value in session.targets]
@@ -102,51 +103,81 @@ def encode_calls(
     writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0
 ) -> list[ScriptCall]:
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order, numbered
-    after `first_call` within batch `seq`."""
-    marker = keys.flush_sequence(writes.tag, writer)
-    guard = keys.migration_guard(writes.tag)
-    calls: list[ScriptCall] = []
-    script_keys: list[str] = []
-    args: list[redis_client.Arg] = []
-    base = seq * PARTS + first_call
+    after `first_call` within batch `seq` (the items are described in apply_flush.lua).
 
-    def close_call() -> None:
-        nonlocal script_keys, args
-        if script_keys:
-            # The guard: a key with no writes (kind 'h', no expiry, 0 fields) that keeps
-            # the call off a slot being migrated (keys.migration_guard).
-            script_keys.append(guard)
-            args.extend(("h", 0, 0))
-            calls.append(([marker, *script_keys], [base + len(calls) + 1, keys.SEQ_MARKER_TTL, *args]))
-        script_keys, args = [], []
-
-    def add(key: str, kind: str, items: Sequence[Any], width: int) -> None:
-        # A key whose items overflow a call continues in the next one. `items` are
-        # (field, increment) pairs when `width` is 2, else single arguments: one loop
-        # serves both (this is the flush's hottest loop), so they are typed Any.
-        step = max(CALL_ARGS // width, 1)
-        for start in range(0, len(items), step):
-            part = items[start : start + step]
-            if len(args) + len(part) * width > CALL_ARGS:
-                close_call()
-            script_keys.append(key)
-            args.extend((kind, writes.expire_at.get(key, 0), len(part)))
-            for item in part:
-                args.extend(item) if width == 2 else args.append(item)
-
-    # Sorted, so a batch rebuilt from its journal segment splits into the very same calls
-    # as the first attempt: a retry after a partial apply then skips exactly what landed.
-    for key in sorted(writes.hashes):
-        add(key, "h", sorted(writes.hashes[key].items()), 2)
-    for key in sorted(writes.hlls):
-        add(key, "p", sorted(writes.hlls[key]), 1)
+    Sorted, so a batch rebuilt from its journal segment splits into the very same calls
+    as the first attempt: a retry after a partial apply then skips exactly what landed.
+    """
+    script_keys = [keys.flush_sequence(writes.tag, writer), keys.sessions(writes.tag), keys.migration_guard(writes.tag)]
+    calls = _CallWriter(script_keys, seq * PARTS + first_call)
+    for prefixes in sorted(writes.buckets):
+        deltas = writes.buckets[prefixes]
+        calls.begin_buckets(prefixes)
+        for suffix in sorted(deltas.fields):
+            calls.group("h", suffix, sorted(deltas.fields[suffix].items()), 2)
+        for suffix in sorted(deltas.members):
+            calls.group("p", suffix, sorted(deltas.members[suffix]), 1)
     if writes.sessions:
         sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
-        add(keys.sessions(writes.tag), "s", sessions, 1)
-    close_call()
-    if len(calls) >= RESENT_CALLS:
+        calls.sessions(writes.sessions_expire_at, sessions)
+    calls.close()
+    if len(calls.calls) >= RESENT_CALLS:
         raise ValueError("flush too large to number its calls")
-    return calls
+    return calls.calls
+
+
+class _CallWriter:
+    """The script calls of one slot, filled item by item, a new call begun whenever the
+    next piece would take one past CALL_ARGS arguments (a long suffix continues in it)."""
+
+    def __init__(self, script_keys: list[str], base: int) -> None:
+        self.script_keys = script_keys  # the same in every call of the slot
+        self.base = base
+        self.calls: list[ScriptCall] = []
+        self.args: list[redis_client.Arg] = []
+        self.prefixes: Prefixes = ()
+        self.count_at = -1  # where the open 'b' item's group count is in `args` (-1: none open)
+        self.groups = 0
+
+    def begin_buckets(self, prefixes: Prefixes) -> None:
+        """The groups that follow go to these buckets (a 'b' item, opened with its first group)."""
+        self.prefixes = prefixes
+        self.count_at = -1
+
+    def group(self, kind: str, suffix: str, items: Sequence[Any], width: int) -> None:
+        # `items` are (field, increment) pairs when `width` is 2, else single elements:
+        # one loop serves both (this is the flush's hottest loop), so they are typed Any.
+        header = 3 + 2 * len(self.prefixes)  # 'b', n, the prefixes, the group count
+        step = max((CALL_ARGS - header - 3) // width, 1)
+        for start in range(0, len(items), step):
+            part = items[start : start + step]
+            self._make_room(3 + len(part) * width + (header if self.count_at < 0 else 0))
+            if self.count_at < 0:
+                self.args += ("b", len(self.prefixes))
+                for prefix, expire_at in self.prefixes:
+                    self.args += (prefix, expire_at)
+                self.count_at, self.groups = len(self.args), 0
+                self.args.append(0)
+            self.groups += 1
+            self.args[self.count_at] = self.groups
+            self.args += (kind, suffix, len(part))
+            self.args += chain.from_iterable(part) if width == 2 else part
+
+    def sessions(self, expire_at: int, sessions: list[bytes]) -> None:
+        self.count_at = -1
+        for start in range(0, len(sessions), CALL_ARGS):
+            part = sessions[start : start + CALL_ARGS]
+            self._make_room(3 + len(part))
+            self.args += ("s", expire_at, len(part), *part)
+
+    def _make_room(self, needed: int) -> None:
+        if self.args and len(self.args) + needed > CALL_ARGS:
+            self.close()
+
+    def close(self) -> None:
+        if self.args:
+            self.calls.append((self.script_keys, [self.base + len(self.calls) + 1, keys.SEQ_MARKER_TTL, *self.args]))
+        self.args, self.count_at = [], -1
 
 
 @dataclass(slots=True)

@@ -2,14 +2,17 @@
 
 First the snapshot is folded per (app, minute) into increments and HyperLogLog members
 keyed by key suffix (`c`, `d:city`, `u:device:mobile`, …); then each minute's deltas are
-joined once to the prefixes of its minute, hour, day and month buckets and grouped by
-Redis Cluster slot (see keys.slot_tag), so the flusher can apply each group with a few
-script calls. The per-hit cost of a rollup is thus one fold, whatever the number of
+grouped by Redis Cluster slot (see keys.slot_tag) with the key prefixes of the buckets
+they go to there: the minute's, hour's and day's prefixes in the day's slot (day-salted
+visitor keys), the month's in the month's slot (month-salted). The flush script joins
+every suffix to every prefix of its group (apply_flush.lua), so a minute's deltas are
+built, encoded and sent once per slot — not once per bucket — whatever the number of
 granularities. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from collector.features.deep import Session
@@ -20,10 +23,47 @@ from collector.store import keys
 from collector.store.aggregate import FLAGGED, Snapshot
 from collector.store.buckets import Bucket, Calendar
 
-__all__ = ["RollupBuilder", "SlotWrites", "region_values"]
+__all__ = ["BucketDeltas", "Prefixes", "RollupBuilder", "SlotWrites", "region_values"]
 
 # An HLL element: a salted visitor key (bytes), a first-party visitor id or a deep tag member (str).
 Member = bytes | str
+
+
+# The buckets one group of writes goes to: (key prefix, expire-at in epoch seconds, 0: keep)
+# of each, in one hash slot.
+Prefixes = tuple[tuple[str, int], ...]
+
+
+@dataclass(slots=True)
+class BucketDeltas:
+    """Writes applied alike under every prefix of a group: the flush script joins each
+    suffix to each prefix (apply_flush.lua), so a minute's deltas are sent once for its
+    minute, hour and day buckets, not once per bucket."""
+
+    fields: dict[str, dict[str, int]]  # suffix -> field -> increment
+    members: dict[str, set[Member]]  # suffix -> HLL elements
+    # False while these are a minute's own dicts, which its other slot reads too: they
+    # are copied before a second minute is added to them.
+    owned: bool = False
+
+    def add(self, fields: dict[str, dict[str, int]], members: dict[str, set[Member]]) -> None:
+        if not self.owned:
+            self.fields = {suffix: dict(increments) for suffix, increments in self.fields.items()}
+            self.members = {suffix: set(elements) for suffix, elements in self.members.items()}
+            self.owned = True
+        for suffix, increments in fields.items():
+            found = self.fields.get(suffix)
+            if found is None:
+                self.fields[suffix] = dict(increments)
+            else:
+                for name, amount in increments.items():
+                    found[name] = found.get(name, 0) + amount
+        for suffix, elements in members.items():
+            existing = self.members.get(suffix)
+            if existing is None:
+                self.members[suffix] = set(elements)
+            else:
+                existing |= elements
 
 
 @dataclass(slots=True)
@@ -31,31 +71,20 @@ class SlotWrites:
     """All writes of one flush that fall into one hash slot."""
 
     tag: str
-    hashes: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> field -> increment
-    hlls: dict[str, set[Member]] = field(default_factory=dict)  # key -> elements
-    expire_at: dict[str, int] = field(default_factory=dict)  # key -> epoch seconds (absent: keep)
+    buckets: dict[Prefixes, BucketDeltas] = field(default_factory=dict)
     # Media session progress for this slot's session hash (features/media_sessions.lua): the
     # bucket prefixes a session's first flush files it under, then its progress.
-    sessions: list[tuple[tuple[tuple[str, int], ...], Session]] = field(default_factory=list)  # ((prefix, expire-at), ...)
+    sessions: list[tuple[Prefixes, Session]] = field(default_factory=list)
+    sessions_expire_at: int = 0  # of the session hash (0: keep)
 
-    def merge_fields(self, key: str, increments: dict[str, int], expire_at: int) -> None:
-        fields = self.hashes.get(key)
-        if fields is None:
-            self.hashes[key] = dict(increments)
+    def add(self, prefixes: Prefixes, fields: dict[str, dict[str, int]], members: dict[str, set[Member]]) -> None:
+        """Add deltas to the group of `prefixes`. The dicts are kept, not copied, until a
+        second add to the same group: the caller must not change them afterwards."""
+        found = self.buckets.get(prefixes)
+        if found is None:
+            self.buckets[prefixes] = BucketDeltas(fields, members)
         else:
-            for name, amount in increments.items():
-                fields[name] = fields.get(name, 0) + amount
-        if expire_at:
-            self.expire_at.setdefault(key, expire_at)
-
-    def merge_members(self, key: str, members: set[Member], expire_at: int) -> None:
-        existing = self.hlls.get(key)
-        if existing is None:
-            self.hlls[key] = set(members)  # a copy: one minute's set feeds several keys
-        else:
-            existing |= members
-        if expire_at:
-            self.expire_at.setdefault(key, expire_at)
+            found.add(fields, members)
 
 
 @dataclass(slots=True)
@@ -121,18 +150,17 @@ class RollupBuilder:
         return minutes
 
     def _fan_out(self, minutes: dict[tuple[str, int], MinuteDeltas]) -> list[SlotWrites]:
-        """Each minute's deltas joined to its buckets' key prefixes, grouped by hash slot."""
+        """Each minute's deltas, grouped by hash slot: once for its minute, hour and day
+        buckets (one slot, day-salted members), once for its month bucket (month-salted).
+        The minutes of one month share the month's group and are added up there."""
         slots: dict[str, SlotWrites] = {}
         for (app, minute), d in minutes.items():
-            for bucket in self.calendar.buckets_of_minute(minute):
-                w = self._slot(slots, app, bucket)
-                g, b = bucket.granularity, bucket.id
-                expire_at = self._expire_at(bucket)
-                for suffix, increments in d.fields.items():
-                    w.merge_fields(keys.bucket_key(app, g, b, suffix), increments, expire_at)
-                members = d.month_members if g == "month" else d.day_members
-                for suffix, elements in members.items():
-                    w.merge_members(keys.bucket_key(app, g, b, suffix), elements, expire_at)
+            minute_b, hour_b, day_b, month_b = self.calendar.buckets_of_minute(minute)
+            if d.fields or d.day_members:
+                day_group = (minute_b, hour_b, day_b)
+                self._slot(slots, app, day_b).add(self._prefixes(app, day_group), d.fields, d.day_members)
+            if d.fields or d.month_members:
+                self._slot(slots, app, month_b).add(self._prefixes(app, (month_b,)), d.fields, d.month_members)
             if d.sessions:
                 self._file_sessions(slots, app, minute, d.sessions)
         return list(slots.values())
@@ -146,16 +174,18 @@ class RollupBuilder:
         by_slot: dict[str, list[Bucket]] = {}
         for bucket in self.calendar.buckets_of_minute(minute):
             by_slot.setdefault(keys.slot_tag(app, bucket.granularity, bucket.id), []).append(bucket)
-        for tag, buckets in by_slot.items():
-            w = slots[tag]
-            prefixes = tuple((keys.bucket_prefix(app, b.granularity, b.id), self._expire_at(b)) for b in buckets)
+        for buckets in by_slot.values():
+            w = self._slot(slots, app, buckets[0])
+            prefixes = self._prefixes(app, buckets)
             w.sessions.extend((prefixes, session) for session in sessions)
             # A session's record is needed as long as its events can arrive: the
             # period's end, plus the client timestamp window.
-            state = keys.sessions(tag)
-            w.expire_at[state] = max(w.expire_at.get(state, 0), buckets[-1].end + keys.SALT_LIFETIME)
+            w.sessions_expire_at = max(w.sessions_expire_at, buckets[-1].end + keys.SALT_LIFETIME)
 
     # ---- helpers ------------------------------------------------------------------
+
+    def _prefixes(self, app: str, buckets: Sequence[Bucket]) -> Prefixes:
+        return tuple((keys.bucket_prefix(app, b.granularity, b.id), self._expire_at(b)) for b in buckets)
 
     def _expire_at(self, bucket: Bucket) -> int:
         ttl = self.ttls.get(bucket.granularity, 0)
