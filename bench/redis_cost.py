@@ -13,8 +13,9 @@ persistence) it reads before and after: the server's CPU time (/proc), INFO memo
 used_memory, INFO commandstats, and then every key: its granularity (minute, hour,
 day, month, other) and MEMORY USAGE.
 
-Batches are where Redis' work is decided: the collector adds up a batch in memory and
-writes one HINCRBY per distinct (bucket, field), one PFADD per HyperLogLog. So Redis'
+Batches are where Redis' work is decided: the collector adds up a batch in memory per
+minute and writes one HINCRBY per distinct (bucket, field) of each minute, one PFADD per
+HyperLogLog and minute. So Redis'
 cost per event falls as batches grow (more events of one app per flush); a
 deployment's real batches (tens of thousands of events per app and second at the
 national peak) are larger than these, and the per-event figures here an upper bound.

