@@ -31,7 +31,7 @@ from collector.store import keys
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
 from collector.store.flush_script import APPLY_FLUSH_LUA
-from collector.store.flusher import FlushBatch, Flusher, encode_calls
+from collector.store.flusher import CALL_ARGS, FlushBatch, Flusher, encode_calls
 from collector.store.rollup import RollupBuilder, SlotWrites
 
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the settings' defaults
@@ -174,3 +174,37 @@ async def test_the_new_encoding_stores_exactly_what_the_old_one_did(two_redis, t
     assert {b"minute", b"hour", b"day", b"month"} <= kinds
     assert any(key.endswith(b":sessions") for key in stored)
     assert len(stored) > 500
+
+
+def test_a_slot_too_large_for_one_call_is_written_whole(two_redis):
+    """Long suffixes continue in the next call, whose 'b' item names the prefixes again."""
+    new, old = two_redis
+    app, day = "big", "20270131"
+    buckets = (("minute", day + "2359", 1_900_000_000), ("hour", day + "23", 1_900_003_600), ("day", day, 0))
+    prefixes = tuple((keys.bucket_prefix(app, g, b), at) for g, b, at in buckets)
+    fields = {keys.COUNTERS: {"pv": 3}, keys.dimension_suffix("city"): {f"c{i}": i + 1 for i in range(CALL_ARGS)}}
+    members = {keys.VISITORS: {f"v{i}".encode() for i in range(CALL_ARGS * 3 // 2)}, keys.FIRST_PARTY: {"fp1", "fp2"}}
+    writes = SlotWrites(keys.slot_tag(app, "day", day))
+    writes.add(prefixes, fields, members)
+    calls = encode_calls(writes, "w", 1)
+    assert len(calls) >= 4 and all(len(args) <= CALL_ARGS + 2 for _, args in calls)
+
+    client = new.client()
+    sha = client.script_load(APPLY_FLUSH_LUA)
+    for script_keys, args in calls:
+        assert client.evalsha(sha, len(script_keys), *script_keys, *args) == 1
+    reference = old.client().pipeline(transaction=False)
+    for prefix, at in prefixes:
+        for suffix, increments in fields.items():
+            for name, amount in increments.items():
+                reference.hincrby(prefix + ":" + suffix, name, amount)
+        for suffix, elements in members.items():
+            ordered = sorted(elements)
+            for start in range(0, len(ordered), 1000):
+                reference.pfadd(prefix + ":" + suffix, *ordered[start : start + 1000])
+        for suffix in [*fields, *members]:
+            if at:
+                reference.expireat(prefix + ":" + suffix, at)
+    reference.execute()
+    stored, expected = contents(client), contents(old.client())
+    assert len(expected) == 12 and stored == expected
