@@ -38,7 +38,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.enrich.crawler_list import CrawlerList
 from collector.enrich.device_models import AndroidModels, android_model
@@ -61,8 +61,11 @@ DEVICE_CLASSES = ("mobile", "tablet", "pc", "bot", "other")
 MAX_UA_LEN = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
+class Device(NamedTuple):
+    """What a User-Agent is. A tuple of strings, so the tuples that hold it (Hit, the
+    snapshot's cells and visitors, the UA cache) drop out of the garbage collector's
+    walks after their first one (a dataclass instance keeps them all tracked)."""
+
     device_class: str  # one of DEVICE_CLASSES
     browser: str  # browser family; bot name for bots; "Other" if unknown
     os: str  # OS family; "Other" if unknown

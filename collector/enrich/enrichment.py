@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver
 from collector.store.rollup import region_values
@@ -23,7 +21,7 @@ def enrich(
     device = devices.classify(ua, ch_mobile, screen_w, screen_h, touch_points)
     return {
         "ip": ip,
-        "region": asdict(region) | {"key": region_values(region)[2]},
+        "region": region._asdict() | {"key": region_values(region)[2]},
         "device_class": device.device_class,
         "browser": device.browser,
         "os": device.os,

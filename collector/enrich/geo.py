@@ -23,8 +23,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import maxminddb
 
@@ -38,8 +37,10 @@ CN_NAME = "中国"
 DBIP_ATTRIBUTION = {"text": "IP Geolocation by DB-IP", "url": "https://db-ip.com", "license": "CC BY 4.0"}
 
 
-@dataclass(frozen=True, slots=True)
-class Region:
+class Region(NamedTuple):
+    """Where an address is. A tuple of strings, like Device (enrich/device.py): the
+    garbage collector stops walking what holds it."""
+
     country: str  # ISO 3166-1 alpha-2 ("CN"), "" when unknown
     province: str  # CN: GB/T 2260 code ("330000"); elsewhere the English name; "" unknown
     city: str  # CN: prefecture code ("330100"); elsewhere the English name; "" unknown

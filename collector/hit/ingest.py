@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -377,7 +377,7 @@ class Ingest:
     def _capped_bot(self, device: Device, app: str, day: str) -> Device:
         """A bot's device, its name (the `bot` breakdown's value) capped like any value."""
         name = self.caps.admit("bot", app, day, device.browser)
-        return device if name == device.browser else replace(device, browser=name)
+        return device if name == device.browser else device._replace(browser=name)
 
     def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""

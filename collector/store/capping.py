@@ -290,7 +290,7 @@ def _cell(key: CellEntry, cap: Capper) -> CellEntry:
     if device.is_bot:
         name = cap(app, minute, "bot", device.browser)
         if name != device.browser:
-            device = replace(device, browser=name)
+            device = device._replace(browser=name)
     capped = cell._replace(
         device=device,
         page=cap(app, minute, "page", cell.page) if cell.page else "",

@@ -38,7 +38,6 @@ acknowledged, and it is skipped silently.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import functools
 import logging
@@ -66,8 +65,8 @@ SUFFIX = ".jnl"
 
 FORMAT_VERSION = 3  # of the segments this code writes
 HEADER_KEY = "eb_journal"
-DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(Device))
-REGION_FIELDS = tuple(f.name for f in dataclasses.fields(Region))
+DEVICE_FIELDS = Device._fields
+REGION_FIELDS = Region._fields
 REJECT_FIELDS = ("app", "minute", "reason")
 HEADER = orjson.dumps({
     HEADER_KEY: FORMAT_VERSION, "hit": Hit._fields, "device": DEVICE_FIELDS, "region": REGION_FIELDS,
