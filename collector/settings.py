@@ -142,6 +142,10 @@ class Settings:
         1, "Redis Cluster only: replicas of a master that must confirm a flush's writes (WAIT) before its journal "
         "segment is dropped; 0: do not wait (a master lost right after a flush can take its last writes with it)"
     )
+    flush_cpu_share: float = _setting(
+        0.5, "share of the time a flush's build may take while the flusher keeps up (the hit loop keeps the rest; "
+        "1: no pacing). Behind, builds run at full speed"
+    )
     batch_max_cells: int = _setting(
         100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
     )
@@ -276,6 +280,7 @@ class Settings:
             (self.redis_timeout > 0, "redis_timeout", "must be positive"),
             (0 <= self.redis_wait_replicas <= 5, "redis_wait_replicas", "must be 0-5"),
             (self.batch_max_cells >= 1, "batch_max_cells", "must be at least 1"),
+            (0.05 <= self.flush_cpu_share <= 1, "flush_cpu_share", "must be between 0.05 and 1"),
             (self.value_max_chars >= 64, "value_max_chars", "must be at least 64"),
             (self.malloc_arena_max >= 0, "malloc_arena_max", "must not be negative"),
             (min(self.cap_limits().values()) >= 1, "cap_*", "caps must be at least 1"),

@@ -42,6 +42,7 @@ from collector.store.finality import Finality, touched_commands
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
+from collector.store.pacing import Pacer, no_pacing
 from collector.store.periodic import Periodic
 from collector.store.rollup import Prefixes, RollupBuilder, SlotWrites
 
@@ -100,7 +101,8 @@ ScriptCall = tuple[list[str], list[redis_client.Arg]]
 
 
 def encode_calls(
-    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0
+    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0,
+    pace: Callable[[], None] = no_pacing,
 ) -> list[ScriptCall]:
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order, numbered
     after `first_call` within batch `seq` (the items are described in apply_flush.lua).
@@ -111,6 +113,7 @@ def encode_calls(
     script_keys = [keys.flush_sequence(writes.tag, writer), keys.sessions(writes.tag), keys.migration_guard(writes.tag)]
     calls = _CallWriter(script_keys, seq * PARTS + first_call)
     for prefixes in sorted(writes.buckets):
+        pace()
         deltas = writes.buckets[prefixes]
         calls.begin_buckets(prefixes)
         for suffix in sorted(deltas.fields):
@@ -216,6 +219,7 @@ class FlushStats:
     resent_admitted: int = 0  # re-sent events counted (their first send was not)
     resent_duplicates: int = 0  # re-sent events dropped: their first send was counted
     resent_unchecked_waits: int = 0  # times the other writers did not catch up within dedupe_hold_max
+    paced_seconds: float = 0.0  # builds slept so the hit loop kept the CPU (store/pacing.py)
     last_success: float = 0.0
     last_duration_ms: float = 0.0
     durations: Histogram = field(default_factory=Histogram)  # seconds per applied batch (GET /metrics)
@@ -241,6 +245,7 @@ class Flusher:
         dedupe_hold_max: float = 30.0,
         wait_replicas: int = 1,
         caps: DeploymentCaps | None = None,
+        flush_cpu_share: float = 1.0,
     ) -> None:
         self.redis = redis
         # A Redis Cluster gets the flush through cluster_send.py, which waits for
@@ -257,6 +262,7 @@ class Flusher:
         self.batch_max_cells = batch_max_cells
         self.memory_max_cells = memory_max_cells
         self.caps = caps  # the deployment-wide cardinality caps (None: the workers' own only)
+        self.flush_cpu_share = flush_cpu_share  # of the time a build may use while it keeps up (store/pacing.py)
         self.pending: deque[FlushBatch] = deque()
         self.stats = FlushStats()
         self._seq = FIRST_SEQ  # the batch being filled now
@@ -386,13 +392,16 @@ class Flusher:
         batch.snap = None
         return deque(snap.split_by_app(GROUP_CELLS))
 
-    def _packed(self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str]) -> list[Prepared]:
+    def _packed(
+        self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], pace: Callable[[], None] = no_pacing
+    ) -> list[Prepared]:
         """The commands that apply one part: its script calls, then the new apps' SADD,
-        the ids of its first sends (dedupe.py), the buckets it touched (finality.py)."""
+        the ids of its first sends (dedupe.py), the buckets it touched (finality.py).
+        `pace` is called at each step of the work (store/pacing.py)."""
         commands: list[redis_client.Command] = [
             ("EVALSHA", sha, len(script_keys), *script_keys, *args)
-            for writes in self.rollups.build(part)
-            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent)
+            for writes in self.rollups.build(part, pace)
+            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, pace=pace)
         ]
         if new_apps:
             commands.append(("SADD", keys.APPS, *sorted(new_apps)))
@@ -400,14 +409,18 @@ class Flusher:
             commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window)
         if self.record_touched:
             commands += touched_commands(part, self.rollups.calendar, self.record_touched)
-        return self._prepared(commands)
+        return self._prepared(commands, pace)
 
-    def _prepared(self, commands: list[redis_client.Command]) -> list[Prepared]:
+    def _prepared(self, commands: list[redis_client.Command], pace: Callable[[], None] = no_pacing) -> list[Prepared]:
         """Packed for a single Redis (here, often in the flusher's thread); as they are
         for a cluster, whose client packs them per node once it has routed them."""
         if self.cluster:
             return list(commands)  # (as the wider list type)
-        return [redis_client.pack(*command) for command in commands]
+        packed: list[Prepared] = []
+        for command in commands:
+            pace()
+            packed.append(redis_client.pack(*command))
+        return packed
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
@@ -541,10 +554,15 @@ class Flusher:
         trip when it carries values not decided yet), then its commands packed in a thread,
         its refused values counted as (other)."""
         refused = await self._refusals(part)
+        # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
+        share = self.flush_cpu_share if len(self.pending) <= 1 else 1.0
 
         def build() -> list[Prepared]:
+            pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
             capped = self.caps.rewritten(part, refused) if self.caps is not None else part
-            return self._packed(capped, batch, sha, new_apps)
+            packed = self._packed(capped, batch, sha, new_apps, pace)
+            self.stats.paced_seconds += pace.paused
+            return packed
 
         return await asyncio.to_thread(build), new_apps
 

@@ -80,6 +80,8 @@ def backlog(app: web.Application) -> dict:
         "flush_retries": stats.failures,
         "flush_round_trips": stats.round_trips,
         "early_seals": stats.early_seals,
+        # Seconds flush builds slept so the hit loop kept the CPU (store/pacing.py).
+        "flush_paced_seconds": round(stats.paced_seconds, 3),
         "batches_recovered": stats.batches_recovered,
         # Re-sent events (re=1, store/dedupe.py): counted, dropped as duplicates, and the
         # times another writer's watermark did not catch up within dedupe_hold_max.

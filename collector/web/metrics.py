@@ -167,6 +167,8 @@ def flush_and_journal(app: web.Application) -> Iterable[Family]:
     yield counter("flush_round_trips", "Redis round trips made by flushes.", b["flush_round_trips"])
     yield counter("events_flushed", "Events applied to Redis.", b["events_flushed"])
     yield counter("flush_early_seals", "Batches sealed early because they grew past batch_max_cells.", b["early_seals"])
+    yield counter("flush_paced_seconds", "Seconds flush builds slept so the hit loop kept the CPU (flush_cpu_share).",
+                  b["flush_paced_seconds"])
     yield counter("journal_batches_recovered", "Batches found in the journal at start and replayed.",
                   b["batches_recovered"])
     yield histogram("flush_duration_seconds", "Seconds to apply one batch to Redis.", _flusher_durations(app))

@@ -168,7 +168,7 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK], record_touched=settings.finality_granularities if finality_on else (),
         finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
         dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
-        wait_replicas=settings.redis_wait_replicas,
+        wait_replicas=settings.redis_wait_replicas, flush_cpu_share=settings.flush_cpu_share,
         caps=DeploymentCaps(settings.cap_limits(), app[CALENDAR], app[INGEST].caps),
     )
     flusher.recover(app[JOURNAL_LEFTOVERS])  # what a crashed or cut-off earlier run left goes first
