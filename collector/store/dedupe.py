@@ -26,9 +26,10 @@ two things hold:
    re-send is then in Redis with its id. (This writer's own earlier first sends are:
    its batches are applied in order, and a batch's first sends before its re-sends.)
    A writer that cannot catch up within `dedupe_hold_max` is not waited for longer.
-2. its id is new (`ADMIT_LUA`, one script in the slot per re-sent id): it is in none
-   of the slices' sets that may still hold an id recorded within `dedupe_window`
-   (one slice more at each end, for the clocks of other processes), and
+2. its id is new (`ADMIT_LUA`, one script per slot and ADMIT_IDS re-sent ids, which
+   reads each set once with SMISMEMBER): it is in none of the slices' sets that may
+   still hold an id recorded within `dedupe_window` (one slice more at each end, for
+   the clocks of other processes), and
    `SET eb:{APP|DAY}:id:ID TOKEN NX EX window` succeeds — or that key holds this
    batch's own TOKEN (writer:seq), which is how a batch replayed after a crash finds
    the re-sends it had admitted before. Re-sends are rare, so a key per admitted
@@ -52,8 +53,10 @@ kept are what the app may send in that time — the same bound as a key per id, 
 the bytes. A set is freed whole when it expires: an app past some 100 000 events a
 minute makes sets that take Redis milliseconds to free; `lazyfree-lazy-expire yes`
 frees them in Redis' background thread. A check reads dedupe_window / ID_SLICE + 3
-sets (63 for an hour) per re-sent id: a client that only re-sends costs Redis more per
-event than one that does not, within its rate limit.
+sets (63 for an hour) for each chunk of re-sent ids, a lookup per set and id: a client
+that only re-sends costs Redis more per event than one that does not, within its rate
+limit. (The first copy of an id per app and day is checked; its other copies in the
+batch, whatever their minute, are duplicates.)
 
 Not covered: an original that arrives *after* its re-send was admitted (it was still
 in flight when the beacon gave up on it), and an original held by a worker that was
@@ -75,16 +78,31 @@ FIRST_SEND = "1"  # the value of an id key recorded by a first send before the s
 ID_SLICE = 60  # seconds of first sends recorded in one set per app and day
 RECORD_IDS = 1000  # ids per SADD: one command instead of a thousand
 
-# KEYS[1]: the event id's admission key; KEYS[2..]: the sets of first sends that may hold
-# it.  ARGV: the admitting batch's token, the window (s), the event id.
-# 1: count the re-sent event (its id is new, or this very batch admitted it before).
+ADMIT_IDS = 500  # re-sent ids per check script: a set is read once per chunk (SMISMEMBER)
+
+# Checks a chunk of re-sent ids of one slot (app and day). KEYS: the sets of first sends
+# that may hold them (ARGV[3] of them), then each id's admission key. ARGV: the admitting
+# batch's token, the window (s), the number of sets, the ids.
+# Per id, 1: count the re-sent event (its id is new, or this very batch admitted it before).
 ADMIT_LUA = """
-for i = 2, #KEYS do
-  if redis.call('SISMEMBER', KEYS[i], ARGV[3]) == 1 then return 0 end
+local token, window, sets = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids = {unpack(ARGV, 4)}
+local recorded = {}
+for s = 1, sets do
+  if redis.call('EXISTS', KEYS[s]) == 1 then
+    local found = redis.call('SMISMEMBER', KEYS[s], unpack(ids))
+    for i = 1, #ids do if found[i] == 1 then recorded[i] = true end end
+  end
 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
+local verdicts = {}
+for i = 1, #ids do
+  local key, admitted = KEYS[sets + i], 0
+  if not recorded[i] then
+    if redis.call('SET', key, token, 'NX', 'EX', window) or redis.call('GET', key) == token then admitted = 1 end
+  end
+  verdicts[i] = admitted
+end
+return verdicts
 """
 
 
@@ -131,21 +149,22 @@ def sets_to_check(app: str, day: str, window: int, now: float) -> list[str]:
 async def admit(
     redis: aioredis.Redis, resent: list[Hit], token: str, window: int, calendar: Calendar, now: float | None = None
 ) -> list[Hit]:
-    """The re-sent hits to count: the first of each id, if no other send of it counted
-    within `window` seconds before `now` (by default, this moment)."""
+    """The re-sent hits to count: the first of each id (per app and day), if no other send
+    of it counted within `window` seconds before `now` (by default, this moment)."""
     now = time.time() if now is None else now
-    unique: dict[tuple[str, int, str], Hit] = {}
+    by_slot: dict[tuple[str, str], dict[str, Hit]] = {}
     for hit in resent:
-        unique.setdefault((hit.app, hit.minute, hit.event_id), hit)
-    if not unique:
-        return []
-    sets: dict[tuple[str, str], list[str]] = {}  # per slot: the same for each of its ids
+        by_slot.setdefault((hit.app, day_of(calendar, hit.minute)), {}).setdefault(hit.event_id, hit)
+    checked: list[Hit] = []
     async with redis.pipeline(transaction=False) as pipe:
-        for app, minute, event_id in unique:
-            day = day_of(calendar, minute)
-            slot_sets = sets.get((app, day))
-            if slot_sets is None:
-                slot_sets = sets[(app, day)] = sets_to_check(app, day, window, now)
-            pipe.eval(ADMIT_LUA, 1 + len(slot_sets), keys.event_id(app, day, event_id), *slot_sets, token, window, event_id)
-        verdicts = await pipe.execute()
-    return [hit._replace(resent=0) for hit, admitted in zip(unique.values(), verdicts, strict=True) if admitted]
+        for (app, day), first_of_id in by_slot.items():
+            sets = sets_to_check(app, day, window, now)
+            hits = list(first_of_id.values())
+            for start in range(0, len(hits), ADMIT_IDS):
+                chunk = hits[start : start + ADMIT_IDS]
+                id_keys = [keys.event_id(app, day, hit.event_id) for hit in chunk]
+                pipe.eval(ADMIT_LUA, len(sets) + len(chunk), *sets, *id_keys, token, window, len(sets),
+                          *(hit.event_id for hit in chunk))
+                checked += chunk
+        verdicts = [verdict for reply in await pipe.execute() for verdict in reply]
+    return [hit._replace(resent=0) for hit, admitted in zip(checked, verdicts, strict=True) if admitted]
