@@ -214,7 +214,7 @@ class Settings:
     )
     dedupe_window: int = _setting(
         3600, "seconds event ids of first sends are kept in Redis, so a re-sent event (re=1) is counted once "
-        "(most re-sends come with the next page load; ~130 bytes of Redis per event for this long); 0 turns the dedupe off"
+        "(most re-sends come with the next page load; ~65 bytes of Redis per event for this long); 0 turns the dedupe off"
     )
     dedupe_hold_max: float = _setting(
         30.0, "seconds a re-sent event waits for the other writers' watermarks before it is checked anyway"

@@ -11,6 +11,7 @@ import pytest
 from test_flush_bounds import MINUTE, a_hit
 from test_ingest import DESKTOP
 
+from collector.hit.record import Hit
 from collector.store import dedupe, keys, redis_client
 from collector.store.aggregate import Aggregator
 from collector.store.buckets import Calendar
@@ -84,16 +85,42 @@ def test_with_dedupe_off_a_re_send_counts_again_and_no_id_is_kept(collector_fact
     a = collector_factory(dedupe_window=0, **FAST)
     send(a, [pv("off", "y1"), pv("off", "y1", resent=True)])
     a.wait_for(lambda: _idle(a) and day_counters(rds, a, "off").get("pv", 0) == 2, timeout=20)
-    assert not rds.keys("*:id:*")
+    assert not rds.keys("*:id:*") and not rds.keys("*:ids:*")
 
 
-async def test_a_batch_replayed_after_a_crash_counts_the_re_sends_it_had_admitted_once(tmp_path, redis_url, rds):
+def test_first_sends_are_recorded_as_members_of_one_set_per_app_day_and_minute(collector_factory, rds):
+    a = collector_factory(dedupe_window=600, **FAST)
+    send(a, [pv("sets", f"s{i}") for i in range(30)])
+    a.wait_for(lambda: _idle(a) and day_counters(rds, a, "sets").get("pv", 0) == 30, timeout=20)
+    day = a.stats("sets")["from"].replace("-", "")
+    found = rds.keys(keys.first_send_ids("sets", day, 0).rsplit(":", 1)[0] + ":*")
+    assert len(found) in (1, 2), found  # one slice, or two when the flushes straddled a minute
+    members = set().union(*(rds.smembers(key) for key in found))
+    assert members == {f"s{i}".encode() for i in range(30)}
+    assert all(600 < rds.ttl(key) <= 600 + dedupe.ID_SLICE for key in found)
+    assert not rds.keys("*:id:*")  # a first send's id is no key of its own
+
+
+def record_first_send(rds, hit: Hit, how: str) -> None:
+    """Record `hit` as a counted first send: in its set (as now), or as a key of its own
+    (as collectors before the sets did: a rolling upgrade)."""
+    if how == "old key":
+        rds.set(dedupe.id_key(CALENDAR, hit.app, hit.minute, hit.event_id), dedupe.FIRST_SEND, ex=3600)
+        return
+    for command in dedupe.first_send_commands(_first_sends(hit._replace(resent=0)), CALENDAR, 3600, time.time()):
+        rds.execute_command(*command)
+
+
+@pytest.mark.parametrize("recorded", ["set", "old key"])
+async def test_a_batch_replayed_after_a_crash_counts_the_re_sends_it_had_admitted_once(
+    tmp_path, redis_url, rds, recorded
+):
     """The process died after the check admitted a re-send (its id holds the batch's
     token) and before its count landed: the replay admits it again and counts it once;
     a second replay of the same batch changes nothing."""
     resent = a_hit("crash", 1)._replace(event_id="z1", resent=1)
     duplicate = a_hit("crash", 2)._replace(event_id="z2", resent=1)
-    rds.set(dedupe.id_key(CALENDAR, "crash", resent.minute, "z2"), dedupe.FIRST_SEND)  # its original counted
+    record_first_send(rds, duplicate, recorded)  # its original counted
     client = redis_client.connect(redis_url)
     try:
         await dedupe.admit(client, [resent], "w-crashed:1", 86400, CALENDAR)  # the check, then the crash
@@ -116,3 +143,46 @@ async def test_a_batch_replayed_after_a_crash_counts_the_re_sends_it_had_admitte
             assert counters["pv"] == 1 and counters["flagged:duplicate_resend"] == 1, (attempt, counters)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("recorded", ["set", "old key"])
+async def test_a_re_send_of_a_recorded_first_send_is_dropped_whatever_minute_it_counts_in(redis_url, rds, recorded):
+    """Sets are sliced by the time of the record, not by the event's minute: a re-send
+    counted in another minute of the day (no ts, or a client clock judged otherwise)
+    is still found."""
+    original = a_hit("dup", 1)._replace(event_id="d1")
+    record_first_send(rds, original, recorded)
+    client = redis_client.connect(redis_url)
+    try:
+        for minute in (MINUTE, MINUTE + 7):
+            resent = original._replace(minute=minute, resent=1)
+            assert await dedupe.admit(client, [resent, resent], "w:1", 3600, CALENDAR) == []
+        lost = a_hit("dup", 2)._replace(event_id="d2", resent=1)  # and re-sent twice, counted in two minutes
+        twice = [lost, lost._replace(minute=MINUTE + 7)]
+        assert await dedupe.admit(client, twice, "w:2", 3600, CALENDAR) == [lost._replace(resent=0)]
+    finally:
+        await client.aclose()
+
+
+async def test_an_id_is_found_for_dedupe_window_after_its_record_and_then_forgotten(redis_url, rds):
+    """The checks read the slices of `window` before their moment (and one more at each
+    end): the id recorded at t is a duplicate until t + window, and new again after."""
+    original = a_hit("span", 1)._replace(event_id="w1")
+    recorded_at, window = 1_800_000_000.0, 600
+    for command in dedupe.first_send_commands(_first_sends(original), CALENDAR, window, recorded_at):
+        rds.execute_command(*command)
+    resent = original._replace(resent=1)
+    client = redis_client.connect(redis_url)
+    try:
+        for late in (0, window / 2, window):
+            assert await dedupe.admit(client, [resent], f"w:{late}", window, CALENDAR, recorded_at + late) == []
+        beyond = recorded_at + window + 3 * dedupe.ID_SLICE
+        assert await dedupe.admit(client, [resent], "w:beyond", window, CALENDAR, beyond) == [original]
+    finally:
+        await client.aclose()
+
+
+def _first_sends(hit: Hit):
+    scratch = Aggregator()
+    scratch.count(hit)
+    return scratch.drain()

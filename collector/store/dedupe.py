@@ -1,19 +1,43 @@
 """Exactly once when a client re-sends: an event whose answer was lost is counted once.
 
 The beacon marks an event it sends again `re=1` (docs/protocol.md) and keeps its `id`.
-A first send (no `re`) is counted at once, and its flush records its id in Redis —
-`SET eb:{APP|DAY}:id:ID 1 EX dedupe_window` in the slot of its app and the day of its
-bucket, in the same batch as its counts (`first_send_commands`, a script per slot). A re-sent event is held
-back from the counts (aggregate.py `Snapshot.resent`) until two things hold:
+A first send (no `re`) is counted at once, and its flush records its id in Redis, in
+the same batch as its counts (`first_send_commands`): in one set per app and day of
+its bucket and per minute of the flush, `SADD eb:{APP|DAY}:ids:SLICE ID ID …` (up to
+RECORD_IDS ids a command), then `EXPIRE … dedupe_window + ID_SLICE`. SLICE is the
+flusher's clock in ID_SLICE seconds (epoch minutes): the last write into a slice's set
+comes before the slice ends, so every id in it is kept at least `dedupe_window`
+seconds after its record — as with a key per id, but a set member costs some 50–70
+bytes where a key with a TTL cost some 130, and a thousand ids are one command.
+
+The sets are sliced by the time of the record, not by the event's minute: a re-send is
+counted at its client timestamp `ts` only while that lies within `client_ts_window`
+(else at its arrival), and `ts` is optional — a re-send may fall in another minute than
+its original, but never in another record slice than the ones a check reads (below).
+Like the key per id before, the set is in the slot of the app and the day of the
+event's bucket (keys.slot_tag): a re-send counted on another day than its original
+(no `ts`, or a client clock judged differently) is not caught.
+
+A re-sent event is held back from the counts (aggregate.py `Snapshot.resent`) until
+two things hold:
 
 1. every other live writer's first sends' watermark (finality.py) has passed the
    moment the re-sent event arrived: an original that any worker received before the
    re-send is then in Redis with its id. (This writer's own earlier first sends are:
    its batches are applied in order, and a batch's first sends before its re-sends.)
    A writer that cannot catch up within `dedupe_hold_max` is not waited for longer.
-2. its id is new: `SET id TOKEN NX EX window` (`ADMIT_LUA`) succeeds — or the key holds
-   this batch's own TOKEN (writer:seq), which is how a batch replayed after a crash
-   finds the re-sends it had admitted before.
+2. its id is new (`ADMIT_LUA`, one script per slot and ADMIT_IDS re-sent ids, which
+   reads each set once with SMISMEMBER): it is in none of the slices' sets that may
+   still hold an id recorded within `dedupe_window` (one slice more at each end, for
+   the clocks of other processes), and
+   `SET eb:{APP|DAY}:id:ID TOKEN NX EX window` succeeds — or that key holds this
+   batch's own TOKEN (writer:seq), which is how a batch replayed after a crash finds
+   the re-sends it had admitted before. Re-sends are rare, so a key per admitted
+   re-send is cheap. The same key is where collectors before the sets recorded first
+   sends (value FIRST_SEND): during a rolling upgrade, for one `dedupe_window`, such
+   an id makes the SET NX fail and its re-send is dropped — the check costs nothing more.
+   (An old collector still running does not read the sets: a re-send it checks whose
+   original a new one recorded counts twice, until the upgrade is over.)
 
 The admitted re-sends are then counted as a flush of their own, numbered within their
 batch's sequence (flusher.py `RESENT_CALLS`), so the per-slot sequence markers make
@@ -22,12 +46,26 @@ that idempotent too. A duplicate is dropped and counted as `flagged:duplicate_re
 The wait needs the watermarks: with `finality_interval` 0 none are published and a
 re-send is checked at once (an original another worker still holds is then missed).
 
+Bounds: a set holds the first sends one app had flushed in one minute; their number is
+bounded by the app's rate (`rate_app` per worker), an id by 64 characters (protocol.py),
+and a set lives `dedupe_window` + ID_SLICE seconds after its last write, so the ids
+kept are what the app may send in that time — the same bound as a key per id, at half
+the bytes. A set is freed whole when it expires, in one go: a set of 100 000 ids (an
+app's minute at some 1 700 events/s) takes Redis some 15 ms (bench/dedupe_cost.py);
+`lazyfree-lazy-expire yes` frees big sets in Redis' background thread instead. A check reads dedupe_window / ID_SLICE + 3
+sets (63 for an hour) for each chunk of re-sent ids, a lookup per set and id: a client
+that only re-sends costs Redis more per event than one that does not, within its rate
+limit. (The first copy of an id per app and day is checked; its other copies in the
+batch, whatever their minute, are duplicates.)
+
 Not covered: an original that arrives *after* its re-send was admitted (it was still
 in flight when the beacon gave up on it), and an original held by a worker that was
 dead longer than `finality_writer_ttl` and replays its journal later. Both count twice.
 """
 
 from __future__ import annotations
+
+import time
 
 import redis.asyncio as aioredis
 
@@ -36,53 +74,97 @@ from collector.store import keys, redis_client
 from collector.store.aggregate import Snapshot
 from collector.store.buckets import Calendar
 
-FIRST_SEND = "1"  # the value of an id recorded by a first send
+FIRST_SEND = "1"  # the value of an id key recorded by a first send before the sets (rolling upgrade)
+ID_SLICE = 60  # seconds of first sends recorded in one set per app and day
+RECORD_IDS = 1000  # ids per SADD: one command instead of a thousand
 
-# KEYS[1]: the event id's key.  ARGV: the admitting batch's token, the window (s).
-# 1: count the re-sent event (its id is new, or this very batch admitted it before).
+ADMIT_IDS = 500  # re-sent ids per check script: a set is read once per chunk (SMISMEMBER)
+
+# Checks a chunk of re-sent ids of one slot (app and day). KEYS: the sets of first sends
+# that may hold them (ARGV[3] of them), then each id's admission key. ARGV: the admitting
+# batch's token, the window (s), the number of sets, the ids.
+# Per id, 1: count the re-sent event (its id is new, or this very batch admitted it before).
 ADMIT_LUA = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
+local token, window, sets = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids = {unpack(ARGV, 4)}
+local recorded = {}
+for s = 1, sets do
+  if redis.call('EXISTS', KEYS[s]) == 1 then
+    local found = redis.call('SMISMEMBER', KEYS[s], unpack(ids))
+    for i = 1, #ids do if found[i] == 1 then recorded[i] = true end end
+  end
+end
+local verdicts = {}
+for i = 1, #ids do
+  local key, admitted = KEYS[sets + i], 0
+  if not recorded[i] then
+    if redis.call('SET', key, token, 'NX', 'EX', window) or redis.call('GET', key) == token then admitted = 1 end
+  end
+  verdicts[i] = admitted
+end
+return verdicts
 """
+
+
+def record_slice(moment: float) -> int:
+    """The slice (epoch minute) whose set a first send flushed at `moment` goes to."""
+    return int(moment // ID_SLICE)
+
+
+def day_of(calendar: Calendar, minute: int) -> str:
+    return calendar.buckets_of_minute(minute)[2].id
 
 
 def id_key(calendar: Calendar, app: str, minute: int, event_id: str) -> str:
-    return keys.event_id(app, calendar.buckets_of_minute(minute)[2].id, event_id)
+    return keys.event_id(app, day_of(calendar, minute), event_id)
 
 
-# Records the ids of first sends. KEYS: id keys of one slot (app and day). ARGV: the window.
-RECORD_LUA = """
-for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end
-return #KEYS
-"""
-RECORD_IDS = 1000  # ids per script call: one packed command instead of a thousand
-
-
-def first_send_commands(snap: Snapshot, calendar: Calendar, window: int) -> list[redis_client.Command]:
-    """What a later re-send of a first send is checked against: its id, kept `window`
-    seconds. One script call per slot (app and day) and RECORD_IDS ids."""
+def first_send_commands(snap: Snapshot, calendar: Calendar, window: int, now: float) -> list[redis_client.Command]:
+    """What a later re-send of a first send is checked against: its id, a member of the
+    set of its app, day and record slice (`now`), kept `window` + ID_SLICE seconds after
+    this write. One SADD per set and RECORD_IDS ids, one EXPIRE per set."""
+    days: dict[int, str] = {}  # minute -> day: a batch spans a few minutes
     by_slot: dict[tuple[str, str], list[str]] = {}
     for app, minute, event_id in snap.event_ids:
-        day = calendar.buckets_of_minute(minute)[2].id
-        by_slot.setdefault((app, day), []).append(keys.event_id(app, day, event_id))
+        day = days.get(minute)
+        if day is None:
+            day = days[minute] = day_of(calendar, minute)
+        by_slot.setdefault((app, day), []).append(event_id)
+    piece = record_slice(now)
     commands: list[redis_client.Command] = []
-    for slot_keys in by_slot.values():
-        for start in range(0, len(slot_keys), RECORD_IDS):
-            chunk = slot_keys[start : start + RECORD_IDS]
-            commands.append(("EVAL", RECORD_LUA, len(chunk), *chunk, window))
+    for (app, day), ids in by_slot.items():
+        key = keys.first_send_ids(app, day, piece)
+        commands += [("SADD", key, *ids[start : start + RECORD_IDS]) for start in range(0, len(ids), RECORD_IDS)]
+        commands.append(("EXPIRE", key, window + ID_SLICE))
     return commands
 
 
-async def admit(redis: aioredis.Redis, resent: list[Hit], token: str, window: int, calendar: Calendar) -> list[Hit]:
-    """The re-sent hits to count: the first of each id, if no other send of it counted."""
-    unique: dict[tuple[str, int, str], Hit] = {}
+def sets_to_check(app: str, day: str, window: int, now: float) -> list[str]:
+    """The sets that may hold an id recorded within `window` before `now`: one slice
+    more at each end, for another process' clock (a set lives window + ID_SLICE)."""
+    first, last = record_slice(now - window) - 1, record_slice(now) + 1
+    return [keys.first_send_ids(app, day, piece) for piece in range(first, last + 1)]
+
+
+async def admit(
+    redis: aioredis.Redis, resent: list[Hit], token: str, window: int, calendar: Calendar, now: float | None = None
+) -> list[Hit]:
+    """The re-sent hits to count: the first of each id (per app and day), if no other send
+    of it counted within `window` seconds before `now` (by default, this moment)."""
+    now = time.time() if now is None else now
+    by_slot: dict[tuple[str, str], dict[str, Hit]] = {}
     for hit in resent:
-        unique.setdefault((hit.app, hit.minute, hit.event_id), hit)
-    if not unique:
-        return []
+        by_slot.setdefault((hit.app, day_of(calendar, hit.minute)), {}).setdefault(hit.event_id, hit)
+    checked: list[Hit] = []
     async with redis.pipeline(transaction=False) as pipe:
-        for app, minute, event_id in unique:
-            pipe.eval(ADMIT_LUA, 1, id_key(calendar, app, minute, event_id), token, window)
-        verdicts = await pipe.execute()
-    return [hit._replace(resent=0) for hit, admitted in zip(unique.values(), verdicts, strict=True) if admitted]
+        for (app, day), first_of_id in by_slot.items():
+            sets = sets_to_check(app, day, window, now)
+            hits = list(first_of_id.values())
+            for start in range(0, len(hits), ADMIT_IDS):
+                chunk = hits[start : start + ADMIT_IDS]
+                id_keys = [keys.event_id(app, day, hit.event_id) for hit in chunk]
+                pipe.eval(ADMIT_LUA, len(sets) + len(chunk), *sets, *id_keys, token, window, len(sets),
+                          *(hit.event_id for hit in chunk))
+                checked += chunk
+        verdicts = [verdict for reply in await pipe.execute() for verdict in reply]
+    return [hit._replace(resent=0) for hit, admitted in zip(checked, verdicts, strict=True) if admitted]

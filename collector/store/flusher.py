@@ -406,7 +406,7 @@ class Flusher:
         if new_apps:
             commands.append(("SADD", keys.APPS, *sorted(new_apps)))
         if part.event_ids and self.dedupe_window:
-            commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window)
+            commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window, self.clock())
         if self.record_touched:
             commands += touched_commands(part, self.rollups.calendar, self.record_touched)
         return self._prepared(commands, pace)
@@ -496,7 +496,9 @@ class Flusher:
         admitted = batch.resent
         if self.dedupe_window:
             token = f"{batch.writer}:{batch.seq}"
-            admitted = await dedupe.admit(self.redis, batch.resent, token, self.dedupe_window, self.rollups.calendar)
+            admitted = await dedupe.admit(
+                self.redis, batch.resent, token, self.dedupe_window, self.rollups.calendar, self.clock()
+            )
         scratch = Aggregator()
         to_count = {(hit.app, hit.minute, hit.event_id) for hit in admitted}
         for hit in batch.resent:  # each admitted id counts once; every other copy is a duplicate

@@ -43,7 +43,8 @@ Layout (documented for downstream jobs in docs/redis-keys.md):
     eb:{finality}:cursor                    hash   granularity -> buckets ending by then were announced
     eb:{finality}:closed                    stream app, granularity, bucket of each bucket that became final
     eb:{finality}:lease                     string the token of the process that announces
-    eb:{APP|DAY}:id:EVENT                   string an event id counted lately (dedupe of re-sent events)
+    eb:{APP|DAY}:ids:SLICE                  set    ids of the first sends flushed in one minute (dedupe of re-sent events)
+    eb:{APP|DAY}:id:EVENT                   string a re-sent event id admitted lately: the admitting batch's token
 
 GRAN is minute, hour, day or month and BUCKET its id (202611241530, 2026112415,
 20261124, 202611). The `{...}` part is the Redis Cluster hash tag: every key of one app
@@ -297,7 +298,14 @@ def touched_member(app: str, bucket_id: str) -> str:
 # ---- exactly once for re-sent events (store/dedupe.py) ----------------------------------
 
 
+def first_send_ids(app: str, day_id: str, record_slice: int) -> str:
+    """The ids of first sends of the app and day (of their bucket) flushed in one slice
+    of time (dedupe.ID_SLICE seconds; `record_slice` counts them from the epoch)."""
+    return f"{PREFIX}:{slot_tag(app, 'day', day_id)}:ids:{record_slice}"
+
+
 def event_id(app: str, day_id: str, event: str) -> str:
-    """An event id seen in the slot of the app and the day of its bucket; its value says
-    who counted it: FIRST_SEND, or the token of the batch that applied a re-send."""
+    """A re-sent event id admitted in the slot of the app and the day of its bucket; its
+    value is the token of the batch that applied it — or FIRST_SEND, where a collector
+    before the sets of first_send_ids recorded a first send (a rolling upgrade)."""
     return f"{PREFIX}:{slot_tag(app, 'day', day_id)}:id:{event}"
