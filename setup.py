@@ -35,7 +35,14 @@ def warn(message: str) -> None:
     print(f"edu-beacon: {message}; the collector runs as pure Python", file=sys.stderr)
 
 
+# The commands that build extensions; the others (egg_info: pip's metadata steps) run this
+# file too, and would each run mypyc's type check and code generation for nothing.
+BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop", "bdist_egg"}
+
+
 def native_extensions() -> list:
+    if not BUILD_COMMANDS.intersection(sys.argv[1:]):
+        return []
     # A pure install over an earlier compiled one (editable: the .so files stay in the
     # tree): without the manifest, collector/native.py loads the sources.
     (HERE / "collector" / NATIVE.MANIFEST).unlink(missing_ok=True)
