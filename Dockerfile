@@ -23,9 +23,13 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-w
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 collector
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY collector ./collector
-RUN pip install --no-cache-dir . && rm -rf /root/.cache
+# setup.py compiles the hot modules with mypyc (collector/native.py): gcc for the build
+# only, removed in the same layer. Without it the install is pure Python, and works.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . && rm -rf /root/.cache \
+    && apt-get purge -y -qq gcc libc6-dev && apt-get autoremove -y -qq && rm -rf /var/lib/apt/lists/*
 COPY beacon_js/dist ./beacon_js/dist
 COPY dashboard_js/dist ./dashboard_js/dist
 COPY --from=geo /src/geo_data/ ./geo_data/

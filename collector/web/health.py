@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from collector import native
 from collector.hit.uvguard import UvGuard
 from collector.web.appkeys import AGGREGATOR, FLUSHER, HTTP_STATS, INGEST, JOURNAL, REDIS, REDIS_OUTAGE, SETTINGS
 from collector.web.stats_routes import operator_refusal
@@ -71,6 +72,8 @@ def backlog(app: web.Application) -> dict:
     stats = flusher.stats
     return {
         "writer": flusher.writer,
+        # Whether the hot modules run compiled by mypyc (collector/native.py) or as Python.
+        "native": native.in_use(),
         "pending_flushes": len(flusher.pending),
         # Seconds the oldest batch not yet in Redis has waited (0: none waits).
         "backlog_age_s": round(flusher.backlog_age(), 1),

@@ -49,6 +49,7 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from collector import native
 from collector.histogram import Histogram
 from collector.store.periodic import Periodic
 from collector.web.appkeys import (
@@ -234,6 +235,8 @@ def process_state(app: web.Application) -> Iterable[Family]:
     state.add(app[AGGREGATOR].pending_cells, state="aggregator_cells")
     yield state
     yield gauge("process_resident_memory_bytes", "Resident memory of this process.", _resident_bytes())
+    yield gauge("native_modules", "1 when the hot modules run compiled by mypyc (collector/native.py), 0 as pure Python.",
+                int(native.in_use()))
 
 
 def guards(app: web.Application) -> Iterable[Family]:

@@ -1,0 +1,69 @@
+"""Issue 17: the hot modules compiled by mypyc at install (setup.py, collector/native.py).
+
+The behaviour of the compiled modules is what their own tests check (test_ingest,
+test_rollups, …: they run against whatever the install built). Here: the build is all or
+none, and the collector says which it runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector import native
+from tests.test_metrics import scrape, total
+
+PACKAGE = Path(native.__file__).resolve().parent
+
+
+def test_every_native_module_has_its_python_source():
+    """The .py stays the fallback and the build's input: a module renamed or moved must be
+    renamed here too, or the install would quietly compile less."""
+    for name in native.NATIVE_MODULES:
+        parts = name.split(".")
+        assert parts[0] == "collector"
+        assert PACKAGE.joinpath(*parts[1:]).with_suffix(".py").is_file(), name
+
+
+def test_compiled_all_or_none():
+    """setup.py builds every module or none: a module shim without the others (or without
+    the shared library) would not be a tested combination."""
+    assert len(native.compiled_modules()) in (0, len(native.NATIVE_MODULES))
+    assert native.in_use() == bool(native.compiled_modules())
+    if native.in_use():  # the shared runtime library lives inside the package
+        assert importlib.util.find_spec("collector.native__mypyc") is not None
+
+
+async def test_api_collector_and_metrics_say_whether_native(collector_client):
+    client = await collector_client()
+    body = await (await client.get("/api/collector")).json()
+    assert body["native"] is native.in_use()
+    assert total(await scrape(client), "edubeacon_native_modules") == int(native.in_use())
+
+
+def _run_copy(tmp_path: Path, edit: bool) -> list[str]:
+    """A copy of the installed package (its .so files included), one source edited or
+    not, imported by a fresh interpreter: [native in use, where ingest was loaded from]."""
+    shutil.copytree(PACKAGE, tmp_path / "collector", ignore=shutil.ignore_patterns("__pycache__"))
+    if edit:
+        with (tmp_path / "collector" / "hit" / "caps.py").open("a", encoding="utf-8") as f:
+            f.write("\n# edited after the build\n")
+    code = "from collector import native; import collector.hit.ingest as i; print(native.in_use()); print(i.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                         check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(not native.in_use(), reason="the install compiled nothing (no mypyc or no C compiler)")
+def test_an_edited_source_runs_as_python_not_its_stale_build(tmp_path):
+    """An editable install keeps the .so beside the .py: after an edit, the old compiled
+    code must not run (tests included). Every listed module then loads from source."""
+    assert _run_copy(tmp_path / "as_built", edit=False)[0] == "True"
+    in_use, ingest_file = _run_copy(tmp_path / "edited", edit=True)
+    assert in_use == "False"
+    assert ingest_file.endswith("ingest.py")
