@@ -17,8 +17,7 @@ def test_a_visit_starts_reaches_a_second_page_and_ends_after_the_timeout():
 
 
 def test_prune_forgets_idle_visitors_then_the_oldest_half():
-    visits = VisitTracker(timeout=100)
-    visits.MAX_ENTRIES = 4
+    visits = VisitTracker(timeout=100, max_entries=4)
     for i, t in enumerate((0, 1, 150, 151)):
         visits.visit_flag(bytes([i]), T0 + t)
     visits.visit_flag(b"new", T0 + 160)  # full: the two idle ones go
