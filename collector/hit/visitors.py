@@ -96,8 +96,11 @@ class VisitTracker:
         cutoff = int(now - self.timeout) << 2
         self._seen = {v: e for v, e in self._seen.items() if e >= cutoff}
         if len(self._seen) >= self.max_entries:  # all recent: forget the oldest half
-            ordered = sorted(self._seen.items(), key=lambda item: item[1])
-            self._seen = dict(ordered[len(ordered) // 2 :])
+            # The median stamp from the values alone: sorting the (visitor, entry) pairs
+            # would build a tuple per visitor, tens of MB at the peak of a full table.
+            # Strictly newer: ties at the median go too, so at least half always does.
+            median = sorted(self._seen.values())[len(self._seen) // 2]
+            self._seen = {v: e for v, e in self._seen.items() if e > median}
 
 
 def flag_from_ordinal(sn: int) -> int:
