@@ -141,7 +141,7 @@ class Settings:
         "ones count unjudged (/api/collector uv_suspect.unjudged)"
     )
     visit_tracker_visitors: int = _setting(
-        200000, "visitors of bare pixels (no session ordinal sn) remembered per worker to infer visits (~110 bytes "
+        100000, "visitors of bare pixels (no session ordinal sn) remembered per worker to infer visits (~110 bytes "
         "each); past it those idle over session_timeout, else the oldest half, are forgotten"
     )
     recent_event_ids: int = _setting(

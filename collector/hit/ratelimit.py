@@ -154,7 +154,7 @@ class RateLimits:
             if wait:
                 return self._refused(CLIENT_LIMIT), wait
         if self.address is not None:
-            wait = self.address.take(ip, 1.0, now)
+            wait = self.address.take(hash(ip), 1.0, now)  # hashed too: the table keeps no address string
             if wait:
                 return self._refused(ADDRESS_LIMIT), wait
         return "", 0.0
@@ -165,7 +165,7 @@ class RateLimits:
             if self.client is not None:
                 self.client.spend(hash((ip, ua)), events - 1)
             if self.address is not None:
-                self.address.spend(ip, events - 1)
+                self.address.spend(hash(ip), events - 1)
 
     def refuse_app(self, app_key: str, events: int, now: float) -> float:
         """0 when `events` events with app key `app_key` may be counted (their tokens are

@@ -68,7 +68,7 @@ class VisitTracker:
     such hits. The beacon always sends `sn`, which is exact.
     """
 
-    MAX_ENTRIES = 200_000  # settings.visit_tracker_visitors: ~110 bytes each
+    MAX_ENTRIES = 100_000  # settings.visit_tracker_visitors: ~110 bytes each
 
     def __init__(self, timeout: int, max_entries: int = MAX_ENTRIES) -> None:
         self.timeout = timeout
