@@ -90,6 +90,7 @@ def tables(ingest) -> dict[str, int]:
         "geo cache (geo_cache_size)": ingest.geo.cache_info().currsize,
         "VisitTracker": len(ingest.visits),
         "RecentIds": len(ingest.recent_ids),
+        "client IP verdicts": len(ingest.ips._kind),
     }
     geo = ingest.geo
     for name in ("_v4_networks", "_v6_networks"):

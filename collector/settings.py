@@ -137,7 +137,7 @@ class Settings:
         "bucket is full again are forgotten (if most are not, all are: a forgotten client gets a fresh burst)"
     )
     uv_guard_identities: int = _setting(
-        100000, "visitors, vids and uids the UV guard judges per minute per worker (~110 bytes each); past it new "
+        50000, "visitors, vids and uids the UV guard judges per minute per worker (~110 bytes each); past it new "
         "ones count unjudged (/api/collector uv_suspect.unjudged)"
     )
     visit_tracker_visitors: int = _setting(
@@ -177,8 +177,10 @@ class Settings:
         "with none of them, the read API is open only when host is loopback (127.0.0.1, ::1, localhost)"
     )
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
-    ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
-    geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
+    ua_cache_size: int = _setting(16384, "User-Agent classifications kept in memory (~100 bytes each)")
+    geo_cache_size: int = _setting(
+        16384, "IP region lookups kept in memory, and as many client IPs' X-Forwarded-For verdicts (~100 bytes each)"
+    )
     beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
     dashboard_dir: str = _setting("dashboard_js/dist", "directory of the built dashboard served at /dashboard")
     public_url: str = _setting(

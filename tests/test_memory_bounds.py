@@ -29,7 +29,7 @@ def tables(ingest) -> dict[str, int]:
         "visit_tracker_visitors": len(ingest.visits),
         "recent_event_ids": len(ingest.recent_ids),
         "ua_cache_size": ingest.devices.cache_info().currsize,
-        "geo_cache_size": ingest.geo.cache_info().currsize,
+        "geo_cache_size": max(ingest.geo.cache_info().currsize, len(ingest.ips._kind)),
     }
 
 

@@ -71,7 +71,7 @@ class Ingest:
         self.aggregator = aggregator
         self.geo = geo
         self.devices = devices
-        self.ips = ClientIPResolver(settings.trusted_proxies)
+        self.ips = ClientIPResolver(settings.trusted_proxies, settings.geo_cache_size)
         self.hasher = hasher
         self.caps = CardinalityCaps(settings.cap_limits(), settings.value_max_chars)
         self.secrets = SecretStripper(settings.url_secret_params)

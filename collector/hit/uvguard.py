@@ -29,7 +29,7 @@ from collector.store.names import SUSPECT_UID_FLAG, SUSPECT_VID_FLAG, SUSPECT_VI
 # Identities one worker remembers per minute by default (settings.uv_guard_identities):
 # ~110 bytes each when every one comes from a new address (a set slot and an int per
 # identity, a dict entry per address and kind): 250 000 of them measured 28 MB.
-MAX_IDENTITIES = 100_000
+MAX_IDENTITIES = 50_000
 
 VISITOR, VID, UID = "visitor", "vid", "uid"
 KINDS = (VISITOR, VID, UID)
