@@ -123,7 +123,7 @@ class Bench:
 
     # -- servers -----------------------------------------------------------------------
 
-    def server(self, kind: str, workers: int = 1) -> servers.ServerProc:
+    def server(self, kind: str, workers: int = 1, limits: bool = False) -> servers.ServerProc:
         port = servers.free_port()
         log = self.dir / f"{kind}-{workers}.log"
         cpus = "0" if workers == 1 else "0,1"
@@ -131,7 +131,7 @@ class Bench:
             s = servers.ceiling(port, workers, cpus, log)
         elif kind == "collector":
             data = self.dir / f"data-{kind}-{workers}-{time.monotonic_ns()}"
-            s = servers.collector(port, workers, self.redis.url, cpus, log, data)
+            s = servers.collector(port, workers, self.redis.url, cpus, log, data, limits)
             s.data_dir = data  # type: ignore[attr-defined]
         else:
             s = servers.naive(port, self.redis.url, cpus, log)
@@ -382,25 +382,17 @@ class Bench:
 
     # -- peak RSS after N distinct visitors --------------------------------------------
 
-    def rss_run(self, n: int) -> dict:
-        t = time.monotonic()
-        path = self.dir / "rss.requests"
-        parts = 2 * (os.cpu_count() or 1)
-        now_ms = int(time.time() * 1000)
-        jobs = [(n * i // parts, n * (i + 1) // parts, now_ms, str(self.dir), 100 + i) for i in range(parts)]
-        import multiprocessing
-
-        with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1, _all_cpus) as workers:
-            files = workers.map(_generate_unique_part, jobs)
-        with open(path, "wb") as out:
-            for f in files:
-                with open(f, "rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 20)
-                os.unlink(f)
-        size = path.stat().st_size
-        self.log(f"rss run: {n} unique requests generated in {time.monotonic() - t:.0f}s ({size >> 20} MB)")
+    def rss_run(self, n: int, keep: bool = False) -> dict:
+        """Peak RSS of a fresh collector x1 after n distinct visitors. With `keep`, the
+        request file (~800 MB for 10^6) stays for the next run, which reuses it (its
+        timestamps must still lie within client_ts_window: a day)."""
+        path = self.dir / f"rss-{n}.requests"
+        if not (keep and path.exists()):
+            self.rss_requests(n, path)
         script = wrk.write_script(self.dir / "rss.lua", path, stop_after=n)
-        s = self.server("collector", 1)
+        # The default rate limits and UV guard: every request comes from a client of its own,
+        # so they refuse nothing, but their per-client tables fill as in production.
+        s = self.server("collector", 1, limits=True)
         s.start()
         samples = []
         stop = threading.Event()
@@ -442,10 +434,30 @@ class Bench:
             stop.set()
             s.stop()
             self.cleanup(s)
-            path.unlink(missing_ok=True)  # ~800 MB
+            if not keep:
+                path.unlink(missing_ok=True)  # ~800 MB
         self.log(f"rss after {out['visitors']} distinct visitors: peak {out['peak_rss_mb']:.0f} MB "
                  f"(anon {out['rss_anon_mb']:.0f}, file {out['rss_file_mb']:.0f})")
         return out
+
+
+    def rss_requests(self, n: int, path: Path) -> None:
+        """The memory run's request file: n GET pixels, each from a new IP and User-Agent."""
+        t = time.monotonic()
+        parts = 2 * (os.cpu_count() or 1)
+        now_ms = int(time.time() * 1000)
+        jobs = [(n * i // parts, n * (i + 1) // parts, now_ms, str(self.dir), 100 + i) for i in range(parts)]
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1, _all_cpus) as workers:
+            files = workers.map(_generate_unique_part, jobs)
+        with open(path, "wb") as out:
+            for f in files:
+                with open(f, "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 20)
+                os.unlink(f)
+        size = path.stat().st_size
+        self.log(f"rss run: {n} unique requests generated in {time.monotonic() - t:.0f}s ({size >> 20} MB)")
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -459,6 +471,9 @@ def _all_cpus() -> None:
         pass
 
 
+UNIQUE_SERIAL = 10_000_000  # User-Agent serials of the memory run start here (never those of other runs)
+
+
 def _generate_unique_part(job) -> str:
     """Requests start..end of the 10^6-visitor file: a new IP and a User-Agent with a serial of its own each."""
     start, end, now_ms, workdir, seed = job
@@ -468,7 +483,7 @@ def _generate_unique_part(job) -> str:
     path.unlink(missing_ok=True)
     step = 50_000
     for a in range(start, end, step):
-        reqs = traffic.unique(pop, min(step, end - a), now_ms, serial_start=10_000_000 + a)
+        reqs = traffic.unique(pop, min(step, end - a), now_ms, serial_start=UNIQUE_SERIAL + a)
         traffic.write_wrk_file(reqs, path, append=True)
     return str(path)
 

@@ -192,17 +192,20 @@ def ceiling(port: int, workers: int, cpus: str | None, log: Path) -> ServerProc:
     return ServerProc(f"ceiling x{workers}", cmd, port, "/healthz", cpus, log)
 
 
-def collector(port: int, workers: int, redis_url: str, cpus: str | None, log: Path, data_dir: Path) -> ServerProc:
+def collector(
+    port: int, workers: int, redis_url: str, cpus: str | None, log: Path, data_dir: Path, limits: bool = False,
+) -> ServerProc:
     # The bench's app keys are not registered platforms: it measures counting with
     # registry=open (enforcing adds a few µs per event: hit/admission.py).
     cmd = [
         sys.executable, "-m", "collector", "serve", "--host", HOST, "--port", str(port), "--workers", str(workers),
         "--redis-url", redis_url, "--trusted-proxies", "127.0.0.1/32", "--geo-db", GEO_DB,
         "--data-dir", str(data_dir), "--log-level", "WARNING", "--registry", "open",
+    ]
+    if not limits:
         # The bench's clients are a few loopback addresses sending as fast as they can:
         # it measures counting, not refusing (bench/stages.py measures the limits' cost).
-        "--rate-client", "0", "--rate-address", "0", "--rate-app", "0", "--uv-guard-per-minute", "0",
-    ]
+        cmd += ["--rate-client", "0", "--rate-address", "0", "--rate-app", "0", "--uv-guard-per-minute", "0"]
     return ServerProc(f"collector x{workers}", cmd, port, "/readyz", cpus, log)
 
 

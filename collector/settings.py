@@ -130,6 +130,23 @@ class Settings:
         300, "new visitors, vids or uids one client IP may bring per minute (per worker) before the next are "
         "set aside as suspect (counted as PV, not as UV: flagged:suspect_*); high for school networks; 0 turns it off"
     )
+    # Bounds of the per-visitor tables each worker keeps (issue 17: memory stays bounded
+    # whatever the number of distinct visitors; bench/visitors_rss.py measures them).
+    rate_limit_clients: int = _setting(
+        50000, "clients, and client IPs, each rate limit remembers per worker (~100 bytes each); past it those whose "
+        "bucket is full again are forgotten (if most are not, all are: a forgotten client gets a fresh burst)"
+    )
+    uv_guard_identities: int = _setting(
+        50000, "visitors, vids and uids the UV guard judges per minute per worker (~110 bytes each); past it new "
+        "ones count unjudged (/api/collector uv_suspect.unjudged)"
+    )
+    visit_tracker_visitors: int = _setting(
+        100000, "visitors of bare pixels (no session ordinal sn) remembered per worker to infer visits (~110 bytes "
+        "each); past it those idle over session_timeout, else the oldest half, are forgotten"
+    )
+    recent_event_ids: int = _setting(
+        100000, "event ids per worker remembered to flag a repeated id (flagged:repeated_id; ~80 bytes each)"
+    )
     journal: bool = _setting(True, "write accepted events to a local journal before answering")
     journal_fsync: str = _setting("everysec", "journal fsync policy: everysec, always or no")
     journal_max_bytes: int = _setting(
@@ -160,8 +177,10 @@ class Settings:
         "with none of them, the read API is open only when host is loopback (127.0.0.1, ::1, localhost)"
     )
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
-    ua_cache_size: int = _setting(65536, "User-Agent classifications kept in memory")
-    geo_cache_size: int = _setting(65536, "IP region lookups kept in memory")
+    ua_cache_size: int = _setting(16384, "User-Agent classifications kept in memory (~100 bytes each)")
+    geo_cache_size: int = _setting(
+        16384, "IP region lookups kept in memory, and as many client IPs' X-Forwarded-For verdicts (~100 bytes each)"
+    )
     beacon_dir: str = _setting("beacon_js/dist", "directory of the built beacon served at /beacon.js")
     dashboard_dir: str = _setting("dashboard_js/dist", "directory of the built dashboard served at /dashboard")
     public_url: str = _setting(
@@ -283,6 +302,8 @@ class Settings:
             (0.05 <= self.flush_cpu_share <= 1, "flush_cpu_share", "must be between 0.05 and 1"),
             (self.value_max_chars >= 64, "value_max_chars", "must be at least 64"),
             (self.malloc_arena_max >= 0, "malloc_arena_max", "must not be negative"),
+            *((getattr(self, name) >= 2, name, "must be at least 2")
+              for name in ("rate_limit_clients", "uv_guard_identities", "visit_tracker_visitors", "recent_event_ids")),
             (min(self.cap_limits().values()) >= 1, "cap_*", "caps must be at least 1"),
             (self.memory_max_cells >= self.batch_max_cells, "memory_max_cells", "must be at least batch_max_cells"),
             (self.flush_stall_seconds > 0, "flush_stall_seconds", "must be positive"),

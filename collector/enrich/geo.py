@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import functools
 import ipaddress
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any, NamedTuple
 import maxminddb
 
 from collector.enrich import cn_regions
+from collector.enrich.hashed_cache import HashedCache
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,9 @@ class GeoResolver:
         self._readers = [(p, maxminddb.open_database(p, maxminddb.MODE_AUTO)) for p in paths]
         self._v6_readers = [r for _, r in self._readers if r.metadata().ip_version == 6]
         self._all_readers = [r for _, r in self._readers]
-        # Per-instance LRU keyed by the raw string: a bound helper, so close() can clear it.
-        self._cached = functools.lru_cache(maxsize=cache_size)(self._resolve)
+        # Per instance, so close() can clear it; keyed by the address's hash, not the
+        # string (enrich/hashed_cache.py): a new visitor's address is not kept.
+        self._cached: HashedCache[Region] = HashedCache(self._resolve, cache_size)
         # Region per distinct place in the database: mapping names to GB/T 2260 codes
         # costs far more than the lookup itself, and a database names only a few
         # thousand places, so a new IP in a known place skips it.

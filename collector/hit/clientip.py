@@ -8,11 +8,18 @@ from collections.abc import Sequence
 NOT_AN_IP, UNTRUSTED, TRUSTED = 0, 1, 2
 
 
+# Addresses whose verdict is remembered by default (the collector's is settings.geo_cache_size).
+MAX_ADDRESSES = 16_384
+
+
 class ClientIPResolver:
-    def __init__(self, trusted_proxies: Sequence[str]) -> None:
+    def __init__(self, trusted_proxies: Sequence[str], max_addresses: int = MAX_ADDRESSES) -> None:
         self.networks = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in trusted_proxies]
         # address text -> NOT_AN_IP / UNTRUSTED / TRUSTED: parsing an address costs ~1 µs,
-        # a dict hit ~50 ns, and the same clients and proxies come back all day.
+        # a dict hit ~50 ns, and the same clients and proxies come back all day. Bounded
+        # like the geo cache, which the same client addresses fill: each entry keeps its
+        # address string (~100 bytes with its slot).
+        self.max_addresses = max_addresses
         self._kind: dict[str, int] = {}
 
     def kind(self, address: str) -> int:
@@ -25,7 +32,7 @@ class ClientIPResolver:
                 known = TRUSTED if any(ip in net for net in self.networks) else UNTRUSTED
             except ValueError:
                 known = NOT_AN_IP
-            if len(self._kind) > 100_000:
+            if len(self._kind) >= self.max_addresses:
                 self._kind.clear()
             self._kind[address] = known
         return known

@@ -71,26 +71,29 @@ class Ingest:
         self.aggregator = aggregator
         self.geo = geo
         self.devices = devices
-        self.ips = ClientIPResolver(settings.trusted_proxies)
+        self.ips = ClientIPResolver(settings.trusted_proxies, settings.geo_cache_size)
         self.hasher = hasher
         self.caps = CardinalityCaps(settings.cap_limits(), settings.value_max_chars)
         self.secrets = SecretStripper(settings.url_secret_params)
         self.deep = DeepCounter(self.caps)
-        self.visits = VisitTracker(settings.session_timeout)
+        self.visits = VisitTracker(settings.session_timeout, settings.visit_tracker_visitors)
         self.calendar = calendar
         self.clock = clock
         self.admission = Admission(settings.registry)
         self.max_batch = settings.max_batch_events
         self.ts_window = settings.client_ts_window
-        self.recent_ids = RecentIds()
+        self.recent_ids = RecentIds(settings.recent_event_ids)
         self.dedupe = settings.dedupe_window > 0  # keep event ids: re-sent events are counted once
         self.limits = RateLimits(
             clock,
             client=(settings.rate_client, settings.rate_client_burst),
             address=(settings.rate_address, settings.rate_address_burst),
             app=(settings.rate_app, settings.rate_app_burst),
+            max_clients=settings.rate_limit_clients,
         )
-        self.uv_guard = UvGuard(settings.uv_guard_per_minute) if settings.uv_guard_per_minute else None
+        self.uv_guard = (
+            UvGuard(settings.uv_guard_per_minute, settings.uv_guard_identities) if settings.uv_guard_per_minute else None
+        )
         # With `registry=open`, the app keys this worker counted events of lately: only their
         # rejections are counted under them (a made-up key that never sends a valid event
         # creates no keys of its own; its rejections go to (unknown)). Bounded: started

@@ -29,9 +29,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable
 
-# Clients (and addresses, and app keys) one table of buckets remembers: 100 000 entries of a
-# hashed key and a float, some 10 MB at most per table (a pair of floats measured 19 MB).
-MAX_CLIENTS = 100_000
+# Clients (and addresses, and app keys) one table of buckets remembers by default
+# (settings.rate_limit_clients): entries of a hashed key and a float, ~100 bytes each (a
+# pair of floats measured 19 MB for 100 000). Only the clients whose buckets are still
+# refilling matter — a page view's token is back within 1 / rate seconds — so the table
+# needs room for the clients of the last seconds, not for every visitor of the day.
+MAX_CLIENTS = 50_000
 
 # The reasons excess is refused for: rejected:REASON counters, 429 answers' `error`.
 CLIENT_LIMIT, ADDRESS_LIMIT, APP_LIMIT = "rate_limited_client", "rate_limited_address", "rate_limited_app"
@@ -111,9 +114,9 @@ class TokenBuckets:
         return len(self._full_at)
 
 
-def _buckets(rate: float, burst: float, clock: Callable[[], float]) -> TokenBuckets | None:
+def _buckets(rate: float, burst: float, clock: Callable[[], float], max_clients: int) -> TokenBuckets | None:
     """A table of buckets, or None when the limit is off (a rate of 0)."""
-    return TokenBuckets(rate, max(burst, 1.0), clock, MAX_CLIENTS) if rate > 0 else None
+    return TokenBuckets(rate, max(burst, 1.0), clock, max_clients) if rate > 0 else None
 
 
 class RateLimits:
@@ -130,11 +133,13 @@ class RateLimits:
         client: tuple[float, float] = (0.0, 0.0),
         address: tuple[float, float] = (0.0, 0.0),
         app: tuple[float, float] = (0.0, 0.0),
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
-        """Each limit as (events a second, burst); a rate of 0 turns that limit off."""
-        self.client = _buckets(*client, clock)
-        self.address = _buckets(*address, clock)
-        self.app = _buckets(*app, clock)
+        """Each limit as (events a second, burst); a rate of 0 turns that limit off.
+        Each table remembers up to `max_clients` clients (addresses, app keys)."""
+        self.client = _buckets(*client, clock, max_clients)
+        self.address = _buckets(*address, clock, max_clients)
+        self.app = _buckets(*app, clock, max_clients)
         self.refused: Counter[str] = Counter()
 
     def refuse_client(self, ip: str, ua: str, now: float) -> tuple[str, float]:
@@ -149,7 +154,7 @@ class RateLimits:
             if wait:
                 return self._refused(CLIENT_LIMIT), wait
         if self.address is not None:
-            wait = self.address.take(ip, 1.0, now)
+            wait = self.address.take(hash(ip), 1.0, now)  # hashed too: the table keeps no address string
             if wait:
                 return self._refused(ADDRESS_LIMIT), wait
         return "", 0.0
@@ -160,7 +165,7 @@ class RateLimits:
             if self.client is not None:
                 self.client.spend(hash((ip, ua)), events - 1)
             if self.address is not None:
-                self.address.spend(ip, events - 1)
+                self.address.spend(hash(ip), events - 1)
 
     def refuse_app(self, app_key: str, events: int, now: float) -> float:
         """0 when `events` events with app key `app_key` may be counted (their tokens are

@@ -12,7 +12,7 @@ its identity is set aside — hit/ingest.py counts it under one visitor per addr
 `flagged:suspect_visitor|vid|uid`. `suspect` here counts the same per kind.
 
 Memory is bounded: the identities of the current minute only (forgotten when the next
-begins), as 64-bit hashes, at most MAX_IDENTITIES of them (with the combinations of a
+begins), as 64-bit hashes, at most `uv_guard_identities` of them (with the combinations of a
 visitor, vid and uid that came together: those cost one lookup the next time). Past that an identity is
 not judged — counted as usual — and `unjudged` says how many were.
 
@@ -26,9 +26,10 @@ from collections import Counter
 
 from collector.store.names import SUSPECT_UID_FLAG, SUSPECT_VID_FLAG, SUSPECT_VISITOR_FLAG
 
-# Identities one worker remembers per minute: under 30 MB (measured: 28 MB when full of
-# distinct addresses; a set slot and an int per identity, a dict entry per address and kind).
-MAX_IDENTITIES = 250_000
+# Identities one worker remembers per minute by default (settings.uv_guard_identities):
+# ~110 bytes each when every one comes from a new address (a set slot and an int per
+# identity, a dict entry per address and kind): 250 000 of them measured 28 MB.
+MAX_IDENTITIES = 50_000
 
 VISITOR, VID, UID = "visitor", "vid", "uid"
 KINDS = (VISITOR, VID, UID)

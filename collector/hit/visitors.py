@@ -68,10 +68,11 @@ class VisitTracker:
     such hits. The beacon always sends `sn`, which is exact.
     """
 
-    MAX_ENTRIES = 1_000_000
+    MAX_ENTRIES = 100_000  # settings.visit_tracker_visitors: ~110 bytes each
 
-    def __init__(self, timeout: int) -> None:
+    def __init__(self, timeout: int, max_entries: int = MAX_ENTRIES) -> None:
         self.timeout = timeout
+        self.max_entries = max_entries
         # visitor -> last seen (whole seconds) << 2 | page views in the visit (1, 2, 3 = more):
         # one int per visitor rather than a list, as there can be a million of them.
         self._seen: dict[bytes, int] = {}
@@ -83,7 +84,7 @@ class VisitTracker:
         entry = self._seen.get(visitor)
         stamp = int(now) << 2
         if entry is None or stamp - (entry & ~3) > self.timeout << 2:
-            if len(self._seen) >= self.MAX_ENTRIES:
+            if len(self._seen) >= self.max_entries:
                 self.prune(now)
             self._seen[visitor] = stamp | 1
             return VISIT_START
@@ -94,9 +95,12 @@ class VisitTracker:
     def prune(self, now: float) -> None:
         cutoff = int(now - self.timeout) << 2
         self._seen = {v: e for v, e in self._seen.items() if e >= cutoff}
-        if len(self._seen) >= self.MAX_ENTRIES:  # all recent: forget the oldest half
-            ordered = sorted(self._seen.items(), key=lambda item: item[1])
-            self._seen = dict(ordered[len(ordered) // 2 :])
+        if len(self._seen) >= self.max_entries:  # all recent: forget the oldest half
+            # The median stamp from the values alone: sorting the (visitor, entry) pairs
+            # would build a tuple per visitor, tens of MB at the peak of a full table.
+            # Strictly newer: ties at the median go too, so at least half always does.
+            median = sorted(self._seen.values())[len(self._seen) // 2]
+            self._seen = {v: e for v, e in self._seen.items() if e > median}
 
 
 def flag_from_ordinal(sn: int) -> int:

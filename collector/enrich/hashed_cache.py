@@ -1,0 +1,61 @@
+"""A bounded cache of a function's results keyed by the hash of its arguments.
+
+`functools.lru_cache` keeps its arguments as the key: for the device cache that is the
+whole User-Agent (~240 bytes) in a tuple, ~300 bytes an entry beside the answer — 20 MB
+of its 65,536 entries when every visitor brings a new User-Agent (issue 17,
+bench/visitors_rss.py). Here the key is the arguments' 64-bit hash, and the answer the
+only thing kept.
+
+Two argument tuples with the same hash would share an answer: among the ≤ 65,536 keys
+of a cache that is a chance of about 1 in 10^10, and str hashes are salted per process
+(PYTHONHASHSEED), so a client cannot aim for one. The answers cached here (a device
+class) are then at worst another visitor's device class, never an error.
+
+Bounded: past `maxsize` the oldest eighth of the entries (by insertion: first in, first
+out) is dropped at once. An entry hit again is not moved; for the few hundred popular
+User-Agents, which are looked up all the time, a drop costs one recomputation each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from functools import _CacheInfo
+from itertools import islice
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class HashedCache(Generic[T]):
+    def __init__(self, compute: Callable[..., T], maxsize: int) -> None:
+        self._compute = compute
+        self.maxsize = max(0, maxsize)
+        self._answers: dict[int, T] = {}
+        self._lookups = 0
+        self._misses = 0
+
+    def __call__(self, *args: Hashable) -> T:
+        self._lookups += 1
+        key = hash(args)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._miss(key, args)
+        return found
+
+    def _miss(self, key: int, args: tuple) -> T:
+        self._misses += 1
+        answer = self._compute(*args)
+        if self.maxsize:
+            answers = self._answers
+            if len(answers) >= self.maxsize:
+                for old in list(islice(answers, max(1, self.maxsize // 8))):
+                    del answers[old]
+            answers[key] = answer
+        return answer
+
+    def cache_info(self) -> _CacheInfo:
+        """As functools' caches give it (hits, misses, maxsize, currsize): for GET /metrics."""
+        return _CacheInfo(self._lookups - self._misses, self._misses, self.maxsize, len(self._answers))
+
+    def cache_clear(self) -> None:
+        self._answers = {}
