@@ -79,7 +79,12 @@ def per_ip_us(module: ModuleType, paths: list[str], ips: list[str]) -> float:
 
 def differences(base: ModuleType, current: ModuleType, paths: list[str], ips: list[str]) -> int:
     old, new = base.GeoResolver(paths), current.GeoResolver(paths)
-    return sum(dataclasses.astuple(old.lookup(ip)) != dataclasses.astuple(new.lookup(ip)) for ip in ips)
+    return sum(_fields(old.lookup(ip)) != _fields(new.lookup(ip)) for ip in ips)
+
+
+def _fields(region: object) -> tuple:
+    """A Region's values, whichever tree made it (a NamedTuple now, a dataclass before)."""
+    return tuple(region) if isinstance(region, tuple) else dataclasses.astuple(region)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,3 +114,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -36,6 +36,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFEST = "native_sources.json"
 
 NATIVE_MODULES = (
+    "collector.enrich.hashed_cache",
     "collector.hit.protocol",
     "collector.hit.ingest",
     "collector.hit.caps",
