@@ -61,6 +61,12 @@ class VisitorHasher:
             self._local_fallback.discard(period)
 
 
+# Visitors a VisitTracker remembers by default (settings.visit_tracker_visitors), ~110
+# bytes each. A module constant, not a class attribute: compiled (mypyc), a class
+# attribute read as a default argument in the class body fails at import.
+VISIT_TRACKER_ENTRIES = 100_000
+
+
 class VisitTracker:
     """Infers visit starts for page views that carry no session ordinal (`sn`).
 
@@ -68,9 +74,7 @@ class VisitTracker:
     such hits. The beacon always sends `sn`, which is exact.
     """
 
-    MAX_ENTRIES = 100_000  # settings.visit_tracker_visitors: ~110 bytes each
-
-    def __init__(self, timeout: int, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, timeout: int, max_entries: int = VISIT_TRACKER_ENTRIES) -> None:
         self.timeout = timeout
         self.max_entries = max_entries
         # visitor -> last seen (whole seconds) << 2 | page views in the visit (1, 2, 3 = more):
