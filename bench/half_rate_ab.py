@@ -1,0 +1,84 @@
+"""Issue 17: latency at a fixed GET rate, the collector under settings A and B, rounds alternating.
+
+    python -m bench.half_rate_ab [--rps 3800] [--seconds 12] [--rounds 3] \\
+        --variant unpaced:COLLECTOR_FLUSH_CPU_SHARE=1 --variant paced:COLLECTOR_FLUSH_CPU_SHARE=0.5
+
+What `python -m bench`'s half-rate run measures (collector x1 on CPU 0, wrk and a fresh
+redis-server on CPU 1, the realistic GET requests of bench/out/get.requests, 64
+connections each pausing before every request), for several settings of the same tree,
+each round starting every variant afresh in turn so the machine's drift hits them alike.
+Needs the request file a `python -m bench --smoke` (or --quick) run writes. Each variant:
+NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import servers, wrk
+
+HERE = Path(__file__).resolve().parent
+CONNECTIONS = 64
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, settings = text.partition(":")
+    return name, dict(pair.split("=", 1) for pair in settings.split(",") if pair)
+
+
+def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float) -> wrk.WrkResult:
+    work = Path(tempfile.mkdtemp(prefix="half-rate-", dir=HERE / "out"))
+    redis = servers.RedisServer(work / "redis")
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # the collector's settings (ServerProc inherits the environment)
+    try:
+        server = servers.collector(servers.free_port(), 1, redis.url, "0", work / "collector.log", work / "data")
+        server.start()
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+    try:
+        wrk.run(server.url + "/c", warm_script, 2)  # caches warm, as in the bench
+        time.sleep(1)
+        return wrk.run(server.url + "/c", delay_script, seconds)
+    finally:
+        server.stop()
+        redis.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", action="append", required=True, help="NAME:VAR=VALUE[,VAR=VALUE...]")
+    parser.add_argument("--rps", type=float, default=3800.0, help="target GET requests a second")
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    requests = HERE / "out" / "get.requests"
+    if not requests.exists():
+        print(f"{requests} is missing: run `python -m bench --smoke` once first", file=sys.stderr)
+        return 2
+    variants = [parse_variant(text) for text in args.variant]
+    delay_script = wrk.write_script(HERE / "out" / "half-rate-ab.lua", requests, CONNECTIONS / args.rps * 1000)
+    warm_script = wrk.write_script(HERE / "out" / "half-rate-warm.lua", requests)
+    results: dict[str, list[wrk.WrkResult]] = {name: [] for name, _ in variants}
+    for _ in range(args.rounds):
+        for name, env in variants:
+            results[name].append(one_run(env, delay_script, warm_script, args.seconds))
+    print(f"GET at {args.rps:,.0f} req/s asked, {args.seconds:g} s per run, {args.rounds} rounds; median of the rounds")
+    print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s}   p99 of each round")
+    for name, runs in results.items():
+        med = {k: statistics.median(getattr(r, k) for r in runs) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms")}
+        each = " ".join(f"{r.p99_ms:.2f}" for r in runs)
+        figures = f"{med['rps']:8,.0f} {med['p50_ms']:8.2f} {med['p90_ms']:8.2f} {med['p99_ms']:8.2f} {med['p999_ms']:9.2f}"
+        print(f"{name:14s} {figures}   {each}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
