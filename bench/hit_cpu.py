@@ -35,8 +35,8 @@ def _connection(journal: bool):
     from collector.settings import Settings
     from collector.store.aggregate import Aggregator
     from collector.store.buckets import Calendar
-    from collector.web.appkeys import INGEST
-    from collector.web.hit_server import HitConnection, HitServer
+
+    from .stages import fast_path_connection
 
     geo_db = [str(Path.cwd() / "geo_data" / f"dbip-city-ipv{v}.mmdb") for v in (4, 6)]
     settings = Settings(trusted_proxies=("127.0.0.1/32",), registry="open")  # unregistered app keys
@@ -54,18 +54,7 @@ def _connection(journal: bool):
         kwargs["journal"] = j
     aggregator = Aggregator()
     ingest = Ingest(settings, aggregator, GeoResolver(geo_db), DeviceClassifier(), hasher, calendar, time.time, **kwargs)
-    server = HitServer(None, {INGEST: ingest})
-
-    class Transport:
-        def get_extra_info(self, name):
-            return ("127.0.0.1", 40000)
-
-        def write(self, data):
-            pass
-
-    connection = HitConnection(server)
-    connection.connection_made(Transport())
-    return connection, aggregator
+    return fast_path_connection(ingest), aggregator
 
 
 def _requests(shape: str, hits: int) -> list[bytes]:

@@ -221,8 +221,9 @@ def _response_stages(b: _Stages, hits: int) -> None:
             lambda: _time(lambda _: web.Response(body=PIXEL_GIF, content_type="image/gif", headers=cors), rng))
 
 
-def _fast_path(ingest, reqs: list) -> float:
-    """µs per request through hit_server.py's protocol with a transport that only counts."""
+def fast_path_connection(ingest):
+    """A HitConnection (hit_server.py's protocol) over `ingest`, on a transport that
+    drops the answers: what the in-process benches feed requests to."""
     from collector.web.appkeys import INGEST
     from collector.web.hit_server import HitConnection, HitServer
 
@@ -237,6 +238,12 @@ def _fast_path(ingest, reqs: list) -> float:
 
     connection = HitConnection(server)
     connection.connection_made(Transport())
+    return connection
+
+
+def _fast_path(ingest, reqs: list) -> float:
+    """µs per request through hit_server.py's protocol with a transport that only counts."""
+    connection = fast_path_connection(ingest)
     raw = [traffic.http_bytes(r) for r in reqs]
     for data in raw:  # fill the caches
         connection.data_received(data)

@@ -56,8 +56,8 @@ def _connection(limits: bool):
     from collector.settings import Settings
     from collector.store.aggregate import Aggregator
     from collector.store.buckets import Calendar
-    from collector.web.appkeys import INGEST
-    from collector.web.hit_server import HitConnection, HitServer
+
+    from .stages import fast_path_connection
 
     off = {"rate_client": 0, "rate_address": 0, "rate_app": 0, "uv_guard_per_minute": 0} if not limits else {}
     settings = Settings(trusted_proxies=("127.0.0.1/32",), registry="open", **off)
@@ -69,18 +69,7 @@ def _connection(limits: bool):
     geo_db = [str(Path.cwd() / "geo_data" / f"dbip-city-ipv{v}.mmdb") for v in (4, 6)]
     ingest = Ingest(settings, Aggregator(), GeoResolver(geo_db, settings.geo_cache_size),
                     DeviceClassifier(settings.ua_cache_size), hasher, calendar, time.time)
-    server = HitServer(None, {INGEST: ingest})
-
-    class Transport:
-        def get_extra_info(self, name):
-            return ("127.0.0.1", 40000)
-
-        def write(self, data):
-            pass
-
-    connection = HitConnection(server)
-    connection.connection_made(Transport())
-    return connection, ingest
+    return fast_path_connection(ingest), ingest
 
 
 def tables(ingest) -> dict[str, int]:
