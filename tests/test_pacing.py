@@ -20,14 +20,15 @@ def test_a_paced_thread_sleeps_as_long_as_it_works_at_half_share():
     pace = Pacer(0.5, slice_seconds=0.002)
     used = burn(0.1, pace)
     # Every whole slice is followed by a pause as long as it; only the last, partial
-    # slice may go unpaused.
-    assert used - 0.002 - 0.001 <= pace.paused <= used + 0.001
+    # slice may go unpaused. (10 % slack: the CPU the pauses' own calls take is counted
+    # in `used`, not in a slice.)
+    assert 0.9 * (used - 0.002) <= pace.paused <= used + 0.001
 
 
 def test_a_smaller_share_pauses_longer():
     pace = Pacer(0.2, slice_seconds=0.002)
     used = burn(0.05, pace)
-    assert pace.paused >= 4 * (used - 0.003)
+    assert pace.paused >= 0.9 * 4 * (used - 0.002)
 
 
 def test_a_share_of_one_never_pauses():
