@@ -1,6 +1,6 @@
 """Which Redis commands the collector sends per hit, and where: this tree against another checkout.
 
-    python -m bench.sent_commands [--base /tmp/old] [--duration 5] [--requests 40000]
+    python -m bench.sent_commands [--base /tmp/old] [--duration 5] [--requests 40000] [--delay-ms 12.8]
 
 For each tree, a collector x1 (as `python -m bench` starts it, on its own redis-server)
 takes realistic GET traffic (bench/traffic.py, wrk as fast as it answers) twice:
@@ -90,16 +90,14 @@ def script_names() -> dict[str, str]:
 
 
 def flush_count(collector_url: str) -> int:
-    """Flushes applied so far (the collector's /metrics)."""
+    """Batches the collector applied so far (/api/collector)."""
     import urllib.request
 
-    with urllib.request.urlopen(collector_url + "/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return sum(int(float(line.split()[-1])) for line in text.splitlines()
-               if line.startswith("edubeacon_flushes_total") and not line.startswith("#"))
+    with urllib.request.urlopen(collector_url + "/api/collector", timeout=5) as answer:
+        return int(json.loads(answer.read())["flushes"])
 
 
-def child(duration: float, requests: int, workdir: Path) -> dict:
+def child(duration: float, requests: int, delay_ms: float, workdir: Path) -> dict:
     """Both runs against a collector of this tree (the current directory)."""
     from bench import runner, wrk
 
@@ -114,7 +112,7 @@ def child(duration: float, requests: int, workdir: Path) -> dict:
     try:
         wrk.run(s.url + "/c", bench.scripts["get"], 2, connections=mode.connections)
         bench.settle(s, 0, 10)
-        row = bench.measure(s, "get")
+        row = bench.measure(s, "get", delay_ms=delay_ms)
         stats = redis.client.info("commandstats")
         top_usec = sum(int(v["usec"]) for name, v in stats.items()
                        if name.removeprefix("cmdstat_") in ("evalsha", "eval", "zadd", "sadd", "expire", "set", "get",
@@ -122,14 +120,14 @@ def child(duration: float, requests: int, workdir: Path) -> dict:
         result = {"tree": os.getcwd(), "rps": round(row["rps"]), "hits": row["handled_events"],
                   "redis_cpu_us_per_hit": row["redis_cpu_us_per_event"],
                   "commandstats_all_calls_per_hit": row["redis_cmds_per_event"],
-                  "bench_sent_per_hit": row["redis_client_cmds_per_event"],
+                  "commandstats_calls": row["redis_commands"],
                   "top_level_usec_per_hit_approx": top_usec / row["handled_events"]}
         monitor_file = workdir / "monitor.txt"
         with open(monitor_file, "wb") as out:
             monitor = subprocess.Popen(["redis-cli", "-p", str(redis.port), "monitor"], stdout=out)
             time.sleep(0.3)
             flushes0 = flush_count(s.url)
-            watched = bench.measure(s, "get")
+            watched = bench.measure(s, "get", delay_ms=delay_ms)
             flushes = flush_count(s.url) - flushes0
             monitor.terminate()
             monitor.wait(5)
@@ -152,21 +150,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=Path, help="another checkout to compare with (e.g. a worktree of main)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of each measured wrk run")
     parser.add_argument("--requests", type=int, default=40000, help="distinct GET requests generated")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="each of wrk's 64 connections waits this long between requests (12.8: about 5 000 req/s), "
+                             "so both trees take the same rate; 0: as fast as the collector answers")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         with tempfile.TemporaryDirectory(prefix="sent-commands-") as workdir:
-            print(json.dumps(child(args.duration, args.requests, Path(workdir))))
+            print(json.dumps(child(args.duration, args.requests, args.delay_ms, Path(workdir))))
         return 0
+    from bench import runner
+
     trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
     results = {}
     for name, tree in trees.items():
         # This file, run with the other tree's packages first on the path (as bench/flush_cpu.py does).
         command = [sys.executable, str(Path(__file__).resolve()), "--child", "--duration", str(args.duration),
-                   "--requests", str(args.requests)]
+                   "--requests", str(args.requests), "--delay-ms", str(args.delay_ms)]
         out = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": f"{tree}:{ROOT}"}, check=True,
                              capture_output=True, text=True)
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = got = json.loads(out.stdout.strip().splitlines()[-1])
+        # The full bench's `sent` (INFO commandstats less what scripts run), as this tree counts it.
+        calls = got.pop("commandstats_calls")
+        got["bench_sent_per_hit"] = (sum(calls.values()) - sum(calls.get(c, 0) for c in runner.LUA_INTERNAL)) / got["hits"]
     print(json.dumps(results, indent=2))
     return 0
 
