@@ -21,9 +21,9 @@ granularity members BUCKET:APP scored by the bucket's end), in the same batch as
 counts and before the writer's watermark moves past them. One process per deployment (a
 Redis lease) runs the announcer: a Lua script that, atomically, drops the writers whose
 liveness ran out, takes the smallest watermark, and moves every touched bucket that is
-final from its sorted set to the stream `eb:{finality}:closed` (fields app, granularity, bucket; `late` = 1 when a bucket
-received counts after it had been announced — only possible when a writer was dead
-longer than its liveness and replayed its journal later). The move is one script, so
+final from its sorted set to the stream `eb:{finality}:closed` (fields app, granularity,
+bucket; `late` = 1 when a bucket received counts after it had been announced — only
+possible when a writer was dead longer than its liveness and replayed its journal later). The move is one script, so
 even two announcers could not announce a bucket twice. Every key is under the hash tag
 `{finality}`: each script touches one Redis Cluster slot.
 """
