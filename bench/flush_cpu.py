@@ -6,9 +6,10 @@ Realistic batches (bench/traffic.py's traffic, GET pixels and 10-event POSTs hal
 half, through the collector's own Ingest → Aggregator, as bench/redis_cost.py drives
 them) of `--batch` events for `--apps` app keys, one simulated second each (a worker's
 flush_interval), are drained; then the flusher's work on them is timed in process:
-`Flusher._packed` on every part (RollupBuilder.build + encode_calls + packing: what the
-flusher's thread does; the split into parts is not timed), CPU time (process_time) per
-event, best of the rounds. With
+`Flusher._parts` (the split into parts) and `Flusher._packed` on every part
+(RollupBuilder.build + encode_calls + packing: what the flusher's threads do), with the
+default settings' dedupe and finality records, CPU time (process_time) per event, best
+of the rounds. With
 `--base`, the other checkout (e.g. `git worktree add /tmp/old main`) runs the same
 rounds in turn, each round in both trees before the next, so that a loaded machine's
 drift hits both alike.
@@ -18,7 +19,8 @@ reports the bytes sent per event and Redis' CPU per event: INFO commandstats' us
 the flush's commands (their time in Redis, the scripts' work included) and INFO cpu's
 used_cpu_user + used_cpu_sys (the whole server: reading, parsing too). The salts are
 fixed, so both trees must leave the very same data: a digest of every key (its value
-and its expiry; the writers' sequence markers aside) is printed for each.
+and its expiry — a TTL given relative, the id sets', only as present; the writers'
+sequence markers aside) is printed for each.
 """
 
 from __future__ import annotations
@@ -93,25 +95,25 @@ def _flusher():
     from collector.store.flusher import Flusher
     from collector.store.rollup import RollupBuilder
 
-    # The client is never connected: _packed does no I/O.
-    return Flusher(aioredis.Redis(), Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="bench")
+    # The client is never connected: _parts and _packed do no I/O. As a collector with the
+    # default settings flushes: first sends' ids recorded (dedupe_window), touched buckets
+    # of every granularity recorded (finality) — at a fixed instant, so both trees name
+    # the same id sets.
+    return Flusher(aioredis.Redis(), Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="bench",
+                   dedupe_window=3600, record_touched=("minute", "hour", "day", "month"), clock=lambda: 1_900_000_000.0)
 
 
-def _parts(snaps: list) -> list[tuple[int, list]]:
-    """(batch seq, its parts) as the flusher splits a batch (Flusher._parts): not timed."""
-    from collector.store.flusher import GROUP_CELLS
-
-    return [(seq, snap.split_by_app(GROUP_CELLS)) for seq, snap in enumerate(snaps, 1)]
-
-
-def _packed_all(flusher, parts: list[tuple[int, list]], sha: str) -> list[list[bytes]]:
-    """Every batch's packed commands, part by part, as the flusher's thread makes them."""
+def _packed_all(flusher, snaps: list, sha: str) -> list[list[bytes]]:
+    """Every batch's packed commands, as the flusher's threads make them: split into parts
+    (Flusher._parts, which also makes the batch's record of touched buckets since
+    2026-11-30), then part by part (Flusher._packed), the touched record after the last."""
     from collector.store.flusher import FlushBatch
 
     out = []
-    for seq, batch_parts in parts:
-        batch = FlushBatch("bench", seq, None)
-        out.append([c for part in batch_parts for c in flusher._packed(part, batch, sha, set())])
+    for seq, snap in enumerate(snaps, 1):
+        batch = FlushBatch("bench", seq, None, snap=snap)
+        packed = [c for part in flusher._parts(batch) for c in flusher._packed(part, batch, sha, set())]
+        out.append(packed + flusher._prepared(getattr(batch, "touched", [])))
     return out
 
 
@@ -123,12 +125,11 @@ def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool) ->
     events = sum(s.events for s in snaps)
     sha = hashlib.sha1(APPLY_FLUSH_LUA.encode()).hexdigest()
     flusher = _flusher()
-    parts = _parts(snaps)
     best = float("inf")
     for _ in range(rounds):
         gc.collect()
         started = time.process_time()
-        packed = _packed_all(flusher, parts, sha)
+        packed = _packed_all(flusher, snaps, sha)
         best = min(best, time.process_time() - started)
     result = {"tree": str(Path(collector.__file__).parent.parent), "events": events, "requests": requests,
               "us_cpu_per_event": best / events * 1e6,
@@ -144,6 +145,9 @@ def _redis_cost(script: str, packed: list[list[bytes]], events: int, rounds: int
     """Redis' CPU for these commands on an empty database: the best of `rounds` runs."""
     from bench.servers import RedisServer
 
+    # The names of the commands sent (a script's usec covers the commands it runs, which
+    # INFO commandstats counts again under their own names: only those sent are summed).
+    sent = {c.split(b"\r\n", 3)[2].decode().lower() for commands in packed for c in commands}
     workdir = Path(tempfile.mkdtemp(prefix="flush-cpu-"))
     server = RedisServer(workdir, cpus=None)
     try:
@@ -164,10 +168,11 @@ def _redis_cost(script: str, packed: list[list[bytes]], events: int, rounds: int
             info = client.info("cpu")
             used_us = min(used_us, (float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) - cpu_before) * 1e6)
             stats = client.info("commandstats")
-            flush_commands = (v["usec"] for name, v in stats.items() if name.removeprefix("cmdstat_") in ("evalsha", "sadd"))
+            flush_commands = (v["usec"] for name, v in stats.items() if name.removeprefix("cmdstat_") in sent)
             command_us = min(command_us, sum(flush_commands))
         digest = _data_digest(client)
-        return {"redis_command_us_per_event": command_us / events, "redis_used_cpu_us_per_event": used_us / events,
+        return {"redis_commands_sent": sorted(sent), "redis_command_us_per_event": command_us / events,
+                "redis_used_cpu_us_per_event": used_us / events,
                 "keys": client.dbsize(), "digest": digest}
     finally:
         server.stop()
@@ -177,19 +182,21 @@ def _data_digest(client) -> str:
     """A digest of every key but the writers' sequence markers (their values are call
     numbers, which differ when the encodings split a slot's writes into different numbers
     of calls): name, DEBUG DIGEST-VALUE (the value, HyperLogLog bytes included) and
-    expiry (epoch seconds, from Redis' TIME and the key's PTTL)."""
+    expiry (epoch seconds: the key's PTTL and Redis' TIME read right after it — one TIME
+    for the whole pipeline drifted past half a second on a loaded machine)."""
     names = sorted(key for key in client.scan_iter(count=1000) if ":seq:" not in key)
+    relative = {name for name in names if ":ids:" in name}  # EXPIRE: a TTL from the moment of the run
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.execute_command("DEBUG", "DIGEST-VALUE", name)
         pipe.pttl(name)
+        pipe.time()
     replies = pipe.execute()
-    seconds, micros = client.time()
-    now_ms = seconds * 1000 + micros // 1000
     digest = hashlib.sha1()
     for i, name in enumerate(names):
-        value, ttl = replies[2 * i], replies[2 * i + 1]
-        digest.update(f"{name} {value} {-1 if ttl < 0 else round((now_ms + ttl) / 1000)}\n".encode())
+        value, ttl, (seconds, micros) = replies[3 * i : 3 * i + 3]
+        expiry = -1 if ttl < 0 else ("ttl" if name in relative else round((seconds * 1000 + micros // 1000 + ttl) / 1000))
+        digest.update(f"{name} {value} {expiry}\n".encode())
     return digest.hexdigest()
 
 

@@ -2,7 +2,8 @@
 -- functions of collector/features/media_sessions.lua (collector/store/flush_script.py joins them).
 --
 -- KEYS[1]: the writer's sequence marker in this slot; KEYS[2]: the slot's media session
--- hash; KEYS[3]: the slot's migration guard (keys.migration_guard), never written.
+-- hash; KEYS[3]: the slot's migration guard (keys.migration_guard), never written;
+-- KEYS[4], in a call with an 'i' item: the slot's set of first sends' event ids.
 -- ARGV[1]: flush sequence; ARGV[2]: marker TTL; then items:
 --   'b', n, n (bucket prefix, expire-at) pairs, m, then m groups, each
 --       'h', suffix, k, k field/increment pairs (HINCRBY), or
@@ -12,6 +13,9 @@
 --     buckets of a minute share one item, so its deltas are sent once, not once per bucket.
 --   's', expire-at, k, k sessions (JSON, see flusher.session_arg): media session
 --     progress, kept in KEYS[2] and counted under the prefixes its record names.
+--   'i', ttl, k, k event ids: first sends (collector/store/dedupe.py), added to the set
+--     KEYS[4], which then expires in ttl seconds. In the call of the counts, after the
+--     marker check: recorded exactly when those are counted, without a command of its own.
 -- The prefixes carry the slot's hash tag (keys.bucket_prefix), so the keys built here are
 -- in the declared keys' slot; the guard holds a call off a slot being migrated.
 -- The marker is advanced before the writes: if a write failed half way (it cannot
@@ -67,6 +71,17 @@ local function apply_sessions(a)
   return a + k + 2
 end
 
+-- An 'i' item from ARGV[a] (after its kind); returns the index of the next item.
+local function record_ids(a)
+  local ttl, k = ARGV[a], tonumber(ARGV[a + 1])
+  local first, stop = a + 2, a + k + 1
+  for i = first, stop, 1000 do  -- chunks keep unpack() far below Lua's stack limit
+    redis.call('SADD', KEYS[4], unpack(ARGV, i, math.min(i + 999, stop)))
+  end
+  redis.call('EXPIRE', KEYS[4], ttl)
+  return stop + 1
+end
+
 local a = 3
 while a <= #ARGV do
   local kind = ARGV[a]
@@ -74,6 +89,8 @@ while a <= #ARGV do
     a = apply_buckets(a + 1)
   elseif kind == 's' then
     a = apply_sessions(a + 1)
+  elseif kind == 'i' then
+    a = record_ids(a + 1)
   else
     return redis.error_reply('flush script: unknown item ' .. tostring(kind))
   end

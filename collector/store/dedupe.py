@@ -2,13 +2,15 @@
 
 The beacon marks an event it sends again `re=1` (docs/protocol.md) and keeps its `id`.
 A first send (no `re`) is counted at once, and its flush records its id in Redis, in
-the same batch as its counts (`first_send_commands`): in one set per app and day of
-its bucket and per minute of the flush, `SADD eb:{APP|DAY}:ids:SLICE ID ID …` (up to
-RECORD_IDS ids a command), then `EXPIRE … dedupe_window + ID_SLICE`. SLICE is the
+the very script call that writes its counts in that slot (`first_sends_by_slot`, the
+'i' item of apply_flush.lua): in one set per app and day of its bucket and per minute
+of the flush, `SADD eb:{APP|DAY}:ids:SLICE ID ID …`, then `EXPIRE … dedupe_window +
+ID_SLICE` — no command of its own, and the call's sequence marker makes it exactly
+once with the counts. SLICE is the
 flusher's clock in ID_SLICE seconds (epoch minutes): the last write into a slice's set
 comes before the slice ends, so every id in it is kept at least `dedupe_window`
 seconds after its record — as with a key per id, but a set member costs some 50–70
-bytes where a key with a TTL cost some 130, and a thousand ids are one command.
+bytes where a key with a TTL cost some 130.
 
 The sets are sliced by the time of the record, not by the event's minute: a re-send is
 counted at its client timestamp `ts` only while that lies within `client_ts_window`
@@ -66,6 +68,7 @@ dead longer than `finality_writer_ttl` and replays its journal later. Both count
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -119,10 +122,21 @@ def id_key(calendar: Calendar, app: str, minute: int, event_id: str) -> str:
     return keys.event_id(app, day_of(calendar, minute), event_id)
 
 
-def first_send_commands(snap: Snapshot, calendar: Calendar, window: int, now: float) -> list[redis_client.Command]:
-    """What a later re-send of a first send is checked against: its id, a member of the
-    set of its app, day and record slice (`now`), kept `window` + ID_SLICE seconds after
-    this write. One SADD per set and RECORD_IDS ids, one EXPIRE per set."""
+@dataclass(frozen=True, slots=True)
+class FirstSends:
+    """The ids of first sends that one flush records in one slot (app and day): `key` is
+    their set (keys.first_send_ids), kept `ttl` seconds after the write."""
+
+    key: str
+    ttl: int
+    ids: list[str]  # sorted: a batch rebuilt from its journal splits into the very same calls
+
+
+def first_sends_by_slot(snap: Snapshot, calendar: Calendar, window: int, now: float) -> dict[str, FirstSends]:
+    """What a later re-send of a first send is checked against, by the slot tag of its
+    app and day (keys.slot_tag): its id, a member of the set of its app, day and record
+    slice (`now`), kept `window` + ID_SLICE seconds after this write. The flush script
+    call of that slot records them (flusher.py encode_calls), with the slot's counts."""
     days: dict[int, str] = {}  # minute -> day: a batch spans a few minutes
     by_slot: dict[tuple[str, str], list[str]] = {}
     for app, minute, event_id in snap.event_ids:
@@ -131,11 +145,22 @@ def first_send_commands(snap: Snapshot, calendar: Calendar, window: int, now: fl
             day = days[minute] = day_of(calendar, minute)
         by_slot.setdefault((app, day), []).append(event_id)
     piece = record_slice(now)
+    return {
+        keys.slot_tag(app, "day", day): FirstSends(keys.first_send_ids(app, day, piece), window + ID_SLICE, sorted(ids))
+        for (app, day), ids in by_slot.items()
+    }
+
+
+def first_send_commands(snap: Snapshot, calendar: Calendar, window: int, now: float) -> list[redis_client.Command]:
+    """The same record as separate commands: one SADD per set and RECORD_IDS ids, one
+    EXPIRE per set. What collectors before 2026-11-30 sent after their script calls; the
+    flusher still sends them for a batch an earlier run left in its journal (whose
+    script calls may have landed, under such a collector, without the ids)."""
     commands: list[redis_client.Command] = []
-    for (app, day), ids in by_slot.items():
-        key = keys.first_send_ids(app, day, piece)
-        commands += [("SADD", key, *ids[start : start + RECORD_IDS]) for start in range(0, len(ids), RECORD_IDS)]
-        commands.append(("EXPIRE", key, window + ID_SLICE))
+    for record in first_sends_by_slot(snap, calendar, window, now).values():
+        ids = record.ids
+        commands += [("SADD", record.key, *ids[start : start + RECORD_IDS]) for start in range(0, len(ids), RECORD_IDS)]
+        commands.append(("EXPIRE", record.key, record.ttl))
     return commands
 
 

@@ -15,15 +15,15 @@ and an event is filed at its client time only if that lies at most `client_ts_wi
 before its arrival (hit/ingest.py `_remark`), so it cannot fall into a bucket that
 ended before W − window.
 
-The flush records which buckets received counts (`touched_commands`: one ZADD per
-granularity into `eb:{finality}:touched:GRAN`, member BUCKET:APP scored by the bucket's
-end), in the same batch as the counts and before the writer's watermark moves past
-them. One process per deployment (a Redis lease) runs the announcer: a Lua script that,
-atomically, drops the writers whose liveness ran out, takes the smallest watermark,
-and moves every touched bucket that is final from its sorted set to the stream
-`eb:{finality}:closed` (fields app, granularity, bucket; `late` = 1 when a bucket
-received counts after it had been announced — only possible when a writer was dead
-longer than its liveness and replayed its journal later). The move is one script, so
+The flush records which buckets received counts (`touched_calls`: one script call per
+batch, sent with its last part, that ZADDs into `eb:{finality}:touched:GRAN` of each
+granularity members BUCKET:APP scored by the bucket's end), in the same batch as the
+counts and before the writer's watermark moves past them. One process per deployment (a
+Redis lease) runs the announcer: a Lua script that, atomically, drops the writers whose
+liveness ran out, takes the smallest watermark, and moves every touched bucket that is
+final from its sorted set to the stream `eb:{finality}:closed` (fields app, granularity,
+bucket; `late` = 1 when a bucket received counts after it had been announced — only
+possible when a writer was dead longer than its liveness and replayed its journal later). The move is one script, so
 even two announcers could not announce a bucket twice. Every key is under the hash tag
 `{finality}`: each script touches one Redis Cluster slot.
 """
@@ -45,10 +45,28 @@ from collector.store.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
-# Members per ZADD of touched buckets, and buckets announced per round at most (the
-# script runs inside Redis: a round stays some milliseconds however large the backlog).
+# Members per ZADD of touched buckets, touched buckets recorded per script call, and
+# buckets announced per round at most (the scripts run inside Redis: a call stays some
+# milliseconds however large the batch or the backlog).
 ZADD_MEMBERS = 1000
+TOUCHED_PER_CALL = 5000
 ANNOUNCE_PER_ROUND = 5000
+
+# Records touched buckets: one call for every granularity (their sets share the slot of
+# {finality}), where a ZADD each cost a command, a dispatch and a reply more. Idempotent:
+# a batch sent again adds the same members with the same scores.
+# KEYS: touched:GRAN of the granularities recorded. ARGV: per key, n, then n score/member pairs.
+RECORD_TOUCHED_LUA = """
+local a = 1
+for k = 1, #KEYS do
+  local stop = a + 2 * tonumber(ARGV[a])
+  for i = a + 1, stop, 2 * ZADD_MEMBERS do
+    redis.call('ZADD', KEYS[k], unpack(ARGV, i, math.min(i + 2 * ZADD_MEMBERS - 1, stop)))
+  end
+  a = stop + 1
+end
+return 1
+""".replace("ZADD_MEMBERS", str(ZADD_MEMBERS))
 
 # Drops the writers whose liveness ran out (on Redis' clock). KEYS: writers, watermarks,
 # firsts. Returns now in ms.
@@ -154,18 +172,25 @@ def touched_buckets(snap: Snapshot, calendar: Calendar, granularities: Iterable[
     return touched
 
 
-def touched_commands(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[redis_client.Command]:
-    """The ZADDs that record the buckets `snap` writes to, for the announcer (idempotent:
-    a batch sent again adds the same members with the same scores)."""
-    commands: list[redis_client.Command] = []
-    for gran, members in touched_buckets(snap, calendar, granularities).items():
-        pairs = sorted(members.items())
-        for start in range(0, len(pairs), ZADD_MEMBERS):
-            args: list[redis_client.Arg] = []
-            for member, end in pairs[start : start + ZADD_MEMBERS]:
-                args += (end, member)
-            commands.append(("ZADD", keys.finality_touched(gran), *args))
-    return commands
+def touched_calls(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[redis_client.Command]:
+    """The RECORD_TOUCHED_LUA calls that record the buckets `snap` writes to, for the
+    announcer: one for all granularities, a further one per TOUCHED_PER_CALL buckets."""
+    pairs = [
+        (gran, end, member)
+        for gran, members in touched_buckets(snap, calendar, granularities).items()
+        for member, end in sorted(members.items())
+    ]
+    return [_touched_call(pairs[start : start + TOUCHED_PER_CALL]) for start in range(0, len(pairs), TOUCHED_PER_CALL)]
+
+
+def _touched_call(pairs: list[tuple[str, int, str]]) -> redis_client.Command:
+    by_key: dict[str, list[redis_client.Arg]] = {}
+    for gran, end, member in pairs:
+        by_key.setdefault(keys.finality_touched(gran), []).extend((end, member))
+    args: list[redis_client.Arg] = []
+    for scored in by_key.values():
+        args += (len(scored) // 2, *scored)
+    return ("EVAL", RECORD_TOUCHED_LUA, len(by_key), *by_key, *args)
 
 
 class Finality:

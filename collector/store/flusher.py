@@ -38,7 +38,7 @@ from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
 from collector.store.capping import DeploymentCaps, Refused
-from collector.store.finality import Finality, touched_commands
+from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
@@ -102,15 +102,18 @@ ScriptCall = tuple[list[str], list[redis_client.Arg]]
 
 def encode_calls(
     writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0,
-    pace: Callable[[], None] = no_pacing,
+    pace: Callable[[], None] = no_pacing, first_sends: dedupe.FirstSends | None = None,
 ) -> list[ScriptCall]:
-    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes`, in order, numbered
+    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes` and record the slot's
+    `first_sends` (their set is in this slot: the app's and day's), in order, numbered
     after `first_call` within batch `seq` (the items are described in apply_flush.lua).
 
     Sorted, so a batch rebuilt from its journal segment splits into the very same calls
     as the first attempt: a retry after a partial apply then skips exactly what landed.
     """
     script_keys = [keys.flush_sequence(writes.tag, writer), keys.sessions(writes.tag), keys.migration_guard(writes.tag)]
+    if first_sends is not None:
+        script_keys.append(first_sends.key)
     calls = _CallWriter(script_keys, seq * PARTS + first_call)
     for prefixes in sorted(writes.buckets):
         pace()
@@ -123,6 +126,8 @@ def encode_calls(
     if writes.sessions:
         sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
         calls.sessions(writes.sessions_expire_at, sessions)
+    if first_sends is not None:
+        calls.ids(first_sends.ttl, first_sends.ids)
     calls.close()
     if len(calls.calls) >= RESENT_CALLS:
         raise ValueError("flush too large to number its calls")
@@ -167,11 +172,18 @@ class _CallWriter:
             self.args += chain.from_iterable(part) if width == 2 else part
 
     def sessions(self, expire_at: int, sessions: list[bytes]) -> None:
+        self._listed("s", expire_at, sessions)
+
+    def ids(self, ttl: int, ids: list[str]) -> None:
+        self._listed("i", ttl, ids)
+
+    def _listed(self, kind: str, head: int, elements: Sequence[redis_client.Arg]) -> None:
+        """Items `kind`, `head`, k, k elements: as many as the elements need."""
         self.count_at = -1
-        for start in range(0, len(sessions), CALL_ARGS):
-            part = sessions[start : start + CALL_ARGS]
+        for start in range(0, len(elements), CALL_ARGS):
+            part = elements[start : start + CALL_ARGS]
             self._make_room(3 + len(part))
-            self.args += ("s", expire_at, len(part), *part)
+            self.args += (kind, head, len(part), *part)
 
     def _make_room(self, needed: int) -> None:
         if self.args and len(self.args) + needed > CALL_ARGS:
@@ -206,6 +218,9 @@ class FlushBatch:
     # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
     parts: deque[Snapshot] | None = None
     done: int = 0
+    # The calls that record the buckets it writes (finality.py), made from the whole
+    # batch with its parts: sent once, with its last part, not once per part.
+    touched: list[redis_client.Command] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -390,25 +405,35 @@ class Flusher:
             snap = scratch.drain()
             batch.events = snap.events
         batch.snap = None
+        if self.record_touched:
+            batch.touched = touched_calls(snap, self.rollups.calendar, self.record_touched)
         return deque(snap.split_by_app(GROUP_CELLS))
 
     def _packed(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], pace: Callable[[], None] = no_pacing
     ) -> list[Prepared]:
-        """The commands that apply one part: its script calls, then the new apps' SADD,
-        the ids of its first sends (dedupe.py), the buckets it touched (finality.py).
-        `pace` is called at each step of the work (store/pacing.py)."""
+        """The commands that apply one part: its script calls (each slot's also records the
+        ids of its first sends, dedupe.py), then the new apps' SADD. `pace` is called at
+        each step of the work (store/pacing.py)."""
+        first_sends: dict[str, dedupe.FirstSends] = {}
+        if part.event_ids and self.dedupe_window:
+            first_sends = dedupe.first_sends_by_slot(part, self.rollups.calendar, self.dedupe_window, self.clock())
+        slots = self.rollups.build(part, pace)
+        slots += [SlotWrites(tag) for tag in sorted(first_sends.keys() - {writes.tag for writes in slots})]  # ids alone
         commands: list[redis_client.Command] = [
             ("EVALSHA", sha, len(script_keys), *script_keys, *args)
-            for writes in self.rollups.build(part, pace)
-            for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, pace=pace)
+            for writes in slots
+            for script_keys, args in encode_calls(
+                writes, batch.writer, batch.seq, self.completed_percent, pace=pace, first_sends=first_sends.get(writes.tag)
+            )
         ]
         if new_apps:
             commands.append(("SADD", keys.APPS, *sorted(new_apps)))
-        if part.event_ids and self.dedupe_window:
+        if first_sends and batch.writer != self.writer:
+            # Left in the journal by an earlier run — maybe a collector that recorded the
+            # ids apart, after its script calls: those calls that landed are skipped now,
+            # so the ids are sent apart too (idempotent; only batches found at start).
             commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window, self.clock())
-        if self.record_touched:
-            commands += touched_commands(part, self.rollups.calendar, self.record_touched)
         return self._prepared(commands, pace)
 
     def _prepared(self, commands: list[redis_client.Command], pace: Callable[[], None] = no_pacing) -> list[Prepared]:
@@ -475,6 +500,8 @@ class Flusher:
             while upcoming is not None:
                 commands, new_apps = await upcoming
                 upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
+                if upcoming is None:  # the last part: the batch's touched buckets go with it
+                    commands += self._prepared(batch.touched)
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
                 batch.resent += parts.popleft().resent
@@ -517,7 +544,7 @@ class Flusher:
             for script_keys, args in encode_calls(writes, batch.writer, batch.seq, self.completed_percent, RESENT_CALLS)
         ]
         if self.record_touched:
-            commands += touched_commands(snap, self.rollups.calendar, self.record_touched)
+            commands += touched_calls(snap, self.rollups.calendar, self.record_touched)
         for chunk in redis_client.chunks(self._prepared(commands), ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES, size=prepared_size):
             await self._round_trip(chunk)
         self.stats.resent_admitted += len(admitted)
