@@ -90,34 +90,44 @@ class Snapshot:
         Apps with the most events come first: when a flood of one-hit app keys makes a
         batch long to apply, the apps with real traffic in it are not kept waiting.
         """
-        sizes: dict[str, int] = {}
-        for entries in self._entry_collections():
-            for key in entries:
-                app = key[0]
-                sizes[app] = sizes.get(app, 0) + 1
-        events: dict[str, int] = {}
-        for key, sums in self.cube.items():
-            events[key[0]] = events.get(key[0], 0) + sums[0]
-        part_of: dict[str, int] = {}
-        part, filled = 0, 0
-        for app in sorted(sizes, key=lambda app: (-events.get(app, 0), app)):
-            if filled and filled + sizes[app] > max_cells:
-                part, filled = part + 1, 0
-            part_of[app] = part
-            filled += sizes[app]
-        parts = [Snapshot() for _ in range(part + 1)] if sizes else []
-        for name in ("cube", "rejected", "deep_incs", "sessions"):
-            mappings = [getattr(each, name) for each in parts]
-            for key, value in getattr(self, name).items():
-                mappings[part_of[key[0]]][key] = value
-        for name in ("visitors", "first_party", "deep_members", "event_ids"):
-            sets = [getattr(each, name) for each in parts]
-            for key in getattr(self, name):
-                sets[part_of[key[0]]].add(key)
+        cells = self.cells
+        if cells <= max_cells:  # every app fits in one part: this snapshot is that part
+            return [self] if cells else []
+        # Each collection split by app in one pass; a part is then its apps' dicts and
+        # sets, joined (a part of one app, the common case, takes them as they are).
+        cube, rejected, deep_incs, sessions = (
+            _dicts_by_app(entries) for entries in (self.cube, self.rejected, self.deep_incs, self.sessions)
+        )
+        visitors, first_party, deep_members, event_ids = (
+            _sets_by_app(entries) for entries in (self.visitors, self.first_party, self.deep_members, self.event_ids)
+        )
+        resent: dict[str, list[Hit]] = {}
         for hit in self.resent:
-            parts[part_of[hit.app]].resent.append(hit)
-        if parts:
-            parts[0].events = self.events  # events are a batch figure, kept once
+            resent.setdefault(hit.app, []).append(hit)
+        sizes: dict[str, int] = {}
+        for grouped in (cube, rejected, deep_incs, sessions, visitors, first_party, deep_members, event_ids, resent):
+            for app, entries in grouped.items():
+                sizes[app] = sizes.get(app, 0) + len(entries)
+        events = {app: sum(sums[0] for sums in app_cells.values()) for app, app_cells in cube.items()}
+        groups: list[list[str]] = []
+        filled = 0
+        for app in sorted(sizes, key=lambda app: (-events.get(app, 0), app)):
+            if not groups or filled + sizes[app] > max_cells:
+                groups.append([])
+                filled = 0
+            groups[-1].append(app)
+            filled += sizes[app]
+        parts = [
+            Snapshot(
+                cube=_joined_dicts(cube, group), visitors=_joined_sets(visitors, group),
+                first_party=_joined_sets(first_party, group), rejected=_joined_dicts(rejected, group),
+                deep_incs=_joined_dicts(deep_incs, group), deep_members=_joined_sets(deep_members, group),
+                sessions=_joined_dicts(sessions, group), event_ids=_joined_sets(event_ids, group),
+                resent=[hit for app in group for hit in resent.get(app, ())],
+            )
+            for group in groups
+        ]
+        parts[0].events = self.events  # events are a batch figure, kept once
         return parts
 
     def apps(self) -> set[str]:
@@ -213,6 +223,51 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
+
+
+def _dicts_by_app(entries: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
+    """`entries` (each key starts with its app) as one dict per app, in their order."""
+    out: dict[str, dict[Any, Any]] = {}
+    for key, value in entries.items():
+        found = out.get(key[0])
+        if found is None:
+            found = out[key[0]] = {}
+        found[key] = value
+    return out
+
+
+def _sets_by_app(entries: set[Any]) -> dict[str, set[Any]]:
+    """`entries` (each starts with its app) as one set per app."""
+    out: dict[str, set[Any]] = {}
+    for key in entries:
+        found = out.get(key[0])
+        if found is None:
+            found = out[key[0]] = set()
+        found.add(key)
+    return out
+
+
+def _joined_dicts(by_app: dict[str, dict[Any, Any]], apps: list[str]) -> dict[Any, Any]:
+    """The entries of `apps` in one dict. Joined into the first app's own dict (made by
+    _dicts_by_app, one part's alone): nothing is copied for a part of one app."""
+    found = [by_app[app] for app in apps if app in by_app]
+    if not found:
+        return {}
+    joined = found[0]
+    for more in found[1:]:
+        joined.update(more)
+    return joined
+
+
+def _joined_sets(by_app: dict[str, set[Any]], apps: list[str]) -> set[Any]:
+    """The entries of `apps` in one set, as _joined_dicts."""
+    found = [by_app[app] for app in apps if app in by_app]
+    if not found:
+        return set()
+    joined = found[0]
+    for more in found[1:]:
+        joined |= more
+    return joined
 
 
 def _add_reasons(into: dict[str, int], snap: Snapshot) -> None:
