@@ -399,8 +399,8 @@ class Flusher:
         rebuilt (replayed, in _parts) when its turn comes, rather than keep its snapshot.
 
         Replaying costs more CPU than taking the events did (the segment's JSON decoded
-        and every record counted again: ~40 µs per event of 50-event POSTs, against ~16 µs
-        to take them), so a flush that merely runs long (a large batch, a busy core) must
+        and every record counted again: ~23 µs per event of 50-event POSTs, against ~15 µs
+        to take them, bench/RESULTS.md session 7), so a flush that merely runs long (a large batch, a busy core) must
         not send the batches sealed meanwhile through it: at POST-50 rates that made every
         flush slower than the one before, and the backlog never drained while the load
         lasted (issue 17). Behind a failing batch (Redis away), or once the snapshots held
