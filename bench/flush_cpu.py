@@ -1,15 +1,16 @@
 """Issue 17: what building a flush costs, per event — this tree against another checkout.
 
-    python -m bench.flush_cpu [--base /tmp/old] [--rounds 5] [--apps 20] [--batch 3700] [--batches 8]
+    python -m bench.flush_cpu [--base /tmp/old] [--rounds 5] [--apps 20] [--batch 3700] [--batches 8] [--shape mixed]
 
 Realistic batches (bench/traffic.py's traffic, GET pixels and 10-event POSTs half and
-half, through the collector's own Ingest → Aggregator, as bench/redis_cost.py drives
-them) of `--batch` events for `--apps` app keys, one simulated second each (a worker's
-flush_interval), are drained; then the flusher's work on them is timed in process:
+half, or with `--shape post50` the beacon's 50-event POSTs only, through the collector's
+own Ingest → Aggregator, as bench/redis_cost.py drives them) of `--batch` events for
+`--apps` app keys, one simulated second each (a worker's flush_interval), are drained;
+then the flusher's work on them is timed in process:
 `Flusher._parts` (the split into parts) and `Flusher._packed` on every part
 (RollupBuilder.build + encode_calls + packing: what the flusher's threads do), with the
 default settings' dedupe and finality records, CPU time (process_time) per event, best
-of the rounds. With
+of the rounds; and once per tree the snapshots' memory per event (tracemalloc). With
 `--base`, the other checkout (e.g. `git worktree add /tmp/old main`) runs the same
 rounds in turn, each round in both trees before the next, so that a loaded machine's
 drift hits both alike.
@@ -40,10 +41,29 @@ ROOT = Path(__file__).resolve().parent.parent
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the settings' defaults
 
 
-def _batches(apps: int, batch: int, batches: int) -> tuple[list, int]:
+def _pool(shape: str, n: int) -> list[tuple[bytes | dict, dict[str, str]]]:
+    """n requests of `shape`: "mixed" (bench/redis_cost.py's pool) or "post50" (beacon
+    batches only: (events, headers), their timestamps dropped for the simulated clock)."""
+    from bench import traffic
+    from bench.ippool import load_pool
+    from bench.redis_cost import requests_pool
+
+    if shape == "mixed":
+        return requests_pool(n)
+    pop = traffic.Population(load_pool(), 60000, seed=3)
+    out: list[tuple[bytes | dict, dict[str, str]]] = []
+    for request in traffic.realistic(pop, n, shape, int(time.time() * 1000)):
+        events = json.loads(request.body)
+        for event in events:
+            event.pop("ts", None)
+        out.append((events, request.headers))
+    return out
+
+
+def _batches(apps: int, batch: int, batches: int, shape: str = "mixed") -> tuple[list, int]:
     """Drained snapshots, each `batch` events of realistic traffic in one simulated second,
     and the number of requests (hits) that carried them."""
-    from bench.redis_cost import SimClock, requests_pool
+    from bench.redis_cost import SimClock
     from collector.enrich.device import DeviceClassifier
     from collector.enrich.geo import GeoResolver
     from collector.hit.ingest import Ingest
@@ -64,7 +84,7 @@ def _batches(apps: int, batch: int, batches: int) -> tuple[list, int]:
         hasher.set_salt(bucket.id, hashlib.sha256(bucket.id.encode()).digest())  # fixed: both trees store the same
     aggregator = Aggregator()
     ingest = Ingest(settings, aggregator, GeoResolver(geo_db), DeviceClassifier(), hasher, calendar, clock)
-    pool = requests_pool(4000)
+    pool = _pool(shape, 4000 if shape == "mixed" else 1000)
     app_keys = [f"app{i:03d}" for i in range(apps)]
     snaps, position = [], 0
     requests = 0
@@ -117,11 +137,11 @@ def _packed_all(flusher, snaps: list, sha: str) -> list[list[bytes]]:
     return out
 
 
-def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool) -> dict:
+def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool, shape: str = "mixed") -> dict:
     import collector
     from collector.store.flush_script import APPLY_FLUSH_LUA
 
-    snaps, requests = _batches(apps, batch, batches)
+    snaps, requests = _batches(apps, batch, batches, shape)
     events = sum(s.events for s in snaps)
     sha = hashlib.sha1(APPLY_FLUSH_LUA.encode()).hexdigest()
     flusher = _flusher()
@@ -138,7 +158,25 @@ def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool) ->
               "commands_per_event": sum(len(cmds) for cmds in packed) / events}
     if redis_cost:
         result |= _redis_cost(APPLY_FLUSH_LUA, packed, events)
+        result["snapshot_bytes_per_event"] = _snapshot_bytes(apps, batch, batches, shape)
     return result
+
+
+def _snapshot_bytes(apps: int, batch: int, batches: int, shape: str) -> float:
+    """The memory the drained snapshots hold (what deleting them frees, by tracemalloc),
+    per event: what a batch waiting for its flush costs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    snaps, _ = _batches(apps, batch, batches, shape)
+    events = sum(s.events for s in snaps)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    del snaps
+    gc.collect()
+    held -= tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held / events
 
 
 def _redis_cost(script: str, packed: list[list[bytes]], events: int, rounds: int = 3) -> dict:
@@ -204,7 +242,8 @@ def _run_child(tree: Path, args: argparse.Namespace, rounds: int, redis_cost: bo
     # This file, run with the other tree's packages first on the path: a checkout of
     # main has no bench/flush_cpu.py of its own.
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--apps", str(args.apps), "--batch", str(args.batch),
-               "--batches", str(args.batches), "--rounds", str(rounds)] + (["--redis"] if redis_cost else [])
+               "--batches", str(args.batches), "--rounds", str(rounds), "--shape", args.shape]
+    command += ["--redis"] if redis_cost else []
     out = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -216,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=3700, help="events per batch (one worker's flush_interval)")
     parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--shape", choices=("mixed", "post50"), default="mixed",
+                        help="mixed: GET pixels and 10-event POSTs half and half; post50: the beacon's 50-event POSTs only")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--redis", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.apps, args.batch, args.batches, args.rounds, args.redis)))
+        print(json.dumps(child(args.apps, args.batch, args.batches, args.rounds, args.redis, args.shape)))
         return 0
     trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
     best: dict[str, dict] = {}
@@ -229,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             got = _run_child(tree, args, 3, redis_cost=False)
             if name not in best or got["us_cpu_per_event"] < best[name]["us_cpu_per_event"]:
                 best[name] = got
+    once = ("redis", "keys", "digest", "snapshot")  # from one run per tree
     for name, tree in trees.items():
-        best[name] |= {k: v for k, v in _run_child(tree, args, 1, redis_cost=True).items() if k.startswith(("redis", "keys", "digest"))}
+        best[name] |= {k: v for k, v in _run_child(tree, args, 1, redis_cost=True).items() if k.startswith(once)}
     print(json.dumps(best, indent=2, default=str))
     return 0
 

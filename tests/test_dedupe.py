@@ -186,3 +186,21 @@ def _first_sends(hit: Hit):
     scratch = Aggregator()
     scratch.count(hit)
     return scratch.drain()
+
+
+def test_every_first_sends_id_is_an_entry_of_the_batch_and_split_with_its_app():
+    """Ids are kept per app and minute (a list: most of a batch of beacon events): each
+    still counts as an entry (the early seal's measure, Snapshot.cells) and goes with its
+    app's part."""
+    plain, with_ids = Aggregator(), Aggregator()
+    for n in range(30):
+        hit = a_hit(f"app{n % 3}", n)
+        plain.count(hit)
+        with_ids.count(hit._replace(event_id=f"e{n % 25}"))  # five ids sent twice
+    without, snap = plain.drain(), with_ids.drain()
+    assert snap.cells == without.cells + 30
+    parts = snap.split_by_app(1)
+    assert len(parts) == 3 and sum(part.cells for part in parts) == snap.cells
+    for part in parts:
+        (app,) = part.apps()
+        assert part.event_ids == {(app, MINUTE): [f"e{n % 25}" for n in range(30) if n % 3 == int(app[-1])]}

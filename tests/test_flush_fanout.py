@@ -25,6 +25,7 @@ from test_ingest import DESKTOP, GOOGLEBOT, IPHONE
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
 from collector.hit.ingest import Ingest
+from collector.hit.record import Cell
 from collector.hit.visitors import VisitorHasher
 from collector.settings import Settings
 from collector.store import keys
@@ -208,3 +209,40 @@ def test_a_slot_too_large_for_one_call_is_written_whole(two_redis):
     reference.execute()
     stored, expected = contents(client), contents(old.client())
     assert len(expected) == 12 and stored == expected
+
+
+async def test_a_batch_split_into_parts_stores_exactly_what_it_does_whole(two_redis, test_geo_db, monkeypatch):
+    """Snapshot.split_by_app hands the fold each app's entries (joined when several apps
+    share a part): Redis must hold the same whatever the parts, and the figures the
+    snapshot counted."""
+    from collector.store import flusher as flusher_module
+
+    calendar = Calendar("Asia/Shanghai")
+    snap = realistic_snapshot(calendar, test_geo_db)
+    one_each = snap.split_by_app(1)
+    assert len(one_each) == len(APPS) and snap.split_by_app(10**9) == [snap]
+    two_smallest = one_each[-1].cells + one_each[-2].cells  # parts come largest app first
+    assert len(snap.split_by_app(two_smallest)) == 2  # those two apps joined in a part
+    for server, group_cells in zip(two_redis, (two_smallest, 10**9), strict=True):
+        monkeypatch.setattr(flusher_module, "GROUP_CELLS", group_cells)
+        client = redis.asyncio.Redis.from_url(server.url)
+        flusher = Flusher(client, Aggregator(), RollupBuilder(calendar, TTLS), 1.0, writer="w")
+        flusher.pending.append(FlushBatch("w", 1, None, snap=snap, events=snap.events))
+        assert await flusher.flush()
+        await client.aclose()
+    split, whole = (contents(server.client()) for server in two_redis)
+    assert split == whole and len(whole) > 500
+    # The figures themselves, from the snapshot's cells: page views and events per app and day.
+    for app in APPS:
+        expected: dict[str, int] = {}
+        for key, sums in snap.cube.items():
+            cell = Cell._make(key)
+            if cell.app == app and not cell.device.is_bot:
+                name = "pv" if cell.etype == "pageview" else "engagements" if cell.etype == "engagement" else "ev:" + cell.etype
+                expected[name] = expected.get(name, 0) + sums[0]
+        stored: dict[str, int] = {}
+        for key in (keys.bucket_prefix(app, "day", day) + ":" + keys.COUNTERS for day in ("20270131", "20270201")):
+            for name, value in two_redis[0].client().hgetall(key).items():
+                if name.decode() in expected:
+                    stored[name.decode()] = stored.get(name.decode(), 0) + int(value)
+        assert stored == expected and expected["pv"] > 100, app

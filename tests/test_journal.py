@@ -236,6 +236,34 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
     await flusher.redis.aclose()
 
 
+async def test_batches_sealed_while_one_is_applied_keep_their_snapshot_up_to_memory_max_cells(tmp_path, redis_server, redis_url):
+    """A flush that only runs long (no failure) must not send the batches sealed meanwhile
+    through a replay of their segments, which costs more CPU than counting them did
+    (issue 17); past memory_max_cells entries they wait on disk all the same."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    aggregator = Aggregator()
+    journal = Journal(tmp_path)
+    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal,
+                      batch_max_cells=3, memory_max_cells=9)
+    flusher.recover(journal.open())
+    journal.begin(flusher.writer, FIRST_SEQ)
+    for round_ in range(4):  # the first batch is queued (its flush under way), three more are sealed behind it
+        hit = a_hit(visitor=bytes([round_]) * 8)
+        journal.append(encode_hit(hit))
+        aggregator.count(hit)
+        flusher.seal()
+    assert [b.cells for b in flusher.pending] == [3, 3, 3, 3]
+    assert [b.snap is not None for b in flusher.pending] == [True, True, True, False]  # 9 cells kept, then disk
+    assert await flusher.flush()
+    assert journal.bytes == 0
+    sync = redis_server.client()
+    assert sum(int(sync.hget(k, "pv")) for k in sync.scan_iter("eb:{a|*}:day:*:c")) == 4
+    journal.close()
+    await client.aclose()
+
+
 # ---- records that cannot be decoded ------------------------------------------------------
 
 GOOD = encode_hit(a_hit())

@@ -58,9 +58,12 @@ class Snapshot:
     deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=set)
     # A mutable pair [first minute: int, Session], merged in place (hence a list, not a tuple)
     sessions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-    # Dedupe (store/dedupe.py): (app, minute, event id) of first sends, recorded at flush;
-    # re-sent hits, held back until their ids are checked.
-    event_ids: set[tuple[str, int, str]] = field(default_factory=set)
+    # Dedupe (store/dedupe.py): (app, minute) -> the event ids of its first sends, in
+    # arrival order, recorded at flush; re-sent hits, held back until their ids are checked.
+    # A list per minute, not a set of (app, minute, id): with the beacon's batches nearly
+    # every event has an id, and a tuple and a set slot each were two thirds of a
+    # snapshot's memory (an id sent twice is recorded twice: SADD keeps one).
+    event_ids: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     resent: list[Hit] = field(default_factory=list)
     events: int = 0
 
@@ -75,9 +78,10 @@ class Snapshot:
         ints (some 0.3-0.6 kB with the strings it keeps alive), and the rollup turns each
         into a bounded number of writes (its buckets times its key suffixes). Events are
         no measure: a million hits of one page are one cell, a hundred thousand hits of
-        distinct apps a hundred thousand. Nine len() calls: cheap enough for a timer.
+        distinct apps a hundred thousand. An event id is an entry too (a string in a
+        list). A few len() calls per collection and app-minute: cheap enough for a timer.
         """
-        return sum(map(len, self._entry_collections()))
+        return sum(map(len, self._entry_collections())) + sum(map(len, self.event_ids.values()))
 
     def split_by_app(self, max_cells: int) -> list[Snapshot]:
         """Parts of this snapshot with whole apps each, about `max_cells` entries a part.
@@ -90,44 +94,58 @@ class Snapshot:
         Apps with the most events come first: when a flood of one-hit app keys makes a
         batch long to apply, the apps with real traffic in it are not kept waiting.
         """
-        sizes: dict[str, int] = {}
-        for entries in self._entry_collections():
-            for key in entries:
-                app = key[0]
-                sizes[app] = sizes.get(app, 0) + 1
-        events: dict[str, int] = {}
-        for key, sums in self.cube.items():
-            events[key[0]] = events.get(key[0], 0) + sums[0]
-        part_of: dict[str, int] = {}
-        part, filled = 0, 0
-        for app in sorted(sizes, key=lambda app: (-events.get(app, 0), app)):
-            if filled and filled + sizes[app] > max_cells:
-                part, filled = part + 1, 0
-            part_of[app] = part
-            filled += sizes[app]
-        parts = [Snapshot() for _ in range(part + 1)] if sizes else []
-        for name in ("cube", "rejected", "deep_incs", "sessions"):
-            mappings = [getattr(each, name) for each in parts]
-            for key, value in getattr(self, name).items():
-                mappings[part_of[key[0]]][key] = value
-        for name in ("visitors", "first_party", "deep_members", "event_ids"):
-            sets = [getattr(each, name) for each in parts]
-            for key in getattr(self, name):
-                sets[part_of[key[0]]].add(key)
+        cells = self.cells
+        if cells <= max_cells:  # every app fits in one part: this snapshot is that part
+            return [self] if cells else []
+        # Each collection split by app in one pass; a part is then its apps' dicts and
+        # sets, joined (a part of one app, the common case, takes them as they are).
+        cube, rejected, deep_incs, sessions, event_ids = (
+            _dicts_by_app(entries) for entries in (self.cube, self.rejected, self.deep_incs, self.sessions, self.event_ids)
+        )
+        visitors, first_party, deep_members = (
+            _sets_by_app(entries) for entries in (self.visitors, self.first_party, self.deep_members)
+        )
+        resent: dict[str, list[Hit]] = {}
         for hit in self.resent:
-            parts[part_of[hit.app]].resent.append(hit)
-        if parts:
-            parts[0].events = self.events  # events are a batch figure, kept once
+            resent.setdefault(hit.app, []).append(hit)
+        sizes: dict[str, int] = {}
+        for grouped in (cube, rejected, deep_incs, sessions, visitors, first_party, deep_members, resent):
+            for app, entries in grouped.items():
+                sizes[app] = sizes.get(app, 0) + len(entries)
+        for app, minutes in event_ids.items():
+            sizes[app] = sizes.get(app, 0) + sum(map(len, minutes.values()))
+        events = {app: sum(sums[0] for sums in app_cells.values()) for app, app_cells in cube.items()}
+        groups: list[list[str]] = []
+        filled = 0
+        for app in sorted(sizes, key=lambda app: (-events.get(app, 0), app)):
+            if not groups or filled + sizes[app] > max_cells:
+                groups.append([])
+                filled = 0
+            groups[-1].append(app)
+            filled += sizes[app]
+        parts = [
+            Snapshot(
+                cube=_joined_dicts(cube, group), visitors=_joined_sets(visitors, group),
+                first_party=_joined_sets(first_party, group), rejected=_joined_dicts(rejected, group),
+                deep_incs=_joined_dicts(deep_incs, group), deep_members=_joined_sets(deep_members, group),
+                sessions=_joined_dicts(sessions, group), event_ids=_joined_dicts(event_ids, group),
+                resent=[hit for app in group for hit in resent.get(app, ())],
+            )
+            for group in groups
+        ]
+        parts[0].events = self.events  # events are a batch figure, kept once
         return parts
 
     def apps(self) -> set[str]:
         """The apps with counted cells or rejects."""
         return {key[0] for key in self.cube} | {key[0] for key in self.rejected}
 
-    def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:  # each entry starts with its app
+    def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:
+        """Every collection whose entries each start with their app (all but event_ids,
+        whose keys do)."""
         return (
             self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions,
-            self.event_ids, self.resent,
+            self.resent,
         )
 
 
@@ -149,7 +167,10 @@ class Aggregator:
                 snap.resent.append(hit)
                 snap.events += 1
                 return
-            snap.event_ids.add((hit.app, hit.minute, hit.event_id))
+            ids = snap.event_ids.get((hit.app, hit.minute))
+            if ids is None:
+                ids = snap.event_ids[(hit.app, hit.minute)] = []
+            ids.append(hit.event_id)
         key = cell_of(hit)
         sums = snap.cube.get(key)
         if sums is None:
@@ -213,6 +234,51 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
+
+
+def _dicts_by_app(entries: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
+    """`entries` (each key starts with its app) as one dict per app, in their order."""
+    out: dict[str, dict[Any, Any]] = {}
+    for key, value in entries.items():
+        found = out.get(key[0])
+        if found is None:
+            found = out[key[0]] = {}
+        found[key] = value
+    return out
+
+
+def _sets_by_app(entries: set[Any]) -> dict[str, set[Any]]:
+    """`entries` (each starts with its app) as one set per app."""
+    out: dict[str, set[Any]] = {}
+    for key in entries:
+        found = out.get(key[0])
+        if found is None:
+            found = out[key[0]] = set()
+        found.add(key)
+    return out
+
+
+def _joined_dicts(by_app: dict[str, dict[Any, Any]], apps: list[str]) -> dict[Any, Any]:
+    """The entries of `apps` in one dict. Joined into the first app's own dict (made by
+    _dicts_by_app, one part's alone): nothing is copied for a part of one app."""
+    found = [by_app[app] for app in apps if app in by_app]
+    if not found:
+        return {}
+    joined = found[0]
+    for more in found[1:]:
+        joined.update(more)
+    return joined
+
+
+def _joined_sets(by_app: dict[str, set[Any]], apps: list[str]) -> set[Any]:
+    """The entries of `apps` in one set, as _joined_dicts."""
+    found = [by_app[app] for app in apps if app in by_app]
+    if not found:
+        return set()
+    joined = found[0]
+    for more in found[1:]:
+        joined |= more
+    return joined
 
 
 def _add_reasons(into: dict[str, int], snap: Snapshot) -> None:

@@ -129,7 +129,7 @@ class FirstSends:
 
     key: str
     ttl: int
-    ids: list[str]  # sorted: a batch rebuilt from its journal splits into the very same calls
+    ids: list[str]  # sorted, each once: a batch rebuilt from its journal splits into the very same calls
 
 
 def first_sends_by_slot(snap: Snapshot, calendar: Calendar, window: int, now: float) -> dict[str, FirstSends]:
@@ -139,14 +139,14 @@ def first_sends_by_slot(snap: Snapshot, calendar: Calendar, window: int, now: fl
     call of that slot records them (flusher.py encode_calls), with the slot's counts."""
     days: dict[int, str] = {}  # minute -> day: a batch spans a few minutes
     by_slot: dict[tuple[str, str], list[str]] = {}
-    for app, minute, event_id in snap.event_ids:
+    for (app, minute), ids in snap.event_ids.items():
         day = days.get(minute)
         if day is None:
             day = days[minute] = day_of(calendar, minute)
-        by_slot.setdefault((app, day), []).append(event_id)
+        by_slot.setdefault((app, day), []).extend(ids)
     piece = record_slice(now)
     return {
-        keys.slot_tag(app, "day", day): FirstSends(keys.first_send_ids(app, day, piece), window + ID_SLICE, sorted(ids))
+        keys.slot_tag(app, "day", day): FirstSends(keys.first_send_ids(app, day, piece), window + ID_SLICE, sorted(set(ids)))
         for (app, day), ids in by_slot.items()
     }
 

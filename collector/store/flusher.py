@@ -296,6 +296,7 @@ class Flusher:
         self.dedupe_window = dedupe_window
         self.dedupe_hold_max = dedupe_hold_max
         self._others_lagging = False  # the last wait for the other writers gave up
+        self._head_failed = False  # the oldest batch's last attempt failed: those sealed now wait on disk
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -389,10 +390,27 @@ class Flusher:
             sealed_at=self._filling_since,
         )
         self._seq += 1
-        # Behind a failing batch, the writes wait on disk (rebuilt in _parts), not in memory.
-        if segment is None or not self.pending:
+        if segment is None or not self._waits_on_disk(batch.cells):
             batch.snap = snap
         self.pending.append(batch)
+
+    def _waits_on_disk(self, cells: int) -> bool:
+        """Whether a batch sealed now leaves its writes to its journal segment, to be
+        rebuilt (replayed, in _parts) when its turn comes, rather than keep its snapshot.
+
+        Replaying costs more CPU than taking the events did (the segment's JSON decoded
+        and every record counted again: ~23 µs per event of 50-event POSTs, against ~15 µs
+        to take them, bench/RESULTS.md session 7), so a flush that merely runs long (a large batch, a busy core) must
+        not send the batches sealed meanwhile through it: at POST-50 rates that made every
+        flush slower than the one before, and the backlog never drained while the load
+        lasted (issue 17). Behind a failing batch (Redis away), or once the snapshots held
+        for the queue reach memory_max_cells entries, the writes wait on disk."""
+        if not self.pending:
+            return False
+        if self._head_failed:
+            return True
+        held = sum(batch.cells for batch in self.pending if batch.snap is not None or batch.parts is not None)
+        return held + cells > self.memory_max_cells
 
     def _parts(self, batch: FlushBatch) -> deque[Snapshot]:
         """The batch's snapshot (rebuilt from its segment if need be), split by app."""
@@ -458,9 +476,11 @@ class Flusher:
                     await self._apply(batch)
                 except (RedisError, OSError) as exc:
                     self.stats.failures += 1
+                    self._head_failed = True
                     log.warning("flush %d failed (%d pending): %s", batch.seq, len(self.pending), exc)
                     return False
                 self.pending.popleft()
+                self._head_failed = False
                 if batch.segment and self.journal:
                     self.journal.discard(batch.segment)
                 if max(batch.cells, batch.events) >= TRIM_AFTER_CELLS:

@@ -1,0 +1,98 @@
+"""Issue 17: short POST-50 wrk runs against collector x1, this tree against another checkout.
+
+    python -m bench.post50_run [--base /tmp/old] [--rounds 3] [--duration 8]
+
+Each round starts a fresh collector x1 of each tree in turn (its own redis-server, the
+bench's server flags: bench/servers.py), warms it with GET hits for 1 s, then replays a
+file of 6,000 realistic 50-event POSTs (bench/traffic.py) with wrk for `--duration`
+seconds, as `python -m bench` does, and reports: events/s answered, the collector's CPU
+µs per event (run and catch-up), its peak RSS, the share of the answered events already
+in Redis when wrk stopped (sampled every 0.5 s: the flush keeping up, or not), the
+seconds until Redis held them all (catch-up, up to 20 s) and that share then. Other
+processes' CPU during the run is shown: on a shared machine, compare CPU per event and
+catch-up within one invocation, not events/s across hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 6000  # distinct 50-event POSTs in the request file (wrk wraps around it)
+
+
+def one_run(duration: float, workdir: Path) -> dict:
+    """One collector x1 of the tree this process imports, one wrk run: the figures."""
+    from bench import runner, wrk
+
+    mode = runner.Mode("post50-run", duration, 1, {"post50": REQUESTS, "get": 2000}, 0, 40000, 0,
+                       half_rate=False, worst_cases=False, ceiling2=False)
+    bench = runner.Bench(mode, workdir, log=lambda *_: None)
+    bench.prepare()
+    server = bench.server("collector", 1)
+    server.start()
+    stored: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample(started: float) -> None:
+        while not stop.is_set():
+            stored.append((time.monotonic() - started, runner.count_events(bench.redis)))
+            stop.wait(0.5)
+
+    try:
+        wrk.run(server.url + "/c", bench.scripts["get"], 1, connections=mode.connections)
+        bench.settle(server, 0, 10)
+        sampler = threading.Thread(target=sample, args=(time.monotonic(),), daemon=True)
+        sampler.start()
+        row = bench.measure(server, "post50", settle_max=20)
+        stop.set()
+        sampler.join()
+    finally:
+        server.stop()
+        bench.cleanup(server)
+        bench.close()
+    # The sample nearest the end of the load (reset and wrk's start take a moment: the first at or after it).
+    at_end = next((count for at, count in stored if at >= row["duration_s"]), stored[-1][1] if stored else 0)
+    return {
+        "events_per_s": round(row["eps"]), "cpu_us_per_event": round(row["cpu_us_per_event"], 1),
+        "peak_rss_mb": round(row["peak_rss_mb"]), "stored_when_load_ended": round(at_end / row["events"], 3),
+        "catch_up_s": round(row["settle_s"], 1), "stored": round((row["counted_events"] or 0) / row["events"], 4),
+        "other_load_cores": round(row["foreign_cpu_cores"], 2),
+    }
+
+
+def _run_tree(tree: Path, duration: float) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--duration", str(duration)]
+    out = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="short POST-50 wrk runs against collector x1, against another checkout")
+    parser.add_argument("--base", type=Path, help="another checkout to compare with (e.g. a worktree of main)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of wrk per run")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(one_run(args.duration, Path.cwd() / "bench" / "out" / "post50-run")))
+        return 0
+    trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
+    for round_ in range(1, args.rounds + 1):
+        for name, tree in trees.items():
+            print(json.dumps({"round": round_, "tree": name, **_run_tree(tree, args.duration)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):  # run as a file (another tree's child): its own directory is not a package
+        sys.path[0] = os.getcwd()
+    sys.exit(main())
