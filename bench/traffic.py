@@ -452,13 +452,18 @@ TARGETS = ["nav-home", "nav-resource", "nav-course", "banner-1", "banner-2", "ba
 
 
 def batch_events(pop: Population, v: Visitor, app: str, page: Page, pages: list[Page], n: int, ts_ms: int) -> list[dict]:
-    """What the beacon batches from one page: its page view, then exposures, clicks, media..."""
+    """What the beacon batches from one page: its page view, then exposures, clicks, media...
+
+    The batch is sent at `ts_ms`, so its events happened before: a real beacon sends what
+    it has gathered, and events dated more than a minute ahead are flagged client_clock."""
     rng = pop.rng
+    gaps = [rng.randrange(200, 5000) for _ in range(n - 1)]
+    ts_ms -= sum(gaps)
     events = [pageview_event(pop, v, app, page, pages, ts_ms, beacon=True)]
     rid = page.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].split(".")[0][:16] or "home"
     while len(events) < n:
         t = rng.choices(EVENT_MIX, cum_weights=_EVENT_CUM)[0][0]
-        ts_ms += rng.randrange(200, 5000)
+        ts_ms += gaps[len(events) - 1]
         ev: dict = {"t": t, "ts": ts_ms, "id": _rid(rng) + _rid(rng, 8), "sid": v.sid, "vid": v.vid}
         if t == "engagement":
             ev.update(u=page.url, et=rng.randrange(1000, 600_000), sd=rng.randrange(0, 101))

@@ -23,7 +23,7 @@ local REQUEST_FILE = "%(request_file)s"
 local DELAY_MS = %(delay_ms)s      -- mean ms to wait before each request (0: none)
 local STOP_AFTER = %(stop_after)d  -- stop after this many requests (0: run for -d)
 
-local reqs, n, i, sent, acc = {}, 0, 0, 0, 0
+local reqs, raw, n, i, pass, sent, acc = {}, {}, 0, 0, 1, 0, 0
 
 local function split(line)
   local out, start = {}, 1
@@ -49,18 +49,34 @@ function init(args)
     local body = nil
     if f[3] ~= "" then body = f[3] end
     n = n + 1
+    raw[n] = {f[1], f[2], headers, body}
     reqs[n] = wrk.format(f[1], f[2], headers, body)
   end
 end
 
+-- Each pass over the file after the first gives every event id a suffix of its own, as
+-- new events from a real client would have: replaying the same ids would make every
+-- event after the first pass a re-send (flagged repeated_id, deduplicated at flush).
+local function with_pass(text)
+  if not text then return text end
+  local suffix = "p" .. pass
+  text = string.gsub(text, '("id":")([%%w%%-_]+)"', '%%1%%2' .. suffix .. '"')
+  return (string.gsub(text, "([?&]id=)([%%w%%-_]+)", "%%1%%2" .. suffix))
+end
+
 function request()
   i = i + 1
-  if i > n then i = 1 end
+  if i > n then
+    i = 1
+    pass = pass + 1
+  end
   if STOP_AFTER > 0 then
     sent = sent + 1
     if sent >= STOP_AFTER then wrk.thread:stop() end
   end
-  return reqs[i]
+  if pass == 1 then return reqs[i] end
+  local r = raw[i]  -- built per request, not all at a wrap: no pause in the load
+  return wrk.format(r[1], with_pass(r[2]), r[3], with_pass(r[4]))
 end
 
 %(delay_fn)s
