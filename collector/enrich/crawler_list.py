@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,53 @@ def _load_patterns() -> list[str]:
     return [e["pattern"] for e in data if e.get("pattern") and e["pattern"] not in NOT_BOTS]
 
 
+def _native_rule(pattern: str) -> tuple:
+    """A DeviceExtractor rule (regex, flag, family, brand, model) whose family is the match."""
+    return (f"({pattern})", None, "$1", None, None)
+
+
 def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
     import ua_parser_rs
-
-    def rule(p: str) -> tuple:  # (regex, flag, family, brand, model); family = the match
-        return (f"({p})", None, "$1", None, None)
 
     usable = []
     for p in patterns:
         try:  # the list is written for many engines; skip what Rust's regex cannot run
-            ua_parser_rs.DeviceExtractor([rule(p)])
+            ua_parser_rs.DeviceExtractor([_native_rule(p)])
             usable.append(p)
         except Exception:
             log.debug("crawler pattern not usable natively: %r", p)
-    extractor = ua_parser_rs.DeviceExtractor([rule(p) for p in usable])
+    extractor = _combined_extractor(ua_parser_rs.DeviceExtractor, usable)
 
     def match(ua: str) -> str | None:
         m = extractor.extract(ua)
         return m.family if m is not None else None
 
     return match, len(usable)
+
+
+def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]) -> Any:
+    """One native extractor whose rules are alternations of the patterns, as few as the
+    regex engine's size limit allows (one for today's list).
+
+    Memory: ua-parser-rs compiles every rule into a regex of its own, ~12 kB each even
+    for a plain word, so one rule per pattern cost each worker 17 MB for the list's
+    ~1,500 patterns; one alternation of them all costs 4.7 MB, and runs faster (the
+    engine's literal prefilter covers the whole list at once). Which UAs match is the
+    same (tests/test_device_corpus.py checks it over the corpus); where several patterns
+    match, the one whose match starts first names the crawler ("W3C-checklink/4.5
+    libwww-perl/5.8" is W3C-checklink), where a rule per pattern answered the first in
+    list order (libwww-perl). bench/RESULTS.md, session 7.
+    """
+    parts = 1
+    while True:
+        size = max(1, -(-len(patterns) // parts))  # ceiling division: every pattern in a part
+        chunks = [patterns[i : i + size] for i in range(0, len(patterns), size)]
+        try:
+            return extractor_class(_native_rule("|".join(f"(?:{p})" for p in chunk)) for chunk in chunks)
+        except Exception:
+            if size <= 1:
+                raise
+            parts *= 2  # an alternation too large for the engine: split it
 
 
 def _re_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
