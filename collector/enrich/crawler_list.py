@@ -69,22 +69,26 @@ def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
     return match, len(usable)
 
 
+# Patterns per native rule: a few hundred make an alternation the engine's literal
+# prefilter still covers (1,500 in one rule: ~21 us per corpus UA instead of ~2 us).
+_PATTERNS_PER_RULE = 400
+
+
 def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]) -> Any:
-    """One native extractor whose rules are alternations of the patterns, as few as the
-    regex engine's size limit allows (one for today's list).
+    """One native extractor whose rules are alternations of up to _PATTERNS_PER_RULE
+    patterns each, in list order (fewer when the regex engine's size limit refuses one).
 
     Memory: ua-parser-rs compiles every rule into a regex of its own, ~12 kB each even
     for a plain word, so one rule per pattern cost each worker 17 MB for the list's
-    ~1,500 patterns; one alternation of them all costs 4.7 MB, and runs faster (the
-    engine's literal prefilter covers the whole list at once). Which UAs match is the
-    same (tests/test_device_corpus.py checks it over the corpus); where several patterns
-    match, the one whose match starts first names the crawler ("W3C-checklink/4.5
-    libwww-perl/5.8" is W3C-checklink), where a rule per pattern answered the first in
-    list order (libwww-perl). bench/RESULTS.md, session 7.
+    ~1,500 patterns; four alternations cost ~3 MB, as fast. Which UAs match is the same
+    (tests/test_startup_memory.py checks it over the UA corpus); where several patterns
+    of one rule match, the one whose match starts first names the crawler
+    ("W3C-checklink/4.5 libwww-perl/5.8" is W3C-checklink), where a rule per pattern
+    answered the first in list order (libwww-perl). bench/RESULTS.md, session 7.
     """
-    parts = 1
+    parts = max(1, -(-len(patterns) // _PATTERNS_PER_RULE))  # ceiling division
     while True:
-        size = max(1, -(-len(patterns) // parts))  # ceiling division: every pattern in a part
+        size = max(1, -(-len(patterns) // parts))  # balanced parts, every pattern in one
         chunks = [patterns[i : i + size] for i in range(0, len(patterns), size)]
         try:
             return extractor_class(_native_rule("|".join(f"(?:{p})" for p in chunk)) for chunk in chunks)
