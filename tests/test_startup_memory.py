@@ -110,3 +110,28 @@ def test_combined_extractor_splits_what_the_engine_refuses():
     assert built == [2]  # 1 part of 4 refused, then 2 parts of 2
     assert extractor.extract("x Gamma-fetch/1.0").family == "Gamma-fetch"
     assert extractor.extract("Mozilla/5.0 (Windows NT 10.0)") is None
+
+
+def test_cn_regions_index_loads_without_a_tuple_per_key():
+    # Key by key ({key: [rank, code]}): 7.8 MB at import; grouped by (rank, code): ~3 MB.
+    added = _anon_mb_of(
+        "import gzip, unicodedata, orjson, collector.settings; unicodedata.normalize('NFKD', 'x')",
+        "from collector.enrich import cn_regions; assert cn_regions.city_code('330000', 'Hangzhou') == '330100'",
+    )
+    assert added < 5, f"the region index adds {added:.1f} MB"
+
+
+def test_cn_regions_index_of_another_layout_is_not_loaded(tmp_path):
+    import gzip
+
+    import orjson
+
+    from collector.enrich import cn_regions
+
+    key_by_key = {"sources": cn_regions._sources(), "provinces": {}, "cities": {}, "province_index": {},
+                  "city_index": {"33": {"hangzhou": [0, "330100"]}}, "municipality_city": {}}
+    old = tmp_path / "index.json.gz"
+    old.write_bytes(gzip.compress(orjson.dumps(key_by_key)))
+    assert cn_regions._load(old) is False  # built afresh instead, never half loaded
+    assert cn_regions._load(cn_regions.INDEX_FILE) is True
+    assert cn_regions.city_code("330000", "Hangzhou") == "330100"
