@@ -180,9 +180,9 @@ def write(path: str, ranges: _Ranges, records: list[dict], metadata: object, bit
     record_size = 24 if largest < 1 << 24 else 32
     pack = (lambda v: v.to_bytes(3, "big")) if record_size == 24 else (lambda v: struct.pack(">I", v))
 
-    # Breadth first, as MaxMind's writers number them: the top levels, which every lookup
-    # reads, share a few pages. (Numbered depth first, 10^6 bench lookups touched 72 MB of
-    # the files instead of 29.)
+    # Breadth first: the top levels, which every lookup reads, share a few pages. (Numbered
+    # depth first, as DB-IP's file is, 10^5 of the memory run's IPv4 lookups mapped 13.8 MB
+    # of the derived IPv4 file; breadth first, 7.1 MB; the fetched file, 17.9 MB.)
     order = _breadth_first(tree)
     number = array("q", bytes(8 * node_count))
     for new, old in enumerate(order):
