@@ -80,7 +80,7 @@ def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]
 
     Memory: ua-parser-rs compiles every rule into a regex of its own, ~12 kB each even
     for a plain word, so one rule per pattern cost each worker 17 MB for the list's
-    ~1,500 patterns; four alternations cost ~3 MB, as fast. Which UAs match is the same
+    ~1,500 patterns; four alternations cost ~4 MB, as fast. Which UAs match is the same
     (tests/test_startup_memory.py checks it over the UA corpus); where several patterns
     of one rule match, the one whose match starts first names the crawler
     ("W3C-checklink/4.5 libwww-perl/5.8" is W3C-checklink), where a rule per pattern
