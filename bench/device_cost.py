@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-_BASE_FILES = ("__init__.py", "device.py", "device_models.py", "crawler_list.py")
+_BASE_FILES = ("__init__.py", "device.py", "device_models.py", "crawler_list.py", "hashed_cache.py")
 
 
 def _git_show(ref: str, path: str) -> str | None:

@@ -265,26 +265,46 @@ def _built() -> dict:
         "provinces": PROVINCES,
         "cities": CITIES,
         "province_index": _PROVINCE_INDEX,
-        "city_index": _CITY_INDEX,
+        "city_index": {prefix: _grouped(index) for prefix, index in _CITY_INDEX.items()},
         "municipality_city": _MUNICIPALITY_CITY,
     }
+
+
+def _grouped(index: dict[str, tuple[int, str | None]]) -> list[tuple[int, str | None, list[str]]]:
+    """A city index as the file holds it: [rank, code, [keys]] per (rank, code). ~22,500
+    keys share ~370 codes at a few ranks; read back key by key, each key's [rank, code]
+    would be a list and a copy of the code of its own, whose ~3 MB stay in every
+    process's heap as holes once freed."""
+    keys: dict[tuple[int, str | None], list[str]] = {}
+    for key, pair in sorted(index.items()):
+        keys.setdefault(pair, []).append(key)
+    return [(rank, code, group) for (rank, code), group in sorted(keys.items(), key=lambda g: (g[0][0], g[0][1] or ""))]
 
 
 def _load(path: Path) -> bool:
     """Fill the indexes from a prebuilt file; False when it is missing or from other sources."""
     try:
         data = orjson.loads(gzip.decompress(path.read_bytes()))
-    except (OSError, ValueError):
-        return False
-    if data.get("sources") != _sources():
+        if data.get("sources") != _sources():
+            return False
+        city_index = {prefix: _ungrouped(groups) for prefix, groups in data["city_index"].items()}
+    except (OSError, ValueError, TypeError):  # missing, damaged, or of an older layout
         return False
     PROVINCES.update(data["provinces"])
     CITIES.update(data["cities"])
     _PROVINCE_INDEX.update(data["province_index"])
-    for prefix, index in data["city_index"].items():
-        _CITY_INDEX[prefix] = {key: (rank, code) for key, (rank, code) in index.items()}
+    _CITY_INDEX.update(city_index)
     _MUNICIPALITY_CITY.update(data["municipality_city"])
     return True
+
+
+def _ungrouped(groups: list) -> dict[str, tuple[int, str | None]]:
+    index: dict[str, tuple[int, str | None]] = {}
+    for rank, code, keys in groups:
+        pair = (rank, code)  # one tuple for all the keys of the group
+        for key in keys:
+            index[key] = pair
+    return index
 
 
 def write_index(path: Path = INDEX_FILE) -> None:

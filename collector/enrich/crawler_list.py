@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,57 @@ def _load_patterns() -> list[str]:
     return [e["pattern"] for e in data if e.get("pattern") and e["pattern"] not in NOT_BOTS]
 
 
+def _native_rule(pattern: str) -> tuple:
+    """A DeviceExtractor rule (regex, flag, family, brand, model) whose family is the match."""
+    return (f"({pattern})", None, "$1", None, None)
+
+
 def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
     import ua_parser_rs
-
-    def rule(p: str) -> tuple:  # (regex, flag, family, brand, model); family = the match
-        return (f"({p})", None, "$1", None, None)
 
     usable = []
     for p in patterns:
         try:  # the list is written for many engines; skip what Rust's regex cannot run
-            ua_parser_rs.DeviceExtractor([rule(p)])
+            ua_parser_rs.DeviceExtractor([_native_rule(p)])
             usable.append(p)
         except Exception:
             log.debug("crawler pattern not usable natively: %r", p)
-    extractor = ua_parser_rs.DeviceExtractor([rule(p) for p in usable])
+    extractor = _combined_extractor(ua_parser_rs.DeviceExtractor, usable)
 
     def match(ua: str) -> str | None:
         m = extractor.extract(ua)
         return m.family if m is not None else None
 
     return match, len(usable)
+
+
+# Patterns per native rule: a few hundred make an alternation the engine's literal
+# prefilter still covers (1,500 in one rule: ~21 us per corpus UA instead of ~2 us).
+_PATTERNS_PER_RULE = 400
+
+
+def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]) -> Any:
+    """One native extractor whose rules are alternations of up to _PATTERNS_PER_RULE
+    patterns each, in list order (fewer when the regex engine's size limit refuses one).
+
+    Memory: ua-parser-rs compiles every rule into a regex of its own, ~12 kB each even
+    for a plain word, so one rule per pattern cost each worker 17 MB for the list's
+    ~1,500 patterns; four alternations cost ~4 MB, as fast. Which UAs match is the same
+    (tests/test_startup_memory.py checks it over the UA corpus); where several patterns
+    of one rule match, the one whose match starts first names the crawler
+    ("W3C-checklink/4.5 libwww-perl/5.8" is W3C-checklink), where a rule per pattern
+    answered the first in list order (libwww-perl). bench/RESULTS.md, session 7.
+    """
+    parts = max(1, -(-len(patterns) // _PATTERNS_PER_RULE))  # ceiling division
+    while True:
+        size = max(1, -(-len(patterns) // parts))  # balanced parts, every pattern in one
+        chunks = [patterns[i : i + size] for i in range(0, len(patterns), size)]
+        try:
+            return extractor_class(_native_rule("|".join(f"(?:{p})" for p in chunk)) for chunk in chunks)
+        except Exception:
+            if size <= 1:
+                raise
+            parts *= 2  # an alternation too large for the engine: split it
 
 
 def _re_matcher(patterns: list[str]) -> tuple[_Matcher, int]:

@@ -131,11 +131,27 @@ def _cache_path() -> Path:
     return base / f"android-models-{version}-{derivation}.json"
 
 
+def _grouped(table: dict[str, str]) -> dict[str, list[str]]:
+    """The table as {class: [prefixes]}, as the cache file holds it: read back as
+    {prefix: class}, it would give each of its ~20,000 values a string of its own (~1 MB
+    left in every worker's heap); this way each class name is one string."""
+    groups: dict[str, list[str]] = {}
+    for prefix, device_class in sorted(table.items()):
+        groups.setdefault(device_class, []).append(prefix)
+    return groups
+
+
+def _ungrouped(groups: dict[str, list[str]]) -> dict[str, str]:
+    if not all(isinstance(prefixes, list) for prefixes in groups.values()):
+        raise ValueError("not a cache of grouped prefixes")
+    return {prefix: device_class for device_class, prefixes in groups.items() for prefix in prefixes}
+
+
 def _write_cache(path: Path, table: dict[str, str]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table, separators=(",", ":")), "utf-8")
+        tmp.write_text(json.dumps(_grouped(table), separators=(",", ":")), "utf-8")
         os.replace(tmp, path)  # atomic: a concurrent reader sees all or nothing
     except OSError as e:  # read-only home: rebuild in every process, still correct
         log.info("cannot cache the Android model table at %s (%s)", path, e)
@@ -186,7 +202,7 @@ class AndroidModels:
             log.error("Matomo device list unavailable (%s): Android devices are told by the UA's shape only", e)
             return cls()
         try:
-            return cls(json.loads(path.read_text("utf-8")))
+            return cls(_ungrouped(json.loads(path.read_text("utf-8"))))
         except Exception:
             pass  # no cache yet (or a damaged one): build
         try:

@@ -28,9 +28,8 @@ from collector.registry.cli import redis_url
 from collector.registry.groups import BadGroup
 from collector.registry.store import RegistryStore
 from collector.report.build import ReportBuilder, subject_for
-from collector.report.pdf import FontMissing
 from collector.report.period import BadPeriod, parse_period
-from collector.report.render import FORMATS, render
+from collector.report.render import FORMATS, FontMissing, render
 from collector.settings import Settings, SettingsError
 from collector.store import redis_client
 from collector.store.buckets import Calendar

@@ -24,13 +24,12 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from collector.report import render
+from collector.report.render import FontMissing
+
+__all__ = ["FontMissing", "pdf"]
 
 FONT_NAME = "ReportCJK"
 DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-
-
-class FontMissing(RuntimeError):
-    """The CJK font file is not there: install fonts-wqy-microhei, or set report_font."""
 
 
 def _register(font: str) -> str:

@@ -14,6 +14,13 @@ from typing import Any
 
 import orjson
 
+
+class FontMissing(RuntimeError):
+    """The CJK font file is not there: install fonts-wqy-microhei, or set report_font.
+    (Defined here, not in pdf.py, so that catching it does not import reportlab: ~6 MB
+    in every worker that never draws a PDF.)"""
+
+
 SPARK = "▁▂▃▄▅▆▇█"
 FORMATS = ("json", "md", "html", "pdf", "csv")
 MEDIA_TYPES = {"json": "application/json", "md": "text/markdown", "html": "text/html", "csv": "text/csv", "pdf": "application/pdf"}

@@ -18,9 +18,8 @@ from collector.api.stats import BadQuery, StatsReader
 from collector.registry.groups import BadGroup
 from collector.report.build import ReportBuilder, subject_for
 from collector.report.job import ReportJob, ReportSettings
-from collector.report.pdf import FontMissing
 from collector.report.period import BadPeriod, parse_period
-from collector.report.render import FORMATS, MEDIA_TYPES, render
+from collector.report.render import FORMATS, MEDIA_TYPES, FontMissing, render
 from collector.store import keys
 from collector.store.lease import Lease
 from collector.store.periodic import Periodic
