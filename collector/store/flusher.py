@@ -37,6 +37,7 @@ from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
+from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import DeploymentCaps, Refused
 from collector.store.finality import Finality, touched_commands
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
@@ -75,6 +76,9 @@ GROUP_CELLS = 5_000
 TRIM_AFTER_CELLS = 20_000
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
+# Seconds a part may take in the build process before the thread builds it (at least;
+# else the flush interval): some tens of times what a part takes on an idle core.
+MIN_BUILD_WAIT = 0.5
 # How often re-sent events waiting for the other writers' watermarks look again (seconds).
 WATERMARK_POLL = 0.05
 
@@ -206,6 +210,9 @@ class FlushBatch:
     # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
     parts: deque[Snapshot] | None = None
     done: int = 0
+    # Who built the commands `done` counts (store/build_worker.py): another builder may
+    # order a part's commands otherwise, so a retry then resends the part from its start.
+    built_by: int = THREAD_BUILDER
 
 
 @dataclass(slots=True)
@@ -220,6 +227,8 @@ class FlushStats:
     resent_duplicates: int = 0  # re-sent events dropped: their first send was counted
     resent_unchecked_waits: int = 0  # times the other writers did not catch up within dedupe_hold_max
     paced_seconds: float = 0.0  # builds slept so the hit loop kept the CPU (store/pacing.py)
+    parts_built_apart: int = 0  # parts built by the build process (store/build_worker.py)
+    parts_built_in_thread: int = 0  # parts built in the flusher's thread
     last_success: float = 0.0
     last_duration_ms: float = 0.0
     durations: Histogram = field(default_factory=Histogram)  # seconds per applied batch (GET /metrics)
@@ -246,6 +255,7 @@ class Flusher:
         wait_replicas: int = 1,
         caps: DeploymentCaps | None = None,
         flush_cpu_share: float = 1.0,
+        build_process: bool = False,
     ) -> None:
         self.redis = redis
         # A Redis Cluster gets the flush through cluster_send.py, which waits for
@@ -281,6 +291,9 @@ class Flusher:
         self.dedupe_window = dedupe_window
         self.dedupe_hold_max = dedupe_hold_max
         self._others_lagging = False  # the last wait for the other writers gave up
+        # Builds parts in a child process while this writer keeps up (store/build_worker.py).
+        # A cluster's commands are routed before they are packed: built in the thread.
+        self.build_worker = BuildWorker(self.build_config(), max(interval, MIN_BUILD_WAIT)) if build_process and not self.cluster else None
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -293,7 +306,16 @@ class Flusher:
         if self.pending and self.journal:
             log.info("journal: %d batches (%d bytes) to replay from earlier runs", len(self.pending), self.journal.bytes)
 
+    def build_config(self) -> BuildConfig:
+        """What a build reads besides its part (the build process gets the same)."""
+        return BuildConfig(
+            self.rollups.calendar.tz.key, dict(self.rollups.ttls), self.completed_percent, self.record_touched,
+            self.dedupe_window,
+        )
+
     def start(self) -> None:
+        if self.build_worker:
+            self.build_worker.start()
         self._loop.start()
         self._guard.start()
 
@@ -307,6 +329,8 @@ class Flusher:
         if self.pending:
             fate = "kept in the journal for the next start" if self.journal else "LOST: the journal is off"
             log.error("shutdown with %d flushes not applied (Redis unreachable): %s", len(self.pending), fate)
+        if self.build_worker:
+            await asyncio.to_thread(self.build_worker.close)
 
     async def _tick(self) -> float:
         ok = await self.flush()
@@ -473,7 +497,9 @@ class Flusher:
         upcoming = self._build(batch, parts[0], sha) if parts else None
         try:
             while upcoming is not None:
-                commands, new_apps = await upcoming
+                commands, new_apps, built_by = await upcoming
+                if built_by != batch.built_by:  # ordered otherwise, maybe: resend from the part's start
+                    batch.done, batch.built_by = 0, built_by
                 upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
@@ -547,26 +573,46 @@ class Flusher:
                 return
             await asyncio.sleep(WATERMARK_POLL)
 
-    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str]]]:
-        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps)."""
+    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
+        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps, builder)."""
         return asyncio.ensure_future(self._commands(batch, part, sha, part_apps(part) - self._known_apps))
 
-    async def _commands(self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]) -> tuple[list[Prepared], set[str]]:
+    async def _commands(
+        self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]
+    ) -> tuple[list[Prepared], set[str], int]:
         """The deployment's cap decisions on the part's values (store/capping.py: one round
-        trip when it carries values not decided yet), then its commands packed in a thread,
-        its refused values counted as (other)."""
+        trip when it carries values not decided yet), then its commands packed in a thread
+        or by the build process, its refused values counted as (other)."""
         refused = await self._refusals(part)
+        keeping_up = len(self.pending) <= 1
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
-        share = self.flush_cpu_share if len(self.pending) <= 1 else 1.0
+        share = self.flush_cpu_share if keeping_up else 1.0
+        # Behind, the build process (idle priority) would be starved by the hit loop.
+        worker = self.build_worker if keeping_up else None
 
-        def build() -> list[Prepared]:
+        def build() -> tuple[list[Prepared], int]:
+            if worker is not None:
+                built = worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
+                if built is not None:
+                    self.stats.parts_built_apart += 1
+                    return cast("tuple[list[Prepared], int]", built)
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
-            capped = self.caps.rewritten(part, refused) if self.caps is not None else part
-            packed = self._packed(capped, batch, sha, new_apps, pace)
+            packed = self._built(part, batch, sha, new_apps, refused, pace)
             self.stats.paced_seconds += pace.paused
-            return packed
+            self.stats.parts_built_in_thread += 1
+            return packed, THREAD_BUILDER
 
-        return await asyncio.to_thread(build), new_apps
+        packed, built_by = await asyncio.to_thread(build)
+        return packed, new_apps, built_by
+
+    def _built(
+        self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], refused: Refused,
+        pace: Callable[[], None] = no_pacing,
+    ) -> list[Prepared]:
+        """The part's commands, its refused values counted as (other). No I/O: runs in the
+        flusher's thread or in the build process (build_worker.py)."""
+        capped = self.caps.rewritten(part, refused) if self.caps is not None else part
+        return self._packed(capped, batch, sha, new_apps, pace)
 
     async def _refusals(self, snap: Snapshot) -> Refused:
         """The values of `snap` the deployment's caps refuse (store/capping.py)."""

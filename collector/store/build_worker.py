@@ -1,0 +1,406 @@
+"""A flush's build in a child process, so the hit loop keeps the GIL (issue 17, tail latency).
+
+Once a second the flusher turns each part of its batch into packed Redis commands: fold,
+encode, pack, some tens of milliseconds of CPU. In a thread of the collector that CPU
+holds the GIL: every callback of the hit loop must win it back from the building thread
+(up to the switch interval each time), which puts about 1 % of requests in the
+several-millisecond range. Here the same pure function — part + refused values + the
+batch's numbers -> packed commands (Flusher._built) — runs in one child process per
+collector worker, which has a GIL of its own and runs at the SCHED_IDLE priority: the
+kernel hands the core to the hit loop the moment it has work, the build takes what is
+left. The collector keeps everything else (sealing, cap decisions, sending, retries,
+journal): the child only computes.
+
+The part goes down the child's stdin as pickled chunks of CHUNK_ENTRIES entries (a
+pickle call holds the GIL in one stretch: each stays well under a millisecond), the
+packed commands come back on its stdout in messages of about ANSWER_BYTES. The building
+thread waits for them in poll(), without the GIL.
+
+The flush never waits on the child for long: until the child said it is ready, when it
+died, failed, or did not answer within `timeout` (starved by a saturated core, stopped),
+the part is built in the flusher's thread as before, the child is replaced, and the
+thread builds alone for `retry_after` seconds. The child exits when its stdin reaches
+EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
+write end exists only in the collector: close-on-exec).
+
+Commands of one part built by two different processes may come in another order (sets
+iterate by their per-process string hashes): `builder` names who built them, and the
+flusher resumes a part's partial send only with commands of the same builder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # the child lowers its priority before it imports the build's modules
+    from collector.store.aggregate import Snapshot
+    from collector.store.capping import Refused
+
+log = logging.getLogger(__name__)
+
+# Snapshot entries pickled per message: about a third of a millisecond of GIL each.
+CHUNK_ENTRIES = 1000
+# Packed commands per answer message (bytes, about): unpickled in well under a millisecond.
+ANSWER_BYTES = 1 << 20
+# Seconds the flusher's thread builds alone after the child failed or was too slow.
+RETRY_AFTER = 10.0
+# Bytes of a pipe between the collector and the child (Linux F_SETPIPE_SZ; default 64 kB).
+PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+_LENGTH = struct.Struct(">I")
+_MAPPINGS = ("cube", "rejected", "deep_incs")
+_SETS = ("visitors", "first_party", "deep_members", "event_ids")
+
+THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """What a build reads besides the part, fixed for the collector's life: the child is
+    given the collector's own values (Flusher.build_config)."""
+
+    timezone: str
+    ttls: dict[str, int]
+    completed_percent: int
+    record_touched: tuple[str, ...]
+    dedupe_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildJob:
+    """What one part's build needs besides the part."""
+
+    writer: str
+    seq: int
+    sha: str
+    new_apps: set[str]
+    refused: Refused
+    now: float  # the collector's clock when the build was asked for (dedupe's record slice)
+
+
+class WorkerFailed(Exception):
+    """The child died, failed, or did not answer in time."""
+
+
+# ---- the part on the wire ----------------------------------------------------------------
+
+
+def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
+    """The entries the build reads, as plain data in chunks (Snapshot and Session are
+    compiled classes, which pickle does not know). Re-sent hits and the event count are
+    the collector's business, not the build's."""
+    for name in _MAPPINGS:
+        for chunk in _chunked(getattr(part, name).items()):
+            yield (name, chunk)
+    for name in _SETS:
+        for chunk in _chunked(getattr(part, name)):
+            yield (name, chunk)
+    sessions = ((key, minute, session.as_json()) for key, (minute, session) in part.sessions.items())
+    for chunk in _chunked(sessions):
+        yield ("sessions", chunk)
+
+
+def _chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
+    entries = iter(entries)
+    while chunk := list(islice(entries, CHUNK_ENTRIES)):
+        yield chunk
+
+
+def add_to_part(part: Snapshot, name: str, chunk: list[Any]) -> None:
+    """One message of part_messages into `part` (in the child)."""
+    from collector.features.facts import Session
+
+    if name in _MAPPINGS:
+        getattr(part, name).update(chunk)
+    elif name in _SETS:
+        getattr(part, name).update(chunk)
+    elif name == "sessions":
+        for key, minute, session in chunk:
+            part.sessions[tuple(key)] = [minute, Session.from_json(session)]
+    else:
+        raise ValueError(f"unknown part entries {name!r}")
+
+
+def answer_chunks(packed: list[bytes]) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    size = 0
+    for command in packed:
+        chunk.append(command)
+        size += len(command)
+        if size >= ANSWER_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+# ---- the collector's side ----------------------------------------------------------------
+
+
+class BuildWorker:
+    """The collector's handle on its child. `packed` is called from the flusher's build
+    thread; a lock keeps one build at a time on the pipes."""
+
+    def __init__(self, config: BuildConfig, timeout: float, retry_after: float = RETRY_AFTER) -> None:
+        self.config = config
+        self.timeout = timeout  # seconds a part may take in the child before the thread builds it
+        self.retry_after = retry_after
+        self.failures = 0  # builds the child did not deliver (died, failed, too slow)
+        self.starts = 0
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._ready = False
+        self._inbox = bytearray()
+        self._failed_at = -math.inf  # monotonic: the child's last failure
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def start(self) -> None:
+        with self._lock:
+            self._start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop(kill=False)
+
+    def wait_until_ready(self, timeout: float) -> bool:
+        """Block until the child answered its start (tests, benchmarks); False: it did not."""
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            with self._lock:
+                if self._usable():
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
+        """The part's packed commands and the child's pid, or None: build it yourself."""
+        with self._lock:
+            if not self._usable():
+                return None
+            assert self._child is not None
+            deadline = time.monotonic() + self.timeout
+            try:
+                self._send(("job", job), deadline)
+                for message in part_messages(part):
+                    self._send(message, deadline)
+                self._send(("end",), deadline)
+                return self._answer(deadline), self._child.pid
+            except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError) as exc:
+                self.failures += 1
+                log.warning("flush build process %d: %s; the part is built in the thread", self._child.pid, exc)
+                self._stop(kill=True)
+                self._failed_at = time.monotonic()
+                self._start()  # it gets ready meanwhile (at idle priority)
+                return None
+
+    # ---- lifecycle ----
+
+    def _start(self) -> None:
+        if self._closed:
+            return
+        child = subprocess.Popen(
+            [sys.executable, "-m", "collector.store.build_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        for pipe in (child.stdin, child.stdout):
+            _widen(pipe)
+            os.set_blocking(pipe.fileno(), False)
+        self._child, self._ready, self._inbox = child, False, bytearray()
+        self.starts += 1
+        self._send(("config", self.config), time.monotonic() + self.timeout)
+
+    def _stop(self, kill: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill:
+            child.kill()
+        assert child.stdin is not None and child.stdout is not None
+        for pipe in (child.stdin, child.stdout):
+            try:
+                pipe.close()  # EOF on its stdin: the child exits
+            except OSError:
+                pass
+        try:
+            child.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()  # reaped: no zombie
+
+    def _usable(self) -> bool:
+        if self._closed or time.monotonic() < self._failed_at + self.retry_after:
+            return False
+        if self._child is None or self._child.poll() is not None:
+            if self._child is not None:
+                self.failures += 1
+                log.warning("flush build process %d exited (%s); starting another", self._child.pid, self._child.returncode)
+                self._stop(kill=True)
+            self._start()
+        if not self._ready:
+            try:
+                self._ready = self._receive(time.monotonic()) == ("ready",)
+            except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError):
+                return False  # not ready yet; or gone, seen at the next build
+        return self._ready
+
+    # ---- the pipes ----
+
+    def _send(self, message: tuple[Any, ...], deadline: float) -> None:
+        assert self._child is not None and self._child.stdin is not None
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        data = memoryview(_LENGTH.pack(len(payload)) + payload)
+        fd = self._child.stdin.fileno()
+        while data:
+            try:
+                data = data[os.write(fd, data) :]
+            except BlockingIOError:
+                _wait_for(fd, select.POLLOUT, deadline)
+
+    def _receive(self, deadline: float) -> Any:
+        assert self._child is not None and self._child.stdout is not None
+        fd = self._child.stdout.fileno()
+        while True:
+            if len(self._inbox) >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(self._inbox)
+                end = _LENGTH.size + size
+                if len(self._inbox) >= end:
+                    message = pickle.loads(memoryview(self._inbox)[_LENGTH.size : end])
+                    del self._inbox[:end]
+                    return message
+            try:
+                data = os.read(fd, PIPE_BYTES)
+            except BlockingIOError:
+                _wait_for(fd, select.POLLIN, deadline)
+                continue
+            if not data:
+                raise EOFError("the process closed its output")
+            self._inbox += data
+
+    def _answer(self, deadline: float) -> list[bytes]:
+        packed: list[bytes] = []
+        while True:
+            message = self._receive(deadline)
+            if message[0] == "packed":
+                packed += message[1]
+            elif message[0] == "done":
+                return packed
+            else:
+                raise WorkerFailed(f"build failed: {message[1]}")
+
+
+def _wait_for(fd: int, event: int, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise WorkerFailed("no answer in time")
+    poller = select.poll()
+    poller.register(fd, event)
+    poller.poll(remaining * 1000)  # without the GIL
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """Fewer, larger reads and writes: a part is some MB each way."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:
+        pass  # over the user's pipe limit (/proc/sys/fs/pipe-max-size): the default works too
+
+
+# ---- the child ---------------------------------------------------------------------------
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError
+    return pickle.loads(payload)
+
+
+def _write(stream: IO[bytes], message: tuple[Any, ...]) -> None:
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(payload)))
+    stream.write(payload)
+
+
+def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    import redis.asyncio as aioredis
+
+    from collector.store.aggregate import Aggregator, Snapshot
+    from collector.store.buckets import Calendar
+    from collector.store.capping import DeploymentCaps
+    from collector.store.flusher import FlushBatch, Flusher
+    from collector.store.rollup import RollupBuilder
+
+    kind, config = _read(requests)
+    assert kind == "config"
+    calendar = Calendar(config.timezone)
+    now = [0.0]
+    # A flusher that only builds: no Redis, no journal; its clock is the collector's at
+    # the time the build was asked for.
+    flusher = Flusher(
+        cast("aioredis.Redis", None), Aggregator(), RollupBuilder(calendar, config.ttls), 1.0, completed_percent=config.completed_percent,
+        record_touched=config.record_touched, dedupe_window=config.dedupe_window, clock=lambda: now[0],
+        caps=DeploymentCaps({}, calendar),  # its rewrite reads only the calendar and the refused values
+    )
+    _write(answers, ("ready",))
+    answers.flush()
+    while True:
+        kind, job = _read(requests)
+        assert kind == "job"
+        part = Snapshot()
+        while (message := _read(requests))[0] != "end":
+            add_to_part(part, *message)
+        now[0] = job.now
+        try:
+            packed = flusher._built(part, FlushBatch(job.writer, job.seq, None), job.sha, job.new_apps, job.refused)
+        except Exception as exc:  # reported: the collector builds this part itself
+            log.exception("flush build failed")
+            _write(answers, ("error", repr(exc)))
+        else:
+            for chunk in answer_chunks([bytes(command) for command in packed if isinstance(command, bytes)]):
+                _write(answers, ("packed", chunk))
+            _write(answers, ("done",))
+        answers.flush()
+
+
+def main() -> None:
+    if hasattr(os, "SCHED_IDLE"):  # Linux: any task that wants the core preempts this one
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(19)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s build-worker %(levelname)s %(message)s")
+    requests = os.fdopen(0, "rb")
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print goes to stderr, never into the answers
+    try:
+        _serve(requests, answers)
+    except (EOFError, BrokenPipeError):
+        pass  # the collector closed the pipes, or is gone
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""store/build_worker.py: a flush's parts built in a child process store exactly what the
+flusher's thread stores, and the flush never depends on the child being alive or quick."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from test_flush_bounds import fill, make_flusher, pv_by_app
+from test_flush_fanout import TTLS, realistic_snapshot, two_redis  # noqa: F401 (fixture)
+
+from collector.settings import Settings
+from collector.store import flusher as flusher_module
+from collector.store.aggregate import Aggregator, Snapshot
+from collector.store.buckets import Calendar
+from collector.store.capping import DeploymentCaps
+from collector.store.flusher import FlushBatch, Flusher
+from collector.store.rollup import RollupBuilder
+
+# Small caps, so the build rewrites refused values as (other).
+CAPS = {**Settings().cap_limits(), "page": 3, "session": 1}
+READY = 30.0  # seconds a child may take to start on a loaded machine
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Parts of a few apps, so a batch makes several builds."""
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 120)
+
+
+def with_event_ids(snap: Snapshot) -> Snapshot:
+    """First sends' ids (dedupe.py), which the build turns into SADDs."""
+    for n, key in enumerate(list(snap.cube)[:300]):
+        snap.event_ids.add((key[0], key[1], f"id-{n}"))
+    return snap
+
+
+def contents(client: redis.Redis) -> dict[bytes, tuple]:
+    """Every key but the writers' sequence markers: type, contents, seconds to live (-1: forever)."""
+    out = {}
+    for key in sorted(client.scan_iter(count=1000)):
+        if b":seq:" in key:
+            continue
+        kind = client.type(key)
+        if kind == b"hash":
+            value: object = client.hgetall(key)
+        elif kind == b"set":
+            value = client.smembers(key)
+        elif kind == b"zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        else:  # PFCOUNT first: it caches the count in the HLL's header, on both sides alike
+            value = (client.pfcount(key), client.get(key))
+        ttl = client.ttl(key)
+        out[key] = (kind, value, ttl)
+    return out
+
+
+async def flush_into(url: str, snap: Snapshot, calendar: Calendar, build_process: bool) -> Flusher:
+    client = aioredis.Redis.from_url(url)
+    flusher = Flusher(
+        client, Aggregator(), RollupBuilder(calendar, TTLS), 1.0, writer="w", record_touched=("hour", "day"),
+        dedupe_window=600, caps=DeploymentCaps(CAPS, calendar), build_process=build_process,
+    )
+    try:
+        if build_process:
+            assert flusher.build_worker is not None and flusher.build_worker.wait_until_ready(READY)
+        flusher.pending.append(FlushBatch("w", 1, None, snap=snap, events=snap.events))
+        assert await flusher.flush()
+    finally:
+        await flusher.close()
+        await client.aclose()
+    return flusher
+
+
+async def test_parts_built_by_the_process_store_what_the_thread_stores(two_redis, test_geo_db, small_parts):  # noqa: F811
+    """A varied snapshot (pages, visitors, deep events and sessions, rejects, capped values,
+    first sends' ids, touched buckets), flushed both ways into two redis-servers."""
+    by_process, by_thread = two_redis
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    apart = await flush_into(by_process.url, snap, calendar, build_process=True)
+    here = await flush_into(by_thread.url, snap, calendar, build_process=False)
+
+    assert apart.stats.parts_built_apart >= 2 and apart.stats.parts_built_in_thread == 0
+    assert here.stats.parts_built_apart == 0 and here.stats.parts_built_in_thread >= 2
+    stored, expected = contents(by_process.client()), contents(by_thread.client())
+    assert stored.keys() == expected.keys()
+    for key in expected:
+        assert stored[key][:2] == expected[key][:2], key
+        ttls = stored[key][2], expected[key][2]  # the two flushes are some seconds apart
+        assert ttls == (-1, -1) or (min(ttls) > 0 and abs(ttls[0] - ttls[1]) <= 10), key
+    kinds = {kind for kind, _, _ in stored.values()}
+    assert kinds == {b"hash", b"set", b"zset", b"string"}, kinds
+    assert len(stored) > 500
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    """The process exited, and was reaped if it is ours (a zombie adopted by init is init's)."""
+    give_up = time.monotonic() + within
+    while time.monotonic() < give_up:
+        try:
+            state, ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except FileNotFoundError:
+            return True
+        if state == "Z" and int(ppid) != os.getpid():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP])
+async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, fault):
+    """The child is killed or stopped after it built the first parts of a batch: the rest
+    are built in the thread, every count is exact; a fresh child builds again later."""
+    sync = redis.Redis.from_url(redis_url)
+    sync.flushdb()
+    client = aioredis.Redis.from_url(redis_url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, build_process=True)
+    worker = flusher.build_worker
+    assert worker is not None and worker.wait_until_ready(READY)
+    worker.timeout = 0.5
+    first = worker.pid
+    assert first is not None
+    try:
+        expected = fill(aggregator)
+        flushing = asyncio.ensure_future(flusher.flush())
+        while flusher.stats.parts_built_apart < 1 and not flushing.done():
+            await asyncio.sleep(0.001)
+        os.kill(first, fault)
+        assert await flushing
+        assert pv_by_app(sync) == expected
+        assert flusher.stats.parts_built_in_thread >= 1 and worker.failures == 1
+        assert worker.pid != first and gone(first)  # replaced, the old one reaped
+
+        worker.retry_after = 0.0  # a second batch: the fresh child builds it
+        assert worker.wait_until_ready(READY)
+        apart = flusher.stats.parts_built_apart
+        more = fill(aggregator)
+        assert await flusher.flush()
+        assert flusher.stats.parts_built_apart > apart
+        assert pv_by_app(sync) == {app: 2 * n for app, n in more.items()}
+    finally:
+        await flusher.close()
+        await client.aclose()
+    assert gone(first) and (worker.pid is None)
+
+
+def test_the_build_process_exits_with_a_killed_collector(collector_factory):
+    collector = collector_factory(workers=1)
+    give_up = time.monotonic() + READY
+    while not (kids := children(collector.proc.pid)) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert len(kids) == 1, kids
+    assert Path(f"/proc/{kids[0]}/cmdline").read_bytes().split(b"\0")[2] == b"collector.store.build_worker"
+    collector.proc.kill()
+    collector.proc.wait()
+    assert gone(kids[0])
