@@ -69,7 +69,7 @@ async def flush_into(url: str, snap: Snapshot, calendar: Calendar, build_process
     )
     try:
         if build_process:
-            assert flusher.build_worker is not None and flusher.build_worker.wait_until_ready(READY)
+            assert flusher.build_worker is not None and await flusher.build_worker.wait_until_ready(READY)
         flusher.pending.append(FlushBatch("w", 1, None, snap=snap, events=snap.events))
         assert await flusher.flush()
     finally:
@@ -131,7 +131,7 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
     aggregator = Aggregator()
     flusher = make_flusher(client, aggregator, build_process=True)
     worker = flusher.build_worker
-    assert worker is not None and worker.wait_until_ready(READY)
+    assert worker is not None and await worker.wait_until_ready(READY)
     worker.timeout = 0.5
     first = worker.pid
     assert first is not None
@@ -147,7 +147,7 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
         assert worker.pid != first and gone(first)  # replaced, the old one reaped
 
         worker.retry_after = 0.0  # a second batch: the fresh child builds it
-        assert worker.wait_until_ready(READY)
+        assert await worker.wait_until_ready(READY)
         apart = flusher.stats.parts_built_apart
         more = fill(aggregator)
         assert await flusher.flush()

@@ -11,15 +11,16 @@ kernel hands the core to the hit loop the moment it has work, the build takes wh
 left. The collector keeps everything else (sealing, cap decisions, sending, retries,
 journal): the child only computes.
 
-The part goes down the child's stdin as pickled chunks of CHUNK_ENTRIES entries (a
-pickle call holds the GIL in one stretch: each stays well under a millisecond), the
-packed commands come back on its stdout in messages of about ANSWER_BYTES. The building
-thread waits for them in poll(), without the GIL.
+The event loop itself talks to the child: it pickles the part down the child's stdin
+in chunks of CHUNK_ENTRIES entries, yielding to the hits between two chunks (a pickle
+call holds the GIL in one stretch: each stays well under a millisecond), and reads the
+packed commands back from its stdout in messages of about ANSWER_BYTES. No thread of the
+collector holds the GIL meanwhile, so the loop never waits to get it back.
 
 The flush never waits on the child for long: until the child said it is ready, when it
 died, failed, or did not answer within `timeout` (starved by a saturated core, stopped),
-the part is built in the flusher's thread as before, the child is replaced, and the
-thread builds alone for `retry_after` seconds. The child exits when its stdin reaches
+the part is built in the flusher's thread as before (store/pacing.py), the child is
+replaced, and the thread builds alone for `retry_after` seconds. The child exits when its stdin reaches
 EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
 write end exists only in the collector: close-on-exec).
 
@@ -30,15 +31,15 @@ flusher resumes a part's partial send only with commands of the same builder.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import pickle
-import select
+import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,15 +52,13 @@ if TYPE_CHECKING:  # the child lowers its priority before it imports the build's
 
 log = logging.getLogger(__name__)
 
-# Snapshot entries pickled per message: about a third of a millisecond of GIL each.
-CHUNK_ENTRIES = 1000
+# Snapshot entries pickled per message: a tenth to a third of a millisecond of GIL each
+# (bench/build_worker_cost.py), the longest a request waits behind it.
+CHUNK_ENTRIES = 500
 # Packed commands per answer message (bytes, about): unpickled in well under a millisecond.
 ANSWER_BYTES = 1 << 20
 # Seconds the flusher's thread builds alone after the child failed or was too slow.
 RETRY_AFTER = 10.0
-# Bytes of a pipe between the collector and the child (Linux F_SETPIPE_SZ; default 64 kB).
-PIPE_BYTES = 1 << 20
-_F_SETPIPE_SZ = 1031
 
 _LENGTH = struct.Struct(">I")
 _MAPPINGS = ("cube", "rejected", "deep_incs")
@@ -152,8 +151,9 @@ def answer_chunks(packed: list[bytes]) -> Iterator[list[bytes]]:
 
 
 class BuildWorker:
-    """The collector's handle on its child. `packed` is called from the flusher's build
-    thread; a lock keeps one build at a time on the pipes."""
+    """The collector's handle on its child, used from the event loop: the loop pickles the
+    part's chunks, one at a time, yielding between them, so no request waits behind more
+    than one chunk; it never contends for the GIL with a building thread."""
 
     def __init__(self, config: BuildConfig, timeout: float, retry_after: float = RETRY_AFTER) -> None:
         self.config = config
@@ -161,10 +161,9 @@ class BuildWorker:
         self.retry_after = retry_after
         self.failures = 0  # builds the child did not deliver (died, failed, too slow)
         self.starts = 0
-        self._lock = threading.Lock()
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._ready = False
-        self._inbox = bytearray()
         self._failed_at = -math.inf  # monotonic: the child's last failure
         self._closed = False
 
@@ -173,163 +172,137 @@ class BuildWorker:
         return self._child.pid if self._child else None
 
     def start(self) -> None:
-        with self._lock:
-            self._start()
+        """Start the child (in the background: it is used once it said it is ready)."""
+        if not self._closed and (self._starting is None or self._starting.done()):
+            self._ready = False
+            self._starting = asyncio.ensure_future(self._start())
 
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._stop(kill=False)
-
-    def wait_until_ready(self, timeout: float) -> bool:
-        """Block until the child answered its start (tests, benchmarks); False: it did not."""
+    async def wait_until_ready(self, timeout: float) -> bool:
+        """For tests and benchmarks: False when the child did not get ready in time."""
         give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            with self._lock:
-                if self._usable():
-                    return True
-            time.sleep(0.01)
-        return False
+        while not self._ready and time.monotonic() < give_up:
+            if self._starting is None or self._starting.done():
+                self.start()
+            await asyncio.sleep(0.01)
+        return self._ready
 
-    def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
+    async def close(self) -> None:
+        self._closed = True
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+        await self._stop(kill=False)
+
+    async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
         """The part's packed commands and the child's pid, or None: build it yourself."""
-        with self._lock:
-            if not self._usable():
-                return None
-            assert self._child is not None
-            deadline = time.monotonic() + self.timeout
-            try:
-                self._send(("job", job), deadline)
+        if not self._usable():
+            return None
+        child = self._child
+        assert child is not None and child.stdin is not None and child.stdout is not None
+        self._ready = False  # busy: one build at a time on the pipes
+        try:
+            async with asyncio.timeout(self.timeout):
+                _write(child.stdin, ("job", job))
                 for message in part_messages(part):
-                    self._send(message, deadline)
-                self._send(("end",), deadline)
-                return self._answer(deadline), self._child.pid
-            except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError) as exc:
-                self.failures += 1
-                log.warning("flush build process %d: %s; the part is built in the thread", self._child.pid, exc)
-                self._stop(kill=True)
-                self._failed_at = time.monotonic()
-                self._start()  # it gets ready meanwhile (at idle priority)
-                return None
+                    _write(child.stdin, message)
+                    await child.stdin.drain()
+                    await asyncio.sleep(0)  # the hit loop's turn between two chunks
+                _write(child.stdin, ("end",))
+                await child.stdin.drain()
+                packed = await _answer(child.stdout)
+        except (WorkerFailed, TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError) as exc:
+            self.failures += 1
+            log.warning("flush build process %d: %s; the part is built in the thread", child.pid, exc or "no answer in time")
+            await self._replace()
+            return None
+        except BaseException:  # cancelled mid-exchange: what is in the pipes is unknown
+            await self._replace()
+            raise
+        self._ready = True
+        return packed, child.pid
 
     # ---- lifecycle ----
-
-    def _start(self) -> None:
-        if self._closed:
-            return
-        child = subprocess.Popen(
-            [sys.executable, "-m", "collector.store.build_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        )
-        assert child.stdin is not None and child.stdout is not None
-        for pipe in (child.stdin, child.stdout):
-            _widen(pipe)
-            os.set_blocking(pipe.fileno(), False)
-        self._child, self._ready, self._inbox = child, False, bytearray()
-        self.starts += 1
-        self._send(("config", self.config), time.monotonic() + self.timeout)
-
-    def _stop(self, kill: bool) -> None:
-        child, self._child = self._child, None
-        if child is None:
-            return
-        if kill:
-            child.kill()
-        assert child.stdin is not None and child.stdout is not None
-        for pipe in (child.stdin, child.stdout):
-            try:
-                pipe.close()  # EOF on its stdin: the child exits
-            except OSError:
-                pass
-        try:
-            child.wait(self.timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()  # reaped: no zombie
 
     def _usable(self) -> bool:
         if self._closed or time.monotonic() < self._failed_at + self.retry_after:
             return False
-        if self._child is None or self._child.poll() is not None:
-            if self._child is not None:
-                self.failures += 1
-                log.warning("flush build process %d exited (%s); starting another", self._child.pid, self._child.returncode)
-                self._stop(kill=True)
-            self._start()
-        if not self._ready:
-            try:
-                self._ready = self._receive(time.monotonic()) == ("ready",)
-            except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError):
-                return False  # not ready yet; or gone, seen at the next build
+        if self._child is not None and self._child.returncode is not None:
+            self.failures += 1
+            log.warning("flush build process %d exited (%s); starting another", self._child.pid, self._child.returncode)
+            self._child = None
+            self.start()
         return self._ready
 
-    # ---- the pipes ----
+    async def _start(self) -> None:
+        await self._stop(kill=True)
+        try:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "collector.store.build_worker", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                limit=ANSWER_BYTES,
+            )
+        except OSError as exc:  # out of processes or memory: the thread builds meanwhile
+            log.warning("flush build process not started: %s", exc)
+            self._failed_at = time.monotonic()
+            return
+        assert child.stdin is not None and child.stdout is not None
+        self._child = child
+        self.starts += 1
+        try:
+            _write(child.stdin, ("config", self.config))
+            await child.stdin.drain()
+            # As long as it takes: at idle priority, its imports wait for an idle core.
+            self._ready = await _read(child.stdout) == ("ready",)
+        except (OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError) as exc:
+            log.warning("flush build process %d did not start: %s", child.pid, exc)
 
-    def _send(self, message: tuple[Any, ...], deadline: float) -> None:
-        assert self._child is not None and self._child.stdin is not None
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        data = memoryview(_LENGTH.pack(len(payload)) + payload)
-        fd = self._child.stdin.fileno()
-        while data:
-            try:
-                data = data[os.write(fd, data) :]
-            except BlockingIOError:
-                _wait_for(fd, select.POLLOUT, deadline)
+    async def _replace(self) -> None:
+        self._ready = False
+        self._failed_at = time.monotonic()
+        await self._stop(kill=True)
+        self.start()  # it gets ready meanwhile, at idle priority
 
-    def _receive(self, deadline: float) -> Any:
-        assert self._child is not None and self._child.stdout is not None
-        fd = self._child.stdout.fileno()
-        while True:
-            if len(self._inbox) >= _LENGTH.size:
-                (size,) = _LENGTH.unpack_from(self._inbox)
-                end = _LENGTH.size + size
-                if len(self._inbox) >= end:
-                    message = pickle.loads(memoryview(self._inbox)[_LENGTH.size : end])
-                    del self._inbox[:end]
-                    return message
-            try:
-                data = os.read(fd, PIPE_BYTES)
-            except BlockingIOError:
-                _wait_for(fd, select.POLLIN, deadline)
-                continue
-            if not data:
-                raise EOFError("the process closed its output")
-            self._inbox += data
-
-    def _answer(self, deadline: float) -> list[bytes]:
-        packed: list[bytes] = []
-        while True:
-            message = self._receive(deadline)
-            if message[0] == "packed":
-                packed += message[1]
-            elif message[0] == "done":
-                return packed
-            else:
-                raise WorkerFailed(f"build failed: {message[1]}")
+    async def _stop(self, kill: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill and child.returncode is None:
+            child.kill()
+        if child.stdin is not None:
+            child.stdin.close()  # EOF: the child exits
+        try:
+            await asyncio.wait_for(child.wait(), self.timeout)
+        except TimeoutError:
+            child.kill()
+            await child.wait()  # reaped: no zombie
 
 
-def _wait_for(fd: int, event: int, deadline: float) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise WorkerFailed("no answer in time")
-    poller = select.poll()
-    poller.register(fd, event)
-    poller.poll(remaining * 1000)  # without the GIL
+def _write(stream: IO[bytes] | asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
+    """One framed message: its length, then its pickle (one GIL stretch, a chunk at most)."""
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(payload)) + payload)
 
 
-def _widen(pipe: IO[bytes]) -> None:
-    """Fewer, larger reads and writes: a part is some MB each way."""
-    try:
-        import fcntl
+async def _read(stream: asyncio.StreamReader) -> Any:
+    (size,) = _LENGTH.unpack(await stream.readexactly(_LENGTH.size))
+    return pickle.loads(await stream.readexactly(size))
 
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
-    except OSError:
-        pass  # over the user's pipe limit (/proc/sys/fs/pipe-max-size): the default works too
+
+async def _answer(stream: asyncio.StreamReader) -> list[bytes]:
+    packed: list[bytes] = []
+    while True:
+        message = await _read(stream)
+        if message[0] == "packed":
+            packed += message[1]
+        elif message[0] == "done":
+            return packed
+        else:
+            raise WorkerFailed(f"build failed: {message[1]}")
 
 
 # ---- the child ---------------------------------------------------------------------------
 
 
-def _read(stream: IO[bytes]) -> Any:
+def _read_blocking(stream: IO[bytes]) -> Any:
     header = stream.read(_LENGTH.size)
     if len(header) < _LENGTH.size:
         raise EOFError
@@ -338,12 +311,6 @@ def _read(stream: IO[bytes]) -> Any:
     if len(payload) < size:
         raise EOFError
     return pickle.loads(payload)
-
-
-def _write(stream: IO[bytes], message: tuple[Any, ...]) -> None:
-    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(payload)))
-    stream.write(payload)
 
 
 def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
@@ -355,7 +322,7 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     from collector.store.flusher import FlushBatch, Flusher
     from collector.store.rollup import RollupBuilder
 
-    kind, config = _read(requests)
+    kind, config = _read_blocking(requests)
     assert kind == "config"
     calendar = Calendar(config.timezone)
     now = [0.0]
@@ -369,10 +336,10 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     _write(answers, ("ready",))
     answers.flush()
     while True:
-        kind, job = _read(requests)
+        kind, job = _read_blocking(requests)
         assert kind == "job"
         part = Snapshot()
-        while (message := _read(requests))[0] != "end":
+        while (message := _read_blocking(requests))[0] != "end":
             add_to_part(part, *message)
         now[0] = job.now
         try:
@@ -392,6 +359,9 @@ def main() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     else:
         os.nice(19)
+    # Its life is the collector's (EOF on stdin): a Ctrl-C to the terminal's process group
+    # must not end it before the collector's last flush.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s build-worker %(levelname)s %(message)s")
     requests = os.fdopen(0, "rb")
     answers = os.fdopen(os.dup(1), "wb")

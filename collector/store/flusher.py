@@ -330,7 +330,7 @@ class Flusher:
             fate = "kept in the journal for the next start" if self.journal else "LOST: the journal is off"
             log.error("shutdown with %d flushes not applied (Redis unreachable): %s", len(self.pending), fate)
         if self.build_worker:
-            await asyncio.to_thread(self.build_worker.close)
+            await self.build_worker.close()
 
     async def _tick(self) -> float:
         ok = await self.flush()
@@ -588,22 +588,20 @@ class Flusher:
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
         share = self.flush_cpu_share if keeping_up else 1.0
         # Behind, the build process (idle priority) would be starved by the hit loop.
-        worker = self.build_worker if keeping_up else None
+        if self.build_worker is not None and keeping_up:
+            built = await self.build_worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
+            if built is not None:
+                self.stats.parts_built_apart += 1
+                return cast("list[Prepared]", built[0]), new_apps, built[1]
 
-        def build() -> tuple[list[Prepared], int]:
-            if worker is not None:
-                built = worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
-                if built is not None:
-                    self.stats.parts_built_apart += 1
-                    return cast("tuple[list[Prepared], int]", built)
+        def build() -> list[Prepared]:
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
             packed = self._built(part, batch, sha, new_apps, refused, pace)
             self.stats.paced_seconds += pace.paused
-            self.stats.parts_built_in_thread += 1
-            return packed, THREAD_BUILDER
+            return packed
 
-        packed, built_by = await asyncio.to_thread(build)
-        return packed, new_apps, built_by
+        self.stats.parts_built_in_thread += 1
+        return await asyncio.to_thread(build), new_apps, THREAD_BUILDER
 
     def _built(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], refused: Refused,
