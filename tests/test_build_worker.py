@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
-from test_flush_bounds import fill, make_flusher, pv_by_app
+from faults import RedisProxy
+from test_flush_bounds import APPS, a_hit, fail_midway, fill, make_flusher, pv_by_app
 from test_flush_fanout import TTLS, realistic_snapshot, two_redis  # noqa: F401 (fixture)
 
 from collector.settings import Settings
 from collector.store import flusher as flusher_module
+from collector.store import redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
 from collector.store.capping import DeploymentCaps
@@ -25,7 +27,9 @@ from collector.store.rollup import RollupBuilder
 
 # Small caps, so the build rewrites refused values as (other).
 CAPS = {**Settings().cap_limits(), "page": 3, "session": 1}
-READY = 30.0  # seconds a child may take to start on a loaded machine
+# Seconds a child may take to start, or to build a part, on a loaded machine: at idle
+# priority it runs only when no other task wants a core.
+READY = 30.0
 
 
 @pytest.fixture
@@ -70,6 +74,7 @@ async def flush_into(url: str, snap: Snapshot, calendar: Calendar, build_process
     try:
         if build_process:
             assert flusher.build_worker is not None and await flusher.build_worker.wait_until_ready(READY)
+            flusher.build_worker.timeout = READY
         flusher.pending.append(FlushBatch("w", 1, None, snap=snap, events=snap.events))
         assert await flusher.flush()
     finally:
@@ -123,8 +128,9 @@ def gone(pid: int, within: float = 10.0) -> bool:
 
 @pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP])
 async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, fault):
-    """The child is killed or stopped after it built the first parts of a batch: the rest
-    are built in the thread, every count is exact; a fresh child builds again later."""
+    """The child is killed in the middle of a batch (the part in its hands comes back as
+    EOF), or stopped between two (given up after `timeout`): the thread builds what it
+    did not, every count is exact; a fresh child builds again later."""
     sync = redis.Redis.from_url(redis_url)
     sync.flushdb()
     client = aioredis.Redis.from_url(redis_url)
@@ -132,27 +138,38 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
     flusher = make_flusher(client, aggregator, build_process=True)
     worker = flusher.build_worker
     assert worker is not None and await worker.wait_until_ready(READY)
-    worker.timeout = 0.5
+    worker.timeout = READY
     first = worker.pid
     assert first is not None
     try:
         expected = fill(aggregator)
         flushing = asyncio.ensure_future(flusher.flush())
-        while flusher.stats.parts_built_apart < 1 and not flushing.done():
-            await asyncio.sleep(0.001)
-        os.kill(first, fault)
-        assert await flushing
-        assert pv_by_app(sync) == expected
-        assert flusher.stats.parts_built_in_thread >= 1 and worker.failures == 1
+        batches = 1
+        if fault == signal.SIGKILL:
+            while flusher.stats.parts_built_apart < 1 and not flushing.done():
+                await asyncio.sleep(0.001)
+            os.kill(first, fault)
+            assert await flushing
+        else:
+            assert await flushing
+            worker.timeout = 0.5
+            os.kill(first, fault)
+            fill(aggregator)
+            batches += 1
+            assert await flusher.flush()
+        assert flusher.stats.parts_built_apart >= 1 and flusher.stats.parts_built_in_thread >= 1
+        assert worker.failures == 1
+        assert pv_by_app(sync) == {app: batches * n for app, n in expected.items()}
         assert worker.pid != first and gone(first)  # replaced, the old one reaped
 
-        worker.retry_after = 0.0  # a second batch: the fresh child builds it
+        worker.retry_after = 0.0  # one more batch: the fresh child builds it
         assert await worker.wait_until_ready(READY)
+        worker.timeout = READY
         apart = flusher.stats.parts_built_apart
-        more = fill(aggregator)
+        fill(aggregator)
         assert await flusher.flush()
         assert flusher.stats.parts_built_apart > apart
-        assert pv_by_app(sync) == {app: 2 * n for app, n in more.items()}
+        assert pv_by_app(sync) == {app: (batches + 1) * n for app, n in expected.items()}
     finally:
         await flusher.close()
         await client.aclose()
@@ -169,3 +186,41 @@ def test_the_build_process_exits_with_a_killed_collector(collector_factory):
     collector.proc.kill()
     collector.proc.wait()
     assert gone(kids[0])
+
+
+async def test_a_part_partly_sent_resumes_only_with_commands_of_the_same_builder(redis_server, monkeypatch):
+    """A part built by the child is partly sent, then the child dies: the thread builds the
+    part again, its first sends' ids in another order (sets iterate by the process'
+    string hashes), so the retry sends the part from its start — resuming after the
+    acknowledged round trips would skip some apps' ids."""
+    monkeypatch.setattr(flusher_module, "ROUND_TRIP_COMMANDS", 1)
+    proxy = RedisProxy(redis_server.port)
+    client = redis_client.connect(proxy.url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, round_trip_timeout=0.3, dedupe_window=600, build_process=True)
+    worker = flusher.build_worker
+    assert worker is not None and await worker.wait_until_ready(READY)
+    worker.timeout = READY
+    for app in APPS:
+        for n in range(2):
+            aggregator.count(a_hit(app, n)._replace(event_id=f"{app}-{n}"))
+    sync = redis_server.client()
+    try:
+        # One part: a script call per app and slot (2 x 300), the apps' SADD, then an SADD
+        # of ids and an EXPIRE per app: cut in the middle of the ids.
+        await fail_midway(flusher, proxy, after_round_trips=2 * len(APPS) + 1 + len(APPS))
+        assert flusher.stats.parts_built_apart == 1
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        proxy.set_mode("pass")
+        assert await flusher.flush()
+        assert flusher.stats.parts_built_in_thread == 1
+        recorded = set()
+        for key in sync.scan_iter("*:ids:*"):
+            recorded |= {member.decode() for member in sync.smembers(key)}
+        assert recorded == {f"{app}-{n}" for app in APPS for n in range(2)}
+        assert pv_by_app(sync) == dict.fromkeys(APPS, 2)
+    finally:
+        await flusher.close()
+        await client.aclose()
+        proxy.close()

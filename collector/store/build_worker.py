@@ -212,7 +212,7 @@ class BuildWorker:
                 packed = await _answer(child.stdout)
         except (WorkerFailed, TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError) as exc:
             self.failures += 1
-            log.warning("flush build process %d: %s; the part is built in the thread", child.pid, exc or "no answer in time")
+            log.warning("flush build process %d: %s; the part is built in the thread", child.pid, str(exc) or "no answer in time")
             await self._replace()
             return None
         except BaseException:  # cancelled mid-exchange: what is in the pipes is unknown
@@ -354,11 +354,23 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         answers.flush()
 
 
+def _any_core() -> None:
+    """Run on any core the machine allows, not only the collector's: a worker pinned to a
+    core (taskset) leaves the others' idle time to its build, which takes nothing from
+    anyone at idle priority. (In a cpuset, the kernel keeps it within the cpuset.)"""
+    if hasattr(os, "sched_setaffinity") and os.cpu_count():
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:
+            pass  # kept where the collector runs: it works there too
+
+
 def main() -> None:
     if hasattr(os, "SCHED_IDLE"):  # Linux: any task that wants the core preempts this one
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     else:
         os.nice(19)
+    _any_core()
     # Its life is the collector's (EOF on stdin): a Ctrl-C to the terminal's process group
     # must not end it before the collector's last flush.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
