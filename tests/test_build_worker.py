@@ -17,8 +17,8 @@ from test_flush_bounds import APPS, a_hit, fail_midway, fill, make_flusher, pv_b
 from test_flush_fanout import TTLS, realistic_snapshot, two_redis  # noqa: F401 (fixture)
 
 from collector.settings import Settings
+from collector.store import build_worker, redis_client
 from collector.store import flusher as flusher_module
-from collector.store import redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
 from collector.store.capping import DeploymentCaps
@@ -126,11 +126,12 @@ def gone(pid: int, within: float = 10.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP])
-async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, fault):
+@pytest.mark.parametrize("fault", ["kill", "stop", "stop and continue"])
+async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, monkeypatch, fault):
     """The child is killed in the middle of a batch (the part in its hands comes back as
-    EOF), or stopped between two (given up after `timeout`): the thread builds what it
-    did not, every count is exact; a fresh child builds again later."""
+    EOF), or stopped between two (late: the thread builds; given up after LATE_MAX, or
+    used again once it answers): every count is exact, and a child builds again later."""
+    monkeypatch.setattr(build_worker, "LATE_MAX", 1.0)
     sync = redis.Redis.from_url(redis_url)
     sync.flushdb()
     client = aioredis.Redis.from_url(redis_url)
@@ -145,25 +146,30 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
         expected = fill(aggregator)
         flushing = asyncio.ensure_future(flusher.flush())
         batches = 1
-        if fault == signal.SIGKILL:
+        if fault == "kill":
             while flusher.stats.parts_built_apart < 1 and not flushing.done():
                 await asyncio.sleep(0.001)
-            os.kill(first, fault)
+            os.kill(first, signal.SIGKILL)
             assert await flushing
         else:
             assert await flushing
-            worker.timeout = 0.5
-            os.kill(first, fault)
+            worker.timeout = 0.2
+            os.kill(first, signal.SIGSTOP)
             fill(aggregator)
             batches += 1
             assert await flusher.flush()
+            assert worker.late == 1
+            if fault == "stop and continue":
+                os.kill(first, signal.SIGCONT)
         assert flusher.stats.parts_built_apart >= 1 and flusher.stats.parts_built_in_thread >= 1
-        assert worker.failures == 1
         assert pv_by_app(sync) == {app: batches * n for app, n in expected.items()}
-        assert worker.pid != first and gone(first)  # replaced, the old one reaped
 
-        worker.retry_after = 0.0  # one more batch: the fresh child builds it
+        worker.retry_after = 0.0  # one more batch, for the child again
         assert await worker.wait_until_ready(READY)
+        if fault == "stop and continue":
+            assert worker.pid == first and worker.failures == 0  # caught up: kept
+        else:
+            assert worker.pid != first and gone(first) and worker.failures == 1  # replaced, the old one reaped
         worker.timeout = READY
         apart = flusher.stats.parts_built_apart
         fill(aggregator)

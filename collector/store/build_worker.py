@@ -17,10 +17,12 @@ call holds the GIL in one stretch: each stays well under a millisecond), and rea
 packed commands back from its stdout in messages of about ANSWER_BYTES. No thread of the
 collector holds the GIL meanwhile, so the loop never waits to get it back.
 
-The flush never waits on the child for long: until the child said it is ready, when it
-died, failed, or did not answer within `timeout` (starved by a saturated core, stopped),
-the part is built in the flusher's thread as before (store/pacing.py), the child is
-replaced, and the thread builds alone for `retry_after` seconds. The child exits when its stdin reaches
+The flush never waits on the child for long: until the child said it is ready, while it
+is late (no answer within `timeout`: the cores are busy, it runs only on idle time) and
+until it has caught up, and when it died or failed (replaced; the thread builds alone
+for `retry_after` seconds), the part is built in the flusher's thread as before
+(store/pacing.py). A child still not done LATE_MAX seconds later (stopped, stuck) is
+replaced too. The child exits when its stdin reaches
 EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
 write end exists only in the collector: close-on-exec).
 
@@ -57,8 +59,11 @@ log = logging.getLogger(__name__)
 CHUNK_ENTRIES = 500
 # Packed commands per answer message (bytes, about): unpickled in well under a millisecond.
 ANSWER_BYTES = 1 << 20
-# Seconds the flusher's thread builds alone after the child failed or was too slow.
+# Seconds the flusher's thread builds alone after a child failed (and was replaced).
 RETRY_AFTER = 10.0
+# Seconds a build not answered in time may still take in the background (a busy machine)
+# before its child is taken for stopped or stuck, and replaced.
+LATE_MAX = 30.0
 
 _LENGTH = struct.Struct(">I")
 _MAPPINGS = ("cube", "rejected", "deep_incs")
@@ -159,7 +164,9 @@ class BuildWorker:
         self.config = config
         self.timeout = timeout  # seconds a part may take in the child before the thread builds it
         self.retry_after = retry_after
-        self.failures = 0  # builds the child did not deliver (died, failed, too slow)
+        self.failures = 0  # children that died, failed, or did not answer within LATE_MAX: replaced
+        self.late = 0  # builds not answered within `timeout`: built in the thread meanwhile
+        self._late: asyncio.Future[None] | None = None
         self.starts = 0
         self._child: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
@@ -181,45 +188,66 @@ class BuildWorker:
         """For tests and benchmarks: False when the child did not get ready in time."""
         give_up = time.monotonic() + timeout
         while not self._ready and time.monotonic() < give_up:
-            if self._starting is None or self._starting.done():
+            if self._child is None and (self._starting is None or self._starting.done()):
                 self.start()
             await asyncio.sleep(0.01)
         return self._ready
 
     async def close(self) -> None:
         self._closed = True
+        if self._late is not None:
+            self._late.cancel()
+            await asyncio.gather(self._late, return_exceptions=True)
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)
         await self._stop(kill=False)
 
     async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
-        """The part's packed commands and the child's pid, or None: build it yourself."""
+        """The part's packed commands and the child's pid, or None: build it yourself.
+
+        A child that has not answered within `timeout` is left to finish in the
+        background (its answer dropped) and used again once it has: it is slow because
+        the cores are busy, which ends; one that does not finish within LATE_MAX is
+        replaced, as is one that died or failed.
+        """
         if not self._usable():
             return None
         child = self._child
-        assert child is not None and child.stdin is not None and child.stdout is not None
+        assert child is not None
         self._ready = False  # busy: one build at a time on the pipes
+        exchange = asyncio.ensure_future(_exchange(child, part, job))
         try:
-            async with asyncio.timeout(self.timeout):
-                _write(child.stdin, ("job", job))
-                for message in part_messages(part):
-                    _write(child.stdin, message)
-                    await child.stdin.drain()
-                    await asyncio.sleep(0)  # the hit loop's turn between two chunks
-                _write(child.stdin, ("end",))
-                await child.stdin.drain()
-                packed = await _answer(child.stdout)
-        except (WorkerFailed, TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError) as exc:
-            self.failures += 1
-            log.warning("flush build process %d: %s; the part is built in the thread", child.pid, str(exc) or "no answer in time")
-            await self._replace()
-            return None
-        except BaseException:  # cancelled mid-exchange: what is in the pipes is unknown
+            done, _ = await asyncio.wait({exchange}, timeout=self.timeout)
+        except BaseException:  # cancelled: what is in the pipes is unknown
+            exchange.cancel()
             await self._replace()
             raise
+        if not done:
+            self.late += 1
+            self._late = asyncio.ensure_future(self._finish_late(exchange, child.pid))
+            return None
+        try:
+            packed = exchange.result()
+        except _EXCHANGE_ERRORS as exc:
+            await self._failed(child.pid, exc)
+            return None
         self._ready = True
         return packed, child.pid
+
+    async def _finish_late(self, exchange: asyncio.Future[list[bytes]], pid: int) -> None:
+        try:
+            await asyncio.wait_for(exchange, LATE_MAX)
+        except (*_EXCHANGE_ERRORS, TimeoutError) as exc:
+            await self._failed(pid, exc)
+            return
+        self._ready = not self._closed
+
+    async def _failed(self, pid: int, exc: BaseException) -> None:
+        self.failures += 1
+        log.warning("flush build process %d: %s; parts are built in the thread", pid, str(exc) or "no answer in time")
+        self._failed_at = time.monotonic()
+        await self._replace()
 
     # ---- lifecycle ----
 
@@ -257,7 +285,6 @@ class BuildWorker:
 
     async def _replace(self) -> None:
         self._ready = False
-        self._failed_at = time.monotonic()
         await self._stop(kill=True)
         self.start()  # it gets ready meanwhile, at idle priority
 
@@ -274,6 +301,22 @@ class BuildWorker:
         except TimeoutError:
             child.kill()
             await child.wait()  # reaped: no zombie
+
+
+_EXCHANGE_ERRORS = (WorkerFailed, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError)
+
+
+async def _exchange(child: asyncio.subprocess.Process, part: Snapshot, job: BuildJob) -> list[bytes]:
+    """Send one part's build to the child and read its packed commands back."""
+    assert child.stdin is not None and child.stdout is not None
+    _write(child.stdin, ("job", job))
+    for message in part_messages(part):
+        _write(child.stdin, message)
+        await child.stdin.drain()
+        await asyncio.sleep(0)  # the hit loop's turn between two chunks
+    _write(child.stdin, ("end",))
+    await child.stdin.drain()
+    return await _answer(child.stdout)
 
 
 def _write(stream: IO[bytes] | asyncio.StreamWriter, message: tuple[Any, ...]) -> None:

@@ -76,9 +76,9 @@ GROUP_CELLS = 5_000
 TRIM_AFTER_CELLS = 20_000
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
-# Seconds a part may take in the build process before the thread builds it (at least;
-# else the flush interval): some tens of times what a part takes on an idle core.
-MIN_BUILD_WAIT = 0.5
+# Seconds a part may take in the build process before the thread builds it: half the
+# flush interval, at least this; some times what a part takes on a half-idle core.
+MIN_BUILD_WAIT = 0.25
 # How often re-sent events waiting for the other writers' watermarks look again (seconds).
 WATERMARK_POLL = 0.05
 
@@ -293,7 +293,9 @@ class Flusher:
         self._others_lagging = False  # the last wait for the other writers gave up
         # Builds parts in a child process while this writer keeps up (store/build_worker.py).
         # A cluster's commands are routed before they are packed: built in the thread.
-        self.build_worker = BuildWorker(self.build_config(), max(interval, MIN_BUILD_WAIT)) if build_process and not self.cluster else None
+        self.build_worker = (
+            BuildWorker(self.build_config(), max(interval / 2, MIN_BUILD_WAIT)) if build_process and not self.cluster else None
+        )
 
     # ---- lifecycle ----------------------------------------------------------------
 
