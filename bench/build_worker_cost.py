@@ -110,6 +110,7 @@ async def _main(argv: list[str] | None) -> int:
             pickle.loads(payload)
             longest_loads = max(longest_loads, time.thread_time() - started)
     gc.enable()
+    child_rss_mb = procstat.status_kb(worker.pid)["VmRSS"] / 1024
     await worker.close()
 
     cells = sum(p.cells for _, ps in parts for p in ps)
@@ -119,6 +120,7 @@ async def _main(argv: list[str] | None) -> int:
           f"best of {args.rounds} rounds, CPU ms per batch (µs per event)")
     for name, seconds in best.items():
         print(f"  {name:10s} {seconds / len(parts) * 1e3:7.2f} ms ({seconds / events * 1e6:.2f} µs)")
+    print(f"  the build process' RSS after the rounds: {child_rss_mb:.0f} MB")
     print(f"  loop side / thread: {best['loop side'] / best['thread']:.1%}; same commands both ways: {same}")
     print(f"  longest single GIL stretch on the loop side: pickle.dumps of a part's chunk {longest_dumps * 1e3:.2f} ms, "
           f"pickle.loads of an answer {longest_loads * 1e3:.2f} ms")
