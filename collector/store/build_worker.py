@@ -77,6 +77,7 @@ class BuildConfig:
     """What a build reads besides the part, fixed for the collector's life: the child is
     given the collector's own values (Flusher.build_config)."""
 
+    writer: str
     timezone: str
     ttls: dict[str, int]
     completed_percent: int
@@ -369,11 +370,13 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     assert kind == "config"
     calendar = Calendar(config.timezone)
     now = [0.0]
-    # A flusher that only builds: no Redis, no journal; its clock is the collector's at
+    # A flusher that only builds: no Redis, no journal; the collector's writer id (a batch
+    # of its own is built unlike one an earlier run left); its clock is the collector's at
     # the time the build was asked for.
     flusher = Flusher(
-        cast("aioredis.Redis", None), Aggregator(), RollupBuilder(calendar, config.ttls), 1.0, completed_percent=config.completed_percent,
-        record_touched=config.record_touched, dedupe_window=config.dedupe_window, clock=lambda: now[0],
+        cast("aioredis.Redis", None), Aggregator(), RollupBuilder(calendar, config.ttls), 1.0,
+        completed_percent=config.completed_percent, record_touched=config.record_touched,
+        dedupe_window=config.dedupe_window, clock=lambda: now[0], writer=config.writer,
         caps=DeploymentCaps({}, calendar),  # its rewrite reads only the calendar and the refused values
     )
     _write(answers, ("ready",))

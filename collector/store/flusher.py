@@ -311,7 +311,7 @@ class Flusher:
     def build_config(self) -> BuildConfig:
         """What a build reads besides its part (the build process gets the same)."""
         return BuildConfig(
-            self.rollups.calendar.tz.key, dict(self.rollups.ttls), self.completed_percent, self.record_touched,
+            self.writer, self.rollups.calendar.tz.key, dict(self.rollups.ttls), self.completed_percent, self.record_touched,
             self.dedupe_window,
         )
 
