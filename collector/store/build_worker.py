@@ -245,6 +245,8 @@ class BuildWorker:
         self._ready = not self._closed
 
     async def _failed(self, pid: int, exc: BaseException) -> None:
+        if self.pid != pid:
+            return  # that child was seen dead and replaced already (_usable)
         self.failures += 1
         log.warning("flush build process %d: %s; parts are built in the thread", pid, str(exc) or "no answer in time")
         self._failed_at = time.monotonic()
@@ -259,7 +261,9 @@ class BuildWorker:
             self.failures += 1
             log.warning("flush build process %d exited (%s); starting another", self._child.pid, self._child.returncode)
             self._child = None
+            self._failed_at = time.monotonic()  # one that dies at once is not restarted at every part
             self.start()
+            return False
         return self._ready
 
     async def _start(self) -> None:
