@@ -8,20 +8,27 @@ redis-server on CPU 1, the realistic GET requests of bench/out/get.requests, 64
 connections each pausing before every request), for several settings of the same tree,
 each round starting every variant afresh in turn so the machine's drift hits them alike.
 Needs the request file a `python -m bench --smoke` (or --quick) run writes. Each variant:
-NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector.
+NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector. Besides wrk's
+latencies: the collector's CPU per request (every process of its tree: workers, flush
+build processes) and the other load on the machine during the run (busy cores not
+ours: other users of a shared machine), both over the measured seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import servers, wrk
+from . import procstat, servers, wrk
+from .runner import machine_busy_s, own_cpu_s
 
 HERE = Path(__file__).resolve().parent
 CONNECTIONS = 64
@@ -32,7 +39,15 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return name, dict(pair.split("=", 1) for pair in settings.split(",") if pair)
 
 
-def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float) -> wrk.WrkResult:
+@dataclass
+class Run:
+    wrk: wrk.WrkResult
+    cpu_us_per_request: float  # the collector's tree
+    other_load: float  # busy cores not the collector's, redis', wrk's or this harness'
+    built: str  # flush parts built by the build process / in the thread (/api/collector)
+
+
+def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float) -> Run:
     work = Path(tempfile.mkdtemp(prefix="half-rate-", dir=HERE / "out"))
     redis = servers.RedisServer(work / "redis")
     saved = {name: os.environ.get(name) for name in env}
@@ -46,10 +61,25 @@ def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds:
     try:
         wrk.run(server.url + "/c", warm_script, 2)  # caches warm, as in the bench
         time.sleep(1)
-        return wrk.run(server.url + "/c", delay_script, seconds)
+        pids = procstat.tree(server.proc.pid) if server.proc else []
+        cpu0, redis0, busy0, own0 = procstat.sample(pids).cpu_s, redis.cpu_seconds(), machine_busy_s(), own_cpu_s()
+        result = wrk.run(server.url + "/c", delay_script, seconds)
+        cpu = procstat.sample(pids).cpu_s - cpu0
+        others = (machine_busy_s() - busy0) - cpu - (redis.cpu_seconds() - redis0) - (own_cpu_s() - own0)
+        return Run(result, cpu / max(result.requests, 1) * 1e6, max(others, 0.0) / result.duration_s, parts_built(server.url))
     finally:
         server.stop()
         redis.stop()
+
+
+def parts_built(url: str) -> str:
+    """"apart/thread": the flush parts the build process and the thread built (loopback reads it)."""
+    try:
+        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
+            figures = json.load(answer)
+    except (OSError, ValueError):
+        return "?"
+    return f"{figures.get('flush_parts_built_apart', '?')}/{figures.get('flush_parts_built_in_thread', '?')}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,16 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(text) for text in args.variant]
     delay_script = wrk.write_script(HERE / "out" / "half-rate-ab.lua", requests, CONNECTIONS / args.rps * 1000)
     warm_script = wrk.write_script(HERE / "out" / "half-rate-warm.lua", requests)
-    results: dict[str, list[wrk.WrkResult]] = {name: [] for name, _ in variants}
+    results: dict[str, list[Run]] = {name: [] for name, _ in variants}
     for _ in range(args.rounds):
         for name, env in variants:
             results[name].append(one_run(env, delay_script, warm_script, args.seconds))
     print(f"GET at {args.rps:,.0f} req/s asked, {args.seconds:g} s per run, {args.rounds} rounds; median of the rounds")
-    print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s}   p99 of each round")
+    print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>7s}"
+          f" {'CPU µs/req':>10s} {'other load':>10s}   p99 of each round (other load, parts built apart/in thread)")
     for name, runs in results.items():
-        med = {k: statistics.median(getattr(r, k) for r in runs) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms")}
-        each = " ".join(f"{r.p99_ms:.2f}" for r in runs)
-        figures = f"{med['rps']:8,.0f} {med['p50_ms']:8.2f} {med['p90_ms']:8.2f} {med['p99_ms']:8.2f} {med['p999_ms']:9.2f}"
+        med = {k: statistics.median(getattr(r.wrk, k) for r in runs)
+               for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "lat_max_ms")}
+        cpu = statistics.median(r.cpu_us_per_request for r in runs)
+        load = statistics.median(r.other_load for r in runs)
+        each = " ".join(f"{r.wrk.p99_ms:.2f} ({r.other_load:.2f}, {r.built})" for r in runs)
+        figures = (f"{med['rps']:8,.0f} {med['p50_ms']:8.2f} {med['p90_ms']:8.2f} {med['p99_ms']:8.2f} {med['p999_ms']:9.2f}"
+                   f" {med['lat_max_ms']:7.1f} {cpu:10.1f} {load:10.2f}")
         print(f"{name:14s} {figures}   {each}")
     return 0
 

@@ -159,11 +159,14 @@ class ServerProc:
         time.sleep(0.3)
         self.pids = procstat.tree(self.proc.pid)
         # With workers the supervisor's children are the workers; spawn also starts a
-        # resource tracker, which does no work but is part of the tree.
+        # resource tracker, which does no work but is part of the tree, and each worker
+        # its flush build process.
 
     def workers(self) -> list[int]:
         """The processes that serve requests: the workers under a supervisor, else the process."""
-        kids = [p for p in self.pids if p != self.proc.pid and _cmdline(p).find("resource_tracker") < 0]
+        # A flush build process (collector/store/build_worker.py) serves no request either.
+        helpers = ("resource_tracker", "collector.store.build_worker")
+        kids = [p for p in self.pids if p != self.proc.pid and not any(h in _cmdline(p) for h in helpers)]
         return kids or [self.proc.pid]
 
     def stop(self, timeout: float = 20.0) -> int | None:

@@ -163,6 +163,10 @@ class Settings:
         0.5, "share of the time a flush's build may take while the flusher keeps up (the hit loop keeps the rest; "
         "1: no pacing). Behind, builds run at full speed"
     )
+    flush_build_process: bool = _setting(
+        True, "build each flush's Redis commands in a child process at idle priority (one per worker), so the hit "
+        "loop keeps the CPU and the GIL; the flusher's thread builds them when it is off, behind, or the child fails"
+    )
     batch_max_cells: int = _setting(
         100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
     )

@@ -161,6 +161,9 @@ def make_settings(redis_url, test_geo_db, tmp_path) -> Callable[..., Settings]:
             trusted_proxies=("127.0.0.1/32",),
             # Most tests send ad-hoc app keys; the registry's own tests ask for "enforce".
             registry="open",
+            # In-process apps build flushes in their thread: a build process per app would
+            # cost every test its start (tests/test_build_worker.py tests it).
+            flush_build_process=False,
             **NO_RATE_LIMITS,
         )
         base.update(changes)

@@ -37,6 +37,7 @@ from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
+from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import DeploymentCaps, Refused
 from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
@@ -75,6 +76,9 @@ GROUP_CELLS = 5_000
 TRIM_AFTER_CELLS = 20_000
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
+# Seconds a part may take in the build process before the thread builds it: half the
+# flush interval, at least this; some times what a part takes on a half-idle core.
+MIN_BUILD_WAIT = 0.25
 # How often re-sent events waiting for the other writers' watermarks look again (seconds).
 WATERMARK_POLL = 0.05
 
@@ -221,6 +225,9 @@ class FlushBatch:
     # The calls that record the buckets it writes (finality.py), made from the whole
     # batch with its parts: sent once, with its last part, not once per part.
     touched: list[redis_client.Command] = field(default_factory=list)
+    # Who built the commands `done` counts (store/build_worker.py): another builder may
+    # order a part's commands otherwise, so a retry then resends the part from its start.
+    built_by: int = THREAD_BUILDER
 
 
 @dataclass(slots=True)
@@ -235,6 +242,8 @@ class FlushStats:
     resent_duplicates: int = 0  # re-sent events dropped: their first send was counted
     resent_unchecked_waits: int = 0  # times the other writers did not catch up within dedupe_hold_max
     paced_seconds: float = 0.0  # builds slept so the hit loop kept the CPU (store/pacing.py)
+    parts_built_apart: int = 0  # parts built by the build process (store/build_worker.py)
+    parts_built_in_thread: int = 0  # parts built in the flusher's thread
     last_success: float = 0.0
     last_duration_ms: float = 0.0
     durations: Histogram = field(default_factory=Histogram)  # seconds per applied batch (GET /metrics)
@@ -261,6 +270,7 @@ class Flusher:
         wait_replicas: int = 1,
         caps: DeploymentCaps | None = None,
         flush_cpu_share: float = 1.0,
+        build_process: bool = False,
     ) -> None:
         self.redis = redis
         # A Redis Cluster gets the flush through cluster_send.py, which waits for
@@ -297,6 +307,11 @@ class Flusher:
         self.dedupe_hold_max = dedupe_hold_max
         self._others_lagging = False  # the last wait for the other writers gave up
         self._head_failed = False  # the oldest batch's last attempt failed: those sealed now wait on disk
+        # Builds parts in a child process while this writer keeps up (store/build_worker.py).
+        # A cluster's commands are routed before they are packed: built in the thread.
+        self.build_worker = (
+            BuildWorker(self.build_config(), max(interval / 2, MIN_BUILD_WAIT)) if build_process and not self.cluster else None
+        )
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -309,7 +324,16 @@ class Flusher:
         if self.pending and self.journal:
             log.info("journal: %d batches (%d bytes) to replay from earlier runs", len(self.pending), self.journal.bytes)
 
+    def build_config(self) -> BuildConfig:
+        """What a build reads besides its part (the build process gets the same)."""
+        return BuildConfig(
+            self.writer, self.rollups.calendar.tz.key, dict(self.rollups.ttls), self.completed_percent, self.record_touched,
+            self.dedupe_window,
+        )
+
     def start(self) -> None:
+        if self.build_worker:
+            self.build_worker.start()
         self._loop.start()
         self._guard.start()
 
@@ -323,6 +347,8 @@ class Flusher:
         if self.pending:
             fate = "kept in the journal for the next start" if self.journal else "LOST: the journal is off"
             log.error("shutdown with %d flushes not applied (Redis unreachable): %s", len(self.pending), fate)
+        if self.build_worker:
+            await self.build_worker.close()
 
     async def _tick(self) -> float:
         ok = await self.flush()
@@ -518,7 +544,9 @@ class Flusher:
         upcoming = self._build(batch, parts[0], sha) if parts else None
         try:
             while upcoming is not None:
-                commands, new_apps = await upcoming
+                commands, new_apps, built_by = await upcoming
+                if built_by != batch.built_by:  # ordered otherwise, maybe: resend from the part's start
+                    batch.done, batch.built_by = 0, built_by
                 upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
                 if upcoming is None:  # the last part: the batch's touched buckets go with it
                     commands += self._prepared(batch.touched)
@@ -594,26 +622,44 @@ class Flusher:
                 return
             await asyncio.sleep(WATERMARK_POLL)
 
-    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str]]]:
-        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps)."""
+    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
+        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps, builder)."""
         return asyncio.ensure_future(self._commands(batch, part, sha, part_apps(part) - self._known_apps))
 
-    async def _commands(self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]) -> tuple[list[Prepared], set[str]]:
+    async def _commands(
+        self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]
+    ) -> tuple[list[Prepared], set[str], int]:
         """The deployment's cap decisions on the part's values (store/capping.py: one round
-        trip when it carries values not decided yet), then its commands packed in a thread,
-        its refused values counted as (other)."""
+        trip when it carries values not decided yet), then its commands packed in a thread
+        or by the build process, its refused values counted as (other)."""
         refused = await self._refusals(part)
+        keeping_up = len(self.pending) <= 1
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
-        share = self.flush_cpu_share if len(self.pending) <= 1 else 1.0
+        share = self.flush_cpu_share if keeping_up else 1.0
+        # Behind, the build process (idle priority) would be starved by the hit loop.
+        if self.build_worker is not None and keeping_up:
+            built = await self.build_worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
+            if built is not None:
+                self.stats.parts_built_apart += 1
+                return cast("list[Prepared]", built[0]), new_apps, built[1]
 
         def build() -> list[Prepared]:
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
-            capped = self.caps.rewritten(part, refused) if self.caps is not None else part
-            packed = self._packed(capped, batch, sha, new_apps, pace)
+            packed = self._built(part, batch, sha, new_apps, refused, pace)
             self.stats.paced_seconds += pace.paused
             return packed
 
-        return await asyncio.to_thread(build), new_apps
+        self.stats.parts_built_in_thread += 1
+        return await asyncio.to_thread(build), new_apps, THREAD_BUILDER
+
+    def _built(
+        self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], refused: Refused,
+        pace: Callable[[], None] = no_pacing,
+    ) -> list[Prepared]:
+        """The part's commands, its refused values counted as (other). No I/O: runs in the
+        flusher's thread or in the build process (build_worker.py)."""
+        capped = self.caps.rewritten(part, refused) if self.caps is not None else part
+        return self._packed(capped, batch, sha, new_apps, pace)
 
     async def _refusals(self, snap: Snapshot) -> Refused:
         """The values of `snap` the deployment's caps refuse (store/capping.py)."""

@@ -85,6 +85,9 @@ def backlog(app: web.Application) -> dict:
         "early_seals": stats.early_seals,
         # Seconds flush builds slept so the hit loop kept the CPU (store/pacing.py).
         "flush_paced_seconds": round(stats.paced_seconds, 3),
+        # Batch parts built by the build process, and in the flusher's thread (store/build_worker.py).
+        "flush_parts_built_apart": stats.parts_built_apart,
+        "flush_parts_built_in_thread": stats.parts_built_in_thread,
         "batches_recovered": stats.batches_recovered,
         # Re-sent events (re=1, store/dedupe.py): counted, dropped as duplicates, and the
         # times another writer's watermark did not catch up within dedupe_hold_max.

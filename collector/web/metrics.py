@@ -170,6 +170,10 @@ def flush_and_journal(app: web.Application) -> Iterable[Family]:
     yield counter("flush_early_seals", "Batches sealed early because they grew past batch_max_cells.", b["early_seals"])
     yield counter("flush_paced_seconds", "Seconds flush builds slept so the hit loop kept the CPU (flush_cpu_share).",
                   b["flush_paced_seconds"])
+    yield counter("flush_parts_built_apart", "Batch parts whose commands the build process built (flush_build_process).",
+                  b["flush_parts_built_apart"])
+    yield counter("flush_parts_built_in_thread", "Batch parts whose commands the flusher's thread built.",
+                  b["flush_parts_built_in_thread"])
     yield counter("journal_batches_recovered", "Batches found in the journal at start and replayed.",
                   b["batches_recovered"])
     yield histogram("flush_duration_seconds", "Seconds to apply one batch to Redis.", _flusher_durations(app))

@@ -169,6 +169,7 @@ async def flusher_ctx(app: web.Application) -> AsyncIterator[None]:
         finality=Finality(app[REDIS], app[WRITER], settings.finality_writer_ttl) if finality_on else None,
         dedupe_window=settings.dedupe_window, dedupe_hold_max=settings.dedupe_hold_max,
         wait_replicas=settings.redis_wait_replicas, flush_cpu_share=settings.flush_cpu_share,
+        build_process=settings.flush_build_process,
         caps=DeploymentCaps(settings.cap_limits(), app[CALENDAR], app[INGEST].caps),
     )
     flusher.recover(app[JOURNAL_LEFTOVERS])  # what a crashed or cut-off earlier run left goes first

@@ -1,0 +1,438 @@
+"""A flush's build in a child process, so the hit loop keeps the GIL (issue 17, tail latency).
+
+Once a second the flusher turns each part of its batch into packed Redis commands: fold,
+encode, pack, some tens of milliseconds of CPU. In a thread of the collector that CPU
+holds the GIL: every callback of the hit loop must win it back from the building thread
+(up to the switch interval each time), which puts about 1 % of requests in the
+several-millisecond range. Here the same pure function — part + refused values + the
+batch's numbers -> packed commands (Flusher._built) — runs in one child process per
+collector worker, which has a GIL of its own and runs at the SCHED_IDLE priority: the
+kernel hands the core to the hit loop the moment it has work, the build takes what is
+left. The collector keeps everything else (sealing, cap decisions, sending, retries,
+journal): the child only computes.
+
+The event loop itself talks to the child: it pickles the part down the child's stdin
+in chunks of CHUNK_ENTRIES entries, yielding to the hits between two chunks (a pickle
+call holds the GIL in one stretch: each stays well under a millisecond), and reads the
+packed commands back from its stdout in messages of about ANSWER_BYTES. No thread of the
+collector holds the GIL meanwhile, so the loop never waits to get it back.
+
+The flush never waits on the child for long: until the child said it is ready, while it
+is late (no answer within `timeout`: the cores are busy, it runs only on idle time) and
+until it has caught up, and when it died or failed (replaced; the thread builds alone
+for `retry_after` seconds), the part is built in the flusher's thread as before
+(store/pacing.py). A child still not done LATE_MAX seconds later (stopped, stuck) is
+replaced too. The child exits when its stdin reaches
+EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
+write end exists only in the collector: close-on-exec).
+
+Commands of one part built by two different processes may come in another order (sets
+iterate by their per-process string hashes): `builder` names who built them, and the
+flusher resumes a part's partial send only with commands of the same builder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # the child lowers its priority before it imports the build's modules
+    from collector.store.aggregate import Snapshot
+    from collector.store.capping import Refused
+
+log = logging.getLogger(__name__)
+
+# Snapshot entries pickled per message: a tenth to a third of a millisecond of GIL each
+# (bench/build_worker_cost.py), the longest a request waits behind it.
+CHUNK_ENTRIES = 500
+# Packed commands per answer message (bytes, about): unpickled in well under a millisecond.
+ANSWER_BYTES = 1 << 20
+# Seconds the flusher's thread builds alone after a child failed (and was replaced).
+RETRY_AFTER = 10.0
+# Seconds a build not answered in time may still take in the background (a busy machine)
+# before its child is taken for stopped or stuck, and replaced.
+LATE_MAX = 30.0
+
+_LENGTH = struct.Struct(">I")
+_MAPPINGS = ("cube", "rejected", "deep_incs", "event_ids")  # event_ids: (app, minute) -> ids
+_SETS = ("visitors", "first_party", "deep_members")
+
+THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """What a build reads besides the part, fixed for the collector's life: the child is
+    given the collector's own values (Flusher.build_config)."""
+
+    writer: str
+    timezone: str
+    ttls: dict[str, int]
+    completed_percent: int
+    record_touched: tuple[str, ...]
+    dedupe_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildJob:
+    """What one part's build needs besides the part."""
+
+    writer: str
+    seq: int
+    sha: str
+    new_apps: set[str]
+    refused: Refused
+    now: float  # the collector's clock when the build was asked for (dedupe's record slice)
+
+
+class WorkerFailed(Exception):
+    """The child died, failed, or did not answer in time."""
+
+
+# ---- the part on the wire ----------------------------------------------------------------
+
+
+def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
+    """The entries the build reads, as plain data in chunks (Snapshot and Session are
+    compiled classes, which pickle does not know). Re-sent hits and the event count are
+    the collector's business, not the build's."""
+    for name in _MAPPINGS:
+        for chunk in _chunked(getattr(part, name).items()):
+            yield (name, chunk)
+    for name in _SETS:
+        for chunk in _chunked(getattr(part, name)):
+            yield (name, chunk)
+    sessions = ((key, minute, session.as_json()) for key, (minute, session) in part.sessions.items())
+    for chunk in _chunked(sessions):
+        yield ("sessions", chunk)
+
+
+def _chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
+    entries = iter(entries)
+    while chunk := list(islice(entries, CHUNK_ENTRIES)):
+        yield chunk
+
+
+def add_to_part(part: Snapshot, name: str, chunk: list[Any]) -> None:
+    """One message of part_messages into `part` (in the child)."""
+    from collector.features.facts import Session
+
+    if name in _MAPPINGS:
+        getattr(part, name).update(chunk)
+    elif name in _SETS:
+        getattr(part, name).update(chunk)
+    elif name == "sessions":
+        for key, minute, session in chunk:
+            part.sessions[tuple(key)] = [minute, Session.from_json(session)]
+    else:
+        raise ValueError(f"unknown part entries {name!r}")
+
+
+def answer_chunks(packed: list[bytes]) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    size = 0
+    for command in packed:
+        chunk.append(command)
+        size += len(command)
+        if size >= ANSWER_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+# ---- the collector's side ----------------------------------------------------------------
+
+
+class BuildWorker:
+    """The collector's handle on its child, used from the event loop: the loop pickles the
+    part's chunks, one at a time, yielding between them, so no request waits behind more
+    than one chunk; it never contends for the GIL with a building thread."""
+
+    def __init__(self, config: BuildConfig, timeout: float, retry_after: float = RETRY_AFTER) -> None:
+        self.config = config
+        self.timeout = timeout  # seconds a part may take in the child before the thread builds it
+        self.retry_after = retry_after
+        self.failures = 0  # children that died, failed, or did not answer within LATE_MAX: replaced
+        self.late = 0  # builds not answered within `timeout`: built in the thread meanwhile
+        self._late: asyncio.Future[None] | None = None
+        self.starts = 0
+        self._child: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._ready = False
+        self._failed_at = -math.inf  # monotonic: the child's last failure
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def start(self) -> None:
+        """Start the child (in the background: it is used once it said it is ready)."""
+        if not self._closed and (self._starting is None or self._starting.done()):
+            self._ready = False
+            self._starting = asyncio.ensure_future(self._start())
+
+    async def wait_until_ready(self, timeout: float) -> bool:
+        """For tests and benchmarks: False when the child did not get ready in time."""
+        give_up = time.monotonic() + timeout
+        while not self._ready and time.monotonic() < give_up:
+            if self._child is None and (self._starting is None or self._starting.done()):
+                self.start()
+            await asyncio.sleep(0.01)
+        return self._ready
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._late is not None:
+            self._late.cancel()
+            await asyncio.gather(self._late, return_exceptions=True)
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+        await self._stop(kill=False)
+
+    async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
+        """The part's packed commands and the child's pid, or None: build it yourself.
+
+        A child that has not answered within `timeout` is left to finish in the
+        background (its answer dropped) and used again once it has: it is slow because
+        the cores are busy, which ends; one that does not finish within LATE_MAX is
+        replaced, as is one that died or failed.
+        """
+        if not self._usable():
+            return None
+        child = self._child
+        assert child is not None
+        self._ready = False  # busy: one build at a time on the pipes
+        exchange = asyncio.ensure_future(_exchange(child, part, job))
+        try:
+            done, _ = await asyncio.wait({exchange}, timeout=self.timeout)
+        except BaseException:  # cancelled: what is in the pipes is unknown
+            exchange.cancel()
+            await self._replace()
+            raise
+        if not done:
+            self.late += 1
+            self._late = asyncio.ensure_future(self._finish_late(exchange, child.pid))
+            return None
+        try:
+            packed = exchange.result()
+        except _EXCHANGE_ERRORS as exc:
+            await self._failed(child.pid, exc)
+            return None
+        self._ready = True
+        return packed, child.pid
+
+    async def _finish_late(self, exchange: asyncio.Future[list[bytes]], pid: int) -> None:
+        try:
+            await asyncio.wait_for(exchange, LATE_MAX)
+        except (*_EXCHANGE_ERRORS, TimeoutError) as exc:
+            await self._failed(pid, exc)
+            return
+        self._ready = not self._closed
+
+    async def _failed(self, pid: int, exc: BaseException) -> None:
+        if self.pid != pid:
+            return  # that child was seen dead and replaced already (_usable)
+        self.failures += 1
+        log.warning("flush build process %d: %s; parts are built in the thread", pid, str(exc) or "no answer in time")
+        self._failed_at = time.monotonic()
+        await self._replace()
+
+    # ---- lifecycle ----
+
+    def _usable(self) -> bool:
+        if self._closed or time.monotonic() < self._failed_at + self.retry_after:
+            return False
+        if self._child is not None and self._child.returncode is not None:
+            self.failures += 1
+            log.warning("flush build process %d exited (%s); starting another", self._child.pid, self._child.returncode)
+            self._child = None
+            self._failed_at = time.monotonic()  # one that dies at once is not restarted at every part
+            self.start()
+            return False
+        return self._ready
+
+    async def _start(self) -> None:
+        await self._stop(kill=True)
+        try:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "collector.store.build_worker", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                limit=ANSWER_BYTES,
+            )
+        except OSError as exc:  # out of processes or memory: the thread builds meanwhile
+            log.warning("flush build process not started: %s", exc)
+            self._failed_at = time.monotonic()
+            return
+        assert child.stdin is not None and child.stdout is not None
+        self._child = child
+        self.starts += 1
+        try:
+            _write(child.stdin, ("config", self.config))
+            await child.stdin.drain()
+            # As long as it takes: at idle priority, its imports wait for an idle core.
+            self._ready = await _read(child.stdout) == ("ready",)
+        except (OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError) as exc:
+            log.warning("flush build process %d did not start: %s", child.pid, exc)
+
+    async def _replace(self) -> None:
+        self._ready = False
+        await self._stop(kill=True)
+        self.start()  # it gets ready meanwhile, at idle priority
+
+    async def _stop(self, kill: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill and child.returncode is None:
+            child.kill()
+        if child.stdin is not None:
+            child.stdin.close()  # EOF: the child exits
+        try:
+            await asyncio.wait_for(child.wait(), self.timeout)
+        except TimeoutError:
+            child.kill()
+            await child.wait()  # reaped: no zombie
+
+
+_EXCHANGE_ERRORS = (WorkerFailed, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError)
+
+
+async def _exchange(child: asyncio.subprocess.Process, part: Snapshot, job: BuildJob) -> list[bytes]:
+    """Send one part's build to the child and read its packed commands back."""
+    assert child.stdin is not None and child.stdout is not None
+    _write(child.stdin, ("job", job))
+    for message in part_messages(part):
+        _write(child.stdin, message)
+        await child.stdin.drain()
+        await asyncio.sleep(0)  # the hit loop's turn between two chunks
+    _write(child.stdin, ("end",))
+    await child.stdin.drain()
+    return await _answer(child.stdout)
+
+
+def _write(stream: IO[bytes] | asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
+    """One framed message: its length, then its pickle (one GIL stretch, a chunk at most)."""
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(payload)) + payload)
+
+
+async def _read(stream: asyncio.StreamReader) -> Any:
+    (size,) = _LENGTH.unpack(await stream.readexactly(_LENGTH.size))
+    return pickle.loads(await stream.readexactly(size))
+
+
+async def _answer(stream: asyncio.StreamReader) -> list[bytes]:
+    packed: list[bytes] = []
+    while True:
+        message = await _read(stream)
+        if message[0] == "packed":
+            packed += message[1]
+        elif message[0] == "done":
+            return packed
+        else:
+            raise WorkerFailed(f"build failed: {message[1]}")
+
+
+# ---- the child ---------------------------------------------------------------------------
+
+
+def _read_blocking(stream: IO[bytes]) -> Any:
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError
+    return pickle.loads(payload)
+
+
+def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    import redis.asyncio as aioredis
+
+    from collector.store.aggregate import Aggregator, Snapshot
+    from collector.store.buckets import Calendar
+    from collector.store.capping import DeploymentCaps
+    from collector.store.flusher import FlushBatch, Flusher
+    from collector.store.rollup import RollupBuilder
+
+    kind, config = _read_blocking(requests)
+    assert kind == "config"
+    calendar = Calendar(config.timezone)
+    now = [0.0]
+    # A flusher that only builds: no Redis, no journal; the collector's writer id (a batch
+    # of its own is built unlike one an earlier run left); its clock is the collector's at
+    # the time the build was asked for.
+    flusher = Flusher(
+        cast("aioredis.Redis", None), Aggregator(), RollupBuilder(calendar, config.ttls), 1.0,
+        completed_percent=config.completed_percent, record_touched=config.record_touched,
+        dedupe_window=config.dedupe_window, clock=lambda: now[0], writer=config.writer,
+        caps=DeploymentCaps({}, calendar),  # its rewrite reads only the calendar and the refused values
+    )
+    _write(answers, ("ready",))
+    answers.flush()
+    while True:
+        kind, job = _read_blocking(requests)
+        assert kind == "job"
+        part = Snapshot()
+        while (message := _read_blocking(requests))[0] != "end":
+            add_to_part(part, *message)
+        now[0] = job.now
+        try:
+            packed = flusher._built(part, FlushBatch(job.writer, job.seq, None), job.sha, job.new_apps, job.refused)
+        except Exception as exc:  # reported: the collector builds this part itself
+            log.exception("flush build failed")
+            _write(answers, ("error", repr(exc)))
+        else:
+            for chunk in answer_chunks([bytes(command) for command in packed if isinstance(command, bytes)]):
+                _write(answers, ("packed", chunk))
+            _write(answers, ("done",))
+        answers.flush()
+
+
+def _any_core() -> None:
+    """Run on any core the machine allows, not only the collector's: a worker pinned to a
+    core (taskset) leaves the others' idle time to its build, which takes nothing from
+    anyone at idle priority. (In a cpuset, the kernel keeps it within the cpuset.)"""
+    if hasattr(os, "sched_setaffinity") and os.cpu_count():
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:
+            pass  # kept where the collector runs: it works there too
+
+
+def main() -> None:
+    if hasattr(os, "SCHED_IDLE"):  # Linux: any task that wants the core preempts this one
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(19)
+    _any_core()
+    # Its life is the collector's (EOF on stdin): a Ctrl-C to the terminal's process group
+    # must not end it before the collector's last flush.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s build-worker %(levelname)s %(message)s")
+    requests = os.fdopen(0, "rb")
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print goes to stderr, never into the answers
+    try:
+        _serve(requests, answers)
+    except (EOFError, BrokenPipeError):
+        pass  # the collector closed the pipes, or is gone
+
+
+if __name__ == "__main__":
+    main()
