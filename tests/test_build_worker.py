@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from faults import RedisProxy
 from test_flush_bounds import APPS, a_hit, fail_midway, fill, make_flusher, pv_by_app
-from test_flush_fanout import TTLS, realistic_snapshot, two_redis  # noqa: F401 (fixture)
+from test_flush_fanout import TTLS, contents, realistic_snapshot, two_redis  # noqa: F401 (fixture)
 
 from collector.settings import Settings
 from collector.store import build_worker, redis_client
@@ -43,26 +43,6 @@ def with_event_ids(snap: Snapshot) -> Snapshot:
     for n, key in enumerate(list(snap.cube)[:300]):
         snap.event_ids.setdefault((key[0], key[1]), []).append(f"id-{n}")
     return snap
-
-
-def contents(client: redis.Redis) -> dict[bytes, tuple]:
-    """Every key but the writers' sequence markers: type, contents, seconds to live (-1: forever)."""
-    out = {}
-    for key in sorted(client.scan_iter(count=1000)):
-        if b":seq:" in key:
-            continue
-        kind = client.type(key)
-        if kind == b"hash":
-            value: object = client.hgetall(key)
-        elif kind == b"set":
-            value = client.smembers(key)
-        elif kind == b"zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        else:  # PFCOUNT first: it caches the count in the HLL's header, on both sides alike
-            value = (client.pfcount(key), client.get(key))
-        ttl = client.ttl(key)
-        out[key] = (kind, value, ttl)
-    return out
 
 
 async def flush_into(url: str, snap: Snapshot, calendar: Calendar, build_process: bool) -> Flusher:
@@ -98,7 +78,7 @@ async def test_parts_built_by_the_process_store_what_the_thread_stores(two_redis
     assert stored.keys() == expected.keys()
     for key in expected:
         assert stored[key][:2] == expected[key][:2], key
-        ttls = stored[key][2], expected[key][2]  # the two flushes are some seconds apart
+        ttls = stored[key][2], expected[key][2]  # expiry times; the two flushes are some seconds apart
         assert ttls == (-1, -1) or (min(ttls) > 0 and abs(ttls[0] - ttls[1]) <= 10), key
     kinds = {kind for kind, _, _ in stored.values()}
     assert kinds == {b"hash", b"set", b"zset", b"string"}, kinds

@@ -136,6 +136,8 @@ def contents(client: redis.Redis) -> dict[bytes, tuple]:
             value: object = client.hgetall(key)
         elif kind == b"set":
             value = client.smembers(key)
+        elif kind == b"zset":
+            value = client.zrange(key, 0, -1, withscores=True)
         else:
             # PFCOUNT first: it caches the count in the HLL's header, on both sides alike.
             value = (client.pfcount(key), client.get(key))
