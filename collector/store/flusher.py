@@ -366,9 +366,9 @@ class Flusher:
         """Seal the live snapshot early once it holds `batch_max_cells` entries.
 
         While a flush is slow (Redis lags, or a flood of distinct apps), hits keep
-        coming: sealed, the excess becomes further batches that wait in the journal on
-        disk (only the head batch is kept in memory), not one snapshot growing without
-        bound. Checked from a timer, so the hit path pays nothing for it.
+        coming: sealed, the excess becomes further batches, kept in memory up to
+        `memory_max_cells` entries and beyond that left to the journal on disk
+        (_waits_on_disk), not one snapshot growing without bound. Checked from a timer, so the hit path pays nothing for it.
         """
         if self.aggregator.pending_cells >= self.batch_max_cells:
             self.stats.early_seals += 1
