@@ -65,6 +65,10 @@ class _Wanted:
     values: dict[str, set[str]] = field(default_factory=dict)
 
 
+# The values to ask Redis about, per (app, day id): what `undecided` finds for `decide`.
+Wanted = dict[tuple[str, str], _Wanted]
+
+
 class DeploymentCaps:
     def __init__(self, limits: dict[str, int], calendar: Calendar, worker_caps: CardinalityCaps | None = None) -> None:
         self.limits = limits

@@ -38,7 +38,7 @@ from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
 from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
-from collector.store.capping import DeploymentCaps, Refused
+from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
 from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, replay
@@ -222,6 +222,9 @@ class FlushBatch:
     # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
     parts: deque[Snapshot] | None = None
     done: int = 0
+    # The deployment caps' refusals among all its parts' values (store/capping.py), asked
+    # once for the whole batch when it is due: decisions are final, so a retry reuses them.
+    refused: Refused | None = None
     # The calls that record the buckets it writes (finality.py), made from the whole
     # batch with its parts: sent once, with its last part, not once per part.
     touched: list[redis_client.Command] = field(default_factory=list)
@@ -438,6 +441,28 @@ class Flusher:
         held = sum(batch.cells for batch in self.pending if batch.snap is not None or batch.parts is not None)
         return held + cells > self.memory_max_cells
 
+    def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot], Questions]:
+        """In the flusher's thread: the batch's parts (made once), and the caps' values
+        not decided yet among all of them (the parts hold distinct apps, and the caps'
+        keys begin with the app, so merging their questions loses none)."""
+        parts = batch.parts if batch.parts is not None else self._parts(batch)
+        wanted: Wanted = {}
+        present: dict[CapKey, set[str]] = {}
+        if self.caps is not None:
+            for part in parts:
+                part_wanted, part_present = self.caps.undecided(part)
+                wanted.update(part_wanted)
+                present.update(part_present)
+        return parts, (wanted, present)
+
+    async def _decided(self, questions: Questions) -> Refused:
+        """The caps' refusals among the values asked about in `questions` (one round trip
+        when some are not decided yet)."""
+        if self.caps is None:
+            return {}
+        wanted, present = questions
+        return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
+
     def _parts(self, batch: FlushBatch) -> deque[Snapshot]:
         """The batch's snapshot (rebuilt from its segment if need be), split by app."""
         snap = batch.snap
@@ -535,9 +560,16 @@ class Flusher:
         drains in about the time of the slower of the two, not their sum. So at most two
         parts' writes exist at a time, whatever the size of the batch.
         """
-        parts = batch.parts
-        if parts is None:
-            parts = batch.parts = await asyncio.to_thread(self._parts, batch)
+        if batch.parts is None or batch.refused is None:
+            # One thread hop and one caps round trip per batch, not per part: while the
+            # hit loop is saturated every hop waits for a whole loop iteration (~50 ms of
+            # requests), and per part they made a POST-50 batch take longer to apply than
+            # the next took to fill (bench/RESULTS.md session 8).
+            parts, questions = await asyncio.to_thread(self._due, batch)
+            batch.parts = parts
+            batch.refused = await self._decided(questions)
+        else:
+            parts = batch.parts
         sha = self._sha
         if sha is None:
             sha = self._sha = await self.redis.script_load(APPLY_FLUSH_LUA)
@@ -624,15 +656,16 @@ class Flusher:
 
     def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
         """Start making the commands of `part` (one of `batch.parts`): (commands, new apps, builder)."""
-        return asyncio.ensure_future(self._commands(batch, part, sha, part_apps(part) - self._known_apps))
+        apps = part_apps(part)
+        assert batch.refused is not None  # decided with the parts (_apply)
+        refused = {key: values for key, values in batch.refused.items() if key[0] in apps}
+        return asyncio.ensure_future(self._commands(batch, part, sha, apps - self._known_apps, refused))
 
     async def _commands(
-        self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str]
+        self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str], refused: Refused
     ) -> tuple[list[Prepared], set[str], int]:
-        """The deployment's cap decisions on the part's values (store/capping.py: one round
-        trip when it carries values not decided yet), then its commands packed in a thread
-        or by the build process, its refused values counted as (other)."""
-        refused = await self._refusals(part)
+        """The part's commands packed in a thread or by the build process, the values the
+        deployment's caps refused (`refused`, store/capping.py) counted as (other)."""
         keeping_up = len(self.pending) <= 1
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
         share = self.flush_cpu_share if keeping_up else 1.0
@@ -700,6 +733,9 @@ class Flusher:
             raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
 
 
+# What a batch asks the deployment's caps (DeploymentCaps.undecided): the values not
+# decided yet, and every capped value present.
+Questions = tuple[Wanted, dict[CapKey, set[str]]]
 # A command ready to send: packed (single Redis) or its arguments (cluster, routed first).
 Prepared = bytes | redis_client.Command
 
