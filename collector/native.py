@@ -11,7 +11,8 @@ and are never committed). `EDU_BEACON_PURE=1 pip install …` skips the build on
 Left out, and why (mypyc refuses them or changes what they do): hit/record.py (the
 journal reads Hit's field types at import: compiled NamedTuple annotations differ),
 store/journal.py and web/http_limits.py (exceptions subclassing builtins),
-web/hit_server.py (subclasses aiohttp's AppRunner, which has __slots__),
+web/hit_server.py (subclasses aiohttp's AppRunner, which has __slots__: what it
+does per request that is not I/O, reading the head, is in web/hit_head.py, compiled),
 features/figures.py (read API, not hot; a module-level tuple mypyc cannot type).
 """
 
@@ -63,6 +64,7 @@ NATIVE_MODULES = (
     "collector.features.resources",
     "collector.features.tracks",
     "collector.features.users",
+    "collector.web.hit_head",
 )
 
 

@@ -10,7 +10,7 @@ writes the answer; pipelined requests in one read get one write.
 
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
 `Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
-judges it: FAST_HEAD and JUDGED_LINE below) or over MAX_HEAD: the connection,
+judges it: hit_head.py's read_head) or over MAX_HEAD: the connection,
 from the first byte of that request on, is handed to aiohttp's own protocol
 (RequestHandler), which serves it for the rest of its life with every route and its own
 error answers. So outside the fast path the behaviour is exactly aiohttp's, and a
@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import re
 import time
 from email.utils import formatdate
 from time import perf_counter
@@ -43,9 +42,11 @@ from typing import cast
 from aiohttp import StreamReader, web
 
 from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, RATE_LIMITED, UNAVAILABLE, Answer, Ingest
-from collector.hit.protocol import decode_query
 from collector.settings import Settings
+from collector.web import hit_head
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
+from collector.web.hit_head import get_hit, read_head
+from collector.web.hit_head import sender as _sender
 from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
 
 log = logging.getLogger(__name__)
@@ -63,38 +64,9 @@ IDLE, HEAD, BODY = "idle", "head", "body"
 EVICT_SHARE = 16
 
 
-# The heads the fast path serves, whole (issue 13): what aiohttp's parser (llhttp, strict,
-# plus aiohttp's own checks) accepts, narrowed to hits. The request line of a hit in
-# HTTP/1.1; a target of visible ASCII (llhttp refuses control bytes, spaces and raw
-# non-ASCII; '#' starts a fragment aiohttp splits off, so such a target is aiohttp's);
-# header lines of a token name, a colon, and a value of tab, visible ASCII and obs-text
-# (no NUL, DEL or other control byte), each after CRLF. Anything else — a bare CR or LF, a
-# line without a colon, a space before the colon, a folded line — does not match and is
-# handed to aiohttp, which answers it 400 (counted by reason in /api/collector's
-# http.malformed_requests) exactly as when the fast path is off.
-MAX_HEADERS = 128  # aiohttp's limit: a head with more header lines is refused
-FAST_HEAD = re.compile(
-    rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
-    rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*){0," + str(MAX_HEADERS).encode() + rb"})"
-)
-# The header lines the fast path judges in every head. aiohttp refuses a head with one of
-# its SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-Length is judged
-# apart). NOT_FAST heads are aiohttp's: they change how the body is framed, or ask for an
-# interim answer or another protocol (or, with the old WebSocket draft's key, are refused).
-JUDGED = (
-    b"host", b"user-agent", b"content-type", b"content-location", b"content-range", b"etag", b"max-forwards",
-    b"server", b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1",
-)
-JUDGED_NAMES = frozenset(JUDGED)
-NOT_FAST = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1"})
-# The header lines whose values the fast path reads (the first line of each; every
-# X-Forwarded-For line).
-USER_AGENT, FORWARDED_FOR, CH_UA_MOBILE = b"user-agent", b"x-forwarded-for", b"sec-ch-ua-mobile"
-ORIGIN, REFERER, CONTENT_LENGTH, CONNECTION = b"origin", b"referer", b"content-length", b"connection"
-READ = (FORWARDED_FOR, CH_UA_MOBILE, ORIGIN, REFERER, CONTENT_LENGTH, CONNECTION)
-# Both kinds in one pass over the lower-cased head (one regex scan, not one per name):
-# a line's name, and its value up to the line's end (a value has no CR: FAST_HEAD matched).
-READ_LINE = re.compile(rb"\r\n(" + b"|".join(JUDGED + READ) + rb"):([^\r]*)")
+# The heads the fast path serves, whole (issue 13): hit_head.py's `read_head` says which.
+# The header lines whose values _request reads itself (the first line of each).
+CONTENT_LENGTH, CONNECTION = hit_head.CONTENT_LENGTH, hit_head.CONNECTION
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
@@ -415,7 +387,7 @@ class HitConnection(asyncio.Protocol):
             elif end < 0:
                 # Not whole yet; but with a bare LF (a line end aiohttp refuses, and one
                 # that could end this head before our CRLF CRLF) aiohttp answers it now.
-                # (A whole head with one does not match FAST_HEAD.)
+                # (read_head refuses a whole head with one.)
                 if buffer.count(b"\n", pos) == buffer.count(b"\r\n", pos):
                     break
                 taken = HAND_OVER
@@ -450,22 +422,17 @@ class HitConnection(asyncio.Protocol):
         or CLOSED (answered, and the connection is closing).
         """
         started = perf_counter()
-        head = FAST_HEAD.fullmatch(buffer, pos, end)
+        head = read_head(buffer, pos, end)
         if head is None:
             return HAND_OVER
-        method, target, fields = head.groups()
-        lower = fields.lower()
-        values, forwarded = _read_lines(fields, lower)
-        if values is None:
-            return HAND_OVER
+        method, target, lower, values, forwarded = head
         close = CONNECTION in values and b"close" in values[CONNECTION].lower()
         body_start = end + 4
         has_length = b"content-length" in lower
         ingest = self.server.ingest
         try:
             if method == b"GET" and not has_length:
-                query = decode_query(target[3:].decode("utf-8", "replace"))
-                answer = ingest.hit_query(query, self.peer, *_sender(values, forwarded))
+                answer = get_hit(ingest, target, self.peer, values, forwarded)
                 next_pos = body_start
             elif method == b"POST":
                 if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in values:
@@ -508,41 +475,3 @@ class HitConnection(asyncio.Protocol):
 
 
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
-
-
-def _read_lines(fields: bytes, lower: bytes) -> tuple[dict[bytes, bytes] | None, list[bytes]]:
-    """The header lines (matched by FAST_HEAD; `lower` lower-cased) in one pass: the
-    value of each READ header's first line and every X-Forwarded-For line's, stripped,
-    as sent. None for the values when aiohttp would not take the lines, or would frame
-    the request otherwise than we do: a Host missing or twice, a JUDGED header twice,
-    one of NOT_FAST."""
-    judged: list[bytes] = []
-    values: dict[bytes, bytes] = {}
-    forwarded: list[bytes] = []
-    for line in READ_LINE.finditer(lower):
-        name = line[1]
-        if name in JUDGED_NAMES:
-            judged.append(name)
-            if name != USER_AGENT:  # the one judged header whose value is read
-                continue
-        value = fields[line.start(2):line.end(2)].strip()
-        if name == FORWARDED_FOR:  # every line, in order: proxies may each add one
-            forwarded.append(value)
-        elif name not in values:
-            values[name] = value
-    if judged.count(b"host") != 1 or len(set(judged)) != len(judged) or not NOT_FAST.isdisjoint(judged):
-        return None, forwarded
-    return values, forwarded
-
-
-def _sender(values: dict[bytes, bytes], forwarded: list[bytes]) -> tuple[str | None, str, str | None, str | None, str | None]:
-    """(X-Forwarded-For, User-Agent, Sec-CH-UA-Mobile, Origin, Referer) as Ingest takes them."""
-    get = values.get
-    ua, mobile, origin, referer = get(USER_AGENT), get(CH_UA_MOBILE), get(ORIGIN), get(REFERER)
-    return (
-        b",".join(forwarded).decode("latin-1") if forwarded else None,
-        ua.decode("utf-8", "replace") if ua is not None else "",
-        mobile.decode("latin-1") if mobile is not None else None,
-        origin.decode("latin-1") if origin is not None else None,
-        referer.decode("latin-1") if referer is not None else None,
-    )

@@ -1,0 +1,133 @@
+"""hit_head.py's `read_head` against the regex it replaced (issue 17): the same heads served.
+
+The fast path's rules of what it serves (issue 13) were first written as a regex over the
+whole head and another over its header lines; the fast path now reads heads without
+them (compiled, and several times cheaper). The regexes stay here as the specification:
+every head below — hostile ones from bench/fuzz.py, the differential corpus, random
+bytes spliced into a hit, realistic traffic — must be read alike by both, to the values.
+test_http_differential.py checks the whole fast path against aiohttp over sockets.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_http_differential import CORPUS, HIT, hit, post
+
+from bench import traffic
+from bench.fuzz import raw_requests
+from bench.ippool import load_pool
+from collector.web.hit_head import JUDGED, MAX_HEADERS, NOT_FAST, READ, read_head, sender
+
+FAST_HEAD = re.compile(
+    rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
+    rb"((?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*){0," + str(MAX_HEADERS).encode() + rb"})"
+)
+READ_LINE = re.compile(rb"\r\n(" + b"|".join(JUDGED + READ) + rb"):([^\r]*)")
+
+
+def by_regex(buffer: bytes, pos: int, end: int):
+    """What the fast path read of a head before issue 17 (hit_server.py's FAST_HEAD and _read_lines)."""
+    head = FAST_HEAD.fullmatch(buffer, pos, end)
+    if head is None:
+        return None
+    method, target, fields = head.groups()
+    lower = fields.lower()
+    judged, values, forwarded = [], {}, []
+    for line in READ_LINE.finditer(lower):
+        name = line[1]
+        if name in JUDGED:
+            judged.append(name)
+            if name != b"user-agent":
+                continue
+        value = fields[line.start(2):line.end(2)].strip()
+        if name == b"x-forwarded-for":
+            forwarded.append(value)
+        elif name not in values:
+            values[name] = value
+    if judged.count(b"host") != 1 or len(set(judged)) != len(judged) or not NOT_FAST.isdisjoint(judged):
+        return None
+    return method, target, lower, values, forwarded
+
+
+def head_end(data: bytes, pos: int = 0) -> int:
+    """Where the head from `pos` ends (its blank line), or the end of `data`."""
+    end = data.find(b"\r\n\r\n", pos)
+    return len(data) if end < 0 else end
+
+
+def read(data: bytes):
+    return read_head(data, 0, head_end(data))
+
+
+def assert_read_alike(data: bytes, pos: int = 0) -> None:
+    end = head_end(data, pos)
+    assert read_head(data, pos, end) == by_regex(data, pos, end), data[pos:end]
+
+
+def test_the_differential_corpus_is_read_alike():
+    served = 0
+    for data in CORPUS.values():
+        assert_read_alike(data)
+        served += read(data) is not None
+    assert served >= 5  # the corpus has hits, POSTs and pipelined ones
+
+
+def test_heads_the_fast_path_serves_and_refuses():
+    forwarded = hit(b"X-Forwarded-For: 1.2.3.4\r\nx-forwarded-for:  5.6.7.8 \r\nReferer: https://a.edu/X\r\n")
+    method, target, _, values, every = read(forwarded)
+    assert (method, target) == (b"GET", b"/c?k=diff&t=pageview&u=https%3A%2F%2Fa.edu%2F")
+    assert every == [b"1.2.3.4", b"5.6.7.8"] and values[b"referer"] == b"https://a.edu/X"  # as sent: case kept
+    assert sender(values, every)[0] == "1.2.3.4,5.6.7.8"
+    for refused in (
+        hit(b"Upgrade: h2c\r\n"), hit(b"X-A: 1\rX-B: 2\r\n"), hit(b"X(A): 1\r\n"), hit(b"X-A : 1\r\n"), hit(b": 1\r\n"),
+        hit(host=b""), hit(host=b"Host: x\r\nhost: y\r\n"), hit(line=b"GET /cx HTTP/1.1\r\n"),
+        hit(line=b"GET /c?a#b HTTP/1.1\r\n"), hit(line=b"GET /c?a  HTTP/1.1\r\n"), hit(line=b"GET /c HTTP/1.1 \r\n"),
+        post(b"Transfer-Encoding: chunked\r\n"), b"GET /c HTTP/1.1\r\n", b"GET /c HTTP/1.1\r",
+    ):
+        assert read(refused) is None, refused
+        assert_read_alike(refused)
+
+
+def test_header_line_limit():
+    for n in (MAX_HEADERS - 1, MAX_HEADERS, MAX_HEADERS + 1):
+        data = hit(b"".join(b"X-N-%d: v\r\n" % i for i in range(n - 2)))
+        assert (read(data) is None) == (n > MAX_HEADERS)
+        assert_read_alike(data)
+
+
+def test_realistic_traffic_is_read_alike_and_served():
+    population = traffic.Population(load_pool(), 2000, seed=7)
+    for shape in ("get", "post50"):
+        for request in traffic.realistic(population, 200, shape, 1_700_000_000_000):
+            data = traffic.http_bytes(request)
+            assert read(data) is not None
+            assert_read_alike(data)
+
+
+def test_a_head_later_in_the_buffer_is_read_alike():
+    data = HIT + hit(b"X-A: 1\r\n") + HIT
+    assert_read_alike(data, len(HIT))
+    assert_read_alike(data, len(HIT) + 3)  # from the middle of a request line: refused by both
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw_requests())
+def test_hostile_heads_are_read_alike(data):
+    assert_read_alike(data)
+
+
+# Bytes that matter to the rules: line ends, separators, control bytes, obs-text, '#', '?'.
+SPLICED = st.binary(max_size=6) | st.lists(st.sampled_from(
+    [b"\r", b"\n", b"\r\n", b"\x00", b"\x7f", b"\t", b" ", b":", b"#", b"?", b"\xe9", b"(", b"Host: y", b"\r\nUpgrade: x"]
+), max_size=4).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, len(HIT) - 4), SPLICED, st.integers(0, 3))
+@example(len(b"GET /c"), b"\x7f", 0)
+@example(HIT.index(b"Host"), b"\r", 1)
+def test_bytes_spliced_into_a_hit_are_read_alike(at, spliced, dropped):
+    assert_read_alike(HIT[:at] + spliced + HIT[at + dropped:])
