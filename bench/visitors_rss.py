@@ -62,6 +62,7 @@ def _connection(limits: bool):
     off = {"rate_client": 0, "rate_address": 0, "rate_app": 0, "uv_guard_per_minute": 0} if not limits else {}
     settings = Settings(trusted_proxies=("127.0.0.1/32",), registry="open", **off)
     allocator.limit_arenas(settings.malloc_arena_max)  # as a worker does at its start
+    allocator.fix_mmap_threshold(settings.malloc_mmap_threshold)
     calendar = Calendar(settings.timezone)
     hasher = VisitorHasher()
     for kind in ("day", "month"):

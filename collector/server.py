@@ -69,6 +69,7 @@ GIL_SWITCH_INTERVAL = 0.001
 def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None:
     configure_logging(settings)
     allocator.limit_arenas(settings.malloc_arena_max)  # before any thread starts
+    allocator.fix_mmap_threshold(settings.malloc_mmap_threshold)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     uvloop.run(_serve(settings, worker, reuse_port))
 

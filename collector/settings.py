@@ -110,6 +110,11 @@ class Settings:
         2, "malloc arenas a worker process may use (glibc's M_ARENA_MAX, set at its start): fewer arenas keep "
         "less memory the flush threads freed; 0 keeps glibc's default"
     )
+    malloc_mmap_threshold: int = _setting(
+        131072, "bytes from which a worker's malloc maps each block for itself, handed back when freed (glibc's "
+        "M_MMAP_THRESHOLD, fixed at its start): glibc would raise it as blocks are freed and keep the flush's large "
+        "blocks on the heap; 0 keeps glibc's dynamic threshold"
+    )
     # Rate limits and the UV guard (hit/ratelimit.py, hit/uvguard.py; docs/protocol.md "Rate limits"):
     # per worker process, in memory; a rate of 0 turns that limit off.
     rate_client: float = _setting(
@@ -171,8 +176,8 @@ class Settings:
         100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
     )
     memory_max_cells: int = _setting(
-        500000, "entries held in memory by the live and waiting batches: past it, journal on, batches sealed wait "
-        "on disk (rebuilt from the journal when due); journal off, hits get 503"
+        500000, "entries held in memory by the live and waiting batches (waiting ones packed: ~30 bytes each): past it, "
+        "journal on, batches sealed wait on disk (rebuilt from the journal when due); journal off, hits get 503"
     )
     flush_stall_seconds: float = _setting(
         60.0, "/readyz answers 503 once the oldest batch not yet in Redis has waited this long"
@@ -307,6 +312,7 @@ class Settings:
             (0.05 <= self.flush_cpu_share <= 1, "flush_cpu_share", "must be between 0.05 and 1"),
             (self.value_max_chars >= 64, "value_max_chars", "must be at least 64"),
             (self.malloc_arena_max >= 0, "malloc_arena_max", "must not be negative"),
+            (self.malloc_mmap_threshold >= 0, "malloc_mmap_threshold", "must not be negative"),
             *((getattr(self, name) >= 2, name, "must be at least 2")
               for name in ("rate_limit_clients", "uv_guard_identities", "visit_tracker_visitors", "recent_event_ids")),
             (min(self.cap_limits().values()) >= 1, "cap_*", "caps must be at least 1"),

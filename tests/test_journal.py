@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -221,7 +222,7 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
         journal.append(encode_hit(hit))
         aggregator.count(hit)
         assert not await flusher.flush()
-    assert [b.parts is not None or b.snap is not None for b in flusher.pending] == [True, False, False]
+    assert [b.in_memory for b in flusher.pending] == [True, False, False]
     assert [b.events for b in flusher.pending] == [1, 1, 1]
     assert journal.bytes > 0
     # Redis comes back (same writer, same batches): everything lands once, segments go.
@@ -255,7 +256,11 @@ async def test_batches_sealed_while_one_is_applied_keep_their_snapshot_up_to_mem
         aggregator.count(hit)
         flusher.seal()
     assert [b.cells for b in flusher.pending] == [3, 3, 3, 3]
-    assert [b.snap is not None for b in flusher.pending] == [True, True, True, False]  # 9 cells kept, then disk
+    assert [b.in_memory for b in flusher.pending] == [True, True, True, False]  # 9 cells kept, then disk
+    await asyncio.wait([b.packing for b in flusher.pending if b.packing])
+    # Those behind the first wait packed (packed_snapshot.py), the first as it is.
+    assert [(b.snap is not None, b.packed is not None) for b in flusher.pending] == [
+        (True, False), (False, True), (False, True), (False, False)]
     assert await flusher.flush()
     assert journal.bytes == 0
     sync = redis_server.client()

@@ -8,9 +8,10 @@ oldest first, which keeps every slot's sequence increasing.
 
 With the journal (journal.py) a batch's events are also on disk, in a segment named
 after (writer, seq): the segment is deleted once Redis has the batch; queued batches
-behind the first are not kept in memory but rebuilt from their segment when their turn
-comes, so a long Redis outage costs disk, not memory; and segments left by a crash are
-replayed at start as the batches they were.
+behind the first wait in memory, packed (packed_snapshot.py), up to memory_max_cells
+entries, and beyond that or behind a failing flush are rebuilt from their segment when
+their turn comes, so a long Redis outage costs disk, not memory; and segments left by a
+crash are replayed at start as the batches they were.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + fe
 from collector.store.journal import Journal, Segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
 from collector.store.pacing import Pacer, no_pacing
+from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
 from collector.store.periodic import Periodic
 from collector.store.rollup import Prefixes, RollupBuilder, SlotWrites
 
@@ -204,7 +206,11 @@ class FlushBatch:
     writer: str
     seq: int
     segment: Segment | None  # its journal segment, when journaling
-    snap: Snapshot | None = None  # what it counts; None: rebuild from the segment when due
+    snap: Snapshot | None = None  # what it counts; None: unpack `packed`, or rebuild from the segment, when due
+    # Queued behind another batch: its snapshot as bytes (packed_snapshot.py), a fifth of
+    # the memory; `packing` is the thread making them, awaited before the batch is built.
+    packed: PackedSnapshot | None = None
+    packing: asyncio.Future[None] | None = None
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
@@ -231,6 +237,12 @@ class FlushBatch:
     # Who built the commands `done` counts (store/build_worker.py): another builder may
     # order a part's commands otherwise, so a retry then resends the part from its start.
     built_by: int = THREAD_BUILDER
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether its counts are held in memory (live, packed, or split into parts), not
+        left to its journal segment."""
+        return self.snap is not None or self.packed is not None or self.parts is not None
 
 
 @dataclass(slots=True)
@@ -347,6 +359,9 @@ class Flusher:
         give_up = self._stop_by = time.monotonic() + deadline
         while not await self.flush() and time.monotonic() < give_up:
             await asyncio.sleep(0.2)
+        packing = [batch.packing for batch in self.pending if batch.packing is not None]
+        if packing:  # let the packing threads end before the loop does
+            await asyncio.wait(packing)
         if self.pending:
             fate = "kept in the journal for the next start" if self.journal else "LOST: the journal is off"
             log.error("shutdown with %d flushes not applied (Redis unreachable): %s", len(self.pending), fate)
@@ -421,7 +436,30 @@ class Flusher:
         self._seq += 1
         if segment is None or not self._waits_on_disk(batch.cells):
             batch.snap = snap
+            if self.pending:  # behind another batch: it waits a while, packed
+                self._pack_soon(batch)
         self.pending.append(batch)
+
+    def _pack_soon(self, batch: FlushBatch) -> None:
+        """Pack the batch's snapshot in a thread (packed_snapshot.py): it waits behind
+        another for some seconds, in a fifth of the memory. Sealed outside an event loop
+        (tools, tests), it keeps its snapshot."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        batch.packing = loop.create_task(self._pack(batch))
+
+    async def _pack(self, batch: FlushBatch) -> None:
+        snap = batch.snap
+        if snap is None:
+            return
+        try:
+            packed = await asyncio.to_thread(pack, snap)
+        except Exception:  # noqa: BLE001 — never lose the batch: it keeps its snapshot
+            log.exception("flush %d: packing its snapshot failed; kept as it is", batch.seq)
+            return
+        batch.packed, batch.snap = packed, None
 
     def _waits_on_disk(self, cells: int) -> bool:
         """Whether a batch sealed now leaves its writes to its journal segment, to be
@@ -438,7 +476,7 @@ class Flusher:
             return False
         if self._head_failed:
             return True
-        held = sum(batch.cells for batch in self.pending if batch.snap is not None or batch.parts is not None)
+        held = sum(batch.cells for batch in self.pending if batch.in_memory)
         return held + cells > self.memory_max_cells
 
     def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot], Questions]:
@@ -464,9 +502,11 @@ class Flusher:
         return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
 
     def _parts(self, batch: FlushBatch) -> deque[Snapshot]:
-        """The batch's snapshot (rebuilt from its segment if need be), split by app."""
+        """The batch's snapshot (unpacked, or rebuilt from its segment, if need be), split by app."""
         snap = batch.snap
-        if snap is None:
+        if snap is None and batch.packed is not None:
+            snap, batch.packed = unpack(batch.packed), None
+        elif snap is None:
             # Only a journaled batch is ever without its snapshot (seal keeps it otherwise).
             assert batch.segment is not None and self.journal is not None
             scratch = Aggregator()
@@ -561,6 +601,11 @@ class Flusher:
         parts' writes exist at a time, whatever the size of the batch.
         """
         if batch.parts is None or batch.refused is None:
+            if batch.packing is not None:
+                # Still packing (or never done: cancelled, failed): either way the batch
+                # then has its snapshot or its bytes. wait() neither raises nor cancels it.
+                await asyncio.wait((batch.packing,))
+                batch.packing = None
             # One thread hop and one caps round trip per batch, not per part: while the
             # hit loop is saturated every hop waits for a whole loop iteration (~50 ms of
             # requests), and per part they made a POST-50 batch take longer to apply than

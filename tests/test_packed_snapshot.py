@@ -1,0 +1,92 @@
+"""store/packed_snapshot.py: a batch queued behind another waits packed (issue 17, POST
+memory), and a packed batch stores exactly what its snapshot stores, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+from faults import RedisProxy
+from test_build_worker import with_event_ids
+from test_flush_bounds import _round_trips_of_whole_batch, fail_midway, fill, make_flusher, pv_by_app, small_bounds  # noqa: F401
+from test_flush_fanout import TTLS, contents, realistic_snapshot, two_redis  # noqa: F401 (fixture)
+
+from collector.store import redis_client
+from collector.store.aggregate import Aggregator, Snapshot
+from collector.store.buckets import Calendar
+from collector.store.flusher import FlushBatch, Flusher
+from collector.store.packed_snapshot import pack, unpack
+from collector.store.rollup import RollupBuilder
+
+COLLECTIONS = ("cube", "visitors", "first_party", "rejected", "deep_incs", "deep_members", "event_ids")
+
+
+def sessions(snap: Snapshot) -> dict:
+    return {key: (minute, session.as_json()) for key, (minute, session) in snap.sessions.items()}
+
+
+def test_unpacked_is_the_snapshot_entry_for_entry(test_geo_db):
+    snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
+    assert snap.deep_members and snap.sessions and snap.rejected and snap.event_ids  # every kind of entry
+    packed = pack(snap)
+    again = unpack(packed)
+    for name in COLLECTIONS:
+        assert getattr(again, name) == getattr(snap, name), name
+    assert list(again.event_ids.items()) == list(snap.event_ids.items())  # ids in arrival order
+    assert sessions(again) == sessions(snap)
+    assert (again.events, again.cells, again.resent) == (snap.events, snap.cells, snap.resent)
+    assert packed.size < snap.cells * 60  # what it is for: ~30 bytes an entry, against ~145 as objects
+
+
+async def flush_batch(url: str, batch: FlushBatch) -> None:
+    client = aioredis.Redis.from_url(url)
+    flusher = Flusher(client, Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="w",
+                      record_touched=("hour", "day"), dedupe_window=600)
+    try:
+        flusher.pending.append(batch)
+        assert await flusher.flush()
+    finally:
+        await flusher.close()
+        await client.aclose()
+
+
+async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_geo_db):  # noqa: F811
+    packed_into, kept_into = two_redis
+    snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=pack(snap), events=snap.events))
+    await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
+    stored, expected = contents(packed_into.client()), contents(kept_into.client())
+    assert len(expected) > 500 and stored.keys() == expected.keys()
+    for key in expected:
+        assert stored[key][:2] == expected[key][:2], key
+
+
+@pytest.mark.parametrize("fails_in", ["the first batch", "the packed batch"])
+async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, redis_url, small_bounds, fails_in):  # noqa: F811
+    """Sealed while another waits, a batch is packed; a flush that fails midway, in the
+    batch ahead or in the packed one once unpacked, resumes and counts every hit once."""
+    proxy = RedisProxy(redis_server.port)
+    client = redis_client.connect(proxy.url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, round_trip_timeout=0.3)
+    sync = redis_server.client()
+    try:
+        expected = fill(aggregator)
+        flusher.seal()  # first in the queue: kept as it is (its turn is now)
+        fill(aggregator)
+        flusher.seal()  # behind it: packed
+        first, second = flusher.pending
+        assert second.packing is not None
+        await asyncio.wait([second.packing])
+        assert first.snap is not None and first.packed is None
+        assert second.snap is None and second.packed is not None and second.in_memory
+        per_batch = await _round_trips_of_whole_batch(redis_url)
+        await fail_midway(flusher, proxy, after_round_trips=12 if fails_in == "the first batch" else per_batch + 12)
+        assert len(flusher.pending) == (2 if fails_in == "the first batch" else 1)
+        proxy.set_mode("pass")
+        assert await flusher.flush()
+        assert pv_by_app(sync) == {app: 2 * pv for app, pv in expected.items()}
+    finally:
+        await client.aclose()
+        proxy.close()
