@@ -12,6 +12,7 @@ from collector.enrich.device import Device
 from collector.enrich.geo import Region
 from collector.features.deep import DeepFacts, Session
 from collector.hit.record import Hit
+from collector.store import journal as journal_module
 from collector.store.aggregate import NO_VISIT, VISIT_SECOND_PAGE, VISIT_START, Aggregator
 from collector.store.buckets import Calendar
 from collector.store.flusher import FIRST_SEQ, Flusher
@@ -235,6 +236,41 @@ async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path,
     journal.close()
     await client.aclose()
     await flusher.redis.aclose()
+
+
+async def test_a_flushed_batchs_segment_is_removed_off_the_event_loop(tmp_path, redis_server, redis_url, monkeypatch):
+    """Unlinking a segment of megabytes takes milliseconds on ext4: the flusher removes it
+    in a thread, never on the loop that answers hits (issue 17), and the journal's byte
+    count still drops by the segment's size."""
+    import threading
+
+    import redis.asyncio as aioredis
+
+    from collector.store import flusher as flusher_module
+
+    removed_on: list[int] = []
+
+    def remove_segment(segment):
+        removed_on.append(threading.get_ident())
+        return journal_module.remove_segment(segment)
+
+    monkeypatch.setattr(flusher_module, "remove_segment", remove_segment)
+    client = aioredis.from_url(redis_url)
+    aggregator = Aggregator()
+    journal = Journal(tmp_path)
+    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal)
+    flusher.recover(journal.open())
+    journal.begin(flusher.writer, FIRST_SEQ)
+    hit = a_hit()
+    journal.append(encode_hit(hit))
+    aggregator.count(hit)
+    segment_path = tmp_path / f"{flusher.writer}-{FIRST_SEQ:012d}.jnl"
+    assert segment_path.stat().st_size > 0
+    assert await flusher.flush()
+    assert removed_on and threading.get_ident() not in removed_on
+    assert not segment_path.exists() and journal.bytes == 0
+    journal.close()
+    await client.aclose()
 
 
 async def test_batches_sealed_while_one_is_applied_keep_their_snapshot_up_to_memory_max_cells(tmp_path, redis_server, redis_url):

@@ -170,3 +170,27 @@ async def test_the_guards_figures_show_their_state_and_refusals(collector_client
     assert total(samples, "edubeacon_events_rejected_total", reason="rate_limited_client") == 3
     assert total(samples, "edubeacon_events_flagged_total", reason="suspect_visitor") == 2
     assert total(samples, "edubeacon_resent_events_total", outcome="duplicate") == 0
+
+
+async def test_the_snapshot_file_is_written_off_the_event_loop(collector_client):
+    """Writing the snapshot and renaming it over the last one took milliseconds of the hit
+    loop each second (issue 17): the figures are read on the loop, the file is written in
+    a thread, and it holds them."""
+    import orjson
+
+    from collector.web.appkeys import METRICS_BOARD
+
+    client = await collector_client()
+    board = client.server.app[METRICS_BOARD]
+    written_on: list[int] = []
+    write = board._write
+
+    def noting_write(body: bytes) -> None:
+        written_on.append(threading.get_ident())
+        write(body)
+
+    board._write = noting_write
+    await board._publish()
+    assert written_on and threading.get_ident() not in written_on
+    published = orjson.loads(board._path(board.worker).read_bytes())
+    assert published["at"] > time.time() - 60 and published["families"]

@@ -42,7 +42,7 @@ from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, 
 from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
 from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
-from collector.store.journal import Journal, Segment, replay
+from collector.store.journal import Journal, Segment, remove_segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
 from collector.store.pacing import Pacer, no_pacing
 from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
@@ -573,7 +573,10 @@ class Flusher:
                 self.pending.popleft()
                 self._head_failed = False
                 if batch.segment and self.journal:
-                    self.journal.discard(batch.segment)
+                    # Unlinking takes milliseconds (journal.remove_segment): in a thread.
+                    # Should this process die first, the segment's replay is skipped by
+                    # the slots' sequence markers, as after any crash past the apply.
+                    self.journal.discarded(await asyncio.to_thread(remove_segment, batch.segment))
                 if max(batch.cells, batch.events) >= TRIM_AFTER_CELLS:
                     # The build threads' garbage, handed back (collector/allocator.py).
                     await asyncio.to_thread(allocator.trim)

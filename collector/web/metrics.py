@@ -34,6 +34,7 @@ SOURCES; the snapshot, the files, the worker label and the exposition follow.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -310,11 +311,19 @@ class MetricsBoard:
         self._remove_own()  # a worker stopped on purpose: its figures leave with it
 
     async def _publish(self) -> float:
-        self.publish()
+        # The figures are read on the loop (consistent), the file is written in a thread:
+        # writing it and renaming it over the last one took 1 to 5 ms of the hit loop's
+        # time each second on ext4 (issue 17, bench/RESULTS.md session 8).
+        await asyncio.to_thread(self._write, self._snapshot_bytes())
         return PUBLISH_EVERY
 
     def publish(self) -> None:
-        body = orjson.dumps({"at": time.time(), "families": [f.as_json() for f in snapshot(self.app)]})
+        self._write(self._snapshot_bytes())
+
+    def _snapshot_bytes(self) -> bytes:
+        return orjson.dumps({"at": time.time(), "families": [f.as_json() for f in snapshot(self.app)]})
+
+    def _write(self, body: bytes) -> None:
         path = self._path(self.worker)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
