@@ -46,24 +46,23 @@ def _glibc() -> ctypes.CDLL | None:
 def limit_arenas(arenas: int) -> bool:
     """At most `arenas` malloc arenas for this process (0: leave glibc's default). Call it
     before threads start; True when it took effect."""
-    libc = _glibc()
-    if arenas <= 0 or libc is None:
-        return False
-    done = bool(libc.mallopt(M_ARENA_MAX, arenas))
-    if not done:
-        log.warning("mallopt(M_ARENA_MAX, %d) failed: the allocator keeps its default arenas", arenas)
-    return done
+    return _mallopt(M_ARENA_MAX, "M_ARENA_MAX", arenas, "keeps its default arenas")
 
 
 def fix_mmap_threshold(size: int) -> bool:
     """Blocks of at least `size` bytes mapped for themselves, a threshold glibc no longer
     raises (0: leave glibc's dynamic one). True when it took effect."""
+    return _mallopt(M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", size, "keeps its dynamic threshold")
+
+
+def _mallopt(option: int, name: str, value: int, otherwise: str) -> bool:
+    """mallopt(option, value) when value > 0 and glibc is at hand; a warning if refused."""
     libc = _glibc()
-    if size <= 0 or libc is None:
+    if value <= 0 or libc is None:
         return False
-    done = bool(libc.mallopt(M_MMAP_THRESHOLD, size))
+    done = bool(libc.mallopt(option, value))
     if not done:
-        log.warning("mallopt(M_MMAP_THRESHOLD, %d) failed: the allocator keeps its dynamic threshold", size)
+        log.warning("mallopt(%s, %d) failed: the allocator %s", name, value, otherwise)
     return done
 
 
