@@ -746,8 +746,7 @@ class Flusher:
         """The values of `snap` the deployment's caps refuse (store/capping.py)."""
         if self.caps is None:
             return {}
-        wanted, present = await asyncio.to_thread(self.caps.undecided, snap)
-        return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
+        return await self._decided(await asyncio.to_thread(self.caps.undecided, snap))
 
     async def _send(self, batch: FlushBatch, commands: list[Prepared]) -> None:
         """The first part's commands from `batch.done` on, in bounded round trips."""

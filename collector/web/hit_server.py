@@ -43,10 +43,8 @@ from aiohttp import StreamReader, web
 
 from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, RATE_LIMITED, UNAVAILABLE, Answer, Ingest
 from collector.settings import Settings
-from collector.web import hit_head
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
-from collector.web.hit_head import get_hit, read_head
-from collector.web.hit_head import sender as _sender
+from collector.web.hit_head import CONNECTION, CONTENT_LENGTH, get_hit, read_head, sender
 from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
 
 log = logging.getLogger(__name__)
@@ -65,8 +63,6 @@ EVICT_SHARE = 16
 
 
 # The heads the fast path serves, whole (issue 13): hit_head.py's `read_head` says which.
-# The header lines whose values _request reads itself (the first line of each).
-CONTENT_LENGTH, CONNECTION = hit_head.CONTENT_LENGTH, hit_head.CONNECTION
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 
 STATUS_TEXT = {
@@ -443,13 +439,13 @@ class HitConnection(asyncio.Protocol):
                 length = int(length_text)
                 if length > ingest.settings.max_body_bytes:
                     # Answered without reading the body, so the connection cannot go on.
-                    answer, close = ingest.hit_body(None, self.peer, *_sender(values, forwarded)), True
+                    answer, close = ingest.hit_body(None, self.peer, *sender(values, forwarded)), True
                     next_pos = body_start
                 else:
                     if len(buffer) < body_start + length:
                         return NEED_MORE
                     next_pos = body_start + length
-                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *_sender(values, forwarded))
+                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *sender(values, forwarded))
             elif method == b"OPTIONS" and not has_length:
                 answer, next_pos = ingest.preflight(), body_start
             else:
