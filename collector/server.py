@@ -20,7 +20,7 @@ import time
 import uvloop
 from aiohttp import web
 
-from collector import allocator
+from collector import allocator, loop_slice
 from collector.embedded_redis import EmbeddedRedis
 from collector.registry.demo import register_demo_platform
 from collector.settings import Settings, SettingsError, redacted_url
@@ -71,6 +71,7 @@ def run_worker(settings: Settings, worker: int, reuse_port: bool = True) -> None
     allocator.limit_arenas(settings.malloc_arena_max)  # before any thread starts
     allocator.fix_mmap_threshold(settings.malloc_mmap_threshold)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    loop_slice.shorten(settings.loop_slice_us)  # this thread runs the event loop
     uvloop.run(_serve(settings, worker, reuse_port))
 
 

@@ -115,6 +115,11 @@ class Settings:
         "M_MMAP_THRESHOLD, fixed at its start): glibc would raise it as blocks are freed and keep the flush's large "
         "blocks on the heap; 0 keeps glibc's dynamic threshold"
     )
+    loop_slice_us: int = _setting(
+        200, "CPU slice in µs the kernel gives a worker's event loop thread (Linux 6.12+ EEVDF custom slice; its "
+        "threads and build child keep the default): a hit arriving while another task runs on the core preempts it "
+        "instead of waiting up to a scheduler tick; 0 keeps the kernel's default"
+    )
     # Rate limits and the UV guard (hit/ratelimit.py, hit/uvguard.py; docs/protocol.md "Rate limits"):
     # per worker process, in memory; a rate of 0 turns that limit off.
     rate_client: float = _setting(
@@ -313,6 +318,8 @@ class Settings:
             (self.value_max_chars >= 64, "value_max_chars", "must be at least 64"),
             (self.malloc_arena_max >= 0, "malloc_arena_max", "must not be negative"),
             (self.malloc_mmap_threshold >= 0, "malloc_mmap_threshold", "must not be negative"),
+            (self.loop_slice_us == 0 or 100 <= self.loop_slice_us <= 100_000, "loop_slice_us",
+             "must be 0 or from 100 to 100000 (the kernel's range)"),
             *((getattr(self, name) >= 2, name, "must be at least 2")
               for name in ("rate_limit_clients", "uv_guard_identities", "visit_tracker_visitors", "recent_event_ids")),
             (min(self.cap_limits().values()) >= 1, "cap_*", "caps must be at least 1"),
