@@ -6,7 +6,7 @@ log2 CPUs), 1.4 ms on 2 cores) a hit arriving while any other task of the core c
 another process, a kernel thread, a helper thread of this worker — often waits until the
 running task's slice ends, which on a kernel without preemption at HZ 250 is the next
 tick: up to 4 ms. `perf sched` at half the peak rate saw the loop thread runnable and not
-run for 1–4.3 ms some 20–90 times in 5 s behind whatever shared its core
+run for 1–4.3 ms 17–86 times in 5 s behind whatever shared its core
 (bench/RESULTS.md, session 9). A task with a custom slice shorter than the running
 one's preempts it on wakeup, so the loop thread asks for `loop_slice_us`
 (sched_setattr's sched_runtime on a SCHED_OTHER task; no privilege needed).
@@ -15,7 +15,8 @@ Only the loop's thread: SCHED_FLAG_RESET_ON_FORK gives every thread and process 
 starts (the flush's workers, the journal's fsync thread, the build child) the default
 slice back, so the loop also preempts those, and they do not preempt each other more
 often than before (measured: the short slice on every thread of the worker made the
-p99 worse, and cost CPU in extra switches).
+p99 worse, and cost CPU in extra switches). The same flag hands them nice 0 where the
+worker was started at a negative nice.
 
 Elsewhere (another OS, another architecture, an older kernel that takes the call but
 ignores sched_runtime, a policy other than SCHED_OTHER/SCHED_BATCH, a seccomp filter) the
