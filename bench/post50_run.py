@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +40,13 @@ def one_run(duration: float, workdir: Path) -> dict:
     server = bench.server("collector", 1)
     server.start()
     stored: list[tuple[float, int]] = []
+    queued: list[int] = []  # the events waiting for Redis (/api/collector), at each sample
     stop = threading.Event()
 
     def sample(started: float) -> None:
         while not stop.is_set():
             stored.append((time.monotonic() - started, runner.count_events(bench.redis)))
+            queued.append(_backlog(server.url).get("pending_events", 0))
             stop.wait(0.5)
 
     try:
@@ -54,6 +57,7 @@ def one_run(duration: float, workdir: Path) -> dict:
         row = bench.measure(server, "post50", settle_max=20)
         stop.set()
         sampler.join()
+        backlog = _backlog(server.url)
     finally:
         server.stop()
         bench.cleanup(server)
@@ -65,7 +69,19 @@ def one_run(duration: float, workdir: Path) -> dict:
         "peak_rss_mb": round(row["peak_rss_mb"]), "stored_when_load_ended": round(at_end / row["events"], 3),
         "catch_up_s": round(row["settle_s"], 1), "stored": round((row["counted_events"] or 0) / row["events"], 4),
         "other_load_cores": round(row["foreign_cpu_cores"], 2),
+        # The most events waiting for Redis at once, and those left to the journal and
+        # rebuilt from it when due (past memory_max_cells; None: a tree that does not count them).
+        "max_queued_events": max(queued, default=0), "events_rebuilt": backlog.get("events_rebuilt"),
     }
+
+
+def _backlog(url: str) -> dict:
+    """The collector's /api/collector answer (open on loopback); {} if it did not answer."""
+    try:
+        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
+            return json.loads(answer.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def _run_tree(tree: Path, duration: float) -> dict:
