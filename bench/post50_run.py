@@ -10,7 +10,9 @@ seconds, as `python -m bench` does, and reports: events/s answered, the collecto
 in Redis when wrk stopped (sampled every 0.5 s: the flush keeping up, or not), the
 seconds until Redis held them all (catch-up, up to 20 s) and that share then. Other
 processes' CPU during the run is shown: on a shared machine, compare CPU per event and
-catch-up within one invocation, not events/s across hours.
+catch-up within one invocation, not events/s across hours. Also: the event loop thread's
+CPU per event, the most events waiting for Redis at once (/api/collector, every 0.5 s),
+and the events of batches left to the journal and rebuilt from it (past memory_max_cells).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ def one_run(duration: float, workdir: Path) -> dict:
         wrk.run(server.url + "/c", bench.scripts["get"], 1, connections=mode.connections)
         bench.settle(server, 0, 10)
         sampler = threading.Thread(target=sample, args=(time.monotonic(),), daemon=True)
+        worker = server.workers()[0]
+        loop_cpu = _main_thread_cpu(worker)
         sampler.start()
         row = bench.measure(server, "post50", settle_max=20)
+        loop_cpu = _main_thread_cpu(worker) - loop_cpu
         stop.set()
         sampler.join()
         backlog = _backlog(server.url)
@@ -72,7 +77,15 @@ def one_run(duration: float, workdir: Path) -> dict:
         # The most events waiting for Redis at once, and those left to the journal and
         # rebuilt from it when due (past memory_max_cells; None: a tree that does not count them).
         "max_queued_events": max(queued, default=0), "events_rebuilt": backlog.get("events_rebuilt"),
+        # The worker's event loop thread (hits, the loop, the flush's coroutines), run and catch-up.
+        "loop_cpu_us_per_event": round(loop_cpu / max(row["events"], row["counted_events"] or 0) * 1e6, 1),
     }
+
+
+def _main_thread_cpu(pid: int) -> float:
+    """utime + stime of the process's main thread (its event loop), in seconds."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of proc(5)
 
 
 def _backlog(url: str) -> dict:
