@@ -10,7 +10,9 @@ seconds, as `python -m bench` does, and reports: events/s answered, the collecto
 in Redis when wrk stopped (sampled every 0.5 s: the flush keeping up, or not), the
 seconds until Redis held them all (catch-up, up to 20 s) and that share then. Other
 processes' CPU during the run is shown: on a shared machine, compare CPU per event and
-catch-up within one invocation, not events/s across hours.
+catch-up within one invocation, not events/s across hours. Also: the event loop thread's
+CPU per event, the most events waiting for Redis at once (/api/collector, every 0.5 s),
+and the events of batches left to the journal and rebuilt from it (past memory_max_cells).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,21 +42,27 @@ def one_run(duration: float, workdir: Path) -> dict:
     server = bench.server("collector", 1)
     server.start()
     stored: list[tuple[float, int]] = []
+    queued: list[int] = []  # the events waiting for Redis (/api/collector), at each sample
     stop = threading.Event()
 
     def sample(started: float) -> None:
         while not stop.is_set():
             stored.append((time.monotonic() - started, runner.count_events(bench.redis)))
+            queued.append(_backlog(server.url).get("pending_events", 0))
             stop.wait(0.5)
 
     try:
         wrk.run(server.url + "/c", bench.scripts["get"], 1, connections=mode.connections)
         bench.settle(server, 0, 10)
         sampler = threading.Thread(target=sample, args=(time.monotonic(),), daemon=True)
+        worker = server.workers()[0]
+        loop_cpu = _main_thread_cpu(worker)
         sampler.start()
         row = bench.measure(server, "post50", settle_max=20)
+        loop_cpu = _main_thread_cpu(worker) - loop_cpu
         stop.set()
         sampler.join()
+        backlog = _backlog(server.url)
     finally:
         server.stop()
         bench.cleanup(server)
@@ -65,7 +74,27 @@ def one_run(duration: float, workdir: Path) -> dict:
         "peak_rss_mb": round(row["peak_rss_mb"]), "stored_when_load_ended": round(at_end / row["events"], 3),
         "catch_up_s": round(row["settle_s"], 1), "stored": round((row["counted_events"] or 0) / row["events"], 4),
         "other_load_cores": round(row["foreign_cpu_cores"], 2),
+        # The most events waiting for Redis at once, and those left to the journal and
+        # rebuilt from it when due (past memory_max_cells; None: a tree that does not count them).
+        "max_queued_events": max(queued, default=0), "events_rebuilt": backlog.get("events_rebuilt"),
+        # The worker's event loop thread (hits, the loop, the flush's coroutines), run and catch-up.
+        "loop_cpu_us_per_event": round(loop_cpu / max(row["events"], row["counted_events"] or 0) * 1e6, 1),
     }
+
+
+def _main_thread_cpu(pid: int) -> float:
+    """utime + stime of the process's main thread (its event loop), in seconds."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of proc(5)
+
+
+def _backlog(url: str) -> dict:
+    """The collector's /api/collector answer (open on loopback); {} if it did not answer."""
+    try:
+        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
+            return json.loads(answer.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def _run_tree(tree: Path, duration: float) -> dict:

@@ -181,8 +181,9 @@ class Settings:
         100000, "distinct counted entries (app-minute-page-device... cells, visitors) in memory before the batch is sealed early"
     )
     memory_max_cells: int = _setting(
-        500000, "entries held in memory by the live and waiting batches (waiting ones packed: ~30 bytes each): past it, "
-        "journal on, batches sealed wait on disk (rebuilt from the journal when due); journal off, hits get 503"
+        500000, "memory the live and waiting batches may hold, in live entries (~145 bytes each; a waiting batch is "
+        "packed and counts its bytes, ~30 an entry): past it, journal on, batches sealed wait on disk (rebuilt from the "
+        "journal when due); journal off, hits get 503"
     )
     flush_stall_seconds: float = _setting(
         60.0, "/readyz answers 503 once the oldest batch not yet in Redis has waited this long"

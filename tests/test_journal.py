@@ -305,6 +305,48 @@ async def test_batches_sealed_while_one_is_applied_keep_their_snapshot_up_to_mem
     await client.aclose()
 
 
+async def test_packed_batches_spend_memory_max_cells_by_their_bytes(tmp_path, redis_server, redis_url):
+    """Batches waiting packed (~30 bytes an entry) weigh their bytes against memory_max_cells,
+    a budget of live entries (~145 bytes each): many more of them stay in memory than the
+    budget has entries, so a POST-50 queue is not replayed from the journal (issue 17).
+    A batch sealed beyond the budget still waits on disk, and every hit counts once."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    aggregator = Aggregator()
+    journal = Journal(tmp_path)
+    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal,
+                      batch_max_cells=600, memory_max_cells=1800)
+    flusher.recover(journal.open())
+    journal.begin(flusher.writer, FIRST_SEQ)
+    hits = 0
+    while not flusher.pending or flusher.pending[-1].in_memory:
+        for _ in range(200):  # 200 pages, 200 visitors
+            hit = a_hit(page=f"https://e.edu/{hits}", visitor=hits.to_bytes(8, "big"))
+            journal.append(encode_hit(hit))
+            aggregator.count(hit)
+            hits += 1
+        flusher.seal()
+        packing = [b.packing for b in flusher.pending if b.packing]
+        if packing:  # packed before the next is sealed
+            await asyncio.wait(packing)
+        assert len(flusher.pending) < 20
+    kept = [b for b in flusher.pending if b.in_memory]
+    cells = flusher.pending[0].cells  # ~400: the batches are alike
+    assert {b.cells for b in flusher.pending} == {cells}
+    # Counted as entries, 1800 // cells batches stayed in memory; by their bytes, twice as many.
+    assert len(kept) >= 2 * (1800 // cells), [b.held_cells for b in flusher.pending]
+    assert sum(b.held_cells for b in kept) <= 1800 < sum(b.cells for b in kept)
+    on_disk = flusher.pending[-1]
+    assert await flusher.flush()
+    assert journal.bytes == 0
+    assert (flusher.stats.batches_rebuilt, flusher.stats.events_rebuilt) == (1, on_disk.events) == (1, 200)
+    sync = redis_server.client()
+    assert sum(int(sync.hget(k, "pv")) for k in sync.scan_iter("eb:{a|*}:day:*:c")) == hits
+    journal.close()
+    await client.aclose()
+
+
 # ---- records that cannot be decoded ------------------------------------------------------
 
 GOOD = encode_hit(a_hit())

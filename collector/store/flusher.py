@@ -8,10 +8,11 @@ oldest first, which keeps every slot's sequence increasing.
 
 With the journal (journal.py) a batch's events are also on disk, in a segment named
 after (writer, seq): the segment is deleted once Redis has the batch; queued batches
-behind the first wait in memory, packed (packed_snapshot.py), up to memory_max_cells
-entries, and beyond that or behind a failing flush are rebuilt from their segment when
-their turn comes, so a long Redis outage costs disk, not memory; and segments left by a
-crash are replayed at start as the batches they were.
+behind the first wait in memory, packed (packed_snapshot.py), up to the memory of
+memory_max_cells live entries (a packed batch weighs its bytes), and beyond that or
+behind a failing flush are rebuilt from their segment when their turn comes, so a long
+Redis outage costs disk, not memory; and segments left by a crash are replayed at start
+as the batches they were.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ GROUP_CELLS = 5_000
 # A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
 # freed in the allocator: after it, the heap is trimmed (a few ms, in a thread).
 TRIM_AFTER_CELLS = 20_000
+# What a snapshot entry takes in memory while live (tracemalloc, POST-50 batches:
+# bench/RESULTS.md, "Session 8: a queued batch's memory"). memory_max_cells is a budget of
+# that many live entries' bytes: a packed batch (packed_snapshot.py, ~30 bytes an entry)
+# spends it by its size, so about five times as many of its entries fit as of live ones.
+LIVE_CELL_BYTES = 145
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
@@ -244,6 +250,15 @@ class FlushBatch:
         left to its journal segment."""
         return self.snap is not None or self.packed is not None or self.parts is not None
 
+    @property
+    def held_cells(self) -> int:
+        """What it holds in memory, in live entries (memory_max_cells' unit): its entries
+        while live (still packing, or split into parts when due), its bytes once packed,
+        nothing while its counts wait on disk."""
+        if self.packed is not None:
+            return -(-self.packed.size // LIVE_CELL_BYTES)
+        return self.cells if self.in_memory else 0
+
 
 @dataclass(slots=True)
 class FlushStats:
@@ -251,6 +266,10 @@ class FlushStats:
     failures: int = 0  # failed attempts; each is retried
     events_flushed: int = 0
     batches_recovered: int = 0  # replayed from the journal at start
+    # This run's batches left to their journal segment when sealed (past the memory bound,
+    # or behind a failing flush) and rebuilt from it when due, and their events.
+    batches_rebuilt: int = 0
+    events_rebuilt: int = 0
     early_seals: int = 0  # batches sealed before their interval because they grew past batch_max_cells
     round_trips: int = 0
     resent_admitted: int = 0  # re-sent events counted (their first send was not)
@@ -395,10 +414,10 @@ class Flusher:
 
     def _update_memory_bound(self) -> None:
         """Journal off, queued batches live in memory: past `memory_max_cells` entries
-        (the live snapshot and every unapplied batch), hits are refused with a 503."""
+        (the live snapshot and every unapplied batch, packed ones by their bytes), hits are
+        refused with a 503."""
         if self.journal is None:
-            held = self.aggregator.pending_cells + sum(batch.cells for batch in self.pending)
-            self.aggregator.refusing = held >= self.memory_max_cells
+            self.aggregator.refusing = self.aggregator.pending_cells + self._held_cells() >= self.memory_max_cells
 
     def watermark(self) -> float:
         """Everything this writer acknowledged before this instant is in Redis: the
@@ -470,14 +489,20 @@ class Flusher:
         to take them, bench/RESULTS.md session 7), so a flush that merely runs long (a large batch, a busy core) must
         not send the batches sealed meanwhile through it: at POST-50 rates that made every
         flush slower than the one before, and the backlog never drained while the load
-        lasted (issue 17). Behind a failing batch (Redis away), or once the snapshots held
-        for the queue reach memory_max_cells entries, the writes wait on disk."""
+        lasted (issue 17). Behind a failing batch (Redis away), or once the batches held
+        for the queue reach memory_max_cells live entries' memory, the writes wait on disk.
+        The batch sealed now counts as live (it is, until packed); those packed count their
+        bytes: counted as live entries, a POST-50 queue reached the bound at a fifth of the
+        memory it allows, and its later batches were replayed (bench/RESULTS.md session 9)."""
         if not self.pending:
             return False
         if self._head_failed:
             return True
-        held = sum(batch.cells for batch in self.pending if batch.in_memory)
-        return held + cells > self.memory_max_cells
+        return self._held_cells() + cells > self.memory_max_cells
+
+    def _held_cells(self) -> int:
+        """The memory the queued batches hold, in live entries (FlushBatch.held_cells)."""
+        return sum(batch.held_cells for batch in self.pending)
 
     def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
@@ -513,6 +538,9 @@ class Flusher:
             replay(batch.segment.path, scratch, self.journal.quarantine)  # never raises for bad records
             snap = scratch.drain()
             batch.events = snap.events
+            if batch.writer == self.writer:  # not one an earlier run left (batches_recovered)
+                self.stats.batches_rebuilt += 1
+                self.stats.events_rebuilt += snap.events
         batch.snap = None
         if self.record_touched:
             batch.touched = touched_calls(snap, self.rollups.calendar, self.record_touched)

@@ -89,6 +89,10 @@ def backlog(app: web.Application) -> dict:
         "flush_parts_built_apart": stats.parts_built_apart,
         "flush_parts_built_in_thread": stats.parts_built_in_thread,
         "batches_recovered": stats.batches_recovered,
+        # This run's batches that waited on disk (past memory_max_cells, or behind a failing
+        # flush) and were rebuilt from the journal when due, and their events.
+        "batches_rebuilt": stats.batches_rebuilt,
+        "events_rebuilt": stats.events_rebuilt,
         # Re-sent events (re=1, store/dedupe.py): counted, dropped as duplicates, and the
         # times another writer's watermark did not catch up within dedupe_hold_max.
         "resent_admitted": stats.resent_admitted,

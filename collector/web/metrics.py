@@ -177,6 +177,10 @@ def flush_and_journal(app: web.Application) -> Iterable[Family]:
                   b["flush_parts_built_in_thread"])
     yield counter("journal_batches_recovered", "Batches found in the journal at start and replayed.",
                   b["batches_recovered"])
+    yield counter("flush_batches_rebuilt", "This run's batches that waited on disk and were rebuilt from the journal.",
+                  b["batches_rebuilt"])
+    yield counter("flush_events_rebuilt", "Events of the batches rebuilt from the journal (flush_batches_rebuilt).",
+                  b["events_rebuilt"])
     yield histogram("flush_duration_seconds", "Seconds to apply one batch to Redis.", _flusher_durations(app))
     yield gauge("flush_last_success_timestamp_seconds", "Unix time of the last batch applied (0: none yet).",
                 b["last_flush"] or 0)
