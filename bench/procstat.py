@@ -59,6 +59,17 @@ def status_kb(pid: int) -> dict[str, int]:
     return out
 
 
+def reset_peaks(pids: list[int]) -> None:
+    """Set each process's VmHWM back to its current RSS (proc(5) clear_refs, "5"), so the
+    next reading is the peak since now. Processes gone or not ours are left as they are."""
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+
+
 @dataclass
 class TreeSample:
     cpu_s: float  # summed over the tree

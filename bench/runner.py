@@ -101,6 +101,7 @@ class Bench:
         self.scripts: dict[str, Path] = {}
         self.results: dict = {"mode": mode.name, "runs": [], "worst": [], "half_rate": []}
         self.commands: dict[str, str] = {}
+        self.peaks: dict[int, float] = {}  # per process: the highest VmHWM read (measure resets it)
 
     # -- setup -------------------------------------------------------------------------
 
@@ -165,6 +166,10 @@ class Bench:
         mem0 = r.used_memory()
         pids = s.pids
         p0, r0, busy0, own0 = procstat.sample(pids), r.cpu_seconds(), machine_busy_s(), own_cpu_s()
+        # VmHWM is the peak since the process started: reset to the current RSS, it gives
+        # this run's own peak (run_peak_rss_mb); the process's (peak_rss_mb, what the
+        # tables show) is then the largest of the peaks read so far (_process_peak).
+        procstat.reset_peaks(pids)
         extra = during(time.monotonic() + duration) if during else None
         res = wrk.run(s.url + "/c", script, duration, connections=m.connections)
         t_end = time.monotonic()
@@ -206,8 +211,9 @@ class Bench:
             "errors_status": res.errors_status,
             "cpu_us_per_event": server_cpu / handled * 1e6 if handled else None,
             "cpu_cores": server_cpu / wall if wall else None,
-            "peak_rss_mb": max((p1.hwm_mb.get(p, 0) for p in workers), default=0),
-            "peak_rss_mb_all": {str(p): round(p1.hwm_mb.get(p, 0), 1) for p in pids},
+            "peak_rss_mb": max((self._process_peak(p, p0, p1) for p in workers), default=0),
+            "run_peak_rss_mb": max((p1.hwm_mb.get(p, 0) for p in workers), default=0),
+            "peak_rss_mb_all": {str(p): round(self._process_peak(p, p0, p1), 1) for p in pids},
             "rss_anon_mb": max((p1.anon_mb.get(p, 0) for p in workers), default=0),
             "rss_file_mb": max((p1.file_mb.get(p, 0) for p in workers), default=0),
             "redis_cmds_per_event": total_cmds / handled if handled else None,
@@ -225,6 +231,12 @@ class Bench:
         if extra is not None:
             row["during"] = extra
         return row
+
+    def _process_peak(self, pid: int, before: procstat.TreeSample, after: procstat.TreeSample) -> float:
+        """The process's peak RSS since it started, though run_peak_rss_mb resets its VmHWM."""
+        peak = max(self.peaks.get(pid, 0.0), before.hwm_mb.get(pid, 0.0), after.hwm_mb.get(pid, 0.0))
+        self.peaks[pid] = peak
+        return peak
 
     def measure_clean(self, s: servers.ServerProc, shape: str, **kw) -> dict:
         """measure(), again (after waiting for quiet) while other processes disturbed it."""
@@ -572,5 +584,6 @@ def fmt_row(r: dict) -> str:
     tag = r.get("case") or ("half" if r.get("delay_ms") else r["shape"])
     return (f"{r['config']:14s} {tag:8s} {r['rps']:9.0f} req/s {r['eps']:9.0f} ev/s  p50 {r['p50_ms']:7.2f} "
             f"p99 {r['p99_ms']:7.2f} p999 {r['p999_ms']:7.2f} ms  cpu {r['cpu_us_per_event'] or 0:6.1f} us/ev  "
-            f"rss {r['peak_rss_mb']:5.0f} MB  redis {r['redis_cmds_per_event'] or 0:.3f} cmd/ev  err {r['errors']}  "
+            f"rss {r['peak_rss_mb']:5.0f} MB (run {r.get('run_peak_rss_mb', 0):.0f})  "
+            f"redis {r['redis_cmds_per_event'] or 0:.3f} cmd/ev  err {r['errors']}  "
             f"counted {r['counted_events']}  other load {r['foreign_cpu_cores'] or 0:.2f} cores")

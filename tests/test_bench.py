@@ -51,6 +51,7 @@ def test_every_configuration_and_shape_was_measured(smoke):
         assert r["duration_s"] > 0
         assert r["cpu_us_per_event"] is None or r["cpu_us_per_event"] >= 0
         assert r["peak_rss_mb"] > 0
+        assert 0 < r["run_peak_rss_mb"] <= r["peak_rss_mb"]  # the run's own peak, within the process's
         if r["config"] != "naive":  # the naive collector may answer nothing in a 1 s run
             assert r["requests"] > 0 and r["errors"] == 0, r
 

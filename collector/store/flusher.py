@@ -115,6 +115,7 @@ ScriptCall = tuple[list[str], list[redis_client.Arg]]
 def encode_calls(
     writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0,
     pace: Callable[[], None] = no_pacing, first_sends: dedupe.FirstSends | None = None,
+    sink: Callable[[ScriptCall], None] | None = None,
 ) -> list[ScriptCall]:
     """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes` and record the slot's
     `first_sends` (their set is in this slot: the app's and day's), in order, numbered
@@ -122,11 +123,15 @@ def encode_calls(
 
     Sorted, so a batch rebuilt from its journal segment splits into the very same calls
     as the first attempt: a retry after a partial apply then skips exactly what landed.
+
+    With `sink`, each call is handed to it as soon as it is complete, and none is kept
+    (the list returned is empty): the flush packs a call at once and drops its argument
+    list, instead of holding every call's arguments of a part until all are packed.
     """
     script_keys = [keys.flush_sequence(writes.tag, writer), keys.sessions(writes.tag), keys.migration_guard(writes.tag)]
     if first_sends is not None:
         script_keys.append(first_sends.key)
-    calls = _CallWriter(script_keys, seq * PARTS + first_call)
+    calls = _CallWriter(script_keys, seq * PARTS + first_call, sink)
     for prefixes in sorted(writes.buckets):
         pace()
         deltas = writes.buckets[prefixes]
@@ -141,7 +146,7 @@ def encode_calls(
     if first_sends is not None:
         calls.ids(first_sends.ttl, first_sends.ids)
     calls.close()
-    if len(calls.calls) >= RESENT_CALLS:
+    if calls.made >= RESENT_CALLS:
         raise ValueError("flush too large to number its calls")
     return calls.calls
 
@@ -150,10 +155,12 @@ class _CallWriter:
     """The script calls of one slot, filled item by item, a new call begun whenever the
     next piece would take one past CALL_ARGS arguments (a long suffix continues in it)."""
 
-    def __init__(self, script_keys: list[str], base: int) -> None:
+    def __init__(self, script_keys: list[str], base: int, sink: Callable[[ScriptCall], None] | None = None) -> None:
         self.script_keys = script_keys  # the same in every call of the slot
         self.base = base
         self.calls: list[ScriptCall] = []
+        self.sink = sink if sink is not None else self.calls.append  # where each complete call goes
+        self.made = 0  # calls complete so far (each numbered base + its rank)
         self.args: list[redis_client.Arg] = []
         self.prefixes: Prefixes = ()
         self.count_at = -1  # where the open 'b' item's group count is in `args` (-1: none open)
@@ -203,7 +210,8 @@ class _CallWriter:
 
     def close(self) -> None:
         if self.args:
-            self.calls.append((self.script_keys, [self.base + len(self.calls) + 1, keys.SEQ_MARKER_TTL, *self.args]))
+            self.made += 1
+            self.sink((self.script_keys, [self.base + self.made, keys.SEQ_MARKER_TTL, *self.args]))
         self.args, self.count_at = [], -1
 
 
@@ -555,15 +563,26 @@ class Flusher:
         first_sends: dict[str, dedupe.FirstSends] = {}
         if part.event_ids and self.dedupe_window:
             first_sends = dedupe.first_sends_by_slot(part, self.rollups.calendar, self.dedupe_window, self.clock())
-        slots = self.rollups.build(part, pace)
+        slots = deque(self.rollups.build(part, pace))
         slots += [SlotWrites(tag) for tag in sorted(first_sends.keys() - {writes.tag for writes in slots})]  # ids alone
-        commands: list[redis_client.Command] = [
-            ("EVALSHA", sha, len(script_keys), *script_keys, *args)
-            for writes in slots
-            for script_keys, args in encode_calls(
-                writes, batch.writer, batch.seq, self.completed_percent, pace=pace, first_sends=first_sends.get(writes.tag)
+        # Each script call is packed as soon as it is complete, and each slot's writes are
+        # dropped once encoded: the arguments of a whole part (~18 MB for 59,000 entries
+        # of POST-10 traffic, against 3 MB packed) never exist at once (issue 17, RSS
+        # during POST runs; bench/RESULTS.md session 9).
+        packed: list[Prepared] = []
+
+        def add(call: ScriptCall) -> None:
+            script_keys, args = call
+            pace()
+            packed.append(self._prepared_one(("EVALSHA", sha, len(script_keys), *script_keys, *args)))
+
+        while slots:
+            writes = slots.popleft()
+            encode_calls(
+                writes, batch.writer, batch.seq, self.completed_percent, pace=pace, first_sends=first_sends.get(writes.tag),
+                sink=add,
             )
-        ]
+        commands: list[redis_client.Command] = []
         if new_apps:
             commands.append(("SADD", keys.APPS, *sorted(new_apps)))
         if first_sends and batch.writer != self.writer:
@@ -571,7 +590,7 @@ class Flusher:
             # ids apart, after its script calls: those calls that landed are skipped now,
             # so the ids are sent apart too (idempotent; only batches found at start).
             commands += dedupe.first_send_commands(part, self.rollups.calendar, self.dedupe_window, self.clock())
-        return self._prepared(commands, pace)
+        return packed + self._prepared(commands, pace)
 
     def _prepared(self, commands: list[redis_client.Command], pace: Callable[[], None] = no_pacing) -> list[Prepared]:
         """Packed for a single Redis (here, often in the flusher's thread); as they are
@@ -583,6 +602,10 @@ class Flusher:
             pace()
             packed.append(redis_client.pack(*command))
         return packed
+
+    def _prepared_one(self, command: redis_client.Command) -> Prepared:
+        """One command as _prepared makes it: packed, or as it is for a cluster."""
+        return command if self.cluster else redis_client.pack(*command)
 
     async def flush(self) -> bool:
         """Seal and apply every pending batch, oldest first. True when nothing is left."""
