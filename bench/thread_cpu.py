@@ -124,6 +124,7 @@ class Accounting:
     requests: int
     rps: float
     seconds: float
+    errors: int  # wrk's: connect, read, write, timeouts and answers ≥ 400
     # role -> (user µs/req, system µs/req, voluntary switches/req, involuntary/req)
     roles: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     gc: dict[str, float] = field(default_factory=dict)
@@ -229,7 +230,7 @@ def measure(kind: str, env: dict[str, str], label: str, options: Options, tree: 
     finally:
         server.stop()
         redis.stop()
-    acc = Accounting(result.requests, result.rps, result.duration_s)
+    acc = Accounting(result.requests, result.rps, result.duration_s, result.errors)
     acc.flush = {name: flush1[name] - flush0.get(name, 0) for name in flush1}
     sums: dict[str, list[float]] = {}
     for key, end in after.items():
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name].append(measure(kind, env, f"{name}-{n}", options, tree))
     for kind, runs in results.items():  # kind: the variant's name
         print(f"\n{kind}, GET saturated, {args.seconds:g} s, {args.rounds} rounds: "
-              + ", ".join(f"{r.rps:,.0f} req/s" for r in runs))
+              + ", ".join(f"{r.rps:,.0f} req/s" for r in runs) + "; wrk errors: " + ", ".join(str(r.errors) for r in runs))
         names = sorted({name for r in runs for name in r.roles}, key=lambda n: -runs[0].roles.get(n, (0, 0))[0])
         print(f"{'µs CPU per request (median)':28s} {'user':>7s} {'system':>7s} {'total':>7s} {'vol sw/req':>10s} {'invol/req':>9s}")
         total = [0.0, 0.0]
