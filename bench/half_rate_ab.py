@@ -2,13 +2,15 @@
 
     python -m bench.half_rate_ab [--rps 3800] [--seconds 12] [--rounds 3] \\
         --variant unpaced:COLLECTOR_FLUSH_CPU_SHARE=1 --variant paced:COLLECTOR_FLUSH_CPU_SHARE=0.5
+    python -m bench.half_rate_ab --rps 4400 --base /tmp/old   # this tree against another checkout
 
 What `python -m bench`'s half-rate run measures (collector x1 on CPU 0, wrk and a fresh
 redis-server on CPU 1, the realistic GET requests of bench/out/get.requests, 64
 connections each pausing before every request), for several settings of the same tree,
 each round starting every variant afresh in turn so the machine's drift hits them alike.
 Needs the request file a `python -m bench --smoke` (or --quick) run writes. Each variant:
-NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector. Besides wrk's
+NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector; `--base TREE` adds
+the collector of another checkout (run from it by this venv) as variant "base". Besides wrk's
 latencies: the collector's CPU per request (every process of its tree: workers, flush
 build processes) and the other load on the machine during the run (busy cores not
 ours: other users of a shared machine), both over the measured seconds.

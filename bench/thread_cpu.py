@@ -1,6 +1,7 @@
 """Issue 17: where a saturated collector's CPU goes, per thread and per process.
 
-    python -m bench.thread_cpu [--seconds 8] [--rounds 2] [--ceiling] [--perf DIR] [--gc]
+    python -m bench.thread_cpu [--seconds 8] [--rounds 2] [--ceiling] [--base TREE] \\
+        [--variant NAME:VAR=VALUE,...] [--gc] [--probe] [--perf DIR | --pyspy DIR]
 
 Runs like bench.half_rate_ab at `--rps 100000` (collector x1 on CPU 0, wrk and a fresh
 redis-server on CPU 1, bench/out/get.requests, 64 connections), and reads
@@ -13,7 +14,11 @@ bare aiohttp server (bench/ceiling.py) the same way, in the same rounds. `--perf
 records `perf record -g` of the server's loop thread during the measured seconds
 (perf.data per server and round in DIR). `--gc` loads a sitecustomize into the server that
 times every garbage collection (gc.callbacks) and reports collections and their time
-per request over the measured seconds.
+per request over the measured seconds; `--probe` one that measures the loop thread's CPU
+inside the fast path's `data_received` and inside its `_request` (the hit). `--base TREE`
+runs another checkout's collector (a worktree of main) in the same rounds, `--variant` this
+tree's under other settings; every run also reports the flusher's parts built apart / in
+the thread.
 """
 
 from __future__ import annotations
