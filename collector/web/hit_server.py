@@ -8,14 +8,16 @@ it is almost always one of a few fixed byte strings. This protocol reads the com
 shape of a hit request itself, calls the same Ingest methods as the aiohttp routes, and
 writes the answer; pipelined requests in one read get one write.
 
-The answers are written once the loop has read every connection that had data (a
-callback soon after this round of reads), not within each read's callback: on the
-loopback the bench drives, a write to a client that sleeps wakes it (the kernel signals
-its CPU), and our ~50 µs per hit between two writes let it fall asleep again each time,
-so every answer paid that wake-up (about 8 µs of our CPU per hit at saturation,
-bench/RESULTS.md session 9). aiohttp's handlers, run as tasks after the reads, write
-that way too. Before a connection is closed or handed to aiohttp, what it has not sent
-yet is written first, in order.
+Under load (the loop's last round of reads answered more than one connection), the
+answers are not written within each read's callback but together: at the end of the round
+(a callback soon after it) or as soon as SEND_GROUP connections wait. On the loopback the
+bench drives, a write to a client that sleeps wakes it (the kernel signals its CPU), and
+our ~50 µs per hit between two writes let it fall asleep again each time, so every answer
+paid that wake-up (about 8 µs of our CPU per hit at saturation, bench/RESULTS.md session
+9); aiohttp's handlers, run as tasks after the reads, write back to back too. A lone
+answer goes at once (waiting would only add latency), and so do a connection's answers
+past UNSENT_MAX. Before a connection is closed, expired, evicted or handed to aiohttp,
+what it has not sent yet is written first, in order.
 
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
 `Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
