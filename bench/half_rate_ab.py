@@ -2,13 +2,15 @@
 
     python -m bench.half_rate_ab [--rps 3800] [--seconds 12] [--rounds 3] \\
         --variant unpaced:COLLECTOR_FLUSH_CPU_SHARE=1 --variant paced:COLLECTOR_FLUSH_CPU_SHARE=0.5
+    python -m bench.half_rate_ab --rps 4400 --base /tmp/old   # this tree against another checkout
 
 What `python -m bench`'s half-rate run measures (collector x1 on CPU 0, wrk and a fresh
 redis-server on CPU 1, the realistic GET requests of bench/out/get.requests, 64
 connections each pausing before every request), for several settings of the same tree,
 each round starting every variant afresh in turn so the machine's drift hits them alike.
 Needs the request file a `python -m bench --smoke` (or --quick) run writes. Each variant:
-NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector. Besides wrk's
+NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector; `--base TREE` adds
+the collector of another checkout (run from it by this venv) as variant "base". Besides wrk's
 latencies: the collector's CPU per request (every process of its tree: workers, flush
 build processes) and the other load on the machine during the run (busy cores not
 ours: other users of a shared machine), both over the measured seconds.
@@ -47,13 +49,15 @@ class Run:
     built: str  # flush parts built by the build process / in the thread (/api/collector)
 
 
-def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float) -> Run:
+def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float, tree: Path | None = None) -> Run:
     work = Path(tempfile.mkdtemp(prefix="half-rate-", dir=HERE / "out"))
     redis = servers.RedisServer(work / "redis")
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the collector's settings (ServerProc inherits the environment)
     try:
         server = servers.collector(servers.free_port(), 1, redis.url, "0", work / "collector.log", work / "data")
+        if tree is not None:  # another checkout's collector (--base)
+            server.cwd = tree
         server.start()
     finally:
         for name, value in saved.items():
@@ -84,7 +88,8 @@ def parts_built(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", action="append", required=True, help="NAME:VAR=VALUE[,VAR=VALUE...]")
+    parser.add_argument("--variant", action="append", default=[], help="NAME:VAR=VALUE[,VAR=VALUE...]")
+    parser.add_argument("--base", type=Path, help="another checkout (a worktree of main): its collector as variant 'base'")
     parser.add_argument("--rps", type=float, default=3800.0, help="target GET requests a second")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -93,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     if not requests.exists():
         print(f"{requests} is missing: run `python -m bench --smoke` once first", file=sys.stderr)
         return 2
-    variants = [parse_variant(text) for text in args.variant]
+    variants = [parse_variant(text) for text in args.variant] or [("this tree", {})]
+    if args.base:
+        variants.append(("base", {}))
     delay_script = wrk.write_script(HERE / "out" / "half-rate-ab.lua", requests, CONNECTIONS / args.rps * 1000)
     warm_script = wrk.write_script(HERE / "out" / "half-rate-warm.lua", requests)
     results: dict[str, list[Run]] = {name: [] for name, _ in variants}
     for _ in range(args.rounds):
         for name, env in variants:
-            results[name].append(one_run(env, delay_script, warm_script, args.seconds))
+            tree = args.base.resolve() if name == "base" else None
+            results[name].append(one_run(env, delay_script, warm_script, args.seconds, tree))
     print(f"GET at {args.rps:,.0f} req/s asked, {args.seconds:g} s per run, {args.rounds} rounds; median of the rounds")
     print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>7s}"
           f" {'CPU µs/req':>10s} {'other load':>10s}   p99 of each round (other load, parts built apart/in thread)")

@@ -132,6 +132,7 @@ class ServerProc:
     log_path: Path
     proc: subprocess.Popen | None = None
     pids: list[int] = field(default_factory=list)
+    cwd: Path = ROOT  # the checkout whose code runs (another worktree: an A/B between trees)
 
     @property
     def url(self) -> str:
@@ -140,7 +141,7 @@ class ServerProc:
     def start(self, timeout: float = 60.0) -> None:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            pinned(self.cmd, self.cpus), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            pinned(self.cmd, self.cpus), cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout

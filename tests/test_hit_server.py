@@ -570,3 +570,60 @@ def test_with_the_access_log_every_request_goes_through_aiohttp_and_is_logged(tm
         sock.settimeout(5)
         assert sock.recv(4096) == b""  # closed at aiohttp's keep-alive timeout, which is ours
     collector.wait_for(lambda: '"GET /c?k=app1' in collector.log())
+
+
+class RecordingTransport:
+    """A transport that keeps what is written to it, for the protocol's own tests."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str):
+        return ("127.0.0.1", 40000) if name == "peername" else None
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "written after close"
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_under_load_answers_wait_for_the_round_in_order_and_go_before_a_close(collector_client):
+    client = await collector_client()
+    server = client.server.runner.server  # the HitServer
+    await asyncio.sleep(0)
+    server._batching = True  # as after a round that answered several connections
+    connections = []
+    for _ in range(collector.web.hit_server.SEND_GROUP + 2):
+        connection = collector.web.hit_server.HitConnection(server)
+        connection.connection_made(transport := RecordingTransport())
+        connections.append((connection, transport))
+    for connection, _ in connections:
+        connection.data_received(HIT.encode())
+    # A full group went at once; the rest waits for the end of the round.
+    assert [len(t.written) for _, t in connections] == [1] * collector.web.hit_server.SEND_GROUP + [0, 0]
+    last, transport = connections[-1]
+    last.data_received((HIT * 2).encode())  # a second read of that connection in the same round
+    last.data_received(HIT.replace("Host: x\r\n", "Host: x\r\nConnection: close\r\n").encode())
+    # Closed at once, with the answers it held first, in order: one write, then the close.
+    assert transport.closed and len(transport.written) == 1
+    assert transport.written[0].count(b"HTTP/1.1 204") == 4 and transport.written[0].endswith(b"Connection: close\r\n\r\n")
+    await asyncio.sleep(0)  # the round ends
+    assert [len(t.written) for _, t in connections] == [1] * (collector.web.hit_server.SEND_GROUP + 2)
+    assert not server._batching or server._round_answers == 0
+
+
+async def test_a_lone_answer_is_written_at_once(collector_client):
+    client = await collector_client()
+    server = client.server.runner.server
+    await asyncio.sleep(0)
+    server._batching = False  # the last round answered one connection, or none
+    connection = collector.web.hit_server.HitConnection(server)
+    connection.connection_made(transport := RecordingTransport())
+    connection.data_received(HIT.encode())
+    assert len(transport.written) == 1

@@ -8,6 +8,17 @@ it is almost always one of a few fixed byte strings. This protocol reads the com
 shape of a hit request itself, calls the same Ingest methods as the aiohttp routes, and
 writes the answer; pipelined requests in one read get one write.
 
+Under load (the loop's last round of reads answered more than one connection), the
+answers are not written within each read's callback but together: at the end of the round
+(a callback soon after it) or as soon as SEND_GROUP connections wait. On the loopback the
+bench drives, a write to a client that sleeps wakes it (the kernel signals its CPU), and
+our ~50 µs per hit between two writes let it fall asleep again each time, so every answer
+paid that wake-up (about 8 µs of our CPU per hit at saturation, bench/RESULTS.md session
+9); aiohttp's handlers, run as tasks after the reads, write back to back too. A lone
+answer goes at once (waiting would only add latency), and so do a connection's answers
+past UNSENT_MAX. Before a connection is closed, expired, evicted or handed to aiohttp,
+what it has not sent yet is written first, in order.
+
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
 `Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
 judges it: hit_head.py's read_head) or over MAX_HEAD: the connection,
@@ -54,6 +65,12 @@ log = logging.getLogger(__name__)
 MAX_HEAD = 8190
 SWEEP_EVERY = 1.0  # the Date header's and the deadline sweep's clock tick
 
+# Under load, answers are written in groups of at most this many connections: the wake-ups
+# are shared, and the first answer of a long round does not wait for the whole round.
+SEND_GROUP = 8
+# A connection's answers held for the end of a round of reads, at most (bytes): about the
+# transport's high-water mark, past which it would stop reading a client that does not read.
+UNSENT_MAX = 65536
 # What a connection is waiting for; the phase a deadline passed in is counted.
 IDLE, HEAD, BODY = "idle", "head", "body"
 # At the cap, this share of the connections, the longest idle between requests, are
@@ -105,6 +122,15 @@ class HitServer:
         self._answers: dict[int, bytes] = {}
         self._ingest: Ingest | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        # Connections whose answers wait for the end of this round of reads (send_soon).
+        self._unsent: list[HitConnection] = []
+        self._round_answers = 0  # connections answered in this round of reads
+        self._round_ending = False  # _round_done is scheduled
+        self._batching = False  # the last round answered several: this one's answers wait for its end
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # made outside a running loop (in-process benches): answers go at once
+            self._loop = None
         self._tick()
 
     # aiohttp's runner calls these on its server.
@@ -117,6 +143,7 @@ class HitServer:
             self._tick_handle.cancel()
             self._tick_handle = None
         for connection in list(self.connections):
+            connection.send_unsent()
             connection.transport.close()
         self.web.pre_shutdown()
 
@@ -153,6 +180,8 @@ class HitServer:
         idle += [t for t in self.handed_over.values() if t.phase is IDLE and not t.transport.is_closing()]
         oldest = heapq.nsmallest(max(self.max_connections // EVICT_SHARE, 1), idle, key=_deadline)
         for connection in oldest:
+            if isinstance(connection, HitConnection):
+                connection.send_unsent()  # its last answers first
             close_now(connection.transport)
         self.stats.evicted += len(oldest)
         return bool(oldest)  # their descriptors are freed at once, before ours is counted
@@ -162,6 +191,33 @@ class HitServer:
         self.stats.refused += 1
         transport.write(TOO_MANY_CONNECTIONS)
         transport.close()
+
+    def send_soon(self, connection: HitConnection) -> None:
+        """Write `connection`'s answers now, or, under load, with the round's others (the module docstring says why)."""
+        if self._loop is None:
+            connection.send_unsent()
+            return
+        if not self._round_ending:
+            self._round_ending = True
+            self._loop.call_soon(self._round_done)
+        self._round_answers += 1
+        if not self._batching:
+            connection.send_unsent()
+            return
+        self._unsent.append(connection)
+        if len(self._unsent) >= SEND_GROUP:
+            self._send_answers()
+
+    def _round_done(self) -> None:
+        self._round_ending = False
+        self._send_answers()
+        self._batching = self._round_answers > 1
+        self._round_answers = 0
+
+    def _send_answers(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for connection in unsent:
+            connection.send_unsent()
 
     def hand_over(self, connection: HitConnection, data: bytes) -> None:
         """Give the connection, with `data` (from the start of a request on), to aiohttp.
@@ -332,11 +388,12 @@ class HandedOver(asyncio.Protocol):
 class HitConnection(asyncio.Protocol):
     """One client connection while its requests are hits (see the module docstring)."""
 
-    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase")
+    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase", "unsent")
 
     def __init__(self, server: HitServer) -> None:
         self.server = server
         self.buffer = b""
+        self.unsent = b""  # answers not written yet: the server writes them after this round of reads
         self.peer: str | None = None
         self.phase = IDLE  # meaningful while `buffer` holds part of a request
         self.deadline = server.now + server.request_timeout  # for the first request
@@ -356,10 +413,30 @@ class HitConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.unsent = b""  # nobody to read them
 
     def expire(self) -> None:
         self.server.stats.timed_out[self.phase if self.buffer else IDLE] += 1
+        self.send_unsent()
         close_now(self.transport)
+
+    def send_unsent(self, then: bytes = b"") -> None:
+        """Write the answers waiting for the end of the round, then `then`, at once."""
+        data, self.unsent = self.unsent + then if self.unsent else then, b""
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _answer(self, out: list[bytes]) -> None:
+        data = b"".join(out) if len(out) > 1 else out[0]
+        if self.unsent:  # a second read of this connection in the same round
+            self.unsent += data
+        else:
+            self.unsent = data
+            self.server.send_soon(self)
+        if len(self.unsent) > UNSENT_MAX:
+            # A pipelining client: written now, so that the transport's flow control
+            # (pause_writing) stops reading it within this round, as before.
+            self.send_unsent()
 
     # A client that does not read its answers stops being read (pipelined floods).
     def pause_writing(self) -> None:
@@ -409,7 +486,7 @@ class HitConnection(asyncio.Protocol):
                 self.phase = waiting
                 self.deadline = self.server.now + self.server.request_timeout
         if out:
-            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            self._answer(out)
 
     def _request(self, buffer: bytes, pos: int, end: int, out: list[bytes]) -> int:
         """Answer the request whose head is buffer[pos:end]; where the next one starts.
@@ -456,14 +533,13 @@ class HitConnection(asyncio.Protocol):
         out.append(self.server.encode(answer, close))
         self.server.stats.answered(answer.status, started)
         if close:
-            self.transport.write(b"".join(out))
+            self.send_unsent(b"".join(out))
             self.transport.close()
             return CLOSED
         return next_pos
 
     def _hand_over(self, out: list[bytes], rest: bytes, new_request: bool) -> None:
-        if out:
-            self.transport.write(b"".join(out))
+        self.send_unsent(b"".join(out))  # ours before aiohttp's
         if new_request:  # else it began in an earlier read and keeps its deadline
             self.deadline = self.server.now + self.server.request_timeout
         self.buffer = b""

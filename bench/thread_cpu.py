@@ -1,0 +1,343 @@
+"""Issue 17: where a saturated collector's CPU goes, per thread and per process.
+
+    python -m bench.thread_cpu [--seconds 8] [--rounds 2] [--ceiling] [--base TREE] \\
+        [--variant NAME:VAR=VALUE,...] [--gc] [--probe] [--perf DIR | --pyspy DIR]
+
+Runs like bench.half_rate_ab at `--rps 100000` (collector x1 on CPU 0, wrk and a fresh
+redis-server on CPU 1, bench/out/get.requests, 64 connections), and reads
+/proc/PID/task/TID/stat of every process of the server's tree before and after the
+measured seconds: each thread's user and system CPU, and its context switches, per
+answered request. The loop thread is the one whose TID is the PID; the others are the
+default executor's threads (flusher, journal fsync, metrics snapshots: asyncio.to_thread)
+and the flush build child (collector/store/build_worker.py). `--ceiling` measures the
+bare aiohttp server (bench/ceiling.py) the same way, in the same rounds. `--perf DIR`
+records `perf record -g` of the server's loop thread during the measured seconds
+(perf.data per server and round in DIR). `--gc` loads a sitecustomize into the server that
+times every garbage collection (gc.callbacks) and reports collections and their time
+per request over the measured seconds; `--probe` one that measures the loop thread's CPU
+inside the fast path's `data_received` and inside its `_request` (the hit). `--base TREE`
+runs another checkout's collector (a worktree of main) in the same rounds, `--variant` this
+tree's under other settings; every run also reports the flusher's parts built apart / in
+the thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procstat, servers, wrk
+
+HERE = Path(__file__).resolve().parent
+CONNECTIONS = 64
+RPS = 100_000  # far above what one process answers: saturation
+
+# `--probe`: the loop thread's CPU inside the fast path's data_received and inside its
+# _request (the hit: head, Ingest, journal), cumulative, written about once a second.
+PROBE_SITECUSTOMIZE = '''
+import os, time
+from collector.web import hit_server
+_totals = [0, 0.0, 0.0]  # requests, CPU in data_received, CPU in _request
+_out = open(os.environ["THREAD_CPU_PROBE_LOG"] + f".{os.getpid()}", "a")
+_next = [time.monotonic() + 1.0]
+_data_received, _request = hit_server.HitConnection.data_received, hit_server.HitConnection._request
+def data_received(self, data):
+    start = time.thread_time()
+    _data_received(self, data)
+    _totals[1] += time.thread_time() - start
+    now = time.monotonic()
+    if now >= _next[0]:
+        _next[0] = now + 1.0
+        _out.write("%r %d %r %r\\n" % (time.time(), *_totals))
+        _out.flush()
+def request(self, buffer, pos, end, out):
+    start = time.thread_time()
+    try:
+        return _request(self, buffer, pos, end, out)
+    finally:
+        _totals[0] += 1
+        _totals[2] += time.thread_time() - start
+hit_server.HitConnection.data_received, hit_server.HitConnection._request = data_received, request
+'''
+
+GC_SITECUSTOMIZE = '''
+import atexit, gc, json, os, time
+_log, _start = [], [0.0]
+def _timed(phase, info):
+    if phase == "start":
+        _start[0] = time.thread_time()
+    else:
+        _log.append((time.time(), info["generation"], time.thread_time() - _start[0], info["collected"]))
+gc.callbacks.append(_timed)
+def _dump():
+    with open(os.environ["THREAD_CPU_GC_LOG"] + f".{os.getpid()}", "w") as fh:
+        json.dump(_log, fh)
+atexit.register(_dump)
+'''
+
+
+@dataclass
+class ThreadTimes:
+    name: str
+    user: int  # clock ticks
+    system: int
+    voluntary: int  # context switches
+    involuntary: int
+
+
+def thread_times(pid: int, tid: int) -> ThreadTimes:
+    with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+        data = fh.read()
+    name = data[data.index("(") + 1 : data.rindex(")")]
+    fields = data[data.rindex(")") + 2 :].split()
+    switches = {}
+    with open(f"/proc/{pid}/task/{tid}/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key.endswith("ctxt_switches"):
+                switches[key] = int(value)
+    return ThreadTimes(name, int(fields[11]), int(fields[12]), switches.get("voluntary_ctxt_switches", 0),
+                       switches.get("nonvoluntary_ctxt_switches", 0))
+
+
+def snapshot(pids: list[int]) -> dict[tuple[int, int], ThreadTimes]:
+    out = {}
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                out[(pid, tid)] = thread_times(pid, tid)
+            except OSError:
+                pass
+    return out
+
+
+@dataclass
+class Accounting:
+    requests: int
+    rps: float
+    seconds: float
+    errors: int  # wrk's: connect, read, write, timeouts and answers ≥ 400
+    # role -> (user µs/req, system µs/req, voluntary switches/req, involuntary/req)
+    roles: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    gc: dict[str, float] = field(default_factory=dict)
+    flush: dict[str, float] = field(default_factory=dict)  # the flusher's counters over the measured seconds
+
+
+FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread")
+
+
+def flush_figures(url: str) -> dict[str, float]:
+    """The collector's flush counters (/api/collector); {} for the ceiling."""
+    try:
+        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
+            figures = json.load(answer)
+    except (OSError, ValueError):
+        return {}
+    return {name: figures.get(name, 0) for name in FLUSH_FIGURES}
+
+
+def role(pid: int, tid: int, main_pid: int, cmdline: str) -> str:
+    if "build_worker" in cmdline:
+        return "build child"
+    if pid == main_pid:
+        return "loop thread" if tid == pid else "other threads (executor)"
+    return "other process"
+
+
+@dataclass
+class Options:
+    seconds: float
+    perf_dir: Path | None = None
+    pyspy_dir: Path | None = None
+    gc: bool = False
+    probe: bool = False
+
+
+def start_server(
+    kind: str, work: Path, redis: servers.RedisServer, env: dict[str, str], options: Options, tree: Path | None = None,
+) -> servers.ServerProc:
+    """The server, with `env` (collector settings) and the sitecustomize of the probes asked for."""
+    env = dict(env)
+    site = [code for wanted, code in ((options.gc, GC_SITECUSTOMIZE), (options.probe and kind != "ceiling", PROBE_SITECUSTOMIZE))
+            if wanted]
+    if site:
+        (work / "site").mkdir()
+        (work / "site" / "sitecustomize.py").write_text("\n".join(site))
+        env |= {"PYTHONPATH": str(work / "site"), "THREAD_CPU_GC_LOG": str(work / "gc"),
+                "THREAD_CPU_PROBE_LOG": str(work / "probe")}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # the server inherits the environment
+    try:
+        if kind == "ceiling":
+            server = servers.ceiling(servers.free_port(), 1, "0", work / "server.log")
+        else:
+            server = servers.collector(servers.free_port(), 1, redis.url, "0", work / "server.log", work / "data")
+            if tree is not None:
+                server.cwd = tree
+        server.start()
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    return server
+
+
+def profiler(main_pid: int, label: str, options: Options) -> subprocess.Popen | None:
+    """perf or py-spy on CPU 1, started ~1 s into wrk's run and stopped before its end."""
+    seconds = int(max(options.seconds - 2, 1))
+    if options.perf_dir is not None:
+        options.perf_dir.mkdir(parents=True, exist_ok=True)
+        cmd = ["perf", "record", "-g", "-F", "999", "-t", str(main_pid), "-o", str(options.perf_dir / f"{label}.perf.data"),
+               "--", "sleep", str(seconds)]
+    elif options.pyspy_dir is not None:
+        options.pyspy_dir.mkdir(parents=True, exist_ok=True)
+        # Python stacks of every thread, not pausing the server (--nonblocking), idle excluded.
+        cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--threads", "-r", "200", "-f", "raw",
+               "-d", str(seconds), "-p", str(main_pid), "-o", str(options.pyspy_dir / f"{label}.txt")]
+    else:
+        return None
+    return subprocess.Popen(["taskset", "-c", "1", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(kind: str, env: dict[str, str], label: str, options: Options, tree: Path | None = None) -> Accounting:
+    work = Path(tempfile.mkdtemp(prefix="thread-cpu-", dir=HERE / "out"))
+    redis = servers.RedisServer(work / "redis")
+    server = start_server(kind, work, redis, env, options, tree)
+    delay_script = wrk.write_script(HERE / "out" / "half-rate-ab.lua", HERE / "out" / "get.requests", CONNECTIONS / RPS * 1000)
+    warm_script = wrk.write_script(HERE / "out" / "half-rate-warm.lua", HERE / "out" / "get.requests")
+    try:
+        wrk.run(server.url + "/c", warm_script, 2)
+        time.sleep(1)
+        assert server.proc is not None
+        main_pid = server.proc.pid
+        pids = procstat.tree(main_pid)
+        cmdlines = {p: servers._cmdline(p) for p in pids}
+        profiling = profiler(main_pid, label, options)
+        flush0 = flush_figures(server.url)
+        before, t0 = snapshot(pids), time.time()
+        result = wrk.run(server.url + "/c", delay_script, options.seconds)
+        after, t1 = snapshot(pids), time.time()
+        flush1 = flush_figures(server.url)
+        if profiling is not None:
+            profiling.wait(30)
+    finally:
+        server.stop()
+        redis.stop()
+    acc = Accounting(result.requests, result.rps, result.duration_s, result.errors)
+    acc.flush = {name: flush1[name] - flush0.get(name, 0) for name in flush1}
+    sums: dict[str, list[float]] = {}
+    for key, end in after.items():
+        start = before.get(key, ThreadTimes(end.name, 0, 0, 0, 0))  # a thread started during the run
+        name = role(key[0], key[1], main_pid, cmdlines.get(key[0], ""))
+        row = sums.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+        row[0] += end.user - start.user
+        row[1] += end.system - start.system
+        row[2] += end.voluntary - start.voluntary
+        row[3] += end.involuntary - start.involuntary
+    per = 1e6 / procstat.TICK / max(result.requests, 1)
+    for name, (u, s, v, i) in sums.items():
+        acc.roles[name] = (u * per, s * per, v / max(result.requests, 1), i / max(result.requests, 1))
+    if options.gc:
+        acc.gc = gc_figures(work, main_pid, t0, t1, result.requests)
+    if options.probe:
+        acc.gc |= probe_figures(work, main_pid, t0, t1)
+    return acc
+
+
+def probe_figures(work: Path, pid: int, t0: float, t1: float) -> dict[str, float]:
+    """µs of the loop thread's CPU per fast-path request inside data_received and _request."""
+    path = work / f"probe.{pid}"
+    if not path.exists():
+        return {}
+    lines = [[float(x) for x in line.split()] for line in path.read_text().splitlines()]
+    inside = [line for line in lines if t0 <= line[0] <= t1]
+    if len(inside) < 2:
+        return {}
+    first, last = inside[0], inside[-1]
+    requests = max(last[1] - first[1], 1)
+    return {"probe: requests/s": requests / (last[0] - first[0]),
+            "probe: data_received µs/req": (last[2] - first[2]) * 1e6 / requests,
+            "probe: _request µs/req": (last[3] - first[3]) * 1e6 / requests}
+
+
+def gc_figures(work: Path, pid: int, t0: float, t1: float, requests: int) -> dict[str, float]:
+    path = work / f"gc.{pid}"
+    if not path.exists():
+        return {}
+    log = [entry for entry in json.loads(path.read_text()) if t0 <= entry[0] <= t1]
+    out: dict[str, float] = {}
+    for gen in (0, 1, 2):
+        mine = [e for e in log if e[1] == gen]
+        out[f"gc gen{gen} /s"] = len(mine) / (t1 - t0)
+        out[f"gc gen{gen} µs/req"] = sum(e[2] for e in mine) * 1e6 / max(requests, 1)
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, settings = text.partition(":")
+    return name, dict(pair.split("=", 1) for pair in settings.split(",") if pair)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ceiling", action="store_true", help="also the bare aiohttp server, interleaved")
+    parser.add_argument("--perf", type=Path, help="record perf of the loop thread into this directory")
+    parser.add_argument("--pyspy", type=Path, help="record py-spy (raw stacks, every thread) into this directory")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME:VAR=VALUE[,VAR=VALUE...]: the collector under these settings too, interleaved")
+    parser.add_argument("--base", type=Path, help="another checkout (e.g. a worktree of main): its collector too, interleaved")
+    parser.add_argument("--gc", action="store_true", help="time the server's garbage collections")
+    parser.add_argument("--probe", action="store_true", help="the loop's CPU inside data_received and _request")
+    args = parser.parse_args(argv)
+    if not (HERE / "out" / "get.requests").exists():
+        print("bench/out/get.requests is missing: run `python -m bench --smoke` once first", file=sys.stderr)
+        return 2
+    variants: dict[str, dict[str, str]] = {"collector": {}} | dict(parse_variant(text) for text in args.variant)
+    if args.base:
+        variants["base"] = {}
+    if args.ceiling:
+        variants["ceiling"] = {}
+    results: dict[str, list[Accounting]] = {k: [] for k in variants}
+    options = Options(args.seconds, args.perf, args.pyspy, args.gc, args.probe)
+    for n in range(args.rounds):
+        for name, env in variants.items():
+            kind = "ceiling" if name == "ceiling" else "collector"
+            tree = args.base.resolve() if name == "base" else None
+            results[name].append(measure(kind, env, f"{name}-{n}", options, tree))
+    for kind, runs in results.items():  # kind: the variant's name
+        print(f"\n{kind}, GET saturated, {args.seconds:g} s, {args.rounds} rounds: "
+              + ", ".join(f"{r.rps:,.0f} req/s" for r in runs) + "; wrk errors: " + ", ".join(str(r.errors) for r in runs))
+        names = sorted({name for r in runs for name in r.roles}, key=lambda n: -runs[0].roles.get(n, (0, 0))[0])
+        print(f"{'µs CPU per request (median)':28s} {'user':>7s} {'system':>7s} {'total':>7s} {'vol sw/req':>10s} {'invol/req':>9s}")
+        total = [0.0, 0.0]
+        for name in names:
+            cols = [statistics.median(r.roles.get(name, (0, 0, 0, 0))[k] for r in runs) for k in range(4)]
+            total[0] += cols[0]
+            total[1] += cols[1]
+            print(f"{name:28s} {cols[0]:7.1f} {cols[1]:7.1f} {cols[0] + cols[1]:7.1f} {cols[2]:10.3f} {cols[3]:9.3f}")
+        print(f"{'all':28s} {total[0]:7.1f} {total[1]:7.1f} {sum(total):7.1f}")
+        if runs[0].flush:
+            for key in runs[0].flush:
+                print(f"  {key}: " + ", ".join(f"{r.flush.get(key, 0):g}" for r in runs))
+        if runs[0].gc:
+            for key in runs[0].gc:
+                print(f"  {key}: " + ", ".join(f"{r.gc.get(key, 0):.2f}" for r in runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
