@@ -209,15 +209,21 @@ def test_one_process_per_journal_directory(tmp_path):
     Journal(tmp_path).open()
 
 
+def journaled_flusher(tmp_path: Path, client, **bounds) -> tuple[Aggregator, Journal, Flusher]:
+    """A flusher over a fresh journal in tmp_path, writing to `client`, ready to take hits."""
+    aggregator = Aggregator()
+    journal = Journal(tmp_path)
+    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal, **bounds)
+    flusher.recover(journal.open())
+    journal.begin(flusher.writer, FIRST_SEQ)
+    return aggregator, journal, flusher
+
+
 async def test_batches_behind_a_failing_one_wait_on_disk_not_in_memory(tmp_path, redis_server, redis_url):
     import redis.asyncio as aioredis
 
     client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nobody there
-    aggregator = Aggregator()
-    journal = Journal(tmp_path)
-    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal)
-    flusher.recover(journal.open())
-    journal.begin(flusher.writer, FIRST_SEQ)
+    aggregator, journal, flusher = journaled_flusher(tmp_path, client)
     for round_ in range(3):
         hit = a_hit(visitor=bytes([round_]) * 8)
         journal.append(encode_hit(hit))
@@ -256,11 +262,7 @@ async def test_a_flushed_batchs_segment_is_removed_off_the_event_loop(tmp_path, 
 
     monkeypatch.setattr(flusher_module, "remove_segment", remove_segment)
     client = aioredis.from_url(redis_url)
-    aggregator = Aggregator()
-    journal = Journal(tmp_path)
-    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal)
-    flusher.recover(journal.open())
-    journal.begin(flusher.writer, FIRST_SEQ)
+    aggregator, journal, flusher = journaled_flusher(tmp_path, client)
     hit = a_hit()
     journal.append(encode_hit(hit))
     aggregator.count(hit)
@@ -280,12 +282,7 @@ async def test_batches_sealed_while_one_is_applied_keep_their_snapshot_up_to_mem
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(redis_url)
-    aggregator = Aggregator()
-    journal = Journal(tmp_path)
-    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal,
-                      batch_max_cells=3, memory_max_cells=9)
-    flusher.recover(journal.open())
-    journal.begin(flusher.writer, FIRST_SEQ)
+    aggregator, journal, flusher = journaled_flusher(tmp_path, client, batch_max_cells=3, memory_max_cells=9)
     for round_ in range(4):  # the first batch is queued (its flush under way), three more are sealed behind it
         hit = a_hit(visitor=bytes([round_]) * 8)
         journal.append(encode_hit(hit))
@@ -313,12 +310,7 @@ async def test_packed_batches_spend_memory_max_cells_by_their_bytes(tmp_path, re
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(redis_url)
-    aggregator = Aggregator()
-    journal = Journal(tmp_path)
-    flusher = Flusher(client, aggregator, RollupBuilder(Calendar("Asia/Shanghai"), {}), 1.0, journal,
-                      batch_max_cells=600, memory_max_cells=1800)
-    flusher.recover(journal.open())
-    journal.begin(flusher.writer, FIRST_SEQ)
+    aggregator, journal, flusher = journaled_flusher(tmp_path, client, batch_max_cells=600, memory_max_cells=1800)
     hits = 0
     while not flusher.pending or flusher.pending[-1].in_memory:
         for _ in range(200):  # 200 pages, 200 visitors
