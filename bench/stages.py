@@ -243,6 +243,9 @@ def fast_path_connection(ingest):
         def write(self, data):
             pass
 
+        def is_closing(self):  # asked before the held answers are written (send_unsent)
+            return False
+
     connection = HitConnection(server)
     connection.connection_made(Transport())
     return connection
