@@ -54,6 +54,9 @@ class Sink:
     def write(self, data):
         pass
 
+    def is_closing(self):  # asked before the fast path's held answers are written
+        return False
+
 
 def load_base(ref: str) -> ModuleType:
     """`collector.web.hit_server` as of `ref`, imported as `hit_server_base`."""

@@ -34,8 +34,22 @@ def backlog(collector) -> dict:
 
 
 def settle(collector, tally, timeout: float = 40.0) -> dict:
-    """Wait until every acknowledged event is in Redis and nothing is pending."""
-    collector.wait_for(lambda: totals(collector)["pv"] >= tally.acked and backlog(collector)["pending_flushes"] == 0, timeout)
+    """Wait until every acknowledged event is in Redis and nothing is pending.
+
+    A read may be refused with a 503 meanwhile: just after Redis restarts, the first
+    pipeline on a pooled connection to the old server fails once (redis-py does not
+    retry a pipeline on "Connection closed by server"). That is the read API's answer
+    while Redis is unreachable, not a miscount: asked again, as a client would. The
+    final read must succeed."""
+
+    def settled() -> bool:
+        status, body = http.get_json(collector.base_url + "/api/stats", {"app": "ref"})
+        if status == 503:
+            return False
+        assert status == 200, body
+        return body["totals"]["pv"] >= tally.acked and backlog(collector)["pending_flushes"] == 0
+
+    collector.wait_for(settled, timeout)
     time.sleep(0.5)
     return totals(collector)
 
