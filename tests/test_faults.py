@@ -36,11 +36,11 @@ def backlog(collector) -> dict:
 def settle(collector, tally, timeout: float = 40.0) -> dict:
     """Wait until every acknowledged event is in Redis and nothing is pending.
 
-    A read may be refused with a 503 meanwhile: just after Redis restarts, the first
-    pipeline on a pooled connection to the old server fails once (redis-py does not
-    retry a pipeline on "Connection closed by server"). That is the read API's answer
-    while Redis is unreachable, not a miscount: asked again, as a client would. The
-    final read must succeed."""
+    A read refused with a 503 meanwhile (Redis still loading its AOF, or not reachable
+    yet) is the read API's answer while Redis is unavailable, not a miscount: asked again,
+    as a client would. The final read must succeed. (The 503 once seen here after a
+    restart, a pooled connection to the old server, is now retried by the API itself:
+    tests/test_redis_client.py.)"""
 
     def settled() -> bool:
         status, body = http.get_json(collector.base_url + "/api/stats", {"app": "ref"})

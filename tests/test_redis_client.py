@@ -65,3 +65,38 @@ def test_cluster_waves_keep_one_call_per_slot_in_flight_in_order():
              ("ZADD", "b", 1, "m"), ("ZADD", "b", 2, "n"), ("EVALSHA", "sha", 2, "a", "x", 4)]
     # Script calls of one slot one per wave; the idempotent ZADDs all in the first.
     assert waves(calls, slot) == [[calls[0], calls[2], calls[3], calls[4]], [calls[1]], [calls[5]]]
+
+
+async def test_a_read_is_made_again_on_a_fresh_connection_after_redis_restarted(tmp_path):
+    """After a restart of Redis, the connections pooled before it are dead, and the first
+    pipeline on one fails ("Connection closed by server"): the read API answered 503 once
+    (tests/test_faults.py). again_after_a_dropped_connection makes it once more, which
+    is enough with three dead connections in the pool; a Redis that stays away still raises."""
+    from conftest import start_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    redis = start_redis(tmp_path / "redis")
+    client = redis_client.connect(redis.url)
+    pool = client.connection_pool
+    held = [await pool.get_connection() for _ in range(3)]  # three connected, then idle in the pool
+    for connection in held:
+        await pool.release(connection)
+    await client.set("k", "v")
+
+    async def read() -> list:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.get("k")
+            return await pipe.execute()
+
+    try:
+        redis.proc.terminate()
+        redis.proc.wait(10)
+        redis = start_redis(tmp_path / "redis", port=redis.port)  # empty: nothing saved
+        assert await redis_client.again_after_a_dropped_connection(read) == [None]
+        redis.proc.terminate()
+        redis.proc.wait(10)
+        with pytest.raises(RedisConnectionError):
+            await redis_client.again_after_a_dropped_connection(read)
+    finally:
+        redis.proc.kill()
+        await client.aclose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -58,10 +58,10 @@ async def api_report(request: web.Request) -> web.Response:
         except BadQuery as exc:  # too large a read (api/stats.py ReadBudget)
             raise Refusal(400, str(exc)) from None
 
-    return await _answer_report(api, report(), fmt, request.app[SETTINGS].report_font)
+    return await _answer_report(api, report, fmt, request.app[SETTINGS].report_font)
 
 
-async def _answer_report(api: StatsAPI, reading: Awaitable[dict], fmt: str, font: str) -> web.Response:
+async def _answer_report(api: StatsAPI, reading: Callable[[], Awaitable[dict]], fmt: str, font: str) -> web.Response:
     """The report in `fmt`, or the answer that refuses it (as /api/stats would)."""
     outcome = await api.guarded(reading)
     if isinstance(outcome, web.Response):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -34,6 +34,7 @@ from collector.registry.groups import BadGroup, GroupRef, readable_by
 from collector.registry.model import KEYED_STATES, REVOKED, TEST_SERIES_SUFFIX, RegistrySnapshot
 from collector.registry.store import RegistryStore
 from collector.settings import Settings
+from collector.store import redis_client
 from collector.web.appkeys import CALENDAR, CLOCK, INGEST, REDIS, REDIS_OUTAGE, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class StatsAPI:
                 answer["group"] = group.as_dict()
             return answer
 
-        return await self._answer(read())
+        return await self._answer(read)
 
     async def readable(self, who: Reader, subject: str, kind: str) -> tuple[GroupRef | None, list[str]]:
         """(the group or None for an app, the series to read), or Refusal: 400 for a group
@@ -222,7 +223,7 @@ class StatsAPI:
             who = await self.access.reader(request)
             return {"groups": [g.as_dict() for g in await self.access.registry.groups() if who.may_read_group(g)]}
 
-        return await self._answer(groups())
+        return await self._answer(groups)
 
     async def catalogue(self, request: web.Request) -> web.Response:
         """PUT /api/catalogue?app=A: the true resource counts, for views per resource."""
@@ -247,7 +248,7 @@ class StatsAPI:
             await self.reader.upload_catalogue(app, fields)
             return {"app": app, "fields": len(fields)}
 
-        return await self._answer(upload())
+        return await self._answer(upload)
 
     async def apps(self, request: web.Request) -> web.Response:
         admission = request.app[INGEST].admission
@@ -262,18 +263,19 @@ class StatsAPI:
                 seen = await self.reader.apps()
             return {"apps": [app for app in seen if who.may_read(app)]}
 
-        return await self._answer(apps())
+        return await self._answer(apps)
 
-    async def _answer(self, reading: Awaitable[dict]) -> web.Response:
-        """200 with what `reading` returns, its refusal, or 503 when Redis cannot be reached."""
+    async def _answer(self, reading: Callable[[], Awaitable[dict]]) -> web.Response:
+        """200 with what `reading()` returns, its refusal, or 503 when Redis cannot be reached."""
         outcome = await self.guarded(reading)
         return outcome if isinstance(outcome, web.Response) else _json(outcome)
 
-    async def guarded(self, reading: Awaitable[dict]) -> dict | web.Response:
-        """What `reading` returns, or the answer that refuses it (its refusal, or 503 when
-        Redis cannot be reached): for handlers that render the figures themselves."""
+    async def guarded(self, reading: Callable[[], Awaitable[dict]]) -> dict | web.Response:
+        """What `reading()` returns, or the answer that refuses it (its refusal, or 503 when
+        Redis cannot be reached): for handlers that render the figures themselves. A read
+        whose connection Redis dropped (just after a restart) is made once more."""
         try:
-            body = await reading
+            body = await redis_client.again_after_a_dropped_connection(reading)
         except Refusal as refused:
             return refused.response()
         except (RedisError, OSError) as exc:
