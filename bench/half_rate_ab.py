@@ -19,13 +19,11 @@ ours: other users of a shared machine), both over the measured seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +76,8 @@ def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds:
 
 def parts_built(url: str) -> str:
     """"apart/thread": the flush parts the build process and the thread built (loopback reads it)."""
-    try:
-        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
-            figures = json.load(answer)
-    except (OSError, ValueError):
+    figures = servers.collector_figures(url)
+    if not figures:
         return "?"
     return f"{figures.get('flush_parts_built_apart', '?')}/{figures.get('flush_parts_built_in_thread', '?')}"
 

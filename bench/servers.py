@@ -6,6 +6,7 @@ on CPU 0 (`--workers 2`: CPUs 0-1), the load generator and Redis on CPU 1.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -181,6 +182,16 @@ class ServerProc:
             return self.proc.wait()
         finally:
             self.log.close()
+
+
+def collector_figures(url: str, timeout: float = 5.0) -> dict:
+    """The collector's /api/collector answer (open on loopback); {} when it does not answer
+    (a ceiling server, or a collector gone)."""
+    try:
+        with urllib.request.urlopen(url + "/api/collector", timeout=timeout) as answer:
+            return json.loads(answer.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def _cmdline(pid: int) -> str:

@@ -31,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procstat, servers, wrk
+from .half_rate_ab import parse_variant
 
 HERE = Path(__file__).resolve().parent
 CONNECTIONS = 64
@@ -141,10 +141,8 @@ FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thr
 
 def flush_figures(url: str) -> dict[str, float]:
     """The collector's flush counters (/api/collector); {} for the ceiling."""
-    try:
-        with urllib.request.urlopen(url + "/api/collector", timeout=5) as answer:
-            figures = json.load(answer)
-    except (OSError, ValueError):
+    figures = servers.collector_figures(url)
+    if not figures:
         return {}
     return {name: figures.get(name, 0) for name in FLUSH_FIGURES}
 
@@ -283,11 +281,6 @@ def gc_figures(work: Path, pid: int, t0: float, t1: float, requests: int) -> dic
         out[f"gc gen{gen} /s"] = len(mine) / (t1 - t0)
         out[f"gc gen{gen} µs/req"] = sum(e[2] for e in mine) * 1e6 / max(requests, 1)
     return out
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    name, _, settings = text.partition(":")
-    return name, dict(pair.split("=", 1) for pair in settings.split(",") if pair)
 
 
 def main(argv: list[str] | None = None) -> int:
