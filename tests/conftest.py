@@ -58,7 +58,17 @@ class RedisServer:
         return redis.Redis(port=self.port, decode_responses=False)
 
 
+_TEST_REDIS: list[RedisServer] = []
+
+
 def start_redis(directory: Path, port: int | None = None, appendonly: bool = False) -> RedisServer:
+    """A redis-server of the calling test's own: killed after the test even if it fails."""
+    server = spawn_redis(directory, port, appendonly)
+    _TEST_REDIS.append(server)
+    return server
+
+
+def spawn_redis(directory: Path, port: int | None = None, appendonly: bool = False) -> RedisServer:
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -88,7 +98,7 @@ def start_redis(directory: Path, port: int | None = None, appendonly: bool = Fal
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> RedisServer:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
+    server = spawn_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.proc.terminate()
     server.proc.wait(10)
@@ -243,14 +253,16 @@ _LAUNCHED: list[RunningCollector] = []
 
 
 @pytest.fixture(autouse=True)
-def _kill_leftover_collectors():
-    """A failing test must not leave collector processes behind."""
+def _kill_leftover_processes():
+    """A failing test must not leave collector or redis-server processes behind."""
     yield
-    while _LAUNCHED:
-        running = _LAUNCHED.pop()
-        if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.wait()
+    leftovers = [running.proc for running in _LAUNCHED] + [server.proc for server in _TEST_REDIS]
+    _LAUNCHED.clear()
+    _TEST_REDIS.clear()
+    for proc in leftovers:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # Tests send ad-hoc app keys: their collectors count any key (registry=open) unless a
