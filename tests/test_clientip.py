@@ -45,3 +45,35 @@ def test_by_default_only_loopback_is_a_trusted_proxy():
     for peer in ("10.0.0.1", "172.17.0.1", "203.0.113.9", "fd00::1"):
         assert default.client_ip(peer, "115.236.1.1") == peer
     assert ClientIPResolver(Settings.from_env({}, trusted_proxies="").trusted_proxies).client_ip("127.0.0.1", "1.2.3.4") == "127.0.0.1"
+
+
+def _kind_by_ipaddress(resolver: ClientIPResolver, address: str) -> int:
+    """The verdict as ipaddress gives it: what ClientIPResolver.kind did for every address
+    before its dotted-quad fast path, kept here as the specification."""
+    import ipaddress
+
+    from collector.hit.clientip import NOT_AN_IP, TRUSTED, UNTRUSTED
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return NOT_AN_IP
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return TRUSTED if any(ip in net for net in resolver.networks) else UNTRUSTED
+
+
+def test_kind_agrees_with_ipaddress_on_edges_junk_and_random_addresses():
+    import random
+
+    from tests.test_geo import _PARSE_CASES
+
+    resolvers = [PROXIES, ClientIPResolver(["0.0.0.0/0"]), ClientIPResolver(["192.168.1.7", "172.16.0.0/12", "::1"])]
+    edges = ["9.255.255.255", "10.0.0.0", "10.255.255.255", "11.0.0.0", "127.0.0.1", "127.0.0.2", "126.255.255.255",
+             "172.15.255.255", "172.16.0.0", "172.31.255.255", "172.32.0.0", "192.168.1.6", "192.168.1.7",
+             "192.168.1.8", "::ffff:10.1.2.3", "::ffff:11.1.2.3", "fd00::1", "fe00::1", "::1", "1.2.3.4, 5.6.7.8"]
+    rng = random.Random(7)
+    randoms = [".".join(str(rng.randrange(256)) for _ in range(4)) for _ in range(3000)]
+    for resolver in resolvers:
+        for address in [*_PARSE_CASES, *edges, *randoms]:
+            assert resolver.kind(address) == _kind_by_ipaddress(resolver, address), (resolver.networks, address)

@@ -10,6 +10,7 @@ import pytest
 
 from collector.enrich import geo
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region, describe_region_key
+from collector.hit.clientip import ipv4_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -297,7 +298,7 @@ def test_fast_parsers_accept_exactly_what_ipaddress_accepts(text):
         addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(text)
     except ValueError:
         addr = None
-    v4 = geo._ipv4_value(text)
+    v4 = ipv4_value(text)
     assert v4 == (int(addr) if addr is not None and addr.version == 4 else None)
     v6 = geo._global_ipv6_value(text)
     if v6 is not None:  # only global unicast, and then the very address ipaddress reads

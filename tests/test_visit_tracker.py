@@ -35,3 +35,23 @@ def test_a_full_table_of_recent_visitors_forgets_its_older_half_even_when_all_ca
     for i in range(5):  # all in one second: ties at the median go too, so the table never stays full
         same.visit_flag(bytes([i]), T0)
     assert len(same) <= 2
+
+
+def test_day_and_month_keys_are_the_salted_hashes_of_ip_and_user_agent():
+    """A hit's two visitor keys in one call: the same bytes as `visitor` per period, and
+    as before (BLAKE2b keyed with the period's salt over "IP\\0User-Agent"), so that a
+    worker updated within a day counts its visitors under the keys it used before."""
+    from hashlib import blake2b
+
+    from collector.hit.visitors import DIGEST_SIZE, VisitorHasher
+
+    hasher = VisitorHasher()
+    hasher.set_salt("d:2026-11-30", b"day salt")
+    hasher.set_salt("m:2026-11", b"month salt")
+    ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 16_3 like Mac OS X) MicroMessenger/8.0.33 \ud800"  # a lone surrogate too
+    day, month = hasher.day_and_month("d:2026-11-30", "m:2026-11", "1.2.3.4", ua)
+    identity = f"1.2.3.4\0{ua}".encode("utf-8", "replace")
+    assert day == blake2b(identity, key=b"day salt", digest_size=DIGEST_SIZE).digest()
+    assert month == blake2b(identity, key=b"month salt", digest_size=DIGEST_SIZE).digest()
+    assert (day, month) == (hasher.visitor("d:2026-11-30", "1.2.3.4", ua), hasher.visitor("m:2026-11", "1.2.3.4", ua))
+    assert day != month

@@ -28,6 +28,7 @@ import maxminddb
 
 from collector.enrich import cn_regions
 from collector.enrich.hashed_cache import HashedCache
+from collector.hit.clientip import ipv4_value
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +84,6 @@ _UNPLACEABLE_V4 = [
     )
 ]
 _UNPLACEABLE_V4_STARTS = [low for low, _ in _UNPLACEABLE_V4]  # sorted, disjoint: bisect
-
-
-def _ipv4_value(ip: str) -> int | None:
-    """A dotted-quad IPv4 string as an int, or None for anything else (IPv6, junk: the
-    ipaddress path decides those). inet_pton is as strict as ipaddress: no leading
-    zeros, spaces, short forms or non-ASCII digits."""
-    try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
-    except (OSError, ValueError, UnicodeError):
-        return None
 
 
 # IPv6 global unicast, 2000::/3: all of today's IPv6 clients, and no address in it is
@@ -251,7 +242,7 @@ class GeoResolver:
         return self._cached.cache_info()
 
     def _resolve(self, ip: str) -> Region:
-        value = _ipv4_value(ip)
+        value = ipv4_value(ip)
         if value is not None:  # the common case, without an ipaddress object
             if _is_unplaceable_v4(value):
                 return UNKNOWN_REGION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 
 NOT_AN_IP, UNTRUSTED, TRUSTED = 0, 1, 2
@@ -15,6 +16,12 @@ MAX_ADDRESSES = 16_384
 class ClientIPResolver:
     def __init__(self, trusted_proxies: Sequence[str], max_addresses: int = MAX_ADDRESSES) -> None:
         self.networks = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in trusted_proxies]
+        # The IPv4 networks as (network, netmask) ints: a new client's dotted quad is judged
+        # without an ipaddress object (~3 µs of a new address's hit; a third of the
+        # realistic traffic's hits bring an address not seen lately).
+        self._v4_networks = [
+            (int(net.network_address), int(net.netmask)) for net in self.networks if net.version == 4
+        ]
         # address text -> NOT_AN_IP / UNTRUSTED / TRUSTED: parsing an address costs ~1 µs,
         # a dict hit ~50 ns, and the same clients and proxies come back all day. Bounded
         # like the geo cache, which the same client addresses fill: each entry keeps its
@@ -25,17 +32,26 @@ class ClientIPResolver:
     def kind(self, address: str) -> int:
         known = self._kind.get(address)
         if known is None:
-            try:
-                ip = ipaddress.ip_address(address)
-                if ip.version == 6 and ip.ipv4_mapped:
-                    ip = ip.ipv4_mapped
-                known = TRUSTED if any(ip in net for net in self.networks) else UNTRUSTED
-            except ValueError:
-                known = NOT_AN_IP
+            value = ipv4_value(address)
+            if value is not None:  # the common case
+                known = TRUSTED if any(value & mask == net for net, mask in self._v4_networks) else UNTRUSTED
+            else:
+                known = self._kind_of_other(address)
             if len(self._kind) >= self.max_addresses:
                 self._kind.clear()
             self._kind[address] = known
         return known
+
+    def _kind_of_other(self, address: str) -> int:
+        """The kind of what is not a dotted quad: IPv6 (an IPv4-mapped one judged as its
+        IPv4 address), or not an IP at all."""
+        try:
+            ip = ipaddress.ip_address(address)
+            if ip.version == 6 and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            return TRUSTED if any(ip in net for net in self.networks) else UNTRUSTED
+        except ValueError:
+            return NOT_AN_IP
 
     def is_trusted(self, address: str) -> bool:
         return self.kind(address) == TRUSTED
@@ -62,3 +78,14 @@ class ClientIPResolver:
             if kind == UNTRUSTED:
                 break
         return client
+
+
+def ipv4_value(address: str) -> int | None:
+    """A dotted-quad IPv4 string as an int, or None for anything else (IPv6, junk: the
+    ipaddress path decides those). inet_pton is as strict as ipaddress: no leading zeros,
+    spaces, short forms or non-ASCII digits (tests/test_geo.py). Here, compiled, for the
+    geo lookup (enrich/geo.py) too."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+    except (OSError, ValueError, UnicodeError):
+        return None

@@ -290,7 +290,8 @@ class Ingest:
         found = memo.get((app, minute, ip, ua)) if memo is not None else None
         if found is None:
             _, _, day, month = self.calendar.buckets_of_minute(minute)
-            found = (self.hasher.visitor(day.id, ip, ua), self.hasher.visitor(month.id, ip, ua), day.id, month.id)
+            visitor, month_visitor = self.hasher.day_and_month(day.id, month.id, ip, ua)
+            found = (visitor, month_visitor, day.id, month.id)
             if memo is not None:
                 memo[(app, minute, ip, ua)] = found
         return found

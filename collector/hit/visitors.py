@@ -42,6 +42,15 @@ class VisitorHasher:
         platform, so a group's UV is the union of its platforms' HyperLogLogs, a distinct
         count across them (docs/groups-and-reports.md). Hashed per platform, a union would
         be a sum."""
+        return self._hashed(period, _identity(ip, ua))
+
+    def day_and_month(self, day: str, month: str, ip: str, ua: str) -> tuple[bytes, bytes]:
+        """`visitor` under the day's and under the month's salt: every hit needs both, and
+        the identity (an IP and a ~250-character User-Agent) is encoded once for the two."""
+        identity = _identity(ip, ua)
+        return self._hashed(day, identity), self._hashed(month, identity)
+
+    def _hashed(self, period: str, identity: bytes) -> bytes:
         keyed = self._keyed.get(period)
         if keyed is None:
             # Redis has not given us this period's salt (unreachable at start). Hash with
@@ -51,7 +60,7 @@ class VisitorHasher:
             self._local_fallback.add(period)
             log.warning("no shared visitor salt for %s yet: using a local one", period)
         hashed = keyed.copy()
-        hashed.update(f"{ip}\0{ua}".encode("utf-8", "replace"))
+        hashed.update(identity)
         return hashed.digest()
 
     def retain(self, periods: set[str]) -> None:
@@ -59,6 +68,11 @@ class VisitorHasher:
         for period in [p for p in self._keyed if p not in periods]:
             del self._keyed[period]
             self._local_fallback.discard(period)
+
+
+def _identity(ip: str, ua: str) -> bytes:
+    """What a visitor key hashes: the client's IP and User-Agent."""
+    return f"{ip}\0{ua}".encode("utf-8", "replace")
 
 
 # Visitors a VisitTracker remembers by default (settings.visit_tracker_visitors), ~110
