@@ -54,7 +54,7 @@ async def flush_batch(url: str, batch: FlushBatch) -> None:
 async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_geo_db):  # noqa: F811
     packed_into, kept_into = two_redis
     snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
-    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=pack(snap), events=snap.events))
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=[pack(snap)], events=snap.events))
     await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
     stored, expected = contents(packed_into.client()), contents(kept_into.client())
     assert len(expected) > 500 and stored.keys() == expected.keys()
