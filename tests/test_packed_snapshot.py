@@ -13,10 +13,13 @@ from test_build_worker import with_event_ids
 from test_flush_bounds import _round_trips_of_whole_batch, fail_midway, fill, make_flusher, pv_by_app, small_bounds  # noqa: F401
 from test_flush_fanout import TTLS, contents, realistic_snapshot, two_redis  # noqa: F401 (fixture)
 
+from collector.settings import Settings
 from collector.store import flusher as flusher_module
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
+from collector.store.capping import DeploymentCaps
+from collector.store.finality import touched_calls
 from collector.store.flusher import FlushBatch, Flusher, session_arg
 from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
 from collector.store.rollup import RollupBuilder
@@ -56,7 +59,7 @@ async def flush_batch(url: str, batch: FlushBatch) -> None:
 async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_geo_db):  # noqa: F811
     packed_into, kept_into = two_redis
     snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
-    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=[pack(snap)], events=snap.events))
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=packing_flusher()._packed_parts(snap), events=snap.events))
     await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
     stored, expected = contents(packed_into.client()), contents(kept_into.client())
     assert len(expected) > 500 and stored.keys() == expected.keys()
@@ -94,27 +97,33 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
         proxy.close()
 
 
+def packing_flusher(caps: DeploymentCaps | None = None) -> Flusher:
+    """A flusher to pack batches with, as flush_batch's flushes them (never connected)."""
+    return Flusher(aioredis.Redis(), Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="w",
+                   record_touched=("hour", "day"), dedupe_window=600, caps=caps)
+
+
 async def test_a_batch_packed_part_by_part_is_live_one_part_at_a_time(two_redis, test_geo_db, monkeypatch):  # noqa: F811
     """Queued, a batch is packed as the parts it is flushed in; when due, the first part
-    alone is live (the others wait packed until their build), and it stores what the
-    snapshot stores — its touched buckets and caps' decisions, gathered part by part, too."""
+    alone is live (the others wait packed until their build), its touched buckets and
+    caps' questions are those of its snapshot, and it stores what the snapshot stores."""
     monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)  # one app a part: the three apps make three parts
     packed_into, kept_into = two_redis
-    snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
-    client = aioredis.Redis.from_url(packed_into.url)
-    flusher = Flusher(client, Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="w",
-                      record_touched=("hour", "day"))
-    parts = flusher._packed_parts(snap)
-    assert len(parts) == 3 and all(isinstance(part, PackedSnapshot) for part in parts)
-    batch = FlushBatch("w", 1, None, packed=parts, events=snap.events)
-    due, _ = flusher._due(batch)
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    caps = DeploymentCaps(Settings().cap_limits(), calendar)
+    flusher = packing_flusher(caps)
+    packed = flusher._packed_parts(snap)
+    assert len(packed.parts) == 3
+    batch = FlushBatch("w", 1, None, packed=packed, events=snap.events)
+    assert batch.held_cells < snap.cells // 2  # the packed parts count their bytes
+    due, (wanted, present) = flusher._due(batch)
     assert isinstance(due[0], Snapshot) and all(isinstance(part, PackedSnapshot) for part in list(due)[1:])
-    assert batch.packed is None and batch.touched
-    assert batch.held_cells < snap.cells  # the packed parts count their bytes
-    batch.parts = None  # as it was queued: flushed from its packed parts
-    batch.packed, batch.touched = parts, []
-    await client.aclose()
-    await flush_batch(packed_into.url, batch)
+    assert batch.packed is None and batch.touched == touched_calls(snap, calendar, ("hour", "day"))
+    expected_wanted, expected_present = caps.undecided(snap)
+    assert present == expected_present and wanted.keys() == expected_wanted.keys()
+    assert all(wanted[key].values == ask.values for key, ask in expected_wanted.items())
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=flusher._packed_parts(snap), events=snap.events))
     await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
     stored, expected = contents(packed_into.client()), contents(kept_into.client())
     assert len(expected) > 500 and stored == expected

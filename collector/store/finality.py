@@ -175,13 +175,11 @@ def touched_buckets(snap: Snapshot, calendar: Calendar, granularities: Iterable[
 def touched_calls(snap: Snapshot, calendar: Calendar, granularities: Iterable[str] = GRANULARITIES) -> list[redis_client.Command]:
     """The RECORD_TOUCHED_LUA calls that record the buckets `snap` writes to, for the
     announcer: one for all granularities, a further one per TOUCHED_PER_CALL buckets."""
-    return calls_of_touched(touched_buckets(snap, calendar, granularities))
-
-
-def calls_of_touched(touched: dict[str, dict[str, int]]) -> list[redis_client.Command]:
-    """The RECORD_TOUCHED_LUA calls that record these buckets (touched_buckets' form:
-    a batch's parts' buckets merged make the calls of the whole batch)."""
-    pairs = [(gran, end, member) for gran, members in touched.items() for member, end in sorted(members.items())]
+    pairs = [
+        (gran, end, member)
+        for gran, members in touched_buckets(snap, calendar, granularities).items()
+        for member, end in sorted(members.items())
+    ]
     return [_touched_call(pairs[start : start + TOUCHED_PER_CALL]) for start in range(0, len(pairs), TOUCHED_PER_CALL)]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 import uuid
 from collections import deque
@@ -41,7 +42,7 @@ from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
 from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
-from collector.store.finality import Finality, calls_of_touched, touched_buckets, touched_calls
+from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, remove_segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
@@ -229,7 +230,7 @@ class FlushBatch:
     # each as bytes (packed_snapshot.py), a fifth of the memory; `packing` is the thread
     # making them, awaited before the batch is built. Each part is unpacked only when its
     # turn comes, so at most one part of the batch is live at a time (issue 17, RSS).
-    packed: list[PackedSnapshot] | None = None
+    packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
@@ -271,10 +272,24 @@ class FlushBatch:
         while live (still packing, or split into parts when due), its bytes once packed,
         nothing while its counts wait on disk."""
         if self.packed is not None:
-            return sum(map(_held_cells, self.packed))
+            return -(-self.packed.size // LIVE_CELL_BYTES)
         if self.parts is not None:
             return sum(map(_held_cells, self.parts))
         return self.cells if self.in_memory else 0
+
+
+@dataclass(slots=True)
+class PackedParts:
+    """A batch queued behind another, as it waits: its parts (Snapshot.split_by_app),
+    each packed, and what its turn needs of the whole batch, taken before it was packed."""
+
+    parts: list[PackedSnapshot]
+    touched: list[redis_client.Command]  # the calls that record its buckets (finality.py)
+    caps_values: bytes  # DeploymentCaps.present of the batch, pickled (b"": no caps)
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts) + len(self.caps_values)
 
 
 def _held_cells(part: Snapshot | PackedSnapshot) -> int:
@@ -504,9 +519,13 @@ class Flusher:
             return
         batch.packed, batch.snap = packed, None
 
-    def _packed_parts(self, snap: Snapshot) -> list[PackedSnapshot]:
-        """`snap` split by app as it will be flushed (_parts), each part packed."""
-        return [pack(part) for part in snap.split_by_app(GROUP_CELLS)]
+    def _packed_parts(self, snap: Snapshot) -> PackedParts:
+        """`snap` split by app as it will be flushed (_parts), each part packed; its
+        touched buckets and capped values taken now, so that its parts need not be
+        unpacked for them when it is due (each is then unpacked once, for its build)."""
+        touched = touched_calls(snap, self.rollups.calendar, self.record_touched) if self.record_touched else []
+        caps_values = pickle.dumps(self.caps.present(snap), pickle.HIGHEST_PROTOCOL) if self.caps is not None else b""
+        return PackedParts([pack(part) for part in snap.split_by_app(GROUP_CELLS)], touched, caps_values)
 
     def _waits_on_disk(self, cells: int) -> bool:
         """Whether a batch sealed now leaves its writes to its journal segment, to be
@@ -550,28 +569,17 @@ class Flusher:
                 self._add_questions(part, wanted, present)
         return parts, (wanted, present)
 
-    def _unpacked_due(self, batch: FlushBatch, packed: list[PackedSnapshot]) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
-        """_due for a batch packed part by part: each part unpacked in turn for its caps'
-        questions and its touched buckets, then dropped — all but the first, built next —
-        so the batch's live snapshot never exists whole (issue 17, RSS during POST runs).
-        The first (the largest, most often) is unpacked last: never live beside another."""
-        wanted: Wanted = {}
-        present: dict[CapKey, set[str]] = {}
-        touched: dict[str, dict[str, int]] = {}
-        parts: deque[Snapshot | PackedSnapshot] = deque()
-        for rank in reversed(range(len(packed))):
-            part = unpack(packed[rank])
-            if self.caps is not None:
-                self._add_questions(part, wanted, present)
-            if self.record_touched:
-                for gran, members in touched_buckets(part, self.rollups.calendar, self.record_touched).items():
-                    touched.setdefault(gran, {}).update(members)
-            parts.appendleft(part if rank == 0 else packed[rank])
-            del part
-        batch.packed = None
-        if self.record_touched:
-            batch.touched = calls_of_touched(touched)
-        return parts, (wanted, present)
+    def _unpacked_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+        """_due for a packed batch: its first part unpacked (built next), the others left
+        packed until their build, so the batch's live snapshot never exists whole (issue
+        17, RSS during POST runs); its caps' questions from the values taken at packing."""
+        parts: deque[Snapshot | PackedSnapshot] = deque(packed.parts)
+        if parts:
+            parts[0] = unpack(packed.parts[0])
+        batch.packed, batch.touched = None, packed.touched
+        if self.caps is None:
+            return parts, ({}, {})
+        return parts, self.caps.undecided_of(pickle.loads(packed.caps_values))
 
     def _add_questions(self, part: Snapshot, wanted: Wanted, present: dict[CapKey, set[str]]) -> None:
         """The caps' questions of `part` added to the batch's (its apps are its own)."""
