@@ -4,6 +4,7 @@ memory), and a packed batch stores exactly what its snapshot stores, exactly onc
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,11 +13,15 @@ from test_build_worker import with_event_ids
 from test_flush_bounds import _round_trips_of_whole_batch, fail_midway, fill, make_flusher, pv_by_app, small_bounds  # noqa: F401
 from test_flush_fanout import TTLS, contents, realistic_snapshot, two_redis  # noqa: F401 (fixture)
 
+from collector.settings import Settings
+from collector.store import flusher as flusher_module
 from collector.store import redis_client
 from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
-from collector.store.flusher import FlushBatch, Flusher
-from collector.store.packed_snapshot import pack, unpack
+from collector.store.capping import DeploymentCaps
+from collector.store.finality import touched_calls
+from collector.store.flusher import FlushBatch, Flusher, session_arg
+from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
 from collector.store.rollup import RollupBuilder
 
 COLLECTIONS = ("cube", "visitors", "first_party", "rejected", "deep_incs", "deep_members", "event_ids")
@@ -54,7 +59,7 @@ async def flush_batch(url: str, batch: FlushBatch) -> None:
 async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_geo_db):  # noqa: F811
     packed_into, kept_into = two_redis
     snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
-    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=pack(snap), events=snap.events))
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=packing_flusher()._packed_parts(snap), events=snap.events))
     await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
     stored, expected = contents(packed_into.client()), contents(kept_into.client())
     assert len(expected) > 500 and stored.keys() == expected.keys()
@@ -90,3 +95,53 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
     finally:
         await client.aclose()
         proxy.close()
+
+
+def packing_flusher(caps: DeploymentCaps | None = None) -> Flusher:
+    """A flusher to pack batches with, as flush_batch's flushes them (never connected)."""
+    return Flusher(aioredis.Redis(), Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="w",
+                   record_touched=("hour", "day"), dedupe_window=600, caps=caps)
+
+
+async def test_a_batch_packed_part_by_part_is_live_one_part_at_a_time(two_redis, test_geo_db, monkeypatch):  # noqa: F811
+    """Queued, a batch is packed as the parts it is flushed in; when due, the first part
+    alone is live (the others wait packed until their build), its touched buckets and
+    caps' questions are those of its snapshot, and it stores what the snapshot stores."""
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)  # one app a part: the three apps make three parts
+    packed_into, kept_into = two_redis
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    caps = DeploymentCaps(Settings().cap_limits(), calendar)
+    flusher = packing_flusher(caps)
+    packed = flusher._packed_parts(snap)
+    assert len(packed.parts) == 3
+    batch = FlushBatch("w", 1, None, packed=packed, events=snap.events)
+    assert batch.held_cells < snap.cells // 2  # the packed parts count their bytes
+    due, (wanted, present) = flusher._due(batch)
+    assert isinstance(due[0], Snapshot) and all(isinstance(part, PackedSnapshot) for part in list(due)[1:])
+    assert batch.packed is None and batch.touched == touched_calls(snap, calendar, ("hour", "day"))
+    expected_wanted, expected_present = caps.undecided(snap)
+    assert present == expected_present and wanted.keys() == expected_wanted.keys()
+    assert all(wanted[key].values == ask.values for key, ask in expected_wanted.items())
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, packed=flusher._packed_parts(snap), events=snap.events))
+    await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
+    stored, expected = contents(packed_into.client()), contents(kept_into.client())
+    assert len(expected) > 500 and stored == expected
+
+
+def test_a_media_sessions_script_argument_is_its_size_in_memory(test_geo_db):
+    """orjson's bytes keep a 4 KB buffer: a slot's thousands of session arguments, held
+    until their call is packed, took 14 times their size (issue 17, RSS)."""
+    snap = realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db)
+    prefixes, session = next(
+        (prefixes, session) for writes in RollupBuilder(Calendar("Asia/Shanghai"), TTLS).build(snap)
+        for prefixes, session in writes.sessions
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        args = [session_arg(prefixes, session, 90) for _ in range(100)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 100 * (len(args[0]) + 200)

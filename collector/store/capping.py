@@ -67,6 +67,8 @@ class _Wanted:
 
 # The values to ask Redis about, per (app, day id): what `undecided` finds for `decide`.
 Wanted = dict[tuple[str, str], _Wanted]
+# A snapshot's capped values per (app, day id, kind), and each app and day's expiry (`present`).
+Present = tuple[dict[CapKey, set[str]], dict[tuple[str, str], int]]
 
 
 class DeploymentCaps:
@@ -85,6 +87,12 @@ class DeploymentCaps:
     def undecided(self, snap: Snapshot) -> tuple[dict[tuple[str, str], _Wanted], dict[CapKey, set[str]]]:
         """The snapshot's capped values not decided yet, per app and day; and all its
         capped values per (app, day, kind). No I/O: the flusher runs it in a thread."""
+        return self.undecided_of(self.present(snap))
+
+    def present(self, snap: Snapshot) -> Present:
+        """All the snapshot's capped values per (app, day, kind), and when each app and
+        day's sets expire. Reads nothing of what was decided: a queued batch's are taken
+        when it is packed, in a thread, while flushes decide (store/flusher.py)."""
         present: dict[CapKey, set[str]] = {}
         expiry: dict[tuple[str, str], int] = {}
         for (app, minute, kind), values in _values(snap).items():
@@ -95,6 +103,11 @@ class DeploymentCaps:
                 present[(app, bucket.id, kind)] = values
             else:
                 found |= values
+        return present, expiry
+
+    def undecided_of(self, found: Present) -> tuple[dict[tuple[str, str], _Wanted], dict[CapKey, set[str]]]:
+        """`undecided` of the values `present` found."""
+        present, expiry = found
         wanted: dict[tuple[str, str], _Wanted] = {}
         for (app, day, kind), values in present.items():
             decided = self._decided.get((app, day, kind))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 import uuid
 from collections import deque
@@ -105,7 +106,11 @@ def session_arg(prefixes: Prefixes, session: Session, completed_percent: int) ->
     """One session's progress for the script: [ms, ws, dur, started, [[bucket prefix,
     expire-at], ...], [[metrics key suffix, value], ...], completed percent]."""
     targets = [[keys.metrics_suffix(dim) if dim else keys.COUNTERS, value] for dim, value in session.targets]
-    return orjson.dumps([session.ms, session.ws, session.dur, session.started, prefixes, targets, completed_percent])
+    encoded = orjson.dumps([session.ms, session.ws, session.dur, session.started, prefixes, targets, completed_percent])
+    # orjson's bytes keep the 4 KB buffer it wrote into (4,097 bytes traced for a 300-byte
+    # argument): a slot's sorted arguments, held until their call is packed, took 7 MB of a
+    # POST-10 part's build for 0.5 MB of arguments (issue 17, RSS). A copy of the right size.
+    return bytes(memoryview(encoded))
 
 
 # KEYS and ARGV of one script call.
@@ -220,10 +225,12 @@ class FlushBatch:
     writer: str
     seq: int
     segment: Segment | None  # its journal segment, when journaling
-    snap: Snapshot | None = None  # what it counts; None: unpack `packed`, or rebuild from the segment, when due
-    # Queued behind another batch: its snapshot as bytes (packed_snapshot.py), a fifth of
-    # the memory; `packing` is the thread making them, awaited before the batch is built.
-    packed: PackedSnapshot | None = None
+    snap: Snapshot | None = None  # what it counts; None: its `packed` parts, or rebuild from the segment, when due
+    # Queued behind another batch: its snapshot split into its parts (Snapshot.split_by_app),
+    # each as bytes (packed_snapshot.py), a fifth of the memory; `packing` is the thread
+    # making them, awaited before the batch is built. Each part is unpacked only when its
+    # turn comes, so at most one part of the batch is live at a time (issue 17, RSS).
+    packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
@@ -237,10 +244,11 @@ class FlushBatch:
     # from its parts as they are applied, counted once their ids are checked.
     firsts_done: bool = False
     resent: list[Hit] = field(default_factory=list)
-    # Once due: its snapshot split by app (Snapshot.split_by_app). A part leaves the queue
-    # once Redis acknowledged all of its commands, and `done` counts those of the first
-    # part acknowledged so far: a retry resumes right after the last acknowledged round trip.
-    parts: deque[Snapshot] | None = None
+    # Once due: its snapshot split by app (Snapshot.split_by_app), a packed batch's parts
+    # still packed but the first. A part leaves the queue once Redis acknowledged all of
+    # its commands, and `done` counts those of the first part acknowledged so far: a retry
+    # resumes right after the last acknowledged round trip.
+    parts: deque[Snapshot | PackedSnapshot] | None = None
     done: int = 0
     # The deployment caps' refusals among all its parts' values (store/capping.py), asked
     # once for the whole batch when it is due: decisions are final, so a retry reuses them.
@@ -265,7 +273,30 @@ class FlushBatch:
         nothing while its counts wait on disk."""
         if self.packed is not None:
             return -(-self.packed.size // LIVE_CELL_BYTES)
+        if self.parts is not None:
+            return sum(map(_held_cells, self.parts))
         return self.cells if self.in_memory else 0
+
+
+@dataclass(slots=True)
+class PackedParts:
+    """A batch queued behind another, as it waits: its parts (Snapshot.split_by_app),
+    each packed, and what its turn needs of the whole batch, taken before it was packed."""
+
+    parts: list[PackedSnapshot]
+    touched: list[redis_client.Command]  # the calls that record its buckets (finality.py)
+    caps_values: bytes  # DeploymentCaps.present of the batch, pickled (b"": no caps)
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts) + len(self.caps_values)
+
+
+def _held_cells(part: Snapshot | PackedSnapshot) -> int:
+    """A part's memory in live entries: its entries while live, its bytes once packed."""
+    if isinstance(part, PackedSnapshot):
+        return -(-part.size // LIVE_CELL_BYTES)
+    return part.cells
 
 
 @dataclass(slots=True)
@@ -468,7 +499,7 @@ class Flusher:
         self.pending.append(batch)
 
     def _pack_soon(self, batch: FlushBatch) -> None:
-        """Pack the batch's snapshot in a thread (packed_snapshot.py): it waits behind
+        """Pack the batch's parts in a thread (packed_snapshot.py): it waits behind
         another for some seconds, in a fifth of the memory. Sealed outside an event loop
         (tools, tests), it keeps its snapshot."""
         try:
@@ -482,11 +513,26 @@ class Flusher:
         if snap is None:
             return
         try:
-            packed = await asyncio.to_thread(pack, snap)
+            packed = await asyncio.to_thread(self._packed_parts, snap)
         except Exception:  # noqa: BLE001 — never lose the batch: it keeps its snapshot
             log.exception("flush %d: packing its snapshot failed; kept as it is", batch.seq)
             return
         batch.packed, batch.snap = packed, None
+
+    def _packed_parts(self, snap: Snapshot) -> PackedParts:
+        """`snap` split by app as it will be flushed (_parts), each part packed; its
+        touched buckets and capped values taken now, so that its parts need not be
+        unpacked for them when it is due (each is then unpacked once, for its build)."""
+        touched = touched_calls(snap, self.rollups.calendar, self.record_touched) if self.record_touched else []
+        caps_values = pickle.dumps(self.caps.present(snap), pickle.HIGHEST_PROTOCOL) if self.caps is not None else b""
+        # Each part dropped once packed: the split's tables (a few MB at 100,000 entries of
+        # several apps) are not all held beside the snapshot until the last part is packed.
+        parts = snap.split_by_app(GROUP_CELLS)
+        parts.reverse()
+        packed: list[PackedSnapshot] = []
+        while parts:
+            packed.append(pack(parts.pop()))
+        return PackedParts(packed, touched, caps_values)
 
     def _waits_on_disk(self, cells: int) -> bool:
         """Whether a batch sealed now leaves its writes to its journal segment, to be
@@ -512,19 +558,42 @@ class Flusher:
         """The memory the queued batches hold, in live entries (FlushBatch.held_cells)."""
         return sum(batch.held_cells for batch in self.pending)
 
-    def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot], Questions]:
+    def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
         not decided yet among all of them (the parts hold distinct apps, and the caps'
         keys begin with the app, so merging their questions loses none)."""
-        parts = batch.parts if batch.parts is not None else self._parts(batch)
+        if batch.parts is not None:
+            parts = batch.parts
+        elif batch.packed is not None:
+            return self._unpacked_due(batch, batch.packed)
+        else:
+            parts = self._parts(batch)
         wanted: Wanted = {}
         present: dict[CapKey, set[str]] = {}
         if self.caps is not None:
             for part in parts:
-                part_wanted, part_present = self.caps.undecided(part)
-                wanted.update(part_wanted)
-                present.update(part_present)
+                assert isinstance(part, Snapshot)  # a batch's parts are packed only in _unpacked_due
+                self._add_questions(part, wanted, present)
         return parts, (wanted, present)
+
+    def _unpacked_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+        """_due for a packed batch: its first part unpacked (built next), the others left
+        packed until their build, so the batch's live snapshot never exists whole (issue
+        17, RSS during POST runs); its caps' questions from the values taken at packing."""
+        parts: deque[Snapshot | PackedSnapshot] = deque(packed.parts)
+        if parts:
+            parts[0] = unpack(packed.parts[0])
+        batch.packed, batch.touched = None, packed.touched
+        if self.caps is None:
+            return parts, ({}, {})
+        return parts, self.caps.undecided_of(pickle.loads(packed.caps_values))
+
+    def _add_questions(self, part: Snapshot, wanted: Wanted, present: dict[CapKey, set[str]]) -> None:
+        """The caps' questions of `part` added to the batch's (its apps are its own)."""
+        assert self.caps is not None
+        part_wanted, part_present = self.caps.undecided(part)
+        wanted.update(part_wanted)
+        present.update(part_present)
 
     async def _decided(self, questions: Questions) -> Refused:
         """The caps' refusals among the values asked about in `questions` (one round trip
@@ -534,12 +603,10 @@ class Flusher:
         wanted, present = questions
         return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
 
-    def _parts(self, batch: FlushBatch) -> deque[Snapshot]:
-        """The batch's snapshot (unpacked, or rebuilt from its segment, if need be), split by app."""
+    def _parts(self, batch: FlushBatch) -> deque[Snapshot | PackedSnapshot]:
+        """The batch's snapshot (rebuilt from its segment, if need be), split by app."""
         snap = batch.snap
-        if snap is None and batch.packed is not None:
-            snap, batch.packed = unpack(batch.packed), None
-        elif snap is None:
+        if snap is None:
             # Only a journaled batch is ever without its snapshot (seal keeps it otherwise).
             assert batch.segment is not None and self.journal is not None
             scratch = Aggregator()
@@ -552,7 +619,7 @@ class Flusher:
         batch.snap = None
         if self.record_touched:
             batch.touched = touched_calls(snap, self.rollups.calendar, self.record_touched)
-        return deque(snap.split_by_app(GROUP_CELLS))
+        return deque[Snapshot | PackedSnapshot](snap.split_by_app(GROUP_CELLS))
 
     def _packed(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], pace: Callable[[], None] = no_pacing
@@ -753,31 +820,37 @@ class Flusher:
                 return
             await asyncio.sleep(WATERMARK_POLL)
 
-    def _build(self, batch: FlushBatch, part: Snapshot, sha: str) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
+    def _build(
+        self, batch: FlushBatch, part: Snapshot | PackedSnapshot, sha: str
+    ) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
         """Start making the commands of `part` (one of `batch.parts`): (commands, new apps, builder)."""
-        apps = part_apps(part)
+        apps = part.apps if isinstance(part, PackedSnapshot) else part_apps(part)
         assert batch.refused is not None  # decided with the parts (_apply)
         refused = {key: values for key, values in batch.refused.items() if key[0] in apps}
         return asyncio.ensure_future(self._commands(batch, part, sha, apps - self._known_apps, refused))
 
     async def _commands(
-        self, batch: FlushBatch, part: Snapshot, sha: str, new_apps: set[str], refused: Refused
+        self, batch: FlushBatch, part: Snapshot | PackedSnapshot, sha: str, new_apps: set[str], refused: Refused
     ) -> tuple[list[Prepared], set[str], int]:
         """The part's commands packed in a thread or by the build process, the values the
-        deployment's caps refused (`refused`, store/capping.py) counted as (other)."""
+        deployment's caps refused (`refused`, store/capping.py) counted as (other). A
+        packed part is unpacked for its build only: it stays packed in `batch.parts`."""
         keeping_up = len(self.pending) <= 1
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
         share = self.flush_cpu_share if keeping_up else 1.0
         # Behind, the build process (idle priority) would be starved by the hit loop.
         if self.build_worker is not None and keeping_up:
-            built = await self.build_worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
+            live = await asyncio.to_thread(unpack, part) if isinstance(part, PackedSnapshot) else part
+            built = await self.build_worker.packed(live, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
+            del live
             if built is not None:
                 self.stats.parts_built_apart += 1
                 return cast("list[Prepared]", built[0]), new_apps, built[1]
 
         def build() -> list[Prepared]:
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
-            packed = self._built(part, batch, sha, new_apps, refused, pace)
+            live = unpack(part) if isinstance(part, PackedSnapshot) else part
+            packed = self._built(live, batch, sha, new_apps, refused, pace)
             self.stats.paced_seconds += pace.paused
             return packed
 

@@ -30,6 +30,7 @@ class PackedSnapshot:
     chunks: list[bytes]  # each a pickled (collection name, entries) of part_messages
     resent: list[Hit]  # few: kept as they are (the build never sees them)
     events: int
+    apps: set[str]  # Snapshot.apps(), known without unpacking (a flush part's apps)
 
     @property
     def size(self) -> int:
@@ -39,7 +40,7 @@ class PackedSnapshot:
 def pack(snap: Snapshot) -> PackedSnapshot:
     """`snap` as bytes (no I/O; meant for a thread: the GIL is free between two chunks)."""
     chunks = [pickle.dumps(message, pickle.HIGHEST_PROTOCOL) for message in part_messages(snap)]
-    return PackedSnapshot(chunks, snap.resent, snap.events)
+    return PackedSnapshot(chunks, snap.resent, snap.events, snap.apps())
 
 
 def unpack(packed: PackedSnapshot) -> Snapshot:
