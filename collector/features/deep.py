@@ -10,6 +10,7 @@ interactions, users.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from collector.features import clicks, interactions, media, tracks, users
 from collector.features.facts import DeepFacts, EventScope, Session
@@ -20,7 +21,7 @@ __all__ = ["DeepCounter", "DeepFacts", "Session", "USER_MARK"]
 
 EventCounter = Callable[[DeepFacts, dict, EventScope], None]
 # Event type -> the features that count it, in order.
-COUNTERS_OF_TYPE: dict[str, tuple[EventCounter, ...]] = {
+COUNTERS_OF_TYPE: Final[dict[str, tuple[EventCounter, ...]]] = {
     "pageview": (tracks.count_pageview,),
     "click": (clicks.count_click, tracks.count_click),
     "exposure": (tracks.count_exposure, clicks.count_exposure),

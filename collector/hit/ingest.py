@@ -12,7 +12,7 @@ import base64
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 
@@ -33,22 +33,25 @@ from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordina
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
-from collector.store.journal import Journal, encode_hit, encode_reject
+from collector.store.journal import Journal, encode_hits, encode_reject
 from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_APP = "(unknown)"
+UNKNOWN_APP: Final = "(unknown)"
 # With registry=open: app keys remembered as counting (Ingest.apps_counted) before starting afresh.
 OPEN_APPS_REMEMBERED = 100_000
 # The smallest transparent GIF, for <img> beacons whose onload needs a real image.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose the bucket
+FUTURE_TOLERANCE: Final = 60  # seconds a client clock may run ahead and still choose the bucket
 
 # A visitor's keys under the day's and the month's salt, and the day and month bucket ids;
 # one request's memo of them by (app, minute, ip, ua).
 VisitorKeys = tuple[bytes, bytes, str, str]
 VisitorMemo = dict[tuple[str, int, str, str], VisitorKeys]
+# One request's devices by the event's (sw, sh, tp), with whether it is a bot: its events
+# share the User-Agent and nearly always the screen, so a batch classifies once.
+DeviceMemo = dict[tuple[int, int, int], tuple[Device, bool]]
 # The User-Agent a suspect visitor is hashed with (hit/uvguard.py): all the identities an
 # address brings beyond the guard's threshold count as this one visitor of the address.
 SUSPECT_UA = "\0suspect"
@@ -188,6 +191,7 @@ class Ingest:
         tally = Tally()
         # One event (a GET): nothing to share with, so no memo to fill.
         memo: VisitorMemo | None = {} if len(events) > 1 else None
+        devices: DeviceMemo | None = {} if len(events) > 1 else None
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
@@ -207,7 +211,8 @@ class Ingest:
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
             when = self._remark(event, verdict.app, minute, now, tally.rejects)
-            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects))
+            tally.counts.append(
+                self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices))
         if self.admission.mode == OPEN and tally.rejects:
             counted = {hit.app for hit in tally.counts}
             tally.rejects = [
@@ -298,18 +303,18 @@ class Ingest:
     def _enrich(
         self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, when: float,
         memo: VisitorMemo | None = None, flags: list[tuple[str, int, str]] | None = None,
+        devices: DeviceMemo | None = None,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
         admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes twice, not a hundred times. `flags`
-        gets the UV guard's flags (see _guarded).
+        gets the UV guard's flags (see _guarded); `devices` carries the devices (_device).
         """
         etype = ev["t"]
         minute = int(when // 60)
-        device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        is_bot = device.is_bot  # (a property: read once)
+        device, is_bot = self._device(ua, ch_mobile, ev, devices)
         keys = self._visitor_keys(app, minute, ip, ua, memo)
         vid: str = ev.get("vid", "")
         uid: str | None = ev.get("uid")
@@ -352,6 +357,18 @@ class Ingest:
             month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
 
+    def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
+        """The event's device and whether it is a bot. With `memo`, classified once per
+        screen of the request: classify is Python (enrich/device.py), is_bot a property."""
+        screen = (ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+        found = memo.get(screen) if memo is not None else None
+        if found is None:
+            device = self.devices.classify(ua, ch_mobile, *screen)
+            found = (device, device.is_bot)
+            if memo is not None:
+                memo[screen] = found
+        return found
+
     def _guarded(
         self, app: str, minute: int, ip: str, keys: VisitorKeys, vid: str, uid: str | None,
         memo: VisitorMemo | None, flags: list[tuple[str, int, str]] | None,
@@ -385,7 +402,7 @@ class Ingest:
     def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
-            records = [encode_hit(hit) for hit in tally.counts]
+            records = encode_hits(tally.counts)
             records += [encode_reject(*args) for args in tally.rejects]
             try:
                 self.journal.append(b"".join(records))
