@@ -18,14 +18,14 @@ import orjson
 
 from collector.enrich.device import Device, DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
-from collector.features.deep import USER_MARK, DeepCounter
+from collector.features.deep import USER_MARK, DeepCounter, DeepFacts
 from collector.features.pages import language_of
 from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, header_host, url_host
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from collector.hit.ratelimit import APP_LIMIT, REASONS, RateLimits
-from collector.hit.record import NO_VISIT, Hit, new_hit
+from collector.hit.record import NO_VISIT, Hit
 from collector.hit.remarks import RecentIds, outside_window
 from collector.hit.url_secrets import SecretStripper
 from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
@@ -337,7 +337,7 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            return new_hit(
+            return _hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 page=self.caps.admit("page", app, day, page_of(url)),
@@ -347,12 +347,12 @@ class Ingest:
                 event_id=event_id, resent=resent,
             )
         if etype == "engagement":
-            return new_hit(
+            return _hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 engaged_ms=ev["et"], scroll=ev.get("sd", -1), event_id=event_id, resent=resent,
             )
-        return new_hit(
+        return _hit(
             app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
             month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
@@ -360,13 +360,14 @@ class Ingest:
     def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
         """The event's device and whether it is a bot. With `memo`, classified once per
         screen of the request: classify is Python (enrich/device.py), is_bot a property."""
+        if memo is None:
+            device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+            return device, device.is_bot
         screen = (ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        found = memo.get(screen) if memo is not None else None
+        found = memo.get(screen)
         if found is None:
             device = self.devices.classify(ua, ch_mobile, *screen)
-            found = (device, device.is_bot)
-            if memo is not None:
-                memo[screen] = found
+            found = memo[screen] = (device, device.is_bot)
         return found
 
     def _guarded(
@@ -526,6 +527,25 @@ class Tally:
     rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
     problems: list[Problem] = field(default_factory=list)
     limited: Answer | None = None  # a 429: the request is refused whole (rate limits), nothing counted
+
+
+_new_tuple: Final = tuple.__new__
+
+
+def _hit(
+    app: str, minute: int, etype: str, device: Device, region: Region, visitor: bytes, month_visitor: bytes, *,
+    page: str = "", page_code: str = "", referrer: str = "", visit_flag: int = NO_VISIT, engaged_ms: int = 0,
+    scroll: int = -1, first_party_id: str = "", deep: DeepFacts | None = None, lang: str = "", event_id: str = "",
+    resent: int = 0,
+) -> Hit:
+    """Hit(...), made without a Python frame: Hit's own __new__ (NamedTuple's) is Python,
+    called once per event, where this compiled function takes its keywords in C and
+    tuple.__new__ is C. Its parameters are Hit's fields, in Hit's order, with Hit's
+    defaults (tests/test_ingest.py checks both)."""
+    return _new_tuple(Hit, (
+        app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
+        scroll, first_party_id, deep, lang, event_id, resent,
+    ))
 
 
 def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:
