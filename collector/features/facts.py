@@ -4,9 +4,10 @@ DeepFacts and Session are also the journal's record of an event's deep counts
 (store/journal.py decodes `as_json`): their JSON shape is a file format, change it only
 with a new journal version.
 
-Each class spells out its __init__ (init=False): compiled (collector/native.py), the
-__init__ that dataclass generates stays Python, and these are made once or twice per
-event (a frame, an argument tuple and dict each time: bench/RESULTS.md, session 10).
+DeepFacts and Session spell out their __init__ (init=False), and EventScope is a plain
+class: compiled (collector/native.py), the __init__ that dataclass generates stays
+Python, and these are made about once per event (a frame, an argument tuple and a dict
+each time: bench/RESULTS.md, session 10).
 """
 
 from __future__ import annotations
@@ -77,18 +78,26 @@ class DeepFacts:
         self.incs.append((keys.COUNTERS, counter, amount))
 
 
-@dataclass(init=False, slots=True)
 class EventScope:
-    """Who sent the event and where its capped values are admitted: the app's day."""
+    """Who sent the event and where its capped values are admitted: the app's day.
 
-    caps: CardinalityCaps
-    app: str
-    day: str
-    visitor: bytes  # under the day's salt
-    month_visitor: bytes  # under the month's salt
+    One request's events share it (features/deep.py keeps the last one), and with it the
+    visitor keys in hex, made once."""
+
+    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex")
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
-        self.caps, self.app, self.day, self.visitor, self.month_visitor = caps, app, day, visitor, month_visitor
+        self.caps, self.app, self.day = caps, app, day
+        self.visitor = visitor  # under the day's salt
+        self.month_visitor = month_visitor  # under the month's salt
+        self._hex: tuple[str, str] | None = None
+
+    def visitor_members(self) -> tuple[str, str]:
+        """The visitor as HyperLogLog members: its keys in hex (one string object each,
+        whose hash the aggregator's sets compute once)."""
+        if self._hex is None:
+            self._hex = (self.visitor.hex(), self.month_visitor.hex())
+        return self._hex
 
     def admit(self, kind: str, value: str) -> str:
         """`value`, or (other) once the app's day holds its cap of `kind` (hit/caps.py)."""

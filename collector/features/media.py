@@ -31,7 +31,7 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     targets = resource_targets(ev, scope)
     time_metric = "read_ms" if action == "read" else "watch_ms"
     wt = ev["wt"]
-    visitor, month_visitor = scope.visitor.hex(), scope.month_visitor.hex()
+    visitor, month_visitor = scope.visitor_members()
     for dim, value in targets:
         if wt:
             facts.count(dim, value, time_metric, wt)
