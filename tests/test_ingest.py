@@ -198,6 +198,39 @@ async def test_region_and_device_breakdowns(collector_client, test_networks):
     assert result["breakdowns"]["device"] == [{"value": "mobile", "pv": 1, "uv": 1}]
 
 
+async def test_a_batch_classifies_each_events_screen(collector_client):
+    """A batch classifies its device once per screen (sw, sh, tp), not once for all of it:
+    the same desktop-mode Safari is an iPad with 5 touch points, a Mac with none."""
+    client = await collector_client()
+    mac_safari = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                  "Version/17.4 Safari/605.1.15")
+    batch = [pv(tp=5), pv(tp=0), pv(tp=5), pv()]
+    resp = await client.post("/c", data=orjson.dumps(batch), headers=headers(ua=mac_safari))
+    assert resp.status == 204
+    await flush(client)
+    devices = {row["value"]: row["pv"] for row in (await stats(client, breakdown="device"))["breakdowns"]["device"]}
+    assert devices == {"tablet": 2, "pc": 2}
+
+
+def test_hits_made_in_c_are_hits():
+    """ingest._hit takes Hit's fields in Hit's order, with Hit's defaults."""
+    from collector.enrich.device import Device
+    from collector.enrich.geo import UNKNOWN_REGION
+    from collector.features.deep import DeepFacts
+    from collector.hit.ingest import _hit
+    from collector.hit.record import Hit
+
+    required = {"app": "a", "minute": 7, "etype": "click", "device": Device("pc", "Chrome", "Windows"),
+                "region": UNKNOWN_REGION, "visitor": b"v", "month_visitor": b"m"}
+    assert set(Hit._fields) - set(Hit._field_defaults) == set(required)
+    assert type(_hit(**required)) is Hit and _hit(**required) == Hit(**required)
+    distinct = {"page": "p", "page_code": "pc", "referrer": "r", "visit_flag": 9, "engaged_ms": 10, "scroll": 11,
+                "first_party_id": "f", "deep": DeepFacts([("c", "x", 1)], []), "lang": "zh", "event_id": "e",
+                "resent": 12}
+    assert set(distinct) == set(Hit._field_defaults)
+    assert _hit(**required, **distinct) == Hit(**required, **distinct)
+
+
 async def test_untrusted_forwarded_for_is_ignored(collector_client, test_networks):
     client = await collector_client(trusted_proxies=())
     ip = test_networks[0][0].split("/")[0]

@@ -25,6 +25,7 @@ from collector.store.journal import (
     JournalLocked,
     Quarantine,
     encode_hit,
+    encode_hits,
     encode_reject,
     replay,
 )
@@ -131,6 +132,16 @@ FULL_HIT = Hit(
     deep=DeepFacts([("m:resource", "watch_ms:r1", 30_000)], [("u:media", "01" * 8, "11" * 8)],
                    Session("ms1", 30, 120, 1, (("", ""), ("resource", "r1")))),
 )
+
+
+def test_a_requests_hits_encode_as_each_alone():
+    """encode_hits turns the device, region and visitor keys its hits share into JSON once:
+    the bytes are encode_hit's, whether the next hit shares them, equals them or not."""
+    same_visitor = a_hit()
+    hits = [FULL_HIT, a_hit(), same_visitor, same_visitor._replace(device=Device("pc", "Chrome", "Windows")),
+            a_hit(visitor=b"\x03" * 8), FULL_HIT._replace(deep=None), FULL_HIT]
+    assert encode_hits(hits) == [encode_hit(hit) for hit in hits]
+    assert encode_hits([]) == []
 
 
 def decoded_hits(path: Path) -> list[Hit]:

@@ -152,3 +152,12 @@ def test_queries_decode_every_escape_as_parse_qsl_does():
     assert decode_query("n=%FF%E4%B8%AD%E4%B8&r=%ZZ%&k=1&k=2&flag&=v") == {
         "n": "\ufffd中\ufffd", "r": "%ZZ%", "k": "2", "flag": "", "": "v",
     }
+
+
+def test_the_app_key_check_refuses_exactly_what_its_regex_refuses():
+    """_forbidden_in_app_key answers most keys without the regex: for every code point, as the regex."""
+    from collector.hit.protocol import _FORBIDDEN_IN_APP_KEY, _forbidden_in_app_key
+
+    for code in range(0x110000):
+        key = "app" + chr(code) + "1"
+        assert _forbidden_in_app_key(key) == (_FORBIDDEN_IN_APP_KEY.search(key) is not None), hex(code)

@@ -10,6 +10,7 @@ interactions, users.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from collector.features import clicks, interactions, media, tracks, users
 from collector.features.facts import DeepFacts, EventScope, Session
@@ -20,7 +21,7 @@ __all__ = ["DeepCounter", "DeepFacts", "Session", "USER_MARK"]
 
 EventCounter = Callable[[DeepFacts, dict, EventScope], None]
 # Event type -> the features that count it, in order.
-COUNTERS_OF_TYPE: dict[str, tuple[EventCounter, ...]] = {
+COUNTERS_OF_TYPE: Final[dict[str, tuple[EventCounter, ...]]] = {
     "pageview": (tracks.count_pageview,),
     "click": (clicks.count_click, tracks.count_click),
     "exposure": (tracks.count_exposure, clicks.count_exposure),
@@ -32,6 +33,17 @@ COUNTERS_OF_TYPE: dict[str, tuple[EventCounter, ...]] = {
 class DeepCounter:
     def __init__(self, caps: CardinalityCaps) -> None:
         self.caps = caps
+        self._scope: EventScope | None = None  # the last event's: a request's events share it
+
+    def _scope_of(self, app: str, day: str, visitor: bytes, month_visitor: bytes) -> EventScope:
+        """The last event's scope when this event has the same one, else a new one. The
+        visitor keys are compared by identity: a request's events have the same objects
+        (hit/ingest.py VisitorMemo); other equal keys only cost a new scope."""
+        scope = self._scope
+        if (scope is None or scope.visitor is not visitor or scope.month_visitor is not month_visitor
+                or scope.app != app or scope.day != day):
+            scope = self._scope = EventScope(self.caps, app, day, visitor, month_visitor)
+        return scope
 
     def facts(
         self, ev: dict, app: str, day: str, visitor: bytes, month_visitor: bytes, user: tuple[bytes, bytes] | None
@@ -46,7 +58,7 @@ class DeepCounter:
             users.count(facts, etype, user)
         counters = COUNTERS_OF_TYPE.get(etype)
         if counters:
-            scope = EventScope(self.caps, app, day, visitor, month_visitor)
+            scope = self._scope_of(app, day, visitor, month_visitor)
             for count in counters:
                 count(facts, ev, scope)
         return facts if facts.incs or facts.members else None

@@ -3,17 +3,23 @@
 DeepFacts and Session are also the journal's record of an event's deep counts
 (store/journal.py decodes `as_json`): their JSON shape is a file format, change it only
 with a new journal version.
+
+DeepFacts and Session spell out their __init__ (init=False), and EventScope is a plain
+class: compiled (collector/native.py), the __init__ that dataclass generates stays
+Python, and these are made about once per event (a frame, an argument tuple and a dict
+each time: bench/RESULTS.md, session 10).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from collector.hit.caps import CardinalityCaps
 from collector.store import keys
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class Session:
     """A media session's progress as of one event (or the best of a batch's events)."""
 
@@ -22,6 +28,9 @@ class Session:
     dur: int  # the resource's duration in seconds; 0 when unknown
     started: int  # 1 when these events include the session's play (or read)
     targets: tuple[tuple[str, str], ...]  # (dimension, value); ("", "") is the counters hash
+
+    def __init__(self, ms: str, ws: int, dur: int, started: int, targets: tuple[tuple[str, str], ...]) -> None:
+        self.ms, self.ws, self.dur, self.started, self.targets = ms, ws, dur, started, targets
 
     def merge(self, other: Session) -> None:
         self.ws = max(self.ws, other.ws)
@@ -37,11 +46,16 @@ class Session:
         return cls(ms, ws, dur, started, tuple((s, v) for s, v in targets))
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class DeepFacts:
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
-    session: Session | None = None
+    session: Session | None
+
+    def __init__(
+        self, incs: list[tuple[str, str, int]], members: list[tuple[str, str, str]], session: Session | None = None,
+    ) -> None:
+        self.incs, self.members, self.session = incs, members, session
 
     def as_json(self) -> list:
         return [self.incs, self.members, self.session.as_json() if self.session else None]
@@ -55,7 +69,7 @@ class DeepFacts:
         """Add `amount` to `metric` of a target: the value's field in the dimension's
         metrics hash, or the bare metric in the counters hash (dim "")."""
         if dim:
-            self.incs.append((keys.metrics_suffix(dim), keys.metric_field(metric, value), amount))
+            self.incs.append((_metrics_suffix(dim), keys.metric_field(metric, value), amount))
         else:
             self.incs.append((keys.COUNTERS, metric, amount))
 
@@ -64,16 +78,40 @@ class DeepFacts:
         self.incs.append((keys.COUNTERS, counter, amount))
 
 
-@dataclass(slots=True)
 class EventScope:
-    """Who sent the event and where its capped values are admitted: the app's day."""
+    """Who sent the event and where its capped values are admitted: the app's day.
 
-    caps: CardinalityCaps
-    app: str
-    day: str
-    visitor: bytes  # under the day's salt
-    month_visitor: bytes  # under the month's salt
+    One request's events share it (features/deep.py keeps the last one), and with it the
+    visitor keys in hex, made once."""
+
+    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex")
+
+    def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
+        self.caps, self.app, self.day = caps, app, day
+        self.visitor = visitor  # under the day's salt
+        self.month_visitor = month_visitor  # under the month's salt
+        self._hex: tuple[str, str] | None = None
+
+    def visitor_members(self) -> tuple[str, str]:
+        """The visitor as HyperLogLog members: its keys in hex (one string object each,
+        whose hash the aggregator's sets compute once)."""
+        if self._hex is None:
+            self._hex = (self.visitor.hex(), self.month_visitor.hex())
+        return self._hex
 
     def admit(self, kind: str, value: str) -> str:
         """`value`, or (other) once the app's day holds its cap of `kind` (hit/caps.py)."""
         return self.caps.admit(kind, self.app, self.day, value)
+
+
+# Each dimension's metrics hash suffix, made once (dimensions are the features' own names,
+# a handful): one string object each, whose hash the aggregator's dicts find cached and
+# which they compare by identity, where a new string per event is hashed and compared anew.
+_METRICS_SUFFIXES: Final[dict[str, str]] = {}
+
+
+def _metrics_suffix(dim: str) -> str:
+    suffix = _METRICS_SUFFIXES.get(dim)
+    if suffix is None:
+        suffix = _METRICS_SUFFIXES[dim] = keys.metrics_suffix(dim)
+    return suffix

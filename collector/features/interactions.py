@@ -3,12 +3,14 @@ shares and comments, per resource and label (resources.py), and shares per chann
 
 from __future__ import annotations
 
+from typing import Final
+
 from collector.features.facts import DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
 from collector.features.resources import resource_targets
 from collector.store import names
 
-NO_CHANNEL = "(none)"
+NO_CHANNEL: Final = "(none)"
 
 
 def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:

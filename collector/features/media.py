@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from importlib import resources as package_files
 from string import Template
+from typing import Final
 
 from collector.features.facts import DeepFacts, EventScope, Session
 from collector.features.reading import BucketReading, ratio
 from collector.features.resources import label_targets, resource_targets
 from collector.store import keys, names
 
-STARTING_ACTIONS = frozenset({"play", "read"})  # the event that makes a session a view
+STARTING_ACTIONS: Final = frozenset({"play", "read"})  # the event that makes a session a view
 HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 
@@ -30,7 +31,7 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     targets = resource_targets(ev, scope)
     time_metric = "read_ms" if action == "read" else "watch_ms"
     wt = ev["wt"]
-    visitor, month_visitor = scope.visitor.hex(), scope.month_visitor.hex()
+    visitor, month_visitor = scope.visitor_members()
     for dim, value in targets:
         if wt:
             facts.count(dim, value, time_metric, wt)

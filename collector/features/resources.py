@@ -8,12 +8,14 @@ docs/redis-keys.md's `m:resource` … `m:source`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from collector.features.facts import EventScope
 from collector.store import keys, names
 
-RESOURCE_TYPES = frozenset({"video", "audio", "textbook", "document"})
+RESOURCE_TYPES: Final = frozenset({"video", "audio", "textbook", "document"})
 # Event field -> the label dimension it fills.
-LABEL_FIELDS = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
+LABEL_FIELDS: Final = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
 CATALOGUE_NAME_MAX = 128
 
 

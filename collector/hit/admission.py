@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Final, TypedDict
 
 from collector.registry.model import (
     APPLIED,
@@ -38,7 +38,7 @@ ENFORCE, OPEN = "enforce", "open"
 MODES = (ENFORCE, OPEN)
 # The one app every registry refusal is counted under (rejected:unknown_app, ...).
 UNREGISTERED = "(unregistered)"
-FOREIGN_ORIGIN = "foreign_origin"
+FOREIGN_ORIGIN: Final = "foreign_origin"
 # Offending keys remembered per worker, for the admin (/api/admin/refused-keys): the newest ones.
 OFFENDERS_KEPT = 50
 # (platform, host) judgements kept per worker: hosts come from clients, so the cache

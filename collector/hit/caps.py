@@ -26,16 +26,17 @@ than the bound in every key it is written to.
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
-OTHER = "(other)"
+OTHER: Final = "(other)"
 KINDS = ("resource", "target", "component", "page", "label", "page_code", "referrer", "bot", "session")
 # Values that are markers, not data: never capped (referrer_value's, and OTHER itself).
-MARKERS = frozenset({OTHER, "(direct)", "(internal)", ""})
+MARKERS: Final = frozenset({OTHER, "(direct)", "(internal)", ""})
 HASH_CHARS = 16  # hex digits of the hash that ends a bounded value
 # (kind, app, day) sets a worker keeps at most: a flood of made-up app keys
 # (`registry=open`) cannot grow them without bound; beyond, values pass to the flush,
 # where the deployment's caps still apply (and the batch's own size bounds memory).
-TRACKED_MAX = 20_000
+TRACKED_MAX: Final = 20_000
 # Refused values remembered per app, day and kind, as a multiple of the cap: beyond, the
 # memory is dropped (they are asked again at the next flush, and refused again).
 REFUSED_REMEMBERED = 2

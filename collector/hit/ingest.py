@@ -12,20 +12,20 @@ import base64
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 
 from collector.enrich.device import Device, DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
-from collector.features.deep import USER_MARK, DeepCounter
+from collector.features.deep import USER_MARK, DeepCounter, DeepFacts
 from collector.features.pages import language_of
 from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, header_host, url_host
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
 from collector.hit.ratelimit import APP_LIMIT, REASONS, RateLimits
-from collector.hit.record import NO_VISIT, Hit, new_hit
+from collector.hit.record import NO_VISIT, Hit
 from collector.hit.remarks import RecentIds, outside_window
 from collector.hit.url_secrets import SecretStripper
 from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
@@ -33,22 +33,25 @@ from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordina
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
-from collector.store.journal import Journal, encode_hit, encode_reject
+from collector.store.journal import Journal, encode_hits, encode_reject
 from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_APP = "(unknown)"
+UNKNOWN_APP: Final = "(unknown)"
 # With registry=open: app keys remembered as counting (Ingest.apps_counted) before starting afresh.
 OPEN_APPS_REMEMBERED = 100_000
 # The smallest transparent GIF, for <img> beacons whose onload needs a real image.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-FUTURE_TOLERANCE = 60  # seconds a client clock may run ahead and still choose the bucket
+FUTURE_TOLERANCE: Final = 60  # seconds a client clock may run ahead and still choose the bucket
 
 # A visitor's keys under the day's and the month's salt, and the day and month bucket ids;
 # one request's memo of them by (app, minute, ip, ua).
 VisitorKeys = tuple[bytes, bytes, str, str]
 VisitorMemo = dict[tuple[str, int, str, str], VisitorKeys]
+# One request's devices by the event's (sw, sh, tp), with whether it is a bot: its events
+# share the User-Agent and nearly always the screen, so a batch classifies once.
+DeviceMemo = dict[tuple[int, int, int], tuple[Device, bool]]
 # The User-Agent a suspect visitor is hashed with (hit/uvguard.py): all the identities an
 # address brings beyond the guard's threshold count as this one visitor of the address.
 SUSPECT_UA = "\0suspect"
@@ -188,6 +191,7 @@ class Ingest:
         tally = Tally()
         # One event (a GET): nothing to share with, so no memo to fill.
         memo: VisitorMemo | None = {} if len(events) > 1 else None
+        devices: DeviceMemo | None = {} if len(events) > 1 else None
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
@@ -207,7 +211,8 @@ class Ingest:
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
             when = self._remark(event, verdict.app, minute, now, tally.rejects)
-            tally.counts.append(self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects))
+            tally.counts.append(
+                self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices))
         if self.admission.mode == OPEN and tally.rejects:
             counted = {hit.app for hit in tally.counts}
             tally.rejects = [
@@ -299,18 +304,18 @@ class Ingest:
     def _enrich(
         self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, when: float,
         memo: VisitorMemo | None = None, flags: list[tuple[str, int, str]] | None = None,
+        devices: DeviceMemo | None = None,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
         admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes twice, not a hundred times. `flags`
-        gets the UV guard's flags (see _guarded).
+        gets the UV guard's flags (see _guarded); `devices` carries the devices (_device).
         """
         etype = ev["t"]
         minute = int(when // 60)
-        device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        is_bot = device.is_bot  # (a property: read once)
+        device, is_bot = self._device(ua, ch_mobile, ev, devices)
         keys = self._visitor_keys(app, minute, ip, ua, memo)
         vid: str = ev.get("vid", "")
         uid: str | None = ev.get("uid")
@@ -333,7 +338,7 @@ class Ingest:
                 flag = flag_from_ordinal(sn)
             else:
                 flag = self.visits.visit_flag(visitor, when)
-            return new_hit(
+            return _hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 page=self.caps.admit("page", app, day, page_of(url)),
@@ -343,15 +348,28 @@ class Ingest:
                 event_id=event_id, resent=resent,
             )
         if etype == "engagement":
-            return new_hit(
+            return _hit(
                 app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 engaged_ms=ev["et"], scroll=ev.get("sd", -1), event_id=event_id, resent=resent,
             )
-        return new_hit(
+        return _hit(
             app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
             month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
+
+    def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
+        """The event's device and whether it is a bot. With `memo`, classified once per
+        screen of the request: classify is Python (enrich/device.py), is_bot a property."""
+        if memo is None:
+            device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+            return device, device.is_bot
+        screen = (ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+        found = memo.get(screen)
+        if found is None:
+            device = self.devices.classify(ua, ch_mobile, *screen)
+            found = memo[screen] = (device, device.is_bot)
+        return found
 
     def _guarded(
         self, app: str, minute: int, ip: str, keys: VisitorKeys, vid: str, uid: str | None,
@@ -386,7 +404,7 @@ class Ingest:
     def _commit(self, tally: Tally) -> bool:
         """Journal, then count. False when the journal could not take it (nothing counted)."""
         if self.journal and (tally.counts or tally.rejects):
-            records = [encode_hit(hit) for hit in tally.counts]
+            records = encode_hits(tally.counts)
             records += [encode_reject(*args) for args in tally.rejects]
             try:
                 self.journal.append(b"".join(records))
@@ -510,6 +528,25 @@ class Tally:
     rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
     problems: list[Problem] = field(default_factory=list)
     limited: Answer | None = None  # a 429: the request is refused whole (rate limits), nothing counted
+
+
+_new_tuple: Final = tuple.__new__
+
+
+def _hit(
+    app: str, minute: int, etype: str, device: Device, region: Region, visitor: bytes, month_visitor: bytes, *,
+    page: str = "", page_code: str = "", referrer: str = "", visit_flag: int = NO_VISIT, engaged_ms: int = 0,
+    scroll: int = -1, first_party_id: str = "", deep: DeepFacts | None = None, lang: str = "", event_id: str = "",
+    resent: int = 0,
+) -> Hit:
+    """Hit(...), made without a Python frame: Hit's own __new__ (NamedTuple's) is Python,
+    called once per event, where this compiled function takes its keywords in C and
+    tuple.__new__ is C. Its parameters are Hit's fields, in Hit's order, with Hit's
+    defaults (tests/test_ingest.py checks both)."""
+    return _new_tuple(Hit, (
+        app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
+        scroll, first_party_id, deep, lang, event_id, resent,
+    ))
 
 
 def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:

@@ -56,6 +56,8 @@ keys share {health}, for the same reason.
 
 from __future__ import annotations
 
+from typing import Final
+
 PREFIX = "eb"
 
 # Expiry of the per-writer flush sequence markers (seconds). A writer that has been
@@ -79,12 +81,12 @@ def slot_tag(app: str, granularity: str, bucket_id: str) -> str:
 
 # The part of a bucket key after the bucket: the rollup builder works with these
 # suffixes per minute and joins them to each bucket's prefix once per key.
-COUNTERS = "c"
-VISITORS = "u"
-FIRST_PARTY = "u:fp"
-MEDIA_VIEWERS = "u:media"
-USERS = "u:users"
-RESOURCES = "rs"
+COUNTERS: Final = "c"
+VISITORS: Final = "u"
+FIRST_PARTY: Final = "u:fp"
+MEDIA_VIEWERS: Final = "u:media"
+USERS: Final = "u:users"
+RESOURCES: Final = "rs"
 
 # The deep-tag dimensions with a metrics hash (…:m:DIM, fields METRIC:VALUE) and the
 # metric names are in names.py.

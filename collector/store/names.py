@@ -11,6 +11,8 @@ what is inside the keys.
 
 from __future__ import annotations
 
+from typing import Final
+
 # ---- media ------------------------------------------------------------------------
 # `progress` events carry the boundary (percent of the duration) they passed: the
 # protocol accepts these, the beacon sends these (beacon_js/src/media.js BOUNDS, checked
@@ -39,7 +41,7 @@ MEDIA_METRICS = (
 
 # ---- interactions -----------------------------------------------------------------
 # Interaction action -> the metric it adds to (rate also adds its score to rating_sum).
-INTERACTION_METRIC_OF_ACTION = {
+INTERACTION_METRIC_OF_ACTION: Final = {
     "like": "likes", "unlike": "unlikes", "favorite": "favorites", "unfavorite": "unfavorites",
     "share": "shares", "comment": "comments", "rate": "ratings",
 }
@@ -50,7 +52,7 @@ TARGET_METRICS = ("clicks", "exposures")
 TRACK_METRICS = ("exposures", "clicks", "entries")
 # A track metric -> its total in the counters hash (exposures without a track are
 # ev:exposure already, so the track's own get a name of their own).
-TRACK_TOTAL_OF_METRIC = {"exposures": "track_exposures", "clicks": "track_clicks", "entries": "entries"}
+TRACK_TOTAL_OF_METRIC: Final = {"exposures": "track_exposures", "clicks": "track_clicks", "entries": "entries"}
 CHANNEL_METRICS = ("shares",)
 
 # ---- the counters hash (…:c) --------------------------------------------------------
@@ -71,8 +73,8 @@ REJECTED_PREFIX = "rejected:"
 # a client clock outside the timestamp window, an event id this worker saw lately.
 FLAGGED_PREFIX = "flagged:"
 FOREIGN_ORIGIN_FLAG = "foreign_origin"
-CLIENT_CLOCK_FLAG = "client_clock"
-REPEATED_ID_FLAG = "repeated_id"
+CLIENT_CLOCK_FLAG: Final = "client_clock"
+REPEATED_ID_FLAG: Final = "repeated_id"
 DUPLICATE_RESEND_FLAG = "duplicate_resend"  # store/dedupe.py: a re-send of an event already counted
 # The UV guard (hit/uvguard.py): a hit counted as PV whose visitor, vid or uid was set aside.
 SUSPECT_VISITOR_FLAG, SUSPECT_VID_FLAG, SUSPECT_UID_FLAG = "suspect_visitor", "suspect_vid", "suspect_uid"
