@@ -101,16 +101,16 @@ if Audience._fields[2 : 2 + len(Profile._fields)] != Profile._fields:
 # (the type checker cannot derive them from the NamedTuples; their lengths are checked
 # below) and a first-party visitor id's entry (app, minute, first_party_id).
 #
-# An entry the aggregator keeps holds its device and region as plain tuples of their strings (equal to the
-# Device and Region, and hashing alike: store/aggregate.py makes them), never as the
-# NamedTuples themselves. CPython's garbage collector stops walking a tuple once it holds
-# only untracked values, but it counts any tuple *subclass* as tracked: a Device in a key
-# kept every cube key and visitor entry of the second in the young generations, some
-# 7,000 objects walked by each generation-1 collection, 2-5 ms of the hit loop's time
-# about once a second (bench/RESULTS.md, session 10). Readers name them again with
-# named_cell and named_audience. (Of variable length to the type checker: mypyc unboxes a
-# value typed as a fixed-length tuple and boxes it again as a new plain tuple, which would
-# turn a Device read from a Cell into a plain tuple.)
+# An entry the aggregator keeps holds its device and region as plain tuples of their
+# strings (equal to the Device and Region, and hashing alike: store/aggregate.py makes
+# them), not as the NamedTuples. CPython's garbage collector untracks a tuple once it
+# holds only untracked values, but it counts a tuple *subclass* as tracked: with a Device
+# in them, the second's cube keys and visitor entries (with the cells' count lists, some
+# 5,000-7,000 objects) were walked by every generation-1 collection, 2-5 ms of the hit
+# loop's time about once a second (bench/RESULTS.md, session 10). Readers name them again
+# with named_cell and named_audience. (Of variable length to the type checker: mypyc
+# unboxes a value typed as a fixed-length tuple and boxes it again as a new plain tuple,
+# which would turn a Device read from a Cell into a plain tuple.)
 DeviceFields = tuple[str, ...]
 RegionFields = tuple[str, ...]
 CellEntry = tuple[str, int, str, DeviceFields, RegionFields, str, str, str, int, str]
