@@ -10,7 +10,7 @@ breakdowns exist.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,6 +53,12 @@ def _untracked(sums: list[int]) -> list[int]:
 _GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
 _GC_UNTRACK.argtypes = (ctypes.py_object,)
 _GC_UNTRACK.restype = None
+
+# The entry getters as returning any object: compiled, a value typed as a fixed-length
+# tuple is unpacked into its fields and packed again as a new tuple at each use (a dict
+# lookup, a set insertion); a hit's entries are only looked up, and rebuilt when new.
+_cell_of: Callable[[Hit], Any] = cell_of
+_audience_of: Callable[[Hit], Any] = audience_of
 
 # _kept_cell and _kept_audience unpack the entries by position.
 if Cell._fields[3:5] != ("device", "region") or Audience._fields[2:4] != ("device", "region"):
@@ -203,7 +209,7 @@ class Aggregator:
             if ids is None:
                 ids = snap.event_ids[(hit.app, hit.minute)] = []
             ids.append(hit.event_id)
-        key = cell_of(hit)
+        key = _cell_of(hit)
         sums = snap.cube.get(key)
         if sums is None:
             sums = snap.cube[self._kept_cell(key)] = _untracked([0, 0, 0, 0])
@@ -215,7 +221,7 @@ class Aggregator:
             sums[3] += 1
         snap.events += 1
         if not hit.device.is_bot:
-            seen = audience_of(hit)
+            seen = _audience_of(hit)
             if seen not in snap.visitors:
                 snap.visitors.add(self._kept_audience(seen))
             if hit.first_party_id:
