@@ -35,7 +35,7 @@ def measure(hits: int, passes: int) -> dict:
 
     connection, aggregator = hit_cpu._connection(journal=True)
     rollups = RollupBuilder(Calendar("Asia/Shanghai"), {})
-    raw = hit_cpu._requests("get", hits)
+    raw, _ = hit_cpu._requests("get", hits)  # (requests, the moment their timestamps were set)
     freeze = getattr(server, "freeze_startup_heap", None)
     if freeze is not None:
         freeze()

@@ -13,7 +13,9 @@ NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector; `--base TR
 the collector of another checkout (run from it by this venv) as variant "base". Besides wrk's
 latencies: the collector's CPU per request (every process of its tree: workers, flush
 build processes) and the other load on the machine during the run (busy cores not
-ours: other users of a shared machine), both over the measured seconds.
+ours: other users of a shared machine), both over the measured seconds. `--gc` times the
+worker's every garbage collection (bench/gc_log.py) and prints, per variant over all its
+rounds' measured seconds, each generation's collections a second and pauses.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procstat, servers, wrk
+from . import gc_log, procstat, servers, wrk
 from .runner import machine_busy_s, own_cpu_s
 
 HERE = Path(__file__).resolve().parent
@@ -45,11 +47,16 @@ class Run:
     cpu_us_per_request: float  # the collector's tree
     other_load: float  # busy cores not the collector's, redis', wrk's or this harness'
     built: str  # flush parts built by the build process / in the thread (/api/collector)
+    collections: list[list[float]]  # the worker's garbage collections in the measured seconds (--gc)
 
 
-def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float, tree: Path | None = None) -> Run:
+def one_run(
+    env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float, tree: Path | None = None, gc: bool = False,
+) -> Run:
     work = Path(tempfile.mkdtemp(prefix="half-rate-", dir=HERE / "out"))
     redis = servers.RedisServer(work / "redis")
+    if gc:
+        env = gc_log.environment(work) | env
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the collector's settings (ServerProc inherits the environment)
     try:
@@ -65,13 +72,18 @@ def one_run(env: dict[str, str], delay_script: Path, warm_script: Path, seconds:
         time.sleep(1)
         pids = procstat.tree(server.proc.pid) if server.proc else []
         cpu0, redis0, busy0, own0 = procstat.sample(pids).cpu_s, redis.cpu_seconds(), machine_busy_s(), own_cpu_s()
+        t0 = time.time()
         result = wrk.run(server.url + "/c", delay_script, seconds)
+        t1 = time.time()
         cpu = procstat.sample(pids).cpu_s - cpu0
         others = (machine_busy_s() - busy0) - cpu - (redis.cpu_seconds() - redis0) - (own_cpu_s() - own0)
-        return Run(result, cpu / max(result.requests, 1) * 1e6, max(others, 0.0) / result.duration_s, parts_built(server.url))
+        run = Run(result, cpu / max(result.requests, 1) * 1e6, max(others, 0.0) / result.duration_s, parts_built(server.url), [])
     finally:
-        server.stop()
+        server.stop()  # the worker writes its collections as it exits
         redis.stop()
+    if gc and server.proc is not None:
+        run.collections = gc_log.collections(work, server.proc.pid, t0, t1)
+    return run
 
 
 def parts_built(url: str) -> str:
@@ -89,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=3800.0, help="target GET requests a second")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gc", action="store_true", help="time the worker's garbage collections (bench/gc_log.py)")
     args = parser.parse_args(argv)
     requests = HERE / "out" / "get.requests"
     if not requests.exists():
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for name, env in variants:
             tree = args.base.resolve() if name == "base" else None
-            results[name].append(one_run(env, delay_script, warm_script, args.seconds, tree))
+            results[name].append(one_run(env, delay_script, warm_script, args.seconds, tree, args.gc))
     print(f"GET at {args.rps:,.0f} req/s asked, {args.seconds:g} s per run, {args.rounds} rounds; median of the rounds")
     print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>7s}"
           f" {'CPU µs/req':>10s} {'other load':>10s}   p99 of each round (other load, parts built apart/in thread)")
@@ -116,7 +129,21 @@ def main(argv: list[str] | None = None) -> int:
         figures = (f"{med['rps']:8,.0f} {med['p50_ms']:8.2f} {med['p90_ms']:8.2f} {med['p99_ms']:8.2f} {med['p999_ms']:9.2f}"
                    f" {med['lat_max_ms']:7.1f} {cpu:10.1f} {load:10.2f}")
         print(f"{name:14s} {figures}   {each}")
+    if args.gc:
+        print_collections(results, args.seconds)
     return 0
+
+
+def print_collections(results: dict[str, list[Run]], seconds: float) -> None:
+    """Each variant's garbage collections, all its rounds' measured seconds together."""
+    print("garbage collections in the worker (all rounds): per s, CPU µs/req, pause ms median / p90 / max, pauses > 2 / > 4 ms")
+    for name, runs in results.items():
+        log = [entry for run in runs for entry in run.collections]
+        found = gc_log.figures(log, seconds * len(runs), sum(run.wrk.requests for run in runs))
+        for gen in (0, 1, 2):
+            f = {key.removeprefix(f"gc gen{gen} "): value for key, value in found.items() if key.startswith(f"gc gen{gen} ")}
+            print(f"{name:14s} gen{gen} {f['/s']:6.2f}/s {f['µs/req']:6.2f} µs/req  {f['pause ms median']:6.2f} /"
+                  f" {f['pause ms p90']:6.2f} / {f['pause ms max']:6.2f} ms  {f['pauses > 2 ms']:4.0f} / {f['pauses > 4 ms']:4.0f}")
 
 
 if __name__ == "__main__":

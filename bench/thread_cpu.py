@@ -24,7 +24,6 @@ the thread.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procstat, servers, wrk
+from . import gc_log, procstat, servers, wrk
 from .half_rate_ab import parse_variant
 
 HERE = Path(__file__).resolve().parent
@@ -68,22 +67,6 @@ def request(self, buffer, pos, end, out):
         _totals[2] += time.thread_time() - start
 hit_server.HitConnection.data_received, hit_server.HitConnection._request = data_received, request
 '''
-
-GC_SITECUSTOMIZE = '''
-import atexit, gc, json, os, time
-_log, _start = [], [0.0]
-def _timed(phase, info):
-    if phase == "start":
-        _start[0] = time.thread_time()
-    else:
-        _log.append((time.time(), info["generation"], time.thread_time() - _start[0], info["collected"]))
-gc.callbacks.append(_timed)
-def _dump():
-    with open(os.environ["THREAD_CPU_GC_LOG"] + f".{os.getpid()}", "w") as fh:
-        json.dump(_log, fh)
-atexit.register(_dump)
-'''
-
 
 @dataclass
 class ThreadTimes:
@@ -169,13 +152,10 @@ def start_server(
 ) -> servers.ServerProc:
     """The server, with `env` (collector settings) and the sitecustomize of the probes asked for."""
     env = dict(env)
-    site = [code for wanted, code in ((options.gc, GC_SITECUSTOMIZE), (options.probe and kind != "ceiling", PROBE_SITECUSTOMIZE))
+    site = [code for wanted, code in ((options.gc, gc_log.SITECUSTOMIZE), (options.probe and kind != "ceiling", PROBE_SITECUSTOMIZE))
             if wanted]
     if site:
-        (work / "site").mkdir()
-        (work / "site" / "sitecustomize.py").write_text("\n".join(site))
-        env |= {"PYTHONPATH": str(work / "site"), "THREAD_CPU_GC_LOG": str(work / "gc"),
-                "THREAD_CPU_PROBE_LOG": str(work / "probe")}
+        env |= {**gc_log.environment(work, "\n".join(site)), "THREAD_CPU_PROBE_LOG": str(work / "probe")}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the server inherits the environment
     try:
@@ -248,7 +228,7 @@ def measure(kind: str, env: dict[str, str], label: str, options: Options, tree: 
     for name, (u, s, v, i) in sums.items():
         acc.roles[name] = (u * per, s * per, v / max(result.requests, 1), i / max(result.requests, 1))
     if options.gc:
-        acc.gc = gc_figures(work, main_pid, t0, t1, result.requests)
+        acc.gc = gc_log.figures(gc_log.collections(work, main_pid, t0, t1), t1 - t0, result.requests)
     if options.probe:
         acc.gc |= probe_figures(work, main_pid, t0, t1)
     return acc
@@ -268,19 +248,6 @@ def probe_figures(work: Path, pid: int, t0: float, t1: float) -> dict[str, float
     return {"probe: requests/s": requests / (last[0] - first[0]),
             "probe: data_received µs/req": (last[2] - first[2]) * 1e6 / requests,
             "probe: _request µs/req": (last[3] - first[3]) * 1e6 / requests}
-
-
-def gc_figures(work: Path, pid: int, t0: float, t1: float, requests: int) -> dict[str, float]:
-    path = work / f"gc.{pid}"
-    if not path.exists():
-        return {}
-    log = [entry for entry in json.loads(path.read_text()) if t0 <= entry[0] <= t1]
-    out: dict[str, float] = {}
-    for gen in (0, 1, 2):
-        mine = [e for e in log if e[1] == gen]
-        out[f"gc gen{gen} /s"] = len(mine) / (t1 - t0)
-        out[f"gc gen{gen} µs/req"] = sum(e[2] for e in mine) * 1e6 / max(requests, 1)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

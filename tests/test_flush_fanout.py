@@ -25,7 +25,7 @@ from test_ingest import DESKTOP, GOOGLEBOT, IPHONE
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
 from collector.hit.ingest import Ingest
-from collector.hit.record import Cell
+from collector.hit.record import named_cell
 from collector.hit.visitors import VisitorHasher
 from collector.settings import Settings
 from collector.store import keys
@@ -238,7 +238,7 @@ async def test_a_batch_split_into_parts_stores_exactly_what_it_does_whole(two_re
     for app in APPS:
         expected: dict[str, int] = {}
         for key, sums in snap.cube.items():
-            cell = Cell._make(key)
+            cell = named_cell(key)
             if cell.app == app and not cell.device.is_bot:
                 name = "pv" if cell.etype == "pageview" else "engagements" if cell.etype == "engagement" else "ev:" + cell.etype
                 expected[name] = expected.get(name, 0) + sums[0]

@@ -62,9 +62,10 @@ MAX_UA_LEN = 512
 
 
 class Device(NamedTuple):
-    """What a User-Agent is. A tuple of strings, so the tuples that hold it (Hit, the
-    snapshot's cells and visitors, the UA cache) drop out of the garbage collector's
-    walks after their first one (a dataclass instance keeps them all tracked)."""
+    """What a User-Agent is. A tuple of strings: the garbage collector stops walking it
+    after its first collection (a dataclass instance stays tracked). Not so the tuples that
+    hold it: CPython untracks only exact tuples of untracked items, and a NamedTuple is a
+    subclass — the aggregator keeps plain copies in its entries (hit/record.py)."""
 
     device_class: str  # one of DEVICE_CLASSES
     browser: str  # browser family; bot name for bots; "Other" if unknown

@@ -39,8 +39,8 @@ DBIP_ATTRIBUTION = {"text": "IP Geolocation by DB-IP", "url": "https://db-ip.com
 
 
 class Region(NamedTuple):
-    """Where an address is. A tuple of strings, like Device (enrich/device.py): the
-    garbage collector stops walking what holds it."""
+    """Where an address is. A tuple of strings, like Device (enrich/device.py: the
+    garbage collector stops walking it, not what holds it)."""
 
     country: str  # ISO 3166-1 alpha-2 ("CN"), "" when unknown
     province: str  # CN: GB/T 2260 code ("330000"); elsewhere the English name; "" unknown

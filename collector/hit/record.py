@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from operator import attrgetter
-from typing import NamedTuple, get_args
+from typing import Any, NamedTuple, get_args
 
 from collector.enrich.device import Device
 from collector.enrich.geo import Region
@@ -97,12 +97,25 @@ class Audience(NamedTuple):
 if Audience._fields[2 : 2 + len(Profile._fields)] != Profile._fields:
     raise TypeError("Audience must carry Profile's fields, in its order, after app and minute")
 
-# The plain tuples the getters below make, field for field a Cell, an Audience, a Profile
+# The plain tuples the aggregator keeps, field for field a Cell, an Audience, a Profile
 # (the type checker cannot derive them from the NamedTuples; their lengths are checked
 # below) and a first-party visitor id's entry (app, minute, first_party_id).
-CellEntry = tuple[str, int, str, Device, Region, str, str, str, int, str]
-AudienceEntry = tuple[str, int, Device, Region, str, bytes, bytes]
-ProfileEntry = tuple[Device, Region, str]
+#
+# An entry the aggregator keeps holds its device and region as plain tuples of their
+# strings (equal to the Device and Region, and hashing alike: store/aggregate.py makes
+# them), not as the NamedTuples. CPython's garbage collector untracks a tuple once it
+# holds only untracked values, but it counts a tuple *subclass* as tracked: with a Device
+# in them, the second's cube keys and visitor entries (with the cells' count lists, some
+# 5,000-7,000 objects) were walked by every generation-1 collection, 2-5 ms of the hit
+# loop's time about once a second (bench/RESULTS.md, session 10). Readers name them again
+# with named_cell and named_audience. (Of variable length to the type checker: mypyc
+# unboxes a value typed as a fixed-length tuple and boxes it again as a new plain tuple,
+# which would turn a Device read from a Cell into a plain tuple.)
+DeviceFields = tuple[str, ...]
+RegionFields = tuple[str, ...]
+CellEntry = tuple[str, int, str, DeviceFields, RegionFields, str, str, str, int, str]
+AudienceEntry = tuple[str, int, DeviceFields, RegionFields, str, bytes, bytes]
+ProfileEntry = tuple[DeviceFields, RegionFields, str]
 FirstPartyEntry = tuple[str, int, str]
 for _entry, _named in ((CellEntry, Cell), (AudienceEntry, Audience), (ProfileEntry, Profile)):
     if len(get_args(_entry)) != len(_named._fields):
@@ -114,8 +127,27 @@ if not Cell._fields[0] == Audience._fields[0] == "app":
 
 # C-speed getters: a hit's cube key, visitor entry and profile as plain tuples, equal to
 # a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
-# construction per hit). profile_of also reads a Cell or an Audience.
+# construction per hit; those it keeps, it keeps with plain Device and Region fields, see
+# above). profile_of also reads a Cell or an Audience.
 cell_of: Callable[[Hit], CellEntry] = attrgetter(*Cell._fields)
 audience_of: Callable[[Hit], AudienceEntry] = attrgetter(*Audience._fields)
 profile_of: Callable[[Hit | Cell | Audience], ProfileEntry] = attrgetter(*Profile._fields)
 first_party_of: Callable[[Hit], FirstPartyEntry] = attrgetter("app", "minute", "first_party_id")
+
+
+def _naming(named: Any) -> Callable[[tuple[Any, ...]], Any]:
+    """A reader of `named`'s entries (CellEntry, AudienceEntry) as `named`, with their
+    device and region as a Device and a Region again."""
+    make, device_at, region_at = named._make, named._fields.index("device"), named._fields.index("region")
+
+    def name(entry: tuple[Any, ...]) -> Any:
+        values = list(entry)
+        values[device_at] = Device._make(values[device_at])
+        values[region_at] = Region._make(values[region_at])
+        return make(values)
+
+    return name
+
+
+named_cell: Callable[[CellEntry], Cell] = _naming(Cell)
+named_audience: Callable[[AudienceEntry], Audience] = _naming(Audience)

@@ -9,7 +9,8 @@ breakdowns exist.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import ctypes
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +19,9 @@ from collector.hit.record import (
     NO_VISIT,
     VISIT_SECOND_PAGE,
     VISIT_START,
+    Audience,
     AudienceEntry,
+    Cell,
     CellEntry,
     FirstPartyEntry,
     Hit,
@@ -29,6 +32,37 @@ from collector.hit.record import (
 from collector.store import names
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
+
+
+def _untracked(sums: list[int]) -> list[int]:
+    """`sums`, out of the garbage collector's walks (PyObject_GC_UnTrack, CPython's own
+    call for containers that cannot be part of a cycle).
+
+    A list is walked by every collection of its generation for as long as it lives, and a
+    second's cells are thousands of lists: at 6,700 GET hits a second they were a third of
+    what each generation-1 collection walked, and, promoted, they started a full
+    collection (4-13 ms) every five seconds (bench/RESULTS.md, session 10). A cell's list
+    only ever holds ints, so it can never be part of a reference cycle: untracked, it is
+    still freed the moment its snapshot is (reference counting), never kept. Python has no
+    call for it; an array would do, but is itself tracked since Python 3.10, and a tuple
+    replaced at each hit would put an object per hit in the young generation."""
+    _GC_UNTRACK(sums)
+    return sums
+
+
+_GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
+_GC_UNTRACK.argtypes = (ctypes.py_object,)
+_GC_UNTRACK.restype = None
+
+# The entry getters as returning any object: compiled, a value typed as a fixed-length
+# tuple is unpacked into its fields and packed again as a new tuple at each use (a dict
+# lookup, a set insertion); a hit's entries are only looked up, and rebuilt when new.
+_cell_of: Callable[[Hit], Any] = cell_of
+_audience_of: Callable[[Hit], Any] = audience_of
+
+# _kept_cell and _kept_audience unpack the entries by position.
+if Cell._fields[3:5] != ("device", "region") or Audience._fields[2:4] != ("device", "region"):
+    raise TypeError("the aggregator expects a Cell's device and region 4th and 5th, an Audience's 3rd and 4th")
 
 # A "reject" whose reason starts so is a flag on an event that *was* counted (e.g.
 # flagged:foreign_origin, hit/admission.py): it rides the reject records (journal
@@ -159,6 +193,10 @@ class Aggregator:
         # path pays nothing for it): for GET /metrics, through totals().
         self._drained_events = 0
         self._drained_rejects: dict[str, int] = {}
+        # The plain tuples (hit/record.py) that stand for the Devices and Regions in the
+        # current snapshot's entries, each kept once: value -> itself. Emptied at each
+        # drain, so it holds no more than the snapshot's entries do.
+        self._plain_values: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -171,10 +209,10 @@ class Aggregator:
             if ids is None:
                 ids = snap.event_ids[(hit.app, hit.minute)] = []
             ids.append(hit.event_id)
-        key = cell_of(hit)
+        key = _cell_of(hit)
         sums = snap.cube.get(key)
         if sums is None:
-            sums = snap.cube[key] = [0, 0, 0, 0]
+            sums = snap.cube[self._kept_cell(key)] = _untracked([0, 0, 0, 0])
         sums[0] += 1
         if hit.engaged_ms:
             sums[1] += hit.engaged_ms
@@ -183,11 +221,33 @@ class Aggregator:
             sums[3] += 1
         snap.events += 1
         if not hit.device.is_bot:
-            snap.visitors.add(audience_of(hit))
+            seen = _audience_of(hit)
+            if seen not in snap.visitors:
+                snap.visitors.add(self._kept_audience(seen))
             if hit.first_party_id:
                 snap.first_party.add(first_party_of(hit))
             if hit.deep is not None:
                 self._count_deep(snap, hit.app, hit.minute, hit.deep)
+
+    def _kept_cell(self, key: CellEntry) -> CellEntry:
+        """A new cube key as the snapshot keeps it (hit/record.py): its Device and Region
+        as plain tuples. (Unpacked by name, not by a loop: compiled, a fixed-size tuple
+        is read field by field at C speed.)"""
+        app, minute, etype, device, region, page, page_code, referrer, visit_flag, lang = key
+        return app, minute, etype, self._plain(device), self._plain(region), page, page_code, referrer, visit_flag, lang
+
+    def _kept_audience(self, seen: AudienceEntry) -> AudienceEntry:
+        """A new visitor entry as the snapshot keeps it, as _kept_cell."""
+        app, minute, device, region, lang, visitor, month_visitor = seen
+        return app, minute, self._plain(device), self._plain(region), lang, visitor, month_visitor
+
+    def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
+        """A Device or Region as the plain tuple of its strings, one per value and snapshot."""
+        found = self._plain_values.get(value)
+        if found is None:
+            found = tuple(value)
+            self._plain_values[found] = found
+        return found
 
     @staticmethod
     def _count_deep(snap: Snapshot, app: str, minute: int, deep: DeepFacts) -> None:
@@ -216,6 +276,7 @@ class Aggregator:
     def drain(self) -> Snapshot:
         """Hand over everything counted so far and start afresh (no await: atomic)."""
         snap, self._current = self._current, Snapshot()
+        self._plain_values = {}
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap

@@ -31,9 +31,10 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from collector.enrich.device import Device
 from collector.features.deep import Session
 from collector.hit.caps import MARKERS, OTHER, TRACKED_MAX, CardinalityCaps
-from collector.hit.record import Cell, CellEntry
+from collector.hit.record import Cell, CellEntry, DeviceFields, named_cell
 from collector.store import keys, redis_client
 from collector.store.aggregate import Snapshot
 from collector.store.buckets import Calendar
@@ -259,9 +260,9 @@ def _values(snap: Snapshot) -> dict[tuple[str, int, str], set[str]]:
         for position, kind in _CELL_VALUES:
             if key[position]:
                 values(app, minute, kind).add(key[position])  # type: ignore[arg-type]
-        device = key[_DEVICE]
-        if device.is_bot:  # type: ignore[union-attr]
-            values(app, minute, "bot").add(device.browser)  # type: ignore[union-attr]
+        device = cast(DeviceFields, key[_DEVICE])
+        if device[_DEVICE_CLASS] == "bot":  # Device.is_bot
+            values(app, minute, "bot").add(device[_BROWSER])
     for app, minute, suffix, name in snap.deep_incs:
         metrics_kind = _kind_of_metrics(suffix)
         if metrics_kind is not None:
@@ -284,6 +285,8 @@ def _values(snap: Snapshot) -> dict[tuple[str, int, str], set[str]]:
 # Cube key positions of the capped page-view values (hit/record.py Cell), and the device's.
 _CELL_VALUES = tuple((Cell._fields.index(kind), kind) for kind in ("page", "page_code", "referrer"))
 _DEVICE = Cell._fields.index("device")
+# A kept key's device is a plain tuple (hit/record.py): its fields by position too.
+_DEVICE_CLASS, _BROWSER = Device._fields.index("device_class"), Device._fields.index("browser")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -302,7 +305,7 @@ def _valued_parts(suffix: str) -> tuple[str, str] | None:
 
 
 def _cell(key: CellEntry, cap: Capper) -> CellEntry:
-    cell = Cell._make(key)
+    cell = named_cell(key)
     app, minute, device = cell.app, cell.minute, cell.device
     if device.is_bot:
         name = cap(app, minute, "bot", device.browser)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from collector.features.deep import Session
 from collector.features.pages import PageCounter, region_values
 from collector.features.pages import increment as _incr
-from collector.hit.record import Audience, Cell
+from collector.hit.record import named_audience, named_cell
 from collector.store import keys
 from collector.store.aggregate import FLAGGED, Snapshot
 from collector.store.buckets import Bucket, Calendar
@@ -131,12 +131,12 @@ class RollupBuilder:
         for done, (key, sums) in enumerate(snap.cube.items()):
             if not done % PACE_EVERY:
                 pace()
-            cell = Cell._make(key)
+            cell = named_cell(key)
             self.pages.count_cell(deltas(cell.app, cell.minute).fields, cell, sums)
         for done, entry in enumerate(snap.visitors):
             if not done % PACE_EVERY:
                 pace()
-            seen = Audience._make(entry)
+            seen = named_audience(entry)
             d = deltas(seen.app, seen.minute)
             for suffix in self.pages.visitor_suffixes(seen):
                 _add(d.day_members, suffix, seen.visitor)
