@@ -627,3 +627,80 @@ async def test_a_lone_answer_is_written_at_once(collector_client):
     connection.connection_made(transport := RecordingTransport())
     connection.data_received(HIT.encode())
     assert len(transport.written) == 1
+
+
+class LoggedTransport(RecordingTransport):
+    """A RecordingTransport that also notes its writes in a log shared with the journal's."""
+
+    def __init__(self, log: list[tuple[str, int]], number: int) -> None:
+        super().__init__()
+        self.log, self.number = log, number
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.log.append(("answer", self.number))
+
+
+def loaded_round(server, log: list[tuple[str, int]], count: int) -> list[tuple[collector.web.hit_server.HitConnection, LoggedTransport]]:
+    """`count` connections of a server whose last round answered several (its answers wait)."""
+    server._batching = True
+    connections = []
+    for number in range(count):
+        connection = collector.web.hit_server.HitConnection(server)
+        connection.connection_made(transport := LoggedTransport(log, number))
+        connections.append((connection, transport))
+    return connections
+
+
+def journal_writes(monkeypatch, journal, log: list[tuple[str, int]], failing: int = 0) -> None:
+    """Note each journal write (its records) in `log`; the `failing`-th (from 1) raises, as a full disk does."""
+    append = journal.append
+
+    def noted(data: bytes) -> None:
+        log.append(("journal", data.count(b"\n")))
+        if sum(kind == "journal" for kind, _ in log) == failing:
+            raise OSError(28, "No space left on device")
+        append(data)
+
+    monkeypatch.setattr(journal, "append", noted)
+
+
+async def test_under_load_a_rounds_hits_are_journaled_in_one_write_before_any_of_their_answers(collector_client, monkeypatch):
+    client = await collector_client()
+    server = client.server.runner.server
+    await asyncio.sleep(0)
+    log: list[tuple[str, int]] = []
+    journal_writes(monkeypatch, server.ingest.journal, log)
+    for connection, _ in loaded_round(server, log, 3):
+        connection.data_received(HIT.encode())
+    assert log == []  # held: neither written nor answered before the round's end
+    await asyncio.sleep(0)  # the round ends
+    assert log == [("journal", 3), ("answer", 0), ("answer", 1), ("answer", 2)]
+    assert await counted_pv(client) == 3
+
+
+async def test_a_failed_journal_write_refuses_exactly_the_hits_it_held(collector_client, monkeypatch):
+    client = await collector_client()
+    server = client.server.runner.server
+    await asyncio.sleep(0)
+    log: list[tuple[str, int]] = []
+    journal_writes(monkeypatch, server.ingest.journal, log, failing=2)
+    group = collector.web.hit_server.SEND_GROUP
+    connections = loaded_round(server, log, group + 2)
+    for connection, _ in connections[:group]:  # a full group: journaled in one write, then answered
+        connection.data_received(HIT.encode())
+    closing, closing_transport = connections[group]
+    closing.data_received(HIT.replace("Host: x\r\n", "Host: x\r\nConnection: close\r\n").encode())  # goes at once: the 2nd write
+    last, last_transport = connections[group + 1]
+    last.data_received((HIT + "OPTIONS /c HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+    await asyncio.sleep(0)  # the round ends: the 3rd write
+    assert [entry for entry in log if entry[0] == "journal"] == [("journal", group), ("journal", 1), ("journal", 1)]
+    assert log.index(("journal", group)) < min(log.index(("answer", n)) for n in range(group))
+    # The failed write's one hit is answered 503 (and the connection still closed); the rest as usual.
+    answers = [b"".join(t.written) for _, t in connections]
+    assert all(a.startswith(b"HTTP/1.1 204") and a.count(b"HTTP/1.1") == 1 for a in answers[:group])
+    assert closing_transport.closed and answers[group].startswith(b"HTTP/1.1 503")
+    assert b"journal_full" in answers[group] and b"Connection: close" in answers[group]
+    assert answers[group + 1].count(b"HTTP/1.1 204") == 2 and b"Access-Control-Allow-Methods" in answers[group + 1]
+    assert server.stats.hit_answers[503] == 1
+    assert await counted_pv(client) == group + 1  # exactly the hits whose records were written

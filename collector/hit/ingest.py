@@ -4,6 +4,13 @@ Per request: the client IP, its region and the User-Agent are worked out once. P
 event: validation, device class (cached), the visitor hashes. Then the request's
 accepted events are written to the journal in one write — before the answer, and
 before they are counted, so a failed write counts nothing and answers 503.
+
+While `holding` (the fast path sets it for the hits of a round of reads whose answers
+wait for the round's end anyway, web/hit_server.py), a request's records are kept
+instead, and `write_held` writes those of all the held requests in one write, then
+counts them: one write(2) a round rather than one a hit. The caller must not send a
+held request's answer before write_held; when the write fails, none of them is counted
+and each must be answered 503 instead (the answer Ingest gave assumed the write).
 """
 
 from __future__ import annotations
@@ -106,6 +113,12 @@ class Ingest:
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
         }
+        # The journal group (module docstring): while holding, _commit keeps its records
+        # and tallies here until write_held; `held` counts the requests held since.
+        self.holding = False
+        self.held = 0
+        self._held_records: list[bytes] = []
+        self._held_tallies: list[Tally] = []
 
     # ---- handlers --------------------------------------------------------------------
     # Transport-neutral: web/hit_routes.py adapts them to aiohttp, web/hit_server.py to its fast path.
@@ -402,15 +415,46 @@ class Ingest:
         return device if name == device.browser else device._replace(browser=name)
 
     def _commit(self, tally: Tally) -> bool:
-        """Journal, then count. False when the journal could not take it (nothing counted)."""
+        """Journal, then count. False when the journal could not take it (nothing counted).
+
+        While holding: the records are kept for write_held, which journals and counts
+        them; True here means only "held" (module docstring)."""
         if self.journal and (tally.counts or tally.rejects):
             records = encode_hits(tally.counts)
             records += [encode_reject(*args) for args in tally.rejects]
-            try:
-                self.journal.append(b"".join(records))
-            except OSError as exc:
-                log.error("journal write failed: %s", exc)
+            if self.holding:
+                self._held_records += records
+                self._held_tallies.append(tally)
+                self.held += 1
+                return True
+            if not self._journal(records):
                 return False
+        self._count(tally)
+        return True
+
+    def write_held(self) -> bool:
+        """Journal the held requests' records in one write, then count them. False when
+        the write failed: none of them is counted (each must be answered 503)."""
+        records, tallies = self._held_records, self._held_tallies
+        if not self.held:
+            return True
+        self._held_records, self._held_tallies, self.held = [], [], 0
+        if not self._journal(records):
+            return False
+        for tally in tallies:
+            self._count(tally)
+        return True
+
+    def _journal(self, records: list[bytes]) -> bool:
+        try:
+            cast(Journal, self.journal).append(b"".join(records))  # cast: called only with a journal
+        except OSError as exc:
+            log.error("journal write failed: %s", exc)
+            return False
+        return True
+
+    def _count(self, tally: Tally) -> None:
+        """Count a journaled tally (or any, without a journal) in the aggregator."""
         count, reject = self.aggregator.count, self.aggregator.reject
         for hit in tally.counts:
             count(hit)
@@ -418,7 +462,6 @@ class Ingest:
             self._remember_counting(tally.counts)
         for args in tally.rejects:
             reject(*args)
-        return True
 
     # ---- answers ------------------------------------------------------------------
 

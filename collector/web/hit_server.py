@@ -19,6 +19,13 @@ answer goes at once (waiting would only add latency), and so do a connection's a
 past UNSENT_MAX. Before a connection is closed, expired, evicted or handed to aiohttp,
 what it has not sent yet is written first, in order.
 
+Those waiting answers also share the journal's write (issue 17): while a round's answers
+wait, the hits' journal records are held (Ingest.holding) and written in one write
+before the first of them is sent (`write_held`), rather than one write a hit. Nothing
+changes for the client: no answer leaves before its hit's record is in the journal. If
+that write fails, none of the held hits is counted and each held answer is replaced by
+the 503 it would have had (UNAVAILABLE), before any is sent.
+
 Anything else is not handled here. Another path, another method, HTTP/1.0, a chunked or
 `Expect`ing body, `Upgrade`, a head that is malformed (as aiohttp's llhttp-based parser
 judges it: hit_head.py's read_head) or over MAX_HEAD: the connection,
@@ -46,6 +53,7 @@ import asyncio
 import heapq
 import logging
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from time import perf_counter
 from typing import cast
@@ -127,6 +135,8 @@ class HitServer:
         self._round_answers = 0  # connections answered in this round of reads
         self._round_ending = False  # _round_done is scheduled
         self._batching = False  # the last round answered several: this one's answers wait for its end
+        # Connections with answers whose hits' journal records are held (write_held).
+        self._held: list[HitConnection] = []
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # made outside a running loop (in-process benches): answers go at once
@@ -145,6 +155,7 @@ class HitServer:
         for connection in list(self.connections):
             connection.send_unsent()
             connection.transport.close()
+        self.write_held()  # those of connections that went away: stored, if never answered
         self.web.pre_shutdown()
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -211,8 +222,26 @@ class HitServer:
     def _round_done(self) -> None:
         self._round_ending = False
         self._send_answers()
+        self.write_held()  # those of connections that went away meanwhile
         self._batching = self._round_answers > 1
         self._round_answers = 0
+
+    def hold(self, connection: HitConnection) -> None:
+        """`connection` now has an answer whose hit's journal record is held."""
+        if not connection.held:
+            self._held.append(connection)
+
+    def write_held(self) -> None:
+        """Journal the held hits (one write); if that fails, their answers become 503s."""
+        if not self._held and not (self._ingest is not None and self._ingest.held):
+            return
+        held, self._held = self._held, []
+        if self.ingest.write_held():
+            for connection in held:
+                connection.held = []
+            return
+        for connection in held:
+            connection.refuse_held(self.encode)
 
     def _send_answers(self) -> None:
         unsent, self._unsent = self._unsent, []
@@ -388,12 +417,16 @@ class HandedOver(asyncio.Protocol):
 class HitConnection(asyncio.Protocol):
     """One client connection while its requests are hits (see the module docstring)."""
 
-    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase", "unsent")
+    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase", "unsent", "unsent_bytes", "held")
 
     def __init__(self, server: HitServer) -> None:
         self.server = server
         self.buffer = b""
-        self.unsent = b""  # answers not written yet: the server writes them after this round of reads
+        # Answers not written yet (the server writes them after this round of reads), and
+        # which of them wait for their hits' journal write: (index in unsent, close, status).
+        self.unsent: list[bytes] = []
+        self.unsent_bytes = 0
+        self.held: list[tuple[int, bool, int]] = []
         self.peer: str | None = None
         self.phase = IDLE  # meaningful while `buffer` holds part of a request
         self.deadline = server.now + server.request_timeout  # for the first request
@@ -413,27 +446,39 @@ class HitConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        self.unsent = b""  # nobody to read them
+        self.unsent, self.unsent_bytes, self.held = [], 0, []  # nobody to read them
 
     def expire(self) -> None:
         self.server.stats.timed_out[self.phase if self.buffer else IDLE] += 1
         self.send_unsent()
         close_now(self.transport)
 
-    def send_unsent(self, then: bytes = b"") -> None:
-        """Write the answers waiting for the end of the round, then `then`, at once."""
-        data, self.unsent = self.unsent + then if self.unsent else then, b""
-        if data and not self.transport.is_closing():
+    def send_unsent(self) -> None:
+        """Write the answers waiting for the end of the round at once (their hits journaled first)."""
+        if self.held:
+            self.server.write_held()
+        unsent = self.unsent
+        if not unsent:
+            return
+        data = b"".join(unsent) if len(unsent) > 1 else unsent[0]
+        self.unsent, self.unsent_bytes = [], 0
+        if not self.transport.is_closing():
             self.transport.write(data)
 
-    def _answer(self, out: list[bytes]) -> None:
-        data = b"".join(out) if len(out) > 1 else out[0]
-        if self.unsent:  # a second read of this connection in the same round
-            self.unsent += data
-        else:
-            self.unsent = data
+    def refuse_held(self, encode: Callable[[Answer, bool], bytes]) -> None:
+        """The held hits' journal write failed: their answers become 503s (nothing of them counted)."""
+        stats = self.server.stats
+        for index, close, status in self.held:
+            self.unsent[index] = encode(UNAVAILABLE, close)
+            stats.hit_answers[status] -= 1
+            stats.hit_answers[UNAVAILABLE.status] += 1
+        self.held = []
+
+    def _answered(self, answers_before: int) -> None:
+        """This read added answers: written soon (send_soon), or now past UNSENT_MAX."""
+        if not answers_before:
             self.server.send_soon(self)
-        if len(self.unsent) > UNSENT_MAX:
+        if self.unsent_bytes > UNSENT_MAX:
             # A pipelining client: written now, so that the transport's flow control
             # (pause_writing) stops reading it within this round, as before.
             self.send_unsent()
@@ -448,7 +493,7 @@ class HitConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         pending = self.buffer
         buffer = pending + data if pending else data
-        out: list[bytes] = []
+        answers_before = len(self.unsent)
         pos = 0
         size = len(buffer)
         waiting = HEAD
@@ -465,9 +510,9 @@ class HitConnection(asyncio.Protocol):
                     break
                 taken = HAND_OVER
             else:
-                taken = self._request(buffer, pos, end, out)
+                taken = self._request(buffer, pos, end)
             if taken == HAND_OVER:
-                return self._hand_over(out, buffer[pos:], new_request=pos > 0 or not pending)
+                return self._hand_over(buffer[pos:], new_request=pos > 0 or not pending)
             if taken == NEED_MORE:
                 waiting = BODY
                 break
@@ -485,10 +530,10 @@ class HitConnection(asyncio.Protocol):
             if pos or not pending or waiting is not self.phase:
                 self.phase = waiting
                 self.deadline = self.server.now + self.server.request_timeout
-        if out:
-            self._answer(out)
+        if len(self.unsent) > answers_before:
+            self._answered(answers_before)
 
-    def _request(self, buffer: bytes, pos: int, end: int, out: list[bytes]) -> int:
+    def _request(self, buffer: bytes, pos: int, end: int) -> int:
         """Answer the request whose head is buffer[pos:end]; where the next one starts.
 
         Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
@@ -502,7 +547,11 @@ class HitConnection(asyncio.Protocol):
         close = CONNECTION in values and b"close" in values[CONNECTION].lower()
         body_start = end + 4
         has_length = b"content-length" in lower
-        ingest = self.server.ingest
+        server = self.server
+        ingest = server.ingest
+        # Under load the answer waits for the round's end: so can the hit's journal write.
+        holding = ingest.holding = server._batching
+        held = ingest.held
         try:
             if method == b"GET" and not has_length:
                 answer = get_hit(ingest, target, self.peer, values, forwarded)
@@ -530,16 +579,24 @@ class HitConnection(asyncio.Protocol):
         except Exception:  # a bug, not the client's fault: answer as aiohttp would, stay up
             log.exception("hit failed")
             answer, close, next_pos = INTERNAL_ERROR, True, body_start
-        out.append(self.server.encode(answer, close))
-        self.server.stats.answered(answer.status, started)
+        finally:
+            if holding:
+                ingest.holding = False  # only the fast path's own hits are held (not aiohttp's)
+        encoded = server.encode(answer, close)
+        if holding and ingest.held != held:  # this answer assumes its hit's journal write
+            server.hold(self)
+            self.held.append((len(self.unsent), close, answer.status))
+        self.unsent.append(encoded)
+        self.unsent_bytes += len(encoded)
+        server.stats.answered(answer.status, started)
         if close:
-            self.send_unsent(b"".join(out))
+            self.send_unsent()
             self.transport.close()
             return CLOSED
         return next_pos
 
-    def _hand_over(self, out: list[bytes], rest: bytes, new_request: bool) -> None:
-        self.send_unsent(b"".join(out))  # ours before aiohttp's
+    def _hand_over(self, rest: bytes, new_request: bool) -> None:
+        self.send_unsent()  # ours before aiohttp's
         if new_request:  # else it began in an earlier read and keeps its deadline
             self.deadline = self.server.now + self.server.request_timeout
         self.buffer = b""
