@@ -1,6 +1,7 @@
 """The append-only local journal: an acknowledged hit survives a crash or a Redis outage.
 
-Every accepted event is written here — one write(2) per request, before the answer —
+Every accepted event is written here — one write(2) per request (under load, one for a
+round of reads' requests: hit/ingest.py `write_held`), before the answer —
 as one JSON line holding exactly what the aggregator was given (hashed visitor keys,
 never an IP or User-Agent). The journal is a series of segments; a segment holds the
 events of exactly one flush batch and is named after that batch's writer id and
