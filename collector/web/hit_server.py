@@ -236,12 +236,14 @@ class HitServer:
         if not self._held and not (self._ingest is not None and self._ingest.held):
             return
         held, self._held = self._held, []
-        if self.ingest.write_held():
+        stored = True
+        try:
+            stored = self.ingest.write_held()
+        finally:  # also when counting raised (a bug, logged by the loop): no connection keeps stale notes
             for connection in held:
+                if not stored:
+                    connection.refuse_held(self.encode)
                 connection.held = []
-            return
-        for connection in held:
-            connection.refuse_held(self.encode)
 
     def _send_answers(self) -> None:
         unsent, self._unsent = self._unsent, []
