@@ -50,7 +50,10 @@ def _count_old(phase, info):
         old = gc.get_objects(2)
         sized = sorted(((len(o), type(o).__name__, repr(next(iter(o), None))[:60]) for o in old
                         if type(o) in (dict, set, list, frozenset, collections.OrderedDict, collections.deque)), reverse=True)
-        _census.append((time.time(), len(old), collections.Counter(type(o).__name__ for o in old).most_common(6), sized[:5]))
+        young = gc.get_objects(0) + gc.get_objects(1)
+        entries = sum(len(o) for o in old + young if type(o) in (dict, set, list, tuple))
+        _census.append((time.time(), len(old), collections.Counter(type(o).__name__ for o in old).most_common(6), sized[:5],
+                        len(young), entries))
         del old
 gc.callbacks.insert(0, _count_old)
 def _dump_census():
@@ -166,9 +169,9 @@ def main() -> None:
     report(bench.diagnosis, gc_runs if args.gc else [], bench.dir)
     for label, pid, _, _ in gc_runs:
         census = bench.dir / f"gc.census.{pid}"
-        for moment, count, kinds, largest in json.loads(census.read_text()) if census.exists() else []:
-            print(f"{label:12s} pid {pid} full collection at {time.strftime('%H:%M:%S', time.gmtime(moment))}: {count} old objects;"
-                  f" {kinds}; the largest containers {largest}")
+        for moment, count, kinds, largest, young, entries in json.loads(census.read_text()) if census.exists() else []:
+            print(f"{label:12s} pid {pid} full collection at {time.strftime('%H:%M:%S', time.gmtime(moment))}: {count} old objects,"
+                  f" {young} young, {entries} entries in their dicts, sets, lists and tuples; {kinds}; the largest containers {largest}")
 
 
 def runs(orders: list[str], base: Path | None) -> list[tuple[tuple[str, str, tuple[str, ...]], Path | None]]:
