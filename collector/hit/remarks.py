@@ -8,6 +8,8 @@ day's flags against the day's events.
 
 from __future__ import annotations
 
+from collector.untracked import untracked
+
 # Event ids one worker remembers, at most: two generations of half as many (RecentIds).
 # A generation of 50 000 ids covers minutes of a busy worker's traffic, in about 8 MB. The
 # beacon keeps what failed to send in localStorage and replays it at the next page load,
@@ -38,12 +40,17 @@ class RecentIds:
     memory whatever the ids' lengths (about 80 bytes an id, 8 MB when full); a new id
     is taken for a repeat only when its salted 64-bit hash equals one of the 100 000
     remembered — a chance of 1 in 10^14.
+
+    The sets are kept out of the garbage collector's walks (collector/untracked.py): ints
+    only, they can never be part of a cycle, and once POST traffic had filled them (up to
+    100 000 ids) every full collection walked them — ~4 ms more per full collection of the
+    hit loop, for as long as the worker lived (bench/RESULTS.md, session 11).
     """
 
     def __init__(self, limit: int = REMEMBERED_IDS) -> None:
         self.generation = max(1, limit // 2)
-        self.current: set[int] = set()
-        self.previous: set[int] = set()
+        self.current: set[int] = untracked(set())
+        self.previous: set[int] = untracked(set())
 
     def seen(self, app: str, event_id: str) -> bool:
         """True when the id came before; else remember it and return False."""
@@ -51,7 +58,7 @@ class RecentIds:
         if key in self.current or key in self.previous:
             return True
         if len(self.current) >= self.generation:
-            self.previous, self.current = self.current, set()
+            self.previous, self.current = self.current, untracked(set())
         self.current.add(key)
         return False
 

@@ -9,7 +9,6 @@ breakdowns exist.
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,29 +29,23 @@ from collector.hit.record import (
     first_party_of,
 )
 from collector.store import names
+from collector.untracked import untracked
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
 
 
 def _untracked(sums: list[int]) -> list[int]:
-    """`sums`, out of the garbage collector's walks (PyObject_GC_UnTrack, CPython's own
-    call for containers that cannot be part of a cycle).
+    """`sums`, out of the garbage collector's walks (collector/untracked.py).
 
     A list is walked by every collection of its generation for as long as it lives, and a
     second's cells are thousands of lists: at 6,700 GET hits a second they were a third of
     what each generation-1 collection walked, and, promoted, they started a full
     collection (4-13 ms) every five seconds (bench/RESULTS.md, session 10). A cell's list
     only ever holds ints, so it can never be part of a reference cycle: untracked, it is
-    still freed the moment its snapshot is (reference counting), never kept. Python has no
-    call for it; an array would do, but is itself tracked since Python 3.10, and a tuple
-    replaced at each hit would put an object per hit in the young generation."""
-    _GC_UNTRACK(sums)
-    return sums
-
-
-_GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
-_GC_UNTRACK.argtypes = (ctypes.py_object,)
-_GC_UNTRACK.restype = None
+    still freed the moment its snapshot is (reference counting), never kept. An array
+    would do, but is itself tracked since Python 3.10, and a tuple replaced at each hit
+    would put an object per hit in the young generation."""
+    return untracked(sums)
 
 # The entry getters as returning any object: compiled, a value typed as a fixed-length
 # tuple is unpacked into its fields and packed again as a new tuple at each use (a dict

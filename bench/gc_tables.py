@@ -1,0 +1,71 @@
+"""Issue 17: what the worker's bounded tables of ints add to a full garbage collection.
+
+    python -m bench.gc_tables [--base TREE] [--rounds 9]
+
+After POST traffic, a worker keeps the re-send record (hit/remarks.py RecentIds: up to
+100,000 hashed event ids) full for the rest of its life, and with the UV guard on, up to
+50,000 identities a minute (hit/uvguard.py). Every full collection of the hit loop walks a
+tracked set entry by entry. This fills both as the traffic does (RecentIds through `seen`,
+the guard through `suspects`) in a subprocess of this tree and (--base) of another
+checkout, and times `gc.collect()` there (CPU, thread_time; best of --rounds), against the
+same process before filling them: the difference is what the tables cost each collection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import gc, time
+from collector.hit.remarks import RecentIds
+from collector.hit.uvguard import UvGuard
+
+def full_collection_ms(rounds):
+    best = 1e9
+    for _ in range(rounds):
+        start = time.thread_time()
+        gc.collect()
+        best = min(best, time.thread_time() - start)
+    return best * 1000
+
+rounds = int(__import__("sys").argv[1])
+gc.collect(); gc.freeze()  # as the worker does after its start (collector/server.py)
+empty = full_collection_ms(rounds)
+recent = RecentIds()
+for i in range(150_000):  # past the turn: both generations full (100,000 ids)
+    recent.seen("zjer", f"{i:016x}")
+guard = UvGuard(threshold=50)
+guard.at(1)
+for i in range(50_000):
+    guard.suspects(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", b"v%d" % i, f"vid{i}", None)
+print(empty, full_collection_ms(rounds), len(recent), len(guard._known))
+"""
+
+
+def measure(tree: Path, rounds: int) -> tuple[float, float, int, int]:
+    out = subprocess.run([sys.executable, "-c", PROBE, str(rounds)], cwd=tree, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, check=True)
+    empty, filled, ids, identities = out.stdout.split()
+    return float(empty), float(filled), int(ids), int(identities)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=Path, help="another checkout, measured in the same run")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    trees = [("this tree", HERE)] + ([("base", args.base.resolve())] if args.base else [])
+    print("full collection CPU ms (best of rounds): before filling, with RecentIds and the UV guard full")
+    for _ in range(2):  # interleaved: the machine's drift hits both
+        for name, tree in trees:
+            empty, filled, ids, identities = measure(tree, args.rounds)
+            print(f"{name:10s} {empty:6.2f} -> {filled:6.2f} ms (+{filled - empty:.2f}; {ids} ids, {identities} identities)")
+
+
+if __name__ == "__main__":
+    main()

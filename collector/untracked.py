@@ -1,0 +1,32 @@
+"""Containers kept out of the garbage collector's walks (issue 17, tail latency).
+
+CPython's cyclic garbage collector walks every tracked container of a generation at each
+of its collections, entry by entry: a set of 100,000 ints costs a full collection ~4 ms
+(bench/RESULTS.md, session 11), a second's count lists made generation-1 collections
+stall the hit loop (session 10). A container that only ever holds atomic values (ints,
+strings, bytes) can never be part of a reference cycle, so the collector has nothing to
+find in it: untracked, it is still freed the moment its last reference goes (reference
+counting). CPython untracks such tuples and dicts by itself, never lists or sets, and
+Python has no call for it: this is CPython's own PyObject_GC_UnTrack, through ctypes
+(~0.3 µs a call: for containers made once in a while, or once per new entry).
+
+The caller's promise: the container never holds a tracked object (a list, a dict, an
+instance...). A set stays untracked as it grows (set_add does not track it again).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import TypeVar
+
+_GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
+_GC_UNTRACK.argtypes = (ctypes.py_object,)
+_GC_UNTRACK.restype = None
+
+Container = TypeVar("Container")
+
+
+def untracked(container: Container) -> Container:
+    """`container`, no longer walked by the garbage collector (see the module's doc)."""
+    _GC_UNTRACK(container)
+    return container

@@ -1,0 +1,33 @@
+"""The per-worker tables of atomic values that POST traffic fills stay out of the garbage
+collector's walks (issue 17, tail latency: after the POST runs, the re-send record's
+100,000 ints made every full collection of the hit loop ~4 ms longer; bench/RESULTS.md,
+session 11)."""
+
+from __future__ import annotations
+
+import gc
+
+from collector.hit.remarks import RecentIds
+from collector.hit.uvguard import UvGuard
+
+
+def test_the_remembered_event_ids_are_not_walked_by_the_garbage_collector():
+    recent = RecentIds(limit=100)
+    for i in range(175):  # three generations made: the first two at start, one at the turn
+        recent.seen("app", f"event-{i}")
+    assert len(recent.previous) == 50 and len(recent.current) == 25
+    assert not gc.is_tracked(recent.current) and not gc.is_tracked(recent.previous)
+    gc.collect()  # untracked, they are neither freed nor changed by a collection
+    assert recent.seen("app", "event-174") and recent.seen("app", "event-125")
+    assert not recent.seen("app", "event-0")
+
+
+def test_the_uv_guards_identities_of_the_minute_are_not_walked_by_the_garbage_collector():
+    guard = UvGuard(threshold=3)
+    for minute in (1, 2):  # the set made at start, and the one a new minute makes
+        guard.at(minute)
+        for n in range(20):
+            assert guard.suspects(f"10.0.0.{n}", b"visitor-%d" % n, f"vid-{n}", None) == ()
+        assert not gc.is_tracked(guard._known)
+        gc.collect()
+        assert guard.suspects("10.0.0.1", b"visitor-1", "vid-1", None) == ()
