@@ -708,6 +708,58 @@ def _unidentified_name(ua: str, ua_family: str) -> str:
     return m.group(0)[:40] if m is not None else "Other"
 
 
+# --------------------------------------------------------------------------
+# The version memo: new User-Agents that differ from a known one only in browser versions
+# --------------------------------------------------------------------------
+
+# Product tokens whose version number decides nothing here. A User-Agent seen for the first
+# time is usually a known one with a newer browser or app build (Chrome/124.0.6367.82 ->
+# Chrome/125.0.6422.53): the memo keys _analyse's answer on the User-Agent with these
+# versions' digits masked, so such a UA costs a dictionary lookup, not a parse.
+#
+# Why the answer cannot differ within one key (tests/test_device_memo.py checks it on the
+# labelled corpus, with random digits in every masked place):
+# * only digits change, one for one: lengths, dots and every other character stay, so
+#   ua-parser's bounded gaps (".{0,100}") and version shapes ("(\d+)\.(\d+)") see the same
+#   text; a \d, [0-9] or \w treats every digit alike;
+# * a version is masked only right after "<token>/" at a word start and only when it ends the
+#   part or meets ";", ")" or "(": none of the regexes in use (ua-parser's, the crawler list's,
+#   ours, Matomo's models) has a digit literal that can fall inside one. Not masked, for that
+#   reason: versions that run on into "/" ("UCBrowser/8.5.3.246/145", where the crawler
+#   pattern "008/" could match), tokens whose version picks a family (NokiaBrowser/7.3 is
+#   Symbian Anna, HbbTV/1.1.1 names the TV's maker, Darwin/ and CFNetwork/ map to iOS or
+#   macOS versions) and anything inside the platform's parentheses (OS versions, models).
+_VERSION_TOKENS = frozenset({
+    "AppleWebKit", "Safari", "Chrome", "Version", "CriOS", "GSA", "Firefox", "FxiOS", "OPR",
+    "Edg", "EdgA", "EdgiOS", "SamsungBrowser", "YaBrowser", "ArkWeb", "HuaweiBrowser",
+    "MiuiBrowser", "VivoBrowser", "HeyTapBrowser", "UCBrowser", "MQQBrowser", "QQBrowser", "QQ",
+    "MicroMessenger", "XWEB", "MMWEBSDK", "DingTalk", "baiduboxapp", "Quark",
+})
+_VERSION_CHARS = frozenset("0123456789.")
+_VERSION_END = frozenset(";)(")
+_MASK_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def version_masked(ua: str) -> str:
+    """`ua` with the digits of its _VERSION_TOKENS versions made 0 ("Chrome/124.0.6367.82"
+    -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none."""
+    parts = ua.split(" ")
+    masked = False
+    for i, part in enumerate(parts):
+        slash = part.find("/")
+        if slash <= 0 or part[:slash] not in _VERSION_TOKENS:
+            continue
+        start = end = slash + 1
+        while end < len(part) and part[end] in _VERSION_CHARS:
+            end += 1
+        # [0-9.]* ending in a digit, then the part's end or ; ) (
+        if end == start or part[end - 1] == "." or (end < len(part) and part[end] not in _VERSION_END):
+            continue
+        parts[i] = part[:start] + part[start:end].translate(_MASK_DIGITS) + part[end:]
+        masked = True
+    return " ".join(parts) if masked else ua
+
+
 # Screen buckets (shorter side, CSS px):
 #   1: < 600   phones (320-480 in practice, even "Max"/"Ultra" models)
 #   2: < 1100  tablets (iPad mini 744 .. iPad Pro 13" 1032, Android tablets
@@ -827,17 +879,20 @@ class DeviceClassifier:
     touch bucket), so a hit returns the very same Device object.
     """
 
-    def __init__(self, cache_size: int = 65536):
+    def __init__(self, cache_size: int = 65536, memo_size: int = 8192):
         _get_resolver()  # build the (shared) resolver now, not on the first hit
         self.resolver_name = RESOLVER_NAME
         # Keyed by the arguments' hash, not the User-Agent itself (enrich/hashed_cache.py):
         # ~300 bytes an entry less when every visitor brings a new User-Agent.
         self._cached: HashedCache[Device] = HashedCache(self._compute, int(cache_size))
+        # _analyse's answers by version_masked(UA): what a miss above asks first.
+        self._memo: HashedCache[tuple[str, str, str, int]] = HashedCache(_analyse, int(memo_size))
 
-    @staticmethod
-    def _compute(ua: str, ch: int | None, sb: int, tb: int) -> Device:
+    def _compute(self, ua: str, ch: int | None, sb: int, tb: int) -> Device:
         try:
-            return _refine(_analyse(ua), ch, sb, tb)
+            memo = self._memo
+            analysed = memo.under(version_masked(ua), ua) if memo.maxsize else _analyse(ua)
+            return _refine(analysed, ch, sb, tb)
         except Exception:  # pragma: no cover - defensive, must never raise
             log.exception("device classification failed for %r", ua[:120])
             return _OTHER
@@ -889,5 +944,10 @@ class DeviceClassifier:
     def cache_info(self) -> Any:
         return self._cached.cache_info()
 
+    def memo_info(self) -> Any:
+        """The version memo's (hits, misses, maxsize, currsize)."""
+        return self._memo.cache_info()
+
     def cache_clear(self) -> None:
         self._cached.cache_clear()
+        self._memo.cache_clear()
