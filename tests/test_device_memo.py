@@ -38,7 +38,7 @@ def nokia(version: str) -> str:
 
 def uc_browser(build: str) -> str:
     return ("Mozilla/5.0 (Linux; U; Android 4.0.4; en-us ; ALLVIEW SPEEDI Build/IMM76D) AppleWebKit/533.1"
-            f" (KHTML, like Gecko) Version/4.0 Mobile Safari/533.1/UCBrowser/8.5.3.{build}/145/355")
+            f" (KHTML, like Gecko) Version/4.0 UCBrowser/8.5.3.{build}/145/355 Mobile Safari/533.1")
 
 
 # Pairs that differ by digits alone and are classified differently.
@@ -58,7 +58,7 @@ def test_version_masked_masks_browser_versions_only():
     assert "(Linux; Android 13; V2241A Build/TP1A.220624.014; wv)" in masked
     assert "MMWEBID/2307" in masked and "NetType/WIFI" in masked
     # A version running on into "/" stays.
-    assert version_masked(uc_browser("246")).endswith("UCBrowser/8.5.3.246/145/355")
+    assert " UCBrowser/8.5.3.246/145/355 " in version_masked(uc_browser("246"))
     assert version_masked("curl/8.4.0") == "curl/8.4.0"
     # Digits for digits: versions of other lengths are other keys (ua-parser's gaps are bounded).
     assert version_masked(CHROME.format("99.0.4844.51")) != version_masked(CHROME.format("100.0.4844.51"))
