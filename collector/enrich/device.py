@@ -722,42 +722,47 @@ def _unidentified_name(ua: str, ua_family: str) -> str:
 # * only digits change, one for one: lengths, dots and every other character stay, so
 #   ua-parser's bounded gaps (".{0,100}") and version shapes ("(\d+)\.(\d+)") see the same
 #   text; a \d, [0-9] or \w treats every digit alike;
-# * a version is masked only right after "<token>/" at a word start and only when it ends the
-#   part or meets ";", ")" or "(": none of the regexes in use (ua-parser's, the crawler list's,
-#   ours, Matomo's models) has a digit literal that can fall inside one. Not masked, for that
-#   reason: versions that run on into "/" ("UCBrowser/8.5.3.246/145", where the crawler
-#   pattern "008/" could match), tokens whose version picks a family (NokiaBrowser/7.3 is
-#   Symbian Anna, HbbTV/1.1.1 names the TV's maker, Darwin/ and CFNetwork/ map to iOS or
-#   macOS versions) and anything inside the platform's parentheses (OS versions, models).
+# * a version is masked only right after "<token>/" (the token at the start or after a
+#   space) and only when a space, ";", ")", "(" or the end follows it: none of the regexes in
+#   use (ua-parser's, the crawler list's, ours, Matomo's models) has a digit literal that can
+#   fall inside one. Not masked, for that reason: versions that run on into "/"
+#   ("UCBrowser/8.5.3.246/145", where the crawler pattern "008/" could match), tokens whose
+#   version picks a family (NokiaBrowser/7.3 is Symbian Anna, HbbTV/1.1.1 names the TV's
+#   maker, Darwin/ and CFNetwork/ map to iOS or macOS versions), OS versions and models
+#   ("Android 13", "iPhone OS 17_2", "SM-T870": not "<token>/<version>").
 _VERSION_TOKENS = frozenset({
     "AppleWebKit", "Safari", "Chrome", "Version", "CriOS", "GSA", "Firefox", "FxiOS", "OPR",
     "Edg", "EdgA", "EdgiOS", "SamsungBrowser", "YaBrowser", "ArkWeb", "HuaweiBrowser",
     "MiuiBrowser", "VivoBrowser", "HeyTapBrowser", "UCBrowser", "MQQBrowser", "QQBrowser", "QQ",
     "MicroMessenger", "XWEB", "MMWEBSDK", "DingTalk", "baiduboxapp", "Quark",
 })
-_VERSION_CHARS = frozenset("0123456789.")
-_VERSION_END = frozenset(";)(")
+# A version: digits and dots ending in a digit, then a space, ";", ")", "(" or the end (a
+# version running on into "/" is left alone: see above).
+_VERSION_AT = re.compile(r"[0-9.]*[0-9](?=[ ;)(]|\Z)")
 _MASK_DIGITS = str.maketrans("123456789", "000000000")
 
 
 def version_masked(ua: str) -> str:
     """`ua` with the digits of its _VERSION_TOKENS versions made 0 ("Chrome/124.0.6367.82"
-    -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none."""
-    parts = ua.split(" ")
+    -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none.
+
+    A token counts at the start of `ua` or after a space, right before a "/"."""
+    pieces = ua.split("/")
+    last = len(pieces) - 1
     masked = False
-    for i, part in enumerate(parts):
-        slash = part.find("/")
-        if slash <= 0 or part[:slash] not in _VERSION_TOKENS:
+    for i in range(last):
+        before = pieces[i]
+        space = before.rfind(" ")
+        if (space < 0 and i) or before[space + 1:] not in _VERSION_TOKENS:
             continue
-        start = end = slash + 1
-        while end < len(part) and part[end] in _VERSION_CHARS:
-            end += 1
-        # [0-9.]* ending in a digit, then the part's end or ; ) (
-        if end == start or part[end - 1] == "." or (end < len(part) and part[end] not in _VERSION_END):
-            continue
-        parts[i] = part[:start] + part[start:end].translate(_MASK_DIGITS) + part[end:]
+        after = pieces[i + 1]
+        version = _VERSION_AT.match(after)
+        if version is None or (version.end() == len(after) and i + 1 < last):
+            continue  # no version, or one running on into the next "/"
+        end = version.end()
+        pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:]
         masked = True
-    return " ".join(parts) if masked else ua
+    return "/".join(pieces) if masked else ua
 
 
 # Screen buckets (shorter side, CSS px):
