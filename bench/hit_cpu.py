@@ -1,6 +1,7 @@
 """Issue 17: CPU µs per whole hit in-process, this tree against another checkout, interleaved.
 
-    python -m bench.hit_cpu [--base /tmp/old] [--rounds 5] [--hits 4000] [--profile get|post50]
+    python -m bench.hit_cpu [--base /tmp/old] [--rounds 5] [--hits 4000] [--profile get|post50|unique]
+        [--shapes get,post50,unique]
 
 Drives the fast path (`HitConnection.data_received`, a transport that only counts, the
 journal on in a temporary directory) with the realistic GET hits and with POST batches of
@@ -10,14 +11,22 @@ timestamps: valid hits, as in real traffic, not re-sends of the round before). W
 `--base`, the other checkout (e.g. a `git worktree add` of main) runs the same rounds in
 turn, each round in both trees before the next, so that a loaded machine's drift hits
 both alike. `--profile` prints cProfile's top functions instead.
+
+The `unique` shape is bench/out/unique.requests' traffic (traffic.unique): every GET hit
+from a never-seen address and a never-seen User-Agent. Its warm-up and each round are
+different visitors (one population, so no address or User-Agent comes twice): every timed
+hit misses the device and geo caches and is a new visitor, as the first pass of the unique
+file is. Not in the default `--shapes` (the table of issue 17 has get and post50 rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +34,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = ("get", "post50")
+SHAPES = ("get", "post50", "unique")
+DEFAULT_SHAPES = "get,post50"
 
 
 def _connection(journal: bool):
@@ -70,6 +80,34 @@ def _requests(shape: str, hits: int) -> tuple[list[bytes], int]:
     return [traffic.http_bytes(r) for r in traffic.realistic(pop, n, shape, now_ms)], now_ms
 
 
+def _unique_passes(hits: int, passes: int) -> list[list[bytes]]:
+    """`passes` lists of `hits` GET hits, every one from a never-seen address and User-Agent."""
+    from . import traffic
+    from .ippool import load_pool
+
+    reqs = traffic.unique(traffic.Population(load_pool(), 1000, seed=9), hits * passes, int(time.time() * 1000),
+                          serial_start=5_000_000)
+    raw = [traffic.http_bytes(r) for r in reqs]
+    return [raw[i * hits:(i + 1) * hits] for i in range(passes)]
+
+
+def measured_unique(hits: int, rounds: int) -> float:
+    """CPU µs per never-seen-visitor GET hit, best of `rounds` (each round new visitors)."""
+    warm, *timed = _unique_passes(hits, rounds + 1)
+    connection, aggregator = _connection(journal=True)
+    for data in warm:  # caches filled with other visitors, as in a running collector
+        connection.data_received(data)
+    best = float("inf")
+    for fresh in timed:
+        aggregator.drain()
+        gc.collect()
+        start = time.process_time()
+        for data in fresh:
+            connection.data_received(data)
+        best = min(best, time.process_time() - start)
+    return best / hits * 1e6
+
+
 def measured(shape: str, hits: int, rounds: int) -> tuple[float, int, dict[str, int]]:
     """CPU µs per hit (GET) or per event (POST of 50), best of `rounds`; the events counted
     and the rejections and flags by reason, warm-up and rounds together.
@@ -99,6 +137,8 @@ def measured(shape: str, hits: int, rounds: int) -> tuple[float, int, dict[str, 
 
 def measure(shape: str, hits: int, rounds: int) -> float:
     """CPU µs per hit (GET) or per event (POST of 50), best of `rounds`."""
+    if shape == "unique":
+        return measured_unique(hits, rounds)
     return measured(shape, hits, rounds)[0]
 
 
@@ -108,11 +148,14 @@ def profile(shape: str, hits: int) -> None:
 
     from . import traffic
 
-    raw, generated_ms = _requests(shape, hits)
     connection, _ = _connection(journal=True)
+    if shape == "unique":
+        raw, fresh = _unique_passes(hits, 2)
+    else:
+        raw, generated_ms = _requests(shape, hits)
+        fresh = traffic.replay_pass(raw, 2, generated_ms)
     for data in raw:
         connection.data_received(data)
-    fresh = traffic.replay_pass(raw, 2, generated_ms)
     prof = cProfile.Profile()
     prof.enable()
     for data in fresh:
@@ -124,9 +167,25 @@ def profile(shape: str, hits: int) -> None:
 def _one_round(tree: Path, shape: str, hits: int) -> float:
     out = subprocess.run(
         [sys.executable, "-m", "bench.hit_cpu", "--child", shape, "--hits", str(hits)],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True, text=True,
+        cwd=_run_dir(tree), env={**os.environ, "PYTHONPATH": _run_dir(tree)}, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
+
+
+def _run_dir(tree: Path) -> str:
+    """A directory where `collector` (and geo_data) is `tree`'s and `bench` this tree's: both
+    trees are measured by the same bench code (an older tree's may lack a shape, e.g. `unique`)."""
+    if tree == ROOT:
+        return str(tree)
+    root = Path(tempfile.gettempdir()) / f"hit_cpu_{os.getpid()}_{abs(hash(str(tree)))}"
+    if not root.exists():
+        root.mkdir()
+        atexit.register(shutil.rmtree, root, True)
+    for name, target in (("collector", tree / "collector"), ("geo_data", tree / "geo_data"), ("bench", ROOT / "bench")):
+        link = root / name
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+    return str(root)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per tree; the best counts")
     parser.add_argument("--hits", type=int, default=4000, help="GET hits (POST: this many events) per round")
     parser.add_argument("--profile", choices=SHAPES)
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES, help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--child", choices=SHAPES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.profile:
@@ -143,14 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(measure(args.child, args.hits, 3)))
         return 0
+    shapes = [s for s in args.shapes.split(",") if s]
+    if not set(shapes) <= set(SHAPES):
+        parser.error(f"--shapes: of {', '.join(SHAPES)}")
     trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
-    best = {(name, shape): float("inf") for name in trees for shape in SHAPES}
+    best = {(name, shape): float("inf") for name in trees for shape in shapes}
     for _ in range(args.rounds):
-        for shape in SHAPES:
+        for shape in shapes:
             for name, tree in trees.items():
                 best[name, shape] = min(best[name, shape], _one_round(tree, shape, args.hits))
-    for shape in SHAPES:
-        unit = "µs CPU per GET hit" if shape == "get" else "µs CPU per event, POST of 50"
+    for shape in shapes:
+        unit = {"get": "µs CPU per GET hit", "unique": "µs CPU per never-seen-visitor GET hit"}.get(
+            shape, "µs CPU per event, POST of 50")
         print(f"{unit:32s} " + "  ".join(f"{name}: {best[name, shape]:.2f}" for name in trees))
     return 0
 

@@ -38,6 +38,7 @@ MANIFEST = "native_sources.json"
 
 NATIVE_MODULES = (
     "collector.enrich.hashed_cache",
+    "collector.enrich.ua_versions",
     "collector.hit.protocol",
     "collector.hit.ingest",
     "collector.hit.caps",

@@ -194,6 +194,11 @@ class Settings:
     )
     cors_origin: str = _setting("*", "Access-Control-Allow-Origin sent on every hit answer")
     ua_cache_size: int = _setting(16384, "User-Agent classifications kept in memory (~100 bytes each)")
+    ua_memo_size: int = _setting(
+        8192,
+        "User-Agent classifications kept by the User-Agent with its browser versions masked: a new"
+        " User-Agent that differs from a known one only there is not parsed again (0: off; ~100 bytes each)",
+    )
     geo_cache_size: int = _setting(
         16384, "IP region lookups kept in memory, and as many client IPs' X-Forwarded-For verdicts (~100 bytes each)"
     )

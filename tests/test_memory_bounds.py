@@ -13,6 +13,7 @@ BOUNDS = {
     "visit_tracker_visitors": 80,
     "recent_event_ids": 60,
     "ua_cache_size": 64,
+    "ua_memo_size": 48,
     "geo_cache_size": 64,
 }
 VISITORS = 1200
@@ -29,6 +30,7 @@ def tables(ingest) -> dict[str, int]:
         "visit_tracker_visitors": len(ingest.visits),
         "recent_event_ids": len(ingest.recent_ids),
         "ua_cache_size": ingest.devices.cache_info().currsize,
+        "ua_memo_size": ingest.devices.memo_info().currsize,
         "geo_cache_size": max(ingest.geo.cache_info().currsize, len(ingest.ips._kind)),
     }
 

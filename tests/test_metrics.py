@@ -78,6 +78,7 @@ async def test_flush_and_state_figures_are_there(collector_client):
                  "edubeacon_process_resident_memory_bytes"):
         assert name in samples, name
     assert total(samples, "edubeacon_cache_entries", cache="device") == 1
+    assert total(samples, "edubeacon_cache_entries", cache="device_memo") == 1  # the version memo
 
 
 async def test_metrics_are_closed_to_the_network_without_a_token(collector_client):

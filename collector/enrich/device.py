@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 from collector.enrich.crawler_list import CrawlerList
 from collector.enrich.device_models import AndroidModels, android_model
 from collector.enrich.hashed_cache import HashedCache
+from collector.enrich.ua_versions import version_masked
 
 __all__ = [
     "DEVICE_CLASSES",
@@ -49,6 +50,7 @@ __all__ = [
     "DeviceClassifier",
     "RESOLVER_NAME",
     "resolver_name",
+    "version_masked",
 ]
 
 log = logging.getLogger(__name__)
@@ -827,17 +829,20 @@ class DeviceClassifier:
     touch bucket), so a hit returns the very same Device object.
     """
 
-    def __init__(self, cache_size: int = 65536):
+    def __init__(self, cache_size: int = 65536, memo_size: int = 8192):
         _get_resolver()  # build the (shared) resolver now, not on the first hit
         self.resolver_name = RESOLVER_NAME
         # Keyed by the arguments' hash, not the User-Agent itself (enrich/hashed_cache.py):
         # ~300 bytes an entry less when every visitor brings a new User-Agent.
         self._cached: HashedCache[Device] = HashedCache(self._compute, int(cache_size))
+        # _analyse's answers by version_masked(UA): what a miss above asks first.
+        self._memo: HashedCache[tuple[str, str, str, int]] = HashedCache(_analyse, int(memo_size))
 
-    @staticmethod
-    def _compute(ua: str, ch: int | None, sb: int, tb: int) -> Device:
+    def _compute(self, ua: str, ch: int | None, sb: int, tb: int) -> Device:
         try:
-            return _refine(_analyse(ua), ch, sb, tb)
+            memo = self._memo
+            analysed = memo.under(version_masked(ua), ua) if memo.maxsize else _analyse(ua)
+            return _refine(analysed, ch, sb, tb)
         except Exception:  # pragma: no cover - defensive, must never raise
             log.exception("device classification failed for %r", ua[:120])
             return _OTHER
@@ -889,5 +894,10 @@ class DeviceClassifier:
     def cache_info(self) -> Any:
         return self._cached.cache_info()
 
+    def memo_info(self) -> Any:
+        """The version memo's (hits, misses, maxsize, currsize)."""
+        return self._memo.cache_info()
+
     def cache_clear(self) -> None:
         self._cached.cache_clear()
+        self._memo.cache_clear()

@@ -42,6 +42,18 @@ class HashedCache(Generic[T]):
             found = self._miss(key, args)
         return found
 
+    def under(self, key: Hashable, *args: Hashable) -> T:
+        """The answer cached under `key` rather than under the arguments: arguments that
+        differ only in what the answer does not depend on share one answer, computed from
+        the first of them (enrich/device.py's memo of User-Agents by their masked browser
+        versions). `key` is kept as its hash, as the arguments are by __call__."""
+        self._lookups += 1
+        hashed = hash(key)
+        found = self._answers.get(hashed)
+        if found is None:
+            found = self._miss(hashed, args)
+        return found
+
     def _miss(self, key: int, args: tuple) -> T:
         self._misses += 1
         answer = self._compute(*args)

@@ -227,7 +227,7 @@ def process_state(app: web.Application) -> Iterable[Family]:
     entries = gauge("cache_entries", "Entries held by a per-process cache.")
     capacity = gauge("cache_capacity_entries", "Entries a per-process cache may hold.")
     lookups = counter("cache_lookups", "Lookups in a per-process cache, by result.")
-    caches = [("device", ingest.devices.cache_info())]
+    caches = [("device", ingest.devices.cache_info()), ("device_memo", ingest.devices.memo_info())]
     geo = app[GEO]
     if geo is not None:
         caches.append(("geo", geo.cache_info()))

@@ -138,7 +138,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     """The per-hit path; it holds nothing to release."""
     settings = app[SETTINGS]
     app[INGEST] = Ingest(
-        settings, app[AGGREGATOR], app[GEO], DeviceClassifier(settings.ua_cache_size), app[HASHER],
+        settings, app[AGGREGATOR], app[GEO], DeviceClassifier(settings.ua_cache_size, settings.ua_memo_size), app[HASHER],
         app[CALENDAR], app[CLOCK], app[JOURNAL],
     )
     yield

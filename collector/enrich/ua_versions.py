@@ -1,0 +1,69 @@
+"""The version memo's key (enrich/device.py, issue 17): a User-Agent with the digits of its
+browser versions masked, so that new User-Agents differing from a known one only there share
+its classification. Compiled by mypyc (collector/native.py): it runs on every User-Agent
+the device cache has not seen.
+"""
+
+from __future__ import annotations
+
+# Product tokens whose version number decides nothing here. A User-Agent seen for the first
+# time is usually a known one with a newer browser or app build (Chrome/124.0.6367.82 ->
+# Chrome/125.0.6422.53): the memo keys _analyse's answer on the User-Agent with these
+# versions' digits masked, so such a UA costs a dictionary lookup, not a parse.
+#
+# Why the answer cannot differ within one key (tests/test_device_memo.py checks it on the
+# labelled corpus, with random digits in every masked place):
+# * only digits change, one for one: lengths, dots and every other character stay, so
+#   ua-parser's bounded gaps (".{0,100}") and version shapes ("(\d+)\.(\d+)") see the same
+#   text; a \d, [0-9] or \w treats every digit alike;
+# * a version is masked only right after "<token>/" (the token at the start or after a
+#   space) and only when a space, ";", ")", "(" or the end follows it: none of the regexes in
+#   use (ua-parser's, the crawler list's, ours, Matomo's models) has a digit literal that can
+#   fall inside one. Not masked, for that reason: versions that run on into "/"
+#   ("UCBrowser/8.5.3.246/145", where the crawler pattern "008/" could match), tokens whose
+#   version picks a family (NokiaBrowser/7.3 is Symbian Anna, HbbTV/1.1.1 names the TV's
+#   maker, Darwin/ and CFNetwork/ map to iOS or macOS versions), OS versions and models
+#   ("Android 13", "iPhone OS 17_2", "SM-T870": not "<token>/<version>").
+_VERSION_TOKENS = frozenset({
+    "AppleWebKit", "Safari", "Chrome", "Version", "CriOS", "GSA", "Firefox", "FxiOS", "OPR",
+    "Edg", "EdgA", "EdgiOS", "SamsungBrowser", "YaBrowser", "ArkWeb", "HuaweiBrowser",
+    "MiuiBrowser", "VivoBrowser", "HeyTapBrowser", "UCBrowser", "MQQBrowser", "QQBrowser", "QQ",
+    "MicroMessenger", "XWEB", "MMWEBSDK", "DingTalk", "baiduboxapp", "Quark",
+})
+_MASK_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def version_masked(ua: str) -> str:
+    """`ua` with the digits of its _VERSION_TOKENS versions made 0 ("Chrome/124.0.6367.82"
+    -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none.
+
+    A token counts at the start of `ua` or after a space, right before a "/"."""
+    pieces = ua.split("/")
+    last = len(pieces) - 1
+    masked = False
+    for i in range(last):
+        before = pieces[i]
+        space = before.rfind(" ")
+        if (space < 0 and i > 0) or before[space + 1:] not in _VERSION_TOKENS:
+            continue
+        after = pieces[i + 1]
+        end = _version_end(after, i + 1 == last)
+        if end:
+            pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:]
+            masked = True
+    return "/".join(pieces) if masked else ua
+
+
+def _version_end(text: str, at_the_end: bool) -> int:
+    """The length of the version `text` starts with — digits and dots ending in a digit, then a
+    space, ";", ")", "(" or the User-Agent's end (`at_the_end`: no "/" follows `text`) — or 0.
+    A version running on into the next "/" is no version here (see _VERSION_TOKENS)."""
+    n = len(text)
+    end = 0
+    while end < n and text[end] in "0123456789.":
+        end += 1
+    if end == 0 or text[end - 1] == ".":
+        return 0
+    if end < n:
+        return end if text[end] in " ;)(" else 0
+    return end if at_the_end else 0
