@@ -411,8 +411,9 @@ class Ingest:
             except OSError as exc:
                 log.error("journal write failed: %s", exc)
                 return False
-        self.aggregator.count_request(tally.counts)
-        reject = self.aggregator.reject
+        count, reject = self.aggregator.count, self.aggregator.reject
+        for hit in tally.counts:
+            count(hit)
         if self.admission.mode == OPEN and tally.counts:
             self._remember_counting(tally.counts)
         for args in tally.rejects:

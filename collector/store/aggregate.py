@@ -16,7 +16,6 @@ from typing import Any
 
 from collector.enrich.device import BOT
 from collector.features.deep import DeepFacts
-from collector.features.facts import Session
 from collector.hit.record import (
     NO_VISIT,
     VISIT_SECOND_PAGE,
@@ -201,36 +200,12 @@ class Aggregator:
         self._plain_values: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def count(self, hit: Hit) -> None:
-        """One hit (a GET, a journal replay)."""
         snap = self._current
-        if self._count_plain(snap, hit) and hit.deep is not None:
-            self._count_deep(snap, hit.app, hit.minute, hit.deep)
-
-    def count_request(self, hits: list[Hit]) -> None:
-        """A request's hits: the same counts as count() on each, with their deep facts
-        added up within the request first (RequestDeep) and then to the snapshot once per
-        distinct key. A beacon's batch comes from one page and visitor: its 50 events
-        repeat the same deep fields and members (about 3.4 increments and 1.8 members an
-        event, of which 1.6 and 0.5 distinct in the bench's batches), and an entry of the
-        snapshot costs a new tuple and a lookup in a large dict or set, where the
-        request's own sums are keyed by the facts' tuples as they are."""
-        snap = self._current
-        deep = RequestDeep()
-        for hit in hits:
-            if self._count_plain(snap, hit) and hit.deep is not None:
-                deep.add(hit.app, hit.minute, hit.deep)
-                if hit.deep.session is not None:
-                    _count_session(snap, hit.app, hit.minute, hit.deep.session)
-        deep.add_to(snap)
-
-    def _count_plain(self, snap: Snapshot, hit: Hit) -> bool:
-        """The hit's basic counts (its cell, visitor, first-party id, event id); True when
-        its deep facts count too (not a bot, not a re-send held back)."""
         if hit.event_id:
             if hit.resent:  # counted at flush, once its id is known to be new (store/dedupe.py)
                 snap.resent.append(hit)
                 snap.events += 1
-                return False
+                return
             ids = snap.event_ids.get((hit.app, hit.minute))
             if ids is None:
                 ids = snap.event_ids[(hit.app, hit.minute)] = []
@@ -246,14 +221,14 @@ class Aggregator:
             sums[2] += hit.scroll
             sums[3] += 1
         snap.events += 1
-        if hit.device.device_class == BOT:  # Device.is_bot, without its Python property
-            return False
-        seen = _audience_of(hit)
-        if seen not in snap.visitors:
-            snap.visitors.add(self._kept_audience(seen))
-        if hit.first_party_id:
-            snap.first_party.add(first_party_of(hit))
-        return True
+        if hit.device.device_class != BOT:  # not Device.is_bot: a Python property, called per hit
+            seen = _audience_of(hit)
+            if seen not in snap.visitors:
+                snap.visitors.add(self._kept_audience(seen))
+            if hit.first_party_id:
+                snap.first_party.add(first_party_of(hit))
+            if hit.deep is not None:
+                self._count_deep(snap, hit.app, hit.minute, hit.deep)
 
     def _kept_cell(self, key: CellEntry) -> CellEntry:
         """A new cube key as the snapshot keeps it (hit/record.py): its Device and Region
@@ -283,8 +258,15 @@ class Aggregator:
             incs[key] = incs.get(key, 0) + amount
         for suffix, day_member, month_member in deep.members:
             snap.deep_members.add((app, minute, suffix, day_member, month_member))
-        if deep.session is not None:
-            _count_session(snap, app, minute, deep.session)
+        session = deep.session
+        if session is not None:
+            found = snap.sessions.get((app, session.ms))
+            if found is None:
+                # A copy: the journal replays the same facts into other snapshots.
+                snap.sessions[(app, session.ms)] = [minute, session.copy()]
+            else:
+                found[0] = min(found[0], minute)
+                found[1].merge(session)
 
     def reject(self, app: str, minute: int, reason: str) -> None:
         """A rejected event, counted by reason (or a flag: FLAGGED + reason)."""
@@ -314,68 +296,6 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
-
-
-def _count_session(snap: Snapshot, app: str, minute: int, session: Session) -> None:
-    """A media session's progress, merged with what the snapshot has of it."""
-    found = snap.sessions.get((app, session.ms))
-    if found is None:
-        # A copy: the journal replays the same facts into other snapshots.
-        snap.sessions[(app, session.ms)] = [minute, session.copy()]
-    else:
-        found[0] = min(found[0], minute)
-        found[1].merge(session)
-
-
-class DeepSums:
-    """One app-minute's deep increments and members within a request, keyed by the
-    facts' own tuples: (suffix, field, amount) -> how many events had it, and the set of
-    (suffix, day member, month member)."""
-
-    def __init__(self) -> None:
-        self.incs: dict[tuple[str, str, int], int] = {}
-        self.members: set[tuple[str, str, str]] = set()
-
-    def add(self, deep: DeepFacts) -> None:
-        incs = self.incs
-        for inc in deep.incs:
-            incs[inc] = incs.get(inc, 0) + 1
-        members = self.members
-        for member in deep.members:
-            members.add(member)
-
-
-class RequestDeep:
-    """A request's deep facts (all but the sessions), by app and minute, until add_to.
-
-    Its events nearly always share one app and one or two minutes: the last app-minute's
-    sums are kept at hand, so an event only compares its app and minute with them."""
-
-    def __init__(self) -> None:
-        self.by_minute: dict[tuple[str, int], DeepSums] = {}
-        self._app = ""
-        self._minute = -1
-        self._sums: DeepSums | None = None
-
-    def add(self, app: str, minute: int, deep: DeepFacts) -> None:
-        sums = self._sums
-        if sums is None or minute != self._minute or app != self._app:
-            sums = self.by_minute.get((app, minute))
-            if sums is None:
-                sums = self.by_minute[(app, minute)] = DeepSums()
-            self._app, self._minute, self._sums = app, minute, sums
-        sums.add(deep)
-
-    def add_to(self, snap: Snapshot) -> None:
-        """Add the request's sums to `snap`: one snapshot entry per distinct key."""
-        incs = snap.deep_incs
-        members = snap.deep_members
-        for (app, minute), sums in self.by_minute.items():
-            for (suffix, name, amount), times in sums.incs.items():
-                key = (app, minute, suffix, name)
-                incs[key] = incs.get(key, 0) + amount * times
-            for suffix, day_member, month_member in sums.members:
-                members.add((app, minute, suffix, day_member, month_member))
 
 
 def _dicts_by_app(entries: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
