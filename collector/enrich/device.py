@@ -37,7 +37,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from collector.enrich.crawler_list import CrawlerList
 from collector.enrich.device_models import AndroidModels, android_model
@@ -55,7 +55,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEVICE_CLASSES = ("mobile", "tablet", "pc", "bot", "other")
+BOT: Final = "bot"  # the device class of crawlers (Device.is_bot)
+DEVICE_CLASSES = ("mobile", "tablet", "pc", BOT, "other")
 
 # UA strings are truncated before parsing *and* before being used as a cache
 # key: real UAs are < 300 chars, and keying on 8 KB headers would let a client
@@ -75,7 +76,7 @@ class Device(NamedTuple):
 
     @property
     def is_bot(self) -> bool:
-        return self.device_class == "bot"
+        return self.device_class == BOT
 
 
 _OTHER = Device("other", "Other", "Other")

@@ -32,6 +32,10 @@ class Session:
     def __init__(self, ms: str, ws: int, dur: int, started: int, targets: tuple[tuple[str, str], ...]) -> None:
         self.ms, self.ws, self.dur, self.started, self.targets = ms, ws, dur, started, targets
 
+    def copy(self) -> Session:
+        """A copy (dataclasses.replace is Python, and a snapshot copies each new session)."""
+        return Session(self.ms, self.ws, self.dur, self.started, self.targets)
+
     def merge(self, other: Session) -> None:
         self.ws = max(self.ws, other.ws)
         self.dur = max(self.dur, other.dur)

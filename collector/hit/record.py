@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, get_args
 
 from collector.enrich.device import Device
@@ -129,10 +129,16 @@ if not Cell._fields[0] == Audience._fields[0] == "app":
 # a Cell, an Audience and a Profile (the aggregator's dicts and sets need no NamedTuple
 # construction per hit; those it keeps, it keeps with plain Device and Region fields, see
 # above). profile_of also reads a Cell or an Audience.
-cell_of: Callable[[Hit], CellEntry] = attrgetter(*Cell._fields)
-audience_of: Callable[[Hit], AudienceEntry] = attrgetter(*Audience._fields)
+# cell_of, audience_of and first_party_of read a Hit only, by position (itemgetter: a
+# tuple's items, where attrgetter looks each field's name up on the class first).
+def _hit_items(*fields: str) -> Callable[[Hit], Any]:
+    return itemgetter(*(Hit._fields.index(name) for name in fields))
+
+
+cell_of: Callable[[Hit], CellEntry] = _hit_items(*Cell._fields)
+audience_of: Callable[[Hit], AudienceEntry] = _hit_items(*Audience._fields)
 profile_of: Callable[[Hit | Cell | Audience], ProfileEntry] = attrgetter(*Profile._fields)
-first_party_of: Callable[[Hit], FirstPartyEntry] = attrgetter("app", "minute", "first_party_id")
+first_party_of: Callable[[Hit], FirstPartyEntry] = _hit_items("app", "minute", "first_party_id")
 
 
 def _naming(named: Any) -> Callable[[tuple[Any, ...]], Any]:

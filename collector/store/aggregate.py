@@ -10,9 +10,10 @@ breakdowns exist.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from collector.enrich.device import BOT
 from collector.features.deep import DeepFacts
 from collector.hit.record import (
     NO_VISIT,
@@ -213,7 +214,7 @@ class Aggregator:
             sums[2] += hit.scroll
             sums[3] += 1
         snap.events += 1
-        if not hit.device.is_bot:
+        if hit.device.device_class != BOT:  # not Device.is_bot: a Python property, called per hit
             seen = _audience_of(hit)
             if seen not in snap.visitors:
                 snap.visitors.add(self._kept_audience(seen))
@@ -255,7 +256,7 @@ class Aggregator:
             found = snap.sessions.get((app, session.ms))
             if found is None:
                 # A copy: the journal replays the same facts into other snapshots.
-                snap.sessions[(app, session.ms)] = [minute, replace(session)]
+                snap.sessions[(app, session.ms)] = [minute, session.copy()]
             else:
                 found[0] = min(found[0], minute)
                 found[1].merge(session)

@@ -1,0 +1,52 @@
+"""What the aggregator reads of a hit, per hit (issue 17 "POST", session 11): the entries
+taken by position, the bot check without Device.is_bot, the media session it keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.enrich.device import BOT, Device
+from collector.enrich.geo import Region
+from collector.features.facts import DeepFacts, Session
+from collector.hit.record import Audience, Cell, Hit, audience_of, cell_of, first_party_of
+from collector.store.aggregate import Aggregator
+
+PHONE = Device("mobile", "WeChat", "Android")
+CRAWLER = Device(BOT, "Baiduspider", "Other")
+HANGZHOU = Region("CN", "330000", "330100", "中国", "浙江省", "杭州市")
+
+
+def a_hit(device: Device = PHONE, session: Session | None = None) -> Hit:
+    deep = DeepFacts([("c", "clicks", 1)], [("h:viewers", "76", "67")], session)
+    return Hit(app="a", minute=29_000_000, etype="media", device=device, region=HANGZHOU, visitor=b"v",
+               month_visitor=b"m", page="https://e.edu/1", page_code="pc", referrer="(direct)", visit_flag=1,
+               engaged_ms=5, scroll=40, first_party_id="fp", deep=deep, lang="zh", event_id="e1")
+
+
+def test_the_entries_taken_by_position_are_the_fields_by_name():
+    hit = a_hit()
+    assert cell_of(hit) == tuple(getattr(hit, name) for name in Cell._fields)
+    assert audience_of(hit) == tuple(getattr(hit, name) for name in Audience._fields)
+    assert first_party_of(hit) == ("a", 29_000_000, "fp")
+
+
+@pytest.mark.parametrize("device", [PHONE, CRAWLER])
+def test_a_bot_counts_its_event_and_nothing_of_its_visitor(device):
+    aggregator = Aggregator()
+    aggregator.count(a_hit(device))
+    snap = aggregator.drain()
+    assert snap.events == 1 and len(snap.cube) == 1
+    counted = device.is_bot is False
+    assert bool(snap.visitors) == bool(snap.first_party) == bool(snap.deep_incs) == bool(snap.deep_members) == counted
+
+
+def test_the_session_kept_is_a_copy_that_later_events_merge_into():
+    first, later = Session("s1", 10, 100, 1, (("", ""),)), Session("s1", 60, 100, 0, (("", ""),))
+    copied = first.copy()
+    assert copied == first and copied is not first
+    aggregator = Aggregator()
+    aggregator.count(a_hit(session=first))
+    aggregator.count(a_hit(session=later))
+    _, kept = aggregator.drain().sessions[("a", "s1")]
+    assert (kept.ws, kept.started) == (60, 1)
+    assert (first.ws, later.started) == (10, 0)  # the hits' own facts unchanged: the journal replays them
