@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 
+from collector.enrich.device import DeviceClassifier
+from collector.enrich.geo import GeoResolver
 from collector.hit.remarks import RecentIds
 from collector.hit.uvguard import UvGuard
 
@@ -31,3 +33,18 @@ def test_the_uv_guards_identities_of_the_minute_are_not_walked_by_the_garbage_co
         assert not gc.is_tracked(guard._known)
         gc.collect()
         assert guard.suspects("10.0.0.1", b"visitor-1", "vid-1", None) == ()
+
+
+def test_the_cached_device_and_geo_answers_are_not_walked_by_the_garbage_collector(test_mmdbs):
+    # NamedTuples of strings, which CPython never untracks by itself: cached by the ten
+    # thousand, they were the largest thing a full collection of the hit loop walked.
+    classifier = DeviceClassifier(cache_size=100)
+    devices = [classifier.classify(f"Mozilla/5.0 (Linux; Android 13; Pixel {n}) Chrome/120.0 Mobile") for n in range(5)]
+    with GeoResolver([str(test_mmdbs["dbip"])], cache_size=100) as resolver:
+        regions = [resolver.lookup(ip) for ip in ("100.64.1.2", "100.70.9.9", "100.65.0.1")]
+        assert regions[0].city == "330100"  # a real answer, from the database
+        assert devices[0].device_class == "mobile"
+        for answer in devices + regions:
+            assert not gc.is_tracked(answer)
+        gc.collect()
+        assert resolver.lookup("100.64.1.2") is regions[0]

@@ -65,10 +65,11 @@ MAX_UA_LEN = 512
 
 
 class Device(NamedTuple):
-    """What a User-Agent is. A tuple of strings: the garbage collector stops walking it
-    after its first collection (a dataclass instance stays tracked). Not so the tuples that
-    hold it: CPython untracks only exact tuples of untracked items, and a NamedTuple is a
-    subclass — the aggregator keeps plain copies in its entries (hit/record.py)."""
+    """What a User-Agent is: a tuple of strings. CPython's garbage collector untracks only
+    exact tuples of untracked items, and a NamedTuple is a subclass: a Device stays tracked
+    unless untracked on purpose (the device cache does: enrich/hashed_cache.py), and so do
+    the tuples that hold one — the aggregator keeps plain copies in its entries
+    (hit/record.py)."""
 
     device_class: str  # one of DEVICE_CLASSES
     browser: str  # browser family; bot name for bots; "Other" if unknown
@@ -835,7 +836,7 @@ class DeviceClassifier:
         self.resolver_name = RESOLVER_NAME
         # Keyed by the arguments' hash, not the User-Agent itself (enrich/hashed_cache.py):
         # ~300 bytes an entry less when every visitor brings a new User-Agent.
-        self._cached: HashedCache[Device] = HashedCache(self._compute, int(cache_size))
+        self._cached: HashedCache[Device] = HashedCache(self._compute, int(cache_size), atomic_answers=True)
         # _analyse's answers by version_masked(UA): what a miss above asks first.
         self._memo: HashedCache[tuple[str, str, str, int]] = HashedCache(_analyse, int(memo_size))
 

@@ -29,6 +29,7 @@ import maxminddb
 from collector.enrich import cn_regions
 from collector.enrich.hashed_cache import HashedCache
 from collector.hit.clientip import ipv4_value
+from collector.untracked import untracked
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ DBIP_ATTRIBUTION = {"text": "IP Geolocation by DB-IP", "url": "https://db-ip.com
 
 
 class Region(NamedTuple):
-    """Where an address is. A tuple of strings, like Device (enrich/device.py: the
-    garbage collector stops walking it, not what holds it)."""
+    """Where an address is. A tuple of strings, like Device (enrich/device.py: tracked
+    by the garbage collector unless untracked on purpose — GeoResolver makes one per
+    place in the database and untracks it there, so the caches holding it by the
+    thousand are not walked entry by entry)."""
 
     country: str  # ISO 3166-1 alpha-2 ("CN"), "" when unknown
     province: str  # CN: GB/T 2260 code ("330000"); elsewhere the English name; "" unknown
@@ -50,7 +53,7 @@ class Region(NamedTuple):
     city_name: str
 
 
-UNKNOWN_REGION = Region("", "", "", "", "", "")
+UNKNOWN_REGION = untracked(Region("", "", "", "", "", ""))  # see Region
 
 # Addresses no geo database places: skip the lookup. Only the ranges that can never be a
 # real client are listed; 100.64.0.0/10 (CGNAT) and 198.18.0.0/15 (benchmarking) are
@@ -299,7 +302,7 @@ class GeoResolver:
         if region is None:
             if len(self._by_place) > 200_000:
                 self._by_place.clear()
-            region = self._by_place[place] = _region_from_record(record)
+            region = self._by_place[place] = untracked(_region_from_record(record))  # see Region
         return region
 
     def close(self) -> None:

@@ -14,6 +14,15 @@ class) are then at worst another visitor's device class, never an error.
 Bounded: past `maxsize` the oldest eighth of the entries (by insertion: first in, first
 out) is dropped at once. An entry hit again is not moved; for the few hundred popular
 User-Agents, which are looked up all the time, a drop costs one recomputation each.
+
+Out of the garbage collector's walks (`atomic_answers`, issue 17): a device answer is a
+NamedTuple of strings, which CPython never untracks by itself (it does so only for exact
+tuples), so each of the thousands cached stayed tracked and every full collection of the
+hit loop examined them one by one — the largest container such a collection walked
+(bench/RESULTS.md, session 11). Such an answer is untracked as it is cached
+(collector/untracked.py; ~0.3 µs a miss, beside a parse's ~19 µs). The dict itself stays
+tracked (CPython tracks a dict again whenever a non-exact tuple goes in), but its walk
+skips untracked entries: `python -m bench.gc_tables` has the figures.
 """
 
 from __future__ import annotations
@@ -23,13 +32,18 @@ from functools import _CacheInfo
 from itertools import islice
 from typing import Generic, TypeVar
 
+from collector.untracked import untracked
+
 T = TypeVar("T")
 
 
 class HashedCache(Generic[T]):
-    def __init__(self, compute: Callable[..., T], maxsize: int) -> None:
+    def __init__(self, compute: Callable[..., T], maxsize: int, atomic_answers: bool = False) -> None:
+        """`atomic_answers`: the caller's promise that every answer is a container of
+        atomic values only (strings, ints), never part of a cycle (module docstring)."""
         self._compute = compute
         self.maxsize = max(0, maxsize)
+        self._atomic_answers = atomic_answers
         self._answers: dict[int, T] = {}
         self._lookups = 0
         self._misses = 0
@@ -58,6 +72,8 @@ class HashedCache(Generic[T]):
         self._misses += 1
         answer = self._compute(*args)
         if self.maxsize:
+            if self._atomic_answers:
+                untracked(answer)
             answers = self._answers
             if len(answers) >= self.maxsize:
                 for old in list(islice(answers, max(1, self.maxsize // 8))):
