@@ -77,7 +77,7 @@ async def _main(argv: list[str] | None) -> int:
             for part in ps:
                 built = await worker.packed(part, BuildJob("bench", seq, sha, set(), {}, time.time()))
                 assert built is not None, "the build process did not answer"
-                commands += built
+                commands += built[0]
             out.append(commands)
         return out
 

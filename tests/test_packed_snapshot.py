@@ -145,29 +145,3 @@ def test_a_media_sessions_script_argument_is_its_size_in_memory(test_geo_db):
     finally:
         tracemalloc.stop()
     assert held < 100 * (len(args[0]) + 200)
-
-
-async def test_a_built_part_is_held_as_its_commands_not_its_snapshot(two_redis, test_geo_db, monkeypatch):  # noqa: F811
-    """Once a part's commands are made, they replace its snapshot in the batch's parts
-    (BuiltPart): while they are sent, the next part is built beside them alone, not
-    beside the part's live entries too (issue 17, RSS); the batch stores what it did."""
-    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)  # one app a part: the three apps make three parts
-    monkeypatch.setattr(flusher_module, "ROUND_TRIP_COMMANDS", 2)  # each part sent in several round trips
-    built_before: list[int] = []
-    held_live_after_built: list[int] = []
-    build = Flusher._built
-
-    def watching(self, part, batch, *args, **kwargs):
-        parts = tuple(batch.parts)  # one C call: atomic against the loop's popleft
-        held_live_after_built.extend(id(p) for p in parts if isinstance(p, Snapshot) and id(p) in built_before)
-        built_before.append(id(part))
-        return build(self, part, batch, *args, **kwargs)
-
-    monkeypatch.setattr(Flusher, "_built", watching)
-    built_into, kept_into = two_redis
-    snap = with_event_ids(realistic_snapshot(Calendar("Asia/Shanghai"), test_geo_db))
-    await flush_batch(built_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
-    assert len(built_before) == 3 and held_live_after_built == []
-    monkeypatch.setattr(Flusher, "_built", build)
-    await flush_batch(kept_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
-    assert contents(built_into.client()) == contents(kept_into.client())

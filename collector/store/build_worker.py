@@ -27,9 +27,8 @@ EOF, which happens when the collector closes it or dies, even by SIGKILL (the pi
 write end exists only in the collector: close-on-exec).
 
 Commands of one part built by two different processes may come in another order (sets
-iterate by their per-process string hashes): the flusher builds a part once and keeps
-its commands until Redis has them all (flusher.BuiltPart), so a retry resumes the very
-commands it was sending.
+iterate by their per-process string hashes): `builder` names who built them, and the
+flusher resumes a part's partial send only with commands of the same builder.
 """
 
 from __future__ import annotations
@@ -69,6 +68,8 @@ LATE_MAX = 30.0
 _LENGTH = struct.Struct(">I")
 _MAPPINGS = ("cube", "rejected", "deep_incs", "event_ids")  # event_ids: (app, minute) -> ids
 _SETS = ("visitors", "first_party", "deep_members")
+
+THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +204,8 @@ class BuildWorker:
             await asyncio.gather(self._starting, return_exceptions=True)
         await self._stop(kill=False)
 
-    async def packed(self, part: Snapshot, job: BuildJob) -> list[bytes] | None:
-        """The part's packed commands, or None: build it yourself.
+    async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
+        """The part's packed commands and the child's pid, or None: build it yourself.
 
         A child that has not answered within `timeout` is left to finish in the
         background (its answer dropped) and used again once it has: it is slow because
@@ -233,7 +234,7 @@ class BuildWorker:
             await self._failed(child.pid, exc)
             return None
         self._ready = True
-        return packed
+        return packed, child.pid
 
     async def _finish_late(self, exchange: asyncio.Future[list[bytes]], pid: int) -> None:
         try:

@@ -40,7 +40,7 @@ from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
-from collector.store.build_worker import BuildConfig, BuildJob, BuildWorker
+from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
 from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
@@ -245,11 +245,10 @@ class FlushBatch:
     firsts_done: bool = False
     resent: list[Hit] = field(default_factory=list)
     # Once due: its snapshot split by app (Snapshot.split_by_app), a packed batch's parts
-    # still packed but the first; a part whose commands are made is held as them alone
-    # (BuiltPart). A part leaves the queue once Redis acknowledged all of its commands, and
-    # `done` counts those of the first part acknowledged so far: a retry resumes right
-    # after the last acknowledged round trip.
-    parts: deque[Part] | None = None
+    # still packed but the first. A part leaves the queue once Redis acknowledged all of
+    # its commands, and `done` counts those of the first part acknowledged so far: a retry
+    # resumes right after the last acknowledged round trip.
+    parts: deque[Snapshot | PackedSnapshot] | None = None
     done: int = 0
     # The deployment caps' refusals among all its parts' values (store/capping.py), asked
     # once for the whole batch when it is due: decisions are final, so a retry reuses them.
@@ -257,6 +256,9 @@ class FlushBatch:
     # The calls that record the buckets it writes (finality.py), made from the whole
     # batch with its parts: sent once, with its last part, not once per part.
     touched: list[redis_client.Command] = field(default_factory=list)
+    # Who built the commands `done` counts (store/build_worker.py): another builder may
+    # order a part's commands otherwise, so a retry then resends the part from its start.
+    built_by: int = THREAD_BUILDER
 
     @property
     def in_memory(self) -> bool:
@@ -290,33 +292,9 @@ class PackedParts:
         return sum(part.size for part in self.parts) + len(self.caps_values)
 
 
-@dataclass(slots=True)
-class BuiltPart:
-    """A part of the batch being applied once its commands are made: those commands (the
-    last part's with the batch's touched calls), the apps they add and its re-sent hits.
-    Its snapshot is dropped then: it held several times the commands' bytes as live
-    entries, beside the next part's build, while these commands are sent (issue 17, RSS
-    during POST runs and after 10^6 visitors). A retry resumes these very commands after
-    `FlushBatch.done`: a part is never built twice, so never by two builders whose
-    orders differ (store/build_worker.py), and the slots' sequence markers skip any call
-    of the round trip whose answer was lost."""
-
-    commands: list[Prepared]
-    new_apps: set[str]
-    resent: list[Hit]
-
-    @property
-    def size(self) -> int:
-        return sum(map(prepared_size, self.commands))
-
-
-# A part of a due batch: live, still packed, or built (its commands).
-Part = Snapshot | PackedSnapshot | BuiltPart
-
-
-def _held_cells(part: Part) -> int:
-    """A part's memory in live entries: its entries while live, its bytes once packed or built."""
-    if isinstance(part, (PackedSnapshot, BuiltPart)):
+def _held_cells(part: Snapshot | PackedSnapshot) -> int:
+    """A part's memory in live entries: its entries while live, its bytes once packed."""
+    if isinstance(part, PackedSnapshot):
         return -(-part.size // LIVE_CELL_BYTES)
     return part.cells
 
@@ -580,7 +558,7 @@ class Flusher:
         """The memory the queued batches hold, in live entries (FlushBatch.held_cells)."""
         return sum(batch.held_cells for batch in self.pending)
 
-    def _due(self, batch: FlushBatch) -> tuple[deque[Part], Questions]:
+    def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
         not decided yet among all of them (the parts hold distinct apps, and the caps'
         keys begin with the app, so merging their questions loses none)."""
@@ -598,11 +576,11 @@ class Flusher:
                 self._add_questions(part, wanted, present)
         return parts, (wanted, present)
 
-    def _unpacked_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Part], Questions]:
+    def _unpacked_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """_due for a packed batch: its first part unpacked (built next), the others left
         packed until their build, so the batch's live snapshot never exists whole (issue
         17, RSS during POST runs); its caps' questions from the values taken at packing."""
-        parts: deque[Part] = deque(packed.parts)
+        parts: deque[Snapshot | PackedSnapshot] = deque(packed.parts)
         if parts:
             parts[0] = unpack(packed.parts[0])
         batch.packed, batch.touched = None, packed.touched
@@ -625,7 +603,7 @@ class Flusher:
         wanted, present = questions
         return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
 
-    def _parts(self, batch: FlushBatch) -> deque[Part]:
+    def _parts(self, batch: FlushBatch) -> deque[Snapshot | PackedSnapshot]:
         """The batch's snapshot (rebuilt from its segment, if need be), split by app."""
         snap = batch.snap
         if snap is None:
@@ -641,7 +619,7 @@ class Flusher:
         batch.snap = None
         if self.record_touched:
             batch.touched = touched_calls(snap, self.rollups.calendar, self.record_touched)
-        return deque[Part](snap.split_by_app(GROUP_CELLS))
+        return deque[Snapshot | PackedSnapshot](snap.split_by_app(GROUP_CELLS))
 
     def _packed(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], pace: Callable[[], None] = no_pacing
@@ -764,14 +742,14 @@ class Flusher:
         upcoming = self._build(batch, parts[0], sha) if parts else None
         try:
             while upcoming is not None:
-                built = await upcoming
-                if not isinstance(parts[0], BuiltPart):
-                    if len(parts) == 1:  # the last part: the batch's touched buckets go with it
-                        built.commands += self._prepared(batch.touched)
-                    parts[0] = built  # its snapshot dropped before the next part is built
+                commands, new_apps, built_by = await upcoming
+                if built_by != batch.built_by:  # ordered otherwise, maybe: resend from the part's start
+                    batch.done, batch.built_by = 0, built_by
                 upcoming = self._build(batch, parts[1], sha) if len(parts) > 1 else None
-                await self._send(batch, built.commands)
-                self._known_apps |= built.new_apps
+                if upcoming is None:  # the last part: the batch's touched buckets go with it
+                    commands += self._prepared(batch.touched)
+                await self._send(batch, commands)
+                self._known_apps |= new_apps
                 batch.resent += parts.popleft().resent
                 batch.done = 0
         finally:
@@ -842,26 +820,18 @@ class Flusher:
                 return
             await asyncio.sleep(WATERMARK_POLL)
 
-    def _build(self, batch: FlushBatch, part: Part, sha: str) -> asyncio.Future[BuiltPart]:
-        """Start making the commands of `part` (one of `batch.parts`; built already on a retry)."""
-        if isinstance(part, BuiltPart):
-            done: asyncio.Future[BuiltPart] = asyncio.get_running_loop().create_future()
-            done.set_result(part)
-            return done
+    def _build(
+        self, batch: FlushBatch, part: Snapshot | PackedSnapshot, sha: str
+    ) -> asyncio.Future[tuple[list[Prepared], set[str], int]]:
+        """Start making the commands of `part` (one of `batch.parts`): (commands, new apps, builder)."""
         apps = part.apps if isinstance(part, PackedSnapshot) else part_apps(part)
         assert batch.refused is not None  # decided with the parts (_apply)
         refused = {key: values for key, values in batch.refused.items() if key[0] in apps}
-        return asyncio.ensure_future(self._built_part(batch, part, sha, apps - self._known_apps, refused))
-
-    async def _built_part(
-        self, batch: FlushBatch, part: Snapshot | PackedSnapshot, sha: str, new_apps: set[str], refused: Refused
-    ) -> BuiltPart:
-        commands = await self._commands(batch, part, sha, new_apps, refused)
-        return BuiltPart(commands, new_apps, part.resent)
+        return asyncio.ensure_future(self._commands(batch, part, sha, apps - self._known_apps, refused))
 
     async def _commands(
         self, batch: FlushBatch, part: Snapshot | PackedSnapshot, sha: str, new_apps: set[str], refused: Refused
-    ) -> list[Prepared]:
+    ) -> tuple[list[Prepared], set[str], int]:
         """The part's commands packed in a thread or by the build process, the values the
         deployment's caps refused (`refused`, store/capping.py) counted as (other). A
         packed part is unpacked for its build only: it stays packed in `batch.parts`."""
@@ -875,7 +845,7 @@ class Flusher:
             del live
             if built is not None:
                 self.stats.parts_built_apart += 1
-                return cast("list[Prepared]", built)
+                return cast("list[Prepared]", built[0]), new_apps, built[1]
 
         def build() -> list[Prepared]:
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock
@@ -885,7 +855,7 @@ class Flusher:
             return packed
 
         self.stats.parts_built_in_thread += 1
-        return await asyncio.to_thread(build)
+        return await asyncio.to_thread(build), new_apps, THREAD_BUILDER
 
     def _built(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], refused: Refused,
