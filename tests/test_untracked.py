@@ -46,5 +46,9 @@ def test_the_cached_device_and_geo_answers_are_not_walked_by_the_garbage_collect
         assert devices[0].device_class == "mobile"
         for answer in devices + regions:
             assert not gc.is_tracked(answer)
+        # Nor the tables holding them (CPython tracks a dict again when a NamedTuple goes in).
+        tables = [classifier._cached._answers, resolver._cached._answers, resolver._by_place]
+        tables += [networks for _, networks in resolver._v4_networks._lengths]
+        assert len(tables) > 3 and not any(gc.is_tracked(table) for table in tables)
         gc.collect()
         assert resolver.lookup("100.64.1.2") is regions[0]

@@ -41,9 +41,10 @@ DBIP_ATTRIBUTION = {"text": "IP Geolocation by DB-IP", "url": "https://db-ip.com
 
 class Region(NamedTuple):
     """Where an address is. A tuple of strings, like Device (enrich/device.py: tracked
-    by the garbage collector unless untracked on purpose — GeoResolver makes one per
-    place in the database and untracks it there, so the caches holding it by the
-    thousand are not walked entry by entry)."""
+    by the garbage collector unless untracked on purpose). GeoResolver makes one per
+    place in the database and untracks it there, and the tables holding them by the
+    thousand (the address cache, the networks, the places) are untracked too: no full
+    collection of the hit loop walks them (enrich/hashed_cache.py)."""
 
     country: str  # ISO 3166-1 alpha-2 ("CN"), "" when unknown
     province: str  # CN: GB/T 2260 code ("330000"); elsewhere the English name; "" unknown
@@ -194,6 +195,7 @@ class NetworkCache:
         shift = self._bits - prefix_len
         if networks.setdefault(value >> shift, region) is region:
             self._size += 1
+        untracked(networks)  # ints to untracked Regions: in no cycle (see Region)
         if len(networks) == 1 or (len(networks) & (len(networks) - 1)) == 0:
             # a new length, or one that doubled: re-rank the lengths (rarely)
             self._lengths = sorted(
@@ -225,7 +227,7 @@ class GeoResolver:
         self._all_readers = [r for _, r in self._readers]
         # Per instance, so close() can clear it; keyed by the address's hash, not the
         # string (enrich/hashed_cache.py): a new visitor's address is not kept.
-        self._cached: HashedCache[Region] = HashedCache(self._resolve, cache_size)
+        self._cached: HashedCache[Region] = HashedCache(self._resolve, cache_size, atomic_answers=True)
         # Region per distinct place in the database: mapping names to GB/T 2260 codes
         # costs far more than the lookup itself, and a database names only a few
         # thousand places, so a new IP in a known place skips it.
@@ -302,7 +304,8 @@ class GeoResolver:
         if region is None:
             if len(self._by_place) > 200_000:
                 self._by_place.clear()
-            region = self._by_place[place] = untracked(_region_from_record(record))  # see Region
+            region = self._by_place[place] = untracked(_region_from_record(record))
+            untracked(self._by_place)  # tuples of strings to untracked Regions (see Region)
         return region
 
     def close(self) -> None:

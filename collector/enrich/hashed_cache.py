@@ -19,15 +19,16 @@ Out of the garbage collector's walks (`atomic_answers`, issue 17): a device answ
 NamedTuple of strings, which CPython never untracks by itself (it does so only for exact
 tuples), so each of the thousands cached stayed tracked and every full collection of the
 hit loop examined them one by one — the largest container such a collection walked
-(bench/RESULTS.md, session 11). Such an answer is untracked as it is cached
-(collector/untracked.py; ~0.3 µs a miss, beside a parse's ~19 µs). The dict itself stays
-tracked (CPython tracks a dict again whenever a non-exact tuple goes in), but its walk
-skips untracked entries: `python -m bench.gc_tables` has the figures.
+(bench/RESULTS.md, session 11). Such an answer is untracked as it is cached, and so is
+the dict, which CPython tracks again whenever a non-exact tuple goes in — holding ints
+and untracked answers only, it can be in no cycle (collector/untracked.py; ~0.2 µs a
+call, one or two a miss). `python -m bench.gc_tables` has the figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from gc import is_tracked
 from functools import _CacheInfo
 from itertools import islice
 from typing import Generic, TypeVar
@@ -72,13 +73,15 @@ class HashedCache(Generic[T]):
         self._misses += 1
         answer = self._compute(*args)
         if self.maxsize:
-            if self._atomic_answers:
+            if self._atomic_answers and is_tracked(answer):
                 untracked(answer)
             answers = self._answers
             if len(answers) >= self.maxsize:
                 for old in list(islice(answers, max(1, self.maxsize // 8))):
                     del answers[old]
             answers[key] = answer
+            if self._atomic_answers:
+                untracked(answers)
         return answer
 
     def cache_info(self) -> _CacheInfo:
