@@ -162,6 +162,76 @@ def child(apps: int, batch: int, batches: int, rounds: int, redis_cost: bool, sh
     return result
 
 
+def stages(apps: int, batch: int, batches: int, rounds: int, shape: str) -> dict:
+    """The flush's work per event, stage by stage (CPU time, best of `rounds` each), on
+    the same batches: what a queued batch adds (packing its parts, unpacking them when
+    due), then what every batch costs (the split and its touched record, the caps-free
+    fold into slot writes, the first sends' id records, encoding the script calls,
+    packing them into RESP, sending them to a fresh redis-server and reading the replies)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from bench.servers import RedisServer
+    from collector.store import dedupe, redis_client
+    from collector.store.finality import touched_calls
+    from collector.store.flush_script import APPLY_FLUSH_LUA
+    from collector.store.flusher import GROUP_CELLS, ROUND_TRIP_BYTES, ROUND_TRIP_COMMANDS, encode_calls
+    from collector.store.packed_snapshot import pack, unpack
+
+    snaps, requests = _batches(apps, batch, batches, shape)
+    events = sum(s.events for s in snaps)
+    sha = hashlib.sha1(APPLY_FLUSH_LUA.encode()).hexdigest()
+    flusher = _flusher()
+    calendar = flusher.rollups.calendar
+    parts = [part for snap in snaps for part in snap.split_by_app(GROUP_CELLS)]
+    packed_parts = [pack(part) for part in parts]
+    writes = [flusher.rollups.build(part) for part in parts]
+    firsts = [dedupe.first_sends_by_slot(part, calendar, 3600, 1_900_000_000.0) for part in parts]
+
+    def encoded() -> list:
+        return [("EVALSHA", sha, len(k), *k, *a) for ws, fs in zip(writes, firsts, strict=True) for w in ws
+                for k, a in encode_calls(w, "bench", 1, first_sends=fs.get(w.tag))]
+
+    calls = encoded()
+    commands = [redis_client.pack(*call) for call in calls]
+
+    def send() -> None:
+        async def run() -> None:
+            client = aioredis.Redis(host="127.0.0.1", port=server.port)
+            for chunk in redis_client.chunks(commands, ROUND_TRIP_COMMANDS, ROUND_TRIP_BYTES):
+                await redis_client.send_packed(client, chunk)
+            await client.aclose()
+        server.client.flushall()
+        server.client.script_load(APPLY_FLUSH_LUA)
+        asyncio.run(run())
+
+    work = {
+        "pack (queued batch)": lambda: [pack(part) for part in parts],
+        "unpack (queued batch)": lambda: [unpack(part) for part in packed_parts],
+        "split": lambda: [snap.split_by_app(GROUP_CELLS) for snap in snaps],
+        "touched record": lambda: [touched_calls(snap, calendar, ("minute", "hour", "day", "month")) for snap in snaps],
+        "fold (RollupBuilder.build)": lambda: [flusher.rollups.build(part) for part in parts],
+        "first sends' ids": lambda: [dedupe.first_sends_by_slot(part, calendar, 3600, 1_900_000_000.0) for part in parts],
+        "encode (encode_calls)": encoded,
+        "RESP packing (hiredis)": lambda: [redis_client.pack(*call) for call in calls],
+        "send + replies": send,
+    }
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="flush-stages-")), cpus=None)
+    try:
+        best = dict.fromkeys(work, float("inf"))
+        for _ in range(rounds):
+            for name, stage in work.items():
+                gc.collect()
+                started = time.process_time()
+                stage()
+                best[name] = min(best[name], time.process_time() - started)
+    finally:
+        server.stop()
+    return {"events": events, "requests": requests, "parts": len(parts), "commands": len(commands),
+            "us_per_event": {name: round(seconds / events * 1e6, 3) for name, seconds in best.items()}}
+
+
 def _snapshot_bytes(apps: int, batch: int, batches: int, shape: str) -> float:
     """The memory the drained snapshots hold (what deleting them frees, by tracemalloc),
     per event: what a batch waiting for its flush costs."""
@@ -259,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="mixed: GET pixels and 10-event POSTs half and half; post50: the beacon's 50-event POSTs only")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--redis", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stages", action="store_true",
+                        help="this tree only: CPU per event of each stage of the flush (pack/unpack, split, fold, encode, RESP, send)")
     args = parser.parse_args(argv)
+    if args.stages:
+        print(json.dumps(stages(args.apps, args.batch, args.batches, args.rounds, args.shape), indent=2))
+        return 0
     if args.child:
         print(json.dumps(child(args.apps, args.batch, args.batches, args.rounds, args.redis, args.shape)))
         return 0

@@ -23,6 +23,7 @@ from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
 from collector.store.capping import DeploymentCaps
 from collector.store.flusher import FlushBatch, Flusher
+from collector.store.packed_snapshot import unpack
 from collector.store.rollup import RollupBuilder
 
 # Small caps, so the build rewrites refused values as (other).
@@ -83,6 +84,38 @@ async def test_parts_built_by_the_process_store_what_the_thread_stores(two_redis
     kinds = {kind for kind, _, _ in stored.values()}
     assert kinds == {b"hash", b"set", b"zset", b"string"}, kinds
     assert len(stored) > 500
+
+
+async def test_a_packed_part_goes_to_the_process_as_its_bytes(two_redis, test_geo_db, small_parts, monkeypatch):  # noqa: F811
+    """A batch queued behind another waits packed (packed_snapshot.py): its parts' bytes
+    are the very pickles the build process reads, so they are sent as they are — never
+    unpacked in the collector and pickled again — and store what the snapshot stores."""
+    by_process, by_thread = two_redis
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    here = await flush_into(by_thread.url, snap, calendar, build_process=False)
+    unpacked = []
+    monkeypatch.setattr(flusher_module, "unpack", lambda part: unpacked.append(part) or unpack(part))
+    client = aioredis.Redis.from_url(by_process.url)
+    apart = Flusher(
+        client, Aggregator(), RollupBuilder(calendar, TTLS), 1.0, writer="w", record_touched=("hour", "day"),
+        dedupe_window=600, caps=DeploymentCaps(CAPS, calendar), build_process=True,
+    )
+    try:
+        assert apart.build_worker is not None and await apart.build_worker.wait_until_ready(READY)
+        apart.build_worker.timeout = READY
+        apart.pending.append(FlushBatch("w", 1, None, packed=apart._packed_parts(snap), events=snap.events))
+        assert await apart.flush()
+    finally:
+        await apart.close()
+        await client.aclose()
+
+    assert apart.stats.parts_built_apart == here.stats.parts_built_in_thread >= 2
+    assert apart.stats.parts_built_in_thread == 0 and unpacked == []
+    stored, expected = contents(by_process.client()), contents(by_thread.client())
+    assert stored.keys() == expected.keys() and len(stored) > 500
+    for key in expected:
+        assert stored[key][:2] == expected[key][:2], key
 
 
 def children(pid: int) -> list[int]:

@@ -51,6 +51,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:  # the child lowers its priority before it imports the build's modules
     from collector.store.aggregate import Snapshot
     from collector.store.capping import Refused
+    from collector.store.packed_snapshot import PackedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,9 @@ class BuildWorker:
             await asyncio.gather(self._starting, return_exceptions=True)
         await self._stop(kill=False)
 
-    async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
+    async def packed(self, part: Snapshot | PackedSnapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
         """The part's packed commands and the child's pid, or None: build it yourself.
+        A packed part (packed_snapshot.py) is sent as it is, never unpacked here.
 
         A child that has not answered within `timeout` is left to finish in the
         background (its answer dropped) and used again once it has: it is slow because
@@ -311,17 +313,31 @@ class BuildWorker:
 _EXCHANGE_ERRORS = (WorkerFailed, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError)
 
 
-async def _exchange(child: asyncio.subprocess.Process, part: Snapshot, job: BuildJob) -> list[bytes]:
+async def _exchange(child: asyncio.subprocess.Process, part: Snapshot | PackedSnapshot, job: BuildJob) -> list[bytes]:
     """Send one part's build to the child and read its packed commands back."""
     assert child.stdin is not None and child.stdout is not None
     _write(child.stdin, ("job", job))
-    for message in part_messages(part):
-        _write(child.stdin, message)
+    for payload in _part_payloads(part):
+        child.stdin.write(_LENGTH.pack(len(payload)) + payload)
         await child.stdin.drain()
         await asyncio.sleep(0)  # the hit loop's turn between two chunks
     _write(child.stdin, ("end",))
     await child.stdin.drain()
     return await _answer(child.stdout)
+
+
+def _part_payloads(part: Snapshot | PackedSnapshot) -> Iterator[bytes]:
+    """The part's messages (part_messages), pickled. A packed part's chunks already are
+    those very pickles (packed_snapshot.pack): they go to the child as they are, where
+    unpacking the part and pickling it again made the same bytes for ~0.9 µs of the
+    collector's CPU per POST-50 event, and a thread hop (bench/RESULTS.md session 11)."""
+    from collector.store.packed_snapshot import PackedSnapshot  # it imports this module
+
+    if isinstance(part, PackedSnapshot):
+        yield from part.chunks
+        return
+    for message in part_messages(part):
+        yield pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
 
 
 def _write(stream: IO[bytes] | asyncio.StreamWriter, message: tuple[Any, ...]) -> None:

@@ -228,8 +228,9 @@ class FlushBatch:
     snap: Snapshot | None = None  # what it counts; None: its `packed` parts, or rebuild from the segment, when due
     # Queued behind another batch: its snapshot split into its parts (Snapshot.split_by_app),
     # each as bytes (packed_snapshot.py), a fifth of the memory; `packing` is the thread
-    # making them, awaited before the batch is built. Each part is unpacked only when its
-    # turn comes, so at most one part of the batch is live at a time (issue 17, RSS).
+    # making them, awaited before the batch is built. Each part is unpacked only for its
+    # build in the thread (the build process is sent its bytes), so at most one part of
+    # the batch is live at a time (issue 17, RSS).
     packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
     events: int = 0
@@ -522,7 +523,8 @@ class Flusher:
     def _packed_parts(self, snap: Snapshot) -> PackedParts:
         """`snap` split by app as it will be flushed (_parts), each part packed; its
         touched buckets and capped values taken now, so that its parts need not be
-        unpacked for them when it is due (each is then unpacked once, for its build)."""
+        unpacked for them when it is due (each is then unpacked once, for a build in the
+        thread; the build process is sent its bytes as they are)."""
         touched = touched_calls(snap, self.rollups.calendar, self.record_touched) if self.record_touched else []
         caps_values = pickle.dumps(self.caps.present(snap), pickle.HIGHEST_PROTOCOL) if self.caps is not None else b""
         # Each part dropped once packed: the split's tables (a few MB at 100,000 entries of
@@ -565,24 +567,24 @@ class Flusher:
         if batch.parts is not None:
             parts = batch.parts
         elif batch.packed is not None:
-            return self._unpacked_due(batch, batch.packed)
+            return self._packed_due(batch, batch.packed)
         else:
             parts = self._parts(batch)
         wanted: Wanted = {}
         present: dict[CapKey, set[str]] = {}
         if self.caps is not None:
             for part in parts:
-                assert isinstance(part, Snapshot)  # a batch's parts are packed only in _unpacked_due
+                assert isinstance(part, Snapshot)  # a batch's parts are packed only in _packed_due
                 self._add_questions(part, wanted, present)
         return parts, (wanted, present)
 
-    def _unpacked_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
-        """_due for a packed batch: its first part unpacked (built next), the others left
-        packed until their build, so the batch's live snapshot never exists whole (issue
-        17, RSS during POST runs); its caps' questions from the values taken at packing."""
+    def _packed_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+        """_due for a packed batch: its parts left packed until their build, so the
+        batch's live snapshot never exists whole (issue 17, RSS during POST runs) — and
+        the build process is sent a part's bytes as they are, so a part it builds is never
+        unpacked in the collector (_commands); its caps' questions from the values taken
+        at packing."""
         parts: deque[Snapshot | PackedSnapshot] = deque(packed.parts)
-        if parts:
-            parts[0] = unpack(packed.parts[0])
         batch.packed, batch.touched = None, packed.touched
         if self.caps is None:
             return parts, ({}, {})
@@ -834,15 +836,15 @@ class Flusher:
     ) -> tuple[list[Prepared], set[str], int]:
         """The part's commands packed in a thread or by the build process, the values the
         deployment's caps refused (`refused`, store/capping.py) counted as (other). A
-        packed part is unpacked for its build only: it stays packed in `batch.parts`."""
+        packed part stays packed in `batch.parts`: the thread unpacks it for its build
+        only, the build process is sent its bytes."""
         keeping_up = len(self.pending) <= 1
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
         share = self.flush_cpu_share if keeping_up else 1.0
         # Behind, the build process (idle priority) would be starved by the hit loop.
         if self.build_worker is not None and keeping_up:
-            live = await asyncio.to_thread(unpack, part) if isinstance(part, PackedSnapshot) else part
-            built = await self.build_worker.packed(live, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
-            del live
+            # A packed part goes to the child as its bytes (build_worker._part_payloads).
+            built = await self.build_worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
             if built is not None:
                 self.stats.parts_built_apart += 1
                 return cast("list[Prepared]", built[0]), new_apps, built[1]
