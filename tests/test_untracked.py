@@ -9,8 +9,10 @@ import gc
 
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
+from collector.hit.caps import CardinalityCaps
 from collector.hit.remarks import RecentIds
 from collector.hit.uvguard import UvGuard
+from collector.store.aggregate import Snapshot
 
 
 def test_the_remembered_event_ids_are_not_walked_by_the_garbage_collector():
@@ -52,3 +54,25 @@ def test_the_cached_device_and_geo_answers_are_not_walked_by_the_garbage_collect
         assert len(tables) > 3 and not any(gc.is_tracked(table) for table in tables)
         gc.collect()
         assert resolver.lookup("100.64.1.2") is regions[0]
+
+
+def test_a_snapshots_sets_of_entries_are_not_walked_by_the_garbage_collector():
+    # Tuples of strings and ints, by the tens of thousands a second; made once a second.
+    snap = Snapshot()
+    for entries in (snap.visitors, snap.first_party, snap.deep_members):
+        entries.update((app, minute, f"member-{minute}") for app in ("a", "b") for minute in range(100))
+        assert not gc.is_tracked(entries)
+    gc.collect()
+    assert ("a", 7, "member-7") in snap.deep_members and len(snap.first_party) == 200
+    parts = snap.split_by_app(1)  # the parts a flush splits it into, one app each
+    assert sorted(len(part.deep_members) for part in parts) == [100, 100]
+    for part in parts:
+        assert not gc.is_tracked(part.visitors) and not gc.is_tracked(part.deep_members)
+
+
+def test_the_days_capped_values_are_not_walked_by_the_garbage_collector():
+    caps = CardinalityCaps({"page": 3})
+    admitted = [caps.admit("page", "app", "2026-11-30", f"https://school.example/p{n}") for n in range(6)]
+    assert admitted[:3] == [f"https://school.example/p{n}" for n in range(3)] and admitted[3] != admitted[0]
+    (day,) = caps._admitted.values()
+    assert len(day.held) == 3 and not gc.is_tracked(day.held) and not gc.is_tracked(day.refused)

@@ -28,8 +28,8 @@ call, one or two a miss). `python -m bench.gc_tables` has the figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from gc import is_tracked
 from functools import _CacheInfo
+from gc import is_tracked
 from itertools import islice
 from typing import Generic, TypeVar
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from collector.untracked import untracked
+
 OTHER: Final = "(other)"
 KINDS = ("resource", "target", "component", "page", "label", "page_code", "referrer", "bot", "session")
 # Values that are markers, not data: never capped (referrer_value's, and OTHER itself).
@@ -56,8 +58,11 @@ class _KindOfDay:
     __slots__ = ("held", "refused")
 
     def __init__(self) -> None:
-        self.held: set[str] = set()
-        self.refused: set[str] = set()
+        # Strings only, for the whole day, by the thousand: out of the garbage collector's
+        # walks (collector/untracked.py), which every full collection of the hit loop
+        # otherwise made entry by entry (bench/RESULTS.md, session 11).
+        self.held: set[str] = untracked(set())
+        self.refused: set[str] = untracked(set())
 
 
 class CardinalityCaps:
