@@ -330,15 +330,29 @@ def decode_query(raw: str) -> dict[str, str]:
     unquoter for text without '%' or '+', and builds no URL object: the GET path is hot.
     """
     query: dict[str, str] = {}
-    for part in raw.partition("#")[0].split("&"):
-        name, _, value = part.partition("=")
-        if "%" in part or "+" in part:  # most parameters have neither: two checks, not four
-            if "%" in name or "+" in name:
-                name = _unquote(name)
-            if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
-                value = _unquote(value)
-        elif not part:
+    # Each name and value is sliced straight out of `raw` at its '&' and '=' (C scans):
+    # splitting at '&' and then partitioning each part built every piece twice.
+    end = raw.find("#")
+    if end < 0:
+        end = len(raw)
+    start = 0
+    while start <= end:
+        amp = raw.find("&", start, end)
+        if amp < 0:
+            amp = end
+        equals = raw.find("=", start, amp)
+        if equals >= 0:
+            name, value = raw[start:equals], raw[equals + 1:amp]
+        elif amp > start:
+            name, value = raw[start:amp], ""
+        else:  # an empty parameter ("a=1&&b=2", or a trailing '&')
+            start = amp + 1
             continue
+        start = amp + 1
+        if "%" in name or "+" in name:
+            name = _unquote(name)
+        if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
+            value = _unquote(value)
         query[name] = value
     return query
 
@@ -357,13 +371,18 @@ def _is_integer_text(text: str) -> bool:
 
 def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
     """An event from GET parameters: integers and `p` are decoded from their text."""
-    event: Event = {}
+    # Most parameters are text kept as sent: the event starts as a copy of the query (one
+    # C copy, no per-key store or resize), and only integers and `p` are replaced, or
+    # dropped when they are refused.
+    event: Event = dict(query)
     problems: list[Problem] = []
     for name, text in query.items():
         if name in INT_FIELDS:
             if not _is_integer_text(text):
+                del event[name]
                 problems.append(Problem(0, name, "wrong_type", "expected an integer"))
             elif len(text) > _INTEGER_DIGITS_MAX:
+                del event[name]
                 lo, hi = INT_FIELDS[name]
                 problems.append(Problem(0, name, "out_of_range", f"must be {lo}..{hi}"))
             else:
@@ -372,9 +391,8 @@ def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
             try:
                 event[name] = orjson.loads(text)
             except orjson.JSONDecodeError:
+                del event[name]
                 problems.append(Problem(0, "p", "malformed_json", "p must be a JSON object"))
-        else:
-            event[name] = text
     return event, problems
 
 

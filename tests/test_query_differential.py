@@ -1,0 +1,162 @@
+"""decode_query and from_query against the code they replaced (session 11, issue 17).
+
+They were rewritten for speed only: not one answer may change. The implementations as
+they stood before (main 3aa3aac) are kept below as the specification, and both are run
+on the same inputs — the test suite's own hostile cases, the bench's fuzzed GET queries
+(bench/fuzz.py) and thousands of random query strings built from the pieces that matter
+(bad and truncated escapes, '+', '=', '&', '#', repeated names, the fields that take
+integers, JSON or are left encoded, invalid UTF-8, lone surrogates, NULs, huge values).
+Compared are the exact results: the decoded parameters with their order, the event with
+its order, and every problem (field, reason, detail) in order.
+"""
+
+from __future__ import annotations
+
+import random
+from urllib.parse import quote
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import fuzz
+from collector.hit import protocol
+from collector.hit.protocol import INT_FIELDS, STRING_FIELDS, UNCOUNTED_FIELDS, Event, Problem, decode_query, from_query
+
+# ---- the specification: main 3aa3aac's code, copied unchanged ---------------------------
+
+
+def spec_decode_query(raw: str) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for part in raw.partition("#")[0].split("&"):
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            if "%" in name or "+" in name:
+                name = protocol._unquote(name)
+            if ("%" in value or "+" in value) and not (name in UNCOUNTED_FIELDS and len(value) <= STRING_FIELDS[name]):
+                value = protocol._unquote(value)
+        elif not part:
+            continue
+        query[name] = value
+    return query
+
+
+def spec_from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
+    event: Event = {}
+    problems: list[Problem] = []
+    for name, text in query.items():
+        if name in INT_FIELDS:
+            if not protocol._is_integer_text(text):
+                problems.append(Problem(0, name, "wrong_type", "expected an integer"))
+            elif len(text) > protocol._INTEGER_DIGITS_MAX:
+                lo, hi = INT_FIELDS[name]
+                problems.append(Problem(0, name, "out_of_range", f"must be {lo}..{hi}"))
+            else:
+                event[name] = int(text)
+        elif name == "p":
+            try:
+                event[name] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                problems.append(Problem(0, "p", "malformed_json", "p must be a JSON object"))
+        else:
+            event[name] = text
+    return event, problems
+
+
+# ---- the comparison -------------------------------------------------------------------
+
+
+def assert_same(raw: str, decode=decode_query, make_event=from_query) -> None:
+    expected = spec_decode_query(raw)
+    decoded = decode(raw)
+    assert list(decoded.items()) == list(expected.items()), raw
+    for query in (expected, {name: value for name, value in reversed(expected.items())}):
+        want_event, want_problems = spec_from_query(query)
+        event, problems = make_event(query)
+        assert repr(list(event.items())) == repr(list(want_event.items())), raw  # (repr: 1 and 1.0, True and 1 differ)
+        assert [(p.event, p.field, p.reason, p.detail) for p in problems] == [
+            (p.event, p.field, p.reason, p.detail) for p in want_problems], raw
+
+
+NAMES = ["k", "t", "u", "ti", "cs", "sw", "sh", "ts", "sn", "p", "img", "lang", "pos", "dur", "", "k%3D", "t+", "%74i", "x"]
+VALUES = [
+    "", "a", "1920", "-0012", "+5", " 12 ", "1_000", "١٢", "²", "9" * 21, "1" * 20, "-", "0", "%31%32",
+    '{"x":1}', "%7B%22x%22%3A1%7D", "{oops", "[1]", "null", '{"a":1e400}', "%7B%22a%22%3A%22%5Cud83d%22%7D",
+    "%", "%2", "%ZZ", "%%", "%FF", "%C3", "%C3%A9", "%E4%B8", "%E4%B8%AD", "%ED%A0%80", "%F0%9F%98%80", "%00", "\x00",
+    "a+b", "++", "%2B", "%26", "%3D", "%23", "%25", "%3B", "\ud83d", "é", "中文", "\ufffd", "x" * 600, "%41" * 300,
+]
+PIECES = ["&", "=", "#", "%", "+", ";", "?", "%2", "%G0", "%e4%b8%ad", "%FF", "\x00", "\ud800", "中", "a", "9"]
+
+
+def random_query(rng: random.Random) -> str:
+    pairs = []
+    for _ in range(rng.choice([0, 1, 2, 3, 5, 8, 14, 20])):
+        name = rng.choice(NAMES)
+        value = rng.choice(VALUES)
+        if rng.random() < 0.3:
+            value = quote(value.encode("utf-8", "surrogatepass"), safe=rng.choice(["", "/", "%+"]))
+        pairs.append(name if rng.random() < 0.1 else f"{name}={value}")
+    raw = "&".join(pairs)
+    for _ in range(rng.choice([0, 0, 1, 3])):  # pieces dropped anywhere, cutting escapes and pairs
+        at = rng.randrange(len(raw) + 1)
+        raw = raw[:at] + rng.choice(PIECES) + raw[at:]
+    return raw
+
+
+def test_the_suites_own_cases_decode_as_before():
+    for raw in [
+        "", "&", "&&", "=", "==", "a", "a=", "=v", "a=1&", "&a=1", "a=1&&b=2", "#", "a=1#b=2", "#a=1", "a=1&#",
+        "u=https%3A%2F%2Fx.edu%2Fc%3Fid%3D7%26tab%3D2%3Bx%23y&k=a%26b%3Dc%2Bd+e",
+        "n=%FF%E4%B8%AD%E4%B8&r=%ZZ%&k=1&k=2&flag&=v", "sw=wide&p={oops", "sw=-0012", "sw=" + "9" * 5000,
+        "ti=" + "%E4%B8%AD" * 170, "ti=" + "%E4%B8%AD" * 171, "cs=UTF%2D8", "cs=" + "%41" * 11, "ti+=a", "%74i=%41",
+        "k=a&t=pageview&u=https://e.edu/&sw=1920&p=" + quote('{"x": 1}'), "a=%00&b=\x00&c=\ud83d&d=%ED%A0%80",
+    ]:
+        assert_same(raw)
+
+
+def test_thousands_of_random_queries_decode_as_before():
+    rng = random.Random(11)
+    for _ in range(6000):
+        assert_same(random_query(rng))
+
+
+def test_the_bench_fuzzers_queries_decode_as_before():
+    parts = fuzz.Parts.drawn(11, size=100)
+    rng = random.Random(11)
+    for _ in range(2000):
+        request = fuzz.query(parts, rng)
+        target = request.split(b" ", 2)[1]
+        assert_same(target.partition(b"?")[2].decode("utf-8", "replace"))
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.lists(st.sampled_from([*PIECES, *NAMES, *VALUES[:45]]), max_size=40).map("".join), st.text(max_size=30))
+def test_drawn_queries_decode_as_before(pieces, anything):
+    assert_same(pieces)
+    assert_same(anything)
+
+
+def keeps_the_first_value(raw: str) -> dict[str, str]:
+    return spec_decode_query("&".join(reversed(raw.partition("#")[0].split("&"))))
+
+
+def keeps_a_bad_integer(query: dict[str, str]) -> tuple[Event, list[Problem]]:
+    event, problems = spec_from_query(query)
+    return {**event, **{p.field: query[p.field] for p in problems if p.field in INT_FIELDS}}, problems
+
+
+def reorders(query: dict[str, str]) -> tuple[Event, list[Problem]]:
+    event, problems = spec_from_query(query)
+    return dict(sorted(event.items())), problems
+
+
+@pytest.mark.parametrize("decode, make_event", [
+    (keeps_the_first_value, from_query), (decode_query, keeps_a_bad_integer), (decode_query, reorders),
+])
+def test_the_comparison_fails_on_a_difference(decode, make_event):
+    """The comparison can fail: an implementation that differs in one corner is caught."""
+    rng = random.Random(11)
+    with pytest.raises(AssertionError):
+        for _ in range(2000):
+            assert_same(random_query(rng), decode, make_event)
