@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gc_log, procstat, servers, wrk
+from collector.store.build_worker import THREAD_BUILD_REASONS
+
 from .half_rate_ab import parse_variant
 
 HERE = Path(__file__).resolve().parent
@@ -119,7 +121,8 @@ class Accounting:
     flush: dict[str, float] = field(default_factory=dict)  # the flusher's counters over the measured seconds
 
 
-FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread")
+FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread", *(
+    f"flush_parts_built_in_thread_{reason}" for reason in THREAD_BUILD_REASONS))
 
 
 def flush_figures(url: str) -> dict[str, float]:
