@@ -134,7 +134,6 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
         else:
             assert await flushing
             worker.timeout = 0.2
-            worker.patience = 0.0  # late at once: the thread builds
             os.kill(first, signal.SIGSTOP)
             fill(aggregator)
             batches += 1
@@ -161,75 +160,6 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
         await flusher.close()
         await client.aclose()
     assert gone(first) and (worker.pid is None)
-
-
-async def stopped_for_a_while(flusher: Flusher, aggregator: Aggregator, stop_seconds: float, seal_meanwhile: bool):
-    """One flush of a filled batch while the ready child is stopped for `stop_seconds`
-    (a starved child, late); `seal_meanwhile`: another batch is sealed while the flush
-    waits (the writer falls behind). Returns the filled counts."""
-    worker = flusher.build_worker
-    assert worker is not None and await worker.wait_until_ready(READY)
-    worker.timeout, worker.patience = 0.2, READY
-    expected = fill(aggregator)
-    assert worker.pid is not None
-    os.kill(worker.pid, signal.SIGSTOP)
-    flushing = asyncio.ensure_future(flusher.flush())
-    try:
-        await asyncio.sleep(stop_seconds)
-        if seal_meanwhile:
-            fill(aggregator)
-            flusher.seal()
-            for app in expected:
-                expected[app] *= 2
-            await asyncio.wait_for(asyncio.shield(flushing), READY)  # the wait ends, not its patience
-    finally:
-        os.kill(worker.pid, signal.SIGCONT)
-    assert await asyncio.wait_for(flushing, 2 * READY)
-    return expected
-
-
-async def test_a_late_part_is_waited_for_while_the_writer_keeps_up(redis_url, small_parts):
-    """Late (the child stopped longer than `timeout`), but one batch pending: the flush
-    waits for the child rather than building the part again in its thread (which takes
-    the GIL from the hits and holds a second copy of the writes), and counts it once."""
-    sync = redis.Redis.from_url(redis_url)
-    sync.flushdb()
-    client = aioredis.Redis.from_url(redis_url)
-    aggregator = Aggregator()
-    flusher = make_flusher(client, aggregator, build_process=True)
-    try:
-        expected = await stopped_for_a_while(flusher, aggregator, 1.0, seal_meanwhile=False)
-        worker = flusher.build_worker
-        assert worker is not None
-        assert flusher.stats.parts_built_in_thread == 0 and flusher.stats.parts_built_apart >= 2
-        assert worker.waited_longer == 1 and worker.late == 0 and worker.failures == 0
-        assert pv_by_app(sync) == expected
-    finally:
-        await flusher.close()
-        await client.aclose()
-
-
-async def test_a_late_part_is_built_in_the_thread_once_the_writer_falls_behind(redis_url, small_parts):
-    """Waiting for a late child ends when another batch is sealed (an early seal: the hits
-    outrun the flush): the thread builds the part then, and the next batch too (behind:
-    at idle priority the child could be starved); every count once."""
-    sync = redis.Redis.from_url(redis_url)
-    sync.flushdb()
-    client = aioredis.Redis.from_url(redis_url)
-    aggregator = Aggregator()
-    flusher = make_flusher(client, aggregator, build_process=True)
-    try:
-        expected = await stopped_for_a_while(flusher, aggregator, 1.0, seal_meanwhile=True)
-        worker = flusher.build_worker
-        assert worker is not None and worker.late == 1
-        why = flusher.stats.thread_builds
-        # The rest of the first batch: behind; the second's, with the child still stopped: busy.
-        assert why["late"] == 1 and why["behind"] >= 1 and why["busy"] >= 1
-        assert flusher.stats.parts_built_in_thread == sum(why.values())
-        assert pv_by_app(sync) == expected
-    finally:
-        await flusher.close()
-        await client.aclose()
 
 
 def test_the_build_process_exits_with_a_killed_collector(collector_factory):

@@ -21,13 +21,9 @@ The flush never waits on the child for long: until the child said it is ready, w
 is late (no answer within `timeout`: the cores are busy, it runs only on idle time) and
 until it has caught up, and when it died or failed (replaced; the thread builds alone
 for `retry_after` seconds), the part is built in the flusher's thread as before
-(store/pacing.py). Late, but while the flusher says it may wait (`wait_longer`: it keeps
-up, so waiting delays only when the counts reach Redis, not any hit), it is waited for up
-to `patience` more seconds: built again in the thread, the part would take the GIL from
-the hit loop and hold a second copy of its writes beside the child's work (the worker's
-RSS peaks, bench/RESULTS.md session 11), only to be thrown away when the child answers.
-A child still not done LATE_MAX seconds later (stopped, stuck) is replaced too. The
-child exits when its stdin reaches EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
+(store/pacing.py). A child still not done LATE_MAX seconds later (stopped, stuck) is
+replaced too. The child exits when its stdin reaches
+EOF, which happens when the collector closes it or dies, even by SIGKILL (the pipe's
 write end exists only in the collector: close-on-exec).
 
 Commands of one part built by two different processes may come in another order (sets
@@ -47,7 +43,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -65,10 +61,6 @@ CHUNK_ENTRIES = 500
 ANSWER_BYTES = 1 << 20
 # Seconds the flusher's thread builds alone after a child failed (and was replaced).
 RETRY_AFTER = 10.0
-# Seconds a late build is waited for beyond `timeout` while the flusher keeps up (wait_longer).
-PATIENCE = 5.0
-# How often a late build's wait looks again at whether the flusher still keeps up (seconds).
-PATIENCE_POLL = 0.05
 # Seconds a build not answered in time may still take in the background (a busy machine)
 # before its child is taken for stopped or stuck, and replaced.
 LATE_MAX = 30.0
@@ -175,13 +167,9 @@ class BuildWorker:
     part's chunks, one at a time, yielding between them, so no request waits behind more
     than one chunk; it never contends for the GIL with a building thread."""
 
-    def __init__(
-        self, config: BuildConfig, timeout: float, retry_after: float = RETRY_AFTER, patience: float = PATIENCE
-    ) -> None:
+    def __init__(self, config: BuildConfig, timeout: float, retry_after: float = RETRY_AFTER) -> None:
         self.config = config
         self.timeout = timeout  # seconds a part may take in the child before the thread builds it
-        self.patience = patience  # seconds more, while the caller may wait (packed's wait_longer)
-        self.waited_longer = 0  # builds answered after `timeout`, within `patience`: not built twice
         self.retry_after = retry_after
         self.failures = 0  # children that died, failed, or did not answer within LATE_MAX: replaced
         self.late = 0  # builds not answered within `timeout`: built in the thread meanwhile
@@ -223,16 +211,13 @@ class BuildWorker:
             await asyncio.gather(self._starting, return_exceptions=True)
         await self._stop(kill=False)
 
-    async def packed(
-        self, part: Snapshot, job: BuildJob, wait_longer: Callable[[], bool] = lambda: False
-    ) -> tuple[list[bytes], int] | None:
+    async def packed(self, part: Snapshot, job: BuildJob) -> tuple[list[bytes], int] | None:
         """The part's packed commands and the child's pid, or None: build it yourself.
 
-        A child that has not answered within `timeout` is waited for up to `patience`
-        more seconds while `wait_longer()` holds (asked again as it waits). One still
-        not done is left to finish in the background (its answer dropped) and used
-        again once it has: it is slow because the cores are busy, which ends; one that
-        does not finish within LATE_MAX is replaced, as is one that died or failed.
+        A child that has not answered within `timeout` is left to finish in the
+        background (its answer dropped) and used again once it has: it is slow because
+        the cores are busy, which ends; one that does not finish within LATE_MAX is
+        replaced, as is one that died or failed.
         """
         if not self._usable():
             self.declined = self._unusable_reason()
@@ -242,7 +227,7 @@ class BuildWorker:
         self._ready = False  # busy: one build at a time on the pipes
         exchange = asyncio.ensure_future(_exchange(child, part, job))
         try:
-            done = await self._answered(exchange, wait_longer)
+            done, _ = await asyncio.wait({exchange}, timeout=self.timeout)
         except BaseException:  # cancelled: what is in the pipes is unknown
             exchange.cancel()
             await self._replace()
@@ -260,18 +245,6 @@ class BuildWorker:
             return None
         self._ready = True
         return packed, child.pid
-
-    async def _answered(self, exchange: asyncio.Future[list[bytes]], wait_longer: Callable[[], bool]) -> bool:
-        """Whether the exchange ended within `timeout`, or within `patience` more while
-        `wait_longer()` holds."""
-        if (await asyncio.wait({exchange}, timeout=self.timeout))[0]:
-            return True
-        give_up = time.monotonic() + self.patience
-        while wait_longer() and time.monotonic() < give_up:
-            if (await asyncio.wait({exchange}, timeout=min(PATIENCE_POLL, give_up - time.monotonic())))[0]:
-                self.waited_longer += 1
-                return True
-        return False
 
     async def _finish_late(self, exchange: asyncio.Future[list[bytes]], pid: int) -> None:
         try:

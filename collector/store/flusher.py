@@ -845,8 +845,7 @@ class Flusher:
             self.stats.thread_builds["behind"] += 1
         elif self.build_worker is not None:
             live = await asyncio.to_thread(unpack, part) if isinstance(part, PackedSnapshot) else part
-            job = BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock())
-            built = await self.build_worker.packed(live, job, self._may_wait_for_build)
+            built = await self.build_worker.packed(live, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
             del live
             if built is not None:
                 self.stats.parts_built_apart += 1
@@ -862,14 +861,6 @@ class Flusher:
 
         self.stats.parts_built_in_thread += 1
         return await asyncio.to_thread(build), new_apps, THREAD_BUILDER
-
-    def _may_wait_for_build(self) -> bool:
-        """A late part may be waited for while this writer keeps up (one batch pending: an
-        early seal, _guard_tick, ends the wait) and is not shutting down: the wait delays
-        only when the counts reach Redis, while a build in the thread takes the GIL from the
-        hit loop (store/build_worker.py). Behind, the thread builds at once: at idle
-        priority the child may be starved by the hit loop for as long as it is busy."""
-        return len(self.pending) <= 1 and self._stop_by is None
 
     def _built(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], refused: Refused,
