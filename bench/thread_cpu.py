@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gc_log, procstat, servers, wrk
 from collector.store.build_worker import THREAD_BUILD_REASONS
 
+from . import gc_log, procstat, servers, wrk
 from .half_rate_ab import parse_variant
 
 HERE = Path(__file__).resolve().parent
