@@ -440,7 +440,10 @@ class Bench:
             th.join()
             final = procstat.sample(s.pids)
             w = s.workers()[0]
+            # Who built the flush parts (the build process, or the worker's thread and why).
+            built = {k: v for k, v in servers.collector_figures(s.url).items() if k.startswith("flush_parts_built")}
             out = {
+                "flush_parts": built,
                 "visitors": min(n, res.requests),
                 "requests": res.requests,
                 "rps": res.rps,

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.store.build_worker import THREAD_BUILD_REASONS
+
 from . import gc_log, procstat, servers, wrk
 from .half_rate_ab import parse_variant
 
@@ -119,7 +121,8 @@ class Accounting:
     flush: dict[str, float] = field(default_factory=dict)  # the flusher's counters over the measured seconds
 
 
-FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread")
+FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread", *(
+    f"flush_parts_built_in_thread_{reason}" for reason in THREAD_BUILD_REASONS))
 
 
 def flush_figures(url: str) -> dict[str, float]:

@@ -172,6 +172,7 @@ def server_run(visitors: int, workdir: Path, keep: bool) -> None:
     print(f"{out['visitors']:,} visitors at {out['rps']:,.0f} req/s: peak RSS {out['peak_rss_mb']:.0f} MB; "
           f"at the end {out['rss_mb']:.0f} MB = anon {out['rss_anon_mb']:.0f} + files {out['rss_file_mb']:.0f}; "
           f"counted {out['counted_events']}; RSS over time (s→MB): {series}")
+    print(f"flush parts built: {out['flush_parts']}")
     print(f"command: {bench.commands.get('collector x1', '')}")
 
 

@@ -172,6 +172,10 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
             batches += 1
             assert await flusher.flush()
             assert worker.late == 1
+            # The late part, then the rest of the batch while the child finishes it (or is replaced).
+            why = flusher.stats.thread_builds
+            assert why["late"] == 1 and why["behind"] == 0
+            assert sum(why.values()) == flusher.stats.parts_built_in_thread
             if fault == "stop and continue":
                 os.kill(first, signal.SIGCONT)
         assert flusher.stats.parts_built_apart >= 1 and flusher.stats.parts_built_in_thread >= 1

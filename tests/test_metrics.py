@@ -79,6 +79,9 @@ async def test_flush_and_state_figures_are_there(collector_client):
         assert name in samples, name
     assert total(samples, "edubeacon_cache_entries", cache="device") == 1
     assert total(samples, "edubeacon_cache_entries", cache="device_memo") == 1  # the version memo
+    # Why parts were built in the flusher's thread, one sample per reason (store/build_worker.py).
+    reasons = {labels["reason"] for labels, _ in samples["edubeacon_flush_thread_builds_total"]}
+    assert reasons == {"behind", "starting", "busy", "late", "failed"}
 
 
 async def test_metrics_are_closed_to_the_network_without_a_token(collector_client):

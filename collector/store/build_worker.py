@@ -72,6 +72,12 @@ _SETS = ("visitors", "first_party", "deep_members")
 
 THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
 
+# Why a part was built in the flusher's thread rather than by the child (FlushStats, /metrics):
+# the writer behind (more than one batch pending: the child, at idle priority, would be
+# starved), the child still starting, still finishing a part it answered late, late with
+# this one, or failed (replaced; the thread builds alone for retry_after).
+THREAD_BUILD_REASONS = ("behind", "starting", "busy", "late", "failed")
+
 
 @dataclass(frozen=True, slots=True)
 class BuildConfig:
@@ -168,6 +174,7 @@ class BuildWorker:
         self.retry_after = retry_after
         self.failures = 0  # children that died, failed, or did not answer within LATE_MAX: replaced
         self.late = 0  # builds not answered within `timeout`: built in the thread meanwhile
+        self.declined = ""  # why the last call of `packed` answered None (THREAD_BUILD_REASONS)
         self._late: asyncio.Future[None] | None = None
         self.starts = 0
         self._child: asyncio.subprocess.Process | None = None
@@ -215,6 +222,7 @@ class BuildWorker:
         replaced, as is one that died or failed.
         """
         if not self._usable():
+            self.declined = self._unusable_reason()
             return None
         child = self._child
         assert child is not None
@@ -228,11 +236,13 @@ class BuildWorker:
             raise
         if not done:
             self.late += 1
+            self.declined = "late"
             self._late = asyncio.ensure_future(self._finish_late(exchange, child.pid))
             return None
         try:
             packed = exchange.result()
         except _EXCHANGE_ERRORS as exc:
+            self.declined = "failed"
             await self._failed(child.pid, exc)
             return None
         self._ready = True
@@ -267,6 +277,13 @@ class BuildWorker:
             self.start()
             return False
         return self._ready
+
+    def _unusable_reason(self) -> str:
+        if self._closed or time.monotonic() < self._failed_at + self.retry_after:
+            return "failed"
+        if self._late is not None and not self._late.done():
+            return "busy"
+        return "starting"
 
     async def _start(self) -> None:
         await self._stop(kill=True)

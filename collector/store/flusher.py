@@ -40,7 +40,7 @@ from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
 from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
-from collector.store.build_worker import THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
+from collector.store.build_worker import THREAD_BUILD_REASONS, THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
 from collector.store.finality import Finality, touched_calls
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
@@ -318,6 +318,8 @@ class FlushStats:
     paced_seconds: float = 0.0  # builds slept so the hit loop kept the CPU (store/pacing.py)
     parts_built_apart: int = 0  # parts built by the build process (store/build_worker.py)
     parts_built_in_thread: int = 0  # parts built in the flusher's thread
+    # Of those, while a build process runs: why not by it (build_worker.THREAD_BUILD_REASONS).
+    thread_builds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(THREAD_BUILD_REASONS, 0))
     last_success: float = 0.0
     last_duration_ms: float = 0.0
     durations: Histogram = field(default_factory=Histogram)  # seconds per applied batch (GET /metrics)
@@ -842,12 +844,15 @@ class Flusher:
         # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
         share = self.flush_cpu_share if keeping_up else 1.0
         # Behind, the build process (idle priority) would be starved by the hit loop.
-        if self.build_worker is not None and keeping_up:
+        if self.build_worker is not None and not keeping_up:
+            self.stats.thread_builds["behind"] += 1
+        elif self.build_worker is not None:
             # A packed part goes to the child as its bytes (build_worker._part_payloads).
             built = await self.build_worker.packed(part, BuildJob(batch.writer, batch.seq, sha, new_apps, refused, self.clock()))
             if built is not None:
                 self.stats.parts_built_apart += 1
                 return cast("list[Prepared]", built[0]), new_apps, built[1]
+            self.stats.thread_builds[self.build_worker.declined] += 1
 
         def build() -> list[Prepared]:
             pace = Pacer(share)  # made in the thread: it reads the thread's CPU clock

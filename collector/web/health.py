@@ -88,6 +88,8 @@ def backlog(app: web.Application) -> dict:
         # Batch parts built by the build process, and in the flusher's thread (store/build_worker.py).
         "flush_parts_built_apart": stats.parts_built_apart,
         "flush_parts_built_in_thread": stats.parts_built_in_thread,
+        # Of those, why not by the build process: behind, starting, busy, late, failed.
+        **{f"flush_parts_built_in_thread_{reason}": n for reason, n in stats.thread_builds.items()},
         "batches_recovered": stats.batches_recovered,
         # This run's batches that waited on disk (past memory_max_cells, or behind a failing
         # flush) and were rebuilt from the journal when due, and their events.

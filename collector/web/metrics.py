@@ -52,6 +52,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from collector import native
 from collector.histogram import Histogram
+from collector.store.build_worker import THREAD_BUILD_REASONS
 from collector.store.periodic import Periodic
 from collector.web.appkeys import (
     AGGREGATOR,
@@ -175,6 +176,11 @@ def flush_and_journal(app: web.Application) -> Iterable[Family]:
                   b["flush_parts_built_apart"])
     yield counter("flush_parts_built_in_thread", "Batch parts whose commands the flusher's thread built.",
                   b["flush_parts_built_in_thread"])
+    why = counter("flush_thread_builds", "Batch parts built in the flusher's thread while a build process runs, by "
+                  "reason: behind (batches pending), starting, busy (finishing a late part), late, failed.")
+    for reason in THREAD_BUILD_REASONS:
+        why.add(b[f"flush_parts_built_in_thread_{reason}"], "_total", reason=reason)
+    yield why
     yield counter("journal_batches_recovered", "Batches found in the journal at start and replayed.",
                   b["batches_recovered"])
     yield counter("flush_batches_rebuilt", "This run's batches that waited on disk and were rebuilt from the journal.",
