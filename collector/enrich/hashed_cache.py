@@ -50,20 +50,17 @@ class HashedCache(Generic[T]):
         self._misses = 0
 
     def __call__(self, *args: Hashable) -> T:
-        self._lookups += 1
-        key = hash(args)
-        found = self._answers.get(key)
-        if found is None:
-            found = self._miss(key, args)
-        return found
+        return self._answer(hash(args), args)
 
     def under(self, key: Hashable, *args: Hashable) -> T:
         """The answer cached under `key` rather than under the arguments: arguments that
         differ only in what the answer does not depend on share one answer, computed from
         the first of them (enrich/device.py's memo of User-Agents by their masked browser
         versions). `key` is kept as its hash, as the arguments are by __call__."""
+        return self._answer(hash(key), args)
+
+    def _answer(self, hashed: int, args: tuple) -> T:
         self._lookups += 1
-        hashed = hash(key)
         found = self._answers.get(hashed)
         if found is None:
             found = self._miss(hashed, args)
