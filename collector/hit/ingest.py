@@ -114,9 +114,8 @@ class Ingest:
             "Cache-Control": "no-store",
         }
         # The journal group (module docstring): while holding, _commit keeps its records
-        # and tallies here until write_held; `held` counts the requests held since.
+        # and tallies here until write_held.
         self.holding = False
-        self.held = 0
         self._held_records: list[bytes] = []
         self._held_tallies: list[Tally] = []
 
@@ -425,20 +424,24 @@ class Ingest:
             if self.holding:
                 self._held_records += records
                 self._held_tallies.append(tally)
-                self.held += 1
                 return True
             if not self._journal(records):
                 return False
         self._count(tally)
         return True
 
+    @property
+    def held(self) -> int:
+        """The requests held since the last write_held."""
+        return len(self._held_tallies)
+
     def write_held(self) -> bool:
         """Journal the held requests' records in one write, then count them. False when
         the write failed: none of them is counted (each must be answered 503)."""
         records, tallies = self._held_records, self._held_tallies
-        if not self.held:
+        if not tallies:
             return True
-        self._held_records, self._held_tallies, self.held = [], [], 0
+        self._held_records, self._held_tallies = [], []
         if not self._journal(records):
             return False
         for tally in tallies:
