@@ -10,14 +10,17 @@ counting). CPython untracks such tuples and dicts by itself, never lists or sets
 Python has no call for it: this is CPython's own PyObject_GC_UnTrack, through ctypes
 (~0.3 µs a call: for containers made once in a while, or once per new entry).
 
-The caller's promise: the container never holds a tracked object (a list, a dict, an
-instance...). A set stays untracked as it grows (set_add does not track it again).
+The caller's promise: nothing the container holds can lead back to it — only atomic
+values, or tuples of them (a fresh tuple may still be tracked itself: it is then walked
+on its own, and the untracked container counts as a reference from outside). Never a
+list, a dict or an instance. A set stays untracked as it grows (set_add does not track
+it again); a dict is tracked again when an item that may be tracked goes in.
 """
 
 from __future__ import annotations
 
 import ctypes
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
 _GC_UNTRACK.argtypes = (ctypes.py_object,)
@@ -30,3 +33,8 @@ def untracked(container: Container) -> Container:
     """`container`, no longer walked by the garbage collector (see the module's doc)."""
     _GC_UNTRACK(container)
     return container
+
+
+def untracked_set() -> set[Any]:
+    """A new empty set, never walked by the garbage collector (see the module's doc)."""
+    return untracked(set())

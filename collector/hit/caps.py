@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-from collector.untracked import untracked
+from collector.untracked import untracked_set
 
 OTHER: Final = "(other)"
 KINDS = ("resource", "target", "component", "page", "label", "page_code", "referrer", "bot", "session")
@@ -61,8 +61,8 @@ class _KindOfDay:
         # Strings only, for the whole day, by the thousand: out of the garbage collector's
         # walks (collector/untracked.py), which every full collection of the hit loop
         # otherwise made entry by entry (bench/RESULTS.md, session 11).
-        self.held: set[str] = untracked(set())
-        self.refused: set[str] = untracked(set())
+        self.held: set[str] = untracked_set()
+        self.refused: set[str] = untracked_set()
 
 
 class CardinalityCaps:

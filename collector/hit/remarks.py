@@ -8,7 +8,7 @@ day's flags against the day's events.
 
 from __future__ import annotations
 
-from collector.untracked import untracked
+from collector.untracked import untracked_set
 
 # Event ids one worker remembers, at most: two generations of half as many (RecentIds).
 # A generation of 50 000 ids covers minutes of a busy worker's traffic, in about 8 MB. The
@@ -49,8 +49,8 @@ class RecentIds:
 
     def __init__(self, limit: int = REMEMBERED_IDS) -> None:
         self.generation = max(1, limit // 2)
-        self.current: set[int] = untracked(set())
-        self.previous: set[int] = untracked(set())
+        self.current: set[int] = untracked_set()
+        self.previous: set[int] = untracked_set()
 
     def seen(self, app: str, event_id: str) -> bool:
         """True when the id came before; else remember it and return False."""
@@ -58,7 +58,7 @@ class RecentIds:
         if key in self.current or key in self.previous:
             return True
         if len(self.current) >= self.generation:
-            self.previous, self.current = self.current, untracked(set())
+            self.previous, self.current = self.current, untracked_set()
         self.current.add(key)
         return False
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 
 from collector.store.names import SUSPECT_UID_FLAG, SUSPECT_VID_FLAG, SUSPECT_VISITOR_FLAG
-from collector.untracked import untracked
+from collector.untracked import untracked_set
 
 # Identities one worker remembers per minute by default (settings.uv_guard_identities):
 # ~110 bytes each when every one comes from a new address (a set slot and an int per
@@ -45,7 +45,7 @@ class UvGuard:
         # Of this minute: hash((kind, address, identity)) and, for a hit with none suspect,
         # hash((address, visitor, vid, uid)). Ints only: out of the garbage collector's walks
         # (collector/untracked.py; up to max_identities of them, walked by every full collection).
-        self._known: set[int] = untracked(set())
+        self._known: set[int] = untracked_set()
         self._counts: dict[int, int] = {}  # hash((kind, address)) -> its distinct identities this minute
         self.suspect: Counter[str] = Counter()  # kind -> hits whose identity was set aside
         self.unjudged = 0  # identities counted unjudged: the minute's memory was full
@@ -54,7 +54,7 @@ class UvGuard:
         """The minute of receipt: a new one forgets the last one's identities."""
         if minute != self.minute:
             self.minute = minute
-            self._known = untracked(set())
+            self._known = untracked_set()
             self._counts = {}
 
     def suspects(self, address: str, visitor: bytes, vid: str, uid: str | None) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from collector.hit.record import (
     first_party_of,
 )
 from collector.store import names
-from collector.untracked import untracked
+from collector.untracked import untracked, untracked_set
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
 
@@ -49,14 +49,12 @@ def _untracked(sums: list[int]) -> list[int]:
     return untracked(sums)
 
 
-def _untracked_set() -> set[Any]:
-    """A snapshot's set of entries, out of the garbage collector's walks: its entries are
-    tuples of strings, bytes and ints (hit/record.py, features/deep.py), never part of a
-    cycle, and a second's sets hold tens of thousands of them (the deep tag's members
-    alone 18,000-32,000 in a POST-50 second), each one walked by every full collection
-    that ran while the snapshot lived (bench/RESULTS.md, session 11). A set stays
-    untracked as it grows; made once a second, it costs nothing per hit."""
-    return untracked(set())
+# A snapshot's sets of entries are made untracked (collector/untracked.py): their entries
+# are tuples of strings, bytes and ints (hit/record.py, features/deep.py), never part of a
+# cycle, and a second's sets hold tens of thousands of them (the deep tag's members alone
+# 18,000-32,000 in a POST-50 second), each one walked by every full collection that ran
+# while the snapshot lived (bench/RESULTS.md, session 11). Made once a second (or once per
+# part), they cost nothing per hit.
 
 # The entry getters as returning any object: compiled, a value typed as a fixed-length
 # tuple is unpacked into its fields and packed again as a new tuple at each use (a dict
@@ -85,15 +83,15 @@ class Snapshot:
     # A hit's Cell (hit/record.py) -> [events, engaged_ms, scroll_sum, scroll_count]
     cube: dict[CellEntry, list[int]] = field(default_factory=dict)
     # Audience entries (hit/record.py): a visitor of a minute and their Profile
-    visitors: set[AudienceEntry] = field(default_factory=_untracked_set)
+    visitors: set[AudienceEntry] = field(default_factory=untracked_set)
     # (app, minute, first_party_visitor_id)
-    first_party: set[FirstPartyEntry] = field(default_factory=_untracked_set)
+    first_party: set[FirstPartyEntry] = field(default_factory=untracked_set)
     # (app, minute, reason) -> count
     rejected: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # Deep tag (deep.py): (app, minute, suffix, field) -> increment; (app, minute, suffix,
     # day member, month member); (app, media session id) -> [first minute, Session].
     deep_incs: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
-    deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=_untracked_set)
+    deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=untracked_set)
     # A mutable pair [first minute: int, Session], merged in place (hence a list, not a tuple)
     sessions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     # Dedupe (store/dedupe.py): (app, minute) -> the event ids of its first sends, in
@@ -318,7 +316,7 @@ def _sets_by_app(entries: set[Any]) -> dict[str, set[Any]]:
     for key in entries:
         found = out.get(key[0])
         if found is None:
-            found = out[key[0]] = _untracked_set()  # a part's, as the snapshot's (see there)
+            found = out[key[0]] = untracked_set()  # a part's, as the snapshot's (see there)
         found.add(key)
     return out
 

@@ -335,7 +335,7 @@ async def _exchange(child: asyncio.subprocess.Process, part: Snapshot | PackedSn
     assert child.stdin is not None and child.stdout is not None
     _write(child.stdin, ("job", job))
     for payload in _part_payloads(part):
-        child.stdin.write(_LENGTH.pack(len(payload)) + payload)
+        _write_framed(child.stdin, payload)
         await child.stdin.drain()
         await asyncio.sleep(0)  # the hit loop's turn between two chunks
     _write(child.stdin, ("end",))
@@ -351,15 +351,23 @@ def _part_payloads(part: Snapshot | PackedSnapshot) -> Iterator[bytes]:
     from collector.store.packed_snapshot import PackedSnapshot  # it imports this module
 
     if isinstance(part, PackedSnapshot):
-        yield from part.chunks
-        return
+        return iter(part.chunks)
+    return pickled_messages(part)
+
+
+def pickled_messages(part: Snapshot) -> Iterator[bytes]:
+    """part_messages, each pickled: what the child is sent, and what packed_snapshot keeps."""
     for message in part_messages(part):
         yield pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
 
 
 def _write(stream: IO[bytes] | asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
     """One framed message: its length, then its pickle (one GIL stretch, a chunk at most)."""
-    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    _write_framed(stream, pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+
+def _write_framed(stream: IO[bytes] | asyncio.StreamWriter, payload: bytes) -> None:
+    """A pickle already made, framed by its length."""
     stream.write(_LENGTH.pack(len(payload)) + payload)
 
 

@@ -38,7 +38,7 @@ from collector.hit.record import Cell, CellEntry, DeviceFields, named_cell
 from collector.store import keys, redis_client
 from collector.store.aggregate import Snapshot
 from collector.store.buckets import Calendar
-from collector.untracked import untracked
+from collector.untracked import untracked_set
 
 ADMIT_CAPS_LUA = resources.files("collector.store").joinpath("admit_caps.lua").read_text(encoding="utf-8")
 
@@ -253,7 +253,7 @@ def _values(snap: Snapshot) -> dict[tuple[str, int, str], set[str]]:
     def values(app: str, minute: int, kind: str) -> set[str]:
         group = found.get((app, minute, kind))
         if group is None:
-            group = found[(app, minute, kind)] = untracked(set())  # strings only: see hit/caps.py _KindOfDay
+            group = found[(app, minute, kind)] = untracked_set()  # strings only: see hit/caps.py _KindOfDay
         return group
 
     for key in snap.cube:

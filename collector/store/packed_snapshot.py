@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from collector.hit.record import Hit
 from collector.store.aggregate import Snapshot
-from collector.store.build_worker import add_to_part, part_messages
+from collector.store.build_worker import add_to_part, pickled_messages
 
 
 @dataclass(slots=True)
@@ -39,8 +39,7 @@ class PackedSnapshot:
 
 def pack(snap: Snapshot) -> PackedSnapshot:
     """`snap` as bytes (no I/O; meant for a thread: the GIL is free between two chunks)."""
-    chunks = [pickle.dumps(message, pickle.HIGHEST_PROTOCOL) for message in part_messages(snap)]
-    return PackedSnapshot(chunks, snap.resent, snap.events, snap.apps())
+    return PackedSnapshot(list(pickled_messages(snap)), snap.resent, snap.events, snap.apps())
 
 
 def unpack(packed: PackedSnapshot) -> Snapshot:
