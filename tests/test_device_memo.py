@@ -53,7 +53,13 @@ def test_version_masked_masks_browser_versions_only():
     assert version_masked(CHROME.format("124.0.6367.82")) == CHROME.format("000.0.0000.00").replace(
         "AppleWebKit/537.36", "AppleWebKit/000.00").replace("Safari/537.36", "Safari/000.00")
     masked = version_masked(WECHAT.format("120.0.6099.193", "8.0.47.2560"))
-    assert "Chrome/000.0.0000.000 " in masked and "MicroMessenger/0.0.00.0000(0x28003035)" in masked
+    assert "Chrome/000.0.0000.000 " in masked and "MicroMessenger/0.0.00.0000(0x00000000)" in masked
+    # WeChat's hex client version: class for class (digits 0, A-F A, a-f a), only in "(0x…)".
+    assert "MicroMessenger/0.0.00(0x0000000A) " in version_masked("MicroMessenger/7.0.20(0x6700143B) NetType/WIFI")
+    assert version_masked("MicroMessenger/8.0.1(0x1G) x") == "MicroMessenger/0.0.0(0x1G) x"
+    assert version_masked("QQ/8.0.1(0x18002129) x") == "QQ/0.0.0(0x18002129) x"
+    # A token right after a "/" (Xiaomi's browser) counts too.
+    assert version_masked("Safari/537.36 XiaoMi/MiuiBrowser/17.1.80321") == "Safari/000.00 XiaoMi/MiuiBrowser/00.0.00000"
     # Not the platform (OS version, model, build), not tokens outside the list.
     assert "(Linux; Android 13; V2241A Build/TP1A.220624.014; wv)" in masked
     assert "MMWEBID/2307" in masked and "NetType/WIFI" in masked
@@ -74,6 +80,23 @@ def test_uas_whose_answers_differ_by_digits_are_kept_apart(a, b):
         memo = DeviceClassifier(cache_size=0)
         assert memo.classify(first) == full.classify(first)
         assert memo.classify(second) == full.classify(second)
+
+
+IPHONE_WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 16_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+                 " Mobile/15E148 MicroMessenger/{}({}) NetType/WIFI Language/zh_CN")
+XIAOMI = ("Mozilla/5.0 (Linux; U; Android 13; zh-cn; M2012K11AC Build/SKQ1.220303.001) AppleWebKit/537.36"
+          " (KHTML, like Gecko) Version/4.0 Chrome/100.0.4896.127 Mobile Safari/537.36 XiaoMi/MiuiBrowser/{}")
+
+
+@pytest.mark.parametrize("first, again", [
+    (IPHONE_WECHAT.format("8.0.33", "0x18002129"), IPHONE_WECHAT.format("8.0.34", "0x18002235")),  # a new WeChat build
+    (XIAOMI.format("17.1.80321"), XIAOMI.format("17.4.80711")),  # a new Xiaomi browser build
+])
+def test_a_new_app_build_is_answered_from_the_memo(first, again):
+    c = DeviceClassifier()
+    assert c.classify(again) == c.classify(first) == DeviceClassifier(cache_size=0, memo_size=0).classify(again)
+    hits, misses, _, _ = c.memo_info()
+    assert (hits, misses) == (1, 1)
 
 
 def test_a_new_browser_version_is_answered_from_the_memo():
@@ -123,25 +146,39 @@ def test_memo_answers_equal_full_parse_on_the_corpus(corpus_uas):
     assert memo.memo_info().hits > 0
 
 
-_DIGIT = re.compile(r"\d")
+# A probe: every character the key could mask made one that it changes when it masks it —
+# each digit 9, each hex letter of a "(0x…)" F or f ("0x" itself kept).
+_MASKABLE = re.compile(r"\(0x([0-9A-Fa-f]+)\)|\d")
+_TO_PROBE = str.maketrans("012345678ABCDEabcde", "999999999FFFFFfffff")
+_SAME_CLASS = {"0": "0123456789", "A": "ABCDEF", "a": "abcdef"}
+
+
+def _probe(ua: str) -> str:
+    return _MASKABLE.sub(lambda m: "(0x" + m.group(1).translate(_TO_PROBE) + ")" if m.group(1) else "9", ua)
 
 
 def test_random_digits_in_masked_places_change_no_answer(corpus_uas):
     """The key's claim, tested where it could fail: each User-Agent with the digits of its
-    masked versions replaced by random ones (the same key) keeps its answer."""
+    masked versions (and WeChat hex versions) replaced by random ones of the same class (the
+    same key) keeps its answer."""
     rng = random.Random(11)
     varied = wrong = 0
     for ua in corpus_uas:
         key = version_masked(ua)
         if key == ua:
             continue
-        # The masked places: where the key has a 0 for a digit that a 9 would not change.
-        nines = version_masked(_DIGIT.sub("9", ua))
-        variant = "".join(rng.choice("0123456789") if n == "0" else c for c, n in zip(ua, nines, strict=True))
-        assert version_masked(variant) == key
-        varied += 1
-        if _analyse(variant) != _analyse(ua):
-            wrong += 1
+        # The masked places: where the key of the probe differs from the probe (a 9, F or f
+        # masked to 0, A or a); there, a random character of the same class.
+        probe = _probe(ua)
+        places = [m != p for m, p in zip(version_masked(probe), probe, strict=True)]
+        # The corpus has few of the shapes masked since session 12 (WeChat's hex, a token
+        # after "/"): more variants of each.
+        for _ in range(40 if "(0x" in ua or "XiaoMi/" in ua else 1):
+            variant = "".join(rng.choice(_SAME_CLASS[k]) if at else c for c, k, at in zip(ua, key, places, strict=True))
+            assert version_masked(variant) == key
+            varied += 1
+            if _analyse(variant) != _analyse(ua):
+                wrong += 1
     assert varied > 20000
     assert wrong == 0
 

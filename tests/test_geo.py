@@ -10,7 +10,7 @@ import pytest
 
 from collector.enrich import geo
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region, describe_region_key
-from collector.hit.clientip import ipv4_value
+from collector.hit.clientip import GLOBAL_V6, GLOBAL_V6_FIRST, GLOBAL_V6_LAST, global_ipv6_value, ipv4_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -300,7 +300,7 @@ def test_fast_parsers_accept_exactly_what_ipaddress_accepts(text):
         addr = None
     v4 = ipv4_value(text)
     assert v4 == (int(addr) if addr is not None and addr.version == 4 else None)
-    v6 = geo._global_ipv6_value(text)
+    v6 = global_ipv6_value(text)
     if v6 is not None:  # only global unicast, and then the very address ipaddress reads
         assert addr is not None and addr.version == 6 and v6 == int(addr) and not geo._is_unplaceable(addr)
 
@@ -317,8 +317,8 @@ def test_fast_unplaceable_test_matches_ipaddress_at_every_range_edge():
         assert geo._is_unplaceable_v4(value) == geo._is_unplaceable(ipaddress.IPv4Address(value)), value
     # 2000::/3 holds no unplaceable address: the reserved, special and private blocks
     # ipaddress knows all lie outside it.
-    for value in (geo._GLOBAL_V6_FIRST, geo._GLOBAL_V6_LAST, *(rng.getrandbits(125) | 1 << 125 for _ in range(2000))):
+    for value in (GLOBAL_V6_FIRST, GLOBAL_V6_LAST, *(rng.getrandbits(125) | 1 << 125 for _ in range(2000))):
         assert not geo._is_unplaceable(ipaddress.IPv6Address(value))
     special = getattr(getattr(ipaddress, "_IPv6Constants", None), "_reserved_networks", [])
     for net in [*special, *map(ipaddress.IPv6Network, ("::1/128", "fe80::/10", "ff00::/8", "fc00::/7"))]:
-        assert not net.overlaps(geo._GLOBAL_V6), net
+        assert not net.overlaps(GLOBAL_V6), net

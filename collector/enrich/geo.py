@@ -20,7 +20,6 @@ import datetime
 import ipaddress
 import logging
 import os
-import socket
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -28,7 +27,7 @@ import maxminddb
 
 from collector.enrich import cn_regions
 from collector.enrich.hashed_cache import HashedCache
-from collector.hit.clientip import ipv4_value
+from collector.hit.clientip import global_ipv6_value, ipv4_value
 from collector.untracked import untracked
 
 log = logging.getLogger(__name__)
@@ -88,23 +87,6 @@ _UNPLACEABLE_V4 = [
     )
 ]
 _UNPLACEABLE_V4_STARTS = [low for low, _ in _UNPLACEABLE_V4]  # sorted, disjoint: bisect
-
-
-# IPv6 global unicast, 2000::/3: all of today's IPv6 clients, and no address in it is
-# loopback, link-local, multicast, unspecified, ULA (fc00::/7) or in ipaddress's reserved
-# list (which skips exactly this block), so it needs no _is_unplaceable test.
-_GLOBAL_V6 = ipaddress.IPv6Network("2000::/3")
-_GLOBAL_V6_FIRST, _GLOBAL_V6_LAST = int(_GLOBAL_V6.network_address), int(_GLOBAL_V6.broadcast_address)
-
-
-def _global_ipv6_value(ip: str) -> int | None:
-    """An IPv6 string in 2000::/3 as an int, or None (other blocks, scoped addresses, junk:
-    the ipaddress path decides those)."""
-    try:
-        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
-    except (OSError, ValueError, UnicodeError):
-        return None
-    return value if _GLOBAL_V6_FIRST <= value <= _GLOBAL_V6_LAST else None
 
 
 def _is_unplaceable_v4(value: int) -> bool:
@@ -252,7 +234,7 @@ class GeoResolver:
             if _is_unplaceable_v4(value):
                 return UNKNOWN_REGION
             return self._region_in_network(self._v4_networks, value, ip, self._all_readers)
-        value = _global_ipv6_value(ip)
+        value = global_ipv6_value(ip)  # needs no _is_unplaceable test (see GLOBAL_V6)
         if value is not None:
             return self._region_in_network(self._v6_networks, value, ip, self._v6_readers)
         try:

@@ -16,14 +16,18 @@ from __future__ import annotations
 # * only digits change, one for one: lengths, dots and every other character stay, so
 #   ua-parser's bounded gaps (".{0,100}") and version shapes ("(\d+)\.(\d+)") see the same
 #   text; a \d, [0-9] or \w treats every digit alike;
-# * a version is masked only right after "<token>/" (the token at the start or after a
-#   space) and only when a space, ";", ")", "(" or the end follows it: none of the regexes in
+# * a version is masked only right after "<token>/" (the token at the start, after a space or
+#   after a "/": "XiaoMi/MiuiBrowser/17.1.80321") and only when a space, ";", ")", "(" or the
+#   end follows it: none of the regexes in
 #   use (ua-parser's, the crawler list's, ours, Matomo's models) has a digit literal that can
 #   fall inside one. Not masked, for that reason: versions that run on into "/"
 #   ("UCBrowser/8.5.3.246/145", where the crawler pattern "008/" could match), tokens whose
 #   version picks a family (NokiaBrowser/7.3 is Symbian Anna, HbbTV/1.1.1 names the TV's
 #   maker, Darwin/ and CFNetwork/ map to iOS or macOS versions), OS versions and models
 #   ("Android 13", "iPhone OS 17_2", "SM-T870": not "<token>/<version>").
+# * WeChat's client version in hex, right after its version ("MicroMessenger/8.0.33(0x18002129)",
+#   "…8.0.47.2560(0x28002F35)"): a new WeChat build changes both. Masked class for class (a
+#   digit -> 0, A-F -> A, a-f -> a), so a \d, [A-Z] or \w sees the same text there too.
 _VERSION_TOKENS = frozenset({
     "AppleWebKit", "Safari", "Chrome", "Version", "CriOS", "GSA", "Firefox", "FxiOS", "OPR",
     "Edg", "EdgA", "EdgiOS", "SamsungBrowser", "YaBrowser", "ArkWeb", "HuaweiBrowser",
@@ -31,25 +35,32 @@ _VERSION_TOKENS = frozenset({
     "MicroMessenger", "XWEB", "MMWEBSDK", "DingTalk", "baiduboxapp", "Quark",
 })
 _MASK_DIGITS = str.maketrans("123456789", "000000000")
+_MASK_HEX = str.maketrans("123456789BCDEFbcdef", "000000000AAAAAaaaaa")
+_WECHAT = "MicroMessenger"
 
 
 def version_masked(ua: str) -> str:
     """`ua` with the digits of its _VERSION_TOKENS versions made 0 ("Chrome/124.0.6367.82"
     -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none.
 
-    A token counts at the start of `ua` or after a space, right before a "/"."""
+    A token counts at the start of `ua`, after a space or after a "/", right before a "/"."""
     pieces = ua.split("/")
     last = len(pieces) - 1
     masked = False
     for i in range(last):
         before = pieces[i]
         space = before.rfind(" ")
-        if (space < 0 and i > 0) or before[space + 1:] not in _VERSION_TOKENS:
+        token = before[space + 1:]
+        if token not in _VERSION_TOKENS:
             continue
         after = pieces[i + 1]
         end = _version_end(after, i + 1 == last)
         if end:
-            pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:]
+            hex_end = _hex_end(after, end) if token == _WECHAT else 0
+            if hex_end:
+                pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:hex_end].translate(_MASK_HEX) + after[hex_end:]
+            else:
+                pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:]
             masked = True
     return "/".join(pieces) if masked else ua
 
@@ -67,3 +78,14 @@ def _version_end(text: str, at_the_end: bool) -> int:
     if end < n:
         return end if text[end] in " ;)(" else 0
     return end if at_the_end else 0
+
+
+def _hex_end(text: str, start: int) -> int:
+    """Where WeChat's "(0x<hex digits>)" that `text` has at `start` ends (after its ")"), or 0."""
+    if not text.startswith("(0x", start):
+        return 0
+    end = start + 3
+    n = len(text)
+    while end < n and text[end] in "0123456789ABCDEFabcdef":
+        end += 1
+    return end + 1 if end > start + 3 and end < n and text[end] == ")" else 0
