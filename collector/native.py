@@ -10,7 +10,8 @@ and are never committed). `EDU_BEACON_PURE=1 pip install …` skips the build on
 
 Left out, and why (mypyc refuses them or changes what they do): hit/record.py (the
 journal reads Hit's field types at import: compiled NamedTuple annotations differ),
-store/journal.py and web/http_limits.py (exceptions subclassing builtins),
+store/journal.py and web/http_limits.py (exceptions subclassing builtins; a hit's journal
+record is encoded in store/records.py, compiled),
 web/hit_server.py (subclasses aiohttp's AppRunner, which has __slots__: what it
 does per request that is not I/O, reading the head, is in web/hit_head.py, compiled),
 features/figures.py (read API, not hot; a module-level tuple mypyc cannot type).
@@ -53,6 +54,7 @@ NATIVE_MODULES = (
     "collector.store.aggregate",
     "collector.store.rollup",
     "collector.store.keys",
+    "collector.store.records",
     "collector.store.names",
     "collector.store.buckets",
     "collector.features.clicks",

@@ -110,3 +110,50 @@ def test_a_global_ipv6_client_is_judged_without_ipaddress(monkeypatch):
     monkeypatch.setattr(ipaddress, "ip_address", refused)
     assert resolver.client_ip("127.0.0.1", "240e:388:8a10:2a00:1d4b:3c2a:9e51:7f01") == "240e:388:8a10:2a00:1d4b:3c2a:9e51:7f01"
     assert resolver.client_ip("127.0.0.1", "240e:388::1, 2001:db8:1::9") == "240e:388::1"
+
+
+def _ipv6_texts(rng, count: int) -> list[str]:
+    """IPv6 addresses as clients and proxies write them, and near misses: compressed,
+    exploded, upper case, an IPv4 tail, IPv4-mapped, and each of those with one character
+    deleted, doubled or replaced (a 5-digit group, a second '::', a scope, a stray '.')."""
+    import ipaddress
+
+    texts = []
+    for _ in range(count):
+        value = rng.getrandbits(128)
+        if rng.random() < 0.2:
+            value &= (1 << 64) - 1 << rng.choice((0, 16, 32, 48))  # runs of zero groups: '::'
+        if rng.random() < 0.1:
+            value = 0xFFFF << 32 | rng.getrandbits(32)  # IPv4-mapped
+        ip = ipaddress.IPv6Address(value)
+        text = rng.choice((ip.compressed, ip.exploded, ip.compressed.upper(), str(ip)))
+        if rng.random() < 0.15:
+            text = ip.exploded.rsplit(":", 2)[0] + ":" + str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+        if rng.random() < 0.4:
+            i = rng.randrange(len(text))
+            change = rng.choice(("delete", "double", "replace"))
+            char = rng.choice("0123456789abcdefABCDEFg:.% \u0661")
+            text = (text[:i] + text[i + 1:] if change == "delete" else text[:i] + text[i] + text[i:]
+                    if change == "double" else text[:i] + char + text[i + 1:])
+        texts.append(text)
+    return texts
+
+
+def test_kind_of_ipv6_texts_and_near_misses_agrees_with_ipaddress():
+    """IPv6 texts as written and mutated (a group too long, a second '::', a scope, a stray
+    '.') and malformed edges: the verdicts must be ipaddress's, for trusted IPv6 networks
+    and IPv4 ones."""
+    import random
+
+    resolvers = [PROXIES, ClientIPResolver(["2400:7bc0::/32", "2001:db8::/48", "10.0.0.0/8"]),
+                 ClientIPResolver(["::/0"]), ClientIPResolver(["0.0.0.0/0", "fe80::/10"])]
+    edges = ["2400:7bc0::", "2400:7bc0:ffff:ffff:ffff:ffff:ffff:ffff", "2400:7bbf:ffff:ffff:ffff:ffff:ffff:ffff",
+             "2400:7bc1::", "2001:db8::1", "2001:db8:0:ffff::1", "2001:db8:1::1", "fe80::1%eth0", "fe80::1",
+             "::ffff:10.1.2.3", "::ffff:0a01:0203", "::10.1.2.3", "::", "::1", "1::", "1:2:3:4:5:6:7:8",
+             "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1::2::3", ":1::2", "1:2:3:4:5:6:7:8:",
+             "12345::1", "2400:7bc0::1.2.3.4", "2400:7bc0::01.2.3.4", "2400:7bc0::1.2.3", "[2400:7bc0::1]",
+             " 2400:7bc0::1", "2400:7bc0::1 ", "2400:7bc0::\u0661", "2400:7bc0::1\x00", "g::1", ":", ":::"]
+    addresses = [*edges, *_ipv6_texts(random.Random(12), 4000)]
+    for resolver in resolvers:
+        for address in addresses:
+            assert resolver.kind(address) == _kind_by_ipaddress(resolver, address), (resolver.networks, address)

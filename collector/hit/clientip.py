@@ -92,6 +92,8 @@ def ipv4_value(address: str) -> int | None:
     ipaddress path decides those). inet_pton is as strict as ipaddress: no leading zeros,
     spaces, short forms or non-ASCII digits (tests/test_geo.py). Here, compiled, for the
     geo lookup (enrich/geo.py) too."""
+    if ":" in address:  # IPv6: inet_pton would refuse it, raising (~1 µs)
+        return None
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
     except (OSError, ValueError, UnicodeError):

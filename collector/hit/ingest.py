@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import orjson
@@ -40,8 +40,9 @@ from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordina
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
-from collector.store.journal import Journal, encode_hits, encode_reject
+from collector.store.journal import Journal, encode_reject
 from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
+from collector.store.records import encode_hits
 
 log = logging.getLogger(__name__)
 
@@ -566,14 +567,23 @@ def rate_limited(reason: str, wait: float) -> Answer:
     return RATE_LIMITED[(reason, seconds)]
 
 
-@dataclass(slots=True)
 class Tally:
-    """What one request adds: hits to count, rejections, and the problems to answer."""
+    """What one request adds: hits to count, rejections, and the problems to answer.
 
-    counts: list[Hit] = field(default_factory=list)
-    rejects: list[tuple[str, int, str]] = field(default_factory=list)  # (app, minute, reason)
-    problems: list[Problem] = field(default_factory=list)
-    limited: Answer | None = None  # a 429: the request is refused whole (rate limits), nothing counted
+    A plain class, not a dataclass: mypyc leaves a dataclass's generated __init__ to the
+    dataclasses module, an interpreted call on every request (bench/RESULTS.md, session 12);
+    this one it compiles."""
+
+    __slots__ = ("counts", "rejects", "problems", "limited")
+
+    def __init__(
+        self, counts: list[Hit] | None = None, rejects: list[tuple[str, int, str]] | None = None,
+        problems: list[Problem] | None = None, limited: Answer | None = None,
+    ) -> None:
+        self.counts: list[Hit] = [] if counts is None else counts
+        self.rejects: list[tuple[str, int, str]] = [] if rejects is None else rejects  # (app, minute, reason)
+        self.problems: list[Problem] = [] if problems is None else problems
+        self.limited = limited  # a 429: the request is refused whole (rate limits), nothing counted
 
 
 _new_tuple: Final = tuple.__new__

@@ -1,0 +1,65 @@
+"""A hit's journal record as bytes (store/journal.py's version 3 format); compiled by mypyc.
+
+journal.py cannot be compiled (its exceptions subclass builtins), and encoding a hit's
+record there was interpreted Python on every accepted event: three calls and their
+slices a GET hit (bench/RESULTS.md, session 12). The bytes are the same; journal.py
+re-exports these names, the format is described there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from collector.features.facts import DeepFacts
+from collector.hit.record import Hit
+
+# device, region and the visitor keys: alike in a request's hits, encoded once for them.
+DEVICE_AT: Final = Hit._fields.index("device")
+SHARED_END: Final = DEVICE_AT + 4
+assert Hit._fields[DEVICE_AT:SHARED_END] == ("device", "region", "visitor", "month_visitor")
+RECORD_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
+
+
+def encode_hit(hit: Hit) -> bytes:
+    """A hit as a version 3 record: its fields' values in Hit's order (the header names
+    them); a device or region as the list of its fields, a visitor key in hex, deep facts
+    as DeepFacts.as_json."""
+    return _record(hit, _shared_json(hit))
+
+
+def encode_hits(hits: list[Hit]) -> list[bytes]:
+    """encode_hit of each hit, the same bytes: the device, region and visitor keys that
+    one request's hits share are turned into JSON values once, not once a hit (a POST
+    of 50 events: bench/RESULTS.md, session 10)."""
+    if len(hits) == 1:  # a GET: nothing to share
+        return [encode_hit(hits[0])]
+    records = []
+    shared: tuple[Any, ...] = ()
+    shared_json: tuple[Any, ...] = ()
+    for hit in hits:
+        if hit[DEVICE_AT:SHARED_END] != shared:  # the same objects: compared by identity first
+            shared = hit[DEVICE_AT:SHARED_END]
+            shared_json = _shared_json(hit)
+        records.append(_record(hit, shared_json))
+    return records
+
+
+def _shared_json(hit: Hit) -> tuple[Any, ...]:
+    """The hit's device, region and visitor keys as JSON values. Made here, not by orjson's
+    `default`: it would call back into Python once per such value, four times a hit
+    (bench/RESULTS.md, session 8). The bytes written are the same."""
+    return tuple(hit.device), tuple(hit.region), hit.visitor.hex(), hit.month_visitor.hex()
+
+
+def _record(hit: Hit, shared_json: tuple[Any, ...]) -> bytes:
+    """The record of `hit`, its device, region and visitor keys given as `shared_json`."""
+    return orjson.dumps(hit[:DEVICE_AT] + shared_json + hit[SHARED_END:], default=_encode_value, option=RECORD_OPTIONS)
+
+
+def _encode_value(value: Any) -> Any:
+    """What orjson does not write itself (str, int, None and plain tuples it does)."""
+    if type(value) is DeepFacts:
+        return value.as_json()
+    raise TypeError(f"{type(value).__name__} in a hit record")
