@@ -251,32 +251,3 @@ async def test_a_part_partly_sent_resumes_only_with_commands_of_the_same_builder
         await flusher.close()
         await client.aclose()
         proxy.close()
-
-
-def test_the_build_runs_off_a_pinned_workers_cores():
-    assert build_worker.build_cores({0}, 2) == {1}
-    assert build_worker.build_cores({0, 1}, 4) == {2, 3}
-    assert build_worker.build_cores({0, 1}, 2) == {0, 1}  # not pinned: any core
-    assert build_worker.build_cores({0}, 1) == {0}  # no other core
-    assert build_worker.build_cores(set(), 2) == {0, 1}
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="one core, or not Linux")
-async def test_a_worker_pinned_to_a_core_has_its_build_process_on_the_others(redis_url):
-    """At idle priority on the core of a saturated worker the build never runs (its parts
-    were then built in the worker's thread); it takes the other cores' idle time instead."""
-    mine = os.sched_getaffinity(0)
-    client = aioredis.Redis.from_url(redis_url)
-    flusher = Flusher(client, Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, build_process=True)
-    try:
-        assert flusher.build_worker is not None
-        os.sched_setaffinity(0, {0})  # as `taskset -c 0` starts a worker; the child inherits it
-        try:
-            assert await flusher.build_worker.wait_until_ready(READY)  # started here
-        finally:
-            os.sched_setaffinity(0, mine)
-        assert flusher.build_worker.pid is not None
-        assert os.sched_getaffinity(flusher.build_worker.pid) == set(range(os.cpu_count() or 1)) - {0}
-    finally:
-        await flusher.close()
-        await client.aclose()

@@ -445,29 +445,13 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         answers.flush()
 
 
-def build_cores(worker_cores: set[int], machine_cores: int) -> set[int]:
-    """The cores the build runs on, given those its collector worker may use.
-
-    A worker pinned to some cores (taskset) leaves the others' idle time to its build,
-    which takes nothing from anyone at idle priority. It is kept off the worker's own
-    cores: a saturated worker leaves no idle time there, and the kernel rarely moves an
-    idle-priority task that waits on a busy core to one with short idle gaps (another
-    core running wrk and Redis): in the 10^6-visitor run the build waited three times
-    as long as it ran while the other core was half idle, and most parts were then built
-    in the worker's own thread (bench/RESULTS.md, session 11 buildlate11 and session 12).
-    A worker not pinned (every core is its), or no core left besides its own: any core.
-    """
-    everything = set(range(machine_cores))
-    others = everything - worker_cores
-    return others if worker_cores and others else everything
-
-
-def _own_cores() -> None:
-    """The cores of build_cores (inherited from the worker until now). In a cpuset the
-    kernel keeps the process within it, whatever is asked."""
+def _any_core() -> None:
+    """Run on any core the machine allows, not only the collector's: a worker pinned to a
+    core (taskset) leaves the others' idle time to its build, which takes nothing from
+    anyone at idle priority. (In a cpuset, the kernel keeps it within the cpuset.)"""
     if hasattr(os, "sched_setaffinity") and os.cpu_count():
         try:
-            os.sched_setaffinity(0, build_cores(os.sched_getaffinity(0), os.cpu_count() or 1))
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
         except OSError:
             pass  # kept where the collector runs: it works there too
 
@@ -477,7 +461,7 @@ def main() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     else:
         os.nice(19)
-    _own_cores()
+    _any_core()
     # Its life is the collector's (EOF on stdin): a Ctrl-C to the terminal's process group
     # must not end it before the collector's last flush.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
