@@ -5,7 +5,11 @@ that allocates its own arena, up to 8 per core, and keeps what an arena once hel
 a few large flushes a worker's RSS ratchets up by hundreds of MB that Python has long
 freed (issue 13 measured 85 → 763 → 961 → 1,503 MB over three rounds of distinct values).
 So a worker caps its arenas (`malloc_arena_max`) before it starts a thread, and after a
-large flush hands the freed heap back to the system (`trim`).
+large flush hands the freed heap back to the system (`trim`). One arena, the default: the
+flush's threads then build in the heap the hit loop allocates from, which reuses what a
+build freed instead of an arena of their own holding it: the POST runs' peaks were 5-11 MB
+lower with one arena than with two in two interleaved pairs, with no CPU per event beyond
+the runs' spread (bench/RESULTS.md, session 12; session 9 had seen +1 us, in two of three).
 
 glibc also raises its mmap threshold each time a block it had mmapped is freed (up to
 32 MB): from then on the flush's large blocks — packed commands, argument lists, the dict

@@ -107,8 +107,9 @@ class Settings:
         "(query and fragment; also ;jsessionid= path parameters), case-insensitive; empty removes none"
     )
     malloc_arena_max: int = _setting(
-        2, "malloc arenas a worker process may use (glibc's M_ARENA_MAX, set at its start): fewer arenas keep "
-        "less memory the flush threads freed; 0 keeps glibc's default"
+        1, "malloc arenas a worker process may use (glibc's M_ARENA_MAX, set at its start): fewer arenas keep "
+        "less memory the flush threads freed (1: all threads share one heap, 5-11 MB less at the POST runs' peaks); "
+        "0 keeps glibc's default"
     )
     malloc_mmap_threshold: int = _setting(
         131072, "bytes from which a worker's malloc maps each block for itself, handed back when freed (glibc's "
