@@ -76,9 +76,13 @@ ROUND_TRIP_BYTES = 2 << 20
 # most, where a whole batch of a flood cost gigabytes.
 GROUP_CELLS = 5_000
 # The CPU the flusher's thread uses between two pauses while it splits a due batch and
-# finds its caps' questions (_due): short, as the hit loop waits for the GIL and the core
-# meanwhile; the build's own slice (pacing.SLICE_SECONDS) is longer.
+# finds its caps' questions (_due), and its share of the time then (at most; the smaller
+# of it and flush_cpu_share): short slices and a small share, as the hit loop, which
+# needs ~60 % of its core at half of the peak rate, waits for the GIL and the core while
+# the thread runs. At half of the peak rate a second's batch takes ~10 ms of the thread's
+# CPU, so ~50 ms of the time (bench/RESULTS.md, session 12).
 DUE_SLICE_SECONDS = 0.0005
+DUE_CPU_SHARE = 0.2
 # A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
 # freed in the allocator: after it, the heap is trimmed (a few ms, in a thread).
 TRIM_AFTER_CELLS = 20_000
@@ -576,10 +580,11 @@ class Flusher:
         not decided yet among all of them (the parts hold distinct apps, and the caps'
         keys begin with the app, so merging their questions loses none).
 
-        Paced at `share` in slices of DUE_SLICE_SECONDS: at half of the peak GET rate a
-        second's batch takes ~10 ms of this thread's CPU to split and question, and the
-        hit loop, on the same core, waited for the GIL and the core through most of it —
-        the cause of two thirds of the requests over 5 ms (bench/RESULTS.md, session 12)."""
+        Paced at `share` in slices of DUE_SLICE_SECONDS (DUE_CPU_SHARE while this writer
+        keeps up): at half of the peak GET rate a second's batch takes ~10 ms of this
+        thread's CPU to split and question, and unpaced the hit loop, on the same core,
+        waited for the GIL and the core through most of it — the cause of about two thirds
+        of the requests over 5 ms (bench/RESULTS.md, session 12)."""
         pace = Pacer(share, DUE_SLICE_SECONDS)  # made in the thread: it reads the thread's CPU clock
         try:
             return self._due_paced(batch, pace)
@@ -759,7 +764,7 @@ class Flusher:
             # hit loop is saturated every hop waits for a whole loop iteration (~50 ms of
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
-            parts, questions = await asyncio.to_thread(self._due, batch, self._share())
+            parts, questions = await asyncio.to_thread(self._due, batch, min(self._share(), DUE_CPU_SHARE))
             batch.parts = parts
             batch.refused = await self._decided(questions)
         else:
