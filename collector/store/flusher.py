@@ -76,11 +76,11 @@ ROUND_TRIP_BYTES = 2 << 20
 # most, where a whole batch of a flood cost gigabytes.
 GROUP_CELLS = 5_000
 # The CPU the flusher's thread uses between two pauses while it splits a due batch and
-# finds its caps' questions (_due), and its share of the time then (at most; the smaller
-# of it and flush_cpu_share): short slices and a small share, as the hit loop, which
-# needs ~60 % of its core at half of the peak rate, waits for the GIL and the core while
-# the thread runs. At half of the peak rate a second's batch takes ~10 ms of the thread's
-# CPU, so ~50 ms of the time (bench/RESULTS.md, session 12).
+# finds its caps' questions (_due), and its share of the time then (the smaller of it and
+# flush_cpu_share; not paced when that is 1, or behind). Short slices and a small share:
+# the hit loop, which needs ~60 % of its core at half of the peak rate, waits for the GIL
+# and the core while the thread runs. A second's batch at that rate takes ~10 ms of the
+# thread's CPU, so ~50 ms of the time (bench/RESULTS.md, session 12).
 DUE_SLICE_SECONDS = 0.0005
 DUE_CPU_SHARE = 0.2
 # A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
@@ -764,7 +764,8 @@ class Flusher:
             # hit loop is saturated every hop waits for a whole loop iteration (~50 ms of
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
-            parts, questions = await asyncio.to_thread(self._due, batch, min(self._share(), DUE_CPU_SHARE))
+            share = self._share()  # 1: not paced (behind, or flush_cpu_share 1)
+            parts, questions = await asyncio.to_thread(self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE))
             batch.parts = parts
             batch.refused = await self._decided(questions)
         else:
