@@ -101,13 +101,14 @@ def test_a_paced_split_gives_the_same_parts_and_calls_pace_as_it_goes():
 
 def test_the_caps_read_a_snapshot_paced_with_the_same_answer():
     from collector.settings import Settings
+    from collector.store import capping
     from collector.store.buckets import Calendar
     from collector.store.capping import DeploymentCaps
 
     snap, spy = _snapshot(), Spy()
     caps = DeploymentCaps(Settings().cap_limits(), Calendar("Asia/Shanghai"))
     assert caps.present(snap, spy) == caps.present(snap)
-    assert spy.calls >= len(snap.cube) // 1024 - 1
+    assert spy.calls >= len(snap.cube) // capping.PACE_KEYS - 1
 
 
 def test_a_due_batch_is_split_and_questioned_paced_while_the_flusher_keeps_up():
