@@ -206,6 +206,7 @@ class Bench:
             "p99_ms": res.p99_ms,
             "p999_ms": res.p999_ms,
             "lat_max_ms": res.lat_max_ms,
+            "over_5ms": res.over_5ms,
             "lat_mean_ms": res.lat_mean_ms,
             "errors": res.errors,
             "errors_status": res.errors_status,

@@ -62,3 +62,73 @@ async def test_a_paced_flush_counts_exactly_what_an_unpaced_one_does(redis_url):
     finally:
         await client.aclose()
         sync.close()
+
+
+# ---- a due batch's split and caps' questions (Flusher._due), paced ----------------------
+
+
+def _snapshot(apps: int = 40, hits: int = 150):
+    """A drained snapshot of `apps` apps with `hits` distinct pages each (~6,000 cells)."""
+    from test_flush_bounds import a_hit
+
+    from collector.store.aggregate import Aggregator
+
+    aggregator = Aggregator()
+    for i in range(apps):
+        for n in range(hits):
+            aggregator.count(a_hit(f"app{i:04d}", n, pages=hits))
+    return aggregator.drain()
+
+
+class Spy:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def test_a_paced_split_gives_the_same_parts_and_calls_pace_as_it_goes():
+    from collector.store.aggregate import PACE_ENTRIES
+
+    snap, spy = _snapshot(), Spy()
+    paced = snap.split_by_app(1000, spy)
+    plain = snap.split_by_app(1000)
+    assert [part.cube for part in paced] == [part.cube for part in plain]
+    assert [part.visitors for part in paced] == [part.visitors for part in plain]
+    assert spy.calls >= (len(snap.cube) + len(snap.visitors)) // PACE_ENTRIES - 2
+
+
+def test_the_caps_read_a_snapshot_paced_with_the_same_answer():
+    from collector.settings import Settings
+    from collector.store import capping
+    from collector.store.buckets import Calendar
+    from collector.store.capping import DeploymentCaps
+
+    snap, spy = _snapshot(), Spy()
+    caps = DeploymentCaps(Settings().cap_limits(), Calendar("Asia/Shanghai"))
+    assert caps.present(snap, spy) == caps.present(snap)
+    assert spy.calls >= len(snap.cube) // capping.PACE_KEYS - 1
+
+
+def test_a_due_batch_is_split_and_questioned_paced_while_the_flusher_keeps_up():
+    """_due (the flusher's thread, before a batch's builds) sleeps between slices at a
+    share below 1 — the hit loop has the GIL and the core meanwhile — and finds the same
+    parts and questions as at full speed."""
+    import redis.asyncio as aioredis
+    from test_flush_bounds import make_flusher
+
+    from collector.settings import Settings
+    from collector.store.aggregate import Aggregator
+    from collector.store.buckets import Calendar
+    from collector.store.capping import DeploymentCaps
+    from collector.store.flusher import FlushBatch
+
+    found = {}
+    for share in (1.0, 0.05):
+        caps = DeploymentCaps(Settings().cap_limits(), Calendar("Asia/Shanghai"))
+        flusher = make_flusher(aioredis.Redis(), Aggregator(), caps=caps)  # never connected: _due does no I/O
+        parts, (wanted, present) = flusher._due(FlushBatch("w-test", 1, None, snap=_snapshot()), share)
+        found[share] = [part.cube for part in parts], sorted(wanted), present, flusher.stats.paced_seconds
+    assert found[1.0][:3] == found[0.05][:3]
+    assert found[1.0][3] == 0 and found[0.05][3] > 0

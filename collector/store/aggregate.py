@@ -30,6 +30,7 @@ from collector.hit.record import (
     first_party_of,
 )
 from collector.store import names
+from collector.store.pacing import no_pacing
 from collector.untracked import untracked, untracked_set
 
 __all__ = ["Aggregator", "Snapshot", "FLAGGED", "NO_VISIT", "VISIT_START", "VISIT_SECOND_PAGE"]
@@ -70,6 +71,10 @@ if Cell._fields[3:5] != ("device", "region") or Audience._fields[2:4] != ("devic
 # flagged:foreign_origin, hit/admission.py): it rides the reject records (journal
 # included) and becomes the counter flagged:REASON rather than rejected:REASON.
 FLAGGED = names.FLAGGED_PREFIX
+# Entries between two calls of a split's `pace` (~0.25 ms of the split's CPU): the
+# flusher's thread then sleeps now and then, and the hit loop has the GIL and the core
+# meanwhile (bench/RESULTS.md, session 12).
+PACE_ENTRIES = 1024
 
 
 @dataclass(slots=True)
@@ -119,8 +124,10 @@ class Snapshot:
         """
         return sum(map(len, self._entry_collections())) + sum(map(len, self.event_ids.values()))
 
-    def split_by_app(self, max_cells: int) -> list[Snapshot]:
+    def split_by_app(self, max_cells: int, pace: Callable[[], None] = no_pacing) -> list[Snapshot]:
         """Parts of this snapshot with whole apps each, about `max_cells` entries a part.
+        `pace` is called every PACE_ENTRIES entries (store/pacing.py: the flusher's thread
+        splits while the hit loop waits for the GIL).
 
         An app's entries are never split: its slots (app and day, app and month) then
         get the very same writes, hence the very same numbered script calls, whatever
@@ -136,10 +143,11 @@ class Snapshot:
         # Each collection split by app in one pass; a part is then its apps' dicts and
         # sets, joined (a part of one app, the common case, takes them as they are).
         cube, rejected, deep_incs, sessions, event_ids = (
-            _dicts_by_app(entries) for entries in (self.cube, self.rejected, self.deep_incs, self.sessions, self.event_ids)
+            _dicts_by_app(entries, pace)
+            for entries in (self.cube, self.rejected, self.deep_incs, self.sessions, self.event_ids)
         )
         visitors, first_party, deep_members = (
-            _sets_by_app(entries) for entries in (self.visitors, self.first_party, self.deep_members)
+            _sets_by_app(entries, pace) for entries in (self.visitors, self.first_party, self.deep_members)
         )
         resent: dict[str, list[Hit]] = {}
         for hit in self.resent:
@@ -299,10 +307,12 @@ class Aggregator:
         return self._current.cells
 
 
-def _dicts_by_app(entries: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
+def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
     """`entries` (each key starts with its app) as one dict per app, in their order."""
     out: dict[str, dict[Any, Any]] = {}
-    for key, value in entries.items():
+    for n, (key, value) in enumerate(entries.items()):
+        if n % PACE_ENTRIES == PACE_ENTRIES - 1:
+            pace()
         found = out.get(key[0])
         if found is None:
             found = out[key[0]] = {}
@@ -310,10 +320,12 @@ def _dicts_by_app(entries: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
     return out
 
 
-def _sets_by_app(entries: set[Any]) -> dict[str, set[Any]]:
+def _sets_by_app(entries: set[Any], pace: Callable[[], None] = no_pacing) -> dict[str, set[Any]]:
     """`entries` (each starts with its app) as one set per app."""
     out: dict[str, set[Any]] = {}
-    for key in entries:
+    for n, key in enumerate(entries):
+        if n % PACE_ENTRIES == PACE_ENTRIES - 1:
+            pace()
         found = out.get(key[0])
         if found is None:
             found = out[key[0]] = untracked_set()  # a part's, as the snapshot's (see there)

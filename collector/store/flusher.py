@@ -75,6 +75,14 @@ ROUND_TRIP_BYTES = 2 << 20
 # The writes of one entry are some kilobytes packed, so a group costs some tens of MB at
 # most, where a whole batch of a flood cost gigabytes.
 GROUP_CELLS = 5_000
+# The CPU the flusher's thread uses between two pauses while it splits a due batch and
+# finds its caps' questions (_due), and its share of the time then (the smaller of it and
+# flush_cpu_share; not paced when that is 1, or behind). Short slices and a small share:
+# the hit loop, which needs ~60 % of its core at half of the peak rate, waits for the GIL
+# and the core while the thread runs. A second's batch at that rate takes ~10 ms of the
+# thread's CPU, so ~50 ms of the time (bench/RESULTS.md, session 12).
+DUE_SLICE_SECONDS = 0.0005
+DUE_CPU_SHARE = 0.2
 # A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
 # freed in the allocator: after it, the heap is trimmed (a few ms, in a thread).
 TRIM_AFTER_CELLS = 20_000
@@ -315,7 +323,7 @@ class FlushStats:
     resent_admitted: int = 0  # re-sent events counted (their first send was not)
     resent_duplicates: int = 0  # re-sent events dropped: their first send was counted
     resent_unchecked_waits: int = 0  # times the other writers did not catch up within dedupe_hold_max
-    paced_seconds: float = 0.0  # builds slept so the hit loop kept the CPU (store/pacing.py)
+    paced_seconds: float = 0.0  # builds and splits slept so the hit loop kept the CPU (store/pacing.py)
     parts_built_apart: int = 0  # parts built by the build process (store/build_worker.py)
     parts_built_in_thread: int = 0  # parts built in the flusher's thread
     # Of those, while a build process runs: why not by it (build_worker.THREAD_BUILD_REASONS).
@@ -562,22 +570,40 @@ class Flusher:
         """The memory the queued batches hold, in live entries (FlushBatch.held_cells)."""
         return sum(batch.held_cells for batch in self.pending)
 
-    def _due(self, batch: FlushBatch) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _share(self) -> float:
+        """The share of the time the flusher's thread may take now (store/pacing.py):
+        flush_cpu_share while this writer keeps up (one batch waiting); behind, all."""
+        return self.flush_cpu_share if len(self.pending) <= 1 else 1.0
+
+    def _due(self, batch: FlushBatch, share: float = 1.0) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
         not decided yet among all of them (the parts hold distinct apps, and the caps'
-        keys begin with the app, so merging their questions loses none)."""
+        keys begin with the app, so merging their questions loses none).
+
+        Paced at `share` in slices of DUE_SLICE_SECONDS (DUE_CPU_SHARE while this writer
+        keeps up): at half of the peak GET rate a second's batch takes ~10 ms of this
+        thread's CPU to split and question, and unpaced the hit loop, on the same core,
+        waited for the GIL and the core through most of it — the cause of about two thirds
+        of the requests over 5 ms (bench/RESULTS.md, session 12)."""
+        pace = Pacer(share, DUE_SLICE_SECONDS)  # made in the thread: it reads the thread's CPU clock
+        try:
+            return self._due_paced(batch, pace)
+        finally:
+            self.stats.paced_seconds += pace.paused
+
+    def _due_paced(self, batch: FlushBatch, pace: Pacer) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         if batch.parts is not None:
             parts = batch.parts
         elif batch.packed is not None:
             return self._packed_due(batch, batch.packed)
         else:
-            parts = self._parts(batch)
+            parts = self._parts(batch, pace)
         wanted: Wanted = {}
         present: dict[CapKey, set[str]] = {}
         if self.caps is not None:
             for part in parts:
                 assert isinstance(part, Snapshot)  # a batch's parts are packed only in _packed_due
-                self._add_questions(part, wanted, present)
+                self._add_questions(part, wanted, present, pace)
         return parts, (wanted, present)
 
     def _packed_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
@@ -592,10 +618,12 @@ class Flusher:
             return parts, ({}, {})
         return parts, self.caps.undecided_of(pickle.loads(packed.caps_values))
 
-    def _add_questions(self, part: Snapshot, wanted: Wanted, present: dict[CapKey, set[str]]) -> None:
+    def _add_questions(
+        self, part: Snapshot, wanted: Wanted, present: dict[CapKey, set[str]], pace: Callable[[], None] = no_pacing
+    ) -> None:
         """The caps' questions of `part` added to the batch's (its apps are its own)."""
         assert self.caps is not None
-        part_wanted, part_present = self.caps.undecided(part)
+        part_wanted, part_present = self.caps.undecided(part, pace)
         wanted.update(part_wanted)
         present.update(part_present)
 
@@ -607,7 +635,7 @@ class Flusher:
         wanted, present = questions
         return await self.caps.decide(self.redis, wanted, present, self.round_trip_timeout)
 
-    def _parts(self, batch: FlushBatch) -> deque[Snapshot | PackedSnapshot]:
+    def _parts(self, batch: FlushBatch, pace: Callable[[], None] = no_pacing) -> deque[Snapshot | PackedSnapshot]:
         """The batch's snapshot (rebuilt from its segment, if need be), split by app."""
         snap = batch.snap
         if snap is None:
@@ -623,7 +651,8 @@ class Flusher:
         batch.snap = None
         if self.record_touched:
             batch.touched = touched_calls(snap, self.rollups.calendar, self.record_touched)
-        return deque[Snapshot | PackedSnapshot](snap.split_by_app(GROUP_CELLS))
+            pace()
+        return deque[Snapshot | PackedSnapshot](snap.split_by_app(GROUP_CELLS, pace))
 
     def _packed(
         self, part: Snapshot, batch: FlushBatch, sha: str, new_apps: set[str], pace: Callable[[], None] = no_pacing
@@ -735,7 +764,8 @@ class Flusher:
             # hit loop is saturated every hop waits for a whole loop iteration (~50 ms of
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
-            parts, questions = await asyncio.to_thread(self._due, batch)
+            share = self._share()  # 1: not paced (behind, or flush_cpu_share 1)
+            parts, questions = await asyncio.to_thread(self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE))
             batch.parts = parts
             batch.refused = await self._decided(questions)
         else:
@@ -841,8 +871,7 @@ class Flusher:
         packed part stays packed in `batch.parts`: the thread unpacks it for its build
         only, the build process is sent its bytes."""
         keeping_up = len(self.pending) <= 1
-        # Paced while this writer keeps up (store/pacing.py); behind, at full speed.
-        share = self.flush_cpu_share if keeping_up else 1.0
+        share = self._share()
         # Behind, the build process (idle priority) would be starved by the hit loop.
         if self.build_worker is not None and not keeping_up:
             self.stats.thread_builds["behind"] += 1
