@@ -52,6 +52,8 @@ NATIVE_MODULES = (
     "collector.histogram",
     "collector.store.aggregate",
     "collector.store.rollup",
+    "collector.store.flush_calls",
+    "collector.store.journal_records",
     "collector.store.keys",
     "collector.store.names",
     "collector.store.buckets",
