@@ -53,7 +53,6 @@ NATIVE_MODULES = (
     "collector.store.aggregate",
     "collector.store.rollup",
     "collector.store.flush_calls",
-    "collector.store.journal_records",
     "collector.store.keys",
     "collector.store.names",
     "collector.store.buckets",

@@ -145,8 +145,8 @@ def test_a_requests_hits_encode_as_each_alone():
     assert encode_hits([]) == []
 
 
-# FULL_HIT's record, as the Python encoder of main at 19440ce wrote it (journal.py, before
-# journal_records.py was compiled apart): the file format, byte for byte.
+# FULL_HIT's record, as the Python encoder of main at 19440ce wrote it (journal.py): the file
+# format, byte for byte, whichever code encodes it (compiled or not).
 FULL_HIT_RECORD = (
     '["edu",29000123,"engagement",["mobile","WeChat","Android"],["CN","110000","110100","中国","北京市","北京市"],'
     '"07070707070707070707070707070707","08080808080808080808080808080808","https://e.edu/#/course/1","course",'
@@ -157,7 +157,7 @@ FULL_HIT_RECORD = (
 
 
 def test_a_hit_record_keeps_its_bytes():
-    """The compiled encoder writes the very bytes the Python one did (deep facts, session,
+    """The encoder writes the very bytes the Python one of 19440ce did (deep facts, session,
     device, region and visitor keys in hex included), alone and in a request's hits."""
     assert encode_hit(FULL_HIT) == FULL_HIT_RECORD
     assert encode_hits([FULL_HIT, FULL_HIT]) == [FULL_HIT_RECORD] * 2

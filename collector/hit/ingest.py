@@ -40,8 +40,7 @@ from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordina
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
-from collector.store.journal import Journal
-from collector.store.journal_records import encode_hits, encode_reject
+from collector.store.journal import Journal, encode_hits, encode_reject
 from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
 
 log = logging.getLogger(__name__)

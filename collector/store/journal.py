@@ -58,7 +58,6 @@ from collector.enrich.geo import Region
 from collector.features.deep import DeepFacts
 from collector.hit.record import Hit
 from collector.store.aggregate import Aggregator
-from collector.store.journal_records import encode_hit, encode_hits, encode_reject  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,55 @@ class Segment:
 # ---- records --------------------------------------------------------------------------
 
 
-# encode_hit, encode_hits, encode_reject: journal_records.py (compiled), imported above.
+def encode_hit(hit: Hit) -> bytes:
+    """A hit as a version 3 record: its fields' values in Hit's order (the header names
+    them); a device or region as the list of its fields, a visitor key in hex, deep facts
+    as DeepFacts.as_json."""
+    return _record(hit, _shared_json(hit))
+
+
+def encode_hits(hits: list[Hit]) -> list[bytes]:
+    """encode_hit of each hit, the same bytes: the device, region and visitor keys that
+    one request's hits share are turned into JSON values once, not once a hit (a POST
+    of 50 events: bench/RESULTS.md, session 10)."""
+    records = []
+    shared: tuple[Any, ...] = ()
+    shared_json: tuple[Any, ...] = ()
+    for hit in hits:
+        if hit[_DEVICE_AT:_SHARED_END] != shared:  # the same objects: compared by identity first
+            shared = hit[_DEVICE_AT:_SHARED_END]
+            shared_json = _shared_json(hit)
+        records.append(_record(hit, shared_json))
+    return records
+
+
+def _shared_json(hit: Hit) -> tuple[Any, ...]:
+    """The hit's device, region and visitor keys as JSON values. Made here, not by orjson's
+    `default`: it would call back into Python once per such value, four times a hit
+    (bench/RESULTS.md, session 8). The bytes written are the same."""
+    return tuple(hit.device), tuple(hit.region), hit.visitor.hex(), hit.month_visitor.hex()
+
+
+def _record(hit: Hit, shared_json: tuple[Any, ...]) -> bytes:
+    """The record of `hit`, its device, region and visitor keys given as `shared_json`."""
+    return orjson.dumps(hit[:_DEVICE_AT] + shared_json + hit[_SHARED_END:], default=_encode_value, option=_RECORD_OPTIONS)
+
+
+_DEVICE_AT = Hit._fields.index("device")
+assert Hit._fields[_DEVICE_AT : _DEVICE_AT + 4] == ("device", "region", "visitor", "month_visitor")
+_SHARED_END = _DEVICE_AT + 4  # device, region and the visitor keys: alike in a request's hits
+_RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
+# orjson writes str, int, None and plain tuples itself; it asks _encode_value for the rest.
+_ENCODE_BY_TYPE: dict[type, Callable[[Any], Any]] = {DeepFacts: DeepFacts.as_json}
+
+
+def _encode_value(value: Any) -> Any:
+    return _ENCODE_BY_TYPE[type(value)](value)
+
+
+def encode_reject(app: str, minute: int, reason: str) -> bytes:
+    """A reject, in REJECT_FIELDS' order (the same record in every version)."""
+    return orjson.dumps([app, minute, reason]) + b"\n"
 
 
 # ---- decoding -------------------------------------------------------------------------
