@@ -53,6 +53,7 @@ NATIVE_MODULES = (
     "collector.histogram",
     "collector.store.aggregate",
     "collector.store.rollup",
+    "collector.store.flush_calls",
     "collector.store.keys",
     "collector.store.records",
     "collector.store.names",

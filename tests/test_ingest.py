@@ -476,3 +476,25 @@ def test_recent_ids_keep_the_newest_half_to_all_of_their_limit():
         assert 1 <= len(recent) <= 1000
     assert all(recent.seen("a", f"id{i}") for i in range(9_500, 10_000))
     assert not any(recent.seen("a", f"id{i}") for i in range(0, 8_000, 7))
+
+
+async def test_the_keys_of_a_minute_hold_one_int_object(collector_client):
+    """Every hit of a minute carries one int object for it, and the aggregator's keys keep
+    that object (hit/ingest.py _minute_object): their lookups compare it by identity. An int
+    past 256 is otherwise a new object each time it is made, and compiled code makes one
+    each time it puts an int-typed value into a tuple."""
+    client = await collector_client()
+    ingest = client.server.app[INGEST]
+    for request in range(3):
+        events = [pv(url=f"https://www.example.edu/course/{i}", vid=f"v{request}", id=f"e{request}-{i}", uid="u1")
+                  for i in range(4)]
+        events.append({"k": "app1", "t": "click", "n": "more", "id": f"c{request}", "vid": f"v{request}"})
+        resp = await client.post("/c", data=orjson.dumps(events), headers=headers())
+        assert resp.status == 204, await resp.text()
+    snap = ingest.aggregator.drain()
+    entries = [*snap.cube, *snap.visitors, *snap.first_party, *snap.event_ids, *snap.deep_incs, *snap.deep_members]
+    assert snap.cube and snap.visitors and snap.first_party and snap.event_ids and snap.deep_incs
+    by_minute: dict[int, set[int]] = {}
+    for entry in entries:
+        by_minute.setdefault(entry[1], set()).add(id(entry[1]))
+    assert all(len(objects) == 1 for objects in by_minute.values()), by_minute

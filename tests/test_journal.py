@@ -24,6 +24,7 @@ from collector.store.journal import (
     Journal,
     JournalLocked,
     Quarantine,
+    Segment,
     encode_hit,
     encode_hits,
     encode_reject,
@@ -166,8 +167,33 @@ def test_a_hits_record_holds_its_fields_in_the_headers_order():
         assert encode_hit(hit) == _record_by_name(hit)
         assert encode_hits([hit]) == [_record_by_name(hit)]  # a GET's one hit
     assert encode_hits(hits) == [_record_by_name(hit) for hit in hits]
-    with pytest.raises(TypeError):  # what orjson does not write is refused, not written as something else
-        encode_hit(a_hit()._replace(page_code=object()))
+
+
+# FULL_HIT's record, as the Python encoder of main at 19440ce wrote it (journal.py): the file
+# format, byte for byte, whichever code encodes it (compiled or not).
+FULL_HIT_RECORD = (
+    '["edu",29000123,"engagement",["mobile","WeChat","Android"],["CN","110000","110100","中国","北京市","北京市"],'
+    '"07070707070707070707070707070707","08080808080808080808080808080808","https://e.edu/#/course/1","course",'
+    '"www.baidu.com",2,12345,75,"vid-9",[[["m:resource","watch_ms:r1",30000]],'
+    '[["u:media","0101010101010101","1111111111111111"]],["ms1",30,120,1,[["",""],["resource","r1"]]]],'
+    '"zh","ev-1",1]\n'
+).encode()
+
+
+def test_a_hit_record_keeps_its_bytes():
+    """The encoder writes the very bytes the Python one of 19440ce did (deep facts, session,
+    device, region and visitor keys in hex included), alone and in a request's hits."""
+    assert encode_hit(FULL_HIT) == FULL_HIT_RECORD
+    assert encode_hits([FULL_HIT, FULL_HIT]) == [FULL_HIT_RECORD] * 2
+
+
+def test_a_hit_record_refuses_a_value_it_has_no_json_for():
+    """Only the deep facts are turned into JSON: another object (here a dataclass, which
+    orjson would otherwise write as an object) fails the write, it is not written wrong."""
+    with pytest.raises(TypeError):
+        encode_hit(FULL_HIT._replace(deep=Segment(Path("x"), "w", 1)))
+    with pytest.raises(TypeError):
+        encode_hits([a_hit(), a_hit()._replace(page_code=object())])
 
 
 def decoded_hits(path: Path) -> list[Hit]:

@@ -52,6 +52,9 @@ OPEN_APPS_REMEMBERED = 100_000
 # The smallest transparent GIF, for <img> beacons whose onload needs a real image.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 FUTURE_TOLERANCE: Final = 60  # seconds a client clock may run ahead and still choose the bucket
+# Minutes whose int object Ingest keeps (_minute_object) before starting afresh: a day and
+# more of them; a client clock may send others, each costs only its own entry.
+MINUTES_KEPT: Final = 4096
 
 # A visitor's keys under the day's and the month's salt, and the day and month bucket ids;
 # one request's memo of them by (app, minute, ip, ua).
@@ -110,6 +113,8 @@ class Ingest:
         # creates no keys of its own; its rejections go to (unknown)). Bounded: started
         # afresh past OPEN_APPS_REMEMBERED.
         self.apps_counted: set[str] = set()
+        # Each minute's value as one int object (_minute_object).
+        self._minutes: dict[int, Any] = {}
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -328,6 +333,7 @@ class Ingest:
         """
         etype = ev["t"]
         minute = int(when // 60)
+        minute_object = self._minute_object(minute)
         device, is_bot = self._device(ua, ch_mobile, ev, devices)
         keys = self._visitor_keys(app, minute, ip, ua, memo)
         vid: str = ev.get("vid", "")
@@ -352,7 +358,7 @@ class Ingest:
             else:
                 flag = self.visits.visit_flag(visitor, when)
             return _hit(
-                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                app=app, minute=minute_object, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 page=self.caps.admit("page", app, day, page_of(url)),
                 page_code=self.caps.admit("page_code", app, day, ev.get("pc", "")),
@@ -362,14 +368,29 @@ class Ingest:
             )
         if etype == "engagement":
             return _hit(
-                app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+                app=app, minute=minute_object, etype=etype, device=device, region=region, visitor=visitor,
                 month_visitor=month_visitor, first_party_id=vid, deep=deep,
                 engaged_ms=ev["et"], scroll=ev.get("sd", -1), event_id=event_id, resent=resent,
             )
         return _hit(
-            app=app, minute=minute, etype=etype, device=device, region=region, visitor=visitor,
+            app=app, minute=minute_object, etype=etype, device=device, region=region, visitor=visitor,
             month_visitor=month_visitor, first_party_id=vid, deep=deep, event_id=event_id, resent=resent,
         )
+
+    def _minute_object(self, minute: int) -> Any:
+        """`minute` as the one int object this Ingest gives every hit of that minute. An int
+        past 256 is a new object each time it is made (and compiled code makes one each
+        time it puts a minute into a tuple), so the aggregator's keys of one minute held
+        equal but distinct ints: every lookup that found its key compared them by value,
+        reading the stored one from memory. With one object they compare by identity, and
+        the aggregator puts the hit's own object into its keys (store/aggregate.py)."""
+        found = self._minutes.get(minute)
+        if found is None:
+            if len(self._minutes) >= MINUTES_KEPT:
+                self._minutes.clear()
+            self._minutes[minute] = minute
+            found = self._minutes[minute]  # the object kept (compiled code boxes `minute` anew at each use)
+        return found
 
     def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
         """The event's device and whether it is a bot. With `memo`, classified once per
@@ -590,7 +611,7 @@ _new_tuple: Final = tuple.__new__
 
 
 def _hit(
-    app: str, minute: int, etype: str, device: Device, region: Region, visitor: bytes, month_visitor: bytes, *,
+    app: str, minute: Any, etype: str, device: Device, region: Region, visitor: bytes, month_visitor: bytes, *,
     page: str = "", page_code: str = "", referrer: str = "", visit_flag: int = NO_VISIT, engaged_ms: int = 0,
     scroll: int = -1, first_party_id: str = "", deep: DeepFacts | None = None, lang: str = "", event_id: str = "",
     resent: int = 0,
@@ -598,7 +619,9 @@ def _hit(
     """Hit(...), made without a Python frame: Hit's own __new__ (NamedTuple's) is Python,
     called once per event, where this compiled function takes its keywords in C and
     tuple.__new__ is C. Its parameters are Hit's fields, in Hit's order, with Hit's
-    defaults (tests/test_ingest.py checks both)."""
+    defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
+    object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
+    compiled code's unboxing and boxing."""
     return _new_tuple(Hit, (
         app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
         scroll, first_party_id, deep, lang, event_id, resent,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, Final
 
 from collector.enrich.device import BOT
 from collector.features.deep import DeepFacts
@@ -62,8 +63,17 @@ def _untracked(sums: list[int]) -> list[int]:
 # lookup, a set insertion); a hit's entries are only looked up, and rebuilt when new.
 _cell_of: Callable[[Hit], Any] = cell_of
 _audience_of: Callable[[Hit], Any] = audience_of
+_first_party_of: Callable[[Hit], Any] = first_party_of
+# A hit's minute as the object it holds (one per minute value: hit/ingest.py
+# _minute_object), put into the event ids' and the deep tag's keys as is; read as an int,
+# compiled code would box a new int object into each of those keys.
+_minute_of: Callable[[Hit], Any] = itemgetter(Hit._fields.index("minute"))
 
-# _kept_cell and _kept_audience unpack the entries by position.
+# Where _kept_cell and _kept_audience find an entry's device and region.
+_CELL_DEVICE: Final = 3
+_CELL_REGION: Final = 4
+_AUDIENCE_DEVICE: Final = 2
+_AUDIENCE_REGION: Final = 3
 if Cell._fields[3:5] != ("device", "region") or Audience._fields[2:4] != ("device", "region"):
     raise TypeError("the aggregator expects a Cell's device and region 4th and 5th, an Audience's 3rd and 4th")
 
@@ -215,9 +225,9 @@ class Aggregator:
                 snap.resent.append(hit)
                 snap.events += 1
                 return
-            ids = snap.event_ids.get((hit.app, hit.minute))
+            ids = snap.event_ids.get((hit.app, _minute_of(hit)))
             if ids is None:
-                ids = snap.event_ids[(hit.app, hit.minute)] = []
+                ids = snap.event_ids[(hit.app, _minute_of(hit))] = []
             ids.append(hit.event_id)
         key = _cell_of(hit)
         sums = snap.cube.get(key)
@@ -235,21 +245,27 @@ class Aggregator:
             if seen not in snap.visitors:
                 snap.visitors.add(self._kept_audience(seen))
             if hit.first_party_id:
-                snap.first_party.add(first_party_of(hit))
+                snap.first_party.add(_first_party_of(hit))
             if hit.deep is not None:
-                self._count_deep(snap, hit.app, hit.minute, hit.deep)
+                self._count_deep(snap, hit.app, _minute_of(hit), hit.deep)
 
-    def _kept_cell(self, key: CellEntry) -> CellEntry:
-        """A new cube key as the snapshot keeps it (hit/record.py): its Device and Region
-        as plain tuples. (Unpacked by name, not by a loop: compiled, a fixed-size tuple
-        is read field by field at C speed.)"""
-        app, minute, etype, device, region, page, page_code, referrer, visit_flag, lang = key
-        return app, minute, etype, self._plain(device), self._plain(region), page, page_code, referrer, visit_flag, lang
+    def _kept_cell(self, key: Any) -> Any:
+        """A new cube key (a CellEntry) as the snapshot keeps it (hit/record.py): its Device
+        and Region as plain tuples. Its other fields are the very objects of the hit's key:
+        typed as a CellEntry, compiled code would unbox the minute and box it again as a
+        new int, which every later lookup of the key then compares by value (hit/ingest.py
+        _minute_object)."""
+        values = list(key)
+        values[_CELL_DEVICE] = self._plain(values[_CELL_DEVICE])
+        values[_CELL_REGION] = self._plain(values[_CELL_REGION])
+        return tuple(values)
 
-    def _kept_audience(self, seen: AudienceEntry) -> AudienceEntry:
-        """A new visitor entry as the snapshot keeps it, as _kept_cell."""
-        app, minute, device, region, lang, visitor, month_visitor = seen
-        return app, minute, self._plain(device), self._plain(region), lang, visitor, month_visitor
+    def _kept_audience(self, seen: Any) -> Any:
+        """A new visitor entry (an AudienceEntry) as the snapshot keeps it, as _kept_cell."""
+        values = list(seen)
+        values[_AUDIENCE_DEVICE] = self._plain(values[_AUDIENCE_DEVICE])
+        values[_AUDIENCE_REGION] = self._plain(values[_AUDIENCE_REGION])
+        return tuple(values)
 
     def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
         """A Device or Region as the plain tuple of its strings, one per value and snapshot."""
@@ -260,7 +276,7 @@ class Aggregator:
         return found
 
     @staticmethod
-    def _count_deep(snap: Snapshot, app: str, minute: int, deep: DeepFacts) -> None:
+    def _count_deep(snap: Snapshot, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: _minute_of
         incs = snap.deep_incs
         for suffix, name, amount in deep.incs:
             key = (app, minute, suffix, name)

@@ -23,19 +23,16 @@ import pickle
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any, cast
+from typing import cast
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collector import allocator
-from collector.features.deep import Session
 from collector.histogram import Histogram
 from collector.hit.record import Hit
 from collector.store import cluster_send, dedupe, keys, redis_client
@@ -43,26 +40,28 @@ from collector.store.aggregate import FLAGGED, Aggregator, Snapshot
 from collector.store.build_worker import THREAD_BUILD_REASONS, THREAD_BUILDER, BuildConfig, BuildJob, BuildWorker
 from collector.store.capping import CapKey, DeploymentCaps, Refused, Wanted
 from collector.store.finality import Finality, touched_calls
+
+# The script calls, compiled apart (flush_calls.py); CALL_ARGS, PARTS and session_arg are
+# re-exported for the tests and benches that name them here.
+from collector.store.flush_calls import (  # noqa: F401
+    CALL_ARGS,
+    PARTS,
+    RESENT_CALLS,
+    ScriptCall,
+    encode_calls,
+    session_arg,
+)
 from collector.store.flush_script import APPLY_FLUSH_LUA  # apply_flush.lua + features/media_sessions.lua
 from collector.store.journal import Journal, Segment, remove_segment, replay
 from collector.store.names import DUPLICATE_RESEND_FLAG
 from collector.store.pacing import Pacer, no_pacing
 from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
 from collector.store.periodic import Periodic
-from collector.store.rollup import Prefixes, RollupBuilder, SlotWrites
+from collector.store.rollup import RollupBuilder, SlotWrites
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 5.0  # seconds between attempts while Redis fails: catch up soon after it returns
-
-# Arguments per script call. A slot's writes are split into calls of about this size so
-# no single call builds a huge request or blocks Redis for long.
-CALL_ARGS = 20_000
-# Calls of one flush are numbered flush_seq * PARTS + part: still increasing per slot.
-PARTS = 100_000
-# The calls that count a batch's admitted re-sends (store/dedupe.py) are numbered from
-# here within the batch's range, after those of its first sends.
-RESENT_CALLS = PARTS // 2
 
 # A flush is applied in round trips of at most this many commands and bytes, each with
 # its own deadline (round_trip_timeout). A script call with CALL_ARGS arguments is
@@ -108,124 +107,6 @@ FIRST_SEQ = 1
 def new_writer_id() -> str:
     """A fresh writer id: one per process run, so no two runs share sequence markers."""
     return uuid.uuid4().hex[:16]
-
-
-def session_arg(prefixes: Prefixes, session: Session, completed_percent: int) -> bytes:
-    """One session's progress for the script: [ms, ws, dur, started, [[bucket prefix,
-    expire-at], ...], [[metrics key suffix, value], ...], completed percent]."""
-    targets = [[keys.metrics_suffix(dim) if dim else keys.COUNTERS, value] for dim, value in session.targets]
-    encoded = orjson.dumps([session.ms, session.ws, session.dur, session.started, prefixes, targets, completed_percent])
-    # orjson's bytes keep the 4 KB buffer it wrote into (4,097 bytes traced for a 300-byte
-    # argument): a slot's sorted arguments, held until their call is packed, took 7 MB of a
-    # POST-10 part's build for 0.5 MB of arguments (issue 17, RSS). A copy of the right size.
-    return bytes(memoryview(encoded))
-
-
-# KEYS and ARGV of one script call.
-ScriptCall = tuple[list[str], list[redis_client.Arg]]
-
-
-def encode_calls(
-    writes: SlotWrites, writer: str, seq: int, completed_percent: int = 90, first_call: int = 0,
-    pace: Callable[[], None] = no_pacing, first_sends: dedupe.FirstSends | None = None,
-    sink: Callable[[ScriptCall], None] | None = None,
-) -> list[ScriptCall]:
-    """KEYS and ARGV of the APPLY_FLUSH_LUA calls that apply `writes` and record the slot's
-    `first_sends` (their set is in this slot: the app's and day's), in order, numbered
-    after `first_call` within batch `seq` (the items are described in apply_flush.lua).
-
-    Sorted, so a batch rebuilt from its journal segment splits into the very same calls
-    as the first attempt: a retry after a partial apply then skips exactly what landed.
-
-    With `sink`, each call is handed to it as soon as it is complete, and none is kept
-    (the list returned is empty): the flush packs a call at once and drops its argument
-    list, instead of holding every call's arguments of a part until all are packed.
-    """
-    script_keys = [keys.flush_sequence(writes.tag, writer), keys.sessions(writes.tag), keys.migration_guard(writes.tag)]
-    if first_sends is not None:
-        script_keys.append(first_sends.key)
-    calls = _CallWriter(script_keys, seq * PARTS + first_call, sink)
-    for prefixes in sorted(writes.buckets):
-        pace()
-        deltas = writes.buckets[prefixes]
-        calls.begin_buckets(prefixes)
-        for suffix in sorted(deltas.fields):
-            calls.group("h", suffix, sorted(deltas.fields[suffix].items()), 2)
-        for suffix in sorted(deltas.members):
-            calls.group("p", suffix, sorted(deltas.members[suffix]), 1)
-    if writes.sessions:
-        sessions = sorted(session_arg(prefixes, session, completed_percent) for prefixes, session in writes.sessions)
-        calls.sessions(writes.sessions_expire_at, sessions)
-    if first_sends is not None:
-        calls.ids(first_sends.ttl, first_sends.ids)
-    calls.close()
-    if calls.made >= RESENT_CALLS:
-        raise ValueError("flush too large to number its calls")
-    return calls.calls
-
-
-class _CallWriter:
-    """The script calls of one slot, filled item by item, a new call begun whenever the
-    next piece would take one past CALL_ARGS arguments (a long suffix continues in it)."""
-
-    def __init__(self, script_keys: list[str], base: int, sink: Callable[[ScriptCall], None] | None = None) -> None:
-        self.script_keys = script_keys  # the same in every call of the slot
-        self.base = base
-        self.calls: list[ScriptCall] = []
-        self.sink = sink if sink is not None else self.calls.append  # where each complete call goes
-        self.made = 0  # calls complete so far (each numbered base + its rank)
-        self.args: list[redis_client.Arg] = []
-        self.prefixes: Prefixes = ()
-        self.count_at = -1  # where the open 'b' item's group count is in `args` (-1: none open)
-        self.groups = 0
-
-    def begin_buckets(self, prefixes: Prefixes) -> None:
-        """The groups that follow go to these buckets (a 'b' item, opened with its first group)."""
-        self.prefixes = prefixes
-        self.count_at = -1
-
-    def group(self, kind: str, suffix: str, items: Sequence[Any], width: int) -> None:
-        # `items` are (field, increment) pairs when `width` is 2, else single elements:
-        # one loop serves both (this is the flush's hottest loop), so they are typed Any.
-        header = 3 + 2 * len(self.prefixes)  # 'b', n, the prefixes, the group count
-        step = max((CALL_ARGS - header - 3) // width, 1)
-        for start in range(0, len(items), step):
-            part = items[start : start + step]
-            self._make_room(3 + len(part) * width + (header if self.count_at < 0 else 0))
-            if self.count_at < 0:
-                self.args += ("b", len(self.prefixes))
-                for prefix, expire_at in self.prefixes:
-                    self.args += (prefix, expire_at)
-                self.count_at, self.groups = len(self.args), 0
-                self.args.append(0)
-            self.groups += 1
-            self.args[self.count_at] = self.groups
-            self.args += (kind, suffix, len(part))
-            self.args += chain.from_iterable(part) if width == 2 else part
-
-    def sessions(self, expire_at: int, sessions: list[bytes]) -> None:
-        self._listed("s", expire_at, sessions)
-
-    def ids(self, ttl: int, ids: list[str]) -> None:
-        self._listed("i", ttl, ids)
-
-    def _listed(self, kind: str, head: int, elements: Sequence[redis_client.Arg]) -> None:
-        """Items `kind`, `head`, k, k elements: as many as the elements need."""
-        self.count_at = -1
-        for start in range(0, len(elements), CALL_ARGS):
-            part = elements[start : start + CALL_ARGS]
-            self._make_room(3 + len(part))
-            self.args += (kind, head, len(part), *part)
-
-    def _make_room(self, needed: int) -> None:
-        if self.args and len(self.args) + needed > CALL_ARGS:
-            self.close()
-
-    def close(self) -> None:
-        if self.args:
-            self.made += 1
-            self.sink((self.script_keys, [self.base + self.made, keys.SEQ_MARKER_TTL, *self.args]))
-        self.args, self.count_at = [], -1
 
 
 @dataclass(slots=True)
