@@ -30,6 +30,15 @@ def test_every_native_module_has_its_python_source():
         assert PACKAGE.joinpath(*parts[1:]).with_suffix(".py").is_file(), name
 
 
+@pytest.mark.skipif(not os.environ.get("EDU_BEACON_REQUIRE_NATIVE"), reason="compiling is optional outside CI")
+def test_the_install_compiled_when_required():
+    """CI sets EDU_BEACON_REQUIRE_NATIVE (.ci/run): there a build that fell back to pure
+    Python fails the run rather than skipping the compiled-only tests. (A type error in a
+    module only the build's own environment sees — a `type: ignore` unused without
+    hiredis — once made a fresh install compile nothing, and went unnoticed as a skip.)"""
+    assert native.in_use(), "the install compiled nothing: pip install -v -e . shows mypyc's error"
+
+
 def test_compiled_all_or_none():
     """setup.py builds every module or none: a module shim without the others (or without
     the shared library) would not be a tested combination."""

@@ -39,11 +39,16 @@ Arg = str | bytes | int | float
 Command = tuple[Arg, ...]
 
 
+# hiredis' stub types the command's tuple as one element; it takes any number of them. Not
+# a `type: ignore` at the call: where hiredis is not installed (the build's own environment,
+# in which mypyc type-checks the modules the compiled ones import) it would be unused, an
+# error that made the install compile nothing.
+_pack_command: Callable[..., bytes] = hiredis.pack_command
+
+
 def pack(*args: Arg) -> bytes:
     """One command in RESP, as redis-py would send it (arguments: str, bytes, int, float)."""
-    # hiredis' stub types the tuple as one element; it takes any number of them.
-    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]
-    return packed
+    return _pack_command(args)
 
 
 def chunks(commands: list[T], max_commands: int, max_bytes: int, size: Callable[[Any], int] = len) -> Iterator[list[T]]:
