@@ -56,11 +56,9 @@ def version_masked(ua: str) -> str:
         after = pieces[i + 1]
         end = _version_end(after, i + 1 == last)
         if end:
-            hex_end = _hex_end(after, end) if token == _WECHAT else 0
-            if hex_end:
-                pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:hex_end].translate(_MASK_HEX) + after[hex_end:]
-            else:
-                pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:]
+            # WeChat's hex build, when it follows (else an empty slice: rest_at == end)
+            rest_at = (_hex_end(after, end) if token == _WECHAT else 0) or end
+            pieces[i + 1] = after[:end].translate(_MASK_DIGITS) + after[end:rest_at].translate(_MASK_HEX) + after[rest_at:]
             masked = True
     return "/".join(pieces) if masked else ua
 

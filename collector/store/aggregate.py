@@ -250,21 +250,21 @@ class Aggregator:
                 self._count_deep(snap, hit.app, _minute_of(hit), hit.deep)
 
     def _kept_cell(self, key: Any) -> Any:
-        """A new cube key (a CellEntry) as the snapshot keeps it (hit/record.py): its Device
-        and Region as plain tuples. Its other fields are the very objects of the hit's key:
-        typed as a CellEntry, compiled code would unbox the minute and box it again as a
-        new int, which every later lookup of the key then compares by value (hit/ingest.py
-        _minute_object)."""
-        values = list(key)
-        values[_CELL_DEVICE] = self._plain(values[_CELL_DEVICE])
-        values[_CELL_REGION] = self._plain(values[_CELL_REGION])
-        return tuple(values)
+        """A new cube key (a CellEntry) as the snapshot keeps it (hit/record.py)."""
+        return self._kept(key, _CELL_DEVICE, _CELL_REGION)
 
     def _kept_audience(self, seen: Any) -> Any:
-        """A new visitor entry (an AudienceEntry) as the snapshot keeps it, as _kept_cell."""
-        values = list(seen)
-        values[_AUDIENCE_DEVICE] = self._plain(values[_AUDIENCE_DEVICE])
-        values[_AUDIENCE_REGION] = self._plain(values[_AUDIENCE_REGION])
+        """A new visitor entry (an AudienceEntry) as the snapshot keeps it."""
+        return self._kept(seen, _AUDIENCE_DEVICE, _AUDIENCE_REGION)
+
+    def _kept(self, entry: Any, device_at: int, region_at: int) -> Any:
+        """`entry` with its Device and Region as plain tuples. Its other fields are the very
+        objects of the hit's entry: typed as a CellEntry, compiled code would unbox the
+        minute and box it again as a new int, which every later lookup of the key then
+        compares by value (hit/ingest.py _minute_object)."""
+        values = list(entry)
+        values[device_at] = self._plain(values[device_at])
+        values[region_at] = self._plain(values[region_at])
         return tuple(values)
 
     def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
