@@ -6,7 +6,7 @@
 Drives the fast path (`HitConnection.data_received`, a transport that only counts, the
 journal on in a temporary directory) with the realistic GET hits and with POST batches of
 50 events, warm (every cache already holds them), and takes the CPU time (process_time)
-of the best round. Each round is a new pass over the requests (new event ids, fresh
+of the best round (every round's figure printed too). Each round is a new pass over the requests (new event ids, fresh
 timestamps: valid hits, as in real traffic, not re-sends of the round before). With
 `--base`, the other checkout (e.g. a `git worktree add` of main) runs the same rounds in
 turn, each round in both trees before the next, so that a loaded machine's drift hits
@@ -207,15 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     if not set(shapes) <= set(SHAPES):
         parser.error(f"--shapes: of {', '.join(SHAPES)}")
     trees = {"this tree": ROOT} | ({"base": args.base.resolve()} if args.base else {})
-    best = {(name, shape): float("inf") for name in trees for shape in shapes}
+    rounds: dict[tuple[str, str], list[float]] = {(name, shape): [] for name in trees for shape in shapes}
     for _ in range(args.rounds):
         for shape in shapes:
             for name, tree in trees.items():
-                best[name, shape] = min(best[name, shape], _one_round(tree, shape, args.hits))
+                rounds[name, shape].append(_one_round(tree, shape, args.hits))
     for shape in shapes:
         unit = {"get": "µs CPU per GET hit", "unique": "µs CPU per never-seen-visitor GET hit"}.get(
             shape, "µs CPU per event, POST of 50")
-        print(f"{unit:32s} " + "  ".join(f"{name}: {best[name, shape]:.2f}" for name in trees))
+        print(f"{unit:32s} " + "  ".join(f"{name}: {min(rounds[name, shape]):.2f}" for name in trees))
+        for name in trees:  # every round, in order: the pairs, not only the best
+            print(f"    {name:10s} rounds: " + " ".join(f"{v:.2f}" for v in rounds[name, shape]))
     return 0
 
 

@@ -13,7 +13,7 @@ journal reads Hit's field types at import: compiled NamedTuple annotations diffe
 store/journal.py and web/http_limits.py (exceptions subclassing builtins; a hit's journal
 record is encoded in store/records.py, compiled),
 web/hit_server.py (subclasses aiohttp's AppRunner, which has __slots__: what it
-does per request that is not I/O, reading the head, is in web/hit_head.py, compiled),
+does per request that is not I/O is in web/hit_connection.py and web/hit_head.py, compiled),
 features/figures.py (read API, not hot; a module-level tuple mypyc cannot type).
 """
 
@@ -69,6 +69,7 @@ NATIVE_MODULES = (
     "collector.features.tracks",
     "collector.features.users",
     "collector.web.hit_head",
+    "collector.web.hit_connection",
 )
 
 

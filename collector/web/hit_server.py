@@ -51,11 +51,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 import time
-from collections.abc import Callable
 from email.utils import formatdate
-from time import perf_counter
 from typing import cast
 
 from aiohttp import StreamReader, web
@@ -63,38 +60,28 @@ from aiohttp import StreamReader, web
 from collector.hit.ingest import ACCEPTED, IMAGE, PREFLIGHT, RATE_LIMITED, UNAVAILABLE, Answer, Ingest
 from collector.settings import Settings
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
-from collector.web.hit_head import CONNECTION, CONTENT_LENGTH, get_hit, read_head, sender
+
+# The connection itself (compiled): re-exported, as the benches and tests take it from here.
+from collector.web.hit_connection import BODY, HEAD, IDLE, HitConnection, Transport, close_now
 from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
 
-log = logging.getLogger(__name__)
+__all__ = ["HitConnection", "HitRunner", "HitServer"]
 
-# Longest request head the fast path reads (aiohttp's default line and field limit).
-# A longer one goes to aiohttp, which answers it (431/400) as it would anyway.
-MAX_HEAD = 8190
 SWEEP_EVERY = 1.0  # the Date header's and the deadline sweep's clock tick
 
 # Under load, answers are written in groups of at most this many connections: the wake-ups
 # are shared, and the first answer of a long round does not wait for the whole round.
 SEND_GROUP = 8
-# A connection's answers held for the end of a round of reads, at most (bytes): about the
-# transport's high-water mark, past which it would stop reading a client that does not read.
-UNSENT_MAX = 65536
-# What a connection is waiting for; the phase a deadline passed in is counted.
-IDLE, HEAD, BODY = "idle", "head", "body"
 # At the cap, this share of the connections, the longest idle between requests, are
 # closed to make room (at most once a tick): idle keep-alive connections must not lock
 # new clients out for keepalive_timeout.
 EVICT_SHARE = 16
 
 
-# The heads the fast path serves, whole (issue 13): hit_head.py's `read_head` says which.
-MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
-
 STATUS_TEXT = {
     200: "OK", 204: "No Content", 400: "Bad Request", 413: "Payload Too Large", 429: "Too Many Requests",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
-INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
 TOO_MANY_CONNECTIONS = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 32\r\n"
     b"Retry-After: 1\r\nConnection: close\r\n\r\n" b'{"error":"too_many_connections"}'
@@ -144,7 +131,7 @@ class HitServer:
         self._tick()
 
     # aiohttp's runner calls these on its server.
-    def __call__(self) -> asyncio.Protocol:
+    def __call__(self) -> HitConnection:
         return HitConnection(self)
 
     def pre_shutdown(self) -> None:
@@ -197,7 +184,7 @@ class HitServer:
         self.stats.evicted += len(oldest)
         return bool(oldest)  # their descriptors are freed at once, before ours is counted
 
-    def refuse(self, transport: asyncio.Transport) -> None:
+    def refuse(self, transport: Transport) -> None:
         """A connection over the cap: answered 503 (for a proxy to retry elsewhere) and closed."""
         self.stats.refused += 1
         transport.write(TOO_MANY_CONNECTIONS)
@@ -258,7 +245,7 @@ class HitServer:
         """
         self.connections.discard(connection)
         handler = self.web()
-        transport = connection.transport
+        transport = cast(asyncio.Transport, connection.transport)  # the loop's: a TCP transport
         tracker = HandedOver(self, handler, transport, connection.deadline, HEAD if data else IDLE)
         self.handed_over[handler] = tracker
         transport.set_protocol(tracker)
@@ -344,14 +331,6 @@ def _deadline(connection: HitConnection | HandedOver) -> float:
     return connection.deadline
 
 
-def close_now(transport: asyncio.Transport) -> None:
-    """Close at once: close() would first wait for a client that does not read to take our answers."""
-    if transport.get_write_buffer_size():
-        transport.abort()
-    else:
-        transport.close()
-
-
 class HandedOver(asyncio.Protocol):
     """Between the transport and aiohttp's RequestHandler, once aiohttp serves a connection.
 
@@ -364,7 +343,7 @@ class HandedOver(asyncio.Protocol):
     __slots__ = ("server", "handler", "transport", "deadline", "phase", "payload", "expired")
 
     def __init__(
-        self, server: HitServer, handler: asyncio.Protocol, transport: asyncio.Transport, deadline: float, phase: str
+        self, server: HitServer, handler: asyncio.Protocol, transport: Transport, deadline: float, phase: str
     ) -> None:
         self.server = server
         self.handler = handler
@@ -414,195 +393,3 @@ class HandedOver(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.handler.resume_writing()
-
-
-class HitConnection(asyncio.Protocol):
-    """One client connection while its requests are hits (see the module docstring)."""
-
-    __slots__ = ("server", "transport", "peer", "buffer", "deadline", "phase", "unsent", "unsent_bytes", "held")
-
-    def __init__(self, server: HitServer) -> None:
-        self.server = server
-        self.buffer = b""
-        # Answers not written yet (the server writes them after this round of reads), and
-        # which of them wait for their hits' journal write: (index in unsent, close, status).
-        self.unsent: list[bytes] = []
-        self.unsent_bytes = 0
-        self.held: list[tuple[int, bool, int]] = []
-        self.peer: str | None = None
-        self.phase = IDLE  # meaningful while `buffer` holds part of a request
-        self.deadline = server.now + server.request_timeout  # for the first request
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # cast: a stream server's protocol is given a Transport (asyncio's and uvloop's TCP
-        # transports are); asyncio.Protocol declares the base class for every kind.
-        self.transport = transport = cast(asyncio.Transport, transport)
-        server = self.server
-        if not server.room_for_one_more():
-            return server.refuse(transport)
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else None
-        server.connections.add(self)
-        if not server.fast_path:
-            server.hand_over(self, b"")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
-        self.unsent, self.unsent_bytes, self.held = [], 0, []  # nobody to read them
-
-    def expire(self) -> None:
-        self.server.stats.timed_out[self.phase if self.buffer else IDLE] += 1
-        self.send_unsent()
-        close_now(self.transport)
-
-    def send_unsent(self) -> None:
-        """Write the answers waiting for the end of the round at once (their hits journaled first)."""
-        if self.held:
-            self.server.write_held()
-        unsent = self.unsent
-        if not unsent:
-            return
-        data = b"".join(unsent) if len(unsent) > 1 else unsent[0]
-        self.unsent, self.unsent_bytes = [], 0
-        if not self.transport.is_closing():
-            self.transport.write(data)
-
-    def refuse_held(self, encode: Callable[[Answer, bool], bytes]) -> None:
-        """The held hits' journal write failed: their answers become 503s (nothing of them counted)."""
-        stats = self.server.stats
-        for index, close, status in self.held:
-            self.unsent[index] = encode(UNAVAILABLE, close)
-            stats.hit_answers[status] -= 1
-            stats.hit_answers[UNAVAILABLE.status] += 1
-        self.held = []
-
-    def _answered(self, answers_before: int) -> None:
-        """This read added answers: written soon (send_soon), or now past UNSENT_MAX."""
-        if not answers_before:
-            self.server.send_soon(self)
-        if self.unsent_bytes > UNSENT_MAX:
-            # A pipelining client: written now, so that the transport's flow control
-            # (pause_writing) stops reading it within this round, as before.
-            self.send_unsent()
-
-    # A client that does not read its answers stops being read (pipelined floods).
-    def pause_writing(self) -> None:
-        self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.transport.resume_reading()
-
-    def data_received(self, data: bytes) -> None:
-        pending = self.buffer
-        buffer = pending + data if pending else data
-        answers_before = len(self.unsent)
-        pos = 0
-        size = len(buffer)
-        waiting = HEAD
-        while pos < size:
-            end = buffer.find(b"\r\n\r\n", pos)
-            head_end = size if end < 0 else end
-            if head_end - pos > MAX_HEAD:
-                taken = HAND_OVER  # aiohttp answers it (431/400) as it would anyway
-            elif end < 0:
-                # Not whole yet; but with a bare LF (a line end aiohttp refuses, and one
-                # that could end this head before our CRLF CRLF) aiohttp answers it now.
-                # (read_head refuses a whole head with one.)
-                if buffer.count(b"\n", pos) == buffer.count(b"\r\n", pos):
-                    break
-                taken = HAND_OVER
-            else:
-                taken = self._request(buffer, pos, end)
-            if taken == HAND_OVER:
-                return self._hand_over(buffer[pos:], new_request=pos > 0 or not pending)
-            if taken == NEED_MORE:
-                waiting = BODY
-                break
-            if taken == CLOSED:
-                self.buffer = b""
-                return
-            pos = taken
-        if pos == size:
-            self.buffer = b""
-            self.deadline = self.server.idle_deadline
-        else:
-            self.buffer = buffer[pos:] if pos else buffer
-            # Deadlines run from a request's first byte (head) and from its head's end
-            # (body), not from the latest byte.
-            if pos or not pending or waiting is not self.phase:
-                self.phase = waiting
-                self.deadline = self.server.now + self.server.request_timeout
-        if len(self.unsent) > answers_before:
-            self._answered(answers_before)
-
-    def _request(self, buffer: bytes, pos: int, end: int) -> int:
-        """Answer the request whose head is buffer[pos:end]; where the next one starts.
-
-        Or HAND_OVER (not a fast-path request), NEED_MORE (its body has not all come)
-        or CLOSED (answered, and the connection is closing).
-        """
-        started = perf_counter()
-        head = read_head(buffer, pos, end)
-        if head is None:
-            return HAND_OVER
-        method, target, lower, values, forwarded = head
-        close = CONNECTION in values and b"close" in values[CONNECTION].lower()
-        body_start = end + 4
-        has_length = b"content-length" in lower
-        server = self.server
-        ingest = server.ingest
-        # Under load the answer waits for the round's end: so can the hit's journal write.
-        holding = ingest.holding = server._batching
-        held = ingest.held
-        try:
-            if method == b"GET" and not has_length:
-                answer = get_hit(ingest, target, self.peer, values, forwarded)
-                next_pos = body_start
-            elif method == b"POST":
-                if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in values:
-                    return HAND_OVER
-                length_text = values[CONTENT_LENGTH]
-                if not length_text.isdigit() or len(length_text) > MAX_LENGTH_DIGITS:
-                    return HAND_OVER
-                length = int(length_text)
-                if length > ingest.settings.max_body_bytes:
-                    # Answered without reading the body, so the connection cannot go on.
-                    answer, close = ingest.hit_body(None, self.peer, *sender(values, forwarded)), True
-                    next_pos = body_start
-                else:
-                    if len(buffer) < body_start + length:
-                        return NEED_MORE
-                    next_pos = body_start + length
-                    answer = ingest.hit_body(buffer[body_start:next_pos], self.peer, *sender(values, forwarded))
-            elif method == b"OPTIONS" and not has_length:
-                answer, next_pos = ingest.preflight(), body_start
-            else:
-                return HAND_OVER
-        except Exception:  # a bug, not the client's fault: answer as aiohttp would, stay up
-            log.exception("hit failed")
-            answer, close, next_pos = INTERNAL_ERROR, True, body_start
-        finally:
-            if holding:
-                ingest.holding = False  # only the fast path's own hits are held (not aiohttp's)
-        encoded = server.encode(answer, close)
-        if holding and ingest.held != held:  # this answer assumes its hit's journal write
-            server.hold(self)
-            self.held.append((len(self.unsent), close, answer.status))
-        self.unsent.append(encoded)
-        self.unsent_bytes += len(encoded)
-        server.stats.answered(answer.status, started)
-        if close:
-            self.send_unsent()
-            self.transport.close()
-            return CLOSED
-        return next_pos
-
-    def _hand_over(self, rest: bytes, new_request: bool) -> None:
-        self.send_unsent()  # ours before aiohttp's
-        if new_request:  # else it began in an earlier read and keeps its deadline
-            self.deadline = self.server.now + self.server.request_timeout
-        self.buffer = b""
-        self.server.hand_over(self, rest)
-
-
-HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
