@@ -9,6 +9,8 @@ cumulative buckets Prometheus wants are made at scrape time (web/metrics.py).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
+from time import perf_counter
 
 # Seconds. A hit is answered in tens of microseconds when all is well; a flush in
 # milliseconds to seconds. One set of bounds serves both, so dashboards compare them.
@@ -40,3 +42,21 @@ class Histogram:
             total += n
             out.append(("+Inf" if bound == float("inf") else repr(bound), total))
         return out
+
+
+class AnswerCounts:
+    """Answers by HTTP status, and the seconds each took: what the hit paths count per request
+    (web/http_limits.py's HttpStats holds one). Here, compiled, rather than in HttpStats
+    (interpreted: http_limits.py's exceptions subclass builtins), as the fast path calls it
+    once a hit."""
+
+    __slots__ = ("by_status", "seconds")
+
+    def __init__(self) -> None:
+        self.by_status: Counter[int] = Counter()
+        self.seconds = Histogram()
+
+    def answered(self, status: int, started: float) -> None:
+        """An answer of `status`; `started` is its time.perf_counter() on arrival."""
+        self.by_status[status] += 1
+        self.seconds.observe(perf_counter() - started)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
+from collector.histogram import AnswerCounts
 from collector.hit.ingest import UNAVAILABLE, Answer, Ingest
 from collector.web.hit_head import CONNECTION, CONTENT_LENGTH, get_hit, read_head, sender
 
@@ -60,7 +61,8 @@ class Stats(Protocol):
     timed_out: Any
     hit_answers: Any
 
-    def answered(self, status: int, started: float) -> None: ...
+    @property
+    def hits(self) -> AnswerCounts: ...
 
 
 class Server(Protocol):
@@ -72,6 +74,7 @@ class Server(Protocol):
     fast_path: bool
     _batching: bool
     connections: set[Any]
+    fixed_answers: dict[int, bytes]
 
     @property
     def stats(self) -> Stats: ...
@@ -109,6 +112,7 @@ class HitConnection:
         self.unsent_bytes = 0
         self.held: list[tuple[int, bool, int]] = []
         self.peer: str | None = None
+        self.ingest: Ingest | None = None  # the server's, from the first request on
         self.phase = IDLE  # meaningful while `buffer` holds part of a request
         self.deadline = server.now + server.request_timeout  # for the first request
 
@@ -231,7 +235,9 @@ class HitConnection:
         body_start = end + 4
         has_length = b"content-length" in lower
         server = self.server
-        ingest = server.ingest
+        ingest = self.ingest
+        if ingest is None:  # made at startup, after the server: the same for every request
+            ingest = self.ingest = server.ingest
         # Under load the answer waits for the round's end: so can the hit's journal write.
         holding = ingest.holding = server._batching
         held = ingest.held
@@ -265,13 +271,15 @@ class HitConnection:
         finally:
             if holding:
                 ingest.holding = False  # only the fast path's own hits are held (not aiohttp's)
-        encoded = server.encode(answer, close)
+        encoded = None if close else server.fixed_answers.get(id(answer))
+        if encoded is None:
+            encoded = server.encode(answer, close)
         if holding and ingest.held != held:  # this answer assumes its hit's journal write
             server.hold(self)
             self.held.append((len(self.unsent), close, answer.status))
         self.unsent.append(encoded)
         self.unsent_bytes += len(encoded)
-        server.stats.answered(answer.status, started)
+        server.stats.hits.answered(answer.status, started)
         if close:
             self.send_unsent()
             self.transport.close()

@@ -62,6 +62,6 @@ def as_response(ingest: Ingest, answer: Answer) -> web.Response:
 
 
 def counted(request: web.Request, response: web.Response, started: float) -> web.Response:
-    """`response`, counted as the fast path counts its answers (HttpStats.answered)."""
-    request.app[HTTP_STATS].answered(response.status, started)
+    """`response`, counted as the fast path counts its answers (HttpStats.hits)."""
+    request.app[HTTP_STATS].hits.answered(response.status, started)
     return response

@@ -114,7 +114,9 @@ class HitServer:
         self.now = time.monotonic()
         self._next_summary = self.now + LOG_EVERY
         self._evicted_at = 0.0
-        self._answers: dict[int, bytes] = {}
+        # The fixed answers' bytes (keep-alive), by id(answer), for this Date tick: what a
+        # connection sends for most hits without calling encode.
+        self.fixed_answers: dict[int, bytes] = {}
         self._ingest: Ingest | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         # Connections whose answers wait for the end of this round of reads (send_soon).
@@ -268,11 +270,7 @@ class HitServer:
         return request_factory
 
     def encode(self, answer: Answer, close: bool) -> bytes:
-        """The answer as HTTP/1.1 bytes; the fixed answers come from a cache per Date tick."""
-        if not close:
-            cached = self._answers.get(id(answer))
-            if cached is not None:
-                return cached
+        """The answer as HTTP/1.1 bytes (built: the fixed ones are in `fixed_answers`)."""
         head = [f"HTTP/1.1 {answer.status} {STATUS_TEXT.get(answer.status, 'Unknown')}", f"Date: {self.date}"]
         for name, value in self.ingest.cors.items():
             head.append(f"{name}: {value}")
@@ -295,10 +293,10 @@ class HitServer:
         self.now = now = time.monotonic()
         self.date = formatdate(usegmt=True)
         self.idle_deadline = now + self.keepalive_timeout  # the common case's, computed once a tick
-        self._answers = {}
+        self.fixed_answers = {}
         if INGEST in self.app:
             fixed = (ACCEPTED, IMAGE, PREFLIGHT, UNAVAILABLE, *RATE_LIMITED.values())  # 429s: a flood's answers
-            self._answers = {id(a): self.encode(a, close=False) for a in fixed}
+            self.fixed_answers = {id(a): self.encode(a, close=False) for a in fixed}
         for connection in [c for c in self.connections if c.deadline < now]:
             connection.expire()
         for tracker in [t for t in self.handed_over.values() if t.deadline < now]:

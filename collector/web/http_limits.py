@@ -22,13 +22,12 @@ import re
 import resource
 import sys
 from collections import Counter
-from time import perf_counter
 from types import TracebackType
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from collector.histogram import Histogram
+from collector.histogram import AnswerCounts
 
 log = logging.getLogger("collector.http")
 
@@ -55,18 +54,15 @@ class HttpStats:
         self.max_connections = 0
         # Hits answered (/c, fast path and aiohttp alike), by answer status, and the
         # seconds each took from its head parsed to its answer made: plain ints, the hit
-        # path's whole cost (GET /metrics reads them, web/metrics.py).
-        self.hit_answers: Counter[int] = Counter()
-        self.hit_seconds = Histogram()
+        # path's whole cost (GET /metrics reads them, web/metrics.py); `hits.answered`
+        # counts one.
+        self.hits = AnswerCounts()
+        self.hit_answers = self.hits.by_status
+        self.hit_seconds = self.hits.seconds
         self._logged_malformed: Counter[str] = Counter()
         self._logged_timed_out: Counter[str] = Counter()
         self._logged_refused = 0
         self._logged_evicted = 0
-
-    def answered(self, status: int, started: float) -> None:
-        """A hit was answered `status`; `started` is its time.perf_counter() on arrival."""
-        self.hit_answers[status] += 1
-        self.hit_seconds.observe(perf_counter() - started)
 
     def as_dict(self) -> dict:
         return {
