@@ -498,23 +498,3 @@ async def test_the_keys_of_a_minute_hold_one_int_object(collector_client):
     for entry in entries:
         by_minute.setdefault(entry[1], set()).add(id(entry[1]))
     assert all(len(objects) == 1 for objects in by_minute.values()), by_minute
-
-
-def test_the_remembered_ids_hold_no_object_per_id():
-    """Two tables of 64-bit slots, not sets of int objects: 100,000 ids in ~2 MB, against
-    ~7.4 MB as sets (a 32-byte int and a 16-byte slot each), ints that also kept the
-    allocator's pools of the requests around them from emptying (bench/RESULTS.md, session 13)."""
-    import tracemalloc
-
-    ids = [f"{i:016x}" for i in range(150_000)]
-    tracemalloc.start()
-    try:
-        recent = RecentIds(limit=100_000)
-        for event_id in ids:  # past the turn: both generations full
-            recent.seen("zjer", event_id)
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert len(recent) == 100_000
-    assert recent.seen("zjer", ids[-1]) and recent.seen("zjer", ids[50_000]) and not recent.seen("zjer", ids[0])
-    assert held < 3 << 20, f"{held / 2**20:.1f} MB for 100,000 ids"
