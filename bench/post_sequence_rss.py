@@ -7,6 +7,11 @@ and its own redis-server (CPU 1), a 3 s GET warm-up, then GET, POST-10 and POST-
 `--duration` seconds of wrk (64 connections, CPU 1) followed by the wait until Redis holds
 what was answered (`runner.Bench.measure`). The request files are the bench's own
 (bench/out/*.requests: copy them from another checkout rather than regenerate them).
+`--files full` uses the `--full` bench's own request files instead (its request counts and
+visitor population: 200,000 GET, 30,000 POST-10 and 10,000 POST-50 requests, built once
+into bench/out/full/, ~1 min, then reused while their timestamps are within a day), and
+`--settle-max 8` waits for the catch-up no longer than the full bench does: with both, the
+sequence is the full bench's collector x1 up to its POST-50 run.
 
 Every 0.2 s a thread samples the worker's VmRSS, VmHWM and RssAnon, its flush build child's
 VmRSS, and the worker's flush backlog (/api/collector: batches and events not yet in
@@ -80,15 +85,39 @@ class Sampler(threading.Thread):
             self.stop.wait(SAMPLE_S)
 
 
-def one_sequence(duration: float, shapes: list[str], trace: Path | None) -> list[dict]:
+FILES_MAX_AGE_S = 20 * 3600  # the collector accepts client timestamps up to a day old
+
+
+def full_request_files(out: Path, shapes: list[str]) -> Path:
+    """The `--full` bench's request files for `shapes` in out/full/, built when missing or stale."""
+    from bench import runner
+
+    full = runner.MODES["full"]
+    folder = out / "full"
+    folder.mkdir(parents=True, exist_ok=True)
+    now_ms = int(time.time() * 1000)
+    stale = [name for name in shapes if not (folder / f"{name}.requests").exists()
+             or time.time() - (folder / f"{name}.requests").stat().st_mtime > FILES_MAX_AGE_S]
+    jobs = [((name, full.n_requests[name], now_ms, str(folder)), full.population) for name in stale]
+    if jobs:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 1)) as workers:
+            workers.map(runner._generate, jobs)
+    return folder
+
+
+def one_sequence(duration: float, shapes: list[str], trace: Path | None, files: str = "out",
+                 settle_max: float = 30.0) -> list[dict]:
     """One collector x1 of the tree this process imports through `shapes`: the figures per run."""
     from bench import runner, wrk
 
     out = ROOT / "bench" / "out"
+    requests = full_request_files(out, sorted({"get", *shapes})) if files == "full" else out
     mode = runner.Mode("post-sequence", duration, 3, {}, 0, 0, 0, half_rate=False, worst_cases=False, ceiling2=False)
     bench = runner.Bench(mode, out / "post-sequence", log=lambda *_: None)
     for name in ("get", *shapes):
-        bench.files[name] = out / f"{name}.requests"
+        bench.files[name] = requests / f"{name}.requests"
         bench.scripts[name] = wrk.write_script(bench.dir / f"{name}.lua", bench.files[name])
     bench.redis = runner.servers.RedisServer(bench.dir)
     server = bench.server("collector", 1)
@@ -103,7 +132,7 @@ def one_sequence(duration: float, shapes: list[str], trace: Path | None) -> list
         for shape in shapes:
             sampler.phase = shape
             first = len(sampler.samples)
-            row = bench.measure(server, shape, settle_max=30)
+            row = bench.measure(server, shape, settle_max=settle_max)
             during = sampler.samples[first:] or sampler.samples[-1:]
             rows.append({
                 "run": shape, "events_per_s": round(row["eps"]), "cpu_us_per_event": round(row["cpu_us_per_event"], 1),
@@ -132,7 +161,8 @@ def _run_tree(tree: Path, args: argparse.Namespace, trace: Path | None, env: dic
     python = tree / ".venv" / "bin" / "python"
     interpreter = str(python) if python.exists() else sys.executable
     command = [interpreter, str(Path(__file__).resolve()), "--child", "--duration", str(args.duration),
-               "--shapes", args.shapes] + (["--trace", str(trace)] if trace else [])
+               "--shapes", args.shapes, "--files", args.files, "--settle-max", str(args.settle_max)]
+    command += ["--trace", str(trace)] if trace else []
     out = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree), **env}, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{tree}: {out.stderr}")
@@ -145,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of wrk per run")
     parser.add_argument("--shapes", default="get,post10,post50", help="the runs, in order")
+    parser.add_argument("--files", choices=("out", "full"), default="out",
+                        help="request files: bench/out's (whatever bench mode wrote them) or the --full bench's own")
+    parser.add_argument("--settle-max", type=float, default=30.0,
+                        help="longest wait for the catch-up after each run (the --full bench: 8)")
     parser.add_argument("--trace", type=Path, help="write every sample (JSON lines) to this file (.TREE.ROUND added)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,...",
                         help="this tree again with these environment variables (settings: COLLECTOR_...)")
@@ -152,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shapes = args.shapes.split(",")
     if args.child:
-        print(json.dumps(one_sequence(args.duration, shapes, args.trace)))
+        print(json.dumps(one_sequence(args.duration, shapes, args.trace, args.files, args.settle_max)))
         return 0
     runs: dict[str, tuple[Path, dict[str, str]]] = {"this tree": (ROOT, {})}
     if args.base:
