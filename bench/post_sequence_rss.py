@@ -95,15 +95,10 @@ def full_request_files(out: Path, shapes: list[str]) -> Path:
     full = runner.MODES["full"]
     folder = out / "full"
     folder.mkdir(parents=True, exist_ok=True)
-    now_ms = int(time.time() * 1000)
     stale = [name for name in shapes if not (folder / f"{name}.requests").exists()
              or time.time() - (folder / f"{name}.requests").stat().st_mtime > FILES_MAX_AGE_S]
-    jobs = [((name, full.n_requests[name], now_ms, str(folder)), full.population) for name in stale]
-    if jobs:
-        import multiprocessing
-
-        with multiprocessing.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 1)) as workers:
-            workers.map(runner._generate, jobs)
+    if stale:
+        runner.generate_requests(folder, [(name, full.n_requests[name]) for name in stale], full.population)
     return folder
 
 

@@ -108,14 +108,8 @@ class Bench:
     def prepare(self) -> None:
         m = self.mode
         t = time.monotonic()
-        now_ms = int(time.time() * 1000)
-        jobs = [(shape, n, now_ms, str(self.dir)) for shape, n in m.n_requests.items()]
-        if m.worst_cases:
-            jobs.append(("unique", m.n_unique, now_ms, str(self.dir)))
-        import multiprocessing
-
-        with multiprocessing.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 1), _all_cpus) as workers:
-            done = workers.map(_generate, [(j, m.population) for j in jobs])
+        jobs = list(m.n_requests.items()) + ([("unique", m.n_unique)] if m.worst_cases else [])
+        done = generate_requests(self.dir, jobs, m.population)
         sizes = {}
         for name, n, size, described in done:
             self.files[name] = self.dir / f"{name}.requests"
@@ -498,6 +492,15 @@ def _all_cpus() -> None:
 
 
 UNIQUE_SERIAL = 10_000_000  # User-Agent serials of the memory run start here (never those of other runs)
+
+
+def generate_requests(folder: Path, jobs: list[tuple[str, int]], population: int) -> list[tuple[str, int, int, dict | None]]:
+    """The request files of `jobs` ((shape, requests) each) in `folder`, made in parallel, one process per CPU."""
+    import multiprocessing
+
+    now_ms = int(time.time() * 1000)
+    with multiprocessing.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 1), _all_cpus) as workers:
+        return workers.map(_generate, [((shape, n, now_ms, str(folder)), population) for shape, n in jobs])
 
 
 def _generate_unique_part(job) -> str:

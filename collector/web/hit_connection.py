@@ -59,7 +59,6 @@ class Stats(Protocol):
     """web/http_limits.py's HttpStats, as a connection counts in it."""
 
     timed_out: Any
-    hit_answers: Any
 
     @property
     def hits(self) -> AnswerCounts: ...
@@ -154,11 +153,11 @@ class HitConnection:
 
     def refuse_held(self, encode: Callable[[Answer, bool], bytes]) -> None:
         """The held hits' journal write failed: their answers become 503s (nothing of them counted)."""
-        stats = self.server.stats
+        by_status = self.server.stats.hits.by_status
         for index, close, status in self.held:
             self.unsent[index] = encode(UNAVAILABLE, close)
-            stats.hit_answers[status] -= 1
-            stats.hit_answers[UNAVAILABLE.status] += 1
+            by_status[status] -= 1
+            by_status[UNAVAILABLE.status] += 1
         self.held = []
 
     def _answered(self, answers_before: int) -> None:
