@@ -227,7 +227,10 @@ async def test_the_journal_replays_deep_events_exactly(collector_client):
     from collector.store.aggregate import Aggregator
     from collector.store.journal import replay
 
-    client = await collector_client()
+    # No flush during the test: a flush seals the batch and opens the next segment, so the
+    # active segment and the live batch read below would hold none of these events (the
+    # tests' 50 ms flushes did that on a slow machine).
+    client = await collector_client(flush_interval=3600)
     ingest = client.server.app[INGEST]
     await post(client, [media("play"), media("ended", ws=100, pos=100), interaction("rate", score=4), pv(uid="1", etr="nav", epos=2)])
     segment = ingest.journal._active.path
