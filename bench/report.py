@@ -452,6 +452,10 @@ def _how_measured(m: dict, meta: dict, add: Callable[[str], None]) -> None:
     add("- **Client addresses:** every request carries the client IP in `X-Forwarded-For` from 127.0.0.1, which the "
         "collector trusts (`--trusted-proxies 127.0.0.1/32`), as behind a load balancer. The IPs come from real DB-IP "
         "networks that the collector's own lookup places in each region (`bench/data/ip_pool.json`, `python -m bench.ippool`).")
+    geo = m.get("geo_db")
+    if geo:
+        add("- **Geo databases:** " + ", ".join(f"{k} ({v})" for k, v in geo.items()) + ", cut to the fields the "
+            "collector reads as serve.sh does (geo_data/derive_dbip.py).")
     t = m.get("traffic")
     if t:
         add(f"- **Realistic traffic** (GET file): {n(t['requests'])} distinct requests replayed in turn, from "
