@@ -173,3 +173,18 @@ async def test_a_due_batch_keeps_its_first_part_live_and_the_others_packed(two_r
     await flush_batch(whole_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
     stored, expected = contents(packed_into.client()), contents(whole_into.client())
     assert len(expected) > 500 and stored == expected
+
+
+def test_a_packed_batch_asks_its_caps_questions_again_on_a_retry(test_geo_db, monkeypatch):
+    """The caps' round trip failed (Redis away): the retry asks the same questions of the
+    batch's parts, packed by then. It used to stop at an assertion, every retry, so the
+    batch never flushed once Redis was back."""
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    caps = DeploymentCaps(Settings().cap_limits(), calendar)
+    flusher = packing_flusher(caps)
+    batch = FlushBatch("w", 1, None, packed=flusher._packed_parts(snap), events=snap.events)
+    batch.parts, first = flusher._due(batch)
+    wanted, present = flusher._due(batch)[1]
+    assert present == first[1] == caps.undecided(snap)[1] and wanted.keys() == first[0].keys()
