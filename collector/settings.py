@@ -144,8 +144,9 @@ class Settings:
     # Bounds of the per-visitor tables each worker keeps (issue 17: memory stays bounded
     # whatever the number of distinct visitors; bench/visitors_rss.py measures them).
     rate_limit_clients: int = _setting(
-        50000, "clients, and client IPs, each rate limit remembers per worker (~100 bytes each); past it those whose "
-        "bucket is full again are forgotten (if most are not, all are: a forgotten client gets a fresh burst)"
+        50000, "clients, and client IPs, each rate limit remembers per worker (~100 bytes each); those whose bucket is "
+        "full again are forgotten as the table grows, and past it, if half are not, all are (a forgotten client gets a "
+        "fresh burst)"
     )
     uv_guard_identities: int = _setting(
         50000, "visitors, vids and uids the UV guard judges per minute per worker (~110 bytes each); past it new "

@@ -145,3 +145,46 @@ def test_a_media_sessions_script_argument_is_its_size_in_memory(test_geo_db):
     finally:
         tracemalloc.stop()
     assert held < 100 * (len(args[0]) + 200)
+
+
+async def test_a_due_batch_keeps_its_first_part_live_and_the_others_packed(two_redis, test_geo_db, monkeypatch):  # noqa: F811
+    """Due, a live batch is split into its parts and all but the first are packed until
+    their build (issue 17, RSS after 10⁶ visitors): the batch holds less, its caps'
+    questions are those of its snapshot (again on a retry, its parts packed by then), and
+    it stores what the same snapshot stores flushed in one part."""
+    packed_into, whole_into = two_redis
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    caps = DeploymentCaps(Settings().cap_limits(), calendar)
+    flusher = packing_flusher(caps)
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)  # one app a part: the three apps make three parts
+    batch = FlushBatch("w", 1, None, snap=snap, events=snap.events, cells=snap.cells)
+    due, questions = flusher._due(batch)
+    assert len(due) == 3 and isinstance(due[0], Snapshot)
+    assert all(isinstance(part, PackedSnapshot) for part in list(due)[1:])
+    batch.parts = due
+    assert batch.held_cells < snap.cells - sum(unpack(part).cells for part in list(due)[1:]) // 2
+    expected_wanted, expected_present = caps.undecided(snap)
+    for wanted, present in (questions, flusher._due(batch)[1]):  # the first time, then as a retry asks again
+        assert present == expected_present and wanted.keys() == expected_wanted.keys()
+        assert all(wanted[key].values == ask.values for key, ask in expected_wanted.items())
+    await flush_batch(packed_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 1_000_000)
+    await flush_batch(whole_into.url, FlushBatch("w", 1, None, snap=snap, events=snap.events))
+    stored, expected = contents(packed_into.client()), contents(whole_into.client())
+    assert len(expected) > 500 and stored == expected
+
+
+def test_a_packed_batch_asks_its_caps_questions_again_on_a_retry(test_geo_db, monkeypatch):
+    """The caps' round trip failed (Redis away): the retry asks the same questions of the
+    batch's parts, packed by then. It used to stop at an assertion, every retry, so the
+    batch never flushed once Redis was back."""
+    monkeypatch.setattr(flusher_module, "GROUP_CELLS", 50)
+    calendar = Calendar("Asia/Shanghai")
+    snap = with_event_ids(realistic_snapshot(calendar, test_geo_db))
+    caps = DeploymentCaps(Settings().cap_limits(), calendar)
+    flusher = packing_flusher(caps)
+    batch = FlushBatch("w", 1, None, packed=flusher._packed_parts(snap), events=snap.events)
+    batch.parts, first = flusher._due(batch)
+    wanted, present = flusher._due(batch)[1]
+    assert present == first[1] == caps.undecided(snap)[1] and wanted.keys() == first[0].keys()

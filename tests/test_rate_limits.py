@@ -190,6 +190,19 @@ def test_token_buckets_stay_bounded_and_keep_a_flooder_s_debt_through_a_sweep():
     assert len(buckets) <= 100
 
 
+def test_token_buckets_forget_full_buckets_long_before_their_bound():
+    """A million distinct visitors, a page view each: their buckets are full again within
+    1 / rate seconds, so the table keeps about a sweep's worth of them, not its bound's."""
+    clock = FakeClock(0.0)
+    buckets = TokenBuckets(rate_per_second=50, burst=1000, clock=clock, max_clients=50_000)
+    assert buckets.take("flooder", cost=5000) == 0  # owes 4,000 tokens: 80 s of refill
+    for i in range(20_000):  # 1,000 new clients a second, for 20 s
+        buckets.take(f"visitor-{i}")
+        clock.advance(0.001)
+    assert len(buckets) <= 2048
+    assert buckets.take("flooder") > 50  # every sweep kept its debt
+
+
 # ---- the UV guard -----------------------------------------------------------------------
 
 

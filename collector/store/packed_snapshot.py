@@ -18,11 +18,13 @@ event ids in the same order, its re-sent hits and its event count.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.hit.record import Hit
 from collector.store.aggregate import Snapshot
 from collector.store.build_worker import add_to_part, pickled_messages
+from collector.store.pacing import no_pacing
 
 
 @dataclass(slots=True)
@@ -37,9 +39,14 @@ class PackedSnapshot:
         return sum(map(len, self.chunks))
 
 
-def pack(snap: Snapshot) -> PackedSnapshot:
-    """`snap` as bytes (no I/O; meant for a thread: the GIL is free between two chunks)."""
-    return PackedSnapshot(list(pickled_messages(snap)), snap.resent, snap.events, snap.apps())
+def pack(snap: Snapshot, pace: Callable[[], None] = no_pacing) -> PackedSnapshot:
+    """`snap` as bytes (no I/O; meant for a thread: the GIL is free between two chunks).
+    `pace` is called after each chunk (store/pacing.py)."""
+    chunks = []
+    for chunk in pickled_messages(snap):
+        chunks.append(chunk)
+        pace()
+    return PackedSnapshot(chunks, snap.resent, snap.events, snap.apps())
 
 
 def unpack(packed: PackedSnapshot) -> Snapshot:
