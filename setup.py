@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
@@ -57,10 +57,13 @@ def native_extensions() -> list:
     try:
         # group_name inside the package: mypyc's shared runtime library becomes
         # collector/native__mypyc.*.so, found wherever the package is.
-        return mypycify(paths, group_name="collector.native", opt_level="3", verbose=False)
+        compiled = mypycify(paths, group_name="collector.native", opt_level="3", verbose=False)
     except (Exception, SystemExit) as exc:  # mypyc refusing a construct, a type error (it exits): fall back, said loudly
         warn(f"mypyc could not compile the hot modules ({exc!r})")
         return []
+    # The C modules, built with the mypyc ones (all or none, OptionalBuildExt).
+    return compiled + [Extension(name, [f"collector/{source}"], extra_compile_args=["-O3"])
+                       for name, source in NATIVE.C_MODULES.items()]
 
 
 class OptionalBuildExt(build_ext):

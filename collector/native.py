@@ -72,6 +72,13 @@ NATIVE_MODULES = (
     "collector.web.hit_connection",
 )
 
+# Written in C, built beside the mypyc modules (setup.py) and only with them: mypyc has no
+# native fixed array of int64 (hit/_id_table.c says why). The module that imports it keeps
+# a pure-Python fallback. By module name: its source, in the package.
+C_MODULES = {
+    "collector.hit._id_table": "hit/_id_table.c",
+}
+
 
 def compiled_modules() -> list[str]:
     """The NATIVE_MODULES this process imported from a compiled extension, not from .py."""
@@ -90,8 +97,10 @@ def _is_extension(path: str) -> bool:
 
 
 def source_digests(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """sha256 of each NATIVE_MODULES source, by module name."""
-    return {name: hashlib.sha256(source_path(name, package_dir).read_bytes()).hexdigest() for name in NATIVE_MODULES}
+    """sha256 of each NATIVE_MODULES and C_MODULES source, by module name."""
+    sources = {name: source_path(name, package_dir) for name in NATIVE_MODULES}
+    sources.update((name, package_dir / source) for name, source in C_MODULES.items())
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sources.items()}
 
 
 def source_path(name: str, package_dir: Path = PACKAGE_DIR) -> Path:
@@ -104,7 +113,8 @@ def prefer_sources_when_stale() -> None:
     Python imports an extension module before a .py of the same name, so after an edit
     of ingest.py (an editable install: the .so files sit beside the sources) the old
     compiled code would run, tests included. Then every NATIVE_MODULES loads from source:
-    all of them, since compiled callers would keep calling the stale compiled functions.
+    all of them, since compiled callers would keep calling the stale compiled functions;
+    and C_MODULES are not imported at all (their importers fall back to Python).
     Called by collector/__init__.py, before any of them is imported."""
     try:
         built = json.loads((PACKAGE_DIR / MANIFEST).read_text(encoding="utf-8"))
@@ -120,6 +130,8 @@ def prefer_sources_when_stale() -> None:
 
 class _SourcesFirst(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname in C_MODULES:  # stale, or built without the others: not run
+            raise ModuleNotFoundError(f"{fullname} runs only with a current compiled build", name=fullname)
         if fullname not in NATIVE_MODULES:
             return None
         return importlib.util.spec_from_file_location(fullname, source_path(fullname))

@@ -157,7 +157,8 @@ class Settings:
         "each); past it those idle over session_timeout, else the oldest half, are forgotten"
     )
     recent_event_ids: int = _setting(
-        100000, "event ids per worker remembered to flag a repeated id (flagged:repeated_id; ~80 bytes each)"
+        100000, "event ids per worker remembered to flag a repeated id (flagged:repeated_id; ~20 bytes each "
+        "compiled, ~80 as pure Python)"
     )
     journal: bool = _setting(True, "write accepted events to a local journal before answering")
     journal_fsync: str = _setting("everysec", "journal fsync policy: everysec, always or no")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from collector import native
+from collector.hit.remarks import compiled_record
 from tests.test_metrics import scrape, total
 
 PACKAGE = Path(native.__file__).resolve().parent
@@ -28,6 +29,8 @@ def test_every_native_module_has_its_python_source():
         parts = name.split(".")
         assert parts[0] == "collector"
         assert PACKAGE.joinpath(*parts[1:]).with_suffix(".py").is_file(), name
+    for name, source in native.C_MODULES.items():
+        assert name.startswith("collector.") and PACKAGE.joinpath(source).is_file(), name
 
 
 @pytest.mark.skipif(not os.environ.get("EDU_BEACON_REQUIRE_NATIVE"), reason="compiling is optional outside CI")
@@ -46,6 +49,8 @@ def test_compiled_all_or_none():
     assert native.in_use() == bool(native.compiled_modules())
     if native.in_use():  # the shared runtime library lives inside the package
         assert importlib.util.find_spec("collector.native__mypyc") is not None
+    # The C modules with them, never without (hit/remarks.py: the re-send record's tables).
+    assert (compiled_record() is not None) == native.in_use()
 
 
 async def test_api_collector_and_metrics_say_whether_native(collector_client):
@@ -57,12 +62,14 @@ async def test_api_collector_and_metrics_say_whether_native(collector_client):
 
 def _run_copy(tmp_path: Path, edit: bool) -> list[str]:
     """A copy of the installed package (its .so files included), one source edited or
-    not, imported by a fresh interpreter: [native in use, where ingest was loaded from]."""
+    not, imported by a fresh interpreter: [native in use, where ingest was loaded from,
+    whether the re-send record is the compiled one]."""
     shutil.copytree(PACKAGE, tmp_path / "collector", ignore=shutil.ignore_patterns("__pycache__"))
     if edit:
         with (tmp_path / "collector" / "hit" / "caps.py").open("a", encoding="utf-8") as f:
             f.write("\n# edited after the build\n")
-    code = "from collector import native; import collector.hit.ingest as i; print(native.in_use()); print(i.__file__)"
+    code = ("from collector import native; import collector.hit.ingest as i; from collector.hit import remarks;"
+            " print(native.in_use()); print(i.__file__); print(remarks.RecentIds().table is not None)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
                          check=True, capture_output=True, text=True)
     return out.stdout.split()
@@ -72,7 +79,7 @@ def _run_copy(tmp_path: Path, edit: bool) -> list[str]:
 def test_an_edited_source_runs_as_python_not_its_stale_build(tmp_path):
     """An editable install keeps the .so beside the .py: after an edit, the old compiled
     code must not run (tests included). Every listed module then loads from source."""
-    assert _run_copy(tmp_path / "as_built", edit=False)[0] == "True"
-    in_use, ingest_file = _run_copy(tmp_path / "edited", edit=True)
-    assert in_use == "False"
+    assert _run_copy(tmp_path / "as_built", edit=False)[::2] == ["True", "True"]
+    in_use, ingest_file, compiled_record_used = _run_copy(tmp_path / "edited", edit=True)
+    assert in_use == "False" and compiled_record_used == "False"
     assert ingest_file.endswith("ingest.py")

@@ -16,7 +16,9 @@ from collector.store.aggregate import Snapshot
 
 
 def test_the_remembered_event_ids_are_not_walked_by_the_garbage_collector():
-    recent = RecentIds(limit=100)
+    """The sets, where the compiled record is not built (tests/test_remarks.py: the
+    compiled one holds no object per id)."""
+    recent = RecentIds(limit=100, compact=False)
     for i in range(175):  # three generations made: the first two at start, one at the turn
         recent.seen("app", f"event-{i}")
     assert len(recent.previous) == 50 and len(recent.current) == 25
