@@ -53,10 +53,12 @@ class DeepCounter:
         etype = ev["t"]
         if etype == "pageview" and user is None and "etr" not in ev:
             return None  # the common case, first: most hits are plain page views
+        counters = COUNTERS_OF_TYPE.get(etype)
+        if user is None and not counters:
+            return None  # engagement, custom: nothing of the deep tag
         facts = DeepFacts([], [])
         if user is not None:
             users.count(facts, etype, user)
-        counters = COUNTERS_OF_TYPE.get(etype)
         if counters:
             scope = self._scope_of(app, day, visitor, month_visitor)
             for count in counters:

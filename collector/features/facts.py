@@ -12,8 +12,9 @@ each time: bench/RESULTS.md, session 10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from collector.hit.caps import CardinalityCaps
 from collector.store import keys
@@ -73,7 +74,7 @@ class DeepFacts:
         """Add `amount` to `metric` of a target: the value's field in the dimension's
         metrics hash, or the bare metric in the counters hash (dim "")."""
         if dim:
-            self.incs.append((_metrics_suffix(dim), keys.metric_field(metric, value), amount))
+            self.incs.append((_metrics_suffix(dim), KEY_STRINGS.metric_field(metric, value), amount))
         else:
             self.incs.append((keys.COUNTERS, metric, amount))
 
@@ -119,3 +120,86 @@ def _metrics_suffix(dim: str) -> str:
     if suffix is None:
         suffix = _METRICS_SUFFIXES[dim] = keys.metrics_suffix(dim)
     return suffix
+
+
+# How many key strings KeyStrings keeps, all kinds together (then it starts afresh): a few
+# hundred bytes each at most, and the values a worker sees in a day are capped per app
+# (hit/caps.py), but not across apps.
+KEY_STRINGS_KEPT: Final = 8192
+
+
+class KeyStrings:
+    """The deep tag's key strings made of a name and a value — a metric's field in a
+    dimension's metrics hash, a value's viewers and resources HyperLogLog suffixes —
+    made once per (name, value) and handed out again (store/keys.py makes them).
+
+    Made anew per event (~4 of them an event of the bench's POST-50 traffic, ~20 a media
+    event), each was hashed anew where it became part of a key (the snapshot's dicts and
+    sets, compiled code's tuples hash their items) and compared byte by byte with the
+    equal string already stored there; the kept one carries its hash, and the snapshot's
+    key holds that very object, so it compares by identity (bench/RESULTS.md, session 14).
+    Values are the capped ones (hit/caps.py), so a page cannot make more of them than its
+    caps allow; KEY_STRINGS_KEPT bounds all apps' together."""
+
+    __slots__ = ("_fields", "_viewers", "_resources", "_items", "_kept")
+
+    def __init__(self) -> None:
+        self._fields: dict[str, dict[str, str]] = {}  # metric -> value -> field
+        self._viewers: dict[str, dict[str, str]] = {}  # dimension -> value -> suffix
+        self._resources: dict[str, dict[str, str]] = {}  # dimension -> value -> suffix
+        self._items: dict[str, dict[int, str]] = {}  # track -> position -> item
+        self._kept = 0
+
+    @property
+    def kept(self) -> int:
+        """How many strings it keeps."""
+        return self._kept
+
+    def item(self, track: str, pos: int) -> str:
+        """A click track's item, `track#pos` (features/tracks.py): a value, not a key, but
+        made per event all the same, then hashed by the caps and in every key it is part of."""
+        of_track = self._items.get(track)
+        if of_track is not None:
+            found = of_track.get(pos)
+            if found is not None:
+                return found
+        of_track = self._table_of(self._items, track)
+        made = of_track[pos] = f"{track}#{pos}"
+        self._kept += 1
+        return made
+
+    def metric_field(self, metric: str, value: str) -> str:
+        return self._string(self._fields, metric, value, keys.metric_field)
+
+    def viewers_suffix(self, dim: str, value: str) -> str:
+        return self._string(self._viewers, dim, value, keys.dimension_visitors_suffix)
+
+    def resources_suffix(self, dim: str, value: str) -> str:
+        return self._string(self._resources, dim, value, keys.resources_suffix)
+
+    def _string(self, table: dict[str, dict[str, str]], name: str, value: str, make: Callable[[str, str], str]) -> str:
+        of_name = table.get(name)
+        if of_name is not None:
+            found = of_name.get(value)
+            if found is not None:
+                return found
+        of_name = self._table_of(table, name)
+        made = of_name[value] = make(name, value)
+        self._kept += 1
+        return made
+
+    def _table_of(self, table: dict[str, dict[Any, str]], name: str) -> dict[Any, str]:
+        """`name`'s strings in `table`, where one more is about to be kept (all of them
+        dropped first when KEY_STRINGS_KEPT are)."""
+        if self._kept >= KEY_STRINGS_KEPT:
+            for kind in (self._fields, self._viewers, self._resources, self._items):
+                kind.clear()
+            self._kept = 0
+        of_name = table.get(name)
+        if of_name is None:
+            of_name = table[name] = {}
+        return of_name
+
+
+# The process's one: what it keeps is the same strings whoever asks.
+KEY_STRINGS: Final = KeyStrings()

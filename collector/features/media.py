@@ -17,7 +17,7 @@ from importlib import resources as package_files
 from string import Template
 from typing import Final
 
-from collector.features.facts import DeepFacts, EventScope, Session
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session
 from collector.features.reading import BucketReading, ratio
 from collector.features.resources import label_targets, resource_targets
 from collector.store import keys, names
@@ -36,19 +36,28 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
         if wt:
             facts.count(dim, value, time_metric, wt)
         if action == "progress":
-            facts.count(dim, value, names.progress_metric(ev["pb"]))
+            facts.count(dim, value, _progress_metric(ev["pb"]))
         # Viewers of the app's media, of the resource, of each label's value.
-        viewers = keys.dimension_visitors_suffix(dim, value) if dim else keys.MEDIA_VIEWERS
+        viewers = KEY_STRINGS.viewers_suffix(dim, value) if dim else keys.MEDIA_VIEWERS
         facts.members.append((viewers, visitor, month_visitor))
     # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
     rid = ev["rid"]
     facts.members.append((keys.RESOURCES, rid, rid))
     for dim, value in label_targets(targets):
-        facts.members.append((keys.resources_suffix(dim, value), rid, rid))
+        facts.members.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
     started = 1 if action in STARTING_ACTIONS else 0
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
     # events count above, but not their views and completion (the session hash stays bounded).
     facts.session = Session(scope.admit("session", ev["ms"]), ev["ws"], ev.get("dur", 0), started, targets)
+
+
+# A progress event's metric by its boundary (validated: one of PROGRESS_BOUNDARIES), made once.
+PROGRESS_METRICS: Final[dict[int, str]] = {pb: names.progress_metric(pb) for pb in names.PROGRESS_BOUNDARIES}
+
+
+def _progress_metric(pb: int) -> str:
+    found = PROGRESS_METRICS.get(pb)
+    return found if found is not None else names.progress_metric(pb)
 
 
 # ---- figures ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ hash (track_exposures, track_clicks, entries).
 
 from __future__ import annotations
 
-from collector.features.facts import DeepFacts, EventScope
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
 from collector.store import names
@@ -33,7 +33,7 @@ def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
 def _count(facts: DeepFacts, scope: EventScope, metric: str, track: str, pos: int) -> None:
     """A click-track count: per component and per item (component#position)."""
     track = scope.admit("component", track)
-    item = scope.admit("component", f"{track}#{pos}") if track != OTHER else track
+    item = scope.admit("component", KEY_STRINGS.item(track, pos)) if track != OTHER else track
     facts.total(names.TRACK_TOTAL_OF_METRIC[metric])
     facts.count("track", track, metric)
     facts.count("item", item, metric)

@@ -107,6 +107,10 @@ DEEP_TYPES: Final = frozenset({"click", "exposure", *(t for t in ACTIONS_BY_TYPE
 # Fields that only mean something together: a track item is (tr, pos).
 PAIRS: Final[tuple[tuple[str, str], ...]] = (("etr", "epos"),)
 PAIRS_BY_TYPE: Final[dict[str | None, tuple[tuple[str, str], ...]]] = {"click": (("tr", "pos"),), "exposure": (("tr", "pos"),)}
+# PAIRS and a type's own, joined once (not a new tuple per event).
+PAIRS_OF_TYPE: Final[dict[str | None, tuple[tuple[str, str], ...]]] = {
+    etype: PAIRS + pairs for etype, pairs in PAIRS_BY_TYPE.items()
+}
 PROGRESS_BOUNDARIES: Final = frozenset(names.PROGRESS_BOUNDARIES)  # what a `progress` event's pb may be
 PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE = 32, 64, 256
 
@@ -231,7 +235,7 @@ def _deep_problems(event: Event, etype: str | None, found: list[tuple[str, str, 
             for required in actions[action]:
                 if required not in event:
                     found.append((required, "missing_field", f"required for {etype} {action} events"))
-    for a, b in PAIRS + PAIRS_BY_TYPE.get(etype, ()):
+    for a, b in PAIRS_OF_TYPE.get(etype, PAIRS):
         if (a in event) != (b in event):
             found.append((b if a in event else a, "missing_field", f"{a} and {b} come together"))
     dur, pb = event.get("dur"), event.get("pb")
