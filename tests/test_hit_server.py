@@ -597,7 +597,7 @@ async def test_under_load_answers_wait_for_the_round_in_order_and_go_before_a_cl
     client = await collector_client()
     server = client.server.runner.server  # the HitServer
     await asyncio.sleep(0)
-    server.rounds.batching = True  # as after a round that answered several connections
+    server._batching = True  # as after a round that answered several connections
     connections = []
     for _ in range(collector.web.hit_server.SEND_GROUP + 2):
         connection = collector.web.hit_server.HitConnection(server)
@@ -615,14 +615,14 @@ async def test_under_load_answers_wait_for_the_round_in_order_and_go_before_a_cl
     assert transport.written[0].count(b"HTTP/1.1 204") == 4 and transport.written[0].endswith(b"Connection: close\r\n\r\n")
     await asyncio.sleep(0)  # the round ends
     assert [len(t.written) for _, t in connections] == [1] * (collector.web.hit_server.SEND_GROUP + 2)
-    assert not server.rounds.batching or server.rounds.answers == 0
+    assert not server._batching or server._round_answers == 0
 
 
 async def test_a_lone_answer_is_written_at_once(collector_client):
     client = await collector_client()
     server = client.server.runner.server
     await asyncio.sleep(0)
-    server.rounds.batching = False  # the last round answered one connection, or none
+    server._batching = False  # the last round answered one connection, or none
     connection = collector.web.hit_server.HitConnection(server)
     connection.connection_made(transport := RecordingTransport())
     connection.data_received(HIT.encode())
@@ -643,7 +643,7 @@ class LoggedTransport(RecordingTransport):
 
 def loaded_round(server, log: list[tuple[str, int]], count: int) -> list[tuple[collector.web.hit_server.HitConnection, LoggedTransport]]:
     """`count` connections of a server whose last round answered several (its answers wait)."""
-    server.rounds.batching = True
+    server._batching = True
     connections = []
     for number in range(count):
         connection = collector.web.hit_server.HitConnection(server)

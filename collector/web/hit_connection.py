@@ -37,9 +37,6 @@ UNSENT_MAX = 65536
 IDLE, HEAD, BODY = "idle", "head", "body"
 MAX_LENGTH_DIGITS = 18  # a longer Content-Length may not fit llhttp's 64 bits: aiohttp judges it
 INTERNAL_ERROR = Answer(500, b'{"error":"internal"}', "application/json")
-# Under load, answers are written in groups of at most this many connections: the wake-ups
-# are shared, and the first answer of a long round does not wait for the whole round.
-SEND_GROUP = 8
 # What _request gives instead of where the next request starts.
 HAND_OVER, NEED_MORE, CLOSED = -1, -2, -3
 
@@ -67,12 +64,6 @@ class Stats(Protocol):
     def hits(self) -> AnswerCounts: ...
 
 
-class Loop(Protocol):
-    """The event loop, as the rounds of answers use it."""
-
-    def call_soon(self, callback: Callable[[], None]) -> object: ...
-
-
 class Server(Protocol):
     """web/hit_server.py's HitServer, as its connections use it."""
 
@@ -80,7 +71,7 @@ class Server(Protocol):
     idle_deadline: float
     request_timeout: float
     fast_path: bool
-    rounds: AnswerRounds
+    _batching: bool
     connections: set[Any]
     fixed_answers: dict[int, bytes]
 
@@ -92,6 +83,9 @@ class Server(Protocol):
     def refuse(self, transport: Transport) -> None: ...
     # (object: a stand-in's result, e.g. a test's lambda, is not checked; it is not used)
     def hand_over(self, connection: HitConnection, data: bytes) -> object: ...
+    def send_soon(self, connection: HitConnection) -> None: ...
+    def hold(self, connection: HitConnection) -> None: ...
+    def write_held(self) -> None: ...
     def encode(self, answer: Answer, close: bool) -> bytes: ...
 
 
@@ -110,7 +104,6 @@ class HitConnection:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.rounds = server.rounds
         self.buffer = b""
         # Answers not written yet (the server writes them after this round of reads), and
         # which of them wait for their hits' journal write: (index in unsent, close, status).
@@ -149,7 +142,7 @@ class HitConnection:
     def send_unsent(self) -> None:
         """Write the answers waiting for the end of the round at once (their hits journaled first)."""
         if self.held:
-            self.rounds.write_held()
+            self.server.write_held()
         unsent = self.unsent
         if not unsent:
             return
@@ -170,7 +163,7 @@ class HitConnection:
     def _answered(self, answers_before: int) -> None:
         """This read added answers: written soon (send_soon), or now past UNSENT_MAX."""
         if not answers_before:
-            self.rounds.send_soon(self)
+            self.server.send_soon(self)
         if self.unsent_bytes > UNSENT_MAX:
             # A pipelining client: written now, so that the transport's flow control
             # (pause_writing) stops reading it within this round, as before.
@@ -245,7 +238,7 @@ class HitConnection:
         if ingest is None:  # made at startup, after the server: the same for every request
             ingest = self.ingest = server.ingest
         # Under load the answer waits for the round's end: so can the hit's journal write.
-        holding = ingest.holding = self.rounds.batching
+        holding = ingest.holding = server._batching
         held = ingest.held
         try:
             if method == b"GET" and not has_length:
@@ -281,7 +274,7 @@ class HitConnection:
         if encoded is None:
             encoded = server.encode(answer, close)
         if holding and ingest.held != held:  # this answer assumes its hit's journal write
-            self.rounds.hold(self)
+            server.hold(self)
             self.held.append((len(self.unsent), close, answer.status))
         self.unsent.append(encoded)
         self.unsent_bytes += len(encoded)
@@ -298,70 +291,3 @@ class HitConnection:
             self.deadline = self.server.now + self.server.request_timeout
         self.buffer = b""
         self.server.hand_over(self, rest)
-
-
-class AnswerRounds:
-    """A server's answers under load, written together at the end of each round of reads,
-    and the journal's one write of their hits before them (hit_server.py's docstring says
-    why and when). Here rather than in hit_server.py so that it is compiled: a connection
-    calls it once a read, and the loop once a round (issue 17).
-    """
-
-    def __init__(self, server: Server, loop: Loop | None) -> None:
-        self.server = server
-        self.loop = loop  # None outside a running loop (in-process benches): answers go at once
-        self.ingest: Ingest | None = None  # the server's, once it has been asked for (HitServer.ingest)
-        self.unsent: list[HitConnection] = []  # connections whose answers wait for this round's end
-        self.answers = 0  # connections answered in this round of reads
-        self.ending = False  # round_done is scheduled
-        self.batching = False  # the last round answered several: this one's answers wait for its end
-        self.held: list[HitConnection] = []  # connections with answers whose hits' journal records are held
-
-    def send_soon(self, connection: HitConnection) -> None:
-        """Write `connection`'s answers now, or, under load, with the round's others."""
-        loop = self.loop
-        if loop is None:
-            connection.send_unsent()
-            return
-        if not self.ending:
-            self.ending = True
-            loop.call_soon(self.round_done)
-        self.answers += 1
-        if not self.batching:
-            connection.send_unsent()
-            return
-        self.unsent.append(connection)
-        if len(self.unsent) >= SEND_GROUP:
-            self.send_answers()
-
-    def round_done(self) -> None:
-        self.ending = False
-        self.send_answers()
-        self.write_held()  # those of connections that went away meanwhile
-        self.batching = self.answers > 1
-        self.answers = 0
-
-    def send_answers(self) -> None:
-        unsent, self.unsent = self.unsent, []
-        for connection in unsent:
-            connection.send_unsent()
-
-    def hold(self, connection: HitConnection) -> None:
-        """`connection` now has an answer whose hit's journal record is held."""
-        if not connection.held:
-            self.held.append(connection)
-
-    def write_held(self) -> None:
-        """Journal the held hits (one write); if that fails, their answers become 503s."""
-        ingest = self.ingest
-        if not self.held and not (ingest is not None and ingest.held):
-            return
-        held, self.held = self.held, []
-        stored = True
-        try:
-            stored = self.server.ingest.write_held()
-        finally:  # also when counting raised (a bug, logged by the loop): no connection keeps stale notes
-            for connection in held:
-                if not stored:
-                    connection.refuse_held(self.server.encode)
-                connection.held = []

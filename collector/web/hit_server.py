@@ -62,13 +62,16 @@ from collector.settings import Settings
 from collector.web.appkeys import HTTP_STATS, INGEST, SETTINGS
 
 # The connection itself (compiled): re-exported, as the benches and tests take it from here.
-from collector.web.hit_connection import BODY, HEAD, IDLE, SEND_GROUP, AnswerRounds, HitConnection, Transport, close_now
+from collector.web.hit_connection import BODY, HEAD, IDLE, HitConnection, Transport, close_now
 from collector.web.http_limits import LOG_EVERY, DeadlinePassed, HttpStats, QuietClientErrors, connection_cap
 
-__all__ = ["SEND_GROUP", "HitConnection", "HitRunner", "HitServer"]
+__all__ = ["HitConnection", "HitRunner", "HitServer"]
 
 SWEEP_EVERY = 1.0  # the Date header's and the deadline sweep's clock tick
 
+# Under load, answers are written in groups of at most this many connections: the wake-ups
+# are shared, and the first answer of a long round does not wait for the whole round.
+SEND_GROUP = 8
 # At the cap, this share of the connections, the longest idle between requests, are
 # closed to make room (at most once a tick): idle keep-alive connections must not lock
 # new clients out for keepalive_timeout.
@@ -116,11 +119,17 @@ class HitServer:
         self.fixed_answers: dict[int, bytes] = {}
         self._ingest: Ingest | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        # Connections whose answers wait for the end of this round of reads (send_soon).
+        self._unsent: list[HitConnection] = []
+        self._round_answers = 0  # connections answered in this round of reads
+        self._round_ending = False  # _round_done is scheduled
+        self._batching = False  # the last round answered several: this one's answers wait for its end
+        # Connections with answers whose hits' journal records are held (write_held).
+        self._held: list[HitConnection] = []
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # made outside a running loop (in-process benches): answers go at once
-            loop = None
-        self.rounds = AnswerRounds(self, loop)  # under load, the round's answers and journal write
+            self._loop = None
         self._tick()
 
     # aiohttp's runner calls these on its server.
@@ -135,7 +144,7 @@ class HitServer:
         for connection in list(self.connections):
             connection.send_unsent()
             connection.transport.close()
-        self.rounds.write_held()  # those of connections that went away: stored, if never answered
+        self.write_held()  # those of connections that went away: stored, if never answered
         self.web.pre_shutdown()
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -153,7 +162,7 @@ class HitServer:
     @property
     def ingest(self) -> Ingest:
         if self._ingest is None:
-            self._ingest = self.rounds.ingest = self.app[INGEST]  # made at startup, after this server
+            self._ingest = self.app[INGEST]  # made at startup, after this server
         return self._ingest
 
     @property
@@ -182,6 +191,53 @@ class HitServer:
         self.stats.refused += 1
         transport.write(TOO_MANY_CONNECTIONS)
         transport.close()
+
+    def send_soon(self, connection: HitConnection) -> None:
+        """Write `connection`'s answers now, or, under load, with the round's others (the module docstring says why)."""
+        if self._loop is None:
+            connection.send_unsent()
+            return
+        if not self._round_ending:
+            self._round_ending = True
+            self._loop.call_soon(self._round_done)
+        self._round_answers += 1
+        if not self._batching:
+            connection.send_unsent()
+            return
+        self._unsent.append(connection)
+        if len(self._unsent) >= SEND_GROUP:
+            self._send_answers()
+
+    def _round_done(self) -> None:
+        self._round_ending = False
+        self._send_answers()
+        self.write_held()  # those of connections that went away meanwhile
+        self._batching = self._round_answers > 1
+        self._round_answers = 0
+
+    def hold(self, connection: HitConnection) -> None:
+        """`connection` now has an answer whose hit's journal record is held."""
+        if not connection.held:
+            self._held.append(connection)
+
+    def write_held(self) -> None:
+        """Journal the held hits (one write); if that fails, their answers become 503s."""
+        if not self._held and not (self._ingest is not None and self._ingest.held):
+            return
+        held, self._held = self._held, []
+        stored = True
+        try:
+            stored = self.ingest.write_held()
+        finally:  # also when counting raised (a bug, logged by the loop): no connection keeps stale notes
+            for connection in held:
+                if not stored:
+                    connection.refuse_held(self.encode)
+                connection.held = []
+
+    def _send_answers(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for connection in unsent:
+            connection.send_unsent()
 
     def hand_over(self, connection: HitConnection, data: bytes) -> None:
         """Give the connection, with `data` (from the start of a request on), to aiohttp.
