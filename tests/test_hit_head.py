@@ -19,7 +19,7 @@ from test_http_differential import CORPUS, HIT, hit, post
 from bench import traffic
 from bench.fuzz import raw_requests
 from bench.ippool import load_pool
-from collector.web.hit_head import JUDGED, MAX_HEADERS, NOT_FAST, READ, read_head, sender
+from collector.web.hit_head import JUDGED, MAX_HEADERS, NOT_FAST, PLAIN_NAMES, READ, read_head, sender
 
 FAST_HEAD = re.compile(
     rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
@@ -89,6 +89,21 @@ def test_heads_the_fast_path_serves_and_refuses():
     ):
         assert read(refused) is None, refused
         assert_read_alike(refused)
+
+
+def test_the_names_known_to_be_tokens_are_read_as_any_other_line():
+    """read_head skips the token check for the names of PLAIN_NAMES: each must be a token
+    (the regex's), not judged or read, and a hit with it — in any case, twice, beside a
+    judged line — is read as the regex reads it."""
+    token = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
+    for name in PLAIN_NAMES:
+        assert token.fullmatch(name) and name not in JUDGED + READ, name
+        for data in (
+            hit(name + b": 1\r\n"), hit(name.upper() + b":\r\n" + name.title() + b": a, b\r\n"),
+            hit(name + b": 1\r\nUpgrade: h2c\r\n"), hit(name + b" : 1\r\n"), hit(name + b"\x00: 1\r\n"),
+        ):
+            assert_read_alike(data)
+        assert read(hit(name + b": 1\r\n")) is not None
 
 
 def test_header_line_limit():
