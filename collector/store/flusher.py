@@ -487,6 +487,7 @@ class Flusher:
             self.stats.paced_seconds += pace.paused
 
     def _due_paced(self, batch: FlushBatch, pace: Pacer) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+        made_now = batch.parts is None  # a retry's parts were made, and packed, before
         if batch.parts is not None:
             parts = batch.parts
         elif batch.packed is not None:
@@ -498,7 +499,7 @@ class Flusher:
         if self.caps is not None:
             for part in parts:  # packed ones: a retry's, the caps' round trip having failed
                 self._add_questions(unpack(part) if isinstance(part, PackedSnapshot) else part, wanted, present, pace)
-        if batch.parts is None:
+        if made_now:
             _pack_all_but_first(parts, pace)
         return parts, (wanted, present)
 
