@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,18 @@ async def test_api_collector_and_metrics_say_whether_native(collector_client):
     assert total(await scrape(client), "edubeacon_native_modules") == int(native.in_use())
 
 
-def _run_copy(tmp_path: Path, edit: bool) -> list[str]:
-    """A copy of the installed package (its .so files included), one source edited or
+def _edit_a_source(package: Path) -> None:
+    with (package / "hit" / "caps.py").open("a", encoding="utf-8") as f:
+        f.write("\n# edited after the build\n")
+
+
+def _run_copy(tmp_path: Path, change: Callable[[Path], None] | None = None) -> list[str]:
+    """A copy of the installed package (its .so files included), changed by `change` or
     not, imported by a fresh interpreter: [native in use, where ingest was loaded from,
     whether the re-send record is the compiled one]."""
     shutil.copytree(PACKAGE, tmp_path / "collector", ignore=shutil.ignore_patterns("__pycache__"))
-    if edit:
-        with (tmp_path / "collector" / "hit" / "caps.py").open("a", encoding="utf-8") as f:
-            f.write("\n# edited after the build\n")
+    if change is not None:
+        change(tmp_path / "collector")
     code = ("from collector import native; import collector.hit.ingest as i; from collector.hit import remarks;"
             " print(native.in_use()); print(i.__file__); print(remarks.RecentIds().table is not None)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
@@ -79,7 +84,18 @@ def _run_copy(tmp_path: Path, edit: bool) -> list[str]:
 def test_an_edited_source_runs_as_python_not_its_stale_build(tmp_path):
     """An editable install keeps the .so beside the .py: after an edit, the old compiled
     code must not run (tests included). Every listed module then loads from source."""
-    assert _run_copy(tmp_path / "as_built", edit=False)[::2] == ["True", "True"]
-    in_use, ingest_file, compiled_record_used = _run_copy(tmp_path / "edited", edit=True)
+    assert _run_copy(tmp_path / "as_built")[::2] == ["True", "True"]
+    in_use, ingest_file, compiled_record_used = _run_copy(tmp_path / "edited", _edit_a_source)
+    assert in_use == "False" and compiled_record_used == "False"
+    assert ingest_file.endswith("ingest.py")
+
+
+@pytest.mark.skipif(not native.in_use(), reason="the install compiled nothing (no mypyc or no C compiler)")
+def test_an_install_without_a_c_source_runs_as_python_not_failing_to_import(tmp_path):
+    """native.py hashes each C module's source at import: an install that left one out
+    (the package data once lacked hit/_id_table.c) cannot tell its build current, so it
+    runs as Python — it must still import (it raised FileNotFoundError)."""
+    in_use, ingest_file, compiled_record_used = _run_copy(
+        tmp_path, lambda package: (package / native.C_MODULES["collector.hit._id_table"]).unlink())
     assert in_use == "False" and compiled_record_used == "False"
     assert ingest_file.endswith("ingest.py")
