@@ -73,11 +73,21 @@ NATIVE_MODULES = (
 )
 
 # Written in C, built beside the mypyc modules (setup.py) and only with them: mypyc has no
-# native fixed array of int64 (hit/_id_table.c says why). The module that imports it keeps
+# native fixed array of int64 (hit/_id_table.c says why). The module that imports each keeps
 # a pure-Python fallback. By module name: its source, in the package.
 C_MODULES = {
     "collector.hit._id_table": "hit/_id_table.c",
+    "collector.hit._visit_table": "hit/_visit_table.c",
 }
+
+
+def c_module(name: str) -> ModuleType | None:
+    """One of C_MODULES, imported; None when it was not built, or its build is stale (then
+    prefer_sources_when_stale refuses it): its importer keeps its pure-Python form."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def compiled_modules() -> list[str]:

@@ -8,9 +8,9 @@ day's flags against the day's events.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from collector.native import c_module
 from collector.untracked import untracked_set
 
 if TYPE_CHECKING:
@@ -93,9 +93,5 @@ class RecentIds:
 def compiled_record() -> type[IdGenerations] | None:
     """The compiled record's type; None when it was not built (or its build is stale:
     collector/native.py then refuses it, and RecentIds keeps the sets)."""
-    try:
-        module = importlib.import_module("collector.hit._id_table")
-    except ImportError:
-        return None
-    record: type[IdGenerations] = module.IdGenerations
-    return record
+    module = c_module("collector.hit._id_table")
+    return None if module is None else module.IdGenerations
