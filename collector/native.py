@@ -77,6 +77,7 @@ NATIVE_MODULES = (
 # a pure-Python fallback. By module name: its source, in the package.
 C_MODULES = {
     "collector.hit._id_table": "hit/_id_table.c",
+    "collector._untrack": "_untrack.c",
 }
 
 

@@ -20,6 +20,8 @@ it again); a dict is tracked again when an item that may be tracked goes in.
 from __future__ import annotations
 
 import ctypes
+import importlib
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 _GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
@@ -29,10 +31,25 @@ _GC_UNTRACK.restype = None
 Container = TypeVar("Container")
 
 
-def untracked(container: Container) -> Container:
+def untracked_by_ctypes(container: Container) -> Container:
     """`container`, no longer walked by the garbage collector (see the module's doc)."""
     _GC_UNTRACK(container)
     return container
+
+
+def _compiled() -> Callable[[Any], Any] | None:
+    """collector/_untrack.c's `untracked` (the same call, without ctypes and a Python frame:
+    ~0.3 µs less, once per new cube cell of a snapshot); None when it was not built (or its
+    build is stale: collector/native.py then refuses it)."""
+    try:
+        module = importlib.import_module("collector._untrack")
+    except ImportError:
+        return None
+    compiled: Callable[[Any], Any] = module.untracked
+    return compiled
+
+
+untracked: Callable[[Container], Container] = _compiled() or untracked_by_ctypes
 
 
 def untracked_set() -> set[Any]:
