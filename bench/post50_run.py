@@ -77,6 +77,10 @@ def one_run(duration: float, workdir: Path) -> dict:
         # The most events waiting for Redis at once, and those left to the journal and
         # rebuilt from it when due (past memory_max_cells; None: a tree that does not count them).
         "max_queued_events": max(queued, default=0), "events_rebuilt": backlog.get("events_rebuilt"),
+        # Who built the flush's parts: the build process, or the flusher's thread (and why).
+        "parts_apart": backlog.get("flush_parts_built_apart"),
+        "parts_in_thread": {key.rpartition("_")[2]: n for key, n in backlog.items()
+                            if key.startswith("flush_parts_built_in_thread_") and n},
         # The worker's event loop thread (hits, the loop, the flush's coroutines), run and catch-up.
         "loop_cpu_us_per_event": round(loop_cpu / max(row["events"], row["counted_events"] or 0) * 1e6, 1),
     }

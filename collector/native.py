@@ -78,6 +78,7 @@ NATIVE_MODULES = (
 C_MODULES = {
     "collector.hit._id_table": "hit/_id_table.c",
     "collector.hit._visit_table": "hit/_visit_table.c",
+    "collector._untrack": "_untrack.c",
 }
 
 

@@ -20,7 +20,10 @@ it again); a dict is tracked again when an item that may be tracked goes in.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any, TypeVar
+
+from collector.native import c_module
 
 _GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
 _GC_UNTRACK.argtypes = (ctypes.py_object,)
@@ -29,10 +32,21 @@ _GC_UNTRACK.restype = None
 Container = TypeVar("Container")
 
 
-def untracked(container: Container) -> Container:
+def untracked_by_ctypes(container: Container) -> Container:
     """`container`, no longer walked by the garbage collector (see the module's doc)."""
     _GC_UNTRACK(container)
     return container
+
+
+def _compiled() -> Callable[[Any], Any] | None:
+    """collector/_untrack.c's `untracked` (the same call, without ctypes and a Python frame:
+    ~0.3 µs less, once per new cube cell of a snapshot); None when it was not built (or its
+    build is stale: collector/native.py then refuses it)."""
+    module = c_module("collector._untrack")
+    return None if module is None else module.untracked
+
+
+untracked: Callable[[Container], Container] = _compiled() or untracked_by_ctypes
 
 
 def untracked_set() -> set[Any]:

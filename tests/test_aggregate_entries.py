@@ -50,3 +50,20 @@ def test_the_session_kept_is_a_copy_that_later_events_merge_into():
     _, kept = aggregator.drain().sessions[("a", "s1")]
     assert (kept.ws, kept.started) == (60, 1)
     assert (first.ws, later.started) == (10, 0)  # the hits' own facts unchanged: the journal replays them
+
+
+def test_event_ids_go_to_the_snapshot_current_when_counted():
+    """The ids of a request's (app, minute) are appended to the list of the last hit's, kept
+    across hits (Aggregator.count): a drain in between starts the new snapshot's own list,
+    and a hit of another app or minute gets its own."""
+    aggregator = Aggregator()
+    aggregator.count(a_hit()._replace(event_id="e1"))
+    aggregator.count(a_hit()._replace(event_id="e2"))
+    first = aggregator.drain()
+    aggregator.count(a_hit()._replace(event_id="e3"))
+    aggregator.count(a_hit()._replace(event_id="e4", app="b"))
+    aggregator.count(a_hit()._replace(event_id="e5", minute=29_000_001))
+    aggregator.count(a_hit()._replace(event_id="e6"))
+    second = aggregator.drain()
+    assert first.event_ids == {("a", 29_000_000): ["e1", "e2"]}
+    assert second.event_ids == {("a", 29_000_000): ["e3", "e6"], ("b", 29_000_000): ["e4"], ("a", 29_000_001): ["e5"]}

@@ -257,3 +257,19 @@ def test_the_guard_keeps_its_memory_bounded():
     assert len(guard) == 100 and guard.unjudged == 900 and all(verdicts)
     guard.at(2)
     assert len(guard) == 0
+
+
+def test_a_visitor_of_the_last_minute_is_judged_again_in_a_new_one():
+    """UvGuard.suspects answers a hit whose identities are the last hit's without judging
+    them again; a new minute forgets that too, so the visitor takes its place among the
+    minute's identities (here the one a threshold of 1 allows) before another's."""
+    guard = UvGuard(threshold=1)
+    visitor, other = b"visitor-key", b"other-key"
+    guard.at(1)
+    assert guard.suspects("10.0.0.1", visitor, "v1", None) == ()
+    assert guard.suspects("10.0.0.1", visitor, "v1", None) == ()
+    guard.at(2)
+    assert guard.suspects("10.0.0.1", visitor, "v1", None) == ()
+    assert guard.suspects("10.0.0.1", other, "v1", None) == ("visitor",)
+    assert guard.suspects("10.0.0.1", visitor, "v2", None) == ("vid",)
+    assert guard.suspects("10.0.0.2", visitor, "v1", None) == ()

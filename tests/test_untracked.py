@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 
+from collector import native, untracked
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
 from collector.hit.caps import CardinalityCaps
@@ -78,3 +79,20 @@ def test_the_days_capped_values_are_not_walked_by_the_garbage_collector():
     assert admitted[:3] == [f"https://school.example/p{n}" for n in range(3)] and admitted[3] != admitted[0]
     (day,) = caps._admitted.values()
     assert len(day.held) == 3 and not gc.is_tracked(day.held) and not gc.is_tracked(day.refused)
+
+
+def test_the_c_untracked_and_the_ctypes_one_do_the_same():
+    """collector/_untrack.c's `untracked`, used when built, is the ctypes call without its
+    cost: the container itself back, untracked; an object without a GC header as it is."""
+    forms = [untracked.untracked_by_ctypes]
+    if native.in_use():
+        assert untracked.untracked is not untracked.untracked_by_ctypes  # the C one, built with the rest
+        forms.append(untracked.untracked)
+    for form in forms:
+        for container in ([1, 2], {"a", "b"}, ["x"]):
+            assert gc.is_tracked(container)
+            assert form(container) is container and not gc.is_tracked(container)
+            assert form(container) is container and not gc.is_tracked(container)  # already untracked: no harm
+    if native.in_use():
+        number = 10**30  # (never given to the ctypes form: it would untrack what has no GC header)
+        assert untracked.untracked(number) is number

@@ -217,6 +217,12 @@ class Aggregator:
         # current snapshot's entries, each kept once: value -> itself. Emptied at each
         # drain, so it holds no more than the snapshot's entries do.
         self._plain_values: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The current snapshot's event ids of the last hit's app and minute: a request's
+        # hits nearly all share them, and its minute object (hit/ingest.py _minute_object),
+        # so they skip the (app, minute) tuple and its lookup. Reset at each drain.
+        self._last_ids: list[str] = []
+        self._last_ids_app = ""
+        self._last_ids_minute: Any = None
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -225,9 +231,14 @@ class Aggregator:
                 snap.resent.append(hit)
                 snap.events += 1
                 return
-            ids = snap.event_ids.get((hit.app, _minute_of(hit)))
-            if ids is None:
-                ids = snap.event_ids[(hit.app, _minute_of(hit))] = []
+            app, minute = hit.app, _minute_of(hit)
+            ids = self._last_ids
+            if minute is not self._last_ids_minute or app != self._last_ids_app:
+                found = snap.event_ids.get((app, minute))
+                if found is None:
+                    found = snap.event_ids[(app, minute)] = []
+                ids = found
+                self._last_ids, self._last_ids_app, self._last_ids_minute = ids, app, minute
             ids.append(hit.event_id)
         key = _cell_of(hit)
         sums = snap.cube.get(key)
@@ -303,6 +314,7 @@ class Aggregator:
         """Hand over everything counted so far and start afresh (no await: atomic)."""
         snap, self._current = self._current, Snapshot()
         self._plain_values = {}
+        self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap
