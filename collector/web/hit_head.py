@@ -96,34 +96,33 @@ def read_head(buffer: bytes, pos: int, end: int) -> Head | None:
         return None
     fields = buffer[line_end:end]  # every line after CRLF
     lower = fields.lower()
-    separators = lower.count(b"\r\n")
+    lines = lower.split(b"\r\n")
+    separators = len(lines) - 1
     # Beyond the CRLFs, no CR, LF or other control byte anywhere in the header lines.
     if separators > MAX_HEADERS or len(lower.translate(None, FIELD_BYTES)) != 2 * separators:
         return None
     values: dict[bytes, bytes] = {}
     forwarded: list[bytes] = []
-    if not _read_lines(fields, lower, values, forwarded):
+    if not _read_lines(fields, lines, values, forwarded):
         return None
     return request[0], request[1], lower, values, forwarded
 
 
-def _read_lines(fields: bytes, lower: bytes, values: dict[bytes, bytes], forwarded: list[bytes]) -> bool:
-    """Judge the header lines `fields` (each after its CRLF; `lower` is them lower-cased) and
-    keep the values read into `values` and `forwarded`; False when the fast path does not
-    serve the head (see the module docstring)."""
+def _read_lines(fields: bytes, lines: list[bytes], values: dict[bytes, bytes], forwarded: list[bytes]) -> bool:
+    """Judge the header lines `fields` (each after its CRLF; `lines`: them lower-cased and
+    split at CRLF, the first one empty) and keep the values read into `values` and
+    `forwarded`; False when the fast path does not serve the head (module docstring)."""
     judged: set[bytes] = set()
-    # Each line is found in place (C scans with bounds), not split out: a head's ten or so
-    # lines were each a bytes object made and freed per hit, and their list (issue 17).
-    size = len(lower)
-    start = 2  # where the line starts in `fields`, after its CRLF
-    while start <= size:
-        stop = lower.find(b"\r\n", start)
-        if stop < 0:
-            stop = size
-        colon = lower.find(b":", start, stop)
-        if colon <= start:  # no colon, or an empty name
+    start = 0  # where `line` starts in `fields`
+    # (Finding each line in place instead of splitting was tried: bytes.find with bounds is
+    # no mypyc primitive, and its boxed positions past 256 cost more objects than the lines.)
+    for index in range(1, len(lines)):  # (not lines[1:]: a list made per hit)
+        line = lines[index]
+        start += 2
+        colon = line.find(b":")
+        if colon < 1:
             return False
-        name = lower[start:colon]
+        name = line[:colon]
         kind = LINE_KIND.get(name, 0)
         if not kind:  # (the names of LINE_KIND are tokens)
             if not _is_token(name):
@@ -136,8 +135,8 @@ def _read_lines(fields: bytes, lower: bytes, values: dict[bytes, bytes], forward
                     return False
                 judged.add(name)
             if kind >= JUDGE_AND_READ:
-                _keep(kind, name, _stripped(fields, colon + 1, stop), values, forwarded)
-        start = stop + 2
+                _keep(kind, name, _stripped(fields, start + colon + 1, start + len(line)), values, forwarded)
+        start += len(line)
     return HOST in judged
 
 
