@@ -157,7 +157,10 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         elif kind is int:  # bool is an int subclass, not int: excluded on purpose
             bounds = INT_FIELDS.get(name)
             if bounds is not None:
-                if not bounds[0] <= value <= bounds[1]:
+                # Compared as a C integer: `value` compared as an object boxed each bound
+                # past 256 into a new int object, per integer field of every event.
+                number: int = value
+                if not bounds[0] <= number <= bounds[1]:
                     found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
                 continue
         _field_problem(event, name, value, found)
