@@ -30,7 +30,7 @@ from collector.features.pages import language_of
 from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, header_host, url_host
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
-from collector.hit.protocol import Problem, from_query, parse_body, usable_app_key, validate_event
+from collector.hit.protocol import Problem, parse_body, query_event, usable_app_key, validate_event
 from collector.hit.ratelimit import APP_LIMIT, REASONS, RateLimits
 from collector.hit.record import NO_VISIT, Hit
 from collector.hit.remarks import RecentIds, outside_window
@@ -164,7 +164,8 @@ class Ingest:
         self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
         origin: str | None = None, referer: str | None = None,
     ) -> Answer:
-        """A GET pixel: one event in the (decoded) query parameters."""
+        """A GET pixel: one event in the (decoded) query parameters; `query` becomes the
+        event (protocol.query_event): the caller does not keep it."""
         refusal = self._cannot_take()
         if refusal is not None:
             return refusal
@@ -173,7 +174,7 @@ class Ingest:
         limited = self._client_limited(ip, ua, now)
         if limited is not None:
             return limited  # to an image beacon too: onerror keeps the event for later
-        event, problems = from_query(query)
+        event, problems = query_event(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
             app = self._app_of(event, now, counted=self.apps_counted)

@@ -157,7 +157,10 @@ def validate_event(event: object, index: int | None = None) -> list[Problem]:
         elif kind is int:  # bool is an int subclass, not int: excluded on purpose
             bounds = INT_FIELDS.get(name)
             if bounds is not None:
-                if not bounds[0] <= value <= bounds[1]:
+                # Compared as a C integer: `value` compared as an object boxed each bound
+                # past 256 into a new int object, per integer field of every event.
+                number: int = value
+                if not bounds[0] <= number <= bounds[1]:
                     found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
                 continue
         _field_problem(event, name, value, found)
@@ -374,30 +377,41 @@ def _is_integer_text(text: str) -> bool:
 
 
 def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
-    """An event from GET parameters: integers and `p` are decoded from their text."""
-    # Most parameters are text kept as sent: the event starts as a copy of the query (one
-    # C copy, no per-key store or resize), and only integers and `p` are replaced, or
-    # dropped when they are refused.
-    event: Event = dict(query)
+    """An event from GET parameters: integers and `p` are decoded from their text.
+    `query` is left as it is (query_event makes the event of a dict it may change)."""
+    return query_event(dict(query))
+
+
+def query_event(query: dict[str, Any]) -> tuple[Event, list[Problem]]:
+    """from_query, made of `query` itself (decode_query's dict, which the caller drops):
+    the GET path's, with no copy of the parameters (issue 17).
+
+    Most parameters are text kept as sent: only integers and `p` are replaced in place
+    (same keys, same order), or removed when they are refused, after the walk (a dict may
+    not change its size while it is walked)."""
     problems: list[Problem] = []
+    refused: list[str] = []
+    text: str  # decode_query's values are text
     for name, text in query.items():
         if name in INT_FIELDS:
             if not _is_integer_text(text):
-                del event[name]
+                refused.append(name)
                 problems.append(Problem(0, name, "wrong_type", "expected an integer"))
             elif len(text) > _INTEGER_DIGITS_MAX:
-                del event[name]
+                refused.append(name)
                 lo, hi = INT_FIELDS[name]
                 problems.append(Problem(0, name, "out_of_range", f"must be {lo}..{hi}"))
             else:
-                event[name] = int(text)
+                query[name] = int(text)
         elif name == "p":
             try:
-                event[name] = orjson.loads(text)
+                query[name] = orjson.loads(text)
             except orjson.JSONDecodeError:
-                del event[name]
+                refused.append(name)
                 problems.append(Problem(0, "p", "malformed_json", "p must be a JSON object"))
-    return event, problems
+    for name in refused:
+        del query[name]
+    return query, problems
 
 
 def _json_type(value: object) -> str:
