@@ -153,8 +153,8 @@ class Settings:
         "ones count unjudged (/api/collector uv_suspect.unjudged)"
     )
     visit_tracker_visitors: int = _setting(
-        100000, "visitors of bare pixels (no session ordinal sn) remembered per worker to infer visits (~110 bytes "
-        "each); past it those idle over session_timeout, else the oldest half, are forgotten"
+        100000, "visitors of bare pixels (no session ordinal sn) remembered per worker to infer visits (~42 bytes "
+        "each compiled, ~125 as pure Python); past it those idle over session_timeout, else the oldest half, are forgotten"
     )
     recent_event_ids: int = _setting(
         100000, "event ids per worker remembered to flag a repeated id (flagged:repeated_id; ~20 bytes each "
