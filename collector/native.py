@@ -79,6 +79,7 @@ C_MODULES = {
     "collector.hit._id_table": "hit/_id_table.c",
     "collector.hit._visit_table": "hit/_visit_table.c",
     "collector._untrack": "_untrack.c",
+    "collector.hit._query": "hit/_query.c",
 }
 
 

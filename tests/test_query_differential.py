@@ -183,3 +183,79 @@ def test_the_comparison_fails_on_a_difference(decode, make_event):
     with pytest.raises(AssertionError):
         for _ in range(2000):
             assert_same(random_query(rng), decode, (make_event,))
+
+
+# ---- the C decoder (hit/_query.c): a GET hit's target, by decode_target_query -------------
+
+compiled_only = pytest.mark.skipif(protocol._ASCII_QUERY is None, reason="the install compiled nothing")
+
+
+def assert_target_same(raw: str) -> None:
+    """decode_target_query of `raw` as a request target's bytes (after "/c?", and alone)
+    against the specification; the C decoder itself answers for ASCII text only."""
+    target = raw.encode("utf-8", "surrogatepass")
+    expected = list(spec_decode_query(target.decode("utf-8", "replace")).items())
+    for prefix in (b"/c?", b""):
+        assert list(protocol.decode_target_query(prefix + target, len(prefix)).items()) == expected, raw
+        if protocol._ASCII_QUERY is not None:
+            decoded = protocol._ASCII_QUERY(prefix + target, len(prefix))
+            if target.partition(b"#")[0].isascii():
+                assert decoded is not None and list(decoded.items()) == expected, raw
+            else:
+                assert decoded is None, raw
+
+
+HOSTILE = [
+    "", "&", "&&", "=", "==", "a", "a=", "=v", "a=1&", "&a=1", "a=1&&b=2", "#", "a=1#b=2", "#a=1", "a=1&#", "a&b&a",
+    "u=https%3A%2F%2Fx.edu%2Fc%3Fid%3D7%26tab%3D2%3Bx%23y&k=a%26b%3Dc%2Bd+e", "k=1&k=2&k", "k&k=2",
+    "n=%FF%E4%B8%AD%E4%B8&r=%ZZ%&k=1&k=2&flag&=v", "sw=wide&p={oops", "sw=-0012", "sw=" + "9" * 5000,
+    "ti=" + "%E4%B8%AD" * 170, "ti=" + "%E4%B8%AD" * 171, "cs=UTF%2D8", "cs=" + "%41" * 11, "cs=" + "%41" * 10 + "%4",
+    "ti+=a", "%74i=%41", "%74i=" + "%41" * 171, "t%69=%41", "k=a&t=pageview&u=https://e.edu/&sw=1920&p=" + quote('{"x": 1}'),
+    "a=%00&b=%ED%A0%80&c=%C0%AF&d=%F4%90%80%80&e=%F0%9F%98&f=%E0%80%80&g=%80&h=%C3%28&i=%C3%A9x%A9",
+    "u=" + "%41" * 3000, "u=" + "%E4%B8%AD" * 1000 + "+" * 100, "r=" + "x" * 9000 + "%", "%" * 7 + "=" + "+" * 7,
+    "k=%", "k=%2", "k=%2G", "k=%g2", "k=%%41", "k=%4%41", "k=+%2B+", "k=%2b%2B%2b", "k=%E4+%B8%AD", "k=%E4%2", "a=b=c&=&==",
+    "k=a#%FF", "k=é", "k=\x00", "\x00=\x00", "k=%E4%B8%AD#中", "ti=中", "中=1", "k=\ud800",
+]
+
+
+@compiled_only
+def test_the_c_decoder_decodes_the_hostile_cases_as_the_specification():
+    for raw in HOSTILE:
+        assert_target_same(raw)
+
+
+def test_a_targets_query_decodes_as_the_specification():
+    """With the C decoder or without it (a pure install): random and fuzzed queries."""
+    rng = random.Random(16)
+    for _ in range(20000):
+        assert_target_same(random_query(rng))
+    parts = fuzz.Parts.drawn(16, size=100)
+    for _ in range(2000):
+        assert_target_same(fuzz.query(parts, rng).split(b" ", 2)[1].partition(b"?")[2].decode("utf-8", "replace"))
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.lists(st.sampled_from([*PIECES, *NAMES, *VALUES]), max_size=40).map("".join),
+       st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40))
+def test_drawn_targets_decode_as_the_specification(pieces, ascii_text):
+    assert_target_same(pieces)
+    assert_target_same(ascii_text)
+
+
+@compiled_only
+def test_the_c_decoder_gives_the_protocols_own_names_and_refuses_bad_calls():
+    query = protocol._ASCII_QUERY(b"/c?k=a&sw=1&zz=2", 3)
+    assert query is not None
+    own = {name: name for name in (*STRING_FIELDS, *INT_FIELDS)}
+    assert [own.get(name) is name for name in query] == [True, True, False]
+    with pytest.raises(ValueError):
+        protocol._ASCII_QUERY(b"k=1", 4)
+    with pytest.raises(ValueError):
+        protocol._ASCII_QUERY(b"k=1", -1)
+    with pytest.raises(TypeError):
+        protocol._ASCII_QUERY("k=1", 0)  # type: ignore[arg-type]
+
+
+def test_the_c_decoder_is_built_with_the_compiled_modules():
+    from collector import native
+    assert (protocol._ASCII_QUERY is not None) == native.in_use()

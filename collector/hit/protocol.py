@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 
 import orjson
 
+from collector.native import c_module
 from collector.store import names
 
 # An event as JSON decodes it: a JSON object, its values of any JSON type until validated.
@@ -362,6 +363,35 @@ def decode_query(raw: str) -> dict[str, str]:
             value = _unquote(value)
         query[name] = value
     return query
+
+
+def _ascii_query_decoder() -> Callable[[bytes, int], dict[str, str] | None] | None:
+    """hit/_query.c's decoder (decode_query in C, for ASCII text) as a bound method; None
+    when it was not built or its build is stale (collector/native.py). The names it gives
+    as the protocol's own str objects are the fields' (and `p`, `img`): their hashes are
+    kept, and later look-ups of the same names find them by identity."""
+    module = c_module("collector.hit._query")
+    if module is None:
+        return None
+    known = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
+    decoder = module.QueryDecoder(known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS})
+    decode: Callable[[bytes, int], dict[str, str] | None] = decoder.decode
+    return decode
+
+
+_ASCII_QUERY: Final = _ascii_query_decoder()
+
+
+def decode_target_query(target: bytes, start: int) -> dict[str, str]:
+    """decode_query(target[start:].decode("utf-8", "replace")): a GET hit's request target
+    from its query on. By hit/_query.c when built and the text is ASCII (the fast path's
+    request line admits nothing else), which makes no str of the whole and no slice a
+    parameter beside its name and value (issue 17)."""
+    if _ASCII_QUERY is not None:
+        query = _ASCII_QUERY(target, start)
+        if query is not None:
+            return query
+    return decode_query(target[start:].decode("utf-8", "replace"))
 
 
 # An integer in a query string: what JSON would take, decimal ASCII digits with an

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from collector.hit.ingest import Answer
-from collector.hit.protocol import decode_query
+from collector.hit.protocol import decode_target_query
 
 MAX_HEADERS: Final = 128  # aiohttp's limit: a head with more header lines is refused
 # The bytes allowed in a request line's target, and in a header line (before splitting
@@ -208,6 +208,6 @@ class HitTaker(Protocol):
 
 def get_hit(ingest: HitTaker, target: bytes, peer: str | None, values: dict[bytes, bytes], forwarded: list[bytes]) -> Answer:
     """A GET hit's answer: its query decoded, its sender's headers given as Ingest takes them."""
-    query = decode_query(target[3:].decode("utf-8", "replace"))
+    query = decode_target_query(target, 3)
     forwarded_for, ua, mobile, origin, referer = sender(values, forwarded)
     return ingest.hit_query(query, peer, forwarded_for, ua, mobile, origin, referer)

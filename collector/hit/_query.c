@@ -1,0 +1,306 @@
+/* A GET hit's query string decoded in C (hit/protocol.py decode_ascii_query; issue 17, GET
+ * hits/s).
+ *
+ * hit/protocol.py decode_query, compiled by mypyc, still made each name and value by a str
+ * slice after two str.find calls and four `in` tests, and decoded the whole target to str
+ * first: ~27,000 instructions of a realistic hit's ~235,000 (bench/RESULTS.md, session 16).
+ * Here one pass over the target's bytes finds the '&', '=', '%' and '+' of each parameter;
+ * a name the protocol knows is the protocol's own str object (no copy, its hash kept), a
+ * plain value is one ASCII str, and a value with escapes is unquoted here.
+ *
+ * Only ASCII targets are decoded (the fast path's request line admits nothing else:
+ * web/hit_head.py TARGET_BYTES); for any other byte `decode` answers None and the caller
+ * uses decode_query. The result is decode_query's, key for key and in the same order
+ * (tests/test_query_differential.py runs both on hostile and random queries):
+ * - split at '&' only; a '#' ends the query; empty parameters are skipped; a name without
+ *   '=' has the value ""; the last value of a name wins (at the first one's place);
+ * - '+' is a space, "%XX" (either case) is the byte XX, a '%' not followed by two hex
+ *   digits is kept as it is, and the bytes are then read as UTF-8 with U+FFFD for each
+ *   maximal invalid part — what yarl's unquoter (decode_query's) gives for ASCII text;
+ * - a value of a kept-encoded field (`kept_encoded`: name -> its cap) is left as sent
+ *   when it is no longer than its cap.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
+#define STACK_BYTES 2048
+
+typedef struct {
+    Py_ssize_t length;    /* 0: an empty slot */
+    const char *chars;    /* the name's ASCII characters (owned by `name`) */
+    PyObject *name;
+} Known;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *kept_encoded; /* dict: name -> the longest value kept encoded */
+    Known known[KNOWN_SLOTS];
+} QueryDecoder;
+
+/* What a byte of the query means to the scan: 0 for most. */
+enum { PLAIN = 0, AMPERSAND, EQUALS, ESCAPE, NOT_ASCII };
+static unsigned char byte_kind[256];
+static signed char hex_value[256];
+
+static size_t known_slot(const char *chars, Py_ssize_t length) {
+    return ((size_t)length * 31u + (unsigned char)chars[0] * 7u + (unsigned char)chars[length - 1]) & (KNOWN_SLOTS - 1);
+}
+
+/* The protocol's str for this name, borrowed; NULL when it is not one it knows. */
+static PyObject *known_name(const QueryDecoder *self, const char *chars, Py_ssize_t length) {
+    if (length == 0) {
+        return NULL;
+    }
+    for (size_t at = known_slot(chars, length);; at = (at + 1) & (KNOWN_SLOTS - 1)) {
+        const Known *known = &self->known[at];
+        if (known->length == 0) {
+            return NULL;
+        }
+        if (known->length == length && memcmp(known->chars, chars, (size_t)length) == 0) {
+            return known->name;
+        }
+    }
+}
+
+static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"names", "kept_encoded", NULL};
+    PyObject *names, *kept_encoded;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!", keywords, &names, &PyDict_Type, &kept_encoded)) {
+        return -1;
+    }
+    if (self->kept_encoded != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "QueryDecoder is initialised once");
+        return -1;
+    }
+    PyObject *sequence = PySequence_Fast(names, "names must be a sequence of str");
+    if (sequence == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    if (count > KNOWN_SLOTS / 2) {
+        Py_DECREF(sequence);
+        PyErr_SetString(PyExc_ValueError, "too many names");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PySequence_Fast_GET_ITEM(sequence, i);
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name) || PyUnicode_GET_LENGTH(name) == 0) {
+            Py_DECREF(sequence);
+            PyErr_SetString(PyExc_ValueError, "names must be non-empty ASCII str");
+            return -1;
+        }
+        const char *chars = (const char *)PyUnicode_DATA(name);
+        Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+        if (known_name(self, chars, length) != NULL) {
+            continue; /* named twice */
+        }
+        size_t at = known_slot(chars, length);
+        while (self->known[at].length != 0) {
+            at = (at + 1) & (KNOWN_SLOTS - 1);
+        }
+        Py_INCREF(name);
+        self->known[at] = (Known){length, chars, name};
+    }
+    Py_DECREF(sequence);
+    Py_INCREF(kept_encoded);
+    self->kept_encoded = kept_encoded;
+    return 0;
+}
+
+static void QueryDecoder_dealloc(QueryDecoder *self) {
+    for (size_t at = 0; at < KNOWN_SLOTS; at++) {
+        Py_XDECREF(self->known[at].name);
+    }
+    Py_XDECREF(self->kept_encoded);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The text of ASCII `chars` with '+' a space and "%XX" escapes decoded, read as UTF-8. */
+static PyObject *unquoted(const char *chars, Py_ssize_t length) {
+    char stack[STACK_BYTES] = {0};
+    char *bytes = length <= STACK_BYTES ? stack : PyMem_Malloc((size_t)length);
+    if (bytes == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t out = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        char c = chars[i];
+        if (c == '+') {
+            bytes[out++] = ' ';
+        } else if (c == '%' && i + 2 < length && hex_value[(unsigned char)chars[i + 1]] >= 0
+                   && hex_value[(unsigned char)chars[i + 2]] >= 0) {
+            bytes[out++] = (char)(hex_value[(unsigned char)chars[i + 1]] << 4 | hex_value[(unsigned char)chars[i + 2]]);
+            i += 2;
+        } else {
+            bytes[out++] = c;
+        }
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(bytes, out, "replace");
+    if (bytes != stack) {
+        PyMem_Free(bytes);
+    }
+    return text;
+}
+
+/* The parameter's value as decode_query makes it: left as sent for a kept-encoded field
+ * within its cap, else unquoted when it has an escape or '+'. */
+static PyObject *value_text(const QueryDecoder *self, PyObject *name, const char *chars, Py_ssize_t length, int escaped) {
+    if (!escaped) {
+        return PyUnicode_DecodeASCII(chars, length, NULL);
+    }
+    PyObject *cap = PyDict_GetItemWithError(self->kept_encoded, name);
+    if (cap != NULL) {
+        Py_ssize_t most = PyLong_AsSsize_t(cap);
+        if (most == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (length <= most) {
+            return PyUnicode_DecodeASCII(chars, length, NULL);
+        }
+    } else if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return unquoted(chars, length);
+}
+
+/* decode(raw, start): the parameters of raw[start:], an ASCII query string; None when it
+ * has a byte that is not ASCII (decode_query then decodes it). */
+static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode(raw: bytes, start: int)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (start < 0 || start > size) {
+        PyErr_SetString(PyExc_ValueError, "start must be within raw");
+        return NULL;
+    }
+    const char *hash = memchr(raw + start, '#', (size_t)(size - start));
+    Py_ssize_t end = hash == NULL ? size : hash - raw;
+    /* What follows a '#' is dropped unread, whatever its bytes (decode_query decodes the
+     * whole string with U+FFFD for what is not UTF-8, which cannot take the ASCII '#'). */
+    PyObject *query = PyDict_New();
+    if (query == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = start;
+    while (i <= end) {
+        Py_ssize_t piece = i, equals = -1;
+        int name_escaped = 0, value_escaped = 0;
+        for (; i < end; i++) {
+            unsigned char kind = byte_kind[(unsigned char)raw[i]];
+            if (kind == PLAIN) {
+                continue;
+            }
+            if (kind == AMPERSAND) {
+                break;
+            }
+            if (kind == EQUALS) {
+                if (equals < 0) {
+                    equals = i;
+                }
+            } else if (kind == ESCAPE) {
+                if (equals < 0) {
+                    name_escaped = 1;
+                } else {
+                    value_escaped = 1;
+                }
+            } else { /* NOT_ASCII */
+                Py_DECREF(query);
+                Py_RETURN_NONE;
+            }
+        }
+        Py_ssize_t amp = i++; /* the '&' or the end; the next piece starts after it */
+        if (equals < 0 && amp == piece) {
+            continue; /* an empty parameter ("a=1&&b=2", or a trailing '&') */
+        }
+        Py_ssize_t name_end = equals < 0 ? amp : equals;
+        PyObject *name;
+        if (name_escaped) {
+            name = unquoted(raw + piece, name_end - piece);
+        } else {
+            name = known_name(self, raw + piece, name_end - piece);
+            if (name != NULL) {
+                Py_INCREF(name);
+            } else {
+                name = PyUnicode_DecodeASCII(raw + piece, name_end - piece, NULL);
+            }
+        }
+        if (name == NULL) {
+            Py_DECREF(query);
+            return NULL;
+        }
+        PyObject *value = equals < 0 ? PyUnicode_New(0, 0)
+                                     : value_text(self, name, raw + equals + 1, amp - equals - 1, value_escaped);
+        if (value == NULL || PyDict_SetItem(query, name, value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(name);
+            Py_DECREF(query);
+            return NULL;
+        }
+        Py_DECREF(value);
+        Py_DECREF(name);
+    }
+    return query;
+}
+
+static PyMethodDef QueryDecoder_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))QueryDecoder_decode, METH_FASTCALL,
+     "decode(raw, start) -> the parameters of raw[start:] as decode_query gives them; None if it is not ASCII."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject QueryDecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.hit._query.QueryDecoder",
+    .tp_doc = "QueryDecoder(names, kept_encoded): decode_query for ASCII query strings.",
+    .tp_basicsize = sizeof(QueryDecoder),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)QueryDecoder_init,
+    .tp_dealloc = (destructor)QueryDecoder_dealloc,
+    .tp_methods = QueryDecoder_methods,
+};
+
+static struct PyModuleDef query_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "collector.hit._query",
+    .m_doc = "A GET hit's ASCII query string decoded as hit/protocol.py decode_query decodes it.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__query(void) {
+    for (int byte = 0; byte < 256; byte++) {
+        byte_kind[byte] = byte >= 0x80 ? NOT_ASCII : PLAIN;
+        hex_value[byte] = byte >= '0' && byte <= '9' ? (signed char)(byte - '0')
+                        : byte >= 'a' && byte <= 'f' ? (signed char)(byte - 'a' + 10)
+                        : byte >= 'A' && byte <= 'F' ? (signed char)(byte - 'A' + 10)
+                                                     : -1;
+    }
+    byte_kind['&'] = AMPERSAND;
+    byte_kind['='] = EQUALS;
+    byte_kind['%'] = ESCAPE;
+    byte_kind['+'] = ESCAPE;
+    if (PyType_Ready(&QueryDecoderType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&query_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&QueryDecoderType);
+    if (PyModule_AddObject(module, "QueryDecoder", (PyObject *)&QueryDecoderType) < 0) {
+        Py_DECREF(&QueryDecoderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
