@@ -253,8 +253,11 @@ class Bench:
     def settle(self, s: servers.ServerProc, expected: int, limit: float) -> int | None:
         """Wait until the server has stored what it answered; the events it stored.
 
-        Done when Redis holds at least `expected` events and the count has not moved for
-        longer than a flush interval (1 s): nothing counted is still on its way.
+        Done when Redis holds at least `expected` events, the count has not moved for
+        longer than a flush interval (1 s), and — a collector — every worker says it holds
+        no batch or event still to write: a batch queued behind a slow flush leaves Redis's
+        count still for longer than that (session 15: a warm-up's last batch landed inside
+        the measured run that followed).
         """
         if s.kind == "ceiling":
             return None
@@ -266,11 +269,30 @@ class Bench:
             now = time.monotonic()
             if counted != last:
                 last, since = counted, now
-            elif counted >= expected and now - since >= window:
-                return counted
+            elif counted >= expected and now - since >= window and self._nothing_to_write(s):
+                if count_events(self.redis) == counted:  # no flush landed while the workers were asked
+                    return counted
             if now > deadline:
                 return counted
             time.sleep(0.25)
+
+    @staticmethod
+    def _nothing_to_write(s: servers.ServerProc) -> bool:
+        """Whether every worker of a collector has no batch or event left to flush (other
+        servers keep nothing back). Each request reaches one worker (SO_REUSEPORT), so ask
+        until each has answered; a worker not heard from in 8 asks each counts as busy."""
+        if s.kind != "collector":
+            return True
+        workers = len(s.workers())
+        heard: set[int] = set()
+        for _ in range(8 * workers):
+            state = servers.collector_figures(s.url)
+            if not state or state["pending_flushes"] or state["pending_events"]:
+                return False
+            heard.add(state.get("pid", len(heard)))  # a collector older than "pid": each answer counts
+            if len(heard) >= workers:
+                return True
+        return False
 
     # -- the whole thing -----------------------------------------------------------------
 

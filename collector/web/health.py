@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import orjson
 from aiohttp import web
@@ -71,6 +72,9 @@ def backlog(app: web.Application) -> dict:
     flusher, journal = app[FLUSHER], app[JOURNAL]
     stats = flusher.stats
     return {
+        # Which process answered: with workers > 1 each has its own backlog, and a request
+        # reaches one of them (SO_REUSEPORT), so a caller asks until it has heard each.
+        "pid": os.getpid(),
         "writer": flusher.writer,
         # Whether the hot modules run compiled by mypyc (collector/native.py) or as Python.
         "native": native.in_use(),
