@@ -80,6 +80,7 @@ C_MODULES = {
     "collector.hit._visit_table": "hit/_visit_table.c",
     "collector._untrack": "_untrack.c",
     "collector.hit._query": "hit/_query.c",
+    "collector.web._head_scan": "web/_head_scan.c",
 }
 
 

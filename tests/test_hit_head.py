@@ -19,7 +19,18 @@ from test_http_differential import CORPUS, HIT, hit, post
 from bench import traffic
 from bench.fuzz import raw_requests
 from bench.ippool import load_pool
-from collector.web.hit_head import JUDGED, MAX_HEADERS, NOT_FAST, PLAIN_NAMES, READ, read_head, sender
+from collector.web.hit_head import (
+    JUDGE_LINES,
+    JUDGED,
+    LINE_KIND,
+    MAX_HEADERS,
+    NOT_FAST,
+    PLAIN_NAMES,
+    READ,
+    judge_lines,
+    read_head,
+    sender,
+)
 
 FAST_HEAD = re.compile(
     rb"(GET|POST|OPTIONS) (/c(?:\?[\x21\x22\x24-\x7e]*)?) HTTP/1\.1"
@@ -65,6 +76,23 @@ def read(data: bytes):
 def assert_read_alike(data: bytes, pos: int = 0) -> None:
     end = head_end(data, pos)
     assert read_head(data, pos, end) == by_regex(data, pos, end), data[pos:end]
+    line_end = data.find(b"\r", pos, end)
+    fields = data[line_end:end] if line_end >= 0 else b""
+    if not fields or fields.startswith(b"\r\n"):  # (else read_head refuses the request line)
+        assert_lines_judged_alike(fields)
+
+
+def assert_lines_judged_alike(fields: bytes) -> None:
+    """JUDGE_LINES (web/_head_scan.c when built) answers as judge_lines, its Python form,
+    and reads the same values. `fields`: empty or from a CRLF on, as read_head gives them."""
+    assert not fields or fields.startswith(b"\r\n")
+    lower = fields.lower()
+    by_python: tuple[dict[bytes, bytes], list[bytes]] = ({}, [])
+    judged = judge_lines(fields, lower, *by_python)
+    by_c: tuple[dict[bytes, bytes], list[bytes]] = ({}, [])
+    assert JUDGE_LINES(fields, lower, *by_c) == judged, fields
+    if judged:
+        assert list(by_python[0].items()) == list(by_c[0].items()) and by_python[1] == by_c[1], fields
 
 
 def test_the_differential_corpus_is_read_alike():
@@ -146,3 +174,68 @@ SPLICED = st.binary(max_size=6) | st.lists(st.sampled_from(
 @example(HIT.index(b"Host"), b"\r", 1)
 def test_bytes_spliced_into_a_hit_are_read_alike(at, spliced, dropped):
     assert_read_alike(HIT[:at] + spliced + HIT[at + dropped:])
+
+
+def test_the_bytes_outside_a_target_are_counted_as_translate_counts_them():
+    """OUTSIDE_TARGET (web/_head_scan.c's ByteSet when built) counts what
+    `len(data.translate(None, TARGET_BYTES))` counts: every byte alone, all 256 in a run,
+    and random runs."""
+    import random
+
+    from collector.web.hit_head import OUTSIDE_TARGET, TARGET_BYTES
+
+    rng = random.Random(16)
+    every = bytes(range(256))
+    for data in [b"", every, every * 9, *(bytes([byte]) for byte in range(256)),
+                 *(bytes(rng.randrange(256) for _ in range(rng.randrange(2000))) for _ in range(300))]:
+        assert OUTSIDE_TARGET(data) == len(data.translate(None, TARGET_BYTES)), data[:40]
+
+
+LINE_PIECES = [
+    *LINE_KIND, *(name.upper() for name in LINE_KIND), b"x-a", b"host", b"Host", b"HOST", b":", b": ", b" :", b"::",
+    b"\t", b" ", b"  v ", b"\tv\t", b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"\x00", b"\x7f", b"\xe9", b"(", b"-", b"a, b",
+]
+
+
+def random_fields(rng) -> bytes:
+    lines = []
+    for _ in range(rng.choice([0, 1, 2, 5, 12, 40])):
+        name = rng.choice([*LINE_KIND, b"host", b"x-forwarded-for", b"user-agent"])
+        line = (name.title() if rng.random() < 0.5 else name) + b":" + rng.choice([b" v", b"", b" \tA b\t ", b"x"])
+        if rng.random() < 0.2:
+            at = rng.randrange(len(line) + 1)
+            line = line[:at] + rng.choice(LINE_PIECES) + line[at:]
+        lines.append(b"\r\n" + line)
+    return b"".join(lines)
+
+
+def test_random_header_lines_are_judged_alike_by_both_forms():
+    import random
+
+    rng = random.Random(16)
+    served = 0
+    for _ in range(20000):
+        fields = random_fields(rng)
+        assert_lines_judged_alike(fields)
+        served += judge_lines(fields, fields.lower(), {}, [])
+    assert served > 500  # (901 with this seed)
+    for count in (MAX_HEADERS - 1, MAX_HEADERS, MAX_HEADERS + 1):
+        assert_lines_judged_alike(b"\r\nHost: a" + b"\r\nX-N: v" * (count - 1))
+    for fields in (b"", b"\r\n", b"\r\nhost:", b"\r\nhost:\r\n", b"\r\nhost: a\r", b"\r\nhost: a\n",
+                   b"\r\n\r\nhost: a", b"\r\nhost : a", b"\r\n:a\r\nhost: a", b"\r\nhost: a\r\nHOST: b"):
+        assert_lines_judged_alike(fields)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(LINE_PIECES), max_size=30).map(b"".join), st.binary(max_size=60))
+def test_drawn_header_lines_are_judged_alike_by_both_forms(pieces, anything):
+    assert_lines_judged_alike(b"\r\n" + pieces)
+    assert_lines_judged_alike(b"\r\n" + anything)
+
+
+def test_the_c_head_scan_is_built_with_the_compiled_modules():
+    from collector import native
+    from collector.web import hit_head
+
+    assert (hit_head._HEAD_SCAN is not None) == native.in_use()
+    assert (JUDGE_LINES is judge_lines) == (not native.in_use())

@@ -1,0 +1,315 @@
+/* A hit's request head judged in C (web/hit_head.py read_head; issue 17, GET hits/s).
+ *
+ * ByteSet counts the bytes of a request target outside the bytes HTTP allows there: read_head
+ * did it with `len(data.translate(None, allowed))`, and bytes.translate builds its table of 256
+ * entries at every call and copies what it keeps.
+ *
+ * HeadLines reads the header lines as hit_head.py's _judge_lines does (its Python form, kept
+ * as the fallback and the reference): no CR, LF or other control byte but the CRLFs, at most
+ * max_lines lines, each a token name, a colon and a value; Host exactly once, no judged name
+ * twice, none refused; the values of the read names kept (stripped of spaces and tabs, as
+ * sent) — in one pass, without a bytes object a line and a name. Compiled by mypyc, the
+ * Python form made a list of the lines, a slice a name and a dict look-up by a new bytes
+ * object a line: with the two translates, ~30,000 instructions of a realistic hit's ~210,000
+ * (bench/RESULTS.md, session 16). tests/test_hit_head.py runs both forms on every head it
+ * has, and both against the regex read_head was first written as.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    unsigned char outside[256]; /* 1 for a byte not in the set */
+} ByteSet;
+
+static int ByteSet_init(ByteSet *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"allowed", NULL};
+    Py_buffer allowed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*", keywords, &allowed)) {
+        return -1;
+    }
+    memset(self->outside, 1, sizeof self->outside);
+    for (Py_ssize_t i = 0; i < allowed.len; i++) {
+        self->outside[((const unsigned char *)allowed.buf)[i]] = 0;
+    }
+    PyBuffer_Release(&allowed);
+    return 0;
+}
+
+/* outside(data): how many bytes of data are not in the set, len(data.translate(None, allowed)). */
+static PyObject *ByteSet_outside(ByteSet *self, PyObject *data) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "outside(data: bytes)");
+        return NULL;
+    }
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        count += self->outside[bytes[i]];
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+static PyMethodDef ByteSet_methods[] = {
+    {"outside", (PyCFunction)ByteSet_outside, METH_O,
+     "outside(data) -> how many bytes of data are not in the set."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ByteSetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.web._head_scan.ByteSet",
+    .tp_doc = "ByteSet(allowed): a set of bytes, to count the bytes of data outside it.",
+    .tp_basicsize = sizeof(ByteSet),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ByteSet_init,
+    .tp_methods = ByteSet_methods,
+};
+
+/* ---- HeadLines: read_head's header lines, judged and read in one pass ---------------- */
+
+/* web/hit_head.py's kinds of line (LINE_KIND's values), checked at construction. */
+enum { KIND_OTHER = 0, KIND_PLAIN = 1, KIND_JUDGE, KIND_JUDGE_AND_READ, KIND_READ_FIRST, KIND_READ_EVERY, KIND_REFUSE };
+#define NAME_SLOTS 128 /* a power of two, more than twice LINE_KIND's names */
+
+typedef struct {
+    Py_ssize_t length; /* 0: an empty slot */
+    const char *chars; /* owned by `name` */
+    PyObject *name;    /* LINE_KIND's key: the values' key */
+    int kind;
+    int judged_bit;    /* JUDGE and JUDGE_AND_READ names: their bit in a head's judged mask */
+} LineName;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t max_lines;
+    uint64_t host_bit;
+    unsigned char not_field[256]; /* 1: a byte no header line may hold (CR and LF are judged apart) */
+    unsigned char not_token[256]; /* 1: a byte no header name may hold */
+    LineName names[NAME_SLOTS];
+} HeadLines;
+
+static size_t name_slot(const char *chars, Py_ssize_t length) {
+    return ((size_t)length * 31u + (unsigned char)chars[0] * 7u + (unsigned char)chars[length - 1]) & (NAME_SLOTS - 1);
+}
+
+static const LineName *line_name(const HeadLines *self, const char *chars, Py_ssize_t length) {
+    for (size_t at = name_slot(chars, length);; at = (at + 1) & (NAME_SLOTS - 1)) {
+        const LineName *known = &self->names[at];
+        if (known->length == 0) {
+            return NULL;
+        }
+        if (known->length == length && memcmp(known->chars, chars, (size_t)length) == 0) {
+            return known;
+        }
+    }
+}
+
+static int HeadLines_init(HeadLines *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"line_kind", "host", "token_bytes", "field_bytes", "max_lines", NULL};
+    PyObject *line_kind, *host;
+    Py_buffer token_bytes, field_bytes;
+    Py_ssize_t max_lines;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!y*y*n", keywords, &PyDict_Type, &line_kind, &PyBytes_Type, &host,
+                                     &token_bytes, &field_bytes, &max_lines)) {
+        return -1;
+    }
+    memset(self->not_token, 1, sizeof self->not_token);
+    for (Py_ssize_t i = 0; i < token_bytes.len; i++) {
+        self->not_token[((const unsigned char *)token_bytes.buf)[i]] = 0;
+    }
+    memset(self->not_field, 1, sizeof self->not_field);
+    for (Py_ssize_t i = 0; i < field_bytes.len; i++) {
+        self->not_field[((const unsigned char *)field_bytes.buf)[i]] = 0;
+    }
+    PyBuffer_Release(&token_bytes);
+    PyBuffer_Release(&field_bytes);
+    self->not_field['\r'] = self->not_field['\n'] = 1;
+    if (self->host_bit != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "HeadLines is initialised once");
+        return -1;
+    }
+    if (max_lines < 0 || PyDict_GET_SIZE(line_kind) > NAME_SLOTS / 2) {
+        PyErr_SetString(PyExc_ValueError, "max_lines must be >= 0, line_kind at most 64 names");
+        return -1;
+    }
+    self->max_lines = max_lines;
+    Py_ssize_t position = 0;
+    PyObject *name, *kind_object;
+    int judged = 0;
+    while (PyDict_Next(line_kind, &position, &name, &kind_object)) {
+        long kind = PyLong_Check(kind_object) ? PyLong_AsLong(kind_object) : -1;
+        if (!PyBytes_CheckExact(name) || PyBytes_GET_SIZE(name) == 0 || kind < KIND_PLAIN || kind > KIND_REFUSE) {
+            PyErr_SetString(PyExc_ValueError, "line_kind: a name must be non-empty bytes, a kind 1..6");
+            return -1;
+        }
+        int bit = -1;
+        if (kind == KIND_JUDGE || kind == KIND_JUDGE_AND_READ) {
+            if (judged == 64) {
+                PyErr_SetString(PyExc_ValueError, "line_kind: at most 64 judged names");
+                return -1;
+            }
+            bit = judged++;
+        }
+        const char *chars = PyBytes_AS_STRING(name);
+        Py_ssize_t length = PyBytes_GET_SIZE(name);
+        size_t at = name_slot(chars, length);
+        while (self->names[at].length != 0) {
+            at = (at + 1) & (NAME_SLOTS - 1);
+        }
+        Py_INCREF(name);
+        self->names[at] = (LineName){length, chars, name, (int)kind, bit};
+    }
+    const LineName *host_name = line_name(self, PyBytes_AS_STRING(host), PyBytes_GET_SIZE(host));
+    if (PyBytes_GET_SIZE(host) == 0 || host_name == NULL || host_name->judged_bit < 0) {
+        PyErr_SetString(PyExc_ValueError, "host must be a judged name of line_kind");
+        return -1;
+    }
+    self->host_bit = (uint64_t)1 << host_name->judged_bit;
+    return 0;
+}
+
+static void HeadLines_dealloc(HeadLines *self) {
+    for (size_t at = 0; at < NAME_SLOTS; at++) {
+        Py_XDECREF(self->names[at].name);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Keep a read line's value, fields[start:stop] without its spaces and tabs at either end:
+ * every X-Forwarded-For in order, else the first of its name. */
+static int keep(const LineName *known, const char *fields, Py_ssize_t start, Py_ssize_t stop, PyObject *values,
+                PyObject *forwarded) {
+    while (start < stop && (fields[start] == ' ' || fields[start] == '\t')) {
+        start++;
+    }
+    while (stop > start && (fields[stop - 1] == ' ' || fields[stop - 1] == '\t')) {
+        stop--;
+    }
+    PyObject *value = PyBytes_FromStringAndSize(fields + start, stop - start);
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject *kept = known->kind == KIND_READ_EVERY ? (PyList_Append(forwarded, value) < 0 ? NULL : value)
+                                                    : PyDict_SetDefault(values, known->name, value);
+    Py_DECREF(value);
+    return kept == NULL ? -1 : 0;
+}
+
+/* read(fields, lower, values, forwarded): hit_head.py _judge_lines (its Python form) in one
+ * pass over the head's header lines; True when the fast path serves them. */
+static PyObject *HeadLines_read(HeadLines *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || !PyDict_Check(args[2])
+        || !PyList_Check(args[3]) || PyBytes_GET_SIZE(args[0]) != PyBytes_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "read(fields: bytes, lower: bytes of its length, values: dict, forwarded: list)");
+        return NULL;
+    }
+    const char *fields = PyBytes_AS_STRING(args[0]);
+    const char *lower = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
+    /* No CR, LF or other control byte but the CRLFs that end lines. */
+    Py_ssize_t separators = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (self->not_field[(unsigned char)lower[i]]) {
+            if (lower[i] == '\r' && i + 1 < size && lower[i + 1] == '\n') {
+                separators++;
+                i++;
+            } else {
+                Py_RETURN_FALSE;
+            }
+        }
+    }
+    if (separators > self->max_lines) {
+        Py_RETURN_FALSE;
+    }
+    uint64_t judged = 0;
+    const char *cr = memchr(lower, '\r', (size_t)size); /* the end of the text before the first line */
+    while (cr != NULL) {
+        Py_ssize_t start = cr - lower + 2;
+        cr = memchr(lower + start, '\r', (size_t)(size - start));
+        Py_ssize_t stop = cr == NULL ? size : cr - lower;
+        const char *colon = memchr(lower + start, ':', (size_t)(stop - start));
+        if (colon == NULL || colon == lower + start) {
+            Py_RETURN_FALSE;
+        }
+        Py_ssize_t name_length = colon - (lower + start);
+        const LineName *known = line_name(self, lower + start, name_length);
+        if (known == NULL) {
+            for (Py_ssize_t i = start; i < start + name_length; i++) {
+                if (self->not_token[(unsigned char)lower[i]]) {
+                    Py_RETURN_FALSE;
+                }
+            }
+            continue;
+        }
+        if (known->kind == KIND_REFUSE) {
+            Py_RETURN_FALSE;
+        }
+        if (known->judged_bit >= 0) {
+            uint64_t bit = (uint64_t)1 << known->judged_bit;
+            if (judged & bit) {
+                Py_RETURN_FALSE;
+            }
+            judged |= bit;
+        }
+        if (known->kind >= KIND_JUDGE_AND_READ && known->kind <= KIND_READ_EVERY
+            && keep(known, fields, start + name_length + 1, stop, args[2], args[3]) < 0) {
+            return NULL;
+        }
+    }
+    return PyBool_FromLong((judged & self->host_bit) != 0);
+}
+
+static PyMethodDef HeadLines_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))HeadLines_read, METH_FASTCALL,
+     "read(fields, lower, values, forwarded) -> True when the fast path serves these header lines."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HeadLinesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.web._head_scan.HeadLines",
+    .tp_doc = "HeadLines(line_kind, host, token_bytes, field_bytes, max_lines): read_head's header lines, read in C.",
+    .tp_basicsize = sizeof(HeadLines),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)HeadLines_init,
+    .tp_dealloc = (destructor)HeadLines_dealloc,
+    .tp_methods = HeadLines_methods,
+};
+
+static struct PyModuleDef head_scan_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "collector.web._head_scan",
+    .m_doc = "A hit's request head judged in C (web/hit_head.py read_head).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__head_scan(void) {
+    if (PyType_Ready(&ByteSetType) < 0 || PyType_Ready(&HeadLinesType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&head_scan_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ByteSetType);
+    if (PyModule_AddObject(module, "ByteSet", (PyObject *)&ByteSetType) < 0) {
+        Py_DECREF(&ByteSetType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&HeadLinesType);
+    if (PyModule_AddObject(module, "HeadLines", (PyObject *)&HeadLinesType) < 0) {
+        Py_DECREF(&HeadLinesType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
