@@ -512,11 +512,13 @@ async def test_a_requests_visitor_keys_are_hashed_once_a_day(collector_client):
     """A request's events in several minutes of a day get the very same visitor keys (one
     hash, the same bytes objects: Ingest._visitor_keys keeps them by day and month); an
     event of another day gets that day's, as without the request's memo."""
+    from collector.hit.ingest import VisitorMemo
+
     client = await collector_client()
     ingest = client.server.app[INGEST]
     calendar = ingest.calendar
     minute = calendar.buckets_of_minute(29_000_000)[2].start // 60 + 600  # 10:00 of a local day
-    memo: dict = {}
+    memo = VisitorMemo()
     first = ingest._visitor_keys(minute, "10.0.0.1", DESKTOP, memo)
     again = ingest._visitor_keys(minute + 1, "10.0.0.1", DESKTOP, memo)
     assert again == first and again[0] is first[0] and again[1] is first[1]

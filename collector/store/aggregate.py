@@ -275,7 +275,7 @@ class Aggregator:
         lookups this skips."""
         last = self._last_visitor
         return (
-            last is not None and last.visitor is hit.visitor and _minute_of(last) is _minute_of(hit)
+            last is not None and last.visitor is hit.visitor and last.minute == hit.minute
             and last.device is hit.device and last.region is hit.region and last.month_visitor is hit.month_visitor
             and last.app == hit.app and last.lang == hit.lang and last.first_party_id == hit.first_party_id
         )
