@@ -55,7 +55,7 @@ def main() -> None:
         hits.append((event, ip, request.headers.get("User-Agent", "")))
     minute = int(time.time() // 60)
     ingest.uv_guard.at(minute)
-    keys = [ingest._visitor_keys(event["k"], minute, ip, ua, None) for event, ip, ua in hits]
+    keys = [ingest._visitor_keys(minute, ip, ua, None) for event, ip, ua in hits]
 
     def client(event, ip, ua):
         ingest._client_limited(ip, ua, time.time())

@@ -67,3 +67,27 @@ def test_event_ids_go_to_the_snapshot_current_when_counted():
     second = aggregator.drain()
     assert first.event_ids == {("a", 29_000_000): ["e1", "e2"]}
     assert second.event_ids == {("a", 29_000_000): ["e3", "e6"], ("b", 29_000_000): ["e4"], ("a", 29_000_001): ["e5"]}
+
+
+def test_a_visitor_seen_again_goes_to_the_snapshot_current_when_counted():
+    """A hit whose visitor and first-party entries are the hit before's skips adding them
+    (Aggregator._same_visitor): a drain in between starts the new snapshot's own, and a hit
+    with another language or first-party id adds its own."""
+    aggregator = Aggregator()
+    hit = a_hit()
+    english = hit._replace(lang="en")
+    aggregator.count(hit)
+    aggregator.count(hit._replace(event_id="e2"))
+    first = aggregator.drain()
+    aggregator.count(hit)
+    second = aggregator.drain()
+    aggregator.count(hit)
+    aggregator.count(english)
+    third = aggregator.drain()
+    aggregator.count(hit)
+    aggregator.count(hit._replace(first_party_id="fp2"))
+    fourth = aggregator.drain()
+    assert first.visitors == second.visitors == fourth.visitors == {audience_of(hit)}
+    assert first.first_party == second.first_party == third.first_party == {first_party_of(hit)}
+    assert third.visitors == {audience_of(hit), audience_of(english)}
+    assert fourth.first_party == {first_party_of(hit), ("a", 29_000_000, "fp2")}

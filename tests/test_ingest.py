@@ -498,3 +498,32 @@ async def test_the_keys_of_a_minute_hold_one_int_object(collector_client):
     for entry in entries:
         by_minute.setdefault(entry[1], set()).add(id(entry[1]))
     assert all(len(objects) == 1 for objects in by_minute.values()), by_minute
+
+
+def test_a_requests_events_are_summed_per_app_key_in_order():
+    from collector.hit.ingest import _events_per_key
+
+    events = [{"k": "a"}, {"k": "a"}, {"k": "b"}, {"k": 1}, "not an event", {"t": "click"}, {"k": "a"}, {"k": "b"}]
+    assert list(_events_per_key(events)) == [("a", 3), ("b", 2)]
+    assert list(_events_per_key([{"k": "a"}])) == [("a", 1)] and list(_events_per_key([{"k": 2}])) == []
+
+
+async def test_a_requests_visitor_keys_are_hashed_once_a_day(collector_client):
+    """A request's events in several minutes of a day get the very same visitor keys (one
+    hash, the same bytes objects: Ingest._visitor_keys keeps them by day and month); an
+    event of another day gets that day's, as without the request's memo."""
+    from collector.hit.ingest import VisitorMemo
+
+    client = await collector_client()
+    ingest = client.server.app[INGEST]
+    calendar = ingest.calendar
+    minute = calendar.buckets_of_minute(29_000_000)[2].start // 60 + 600  # 10:00 of a local day
+    memo = VisitorMemo()
+    first = ingest._visitor_keys(minute, "10.0.0.1", DESKTOP, memo)
+    again = ingest._visitor_keys(minute + 1, "10.0.0.1", DESKTOP, memo)
+    assert again == first and again[0] is first[0] and again[1] is first[1]
+    assert ingest._visitor_keys(minute + 1, "10.0.0.2", DESKTOP, memo) != first
+    next_day = ingest._visitor_keys(minute + 24 * 60, "10.0.0.1", DESKTOP, memo)
+    assert next_day == ingest._visitor_keys(minute + 24 * 60, "10.0.0.1", DESKTOP, None)
+    assert next_day[2] != first[2] and next_day[:2] != first[:2]
+    assert first == ingest._visitor_keys(minute, "10.0.0.1", DESKTOP, None)

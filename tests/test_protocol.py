@@ -161,3 +161,12 @@ def test_the_app_key_check_refuses_exactly_what_its_regex_refuses():
     for code in range(0x110000):
         key = "app" + chr(code) + "1"
         assert _forbidden_in_app_key(key) == (_FORBIDDEN_IN_APP_KEY.search(key) is not None), hex(code)
+
+
+@pytest.mark.parametrize("key", ["a{b}", "a\x00b", "a\x7f"])
+def test_an_app_key_other_than_the_one_checked_is_still_checked(key):
+    """validate_event skips the app key's scan for the key its caller already found
+    acceptable (a batch's event before: hit/ingest.py), and for that key only."""
+    event = {"k": key, "t": "pageview", "u": "https://e.edu/"}
+    assert [(p.field, p.reason) for p in validate_event(event, 1, checked_key="app1")] == [("k", "invalid_value")]
+    assert validate_event({**event, "k": "app1"}, 1, checked_key="app1") == []

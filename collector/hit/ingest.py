@@ -57,9 +57,9 @@ FUTURE_TOLERANCE: Final = 60  # seconds a client clock may run ahead and still c
 MINUTES_KEPT: Final = 4096
 
 # A visitor's keys under the day's and the month's salt, and the day and month bucket ids;
-# one request's memo of them by (app, minute, ip, ua).
+# one request's memo of them by (minute, ip, ua), and by (day, month, ip, ua) under it (see
+# Ingest._visitor_keys).
 VisitorKeys = tuple[bytes, bytes, str, str]
-VisitorMemo = dict[tuple[str, int, str, str], VisitorKeys]
 # One request's devices by the event's (sw, sh, tp), with whether it is a bot: its events
 # share the User-Agent and nearly always the screen, so a batch classifies once.
 DeviceMemo = dict[tuple[int, int, int], tuple[Device, bool]]
@@ -209,19 +209,21 @@ class Ingest:
         region = self.geo.lookup(ip) if self.geo else UNKNOWN_REGION
         tally = Tally()
         # One event (a GET): nothing to share with, so no memo to fill.
-        memo: VisitorMemo | None = {} if len(events) > 1 else None
+        memo: VisitorMemo | None = VisitorMemo() if len(events) > 1 else None
         devices: DeviceMemo | None = {} if len(events) > 1 else None
+        checked_key = ""  # the app key of the last valid event: a batch's events share it
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
                 tally.rejects.append((self._app_of(event, now), minute, "batch_too_large"))
                 continue
-            found = validate_event(event, index)
+            found = validate_event(event, index, checked_key)
             if found:
                 tally.problems.extend(found)
                 app = self._app_of(event, now)
                 tally.rejects.extend((app, minute, problem.counter) for problem in found)
                 continue
+            checked_key = event["k"]
             verdict = self.admission.judge(event["k"], origin_host, event.get("u", ""), now)
             if verdict.refused:
                 tally.problems.append(Problem(index, None, verdict.refused, REASON_DETAILS[verdict.refused]))
@@ -305,19 +307,29 @@ class Ingest:
             return key if usable_app_key(key) and (counted is None or key in counted) else UNKNOWN_APP
         return self.admission.rejects_app(key, now)
 
-    def _visitor_keys(self, app: str, minute: int, ip: str, ua: str, memo: VisitorMemo | None) -> VisitorKeys:
+    def _visitor_keys(self, minute: int, ip: str, ua: str, memo: VisitorMemo | None) -> VisitorKeys:
         """The visitor's keys under the day's and the month's salt, and the day and month.
 
         Also a logged-in user's keys: (USER_MARK + app, uid) in place of (IP, User-Agent): a
         user id means something on its own platform only, unlike an IP and a device.
+
+        With `memo` (a request's), hashed once per day and month: a batch's events span two
+        or three minutes (client timestamps) and may name several apps, and the keys depend
+        on neither — the same objects for all of them, which DeepCounter's scope and the UV
+        guard then find by identity.
         """
-        found = memo.get((app, minute, ip, ua)) if memo is not None else None
-        if found is None:
+        if memo is None:
             _, _, day, month = self.calendar.buckets_of_minute(minute)
             visitor, month_visitor = self.hasher.day_and_month(day.id, month.id, ip, ua)
-            found = (visitor, month_visitor, day.id, month.id)
-            if memo is not None:
-                memo[(app, minute, ip, ua)] = found
+            return (visitor, month_visitor, day.id, month.id)
+        found = memo.keys.get((minute, ip, ua))
+        if found is None:
+            _, _, day, month = self.calendar.buckets_of_minute(minute)
+            found = memo.keys.get((day.id, month.id, ip, ua))
+            if found is None:
+                visitor, month_visitor = self.hasher.day_and_month(day.id, month.id, ip, ua)
+                found = memo.keys[(day.id, month.id, ip, ua)] = (visitor, month_visitor, day.id, month.id)
+            memo.keys[(minute, ip, ua)] = found
         return found
 
     def _enrich(
@@ -329,14 +341,19 @@ class Ingest:
         admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
 
         `memo` carries the visitor keys across the events of one request: they share IP
-        and User-Agent, so a 50-event batch hashes twice, not a hundred times. `flags`
+        and User-Agent, so a 50-event batch hashes once a day, not once an event. `flags`
         gets the UV guard's flags (see _guarded); `devices` carries the devices (_device).
         """
         etype = ev["t"]
         minute = int(when // 60)
         minute_object = self._minute_object(minute)
         device, is_bot = self._device(ua, ch_mobile, ev, devices)
-        keys = self._visitor_keys(app, minute, ip, ua, memo)
+        if memo is not None and memo.minute == minute:
+            keys = memo.last  # the event before's: the same minute, address and User-Agent
+        else:
+            keys = self._visitor_keys(minute, ip, ua, memo)
+            if memo is not None:
+                memo.minute, memo.last = minute, keys
         vid: str = ev.get("vid", "")
         uid: str | None = ev.get("uid")
         if self.uv_guard is not None and not is_bot:
@@ -344,7 +361,7 @@ class Ingest:
         visitor, month_visitor, day, _ = keys
         deep = None
         if not is_bot:
-            user = self._visitor_keys(app, minute, USER_MARK + app, uid, memo)[:2] if uid else None
+            user = self._visitor_keys(minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
         event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
         if is_bot:
@@ -417,7 +434,7 @@ class Ingest:
         if not suspects:
             return keys, vid, uid
         if VISITOR in suspects:
-            keys = self._visitor_keys(app, minute, ip, SUSPECT_UA, memo)
+            keys = self._visitor_keys(minute, ip, SUSPECT_UA, memo)
         if VID in suspects:
             vid = ""
         if UID in suspects:
@@ -589,6 +606,19 @@ def rate_limited(reason: str, wait: float) -> Answer:
     return RATE_LIMITED[(reason, seconds)]
 
 
+class VisitorMemo:
+    """One request's visitor keys (Ingest._visitor_keys): in `keys` by (minute, ip, ua), and
+    by (day, month, ip, ua) under it; and the last event's, of `minute`, as they are — an
+    event of the same minute as the event before takes them without a lookup (_enrich)."""
+
+    __slots__ = ("keys", "minute", "last")
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[Any, ...], VisitorKeys] = {}
+        self.minute = -1  # no event's
+        self.last: VisitorKeys = (b"", b"", "", "")
+
+
 class Tally:
     """What one request adds: hits to count, rejections, and the problems to answer.
 
@@ -636,10 +666,22 @@ def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:
         key = events[0].get("k") if isinstance(events[0], dict) else None
         return ((key, 1),) if isinstance(key, str) else ()
     per_key: dict[str, int] = {}
+    # Counted by runs of one key, added to per_key when the key changes (in the order the
+    # keys first come, as before): no dict lookup per event.
+    run_key: str | None = None
+    run = 0
     for event in events:
         key = event.get("k") if isinstance(event, dict) else None
-        if isinstance(key, str):
-            per_key[key] = per_key.get(key, 0) + 1
+        if not isinstance(key, str):
+            continue
+        if key == run_key:
+            run += 1
+            continue
+        if run_key is not None:
+            per_key[run_key] = per_key.get(run_key, 0) + run
+        run_key, run = key, 1
+    if run_key is not None:
+        per_key[run_key] = per_key.get(run_key, 0) + run
     return per_key.items()
 
 

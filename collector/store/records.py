@@ -36,14 +36,24 @@ def encode_hits(hits: list[Hit]) -> list[bytes]:
     if len(hits) == 1:  # a GET: nothing to share
         return [encode_hit(hits[0])]
     records = []
-    shared: tuple[Any, ...] = ()
+    last: Hit | None = None
     shared_json: tuple[Any, ...] = ()
     for hit in hits:
-        if hit[DEVICE_AT:SHARED_END] != shared:  # the same objects: compared by identity first
-            shared = hit[DEVICE_AT:SHARED_END]
+        if last is None or not _shares_with(hit, last):
             shared_json = _shared_json(hit)
+        last = hit
         records.append(_record(hit, shared_json))
     return records
+
+
+def _shares_with(hit: Hit, other: Hit) -> bool:
+    """`hit` holds `other`'s device, region and visitor keys: the very objects, as a
+    request's hits do (equal ones only cost their JSON made again). Field by field, not a
+    slice of each hit compared: a tuple a hit."""
+    return (
+        hit.visitor is other.visitor and hit.device is other.device and hit.region is other.region
+        and hit.month_visitor is other.month_visitor
+    )
 
 
 def _shared_json(hit: Hit) -> tuple[Any, ...]:
