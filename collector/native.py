@@ -14,7 +14,9 @@ store/journal.py and web/http_limits.py (exceptions subclassing builtins; a hit'
 record is encoded in store/records.py, compiled),
 web/hit_server.py (subclasses aiohttp's AppRunner, which has __slots__: what it
 does per request that is not I/O is in web/hit_connection.py and web/hit_head.py, compiled),
-features/figures.py (read API, not hot; a module-level tuple mypyc cannot type).
+features/figures.py (read API, not hot; a module-level tuple mypyc cannot type),
+enrich/device_models.py (versions its cached table by its own source file, which a
+compiled module's __file__ does not name).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ MANIFEST = "native_sources.json"
 NATIVE_MODULES = (
     "collector.enrich.hashed_cache",
     "collector.enrich.ua_versions",
+    "collector.enrich.device",
+    "collector.enrich.crawler_list",
+    "collector.enrich.geo",
     "collector.hit.protocol",
     "collector.hit.ingest",
     "collector.hit.caps",

@@ -32,6 +32,7 @@ surrogates, odd hint/screen types) yields a Device.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import threading
@@ -80,7 +81,10 @@ class Device(NamedTuple):
         return self.device_class == BOT
 
 
-_OTHER = Device("other", "Other", "Other")
+# The module's constants are Final: compiled (collector/native.py), each is then a C variable
+# rather than a lookup in the module's dict at every use. (Not the tuples, which mypyc would
+# rebuild as objects where they are iterated.)
+_OTHER: Final = Device("other", "Other", "Other")
 
 # --------------------------------------------------------------------------
 # Resolver selection (built once per process, lazily, shared by classifiers)
@@ -95,7 +99,7 @@ _resolver_lock = threading.Lock()
 # ua-parser device families we act on.  The rest of ua-parser's ~630 device regexes
 # only name brands and models (which we do not keep) and cost more than the browser and
 # OS parses together, so the native path runs these few alone.
-_DEVICE_FAMILIES_USED = frozenset({
+_DEVICE_FAMILIES_USED: Final = frozenset({
     "Spider", "iPad", "iPhone", "iPod", "Kindle",
     "Generic Tablet", "Generic Smartphone", "Generic Feature Phone",
 })
@@ -109,8 +113,9 @@ class _RsResolver:
     __slots__ = ("ua", "os", "de")
 
     def __init__(self, matchers: Any) -> None:
-        import ua_parser_rs
-
+        # Looked up in sys.modules each time (compiled, `import` keeps the module it found
+        # first): the fallback below must follow a missing ua-parser-rs.
+        ua_parser_rs = importlib.import_module("ua_parser_rs")
         ua, os_, de = matchers
         self.ua = ua_parser_rs.UserAgentExtractor(
             (m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in ua
@@ -307,7 +312,7 @@ def _rust_literal(token: str) -> str:
     return "".join("\\" + c if c in _RUST_META else c for c in token)
 
 
-_RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+_RUST_META: Final = frozenset("\\.+*?()|[]{}^$#&-~")
 
 
 # Bots and non-browser HTTP clients.  beacon.js runs in a browser, so a hit
@@ -322,7 +327,7 @@ _BOT_WORDS = ("bot", "crawl", "spider", "slurp")
 # The word regex captures the whole token ("Googlebot", "360Spider") for the
 # name; (?<![\w.-]) only starts at token starts (no quadratic backtracking).
 # (?<!cu)bot: "CUBOT" is an Android phone brand, not a bot.
-_BOT_WORD_RE = re.compile(
+_BOT_WORD_RE: Final = re.compile(
     r"(?<![\w.-])[\w.-]*?(?:(?<!cu)bot|crawl|spider|slurp)[\w.-]*", re.IGNORECASE
 )
 # Headless browsers, test/audit tools, HTTP libraries, link-preview fetchers
@@ -339,16 +344,16 @@ _BOT_TOKENS = _BOT_TOKENS_IN_MOZILLA + (
     "libwww-perl", "node-fetch", "axios/", "undici", "postmanruntime", "httrack",
     "ia_archiver", "whatsapp/", "feedfetcher-google",
 )
-_TOKEN_RE = re.compile(r"[\w.!-]*\w")
-_BOT_TOKENS_IN_MOZILLA_SET = _Tokens(_BOT_TOKENS_IN_MOZILLA)
-_BOT_TOKENS_SET = _Tokens(_BOT_TOKENS)
-_WORDS_OR_MOZILLA_TOKENS = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA)
-_WORDS_OR_TOKENS = _Tokens(_BOT_WORDS + _BOT_TOKENS)
+_TOKEN_RE: Final = re.compile(r"[\w.!-]*\w")
+_BOT_TOKENS_IN_MOZILLA_SET: Final = _Tokens(_BOT_TOKENS_IN_MOZILLA)
+_BOT_TOKENS_SET: Final = _Tokens(_BOT_TOKENS)
+_WORDS_OR_MOZILLA_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA)
+_WORDS_OR_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS)
 
 # ua-parser UA families that are ordinary browsers: when a bot is detected by
 # our tokens but ua-parser only saw the browser shell ("Chrome" for
 # "... Chrome/69 ... SomeNewBot/1.0"), our token is the better name.
-_GENERIC_BROWSER_FAMILIES = frozenset(
+_GENERIC_BROWSER_FAMILIES: Final = frozenset(
     {
         "Other", "Chrome", "Chrome Mobile", "Chrome Mobile WebView", "Chromium",
         "Safari", "Mobile Safari", "Mobile Safari UI/WKWebView", "Firefox",
@@ -400,8 +405,8 @@ _TV_CONSOLE_TOKENS = (
     "MIBOX", "PlayStation", "PLAYSTATION", "Xbox", "Nintendo", "OculusBrowser",
 )
 # Fire TV models (AFTMM, AFTKA...); \b so that it cannot match "After".
-_FIRE_TV_RE = re.compile(r"\bAFT[A-Z]")
-_TV_CONSOLE_SET = _Tokens(_TV_CONSOLE_TOKENS)
+_FIRE_TV_RE: Final = re.compile(r"\bAFT[A-Z]")
+_TV_CONSOLE_SET: Final = _Tokens(_TV_CONSOLE_TOKENS)
 
 
 def _is_tv_or_console(ua: str) -> bool:
@@ -414,13 +419,13 @@ def _is_tv_or_console(ua: str) -> bool:
 # ArkWeb/4.1.6.1 Mobile".  DeviceType is Phone / Tablet / PC (2-in-1), and the
 # trailing "Mobile" (DeviceCompat) is present on tablets too, so the
 # DeviceType token decides.
-_OHOS_TYPE_RE = re.compile(r"\((Phone|Tablet|PC|2in1)\s*;\s*OpenHarmony")
-_OHOS_CLASS = {"Phone": "mobile", "Tablet": "tablet", "PC": "pc", "2in1": "pc"}
+_OHOS_TYPE_RE: Final = re.compile(r"\((Phone|Tablet|PC|2in1)\s*;\s*OpenHarmony")
+_OHOS_CLASS: Final = {"Phone": "mobile", "Tablet": "tablet", "PC": "pc", "2in1": "pc"}
 
 # "Tablet" (Firefox for Android tablets, misc. Android builds) - but not
 # "Tablet PC 2.0", which old IE on ordinary Windows 7 desktops advertises.
-_TABLET_WORD_RE = re.compile(r"Tablet(?! PC)")
-_KINDLE_MODEL_RE = re.compile(r"\bKF[A-Z]{2,}\b")  # Kindle Fire: KFTRWI, KFMAWI...
+_TABLET_WORD_RE: Final = re.compile(r"Tablet(?! PC)")
+_KINDLE_MODEL_RE: Final = re.compile(r"\bKF[A-Z]{2,}\b")  # Kindle Fire: KFTRWI, KFMAWI...
 
 
 def _is_tablet_token(ua: str) -> bool:
@@ -431,7 +436,7 @@ def _is_tablet_token(ua: str) -> bool:
     return "KF" in ua and _KINDLE_MODEL_RE.search(ua) is not None
 
 
-_MOBILE_OS = frozenset(
+_MOBILE_OS: Final = frozenset(
     {
         "iOS", "Android", "HarmonyOS", "Windows Phone", "Windows Mobile", "KaiOS",
         "BlackBerry OS", "BlackBerry Tablet OS", "Symbian OS", "Symbian^3",
@@ -440,7 +445,7 @@ _MOBILE_OS = frozenset(
         "Symbian^3 Anna", "Symbian^3 Belle",
     }
 )
-_DESKTOP_OS = frozenset({
+_DESKTOP_OS: Final = frozenset({
     "Windows", "Mac OS X", "Mac OS", "Linux", "Chrome OS", "Ubuntu", "Kubuntu", "Xubuntu",
     "Lubuntu", "Debian", "Fedora", "Red Hat", "CentOS", "SUSE", "openSUSE",
     "Mint", "Linux Mint", "Gentoo", "Arch Linux", "Mandriva", "Slackware",
@@ -483,7 +488,7 @@ _APP_TOKENS = (
     ("aweme", "Douyin"),
     ("Quark/", "Quark"),
 )
-_QQ_APP_RE = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
+_QQ_APP_RE: Final = re.compile(r"\bQQ/\d")  # not MQQBrowser/, not QQBrowser/
 
 
 def _app_name(ua: str) -> str | None:
@@ -500,7 +505,7 @@ def _app_name(ua: str) -> str | None:
 # Phone-only app/browser tokens: with no OS recognised they mean a phone.
 _MOBILE_APP_TOKENS = ("MicroMessenger", "MQQBrowser", "UCBrowser", "UCWEB", "baiduboxapp", "DingTalk")
 
-_BROWSER_RENAMES = {"WeChat Browser": "WeChat"}
+_BROWSER_RENAMES: Final = {"WeChat Browser": "WeChat"}
 
 
 # Base analysis kinds.  "other" is only ever a recognised TV / console / car / wearable
@@ -508,8 +513,8 @@ _BROWSER_RENAMES = {"WeChat Browser": "WeChat"}
 # _UNIDENTIFIED: real browsers always name one, so it is a machine unless the hit itself
 # proves a browser ran (beacon.js reported a screen, or Chromium sent Sec-CH-UA-Mobile);
 # _refine decides.
-_KNOWN = 0
-_UNIDENTIFIED = 1
+_KNOWN: Final = 0
+_UNIDENTIFIED: Final = 1
 
 # Desktop platforms that ua-parser's OS list misses, as desktop apps (Office, Spotify,
 # launchers) and old/rare systems write them.  Matched case-sensitively, in order.
@@ -536,8 +541,8 @@ _ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
     "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
     "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
 )
-_ANDROID_DESKTOP_BUILD_RE = re.compile(r"Build/R\d+-\d")
-_ANDROID_DESKTOP_SET = _Tokens(_ANDROID_DESKTOP_TOKENS)
+_ANDROID_DESKTOP_BUILD_RE: Final = re.compile(r"Build/R\d+-\d")
+_ANDROID_DESKTOP_SET: Final = _Tokens(_ANDROID_DESKTOP_TOKENS)
 
 
 def _is_android_desktop(ua: str) -> bool:
@@ -557,7 +562,7 @@ def _desktop_os_token(ua: str) -> str | None:
 # A browser-shaped UA carrying a URL ("... (compatible; FooBot/1.0; +https://foo.com/bot)"):
 # browsers never put one in their UA; crawlers point at their documentation.  The name is
 # the product token before the URL.
-_URL_BOT_RE = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
+_URL_BOT_RE: Final = re.compile(r"([A-Za-z][\w.-]*)(?:/[\w.-]*)?[^A-Za-z]{0,4}https?://")
 
 
 def _url_bot_name(ua: str) -> str | None:
@@ -718,8 +723,8 @@ def _unidentified_name(ua: str, ua_family: str) -> str:
 #              and unfolded foldables 600-900) - but also laptops (768-900),
 #              so this bucket only means "tablet" together with touch
 #   3: >= 1100 desktop monitors / TVs
-_PHONE_MAX = 600
-_TABLET_MAX = 1100
+_PHONE_MAX: Final = 600
+_TABLET_MAX: Final = 1100
 
 
 # Interned results: the cache holds up to 65536 keys but only a few hundred
@@ -727,7 +732,7 @@ _TABLET_MAX = 1100
 # memory, and no ~0.5 us frozen-dataclass construction per miss).  Bounded,
 # since bot names come from arbitrary UA tokens.
 _INTERN: dict[tuple[str, str, str], Device] = {}
-_INTERN_MAX = 4096
+_INTERN_MAX: Final = 4096
 
 
 def _device(cls: str, browser: str, os_family: str) -> Device:
@@ -795,7 +800,7 @@ def _refine(base: tuple[str, str, str, int], ch: int | None, sb: int, tb: int) -
     return _device(cls, browser, os_family)
 
 
-_CH_VALUES = {"?1": 1, "?0": 0, "1": 1, "0": 0}
+_CH_VALUES: Final = {"?1": 1, "?0": 0, "1": 1, "0": 0}
 
 
 def _coerce_ua(ua: Any) -> str:
@@ -851,12 +856,14 @@ class DeviceClassifier:
 
     def classify(
         self,
-        ua: str | None,
-        ch_mobile: str | None = None,
-        screen_w: int = 0,
-        screen_h: int = 0,
-        touch_points: int = 0,
+        ua: Any,
+        ch_mobile: Any = None,
+        screen_w: Any = 0,
+        screen_h: Any = 0,
+        touch_points: Any = 0,
     ) -> Device:
+        # Typed Any: compiled (collector/native.py), an argument's annotation is checked
+        # on the way in, and any input must yield a Device (the module docstring).
         # Fast path: plain str / ints, as the collector passes them.  Anything
         # odd raises TypeError somewhere here and takes the coercing path.
         try:

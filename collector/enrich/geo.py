@@ -219,8 +219,9 @@ class GeoResolver:
         self._v4_networks = NetworkCache(32, cache_size)
         self._v6_networks = NetworkCache(128, cache_size)
 
-    def lookup(self, ip: str) -> Region:
-        """Region of an address string; UNKNOWN_REGION for anything unplaceable. Never raises."""
+    def lookup(self, ip: object) -> Region:
+        """Region of an address string; UNKNOWN_REGION for anything unplaceable. Never raises.
+        (`object`: compiled, an annotation is checked on the way in, and any input is answered.)"""
         if not isinstance(ip, str):
             return UNKNOWN_REGION
         return self._cached(ip)

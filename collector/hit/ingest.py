@@ -412,7 +412,7 @@ class Ingest:
 
     def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
         """The event's device and whether it is a bot. With `memo`, classified once per
-        screen of the request: classify is Python (enrich/device.py), is_bot a property."""
+        screen of the request: classify is a compiled call (enrich/device.py), is_bot a property."""
         if memo is None:
             device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
             return device, device.is_bot
