@@ -1,0 +1,24 @@
+"""bench.get_ratio divides each collector run by the ceiling runs on both sides of it, and
+runs end to end against the real servers (timings unchecked: they are the machine's)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from bench import get_ratio
+
+
+def test_each_collector_run_is_divided_by_the_ceiling_runs_beside_it():
+    assert get_ratio.ratios([100.0, 300.0, 200.0], [100.0, 125.0]) == [0.5, 0.5]
+    with pytest.raises(ValueError):
+        get_ratio.ratios([100.0, 200.0], [100.0, 100.0])
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_a_short_alternating_run_measures_both_servers(tmp_path):
+    result = get_ratio.measure(pairs=1, seconds=1, requests=2000, workdir=tmp_path, log=lambda *_: None)
+    assert len(result["ceiling"]) == 2 and len(result["collector"]) == 1
+    assert all(rps > 0 for rps in result["ceiling"] + result["collector"])
+    assert result["median"] == result["ratios"][0] == result["collector"][0] / (sum(result["ceiling"]) / 2)
