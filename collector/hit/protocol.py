@@ -389,8 +389,9 @@ def decode_target_query(target: bytes, start: int) -> dict[str, str]:
     """decode_query(target[start:].decode("utf-8", "replace")): a GET hit's request target
     from its query on. By hit/_query.c when built and the text is ASCII (the fast path's
     request line admits nothing else), which makes no str of the whole and no slice a
-    parameter beside its name and value (issue 17)."""
-    if _ASCII_QUERY is not None:
+    parameter beside its name and value (issue 17). A target that ends before `start`
+    (`GET /c`: no query) has the empty query its slice would give."""
+    if _ASCII_QUERY is not None and start <= len(target):
         query = _ASCII_QUERY(target, start)
         if query is not None:
             return query
