@@ -19,6 +19,8 @@ def test_each_collector_run_is_divided_by_the_ceiling_runs_beside_it():
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 def test_a_short_alternating_run_measures_both_servers(tmp_path):
     result = get_ratio.measure(pairs=1, seconds=1, requests=2000, workdir=tmp_path, log=lambda *_: None)
-    assert len(result["ceiling"]) == 2 and len(result["collector"]) == 1
-    assert all(rps > 0 for rps in result["ceiling"] + result["collector"])
-    assert result["median"] == result["ratios"][0] == result["collector"][0] / (sum(result["ceiling"]) / 2)
+    rps, cpu_us = result["rps"], result["cpu_us"]
+    assert len(rps["ceiling"]) == len(cpu_us["ceiling"]) == 2 and len(rps["collector"]) == len(cpu_us["collector"]) == 1
+    assert all(value > 0 for value in rps["ceiling"] + rps["collector"] + cpu_us["ceiling"] + cpu_us["collector"])
+    assert result["rps_median"] == rps["collector"][0] / (sum(rps["ceiling"]) / 2)
+    assert result["cpu_median"] == pytest.approx((sum(cpu_us["ceiling"]) / 2) / cpu_us["collector"][0])
