@@ -51,8 +51,7 @@ def _settled(server: servers.ServerProc, limit: float = 30.0) -> None:
     """Wait until the collector holds no batch or event still to write (a ceiling holds none)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        state = servers.collector_figures(server.url)
-        if not state or not (state["pending_flushes"] or state["pending_events"]):
+        if servers.nothing_to_write(server):
             return
         time.sleep(0.2)
     raise RuntimeError(f"{server.name}: still flushing after {limit:.0f} s")

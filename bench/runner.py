@@ -269,30 +269,12 @@ class Bench:
             now = time.monotonic()
             if counted != last:
                 last, since = counted, now
-            elif counted >= expected and now - since >= window and self._nothing_to_write(s):
+            elif counted >= expected and now - since >= window and servers.nothing_to_write(s):
                 if count_events(self.redis) == counted:  # no flush landed while the workers were asked
                     return counted
             if now > deadline:
                 return counted
             time.sleep(0.25)
-
-    @staticmethod
-    def _nothing_to_write(s: servers.ServerProc) -> bool:
-        """Whether every worker of a collector has no batch or event left to flush (other
-        servers keep nothing back). Each request reaches one worker (SO_REUSEPORT), so ask
-        until each has answered; a worker not heard from in 8 asks each counts as busy."""
-        if s.kind != "collector":
-            return True
-        workers = len(s.workers())
-        heard: set[int] = set()
-        for _ in range(8 * workers):
-            state = servers.collector_figures(s.url)
-            if not state or state["pending_flushes"] or state["pending_events"]:
-                return False
-            heard.add(state.get("pid", len(heard)))  # a collector older than "pid": each answer counts
-            if len(heard) >= workers:
-                return True
-        return False
 
     # -- the whole thing -----------------------------------------------------------------
 

@@ -194,6 +194,25 @@ def collector_figures(url: str, timeout: float = 5.0) -> dict:
         return {}
 
 
+def nothing_to_write(server: ServerProc) -> bool:
+    """Whether every worker of a collector has no batch or event left to flush (other
+    servers keep nothing back). Each request reaches one worker (SO_REUSEPORT), so ask
+    until each has answered (/api/collector names it: `pid`); a worker not heard from in
+    8 asks each counts as busy."""
+    if not server.name.startswith("collector"):
+        return True
+    workers = len(server.workers())
+    heard: set[int] = set()
+    for _ in range(8 * workers):
+        state = collector_figures(server.url)
+        if not state or state["pending_flushes"] or state["pending_events"]:
+            return False
+        heard.add(state.get("pid", len(heard)))  # a collector older than "pid": each answer counts
+        if len(heard) >= workers:
+            return True
+    return False
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:

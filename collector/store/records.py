@@ -15,10 +15,6 @@ import orjson
 from collector.features.facts import DeepFacts
 from collector.hit.record import Hit
 
-# device, region and the visitor keys: alike in a request's hits, encoded once for them.
-DEVICE_AT: Final = Hit._fields.index("device")
-SHARED_END: Final = DEVICE_AT + 4
-assert Hit._fields[DEVICE_AT:SHARED_END] == ("device", "region", "visitor", "month_visitor")
 RECORD_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -47,7 +43,8 @@ def encode_hits(hits: list[Hit]) -> list[bytes]:
 
 
 def _shares_with(hit: Hit, other: Hit) -> bool:
-    """`hit` holds `other`'s device, region and visitor keys: the very objects, as a
+    """`hit` holds `other`'s device, region and visitor keys (what _shared_json encodes,
+    alike in a request's hits, encoded once for them): the very objects, as a
     request's hits do (equal ones only cost their JSON made again). Field by field, not a
     slice of each hit compared: a tuple a hit."""
     return (
