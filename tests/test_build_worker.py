@@ -251,3 +251,81 @@ async def test_a_part_partly_sent_resumes_only_with_commands_of_the_same_builder
         await flusher.close()
         await client.aclose()
         proxy.close()
+
+
+async def test_a_build_failing_in_an_unforeseen_way_replaces_the_child(redis_url, small_parts, monkeypatch):
+    """Session 17: an exchange that raised what the pipes never raise (a RuntimeError) left
+    the worker "not ready" for good, every later part built in the thread. Any failure is
+    a failure: the child is replaced and builds again; nothing is lost meanwhile."""
+    sync = redis.Redis.from_url(redis_url)
+    sync.flushdb()
+    client = aioredis.Redis.from_url(redis_url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, build_process=True)
+    worker = flusher.build_worker
+    assert worker is not None and await worker.wait_until_ready(READY)
+    worker.timeout = READY
+    first = worker.pid
+    exchange = build_worker._exchange
+    raised: list[int] = []
+
+    async def unforeseen(child, part, job):
+        if not raised:
+            raised.append(child.pid)
+            raise RuntimeError("Set changed size during iteration")
+        return await exchange(child, part, job)
+
+    monkeypatch.setattr(build_worker, "_exchange", unforeseen)
+    try:
+        expected = fill(aggregator)
+        assert await flusher.flush()
+        assert raised == [first] and worker.failures == 1 and flusher.stats.thread_builds["failed"] >= 1
+        worker.retry_after = 0.0
+        assert await worker.wait_until_ready(READY) and worker.pid != first
+        apart = flusher.stats.parts_built_apart
+        fill(aggregator)
+        assert await flusher.flush()
+        assert flusher.stats.parts_built_apart > apart
+        assert pv_by_app(sync) == {app: 2 * n for app, n in expected.items()}
+    finally:
+        await flusher.close()
+        await client.aclose()
+
+
+async def test_a_part_a_late_build_still_reads_is_not_freed_under_it(redis_url, small_parts, monkeypatch):
+    """A late build's part is built in the thread meanwhile and applied; the flusher frees an
+    applied part a slice at a time (flusher._release), which would change the sets the late
+    build is still reading. It is left whole until the late build lets it go."""
+    sync = redis.Redis.from_url(redis_url)
+    sync.flushdb()
+    client = aioredis.Redis.from_url(redis_url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, build_process=True)
+    worker = flusher.build_worker
+    assert worker is not None and await worker.wait_until_ready(READY)
+    go_on = asyncio.Event()
+    read: list[int] = []
+    exchange = build_worker._exchange
+
+    async def slow_reader(child, part, job):
+        """Reads the part's visitors one at a time, waiting before the second."""
+        for n, _ in enumerate(part.visitors):
+            read.append(n)
+            if n == 0:
+                await go_on.wait()
+        return await exchange(child, part, job)
+
+    monkeypatch.setattr(build_worker, "_exchange", slow_reader)
+    worker.timeout = 0.05
+    try:
+        expected = fill(aggregator)
+        assert await flusher.flush()  # every part applied, the first built in the thread meanwhile
+        assert worker.late == 1 and flusher.stats.thread_builds["late"] == 1
+        go_on.set()
+        worker.timeout = READY
+        assert await worker.wait_until_ready(READY)
+        assert worker.failures == 0 and len(read) > 1  # read to its end, no set changed under it
+        assert pv_by_app(sync) == {app: n for app, n in expected.items()}
+    finally:
+        await flusher.close()
+        await client.aclose()

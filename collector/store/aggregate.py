@@ -194,6 +194,24 @@ class Snapshot:
         """The apps with counted cells or rejects."""
         return {key[0] for key in self.cube} | {key[0] for key in self.rejected}
 
+    def shed(self, limit: int) -> bool:
+        """Drop at most `limit` entries (an event-id list is one); True once none is left.
+
+        A flushed part is freed this way, a slice at a time between two rounds of hits
+        (Flusher._release): dropped at once, its entries' tuples and strings were freed in
+        one call that held the hit loop for 1-3 ms at every flush (bench/RESULTS.md,
+        session 17). Its re-sent hits are left: the batch takes them."""
+        left = limit
+        left = _shed_dict(self.cube, left)
+        left = _shed_set(self.visitors, left)
+        left = _shed_set(self.first_party, left)
+        left = _shed_dict(self.rejected, left)
+        left = _shed_dict(self.deep_incs, left)
+        left = _shed_set(self.deep_members, left)
+        left = _shed_dict(self.sessions, left)
+        left = _shed_dict(self.event_ids, left)
+        return left > 0
+
     def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:
         """Every collection whose entries each start with their app (all but event_ids,
         whose keys do)."""
@@ -201,6 +219,21 @@ class Snapshot:
             self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions,
             self.resent,
         )
+
+
+def _shed_dict(entries: dict[Any, Any], left: int) -> int:
+    """Pop entries while `left` allows; what is left of it."""
+    while entries and left > 0:
+        entries.popitem()
+        left -= 1
+    return left
+
+
+def _shed_set(members: set[Any], left: int) -> int:
+    while members and left > 0:
+        members.pop()
+        left -= 1
+    return left
 
 
 class Aggregator:

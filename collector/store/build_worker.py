@@ -58,8 +58,13 @@ log = logging.getLogger(__name__)
 # Snapshot entries pickled per message: a tenth to a third of a millisecond of GIL each
 # (bench/build_worker_cost.py), the longest a request waits behind it.
 CHUNK_ENTRIES = 500
-# Packed commands per answer message (bytes, about): unpickled in well under a millisecond.
-ANSWER_BYTES = 1 << 20
+# Packed commands per answer message (bytes, about). Small, so that reading one (the
+# stream's buffer, its copy, the unpickled bytes) takes memory from the heap a message
+# before freed rather than a fresh mapping: glibc maps every block of 128 KiB and more
+# for itself (allocator.py), and the loop then faults in each of its pages, ~3 µs a page
+# on a VM — 1 MiB messages made stalls of 2-5 ms on the hit loop at every flush
+# (bench/RESULTS.md, session 17).
+ANSWER_BYTES = 32 << 10
 # Seconds the flusher's thread builds alone after a child failed (and was replaced).
 RETRY_AFTER = 10.0
 # Seconds a build not answered in time may still take in the background (a busy machine)
@@ -180,6 +185,7 @@ class BuildWorker:
         self._child: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
         self._ready = False
+        self._late_part: Snapshot | PackedSnapshot | None = None  # what a late build reads
         self._failed_at = -math.inf  # monotonic: the child's last failure
         self._closed = False
 
@@ -237,30 +243,40 @@ class BuildWorker:
         if not done:
             self.late += 1
             self.declined = "late"
+            self._late_part = part
             self._late = asyncio.ensure_future(self._finish_late(exchange, child.pid))
             return None
         try:
             packed = exchange.result()
-        except _EXCHANGE_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 — the pipes, the child, or a bug: either way not this child again
             self.declined = "failed"
             await self._failed(child.pid, exc)
             return None
         self._ready = True
         return packed, child.pid
 
+    def still_reading(self, part: Snapshot | PackedSnapshot) -> bool:
+        """Whether a late build still reads `part` (its answer will be dropped): the part,
+        built meanwhile in the thread and applied, must stay whole until then."""
+        return self._late is not None and not self._late.done() and self._late_part is part
+
     async def _finish_late(self, exchange: asyncio.Future[list[bytes]], pid: int) -> None:
+        # Any failure replaces the child: left "not ready" (session 17 saw a RuntimeError
+        # do that), every later part was built in the thread for the collector's life.
         try:
             await asyncio.wait_for(exchange, LATE_MAX)
-        except (*_EXCHANGE_ERRORS, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 — TimeoutError, the pipes, the child, or a bug
             await self._failed(pid, exc)
             return
+        finally:
+            self._late_part = None
         self._ready = not self._closed
 
     async def _failed(self, pid: int, exc: BaseException) -> None:
         if self.pid != pid:
             return  # that child was seen dead and replaced already (_usable)
         self.failures += 1
-        log.warning("flush build process %d: %s; parts are built in the thread", pid, str(exc) or "no answer in time")
+        log.warning("flush build process %d: %s; parts are built in the thread", pid, str(exc) or repr(exc))
         self._failed_at = time.monotonic()
         await self._replace()
 
@@ -325,9 +341,6 @@ class BuildWorker:
         except TimeoutError:
             child.kill()
             await child.wait()  # reaped: no zombie
-
-
-_EXCHANGE_ERRORS = (WorkerFailed, OSError, EOFError, asyncio.IncompleteReadError, pickle.UnpicklingError)
 
 
 async def _exchange(child: asyncio.subprocess.Process, part: Snapshot | PackedSnapshot, job: BuildJob) -> list[bytes]:

@@ -82,6 +82,10 @@ GROUP_CELLS = 5_000
 # thread's CPU, so ~50 ms of the time (bench/RESULTS.md, session 12).
 DUE_SLICE_SECONDS = 0.0005
 DUE_CPU_SHARE = 0.2
+# Entries of an applied part freed at a time between two rounds of hits (Snapshot.shed):
+# a part of GROUP_CELLS entries freed at once held the hit loop 1-3 ms (its tuples and
+# strings); this many take a few tenths of a millisecond (bench/RESULTS.md, session 17).
+SHED_ENTRIES = 1_000
 # A batch this large (entries, or events when rebuilt from the journal) leaves tens of MB
 # freed in the allocator: after it, the heap is trimmed (a few ms, in a thread).
 TRIM_AFTER_CELLS = 20_000
@@ -681,8 +685,11 @@ class Flusher:
                     commands += self._prepared(batch.touched)
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
-                batch.resent += parts.popleft().resent
+                applied = parts.popleft()
+                batch.resent += applied.resent
                 batch.done = 0
+                if self.build_worker is None or not self.build_worker.still_reading(applied):
+                    await _release(applied)  # else freed whole once the late build let it go
         finally:
             if upcoming is not None:  # a round trip failed: let the thread end, drop its work
                 await asyncio.gather(upcoming, return_exceptions=True)
@@ -835,6 +842,14 @@ class Flusher:
             # Shutting down with a long backlog: stop between round trips; the
             # journal keeps the rest for the next start.
             raise RedisTimeoutError("shutdown deadline passed with the batch part applied")
+
+
+async def _release(part: Snapshot | PackedSnapshot) -> None:
+    """Free an applied part's entries a slice at a time, the hits answered between two
+    (SHED_ENTRIES says why). Nothing refers to it any more: it was built and sent."""
+    if isinstance(part, Snapshot):
+        while not part.shed(SHED_ENTRIES):
+            await asyncio.sleep(0)
 
 
 # What a batch asks the deployment's caps (DeploymentCaps.undecided): the values not
