@@ -153,11 +153,11 @@ class HitConnection:
 
     def refuse_held(self, encode: Callable[[Answer, bool], bytes]) -> None:
         """The held hits' journal write failed: their answers become 503s (nothing of them counted)."""
-        by_status = self.server.stats.hits.by_status
+        hits = self.server.stats.hits
         for index, close, status in self.held:
             self.unsent[index] = encode(UNAVAILABLE, close)
-            by_status[status] -= 1
-            by_status[UNAVAILABLE.status] += 1
+            hits.add(status, -1)
+            hits.add(UNAVAILABLE.status, 1)
         self.held = []
 
     def _answered(self, answers_before: int) -> None:
