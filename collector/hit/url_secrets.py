@@ -16,6 +16,7 @@ path parameters are removed too. Other parameters keep their spelling and order.
 from __future__ import annotations
 
 import re
+from typing import Final
 from urllib.parse import unquote
 
 # The default list: names that carry credentials or session ids on the platforms we
@@ -30,7 +31,7 @@ DEFAULT_SECRET_PARAMS = (
 )
 
 
-_SEPARATORS = "?&;#/"  # what may come right before a parameter's name (SecretStripper._maybe)
+_SEPARATORS: Final = "?&;#/"  # what may come right before a parameter's name (SecretStripper._maybe)
 
 
 class SecretStripper:
@@ -72,9 +73,12 @@ class SecretStripper:
             return self._maybe.search(url) is not None
         equals = url.find("=")
         while equals >= 0:
-            low = max(equals - longest - 1, 0)
-            separator = max(url.rfind("?", low, equals), url.rfind("&", low, equals), url.rfind(";", low, equals),
-                            url.rfind("#", low, equals), url.rfind("/", low, equals))
+            low = equals - longest - 1 if equals > longest else 0
+            separator = -1
+            for mark in _SEPARATORS:  # (not max() of five: a call of the builtin, ~600 instructions)
+                found = url.rfind(mark, low, equals)
+                if found > separator:
+                    separator = found
             if separator >= 0:
                 name = url[separator + 1:equals]
                 if not name.isascii():
