@@ -203,6 +203,59 @@ def test_an_empty_secret_list_strips_nothing():
     assert SecretStripper(()).strip(SECRET_URL) == SECRET_URL
 
 
+URL_PIECES = [
+    "?", "&", ";", "#", "/", "=", "==", "%", " ", "\x00", "a", "id", "tic", "tokens", "ticketx", "https://e.edu",
+    "token", "TOKEN", "ToKeN", "sid", "SID", "Sid", "ticket", "x-amz-signature", "X-Amz-Signature", "phpsessid",
+    "sessionid", "session_id", "jsessionid", "ſid", "K", "\u212aey", "ı", "İd", "tİcket", "中", "é", "学", "\ud800",
+    "b", "x", "y", "key", "KEY",
+]
+
+
+def random_url(rng) -> str:
+    return "".join(rng.choice(URL_PIECES) for _ in range(rng.randrange(0, 14)))
+
+
+def secret_test_disagrees(stripper: SecretStripper, maybe) -> str | None:
+    """The first of 60,000 random URLs (and longer ones past the longest name's reach) on
+    which `maybe` answers otherwise than the regex SecretStripper.maybe_secret stands for."""
+    import random
+
+    pattern = stripper._maybe
+    assert pattern is not None
+    rng = random.Random(17)
+    found = 0
+    for n in range(60000):
+        url = random_url(rng) if n % 50 else "https://e.edu/" + "a" * rng.randrange(30) + random_url(rng) * 3
+        answer = maybe(url)
+        if answer != (pattern.search(url) is not None):
+            return url
+        found += answer
+    assert found > 300 or set(stripper.names) != set(DEFAULT_SECRET_PARAMS)  # the default list's "yes" drawn often
+    return None
+
+
+@pytest.mark.parametrize("names", [
+    DEFAULT_SECRET_PARAMS, ("token",), ("ſid", "key"), ("a/b", "token"), ("x=y",), ("İd",), ("K",)],
+    ids=["default", "one", "non-ascii", "separator", "equals", "dotted", "kelvin"])
+def test_the_secret_test_answers_as_its_regex(names):
+    """SecretStripper.maybe_secret (session 17: the name before each '=') against the
+    regex it stands for, on the hostile pieces (Unicode case folds: ſ/s, K/k, ı/i; names
+    with separators or '='; '=' runs) in random URLs."""
+    stripper = SecretStripper(names)
+    assert secret_test_disagrees(stripper, stripper.maybe_secret) is None
+
+
+def test_the_secret_test_comparison_can_fail():
+    """A test by lower() alone is caught: to the regex, ſ is an s (ſid is sid)."""
+    stripper = SecretStripper(("sid",))
+    assert stripper.maybe_secret("/?ſid=1")
+
+    def by_lower(url: str) -> bool:
+        return any(f"{sep}sid=" in url.lower() for sep in "?&;#/")
+
+    assert secret_test_disagrees(stripper, by_lower) is not None
+
+
 def test_worker_caps_bound_values_and_learn_the_deployments_refusals():
     caps = CardinalityCaps({"page": 2}, value_max_chars=64)
     assert [caps.admit("page", "a", "d", v) for v in ("p1", "p2", "p3")] == ["p1", "p2", OTHER]

@@ -192,9 +192,11 @@ compiled_only = pytest.mark.skipif(protocol._ASCII_QUERY is None, reason="the in
 
 def assert_target_same(raw: str) -> None:
     """decode_target_query of `raw` as a request target's bytes (after "/c?", and alone)
-    against the specification; the C decoder itself answers for ASCII text only."""
+    against the specification; the C decoder itself answers for ASCII text only. And
+    decode_target_event's: see assert_event_same."""
     target = raw.encode("utf-8", "surrogatepass")
-    expected = list(spec_decode_query(target.decode("utf-8", "replace")).items())
+    spec_query = spec_decode_query(target.decode("utf-8", "replace"))
+    expected = list(spec_query.items())
     for prefix in (b"/c?", b""):
         assert list(protocol.decode_target_query(prefix + target, len(prefix)).items()) == expected, raw
         if protocol._ASCII_QUERY is not None:
@@ -203,6 +205,31 @@ def assert_target_same(raw: str) -> None:
                 assert decoded is not None and list(decoded.items()) == expected, raw
             else:
                 assert decoded is None, raw
+        assert_event_same(raw, prefix + target, len(prefix), spec_query)
+
+
+def event_of_target(target: bytes, start: int) -> tuple[Event, list[Problem], bool]:
+    """The GET path's event of a target (web/hit_head.py get_hit, hit/ingest.py hit_query):
+    decode_target_event, then query_event unless it said clean."""
+    query, clean = protocol.decode_target_event(target, start)
+    event, problems = (query, []) if clean else query_event(query)
+    return event, problems, clean
+
+
+def assert_event_same(raw: str, target: bytes, start: int, spec_query: dict[str, str]) -> None:
+    """decode_target_event (C's `event` when built and ASCII) then query_event unless clean:
+    the specification's event and problems, exactly (values, their types, order). Clean
+    only when query_event would change nothing and find nothing (it is then run anyway, to
+    check). Without the C decoder it is never clean."""
+    want_event, want_problems = spec_from_query(spec_query)
+    want = (repr(list(want_event.items())), [(p.event, p.field, p.reason, p.detail) for p in want_problems])
+    event, problems, clean = event_of_target(target, start)
+    assert (repr(list(event.items())), [(p.event, p.field, p.reason, p.detail) for p in problems]) == want, raw
+    if clean:
+        again, problems = query_event(dict(event))
+        assert repr(list(again.items())) == repr(list(event.items())) and not problems, raw
+    if protocol._ASCII_EVENT is None or not target[start:].partition(b"#")[0].isascii():
+        assert not clean, raw
 
 
 HOSTILE = [
@@ -262,6 +289,45 @@ def test_the_c_decoder_gives_the_protocols_own_names_and_refuses_bad_calls():
         protocol._ASCII_QUERY(b"k=1", -1)
     with pytest.raises(TypeError):
         protocol._ASCII_QUERY("k=1", 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mutant", ["always_clean", "never_an_int"])
+def test_the_event_comparison_fails_on_a_difference(monkeypatch, mutant):
+    """assert_event_same can fail: an event step that says clean with work left, or one that
+    leaves query_event an int's text while saying clean, is caught."""
+    def always_clean(target: bytes, start: int) -> tuple[dict[str, object], bool]:
+        return dict(protocol.decode_target_query(target, start)), True
+
+    def never_an_int(target: bytes, start: int) -> tuple[dict[str, object], bool]:
+        query = dict(protocol.decode_target_query(target, start))
+        return query, "p" not in query
+
+    monkeypatch.setattr(protocol, "decode_target_event", always_clean if mutant == "always_clean" else never_an_int)
+    with pytest.raises(AssertionError):
+        for raw in HOSTILE:
+            assert_target_same(raw)
+
+
+@compiled_only
+def test_the_c_decoders_event_is_clean_only_without_work_left():
+    """`event`: integer text as ints at once, and clean exactly when nothing is left for
+    query_event; the integers at their bounds (18 digits in a C long long, 19 and 20 as
+    Python ints, 21 left as text for query_event's out_of_range)."""
+    event = protocol._ASCII_EVENT
+    assert event is not None
+    assert event(b"/c?k=a&sw=1920&ts=1796120692128&sn=-0012&t=x&img=1", 3) == (
+        {"k": "a", "sw": 1920, "ts": 1796120692128, "sn": -12, "t": "x", "img": "1"}, True)
+    for digits in (18, 19, 20):
+        text = "9" * digits
+        assert event(f"sw={text}&sh=-{text[1:]}".encode(), 0) == ({"sw": int(text), "sh": -int(text[1:])}, True)
+    for raw, query in [
+        (b"sw=" + b"9" * 21, {"sw": "9" * 21}), (b"sw=-", {"sw": "-"}), (b"sw=", {"sw": ""}), (b"sw", {"sw": ""}),
+        (b"sw=1%32", {"sw": "12"}), (b"sw=+1", {"sw": " 1"}), (b"%73w=1", {"sw": "1"}), (b"x%3D=1", {"x=": "1"}),
+        (b"p=%7B%7D", {"p": "{}"}), (b"sw=x&sw=5", {"sw": 5}), (b"sw=1_0", {"sw": "1_0"}),
+    ]:
+        assert event(raw, 0) == (query, False), raw
+    assert event(b"k=\xc3\xa9", 0) is None
+    assert event(b"k=a&u=https://e.edu/?sw=1&ti=%41", 0) == ({"k": "a", "u": "https://e.edu/?sw=1", "ti": "%41"}, True)
 
 
 def test_the_c_decoder_is_built_with_the_compiled_modules():

@@ -19,6 +19,15 @@
  *   maximal invalid part — what yarl's unquoter (decode_query's) gives for ASCII text;
  * - a value of a kept-encoded field (`kept_encoded`: name -> its cap) is left as sent
  *   when it is no longer than its cap.
+ *
+ * `event` (hit/protocol.py decode_target_event) decodes the same parameters a step further,
+ * as the start of the event protocol.query_event makes of them (session 17): the value of an
+ * integer field (`integers`) that is integer text as query_event takes it (-?[0-9]+, at most
+ * INTEGER_CHARS characters, unescaped) is that int, not its text; and it says whether
+ * query_event still has work (`clean` false): a name of `later` (`p`, JSON), an integer
+ * field whose value it left as text, or any escaped name (which could spell either).
+ * query_event leaves an int it is given as it is, so with or without this step the event
+ * and its problems are the same (tests/test_query_differential.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,11 +35,17 @@
 
 #define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
 #define STACK_BYTES 2048
+#define INTEGER_CHARS 20 /* protocol._INTEGER_DIGITS_MAX: longer integer text is refused there */
+#define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
+
+/* What a known name is to `event`: text, an integer field, or one query_event decodes. */
+enum { TEXT_FIELD = 0, INTEGER_FIELD, LATER_FIELD };
 
 typedef struct {
     Py_ssize_t length;    /* 0: an empty slot */
     const char *chars;    /* the name's ASCII characters (owned by `name`) */
     PyObject *name;
+    int kind;             /* TEXT_FIELD, INTEGER_FIELD or LATER_FIELD */
 } Known;
 
 typedef struct {
@@ -48,8 +63,8 @@ static size_t known_slot(const char *chars, Py_ssize_t length) {
     return ((size_t)length * 31u + (unsigned char)chars[0] * 7u + (unsigned char)chars[length - 1]) & (KNOWN_SLOTS - 1);
 }
 
-/* The protocol's str for this name, borrowed; NULL when it is not one it knows. */
-static PyObject *known_name(const QueryDecoder *self, const char *chars, Py_ssize_t length) {
+/* The protocol's entry for this name (its str borrowed); NULL when it is not one it knows. */
+static const Known *known_name(const QueryDecoder *self, const char *chars, Py_ssize_t length) {
     if (length == 0) {
         return NULL;
     }
@@ -59,15 +74,37 @@ static PyObject *known_name(const QueryDecoder *self, const char *chars, Py_ssiz
             return NULL;
         }
         if (known->length == length && memcmp(known->chars, chars, (size_t)length) == 0) {
-            return known->name;
+            return known;
         }
     }
 }
 
+/* Mark each of `names` (all among the known ones) as of `kind`. */
+static int mark_kind(QueryDecoder *self, PyObject *names, int kind) {
+    PyObject *sequence = PySequence_Fast(names, "integers and later must be sequences of str");
+    if (sequence == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        PyObject *name = PySequence_Fast_GET_ITEM(sequence, i);
+        const Known *known = PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) && PyUnicode_GET_LENGTH(name) > 0
+            ? known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name)) : NULL;
+        if (known == NULL) {
+            Py_DECREF(sequence);
+            PyErr_SetString(PyExc_ValueError, "integers and later must be among the names");
+            return -1;
+        }
+        ((Known *)known)->kind = kind;
+    }
+    Py_DECREF(sequence);
+    return 0;
+}
+
 static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"names", "kept_encoded", NULL};
-    PyObject *names, *kept_encoded;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!", keywords, &names, &PyDict_Type, &kept_encoded)) {
+    static char *keywords[] = {"names", "kept_encoded", "integers", "later", NULL};
+    PyObject *names, *kept_encoded, *integers = NULL, *later = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OO", keywords, &names, &PyDict_Type, &kept_encoded,
+                                     &integers, &later)) {
         return -1;
     }
     if (self->kept_encoded != NULL) {
@@ -101,9 +138,13 @@ static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds)
             at = (at + 1) & (KNOWN_SLOTS - 1);
         }
         Py_INCREF(name);
-        self->known[at] = (Known){length, chars, name};
+        self->known[at] = (Known){length, chars, name, TEXT_FIELD};
     }
     Py_DECREF(sequence);
+    if ((integers != NULL && mark_kind(self, integers, INTEGER_FIELD) < 0)
+        || (later != NULL && mark_kind(self, later, LATER_FIELD) < 0)) {
+        return -1;
+    }
     Py_INCREF(kept_encoded);
     self->kept_encoded = kept_encoded;
     return 0;
@@ -165,9 +206,35 @@ static PyObject *value_text(const QueryDecoder *self, PyObject *name, const char
     return unquoted(chars, length);
 }
 
-/* decode(raw, start): the parameters of raw[start:], an ASCII query string; None when it
- * has a byte that is not ASCII (decode_query then decodes it). */
-static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
+/* The int of `chars` when they are integer text as protocol.query_event takes it (-?[0-9]+,
+ * at most INTEGER_CHARS characters); NULL without an exception when they are not. */
+static PyObject *integer_of(const char *chars, Py_ssize_t length) {
+    Py_ssize_t first = length > 0 && chars[0] == '-' ? 1 : 0;
+    if (length - first == 0 || length > INTEGER_CHARS) {
+        return NULL;
+    }
+    long long number = 0;
+    for (Py_ssize_t i = first; i < length; i++) {
+        if (chars[i] < '0' || chars[i] > '9') {
+            return NULL;
+        }
+        if (i - first < LONG_DIGITS) {
+            number = number * 10 + (chars[i] - '0');
+        }
+    }
+    if (length - first <= LONG_DIGITS) {
+        return PyLong_FromLongLong(first ? -number : number);
+    }
+    char text[INTEGER_CHARS + 1];
+    memcpy(text, chars, (size_t)length);
+    text[length] = '\0';
+    return PyLong_FromString(text, NULL, 10);
+}
+
+/* The parameters of raw[start:], an ASCII query string, as decode_query gives them — or,
+ * with `as_event`, as `event` gives them, `*clean` set to whether query_event has nothing
+ * left to do. None when raw has a byte that is not ASCII (decode_query then decodes it). */
+static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs, int as_event, int *clean) {
     if (nargs != 2 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "decode(raw: bytes, start: int)");
         return NULL;
@@ -190,6 +257,7 @@ static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, 
     if (query == NULL) {
         return NULL;
     }
+    *clean = 1;
     Py_ssize_t i = start;
     while (i <= end) {
         Py_ssize_t piece = i, equals = -1;
@@ -223,11 +291,15 @@ static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, 
         }
         Py_ssize_t name_end = equals < 0 ? amp : equals;
         PyObject *name;
+        int field = TEXT_FIELD;
         if (name_escaped) {
             name = unquoted(raw + piece, name_end - piece);
+            *clean = 0; /* it may spell an integer field or `p` */
         } else {
-            name = known_name(self, raw + piece, name_end - piece);
-            if (name != NULL) {
+            const Known *known = known_name(self, raw + piece, name_end - piece);
+            if (known != NULL) {
+                name = known->name;
+                field = known->kind;
                 Py_INCREF(name);
             } else {
                 name = PyUnicode_DecodeASCII(raw + piece, name_end - piece, NULL);
@@ -237,8 +309,24 @@ static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, 
             Py_DECREF(query);
             return NULL;
         }
-        PyObject *value = equals < 0 ? PyUnicode_New(0, 0)
-                                     : value_text(self, name, raw + equals + 1, amp - equals - 1, value_escaped);
+        PyObject *value = NULL;
+        if (as_event && field != TEXT_FIELD) {
+            if (field == INTEGER_FIELD && equals >= 0 && !value_escaped) {
+                value = integer_of(raw + equals + 1, amp - equals - 1);
+                if (value == NULL && PyErr_Occurred()) {
+                    Py_DECREF(name);
+                    Py_DECREF(query);
+                    return NULL;
+                }
+            }
+            if (value == NULL) {
+                *clean = 0; /* left as text: query_event decodes or refuses it */
+            }
+        }
+        if (value == NULL) {
+            value = equals < 0 ? PyUnicode_New(0, 0)
+                               : value_text(self, name, raw + equals + 1, amp - equals - 1, value_escaped);
+        }
         if (value == NULL || PyDict_SetItem(query, name, value) < 0) {
             Py_XDECREF(value);
             Py_DECREF(name);
@@ -251,16 +339,40 @@ static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, 
     return query;
 }
 
+static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    int clean;
+    return decoded(self, args, nargs, 0, &clean);
+}
+
+static PyObject *QueryDecoder_event(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    int clean;
+    PyObject *query = decoded(self, args, nargs, 1, &clean);
+    if (query == NULL || query == Py_None) {
+        return query;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(query);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, query);
+    PyTuple_SET_ITEM(pair, 1, PyBool_FromLong(clean));
+    return pair;
+}
+
 static PyMethodDef QueryDecoder_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))QueryDecoder_decode, METH_FASTCALL,
      "decode(raw, start) -> the parameters of raw[start:] as decode_query gives them; None if it is not ASCII."},
+    {"event", (PyCFunction)(void (*)(void))QueryDecoder_event, METH_FASTCALL,
+     "event(raw, start) -> (parameters, clean): decode's, integer fields' integer text as ints; clean: nothing "
+     "left for query_event. None if it is not ASCII."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject QueryDecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "collector.hit._query.QueryDecoder",
-    .tp_doc = "QueryDecoder(names, kept_encoded): decode_query for ASCII query strings.",
+    .tp_doc = "QueryDecoder(names, kept_encoded, integers=(), later=()): decode_query for ASCII query strings.",
     .tp_basicsize = sizeof(QueryDecoder),
     .tp_itemsize = 0,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -161,11 +161,12 @@ class Ingest:
         return self._answer(len(events), tally.problems)
 
     def hit_query(
-        self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
-        origin: str | None = None, referer: str | None = None,
+        self, query: dict[str, Any], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
+        origin: str | None = None, referer: str | None = None, clean: bool = False,
     ) -> Answer:
         """A GET pixel: one event in the (decoded) query parameters; `query` becomes the
-        event (protocol.query_event): the caller does not keep it."""
+        event (protocol.query_event): the caller does not keep it. `clean`: `query` is that
+        event already (protocol.decode_target_event said so), query_event is skipped."""
         refusal = self._cannot_take()
         if refusal is not None:
             return refusal
@@ -174,7 +175,7 @@ class Ingest:
         limited = self._client_limited(ip, ua, now)
         if limited is not None:
             return limited  # to an image beacon too: onerror keeps the event for later
-        event, problems = query_event(query)
+        event, problems = (query, []) if clean else query_event(query)
         wants_image = event.pop("img", None) == "1"
         if problems:
             app = self._app_of(event, now, counted=self.apps_counted)

@@ -368,21 +368,26 @@ def decode_query(raw: str) -> dict[str, str]:
     return query
 
 
-def _ascii_query_decoder() -> Callable[[bytes, int], dict[str, str] | None] | None:
-    """hit/_query.c's decoder (decode_query in C, for ASCII text) as a bound method; None
-    when it was not built or its build is stale (collector/native.py). The names it gives
-    as the protocol's own str objects are the fields' (and `p`, `img`): their hashes are
-    kept, and later look-ups of the same names find them by identity."""
+def _ascii_query_decoder() -> Any:
+    """hit/_query.c's decoder (decode_query in C, for ASCII text: its methods `decode` and
+    `event`); None when it was not built or its build is stale (collector/native.py). The
+    names it gives as the protocol's own str objects are the fields' (and `p`, `img`): their
+    hashes are kept, and later look-ups of the same names find them by identity. `event`
+    also needs to know the integer fields, and `p`, which query_event decodes from JSON."""
     module = c_module("collector.hit._query")
     if module is None:
         return None
     known = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
-    decoder = module.QueryDecoder(known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS})
-    decode: Callable[[bytes, int], dict[str, str] | None] = decoder.decode
-    return decode
+    return module.QueryDecoder(
+        known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS}, integers=tuple(INT_FIELDS), later=("p",))
 
 
-_ASCII_QUERY: Final = _ascii_query_decoder()
+_ASCII_DECODER = _ascii_query_decoder()  # (a Final of it trips mypyc: its bound methods are)
+_ASCII_QUERY: Final[Callable[[bytes, int], dict[str, str] | None] | None] = (
+    _ASCII_DECODER.decode if _ASCII_DECODER is not None else None)
+# (parameters, clean), or None for a target that is not ASCII: decode_target_event.
+_ASCII_EVENT: Final[Callable[[bytes, int], tuple[dict[str, Any], bool] | None] | None] = (
+    _ASCII_DECODER.event if _ASCII_DECODER is not None else None)
 
 
 def decode_target_query(target: bytes, start: int) -> dict[str, str]:
@@ -396,6 +401,23 @@ def decode_target_query(target: bytes, start: int) -> dict[str, str]:
         if query is not None:
             return query
     return decode_query(target[start:].decode("utf-8", "replace"))
+
+
+def decode_target_event(target: bytes, start: int) -> tuple[dict[str, Any], bool]:
+    """decode_target_query's parameters as the start of their event, and whether they are
+    the event already (`clean`: query_event would change nothing and find no problem).
+
+    By hit/_query.c when built and the text is ASCII: an integer field's integer text is
+    its int already (as query_event would make it), and clean unless a parameter is left
+    for query_event (`p`, an integer field's other text, an escaped name). Otherwise
+    decode_target_query's text, never clean. Either way query_event(query) (which leaves
+    an int as it is) gives the same event and problems (tests/test_query_differential.py);
+    with clean, the GET path skips it (issue 17)."""
+    if _ASCII_EVENT is not None and start <= len(target):
+        found = _ASCII_EVENT(target, start)
+        if found is not None:
+            return found
+    return decode_query(target[start:].decode("utf-8", "replace")), False
 
 
 # An integer in a query string: what JSON would take, decimal ASCII digits with an
@@ -418,7 +440,8 @@ def from_query(query: dict[str, str]) -> tuple[Event, list[Problem]]:
 
 def query_event(query: dict[str, Any]) -> tuple[Event, list[Problem]]:
     """from_query, made of `query` itself (decode_query's dict, which the caller drops):
-    the GET path's, with no copy of the parameters (issue 17).
+    the GET path's, with no copy of the parameters (issue 17). An integer field's value
+    may be an int already (decode_target_event's): it is kept as it is.
 
     Most parameters are text kept as sent: only integers and `p` are replaced in place
     (same keys, same order), or removed when they are refused, after the walk (a dict may
@@ -426,8 +449,11 @@ def query_event(query: dict[str, Any]) -> tuple[Event, list[Problem]]:
     problems: list[Problem] = []
     refused: list[str] = []
     text: str  # decode_query's values are text
-    for name, text in query.items():
+    for name, value in query.items():
         if name in INT_FIELDS:
+            if type(value) is int:  # made by decode_target_event from its integer text already
+                continue
+            text = value
             if not _is_integer_text(text):
                 refused.append(name)
                 problems.append(Problem(0, name, "wrong_type", "expected an integer"))
@@ -439,7 +465,7 @@ def query_event(query: dict[str, Any]) -> tuple[Event, list[Problem]]:
                 query[name] = int(text)
         elif name == "p":
             try:
-                query[name] = orjson.loads(text)
+                query[name] = orjson.loads(value)
             except orjson.JSONDecodeError:
                 refused.append(name)
                 problems.append(Problem(0, "p", "malformed_json", "p must be a JSON object"))

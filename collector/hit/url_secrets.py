@@ -16,6 +16,7 @@ path parameters are removed too. Other parameters keep their spelling and order.
 from __future__ import annotations
 
 import re
+from typing import Final
 from urllib.parse import unquote
 
 # The default list: names that carry credentials or session ids on the platforms we
@@ -30,6 +31,9 @@ DEFAULT_SECRET_PARAMS = (
 )
 
 
+_SEPARATORS: Final = "?&;#/"  # what may come right before a parameter's name (SecretStripper._maybe)
+
+
 class SecretStripper:
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = frozenset(name.strip().lower() for name in names if name.strip())
@@ -37,18 +41,52 @@ class SecretStripper:
         # separator) — then the URL is returned as it is, at the cost of one search.
         alternatives = "|".join(sorted((re.escape(n) for n in self.names), key=len, reverse=True))
         self._maybe = re.compile(rf"[?&;#/]({alternatives})=", re.IGNORECASE) if self.names else None
+        # The regex answered by looking at each '=' (maybe_secret), which holds while every
+        # name is ASCII without a separator or '=' (the default list: always); else 0.
+        plain = all(name.isascii() and not any(c in name for c in _SEPARATORS + "=") for name in self.names)
+        self._longest = max(map(len, self.names)) if plain and self.names else 0
 
     def strip(self, url: str) -> str:
         """`url` without the listed parameters (query, routed fragment) nor `;jsessionid=`."""
         if self._maybe is None or "=" not in url:
             return url
-        if "%" not in url and self._maybe.search(url) is None:  # (an escaped name is checked below)
+        if "%" not in url and not self.maybe_secret(url):  # (an escaped name is checked below)
             return url
         base, hash_sign, fragment = url.partition("#")
         base = self._strip_part(base)
         if hash_sign:
             fragment = self._strip_part(fragment, fragment_only=not fragment.startswith(("/", "!")))
         return base + hash_sign + fragment if hash_sign and fragment else base
+
+    def maybe_secret(self, url: str) -> bool:
+        """`self._maybe.search(url) is not None` (a listed name right after a separator and
+        right before a '=', in any case), mostly without the regex: case-insensitive over
+        every separator of a URL that is not ASCII, it took ~24,000 instructions a page URL
+        with a query (bench/RESULTS.md, session 17). The name before each '=' is the text
+        from the nearest separator, when that lies within the longest name's reach; the
+        regex's own answer is asked for a name that is not ASCII (its case folding pairs
+        non-ASCII letters with ASCII ones: K and k, ſ and s), or when the names are not plain."""
+        if self._maybe is None:
+            return False
+        longest = self._longest
+        if not longest:
+            return self._maybe.search(url) is not None
+        equals = url.find("=")
+        while equals >= 0:
+            low = equals - longest - 1 if equals > longest else 0
+            separator = -1
+            for mark in _SEPARATORS:  # (not max() of five: a call of the builtin, ~600 instructions)
+                found = url.rfind(mark, low, equals)
+                if found > separator:
+                    separator = found
+            if separator >= 0:
+                name = url[separator + 1:equals]
+                if not name.isascii():
+                    return self._maybe.search(url) is not None
+                if name.lower() in self.names:
+                    return True
+            equals = url.find("=", equals + 1)
+        return False
 
     def _strip_part(self, part: str, fragment_only: bool = False) -> str:
         """A path-and-query (or a fragment) without its secret parameters. A fragment that is

@@ -153,11 +153,11 @@ class HitConnection:
 
     def refuse_held(self, encode: Callable[[Answer, bool], bytes]) -> None:
         """The held hits' journal write failed: their answers become 503s (nothing of them counted)."""
-        by_status = self.server.stats.hits.by_status
+        hits = self.server.stats.hits
         for index, close, status in self.held:
             self.unsent[index] = encode(UNAVAILABLE, close)
-            by_status[status] -= 1
-            by_status[UNAVAILABLE.status] += 1
+            hits.add(status, -1)
+            hits.add(UNAVAILABLE.status, 1)
         self.held = []
 
     def _answered(self, answers_before: int) -> None:
@@ -230,9 +230,12 @@ class HitConnection:
         if head is None:
             return HAND_OVER
         method, target, lower, values, forwarded = head
-        close = CONNECTION in values and b"close" in values[CONNECTION].lower()
+        # bytes.find, not `in`: compiled, `b"…" in some_bytes` is PySequence_Contains, whose
+        # bytes_contains first tries the operand as an int and formats a TypeError it then
+        # drops — ~2,700 instructions a hit (bench/RESULTS.md, session 17).
+        close = CONNECTION in values and values[CONNECTION].lower().find(b"close") >= 0
         body_start = end + 4
-        has_length = b"content-length" in lower
+        has_length = lower.find(b"content-length") >= 0
         server = self.server
         ingest = self.ingest
         if ingest is None:  # made at startup, after the server: the same for every request

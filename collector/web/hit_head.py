@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from collector.hit.ingest import Answer
-from collector.hit.protocol import decode_target_query
+from collector.hit.protocol import decode_target_event
 from collector.native import c_module
 
 MAX_HEADERS: Final = 128  # aiohttp's limit: a head with more header lines is refused
@@ -246,13 +246,14 @@ class HitTaker(Protocol):
     """Ingest, as get_hit calls it (a Protocol: bench/http_parse_cost.py passes a stand-in)."""
 
     def hit_query(
-        self, query: dict[str, str], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
-        origin: str | None = None, referer: str | None = None,
+        self, query: dict[str, Any], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
+        origin: str | None = None, referer: str | None = None, clean: bool = False,
     ) -> Answer: ...
 
 
 def get_hit(ingest: HitTaker, target: bytes, peer: str | None, values: dict[bytes, bytes], forwarded: list[bytes]) -> Answer:
-    """A GET hit's answer: its query decoded, its sender's headers given as Ingest takes them."""
-    query = decode_target_query(target, 3)
+    """A GET hit's answer: its query decoded (as far as its event when it can:
+    protocol.decode_target_event), its sender's headers given as Ingest takes them."""
+    query, clean = decode_target_event(target, 3)
     forwarded_for, ua, mobile, origin, referer = sender(values, forwarded)
-    return ingest.hit_query(query, peer, forwarded_for, ua, mobile, origin, referer)
+    return ingest.hit_query(query, peer, forwarded_for, ua, mobile, origin, referer, clean)
