@@ -4,9 +4,11 @@ flusher's thread stores, and the flush never depends on the child being alive or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -139,23 +141,33 @@ def gone(pid: int, within: float = 10.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("fault", ["kill", "stop", "stop and continue"])
-async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, monkeypatch, fault):
-    """The child is killed in the middle of a batch (the part in its hands comes back as
-    EOF), or stopped between two (late: the thread builds; given up after LATE_MAX, or
-    used again once it answers): every count is exact, and a child builds again later."""
-    monkeypatch.setattr(build_worker, "LATE_MAX", 1.0)
+@contextlib.asynccontextmanager
+async def flusher_with_child(redis_url: str) -> AsyncIterator[tuple[redis.Redis, Aggregator, Flusher, build_worker.BuildWorker]]:
+    """An empty database, and a flusher whose build process is ready (its timeout READY)."""
     sync = redis.Redis.from_url(redis_url)
     sync.flushdb()
     client = aioredis.Redis.from_url(redis_url)
     aggregator = Aggregator()
     flusher = make_flusher(client, aggregator, build_process=True)
     worker = flusher.build_worker
-    assert worker is not None and await worker.wait_until_ready(READY)
-    worker.timeout = READY
-    first = worker.pid
-    assert first is not None
     try:
+        assert worker is not None and await worker.wait_until_ready(READY)
+        worker.timeout = READY
+        yield sync, aggregator, flusher, worker
+    finally:
+        await flusher.close()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("fault", ["kill", "stop", "stop and continue"])
+async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small_parts, monkeypatch, fault):
+    """The child is killed in the middle of a batch (the part in its hands comes back as
+    EOF), or stopped between two (late: the thread builds; given up after LATE_MAX, or
+    used again once it answers): every count is exact, and a child builds again later."""
+    monkeypatch.setattr(build_worker, "LATE_MAX", 1.0)
+    async with flusher_with_child(redis_url) as (sync, aggregator, flusher, worker):
+        first = worker.pid
+        assert first is not None
         expected = fill(aggregator)
         flushing = asyncio.ensure_future(flusher.flush())
         batches = 1
@@ -193,9 +205,6 @@ async def test_a_killed_or_stopped_build_process_costs_no_count(redis_url, small
         assert await flusher.flush()
         assert flusher.stats.parts_built_apart > apart
         assert pv_by_app(sync) == {app: (batches + 1) * n for app, n in expected.items()}
-    finally:
-        await flusher.close()
-        await client.aclose()
     assert gone(first) and (worker.pid is None)
 
 
@@ -257,15 +266,6 @@ async def test_a_build_failing_in_an_unforeseen_way_replaces_the_child(redis_url
     """Session 17: an exchange that raised what the pipes never raise (a RuntimeError) left
     the worker "not ready" for good, every later part built in the thread. Any failure is
     a failure: the child is replaced and builds again; nothing is lost meanwhile."""
-    sync = redis.Redis.from_url(redis_url)
-    sync.flushdb()
-    client = aioredis.Redis.from_url(redis_url)
-    aggregator = Aggregator()
-    flusher = make_flusher(client, aggregator, build_process=True)
-    worker = flusher.build_worker
-    assert worker is not None and await worker.wait_until_ready(READY)
-    worker.timeout = READY
-    first = worker.pid
     exchange = build_worker._exchange
     raised: list[int] = []
 
@@ -276,7 +276,8 @@ async def test_a_build_failing_in_an_unforeseen_way_replaces_the_child(redis_url
         return await exchange(child, part, job)
 
     monkeypatch.setattr(build_worker, "_exchange", unforeseen)
-    try:
+    async with flusher_with_child(redis_url) as (sync, aggregator, flusher, worker):
+        first = worker.pid
         expected = fill(aggregator)
         assert await flusher.flush()
         assert raised == [first] and worker.failures == 1 and flusher.stats.thread_builds["failed"] >= 1
@@ -287,22 +288,12 @@ async def test_a_build_failing_in_an_unforeseen_way_replaces_the_child(redis_url
         assert await flusher.flush()
         assert flusher.stats.parts_built_apart > apart
         assert pv_by_app(sync) == {app: 2 * n for app, n in expected.items()}
-    finally:
-        await flusher.close()
-        await client.aclose()
 
 
 async def test_a_part_a_late_build_still_reads_is_not_freed_under_it(redis_url, small_parts, monkeypatch):
     """A late build's part is built in the thread meanwhile and applied; the flusher frees an
     applied part a slice at a time (flusher._release), which would change the sets the late
     build is still reading. It is left whole until the late build lets it go."""
-    sync = redis.Redis.from_url(redis_url)
-    sync.flushdb()
-    client = aioredis.Redis.from_url(redis_url)
-    aggregator = Aggregator()
-    flusher = make_flusher(client, aggregator, build_process=True)
-    worker = flusher.build_worker
-    assert worker is not None and await worker.wait_until_ready(READY)
     go_on = asyncio.Event()
     read: list[int] = []
     exchange = build_worker._exchange
@@ -316,8 +307,8 @@ async def test_a_part_a_late_build_still_reads_is_not_freed_under_it(redis_url, 
         return await exchange(child, part, job)
 
     monkeypatch.setattr(build_worker, "_exchange", slow_reader)
-    worker.timeout = 0.05
-    try:
+    async with flusher_with_child(redis_url) as (sync, aggregator, flusher, worker):
+        worker.timeout = 0.05
         expected = fill(aggregator)
         assert await flusher.flush()  # every part applied, the first built in the thread meanwhile
         assert worker.late == 1 and flusher.stats.thread_builds["late"] == 1
@@ -326,6 +317,3 @@ async def test_a_part_a_late_build_still_reads_is_not_freed_under_it(redis_url, 
         assert await worker.wait_until_ready(READY)
         assert worker.failures == 0 and len(read) > 1  # read to its end, no set changed under it
         assert pv_by_app(sync) == {app: n for app, n in expected.items()}
-    finally:
-        await flusher.close()
-        await client.aclose()
