@@ -33,6 +33,7 @@ from collector.store.aggregate import Aggregator, Snapshot
 from collector.store.buckets import Calendar
 from collector.store.flush_script import APPLY_FLUSH_LUA
 from collector.store.flusher import CALL_ARGS, FlushBatch, Flusher, encode_calls
+from collector.store.packed_snapshot import pack, unpack
 from collector.store.rollup import RollupBuilder, SlotWrites
 
 TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the settings' defaults
@@ -40,6 +41,12 @@ TTLS = {"minute": 172800, "hour": 7776000, "day": 0, "month": 0}  # the settings
 START = datetime(2027, 1, 31, 23, 57, 10, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 APPS = ("app1", "app2", "app3")
 VIDEO = {"rid": "v1", "rt": "video", "subj": "math", "stage": "junior", "src": "zjer", "dur": 100}
+
+
+def a_copy(snap: Snapshot) -> Snapshot:
+    """A snapshot equal to `snap`, to flush: a flush empties what it applied (Snapshot.shed),
+    and these tests read `snap` again after it."""
+    return unpack(pack(snap))
 
 
 def realistic_snapshot(calendar: Calendar, geo_db: list[str]) -> Snapshot:
@@ -172,7 +179,7 @@ async def test_the_new_encoding_stores_exactly_what_the_old_one_did(two_redis, t
 
     client = redis.asyncio.Redis.from_url(new.url)
     flusher = Flusher(client, Aggregator(), builder, 1.0, writer="new")
-    flusher.pending.append(FlushBatch("new", 1, None, snap=snap, events=snap.events))
+    flusher.pending.append(FlushBatch("new", 1, None, snap=a_copy(snap), events=snap.events))
     assert await flusher.flush()
     await client.aclose()
     apply_old_encoding(old.client(), RollupBuilder(calendar, TTLS), snap)
@@ -238,7 +245,7 @@ async def test_a_batch_split_into_parts_stores_exactly_what_it_does_whole(two_re
         monkeypatch.setattr(flusher_module, "GROUP_CELLS", group_cells)
         client = redis.asyncio.Redis.from_url(server.url)
         flusher = Flusher(client, Aggregator(), RollupBuilder(calendar, TTLS), 1.0, writer="w")
-        flusher.pending.append(FlushBatch("w", 1, None, snap=snap, events=snap.events))
+        flusher.pending.append(FlushBatch("w", 1, None, snap=a_copy(snap), events=snap.events))
         assert await flusher.flush()
         await client.aclose()
     split, whole = (contents(server.client()) for server in two_redis)

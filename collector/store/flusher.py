@@ -118,7 +118,9 @@ class FlushBatch:
     writer: str
     seq: int
     segment: Segment | None  # its journal segment, when journaling
-    snap: Snapshot | None = None  # what it counts; None: its `packed` parts, or rebuild from the segment, when due
+    # What it counts; None: its `packed` parts, or rebuild from the segment, when due. A
+    # flush empties it part by part as they are applied (_release): a batch owns it.
+    snap: Snapshot | None = None
     # Queued behind another batch: its snapshot split into its parts (Snapshot.split_by_app),
     # each as bytes (packed_snapshot.py), a fifth of the memory; `packing` is the thread
     # making them, awaited before the batch is built. Each part is unpacked only for its
