@@ -400,6 +400,11 @@ def decode_target_query(target: bytes, start: int) -> dict[str, str]:
         query = _ASCII_QUERY(target, start)
         if query is not None:
             return query
+    return _decoded_text(target, start)
+
+
+def _decoded_text(target: bytes, start: int) -> dict[str, str]:
+    """The Python decoder's answer for a target the C decoder left (not ASCII, or not built)."""
     return decode_query(target[start:].decode("utf-8", "replace"))
 
 
@@ -417,7 +422,7 @@ def decode_target_event(target: bytes, start: int) -> tuple[dict[str, Any], bool
         found = _ASCII_EVENT(target, start)
         if found is not None:
             return found
-    return decode_query(target[start:].decode("utf-8", "replace")), False
+    return _decoded_text(target, start), False
 
 
 # An integer in a query string: what JSON would take, decimal ASCII digits with an

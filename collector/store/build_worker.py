@@ -248,7 +248,7 @@ class BuildWorker:
             return None
         try:
             packed = exchange.result()
-        except Exception as exc:  # noqa: BLE001 — the pipes, the child, or a bug: either way not this child again
+        except Exception as exc:  # the pipes, the child, or a bug: either way not this child again
             self.declined = "failed"
             await self._failed(child.pid, exc)
             return None
@@ -265,7 +265,7 @@ class BuildWorker:
         # do that), every later part was built in the thread for the collector's life.
         try:
             await asyncio.wait_for(exchange, LATE_MAX)
-        except Exception as exc:  # noqa: BLE001 — TimeoutError, the pipes, the child, or a bug
+        except Exception as exc:  # TimeoutError, the pipes, the child, or a bug
             await self._failed(pid, exc)
             return
         finally:
