@@ -27,6 +27,7 @@ import maxminddb
 
 from collector.enrich import cn_regions
 from collector.enrich.hashed_cache import HashedCache
+from collector.enrich.mmdb_pages import map_as_touched
 from collector.hit.clientip import global_ipv6_value, ipv4_value
 from collector.untracked import untracked
 
@@ -205,6 +206,7 @@ class GeoResolver:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"geo database not found: {path}")
         self._readers = [(p, maxminddb.open_database(p, maxminddb.MODE_AUTO)) for p in paths]
+        map_as_touched(paths)  # RSS: the pages lookups read, not the page cache's folios
         self._v6_readers = [r for _, r in self._readers if r.metadata().ip_version == 6]
         self._all_readers = [r for _, r in self._readers]
         # Per instance, so close() can clear it; keyed by the address's hash, not the
