@@ -31,7 +31,9 @@ from collector.hit.protocol import (
     decode_query,
     from_query,
     query_event,
+    validate_event,
 )
+from collector.native import c_module
 
 # ---- the specification: main 3aa3aac's code, copied unchanged ---------------------------
 
@@ -208,28 +210,39 @@ def assert_target_same(raw: str) -> None:
         assert_event_same(raw, prefix + target, len(prefix), spec_query)
 
 
-def event_of_target(target: bytes, start: int) -> tuple[Event, list[Problem], bool]:
+def event_of_target(target: bytes, start: int) -> tuple[Event, list[Problem], bool, bool]:
     """The GET path's event of a target (web/hit_head.py get_hit, hit/ingest.py hit_query):
     decode_target_event, then query_event unless it said clean."""
-    query, clean = protocol.decode_target_event(target, start)
+    query, clean, valid = protocol.decode_target_event(target, start)
     event, problems = (query, []) if clean else query_event(query)
-    return event, problems, clean
+    return event, problems, clean, valid
+
+
+def described(problems: list[Problem]) -> list[tuple[int | None, str | None, str, str]]:
+    return [(p.event, p.field, p.reason, p.detail) for p in problems]
 
 
 def assert_event_same(raw: str, target: bytes, start: int, spec_query: dict[str, str]) -> None:
     """decode_target_event (C's `event` when built and ASCII) then query_event unless clean:
     the specification's event and problems, exactly (values, their types, order). Clean
     only when query_event would change nothing and find nothing (it is then run anyway, to
-    check). Without the C decoder it is never clean."""
+    check). And validate_event told the fields are valid (the GET path's, when `event` said
+    so) gives exactly the problems of its whole walk, for any app key already checked; valid
+    only when clean. Without the C decoder it is never clean nor valid."""
     want_event, want_problems = spec_from_query(spec_query)
-    want = (repr(list(want_event.items())), [(p.event, p.field, p.reason, p.detail) for p in want_problems])
-    event, problems, clean = event_of_target(target, start)
-    assert (repr(list(event.items())), [(p.event, p.field, p.reason, p.detail) for p in problems]) == want, raw
+    want = (repr(list(want_event.items())), described(want_problems))
+    event, problems, clean, valid = event_of_target(target, start)
+    assert (repr(list(event.items())), described(problems)) == want, raw
     if clean:
         again, problems = query_event(dict(event))
         assert repr(list(again.items())) == repr(list(event.items())) and not problems, raw
+    for checked_key in ("", "a"):
+        walked = validate_event(dict(event), 0, checked_key)
+        assert described(validate_event(dict(event), 0, checked_key, valid)) == described(walked), raw
+    if valid:
+        assert clean, raw
     if protocol._ASCII_EVENT is None or not target[start:].partition(b"#")[0].isascii():
-        assert not clean, raw
+        assert not clean and not valid, raw
 
 
 HOSTILE = [
@@ -243,12 +256,45 @@ HOSTILE = [
     "k=%", "k=%2", "k=%2G", "k=%g2", "k=%%41", "k=%4%41", "k=+%2B+", "k=%2b%2B%2b", "k=%E4+%B8%AD", "k=%E4%2", "a=b=c&=&==",
     "k=a#%FF", "k=é", "k=\x00", "\x00=\x00", "k=%E4%B8%AD#中", "ti=中", "中=1", "k=\ud800",
 ]
+PAGE_VIEW = "k=a&t=pageview&u=https://e.edu/"
+
+
+def boundary_queries() -> list[str]:
+    """A page view with one field at each edge of its rule: a string field's cap ±1 (its
+    text plain, escaped ASCII, and escaped CJK — three bytes a character — which ti and cs
+    keep encoded within their cap), an integer field's bounds ±1 (and as 19 digits with
+    leading zeros, past a C long long's 18); a repeated name, last value in or out."""
+    queries = []
+    for name, cap in STRING_FIELDS.items():
+        for length in (cap - 1, cap, cap + 1):
+            for text in ("x" * length, "%41" * length, "%E4%B8%AD" * length, "x" * max(length - 1, 0) + "+"):
+                queries.append(f"{PAGE_VIEW}&{name}={text}")
+        queries.append(f"{PAGE_VIEW}&{name}={'x' * (cap + 1)}&{name}=ok")
+        queries.append(f"{PAGE_VIEW}&{name}=ok&{name}={'x' * (cap + 1)}")
+    for name, (lo, hi) in INT_FIELDS.items():
+        for number in (lo - 1, lo, hi, hi + 1, -hi, -(10**17), 10**18 - 1):
+            queries.append(f"{PAGE_VIEW}&{name}={number}")
+        queries.append(f"{PAGE_VIEW}&{name}={str(lo).zfill(19)}")
+        queries.append(f"{PAGE_VIEW}&{name}={str(hi + 1).zfill(20)}")
+        queries.append(f"{PAGE_VIEW}&{name}={hi + 1}&{name}={lo}")
+        queries.append(f"{PAGE_VIEW}&{name}={lo}&{name}={hi + 1}")
+    return queries
 
 
 @compiled_only
 def test_the_c_decoder_decodes_the_hostile_cases_as_the_specification():
     for raw in HOSTILE:
         assert_target_same(raw)
+
+
+def test_fields_at_the_edges_of_their_rules_are_judged_as_the_walk_judges_them():
+    """valid (validate_event's field walk skipped) exactly when the walk finds nothing:
+    every string field at its cap ±1, every integer field at its bounds ±1."""
+    valid = 0
+    for raw in boundary_queries():
+        assert_target_same(raw)
+        valid += event_of_target(raw.encode(), 0)[3]
+    assert (valid > 0) == (protocol._ASCII_EVENT is not None)  # (the fast answer is given at all)
 
 
 def test_a_target_that_ends_before_its_query_has_an_empty_one():
@@ -291,20 +337,30 @@ def test_the_c_decoder_gives_the_protocols_own_names_and_refuses_bad_calls():
         protocol._ASCII_QUERY("k=1", 0)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mutant", ["always_clean", "never_an_int"])
+@pytest.mark.parametrize("mutant", ["always_clean", "never_an_int", "always_valid"])
 def test_the_event_comparison_fails_on_a_difference(monkeypatch, mutant):
     """assert_event_same can fail: an event step that says clean with work left, or one that
-    leaves query_event an int's text while saying clean, is caught."""
-    def always_clean(target: bytes, start: int) -> tuple[dict[str, object], bool]:
-        return dict(protocol.decode_target_query(target, start)), True
+    leaves query_event an int's text while saying clean, is caught; so is one that says
+    valid whenever it says clean (caps and bounds not judged)."""
+    def always_clean(target: bytes, start: int) -> tuple[dict[str, object], bool, bool]:
+        return dict(protocol.decode_target_query(target, start)), True, False
 
-    def never_an_int(target: bytes, start: int) -> tuple[dict[str, object], bool]:
+    def never_an_int(target: bytes, start: int) -> tuple[dict[str, object], bool, bool]:
         query = dict(protocol.decode_target_query(target, start))
-        return query, "p" not in query
+        return query, "p" not in query, False
 
-    monkeypatch.setattr(protocol, "decode_target_event", always_clean if mutant == "always_clean" else never_an_int)
+    real = protocol.decode_target_event
+
+    def always_valid(target: bytes, start: int) -> tuple[dict[str, object], bool, bool]:
+        query, clean, _ = real(target, start)
+        return query, clean, clean
+
+    if mutant == "always_valid" and protocol._ASCII_EVENT is None:
+        pytest.skip("without the C decoder nothing is clean, so nothing may be valid")
+    mutants = {"always_clean": always_clean, "never_an_int": never_an_int, "always_valid": always_valid}
+    monkeypatch.setattr(protocol, "decode_target_event", mutants[mutant])
     with pytest.raises(AssertionError):
-        for raw in HOSTILE:
+        for raw in [*HOSTILE, *boundary_queries()]:
             assert_target_same(raw)
 
 
@@ -312,22 +368,40 @@ def test_the_event_comparison_fails_on_a_difference(monkeypatch, mutant):
 def test_the_c_decoders_event_is_clean_only_without_work_left():
     """`event`: integer text as ints at once, and clean exactly when nothing is left for
     query_event; the integers at their bounds (18 digits in a C long long, 19 and 20 as
-    Python ints, 21 left as text for query_event's out_of_range)."""
+    Python ints, 21 left as text for query_event's out_of_range). Valid: clean and each
+    field within its cap or bounds (an int past 18 digits never is)."""
     event = protocol._ASCII_EVENT
     assert event is not None
     assert event(b"/c?k=a&sw=1920&ts=1796120692128&sn=-0012&t=x&img=1", 3) == (
-        {"k": "a", "sw": 1920, "ts": 1796120692128, "sn": -12, "t": "x", "img": "1"}, True)
+        {"k": "a", "sw": 1920, "ts": 1796120692128, "sn": -12, "t": "x", "img": "1"}, True, False)  # sn < 1
+    assert event(b"/c?k=a&sw=1920&ts=1796120692128&sn=0012&t=x&img=1", 3) == (
+        {"k": "a", "sw": 1920, "ts": 1796120692128, "sn": 12, "t": "x", "img": "1"}, True, True)
     for digits in (18, 19, 20):
         text = "9" * digits
-        assert event(f"sw={text}&sh=-{text[1:]}".encode(), 0) == ({"sw": int(text), "sh": -int(text[1:])}, True)
+        assert event(f"sw={text}&sh=-{text[1:]}".encode(), 0) == ({"sw": int(text), "sh": -int(text[1:])}, True, False)
+    assert event(b"sw=" + b"0" * 17 + b"1", 0) == ({"sw": 1}, True, True)
+    assert event(b"sw=" + b"0" * 18 + b"1", 0) == ({"sw": 1}, True, False)  # (19 digits: not judged in C)
     for raw, query in [
         (b"sw=" + b"9" * 21, {"sw": "9" * 21}), (b"sw=-", {"sw": "-"}), (b"sw=", {"sw": ""}), (b"sw", {"sw": ""}),
         (b"sw=1%32", {"sw": "12"}), (b"sw=+1", {"sw": " 1"}), (b"%73w=1", {"sw": "1"}), (b"x%3D=1", {"x=": "1"}),
         (b"p=%7B%7D", {"p": "{}"}), (b"sw=x&sw=5", {"sw": 5}), (b"sw=1_0", {"sw": "1_0"}),
     ]:
-        assert event(raw, 0) == (query, False), raw
+        assert event(raw, 0) == (query, False, False), raw
     assert event(b"k=\xc3\xa9", 0) is None
-    assert event(b"k=a&u=https://e.edu/?sw=1&ti=%41", 0) == ({"k": "a", "u": "https://e.edu/?sw=1", "ti": "%41"}, True)
+    assert event(b"k=a&u=https://e.edu/?sw=1&ti=%41", 0) == (
+        {"k": "a", "u": "https://e.edu/?sw=1", "ti": "%41"}, True, True)
+    assert event(b"k=" + b"a" * 64 + b"&ti=" + b"%41" * 171, 0) == ({"k": "a" * 64, "ti": "A" * 171}, True, True)
+    assert event(b"k=" + b"a" * 65, 0) == ({"k": "a" * 65}, True, False)
+    assert event(b"k=" + b"a" * 65 + b"&k=a", 0) == ({"k": "a"}, True, False)  # (judged as each value comes)
+
+
+@compiled_only
+def test_the_c_decoder_refuses_rules_it_cannot_hold():
+    module = c_module("collector.hit._query")
+    for caps, bounds in [({"x": 1}, {}), ({"k": -1}, {}), ({"sw": 1}, {}), ({}, {"k": (0, 1)}), ({}, {"sw": (0,)}),
+                         ({}, {"sw": (0, 10**20)}), ({}, {"sw": [0, 1]})]:
+        with pytest.raises((ValueError, TypeError, OverflowError)):
+            module.QueryDecoder(("k", "sw"), {}, integers=("sw",), caps=caps, bounds=bounds)
 
 
 def test_the_c_decoder_is_built_with_the_compiled_modules():

@@ -28,6 +28,14 @@
  * field whose value it left as text, or any escaped name (which could spell either).
  * query_event leaves an int it is given as it is, so with or without this step the event
  * and its problems are the same (tests/test_query_differential.py).
+ *
+ * And, a step further again (session 18), whether the event's fields are `valid`: clean,
+ * and each value within the rule protocol.validate_event's field walk holds it to — a
+ * string field's text no longer than its cap (`caps`: name -> cap, counted in characters
+ * of the decoded text), an integer field's int within its bounds (`bounds`: name ->
+ * (lo, hi)). A name with neither rule has none there either (`img`, unknown names). An
+ * integer field without bounds given, or an int past a C long long, is never valid. valid
+ * is only ever a promise that the walk would find nothing; when it is false the walk runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -46,6 +54,9 @@ typedef struct {
     const char *chars;    /* the name's ASCII characters (owned by `name`) */
     PyObject *name;
     int kind;             /* TEXT_FIELD, INTEGER_FIELD or LATER_FIELD */
+    Py_ssize_t cap;       /* a text field's longest value (`caps`); -1: no cap */
+    int bounded;          /* an integer field's bounds are known (`bounds`) */
+    long long lo, hi;     /* those bounds */
 } Known;
 
 typedef struct {
@@ -79,6 +90,61 @@ static const Known *known_name(const QueryDecoder *self, const char *chars, Py_s
     }
 }
 
+/* The Known entry of `name`, which must be among the names; NULL with ValueError if not. */
+static Known *entry_of(QueryDecoder *self, PyObject *name, const char *what) {
+    const Known *known = PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) && PyUnicode_GET_LENGTH(name) > 0
+        ? known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name)) : NULL;
+    if (known == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s must be among the names", what);
+    }
+    return (Known *)known;
+}
+
+/* Each text field's cap (`caps`: name -> int >= 0). */
+static int mark_caps(QueryDecoder *self, PyObject *caps) {
+    Py_ssize_t at = 0;
+    PyObject *name, *cap;
+    while (PyDict_Next(caps, &at, &name, &cap)) {
+        Known *known = entry_of(self, name, "caps");
+        if (known == NULL) {
+            return -1;
+        }
+        Py_ssize_t most = PyLong_AsSsize_t(cap);
+        if (most == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (most < 0 || known->kind != TEXT_FIELD) {
+            PyErr_SetString(PyExc_ValueError, "caps: a text field's cap is an int >= 0");
+            return -1;
+        }
+        known->cap = most;
+    }
+    return 0;
+}
+
+/* Each integer field's bounds (`bounds`: name -> (lo, hi)). */
+static int mark_bounds(QueryDecoder *self, PyObject *bounds) {
+    Py_ssize_t at = 0;
+    PyObject *name, *pair;
+    while (PyDict_Next(bounds, &at, &name, &pair)) {
+        Known *known = entry_of(self, name, "bounds");
+        if (known == NULL) {
+            return -1;
+        }
+        long long lo, hi;
+        if (known->kind != INTEGER_FIELD || !PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "LL", &lo, &hi)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "bounds: an integer field's (lo, hi)");
+            }
+            return -1;
+        }
+        known->lo = lo;
+        known->hi = hi;
+        known->bounded = 1;
+    }
+    return 0;
+}
+
 /* Mark each of `names` (all among the known ones) as of `kind`. */
 static int mark_kind(QueryDecoder *self, PyObject *names, int kind) {
     PyObject *sequence = PySequence_Fast(names, "integers and later must be sequences of str");
@@ -86,25 +152,22 @@ static int mark_kind(QueryDecoder *self, PyObject *names, int kind) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
-        PyObject *name = PySequence_Fast_GET_ITEM(sequence, i);
-        const Known *known = PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) && PyUnicode_GET_LENGTH(name) > 0
-            ? known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name)) : NULL;
+        Known *known = entry_of(self, PySequence_Fast_GET_ITEM(sequence, i), "integers and later");
         if (known == NULL) {
             Py_DECREF(sequence);
-            PyErr_SetString(PyExc_ValueError, "integers and later must be among the names");
             return -1;
         }
-        ((Known *)known)->kind = kind;
+        known->kind = kind;
     }
     Py_DECREF(sequence);
     return 0;
 }
 
 static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"names", "kept_encoded", "integers", "later", NULL};
-    PyObject *names, *kept_encoded, *integers = NULL, *later = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OO", keywords, &names, &PyDict_Type, &kept_encoded,
-                                     &integers, &later)) {
+    static char *keywords[] = {"names", "kept_encoded", "integers", "later", "caps", "bounds", NULL};
+    PyObject *names, *kept_encoded, *integers = NULL, *later = NULL, *caps = NULL, *bounds = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OOO!O!", keywords, &names, &PyDict_Type, &kept_encoded,
+                                     &integers, &later, &PyDict_Type, &caps, &PyDict_Type, &bounds)) {
         return -1;
     }
     if (self->kept_encoded != NULL) {
@@ -138,11 +201,12 @@ static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds)
             at = (at + 1) & (KNOWN_SLOTS - 1);
         }
         Py_INCREF(name);
-        self->known[at] = (Known){length, chars, name, TEXT_FIELD};
+        self->known[at] = (Known){length, chars, name, TEXT_FIELD, -1, 0, 0, 0};
     }
     Py_DECREF(sequence);
     if ((integers != NULL && mark_kind(self, integers, INTEGER_FIELD) < 0)
-        || (later != NULL && mark_kind(self, later, LATER_FIELD) < 0)) {
+        || (later != NULL && mark_kind(self, later, LATER_FIELD) < 0)
+        || (caps != NULL && mark_caps(self, caps) < 0) || (bounds != NULL && mark_bounds(self, bounds) < 0)) {
         return -1;
     }
     Py_INCREF(kept_encoded);
@@ -207,23 +271,27 @@ static PyObject *value_text(const QueryDecoder *self, PyObject *name, const char
 }
 
 /* The int of `chars` when they are integer text as protocol.query_event takes it (-?[0-9]+,
- * at most INTEGER_CHARS characters); NULL without an exception when they are not. */
-static PyObject *integer_of(const char *chars, Py_ssize_t length) {
+ * at most INTEGER_CHARS characters); NULL without an exception when they are not. `*number`
+ * is it as a C long long, `*fits` whether it is one (at most LONG_DIGITS digits). */
+static PyObject *integer_of(const char *chars, Py_ssize_t length, long long *number, int *fits) {
     Py_ssize_t first = length > 0 && chars[0] == '-' ? 1 : 0;
+    *fits = 0;
     if (length - first == 0 || length > INTEGER_CHARS) {
         return NULL;
     }
-    long long number = 0;
+    long long digits = 0;
     for (Py_ssize_t i = first; i < length; i++) {
         if (chars[i] < '0' || chars[i] > '9') {
             return NULL;
         }
         if (i - first < LONG_DIGITS) {
-            number = number * 10 + (chars[i] - '0');
+            digits = digits * 10 + (chars[i] - '0');
         }
     }
     if (length - first <= LONG_DIGITS) {
-        return PyLong_FromLongLong(first ? -number : number);
+        *number = first ? -digits : digits;
+        *fits = 1;
+        return PyLong_FromLongLong(*number);
     }
     char text[INTEGER_CHARS + 1];
     memcpy(text, chars, (size_t)length);
@@ -233,8 +301,10 @@ static PyObject *integer_of(const char *chars, Py_ssize_t length) {
 
 /* The parameters of raw[start:], an ASCII query string, as decode_query gives them — or,
  * with `as_event`, as `event` gives them, `*clean` set to whether query_event has nothing
- * left to do. None when raw has a byte that is not ASCII (decode_query then decodes it). */
-static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs, int as_event, int *clean) {
+ * left to do and `*valid` to whether, clean, each field is within its rule (caps, bounds).
+ * None when raw has a byte that is not ASCII (decode_query then decodes it). */
+static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs, int as_event, int *clean,
+                         int *valid) {
     if (nargs != 2 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "decode(raw: bytes, start: int)");
         return NULL;
@@ -258,6 +328,7 @@ static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     *clean = 1;
+    *valid = 1; /* and cleared by any value outside its rule: the last one of a name need not be */
     Py_ssize_t i = start;
     while (i <= end) {
         Py_ssize_t piece = i, equals = -1;
@@ -292,11 +363,12 @@ static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t n
         Py_ssize_t name_end = equals < 0 ? amp : equals;
         PyObject *name;
         int field = TEXT_FIELD;
+        const Known *known = NULL;
         if (name_escaped) {
             name = unquoted(raw + piece, name_end - piece);
             *clean = 0; /* it may spell an integer field or `p` */
         } else {
-            const Known *known = known_name(self, raw + piece, name_end - piece);
+            known = known_name(self, raw + piece, name_end - piece);
             if (known != NULL) {
                 name = known->name;
                 field = known->kind;
@@ -312,11 +384,16 @@ static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t n
         PyObject *value = NULL;
         if (as_event && field != TEXT_FIELD) {
             if (field == INTEGER_FIELD && equals >= 0 && !value_escaped) {
-                value = integer_of(raw + equals + 1, amp - equals - 1);
+                long long number = 0;
+                int fits;
+                value = integer_of(raw + equals + 1, amp - equals - 1, &number, &fits);
                 if (value == NULL && PyErr_Occurred()) {
                     Py_DECREF(name);
                     Py_DECREF(query);
                     return NULL;
+                }
+                if (!fits || !known->bounded || number < known->lo || number > known->hi) {
+                    *valid = 0;
                 }
             }
             if (value == NULL) {
@@ -326,6 +403,9 @@ static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t n
         if (value == NULL) {
             value = equals < 0 ? PyUnicode_New(0, 0)
                                : value_text(self, name, raw + equals + 1, amp - equals - 1, value_escaped);
+            if (value != NULL && known != NULL && known->cap >= 0 && PyUnicode_GET_LENGTH(value) > known->cap) {
+                *valid = 0;
+            }
         }
         if (value == NULL || PyDict_SetItem(query, name, value) < 0) {
             Py_XDECREF(value);
@@ -340,39 +420,42 @@ static PyObject *decoded(QueryDecoder *self, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *QueryDecoder_decode(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
-    int clean;
-    return decoded(self, args, nargs, 0, &clean);
+    int clean, valid;
+    return decoded(self, args, nargs, 0, &clean, &valid);
 }
 
 static PyObject *QueryDecoder_event(QueryDecoder *self, PyObject *const *args, Py_ssize_t nargs) {
-    int clean;
-    PyObject *query = decoded(self, args, nargs, 1, &clean);
+    int clean, valid;
+    PyObject *query = decoded(self, args, nargs, 1, &clean, &valid);
     if (query == NULL || query == Py_None) {
         return query;
     }
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
+    PyObject *answer = PyTuple_New(3);
+    if (answer == NULL) {
         Py_DECREF(query);
         return NULL;
     }
-    PyTuple_SET_ITEM(pair, 0, query);
-    PyTuple_SET_ITEM(pair, 1, PyBool_FromLong(clean));
-    return pair;
+    PyTuple_SET_ITEM(answer, 0, query);
+    PyTuple_SET_ITEM(answer, 1, PyBool_FromLong(clean));
+    PyTuple_SET_ITEM(answer, 2, PyBool_FromLong(clean && valid));
+    return answer;
 }
 
 static PyMethodDef QueryDecoder_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))QueryDecoder_decode, METH_FASTCALL,
      "decode(raw, start) -> the parameters of raw[start:] as decode_query gives them; None if it is not ASCII."},
     {"event", (PyCFunction)(void (*)(void))QueryDecoder_event, METH_FASTCALL,
-     "event(raw, start) -> (parameters, clean): decode's, integer fields' integer text as ints; clean: nothing "
-     "left for query_event. None if it is not ASCII."},
+     "event(raw, start) -> (parameters, clean, valid): decode's, integer fields' integer text as ints; clean: "
+     "nothing left for query_event; valid: clean, and every field within its caps or bounds. None if it is not "
+     "ASCII."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject QueryDecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "collector.hit._query.QueryDecoder",
-    .tp_doc = "QueryDecoder(names, kept_encoded, integers=(), later=()): decode_query for ASCII query strings.",
+    .tp_doc = "QueryDecoder(names, kept_encoded, integers=(), later=(), caps={}, bounds={}): decode_query for ASCII "
+              "query strings.",
     .tp_basicsize = sizeof(QueryDecoder),
     .tp_itemsize = 0,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -162,11 +162,12 @@ class Ingest:
 
     def hit_query(
         self, query: dict[str, Any], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
-        origin: str | None = None, referer: str | None = None, clean: bool = False,
+        origin: str | None = None, referer: str | None = None, clean: bool = False, valid: bool = False,
     ) -> Answer:
         """A GET pixel: one event in the (decoded) query parameters; `query` becomes the
         event (protocol.query_event): the caller does not keep it. `clean`: `query` is that
-        event already (protocol.decode_target_event said so), query_event is skipped."""
+        event already (protocol.decode_target_event said so), query_event is skipped;
+        `valid`: and its fields are within their rules, validate_event's walk is skipped."""
         refusal = self._cannot_take()
         if refusal is not None:
             return refusal
@@ -181,7 +182,7 @@ class Ingest:
             app = self._app_of(event, now, counted=self.apps_counted)
             tally = Tally(rejects=[(app, int(now // 60), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(ip, ua, ch_mobile, [event], now, header_host(origin, referer))
+            tally = self._process(ip, ua, ch_mobile, [event], now, header_host(origin, referer), valid)
         if tally.limited is not None:
             return self._refused(tally.rejects, tally.limited)
         if not self._commit(tally):
@@ -198,8 +199,11 @@ class Ingest:
 
     def _process(
         self, ip: str, ua: str, ch_mobile: str | None, events: list[Any], now: float, origin_host: str = "",
+        fields_valid: bool = False,
     ) -> Tally:
-        """The request's events from client `ip` (hit/clientip.py): what to count, reject and answer."""
+        """The request's events from client `ip` (hit/clientip.py): what to count, reject and
+        answer. `fields_valid`: each event's fields are known to be within their rules
+        (protocol.validate_event)."""
         minute = int(now // 60)
         if self.limits.app is not None:
             limited = self._app_limited(events[: self.max_batch], now, minute)
@@ -218,7 +222,7 @@ class Ingest:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
                 tally.rejects.append((self._app_of(event, now), minute, "batch_too_large"))
                 continue
-            found = validate_event(event, index, checked_key)
+            found = validate_event(event, index, checked_key, fields_valid)
             if found:
                 tally.problems.extend(found)
                 app = self._app_of(event, now)

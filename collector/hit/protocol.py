@@ -140,34 +140,39 @@ class Problem:
         return {"event": self.event, "field": self.field, "reason": self.reason, "detail": self.detail}
 
 
-def validate_event(event: object, index: int | None = None, checked_key: str = "") -> list[Problem]:
+def validate_event(
+    event: object, index: int | None = None, checked_key: str = "", fields_valid: bool = False,
+) -> list[Problem]:
     """The problems of `event` (the `index`-th of its request). `checked_key`: an app key
     already found acceptable — the request's event before, nearly always the same key —
-    which need not be scanned again."""
+    which need not be scanned again. `fields_valid`: each field of `event` is known to be
+    of its rule's type and within it (decode_target_event's `valid`), so the walk of the
+    fields is skipped; what the rules of several fields say together is still judged."""
     if not isinstance(event, dict):
         return [Problem(index, None, "not_an_object", f"expected a JSON object, got {type(event).__name__}")]
     # (field, reason, detail) per problem; made into Problems at the end. This runs for
     # every event of every batch: a field of the type its rule wants (nearly all of them)
     # costs one lookup and a comparison; the rest take _field_problem.
     found: list[tuple[str, str, str]] = []
-    for name, value in event.items():
-        kind = type(value)
-        if kind is str:
-            cap = STRING_FIELDS.get(name)
-            if cap is not None:
-                if len(value) > cap:
-                    found.append((name, "too_long", f"longer than {cap} characters"))
-                continue
-        elif kind is int:  # bool is an int subclass, not int: excluded on purpose
-            bounds = INT_FIELDS.get(name)
-            if bounds is not None:
-                # Compared as a C integer: `value` compared as an object boxed each bound
-                # past 256 into a new int object, per integer field of every event.
-                number: int = value
-                if not bounds[0] <= number <= bounds[1]:
-                    found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
-                continue
-        _field_problem(event, name, value, found)
+    if not fields_valid:
+        for name, value in event.items():
+            kind = type(value)
+            if kind is str:
+                cap = STRING_FIELDS.get(name)
+                if cap is not None:
+                    if len(value) > cap:
+                        found.append((name, "too_long", f"longer than {cap} characters"))
+                    continue
+            elif kind is int:  # bool is an int subclass, not int: excluded on purpose
+                bounds = INT_FIELDS.get(name)
+                if bounds is not None:
+                    # Compared as a C integer: `value` compared as an object boxed each bound
+                    # past 256 into a new int object, per integer field of every event.
+                    number: int = value
+                    if not bounds[0] <= number <= bounds[1]:
+                        found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
+                    continue
+            _field_problem(event, name, value, found)
 
     # From here on a field is only looked at when it has its type: a value of the wrong
     # type (already a problem above) may be unhashable or incomparable.
@@ -373,20 +378,22 @@ def _ascii_query_decoder() -> Any:
     `event`); None when it was not built or its build is stale (collector/native.py). The
     names it gives as the protocol's own str objects are the fields' (and `p`, `img`): their
     hashes are kept, and later look-ups of the same names find them by identity. `event`
-    also needs to know the integer fields, and `p`, which query_event decodes from JSON."""
+    also needs to know the integer fields, and `p`, which query_event decodes from JSON; and
+    the caps and bounds validate_event's field walk holds each field to."""
     module = c_module("collector.hit._query")
     if module is None:
         return None
     known = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
     return module.QueryDecoder(
-        known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS}, integers=tuple(INT_FIELDS), later=("p",))
+        known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS}, integers=tuple(INT_FIELDS), later=("p",),
+        caps=STRING_FIELDS, bounds=INT_FIELDS)
 
 
 _ASCII_DECODER = _ascii_query_decoder()  # (a Final of it trips mypyc: its bound methods are)
 _ASCII_QUERY: Final[Callable[[bytes, int], dict[str, str] | None] | None] = (
     _ASCII_DECODER.decode if _ASCII_DECODER is not None else None)
-# (parameters, clean), or None for a target that is not ASCII: decode_target_event.
-_ASCII_EVENT: Final[Callable[[bytes, int], tuple[dict[str, Any], bool] | None] | None] = (
+# (parameters, clean, valid), or None for a target that is not ASCII: decode_target_event.
+_ASCII_EVENT: Final[Callable[[bytes, int], tuple[dict[str, Any], bool, bool] | None] | None] = (
     _ASCII_DECODER.event if _ASCII_DECODER is not None else None)
 
 
@@ -408,21 +415,24 @@ def _decoded_text(target: bytes, start: int) -> dict[str, str]:
     return decode_query(target[start:].decode("utf-8", "replace"))
 
 
-def decode_target_event(target: bytes, start: int) -> tuple[dict[str, Any], bool]:
-    """decode_target_query's parameters as the start of their event, and whether they are
-    the event already (`clean`: query_event would change nothing and find no problem).
+def decode_target_event(target: bytes, start: int) -> tuple[dict[str, Any], bool, bool]:
+    """decode_target_query's parameters as the start of their event, whether they are the
+    event already (`clean`: query_event would change nothing and find no problem), and
+    whether, clean, its fields are `valid` (validate_event's walk of them would find no
+    problem: each string field within its cap, each integer field within its bounds).
 
     By hit/_query.c when built and the text is ASCII: an integer field's integer text is
     its int already (as query_event would make it), and clean unless a parameter is left
     for query_event (`p`, an integer field's other text, an escaped name). Otherwise
-    decode_target_query's text, never clean. Either way query_event(query) (which leaves
-    an int as it is) gives the same event and problems (tests/test_query_differential.py);
-    with clean, the GET path skips it (issue 17)."""
+    decode_target_query's text, never clean nor valid. Either way query_event(query) (which
+    leaves an int as it is) gives the same event and problems, and validate_event the same
+    problems with `fields_valid` as without (tests/test_query_differential.py); the GET path
+    skips query_event when clean and the field walk when valid (issue 17)."""
     if _ASCII_EVENT is not None and start <= len(target):
         found = _ASCII_EVENT(target, start)
         if found is not None:
             return found
-    return _decoded_text(target, start), False
+    return _decoded_text(target, start), False, False
 
 
 # An integer in a query string: what JSON would take, decimal ASCII digits with an

@@ -13,6 +13,13 @@
  * object a line: with the two translates, ~30,000 instructions of a realistic hit's ~210,000
  * (bench/RESULTS.md, session 16). tests/test_hit_head.py runs both forms on every head it
  * has, and both against the regex read_head was first written as.
+ *
+ * It reads the lines as sent (session 18): a name is lower-cased on the stack for its look-up
+ * (and judged a token as sent: a token's bytes lower-cased are tokens, and the others stay
+ * others), and read answers how many times "content-length" appears in the lines in any case
+ * — what hit_connection.py asks of them — found at the '-' bytes the byte check passes
+ * anyway. read_head lower-cased the whole head (bytes.lower, ~2,700 instructions a realistic
+ * hit) for these two only.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,6 +83,7 @@ static PyTypeObject ByteSetType = {
 /* web/hit_head.py's kinds of line (LINE_KIND's values), checked at construction. */
 enum { KIND_OTHER = 0, KIND_PLAIN = 1, KIND_JUDGE, KIND_JUDGE_AND_READ, KIND_READ_FIRST, KIND_READ_EVERY, KIND_REFUSE };
 #define NAME_SLOTS 128 /* a power of two, more than twice LINE_KIND's names */
+#define NAME_CHARS 64  /* the longest name LINE_KIND may have (lower-cased on the stack) */
 
 typedef struct {
     Py_ssize_t length; /* 0: an empty slot */
@@ -85,11 +93,17 @@ typedef struct {
     int judged_bit;    /* JUDGE and JUDGE_AND_READ names: their bit in a head's judged mask */
 } LineName;
 
+/* What a byte of the header lines is to read's byte check: most are FIELD_BYTE. */
+enum { FIELD_BYTE = 0, NOT_FIELD, DASH };
+#define LENGTH_NAME "content-length"
+#define LENGTH_DASH 7 /* where its '-' is */
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t max_lines;
+    Py_ssize_t longest;           /* the longest name of line_kind: a longer one is none of them */
     uint64_t host_bit;
-    unsigned char not_field[256]; /* 1: a byte no header line may hold (CR and LF are judged apart) */
+    unsigned char scan[256];      /* NOT_FIELD: a byte no header line may hold (CR and LF are judged apart) */
     unsigned char not_token[256]; /* 1: a byte no header name may hold */
     LineName names[NAME_SLOTS];
 } HeadLines;
@@ -123,13 +137,18 @@ static int HeadLines_init(HeadLines *self, PyObject *args, PyObject *kwds) {
     for (Py_ssize_t i = 0; i < token_bytes.len; i++) {
         self->not_token[((const unsigned char *)token_bytes.buf)[i]] = 0;
     }
-    memset(self->not_field, 1, sizeof self->not_field);
+    memset(self->scan, NOT_FIELD, sizeof self->scan);
     for (Py_ssize_t i = 0; i < field_bytes.len; i++) {
-        self->not_field[((const unsigned char *)field_bytes.buf)[i]] = 0;
+        self->scan[((const unsigned char *)field_bytes.buf)[i]] = FIELD_BYTE;
     }
     PyBuffer_Release(&token_bytes);
     PyBuffer_Release(&field_bytes);
-    self->not_field['\r'] = self->not_field['\n'] = 1;
+    self->scan['\r'] = self->scan['\n'] = NOT_FIELD;
+    if (self->scan['-'] != FIELD_BYTE) {
+        PyErr_SetString(PyExc_ValueError, "field_bytes must hold '-'");
+        return -1;
+    }
+    self->scan['-'] = DASH;
     if (self->host_bit != 0) {
         PyErr_SetString(PyExc_RuntimeError, "HeadLines is initialised once");
         return -1;
@@ -144,9 +163,20 @@ static int HeadLines_init(HeadLines *self, PyObject *args, PyObject *kwds) {
     int judged = 0;
     while (PyDict_Next(line_kind, &position, &name, &kind_object)) {
         long kind = PyLong_Check(kind_object) ? PyLong_AsLong(kind_object) : -1;
-        if (!PyBytes_CheckExact(name) || PyBytes_GET_SIZE(name) == 0 || kind < KIND_PLAIN || kind > KIND_REFUSE) {
-            PyErr_SetString(PyExc_ValueError, "line_kind: a name must be non-empty bytes, a kind 1..6");
+        if (!PyBytes_CheckExact(name) || PyBytes_GET_SIZE(name) == 0 || PyBytes_GET_SIZE(name) > NAME_CHARS
+            || kind < KIND_PLAIN || kind > KIND_REFUSE) {
+            PyErr_SetString(PyExc_ValueError, "line_kind: a name must be bytes of 1..64, a kind 1..6");
             return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(name); i++) {
+            char c = PyBytes_AS_STRING(name)[i];
+            if (c >= 'A' && c <= 'Z') {
+                PyErr_SetString(PyExc_ValueError, "line_kind: names are lower-case");
+                return -1;
+            }
+        }
+        if (PyBytes_GET_SIZE(name) > self->longest) {
+            self->longest = PyBytes_GET_SIZE(name);
         }
         int bit = -1;
         if (kind == KIND_JUDGE || kind == KIND_JUDGE_AND_READ) {
@@ -201,73 +231,103 @@ static int keep(const LineName *known, const char *fields, Py_ssize_t start, Py_
     return kept == NULL ? -1 : 0;
 }
 
-/* read(fields, lower, values, forwarded): hit_head.py _judge_lines (its Python form) in one
- * pass over the head's header lines; True when the fast path serves them. */
+/* "content-length" in any case at fields[dash - 7:dash + 7], around the '-' at `dash`. */
+static int length_name_at(const char *fields, Py_ssize_t size, Py_ssize_t dash) {
+    if (dash < LENGTH_DASH || dash + (Py_ssize_t)sizeof LENGTH_NAME - 1 - LENGTH_DASH > size) {
+        return 0;
+    }
+    const char *at = fields + dash - LENGTH_DASH;
+    for (size_t i = 0; i < sizeof LENGTH_NAME - 1; i++) {
+        /* (| 0x20 lower-cases a letter, and makes no other byte one) */
+        if ((at[i] | 0x20) != LENGTH_NAME[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* read(fields, values, forwarded): hit_head.py judge_lines (its Python form) in one pass over
+ * the head's header lines: how many times "content-length" appears in them in any case when
+ * the fast path serves them, else None. */
 static PyObject *HeadLines_read(HeadLines *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || !PyDict_Check(args[2])
-        || !PyList_Check(args[3]) || PyBytes_GET_SIZE(args[0]) != PyBytes_GET_SIZE(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "read(fields: bytes, lower: bytes of its length, values: dict, forwarded: list)");
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "read(fields: bytes, values: dict, forwarded: list)");
         return NULL;
     }
     const char *fields = PyBytes_AS_STRING(args[0]);
-    const char *lower = PyBytes_AS_STRING(args[1]);
-    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
-    /* No CR, LF or other control byte but the CRLFs that end lines. */
-    Py_ssize_t separators = 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    /* No CR, LF or other control byte but the CRLFs that end lines; and each '-' looked at. */
+    Py_ssize_t separators = 0, lengths = 0;
     for (Py_ssize_t i = 0; i < size; i++) {
-        if (self->not_field[(unsigned char)lower[i]]) {
-            if (lower[i] == '\r' && i + 1 < size && lower[i + 1] == '\n') {
-                separators++;
-                i++;
-            } else {
-                Py_RETURN_FALSE;
-            }
+        unsigned char kind = self->scan[(unsigned char)fields[i]];
+        if (kind == FIELD_BYTE) {
+            continue;
+        }
+        if (kind == DASH) {
+            lengths += length_name_at(fields, size, i);
+        } else if (fields[i] == '\r' && i + 1 < size && fields[i + 1] == '\n') {
+            separators++;
+            i++;
+        } else {
+            Py_RETURN_NONE;
         }
     }
     if (separators > self->max_lines) {
-        Py_RETURN_FALSE;
+        Py_RETURN_NONE;
     }
     uint64_t judged = 0;
-    const char *cr = memchr(lower, '\r', (size_t)size); /* the end of the text before the first line */
+    char name[NAME_CHARS];
+    const char *cr = memchr(fields, '\r', (size_t)size); /* the end of the text before the first line */
     while (cr != NULL) {
-        Py_ssize_t start = cr - lower + 2;
-        cr = memchr(lower + start, '\r', (size_t)(size - start));
-        Py_ssize_t stop = cr == NULL ? size : cr - lower;
-        const char *colon = memchr(lower + start, ':', (size_t)(stop - start));
-        if (colon == NULL || colon == lower + start) {
-            Py_RETURN_FALSE;
+        Py_ssize_t start = cr - fields + 2;
+        cr = memchr(fields + start, '\r', (size_t)(size - start));
+        Py_ssize_t stop = cr == NULL ? size : cr - fields;
+        const char *colon = memchr(fields + start, ':', (size_t)(stop - start));
+        if (colon == NULL || colon == fields + start) {
+            Py_RETURN_NONE;
         }
-        Py_ssize_t name_length = colon - (lower + start);
-        const LineName *known = line_name(self, lower + start, name_length);
+        Py_ssize_t name_length = colon - (fields + start);
+        const LineName *known = NULL;
+        if (name_length <= self->longest) {
+            for (Py_ssize_t i = 0; i < name_length; i++) {
+                char c = fields[start + i];
+                name[i] = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+            }
+            known = line_name(self, name, name_length);
+        }
         if (known == NULL) {
             for (Py_ssize_t i = start; i < start + name_length; i++) {
-                if (self->not_token[(unsigned char)lower[i]]) {
-                    Py_RETURN_FALSE;
+                if (self->not_token[(unsigned char)fields[i]]) {
+                    Py_RETURN_NONE;
                 }
             }
             continue;
         }
         if (known->kind == KIND_REFUSE) {
-            Py_RETURN_FALSE;
+            Py_RETURN_NONE;
         }
         if (known->judged_bit >= 0) {
             uint64_t bit = (uint64_t)1 << known->judged_bit;
             if (judged & bit) {
-                Py_RETURN_FALSE;
+                Py_RETURN_NONE;
             }
             judged |= bit;
         }
         if (known->kind >= KIND_JUDGE_AND_READ && known->kind <= KIND_READ_EVERY
-            && keep(known, fields, start + name_length + 1, stop, args[2], args[3]) < 0) {
+            && keep(known, fields, start + name_length + 1, stop, args[1], args[2]) < 0) {
             return NULL;
         }
     }
-    return PyBool_FromLong((judged & self->host_bit) != 0);
+    if ((judged & self->host_bit) == 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromSsize_t(lengths);
 }
 
 static PyMethodDef HeadLines_methods[] = {
     {"read", (PyCFunction)(void (*)(void))HeadLines_read, METH_FASTCALL,
-     "read(fields, lower, values, forwarded) -> True when the fast path serves these header lines."},
+     "read(fields, values, forwarded) -> how many times 'content-length' appears in these header lines (in any "
+     "case) when the fast path serves them, else None."},
     {NULL, NULL, 0, NULL},
 };
 

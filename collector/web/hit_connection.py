@@ -229,13 +229,14 @@ class HitConnection:
         head = read_head(buffer, pos, end)
         if head is None:
             return HAND_OVER
-        method, target, lower, values, forwarded = head
+        # `lengths`: how many times "content-length" appears in the header lines, in any case.
+        method, target, lengths, values, forwarded = head
         # bytes.find, not `in`: compiled, `b"…" in some_bytes` is PySequence_Contains, whose
         # bytes_contains first tries the operand as an int and formats a TypeError it then
         # drops — ~2,700 instructions a hit (bench/RESULTS.md, session 17).
         close = CONNECTION in values and values[CONNECTION].lower().find(b"close") >= 0
         body_start = end + 4
-        has_length = lower.find(b"content-length") >= 0
+        has_length = lengths > 0
         server = self.server
         ingest = self.ingest
         if ingest is None:  # made at startup, after the server: the same for every request
@@ -248,7 +249,7 @@ class HitConnection:
                 answer = get_hit(ingest, target, self.peer, values, forwarded)
                 next_pos = body_start
             elif method == b"POST":
-                if lower.count(b"content-length") != 1 or CONTENT_LENGTH not in values:
+                if lengths != 1 or CONTENT_LENGTH not in values:
                     return HAND_OVER
                 length_text = values[CONTENT_LENGTH]
                 if not length_text.isdigit() or len(length_text) > MAX_LENGTH_DIGITS:

@@ -101,9 +101,10 @@ LINE_KIND: Final[dict[bytes, int]] = (
     | {USER_AGENT: JUDGE_AND_READ, FORWARDED_FOR: READ_EVERY} | {name: REFUSE for name in NOT_FAST}
 )
 
-# A head as read: (method, target, the header lines lower-cased, the values read by
-# lower-cased name, every X-Forwarded-For value in order). Values are stripped, as sent.
-Head = tuple[bytes, bytes, bytes, dict[bytes, bytes], list[bytes]]
+# A head as read: (method, target, how many times "content-length" appears in its header
+# lines in any case — what hit_connection.py judges a body's framing by —, the values read
+# by lower-cased name, every X-Forwarded-For value in order). Values are stripped, as sent.
+Head = tuple[bytes, bytes, int, dict[bytes, bytes], list[bytes]]
 
 
 def read_head(buffer: bytes, pos: int, end: int) -> Head | None:
@@ -119,33 +120,38 @@ def read_head(buffer: bytes, pos: int, end: int) -> Head | None:
     request = _request_line(buffer, pos, line_end)
     if request is None:
         return None
-    fields = buffer[line_end:end]  # every line after CRLF
-    lower = fields.lower()
     values: dict[bytes, bytes] = {}
     forwarded: list[bytes] = []
-    if not JUDGE_LINES(fields, lower, values, forwarded):
+    # (The header lines are not lower-cased whole: the C form lower-cases each name alone,
+    # and counts "content-length" as it checks the bytes. bench/RESULTS.md, session 18.)
+    lengths = JUDGE_LINES(buffer[line_end:end], values, forwarded)  # every line after CRLF
+    if lengths is None:
         return None
-    return request[0], request[1], lower, values, forwarded
+    return request[0], request[1], lengths, values, forwarded
 
 
-def judge_lines(fields: bytes, lower: bytes, values: dict[bytes, bytes], forwarded: list[bytes]) -> bool:
-    """Judge the header lines `fields` (each after its CRLF; `lower`: them lower-cased) and
-    keep the values read into `values` and `forwarded`; False when the fast path does not
-    serve the head (module docstring). The Python form of JUDGE_LINES."""
+def judge_lines(fields: bytes, values: dict[bytes, bytes], forwarded: list[bytes]) -> int | None:
+    """Judge the header lines `fields` (each after its CRLF) and keep the values read into
+    `values` and `forwarded`: how many times "content-length" appears in `fields` in any
+    case, or None when the fast path does not serve the head (module docstring). The Python
+    form of JUDGE_LINES."""
+    lower = fields.lower()
     lines = lower.split(b"\r\n")
     separators = len(lines) - 1
     # Beyond the CRLFs, no CR, LF or other control byte anywhere in the header lines.
     if separators > MAX_HEADERS or len(lower.translate(None, FIELD_BYTES)) != 2 * separators:
-        return False
-    return _read_lines(fields, lines, values, forwarded)
+        return None
+    if not _read_lines(fields, lines, values, forwarded):
+        return None
+    return lower.count(CONTENT_LENGTH)
 
 
-def _line_judge() -> Callable[[bytes, bytes, dict[bytes, bytes], list[bytes]], bool]:
+def _line_judge() -> Callable[[bytes, dict[bytes, bytes], list[bytes]], int | None]:
     """judge_lines, in C when built (web/_head_scan.c HeadLines: one pass over the lines,
     no bytes object a line and a name; ~20,000 instructions a realistic hit less)."""
     if _HEAD_SCAN is None:
         return judge_lines
-    judge: Callable[[bytes, bytes, dict[bytes, bytes], list[bytes]], bool] = _HEAD_SCAN.HeadLines(
+    judge: Callable[[bytes, dict[bytes, bytes], list[bytes]], int | None] = _HEAD_SCAN.HeadLines(
         LINE_KIND, HOST, TOKEN_BYTES, FIELD_BYTES, MAX_HEADERS).read
     return judge
 
@@ -247,13 +253,13 @@ class HitTaker(Protocol):
 
     def hit_query(
         self, query: dict[str, Any], peer: str | None, forwarded_for: str | None, ua: str, ch_mobile: str | None,
-        origin: str | None = None, referer: str | None = None, clean: bool = False,
+        origin: str | None = None, referer: str | None = None, clean: bool = False, valid: bool = False,
     ) -> Answer: ...
 
 
 def get_hit(ingest: HitTaker, target: bytes, peer: str | None, values: dict[bytes, bytes], forwarded: list[bytes]) -> Answer:
-    """A GET hit's answer: its query decoded (as far as its event when it can:
-    protocol.decode_target_event), its sender's headers given as Ingest takes them."""
-    query, clean = decode_target_event(target, 3)
+    """A GET hit's answer: its query decoded (as far as its event, and its fields judged,
+    when it can: protocol.decode_target_event), its sender's headers given as Ingest takes them."""
+    query, clean, valid = decode_target_event(target, 3)
     forwarded_for, ua, mobile, origin, referer = sender(values, forwarded)
-    return ingest.hit_query(query, peer, forwarded_for, ua, mobile, origin, referer, clean)
+    return ingest.hit_query(query, peer, forwarded_for, ua, mobile, origin, referer, clean, valid)
