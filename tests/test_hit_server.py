@@ -705,3 +705,27 @@ async def test_a_failed_journal_write_refuses_exactly_the_hits_it_held(collector
     assert answers[group + 1].count(b"HTTP/1.1 204") == 2 and b"Access-Control-Allow-Methods" in answers[group + 1]
     assert server.stats.hit_answers[503] == 1
     assert await counted_pv(client) == group + 1  # exactly the hits whose records were written
+
+
+async def test_under_load_a_request_of_many_events_is_journaled_and_counted_at_once(collector_client, monkeypatch):
+    """Held, a request keeps its hits alive until the round's end, walked by every young
+    collection meanwhile (ingest.HOLD_MAX_RECORDS): one of more records than that is written
+    at once, alone, while a small one beside it still waits for the round's one write. Every
+    answer still leaves at the round's end, after its records' write. Fails with every request held
+    (the batch's write would come at the round's end, with the GET's: one write of 1 + N)."""
+    from collector.hit.ingest import HOLD_MAX_RECORDS
+
+    client = await collector_client()
+    server = client.server.runner.server
+    await asyncio.sleep(0)
+    log: list[tuple[str, int]] = []
+    journal_writes(monkeypatch, server.ingest.journal, log)
+    events = HOLD_MAX_RECORDS + 1
+    batch = orjson.dumps([{"t": "pageview", "k": "app1", "u": f"https://www.example.edu/{n}"} for n in range(events)])
+    (small, _), (large, _) = loaded_round(server, log, 2)
+    small.data_received(HIT.encode())
+    large.data_received(post(batch).encode())
+    assert log == [("journal", events)]  # the batch at once; the GET held; no answer yet
+    await asyncio.sleep(0)  # the round ends
+    assert log == [("journal", events), ("journal", 1), ("answer", 0), ("answer", 1)]
+    assert await counted_pv(client) == events + 1

@@ -8,7 +8,10 @@ before they are counted, so a failed write counts nothing and answers 503.
 While `holding` (the fast path sets it for the hits of a round of reads whose answers
 wait for the round's end anyway, web/hit_server.py), a request's records are kept
 instead, and `write_held` writes those of all the held requests in one write, then
-counts them: one write(2) a round rather than one a hit. The caller must not send a
+counts them: one write(2) a round rather than one a hit. A request of more than
+HOLD_MAX_RECORDS records (a batch of events) is written and counted at once instead: it
+shares its write among its own events already, and held, its hits would sit in the garbage
+collector's youngest generation until the round's end. The caller must not send a
 held request's answer before write_held; when the write fails, none of them is counted
 and each must be answered 503 instead (the answer Ingest gave assumed the write).
 """
@@ -66,6 +69,13 @@ DeviceMemo = dict[tuple[int, int, int], tuple[Device, bool]]
 # The User-Agent a suspect visitor is hashed with (hit/uvguard.py): all the identities an
 # address brings beyond the guard's threshold count as this one visitor of the address.
 SUSPECT_UA = "\0suspect"
+# While holding, a request of more records than this is journaled and counted at once, not
+# held (module docstring): a held request keeps its Hits, their deep facts and tuples alive
+# until the round's end, so the garbage collector's youngest generation fills with them and
+# walks them: at POST-50 saturation five times as many gen-0 collections as the same hits in
+# process, ~1.5 µs of the loop's CPU an event (bench/RESULTS.md, session 18), against a
+# write(2) per request that a batch of events shares anyway.
+HOLD_MAX_RECORDS: Final = 4
 
 
 class Ingest:
@@ -466,7 +476,7 @@ class Ingest:
         if self.journal and (tally.counts or tally.rejects):
             records = encode_hits(tally.counts)
             records += [encode_reject(*args) for args in tally.rejects]
-            if self.holding:
+            if self.holding and len(records) <= HOLD_MAX_RECORDS:
                 self._held_records += records
                 self._held_tallies.append(tally)
                 return True

@@ -21,7 +21,8 @@ what it has not sent yet is written first, in order.
 
 Those waiting answers also share the journal's write (issue 17): while a round's answers
 wait, the hits' journal records are held (Ingest.holding) and written in one write
-before the first of them is sent (`write_held`), rather than one write a hit. Nothing
+before the first of them is sent (`write_held`), rather than one write a hit (a request
+of many events is written at once: Ingest.HOLD_MAX_RECORDS). Nothing
 changes for the client: no answer leaves before its hit's record is in the journal. If
 that write fails, none of the held hits is counted and each held answer is replaced by
 the 503 it would have had (UNAVAILABLE), before any is sent.
