@@ -36,7 +36,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -162,6 +162,11 @@ class _FirstMatch:
         return None
 
 
+def _versioned(rules: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """A UA or OS rule list as ua-parser-rs's extractors take it."""
+    return ((m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in rules)
+
+
 class _RsResolver:
     """ua-parser's own regexes on ua-parser-rs, with the device list cut to the families
     in _DEVICE_FAMILIES_USED, each list in parts (_FirstMatch); answers like
@@ -174,18 +179,8 @@ class _RsResolver:
         # first): the fallback below must follow a missing ua-parser-rs.
         ua_parser_rs = importlib.import_module("ua_parser_rs")
         ua, os_, de = matchers
-        self.ua: Any = _FirstMatch(
-            lambda rules: ua_parser_rs.UserAgentExtractor(
-                (m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in rules
-            ),
-            list(ua), _UA_CUTS,
-        )
-        self.os: Any = _FirstMatch(
-            lambda rules: ua_parser_rs.OSExtractor(
-                (m.regex, m.family, m.major, m.minor, m.patch, m.patch_minor) for m in rules
-            ),
-            list(os_), _OS_CUTS,
-        )
+        self.ua: Any = _FirstMatch(lambda rules: ua_parser_rs.UserAgentExtractor(_versioned(rules)), list(ua), _UA_CUTS)
+        self.os: Any = _FirstMatch(lambda rules: ua_parser_rs.OSExtractor(_versioned(rules)), list(os_), _OS_CUTS)
         self.de: Any = _FirstMatch(
             lambda rules: ua_parser_rs.DeviceExtractor(
                 (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in rules

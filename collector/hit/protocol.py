@@ -150,29 +150,10 @@ def validate_event(
     fields is skipped; what the rules of several fields say together is still judged."""
     if not isinstance(event, dict):
         return [Problem(index, None, "not_an_object", f"expected a JSON object, got {type(event).__name__}")]
-    # (field, reason, detail) per problem; made into Problems at the end. This runs for
-    # every event of every batch: a field of the type its rule wants (nearly all of them)
-    # costs one lookup and a comparison; the rest take _field_problem.
+    # (field, reason, detail) per problem; made into Problems at the end.
     found: list[tuple[str, str, str]] = []
     if not fields_valid:
-        for name, value in event.items():
-            kind = type(value)
-            if kind is str:
-                cap = STRING_FIELDS.get(name)
-                if cap is not None:
-                    if len(value) > cap:
-                        found.append((name, "too_long", f"longer than {cap} characters"))
-                    continue
-            elif kind is int:  # bool is an int subclass, not int: excluded on purpose
-                bounds = INT_FIELDS.get(name)
-                if bounds is not None:
-                    # Compared as a C integer: `value` compared as an object boxed each bound
-                    # past 256 into a new int object, per integer field of every event.
-                    number: int = value
-                    if not bounds[0] <= number <= bounds[1]:
-                        found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
-                    continue
-            _field_problem(event, name, value, found)
+        _walk_fields(event, found)
 
     # From here on a field is only looked at when it has its type: a value of the wrong
     # type (already a problem above) may be unhashable or incomparable.
@@ -183,6 +164,30 @@ def validate_event(
     if etype in DEEP_TYPES or "etr" in event or "epos" in event:
         _deep_problems(event, etype, found)
     return [Problem(index, *problem) for problem in found] if found else []
+
+
+def _walk_fields(event: Event, found: list[tuple[str, str, str]]) -> None:
+    """Each field held to its rule (type, cap, bounds), its problems added to `found`. This
+    runs for every event of every batch: a field of the type its rule wants (nearly all of
+    them) costs one lookup and a comparison; the rest take _field_problem."""
+    for name, value in event.items():
+        kind = type(value)
+        if kind is str:
+            cap = STRING_FIELDS.get(name)
+            if cap is not None:
+                if len(value) > cap:
+                    found.append((name, "too_long", f"longer than {cap} characters"))
+                continue
+        elif kind is int:  # bool is an int subclass, not int: excluded on purpose
+            bounds = INT_FIELDS.get(name)
+            if bounds is not None:
+                # Compared as a C integer: `value` compared as an object boxed each bound
+                # past 256 into a new int object, per integer field of every event.
+                number: int = value
+                if not bounds[0] <= number <= bounds[1]:
+                    found.append((name, "out_of_range", f"must be {bounds[0]}..{bounds[1]}"))
+                continue
+        _field_problem(event, name, value, found)
 
 
 def _field_problem(event: Event, name: str, value: object, found: list[tuple[str, str, str]]) -> None:

@@ -202,14 +202,11 @@ class Snapshot:
         one call that held the hit loop for 1-3 ms at every flush (bench/RESULTS.md,
         session 17). Its re-sent hits are left: the batch takes them."""
         left = limit
-        left = _shed_dict(self.cube, left)
-        left = _shed_set(self.visitors, left)
-        left = _shed_set(self.first_party, left)
-        left = _shed_dict(self.rejected, left)
-        left = _shed_dict(self.deep_incs, left)
-        left = _shed_set(self.deep_members, left)
-        left = _shed_dict(self.sessions, left)
-        left = _shed_dict(self.event_ids, left)
+        for entries in (
+            self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members,
+            self.sessions, self.event_ids,
+        ):
+            left = _shed(entries, left)
         return left > 0
 
     def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:
@@ -221,17 +218,11 @@ class Snapshot:
         )
 
 
-def _shed_dict(entries: dict[Any, Any], left: int) -> int:
-    """Pop entries while `left` allows; what is left of it."""
+def _shed(entries: dict[Any, Any] | set[Any], left: int) -> int:
+    """Pop entries of a dict or set while `left` allows; what is left of it."""
+    pop = entries.popitem if isinstance(entries, dict) else entries.pop
     while entries and left > 0:
-        entries.popitem()
-        left -= 1
-    return left
-
-
-def _shed_set(members: set[Any], left: int) -> int:
-    while members and left > 0:
-        members.pop()
+        pop()
         left -= 1
     return left
 
