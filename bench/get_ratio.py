@@ -1,6 +1,6 @@
 """Issue 17: the GET ratio (collector x1 ÷ bare aiohttp) read from adjacent short runs.
 
-    python -m bench.get_ratio [--pairs 8] [--seconds 5] [--requests 200000]
+    python -m bench.get_ratio [--shape get|unique] [--pairs 8] [--seconds 5] [--requests N]
 
 The full bench measures the ceiling and the collector minutes apart. On a host whose
 speed drifts, their ratio follows the drift: in session 16's full run the CPU speed
@@ -19,6 +19,13 @@ Two ratios per collector run, each against the mean of the two ceiling runs besi
 - req/s: wrk's rates (the tail's flush then falls outside the window: an upper bound).
 The medians are printed with every run. The requests are made as the full bench's realistic GET
 file is (traffic.py: its size and population).
+
+`--shape unique`: every collector hit from a never-seen address and a never-seen User-Agent, as
+the full bench's unique file (traffic.unique, its population). wrk starts its request file anew
+each run, so one file would replay in run 2 the visitors run 1 sent (cache hits, known visitors):
+here every collector run, and its warm-up, gets a slice of its own, all drawn from one population
+(no address or User-Agent in two slices), and stops before the end of its slice (`stop_after`) —
+a fast run ends early rather than wrap. `--requests` is then the size of each slice.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import procstat, runner, servers, wrk
+from . import procstat, runner, servers, traffic, wrk
 
 CONNECTIONS = 64
 FULL = runner.MODES["full"]  # the full bench's GET file: its distinct visitors, addresses and User-Agents
+SHAPES = ("get", "unique")
+UNIQUE_RATE = 10_000  # req/s a unique slice is sized for (the collector read ≤ 7,409 in full runs)
 
 
 def ratios(ceiling: list[float], collector: list[float]) -> list[float]:
@@ -57,28 +66,65 @@ def _settled(server: servers.ServerProc, limit: float = 30.0) -> None:
     raise RuntimeError(f"{server.name}: still flushing after {limit:.0f} s")
 
 
-def measure(pairs: int, seconds: float, requests: int, workdir: Path, log=print) -> dict:
+def unique_slices(workdir: Path, slices: int, per_slice: int) -> list[Path]:
+    """`slices` request files of `per_slice` unique GET hits each, made as the full bench's unique
+    file (one population: no address or User-Agent twice, in a slice or across slices)."""
+    from .ippool import load_pool
+
+    population, now_ms = traffic.Population(load_pool(), 1000, seed=2), int(time.time() * 1000)
+    paths = [workdir / f"unique-{n}.requests" for n in range(slices)]
+    for n, path in enumerate(paths):  # the population's address draws never repeat; the User-Agent serials run on
+        traffic.write_wrk_file(traffic.unique(population, per_slice, now_ms, serial_start=n * per_slice), path)
+    return paths
+
+
+def slice_limit(per_slice: int) -> int:
+    """Requests a run may ask of a slice: wrk stops the run at this count, and each of its connections
+    may ask one more request in the loop pass where it stops, so the slice never wraps."""
+    if per_slice <= 2 * CONNECTIONS:
+        raise ValueError(f"a slice of {per_slice} requests is too small for {CONNECTIONS} connections")
+    return per_slice - CONNECTIONS
+
+
+def _scripts(shape: str, pairs: int, requests: int, workdir: Path) -> tuple[Path, list[Path]]:
+    """The ceiling's script, then the collector's: its warm-up's and one per run."""
+    if shape == "get":
+        runner.generate_requests(workdir, [("get", requests)], population=FULL.population)
+        script = wrk.write_script(workdir / "get.lua", workdir / "get.requests")
+        return script, [script] * (pairs + 1)
+    ceiling_file, *collector_files = unique_slices(workdir, pairs + 2, requests)
+    ceiling_script = wrk.write_script(workdir / "ceiling.lua", ceiling_file)  # the bare server may replay its slice
+    return ceiling_script, [wrk.write_script(path.with_suffix(".lua"), path, stop_after=slice_limit(requests))
+                            for path in collector_files]
+
+
+def measure(pairs: int, seconds: float, requests: int, workdir: Path, log=print, shape: str = "get") -> dict:
     """Run the alternating loads; the req/s of every run and the ratios."""
-    runner.generate_requests(workdir, [("get", requests)], population=FULL.population)
-    script = wrk.write_script(workdir / "get.lua", workdir / "get.requests")
+    ceiling_script, collector_scripts = _scripts(shape, pairs, requests, workdir)
+    scripts = {"ceiling": iter([ceiling_script] * (pairs + 2)), "collector": iter(collector_scripts)}
     redis = servers.RedisServer(workdir)
     ceiling = servers.ceiling(servers.free_port(), 1, "0", workdir / "ceiling.log")
     collector = servers.collector(servers.free_port(), 1, redis.url, "0", workdir / "collector.log", workdir / "data")
     rps: dict[str, list[float]] = {"ceiling": [], "collector": []}
+    sent: dict[str, list[int]] = {"ceiling": [], "collector": []}  # requests answered in each run
     cpu_us: dict[str, list[float]] = {"ceiling": [], "collector": []}  # CPU µs a request
     try:
-        for server in (ceiling, collector):
+        for name, server in (("ceiling", ceiling), ("collector", collector)):
             server.start()
-            wrk.run(server.url + "/c", script, 1, connections=CONNECTIONS)  # warm-up: imports, caches, a first flush
+            # warm-up: imports, caches (unique: filled with other visitors), a first flush
+            wrk.run(server.url + "/c", next(scripts[name]), 1, connections=CONNECTIONS)
             _settled(server)
         order = [("ceiling", ceiling)] + [run for _ in range(pairs) for run in (("collector", collector), ("ceiling", ceiling))]
         for name, server in order:
             before = _tree_cpu_s(server)
-            result = wrk.run(server.url + "/c", script, seconds, connections=CONNECTIONS)
+            result = wrk.run(server.url + "/c", next(scripts[name]), seconds, connections=CONNECTIONS)
             _settled(server)
             if result.errors:
                 raise RuntimeError(f"{name}: {result.errors} wrk errors")
+            if shape == "unique" and name == "collector" and result.requests >= slice_limit(requests):
+                log(f"  (the slice ran out after {result.duration_s:.1f} s: a shorter run, still never-seen visitors)")
             rps[name].append(result.rps)
+            sent[name].append(result.requests)
             cpu_us[name].append((_tree_cpu_s(server) - before) / result.requests * 1e6)
             log(f"{name:10s} {result.rps:9,.0f} req/s {cpu_us[name][-1]:7.1f} µs CPU a request")
     finally:
@@ -87,20 +133,25 @@ def measure(pairs: int, seconds: float, requests: int, workdir: Path, log=print)
         redis.stop()
     by_cpu = [1 / r for r in ratios(cpu_us["ceiling"], cpu_us["collector"])]
     by_rps = ratios(rps["ceiling"], rps["collector"])
-    return {"rps": rps, "cpu_us": cpu_us, "cpu_ratios": by_cpu, "rps_ratios": by_rps,
+    return {"rps": rps, "cpu_us": cpu_us, "requests": sent, "cpu_ratios": by_cpu, "rps_ratios": by_rps,
             "cpu_median": statistics.median(by_cpu), "rps_median": statistics.median(by_rps)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=SHAPES, default="get",
+                        help="get: the realistic GET file; unique: every collector hit a never-seen visitor")
     parser.add_argument("--pairs", type=int, default=8, help="collector runs (each between two ceiling runs)")
     parser.add_argument("--seconds", type=float, default=5, help="seconds of wrk per run")
-    parser.add_argument("--requests", type=int, default=FULL.n_requests["get"], help="distinct GET requests in the file")
+    parser.add_argument("--requests", type=int, help=f"get: distinct requests in the file ({FULL.n_requests['get']}); "
+                        f"unique: requests in each run's slice (seconds × {UNIQUE_RATE:,})")
     args = parser.parse_args(argv)
+    requests = args.requests or (FULL.n_requests["get"] if args.shape == "get" else int(args.seconds * UNIQUE_RATE))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(args.pairs, args.seconds, args.requests, Path(tmp))
-    print(f"{started}: collector x1 ÷ ceiling x1, GET, {args.pairs} runs of {args.seconds:g} s between ceiling runs")
+        result = measure(args.pairs, args.seconds, requests, Path(tmp), shape=args.shape)
+    what = "GET" if args.shape == "get" else f"unique GET ({requests:,} never-seen visitors a run)"
+    print(f"{started}: collector x1 ÷ ceiling x1, {what}, {args.pairs} runs of {args.seconds:g} s between ceiling runs")
     for kind in ("cpu", "rps"):
         found = result[f"{kind}_ratios"]
         print(f"  by {kind:3s}: median {result[f'{kind}_median']:.3f}  (" + " ".join(f"{r:.3f}" for r in found) + ")")
