@@ -322,3 +322,37 @@ def test_fast_unplaceable_test_matches_ipaddress_at_every_range_edge():
     special = getattr(getattr(ipaddress, "_IPv6Constants", None), "_reserved_networks", [])
     for net in [*special, *map(ipaddress.IPv6Network, ("::1/128", "fe80::/10", "ff00::/8", "fc00::/7"))]:
         assert not net.overlaps(GLOBAL_V6), net
+
+
+def _inet_pton_v4(text: str) -> int | None:
+    """The reference ipv4_value read character by character must equal: socket.inet_pton."""
+    import socket
+
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError, UnicodeError):
+        return None
+
+
+def test_ipv4_parser_matches_inet_pton_and_ipaddress_on_random_strings():
+    """Random draws near the dotted-quad shape (digits, dots, leading zeros, big parts, odd
+    characters) and random valid addresses: the compiled parser, inet_pton and ipaddress agree."""
+    import random
+
+    rng = random.Random(17)
+    alphabet = "0123456789" * 4 + "...." + " x:/-+٣\x00"
+    cases = ["".join(rng.choices(alphabet, k=rng.randrange(0, 19))) for _ in range(40000)]
+    cases += [".".join(str(rng.randrange(0, 300)) for _ in range(rng.choice((3, 4, 4, 4, 5)))) for _ in range(20000)]
+    cases += [".".join(rng.choice(("0", "00", "01", "010", "255", "256", "99", "1000")) for _ in range(4))
+              for _ in range(5000)]
+    accepted = 0
+    for text in cases:
+        expected = _inet_pton_v4(text)
+        assert ipv4_value(text) == expected, text
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            addr = None
+        assert expected == (int(addr) if addr is not None and addr.version == 4 else None), text
+        accepted += expected is not None
+    assert accepted > 5000  # the draws reach valid addresses, not only junk
