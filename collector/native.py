@@ -86,6 +86,7 @@ C_MODULES = {
     "collector._untrack": "_untrack.c",
     "collector.hit._query": "hit/_query.c",
     "collector.web._head_scan": "web/_head_scan.c",
+    "collector.enrich._ua_mask": "enrich/_ua_mask.c",
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from collector.native import c_module
+
 # Product tokens whose version number decides nothing here. A User-Agent seen for the first
 # time is usually a known one with a newer browser or app build (Chrome/124.0.6367.82 ->
 # Chrome/125.0.6422.53): the memo keys _analyse's answer on the User-Agent with these
@@ -42,9 +44,21 @@ _VERSION_TOKENS: Final = frozenset({
 _MASK_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
 _MASK_HEX: Final = bytes.maketrans(b"123456789BCDEFbcdef", b"000000000AAAAAaaaaa")
 _WECHAT: Final = "MicroMessenger"
+# The C form (enrich/_ua_mask.c: one pass over a copy of the string, ~1/10 of this form's
+# instructions), or None when not built; version_masked_py below is its reference.
+_C_MASK: Final = c_module("collector.enrich._ua_mask")
+_TOKENS: Final = tuple(sorted(_VERSION_TOKENS))  # the C form's argument
 
 
 def version_masked(ua: str) -> str:
+    """`ua` with the digits of its _VERSION_TOKENS versions made 0 (see version_masked_py)."""
+    if _C_MASK is not None:
+        masked: str = _C_MASK.version_masked(ua, _TOKENS, _WECHAT)
+        return masked
+    return version_masked_py(ua)
+
+
+def version_masked_py(ua: str) -> str:
     """`ua` with the digits of its _VERSION_TOKENS versions made 0 ("Chrome/124.0.6367.82"
     -> "Chrome/000.0.0000.00"): the version memo's key. The same `ua` when it has none.
 
