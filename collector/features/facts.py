@@ -71,16 +71,21 @@ class DeepFacts:
         return cls([tuple(i) for i in incs], [tuple(m) for m in members], Session.from_json(session) if session else None)
 
     def count(self, dim: str, value: str, metric: str, amount: int = 1) -> None:
-        """Add `amount` to `metric` of a target: the value's field in the dimension's
-        metrics hash, or the bare metric in the counters hash (dim "")."""
-        if dim:
-            self.incs.append((_metrics_suffix(dim), KEY_STRINGS.metric_field(metric, value), amount))
-        else:
-            self.incs.append((keys.COUNTERS, metric, amount))
+        """Add `amount` to `metric` of a target (target_field)."""
+        suffix, field = target_field(dim, value, metric)
+        self.incs.append((suffix, field, amount))
 
     def total(self, counter: str, amount: int = 1) -> None:
         """Add `amount` to a field of the counters hash."""
         self.incs.append((keys.COUNTERS, counter, amount))
+
+
+def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
+    """Where `metric` of a target is added: the value's field in the dimension's metrics
+    hash, or the bare metric in the counters hash (dim "")."""
+    if dim:
+        return _metrics_suffix(dim), KEY_STRINGS.metric_field(metric, value)
+    return keys.COUNTERS, metric
 
 
 class EventScope:
@@ -89,13 +94,24 @@ class EventScope:
     One request's events share it (features/deep.py keeps the last one), and with it the
     visitor keys in hex, made once."""
 
-    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex")
+    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex", "_resources", "_generation")
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
         self.caps, self.app, self.day = caps, app, day
         self.visitor = visitor  # under the day's salt
         self.month_visitor = month_visitor  # under the month's salt
         self._hex: tuple[str, str] | None = None
+        self._resources: dict[Any, Any] = {}
+        self._generation = caps.generation
+
+    def resources(self) -> dict[Any, Any]:
+        """The resources this scope's events named (features/resources.py Resource), by their
+        fields; emptied whenever the caps may no longer admit a value as they did
+        (CardinalityCaps.generation), since a Resource keeps its admitted values."""
+        if self._generation != self.caps.generation:
+            self._resources.clear()
+            self._generation = self.caps.generation
+        return self._resources
 
     def visitor_members(self) -> tuple[str, str]:
         """The visitor as HyperLogLog members: its keys in hex (one string object each,

@@ -81,6 +81,10 @@ class CardinalityCaps:
         self._recent: dict[str, tuple[str, str, _KindOfDay]] = {}
         self._days: list[str] = []  # the days with sets, oldest first
         self.overflowed: dict[str, int] = {kind: 0 for kind in KINDS}  # events sent to (other)
+        # Changes whenever a value admitted may stop being admitted as itself (a refusal
+        # learnt, a day dropped): what was remembered of earlier answers is then stale
+        # (features/facts.py EventScope.resources).
+        self.generation = 0
 
     def admit(self, kind: str, app: str, day: str, value: str) -> str:
         """`value` (bounded), or OTHER when the app's day already holds its kind's cap of
@@ -90,6 +94,7 @@ class CardinalityCaps:
         if value in MARKERS:
             return value
         recent = self._recent.get(kind)
+        found: _KindOfDay | None
         if recent is not None and recent[0] == app and recent[1] == day:
             found = recent[2]
         else:
@@ -114,6 +119,7 @@ class CardinalityCaps:
         if found is None or not refused:
             return
         found.held -= refused
+        self.generation += 1
         if len(found.refused) + len(refused) > REFUSED_REMEMBERED * self.limits[kind]:
             found.refused.clear()
         found.refused |= refused
@@ -130,3 +136,4 @@ class CardinalityCaps:
             for key in [k for k in self._admitted if k[2] in old]:
                 del self._admitted[key]
             self._recent.clear()  # it may hold a dropped entry
+            self.generation += 1
