@@ -52,6 +52,8 @@ def facts_json(counter: DeepCounter, event: dict, shared: bool) -> object:
 
 
 def test_a_batchs_resources_made_once_give_the_facts_of_each_event_made_alone():
+    """Fails when a Resource whose value went to (other) is kept (tried): its later events
+    are no longer counted as overflowing."""
     rng = random.Random(19)
     for batch in range(40):
         shared_caps, alone_caps = CardinalityCaps(dict(LIMITS)), CardinalityCaps(dict(LIMITS))

@@ -94,23 +94,31 @@ class EventScope:
     One request's events share it (features/deep.py keeps the last one), and with it the
     visitor keys in hex, made once."""
 
-    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex", "_resources", "_generation")
+    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "_generation")
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
         self.caps, self.app, self.day = caps, app, day
         self.visitor = visitor  # under the day's salt
         self.month_visitor = month_visitor  # under the month's salt
         self._hex: tuple[str, str] | None = None
+        # What this scope remembers of the caps' answers: the app's day's values by kind
+        # (CardinalityCaps.admit's `kinds`) and its resources (resources()). Both emptied
+        # whenever the caps may no longer answer as they did (CardinalityCaps.generation).
+        self._kinds: dict[str, Any] = {}
         self._resources: dict[Any, Any] = {}
         self._generation = caps.generation
 
-    def resources(self) -> dict[Any, Any]:
-        """The resources this scope's events named (features/resources.py Resource), by their
-        fields; emptied whenever the caps may no longer admit a value as they did
-        (CardinalityCaps.generation), since a Resource keeps its admitted values."""
+    def _current(self) -> None:
+        """Forget what the caps answered if their generation moved since."""
         if self._generation != self.caps.generation:
+            self._kinds.clear()
             self._resources.clear()
             self._generation = self.caps.generation
+
+    def resources(self) -> dict[Any, Any]:
+        """The resources this scope's events named (features/resources.py Resource), by their
+        fields: a Resource keeps its admitted values."""
+        self._current()
         return self._resources
 
     def visitor_members(self) -> tuple[str, str]:
@@ -122,7 +130,8 @@ class EventScope:
 
     def admit(self, kind: str, value: str) -> str:
         """`value`, or (other) once the app's day holds its cap of `kind` (hit/caps.py)."""
-        return self.caps.admit(kind, self.app, self.day, value)
+        self._current()
+        return self.caps.admit(kind, self.app, self.day, value, self._kinds)
 
 
 # Each dimension's metrics hash suffix, made once (dimensions are the features' own names,

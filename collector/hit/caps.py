@@ -26,7 +26,7 @@ than the bound in every key it is written to.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 from collector.untracked import untracked_set
 
@@ -73,12 +73,6 @@ class CardinalityCaps:
         self.limits = limits
         self.value_max_chars = value_max_chars
         self._admitted: dict[tuple[str, str, str], _KindOfDay] = {}  # (kind, app, day) -> values
-        # Per kind, the (app, day) a value was last admitted under and its values (an entry
-        # of _admitted): a request's events share app and day, so nearly every admit finds
-        # them here, where the (kind, app, day) tuple was made, hashed and compared item by
-        # item in _admitted's lookup (~400 instructions, 2.4 admits a POST-50 event:
-        # bench/RESULTS.md, session 19). Cleared whenever _admitted drops an entry.
-        self._recent: dict[str, tuple[str, str, _KindOfDay]] = {}
         self._days: list[str] = []  # the days with sets, oldest first
         self.overflowed: dict[str, int] = {kind: 0 for kind in KINDS}  # events sent to (other)
         # Changes whenever a value admitted may stop being admitted as itself (a refusal
@@ -86,25 +80,29 @@ class CardinalityCaps:
         # (features/facts.py EventScope.resources).
         self.generation = 0
 
-    def admit(self, kind: str, app: str, day: str, value: str) -> str:
+    def admit(self, kind: str, app: str, day: str, value: str, kinds: dict[str, Any] | None = None) -> str:
         """`value` (bounded), or OTHER when the app's day already holds its kind's cap of
-        others, or the deployment refused it."""
+        others, or the deployment refused it.
+
+        `kinds`: the caller's memo of this app's day's values by kind, which it empties
+        whenever `generation` moves (features/facts.py EventScope: one request's events
+        share app and day). A value of a kind found there skips the (kind, app, day) tuple,
+        its hash and _admitted's lookup (~400 instructions, 2.4 admits a POST-50 event:
+        bench/RESULTS.md, session 19)."""
         if len(value) > self.value_max_chars:
             value = bounded(value, self.value_max_chars)
         if value in MARKERS:
             return value
-        recent = self._recent.get(kind)
-        found: _KindOfDay | None
-        if recent is not None and recent[0] == app and recent[1] == day:
-            found = recent[2]
-        else:
+        found: _KindOfDay | None = kinds.get(kind) if kinds is not None else None
+        if found is None:
             found = self._admitted.get((kind, app, day))
             if found is None:
                 self._new_day(day)
                 if len(self._admitted) >= TRACKED_MAX:
                     return value  # no room to track one more app: the deployment's caps decide alone
                 found = self._admitted[(kind, app, day)] = _KindOfDay()
-            self._recent[kind] = (app, day, found)
+            if kinds is not None:
+                kinds[kind] = found
         if value in found.held:
             return value
         if value not in found.refused and len(found.held) < self.limits[kind]:
@@ -135,5 +133,4 @@ class CardinalityCaps:
             self._days = self._days[-2:]
             for key in [k for k in self._admitted if k[2] in old]:
                 del self._admitted[key]
-            self._recent.clear()  # it may hold a dropped entry
-            self.generation += 1
+            self.generation += 1  # (a caller's memo may hold a dropped entry)
