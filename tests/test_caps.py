@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from collector.features.facts import EventScope
 from collector.hit.caps import OTHER, CardinalityCaps, bounded
 from collector.hit.url_secrets import DEFAULT_SECRET_PARAMS, SecretStripper
 from collector.store import keys
@@ -263,6 +264,24 @@ def test_worker_caps_bound_values_and_learn_the_deployments_refusals():
     assert caps.admit("page", "a", "d", "p2") == OTHER
     assert caps.admit("page", "a", "d", "p4") == "p4"  # its place here is free for a value the deployment may hold
     assert bounded("z" * 500, 64) != bounded("z" * 499 + "y", 64) and len(bounded("z" * 500, 64)) == 64
+
+
+def test_a_day_dropped_by_another_kind_is_not_admitted_into_from_a_scopes_memory():
+    """A scope's memo of its app's day's values (features/facts.py EventScope, session 19)
+    goes when the caps drop a day: here a third day, seen by pages, drops d1, so the targets
+    of d1 start afresh — a remembered d1 set, full at its cap of 1, would send "z" to
+    (other). Fails without the generation's move in _new_day (tried). And learn's refusals
+    reach the remembered set."""
+    caps = CardinalityCaps({"target": 1, "page": 9}, value_max_chars=64)
+    scope = EventScope(caps, "a", "d1", b"v", b"m")
+    assert scope.admit("target", "t1") == "t1"
+    assert scope.admit("target", "t2") == OTHER  # the cap of d1's targets
+    caps.admit("page", "a", "d2", "p")
+    caps.admit("page", "a", "d3", "p")  # keeps d2 and d3: d1 dropped
+    assert scope.admit("target", "z") == "z"
+    caps.learn("target", "a", "d1", {"z"})
+    assert scope.admit("target", "z") == OTHER
+    assert EventScope(caps, "b", "d1", b"v", b"m").admit("target", "z") == "z"  # another app: its own set
 
 
 # ---- a real process's memory ------------------------------------------------------------------

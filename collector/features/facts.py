@@ -71,16 +71,21 @@ class DeepFacts:
         return cls([tuple(i) for i in incs], [tuple(m) for m in members], Session.from_json(session) if session else None)
 
     def count(self, dim: str, value: str, metric: str, amount: int = 1) -> None:
-        """Add `amount` to `metric` of a target: the value's field in the dimension's
-        metrics hash, or the bare metric in the counters hash (dim "")."""
-        if dim:
-            self.incs.append((_metrics_suffix(dim), KEY_STRINGS.metric_field(metric, value), amount))
-        else:
-            self.incs.append((keys.COUNTERS, metric, amount))
+        """Add `amount` to `metric` of a target (target_field)."""
+        suffix, field = target_field(dim, value, metric)
+        self.incs.append((suffix, field, amount))
 
     def total(self, counter: str, amount: int = 1) -> None:
         """Add `amount` to a field of the counters hash."""
         self.incs.append((keys.COUNTERS, counter, amount))
+
+
+def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
+    """Where `metric` of a target is added: the value's field in the dimension's metrics
+    hash, or the bare metric in the counters hash (dim "")."""
+    if dim:
+        return _metrics_suffix(dim), KEY_STRINGS.metric_field(metric, value)
+    return keys.COUNTERS, metric
 
 
 class EventScope:
@@ -89,13 +94,32 @@ class EventScope:
     One request's events share it (features/deep.py keeps the last one), and with it the
     visitor keys in hex, made once."""
 
-    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex")
+    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "_generation")
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
         self.caps, self.app, self.day = caps, app, day
         self.visitor = visitor  # under the day's salt
         self.month_visitor = month_visitor  # under the month's salt
         self._hex: tuple[str, str] | None = None
+        # What this scope remembers of the caps' answers: the app's day's values by kind
+        # (CardinalityCaps.admit's `kinds`) and its resources (resources()). Both emptied
+        # whenever the caps may no longer answer as they did (CardinalityCaps.generation).
+        self._kinds: dict[str, Any] = {}
+        self._resources: dict[Any, Any] = {}
+        self._generation = caps.generation
+
+    def _current(self) -> None:
+        """Forget what the caps answered if their generation moved since."""
+        if self._generation != self.caps.generation:
+            self._kinds.clear()
+            self._resources.clear()
+            self._generation = self.caps.generation
+
+    def resources(self) -> dict[Any, Any]:
+        """The resources this scope's events named (features/resources.py Resource), by their
+        fields: a Resource keeps its admitted values."""
+        self._current()
+        return self._resources
 
     def visitor_members(self) -> tuple[str, str]:
         """The visitor as HyperLogLog members: its keys in hex (one string object each,
@@ -106,7 +130,8 @@ class EventScope:
 
     def admit(self, kind: str, value: str) -> str:
         """`value`, or (other) once the app's day holds its cap of `kind` (hit/caps.py)."""
-        return self.caps.admit(kind, self.app, self.day, value)
+        self._current()
+        return self.caps.admit(kind, self.app, self.day, value, self._kinds)
 
 
 # Each dimension's metrics hash suffix, made once (dimensions are the features' own names,

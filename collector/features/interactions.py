@@ -7,7 +7,7 @@ from typing import Final
 
 from collector.features.facts import DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
-from collector.features.resources import resource_targets
+from collector.features.resources import resource_of
 from collector.store import names
 
 NO_CHANNEL: Final = "(none)"
@@ -16,7 +16,7 @@ NO_CHANNEL: Final = "(none)"
 def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     action = ev["n"]
     metric = names.INTERACTION_METRIC_OF_ACTION[action]
-    for dim, value in resource_targets(ev, scope):
+    for dim, value in resource_of(ev, scope).targets:
         facts.count(dim, value, metric)
         if action == "rate":
             facts.count(dim, value, "rating_sum", ev["score"])

@@ -19,7 +19,7 @@ from typing import Final
 
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session
 from collector.features.reading import BucketReading, ratio
-from collector.features.resources import label_targets, resource_targets
+from collector.features.resources import label_targets, resource_of
 from collector.store import keys, names
 
 STARTING_ACTIONS: Final = frozenset({"play", "read"})  # the event that makes a session a view
@@ -28,27 +28,43 @@ HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     action = ev["n"]
-    targets = resource_targets(ev, scope)
-    time_metric = "read_ms" if action == "read" else "watch_ms"
+    resource = resource_of(ev, scope)
+    targets = resource.targets
     wt = ev["wt"]
-    visitor, month_visitor = scope.visitor_members()
-    for dim, value in targets:
-        if wt:
-            facts.count(dim, value, time_metric, wt)
-        if action == "progress":
-            facts.count(dim, value, _progress_metric(ev["pb"]))
-        # Viewers of the app's media, of the resource, of each label's value.
-        viewers = KEY_STRINGS.viewers_suffix(dim, value) if dim else keys.MEDIA_VIEWERS
-        facts.members.append((viewers, visitor, month_visitor))
-    # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
-    rid = ev["rid"]
-    facts.members.append((keys.RESOURCES, rid, rid))
-    for dim, value in label_targets(targets):
-        facts.members.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
+    # Per target, in order: its time, then its progress boundary (the journal's order).
+    times = resource.fields("read_ms" if action == "read" else "watch_ms") if wt else ()
+    progress = resource.fields(_progress_metric(ev["pb"])) if action == "progress" else ()
+    incs = facts.incs
+    for at in range(len(targets)):
+        if times:
+            suffix, field = times[at]
+            incs.append((suffix, field, wt))
+        if progress:
+            suffix, field = progress[at]
+            incs.append((suffix, field, 1))
+    members = resource.media_members
+    if members is None:
+        members = resource.media_members = _members(targets, scope, ev["rid"])
+    facts.members.extend(members)
     started = 1 if action in STARTING_ACTIONS else 0
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
     # events count above, but not their views and completion (the session hash stays bounded).
     facts.session = Session(scope.admit("session", ev["ms"]), ev["ws"], ev.get("dur", 0), started, targets)
+
+
+def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) -> tuple[tuple[str, str, str], ...]:
+    """A media event's HyperLogLog members: the viewer of the app's media, of the resource,
+    of each label's value; then the resource among the app's, the label values' resources."""
+    visitor, month_visitor = scope.visitor_members()
+    members = [
+        (KEY_STRINGS.viewers_suffix(dim, value) if dim else keys.MEDIA_VIEWERS, visitor, month_visitor)
+        for dim, value in targets
+    ]
+    # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
+    members.append((keys.RESOURCES, rid, rid))
+    for dim, value in label_targets(targets):
+        members.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
+    return tuple(members)
 
 
 # A progress event's metric by its boundary (validated: one of PROGRESS_BOUNDARIES), made once.

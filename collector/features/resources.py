@@ -8,15 +8,62 @@ docs/redis-keys.md's `m:resource` … `m:source`.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
-from collector.features.facts import EventScope
+from collector.features.facts import EventScope, target_field
+from collector.hit.caps import OTHER
 from collector.store import keys, names
 
 RESOURCE_TYPES: Final = frozenset({"video", "audio", "textbook", "document"})
 # Event field -> the label dimension it fills.
 LABEL_FIELDS: Final = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
 CATALOGUE_NAME_MAX = 128
+
+
+# Resources a scope keeps (Resource, EventScope.resources) before it starts afresh: a
+# request's events name a few (the bench's batches one a page); a scope lasts one request.
+RESOURCES_KEPT: Final = 64
+
+
+class Resource:
+    """A resource as one visitor's events of an app's day name it (EventScope.resources):
+    its targets (resource_targets), and what is made of them, made once. A batch's media and
+    interaction events nearly all name their page's resource, and each one admitted it and
+    its labels in the caps and looked up its key strings again (bench/RESULTS.md, session 19).
+    Kept only when no target value went to (other): each such event must still be counted
+    as overflowing (caps.admit), and admitted values stay admitted while the scope's caps
+    generation holds."""
+
+    __slots__ = ("targets", "_fields", "media_members")
+
+    def __init__(self, targets: tuple[tuple[str, str], ...]) -> None:
+        self.targets = targets
+        self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
+        # media.count's HyperLogLog members of this resource for the scope's visitor.
+        self.media_members: tuple[tuple[str, str, str], ...] | None = None
+
+    def fields(self, metric: str) -> tuple[tuple[str, str], ...]:
+        """target_field of each target, for `metric`."""
+        found = self._fields.get(metric)
+        if found is None:
+            found = self._fields[metric] = tuple(target_field(dim, value, metric) for dim, value in self.targets)
+        return found
+
+
+def resource_of(ev: dict, scope: EventScope) -> Resource:
+    """The event's resource: the one kept by `scope` for the same fields, else a new one
+    (resource_targets), kept unless a value of it went to (other)."""
+    kept = scope.resources()
+    key = (ev["rid"], ev.get("rt"), ev.get("subj"), ev.get("stage"), ev.get("src"))
+    found = kept.get(key)
+    if found is not None:
+        return cast(Resource, found)
+    resource = Resource(resource_targets(ev, scope))
+    if all(value != OTHER for _, value in resource.targets):
+        if len(kept) >= RESOURCES_KEPT:
+            kept.clear()
+        kept[key] = resource
+    return resource
 
 
 def resource_targets(ev: dict, scope: EventScope) -> tuple[tuple[str, str], ...]:

@@ -441,6 +441,62 @@ static PyObject *QueryDecoder_event(QueryDecoder *self, PyObject *const *args, P
     return answer;
 }
 
+/* Whether each field of `event` (a dict, as orjson makes a POST body's event) is within the
+ * rule protocol.validate_event's field walk holds it to (session 19): a string field's value
+ * a str (exactly) no longer than its cap, an integer field's an int (exactly: not a bool)
+ * within its bounds. A name with no rule (`img`, unknown names, any name that is not ASCII)
+ * has none here either, whatever its value. 0, so that the walk runs and says what it
+ * finds, for anything else: a value of another type (an integer `uid` too, which the walk
+ * turns into text), `p` (its properties are the walk's to judge), an int past a C long long,
+ * a key that is not a str, a dict subclass. Like `event`'s valid, only ever a promise that
+ * the walk would find nothing (tests/test_event_fields_differential.py). */
+static int fields_within_rules(const QueryDecoder *self, PyObject *event) {
+    if (!PyDict_CheckExact(event)) {
+        return 0;
+    }
+    Py_ssize_t at = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(event, &at, &name, &value)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_READY(name) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (!PyUnicode_IS_ASCII(name)) {
+            continue; /* every rule's name is ASCII */
+        }
+        const Known *known = known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name));
+        if (known == NULL) {
+            continue;
+        }
+        if (known->kind == TEXT_FIELD) {
+            if (known->cap < 0) {
+                continue; /* a name known to the decoder that has no rule (`img`) */
+            }
+            if (!PyUnicode_CheckExact(value) || PyUnicode_READY(value) < 0 || PyUnicode_GET_LENGTH(value) > known->cap) {
+                PyErr_Clear();
+                return 0;
+            }
+        } else if (known->kind == INTEGER_FIELD) {
+            if (!known->bounded || !PyLong_CheckExact(value)) {
+                return 0;
+            }
+            int overflow = 0;
+            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (overflow || (number == -1 && PyErr_Occurred()) || number < known->lo || number > known->hi) {
+                PyErr_Clear();
+                return 0;
+            }
+        } else {
+            return 0; /* `p` */
+        }
+    }
+    return 1;
+}
+
+static PyObject *QueryDecoder_fields_valid(QueryDecoder *self, PyObject *event) {
+    return PyBool_FromLong(fields_within_rules(self, event));
+}
+
 static PyMethodDef QueryDecoder_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))QueryDecoder_decode, METH_FASTCALL,
      "decode(raw, start) -> the parameters of raw[start:] as decode_query gives them; None if it is not ASCII."},
@@ -448,6 +504,9 @@ static PyMethodDef QueryDecoder_methods[] = {
      "event(raw, start) -> (parameters, clean, valid): decode's, integer fields' integer text as ints; clean: "
      "nothing left for query_event; valid: clean, and every field within its caps or bounds. None if it is not "
      "ASCII."},
+    {"fields_valid", (PyCFunction)QueryDecoder_fields_valid, METH_O,
+     "fields_valid(event) -> True when every field of the dict `event` is of its rule's type and within its cap or "
+     "bounds (validate_event's field walk would find nothing); False when the walk must judge."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -463,6 +522,287 @@ static PyTypeObject QueryDecoderType = {
     .tp_init = (initproc)QueryDecoder_init,
     .tp_dealloc = (destructor)QueryDecoder_dealloc,
     .tp_methods = QueryDecoder_methods,
+};
+
+/* ---- EventJudge: a POST event judged whole (session 19) ----------------------------------
+ *
+ * protocol.validate_event runs for each event of every batch, ~7,000 instructions compiled
+ * (bench/RESULTS.md, session 19), nearly always to find nothing. `judge(event)` answers in
+ * one pass whether it would find nothing: the fields within their rules (fields_within_rules,
+ * the decoder's caps and bounds), then what validate_event judges of fields together, from
+ * the protocol's own tables given at construction —
+ * - the app key `k` present, not empty, without a character of [\x00-\x1f\x7f{}];
+ * - the type `t` present and one of `types`, and each field `required[type]` present;
+ * - a URL `u` that is empty or starts with http:// or https://;
+ * - for a type of `deep_types`, or an event with `etr` or `epos` (protocol._deep_problems):
+ *   an action `n` among `actions[type]` when the type has actions, and the fields that
+ *   action requires; each pair of `pairs.get(type, default_pairs)` both present or both
+ *   absent; `pb` among `boundaries`; and, with `dur`, a media event's `pos` at most `dur`
+ *   and `ws` at most `dur` + 1.
+ * True is a promise that validate_event finds no problem; False is no verdict (the Python
+ * judges, and says what is wrong). It never looks at `checked_key`: the app key is scanned
+ * each time (64 characters at most), which can only make it refuse more.
+ * tests/test_event_fields_differential.py holds it to protocol.event_problems. */
+
+typedef struct {
+    PyObject_HEAD
+    QueryDecoder *decoder;
+    PyObject *types;         /* frozenset of str */
+    PyObject *required;      /* dict: type -> tuple of str */
+    PyObject *deep_types;    /* frozenset of str */
+    PyObject *actions;       /* dict: type -> dict: action -> tuple of str (copies) */
+    PyObject *pairs;         /* dict: type -> tuple of (str, str) */
+    PyObject *default_pairs; /* tuple of (str, str) */
+    PyObject *boundaries;    /* frozenset of int */
+} EventJudge;
+
+static PyTypeObject EventJudgeType;
+static PyObject *name_k, *name_t, *name_u, *name_n, *name_etr, *name_epos, *name_pb, *name_dur, *name_pos, *name_ws;
+static PyObject *prefix_http, *prefix_https;
+
+/* A tuple of str (`pairs`: of 2-tuples of str). */
+static int names_tuple(PyObject *value, int pairs) {
+    if (!PyTuple_CheckExact(value)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(value); i++) {
+        PyObject *item = PyTuple_GET_ITEM(value, i);
+        if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))
+                      && PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1)))
+                  : !PyUnicode_CheckExact(item)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A copy of `table` (str -> a tuple of names, or with `nested` str -> such a dict); NULL with
+ * ValueError if it is anything else. */
+static PyObject *table_copy(PyObject *table, int nested, int pairs, const char *what) {
+    PyObject *copy = PyDict_New();
+    Py_ssize_t at = 0;
+    PyObject *key, *value;
+    while (copy != NULL && PyDict_Next(table, &at, &key, &value)) {
+        PyObject *kept = NULL;
+        if (PyUnicode_CheckExact(key)) {
+            if (nested && PyDict_CheckExact(value)) {
+                kept = table_copy(value, 0, 0, what);
+            } else if (!nested && names_tuple(value, pairs)) {
+                kept = Py_NewRef(value);
+            }
+        }
+        if (kept == NULL || PyDict_SetItem(copy, key, kept) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError, "%s: str keys, tuples of names", what);
+            }
+            Py_XDECREF(kept);
+            Py_CLEAR(copy);
+            break;
+        }
+        Py_DECREF(kept);
+    }
+    return copy;
+}
+
+static int EventJudge_init(EventJudge *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"decoder", "types", "required", "deep_types", "actions", "pairs", "default_pairs",
+                               "boundaries", NULL};
+    PyObject *decoder, *types, *required, *deep_types, *actions, *pairs, *default_pairs, *boundaries;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!O!O!O!O!", keywords, &QueryDecoderType, &decoder,
+                                     &PyFrozenSet_Type, &types, &PyDict_Type, &required, &PyFrozenSet_Type,
+                                     &deep_types, &PyDict_Type, &actions, &PyDict_Type, &pairs, &PyTuple_Type,
+                                     &default_pairs, &PyFrozenSet_Type, &boundaries)) {
+        return -1;
+    }
+    if (self->decoder != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "EventJudge is initialised once");
+        return -1;
+    }
+    if (!names_tuple(default_pairs, 1)) {
+        PyErr_SetString(PyExc_ValueError, "default_pairs: a tuple of (str, str)");
+        return -1;
+    }
+    self->required = table_copy(required, 0, 0, "required");
+    self->actions = self->required == NULL ? NULL : table_copy(actions, 1, 0, "actions");
+    self->pairs = self->actions == NULL ? NULL : table_copy(pairs, 0, 1, "pairs");
+    if (self->pairs == NULL) {
+        return -1;
+    }
+    self->decoder = (QueryDecoder *)Py_NewRef(decoder);
+    self->types = Py_NewRef(types);
+    self->deep_types = Py_NewRef(deep_types);
+    self->default_pairs = Py_NewRef(default_pairs);
+    self->boundaries = Py_NewRef(boundaries);
+    return 0;
+}
+
+static void EventJudge_dealloc(EventJudge *self) {
+    Py_XDECREF(self->decoder);
+    Py_XDECREF(self->types);
+    Py_XDECREF(self->required);
+    Py_XDECREF(self->deep_types);
+    Py_XDECREF(self->actions);
+    Py_XDECREF(self->pairs);
+    Py_XDECREF(self->default_pairs);
+    Py_XDECREF(self->boundaries);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* 1 when `name` is a key of `event`, 0 when not; -1 on an error (cleared: no verdict). */
+static int has(PyObject *event, PyObject *name) {
+    int found = PyDict_Contains(event, name);
+    if (found < 0) {
+        PyErr_Clear();
+    }
+    return found;
+}
+
+/* `event`[name], borrowed; NULL when absent (or on an error, cleared: *failed set). */
+static PyObject *field(PyObject *event, PyObject *name, int *failed) {
+    PyObject *value = PyDict_GetItemWithError(event, name);
+    if (value == NULL && PyErr_Occurred()) {
+        PyErr_Clear();
+        *failed = 1;
+    }
+    return value;
+}
+
+/* Each of `names` (a tuple of str) present in `event`. */
+static int all_present(PyObject *event, PyObject *names) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (has(event, PyTuple_GET_ITEM(names, i)) != 1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What protocol._deep_problems judges, for an event whose fields are within their rules
+ * (so each integer field present is an int within a C long long) and whose type is str. */
+static int deep_clean(const EventJudge *self, PyObject *event, PyObject *etype) {
+    int failed = 0;
+    PyObject *actions = field(self->actions, etype, &failed);
+    PyObject *action = field(event, name_n, &failed);
+    if (failed) {
+        return 0;
+    }
+    if (actions != NULL && action != NULL) { /* (`n` is a str: its rule's) */
+        PyObject *needs = field(actions, action, &failed);
+        if (needs == NULL || !all_present(event, needs)) {
+            return 0; /* an unknown action, or one without what it requires */
+        }
+    }
+    PyObject *pairs = field(self->pairs, etype, &failed);
+    if (failed) {
+        return 0;
+    }
+    pairs = pairs != NULL ? pairs : self->default_pairs;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+        int first = has(event, PyTuple_GET_ITEM(pair, 0)), second = has(event, PyTuple_GET_ITEM(pair, 1));
+        if (first < 0 || second < 0 || first != second) {
+            return 0;
+        }
+    }
+    PyObject *pb = field(event, name_pb, &failed);
+    if (pb != NULL && PyLong_CheckExact(pb) && PySet_Contains(self->boundaries, pb) != 1) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *dur = field(event, name_dur, &failed);
+    if (dur != NULL && PyLong_CheckExact(dur)) {
+        long long seconds = PyLong_AsLongLong(dur);
+        if (seconds >= 0) {
+            PyObject *pos = field(event, name_pos, &failed), *ws = field(event, name_ws, &failed);
+            if (pos != NULL && PyLong_CheckExact(pos) && PyUnicode_CompareWithASCIIString(etype, "media") == 0
+                && PyLong_AsLongLong(pos) > seconds) {
+                return 0;
+            }
+            if (ws != NULL && PyLong_CheckExact(ws) && PyLong_AsLongLong(ws) > seconds + 1) {
+                return 0;
+            }
+        }
+    }
+    if (failed || PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static int event_clean(const EventJudge *self, PyObject *event) {
+    if (!fields_within_rules(self->decoder, event)) {
+        return 0; /* (and not a plain dict, or a field the walk must judge) */
+    }
+    int failed = 0;
+    PyObject *app = field(event, name_k, &failed); /* a str within its cap, when present */
+    PyObject *etype = field(event, name_t, &failed);
+    if (failed || app == NULL || etype == NULL || PyUnicode_GET_LENGTH(app) == 0) {
+        return 0;
+    }
+    int kind = PyUnicode_KIND(app);
+    const void *data = PyUnicode_DATA(app);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(app); i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x20 || c == 0x7f || c == '{' || c == '}') {
+            return 0;
+        }
+    }
+    if (PySet_Contains(self->types, etype) != 1) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *required = field(self->required, etype, &failed);
+    if (failed || (required != NULL && !all_present(event, required))) {
+        return 0;
+    }
+    PyObject *url = field(event, name_u, &failed);
+    if (failed || (url != NULL && PyUnicode_GET_LENGTH(url) > 0 && PyUnicode_Tailmatch(url, prefix_http, 0, PY_SSIZE_T_MAX, -1) != 1
+                   && PyUnicode_Tailmatch(url, prefix_https, 0, PY_SSIZE_T_MAX, -1) != 1)) {
+        PyErr_Clear();
+        return 0;
+    }
+    int deep = PySet_Contains(self->deep_types, etype);
+    if (deep == 0) {
+        int etr = has(event, name_etr), epos = has(event, name_epos);
+        if (etr < 0 || epos < 0) {
+            return 0;
+        }
+        deep = etr || epos;
+    }
+    if (deep < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return deep ? deep_clean(self, event, etype) : 1;
+}
+
+static PyObject *EventJudge_judge(EventJudge *self, PyObject *event) {
+    if (self->decoder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "EventJudge is not initialised");
+        return NULL;
+    }
+    return PyBool_FromLong(event_clean(self, event));
+}
+
+static PyMethodDef EventJudge_methods[] = {
+    {"judge", (PyCFunction)EventJudge_judge, METH_O,
+     "judge(event) -> True when protocol.validate_event would find no problem in `event`; False: no verdict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EventJudgeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.hit._query.EventJudge",
+    .tp_doc = "EventJudge(decoder, types, required, deep_types, actions, pairs, default_pairs, boundaries): whether a "
+              "POST event is valid as a whole.",
+    .tp_basicsize = sizeof(EventJudge),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)EventJudge_init,
+    .tp_dealloc = (destructor)EventJudge_dealloc,
+    .tp_methods = EventJudge_methods,
 };
 
 static struct PyModuleDef query_module = {
@@ -484,8 +824,16 @@ PyMODINIT_FUNC PyInit__query(void) {
     byte_kind['='] = EQUALS;
     byte_kind['%'] = ESCAPE;
     byte_kind['+'] = ESCAPE;
-    if (PyType_Ready(&QueryDecoderType) < 0) {
+    if (PyType_Ready(&QueryDecoderType) < 0 || PyType_Ready(&EventJudgeType) < 0) {
         return NULL;
+    }
+    PyObject **interned[] = {&name_k, &name_t, &name_u, &name_n, &name_etr, &name_epos, &name_pb, &name_dur, &name_pos,
+                             &name_ws, &prefix_http, &prefix_https};
+    const char *texts[] = {"k", "t", "u", "n", "etr", "epos", "pb", "dur", "pos", "ws", "http://", "https://"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (*interned[i] == NULL && (*interned[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&query_module);
     if (module == NULL) {
@@ -494,6 +842,12 @@ PyMODINIT_FUNC PyInit__query(void) {
     Py_INCREF(&QueryDecoderType);
     if (PyModule_AddObject(module, "QueryDecoder", (PyObject *)&QueryDecoderType) < 0) {
         Py_DECREF(&QueryDecoderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&EventJudgeType);
+    if (PyModule_AddObject(module, "EventJudge", (PyObject *)&EventJudgeType) < 0) {
+        Py_DECREF(&EventJudgeType);
         Py_DECREF(module);
         return NULL;
     }

@@ -26,7 +26,7 @@ than the bound in every key it is written to.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 from collector.untracked import untracked_set
 
@@ -75,20 +75,34 @@ class CardinalityCaps:
         self._admitted: dict[tuple[str, str, str], _KindOfDay] = {}  # (kind, app, day) -> values
         self._days: list[str] = []  # the days with sets, oldest first
         self.overflowed: dict[str, int] = {kind: 0 for kind in KINDS}  # events sent to (other)
+        # Changes whenever a value admitted may stop being admitted as itself (a refusal
+        # learnt, a day dropped): what was remembered of earlier answers is then stale
+        # (features/facts.py EventScope.resources).
+        self.generation = 0
 
-    def admit(self, kind: str, app: str, day: str, value: str) -> str:
+    def admit(self, kind: str, app: str, day: str, value: str, kinds: dict[str, Any] | None = None) -> str:
         """`value` (bounded), or OTHER when the app's day already holds its kind's cap of
-        others, or the deployment refused it."""
+        others, or the deployment refused it.
+
+        `kinds`: the caller's memo of this app's day's values by kind, which it empties
+        whenever `generation` moves (features/facts.py EventScope: one request's events
+        share app and day). A value of a kind found there skips the (kind, app, day) tuple,
+        its hash and _admitted's lookup (~400 instructions, 2.4 admits a POST-50 event:
+        bench/RESULTS.md, session 19)."""
         if len(value) > self.value_max_chars:
             value = bounded(value, self.value_max_chars)
         if value in MARKERS:
             return value
-        found = self._admitted.get((kind, app, day))
+        found: _KindOfDay | None = kinds.get(kind) if kinds is not None else None
         if found is None:
-            self._new_day(day)
-            if len(self._admitted) >= TRACKED_MAX:
-                return value  # no room to track one more app: the deployment's caps decide alone
-            found = self._admitted[(kind, app, day)] = _KindOfDay()
+            found = self._admitted.get((kind, app, day))
+            if found is None:
+                self._new_day(day)
+                if len(self._admitted) >= TRACKED_MAX:
+                    return value  # no room to track one more app: the deployment's caps decide alone
+                found = self._admitted[(kind, app, day)] = _KindOfDay()
+            if kinds is not None:
+                kinds[kind] = found
         if value in found.held:
             return value
         if value not in found.refused and len(found.held) < self.limits[kind]:
@@ -103,6 +117,7 @@ class CardinalityCaps:
         if found is None or not refused:
             return
         found.held -= refused
+        self.generation += 1
         if len(found.refused) + len(refused) > REFUSED_REMEMBERED * self.limits[kind]:
             found.refused.clear()
         found.refused |= refused
@@ -118,3 +133,4 @@ class CardinalityCaps:
             self._days = self._days[-2:]
             for key in [k for k in self._admitted if k[2] in old]:
                 del self._admitted[key]
+            self.generation += 1  # (a caller's memo may hold a dropped entry)

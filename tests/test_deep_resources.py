@@ -1,0 +1,88 @@
+"""A request's resources made once (features/resources.py Resource, session 19): the deep
+facts of media and interaction events are the same as when every event makes its own.
+
+The reference is a DeepCounter whose every event has a scope of its own (new visitor key
+objects each time, so no Resource is ever found again); the counter under test shares one
+scope across a batch, as a request's events do. Both have caps of their own with the same
+small limits, so that resources and labels go to (other) partway through: each event's facts
+(as the journal writes them) and the events counted as overflowing must agree.
+"""
+
+from __future__ import annotations
+
+import random
+
+from collector.features.deep import DeepCounter
+from collector.features.resources import RESOURCES_KEPT
+from collector.hit.caps import OTHER, CardinalityCaps
+from collector.hit.protocol import PROGRESS_BOUNDARIES, validate_event
+
+LIMITS = {"resource": 3, "label": 4, "session": 5, "target": 3, "component": 3}
+VISITOR, MONTH_VISITOR = b"\x01" * 16, b"\x02" * 16
+
+
+def events(rng: random.Random, n: int) -> list[dict]:
+    out = []
+    for _ in range(n):
+        rid = rng.choice(["r1", "r2", "r3", "r4", "r5"])
+        labels = {name: rng.choice(["a", "b", "c", "d", "e", "f", ""]) for name in ("rt", "subj", "stage", "src")
+                  if rng.random() < 0.7}
+        if rng.random() < 0.7:
+            action = rng.choice(["play", "pause", "seek", "progress", "ping", "ended", "read"])
+            event = {"k": "app", "t": "media", "n": action, "rid": rid, "ms": rng.choice(["m1", "m2"]) + rid,
+                     "pos": rng.randrange(0, 100), "ws": rng.randrange(0, 100), "wt": rng.choice([0, 1, 5000]),
+                     "dur": 100, **labels}
+            if action == "progress":
+                event["pb"] = rng.choice(sorted(PROGRESS_BOUNDARIES))
+        else:
+            action = rng.choice(["rate", "like", "share", "favorite", "comment"])
+            event = {"k": "app", "t": "interaction", "n": action, "rid": rid, **labels}
+            if action == "rate":
+                event["score"] = rng.randrange(1, 6)
+        assert validate_event(dict(event)) == [], event
+        out.append(event)
+    return out
+
+
+def facts_json(counter: DeepCounter, event: dict, shared: bool) -> object:
+    # Not shared: new objects (bytes(bytes) would be the same one), another scope every event.
+    visitor, month = (VISITOR, MONTH_VISITOR) if shared else (bytes(bytearray(VISITOR)), bytes(bytearray(MONTH_VISITOR)))
+    facts = counter.facts(event, "app", "2026-12-01", visitor, month, None)
+    return facts.as_json() if facts is not None else None
+
+
+def test_a_batchs_resources_made_once_give_the_facts_of_each_event_made_alone():
+    """Fails when a Resource whose value went to (other) is kept (tried): its later events
+    are no longer counted as overflowing."""
+    rng = random.Random(19)
+    for batch in range(40):
+        shared_caps, alone_caps = CardinalityCaps(dict(LIMITS)), CardinalityCaps(dict(LIMITS))
+        shared, alone = DeepCounter(shared_caps), DeepCounter(alone_caps)
+        for event in events(rng, 60):
+            assert facts_json(shared, event, True) == facts_json(alone, event, False), (batch, event)
+        assert shared_caps.overflowed == alone_caps.overflowed, batch
+        assert shared_caps.overflowed["resource"] + shared_caps.overflowed["label"] > 0  # (other) was reached
+
+
+def test_a_resource_is_made_again_once_the_caps_may_answer_otherwise():
+    """A refusal learnt between two events of one scope (the caps' generation moves): the
+    second event's resource goes to (other) as the caps now say. Fails with the kept
+    Resource used regardless (tried)."""
+    caps = CardinalityCaps(dict(LIMITS))
+    counter = DeepCounter(caps)
+    event = {"k": "app", "t": "interaction", "n": "like", "rid": "r1"}
+    first = counter.facts(event, "app", "2026-12-01", VISITOR, MONTH_VISITOR, None)
+    assert first is not None and any("r1" in field for _, field, _ in first.incs)
+    caps.learn("resource", "app", "2026-12-01", {"r1"})
+    again = counter.facts(dict(event), "app", "2026-12-01", VISITOR, MONTH_VISITOR, None)
+    assert again is not None and not any("r1" in field for _, field, _ in again.incs)
+    assert any(OTHER in field for _, field, _ in again.incs)
+
+
+def test_a_scope_keeps_a_bounded_number_of_resources():
+    counter = DeepCounter(CardinalityCaps({"resource": 10**6, "label": 10**6, "session": 10**6}))
+    for n in range(RESOURCES_KEPT * 3):
+        counter.facts({"k": "app", "t": "interaction", "n": "like", "rid": f"r{n}"}, "app", "d", VISITOR, MONTH_VISITOR,
+                      None)
+    scope = counter._scope
+    assert scope is not None and 0 < len(scope.resources()) <= RESOURCES_KEPT

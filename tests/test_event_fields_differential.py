@@ -1,0 +1,330 @@
+"""hit/_query.c's `fields_valid` (a POST event's fields judged in C, session 19) against the
+field walk it lets validate_event skip, and its EventJudge (the whole event judged in C)
+against protocol.event_problems, the Python validate_event answers with otherwise.
+
+The walk (protocol._walk_fields) stays the reference: `fields_valid` may only say True when
+the walk finds nothing, and validate_event's problems are the same with the judge as without
+it, field for field and in order. For events the C judge is meant to take (no `p`, no
+integer `uid`, integers within a C long long) it must also say True whenever the walk finds
+nothing: otherwise the POST path would silently lose its fast answer. The inputs: every
+string field at its cap ±1 (ASCII, CJK, astral characters), every integer field at its
+bounds ±1 and past a C long long, values of every JSON type in every field, bool for int,
+keys that are not ASCII or repeated in the body, the bench's realistic batches, and
+thousands of random events. For the judge also: every type without each field it requires,
+every action and without each field it requires, pairs halved, each progress boundary ±1,
+positions and seconds watched at the duration's edges, URLs and app keys at the edges of
+their rules.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from bench import traffic
+from bench.ippool import load_pool
+from collector.hit import protocol
+from collector.hit.protocol import (
+    ACTIONS_BY_TYPE,
+    EVENT_TYPES,
+    INT_FIELDS,
+    PROGRESS_BOUNDARIES,
+    REQUIRED_BY_TYPE,
+    STRING_FIELDS,
+    Problem,
+    event_problems,
+    validate_event,
+)
+
+compiled_only = pytest.mark.skipif(protocol._FIELDS_VALID is None, reason="the install compiled nothing")
+Judge = Callable[[object], bool]
+
+BASE = {"k": "app", "t": "pageview", "u": "https://e.edu/x"}
+LONG_LONG = 2**63
+
+
+def walk(event: dict) -> list[tuple[str, str, str]]:
+    """The reference: what the field walk finds in (a copy of) `event`."""
+    found: list[tuple[str, str, str]] = []
+    protocol._walk_fields(dict(event), found)
+    return found
+
+
+def meant_for_c(event: dict) -> bool:
+    """An event the C judge must take when its fields are within their rules: the walk
+    alone judges `p` and an integer `uid` (which it turns into text), and C never an int past
+    a C long long or a dict that is not a plain one with str keys."""
+    return (
+        type(event) is dict and all(type(name) is str for name in event) and "p" not in event
+        and type(event.get("uid")) is not int
+        and not any(type(v) is int and not -LONG_LONG <= v < LONG_LONG for v in event.values())
+    )
+
+
+def described(problems: list[Problem]) -> list[tuple[int | None, str | None, str, str]]:
+    return [(p.event, p.field, p.reason, p.detail) for p in problems]
+
+
+def reference(event: dict, checked_key: str = "") -> list[Problem]:
+    """validate_event's answer all in Python: the walk's problems, then the rest."""
+    return [Problem(3, *problem) for problem in walk(event)] + event_problems(dict(event), 3, checked_key, True)
+
+
+def assert_judged_as_python(event: dict, judge: Judge | None) -> None:
+    """`judge` (EventJudge's) says True only when the Python finds no problem, and True
+    whenever it finds none in an event meant for C; validate_event answers as the Python."""
+    want = reference(event)
+    if judge is not None:
+        if judge(event):
+            assert not want, (event, described(want))
+        elif meant_for_c(event):
+            assert want, event
+    for checked_key in ("", "app"):
+        assert described(validate_event(dict(event), 3, checked_key)) == described(reference(event, checked_key)), event
+
+
+def assert_judged_as_the_walk(event: dict, judge: Judge | None) -> None:
+    """`judge` says True only when the walk finds nothing, and True whenever it does for an
+    event meant for it; and validate_event (which asks the built judge, if any) gives the
+    walk's problems, then the rest, for any app key already checked."""
+    found = walk(event)
+    if judge is not None:
+        if judge(event):
+            assert not found, (event, found)
+        elif meant_for_c(event):
+            assert found, event
+    for checked_key in ("", "app"):
+        want = [Problem(3, *problem) for problem in found] + validate_event(dict(event), 3, checked_key, True)
+        assert described(validate_event(dict(event), 3, checked_key)) == described(want), event
+
+
+def edge_events() -> list[dict]:
+    """One field at each edge of its rule, or of the wrong type, beside a valid page view."""
+    events = []
+    for name, cap in STRING_FIELDS.items():
+        for length in (0, cap - 1, cap, cap + 1, 4 * cap):
+            for unit in ("x", "中", "😀", "\x00", "\ud800"):
+                events.append({**BASE, name: unit * length})
+    for name, (lo, hi) in INT_FIELDS.items():
+        for number in (lo - 1, lo, hi, hi + 1, -hi, LONG_LONG - 1, LONG_LONG, -LONG_LONG, -LONG_LONG - 1, 10**30):
+            events.append({**BASE, name: number})
+        for wrong in (True, False, float(lo), str(lo), None, [lo], {"v": lo}):
+            events.append({**BASE, name: wrong})
+    for name in (*STRING_FIELDS, "p", "img", "x", "", "é", "中"):
+        for wrong in (1, 0, -1, 1.5, True, None, [], ["a"], {}, {"a": 1}, "a"):
+            events.append({**BASE, name: wrong})
+    return events
+
+
+def test_every_field_at_the_edges_of_its_rule_is_judged_as_the_walk_judges_it():
+    for event in edge_events():
+        assert_judged_as_the_walk(event, protocol._FIELDS_VALID)
+
+
+@compiled_only
+def test_the_c_judge_takes_the_realistic_batches_and_refuses_each_edge():
+    """Every event of the bench's POST-50 batches but its custom ones (`p`) is taken; and of
+    the edge cases exactly those within their rules are."""
+    judge = protocol._FIELDS_VALID
+    assert judge is not None
+    pop = traffic.Population(load_pool(), 1000, seed=3)
+    requests = traffic.realistic(pop, 20, "post50", 1_796_000_000_000)
+    events = [event for request in requests for event in orjson.loads(request.body)]
+    assert len(events) == 1000
+    assert all(judge(event) == ("p" not in event) for event in events)
+    for name, cap in STRING_FIELDS.items():
+        assert judge({**BASE, name: "中" * cap}) and not judge({**BASE, name: "中" * (cap + 1)}), name
+    for name, (lo, hi) in INT_FIELDS.items():
+        assert judge({**BASE, name: lo}) and judge({**BASE, name: hi}), name
+        assert not judge({**BASE, name: lo - 1}) and not judge({**BASE, name: hi + 1}), name
+        assert not judge({**BASE, name: lo == 1}) and not judge({**BASE, name: float(lo)}), name  # bools, floats
+
+
+@compiled_only
+def test_what_the_c_judge_leaves_to_the_walk():
+    judge = protocol._FIELDS_VALID
+    assert judge is not None
+    assert judge({}) and judge(dict(BASE)) and judge({**BASE, "img": [1], "x": None, "中": 2})  # no rule, anything
+    assert not judge({**BASE, "p": {"a": 1}})  # the walk judges properties
+    assert not judge({**BASE, "uid": 12345})  # the walk turns it into text
+    assert not judge({**BASE, 1: "a"}) and not judge({**BASE, None: "a"})
+    assert not judge([BASE]) and not judge("k") and not judge(None)
+
+    class Event(dict):
+        pass
+
+    assert not judge(Event(BASE))
+
+    class Text(str):
+        pass
+
+    assert not judge({**BASE, "k": Text("app")})  # the walk wants exactly str (its `type(value) is str`)
+    event = {**BASE, "uid": 12345}
+    assert [(p.field, p.reason) for p in validate_event(event, 0)] == [] and event["uid"] == "12345"
+
+
+def test_a_body_with_a_repeated_field_is_judged_as_the_walk_judges_it():
+    for body in (b'{"k":"app","t":"pageview","u":"https://e.edu/","sw":999999999,"sw":1}',
+                 b'{"k":"app","t":"pageview","u":"https://e.edu/","sw":1,"sw":999999999}',
+                 b'{"k":"app","t":"pageview","u":"https://e.edu/","k":"' + b"a" * 65 + b'","k":"a"}'):
+        assert_judged_as_the_walk(orjson.loads(body), protocol._FIELDS_VALID)
+
+
+NAMES = [*STRING_FIELDS, *INT_FIELDS, "p", "img", "x", "", "é", "K", "sw ", "kk"]
+
+
+def random_value(rng: random.Random, name: str) -> object:
+    if name in INT_FIELDS and rng.random() < 0.6:
+        lo, hi = INT_FIELDS[name]
+        return rng.choice([lo, hi, lo - 1, hi + 1, rng.randint(lo, hi), rng.randint(-2**70, 2**70), True])
+    if name in STRING_FIELDS and rng.random() < 0.6:
+        cap = STRING_FIELDS[name]
+        return rng.choice(["x", "中", "😀", "\x7f"]) * rng.choice([0, 1, cap - 1, cap, cap + 1])
+    return rng.choice([None, 0, 1, -1, 1.5, 1e300, True, False, "", "a", [], [1], {}, {"a": "b"}, {"a": [1]}, 10**20])
+
+
+def random_event(rng: random.Random) -> dict:
+    event = dict(BASE) if rng.random() < 0.5 else {}
+    for _ in range(rng.choice([0, 1, 2, 4, 8, 16])):
+        name = rng.choice(NAMES)
+        event[name] = random_value(rng, name)
+    return event
+
+
+def test_thousands_of_random_events_are_judged_as_the_walk_judges_them():
+    rng = random.Random(19)
+    for _ in range(5000):
+        assert_judged_as_the_walk(random_event(rng), protocol._FIELDS_VALID)
+
+
+@pytest.mark.parametrize("mutant", ["no_caps", "no_bounds", "bools_are_ints", "always"])
+def test_the_comparison_fails_on_a_judge_that_is_wrong(mutant):
+    """assert_judged_as_the_walk can fail: a judge that ignores caps, or bounds, or takes a
+    bool for an int, or says True always, is caught on the edge cases."""
+
+    def judge(event: object) -> bool:
+        if not isinstance(event, dict) or mutant == "always":
+            return mutant == "always"
+        for name, value in event.items():
+            if name in STRING_FIELDS:
+                if type(value) is not str or (mutant != "no_caps" and len(value) > STRING_FIELDS[name]):
+                    return False
+            elif name in INT_FIELDS:
+                lo, hi = INT_FIELDS[name]
+                if not (type(value) is int or (mutant == "bools_are_ints" and isinstance(value, int))):
+                    return False
+                if mutant != "no_bounds" and not lo <= value <= hi:
+                    return False
+            elif name == "p":
+                return False
+        return True
+
+    with pytest.raises(AssertionError):
+        for event in edge_events():
+            assert_judged_as_the_walk(event, judge)
+
+
+# ---- the whole event: EventJudge ------------------------------------------------------------
+
+MINIMAL = {
+    "pageview": {"u": "https://e.edu/"},
+    "engagement": {"et": 1},
+    "click": {"n": "buy"},
+    "exposure": {"n": "slide", "tr": "banner", "pos": 1},
+    "media": {"n": "read", "rid": "r1", "ms": "m1", "ws": 0, "wt": 0},
+    "interaction": {"n": "like", "rid": "r1"},
+    "custom": {},
+}
+
+
+def whole_event_edges() -> list[dict]:
+    events = []
+    for etype, fields in MINIMAL.items():
+        event = {"k": "app", "t": etype, **fields}
+        events.append(event)
+        events += [{name: value for name, value in event.items() if name != dropped} for dropped in event]
+        events += [{**event, "etr": "t"}, {**event, "epos": 1}, {**event, "etr": "t", "epos": 1},
+                   {**event, "tr": "t"}, {**event, "pos": 1}, {**event, "tr": "t", "pos": 1}, {**event, "pb": 10}]
+        for action, needs in ACTIONS_BY_TYPE.get(etype, {}).items():
+            full = {**event, "n": action, **{name: 10 if name == "pb" else 1 for name in needs}}
+            events.append(full)
+            events += [{name: value for name, value in full.items() if name != dropped} for dropped in needs]
+        events.append({**event, "n": "nonesuch"})
+    media = {"k": "app", "t": "media", "n": "progress", "rid": "r", "ms": "m", "ws": 0, "wt": 0, "pos": 0, "pb": 10}
+    for pb in sorted(PROGRESS_BOUNDARIES):
+        events += [{**media, "pb": pb}, {**media, "pb": pb - 1}, {**media, "pb": pb + 1}]
+    events.append({"k": "app", "t": "engagement", "et": 1, "pb": 11})  # not deep: pb unjudged together
+    for etype in ("media", "click", "interaction", "engagement"):
+        base = {**MINIMAL[etype], "k": "app", "t": etype, "n": "play" if etype == "media" else MINIMAL[etype].get("n", "x")}
+        if etype == "media":
+            base["pos"] = 0
+        for dur in (0, 1, 100):
+            for pos in (dur - 1, dur, dur + 1):
+                events.append({**base, "dur": dur, "pos": max(pos, 0)})
+            for ws in (dur, dur + 1, dur + 2):
+                events.append({**base, "dur": dur, "ws": ws})
+    for url in ("", "http://", "https://", "https://e.edu/中", "HTTP://e.edu/", "ftp://e.edu/", "http:/e", "https:", "中"):
+        events.append({"k": "app", "t": "pageview", "u": url})
+        events.append({"k": "app", "t": "engagement", "et": 1, "u": url})
+    for key in ("", "a", "a" * 64, "\x00", "a\x1f", "a\x20", "a~", "a\x7f", "a\x80", "a{", "a}", "a|", "中", "\u2028", "😀"):
+        events.append({"k": key, "t": "custom"})
+    events += [{"t": "custom"}, {"k": "app"}, {"k": "app", "t": "nonesuch"}, {"k": "app", "t": "Custom"}, {}]
+    return events
+
+
+def test_the_whole_event_at_the_edges_of_its_rules_is_judged_as_python_judges_it():
+    judge = protocol._EVENT_CLEAN
+    clean = 0
+    for event in [*whole_event_edges(), *edge_events()]:
+        assert_judged_as_python(event, judge)
+        clean += bool(judge and judge(event))
+    assert (clean > 100) == (judge is not None)  # (the fast answer is given at all)
+
+
+def test_thousands_of_random_whole_events_are_judged_as_python_judges_them():
+    rng = random.Random(1919)
+    types = [*EVENT_TYPES, "nonesuch", ""]
+    for _ in range(5000):
+        event = random_event(rng)
+        if rng.random() < 0.7:
+            etype = rng.choice(types)
+            event.update({"k": rng.choice(["app", "a{", "a\x01", ""]), "t": etype, **MINIMAL.get(etype, {})})
+            for name in rng.sample(sorted({*REQUIRED_BY_TYPE.get(etype, ()), "n", "pos", "ws", "dur", "pb", "etr", "epos",
+                                           "tr", "u"}), rng.choice([0, 1, 2])):
+                event.pop(name, None) if rng.random() < 0.5 else event.update({name: random_value(rng, name)})
+        assert_judged_as_python(event, protocol._EVENT_CLEAN)
+
+
+@compiled_only
+def test_the_judge_takes_the_realistic_batches():
+    judge = protocol._EVENT_CLEAN
+    assert judge is not None
+    pop = traffic.Population(load_pool(), 1000, seed=4)
+    events = [event for request in traffic.realistic(pop, 20, "post50", 1_796_000_000_000)
+              for event in orjson.loads(request.body)]
+    assert all(judge(event) == ("p" not in event) for event in events)
+
+
+@pytest.mark.parametrize("mutant", ["no_pairs", "no_progress", "no_key_scan", "no_required"])
+def test_the_whole_event_comparison_fails_on_a_judge_that_is_wrong(mutant):
+    """assert_judged_as_python can fail: a judge that takes the fields' rules alone and skips
+    one rule of fields together is caught on the edge cases."""
+
+    def judge(event: object) -> bool:
+        if not isinstance(event, dict) or walk(event) or "p" in event:
+            return False
+        problems = {(p.field, p.reason) for p in event_problems(dict(event), 0, "", True)}
+        ignored = {
+            "no_pairs": {("epos", "missing_field"), ("etr", "missing_field"), ("pos", "missing_field"), ("tr", "missing_field")},
+            "no_progress": {("pb", "invalid_value")},
+            "no_key_scan": {("k", "invalid_value")},
+            "no_required": {(name, "missing_field") for name in ("u", "et", "n", "rid", "ms", "ws", "wt")},
+        }[mutant]
+        return not problems - ignored
+
+    with pytest.raises(AssertionError):
+        for event in whole_event_edges():
+            assert_judged_as_python(event, judge)
