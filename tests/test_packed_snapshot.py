@@ -69,12 +69,14 @@ async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_ge
 
 @pytest.mark.parametrize("fails_in", ["the first batch", "the packed batch"])
 async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, redis_url, small_bounds, fails_in):  # noqa: F811
-    """Sealed while another waits, a batch is packed; a flush that fails midway, in the
-    batch ahead or in the packed one once unpacked, resumes and counts every hit once."""
+    """Sealed while another waits and with no room to wait live, a batch is packed; a flush
+    that fails midway, in the batch ahead or in the packed one once unpacked, resumes and
+    counts every hit once."""
     proxy = RedisProxy(redis_server.port)
     client = redis_client.connect(proxy.url)
     aggregator = Aggregator()
     flusher = make_flusher(client, aggregator, round_trip_timeout=0.3)
+    flusher.live_queue_cells = 0  # no batch waits live
     sync = redis_server.client()
     try:
         expected = fill(aggregator)
@@ -92,6 +94,56 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
         proxy.set_mode("pass")
         assert await flusher.flush()
         assert pv_by_app(sync) == {app: 2 * pv for app, pv in expected.items()}
+    finally:
+        await client.aclose()
+        proxy.close()
+
+
+@pytest.mark.parametrize("fails_in", ["the first batch", "the live batch"])
+async def test_a_batch_kept_live_behind_others_is_built_unpacked_and_counts_once(
+    redis_server, redis_url, small_bounds, monkeypatch, fails_in  # noqa: F811
+):
+    """Within live_queue_cells, a batch sealed behind another waits live (not packed: behind,
+    its parts are built in the flusher's thread, which would unpickle what was pickled);
+    the next one, past that room, is packed. Due with a batch still behind it, the live one
+    is split into parts none of which is packed. A flush failing midway, in the batch ahead
+    or in the live one, resumes and every hit counts once."""
+    proxy = RedisProxy(redis_server.port)
+    client = redis_client.connect(proxy.url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, round_trip_timeout=0.3)
+    due_parts: dict[int, list[Snapshot | PackedSnapshot]] = {}
+    due = flusher._due
+
+    def spy(batch: FlushBatch, *args: object) -> tuple:
+        made = due(batch, *args)  # type: ignore[arg-type]
+        due_parts.setdefault(batch.seq, list(made[0]))
+        return made
+
+    monkeypatch.setattr(flusher, "_due", spy)
+    sync = redis_server.client()
+    try:
+        expected = fill(aggregator)
+        flusher.seal()  # first in the queue: its turn is now
+        flusher.live_queue_cells = flusher.pending[0].cells  # room for one such batch behind it
+        fill(aggregator)
+        flusher.seal()  # behind it: live
+        fill(aggregator)
+        flusher.seal()  # behind both, past the room: packed
+        first, second, third = flusher.pending
+        assert second.live_behind and second.packing is None and second.snap is not None
+        assert not third.live_behind and third.packing is not None
+        await asyncio.wait([third.packing])
+        assert third.snap is None and third.packed is not None
+        per_batch = await _round_trips_of_whole_batch(redis_url)
+        await fail_midway(flusher, proxy, after_round_trips=12 if fails_in == "the first batch" else per_batch + 12)
+        assert len(flusher.pending) == (3 if fails_in == "the first batch" else 2)
+        proxy.set_mode("pass")
+        assert await flusher.flush()
+        assert len(due_parts[second.seq]) > 1 and all(isinstance(part, Snapshot) for part in due_parts[second.seq])
+        assert isinstance(due_parts[first.seq][0], Snapshot)
+        assert all(isinstance(part, PackedSnapshot) for part in due_parts[first.seq][1:])  # as before: not kept live
+        assert pv_by_app(sync) == {app: 3 * pv for app, pv in expected.items()}
     finally:
         await client.aclose()
         proxy.close()

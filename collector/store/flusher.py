@@ -18,6 +18,7 @@ as the batches they were.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import pickle
 import time
@@ -94,6 +95,13 @@ TRIM_AFTER_CELLS = 20_000
 # that many live entries' bytes: a packed batch (packed_snapshot.py, ~30 bytes an entry)
 # spends it by its size, so about five times as many of its entries fit as of live ones.
 LIVE_CELL_BYTES = 145
+# The share of memory_max_cells that batches queued behind the one being applied may hold
+# live (not packed): one POST-50 batch of a second at 40,000 events/s has ~60,000 entries,
+# a fifth of the default budget 100,000. Behind, every part is built in the flusher's
+# thread, on the hit loop's core, and a packed batch's pickling and unpickling there cost
+# ~22 % of that thread's CPU (bench/RESULTS.md, session 19); kept live, a batch skips both,
+# for ~115 bytes an entry more while it waits (~7 MB for such a batch).
+LIVE_QUEUE_SHARE = 0.2
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
@@ -128,6 +136,10 @@ class FlushBatch:
     # the batch is live at a time (issue 17, RSS).
     packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
+    # Sealed behind another and kept live instead (Flusher.live_queue_cells): if others
+    # still wait behind it when it is due, its parts are built in the thread, live, none
+    # of them packed (_apply).
+    live_behind: bool = False
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
@@ -271,6 +283,8 @@ class Flusher:
         self.round_trip_timeout = round_trip_timeout
         self.batch_max_cells = batch_max_cells
         self.memory_max_cells = memory_max_cells
+        # Of it, what the batches queued behind the one being applied may hold live (seal).
+        self.live_queue_cells = int(memory_max_cells * LIVE_QUEUE_SHARE)
         self.caps = caps  # the deployment-wide cardinality caps (None: the workers' own only)
         self.flush_cpu_share = flush_cpu_share  # of the time a build may use while it keeps up (store/pacing.py)
         self.pending: deque[FlushBatch] = deque()
@@ -406,9 +420,16 @@ class Flusher:
         self._seq += 1
         if segment is None or not self._waits_on_disk(batch.cells):
             batch.snap = snap
-            if self.pending:  # behind another batch: it waits a while, packed
-                self._pack_soon(batch)
+            if self.pending:  # behind another batch: it waits a while, live if there is room, else packed
+                if self._live_behind_cells() + batch.cells <= self.live_queue_cells:
+                    batch.live_behind = True
+                else:
+                    self._pack_soon(batch)
         self.pending.append(batch)
+
+    def _live_behind_cells(self) -> int:
+        """The entries of the batches kept live behind the one being applied (seal)."""
+        return sum(batch.cells for batch in itertools.islice(self.pending, 1, None) if batch.live_behind)
 
     def _pack_soon(self, batch: FlushBatch) -> None:
         """Pack the batch's parts in a thread (packed_snapshot.py): it waits behind
@@ -476,7 +497,9 @@ class Flusher:
         flush_cpu_share while this writer keeps up (one batch waiting); behind, all."""
         return self.flush_cpu_share if len(self.pending) <= 1 else 1.0
 
-    def _due(self, batch: FlushBatch, share: float = 1.0) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _due(
+        self, batch: FlushBatch, share: float = 1.0, pack_later: bool = True
+    ) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
         not decided yet among all of them (the parts hold distinct apps, and the caps'
         keys begin with the app, so merging their questions loses none).
@@ -485,14 +508,17 @@ class Flusher:
         keeps up): at half of the peak GET rate a second's batch takes ~10 ms of this
         thread's CPU to split and question, and unpaced the hit loop, on the same core,
         waited for the GIL and the core through most of it — the cause of about two thirds
-        of the requests over 5 ms (bench/RESULTS.md, session 12)."""
+        of the requests over 5 ms (bench/RESULTS.md, session 12). A batch made into parts
+        now has its parts but the first packed unless `pack_later` is false."""
         pace = Pacer(share, DUE_SLICE_SECONDS)  # made in the thread: it reads the thread's CPU clock
         try:
-            return self._due_paced(batch, pace)
+            return self._due_paced(batch, pace, pack_later)
         finally:
             self.stats.paced_seconds += pace.paused
 
-    def _due_paced(self, batch: FlushBatch, pace: Pacer) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _due_paced(
+        self, batch: FlushBatch, pace: Pacer, pack_later: bool = True
+    ) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         made_now = batch.parts is None  # a retry's parts were made, and packed, before
         if batch.parts is not None:
             parts = batch.parts
@@ -505,7 +531,7 @@ class Flusher:
         if self.caps is not None:
             for part in parts:  # packed ones: a retry's, the caps' round trip having failed
                 self._add_questions(unpack(part) if isinstance(part, PackedSnapshot) else part, wanted, present, pace)
-        if made_now:
+        if made_now and pack_later:
             _pack_all_but_first(parts, pace)
         return parts, (wanted, present)
 
@@ -668,7 +694,13 @@ class Flusher:
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
             share = self._share()  # 1: not paced (behind, or flush_cpu_share 1)
-            parts, questions = await asyncio.to_thread(self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE))
+            # Kept live behind another, with others behind it now: every part is built in
+            # the thread (_commands), so packing them would only be undone there. Otherwise
+            # the parts but the first wait packed (_pack_all_but_first).
+            pack_later = not (batch.live_behind and len(self.pending) > 1)
+            parts, questions = await asyncio.to_thread(
+                self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE), pack_later
+            )
             batch.parts = parts
             batch.refused = await self._decided(questions)
         else:
