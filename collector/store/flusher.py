@@ -231,6 +231,10 @@ class FlushStats:
     # or behind a failing flush) and rebuilt from it when due, and their events.
     batches_rebuilt: int = 0
     events_rebuilt: int = 0
+    # This run's batches sealed behind another that waited live (within live_queue_cells),
+    # and those that waited packed (packed_snapshot.py).
+    batches_queued_live: int = 0
+    batches_queued_packed: int = 0
     early_seals: int = 0  # batches sealed before their interval because they grew past batch_max_cells
     round_trips: int = 0
     resent_admitted: int = 0  # re-sent events counted (their first send was not)
@@ -423,8 +427,10 @@ class Flusher:
             if self.pending:  # behind another batch: it waits a while, live if there is room, else packed
                 if self._live_behind_cells() + batch.cells <= self.live_queue_cells:
                     batch.live_behind = True
+                    self.stats.batches_queued_live += 1
                 else:
                     self._pack_soon(batch)
+                    self.stats.batches_queued_packed += 1
         self.pending.append(batch)
 
     def _live_behind_cells(self) -> int:
