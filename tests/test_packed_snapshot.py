@@ -100,14 +100,17 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
 
 
 @pytest.mark.parametrize("fails_in", ["the first batch", "the live batch"])
-async def test_a_batch_kept_live_behind_others_is_built_unpacked_and_counts_once(
+async def test_batches_queued_within_live_queue_cells_wait_live_and_count_once(
     redis_server, redis_url, small_bounds, monkeypatch, fails_in  # noqa: F811
 ):
-    """Within live_queue_cells, a batch sealed behind another waits live (not packed: behind,
-    its parts are built in the flusher's thread, which would unpickle what was pickled);
-    the next one, past that room, is packed. Due with a batch still behind it, the live one
-    is split into parts none of which is packed. A flush failing midway, in the batch ahead
-    or in the live one, resumes and every hit counts once."""
+    """Batches sealed behind another keep their first parts live up to live_queue_cells
+    entries between them, the rest packed: with room for one and a half batches, the second
+    batch waits whole live, the third half live (its first parts) and half packed. Due with
+    a batch still behind it, the second is built from live parts only (behind, the flusher's
+    thread builds each part: packing one would be undone there); the third, due last (the
+    build process may take its parts), has its parts but the first packed, as a batch due
+    alone. A flush failing midway, in the batch ahead or in the live one, resumes and every
+    hit counts once."""
     proxy = RedisProxy(redis_server.port)
     client = redis_client.connect(proxy.url)
     aggregator = Aggregator()
@@ -125,24 +128,28 @@ async def test_a_batch_kept_live_behind_others_is_built_unpacked_and_counts_once
     try:
         expected = fill(aggregator)
         flusher.seal()  # first in the queue: its turn is now
-        flusher.live_queue_cells = flusher.pending[0].cells  # room for one such batch behind it
-        fill(aggregator)
-        flusher.seal()  # behind it: live
-        fill(aggregator)
-        flusher.seal()  # behind both, past the room: packed
+        cells = flusher.pending[0].cells
+        flusher.live_queue_cells = cells + cells // 2
+        for _ in range(2):
+            fill(aggregator)
+            flusher.seal()
         first, second, third = flusher.pending
-        assert second.live_behind and second.packing is None and second.snap is not None
-        assert not third.live_behind and third.packing is not None
-        await asyncio.wait([third.packing])
-        assert third.snap is None and third.packed is not None
+        assert (first.live_cells, second.live_cells, third.live_cells) == (0, cells, cells // 2)
+        await asyncio.wait([batch.packing for batch in (second, third) if batch.packing])
+        assert second.packed is not None and all(isinstance(part, Snapshot) for part in second.packed.parts)
+        assert third.packed is not None
+        kinds = [isinstance(part, Snapshot) for part in third.packed.parts]
+        assert kinds[0] and not kinds[-1] and kinds == sorted(kinds, reverse=True)  # the first ones live
+        assert 0 < third.packed.live_cells <= cells // 2
+        assert third.held_cells < second.held_cells == cells
         per_batch = await _round_trips_of_whole_batch(redis_url)
         await fail_midway(flusher, proxy, after_round_trips=12 if fails_in == "the first batch" else per_batch + 12)
         assert len(flusher.pending) == (3 if fails_in == "the first batch" else 2)
         proxy.set_mode("pass")
         assert await flusher.flush()
         assert len(due_parts[second.seq]) > 1 and all(isinstance(part, Snapshot) for part in due_parts[second.seq])
-        assert isinstance(due_parts[first.seq][0], Snapshot)
-        assert all(isinstance(part, PackedSnapshot) for part in due_parts[first.seq][1:])  # as before: not kept live
+        for batch in (first, third):  # due with none behind (third), or never queued (first)
+            assert all(isinstance(part, PackedSnapshot) for part in due_parts[batch.seq][1:])
         assert pv_by_app(sync) == {app: 3 * pv for app, pv in expected.items()}
     finally:
         await client.aclose()
