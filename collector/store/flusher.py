@@ -97,12 +97,13 @@ TRIM_AFTER_CELLS = 20_000
 # spends it by its size, so about five times as many of its entries fit as of live ones.
 LIVE_CELL_BYTES = 145
 # The share of memory_max_cells that the batches queued behind the one being applied may
-# hold live, their other parts packed: 100,000 entries (~14 MB) by default, about one
-# early-sealed batch (batch_max_cells). Behind, every part is built in the flusher's thread,
-# on the hit loop's core, and packing a part there only for its build to unpack it costs
-# ~1.3 µs of a POST-50 event's ~3.9 (bench/RESULTS.md, session 19); a part kept live skips
-# both, for ~115 bytes an entry more while it waits.
-LIVE_QUEUE_SHARE = 0.2
+# hold live, their other parts packed: 50,000 entries by default, half an early-sealed
+# batch (batch_max_cells). Behind, every part is built in the flusher's thread, on the hit
+# loop's core, and packing a part there only for its build to unpack it costs ~1.3 µs of
+# a POST-50 event's ~3.9; a part kept live skips both, for ~115 bytes an entry more while
+# it waits. A fifth (100,000) raised the POST-50 run's peak RSS by ~20 MB, to 197 of the
+# 200 MB allowed (bench/RESULTS.md, session 19).
+LIVE_QUEUE_SHARE = 0.1
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
