@@ -69,12 +69,14 @@ async def test_a_packed_batch_stores_what_its_snapshot_stores(two_redis, test_ge
 
 @pytest.mark.parametrize("fails_in", ["the first batch", "the packed batch"])
 async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, redis_url, small_bounds, fails_in):  # noqa: F811
-    """Sealed while another waits, a batch is packed; a flush that fails midway, in the
-    batch ahead or in the packed one once unpacked, resumes and counts every hit once."""
+    """Sealed while another waits and with no room to wait live, a batch is packed; a flush
+    that fails midway, in the batch ahead or in the packed one once unpacked, resumes and
+    counts every hit once."""
     proxy = RedisProxy(redis_server.port)
     client = redis_client.connect(proxy.url)
     aggregator = Aggregator()
     flusher = make_flusher(client, aggregator, round_trip_timeout=0.3)
+    flusher.live_queue_cells = 0  # no batch waits live
     sync = redis_server.client()
     try:
         expected = fill(aggregator)
@@ -92,6 +94,63 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
         proxy.set_mode("pass")
         assert await flusher.flush()
         assert pv_by_app(sync) == {app: 2 * pv for app, pv in expected.items()}
+    finally:
+        await client.aclose()
+        proxy.close()
+
+
+@pytest.mark.parametrize("fails_in", ["the first batch", "the live batch"])
+async def test_batches_queued_within_live_queue_cells_wait_live_and_count_once(
+    redis_server, redis_url, small_bounds, monkeypatch, fails_in  # noqa: F811
+):
+    """Batches sealed behind another keep their first parts live up to live_queue_cells
+    entries between them, the rest packed: with room for one and a half batches, the second
+    batch waits whole live, the third half live (its first parts) and half packed. Due with
+    a batch still behind it, the second is built from live parts only (behind, the flusher's
+    thread builds each part: packing one would be undone there); the third, due last (the
+    build process may take its parts), has its parts but the first packed, as a batch due
+    alone. A flush failing midway, in the batch ahead or in the live one, resumes and every
+    hit counts once."""
+    proxy = RedisProxy(redis_server.port)
+    client = redis_client.connect(proxy.url)
+    aggregator = Aggregator()
+    flusher = make_flusher(client, aggregator, round_trip_timeout=0.3)
+    due_parts: dict[int, list[Snapshot | PackedSnapshot]] = {}
+    due = flusher._due
+
+    def spy(batch: FlushBatch, *args: object) -> tuple:
+        made = due(batch, *args)  # type: ignore[arg-type]
+        due_parts.setdefault(batch.seq, list(made[0]))
+        return made
+
+    monkeypatch.setattr(flusher, "_due", spy)
+    sync = redis_server.client()
+    try:
+        expected = fill(aggregator)
+        flusher.seal()  # first in the queue: its turn is now
+        cells = flusher.pending[0].cells
+        flusher.live_queue_cells = cells + cells // 2
+        for _ in range(2):
+            fill(aggregator)
+            flusher.seal()
+        first, second, third = flusher.pending
+        assert (first.live_cells, second.live_cells, third.live_cells) == (0, cells, cells // 2)
+        await asyncio.wait([batch.packing for batch in (second, third) if batch.packing])
+        assert second.packed is not None and all(isinstance(part, Snapshot) for part in second.packed.parts)
+        assert third.packed is not None
+        kinds = [isinstance(part, Snapshot) for part in third.packed.parts]
+        assert kinds[0] and not kinds[-1] and kinds == sorted(kinds, reverse=True)  # the first ones live
+        assert 0 < third.packed.live_cells <= cells // 2
+        assert third.held_cells < second.held_cells == cells
+        per_batch = await _round_trips_of_whole_batch(redis_url)
+        await fail_midway(flusher, proxy, after_round_trips=12 if fails_in == "the first batch" else per_batch + 12)
+        assert len(flusher.pending) == (3 if fails_in == "the first batch" else 2)
+        proxy.set_mode("pass")
+        assert await flusher.flush()
+        assert len(due_parts[second.seq]) > 1 and all(isinstance(part, Snapshot) for part in due_parts[second.seq])
+        for batch in (first, third):  # due with none behind (third), or never queued (first)
+            assert all(isinstance(part, PackedSnapshot) for part in due_parts[batch.seq][1:])
+        assert pv_by_app(sync) == {app: 3 * pv for app, pv in expected.items()}
     finally:
         await client.aclose()
         proxy.close()

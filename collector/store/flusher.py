@@ -8,8 +8,9 @@ oldest first, which keeps every slot's sequence increasing.
 
 With the journal (journal.py) a batch's events are also on disk, in a segment named
 after (writer, seq): the segment is deleted once Redis has the batch; queued batches
-behind the first wait in memory, packed (packed_snapshot.py), up to the memory of
-memory_max_cells live entries (a packed batch weighs its bytes), and beyond that or
+behind the first wait in memory, packed (packed_snapshot.py) but for their first parts
+up to live_queue_cells entries, up to the memory of memory_max_cells live entries (a
+packed part weighs its bytes), and beyond that or
 behind a failing flush are rebuilt from their segment when their turn comes, so a long
 Redis outage costs disk, not memory; and segments left by a crash are replayed at start
 as the batches they were.
@@ -18,6 +19,7 @@ as the batches they were.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import pickle
 import time
@@ -94,6 +96,14 @@ TRIM_AFTER_CELLS = 20_000
 # that many live entries' bytes: a packed batch (packed_snapshot.py, ~30 bytes an entry)
 # spends it by its size, so about five times as many of its entries fit as of live ones.
 LIVE_CELL_BYTES = 145
+# The share of memory_max_cells that the batches queued behind the one being applied may
+# hold live, their other parts packed: 50,000 entries by default, half an early-sealed
+# batch (batch_max_cells). Behind, every part is built in the flusher's thread, on the hit
+# loop's core, and packing a part there only for its build to unpack it costs ~1.3 µs of
+# a POST-50 event's ~3.9; a part kept live skips both, for ~115 bytes an entry more while
+# it waits. A fifth (100,000) raised the POST-50 run's peak RSS by ~20 MB, to 197 of the
+# 200 MB allowed (bench/RESULTS.md, session 19).
+LIVE_QUEUE_SHARE = 0.1
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
@@ -128,6 +138,10 @@ class FlushBatch:
     # the batch is live at a time (issue 17, RSS).
     packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
+    # Sealed behind another: of its entries, those that may wait live (the room left in
+    # Flusher.live_queue_cells then); its parts beyond them are packed. If others still
+    # wait behind it when it is due, its live parts stay live for their build (_apply).
+    live_cells: int = 0
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
@@ -168,7 +182,7 @@ class FlushBatch:
         while live (still packing, or split into parts when due), its bytes once packed,
         nothing while its counts wait on disk."""
         if self.packed is not None:
-            return -(-self.packed.size // LIVE_CELL_BYTES)
+            return -(-self.packed.size // LIVE_CELL_BYTES) + self.packed.live_cells
         if self.parts is not None:
             return sum(map(_held_cells, self.parts))
         return self.cells if self.in_memory else 0
@@ -177,15 +191,22 @@ class FlushBatch:
 @dataclass(slots=True)
 class PackedParts:
     """A batch queued behind another, as it waits: its parts (Snapshot.split_by_app),
-    each packed, and what its turn needs of the whole batch, taken before it was packed."""
+    packed but those its live_cells kept live, and what its turn needs of the whole batch,
+    taken before it was packed."""
 
-    parts: list[PackedSnapshot]
+    parts: list[Snapshot | PackedSnapshot]
     touched: list[redis_client.Command]  # the calls that record its buckets (finality.py)
     caps_values: bytes  # DeploymentCaps.present of the batch, pickled (b"": no caps)
 
     @property
     def size(self) -> int:
-        return sum(part.size for part in self.parts) + len(self.caps_values)
+        """The bytes of its packed parts and caps' values."""
+        return sum(part.size for part in self.parts if isinstance(part, PackedSnapshot)) + len(self.caps_values)
+
+    @property
+    def live_cells(self) -> int:
+        """The entries of its live parts."""
+        return sum(part.cells for part in self.parts if isinstance(part, Snapshot))
 
 
 def _pack_all_but_first(parts: deque[Snapshot | PackedSnapshot], pace: Callable[[], None]) -> None:
@@ -219,6 +240,10 @@ class FlushStats:
     # or behind a failing flush) and rebuilt from it when due, and their events.
     batches_rebuilt: int = 0
     events_rebuilt: int = 0
+    # The entries of this run's batches sealed behind another, and of them those allowed to
+    # wait live (live_queue_cells), the rest packed (packed_snapshot.py).
+    queued_cells: int = 0
+    queued_cells_live: int = 0
     early_seals: int = 0  # batches sealed before their interval because they grew past batch_max_cells
     round_trips: int = 0
     resent_admitted: int = 0  # re-sent events counted (their first send was not)
@@ -271,6 +296,8 @@ class Flusher:
         self.round_trip_timeout = round_trip_timeout
         self.batch_max_cells = batch_max_cells
         self.memory_max_cells = memory_max_cells
+        # Of it, what the batches queued behind the one being applied may hold live (seal).
+        self.live_queue_cells = int(memory_max_cells * LIVE_QUEUE_SHARE)
         self.caps = caps  # the deployment-wide cardinality caps (None: the workers' own only)
         self.flush_cpu_share = flush_cpu_share  # of the time a build may use while it keeps up (store/pacing.py)
         self.pending: deque[FlushBatch] = deque()
@@ -406,9 +433,16 @@ class Flusher:
         self._seq += 1
         if segment is None or not self._waits_on_disk(batch.cells):
             batch.snap = snap
-            if self.pending:  # behind another batch: it waits a while, packed
+            if self.pending:  # behind another batch: it waits a while, packed but what the room keeps live
+                batch.live_cells = min(batch.cells, max(self.live_queue_cells - self._live_behind_cells(), 0))
+                self.stats.queued_cells += batch.cells
+                self.stats.queued_cells_live += batch.live_cells
                 self._pack_soon(batch)
         self.pending.append(batch)
+
+    def _live_behind_cells(self) -> int:
+        """The entries the batches behind the one being applied may keep live (seal)."""
+        return sum(batch.live_cells for batch in itertools.islice(self.pending, 1, None))
 
     def _pack_soon(self, batch: FlushBatch) -> None:
         """Pack the batch's parts in a thread (packed_snapshot.py): it waits behind
@@ -425,14 +459,15 @@ class Flusher:
         if snap is None:
             return
         try:
-            packed = await asyncio.to_thread(self._packed_parts, snap)
+            packed = await asyncio.to_thread(self._packed_parts, snap, batch.live_cells)
         except Exception:  # noqa: BLE001 — never lose the batch: it keeps its snapshot
             log.exception("flush %d: packing its snapshot failed; kept as it is", batch.seq)
             return
         batch.packed, batch.snap = packed, None
 
-    def _packed_parts(self, snap: Snapshot) -> PackedParts:
-        """`snap` split by app as it will be flushed (_parts), each part packed; its
+    def _packed_parts(self, snap: Snapshot, live_cells: int = 0) -> PackedParts:
+        """`snap` split by app as it will be flushed (_parts), each part packed but the
+        first ones whose entries fit in `live_cells` (they wait as they are); its
         touched buckets and capped values taken now, so that its parts need not be
         unpacked for them when it is due (each is then unpacked once, for a build in the
         thread; the build process is sent its bytes as they are)."""
@@ -442,9 +477,15 @@ class Flusher:
         # several apps) are not all held beside the snapshot until the last part is packed.
         parts = snap.split_by_app(GROUP_CELLS)
         parts.reverse()
-        packed: list[PackedSnapshot] = []
+        packed: list[Snapshot | PackedSnapshot] = []
         while parts:
-            packed.append(pack(parts.pop()))
+            part = parts.pop()
+            if part.cells <= live_cells:
+                live_cells -= part.cells
+                packed.append(part)
+            else:
+                live_cells = 0  # the parts after a packed one are packed too: the first ones are due first
+                packed.append(pack(part))
         return PackedParts(packed, touched, caps_values)
 
     def _waits_on_disk(self, cells: int) -> bool:
@@ -476,7 +517,9 @@ class Flusher:
         flush_cpu_share while this writer keeps up (one batch waiting); behind, all."""
         return self.flush_cpu_share if len(self.pending) <= 1 else 1.0
 
-    def _due(self, batch: FlushBatch, share: float = 1.0) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _due(
+        self, batch: FlushBatch, share: float = 1.0, pack_later: bool = True
+    ) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """In the flusher's thread: the batch's parts (made once), and the caps' values
         not decided yet among all of them (the parts hold distinct apps, and the caps'
         keys begin with the app, so merging their questions loses none).
@@ -485,19 +528,22 @@ class Flusher:
         keeps up): at half of the peak GET rate a second's batch takes ~10 ms of this
         thread's CPU to split and question, and unpaced the hit loop, on the same core,
         waited for the GIL and the core through most of it — the cause of about two thirds
-        of the requests over 5 ms (bench/RESULTS.md, session 12)."""
+        of the requests over 5 ms (bench/RESULTS.md, session 12). A batch made into parts
+        now has its parts but the first packed unless `pack_later` is false."""
         pace = Pacer(share, DUE_SLICE_SECONDS)  # made in the thread: it reads the thread's CPU clock
         try:
-            return self._due_paced(batch, pace)
+            return self._due_paced(batch, pace, pack_later)
         finally:
             self.stats.paced_seconds += pace.paused
 
-    def _due_paced(self, batch: FlushBatch, pace: Pacer) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _due_paced(
+        self, batch: FlushBatch, pace: Pacer, pack_later: bool = True
+    ) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         made_now = batch.parts is None  # a retry's parts were made, and packed, before
         if batch.parts is not None:
             parts = batch.parts
         elif batch.packed is not None:
-            return self._packed_due(batch, batch.packed)
+            return self._packed_due(batch, batch.packed, pace, pack_later)
         else:
             parts = self._parts(batch, pace)
         wanted: Wanted = {}
@@ -505,18 +551,23 @@ class Flusher:
         if self.caps is not None:
             for part in parts:  # packed ones: a retry's, the caps' round trip having failed
                 self._add_questions(unpack(part) if isinstance(part, PackedSnapshot) else part, wanted, present, pace)
-        if made_now:
+        if made_now and pack_later:
             _pack_all_but_first(parts, pace)
         return parts, (wanted, present)
 
-    def _packed_due(self, batch: FlushBatch, packed: PackedParts) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
+    def _packed_due(
+        self, batch: FlushBatch, packed: PackedParts, pace: Callable[[], None] = no_pacing, pack_later: bool = True
+    ) -> tuple[deque[Snapshot | PackedSnapshot], Questions]:
         """_due for a packed batch: its parts left packed until their build, so the
         batch's live snapshot never exists whole (issue 17, RSS during POST runs) — and
         the build process is sent a part's bytes as they are, so a part it builds is never
         unpacked in the collector (_commands); its caps' questions from the values taken
-        at packing."""
+        at packing. Its live parts but the first are packed now unless `pack_later` is
+        false (built in this thread, they would only be unpacked again)."""
         parts: deque[Snapshot | PackedSnapshot] = deque(packed.parts)
         batch.packed, batch.touched = None, packed.touched
+        if pack_later:
+            _pack_all_but_first(parts, pace)
         if self.caps is None:
             return parts, ({}, {})
         return parts, self.caps.undecided_of(pickle.loads(packed.caps_values))
@@ -668,7 +719,15 @@ class Flusher:
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
             share = self._share()  # 1: not paced (behind, or flush_cpu_share 1)
-            parts, questions = await asyncio.to_thread(self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE))
+            # Queued with room to wait live, and others behind it now: every part is built in
+            # the thread (_commands), so packing its live parts would only be undone there.
+            # Otherwise the parts but the first wait packed (_pack_all_but_first): a batch's
+            # whole snapshot is not live beside the next one filling (session 14), and the
+            # build process, keeping up, is sent the bytes made here.
+            pack_later = batch.live_cells == 0 or len(self.pending) <= 1
+            parts, questions = await asyncio.to_thread(
+                self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE), pack_later
+            )
             batch.parts = parts
             batch.refused = await self._decided(questions)
         else:

@@ -95,6 +95,9 @@ def backlog(app: web.Application) -> dict:
         # Of those, why not by the build process: behind, starting, busy, late, failed.
         **{f"flush_parts_built_in_thread_{reason}": n for reason, n in stats.thread_builds.items()},
         "batches_recovered": stats.batches_recovered,
+        # Entries of this run's batches sealed behind another, and of them those let wait live (store/flusher.py).
+        "queued_cells": stats.queued_cells,
+        "queued_cells_live": stats.queued_cells_live,
         # This run's batches that waited on disk (past memory_max_cells, or behind a failing
         # flush) and were rebuilt from the journal when due, and their events.
         "batches_rebuilt": stats.batches_rebuilt,
