@@ -45,6 +45,7 @@ def _connection(journal: bool):
     from collector.enrich.geo import GeoResolver
     from collector.hit.ingest import Ingest
     from collector.hit.visitors import VisitorHasher
+    from collector.server import freeze_startup_heap
     from collector.settings import Settings
     from collector.store.aggregate import Aggregator
     from collector.store.buckets import Calendar
@@ -67,7 +68,13 @@ def _connection(journal: bool):
         kwargs["journal"] = j
     aggregator = Aggregator()
     ingest = Ingest(settings, aggregator, GeoResolver(geo_db), DeviceClassifier(), hasher, calendar, time.time, **kwargs)
-    return fast_path_connection(ingest), aggregator
+    connection = fast_path_connection(ingest)
+    # As a worker does once started: the geo reader and the UA tables (~55,000 objects) are
+    # kept out of every later collection. Unfrozen, each pass's gc.collect() walked them
+    # all: ~40,000 of a POST-50 event's ~89,000 instructions were that (bench/RESULTS.md,
+    # session 19), which no worker pays.
+    freeze_startup_heap()
+    return connection, aggregator
 
 
 def _requests(shape: str, hits: int) -> tuple[list[bytes], int]:
