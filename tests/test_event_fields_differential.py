@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+from test_protocol import MINIMAL  # the smallest valid event of each type
 
 from bench import traffic
 from bench.ippool import load_pool
@@ -228,16 +229,6 @@ def test_the_comparison_fails_on_a_judge_that_is_wrong(mutant):
 
 
 # ---- the whole event: EventJudge ------------------------------------------------------------
-
-MINIMAL = {
-    "pageview": {"u": "https://e.edu/"},
-    "engagement": {"et": 1},
-    "click": {"n": "buy"},
-    "exposure": {"n": "slide", "tr": "banner", "pos": 1},
-    "media": {"n": "read", "rid": "r1", "ms": "m1", "ws": 0, "wt": 0},
-    "interaction": {"n": "like", "rid": "r1"},
-    "custom": {},
-}
 
 
 def whole_event_edges() -> list[dict]:
