@@ -15,7 +15,8 @@ from collector.hit.caps import OTHER
 from collector.store import keys, names
 
 RESOURCE_TYPES: Final = frozenset({"video", "audio", "textbook", "document"})
-# Event field -> the label dimension it fills.
+# Event field -> the label dimension it fills. (resource_of's key writes these fields out, for
+# speed: a field added here goes there too, or two resources differing in it would share targets.)
 LABEL_FIELDS: Final = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
 CATALOGUE_NAME_MAX = 128
 
@@ -54,7 +55,7 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
     """The event's resource: the one kept by `scope` for the same fields, else a new one
     (resource_targets), kept unless a value of it went to (other)."""
     kept = scope.resources()
-    key = (ev["rid"], ev.get("rt"), ev.get("subj"), ev.get("stage"), ev.get("src"))
+    key = (ev["rid"], ev.get("rt"), ev.get("subj"), ev.get("stage"), ev.get("src"))  # rid, rt and LABEL_FIELDS
     found = kept.get(key)
     if found is not None:
         return cast(Resource, found)
