@@ -15,4 +15,7 @@ bash geo_data/fetch_dbip.sh  # the real database: the bench smoke test and its I
 # (Not cut with geo_data/derive_dbip.py here: ~3 min; the tests answer the same on either file,
 # and tests/test_geo_derive.py tests the cut.)
 (cd beacon_js && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
-exec .venv/bin/python -m pytest "$@"
+# Two pytest processes, whole files each (--dist loadfile: a module's fixtures and its order
+# stay together): most tests wait on real processes (Redis, collectors, Chromium), so two
+# take about 10 minutes where one took 17-18 on a 2-core machine. TEST_WORKERS=0 runs one.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -5,6 +5,7 @@ up to two minutes ahead, flagged client_clock.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -28,7 +29,7 @@ def _recording_server(bodies: list[bytes], paths: list[str]) -> tuple[socket.soc
 
     def serve(conn: socket.socket) -> None:
         buffer = b""
-        with conn:
+        with conn, contextlib.suppress(ConnectionResetError):  # wrk resets its connections when it stops
             while data := conn.recv(65536):
                 buffer += data
                 while b"\r\n\r\n" in buffer:
