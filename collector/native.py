@@ -87,6 +87,7 @@ C_MODULES = {
     "collector.hit._query": "hit/_query.c",
     "collector.web._head_scan": "web/_head_scan.c",
     "collector.enrich._ua_mask": "enrich/_ua_mask.c",
+    "collector.store._resp": "store/_resp.c",
 }
 
 
