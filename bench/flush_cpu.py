@@ -214,7 +214,7 @@ def stages(apps: int, batch: int, batches: int, rounds: int, shape: str) -> dict
         "fold (RollupBuilder.build)": lambda: [flusher.rollups.build(part) for part in parts],
         "first sends' ids": lambda: [dedupe.first_sends_by_slot(part, calendar, 3600, 1_900_000_000.0) for part in parts],
         "encode (encode_calls)": encoded,
-        "RESP packing (hiredis)": lambda: [redis_client.pack(*call) for call in calls],
+        "RESP packing (redis_client.pack)": lambda: [redis_client.pack(*call) for call in calls],
         "send + replies": send,
     }
     server = RedisServer(Path(tempfile.mkdtemp(prefix="flush-stages-")), cpus=None)
