@@ -39,6 +39,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <string.h>
 
 #define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
@@ -64,6 +65,11 @@ typedef struct {
     PyObject_HEAD
     PyObject *kept_encoded; /* dict: name -> the longest value kept encoded */
     int count;              /* how many names (at most KNOWN_SLOTS / 2) */
+    /* `props` (session 20): the most properties `p` may have, and the longest name and text
+     * value of one (protocol.PROPS_MAX_*); props_judged 0 when not given (`p` is then left to
+     * the walk). */
+    int props_judged;
+    Py_ssize_t props_max_keys, props_max_key, props_max_value;
     Known known[KNOWN_SLOTS];
 } QueryDecoder;
 
@@ -166,11 +172,23 @@ static int mark_kind(QueryDecoder *self, PyObject *names, int kind) {
 }
 
 static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"names", "kept_encoded", "integers", "later", "caps", "bounds", NULL};
+    static char *keywords[] = {"names", "kept_encoded", "integers", "later", "caps", "bounds", "props", NULL};
     PyObject *names, *kept_encoded, *integers = NULL, *later = NULL, *caps = NULL, *bounds = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OOO!O!", keywords, &names, &PyDict_Type, &kept_encoded,
-                                     &integers, &later, &PyDict_Type, &caps, &PyDict_Type, &bounds)) {
+    Py_ssize_t props[3] = {-1, -1, -1};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OOO!O!(nnn)", keywords, &names, &PyDict_Type, &kept_encoded,
+                                     &integers, &later, &PyDict_Type, &caps, &PyDict_Type, &bounds, &props[0],
+                                     &props[1], &props[2])) {
         return -1;
+    }
+    if (props[0] != -1 || props[1] != -1 || props[2] != -1) {
+        if (props[0] < 0 || props[1] < 0 || props[2] < 0) {
+            PyErr_SetString(PyExc_ValueError, "props: (most properties, longest name, longest text value), each >= 0");
+            return -1;
+        }
+        self->props_judged = 1;
+        self->props_max_keys = props[0];
+        self->props_max_key = props[1];
+        self->props_max_value = props[2];
     }
     if (self->kept_encoded != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "QueryDecoder is initialised once");
@@ -443,15 +461,49 @@ static PyObject *QueryDecoder_event(QueryDecoder *self, PyObject *const *args, P
     return answer;
 }
 
+/* Whether `value`, an event's `p`, is properties protocol._props_problem finds nothing in: a
+ * dict (exactly) of at most props_max_keys items, each named by a str (exactly) of at most
+ * props_max_key characters and valued a str (exactly) of at most props_max_value characters,
+ * an int (exactly), a bool or a finite float (exactly). 0, so that the walk judges, for
+ * anything else, a subclass too (session 20: `p` was always the walk's, ~9,000 instructions
+ * for each event that has it). */
+static int props_within_rules(const QueryDecoder *self, PyObject *value) {
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) > self->props_max_keys) {
+        return 0;
+    }
+    Py_ssize_t at = 0;
+    PyObject *name, *item;
+    while (PyDict_Next(value, &at, &name, &item)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_READY(name) < 0 || PyUnicode_GET_LENGTH(name) > self->props_max_key) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (PyUnicode_CheckExact(item)) {
+            if (PyUnicode_READY(item) < 0 || PyUnicode_GET_LENGTH(item) > self->props_max_value) {
+                PyErr_Clear();
+                return 0;
+            }
+        } else if (PyFloat_CheckExact(item)) {
+            if (!isfinite(PyFloat_AS_DOUBLE(item))) {
+                return 0;
+            }
+        } else if (!PyLong_CheckExact(item) && !PyBool_Check(item)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Whether each field of `event` (a dict, as orjson makes a POST body's event) is within the
  * rule protocol.validate_event's field walk holds it to (session 19): a string field's value
  * a str (exactly) no longer than its cap, an integer field's an int (exactly: not a bool)
  * within its bounds. A name with no rule (`img`, unknown names, any name that is not ASCII)
  * has none here either, whatever its value. 0, so that the walk runs and says what it
  * finds, for anything else: a value of another type (an integer `uid` too, which the walk
- * turns into text), `p` (its properties are the walk's to judge), an int past a C long long,
- * a key that is not a str, a dict subclass. Like `event`'s valid, only ever a promise that
- * the walk would find nothing (tests/test_event_fields_differential.py).
+ * turns into text), `p` (its properties are the walk's to judge, unless `props` was given:
+ * props_within_rules), an int past a C long long, a key that is not a str, a dict subclass.
+ * Like `event`'s valid, only ever a promise that the walk would find nothing
+ * (tests/test_event_fields_differential.py).
  * With `seen` (self->count entries, all NULL), each known name's value is put at its index
  * (borrowed from `event`): EventJudge then finds a field without a look-up in the dict. */
 static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObject **seen) {
@@ -493,8 +545,8 @@ static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObje
                 PyErr_Clear();
                 return 0;
             }
-        } else {
-            return 0; /* `p` */
+        } else if (!self->props_judged || !props_within_rules(self, value)) {
+            return 0; /* `p`, unless judged here */
         }
     }
     return 1;

@@ -40,6 +40,7 @@ from collector.hit.remarks import RecentIds, outside_window
 from collector.hit.url_secrets import SecretStripper
 from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.native import c_module
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
@@ -688,7 +689,15 @@ class Tally:
         self.limited = limited  # a 429: the request is refused whole (rate limits), nothing counted
 
 
-_new_tuple: Final = tuple.__new__
+def _tuple_new() -> Callable[[type[Hit], tuple[Any, ...]], Hit]:
+    """tuple.__new__, or hit/_tuple_new.c's `tuple_new` when built: the same object made
+    without the type call's machinery (~950 instructions a hit through tuple.__new__,
+    bench/RESULTS.md, session 20)."""
+    module = c_module("collector.hit._tuple_new")
+    return cast(Callable[[type[Hit], tuple[Any, ...]], Hit], tuple.__new__ if module is None else module.tuple_new)
+
+
+_new_tuple: Final = _tuple_new()
 
 
 def _hit(
@@ -699,7 +708,7 @@ def _hit(
 ) -> Hit:
     """Hit(...), made without a Python frame: Hit's own __new__ (NamedTuple's) is Python,
     called once per event, where this compiled function takes its keywords in C and
-    tuple.__new__ is C. Its parameters are Hit's fields, in Hit's order, with Hit's
+    _new_tuple is C. Its parameters are Hit's fields, in Hit's order, with Hit's
     defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
     object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
     compiled code's unboxing and boxing."""
