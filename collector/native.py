@@ -85,6 +85,7 @@ C_MODULES = {
     "collector.hit._visit_table": "hit/_visit_table.c",
     "collector._untrack": "_untrack.c",
     "collector.hit._query": "hit/_query.c",
+    "collector.hit._tuple_new": "hit/_tuple_new.c",
     "collector.web._head_scan": "web/_head_scan.c",
     "collector.enrich._ua_mask": "enrich/_ua_mask.c",
     "collector.store._resp": "store/_resp.c",

@@ -6,14 +6,16 @@ The walk (protocol._walk_fields) stays the reference: `fields_valid` may only sa
 the walk finds nothing, and validate_event's problems are the same with the judge as without
 it, field for field and in order. For events the C judge is meant to take (no `p`, no
 integer `uid`, integers within a C long long) it must also say True whenever the walk finds
-nothing: otherwise the POST path would silently lose its fast answer. The inputs: every
+nothing: otherwise the POST path would silently lose its fast answer. Since session 20 C
+also judges `p` when it is a plain dict of plain values (str, int, bool, float). The inputs: every
 string field at its cap ±1 (ASCII, CJK, astral characters), every integer field at its
 bounds ±1 and past a C long long, values of every JSON type in every field, bool for int,
 keys that are not ASCII or repeated in the body, the bench's realistic batches, and
 thousands of random events. For the judge also: every type without each field it requires,
 every action and without each field it requires, pairs halved, each progress boundary ±1,
 positions and seconds watched at the duration's edges, URLs and app keys at the edges of
-their rules.
+their rules; properties at the edges of their count, names' and values' lengths, of every
+JSON type and not finite.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from collector.hit.protocol import (
     EVENT_TYPES,
     INT_FIELDS,
     PROGRESS_BOUNDARIES,
+    PROPS_MAX_KEY,
+    PROPS_MAX_KEYS,
+    PROPS_MAX_VALUE,
     REQUIRED_BY_TYPE,
     STRING_FIELDS,
     Problem,
@@ -54,15 +59,44 @@ def walk(event: dict) -> list[tuple[str, str, str]]:
     return found
 
 
+def plain_props(props: object) -> bool:
+    """Properties C judges (session 20): a plain dict of str names and plain values."""
+    return type(props) is dict and all(
+        type(name) is str and type(value) in (str, int, bool, float) for name, value in props.items())
+
+
 def meant_for_c(event: dict) -> bool:
     """An event the C judge must take when its fields are within their rules: the walk
-    alone judges `p` and an integer `uid` (which it turns into text), and C never an int past
-    a C long long or a dict that is not a plain one with str keys."""
+    alone judges `p` that is not plain_props and an integer `uid` (which it turns into text),
+    and C never an int past a C long long or a dict that is not a plain one with str keys."""
     return (
-        type(event) is dict and all(type(name) is str for name in event) and "p" not in event
-        and type(event.get("uid")) is not int
+        type(event) is dict and all(type(name) is str for name in event)
+        and ("p" not in event or plain_props(event["p"])) and type(event.get("uid")) is not int
         and not any(type(v) is int and not -LONG_LONG <= v < LONG_LONG for v in event.values())
     )
+
+
+def props_edges() -> list[object]:
+    """`p` at the edges of _props_problem's rules, and of every JSON type (and beyond)."""
+    props: list[object] = [{}, {"a": 1}, [], [1], "a", 1, None, True, 1.5]
+    props += [{str(i): i for i in range(count)} for count in (PROPS_MAX_KEYS - 1, PROPS_MAX_KEYS, PROPS_MAX_KEYS + 1)]
+    for unit in ("x", "中", "😀"):
+        for length in (0, PROPS_MAX_KEY, PROPS_MAX_KEY + 1):
+            props.append({unit * length: 1})
+        for length in (0, PROPS_MAX_VALUE, PROPS_MAX_VALUE + 1):
+            props.append({"a": unit * length})
+    for value in (0, -1, 10**30, -(10**30), True, False, 0.0, -1.5, 1e308, float("inf"), float("-inf"), float("nan"),
+                  None, [], [1], {}, {"b": 1}, "", b"a"):
+        props += [{"a": value}, {"a": 1, "b": "x", "c": value}]
+
+    class Props(dict):
+        pass
+
+    class Text(str):
+        pass
+
+    props += [Props(a=1), {"a": Text("x")}, {Text("a"): 1}]  # (JSON names are str: the walk takes no other)
+    return props
 
 
 def described(problems: list[Problem]) -> list[tuple[int | None, str | None, str, str]]:
@@ -117,6 +151,7 @@ def edge_events() -> list[dict]:
     for name in (*STRING_FIELDS, "p", "img", "x", "", "é", "中"):
         for wrong in (1, 0, -1, 1.5, True, None, [], ["a"], {}, {"a": 1}, "a"):
             events.append({**BASE, name: wrong})
+    events += [{**BASE, "p": props} for props in props_edges()]
     return events
 
 
@@ -127,15 +162,15 @@ def test_every_field_at_the_edges_of_its_rule_is_judged_as_the_walk_judges_it():
 
 @compiled_only
 def test_the_c_judge_takes_the_realistic_batches_and_refuses_each_edge():
-    """Every event of the bench's POST-50 batches but its custom ones (`p`) is taken; and of
-    the edge cases exactly those within their rules are."""
+    """Every event of the bench's POST-50 batches is taken, its custom ones (`p`) too since
+    session 20; and of the edge cases exactly those within their rules are."""
     judge = protocol._FIELDS_VALID
     assert judge is not None
     pop = traffic.Population(load_pool(), 1000, seed=3)
     requests = traffic.realistic(pop, 20, "post50", 1_796_000_000_000)
     events = [event for request in requests for event in orjson.loads(request.body)]
     assert len(events) == 1000
-    assert all(judge(event) == ("p" not in event) for event in events)
+    assert all(judge(event) for event in events) and any("p" in event for event in events)
     for name, cap in STRING_FIELDS.items():
         assert judge({**BASE, name: "中" * cap}) and not judge({**BASE, name: "中" * (cap + 1)}), name
     for name, (lo, hi) in INT_FIELDS.items():
@@ -149,7 +184,8 @@ def test_what_the_c_judge_leaves_to_the_walk():
     judge = protocol._FIELDS_VALID
     assert judge is not None
     assert judge({}) and judge(dict(BASE)) and judge({**BASE, "img": [1], "x": None, "中": 2})  # no rule, anything
-    assert not judge({**BASE, "p": {"a": 1}})  # the walk judges properties
+    assert judge({**BASE, "p": {"a": 1, "b": "x", "c": 1.5, "d": True}})  # plain properties: C judges them
+    assert not judge({**BASE, "p": {"a": [1]}}) and not judge({**BASE, "p": {"a": float("nan")}})
     assert not judge({**BASE, "uid": 12345})  # the walk turns it into text
     assert not judge({**BASE, 1: "a"}) and not judge({**BASE, None: "a"})
     assert not judge([BASE]) and not judge("k") and not judge(None)
@@ -201,10 +237,12 @@ def test_thousands_of_random_events_are_judged_as_the_walk_judges_them():
         assert_judged_as_the_walk(random_event(rng), protocol._FIELDS_VALID)
 
 
-@pytest.mark.parametrize("mutant", ["no_caps", "no_bounds", "bools_are_ints", "always"])
+@pytest.mark.parametrize("mutant", ["no_caps", "no_bounds", "bools_are_ints", "always", "props_any_dict",
+                                    "props_uncapped"])
 def test_the_comparison_fails_on_a_judge_that_is_wrong(mutant):
     """assert_judged_as_the_walk can fail: a judge that ignores caps, or bounds, or takes a
-    bool for an int, or says True always, is caught on the edge cases."""
+    bool for an int, or says True always, or takes any dict for properties, or ignores the
+    length of their values, is caught on the edge cases."""
 
     def judge(event: object) -> bool:
         if not isinstance(event, dict) or mutant == "always":
@@ -220,7 +258,12 @@ def test_the_comparison_fails_on_a_judge_that_is_wrong(mutant):
                 if mutant != "no_bounds" and not lo <= value <= hi:
                     return False
             elif name == "p":
-                return False
+                if mutant == "props_any_dict":
+                    if type(value) is not dict:
+                        return False
+                elif not plain_props(value) or protocol._props_problem(
+                        {k: v[:1] if mutant == "props_uncapped" and type(v) is str else v for k, v in value.items()}):
+                    return False
         return True
 
     with pytest.raises(AssertionError):
@@ -296,7 +339,7 @@ def test_the_judge_takes_the_realistic_batches():
     pop = traffic.Population(load_pool(), 1000, seed=4)
     events = [event for request in traffic.realistic(pop, 20, "post50", 1_796_000_000_000)
               for event in orjson.loads(request.body)]
-    assert all(judge(event) == ("p" not in event) for event in events)
+    assert all(judge(event) for event in events) and any("p" in event for event in events)
 
 
 @pytest.mark.parametrize("mutant", ["no_pairs", "no_progress", "no_key_scan", "no_required"])

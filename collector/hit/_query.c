@@ -39,6 +39,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <string.h>
 
 #define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
@@ -57,11 +58,18 @@ typedef struct {
     Py_ssize_t cap;       /* a text field's longest value (`caps`); -1: no cap */
     int bounded;          /* an integer field's bounds are known (`bounds`) */
     long long lo, hi;     /* those bounds */
+    int index;            /* the name's place among the names (0, 1, ...): EventJudge's `seen` */
 } Known;
 
 typedef struct {
     PyObject_HEAD
     PyObject *kept_encoded; /* dict: name -> the longest value kept encoded */
+    int count;              /* how many names (at most KNOWN_SLOTS / 2) */
+    /* `props` (session 20): the most properties `p` may have, and the longest name and text
+     * value of one (protocol.PROPS_MAX_*); props_judged 0 when not given (`p` is then left to
+     * the walk). */
+    int props_judged;
+    Py_ssize_t props_max_keys, props_max_key, props_max_value;
     Known known[KNOWN_SLOTS];
 } QueryDecoder;
 
@@ -164,11 +172,23 @@ static int mark_kind(QueryDecoder *self, PyObject *names, int kind) {
 }
 
 static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"names", "kept_encoded", "integers", "later", "caps", "bounds", NULL};
+    static char *keywords[] = {"names", "kept_encoded", "integers", "later", "caps", "bounds", "props", NULL};
     PyObject *names, *kept_encoded, *integers = NULL, *later = NULL, *caps = NULL, *bounds = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OOO!O!", keywords, &names, &PyDict_Type, &kept_encoded,
-                                     &integers, &later, &PyDict_Type, &caps, &PyDict_Type, &bounds)) {
+    Py_ssize_t props[3] = {-1, -1, -1};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|OOO!O!(nnn)", keywords, &names, &PyDict_Type, &kept_encoded,
+                                     &integers, &later, &PyDict_Type, &caps, &PyDict_Type, &bounds, &props[0],
+                                     &props[1], &props[2])) {
         return -1;
+    }
+    if (props[0] != -1 || props[1] != -1 || props[2] != -1) {
+        if (props[0] < 0 || props[1] < 0 || props[2] < 0) {
+            PyErr_SetString(PyExc_ValueError, "props: (most properties, longest name, longest text value), each >= 0");
+            return -1;
+        }
+        self->props_judged = 1;
+        self->props_max_keys = props[0];
+        self->props_max_key = props[1];
+        self->props_max_value = props[2];
     }
     if (self->kept_encoded != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "QueryDecoder is initialised once");
@@ -201,7 +221,7 @@ static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds)
             at = (at + 1) & (KNOWN_SLOTS - 1);
         }
         Py_INCREF(name);
-        self->known[at] = (Known){length, chars, name, TEXT_FIELD, -1, 0, 0, 0};
+        self->known[at] = (Known){length, chars, name, TEXT_FIELD, -1, 0, 0, 0, self->count++};
     }
     Py_DECREF(sequence);
     if ((integers != NULL && mark_kind(self, integers, INTEGER_FIELD) < 0)
@@ -441,16 +461,52 @@ static PyObject *QueryDecoder_event(QueryDecoder *self, PyObject *const *args, P
     return answer;
 }
 
+/* Whether `value`, an event's `p`, is properties protocol._props_problem finds nothing in: a
+ * dict (exactly) of at most props_max_keys items, each named by a str (exactly) of at most
+ * props_max_key characters and valued a str (exactly) of at most props_max_value characters,
+ * an int (exactly), a bool or a finite float (exactly). 0, so that the walk judges, for
+ * anything else, a subclass too (session 20: `p` was always the walk's, ~9,000 instructions
+ * for each event that has it). */
+static int props_within_rules(const QueryDecoder *self, PyObject *value) {
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) > self->props_max_keys) {
+        return 0;
+    }
+    Py_ssize_t at = 0;
+    PyObject *name, *item;
+    while (PyDict_Next(value, &at, &name, &item)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_READY(name) < 0 || PyUnicode_GET_LENGTH(name) > self->props_max_key) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (PyUnicode_CheckExact(item)) {
+            if (PyUnicode_READY(item) < 0 || PyUnicode_GET_LENGTH(item) > self->props_max_value) {
+                PyErr_Clear();
+                return 0;
+            }
+        } else if (PyFloat_CheckExact(item)) {
+            if (!isfinite(PyFloat_AS_DOUBLE(item))) {
+                return 0;
+            }
+        } else if (!PyLong_CheckExact(item) && !PyBool_Check(item)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Whether each field of `event` (a dict, as orjson makes a POST body's event) is within the
  * rule protocol.validate_event's field walk holds it to (session 19): a string field's value
  * a str (exactly) no longer than its cap, an integer field's an int (exactly: not a bool)
  * within its bounds. A name with no rule (`img`, unknown names, any name that is not ASCII)
  * has none here either, whatever its value. 0, so that the walk runs and says what it
  * finds, for anything else: a value of another type (an integer `uid` too, which the walk
- * turns into text), `p` (its properties are the walk's to judge), an int past a C long long,
- * a key that is not a str, a dict subclass. Like `event`'s valid, only ever a promise that
- * the walk would find nothing (tests/test_event_fields_differential.py). */
-static int fields_within_rules(const QueryDecoder *self, PyObject *event) {
+ * turns into text), `p` (its properties are the walk's to judge, unless `props` was given:
+ * props_within_rules), an int past a C long long, a key that is not a str, a dict subclass.
+ * Like `event`'s valid, only ever a promise that the walk would find nothing
+ * (tests/test_event_fields_differential.py).
+ * With `seen` (self->count entries, all NULL), each known name's value is put at its index
+ * (borrowed from `event`): EventJudge then finds a field without a look-up in the dict. */
+static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObject **seen) {
     if (!PyDict_CheckExact(event)) {
         return 0;
     }
@@ -467,6 +523,9 @@ static int fields_within_rules(const QueryDecoder *self, PyObject *event) {
         const Known *known = known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name));
         if (known == NULL) {
             continue;
+        }
+        if (seen != NULL) {
+            seen[known->index] = value;
         }
         if (known->kind == TEXT_FIELD) {
             if (known->cap < 0) {
@@ -486,15 +545,15 @@ static int fields_within_rules(const QueryDecoder *self, PyObject *event) {
                 PyErr_Clear();
                 return 0;
             }
-        } else {
-            return 0; /* `p` */
+        } else if (!self->props_judged || !props_within_rules(self, value)) {
+            return 0; /* `p`, unless judged here */
         }
     }
     return 1;
 }
 
 static PyObject *QueryDecoder_fields_valid(QueryDecoder *self, PyObject *event) {
-    return PyBool_FromLong(fields_within_rules(self, event));
+    return PyBool_FromLong(fields_within_rules(self, event, NULL));
 }
 
 static PyMethodDef QueryDecoder_methods[] = {
@@ -544,64 +603,172 @@ static PyTypeObject QueryDecoderType = {
  * each time (64 characters at most), which can only make it refuse more.
  * tests/test_event_fields_differential.py holds it to protocol.event_problems. */
 
+/* The judge's tables (session 20). The first version looked each field up in the event dict
+ * (~8 look-ups and ~5 membership tests an event, each hashing or comparing the name with a
+ * key orjson made) and each rule up by the type's text in 5 dicts and sets: ~5,000
+ * instructions an event. Now the pass over the fields (fields_within_rules) notes where
+ * each known field is (`seen`, by the name's index), the rules are kept per type in C
+ * arrays of those indices, and the type and the action are found by comparing their text
+ * with the few there are: no hashing, no dict. */
+#define RULE_TYPES 16   /* the most types `types` may hold */
+#define RULE_ACTIONS 16 /* the most actions a type may have */
+#define RULE_FIELDS 8   /* the most fields a type or an action may require */
+#define RULE_PAIRS 4    /* the most pairs a type may have */
+
+typedef struct {
+    int count;
+    int field[RULE_FIELDS]; /* the required fields' indices (Known.index) */
+} Fields;
+
+typedef struct {
+    PyObject *name; /* the action (str) */
+    Fields needs;
+} ActionRule;
+
+typedef struct {
+    PyObject *name; /* the type (str, of `types`) */
+    Fields required;
+    int deep;       /* of `deep_types` */
+    int media;      /* "media": its `pos` may not pass `dur` (protocol._deep_problems) */
+    int actions;    /* how many of `action`; -1 when the type has no actions */
+    ActionRule action[RULE_ACTIONS];
+    int pairs;
+    int pair[RULE_PAIRS][2];
+} TypeRule;
+
 typedef struct {
     PyObject_HEAD
     QueryDecoder *decoder;
-    PyObject *types;         /* frozenset of str */
-    PyObject *required;      /* dict: type -> tuple of str */
-    PyObject *deep_types;    /* frozenset of str */
-    PyObject *actions;       /* dict: type -> dict: action -> tuple of str (copies) */
-    PyObject *pairs;         /* dict: type -> tuple of (str, str) */
-    PyObject *default_pairs; /* tuple of (str, str) */
-    PyObject *boundaries;    /* frozenset of int */
+    PyObject *boundaries; /* frozenset of int */
+    int types;
+    TypeRule type[RULE_TYPES];
+    /* The indices of the fields judged together; k, t, u and n are text fields with a cap
+     * (so a str when present), pb, dur, pos and ws integer fields with bounds (an int). */
+    int k, t, u, n, etr, epos, pb, dur, pos, ws;
+    int ready; /* initialised whole */
 } EventJudge;
 
 static PyTypeObject EventJudgeType;
-static PyObject *name_k, *name_t, *name_u, *name_n, *name_etr, *name_epos, *name_pb, *name_dur, *name_pos, *name_ws;
 static PyObject *prefix_http, *prefix_https;
 
-/* A tuple of str (`pairs`: of 2-tuples of str). */
-static int names_tuple(PyObject *value, int pairs) {
-    if (!PyTuple_CheckExact(value)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(value); i++) {
-        PyObject *item = PyTuple_GET_ITEM(value, i);
-        if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))
-                      && PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1)))
-                  : !PyUnicode_CheckExact(item)) {
-            return 0;
-        }
-    }
-    return 1;
+/* The same text: str equality (exact, ready str objects). */
+static int same_text(PyObject *a, PyObject *b) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
+    return a == b || (length == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+                      && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)length * PyUnicode_KIND(a)) == 0);
 }
 
-/* A copy of `table` (str -> a tuple of names, or with `nested` str -> such a dict); NULL with
- * ValueError if it is anything else. */
-static PyObject *table_copy(PyObject *table, int nested, int pairs, const char *what) {
-    PyObject *copy = PyDict_New();
-    Py_ssize_t at = 0;
-    PyObject *key, *value;
-    while (copy != NULL && PyDict_Next(table, &at, &key, &value)) {
-        PyObject *kept = NULL;
-        if (PyUnicode_CheckExact(key)) {
-            if (nested && PyDict_CheckExact(value)) {
-                kept = table_copy(value, 0, 0, what);
-            } else if (!nested && names_tuple(value, pairs)) {
-                kept = Py_NewRef(value);
-            }
-        }
-        if (kept == NULL || PyDict_SetItem(copy, key, kept) < 0) {
-            if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_ValueError, "%s: str keys, tuples of names", what);
-            }
-            Py_XDECREF(kept);
-            Py_CLEAR(copy);
-            break;
-        }
-        Py_DECREF(kept);
+/* The index of the field `name`, which must be one of the decoder's of `kind` (a text field
+ * with a cap, or an integer field with bounds); -1 with ValueError if not. */
+static int field_index(EventJudge *self, PyObject *name, int kind) {
+    Known *known = entry_of(self->decoder, name, "the judge's fields");
+    if (known == NULL) {
+        return -1;
     }
-    return copy;
+    if (kind >= 0 && (known->kind != kind || (kind == TEXT_FIELD ? known->cap < 0 : !known->bounded))) {
+        PyErr_SetString(PyExc_ValueError, "the judge's fields: k, t, u, n text fields with caps, the others integers with bounds");
+        return -1;
+    }
+    return known->index;
+}
+
+/* `fields` from `names` (a tuple of str, or NULL: none). */
+static int fields_of(EventJudge *self, PyObject *names, Fields *fields) {
+    fields->count = 0;
+    if (names == NULL) {
+        return 0;
+    }
+    if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > RULE_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "required fields: a tuple of at most 8 str");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        int index = field_index(self, PyTuple_GET_ITEM(names, i), -1);
+        if (index < 0) {
+            return -1;
+        }
+        fields->field[fields->count++] = index;
+    }
+    return 0;
+}
+
+/* `rule`'s actions from `actions` (a dict: action -> tuple of str, or NULL: the type has none). */
+static int actions_of(EventJudge *self, PyObject *actions, TypeRule *rule) {
+    rule->actions = -1;
+    if (actions == NULL) {
+        return 0;
+    }
+    if (!PyDict_CheckExact(actions) || PyDict_GET_SIZE(actions) > RULE_ACTIONS) {
+        PyErr_SetString(PyExc_ValueError, "actions: a dict of at most 16 actions");
+        return -1;
+    }
+    rule->actions = 0;
+    Py_ssize_t at = 0;
+    PyObject *action, *needs;
+    while (PyDict_Next(actions, &at, &action, &needs)) {
+        if (!PyUnicode_CheckExact(action) || PyUnicode_READY(action) < 0) {
+            PyErr_SetString(PyExc_ValueError, "actions: str actions");
+            return -1;
+        }
+        ActionRule *entry = &rule->action[rule->actions];
+        if (fields_of(self, needs, &entry->needs) < 0) {
+            return -1;
+        }
+        entry->name = Py_NewRef(action);
+        rule->actions++;
+    }
+    return 0;
+}
+
+/* `rule`'s pairs from `pairs` (a tuple of (str, str)). */
+static int pairs_of(EventJudge *self, PyObject *pairs, TypeRule *rule) {
+    if (!PyTuple_CheckExact(pairs) || PyTuple_GET_SIZE(pairs) > RULE_PAIRS) {
+        PyErr_SetString(PyExc_ValueError, "pairs: a tuple of at most 4 (str, str)");
+        return -1;
+    }
+    rule->pairs = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "pairs: a tuple of (str, str)");
+            return -1;
+        }
+        for (int j = 0; j < 2; j++) {
+            if ((rule->pair[rule->pairs][j] = field_index(self, PyTuple_GET_ITEM(pair, j), -1)) < 0) {
+                return -1;
+            }
+        }
+        rule->pairs++;
+    }
+    return 0;
+}
+
+/* The rule of the type `etype` (of `types`), from the tables. */
+static int type_rule(EventJudge *self, PyObject *etype, PyObject *required, PyObject *deep_types, PyObject *actions,
+                     PyObject *pairs, PyObject *default_pairs, TypeRule *rule) {
+    if (!PyUnicode_CheckExact(etype) || PyUnicode_READY(etype) < 0) {
+        PyErr_SetString(PyExc_ValueError, "types: str");
+        return -1;
+    }
+    rule->name = Py_NewRef(etype);
+    rule->actions = -1;
+    rule->media = PyUnicode_CompareWithASCIIString(etype, "media") == 0;
+    if ((rule->deep = PySet_Contains(deep_types, etype)) < 0) {
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(required, etype);
+    if ((found == NULL && PyErr_Occurred()) || fields_of(self, found, &rule->required) < 0) {
+        return -1;
+    }
+    found = PyDict_GetItemWithError(actions, etype);
+    if ((found == NULL && PyErr_Occurred()) || actions_of(self, found, rule) < 0) {
+        return -1;
+    }
+    found = PyDict_GetItemWithError(pairs, etype);
+    if (found == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    return pairs_of(self, found != NULL ? found : default_pairs, rule);
 }
 
 static int EventJudge_init(EventJudge *self, PyObject *args, PyObject *kwds) {
@@ -618,59 +785,67 @@ static int EventJudge_init(EventJudge *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "EventJudge is initialised once");
         return -1;
     }
-    if (!names_tuple(default_pairs, 1)) {
-        PyErr_SetString(PyExc_ValueError, "default_pairs: a tuple of (str, str)");
-        return -1;
-    }
-    self->required = table_copy(required, 0, 0, "required");
-    self->actions = self->required == NULL ? NULL : table_copy(actions, 1, 0, "actions");
-    self->pairs = self->actions == NULL ? NULL : table_copy(pairs, 0, 1, "pairs");
-    if (self->pairs == NULL) {
+    if (PySet_GET_SIZE(types) > RULE_TYPES) {
+        PyErr_SetString(PyExc_ValueError, "types: at most 16");
         return -1;
     }
     self->decoder = (QueryDecoder *)Py_NewRef(decoder);
-    self->types = Py_NewRef(types);
-    self->deep_types = Py_NewRef(deep_types);
-    self->default_pairs = Py_NewRef(default_pairs);
+    const char *texts[] = {"k", "t", "u", "n", "etr", "epos", "pb", "dur", "pos", "ws"};
+    int *indices[] = {&self->k, &self->t, &self->u, &self->n, &self->etr, &self->epos, &self->pb, &self->dur,
+                      &self->pos, &self->ws};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        PyObject *name = PyUnicode_InternFromString(texts[i]);
+        if (name == NULL) {
+            return -1;
+        }
+        /* k t u n: text with caps (str when present); etr epos: any field; the rest: integers */
+        *indices[i] = field_index(self, name, i < 4 ? TEXT_FIELD : i < 6 ? -1 : INTEGER_FIELD);
+        Py_DECREF(name);
+        if (*indices[i] < 0) {
+            return -1;
+        }
+    }
+    PyObject *iterator = PyObject_GetIter(types);
+    if (iterator == NULL) {
+        return -1;
+    }
+    PyObject *etype;
+    while ((etype = PyIter_Next(iterator)) != NULL) {
+        int failed = type_rule(self, etype, required, deep_types, actions, pairs, default_pairs,
+                               &self->type[self->types]);
+        self->types++; /* (counted when it fails too: dealloc drops what it holds) */
+        Py_DECREF(etype);
+        if (failed < 0) {
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
     self->boundaries = Py_NewRef(boundaries);
+    self->ready = 1;
     return 0;
 }
 
 static void EventJudge_dealloc(EventJudge *self) {
+    for (int i = 0; i < self->types; i++) {
+        TypeRule *rule = &self->type[i];
+        Py_XDECREF(rule->name);
+        for (int j = 0; j < rule->actions; j++) {
+            Py_XDECREF(rule->action[j].name);
+        }
+    }
     Py_XDECREF(self->decoder);
-    Py_XDECREF(self->types);
-    Py_XDECREF(self->required);
-    Py_XDECREF(self->deep_types);
-    Py_XDECREF(self->actions);
-    Py_XDECREF(self->pairs);
-    Py_XDECREF(self->default_pairs);
     Py_XDECREF(self->boundaries);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* 1 when `name` is a key of `event`, 0 when not; -1 on an error (cleared: no verdict). */
-static int has(PyObject *event, PyObject *name) {
-    int found = PyDict_Contains(event, name);
-    if (found < 0) {
-        PyErr_Clear();
-    }
-    return found;
-}
-
-/* `event`[name], borrowed; NULL when absent (or on an error, cleared: *failed set). */
-static PyObject *field(PyObject *event, PyObject *name, int *failed) {
-    PyObject *value = PyDict_GetItemWithError(event, name);
-    if (value == NULL && PyErr_Occurred()) {
-        PyErr_Clear();
-        *failed = 1;
-    }
-    return value;
-}
-
-/* Each of `names` (a tuple of str) present in `event`. */
-static int all_present(PyObject *event, PyObject *names) {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (has(event, PyTuple_GET_ITEM(names, i)) != 1) {
+/* Each of `fields` present. */
+static int all_seen(PyObject *const *seen, const Fields *fields) {
+    for (int i = 0; i < fields->count; i++) {
+        if (seen[fields->field[i]] == NULL) {
             return 0;
         }
     }
@@ -678,52 +853,42 @@ static int all_present(PyObject *event, PyObject *names) {
 }
 
 /* What protocol._deep_problems judges, for an event whose fields are within their rules
- * (so each integer field present is an int within a C long long) and whose type is str. */
-static int deep_clean(const EventJudge *self, PyObject *event, PyObject *etype) {
-    int failed = 0;
-    PyObject *actions = field(self->actions, etype, &failed);
-    PyObject *action = field(event, name_n, &failed);
-    if (failed) {
-        return 0;
-    }
-    if (actions != NULL && action != NULL) { /* (`n` is a str: its rule's) */
-        PyObject *needs = field(actions, action, &failed);
-        if (needs == NULL || !all_present(event, needs)) {
+ * (so each integer field present is an int within a C long long) and of the type `rule`. */
+static int deep_clean(const EventJudge *self, const TypeRule *rule, PyObject *const *seen) {
+    PyObject *action = seen[self->n]; /* (a str: its rule's) */
+    if (rule->actions >= 0 && action != NULL) {
+        const ActionRule *found = NULL;
+        for (int i = 0; i < rule->actions && found == NULL; i++) {
+            found = same_text(rule->action[i].name, action) ? &rule->action[i] : NULL;
+        }
+        if (found == NULL || !all_seen(seen, &found->needs)) {
             return 0; /* an unknown action, or one without what it requires */
         }
     }
-    PyObject *pairs = field(self->pairs, etype, &failed);
-    if (failed) {
-        return 0;
-    }
-    pairs = pairs != NULL ? pairs : self->default_pairs;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pairs); i++) {
-        PyObject *pair = PyTuple_GET_ITEM(pairs, i);
-        int first = has(event, PyTuple_GET_ITEM(pair, 0)), second = has(event, PyTuple_GET_ITEM(pair, 1));
-        if (first < 0 || second < 0 || first != second) {
+    for (int i = 0; i < rule->pairs; i++) {
+        if ((seen[rule->pair[i][0]] == NULL) != (seen[rule->pair[i][1]] == NULL)) {
             return 0;
         }
     }
-    PyObject *pb = field(event, name_pb, &failed);
-    if (pb != NULL && PyLong_CheckExact(pb) && PySet_Contains(self->boundaries, pb) != 1) {
+    PyObject *pb = seen[self->pb];
+    if (pb != NULL && PySet_Contains(self->boundaries, pb) != 1) {
         PyErr_Clear();
         return 0;
     }
-    PyObject *dur = field(event, name_dur, &failed);
-    if (dur != NULL && PyLong_CheckExact(dur)) {
+    PyObject *dur = seen[self->dur];
+    if (dur != NULL) {
         long long seconds = PyLong_AsLongLong(dur);
         if (seconds >= 0) {
-            PyObject *pos = field(event, name_pos, &failed), *ws = field(event, name_ws, &failed);
-            if (pos != NULL && PyLong_CheckExact(pos) && PyUnicode_CompareWithASCIIString(etype, "media") == 0
-                && PyLong_AsLongLong(pos) > seconds) {
+            PyObject *pos = seen[self->pos], *ws = seen[self->ws];
+            if (pos != NULL && rule->media && PyLong_AsLongLong(pos) > seconds) {
                 return 0;
             }
-            if (ws != NULL && PyLong_CheckExact(ws) && PyLong_AsLongLong(ws) > seconds + 1) {
+            if (ws != NULL && PyLong_AsLongLong(ws) > seconds + 1) {
                 return 0;
             }
         }
     }
-    if (failed || PyErr_Occurred()) {
+    if (PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
@@ -731,13 +896,13 @@ static int deep_clean(const EventJudge *self, PyObject *event, PyObject *etype) 
 }
 
 static int event_clean(const EventJudge *self, PyObject *event) {
-    if (!fields_within_rules(self->decoder, event)) {
+    PyObject *seen[KNOWN_SLOTS / 2];
+    memset(seen, 0, sizeof(PyObject *) * (size_t)self->decoder->count);
+    if (!fields_within_rules(self->decoder, event, seen)) {
         return 0; /* (and not a plain dict, or a field the walk must judge) */
     }
-    int failed = 0;
-    PyObject *app = field(event, name_k, &failed); /* a str within its cap, when present */
-    PyObject *etype = field(event, name_t, &failed);
-    if (failed || app == NULL || etype == NULL || PyUnicode_GET_LENGTH(app) == 0) {
+    PyObject *app = seen[self->k], *etype = seen[self->t]; /* str within their caps, when present */
+    if (app == NULL || etype == NULL || PyUnicode_GET_LENGTH(app) == 0) {
         return 0;
     }
     int kind = PyUnicode_KIND(app);
@@ -748,37 +913,25 @@ static int event_clean(const EventJudge *self, PyObject *event) {
             return 0;
         }
     }
-    if (PySet_Contains(self->types, etype) != 1) {
+    const TypeRule *rule = NULL;
+    for (int i = 0; i < self->types && rule == NULL; i++) {
+        rule = same_text(self->type[i].name, etype) ? &self->type[i] : NULL;
+    }
+    if (rule == NULL || !all_seen(seen, &rule->required)) {
+        return 0; /* not one of `types`, or without a field it requires */
+    }
+    PyObject *url = seen[self->u];
+    if (url != NULL && PyUnicode_GET_LENGTH(url) > 0 && PyUnicode_Tailmatch(url, prefix_http, 0, PY_SSIZE_T_MAX, -1) != 1
+        && PyUnicode_Tailmatch(url, prefix_https, 0, PY_SSIZE_T_MAX, -1) != 1) {
         PyErr_Clear();
         return 0;
     }
-    PyObject *required = field(self->required, etype, &failed);
-    if (failed || (required != NULL && !all_present(event, required))) {
-        return 0;
-    }
-    PyObject *url = field(event, name_u, &failed);
-    if (failed || (url != NULL && PyUnicode_GET_LENGTH(url) > 0 && PyUnicode_Tailmatch(url, prefix_http, 0, PY_SSIZE_T_MAX, -1) != 1
-                   && PyUnicode_Tailmatch(url, prefix_https, 0, PY_SSIZE_T_MAX, -1) != 1)) {
-        PyErr_Clear();
-        return 0;
-    }
-    int deep = PySet_Contains(self->deep_types, etype);
-    if (deep == 0) {
-        int etr = has(event, name_etr), epos = has(event, name_epos);
-        if (etr < 0 || epos < 0) {
-            return 0;
-        }
-        deep = etr || epos;
-    }
-    if (deep < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    return deep ? deep_clean(self, event, etype) : 1;
+    int deep = rule->deep || seen[self->etr] != NULL || seen[self->epos] != NULL;
+    return deep ? deep_clean(self, rule, seen) : 1;
 }
 
 static PyObject *EventJudge_judge(EventJudge *self, PyObject *event) {
-    if (self->decoder == NULL) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "EventJudge is not initialised");
         return NULL;
     }
@@ -827,13 +980,9 @@ PyMODINIT_FUNC PyInit__query(void) {
     if (PyType_Ready(&QueryDecoderType) < 0 || PyType_Ready(&EventJudgeType) < 0) {
         return NULL;
     }
-    PyObject **interned[] = {&name_k, &name_t, &name_u, &name_n, &name_etr, &name_epos, &name_pb, &name_dur, &name_pos,
-                             &name_ws, &prefix_http, &prefix_https};
-    const char *texts[] = {"k", "t", "u", "n", "etr", "epos", "pb", "dur", "pos", "ws", "http://", "https://"};
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        if (*interned[i] == NULL && (*interned[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
-            return NULL;
-        }
+    if ((prefix_http == NULL && (prefix_http = PyUnicode_InternFromString("http://")) == NULL)
+        || (prefix_https == NULL && (prefix_https = PyUnicode_InternFromString("https://")) == NULL)) {
+        return NULL;
     }
     PyObject *module = PyModule_Create(&query_module);
     if (module == NULL) {

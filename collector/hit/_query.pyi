@@ -5,7 +5,8 @@ from typing import Any
 class QueryDecoder:
     def __init__(
         self, names: tuple[str, ...], kept_encoded: dict[str, int], integers: tuple[str, ...] = (),
-        later: tuple[str, ...] = (),
+        later: tuple[str, ...] = (), caps: dict[str, int] = ..., bounds: dict[str, tuple[int, int]] = ...,
+        props: tuple[int, int, int] = ...,
     ) -> None: ...
     def decode(self, raw: bytes, start: int, /) -> dict[str, str] | None: ...
     def event(self, raw: bytes, start: int, /) -> tuple[dict[str, Any], bool, bool] | None: ...

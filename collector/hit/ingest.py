@@ -40,6 +40,7 @@ from collector.hit.remarks import RecentIds, outside_window
 from collector.hit.url_secrets import SecretStripper
 from collector.hit.uvguard import SUSPECT_FLAGS, UID, VID, VISITOR, UvGuard
 from collector.hit.visitors import VisitorHasher, VisitTracker, flag_from_ordinal
+from collector.native import c_module
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
@@ -63,9 +64,6 @@ MINUTES_KEPT: Final = 4096
 # one request's memo of them by (minute, ip, ua), and by (day, month, ip, ua) under it (see
 # Ingest._visitor_keys).
 VisitorKeys = tuple[bytes, bytes, str, str]
-# One request's devices by the event's (sw, sh, tp), with whether it is a bot: its events
-# share the User-Agent and nearly always the screen, so a batch classifies once.
-DeviceMemo = dict[tuple[int, int, int], tuple[Device, bool]]
 # The User-Agent a suspect visitor is hashed with (hit/uvguard.py): all the identities an
 # address brings beyond the guard's threshold count as this one visitor of the address.
 SUSPECT_UA = "\0suspect"
@@ -225,7 +223,7 @@ class Ingest:
         tally = Tally()
         # One event (a GET): nothing to share with, so no memo to fill.
         memo: VisitorMemo | None = VisitorMemo() if len(events) > 1 else None
-        devices: DeviceMemo | None = {} if len(events) > 1 else None
+        devices: DeviceMemo | None = DeviceMemo() if len(events) > 1 else None
         checked_key = ""  # the app key of the last valid event: a batch's events share it
         for index, event in enumerate(events):
             if index >= self.max_batch:
@@ -238,17 +236,20 @@ class Ingest:
                 app = self._app_of(event, now)
                 tally.rejects.extend((app, minute, problem.counter) for problem in found)
                 continue
-            checked_key = event["k"]
-            verdict = self.admission.judge(event["k"], origin_host, event.get("u", ""), now)
+            # Valid: a dict with a text app key. Typed as such, compiled code reads its
+            # fields with dict calls, not generic item and method look-ups of an object.
+            valid: dict[str, Any] = event
+            checked_key = valid["k"]
+            verdict = self.admission.judge(checked_key, origin_host, valid.get("u", ""), now)
             if verdict.refused:
                 tally.problems.append(Problem(index, None, verdict.refused, REASON_DETAILS[verdict.refused]))
                 tally.rejects.append((verdict.app, minute, verdict.refused))
                 continue
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
-            when = self._remark(event, verdict.app, minute, now, tally.rejects)
+            when = self._remark(valid, verdict.app, minute, now, tally.rejects)
             tally.counts.append(
-                self._enrich(event, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices))
+                self._enrich(valid, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices))
         if self.admission.mode == OPEN and tally.rejects:
             counted = {hit.app for hit in tally.counts}
             tally.rejects = [
@@ -301,13 +302,15 @@ class Ingest:
         resend, or ids that are not unique).
         """
         when = now
-        ts = event.get("ts")
+        # Typed as their rules have them (the event is valid: validate_event): compiled code
+        # then works on a C integer and a str, not on objects of any type.
+        ts: int | None = event.get("ts")
         if ts is not None:
             if outside_window(ts, now, self.ts_window, FUTURE_TOLERANCE):
                 rejects.append((app, minute, FLAGGED + CLIENT_CLOCK_FLAG))
             else:
                 when = ts / 1000
-        event_id = event.get("id")
+        event_id: str | None = event.get("id")
         # A re-send says what it is (re=1) and is counted once (store/dedupe.py): no remark.
         if event_id and not event.get("re") and self.recent_ids.seen(app, event_id):
             rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
@@ -359,7 +362,7 @@ class Ingest:
         and User-Agent, so a 50-event batch hashes once a day, not once an event. `flags`
         gets the UV guard's flags (see _guarded); `devices` carries the devices (_device).
         """
-        etype = ev["t"]
+        etype: str = ev["t"]  # (typed: compared below as str, not as objects)
         minute = int(when // 60)
         minute_object = self._minute_object(minute)
         device, is_bot = self._device(ua, ch_mobile, ev, devices)
@@ -378,7 +381,12 @@ class Ingest:
         if not is_bot:
             user = self._visitor_keys(minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
-        event_id, resent = (ev.get("id", ""), ev.get("re", 0)) if self.dedupe else ("", 0)
+        # (Two statements: one conditional expression of both made a tuple, then unpacked it
+        # through the iterator protocol.)
+        event_id: str = ""
+        resent: int = 0
+        if self.dedupe:
+            event_id, resent = ev.get("id", ""), ev.get("re", 0)
         if is_bot:
             device = self._capped_bot(device, app, day)
         if etype == "pageview":
@@ -428,14 +436,24 @@ class Ingest:
     def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
         """The event's device and whether it is a bot. With `memo`, classified once per
         screen of the request: classify is a compiled call (enrich/device.py), is_bot a property."""
+        sw, sh, tp = ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0)
         if memo is None:
-            device = self.devices.classify(ua, ch_mobile, ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
+            device = self.devices.classify(ua, ch_mobile, sw, sh, tp)
             return device, device.is_bot
-        screen = (ev.get("sw", 0), ev.get("sh", 0), ev.get("tp", 0))
-        found = memo.get(screen)
+        # Valid, so ints (validate_event): compared as C integers with the last event's screen,
+        # which nearly every event of a batch shares; the dict is asked only on a change.
+        width: int = sw
+        height: int = sh
+        touch: int = tp
+        last = memo.last
+        if last is not None and width == memo.width and height == memo.height and touch == memo.touch:
+            return last
+        screen = (width, height, touch)
+        found = memo.screens.get(screen)
         if found is None:
-            device = self.devices.classify(ua, ch_mobile, *screen)
-            found = memo[screen] = (device, device.is_bot)
+            device = self.devices.classify(ua, ch_mobile, sw, sh, tp)
+            found = memo.screens[screen] = (device, device.is_bot)
+        memo.width, memo.height, memo.touch, memo.last = width, height, touch, found
         return found
 
     def _guarded(
@@ -513,13 +531,16 @@ class Ingest:
 
     def _count(self, tally: Tally) -> None:
         """Count a journaled tally (or any, without a journal) in the aggregator."""
-        count, reject = self.aggregator.count, self.aggregator.reject
+        # Called as methods of the aggregator, not as bound methods taken once: compiled,
+        # a method call is a direct C call, where a bound method is called through its
+        # argument-parsing wrapper (per event).
+        aggregator = self.aggregator
         for hit in tally.counts:
-            count(hit)
+            aggregator.count(hit)
         if self.admission.mode == OPEN and tally.counts:
             self._remember_counting(tally.counts)
-        for args in tally.rejects:
-            reject(*args)
+        for app, minute, reason in tally.rejects:
+            aggregator.reject(app, minute, reason)
 
     # ---- answers ------------------------------------------------------------------
 
@@ -634,6 +655,21 @@ class VisitorMemo:
         self.last: VisitorKeys = (b"", b"", "", "")
 
 
+class DeviceMemo:
+    """One request's devices (Ingest._device), with whether each is a bot: in `screens` by
+    the event's screen (sw, sh, tp), and the last event's, of the screen `width`, `height`,
+    `touch`, as it is. A request's events share the User-Agent and nearly always the screen,
+    so a batch classifies once, and an event of the screen of the event before takes its
+    device without making a tuple of its screen and looking it up."""
+
+    __slots__ = ("screens", "width", "height", "touch", "last")
+
+    def __init__(self) -> None:
+        self.screens: dict[tuple[int, int, int], tuple[Device, bool]] = {}
+        self.width = self.height = self.touch = -1  # no event's: a screen's are >= 0
+        self.last: tuple[Device, bool] | None = None
+
+
 class Tally:
     """What one request adds: hits to count, rejections, and the problems to answer.
 
@@ -653,7 +689,15 @@ class Tally:
         self.limited = limited  # a 429: the request is refused whole (rate limits), nothing counted
 
 
-_new_tuple: Final = tuple.__new__
+def _tuple_new() -> Callable[[type[Hit], tuple[Any, ...]], Hit]:
+    """tuple.__new__, or hit/_tuple_new.c's `tuple_new` when built: the same object made
+    without the type call's machinery (~950 instructions a hit through tuple.__new__,
+    bench/RESULTS.md, session 20)."""
+    module = c_module("collector.hit._tuple_new")
+    return cast(Callable[[type[Hit], tuple[Any, ...]], Hit], tuple.__new__ if module is None else module.tuple_new)
+
+
+_new_tuple: Final = _tuple_new()
 
 
 def _hit(
@@ -664,7 +708,7 @@ def _hit(
 ) -> Hit:
     """Hit(...), made without a Python frame: Hit's own __new__ (NamedTuple's) is Python,
     called once per event, where this compiled function takes its keywords in C and
-    tuple.__new__ is C. Its parameters are Hit's fields, in Hit's order, with Hit's
+    _new_tuple is C. Its parameters are Hit's fields, in Hit's order, with Hit's
     defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
     object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
     compiled code's unboxing and boxing."""

@@ -399,14 +399,15 @@ def _ascii_query_decoder() -> Any:
     names it gives as the protocol's own str objects are the fields' (and `p`, `img`): their
     hashes are kept, and later look-ups of the same names find them by identity. `event`
     also needs to know the integer fields, and `p`, which query_event decodes from JSON; and
-    the caps and bounds validate_event's field walk holds each field to."""
+    the caps and bounds validate_event's field walk holds each field to, and the limits of
+    `p`'s properties (_props_problem's: `fields_valid` judges a POST event's `p` too)."""
     module = c_module("collector.hit._query")
     if module is None:
         return None
     known = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
     return module.QueryDecoder(
         known, {name: STRING_FIELDS[name] for name in UNCOUNTED_FIELDS}, integers=tuple(INT_FIELDS), later=("p",),
-        caps=STRING_FIELDS, bounds=INT_FIELDS)
+        caps=STRING_FIELDS, bounds=INT_FIELDS, props=(PROPS_MAX_KEYS, PROPS_MAX_KEY, PROPS_MAX_VALUE))
 
 
 _ASCII_DECODER = _ascii_query_decoder()  # (a Final of it trips mypyc: its bound methods are)
