@@ -236,16 +236,24 @@ def _own_deep_groups(
     """The deep tag's groups of a split's apps (_dicts_by_app) replaced by copies: a part
     frees its entries group by group, emptying them in place (Snapshot.shed), and the
     snapshot it was split from must keep its own (a test, a retry may read it again).
-    Copied in C, a dict or set at a time: a few instructions an entry."""
+    Copied in C, a dict or set at a time: a few instructions an entry. `pace` is called
+    every PACE_ENTRIES entries or so, as _dicts_by_app does (a group is copied whole)."""
+    done = 0
     for minutes in deep_incs.values():
         for key, of_suffix in list(minutes.items()):
             minutes[key] = {suffix: dict(names) for suffix, names in of_suffix.items()}
-            pace()
+            done += sum(map(len, of_suffix.values()))
+            if done >= PACE_ENTRIES:
+                pace()
+                done = 0
     for groups in deep_members.values():
         for key, members in list(groups.items()):
             copied = groups[key] = untracked_set()
             copied.update(members)
-            pace()
+            done += len(members)
+            if done >= PACE_ENTRIES:
+                pace()
+                done = 0
 
 
 def _deep_inc_entries(deep_incs: dict[Any, dict[str, dict[str, int]]]) -> int:
