@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,8 +79,16 @@ def measure(repeat: int) -> dict:
         best = min(best, time.process_time() - started)
     snap = aggregator.drain()
     return {"us_per_hit": best / len(hits) * 1e6, "hits": len(hits), "cells": len(snap.cube),
-            "deep_incs": len(snap.deep_incs), "deep_members": len(snap.deep_members),
+            "deep_incs": _entries(snap.deep_incs), "deep_members": _entries(snap.deep_members),
             "compiled": len(collector.native.compiled_modules())}
+
+
+def _entries(collection: Any) -> int:
+    """A deep collection's entries, flat (before session 20) or grouped by (app, minute)
+    (and suffix, for the increments): this file also runs in older trees."""
+    if isinstance(collection, dict) and collection and isinstance(next(iter(collection.values())), (dict, set)):
+        return sum(_entries(inner) if isinstance(inner, dict) else len(inner) for inner in collection.values())
+    return len(collection)
 
 
 # The child runs this file as bench.count_cpu inside the other tree's bench package (a

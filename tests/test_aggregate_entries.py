@@ -69,6 +69,29 @@ def test_event_ids_go_to_the_snapshot_current_when_counted():
     assert second.event_ids == {("a", 29_000_000): ["e3", "e6"], ("b", 29_000_000): ["e4"], ("a", 29_000_001): ["e5"]}
 
 
+def test_deep_facts_go_to_the_snapshot_current_when_counted():
+    """A deep event's increments and members go to its (app, minute)'s groups, which
+    Aggregator._count_deep keeps across hits: a drain in between starts the new snapshot's
+    own, another app or minute gets its own, and an (app, minute) is there only with
+    entries of its kind."""
+    aggregator = Aggregator()
+    hit = a_hit()
+    aggregator.count(hit)
+    aggregator.count(hit._replace(deep=DeepFacts([("c", "clicks", 2), ("m:t", "clicks:x", 1)], [])))
+    first = aggregator.drain()
+    aggregator.count(hit)
+    aggregator.count(hit._replace(app="b", deep=DeepFacts([], [("h:viewers", "1", "2")])))
+    aggregator.count(hit._replace(minute=29_000_001, deep=DeepFacts([("c", "clicks", 1)], [])))
+    aggregator.count(hit)
+    second = aggregator.drain()
+    assert first.deep_incs == {("a", 29_000_000): {"c": {"clicks": 3}, "m:t": {"clicks:x": 1}}}
+    assert first.deep_members == {("a", 29_000_000): {("h:viewers", "76", "67")}}
+    assert second.deep_incs == {("a", 29_000_000): {"c": {"clicks": 2}}, ("a", 29_000_001): {"c": {"clicks": 1}}}
+    assert second.deep_members == {("a", 29_000_000): {("h:viewers", "76", "67")}, ("b", 29_000_000): {("h:viewers", "1", "2")}}
+    # cube, visitors, first-party ids, deep increments, deep members, event ids
+    assert (first.cells, second.cells) == (1 + 1 + 1 + 2 + 1 + 2, 3 + 3 + 3 + 2 + 2 + 4)
+
+
 def test_a_visitor_seen_again_goes_to_the_snapshot_current_when_counted():
     """A hit whose visitor and first-party entries are the hit before's skips adding them
     (Aggregator._same_visitor): a drain in between starts the new snapshot's own, and a hit

@@ -86,3 +86,29 @@ def test_a_scope_keeps_a_bounded_number_of_resources():
                       None)
     scope = counter._scope
     assert scope is not None and 0 < len(scope.resources()) <= RESOURCES_KEPT
+
+
+def test_a_resource_named_again_and_again_gives_the_facts_of_each_event_made_alone():
+    """A request's events in runs naming the same resource, as real batches do: the scope's
+    last resource (resource_of) is found without a lookup, and a run of another resource, or
+    the same one with other labels, gets its own targets."""
+    rng = random.Random(20)
+    for batch in range(40):
+        shared_caps, alone_caps = CardinalityCaps(dict(LIMITS)), CardinalityCaps(dict(LIMITS))
+        shared, alone = DeepCounter(shared_caps), DeepCounter(alone_caps)
+        for event in events(rng, 20):
+            for _ in range(rng.randrange(1, 4)):
+                assert facts_json(shared, dict(event), True) == facts_json(alone, dict(event), False), (batch, event)
+        assert shared_caps.overflowed == alone_caps.overflowed, batch
+
+
+def test_the_last_resource_is_the_one_of_the_events_fields():
+    counter = DeepCounter(CardinalityCaps({"resource": 10**6, "label": 10**6, "session": 10**6}))
+    like = {"k": "app", "t": "interaction", "n": "like", "rid": "r1", "subj": "math"}
+    targets = []
+    for event in (like, {**like, "subj": "art"}, like, {**like, "rid": "r2"}, {**like, "subj": None}):
+        facts = counter.facts(event, "app", "d", VISITOR, MONTH_VISITOR, None)
+        assert facts is not None
+        targets.append(sorted(field for _, field, _ in facts.incs))
+    assert targets[0] == targets[2] and len({tuple(t) for t in targets}) == 4
+    assert any("art" in field for field in targets[1]) and any("r2" in field for field in targets[3])

@@ -10,10 +10,12 @@ import gc
 from collector import native, untracked
 from collector.enrich.device import DeviceClassifier
 from collector.enrich.geo import GeoResolver
+from collector.features.facts import DeepFacts
 from collector.hit.caps import CardinalityCaps
 from collector.hit.remarks import RecentIds
 from collector.hit.uvguard import UvGuard
-from collector.store.aggregate import Snapshot
+from collector.store.aggregate import Aggregator, Snapshot
+from tests.test_aggregate_entries import a_hit
 
 
 def test_the_remembered_event_ids_are_not_walked_by_the_garbage_collector():
@@ -62,15 +64,32 @@ def test_the_cached_device_and_geo_answers_are_not_walked_by_the_garbage_collect
 def test_a_snapshots_sets_of_entries_are_not_walked_by_the_garbage_collector():
     # Tuples of strings and ints, by the tens of thousands a second; made once a second.
     snap = Snapshot()
-    for entries in (snap.visitors, snap.first_party, snap.deep_members):
+    for entries in (snap.visitors, snap.first_party):
         entries.update((app, minute, f"member-{minute}") for app in ("a", "b") for minute in range(100))
         assert not gc.is_tracked(entries)
     gc.collect()
-    assert ("a", 7, "member-7") in snap.deep_members and len(snap.first_party) == 200
+    assert ("a", 7, "member-7") in snap.visitors and len(snap.first_party) == 200
     parts = snap.split_by_app(1)  # the parts a flush splits it into, one app each
-    assert sorted(len(part.deep_members) for part in parts) == [100, 100]
+    assert sorted(len(part.visitors) for part in parts) == [100, 100]
     for part in parts:
-        assert not gc.is_tracked(part.visitors) and not gc.is_tracked(part.deep_members)
+        assert not gc.is_tracked(part.visitors) and not gc.is_tracked(part.first_party)
+
+
+def test_a_snapshots_deep_entries_are_not_walked_by_the_garbage_collector():
+    """The deep tag's members (a set per app and minute) and increments (a dict of ints per
+    suffix) as the aggregator makes them, in the snapshot and in its parts."""
+    aggregator = Aggregator()
+    for app in ("a", "b"):
+        for n in range(100):
+            deep = DeepFacts([("c", "clicks", 1), ("m:target", f"clicks:{n}", 1)], [("h:viewers", f"{n}", f"m{n}")])
+            aggregator.count(a_hit()._replace(app=app, minute=29_000_000 + n % 2, deep=deep))
+    snap = aggregator.drain()
+    gc.collect()
+    assert len(snap.deep_members) == 4 and sum(map(len, snap.deep_members.values())) == 200
+    for part in (snap, *snap.split_by_app(1)):  # the parts a flush splits it into, one app each
+        assert part.deep_members and part.deep_incs
+        assert not any(gc.is_tracked(members) for members in part.deep_members.values())
+        assert not any(gc.is_tracked(names) for of_suffix in part.deep_incs.values() for names in of_suffix.values())
 
 
 def test_the_days_capped_values_are_not_walked_by_the_garbage_collector():

@@ -12,7 +12,6 @@ each time: bench/RESULTS.md, session 10).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -72,12 +71,15 @@ class DeepFacts:
 
     def count(self, dim: str, value: str, metric: str, amount: int = 1) -> None:
         """Add `amount` to `metric` of a target (target_field)."""
-        suffix, field = target_field(dim, value, metric)
-        self.incs.append((suffix, field, amount))
+        if amount == 1:
+            self.incs.append(KEY_STRINGS.unit_inc(dim, metric, value))
+        else:
+            suffix, field = target_field(dim, value, metric)
+            self.incs.append((suffix, field, amount))
 
     def total(self, counter: str, amount: int = 1) -> None:
         """Add `amount` to a field of the counters hash."""
-        self.incs.append((keys.COUNTERS, counter, amount))
+        self.incs.append(KEY_STRINGS.unit_inc("", counter, "") if amount == 1 else (keys.COUNTERS, counter, amount))
 
 
 def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
@@ -94,7 +96,9 @@ class EventScope:
     One request's events share it (features/deep.py keeps the last one), and with it the
     visitor keys in hex, made once."""
 
-    __slots__ = ("caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "_generation")
+    __slots__ = (
+        "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "last_resource", "_generation",
+    )
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
         self.caps, self.app, self.day = caps, app, day
@@ -106,6 +110,9 @@ class EventScope:
         # whenever the caps may no longer answer as they did (CardinalityCaps.generation).
         self._kinds: dict[str, Any] = {}
         self._resources: dict[Any, Any] = {}
+        # The one of them the last resources() caller found or kept (features/resources.py
+        # resource_of compares an event's fields with its own before a lookup).
+        self.last_resource: Any = None
         self._generation = caps.generation
 
     def _current(self) -> None:
@@ -113,6 +120,7 @@ class EventScope:
         if self._generation != self.caps.generation:
             self._kinds.clear()
             self._resources.clear()
+            self.last_resource = None
             self._generation = self.caps.generation
 
     def resources(self) -> dict[Any, Any]:
@@ -166,13 +174,17 @@ class KeyStrings:
     Values are the capped ones (hit/caps.py), so a page cannot make more of them than its
     caps allow; KEY_STRINGS_KEPT bounds all apps' together."""
 
-    __slots__ = ("_fields", "_viewers", "_resources", "_items", "_kept")
+    __slots__ = ("_fields", "_viewers", "_resources", "_items", "_units", "_kept")
 
     def __init__(self) -> None:
         self._fields: dict[str, dict[str, str]] = {}  # metric -> value -> field
         self._viewers: dict[str, dict[str, str]] = {}  # dimension -> value -> suffix
         self._resources: dict[str, dict[str, str]] = {}  # dimension -> value -> suffix
         self._items: dict[str, dict[int, str]] = {}  # track -> position -> item
+        # dimension -> metric -> value -> (suffix, field, 1): unit_inc. Values are typed Any:
+        # compiled, a value typed as a fixed-length tuple is unpacked at each read and packed
+        # again as a new tuple where it is stored, which is what keeping it saves.
+        self._units: dict[str, dict[str, dict[str, Any]]] = {}
         self._kept = 0
 
     @property
@@ -193,37 +205,66 @@ class KeyStrings:
         self._kept += 1
         return made
 
+    # Each kind looks its string up and makes it itself: a maker passed as an argument was
+    # a module attribute read per call (~270 instructions compiled, found or not).
     def metric_field(self, metric: str, value: str) -> str:
-        return self._string(self._fields, metric, value, keys.metric_field)
+        found = _found(self._fields, metric, value)
+        return found if found is not None else self._keep(self._fields, metric, value, keys.metric_field(metric, value))
 
     def viewers_suffix(self, dim: str, value: str) -> str:
-        return self._string(self._viewers, dim, value, keys.dimension_visitors_suffix)
+        found = _found(self._viewers, dim, value)
+        if found is None:
+            found = self._keep(self._viewers, dim, value, keys.dimension_visitors_suffix(dim, value))
+        return found
 
     def resources_suffix(self, dim: str, value: str) -> str:
-        return self._string(self._resources, dim, value, keys.resources_suffix)
+        found = _found(self._resources, dim, value)
+        return found if found is not None else self._keep(self._resources, dim, value, keys.resources_suffix(dim, value))
 
-    def _string(self, table: dict[str, dict[str, str]], name: str, value: str, make: Callable[[str, str], str]) -> str:
-        of_name = table.get(name)
-        if of_name is not None:
-            found = of_name.get(value)
-            if found is not None:
-                return found
-        of_name = self._table_of(table, name)
-        made = of_name[value] = make(name, value)
+    def unit_inc(self, dim: str, metric: str, value: str) -> Any:
+        """The increment of 1 to `metric` of a target, (suffix, field, 1) as DeepFacts.incs
+        holds it (target_field), made once: ~3.5 of them an event of the bench's POST-50
+        traffic, each a new tuple, its fields looked up and its 1 boxed, then freed with the
+        facts (bench/RESULTS.md, session 20). The journal writes the same values."""
+        of_dim = self._units.get(dim)
+        if of_dim is not None:
+            of_metric = of_dim.get(metric)
+            if of_metric is not None:
+                found = of_metric.get(value)
+                if found is not None:
+                    return found
+        suffix, field = target_field(dim, value, metric)
+        made: Any = (suffix, field, 1)
+        of_dim = self._table_of(self._units, dim)
+        of_metric = of_dim.get(metric)
+        if of_metric is None:
+            of_metric = of_dim[metric] = {}
+        of_metric[value] = made
         self._kept += 1
         return made
 
-    def _table_of(self, table: dict[str, dict[Any, str]], name: str) -> dict[Any, str]:
+    def _keep(self, table: dict[str, dict[str, str]], name: str, value: str, made: str) -> str:
+        """`made`, kept as `name`'s string of `value` in `table`."""
+        self._table_of(table, name)[value] = made
+        self._kept += 1
+        return made
+
+    def _table_of(self, table: dict[str, dict[Any, Any]], name: str) -> dict[Any, Any]:
         """`name`'s strings in `table`, where one more is about to be kept (all of them
         dropped first when KEY_STRINGS_KEPT are)."""
         if self._kept >= KEY_STRINGS_KEPT:
-            for kind in (self._fields, self._viewers, self._resources, self._items):
+            for kind in (self._fields, self._viewers, self._resources, self._items, self._units):
                 kind.clear()
             self._kept = 0
         of_name = table.get(name)
         if of_name is None:
             of_name = table[name] = {}
         return of_name
+
+
+def _found(table: dict[str, dict[str, str]], name: str, value: str) -> str | None:
+    of_name = table.get(name)
+    return of_name.get(value) if of_name is not None else None
 
 
 # The process's one: what it keeps is the same strings whoever asks.

@@ -8,7 +8,7 @@ docs/redis-keys.md's `m:resource` … `m:source`.
 
 from __future__ import annotations
 
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from collector.features.facts import EventScope, target_field
 from collector.hit.caps import OTHER
@@ -35,9 +35,10 @@ class Resource:
     as overflowing (caps.admit), and admitted values stay admitted while the scope's caps
     generation holds."""
 
-    __slots__ = ("targets", "_fields", "media_members")
+    __slots__ = ("key", "targets", "_fields", "media_members")
 
-    def __init__(self, targets: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, key: tuple[Any, ...], targets: tuple[tuple[str, str], ...]) -> None:
+        self.key = key  # resource_of's: the fields it was made of
         self.targets = targets
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
         # media.count's HyperLogLog members of this resource for the scope's visitor.
@@ -56,14 +57,21 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
     (resource_targets), kept unless a value of it went to (other)."""
     kept = scope.resources()
     key = (ev["rid"], ev.get("rt"), ev.get("subj"), ev.get("stage"), ev.get("src"))  # rid, rt and LABEL_FIELDS
+    # The scope's last resource first: a request's events nearly all name the same one, and
+    # comparing the fields' strings with its own is cheaper than hashing them for the lookup.
+    last = scope.last_resource
+    if last is not None and cast(Resource, last).key == key:
+        return cast(Resource, last)
     found = kept.get(key)
     if found is not None:
+        scope.last_resource = found
         return cast(Resource, found)
-    resource = Resource(resource_targets(ev, scope))
+    resource = Resource(key, resource_targets(ev, scope))
     if all(value != OTHER for _, value in resource.targets):
         if len(kept) >= RESOURCES_KEPT:
             kept.clear()
         kept[key] = resource
+        scope.last_resource = resource
     return resource
 
 

@@ -103,10 +103,15 @@ class Snapshot:
     first_party: set[FirstPartyEntry] = field(default_factory=untracked_set)
     # (app, minute, reason) -> count
     rejected: dict[tuple[str, int, str], int] = field(default_factory=dict)
-    # Deep tag (deep.py): (app, minute, suffix, field) -> increment; (app, minute, suffix,
-    # day member, month member); (app, media session id) -> [first minute, Session].
-    deep_incs: dict[tuple[str, int, str, str], int] = field(default_factory=dict)
-    deep_members: set[tuple[str, int, str, str, str]] = field(default_factory=untracked_set)
+    # Deep tag (deep.py), by (app, minute) first: suffix -> field -> increment; the
+    # (suffix, day member, month member) tuples of DeepFacts.members; and (app, media
+    # session id) -> [first minute, Session]. Grouped so that an event's increments cost a
+    # lookup by suffix and by field (strings: their hashes cached, compared by identity)
+    # and its members a set insertion of the facts' own tuples, where a flat key made a
+    # 4-tuple per increment and a 5-tuple per member, each hashed anew and looked up
+    # twice (bench/RESULTS.md, session 20). An (app, minute) is there only with entries.
+    deep_incs: dict[tuple[str, int], dict[str, dict[str, int]]] = field(default_factory=dict)
+    deep_members: dict[tuple[str, int], set[tuple[str, str, str]]] = field(default_factory=dict)
     # A mutable pair [first minute: int, Session], merged in place (hence a list, not a tuple)
     sessions: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     # Dedupe (store/dedupe.py): (app, minute) -> the event ids of its first sends, in
@@ -132,7 +137,10 @@ class Snapshot:
         distinct apps a hundred thousand. An event id is an entry too (a string in a
         list). A few len() calls per collection and app-minute: cheap enough for a timer.
         """
-        return sum(map(len, self._entry_collections())) + sum(map(len, self.event_ids.values()))
+        return (
+            sum(map(len, self._entry_collections())) + _deep_inc_entries(self.deep_incs)
+            + _grouped_entries(self.deep_members) + _grouped_entries(self.event_ids)
+        )
 
     def split_by_app(self, max_cells: int, pace: Callable[[], None] = no_pacing) -> list[Snapshot]:
         """Parts of this snapshot with whole apps each, about `max_cells` entries a part.
@@ -152,22 +160,24 @@ class Snapshot:
             return [self] if cells else []
         # Each collection split by app in one pass; a part is then its apps' dicts and
         # sets, joined (a part of one app, the common case, takes them as they are).
-        cube, rejected, deep_incs, sessions, event_ids = (
+        cube, rejected, deep_incs, deep_members, sessions, event_ids = (
             _dicts_by_app(entries, pace)
-            for entries in (self.cube, self.rejected, self.deep_incs, self.sessions, self.event_ids)
+            for entries in (self.cube, self.rejected, self.deep_incs, self.deep_members, self.sessions, self.event_ids)
         )
-        visitors, first_party, deep_members = (
-            _sets_by_app(entries, pace) for entries in (self.visitors, self.first_party, self.deep_members)
-        )
+        visitors, first_party = (_sets_by_app(entries, pace) for entries in (self.visitors, self.first_party))
+        _own_deep_groups(deep_incs, deep_members, pace)
         resent: dict[str, list[Hit]] = {}
         for hit in self.resent:
             resent.setdefault(hit.app, []).append(hit)
         sizes: dict[str, int] = {}
-        for grouped in (cube, rejected, deep_incs, sessions, visitors, first_party, deep_members, resent):
+        for grouped in (cube, rejected, sessions, visitors, first_party, resent):
             for app, entries in grouped.items():
                 sizes[app] = sizes.get(app, 0) + len(entries)
-        for app, minutes in event_ids.items():
-            sizes[app] = sizes.get(app, 0) + sum(map(len, minutes.values()))
+        for app, minutes in deep_incs.items():
+            sizes[app] = sizes.get(app, 0) + _deep_inc_entries(minutes)
+        for grouped in (deep_members, event_ids):
+            for app, minutes in grouped.items():
+                sizes[app] = sizes.get(app, 0) + _grouped_entries(minutes)
         events = {app: sum(sums[0] for sums in app_cells.values()) for app, app_cells in cube.items()}
         groups: list[list[str]] = []
         filled = 0
@@ -181,7 +191,7 @@ class Snapshot:
             Snapshot(
                 cube=_joined_dicts(cube, group), visitors=_joined_sets(visitors, group),
                 first_party=_joined_sets(first_party, group), rejected=_joined_dicts(rejected, group),
-                deep_incs=_joined_dicts(deep_incs, group), deep_members=_joined_sets(deep_members, group),
+                deep_incs=_joined_dicts(deep_incs, group), deep_members=_joined_dicts(deep_members, group),
                 sessions=_joined_dicts(sessions, group), event_ids=_joined_dicts(event_ids, group),
                 resent=[hit for app in group for hit in resent.get(app, ())],
             )
@@ -200,22 +210,84 @@ class Snapshot:
         A flushed part is freed this way, a slice at a time between two rounds of hits
         (Flusher._release): dropped at once, its entries' tuples and strings were freed in
         one call that held the hit loop for 1-3 ms at every flush (bench/RESULTS.md,
-        session 17). Its re-sent hits are left: the batch takes them."""
+        session 17). Its re-sent hits are left: the batch takes them.
+
+        The deep tag's groups (a set, a dict per app and minute) are emptied in place: a
+        part of split_by_app has its own (_own_deep_groups)."""
         left = limit
-        for entries in (
-            self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members,
-            self.sessions, self.event_ids,
-        ):
+        for entries in (self.cube, self.visitors, self.first_party, self.rejected):
             left = _shed(entries, left)
+        left = _shed_deep_incs(self.deep_incs, left)
+        left = _shed_grouped(self.deep_members, left)
+        for keyed in (self.sessions, self.event_ids):
+            left = _shed(keyed, left)
         return left > 0
 
     def _entry_collections(self) -> tuple[Collection[tuple[Any, ...]], ...]:
-        """Every collection whose entries each start with their app (all but event_ids,
-        whose keys do)."""
-        return (
-            self.cube, self.visitors, self.first_party, self.rejected, self.deep_incs, self.deep_members, self.sessions,
-            self.resent,
-        )
+        """Every collection whose entries each start with their app (all but the deep tag's
+        and event_ids, whose keys do: (app, minute), their entries grouped under it)."""
+        return (self.cube, self.visitors, self.first_party, self.rejected, self.sessions, self.resent)
+
+
+def _own_deep_groups(
+    deep_incs: dict[str, dict[Any, dict[str, dict[str, int]]]], deep_members: dict[str, dict[Any, set[Any]]],
+    pace: Callable[[], None],
+) -> None:
+    """The deep tag's groups of a split's apps (_dicts_by_app) replaced by copies: a part
+    frees its entries group by group, emptying them in place (Snapshot.shed), and the
+    snapshot it was split from must keep its own (a test, a retry may read it again).
+    Copied in C, a dict or set at a time: a few instructions an entry. `pace` is called
+    every PACE_ENTRIES entries or so, as _dicts_by_app does (a group is copied whole)."""
+    done = 0
+    for minutes in deep_incs.values():
+        for key, of_suffix in list(minutes.items()):
+            minutes[key] = {suffix: dict(names) for suffix, names in of_suffix.items()}
+            done += sum(map(len, of_suffix.values()))
+            if done >= PACE_ENTRIES:
+                pace()
+                done = 0
+    for groups in deep_members.values():
+        for key, members in list(groups.items()):
+            copied = groups[key] = untracked_set()
+            copied.update(members)
+            done += len(members)
+            if done >= PACE_ENTRIES:
+                pace()
+                done = 0
+
+
+def _deep_inc_entries(deep_incs: dict[Any, dict[str, dict[str, int]]]) -> int:
+    """The deep increments (one entry per (app, minute, suffix, field)) in `deep_incs`."""
+    return sum(len(names) for of_suffix in deep_incs.values() for names in of_suffix.values())
+
+
+def _grouped_entries(groups: dict[Any, Any]) -> int:
+    """The entries of a dict of collections: deep members, event ids (by (app, minute))."""
+    return sum(map(len, groups.values()))
+
+
+def _shed_deep_incs(deep_incs: dict[Any, dict[str, dict[str, int]]], left: int) -> int:
+    """_shed for the deep increments: field by field, an emptied suffix's or minute's dict dropped."""
+    while deep_incs and left > 0:
+        key, of_suffix = deep_incs.popitem()
+        while of_suffix and left > 0:
+            suffix, names = of_suffix.popitem()
+            left = _shed(names, left)
+            if names:
+                of_suffix[suffix] = names
+        if of_suffix:
+            deep_incs[key] = of_suffix
+    return left
+
+
+def _shed_grouped(groups: dict[Any, set[Any]], left: int) -> int:
+    """_shed for a dict of sets: entry by entry, an emptied set's key dropped."""
+    while groups and left > 0:
+        key, entries = groups.popitem()
+        left = _shed(entries, left)
+        if entries:
+            groups[key] = entries
+    return left
 
 
 def _shed(entries: dict[Any, Any] | set[Any], left: int) -> int:
@@ -253,6 +325,15 @@ class Aggregator:
         # of 7 and its set lookup (and the first-party id's tuple and set insertion) when
         # _same_visitor finds them alike. Reset at each drain.
         self._last_visitor: Hit | None = None
+        # The current snapshot's deep increments and members of the last deep event's app
+        # and minute (its minute object, as _last_ids): a request's events nearly all share
+        # them, and skip the (app, minute) tuple and its lookups. Either is None until that
+        # app's minute has one (the snapshot holds an (app, minute) only with entries).
+        # Reset at each drain.
+        self._deep_app = ""
+        self._deep_minute: Any = None
+        self._deep_incs: dict[str, dict[str, int]] | None = None
+        self._deep_members: set[tuple[str, str, str]] | None = None
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -290,7 +371,7 @@ class Aggregator:
                     snap.first_party.add(_first_party_of(hit))
                 self._last_visitor = hit
             if hit.deep is not None:
-                self._count_deep(snap, hit.app, _minute_of(hit), hit.deep)
+                self._count_deep(hit.app, _minute_of(hit), hit.deep)
 
     def _same_visitor(self, hit: Hit) -> bool:
         """`hit` has the visitor entry and the first-party entry of the last hit `count`
@@ -330,14 +411,28 @@ class Aggregator:
             self._plain_values[found] = found
         return found
 
-    @staticmethod
-    def _count_deep(snap: Snapshot, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: _minute_of
-        incs = snap.deep_incs
-        for suffix, name, amount in deep.incs:
-            key = (app, minute, suffix, name)
-            incs[key] = incs.get(key, 0) + amount
-        for suffix, day_member, month_member in deep.members:
-            snap.deep_members.add((app, minute, suffix, day_member, month_member))
+    def _count_deep(self, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: _minute_of
+        snap = self._current
+        if minute is not self._deep_minute or app != self._deep_app:
+            self._deep_app, self._deep_minute = app, minute
+            self._deep_incs = snap.deep_incs.get((app, minute))
+            self._deep_members = snap.deep_members.get((app, minute))
+        if deep.incs:
+            of_suffix = self._deep_incs
+            if of_suffix is None:
+                of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
+            for suffix, name, amount in deep.incs:
+                names = of_suffix.get(suffix)
+                if names is None:
+                    # Strings and ints only: CPython keeps such a dict out of the collector's walks.
+                    names = of_suffix[suffix] = {}
+                names[name] = names.get(name, 0) + amount
+        if deep.members:
+            members = self._deep_members
+            if members is None:
+                members = self._deep_members = snap.deep_members[(app, minute)] = untracked_set()
+            # The facts' own tuples (immutable; the journal's replay makes equal ones).
+            members.update(deep.members)
         session = deep.session
         if session is not None:
             found = snap.sessions.get((app, session.ms))
@@ -360,6 +455,7 @@ class Aggregator:
         self._plain_values = {}
         self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
         self._last_visitor = None
+        self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap

@@ -72,8 +72,8 @@ RETRY_AFTER = 10.0
 LATE_MAX = 30.0
 
 _LENGTH = struct.Struct(">I")
-_MAPPINGS = ("cube", "rejected", "deep_incs", "event_ids")  # event_ids: (app, minute) -> ids
-_SETS = ("visitors", "first_party", "deep_members")
+_MAPPINGS = ("cube", "rejected", "event_ids")  # event_ids: (app, minute) -> ids
+_SETS = ("visitors", "first_party")
 
 THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
 
@@ -126,6 +126,15 @@ def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
     for name in _SETS:
         for chunk in _chunked(getattr(part, name)):
             yield (name, chunk)
+    # The deep tag's entries are grouped by (app, minute) (store/aggregate.py Snapshot): sent
+    # as groups, a chunk's groups holding CHUNK_ENTRIES entries at most in all.
+    incs = (
+        ((key, suffix), names.items()) for key, of_suffix in part.deep_incs.items() for suffix, names in of_suffix.items()
+    )
+    for chunk in _grouped_chunks(incs):
+        yield ("deep_incs", chunk)
+    for chunk in _grouped_chunks(part.deep_members.items()):
+        yield ("deep_members", chunk)
     sessions = ((key, minute, session.as_json()) for key, (minute, session) in part.sessions.items())
     for chunk in _chunked(sessions):
         yield ("sessions", chunk)
@@ -137,14 +146,47 @@ def _chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _grouped_chunks(groups: Iterable[tuple[Any, Iterable[Any]]]) -> Iterator[list[tuple[Any, list[Any]]]]:
+    """(key, entries) groups as chunks of (key, some of its entries), CHUNK_ENTRIES entries
+    a chunk at most (a group larger than that is sent in several)."""
+    chunk: list[tuple[Any, list[Any]]] = []
+    room = CHUNK_ENTRIES
+    for key, entries in groups:
+        entries = iter(entries)
+        while some := list(islice(entries, room)):
+            chunk.append((key, some))
+            room -= len(some)
+            if not room:
+                yield chunk
+                chunk, room = [], CHUNK_ENTRIES
+    if chunk:
+        yield chunk
+
+
 def add_to_part(part: Snapshot, name: str, chunk: list[Any]) -> None:
     """One message of part_messages into `part` (in the child)."""
     from collector.features.facts import Session
+    from collector.untracked import untracked_set
 
     if name in _MAPPINGS:
         getattr(part, name).update(chunk)
     elif name in _SETS:
         getattr(part, name).update(chunk)
+    elif name == "deep_incs":
+        for (key, suffix), names in chunk:
+            of_suffix = part.deep_incs.get(key)
+            if of_suffix is None:
+                of_suffix = part.deep_incs[key] = {}
+            found = of_suffix.get(suffix)
+            if found is None:
+                found = of_suffix[suffix] = {}
+            found.update(names)
+    elif name == "deep_members":
+        for key, members in chunk:
+            found_members = part.deep_members.get(key)
+            if found_members is None:
+                found_members = part.deep_members[key] = untracked_set()
+            found_members.update(members)
     elif name == "sessions":
         for key, minute, session in chunk:
             part.sessions[tuple(key)] = [minute, Session.from_json(session)]

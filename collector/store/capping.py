@@ -39,7 +39,7 @@ from collector.store import keys, redis_client
 from collector.store.aggregate import Snapshot
 from collector.store.buckets import Calendar
 from collector.store.pacing import no_pacing
-from collector.untracked import untracked_set
+from collector.untracked import untracked, untracked_set
 
 ADMIT_CAPS_LUA = resources.files("collector.store").joinpath("admit_caps.lua").read_text(encoding="utf-8")
 
@@ -262,14 +262,16 @@ def _values(snap: Snapshot, pace: Callable[[], None] = no_pacing) -> dict[tuple[
         return group
 
     _cube_values(snap, values, pace)
-    for app, minute, suffix, name in snap.deep_incs:
-        metrics_kind = _kind_of_metrics(suffix)
-        if metrics_kind is not None:
-            values(app, minute, metrics_kind).add(name.partition(":")[2])
-    for app, minute, suffix, _, _ in snap.deep_members:
-        parts = _valued_parts(suffix)
-        if parts is not None:
-            values(app, minute, parts[0]).add(parts[1])
+    for (app, minute), of_suffix in snap.deep_incs.items():
+        for suffix, names in of_suffix.items():
+            metrics_kind = _kind_of_metrics(suffix)
+            if metrics_kind is not None:
+                values(app, minute, metrics_kind).update(name.partition(":")[2] for name in names)
+    for (app, minute), members in snap.deep_members.items():
+        for suffix, _, _ in members:
+            parts = _valued_parts(suffix)
+            if parts is not None:
+                values(app, minute, parts[0]).add(parts[1])
     for (app, ms), (minute, session) in snap.sessions.items():
         values(app, minute, "session").add(ms)
         for dim, value in session.targets:
@@ -367,16 +369,23 @@ def _rewrite(snap: Snapshot, cap: Capper) -> Snapshot:
     """A copy of `snap` with every capped value passed through `cap`; entries that become
     equal are merged (sums added, sessions merged)."""
     # What holds no capped value (visitors, rejections, event ids, ...) is shared, unchanged.
-    out = replace(snap, cube={}, deep_incs={}, deep_members=set(), sessions={})
+    out = replace(snap, cube={}, deep_incs={}, deep_members={}, sessions={})
     for key, sums in snap.cube.items():
         cell = _cell(key, cap)
         held = out.cube.get(cell)
         out.cube[cell] = list(sums) if held is None else [a + b for a, b in zip(held, sums, strict=True)]
-    for (app, minute, suffix, name), amount in snap.deep_incs.items():
-        inc = (app, minute, suffix, _metric_field(app, minute, suffix, name, cap))
-        out.deep_incs[inc] = out.deep_incs.get(inc, 0) + amount
-    for app, minute, suffix, day_member, month_member in snap.deep_members:
-        out.deep_members.add((app, minute, _member_suffix(app, minute, suffix, cap), day_member, month_member))
+    for (app, minute), of_suffix in snap.deep_incs.items():
+        out_of_suffix = out.deep_incs[(app, minute)] = {}
+        for suffix, names in of_suffix.items():
+            out_names = out_of_suffix[suffix] = {}
+            for name, amount in names.items():
+                capped = _metric_field(app, minute, suffix, name, cap)
+                out_names[capped] = out_names.get(capped, 0) + amount
+    for (app, minute), members in snap.deep_members.items():
+        out.deep_members[(app, minute)] = untracked({
+            (_member_suffix(app, minute, suffix, cap), day_member, month_member)
+            for suffix, day_member, month_member in members
+        })
     for (app, ms), (minute, session) in snap.sessions.items():
         moved = replace(session, ms=cap(app, minute, "session", ms), targets=_session_targets(app, minute, session, cap))
         merged = out.sessions.get((app, moved.ms))

@@ -162,7 +162,7 @@ WRITER_KEYS = (keys.FINALITY_WRITERS, keys.FINALITY_WATERMARKS, keys.FINALITY_FI
 
 def touched_buckets(snap: Snapshot, calendar: Calendar, granularities: Iterable[str]) -> dict[str, dict[str, int]]:
     """Per granularity, the buckets `snap` writes to: {touched_member: bucket end}."""
-    minutes = {key[:2] for key in snap.cube} | {key[:2] for key in snap.rejected} | {key[:2] for key in snap.deep_incs}
+    minutes = {key[:2] for key in snap.cube} | {key[:2] for key in snap.rejected} | set(snap.deep_incs)
     touched: dict[str, dict[str, int]] = {gran: {} for gran in granularities}
     for app, minute in minutes:
         for bucket in calendar.buckets_of_minute(minute):

@@ -108,6 +108,17 @@ def _add(members: dict[str, set[Member]], suffix: str, element: Member) -> None:
     found.add(element)
 
 
+def _add_fields(fields: dict[str, dict[str, int]], of_suffix: dict[str, dict[str, int]]) -> None:
+    """A snapshot's deep increments of one app's minute (store/aggregate.py) into its deltas."""
+    for suffix, names in of_suffix.items():
+        found = fields.get(suffix)
+        if found is None:
+            fields[suffix] = dict(names)  # a copy: the snapshot's stays as it is (a retry builds it again)
+        else:
+            for name, amount in names.items():
+                found[name] = found.get(name, 0) + amount
+
+
 class RollupBuilder:
     def __init__(self, calendar: Calendar, ttls: dict[str, int]) -> None:
         self.calendar = calendar
@@ -148,12 +159,13 @@ class RollupBuilder:
         for (app, minute, reason), count in snap.rejected.items():
             counter = reason if reason.startswith(FLAGGED) else "rejected:" + reason
             _incr(deltas(app, minute).fields, keys.COUNTERS, counter, count)
-        for (app, minute, suffix, name), amount in snap.deep_incs.items():
-            _incr(deltas(app, minute).fields, suffix, name, amount)
-        for app, minute, suffix, day_member, month_member in snap.deep_members:
+        for (app, minute), of_suffix in snap.deep_incs.items():
+            _add_fields(deltas(app, minute).fields, of_suffix)
+        for (app, minute), members in snap.deep_members.items():
             d = deltas(app, minute)
-            _add(d.day_members, suffix, day_member)
-            _add(d.month_members, suffix, month_member)
+            for suffix, day_member, month_member in members:
+                _add(d.day_members, suffix, day_member)
+                _add(d.month_members, suffix, month_member)
         for (app, _), (minute, session) in snap.sessions.items():
             deltas(app, minute).sessions.append(session)
         return minutes
