@@ -652,12 +652,20 @@ def loaded_round(server, log: list[tuple[str, int]], count: int) -> list[tuple[c
     return connections
 
 
+def journaled_records(data: bytes) -> int:
+    """The hits and rejects in a journal write: a line is a reject (3 values) or a request's
+    hits (its last value their rows, store/journal.py format 4)."""
+    lines = [orjson.loads(line) for line in data.splitlines() if not line.startswith(b'{"eb_journal"')]
+    return sum(1 if len(line) == 3 else len(line[-1]) for line in lines)
+
+
 def journal_writes(monkeypatch, journal, log: list[tuple[str, int]], failing: int = 0) -> None:
-    """Note each journal write (its records) in `log`; the `failing`-th (from 1) raises, as a full disk does."""
+    """Note each journal write (its records: hits and rejects) in `log`; the `failing`-th (from 1) raises, as a
+    full disk does."""
     append = journal.append
 
     def noted(data: bytes) -> None:
-        log.append(("journal", data.count(b"\n")))
+        log.append(("journal", journaled_records(data)))
         if sum(kind == "journal" for kind, _ in log) == failing:
             raise OSError(28, "No space left on device")
         append(data)

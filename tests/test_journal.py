@@ -135,42 +135,60 @@ FULL_HIT = Hit(
 )
 
 
-def test_a_requests_hits_encode_as_each_alone():
-    """encode_hits turns the device, region and visitor keys its hits share into JSON once:
-    the bytes are encode_hit's, whether the next hit shares them, equals them or not."""
+def test_a_requests_hits_are_one_line_and_replay_as_each_alone(tmp_path):
+    """encode_hits writes a request's shared values once, in a line of its hits' rows: a
+    new line where a hit does not share them (here 5 runs), and replay gives the very hits
+    back, in order."""
     same_visitor = a_hit()
-    hits = [FULL_HIT, a_hit(), same_visitor, same_visitor._replace(device=Device("pc", "Chrome", "Windows")),
+    hits = [FULL_HIT, a_hit(), same_visitor, same_visitor._replace(device=Device("mobile", "Chrome", "Android")),
             a_hit(visitor=b"\x03" * 8), FULL_HIT._replace(deep=None), FULL_HIT]
-    assert encode_hits(hits) == [encode_hit(hit) for hit in hits]
+    lines = encode_hits(hits)
+    assert len(lines) == 5 and all(line.count(b"\n") == 1 and line.endswith(b"\n") for line in lines)
+    segment = write_segment(tmp_path, "w0-000000000001.jnl", HEADER, *lines)
+    assert decoded_hits(segment) == hits
     assert encode_hits([]) == []
+    assert encode_hits([FULL_HIT]) == [encode_hit(FULL_HIT)]
 
 
 def _record_by_name(hit: Hit) -> bytes:
-    """A version 3 record as the format says, field by field (the specification of
-    store/records.py, compiled, which slices the hit instead)."""
-    def value(name: str):
-        field = getattr(hit, name)
-        if name in ("device", "region"):
-            return list(field)
-        if name in ("visitor", "month_visitor"):
-            return field.hex()
-        if name == "deep" and field is not None:
-            return field.as_json()
-        return field
-
-    return orjson.dumps([value(name) for name in Hit._fields]) + b"\n"
+    """A version 3 record as the format says, field by field (what main d391407's
+    store/records.py wrote): to build version 3 segments."""
+    return orjson.dumps([_value(hit, name) for name in Hit._fields]) + b"\n"
 
 
-def test_a_hits_record_holds_its_fields_in_the_headers_order():
+def _value(hit: Hit, name: str):
+    """A hit field's value in a record, as versions 3 and 4 write it."""
+    field = getattr(hit, name)
+    if name in ("device", "region"):
+        return list(field)
+    if name in ("visitor", "month_visitor"):
+        return field.hex()
+    if name == "deep" and field is not None:
+        return field.as_json()
+    return field
+
+
+def _line_by_name(hits: list[Hit]) -> bytes:
+    """A version 4 line as the format says, by the header's names (the specification of
+    store/records.py, compiled, which reads the hits by position)."""
+    header = orjson.loads(HEADER)
+    return orjson.dumps([*(_value(hits[0], name) for name in header["request"]),
+                         [[_value(hit, name) for name in header["hit"]] for hit in hits]]) + b"\n"
+
+
+def test_a_line_holds_its_fields_in_the_headers_order():
     hits = [FULL_HIT, a_hit(), FULL_HIT._replace(deep=None), a_hit(page="https://e.edu/\u8bfe")]
     for hit in hits:
-        assert encode_hit(hit) == _record_by_name(hit)
-        assert encode_hits([hit]) == [_record_by_name(hit)]  # a GET's one hit
-    assert encode_hits(hits) == [_record_by_name(hit) for hit in hits]
+        assert encode_hit(hit) == _line_by_name([hit])
+        assert encode_hits([hit]) == [_line_by_name([hit])]  # a GET's one hit
+    assert encode_hits(hits) == [_line_by_name([hit]) for hit in hits]  # no two neighbours share their values
+    assert encode_hits([FULL_HIT, FULL_HIT._replace(deep=None, etype="pageview")]) == [
+        _line_by_name([FULL_HIT, FULL_HIT._replace(deep=None, etype="pageview")])
+    ]
 
 
-# FULL_HIT's record, as the Python encoder of main at 19440ce wrote it (journal.py): the file
-# format, byte for byte, whichever code encodes it (compiled or not).
+# FULL_HIT's record, as the Python encoder of main at 19440ce wrote it (journal.py) and
+# format version 3 kept it: the file format, byte for byte.
 FULL_HIT_RECORD = (
     '["edu",29000123,"engagement",["mobile","WeChat","Android"],["CN","110000","110100","中国","北京市","北京市"],'
     '"07070707070707070707070707070707","08080808080808080808080808080808","https://e.edu/#/course/1","course",'
@@ -178,13 +196,24 @@ FULL_HIT_RECORD = (
     '[["u:media","0101010101010101","1111111111111111"]],["ms1",30,120,1,[["",""],["resource","r1"]]]],'
     '"zh","ev-1",1]\n'
 ).encode()
+# FULL_HIT twice, in format version 4: the request's values once, then two rows.
+FULL_HIT_ROW = (
+    '[29000123,"engagement","https://e.edu/#/course/1","course","www.baidu.com",2,12345,75,'
+    '[[["m:resource","watch_ms:r1",30000]],[["u:media","0101010101010101","1111111111111111"]],'
+    '["ms1",30,120,1,[["",""],["resource","r1"]]]],"zh","ev-1",1]'
+)
+FULL_HIT_TWICE_LINE = (
+    '["edu",["mobile","WeChat","Android"],["CN","110000","110100","中国","北京市","北京市"],'
+    '"07070707070707070707070707070707","08080808080808080808080808080808","vid-9",'
+    f'[{FULL_HIT_ROW},{FULL_HIT_ROW}]]\n'
+).encode()
 
 
-def test_a_hit_record_keeps_its_bytes():
-    """The encoder writes the very bytes the Python one of 19440ce did (deep facts, session,
-    device, region and visitor keys in hex included), alone and in a request's hits."""
-    assert encode_hit(FULL_HIT) == FULL_HIT_RECORD
-    assert encode_hits([FULL_HIT, FULL_HIT]) == [FULL_HIT_RECORD] * 2
+def test_a_line_keeps_its_bytes():
+    """The encoder writes the very bytes version 4 says (deep facts, session, device,
+    region and visitor keys in hex included), and version 3's spec is the bytes it was."""
+    assert encode_hits([FULL_HIT, FULL_HIT]) == [FULL_HIT_TWICE_LINE]
+    assert _record_by_name(FULL_HIT) == FULL_HIT_RECORD
 
 
 def test_a_hit_record_refuses_a_value_it_has_no_json_for():
@@ -202,7 +231,7 @@ def decoded_hits(path: Path) -> list[Hit]:
     lines = path.read_bytes().splitlines()
     header = orjson.loads(lines[0])
     decode = DECODERS[header["eb_journal"]](header)
-    hits = [decode(orjson.loads(line), Interned())[1][0] for line in lines[1:]]
+    hits = [args[0] for line in lines[1:] for count, args in decode(orjson.loads(line), Interned())]
     expected, rebuilt = Aggregator(), Aggregator()
     for hit in hits:
         expected.count(hit)
@@ -216,13 +245,44 @@ def test_the_named_format_round_trips_a_hit_with_every_field_set(tmp_path):
     assert decoded_hits(segment) == [FULL_HIT, a_hit()]
 
 
+# tests/data/journal-v3/ holds a segment written by main d391407's Journal and encoders,
+# the last code to write format version 3 (a line a hit), from the v1 fixture's records
+# and two more hits with every field set. Never regenerate it.
+V3_SEGMENT = Path(__file__).parent / "data" / "journal-v3" / "0a1b2c3d4e5f6071-000000000005.jnl"
+V3_HITS = [Hit(*args) for args in V1_COUNTS] + [FULL_HIT, FULL_HIT._replace(etype="pageview", deep=None)]
+
+
+def test_a_segment_of_format_version_3_replays_exactly():
+    """A journal the previous release left behind replays after the upgrade."""
+    lines = V3_SEGMENT.read_bytes().splitlines(keepends=True)
+    assert lines[0].startswith(b'{"eb_journal":3,') and FULL_HIT_RECORD in lines
+    assert lines[1:-2] == [_record_by_name(hit) for hit in V3_HITS]
+    expected = Aggregator()
+    for hit in V3_HITS:
+        expected.count(hit)
+    for args in V1_REJECTS:
+        expected.reject(*args)
+    rebuilt = Aggregator()
+    assert replay(V3_SEGMENT, rebuilt) == len(V3_HITS) + len(V1_REJECTS)
+    assert same_counts(rebuilt.drain(), expected.drain())
+    assert decoded_hits(write_segment_like(V3_SEGMENT, lines[:-2])) == V3_HITS
+
+
+def write_segment_like(segment: Path, lines: list[bytes]) -> Path:
+    """A copy of some of a fixture's lines, next to nothing (a fixture is never written)."""
+    import tempfile
+
+    return write_segment(Path(tempfile.mkdtemp()), segment.name, *lines)
+
+
 def test_a_named_segment_without_a_later_field_replays_with_its_default(tmp_path):
     """A segment written before a field was added to Hit: its header does not name it."""
     header = orjson.loads(HEADER)
     names = [name for name in header["hit"] if name not in ("page_code", "deep")]
-    record = [value for name, value in zip(header["hit"], orjson.loads(encode_hit(FULL_HIT)), strict=True) if name in names]
+    line = orjson.loads(encode_hit(FULL_HIT))
+    row = [value for name, value in zip(header["hit"], line[-1][0], strict=True) if name in names]
     segment = write_segment(tmp_path, "w0-000000000001.jnl", orjson.dumps(header | {"hit": names}) + b"\n",
-                            orjson.dumps(record) + b"\n")
+                            orjson.dumps([*line[:-1], [row]]) + b"\n")
     assert decoded_hits(segment) == [FULL_HIT._replace(page_code="", deep=None)]
 
 
@@ -231,7 +291,7 @@ def test_a_named_segment_with_an_unknown_field_is_quarantined_not_miscounted(tmp
     header = orjson.loads(HEADER)
     segment = write_segment(tmp_path, "w0-000000000001.jnl",
                             orjson.dumps(header | {"hit": [*header["hit"], "shoe_size"]}) + b"\n",
-                            encode_hit(a_hit())[:-2] + b',"42"]\n')
+                            encode_hit(a_hit())[:-4] + b',"42"]]]\n')
     quarantine = Quarantine(tmp_path / "quarantine.jsonl")
     assert replay(segment, Aggregator(), quarantine) == 0
     assert quarantine.records == 1 and "shoe_size" in quarantined(quarantine.path)[0]["reason"]
@@ -245,6 +305,34 @@ def test_torn_last_record_is_skipped(tmp_path):
     journal.append(encode_hit(a_hit())[:40])  # the process died mid-write
     segment = journal.seal("w1", 2)
     assert replay(segment.path, Aggregator()) == 1
+
+
+def test_a_request_torn_anywhere_replays_none_of_its_hits(tmp_path):
+    """A line holds a whole request: cut anywhere before its newline (the process died in
+    the write, nothing of it acknowledged), none of its hits replays; the whole requests
+    written before it, in the same write or earlier ones, replay in full."""
+    before = encode_hits([a_hit(page=f"https://e.edu/{i}") for i in range(3)])
+    request = encode_hits([a_hit(page=f"https://e.edu/{i}", visitor=b"\x05" * 8) for i in range(50)])
+    assert len(before) == 1 and len(request) == 1
+    for cut in range(0, len(request[0]), 97):
+        segment = write_segment(tmp_path / str(cut), "w0-000000000001.jnl", HEADER, *before, request[0][:cut])
+        quarantine = Quarantine(tmp_path / str(cut) / "quarantine.jsonl")
+        rebuilt = Aggregator()
+        assert replay(segment, rebuilt, quarantine) == 3 and rebuilt.drain().events == 3
+        assert quarantine.records == 0
+
+
+def test_a_request_line_is_counted_whole_or_set_aside_whole(tmp_path):
+    """One bad hit row sets its whole line (its request) aside: none of its hits is
+    counted, so a replay of a repaired line would not count one twice."""
+    good = a_hit()
+    line = encode_hits([good, good._replace(page="https://e.edu/2")])[0]
+    bad = line.replace(b'"https://e.edu/2"', b"17")
+    segment = write_segment(tmp_path, "w0-000000000001.jnl", HEADER, bad, GOOD)
+    quarantine = Quarantine(tmp_path / "quarantine.jsonl")
+    rebuilt = Aggregator()
+    assert replay(segment, rebuilt, quarantine) == 1 and rebuilt.drain().events == 1
+    assert quarantine.records == 1 and quarantined(quarantine.path)[0]["record"].encode() + b"\n" == bad
 
 
 def test_empty_segments_vanish_and_leftovers_are_listed_in_order(tmp_path):
@@ -417,6 +505,9 @@ WRONG = [
     GOOD.replace(b"0101010101010101", b"not hex at all!!"),  # a visitor key that is no key
     GOOD.replace(b"29000000", b"99999999999999"),  # a minute no calendar can place
     GOOD.replace(b"null", b'[[["c","pv",1]],[["u"]],null]'),  # deep facts (GOOD's only null) of the wrong shape
+    GOOD.replace(b',0]]]', b"]]]"),  # a hit row one value short
+    GOOD[: GOOD.index(b"[[")] + b"[]]\n",  # a request line without hits
+    GOOD[: GOOD.index(b"[[")] + b'"x"]\n',  # a request line whose hits are not a list
     b'["a","29000000","too_long:u"]\n',  # a reject with a string minute
     b'["a",29000000,"too_long:u"\n',  # a line that is not JSON (a torn write, later resumed)
 ]
@@ -474,7 +565,7 @@ def test_new_segments_say_their_format_version_and_replay(tmp_path):
     segment = journal.seal("w1", 2)
     first_line = segment.path.read_bytes().split(b"\n")[0]
     header = orjson.loads(first_line)
-    assert header["eb_journal"] == FORMAT_VERSION and header["hit"] == list(Hit._fields)
+    assert header["eb_journal"] == FORMAT_VERSION and sorted(header["request"] + header["hit"]) == sorted(Hit._fields)
     assert replay(segment.path, Aggregator(), journal.quarantine) == 1 and journal.quarantine.records == 0
     journal.close()
 

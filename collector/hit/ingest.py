@@ -44,9 +44,9 @@ from collector.native import c_module
 from collector.settings import Settings
 from collector.store.aggregate import FLAGGED, Aggregator
 from collector.store.buckets import Calendar
-from collector.store.journal import Journal, encode_reject
+from collector.store.journal import Journal
 from collector.store.names import CLIENT_CLOCK_FLAG, REPEATED_ID_FLAG
-from collector.store.records import encode_hits
+from collector.store.records import encode_hits, encode_reject
 
 log = logging.getLogger(__name__)
 
@@ -492,9 +492,9 @@ class Ingest:
         While holding: the records are kept for write_held, which journals and counts
         them; True here means only "held" (module docstring)."""
         if self.journal and (tally.counts or tally.rejects):
-            records = encode_hits(tally.counts)
+            records = encode_hits(tally.counts)  # a line a request, not a hit
             records += [encode_reject(*args) for args in tally.rejects]
-            if self.holding and len(records) <= HOLD_MAX_RECORDS:
+            if self.holding and len(tally.counts) + len(tally.rejects) <= HOLD_MAX_RECORDS:
                 self._held_records += records
                 self._held_tallies.append(tally)
                 return True

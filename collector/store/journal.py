@@ -15,26 +15,34 @@ of acknowledged hits and a process crash loses none; `always` syncs before every
 answer; `no` leaves it to the OS.
 
 Format versions: a segment's first line says which format its records are in,
-`{"eb_journal": 3, ...}` (written with its first records, so a segment that never got
+`{"eb_journal": 4, ...}` (written with its first records, so a segment that never got
 any stays empty and is dropped). A segment without that line was written before
 versions existed: version 1. Version 2 has the same positional records behind a header.
-Version 3 (this code's) is self-describing: its header names the fields of a hit
-(hit/record.py Hit, in order), of a device, of a region and of a reject, and each
-record is a JSON array of those fields' values — a hit written from the record by
-name, so adding a field to Hit changes the header, not this module. A hit field the
-header lacks takes Hit's default; one this code does not know makes the segment's
-records undecodable (quarantined, not miscounted). Replay decodes every record with the
+Version 3 is self-describing: its header names the fields of a hit (hit/record.py Hit,
+in order), of a device, of a region and of a reject, and each record is a JSON array of
+those fields' values — a hit written from the record by name, so adding a field to Hit
+changes the header, not this module. Version 4 (this code's, store/records.py) is
+version 3 with a line per request rather than per hit: its header's "request" names the
+fields a line holds once for all its hits (app, device, region, visitor keys,
+first-party id), "hit" the fields of each hit's row, and a line is the request fields'
+values followed by the list of its hits' rows. A line is decoded whole or set aside
+whole, so a request's hits replay all or none; a reject is the same 3-value line in
+every version. In either, a hit field the header lacks takes Hit's default; one this
+code does not know makes the segment's records undecodable (quarantined, not
+miscounted). Replay decodes every record with the
 decoder its segment's header asks for (DECODERS); a later format adds its decoder
 there, and segments an older collector left behind at an upgrade are still read by theirs.
 
-A record that cannot be decoded — an unknown format version, the wrong shape, a wrong
+A record (a line) that cannot be decoded — an unknown format version, the wrong shape, a wrong
 type, a value out of range, a line that is not JSON — is set aside in the quarantine
 file (`quarantine.jsonl` next to the segments: one line per record with its segment's
 name and the reason; it stops growing at QUARANTINE_MAX_BYTES), counted
 (`records_quarantined` in /api/collector) and logged once per segment. It never stops
 the rest of its batch, nor the batches behind it, from being flushed. A last line
 without its newline is different: the process died writing it, it was never
-acknowledged, and it is skipped silently.
+acknowledged, and it is skipped silently. Every line stands alone (version 4 has no line
+that later lines refer to), so a torn write leaves whole lines that replay as written,
+and one partial last line that does not.
 """
 
 from __future__ import annotations
@@ -47,7 +55,6 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +65,23 @@ from collector.enrich.geo import Region
 from collector.features.deep import DeepFacts
 from collector.hit.record import Hit
 from collector.store.aggregate import Aggregator
+from collector.store.records import REJECT_FIELDS, REQUEST_FIELDS, ROW_FIELDS
 from collector.store.records import encode_hit as encode_hit  # re-exported: a hit's record is made there
 from collector.store.records import encode_hits as encode_hits
+from collector.store.records import encode_reject as encode_reject
 
 log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("everysec", "always", "no")
 SUFFIX = ".jnl"
 
-FORMAT_VERSION = 3  # of the segments this code writes
+FORMAT_VERSION = 4  # of the segments this code writes
 HEADER_KEY = "eb_journal"
 DEVICE_FIELDS = Device._fields
 REGION_FIELDS = Region._fields
-REJECT_FIELDS = ("app", "minute", "reason")
 HEADER = orjson.dumps({
-    HEADER_KEY: FORMAT_VERSION, "hit": Hit._fields, "device": DEVICE_FIELDS, "region": REGION_FIELDS,
-    "reject": REJECT_FIELDS,
+    HEADER_KEY: FORMAT_VERSION, "request": REQUEST_FIELDS, "hit": ROW_FIELDS, "device": DEVICE_FIELDS,
+    "region": REGION_FIELDS, "reject": REJECT_FIELDS,
 }) + b"\n"
 MAX_HEADER_BYTES = 4096  # any version's header line is shorter
 
@@ -99,14 +107,6 @@ class Segment:
         return cls(path, writer, int(seq)) if writer and seq.isdigit() else None
 
 
-# ---- records --------------------------------------------------------------------------
-
-
-def encode_reject(app: str, minute: int, reason: str) -> bytes:
-    """A reject, in REJECT_FIELDS' order (the same record in every version)."""
-    return orjson.dumps([app, minute, reason]) + b"\n"
-
-
 # ---- decoding -------------------------------------------------------------------------
 
 
@@ -114,9 +114,10 @@ class Undecodable(ValueError):
     """A record its decoder cannot read; the message is the reason kept in quarantine."""
 
 
-# A decoded record: the Aggregator method that counts it, and that method's arguments.
+# A decoded record: the Aggregator method that counts it, and that method's arguments; a
+# record (a line) decodes to a list of them (version 4: a request's hits).
 Decoded = tuple[Callable[..., None], tuple[Any, ...]]
-Decoder = Callable[[Any, "Interned"], Decoded]
+Decoder = Callable[[Any, "Interned"], list[Decoded]]
 
 
 class Interned:
@@ -286,53 +287,122 @@ if _UNREADABLE:
     raise TypeError(f"Hit fields the journal cannot write or read: {_UNREADABLE}")
 
 
-def decoder_v3(header: dict[str, Any] | None) -> Decoder:
-    """The decoder of a version 3 segment, whose header names the fields of its records."""
-    if header is None:  # unreachable: only a header line declares version 3
-        raise Undecodable("a version 3 segment without its header")
+def _check_header(header: dict[str, Any] | None, version: int) -> dict[str, Any]:
+    """The header of a named format (version 3 on): its device, region and reject fields
+    must be this code's."""
+    if header is None:  # unreachable: only a header line declares version 3 or later
+        raise Undecodable(f"a version {version} segment without its header")
     for part, fields in (("device", DEVICE_FIELDS), ("region", REGION_FIELDS), ("reject", REJECT_FIELDS)):
         if header.get(part) != list(fields):
             raise Undecodable(f"the header's {part} fields are {header.get(part)!r}, not {list(fields)}")
-    names = header.get("hit")
+    return header
+
+
+def _field_names(names: Any, what: str) -> list[str]:
+    """A header's list of hit field names, each one this code knows."""
     if type(names) is not list or not names or any(type(name) is not str for name in names):
-        raise Undecodable("the header names no hit fields")
+        raise Undecodable(f"the header names no {what} fields")
     unknown = [name for name in names if name not in HIT_TYPES]
     if unknown:
         raise Undecodable(f"hit fields this collector does not know: {unknown}")
+    return names
+
+
+def _check_all_named(names: list[str]) -> None:
+    """Every Hit field without a default named, none twice."""
     missing = [name for name in Hit._fields if name not in names and name not in Hit._field_defaults]
     if missing or len(set(names)) != len(names):
         raise Undecodable(f"the header's hit fields lack {missing} or repeat one")
+
+
+def _fields_reader(names: list[str]) -> Callable[[list[Any], Interned], dict[str, Any]]:
+    """Reads a list of the values of hit fields `names` (its length checked by the caller)
+    into {name: value}: str and int values type-checked, the others read by their type."""
     plain = tuple(i for i, name in enumerate(names) if HIT_TYPES[name] in PLAIN_TYPES)
-    plain_values = itemgetter(*plain)
     plain_types = tuple(HIT_TYPES[names[i]] for i in plain)
     readers = tuple((name, READ_BY_TYPE[HIT_TYPES[name]]) for name in names if HIT_TYPES[name] not in PLAIN_TYPES)
+
+    def read(values: list[Any], interned: Interned) -> dict[str, Any]:
+        if plain:
+            _check_fields([values[i] for i in plain], plain_types, "field")
+        fields = dict(zip(names, values, strict=True))
+        for name, reader in readers:
+            fields[name] = reader(fields[name], interned)
+        return fields
+
+    return read
+
+
+def _hit(fields: dict[str, Any]) -> Decoded:
+    _check_minute(fields["minute"])  # named in every header: it has no default
+    return Aggregator.count, (Hit(**fields),)
+
+
+def decoder_v3(header: dict[str, Any] | None) -> Decoder:
+    """The decoder of a version 3 segment, whose header names the fields of its records."""
+    names = _field_names(_check_header(header, 3).get("hit"), "hit")
+    _check_all_named(names)
+    read = _fields_reader(names)
     width = len(names)
 
-    def decode_v3(rec: Any, interned: Interned) -> Decoded:
+    def decode_v3(rec: Any, interned: Interned) -> list[Decoded]:
         if type(rec) is not list:
             raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
         if len(rec) == len(REJECT_FIELDS):
-            return decode_reject(rec)
+            return [decode_reject(rec)]
         if len(rec) != width:
             raise Undecodable(f"{len(rec)} fields: neither a reject ({len(REJECT_FIELDS)}) nor a hit ({width})")
-        _check_fields(list(plain_values(rec)), plain_types, "field")
-        fields = dict(zip(names, rec, strict=True))  # len(rec) == width was checked above
-        for name, read in readers:
-            fields[name] = read(fields[name], interned)
-        _check_minute(fields["minute"])
-        return Aggregator.count, (Hit(**fields),)
+        return [_hit(read(rec, interned))]
 
     return decode_v3
+
+
+def decoder_v4(header: dict[str, Any] | None) -> Decoder:
+    """The decoder of a version 4 segment: a line is a request's shared values (the
+    header's "request" fields) then the rows of its hits ("hit" fields), or a reject."""
+    header = _check_header(header, 4)
+    shared_names = _field_names(header.get("request"), "request")
+    row_names = _field_names(header.get("hit"), "hit")
+    _check_all_named(shared_names + row_names)
+    read_shared, read_row = _fields_reader(shared_names), _fields_reader(row_names)
+    width, row_width = len(shared_names) + 1, len(row_names)
+    if width == len(REJECT_FIELDS):
+        raise Undecodable(f"a request line of {width} values would read as a reject")
+
+    def decode_v4(rec: Any, interned: Interned) -> list[Decoded]:
+        if type(rec) is not list:
+            raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
+        if len(rec) == len(REJECT_FIELDS):
+            return [decode_reject(rec)]
+        if len(rec) != width:
+            raise Undecodable(f"{len(rec)} values: neither a reject ({len(REJECT_FIELDS)}) nor a request ({width})")
+        rows = rec[-1]
+        if type(rows) is not list or not rows:
+            raise Undecodable("a request line without its list of hits")
+        shared = read_shared(rec[:-1], interned)
+        hits = []
+        for row in rows:
+            if type(row) is not list or len(row) != row_width:
+                raise Undecodable(f"a hit row is not a list of {row_width}")
+            hits.append(_hit(shared | read_row(row, interned)))
+        return hits
+
+    return decode_v4
 
 
 # Format version -> the decoder of its records, made from the segment's header (None for
 # version 1, which has none). A new format adds its decoder here and leaves the others
 # alone: a journal an older collector left behind is still replayed.
 DECODERS: dict[int, Callable[[dict[str, Any] | None], Decoder]] = {
-    1: lambda header: decode_v1,  # segments written before they had a header line
-    2: lambda header: decode_v1,  # the same records, behind the header line
-    3: decoder_v3,  # named fields (this code's)
+    1: lambda header: _listed(decode_v1),  # segments written before they had a header line
+    2: lambda header: _listed(decode_v1),  # the same records, behind the header line
+    3: decoder_v3,  # named fields, a line a hit (main up to session 20)
+    4: decoder_v4,  # named fields, a line a request (this code's)
 }
+
+
+def _listed(decode: Callable[[Any, Interned], Decoded]) -> Decoder:
+    return lambda rec, interned: [decode(rec, interned)]
 
 
 def _declared_version(rec: Any) -> Any:
@@ -352,7 +422,8 @@ def _decoder(version: Any, header: dict[str, Any] | None) -> Decoder:
 
 
 def replay(path: Path, aggregator: Aggregator, quarantine: Quarantine | None = None) -> int:
-    """Count every record of a segment into `aggregator`; returns the number counted.
+    """Count every record of a segment into `aggregator`; returns the number counted
+    (hits and rejects: a version 4 line holds a request's hits).
 
     Never raises for what the segment holds: a record that cannot be decoded goes to
     `quarantine` (without one, it is only counted and logged). A crash can leave the
@@ -379,15 +450,16 @@ def replay(path: Path, aggregator: Aggregator, quarantine: Quarantine | None = N
                 set_aside(unknown, line)
                 continue
             try:
-                count, args = decode(rec, interned)
+                decoded = decode(rec, interned)
             except Undecodable as exc:
                 set_aside(str(exc), line)
                 continue
             except Exception as exc:  # a decoder's surprise is this record's problem, not the flush's
                 set_aside(f"{type(exc).__name__}: {exc}", line)
                 continue
-            count(aggregator, *args)
-            counted += 1
+            for count, args in decoded:  # a line is decoded whole before any of it is counted
+                count(aggregator, *args)
+            counted += len(decoded)
     return counted
 
 

@@ -1,9 +1,15 @@
-"""A hit's journal record as bytes (store/journal.py's version 3 format); compiled by mypyc.
+"""A request's hits as journal lines (store/journal.py's version 4 format); compiled by mypyc.
 
 journal.py cannot be compiled (its exceptions subclass builtins), and encoding a hit's
 record there was interpreted Python on every accepted event: three calls and their
-slices a GET hit (bench/RESULTS.md, session 12). The bytes are the same; journal.py
-re-exports these names, the format is described there.
+slices a GET hit (bench/RESULTS.md, session 12). journal.py re-exports these names, the
+format is described there.
+
+One line a request, not one a hit (bench/RESULTS.md, session 20): the values a request's
+hits share (REQUEST_FIELDS: its app, device, region, visitor keys in hex and first-party
+id) are written once, followed by a row of each hit's own values (ROW_FIELDS), in one
+orjson call. Version 3 wrote the shared values again in each hit's record, one call a
+hit: of a POST-50 event's ~6,100 instructions of serialising, ~2,400 went to that.
 """
 
 from __future__ import annotations
@@ -17,72 +23,79 @@ from collector.hit.record import Hit
 
 RECORD_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
 
+# The fields a line holds once for its hits, then those each hit's row holds: all of
+# Hit's, each once (checked below). _line and _row spell them out in these orders.
+REQUEST_FIELDS: Final = ("app", "device", "region", "visitor", "month_visitor", "first_party_id")
+ROW_FIELDS: Final = (
+    "minute", "etype", "page", "page_code", "referrer", "visit_flag", "engaged_ms", "scroll", "deep", "lang",
+    "event_id", "resent",
+)
+REJECT_FIELDS: Final = ("app", "minute", "reason")
+
 
 def encode_hit(hit: Hit) -> bytes:
-    """A hit as a version 3 record: its fields' values in Hit's order (the header names
-    them); a device or region as the list of its fields, a visitor key in hex, deep facts
-    as DeepFacts.as_json."""
-    return _record(hit, _shared_json(hit))
+    """A hit alone as a version 4 line (a request of one hit: a GET). Its one row in a
+    tuple, which orjson writes as the list a line's rows are: a list costs an allocation
+    more than a tuple."""
+    return _line(hit, (_row(hit),))
 
 
 def encode_hits(hits: list[Hit]) -> list[bytes]:
-    """encode_hit of each hit, the same bytes: the device, region and visitor keys that
-    one request's hits share are turned into JSON values once, not once a hit (a POST
-    of 50 events: bench/RESULTS.md, session 10)."""
-    if len(hits) == 1:  # a GET: nothing to share
+    """The lines of a request's hits, in order: one for each run of hits that share the
+    REQUEST_FIELDS' values (a request's hits all do; a run ends where a hit does not)."""
+    if len(hits) == 1:  # a GET
         return [encode_hit(hits[0])]
-    records = []
-    last: Hit | None = None
-    shared_json: tuple[Any, ...] = ()
+    lines = []
+    rows: list[tuple[Any, ...]] = []
+    first: Hit | None = None
     for hit in hits:
-        if last is None or not _shares_with(hit, last):
-            shared_json = _shared_json(hit)
-        last = hit
-        records.append(_record(hit, shared_json))
-    return records
+        if first is None or not _shares_with(hit, first):
+            if first is not None:
+                lines.append(_line(first, rows))
+                rows = []
+            first = hit
+        rows.append(_row(hit))
+    if first is not None:
+        lines.append(_line(first, rows))
+    return lines
 
 
 def _shares_with(hit: Hit, other: Hit) -> bool:
-    """`hit` holds `other`'s device, region and visitor keys (what _shared_json encodes,
-    alike in a request's hits, encoded once for them): the very objects, as a
-    request's hits do (equal ones only cost their JSON made again). Field by field, not a
-    slice of each hit compared: a tuple a hit."""
+    """`hit` has `other`'s REQUEST_FIELDS values: the very objects, as a request's hits
+    do (cheap), or equal ones."""
     return (
-        hit.visitor is other.visitor and hit.device is other.device and hit.region is other.region
-        and hit.month_visitor is other.month_visitor
+        (hit.visitor is other.visitor or hit.visitor == other.visitor)
+        and (hit.month_visitor is other.month_visitor or hit.month_visitor == other.month_visitor)
+        and (hit.device is other.device or hit.device == other.device)
+        and (hit.region is other.region or hit.region == other.region)
+        and (hit.app is other.app or hit.app == other.app)
+        and (hit.first_party_id is other.first_party_id or hit.first_party_id == other.first_party_id)
     )
 
 
-def _shared_json(hit: Hit) -> tuple[Any, ...]:
-    """The hit's device, region and visitor keys as JSON values. Made here, not by orjson's
-    `default`: it would call back into Python once per such value, four times a hit
-    (bench/RESULTS.md, session 8). The bytes written are the same."""
-    return tuple(hit.device), tuple(hit.region), hit.visitor.hex(), hit.month_visitor.hex()
-
-
-def _record(hit: Hit, shared_json: tuple[Any, ...]) -> bytes:
-    """The record of `hit`, its device, region and visitor keys given as `shared_json`.
-
-    One tuple of the record's values, made field by field (compiled: read by position),
-    with the deep facts as their JSON: splicing slices made four tuples of up to 18 values
-    a hit, and orjson called back into `_encode_value` for each deep event."""
-    device, region, visitor, month_visitor = shared_json
-    deep = hit.deep
+def _line(hit: Hit, rows: list[tuple[Any, ...]] | tuple[tuple[Any, ...]]) -> bytes:
+    """`hit`'s REQUEST_FIELDS values, then `rows`, as one JSON line. A device or region
+    as the list of its fields, a visitor key in hex (made here, not by orjson's `default`:
+    it would call back into Python once per such value, bench/RESULTS.md session 8)."""
     return orjson.dumps(
-        (
-            hit.app, hit.minute, hit.etype, device, region, visitor, month_visitor, hit.page, hit.page_code,
-            hit.referrer, hit.visit_flag, hit.engaged_ms, hit.scroll, hit.first_party_id,
-            deep.as_json() if deep is not None else None, hit.lang, hit.event_id, hit.resent,
-        ),
+        (hit.app, tuple(hit.device), tuple(hit.region), hit.visitor.hex(), hit.month_visitor.hex(),
+         hit.first_party_id, rows),
         default=_encode_value, option=RECORD_OPTIONS,
     )
 
 
-if Hit._fields != (
-    "app", "minute", "etype", "device", "region", "visitor", "month_visitor", "page", "page_code", "referrer",
-    "visit_flag", "engaged_ms", "scroll", "first_party_id", "deep", "lang", "event_id", "resent",
-):
-    raise TypeError("a hit record lists Hit's fields in Hit's order: _record spells them out")
+def _row(hit: Hit) -> tuple[Any, ...]:
+    """A hit's ROW_FIELDS values, read by position (compiled), the deep facts as their
+    JSON (DeepFacts.as_json): orjson would call back into `_encode_value` for them."""
+    deep = hit.deep
+    return (
+        hit.minute, hit.etype, hit.page, hit.page_code, hit.referrer, hit.visit_flag, hit.engaged_ms, hit.scroll,
+        deep.as_json() if deep is not None else None, hit.lang, hit.event_id, hit.resent,
+    )
+
+
+if sorted(REQUEST_FIELDS + ROW_FIELDS) != sorted(Hit._fields) or len(set(REQUEST_FIELDS + ROW_FIELDS)) != len(Hit._fields):
+    raise TypeError("a journal line holds each of Hit's fields once: _line and _row spell them out")
 
 
 def _encode_value(value: Any) -> Any:
@@ -90,3 +103,8 @@ def _encode_value(value: Any) -> Any:
     if type(value) is DeepFacts:
         return value.as_json()
     raise TypeError(f"{type(value).__name__} in a hit record")
+
+
+def encode_reject(app: str, minute: int, reason: str) -> bytes:
+    """A reject (or a flag), in REJECT_FIELDS' order: the same line in every version."""
+    return orjson.dumps((app, minute, reason), option=orjson.OPT_APPEND_NEWLINE)
