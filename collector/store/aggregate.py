@@ -270,18 +270,14 @@ def _shed_deep_incs(deep_incs: dict[Any, dict[str, dict[str, int]]], left: int) 
     """_shed for the deep increments: field by field, an emptied suffix's or minute's dict dropped."""
     while deep_incs and left > 0:
         key, of_suffix = deep_incs.popitem()
-        while of_suffix and left > 0:
-            suffix, names = of_suffix.popitem()
-            left = _shed(names, left)
-            if names:
-                of_suffix[suffix] = names
+        left = _shed_grouped(of_suffix, left)
         if of_suffix:
             deep_incs[key] = of_suffix
     return left
 
 
-def _shed_grouped(groups: dict[Any, set[Any]], left: int) -> int:
-    """_shed for a dict of sets: entry by entry, an emptied set's key dropped."""
+def _shed_grouped(groups: dict[Any, Any], left: int) -> int:
+    """_shed for a dict of sets or dicts: entry by entry, an emptied one's key dropped."""
     while groups and left > 0:
         key, entries = groups.popitem()
         left = _shed(entries, left)

@@ -338,6 +338,13 @@ def _hit(fields: dict[str, Any]) -> Decoded:
     return Aggregator.count, (Hit(**fields),)
 
 
+def _is_reject(rec: Any) -> bool:
+    """A named format's record is a list: a reject by its length, else a hit or request."""
+    if type(rec) is not list:
+        raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
+    return len(rec) == len(REJECT_FIELDS)
+
+
 def decoder_v3(header: dict[str, Any] | None) -> Decoder:
     """The decoder of a version 3 segment, whose header names the fields of its records."""
     names = _field_names(_check_header(header, 3).get("hit"), "hit")
@@ -346,9 +353,7 @@ def decoder_v3(header: dict[str, Any] | None) -> Decoder:
     width = len(names)
 
     def decode_v3(rec: Any, interned: Interned) -> list[Decoded]:
-        if type(rec) is not list:
-            raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
-        if len(rec) == len(REJECT_FIELDS):
+        if _is_reject(rec):
             return [decode_reject(rec)]
         if len(rec) != width:
             raise Undecodable(f"{len(rec)} fields: neither a reject ({len(REJECT_FIELDS)}) nor a hit ({width})")
@@ -370,9 +375,7 @@ def decoder_v4(header: dict[str, Any] | None) -> Decoder:
         raise Undecodable(f"a request line of {width} values would read as a reject")
 
     def decode_v4(rec: Any, interned: Interned) -> list[Decoded]:
-        if type(rec) is not list:
-            raise Undecodable(f"a JSON {type(rec).__name__}, not a list")
-        if len(rec) == len(REJECT_FIELDS):
+        if _is_reject(rec):
             return [decode_reject(rec)]
         if len(rec) != width:
             raise Undecodable(f"{len(rec)} values: neither a reject ({len(REJECT_FIELDS)}) nor a request ({width})")
