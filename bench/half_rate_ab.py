@@ -3,6 +3,7 @@
     python -m bench.half_rate_ab [--rps 3800] [--seconds 12] [--rounds 3] \\
         --variant unpaced:COLLECTOR_FLUSH_CPU_SHARE=1 --variant paced:COLLECTOR_FLUSH_CPU_SHARE=0.5
     python -m bench.half_rate_ab --rps 4400 --base /tmp/old   # this tree against another checkout
+    python -m bench.half_rate_ab --rps 4200 --ceiling          # this tree against the bare server
 
 What `python -m bench`'s half-rate run measures (collector x1 on CPU 0, wrk and a fresh
 redis-server on CPU 1, the realistic GET requests of bench/out/get.requests, 64
@@ -10,7 +11,10 @@ connections each pausing before every request), for several settings of the same
 each round starting every variant afresh in turn so the machine's drift hits them alike.
 Needs the request file a `python -m bench --smoke` (or --quick) run writes. Each variant:
 NAME:VAR=VALUE[,VAR=VALUE...], environment settings of the collector; `--base TREE` adds
-the collector of another checkout (run from it by this venv) as variant "base". Besides wrk's
+the collector of another checkout (run from it by this venv) as variant "base"; `--ceiling`
+adds the bare server (bench/ceiling.py, the bench's ceiling x1) as variant "bare server", at
+the same rate: what the machine, wrk and the kernel leave of the tail when the server does no
+work (at its own half rate the full bench asks it for more requests a second). Besides wrk's
 latencies: the collector's CPU per request (every process of its tree: workers, flush
 build processes) and the other load on the machine during the run (busy cores not
 ours: other users of a shared machine), both over the measured seconds. `--gc` times the
@@ -34,6 +38,7 @@ from .runner import machine_busy_s, own_cpu_s
 
 HERE = Path(__file__).resolve().parent
 CONNECTIONS = 64
+BASE, BARE = "base", "bare server"  # the variants --base and --ceiling add
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -52,6 +57,7 @@ class Run:
 
 def one_run(
     env: dict[str, str], delay_script: Path, warm_script: Path, seconds: float, tree: Path | None = None, gc: bool = False,
+    bare: bool = False,
 ) -> Run:
     work = Path(tempfile.mkdtemp(prefix="half-rate-", dir=HERE / "out"))
     redis = servers.RedisServer(work / "redis")
@@ -60,7 +66,10 @@ def one_run(
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the collector's settings (ServerProc inherits the environment)
     try:
-        server = servers.collector(servers.free_port(), 1, redis.url, "0", work / "collector.log", work / "data")
+        if bare:
+            server = servers.ceiling(servers.free_port(), 1, "0", work / "ceiling.log")
+        else:
+            server = servers.collector(servers.free_port(), 1, redis.url, "0", work / "collector.log", work / "data")
         if tree is not None:  # another checkout's collector (--base)
             server.cwd = tree
         server.start()
@@ -77,7 +86,8 @@ def one_run(
         t1 = time.time()
         cpu = procstat.sample(pids).cpu_s - cpu0
         others = (machine_busy_s() - busy0) - cpu - (redis.cpu_seconds() - redis0) - (own_cpu_s() - own0)
-        run = Run(result, cpu / max(result.requests, 1) * 1e6, max(others, 0.0) / result.duration_s, parts_built(server.url), [])
+        built = "-" if bare else parts_built(server.url)
+        run = Run(result, cpu / max(result.requests, 1) * 1e6, max(others, 0.0) / result.duration_s, built, [])
     finally:
         server.stop()  # the worker writes its collections as it exits
         redis.stop()
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", action="append", default=[], help="NAME:VAR=VALUE[,VAR=VALUE...]")
     parser.add_argument("--base", type=Path, help="another checkout (a worktree of main): its collector as variant 'base'")
+    parser.add_argument("--ceiling", action="store_true", help=f"add the bare server as variant '{BARE}'")
     parser.add_argument("--rps", type=float, default=3800.0, help="target GET requests a second")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -109,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     variants = [parse_variant(text) for text in args.variant] or [("this tree", {})]
     if args.base:
-        variants.append(("base", {}))
+        variants.append((BASE, {}))
+    if args.ceiling:
+        variants.append((BARE, {}))
     delay_script = wrk.write_script(HERE / "out" / "half-rate-ab.lua", requests, CONNECTIONS / args.rps * 1000)
     warm_script = wrk.write_script(HERE / "out" / "half-rate-warm.lua", requests)
     results: dict[str, list[Run]] = {name: [] for name, _ in variants}
     for _ in range(args.rounds):
         for name, env in variants:
-            tree = args.base.resolve() if name == "base" else None
-            results[name].append(one_run(env, delay_script, warm_script, args.seconds, tree, args.gc))
+            tree = args.base.resolve() if name == BASE else None
+            results[name].append(one_run(env, delay_script, warm_script, args.seconds, tree, args.gc and name != BARE, name == BARE))
     print(f"GET at {args.rps:,.0f} req/s asked, {args.seconds:g} s per run, {args.rounds} rounds; median of the rounds")
     print(f"{'variant':14s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>7s}"
           f" {'CPU µs/req':>10s} {'other load':>10s}   p99 of each round (other load, parts built apart/in thread)")
@@ -138,6 +151,8 @@ def print_collections(results: dict[str, list[Run]], seconds: float) -> None:
     """Each variant's garbage collections, all its rounds' measured seconds together."""
     print("garbage collections in the worker (all rounds): per s, CPU µs/req, pause ms median / p90 / max, pauses > 2 / > 4 ms")
     for name, runs in results.items():
+        if name == BARE:  # not a collector: no log of its collections
+            continue
         log = [entry for run in runs for entry in run.collections]
         found = gc_log.figures(log, seconds * len(runs), sum(run.wrk.requests for run in runs))
         for gen in (0, 1, 2):
