@@ -272,3 +272,18 @@ def test_random_hits_are_the_reference_lines():
         written += len(ours)
         hits_written += len(hits)
     assert hits_written > 3000 and written > 600
+
+
+def test_tuples_written_again_are_the_reference_bytes():
+    """store/_lines.c keeps the JSON of tuples of str and int by identity (a deep fact's
+    increments are the same few tuples event after event): the tuples written again, those
+    too long to keep, those it must not keep (a list inside can change), and more tuples
+    than it keeps, all still write the reference's bytes."""
+    rng = random.Random(17)
+    kept = [(_text(rng), _text(rng), _int(rng)) for _ in range(3000)] + [("c", "pv_logged_in", 1), ("x" * 80, "y", 1)]
+    mutable = ("m:item", ["a"], 1)
+    for _ in range(3):
+        for start in range(0, len(kept), 50):
+            hit = a_hit(deep=DeepFacts(kept[start:start + 50] + [mutable], [mutable]))
+            assert assert_same([hit, hit]) is not None
+        mutable[1].append("é\x00")  # written anew each time, never kept

@@ -21,6 +21,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Deeper than any value a hit holds (a deep fact's session targets are 4 levels below its
@@ -28,8 +29,11 @@
 #define MAX_DEPTH 16
 /* Hit has 18 fields; room for a few more before this needs raising. */
 #define MAX_FIELDS 32
-/* A GET's line (~300 bytes) never leaves the stack; a POST-50 line (~12 KiB) grows once. */
-#define STACK_BYTES 8192
+/* A GET's line (~300 bytes) and a POST-50 line (~16 KiB) never leave the stack. */
+#define STACK_BYTES 32768
+/* The JSON of this many tuples is kept, by identity (KnownTuple), each up to KNOWN_BYTES. */
+#define KNOWN_SLOTS 1024
+#define KNOWN_BYTES 56
 
 enum { WRITTEN = 1, FAILED = 0, TO_PYTHON = -1 };
 
@@ -44,8 +48,23 @@ typedef struct {
     int on_heap;
 } Buffer;
 
+/* An attribute of the deep facts or a session: its getter, called directly (a compiled
+ * class's attributes are getset descriptors; PyObject_GetAttr finds the same one by name
+ * each time, ~100 instructions), or NULL: read by name. */
+typedef struct {
+    PyObject *name;
+    PyObject *descriptor;
+    getter get;
+    void *closure;
+} Attribute;
+
+enum { INCS, MEMBERS, SESSION, DEEP_ATTRIBUTES };
+enum { MS, WS, DUR, STARTED, TARGETS, SESSION_ATTRIBUTES };
+
 typedef struct {
     PyObject_HEAD
+    Attribute deep[DEEP_ATTRIBUTES];
+    Attribute session[SESSION_ATTRIBUTES];
     PyTypeObject *hit_type;
     PyTypeObject *deep_type;
     PyTypeObject *session_type;
@@ -57,8 +76,40 @@ typedef struct {
     Py_ssize_t hit_size; /* a hit has at least this many items */
 } Encoder;
 
-static PyObject *name_incs, *name_members, *name_session;
-static PyObject *name_ms, *name_ws, *name_dur, *name_started, *name_targets;
+static const char *const deep_names[DEEP_ATTRIBUTES] = {"incs", "members", "session"};
+static const char *const session_names[SESSION_ATTRIBUTES] = {"ms", "ws", "dur", "started", "targets"};
+
+/* `owner`'s attribute; NULL with no error set when it cannot be read (Python will raise). */
+static PyObject *read_attribute(PyObject *owner, const Attribute *attribute) {
+    PyObject *value = attribute->get != NULL ? attribute->get(owner, attribute->closure)
+                                             : PyObject_GetAttr(owner, attribute->name);
+    if (value == NULL) {
+        PyErr_Clear();
+    }
+    return value;
+}
+
+/* How `type`'s attributes `names` are read (Attribute); 0 on error (set). */
+static int find_attributes(PyTypeObject *type, const char *const *names, Attribute *into, int count) {
+    for (int i = 0; i < count; i++) {
+        into[i].name = PyUnicode_InternFromString(names[i]);
+        if (into[i].name == NULL) {
+            return 0;
+        }
+        PyObject *descriptor = PyObject_GetAttr((PyObject *)type, into[i].name);
+        if (descriptor == NULL) {
+            return 0; /* the class has no such attribute: records.py passed the wrong one */
+        }
+        into[i].descriptor = descriptor;
+        /* Only where generic attribute lookup would call this very getter. */
+        if (Py_IS_TYPE(descriptor, &PyGetSetDescr_Type) && type->tp_getattro == PyObject_GenericGetAttr &&
+            ((PyGetSetDescrObject *)descriptor)->d_getset->get != NULL) {
+            into[i].get = ((PyGetSetDescrObject *)descriptor)->d_getset->get;
+            into[i].closure = ((PyGetSetDescrObject *)descriptor)->d_getset->closure;
+        }
+    }
+    return 1;
+}
 
 /* Room for `more` bytes past the end; FAILED on failure (memory error set). */
 static int reserve(Buffer *buffer, Py_ssize_t more) {
@@ -105,10 +156,16 @@ static int put_bytes(Buffer *buffer, const char *bytes, Py_ssize_t size) {
     return WRITTEN;
 }
 
-/* What follows the backslash of an ASCII byte's escape; 0: the byte as it is; 'u': \u00XX. */
-static char escape_of[128];
+static char digit_pairs[200]; /* "00" to "99" */
+
+/* What follows the backslash of a UTF-8 byte's escape; 0: the byte as it is; 'u': \u00XX. */
+static char escape_of[256];
 
 static void init_escapes(void) {
+    for (int n = 0; n < 100; n++) {
+        digit_pairs[2 * n] = (char)('0' + n / 10);
+        digit_pairs[2 * n + 1] = (char)('0' + n % 10);
+    }
     for (int c = 0; c < 0x20; c++) {
         escape_of[c] = 'u';
     }
@@ -123,102 +180,116 @@ static void init_escapes(void) {
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* An ASCII byte that needs its escape (escape_of[byte] != 0). */
-static void put_escape(char *out, Py_ssize_t *length, unsigned char byte) {
+/* One UTF-8 byte, escaped if it must be; returns where the next goes. */
+static char *put_escaped(char *out, unsigned char byte) {
     char kind = escape_of[byte];
-    out[(*length)++] = '\\';
-    out[(*length)++] = kind;
+    if (!kind) {
+        *out++ = (char)byte;
+        return out;
+    }
+    *out++ = '\\';
+    *out++ = kind;
     if (kind == 'u') {
-        out[(*length)++] = '0';
-        out[(*length)++] = '0';
-        out[(*length)++] = hex_digits[byte >> 4];
-        out[(*length)++] = hex_digits[byte & 15];
+        *out++ = '0';
+        *out++ = '0';
+        *out++ = hex_digits[byte >> 4];
+        *out++ = hex_digits[byte & 15];
     }
+    return out;
 }
 
-/* An ASCII string's characters: runs without escapes copied whole. */
-static int put_ascii(Buffer *buffer, const unsigned char *text, Py_ssize_t size) {
-    /* At most 6 bytes a character (\u00XX). */
-    if (!reserve(buffer, size * 6)) {
-        return FAILED;
-    }
-    char *out = buffer->data;
-    Py_ssize_t length = buffer->length;
-    Py_ssize_t start = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        if (escape_of[text[i]]) {
-            memcpy(out + length, text + start, (size_t)(i - start));
-            length += i - start;
-            put_escape(out, &length, text[i]);
-            start = i + 1;
-        }
-    }
-    memcpy(out + length, text + start, (size_t)(size - start));
-    buffer->length = length + size - start;
-    return WRITTEN;
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of 8 UTF-8 bytes must be escaped: one below 0x20, a quote or a backslash
+ * (a byte past 0x7F never sets its own high bit in these tests: no false answer). A string
+ * is checked 8 bytes at a time, as orjson does 16 or 32 (most need no escape at all). */
+static inline int any_to_escape(uint64_t bytes) {
+    uint64_t below_space = (bytes - 0x20 * ONES) & ~bytes & HIGHS;
+    uint64_t quotes = bytes ^ ('"' * ONES);
+    uint64_t backslashes = bytes ^ ('\\' * ONES);
+    return (below_space | ((quotes - ONES) & ~quotes & HIGHS) | ((backslashes - ONES) & ~backslashes & HIGHS)) != 0;
 }
 
-/* A str holding a character past ASCII, as UTF-8, code point by code point (no UTF-8 copy
- * is made and kept on the string); TO_PYTHON at a surrogate, which orjson refuses. */
-static int put_unicode(Buffer *buffer, PyObject *text) {
-    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    /* At most 6 bytes a character (\u00XX; 4 for a code point past the BMP). */
-    if (!reserve(buffer, size * 6)) {
-        return FAILED;
-    }
-    char *out = buffer->data;
-    Py_ssize_t length = buffer->length;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 0x80) {
-            if (escape_of[c]) {
-                put_escape(out, &length, (unsigned char)c);
-            } else {
-                out[length++] = (char)c;
-            }
-        } else if (c < 0x800) {
-            out[length++] = (char)(0xC0 | (c >> 6));
-            out[length++] = (char)(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            if (c >= 0xD800 && c <= 0xDFFF) {
-                return TO_PYTHON;
-            }
-            out[length++] = (char)(0xE0 | (c >> 12));
-            out[length++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            out[length++] = (char)(0x80 | (c & 0x3F));
-        } else {
-            out[length++] = (char)(0xF0 | (c >> 18));
-            out[length++] = (char)(0x80 | ((c >> 12) & 0x3F));
-            out[length++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            out[length++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    buffer->length = length;
-    return WRITTEN;
-}
-
+/* A str as a JSON string. Its UTF-8 is what orjson reads: an ASCII string's own bytes,
+ * another's UTF-8 made by PyUnicode_AsUTF8AndSize and kept on the string (orjson.dumps keeps
+ * it the same way, so the reference's memory is this one's). TO_PYTHON at a surrogate. */
 static int put_str(Buffer *buffer, PyObject *text) {
-    if (!put_byte(buffer, '"')) {
+    const char *utf8;
+    Py_ssize_t size;
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        utf8 = (const char *)PyUnicode_DATA(text);
+        size = PyUnicode_GET_LENGTH(text);
+    } else {
+        utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+        if (utf8 == NULL) {
+            PyErr_Clear(); /* a surrogate: orjson raises its JSONEncodeError */
+            return TO_PYTHON;
+        }
+    }
+    /* At most 6 bytes a byte (\u00XX), and the quotes. */
+    if (!reserve(buffer, size * 6 + 2)) {
         return FAILED;
     }
-    int done = PyUnicode_IS_ASCII(text)
-                   ? put_ascii(buffer, (const unsigned char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
-                   : put_unicode(buffer, text);
-    if (done != WRITTEN) {
-        return done;
+    const unsigned char *in = (const unsigned char *)utf8;
+    const unsigned char *end = in + size;
+    char *out = buffer->data + buffer->length;
+    *out++ = '"';
+    while (end - in >= 8) {
+        uint64_t chunk;
+        memcpy(&chunk, in, 8);
+        if (any_to_escape(chunk)) {
+            for (int i = 0; i < 8; i++) {
+                out = put_escaped(out, in[i]);
+            }
+        } else {
+            memcpy(out, in, 8);
+            out += 8;
+        }
+        in += 8;
     }
-    return put_byte(buffer, '"');
+    if (in < end && size >= 8 && out - (buffer->data + buffer->length + 1) == in - (const unsigned char *)utf8) {
+        /* The last bytes, as the last 8 of the string when nothing was escaped so far (the
+         * output is then the input, byte for byte): the chunk overlaps bytes already written
+         * with the same bytes. */
+        uint64_t chunk;
+        memcpy(&chunk, end - 8, 8);
+        if (!any_to_escape(chunk)) {
+            memcpy(out - (8 - (end - in)), end - 8, 8);
+            out += end - in;
+            in = end;
+        }
+    }
+    while (in < end) {
+        out = put_escaped(out, *in++);
+    }
+    *out++ = '"';
+    buffer->length = out - buffer->data;
+    return WRITTEN;
 }
 
 static int put_int(Buffer *buffer, PyObject *number) {
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
-    if (overflow) {
-        return TO_PYTHON; /* orjson writes up to 2**64 - 1 and refuses beyond */
+    long long value;
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11's layout: an int of one 30-bit digit (most of them: minutes, counts) has
+     * its sign in its size. PyLong_AsLongLongAndOverflow reads it the same way, in a call. */
+    Py_ssize_t digits = Py_SIZE(number);
+    if (digits >= -1 && digits <= 1) {
+        value = (long long)digits * (long long)((PyLongObject *)number)->ob_digit[0];
+    } else
+#endif
+    {
+        int overflow = 0;
+        value = PyLong_AsLongLongAndOverflow(number, &overflow);
+        if (overflow) {
+            return TO_PYTHON; /* orjson writes up to 2**64 - 1 and refuses beyond */
+        }
+        if (value == -1 && PyErr_Occurred()) {
+            return FAILED;
+        }
     }
-    if (value == -1 && PyErr_Occurred()) {
+    /* 20 digits and a sign at most. */
+    if (!reserve(buffer, 21)) {
         return FAILED;
     }
     char scratch[24];
@@ -226,14 +297,23 @@ static int put_int(Buffer *buffer, PyObject *number) {
     char *start = end;
     /* Negated as unsigned: LLONG_MIN has no positive long long. */
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        *--start = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
+    while (magnitude >= 10) {
+        start -= 2;
+        memcpy(start, digit_pairs + 2 * (magnitude % 100), 2);
+        magnitude /= 100;
+    }
+    if (start == end || magnitude) {
+        *--start = (char)('0' + magnitude);
+    }
     if (value < 0) {
         *--start = '-';
     }
-    return put_bytes(buffer, start, end - start);
+    char *out = buffer->data + buffer->length;
+    for (char *digit = start; digit < end; digit++) {
+        *out++ = *digit;
+    }
+    buffer->length = out - buffer->data;
+    return WRITTEN;
 }
 
 /* bytes as a JSON string of its hex digits (bytes.hex()). */
@@ -255,6 +335,59 @@ static int put_hex(Buffer *buffer, PyObject *data) {
 }
 
 static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth);
+static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int depth);
+
+/* A tuple's JSON, kept. A deep fact's increments are mostly the very tuples features/facts.py
+ * KeyStrings.unit_inc keeps (~3.5 an event), and a media event's members those its resource
+ * keeps: the same few hundred tuples, each written ~250 instructions item by item, copied here
+ * in ~40. By identity, which is safe as the slot holds a reference to its tuple (its address
+ * is not reused while kept) and as only a tuple of exactly str and int is kept, whose JSON
+ * cannot change. A slot is taken by the last tuple written that hashes to it: at most
+ * KNOWN_SLOTS small tuples are held. */
+typedef struct {
+    PyObject *tuple;
+    unsigned char length;
+    char json[KNOWN_BYTES];
+} KnownTuple;
+
+static KnownTuple known_tuples[KNOWN_SLOTS];
+
+static inline KnownTuple *known_slot(PyObject *tuple) {
+    return &known_tuples[((uintptr_t)tuple >> 4) & (KNOWN_SLOTS - 1)];
+}
+
+/* A tuple, copied from its kept JSON, or written and then kept if it can be. */
+static int put_tuple(Encoder *self, Buffer *buffer, PyObject *tuple, int depth) {
+    KnownTuple *slot = known_slot(tuple);
+    if (slot->tuple == tuple) {
+        /* The whole slot copied (a constant size: no call), its length kept. */
+        if (!reserve(buffer, KNOWN_BYTES)) {
+            return FAILED;
+        }
+        memcpy(buffer->data + buffer->length, slot->json, KNOWN_BYTES);
+        buffer->length += slot->length;
+        return WRITTEN;
+    }
+    Py_ssize_t start = buffer->length;
+    int done = put_items(self, buffer, tuple, depth);
+    Py_ssize_t length = buffer->length - start;
+    if (done != WRITTEN || length > KNOWN_BYTES) {
+        return done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (!PyUnicode_CheckExact(item) && !PyLong_CheckExact(item)) {
+            return WRITTEN;
+        }
+    }
+    PyObject *replaced = slot->tuple;
+    Py_INCREF(tuple);
+    slot->tuple = tuple;
+    slot->length = (unsigned char)length;
+    memcpy(slot->json, buffer->data + start, (size_t)length);
+    Py_XDECREF(replaced); /* a tuple of str and int: its deallocation runs no Python code */
+    return WRITTEN;
+}
 
 /* The items of a list or a tuple (or a tuple subclass: the caller decides) as a JSON array. */
 static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int depth) {
@@ -278,12 +411,11 @@ static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int dept
     return put_byte(buffer, ']');
 }
 
-/* An attribute of a deep fact or a session, written with `put` (TO_PYTHON when it cannot
- * be read: Python raises its own error). */
-static int put_attribute(Encoder *self, Buffer *buffer, PyObject *owner, PyObject *name, int depth) {
-    PyObject *value = PyObject_GetAttr(owner, name);
+/* An attribute of a deep fact or a session (TO_PYTHON when it cannot be read: Python raises
+ * its own error). */
+static int put_attribute(Encoder *self, Buffer *buffer, PyObject *owner, const Attribute *attribute, int depth) {
+    PyObject *value = read_attribute(owner, attribute);
     if (value == NULL) {
-        PyErr_Clear();
         return TO_PYTHON;
     }
     int done = put_value(self, buffer, value, depth);
@@ -294,12 +426,11 @@ static int put_attribute(Encoder *self, Buffer *buffer, PyObject *owner, PyObjec
 /* Session.as_json: [ms, ws, dur, started, [list(t) for t in targets]], the targets a list
  * or tuple of lists or tuples (list(t) of anything else is left to Python). */
 static int put_session(Encoder *self, Buffer *buffer, PyObject *session, int depth) {
-    PyObject *const names[] = {name_ms, name_ws, name_dur, name_started};
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int done = put_attribute(self, buffer, session, names[i], depth + 1);
+    for (int i = MS; i < TARGETS; i++) {
+        int done = put_attribute(self, buffer, session, &self->session[i], depth + 1);
         if (done != WRITTEN) {
             return done;
         }
@@ -307,9 +438,8 @@ static int put_session(Encoder *self, Buffer *buffer, PyObject *session, int dep
             return FAILED;
         }
     }
-    PyObject *targets = PyObject_GetAttr(session, name_targets);
+    PyObject *targets = read_attribute(session, &self->session[TARGETS]);
     if (targets == NULL) {
-        PyErr_Clear();
         return TO_PYTHON;
     }
     int done = TO_PYTHON;
@@ -341,25 +471,20 @@ static int put_deep(Encoder *self, Buffer *buffer, PyObject *deep, int depth) {
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
-    int done = put_attribute(self, buffer, deep, name_incs, depth + 1);
-    if (done != WRITTEN) {
-        return done;
+    for (int i = INCS; i < SESSION; i++) {
+        int done = put_attribute(self, buffer, deep, &self->deep[i], depth + 1);
+        if (done != WRITTEN) {
+            return done;
+        }
+        if (!put_byte(buffer, ',')) {
+            return FAILED;
+        }
     }
-    if (!put_byte(buffer, ',')) {
-        return FAILED;
-    }
-    done = put_attribute(self, buffer, deep, name_members, depth + 1);
-    if (done != WRITTEN) {
-        return done;
-    }
-    if (!put_byte(buffer, ',')) {
-        return FAILED;
-    }
-    PyObject *session = PyObject_GetAttr(deep, name_session);
+    PyObject *session = read_attribute(deep, &self->deep[SESSION]);
     if (session == NULL) {
-        PyErr_Clear();
         return TO_PYTHON;
     }
+    int done;
     if (session == Py_None) {
         done = put_bytes(buffer, "null", 4);
     } else if (Py_IS_TYPE(session, self->session_type)) {
@@ -385,7 +510,10 @@ static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth) 
     if (value == Py_None) {
         return put_bytes(buffer, "null", 4);
     }
-    if (PyTuple_CheckExact(value) || PyList_CheckExact(value)) {
+    if (PyTuple_CheckExact(value)) {
+        return put_tuple(self, buffer, value, depth);
+    }
+    if (PyList_CheckExact(value)) {
         return put_items(self, buffer, value, depth);
     }
     if (Py_IS_TYPE(value, self->deep_type)) {
@@ -607,10 +735,22 @@ static int encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_TypeError, "hit_type must be a tuple type");
         return -1;
     }
+    if (!find_attributes(self->deep_type, deep_names, self->deep, DEEP_ATTRIBUTES) ||
+        !find_attributes(self->session_type, session_names, self->session, SESSION_ATTRIBUTES)) {
+        return -1;
+    }
     return 0;
 }
 
 static void encoder_dealloc(Encoder *self) {
+    for (int i = 0; i < DEEP_ATTRIBUTES; i++) {
+        Py_XDECREF(self->deep[i].name);
+        Py_XDECREF(self->deep[i].descriptor);
+    }
+    for (int i = 0; i < SESSION_ATTRIBUTES; i++) {
+        Py_XDECREF(self->session[i].name);
+        Py_XDECREF(self->session[i].descriptor);
+    }
     Py_XDECREF(self->hit_type);
     Py_XDECREF(self->deep_type);
     Py_XDECREF(self->session_type);
@@ -639,14 +779,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lines", NULL, 0, NU
 
 PyMODINIT_FUNC PyInit__lines(void) {
     init_escapes();
-    PyObject **names[] = {&name_incs, &name_members, &name_session, &name_ms, &name_ws, &name_dur, &name_started,
-                          &name_targets};
-    const char *spelled[] = {"incs", "members", "session", "ms", "ws", "dur", "started", "targets"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(spelled[i])) == NULL) {
-            return NULL;
-        }
-    }
     if (PyType_Ready(&EncoderType) < 0) {
         return NULL;
     }
