@@ -10,16 +10,25 @@ hits share (REQUEST_FIELDS: its app, device, region, visitor keys in hex and fir
 id) are written once, followed by a row of each hit's own values (ROW_FIELDS), in one
 orjson call. Version 3 wrote the shared values again in each hit's record, one call a
 hit: of a POST-50 event's ~6,100 instructions of serialising, ~2,400 went to that.
+
+The lines are written by store/_lines.c when it is built (its Encoder reads each hit's
+fields by position and writes them into one buffer a line: no row tuples, no deep facts'
+as_json lists, no orjson walk; bench/RESULTS.md, session 21). The Python below is the
+reference it must match byte for byte (tests/test_lines_differential.py), and what writes
+the lines it leaves alone (a value of a type it does not take, an int past 64 bits, a
+surrogate) or all of them when it is not built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
 
-from collector.features.facts import DeepFacts
+from collector.features.facts import DeepFacts, Session
 from collector.hit.record import Hit
+from collector.native import c_module
 
 RECORD_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
 
@@ -34,17 +43,25 @@ REJECT_FIELDS: Final = ("app", "minute", "reason")
 
 
 def encode_hit(hit: Hit) -> bytes:
-    """A hit alone as a version 4 line (a request of one hit: a GET). Its one row in a
-    tuple, which orjson writes as the list a line's rows are: a list costs an allocation
-    more than a tuple."""
-    return _line(hit, (_row(hit),))
+    """A hit alone as a version 4 line (a request of one hit: a GET)."""
+    return encode_hits([hit])[0]
 
 
 def encode_hits(hits: list[Hit]) -> list[bytes]:
     """The lines of a request's hits, in order: one for each run of hits that share the
     REQUEST_FIELDS' values (a request's hits all do; a run ends where a hit does not)."""
-    if len(hits) == 1:  # a GET
-        return [encode_hit(hits[0])]
+    if _C_LINES is not None:
+        lines = _C_LINES(hits)
+        if lines is not None:
+            return lines
+    return python_lines(hits)
+
+
+def python_lines(hits: list[Hit]) -> list[bytes]:
+    """encode_hits in Python, with orjson: the reference store/_lines.c matches."""
+    if len(hits) == 1:  # a GET: its one row in a tuple, which orjson writes as the list a
+        # line's rows are (a list costs an allocation more than a tuple)
+        return [_line(hits[0], (_row(hits[0]),))]
     lines = []
     rows: list[tuple[Any, ...]] = []
     first: Hit | None = None
@@ -96,6 +113,29 @@ def _row(hit: Hit) -> tuple[Any, ...]:
 
 if sorted(REQUEST_FIELDS + ROW_FIELDS) != sorted(Hit._fields) or len(set(REQUEST_FIELDS + ROW_FIELDS)) != len(Hit._fields):
     raise TypeError("a journal line holds each of Hit's fields once: _line and _row spell them out")
+
+
+# How store/_lines.c writes each REQUEST_FIELDS value (its Encoder's request_as), as _line
+# does: 0 as itself, 1 a device or region as the list of its fields, 2 a visitor key in hex.
+_REQUEST_AS: Final = {"device": 1, "region": 1, "visitor": 2, "month_visitor": 2}
+
+
+def _compiled_lines() -> Callable[[list[Hit]], list[bytes] | None] | None:
+    """store/_lines.c's Encoder for Hit's fields in REQUEST_FIELDS' and ROW_FIELDS' orders
+    (by position), its `encode`; None when it was not built (or its build is stale)."""
+    module = c_module("collector.store._lines")
+    if module is None:
+        return None
+    encoder = module.Encoder(
+        Hit, tuple(Hit._fields.index(name) for name in REQUEST_FIELDS),
+        tuple(_REQUEST_AS.get(name, 0) for name in REQUEST_FIELDS),
+        tuple(Hit._fields.index(name) for name in ROW_FIELDS), DeepFacts, Session,
+    )
+    encode: Callable[[list[Hit]], list[bytes] | None] = encoder.encode
+    return encode
+
+
+_C_LINES: Final = _compiled_lines()
 
 
 def _encode_value(value: Any) -> Any:

@@ -1,0 +1,796 @@
+/* A request's hits as journal lines (format 4), in C: store/records.py's encode_hits for the
+ * values a hit holds (issue 17, POST batches).
+ *
+ * A POST-50 event spent ~6,750 instructions on its journal line (bench/RESULTS.md, session
+ * 21): its row made as a tuple with 5 ints boxed, its deep facts made into new lists by
+ * DeepFacts.as_json, then orjson walking all of it again (~3,760). Here each hit's fields are
+ * read by position from the Hit and written straight into one buffer a line.
+ *
+ * `Encoder(hit_type, request, row, deep_type, session_type).encode(hits)` answers the very
+ * lines records.py's Python encode_hits writes with orjson (the reference), or None when a
+ * value is one it leaves to Python: a type other than exactly str, int, None, list, tuple (a
+ * request's device and region: any tuple; its visitor keys: exactly bytes) and the deep
+ * facts; an int past 64 bits; a str holding a surrogate (orjson refuses it); nesting deeper
+ * than MAX_DEPTH; an attribute that cannot be read. Python then encodes the same hits, or
+ * raises what it raises for them. tests/test_lines.py compares the two on every row shape
+ * the collector writes, hostile strings and random hits.
+ *
+ * JSON as orjson writes it: no spaces; a string's `"` and `\` escaped, its \b \t \n \f \r as
+ * such, its other characters below 0x20 as \u00XX (lower-case hex), everything else (DEL,
+ * U+2028, non-BMP) as its UTF-8 bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Deeper than any value a hit holds (a deep fact's session targets are 4 levels below its
+ * line); a deeper or recursive value is left to Python, which refuses it. */
+#define MAX_DEPTH 16
+/* Hit has 18 fields; room for a few more before this needs raising. */
+#define MAX_FIELDS 32
+/* A GET's line (~300 bytes) and a POST-50 line (~16 KiB) never leave the stack. */
+#define STACK_BYTES 32768
+/* The JSON of this many tuples is kept, by identity (KnownTuple), each up to KNOWN_BYTES. */
+#define KNOWN_SLOTS 1024
+#define KNOWN_BYTES 56
+
+enum { WRITTEN = 1, FAILED = 0, TO_PYTHON = -1 };
+
+/* How a request field is written: as itself, a tuple (Device, Region) as the list of its
+ * items, bytes (a visitor key) as its hex. */
+enum { AS_VALUE, AS_ITEMS, AS_HEX };
+
+typedef struct {
+    char *data;
+    Py_ssize_t length;
+    Py_ssize_t capacity;
+    int on_heap;
+} Buffer;
+
+/* An attribute of the deep facts or a session: its getter, called directly (a compiled
+ * class's attributes are getset descriptors; PyObject_GetAttr finds the same one by name
+ * each time, ~100 instructions), or NULL: read by name. */
+typedef struct {
+    PyObject *name;
+    PyObject *descriptor;
+    getter get;
+    void *closure;
+} Attribute;
+
+enum { INCS, MEMBERS, SESSION, DEEP_ATTRIBUTES };
+enum { MS, WS, DUR, STARTED, TARGETS, SESSION_ATTRIBUTES };
+
+typedef struct {
+    PyObject_HEAD
+    Attribute deep[DEEP_ATTRIBUTES];
+    Attribute session[SESSION_ATTRIBUTES];
+    PyTypeObject *hit_type;
+    PyTypeObject *deep_type;
+    PyTypeObject *session_type;
+    Py_ssize_t request_count;
+    Py_ssize_t request_at[MAX_FIELDS];
+    int request_as[MAX_FIELDS];
+    Py_ssize_t row_count;
+    Py_ssize_t row_at[MAX_FIELDS];
+    Py_ssize_t hit_size; /* a hit has at least this many items */
+} Encoder;
+
+static const char *const deep_names[DEEP_ATTRIBUTES] = {"incs", "members", "session"};
+static const char *const session_names[SESSION_ATTRIBUTES] = {"ms", "ws", "dur", "started", "targets"};
+
+/* `owner`'s attribute; NULL with no error set when it cannot be read (Python will raise). */
+static PyObject *read_attribute(PyObject *owner, const Attribute *attribute) {
+    PyObject *value = attribute->get != NULL ? attribute->get(owner, attribute->closure)
+                                             : PyObject_GetAttr(owner, attribute->name);
+    if (value == NULL) {
+        PyErr_Clear();
+    }
+    return value;
+}
+
+/* How `type`'s attributes `names` are read (Attribute); 0 on error (set). */
+static int find_attributes(PyTypeObject *type, const char *const *names, Attribute *into, int count) {
+    for (int i = 0; i < count; i++) {
+        into[i].name = PyUnicode_InternFromString(names[i]);
+        if (into[i].name == NULL) {
+            return 0;
+        }
+        PyObject *descriptor = PyObject_GetAttr((PyObject *)type, into[i].name);
+        if (descriptor == NULL) {
+            return 0; /* the class has no such attribute: records.py passed the wrong one */
+        }
+        into[i].descriptor = descriptor;
+        /* Only where generic attribute lookup would call this very getter. */
+        if (Py_IS_TYPE(descriptor, &PyGetSetDescr_Type) && type->tp_getattro == PyObject_GenericGetAttr &&
+            ((PyGetSetDescrObject *)descriptor)->d_getset->get != NULL) {
+            into[i].get = ((PyGetSetDescrObject *)descriptor)->d_getset->get;
+            into[i].closure = ((PyGetSetDescrObject *)descriptor)->d_getset->closure;
+        }
+    }
+    return 1;
+}
+
+/* Room for `more` bytes past the end; FAILED on failure (memory error set). */
+static int reserve(Buffer *buffer, Py_ssize_t more) {
+    if (buffer->length + more <= buffer->capacity) {
+        return WRITTEN;
+    }
+    Py_ssize_t capacity = buffer->capacity * 2;
+    if (capacity < buffer->length + more) {
+        capacity = buffer->length + more;
+    }
+    char *grown;
+    if (buffer->on_heap) {
+        grown = PyMem_Realloc(buffer->data, (size_t)capacity);
+    } else {
+        grown = PyMem_Malloc((size_t)capacity);
+        if (grown != NULL) {
+            memcpy(grown, buffer->data, (size_t)buffer->length);
+        }
+    }
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    buffer->data = grown;
+    buffer->capacity = capacity;
+    buffer->on_heap = 1;
+    return WRITTEN;
+}
+
+static int put_byte(Buffer *buffer, char byte) {
+    if (!reserve(buffer, 1)) {
+        return FAILED;
+    }
+    buffer->data[buffer->length++] = byte;
+    return WRITTEN;
+}
+
+static int put_bytes(Buffer *buffer, const char *bytes, Py_ssize_t size) {
+    if (!reserve(buffer, size)) {
+        return FAILED;
+    }
+    memcpy(buffer->data + buffer->length, bytes, (size_t)size);
+    buffer->length += size;
+    return WRITTEN;
+}
+
+static char digit_pairs[200]; /* "00" to "99" */
+
+/* What follows the backslash of a UTF-8 byte's escape; 0: the byte as it is; 'u': \u00XX. */
+static char escape_of[256];
+
+static void init_escapes(void) {
+    for (int n = 0; n < 100; n++) {
+        digit_pairs[2 * n] = (char)('0' + n / 10);
+        digit_pairs[2 * n + 1] = (char)('0' + n % 10);
+    }
+    for (int c = 0; c < 0x20; c++) {
+        escape_of[c] = 'u';
+    }
+    escape_of['\b'] = 'b';
+    escape_of['\t'] = 't';
+    escape_of['\n'] = 'n';
+    escape_of['\f'] = 'f';
+    escape_of['\r'] = 'r';
+    escape_of['"'] = '"';
+    escape_of['\\'] = '\\';
+}
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* One UTF-8 byte, escaped if it must be; returns where the next goes. */
+static char *put_escaped(char *out, unsigned char byte) {
+    char kind = escape_of[byte];
+    if (!kind) {
+        *out++ = (char)byte;
+        return out;
+    }
+    *out++ = '\\';
+    *out++ = kind;
+    if (kind == 'u') {
+        *out++ = '0';
+        *out++ = '0';
+        *out++ = hex_digits[byte >> 4];
+        *out++ = hex_digits[byte & 15];
+    }
+    return out;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of 8 UTF-8 bytes must be escaped: one below 0x20, a quote or a backslash
+ * (a byte past 0x7F never sets its own high bit in these tests: no false answer). A string
+ * is checked 8 bytes at a time, as orjson does 16 or 32 (most need no escape at all). */
+static inline int any_to_escape(uint64_t bytes) {
+    uint64_t below_space = (bytes - 0x20 * ONES) & ~bytes & HIGHS;
+    uint64_t quotes = bytes ^ ('"' * ONES);
+    uint64_t backslashes = bytes ^ ('\\' * ONES);
+    return (below_space | ((quotes - ONES) & ~quotes & HIGHS) | ((backslashes - ONES) & ~backslashes & HIGHS)) != 0;
+}
+
+/* A str as a JSON string. Its UTF-8 is what orjson reads: an ASCII string's own bytes,
+ * another's UTF-8 made by PyUnicode_AsUTF8AndSize and kept on the string (orjson.dumps keeps
+ * it the same way, so the reference's memory is this one's). TO_PYTHON at a surrogate. */
+static int put_str(Buffer *buffer, PyObject *text) {
+    const char *utf8;
+    Py_ssize_t size;
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        utf8 = (const char *)PyUnicode_DATA(text);
+        size = PyUnicode_GET_LENGTH(text);
+    } else {
+        utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+        if (utf8 == NULL) {
+            PyErr_Clear(); /* a surrogate: orjson raises its JSONEncodeError */
+            return TO_PYTHON;
+        }
+    }
+    /* At most 6 bytes a byte (\u00XX), and the quotes. */
+    if (!reserve(buffer, size * 6 + 2)) {
+        return FAILED;
+    }
+    const unsigned char *in = (const unsigned char *)utf8;
+    const unsigned char *end = in + size;
+    char *out = buffer->data + buffer->length;
+    *out++ = '"';
+    while (end - in >= 8) {
+        uint64_t chunk;
+        memcpy(&chunk, in, 8);
+        if (any_to_escape(chunk)) {
+            for (int i = 0; i < 8; i++) {
+                out = put_escaped(out, in[i]);
+            }
+        } else {
+            memcpy(out, in, 8);
+            out += 8;
+        }
+        in += 8;
+    }
+    if (in < end && size >= 8 && out - (buffer->data + buffer->length + 1) == in - (const unsigned char *)utf8) {
+        /* The last bytes, as the last 8 of the string when nothing was escaped so far (the
+         * output is then the input, byte for byte): the chunk overlaps bytes already written
+         * with the same bytes. */
+        uint64_t chunk;
+        memcpy(&chunk, end - 8, 8);
+        if (!any_to_escape(chunk)) {
+            memcpy(out - (8 - (end - in)), end - 8, 8);
+            out += end - in;
+            in = end;
+        }
+    }
+    while (in < end) {
+        out = put_escaped(out, *in++);
+    }
+    *out++ = '"';
+    buffer->length = out - buffer->data;
+    return WRITTEN;
+}
+
+static int put_int(Buffer *buffer, PyObject *number) {
+    long long value;
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11's layout: an int of one 30-bit digit (most of them: minutes, counts) has
+     * its sign in its size. PyLong_AsLongLongAndOverflow reads it the same way, in a call. */
+    Py_ssize_t digits = Py_SIZE(number);
+    if (digits >= -1 && digits <= 1) {
+        value = (long long)digits * (long long)((PyLongObject *)number)->ob_digit[0];
+    } else
+#endif
+    {
+        int overflow = 0;
+        value = PyLong_AsLongLongAndOverflow(number, &overflow);
+        if (overflow) {
+            return TO_PYTHON; /* orjson writes up to 2**64 - 1 and refuses beyond */
+        }
+        if (value == -1 && PyErr_Occurred()) {
+            return FAILED;
+        }
+    }
+    /* 20 digits and a sign at most. */
+    if (!reserve(buffer, 21)) {
+        return FAILED;
+    }
+    char scratch[24];
+    char *end = scratch + sizeof scratch;
+    char *start = end;
+    /* Negated as unsigned: LLONG_MIN has no positive long long. */
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    while (magnitude >= 10) {
+        start -= 2;
+        memcpy(start, digit_pairs + 2 * (magnitude % 100), 2);
+        magnitude /= 100;
+    }
+    if (start == end || magnitude) {
+        *--start = (char)('0' + magnitude);
+    }
+    if (value < 0) {
+        *--start = '-';
+    }
+    char *out = buffer->data + buffer->length;
+    for (char *digit = start; digit < end; digit++) {
+        *out++ = *digit;
+    }
+    buffer->length = out - buffer->data;
+    return WRITTEN;
+}
+
+/* bytes as a JSON string of its hex digits (bytes.hex()). */
+static int put_hex(Buffer *buffer, PyObject *data) {
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    if (!reserve(buffer, size * 2 + 2)) {
+        return FAILED;
+    }
+    char *out = buffer->data + buffer->length;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        *out++ = hex_digits[bytes[i] >> 4];
+        *out++ = hex_digits[bytes[i] & 15];
+    }
+    *out++ = '"';
+    buffer->length = out - buffer->data;
+    return WRITTEN;
+}
+
+static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth);
+static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int depth);
+
+/* A tuple's JSON, kept. A deep fact's increments are mostly the very tuples features/facts.py
+ * KeyStrings.unit_inc keeps (~3.5 an event), and a media event's members those its resource
+ * keeps: the same few hundred tuples, each written ~250 instructions item by item, copied here
+ * in ~40. By identity, which is safe as the slot holds a reference to its tuple (its address
+ * is not reused while kept) and as only a tuple of exactly str and int is kept, whose JSON
+ * cannot change. A slot is taken by the last tuple written that hashes to it: at most
+ * KNOWN_SLOTS small tuples are held. */
+typedef struct {
+    PyObject *tuple;
+    unsigned char length;
+    char json[KNOWN_BYTES];
+} KnownTuple;
+
+static KnownTuple known_tuples[KNOWN_SLOTS];
+
+static inline KnownTuple *known_slot(PyObject *tuple) {
+    return &known_tuples[((uintptr_t)tuple >> 4) & (KNOWN_SLOTS - 1)];
+}
+
+/* A tuple, copied from its kept JSON, or written and then kept if it can be. */
+static int put_tuple(Encoder *self, Buffer *buffer, PyObject *tuple, int depth) {
+    KnownTuple *slot = known_slot(tuple);
+    if (slot->tuple == tuple) {
+        /* The whole slot copied (a constant size: no call), its length kept. */
+        if (!reserve(buffer, KNOWN_BYTES)) {
+            return FAILED;
+        }
+        memcpy(buffer->data + buffer->length, slot->json, KNOWN_BYTES);
+        buffer->length += slot->length;
+        return WRITTEN;
+    }
+    Py_ssize_t start = buffer->length;
+    int done = put_items(self, buffer, tuple, depth);
+    Py_ssize_t length = buffer->length - start;
+    if (done != WRITTEN || length > KNOWN_BYTES) {
+        return done;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (!PyUnicode_CheckExact(item) && !PyLong_CheckExact(item)) {
+            return WRITTEN;
+        }
+    }
+    PyObject *replaced = slot->tuple;
+    Py_INCREF(tuple);
+    slot->tuple = tuple;
+    slot->length = (unsigned char)length;
+    memcpy(slot->json, buffer->data + start, (size_t)length);
+    Py_XDECREF(replaced); /* a tuple of str and int: its deallocation runs no Python code */
+    return WRITTEN;
+}
+
+/* The items of a list or a tuple (or a tuple subclass: the caller decides) as a JSON array. */
+static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int depth) {
+    if (depth > MAX_DEPTH) {
+        return TO_PYTHON;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(sequence);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    if (!put_byte(buffer, '[')) {
+        return FAILED;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i && !put_byte(buffer, ',')) {
+            return FAILED;
+        }
+        int done = put_value(self, buffer, items[i], depth + 1);
+        if (done != WRITTEN) {
+            return done;
+        }
+    }
+    return put_byte(buffer, ']');
+}
+
+/* An attribute of a deep fact or a session (TO_PYTHON when it cannot be read: Python raises
+ * its own error). */
+static int put_attribute(Encoder *self, Buffer *buffer, PyObject *owner, const Attribute *attribute, int depth) {
+    PyObject *value = read_attribute(owner, attribute);
+    if (value == NULL) {
+        return TO_PYTHON;
+    }
+    int done = put_value(self, buffer, value, depth);
+    Py_DECREF(value);
+    return done;
+}
+
+/* Session.as_json: [ms, ws, dur, started, [list(t) for t in targets]], the targets a list
+ * or tuple of lists or tuples (list(t) of anything else is left to Python). */
+static int put_session(Encoder *self, Buffer *buffer, PyObject *session, int depth) {
+    if (!put_byte(buffer, '[')) {
+        return FAILED;
+    }
+    for (int i = MS; i < TARGETS; i++) {
+        int done = put_attribute(self, buffer, session, &self->session[i], depth + 1);
+        if (done != WRITTEN) {
+            return done;
+        }
+        if (!put_byte(buffer, ',')) {
+            return FAILED;
+        }
+    }
+    PyObject *targets = read_attribute(session, &self->session[TARGETS]);
+    if (targets == NULL) {
+        return TO_PYTHON;
+    }
+    int done = TO_PYTHON;
+    if (PyTuple_CheckExact(targets) || PyList_CheckExact(targets)) {
+        done = WRITTEN;
+        PyObject **items = PySequence_Fast_ITEMS(targets);
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(targets);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (!PyTuple_CheckExact(items[i]) && !PyList_CheckExact(items[i])) {
+                done = TO_PYTHON;
+            }
+        }
+        if (done == WRITTEN) {
+            done = put_items(self, buffer, targets, depth + 1);
+        }
+    }
+    Py_DECREF(targets);
+    if (done != WRITTEN) {
+        return done;
+    }
+    return put_byte(buffer, ']');
+}
+
+/* DeepFacts.as_json: [incs, members, session.as_json() or null]. */
+static int put_deep(Encoder *self, Buffer *buffer, PyObject *deep, int depth) {
+    if (depth > MAX_DEPTH) {
+        return TO_PYTHON;
+    }
+    if (!put_byte(buffer, '[')) {
+        return FAILED;
+    }
+    for (int i = INCS; i < SESSION; i++) {
+        int done = put_attribute(self, buffer, deep, &self->deep[i], depth + 1);
+        if (done != WRITTEN) {
+            return done;
+        }
+        if (!put_byte(buffer, ',')) {
+            return FAILED;
+        }
+    }
+    PyObject *session = read_attribute(deep, &self->deep[SESSION]);
+    if (session == NULL) {
+        return TO_PYTHON;
+    }
+    int done;
+    if (session == Py_None) {
+        done = put_bytes(buffer, "null", 4);
+    } else if (Py_IS_TYPE(session, self->session_type)) {
+        done = put_session(self, buffer, session, depth + 1);
+    } else {
+        done = TO_PYTHON; /* as_json would test its truth and call its as_json */
+    }
+    Py_DECREF(session);
+    if (done != WRITTEN) {
+        return done;
+    }
+    return put_byte(buffer, ']');
+}
+
+/* A value as orjson writes it; deep facts (orjson's `default` in records.py) as as_json's. */
+static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth) {
+    if (PyUnicode_CheckExact(value)) {
+        return put_str(buffer, value);
+    }
+    if (PyLong_CheckExact(value)) {
+        return put_int(buffer, value);
+    }
+    if (value == Py_None) {
+        return put_bytes(buffer, "null", 4);
+    }
+    if (PyTuple_CheckExact(value)) {
+        return put_tuple(self, buffer, value, depth);
+    }
+    if (PyList_CheckExact(value)) {
+        return put_items(self, buffer, value, depth);
+    }
+    if (Py_IS_TYPE(value, self->deep_type)) {
+        return put_deep(self, buffer, value, depth);
+    }
+    return TO_PYTHON; /* a bool, a float, a subclass, another object: records.py decides */
+}
+
+/* The request field `value` is written as `as`. */
+static int put_request_field(Encoder *self, Buffer *buffer, PyObject *value, int as) {
+    if (as == AS_ITEMS) {
+        return PyTuple_Check(value) ? put_items(self, buffer, value, 1) : TO_PYTHON;
+    }
+    if (as == AS_HEX) {
+        return PyBytes_CheckExact(value) ? put_hex(buffer, value) : TO_PYTHON;
+    }
+    return put_value(self, buffer, value, 1);
+}
+
+/* records.py's _shares_with: `hit` has `first`'s request fields, the same objects or equal
+ * ones. -1: a comparison failed (its error cleared: Python compares again, and raises). */
+static int shares_with(Encoder *self, PyObject *hit, PyObject *first) {
+    for (Py_ssize_t i = 0; i < self->request_count; i++) {
+        PyObject *mine = PyTuple_GET_ITEM(hit, self->request_at[i]);
+        PyObject *theirs = PyTuple_GET_ITEM(first, self->request_at[i]);
+        if (mine == theirs) {
+            continue;
+        }
+        int equal = PyObject_RichCompareBool(mine, theirs, Py_EQ);
+        if (equal < 0) {
+            PyErr_Clear();
+            return -1;
+        }
+        if (!equal) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One line: `first`'s request fields, then the rows of hits[start:end], then a newline. */
+static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **hits, Py_ssize_t start,
+                    Py_ssize_t end) {
+    if (!put_byte(buffer, '[')) {
+        return FAILED;
+    }
+    for (Py_ssize_t i = 0; i < self->request_count; i++) {
+        int done = put_request_field(self, buffer, PyTuple_GET_ITEM(first, self->request_at[i]), self->request_as[i]);
+        if (done != WRITTEN) {
+            return done;
+        }
+        if (!put_byte(buffer, ',')) {
+            return FAILED;
+        }
+    }
+    if (!put_byte(buffer, '[')) {
+        return FAILED;
+    }
+    for (Py_ssize_t h = start; h < end; h++) {
+        if (!put_bytes(buffer, h > start ? ",[" : "[", h > start ? 2 : 1)) {
+            return FAILED;
+        }
+        for (Py_ssize_t i = 0; i < self->row_count; i++) {
+            if (i && !put_byte(buffer, ',')) {
+                return FAILED;
+            }
+            int done = put_value(self, buffer, PyTuple_GET_ITEM(hits[h], self->row_at[i]), 2);
+            if (done != WRITTEN) {
+                return done;
+            }
+        }
+        if (!put_byte(buffer, ']')) {
+            return FAILED;
+        }
+    }
+    return put_bytes(buffer, "]]\n", 3);
+}
+
+/* Appends the line of hits[start:end] to `lines`; WRITTEN, FAILED or TO_PYTHON. */
+static int add_line(Encoder *self, PyObject *lines, PyObject **hits, Py_ssize_t start, Py_ssize_t end) {
+    char stack[STACK_BYTES];
+    Buffer buffer = {stack, 0, sizeof stack, 0};
+    int done = put_line(self, &buffer, hits[start], hits, start, end);
+    if (done == WRITTEN) {
+        PyObject *line = PyBytes_FromStringAndSize(buffer.data, buffer.length);
+        if (line == NULL || PyList_Append(lines, line) < 0) {
+            done = FAILED;
+        }
+        Py_XDECREF(line);
+    }
+    if (buffer.on_heap) {
+        PyMem_Free(buffer.data);
+    }
+    return done;
+}
+
+static PyObject *encode(Encoder *self, PyObject *hits) {
+    if (!PyList_CheckExact(hits)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *lines = PyList_New(0);
+    if (lines == NULL) {
+        return NULL;
+    }
+    /* The hits are held by `hits`, a list nothing changes while this runs: no Python code is
+     * called from here (an equality test of str, bytes and tuples of str; a compiled deep
+     * fact's attribute getters). */
+    Py_ssize_t count = PyList_GET_SIZE(hits);
+    PyObject **items = PySequence_Fast_ITEMS(hits);
+    for (Py_ssize_t h = 0; h < count; h++) {
+        if (!Py_IS_TYPE(items[h], self->hit_type) || PyTuple_GET_SIZE(items[h]) < self->hit_size) {
+            Py_DECREF(lines);
+            Py_RETURN_NONE;
+        }
+    }
+    Py_ssize_t start = 0;
+    for (Py_ssize_t h = 1; h <= count; h++) {
+        int shared = h < count ? shares_with(self, items[h], items[start]) : 0;
+        if (shared < 0) {
+            Py_DECREF(lines);
+            Py_RETURN_NONE;
+        }
+        if (shared) {
+            continue;
+        }
+        int done = add_line(self, lines, items, start, h);
+        if (done != WRITTEN) {
+            Py_DECREF(lines);
+            if (done == FAILED) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        start = h;
+    }
+    return lines;
+}
+
+/* A tuple's items as positions in a hit (0 <= position < MAX_FIELDS); -1 on error (set). */
+static Py_ssize_t read_positions(PyObject *positions, Py_ssize_t *into, const char *what) {
+    if (!PyTuple_CheckExact(positions) || PyTuple_GET_SIZE(positions) > MAX_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "%s: a tuple of at most %d positions", what, MAX_FIELDS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(positions); i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
+        if (at == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (at < 0 || at >= MAX_FIELDS) {
+            PyErr_Format(PyExc_ValueError, "%s: position %zd out of range", what, at);
+            return -1;
+        }
+        into[i] = at;
+    }
+    return PyTuple_GET_SIZE(positions);
+}
+
+static int read_type(PyObject *value, PyTypeObject **into, const char *what) {
+    if (!PyType_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a type", what);
+        return 0;
+    }
+    Py_INCREF(value);
+    *into = (PyTypeObject *)value;
+    return 1;
+}
+
+/* Encoder(hit_type, request_at, request_as, row_at, deep_type, session_type): request_as
+ * says of each request field how it is written, 0 as itself, 1 as the list of a tuple's
+ * items, 2 bytes as hex. */
+static int encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
+    PyObject *hit_type, *request_at, *request_as, *row_at, *deep_type, *session_type;
+    static char *keywords[] = {"hit_type", "request_at", "request_as", "row_at", "deep_type", "session_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!O!OO:Encoder", keywords, &hit_type, &PyTuple_Type,
+                                     &request_at, &PyTuple_Type, &request_as, &PyTuple_Type, &row_at, &deep_type,
+                                     &session_type)) {
+        return -1;
+    }
+    if (self->hit_type != NULL) {
+        PyErr_SetString(PyExc_TypeError, "an Encoder is made once");
+        return -1;
+    }
+    self->request_count = read_positions(request_at, self->request_at, "request_at");
+    if (self->request_count < 0) {
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(request_as) != self->request_count) {
+        PyErr_SetString(PyExc_ValueError, "request_as: one for each of request_at");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->request_count; i++) {
+        long as = PyLong_AsLong(PyTuple_GET_ITEM(request_as, i));
+        if (as < AS_VALUE || as > AS_HEX) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "request_as: 0, 1 or 2");
+            }
+            return -1;
+        }
+        self->request_as[i] = (int)as;
+    }
+    self->row_count = read_positions(row_at, self->row_at, "row_at");
+    if (self->row_count < 0) {
+        return -1;
+    }
+    self->hit_size = 0;
+    for (Py_ssize_t i = 0; i < self->request_count; i++) {
+        self->hit_size = self->request_at[i] + 1 > self->hit_size ? self->request_at[i] + 1 : self->hit_size;
+    }
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        self->hit_size = self->row_at[i] + 1 > self->hit_size ? self->row_at[i] + 1 : self->hit_size;
+    }
+    if (!read_type(deep_type, &self->deep_type, "deep_type") ||
+        !read_type(session_type, &self->session_type, "session_type") ||
+        !read_type(hit_type, &self->hit_type, "hit_type")) {
+        return -1;
+    }
+    if (!PyType_IsSubtype(self->hit_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "hit_type must be a tuple type");
+        return -1;
+    }
+    if (!find_attributes(self->deep_type, deep_names, self->deep, DEEP_ATTRIBUTES) ||
+        !find_attributes(self->session_type, session_names, self->session, SESSION_ATTRIBUTES)) {
+        return -1;
+    }
+    return 0;
+}
+
+static void encoder_dealloc(Encoder *self) {
+    for (int i = 0; i < DEEP_ATTRIBUTES; i++) {
+        Py_XDECREF(self->deep[i].name);
+        Py_XDECREF(self->deep[i].descriptor);
+    }
+    for (int i = 0; i < SESSION_ATTRIBUTES; i++) {
+        Py_XDECREF(self->session[i].name);
+        Py_XDECREF(self->session[i].descriptor);
+    }
+    Py_XDECREF(self->hit_type);
+    Py_XDECREF(self->deep_type);
+    Py_XDECREF(self->session_type);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef encoder_methods[] = {
+    {"encode", (PyCFunction)encode, METH_O,
+     "A request's hits (a list of hit_type) as journal lines, or None for Python to encode them."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.store._lines.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Journal lines (format 4) of a request's hits, as store/records.py writes them.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)encoder_init,
+    .tp_dealloc = (destructor)encoder_dealloc,
+    .tp_methods = encoder_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lines", NULL, 0, NULL};
+
+PyMODINIT_FUNC PyInit__lines(void) {
+    init_escapes();
+    if (PyType_Ready(&EncoderType) < 0) {
+        return NULL;
+    }
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&EncoderType);
+    if (PyModule_AddObject(created, "Encoder", (PyObject *)&EncoderType) < 0) {
+        Py_DECREF(&EncoderType);
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}
