@@ -90,6 +90,12 @@ def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
     return keys.COUNTERS, metric
 
 
+# Entries the memos of a scope (EventScope.memo) hold, all together, before they start afresh:
+# a request's events name a few values (the bench's batches a track of 5 items, a handful of
+# targets); a scope lasts about one request.
+MEMO_KEPT: Final = 256
+
+
 class EventScope:
     """Who sent the event and where its capped values are admitted: the app's day.
 
@@ -98,6 +104,7 @@ class EventScope:
 
     __slots__ = (
         "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "last_resource", "_generation",
+        "_memos", "_remembered",
     )
 
     def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
@@ -113,6 +120,9 @@ class EventScope:
         # The one of them the last resources() caller found or kept (features/resources.py
         # resource_of compares an event's fields with its own before a lookup).
         self.last_resource: Any = None
+        # The features' memos (memo()): what they made of values admitted as themselves.
+        self._memos: dict[str, dict[Any, Any]] = {}
+        self._remembered = 0  # entries added to them since they were last emptied
         self._generation = caps.generation
 
     def _current(self) -> None:
@@ -121,13 +131,43 @@ class EventScope:
             self._kinds.clear()
             self._resources.clear()
             self.last_resource = None
+            self._forget()
             self._generation = self.caps.generation
+
+    def _forget(self) -> None:
+        """Empty the memos (each dict kept: a caller may hold it)."""
+        for memo in self._memos.values():
+            memo.clear()
+        self._remembered = 0
 
     def resources(self) -> dict[Any, Any]:
         """The resources this scope's events named (features/resources.py Resource), by their
         fields: a Resource keeps its admitted values."""
         self._current()
         return self._resources
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A feature's memo `name` (its own names: tracks.py, clicks.py): the increments it
+        made of an event's values, found again for the request's next event naming them,
+        where each event admitted its values in the caps again and looked up their key
+        strings (~1,500 instructions an exposure or click: bench/RESULTS.md, session 21).
+        An entry may only be made of values all admitted as themselves (see
+        features/resources.py Resource: an event whose value goes to (other) must still be
+        counted as overflowing), and only after remember(). Emptied whenever the caps may no
+        longer answer as they did."""
+        self._current()
+        found = self._memos.get(name)
+        if found is None:
+            found = self._memos[name] = {}
+        return found
+
+    def remember(self) -> None:
+        """Called before a feature adds an entry to a memo: all of them emptied first when
+        MEMO_KEPT entries are held (a request naming ever new values keeps a bounded number;
+        values are short, protocol.py caps each)."""
+        if self._remembered >= MEMO_KEPT:
+            self._forget()
+        self._remembered += 1
 
     def visitor_members(self) -> tuple[str, str]:
         """The visitor as HyperLogLog members: its keys in hex (one string object each,
