@@ -90,10 +90,29 @@ def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
     return keys.COUNTERS, metric
 
 
-# Entries the memos of a scope (EventScope.memo) hold, all together, before they start afresh:
-# a request's events name a few values (the bench's batches a track of 5 items, a handful of
-# targets); a scope lasts about one request.
-MEMO_KEPT: Final = 256
+# Entries the memos of an app's day (EventScope.memo) hold, all together, before they start
+# afresh: its pages name a few tracks, items and targets (the bench's a track of 5 items, one
+# of 8, a dozen targets), and the caps bound them (hit/caps.py).
+MEMO_KEPT: Final = 512
+
+
+class Memos:
+    """The features' memos of one app's day (EventScope.memo), and the caps generation
+    they hold for: made of admitted values, not of the visitor, so the scopes of the app's
+    day's requests share them (features/deep.py DeepCounter)."""
+
+    __slots__ = ("tables", "remembered", "generation")
+
+    def __init__(self, generation: int) -> None:
+        self.tables: dict[str, dict[Any, Any]] = {}  # memo name -> its entries
+        self.remembered = 0  # entries added since they were last emptied
+        self.generation = generation
+
+    def forget(self) -> None:
+        """Empty them (each dict kept: a caller may hold it)."""
+        for table in self.tables.values():
+            table.clear()
+        self.remembered = 0
 
 
 class EventScope:
@@ -104,10 +123,12 @@ class EventScope:
 
     __slots__ = (
         "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "last_resource", "_generation",
-        "_memos", "_remembered",
+        "_memos",
     )
 
-    def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
+    def __init__(
+        self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes, memos: Memos | None = None,
+    ) -> None:
         self.caps, self.app, self.day = caps, app, day
         self.visitor = visitor  # under the day's salt
         self.month_visitor = month_visitor  # under the month's salt
@@ -120,9 +141,9 @@ class EventScope:
         # The one of them the last resources() caller found or kept (features/resources.py
         # resource_of compares an event's fields with its own before a lookup).
         self.last_resource: Any = None
-        # The features' memos (memo()): what they made of values admitted as themselves.
-        self._memos: dict[str, dict[Any, Any]] = {}
-        self._remembered = 0  # entries added to them since they were last emptied
+        # The features' memos (memo()) of the app's day: the scopes of its requests share them
+        # (features/deep.py DeepCounter), or this scope has its own.
+        self._memos = memos if memos is not None else Memos(caps.generation)
         self._generation = caps.generation
 
     def _current(self) -> None:
@@ -131,14 +152,7 @@ class EventScope:
             self._kinds.clear()
             self._resources.clear()
             self.last_resource = None
-            self._forget()
             self._generation = self.caps.generation
-
-    def _forget(self) -> None:
-        """Empty the memos (each dict kept: a caller may hold it)."""
-        for memo in self._memos.values():
-            memo.clear()
-        self._remembered = 0
 
     def resources(self) -> dict[Any, Any]:
         """The resources this scope's events named (features/resources.py Resource), by their
@@ -147,27 +161,31 @@ class EventScope:
         return self._resources
 
     def memo(self, name: str) -> dict[Any, Any]:
-        """A feature's memo `name` (its own names: tracks.py, clicks.py): the increments it
-        made of an event's values, found again for the request's next event naming them,
-        where each event admitted its values in the caps again and looked up their key
+        """A feature's memo `name` of the app's day (its own names: tracks.py, clicks.py):
+        the increments it made of an event's values, found again for the next event naming
+        them, where each event admitted its values in the caps again and looked up their key
         strings (~1,500 instructions an exposure or click: bench/RESULTS.md, session 21).
         An entry may only be made of values all admitted as themselves (see
         features/resources.py Resource: an event whose value goes to (other) must still be
         counted as overflowing), and only after remember(). Emptied whenever the caps may no
         longer answer as they did."""
-        self._current()
-        found = self._memos.get(name)
+        memos = self._memos
+        if memos.generation != self.caps.generation:
+            memos.forget()
+            memos.generation = self.caps.generation
+        found = memos.tables.get(name)
         if found is None:
-            found = self._memos[name] = {}
+            found = memos.tables[name] = {}
         return found
 
     def remember(self) -> None:
-        """Called before a feature adds an entry to a memo: all of them emptied first when
-        MEMO_KEPT entries are held (a request naming ever new values keeps a bounded number;
-        values are short, protocol.py caps each)."""
-        if self._remembered >= MEMO_KEPT:
-            self._forget()
-        self._remembered += 1
+        """Called before a feature adds an entry to a memo: all of the app's day's emptied
+        first when MEMO_KEPT entries are held (a page naming ever new values keeps a bounded
+        number; values are short, protocol.py caps each)."""
+        memos = self._memos
+        if memos.remembered >= MEMO_KEPT:
+            memos.forget()
+        memos.remembered += 1
 
     def visitor_members(self) -> tuple[str, str]:
         """The visitor as HyperLogLog members: its keys in hex (one string object each,

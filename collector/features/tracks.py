@@ -7,6 +7,8 @@ hash (track_exposures, track_clicks, entries).
 
 from __future__ import annotations
 
+from typing import Any
+
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
@@ -43,11 +45,11 @@ def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> bool:
 def _count(facts: DeepFacts, scope: EventScope, metric: str, track: str, pos: int) -> None:
     """A click-track count: a total, per component and per item (component#position).
 
-    The three increments are the scope's memo's (EventScope.memo, by metric, track and
-    position) once made of a track and item admitted as themselves: a request's exposures
+    The three increments are the app's day's memo's (EventScope.memo, by metric, track and
+    position) once made of a track and item admitted as themselves: its pages' exposures
     and clicks name a few items again and again."""
     memo = scope.memo(metric)
-    of_track = memo.get(track)
+    of_track: dict[int, Any] | None = memo.get(track)  # (typed: its get is a dict's, not a method call)
     if of_track is not None:
         found = of_track.get(pos)
         if found is not None:
