@@ -72,14 +72,14 @@ def facts_json(counter: DeepCounter, ev: dict, visitor: bytes = VISITOR) -> obje
     return facts.as_json() if facts is not None else None
 
 
-def alone_json(caps: CardinalityCaps, ev: dict) -> object:
+def alone_json(caps: CardinalityCaps, ev: dict, visitor: bytes = VISITOR) -> object:
     """The reference: a new counter (no memos, no scope) with the caps."""
-    return facts_json(DeepCounter(caps), ev)
+    return facts_json(DeepCounter(caps), ev, visitor)
 
 
 def test_the_memos_give_the_facts_of_each_event_made_alone():
-    """Requests of 1 to 30 events (a new visitor key object each: another scope, the same
-    memos). Fails when a memo entry is made of a value that went to (other) (tried:
+    """Requests of 1 to 30 events (a new visitor key object each, of one of 3 visitors:
+    another scope, the same memos). Fails when a memo entry is made of a value that went to (other) (tried:
     clicks.py keeping its target regardless): the later events naming it are no longer
     counted as overflowing."""
     rng = random.Random(21)
@@ -88,10 +88,10 @@ def test_the_memos_give_the_facts_of_each_event_made_alone():
         shared_caps, alone_caps = CardinalityCaps(dict(LIMITS)), CardinalityCaps(dict(LIMITS))
         shared = DeepCounter(shared_caps)
         for _ in range(4):
-            visitor = bytes(bytearray(VISITOR))  # a request's: one object for its events
+            visitor = bytes([rng.randrange(3)]) * 16  # a request's: one object for its events
             for ev in [event(rng) for _ in range(rng.randrange(1, 30))]:
                 for _ in range(rng.randrange(1, 3)):  # runs of the same event, as batches have
-                    assert facts_json(shared, ev, visitor) == alone_json(alone_caps, ev), (batch, ev)
+                    assert facts_json(shared, ev, visitor) == alone_json(alone_caps, ev, visitor), (batch, ev)
         assert shared_caps.overflowed == alone_caps.overflowed, batch
         reached += shared_caps.overflowed["target"] > 0 and shared_caps.overflowed["component"] > 0
     assert reached > 30  # (other) was reached for both, in most batches
@@ -199,3 +199,15 @@ def test_an_absent_label_and_an_empty_one_name_the_same_resource():
         assert facts is not None
         out.append(facts.as_json())
     assert out[0] == out[1] == out[2] == out[4] and out[3] != out[0]
+
+
+def test_a_resource_the_requests_share_has_each_visitor_s_members():
+    """The app's day's resources are its requests' (session 21), their media members the
+    visitor's. Fails with the members of the resource's first request kept (tried)."""
+    counter = DeepCounter(CardinalityCaps(dict(BIG)))
+    play = {"k": "app", "t": "media", "n": "play", "rid": "r1", "ms": "s", "ws": 0, "wt": 0, "pos": 0, "subj": "math"}
+    for visitor in (b"\x0a" * 16, b"\x0b" * 16, bytes(b"\x0a" * 16)):
+        facts = counter.facts(dict(play), "app", DAY, visitor, MONTH_VISITOR, None)
+        assert facts is not None
+        viewers = {day_member for suffix, day_member, _ in facts.members if suffix != "rs" and not suffix.startswith("rs:")}
+        assert viewers == {visitor.hex()}, facts.members

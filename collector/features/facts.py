@@ -122,7 +122,7 @@ class EventScope:
     visitor keys in hex, made once."""
 
     __slots__ = (
-        "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "last_resource", "_generation",
+        "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "last_resource", "_generation",
         "_memos",
     )
 
@@ -134,12 +134,12 @@ class EventScope:
         self.month_visitor = month_visitor  # under the month's salt
         self._hex: tuple[str, str] | None = None
         # What this scope remembers of the caps' answers: the app's day's values by kind
-        # (CardinalityCaps.admit's `kinds`) and its resources (resources()). Both emptied
-        # whenever the caps may no longer answer as they did (CardinalityCaps.generation).
+        # (CardinalityCaps.admit's `kinds`), emptied whenever the caps may no longer answer
+        # as they did (CardinalityCaps.generation).
         self._kinds: dict[str, Any] = {}
-        self._resources: dict[Any, Any] = {}
-        # The one of them the last resources() caller found or kept (features/resources.py
-        # resource_of compares an event's fields with its own before a lookup).
+        # The resource (resources()) the last resources() caller found or kept
+        # (features/resources.py resource_of compares an event's fields with its own before
+        # a lookup).
         self.last_resource: Any = None
         # The features' memos (memo()) of the app's day: the scopes of its requests share them
         # (features/deep.py DeepCounter), or this scope has its own.
@@ -150,15 +150,15 @@ class EventScope:
         """Forget what the caps answered if their generation moved since."""
         if self._generation != self.caps.generation:
             self._kinds.clear()
-            self._resources.clear()
             self.last_resource = None
             self._generation = self.caps.generation
 
     def resources(self) -> dict[Any, Any]:
-        """The resources this scope's events named (features/resources.py Resource), by their
-        fields: a Resource keeps its admitted values."""
+        """The resources the app's day's events named (features/resources.py Resource), by
+        their fields: a Resource keeps its admitted values. One of the memos (memo()): made
+        of admitted values, not of the visitor, so its requests share them."""
         self._current()
-        return self._resources
+        return self.memo("resources")
 
     def memo(self, name: str) -> dict[Any, Any]:
         """A feature's memo `name` of the app's day (its own names: tracks.py, clicks.py):

@@ -47,8 +47,9 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
         for suffix, field in resource.fields("read_ms" if action == "read" else "watch_ms"):
             incs.append((suffix, field, wt))
     members = resource.media_members
-    if members is None:
+    if members is None or resource.members_scope is not scope:  # (made for another visitor)
         members = resource.media_members = _members(resource.targets, scope, resource.rid)
+        resource.members_scope = scope
     facts.members.extend(members)
     started = 1 if action == "play" or action == "read" else 0  # the actions that make a session a view
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
@@ -58,7 +59,8 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
 
 def _session(resource: Resource, scope: EventScope, ms: str) -> str:
     """The session id `ms` as the caps admit it. The resource keeps the last one admitted
-    as itself: a request's media events of a resource are nearly all of one session."""
+    as itself (whoever's: compared with `ms`): a request's media events of a resource are
+    nearly all of one session."""
     last = resource.session
     if last is not None and last[0] == ms:
         return last[1]

@@ -22,21 +22,24 @@ LABEL_FIELDS: Final = (("subj", "subject"), ("stage", "stage"), ("src", "source"
 CATALOGUE_NAME_MAX = 128
 
 
-# Resources a scope keeps (Resource, EventScope.resources) before it starts afresh: a
-# request's events name a few (the bench's batches one a page); a scope lasts one request.
-RESOURCES_KEPT: Final = 64
+# Resources an app's day keeps (Resource, EventScope.resources) before it starts afresh: a
+# request's events name a few (the bench's batches one a page), its pages a catalogue.
+RESOURCES_KEPT: Final = 256
 
 
 class Resource:
-    """A resource as one visitor's events of an app's day name it (EventScope.resources):
-    its targets (resource_targets), and what is made of them, made once. A batch's media and
-    interaction events nearly all name their page's resource, and each one admitted it and
-    its labels in the caps and looked up its key strings again (bench/RESULTS.md, session 19).
+    """A resource as an app's day's events name it (EventScope.resources): its targets
+    (resource_targets), and what is made of them, made once. A batch's media and interaction
+    events nearly all name their page's resource, and each one admitted it and its labels
+    in the caps and looked up its key strings again (bench/RESULTS.md, session 19); each
+    request made it anew until session 21.
     Kept only when no target value went to (other): each such event must still be counted
     as overflowing (caps.admit), and admitted values stay admitted while the scope's caps
     generation holds."""
 
-    __slots__ = ("rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "media_members", "session")
+    __slots__ = (
+        "rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "media_members", "members_scope", "session",
+    )
 
     def __init__(self, rid: str, rt: str, subj: str, stage: str, src: str, targets: tuple[tuple[str, str], ...]) -> None:
         # The event fields it was made of (resource_of's; "" for an absent label).
@@ -44,8 +47,10 @@ class Resource:
         self.targets = targets
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
         self._units: dict[str, tuple[Any, ...]] = {}
-        # media.count's HyperLogLog members of this resource for the scope's visitor.
+        # media.count's HyperLogLog members of this resource for a visitor: that of the scope
+        # they were made in (members_scope, compared by identity).
         self.media_members: tuple[tuple[str, str, str], ...] | None = None
+        self.members_scope: EventScope | None = None
         # media.count's last session id (`ms`) and what the caps admitted it as, when itself.
         self.session: tuple[str, str] | None = None
 
