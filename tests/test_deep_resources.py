@@ -1,9 +1,8 @@
 """A request's resources made once (features/resources.py Resource, session 19): the deep
 facts of media and interaction events are the same as when every event makes its own.
 
-The reference is a DeepCounter whose every event has a scope of its own (new visitor key
-objects each time, so no Resource is ever found again); the counter under test shares one
-scope across a batch, as a request's events do. Both have caps of their own with the same
+The reference is a new DeepCounter for every event (so no Resource is ever found again);
+the counter under test shares one scope across a batch, as a request's events do. Both have caps of their own with the same
 small limits, so that resources and labels go to (other) partway through: each event's facts
 (as the journal writes them) and the events counted as overflowing must agree.
 """
@@ -45,9 +44,11 @@ def events(rng: random.Random, n: int) -> list[dict]:
 
 
 def facts_json(counter: DeepCounter, event: dict, shared: bool) -> object:
-    # Not shared: new objects (bytes(bytes) would be the same one), another scope every event.
-    visitor, month = (VISITOR, MONTH_VISITOR) if shared else (bytes(bytearray(VISITOR)), bytes(bytearray(MONTH_VISITOR)))
-    facts = counter.facts(event, "app", "2026-12-01", visitor, month, None)
+    # Not shared: a new counter with the same caps, so no memo of its app's day (its
+    # resources: session 21) and another scope every event.
+    if not shared:
+        counter = DeepCounter(counter.caps)
+    facts = counter.facts(event, "app", "2026-12-01", VISITOR, MONTH_VISITOR, None)
     return facts.as_json() if facts is not None else None
 
 

@@ -7,17 +7,33 @@ ev:click in the counters hash, like any event type, in the rollup.)
 
 from __future__ import annotations
 
-from collector.features.facts import DeepFacts, EventScope
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
+from collector.hit.caps import OTHER
 
 
 def count_click(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    facts.count("target", scope.admit("target", ev["n"]), "clicks")
+    _count(facts, scope, "target clicks", "clicks", ev["n"])
 
 
 def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    if "tr" not in ev:  # (an item's exposure is a track's: tracks.py)
-        facts.count("target", scope.admit("target", ev["n"]), "exposures")
+    """An exposure without a track (an item's exposure is a track's: tracks.py, which
+    features/deep.py asks first)."""
+    _count(facts, scope, "target exposures", "exposures", ev["n"])
+
+
+def _count(facts: DeepFacts, scope: EventScope, memo_name: str, metric: str, name: str) -> None:
+    """facts.count("target", the admitted name, metric): its increment the scope's memo's
+    (EventScope.memo) once made of a name admitted as itself."""
+    memo = scope.memo(memo_name)
+    found = memo.get(name)
+    if found is None:
+        target = scope.admit("target", name)
+        found = KEY_STRINGS.unit_inc("target", metric, target)
+        if target != OTHER:
+            scope.remember()
+            memo[name] = found
+    facts.incs.append(found)
 
 
 def figures(reading: BucketReading) -> int:

@@ -90,6 +90,31 @@ def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
     return keys.COUNTERS, metric
 
 
+# Entries the memos of an app's day (EventScope.memo) hold, all together, before they start
+# afresh: its pages name a few tracks, items and targets (the bench's a track of 5 items, one
+# of 8, a dozen targets), and the caps bound them (hit/caps.py).
+MEMO_KEPT: Final = 512
+
+
+class Memos:
+    """The features' memos of one app's day (EventScope.memo), and the caps generation
+    they hold for: made of admitted values, not of the visitor, so the scopes of the app's
+    day's requests share them (features/deep.py DeepCounter)."""
+
+    __slots__ = ("tables", "remembered", "generation")
+
+    def __init__(self, generation: int) -> None:
+        self.tables: dict[str, dict[Any, Any]] = {}  # memo name -> its entries
+        self.remembered = 0  # entries added since they were last emptied
+        self.generation = generation
+
+    def forget(self) -> None:
+        """Empty them (each dict kept: a caller may hold it)."""
+        for table in self.tables.values():
+            table.clear()
+        self.remembered = 0
+
+
 class EventScope:
     """Who sent the event and where its capped values are admitted: the app's day.
 
@@ -97,37 +122,70 @@ class EventScope:
     visitor keys in hex, made once."""
 
     __slots__ = (
-        "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "_resources", "last_resource", "_generation",
+        "caps", "app", "day", "visitor", "month_visitor", "_hex", "_kinds", "last_resource", "_generation",
+        "_memos",
     )
 
-    def __init__(self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes) -> None:
+    def __init__(
+        self, caps: CardinalityCaps, app: str, day: str, visitor: bytes, month_visitor: bytes, memos: Memos | None = None,
+    ) -> None:
         self.caps, self.app, self.day = caps, app, day
         self.visitor = visitor  # under the day's salt
         self.month_visitor = month_visitor  # under the month's salt
         self._hex: tuple[str, str] | None = None
         # What this scope remembers of the caps' answers: the app's day's values by kind
-        # (CardinalityCaps.admit's `kinds`) and its resources (resources()). Both emptied
-        # whenever the caps may no longer answer as they did (CardinalityCaps.generation).
+        # (CardinalityCaps.admit's `kinds`), emptied whenever the caps may no longer answer
+        # as they did (CardinalityCaps.generation).
         self._kinds: dict[str, Any] = {}
-        self._resources: dict[Any, Any] = {}
-        # The one of them the last resources() caller found or kept (features/resources.py
-        # resource_of compares an event's fields with its own before a lookup).
+        # The resource (resources()) the last resources() caller found or kept
+        # (features/resources.py resource_of compares an event's fields with its own before
+        # a lookup).
         self.last_resource: Any = None
+        # The features' memos (memo()) of the app's day: the scopes of its requests share them
+        # (features/deep.py DeepCounter), or this scope has its own.
+        self._memos = memos if memos is not None else Memos(caps.generation)
         self._generation = caps.generation
 
     def _current(self) -> None:
         """Forget what the caps answered if their generation moved since."""
         if self._generation != self.caps.generation:
             self._kinds.clear()
-            self._resources.clear()
             self.last_resource = None
             self._generation = self.caps.generation
 
     def resources(self) -> dict[Any, Any]:
-        """The resources this scope's events named (features/resources.py Resource), by their
-        fields: a Resource keeps its admitted values."""
+        """The resources the app's day's events named (features/resources.py Resource), by
+        their fields: a Resource keeps its admitted values. One of the memos (memo()): made
+        of admitted values, not of the visitor, so its requests share them."""
         self._current()
-        return self._resources
+        return self.memo("resources")
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A feature's memo `name` of the app's day (its own names: tracks.py, clicks.py):
+        the increments it made of an event's values, found again for the next event naming
+        them, where each event admitted its values in the caps again and looked up their key
+        strings (~1,500 instructions an exposure or click: bench/RESULTS.md, session 21).
+        An entry may only be made of values all admitted as themselves (see
+        features/resources.py Resource: an event whose value goes to (other) must still be
+        counted as overflowing), and only after remember(). Emptied whenever the caps may no
+        longer answer as they did."""
+        memos = self._memos
+        if memos.generation != self.caps.generation:
+            memos.forget()
+            memos.generation = self.caps.generation
+        found = memos.tables.get(name)
+        if found is None:
+            found = memos.tables[name] = {}
+        return found
+
+    def remember(self) -> None:
+        """Called before a feature adds an entry to a memo: all of the app's day's emptied
+        first when MEMO_KEPT entries are held (a page naming ever new values keeps a bounded
+        number; values are short, protocol.py caps each)."""
+        memos = self._memos
+        if memos.remembered >= MEMO_KEPT:
+            memos.forget()
+        memos.remembered += 1
 
     def visitor_members(self) -> tuple[str, str]:
         """The visitor as HyperLogLog members: its keys in hex (one string object each,

@@ -14,12 +14,21 @@ NO_CHANNEL: Final = "(none)"
 
 
 def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    action = ev["n"]
+    action: str = ev["n"]
     metric = names.INTERACTION_METRIC_OF_ACTION[action]
-    for dim, value in resource_of(ev, scope).targets:
-        facts.count(dim, value, metric)
-        if action == "rate":
-            facts.count(dim, value, "rating_sum", ev["score"])
+    resource = resource_of(ev, scope)
+    # Per target its increment of 1 (the resource's, made once: Resource.unit_incs), for a
+    # rating then its score (the journal's order).
+    if action == "rate":
+        score = ev["score"]
+        units = resource.unit_incs(metric)
+        at = 0
+        for suffix, field in resource.fields("rating_sum"):
+            facts.incs.append(units[at])
+            facts.incs.append((suffix, field, score))
+            at += 1
+    else:
+        facts.incs.extend(resource.unit_incs(metric))
     if action == "share":
         channel = scope.admit("label", ev.get("ch") or NO_CHANNEL)
         facts.count("channel", channel, "shares")

@@ -19,37 +19,55 @@ from typing import Final
 
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session
 from collector.features.reading import BucketReading, ratio
-from collector.features.resources import label_targets, resource_of
+from collector.features.resources import Resource, label_targets, resource_of
+from collector.hit.caps import OTHER
 from collector.store import keys, names
 
-STARTING_ACTIONS: Final = frozenset({"play", "read"})  # the event that makes a session a view
 HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 
 def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    action = ev["n"]
+    action: str = ev["n"]
     resource = resource_of(ev, scope)
-    targets = resource.targets
     wt = ev["wt"]
-    # Per target, in order: its time, then its progress boundary (the journal's order).
-    times = resource.fields("read_ms" if action == "read" else "watch_ms") if wt else ()
-    progress = resource.fields(_progress_metric(ev["pb"])) if action == "progress" else ()
+    # Per target, in order: its time, then its progress boundary (the journal's order). A
+    # boundary's increments of 1 are the resource's, made once (Resource.unit_incs).
     incs = facts.incs
-    for at in range(len(targets)):
-        if times:
-            suffix, field = times[at]
+    if action == "progress":
+        progress = resource.unit_incs(_progress_metric(ev["pb"]))
+        if wt:
+            at = 0
+            for suffix, field in resource.fields("watch_ms"):
+                incs.append((suffix, field, wt))
+                incs.append(progress[at])
+                at += 1
+        else:
+            incs.extend(progress)
+    elif wt:
+        for suffix, field in resource.fields("read_ms" if action == "read" else "watch_ms"):
             incs.append((suffix, field, wt))
-        if progress:
-            suffix, field = progress[at]
-            incs.append((suffix, field, 1))
     members = resource.media_members
-    if members is None:
-        members = resource.media_members = _members(targets, scope, ev["rid"])
+    if members is None or resource.members_scope is not scope:  # (made for another visitor)
+        members = resource.media_members = _members(resource.targets, scope, resource.rid)
+        resource.members_scope = scope
     facts.members.extend(members)
-    started = 1 if action in STARTING_ACTIONS else 0
+    started = 1 if action == "play" or action == "read" else 0  # the actions that make a session a view
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
     # events count above, but not their views and completion (the session hash stays bounded).
-    facts.session = Session(scope.admit("session", ev["ms"]), ev["ws"], ev.get("dur", 0), started, targets)
+    facts.session = Session(_session(resource, scope, ev["ms"]), ev["ws"], ev.get("dur", 0), started, resource.targets)
+
+
+def _session(resource: Resource, scope: EventScope, ms: str) -> str:
+    """The session id `ms` as the caps admit it. The resource keeps the last one admitted
+    as itself (whoever's: compared with `ms`): a request's media events of a resource are
+    nearly all of one session."""
+    last = resource.session
+    if last is not None and last[0] == ms:
+        return last[1]
+    admitted = scope.admit("session", ms)
+    if admitted != OTHER:
+        resource.session = (ms, admitted)
+    return admitted
 
 
 def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) -> tuple[tuple[str, str, str], ...]:

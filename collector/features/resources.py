@@ -10,39 +10,54 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
-from collector.features.facts import EventScope, target_field
+from collector.features.facts import KEY_STRINGS, EventScope, target_field
 from collector.hit.caps import OTHER
 from collector.store import keys, names
 
 RESOURCE_TYPES: Final = frozenset({"video", "audio", "textbook", "document"})
-# Event field -> the label dimension it fills. (resource_of's key writes these fields out, for
-# speed: a field added here goes there too, or two resources differing in it would share targets.)
+# Event field -> the label dimension it fills. (resource_of reads these fields out, for speed:
+# a field added here goes there and to Resource's name too, or two resources differing in it
+# would share targets.)
 LABEL_FIELDS: Final = (("subj", "subject"), ("stage", "stage"), ("src", "source"))
 CATALOGUE_NAME_MAX = 128
 
 
-# Resources a scope keeps (Resource, EventScope.resources) before it starts afresh: a
-# request's events name a few (the bench's batches one a page); a scope lasts one request.
-RESOURCES_KEPT: Final = 64
+# Resources an app's day keeps (Resource, EventScope.resources) before it starts afresh: a
+# request's events name a few (the bench's batches one a page), its pages a catalogue.
+RESOURCES_KEPT: Final = 256
 
 
 class Resource:
-    """A resource as one visitor's events of an app's day name it (EventScope.resources):
-    its targets (resource_targets), and what is made of them, made once. A batch's media and
-    interaction events nearly all name their page's resource, and each one admitted it and
-    its labels in the caps and looked up its key strings again (bench/RESULTS.md, session 19).
+    """A resource as an app's day's events name it (EventScope.resources): its targets
+    (resource_targets), and what is made of them, made once. A batch's media and interaction
+    events nearly all name their page's resource, and each one admitted it and its labels
+    in the caps and looked up its key strings again (bench/RESULTS.md, session 19); each
+    request made it anew until session 21.
     Kept only when no target value went to (other): each such event must still be counted
     as overflowing (caps.admit), and admitted values stay admitted while the scope's caps
     generation holds."""
 
-    __slots__ = ("key", "targets", "_fields", "media_members")
+    __slots__ = (
+        "rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "media_members", "members_scope", "session",
+    )
 
-    def __init__(self, key: tuple[Any, ...], targets: tuple[tuple[str, str], ...]) -> None:
-        self.key = key  # resource_of's: the fields it was made of
+    def __init__(self, rid: str, rt: str, subj: str, stage: str, src: str, targets: tuple[tuple[str, str], ...]) -> None:
+        # The event fields it was made of (resource_of's; "" for an absent label).
+        self.rid, self.rt, self.subj, self.stage, self.src = rid, rt, subj, stage, src
         self.targets = targets
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
-        # media.count's HyperLogLog members of this resource for the scope's visitor.
+        self._units: dict[str, tuple[Any, ...]] = {}
+        # media.count's HyperLogLog members of this resource for a visitor: that of the scope
+        # they were made in (members_scope, compared by identity).
         self.media_members: tuple[tuple[str, str, str], ...] | None = None
+        self.members_scope: EventScope | None = None
+        # media.count's last session id (`ms`) and what the caps admitted it as, when itself.
+        self.session: tuple[str, str] | None = None
+
+    def named(self, rid: str, rt: str, subj: str, stage: str, src: str) -> bool:
+        """Whether these are the fields it was made of (compared as strings: a tuple of them,
+        made and compared per event, cost ~1,000 instructions)."""
+        return rid == self.rid and rt == self.rt and subj == self.subj and stage == self.stage and src == self.src
 
     def fields(self, metric: str) -> tuple[tuple[str, str], ...]:
         """target_field of each target, for `metric`."""
@@ -51,22 +66,37 @@ class Resource:
             found = self._fields[metric] = tuple(target_field(dim, value, metric) for dim, value in self.targets)
         return found
 
+    def unit_incs(self, metric: str) -> tuple[Any, ...]:
+        """The increment of 1 to `metric` of each target, as DeepFacts.count makes it
+        (KEY_STRINGS.unit_inc): added to an event's facts as they are."""
+        found = self._units.get(metric)
+        if found is None:
+            found = self._units[metric] = tuple(KEY_STRINGS.unit_inc(dim, metric, value) for dim, value in self.targets)
+        return found
+
 
 def resource_of(ev: dict, scope: EventScope) -> Resource:
     """The event's resource: the one kept by `scope` for the same fields, else a new one
     (resource_targets), kept unless a value of it went to (other)."""
     kept = scope.resources()
-    key = (ev["rid"], ev.get("rt"), ev.get("subj"), ev.get("stage"), ev.get("src"))  # rid, rt and LABEL_FIELDS
+    # rid, rt and LABEL_FIELDS, each read once. An absent label and an empty one are alike
+    # (resource_targets counts neither); validated, each present one is a string.
+    rid: str = ev["rid"]
+    rt: str = ev.get("rt") or ""
+    subj: str = ev.get("subj") or ""
+    stage: str = ev.get("stage") or ""
+    src: str = ev.get("src") or ""
     # The scope's last resource first: a request's events nearly all name the same one, and
     # comparing the fields' strings with its own is cheaper than hashing them for the lookup.
     last = scope.last_resource
-    if last is not None and cast(Resource, last).key == key:
+    if last is not None and cast(Resource, last).named(rid, rt, subj, stage, src):
         return cast(Resource, last)
+    key = (rid, rt, subj, stage, src)
     found = kept.get(key)
     if found is not None:
         scope.last_resource = found
         return cast(Resource, found)
-    resource = Resource(key, resource_targets(ev, scope))
+    resource = Resource(rid, rt, subj, stage, src, resource_targets(scope, rid, rt, subj, stage, src))
     if all(value != OTHER for _, value in resource.targets):
         if len(kept) >= RESOURCES_KEPT:
             kept.clear()
@@ -75,14 +105,12 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
     return resource
 
 
-def resource_targets(ev: dict, scope: EventScope) -> tuple[tuple[str, str], ...]:
+def resource_targets(scope: EventScope, rid: str, rt: str, subj: str, stage: str, src: str) -> tuple[tuple[str, str], ...]:
     """Where a resource's counts go: the counters hash (""), the resource, each label it has."""
-    rt = ev.get("rt")
-    targets = [("", ""), ("resource", scope.admit("resource", ev["rid"]))]
+    targets = [("", ""), ("resource", scope.admit("resource", rid))]
     if rt:
         targets.append(("rtype", rt if rt in RESOURCE_TYPES else "other"))
-    for field, dim in LABEL_FIELDS:
-        value = ev.get(field)
+    for value, (_, dim) in zip((subj, stage, src), LABEL_FIELDS, strict=True):
         if value:
             targets.append((dim, scope.admit("label", value)))
     return tuple(targets)

@@ -7,6 +7,8 @@ hash (track_exposures, track_clicks, entries).
 
 from __future__ import annotations
 
+from typing import Any
+
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
@@ -16,27 +18,58 @@ BREAKDOWN_DIMENSIONS = ("track", "item")
 
 
 def count_pageview(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    if "etr" in ev:
-        _count(facts, scope, "entries", ev["etr"], ev["epos"])
+    track = ev.get("etr")
+    if track is not None:
+        _count(facts, scope, "entries", track, ev["epos"])
 
 
 def count_click(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    if "tr" in ev and "pos" in ev:
-        _count(facts, scope, "clicks", ev["tr"], ev["pos"])
+    # Each field read once: the event's keys are not the literals' objects, and a present
+    # key's lookup compares the strings (~150 instructions), `in` and [] each.
+    track = ev.get("tr")
+    if track is not None:
+        pos = ev.get("pos")
+        if pos is not None:
+            _count(facts, scope, "clicks", track, pos)
 
 
-def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    if "tr" in ev:  # (without a track it is a target's exposure: clicks.py)
-        _count(facts, scope, "exposures", ev["tr"], ev["pos"])
+def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> bool:
+    """Whether the exposure is a track item's (without a track it is a target's: clicks.py)."""
+    track = ev.get("tr")
+    if track is None:
+        return False
+    _count(facts, scope, "exposures", track, ev["pos"])
+    return True
 
 
 def _count(facts: DeepFacts, scope: EventScope, metric: str, track: str, pos: int) -> None:
-    """A click-track count: per component and per item (component#position)."""
-    track = scope.admit("component", track)
-    item = scope.admit("component", KEY_STRINGS.item(track, pos)) if track != OTHER else track
-    facts.total(names.TRACK_TOTAL_OF_METRIC[metric])
-    facts.count("track", track, metric)
-    facts.count("item", item, metric)
+    """A click-track count: a total, per component and per item (component#position).
+
+    The three increments are the app's day's memo's (EventScope.memo, by metric, track and
+    position) once made of a track and item admitted as themselves: its pages' exposures
+    and clicks name a few items again and again."""
+    memo = scope.memo(metric)
+    of_track: dict[int, Any] | None = memo.get(track)  # (typed: its get is a dict's, not a method call)
+    if of_track is not None:
+        found = of_track.get(pos)
+        if found is not None:
+            facts.incs.extend(found)
+            return
+    admitted = scope.admit("component", track)
+    item = scope.admit("component", KEY_STRINGS.item(admitted, pos)) if admitted != OTHER else admitted
+    # facts.total, then facts.count of the track and of the item (the journal's order).
+    incs = (
+        KEY_STRINGS.unit_inc("", names.TRACK_TOTAL_OF_METRIC[metric], ""),
+        KEY_STRINGS.unit_inc("track", metric, admitted),
+        KEY_STRINGS.unit_inc("item", metric, item),
+    )
+    facts.incs.extend(incs)
+    if item != OTHER:  # (and so the track is not either)
+        scope.remember()
+        of_track = memo.get(track)
+        if of_track is None:
+            of_track = memo[track] = {}
+        of_track[pos] = incs
 
 
 def figures(reading: BucketReading) -> dict:
