@@ -31,9 +31,12 @@ def both(of_suffix: dict[str, Any], incs: list[Any]) -> tuple[Any, Any]:
         except (TypeError, ValueError) as exc:
             raised = exc
         outcomes.append((into, raised))
-    (python, python_raised), (c, c_raised) = outcomes
-    return (python, {k: {f: (v, type(v)) for f, v in n.items()} for k, n in python.items()}, python_raised is None), (
-        c, {k: {f: (v, type(v)) for f, v in n.items()} for k, n in c.items()}, c_raised is None)
+    return tuple((into, _typed(into), raised is None) for into, raised in outcomes)
+
+
+def _typed(of_suffix: dict[str, Any]) -> dict[str, Any]:
+    """The totals with their types (True == 1, but a total must be an int)."""
+    return {k: {f: (v, type(v)) for f, v in n.items()} if isinstance(n, dict) else n for k, n in of_suffix.items()}
 
 
 @needs_c
