@@ -89,7 +89,6 @@ C_MODULES = {
     "collector.web._head_scan": "web/_head_scan.c",
     "collector.enrich._ua_mask": "enrich/_ua_mask.c",
     "collector.store._resp": "store/_resp.c",
-    "collector.store._deep_incs": "store/_deep_incs.c",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from collector.enrich.device import BOT
 from collector.features.deep import DeepFacts
@@ -26,7 +26,6 @@ from collector.hit.record import (
     FirstPartyEntry,
     Hit,
 )
-from collector.native import c_module
 from collector.store import names
 from collector.store.pacing import no_pacing
 from collector.untracked import untracked, untracked_set
@@ -305,29 +304,6 @@ def _shed(entries: dict[Any, Any] | set[Any], left: int) -> int:
     return left
 
 
-def add_incs(of_suffix: dict[str, dict[str, int]], incs: list[tuple[str, str, int]]) -> None:
-    """Each (suffix, field, amount) of a deep event's `incs` added to of_suffix[suffix][field]
-    (an (app, minute)'s increments in Snapshot.deep_incs). The reference of
-    store/_deep_incs.c's add_incs, which Aggregator runs when built (_deep_adder)."""
-    for suffix, name, amount in incs:
-        names = of_suffix.get(suffix)
-        if names is None:
-            # Strings and ints only: CPython keeps such a dict out of the collector's walks.
-            names = of_suffix[suffix] = {}
-        names[name] = names.get(name, 0) + amount
-
-
-def _deep_adder() -> Callable[[dict[str, dict[str, int]], list[tuple[str, str, int]]], None]:
-    """add_incs, or store/_deep_incs.c's when built: the same dict calls, without compiled
-    code's unpacking of each increment and boxing of each total (~650 instructions an
-    increment, ~4 increments a deep event: bench/RESULTS.md, session 21)."""
-    module = c_module("collector.store._deep_incs")
-    return add_incs if module is None else cast(Callable[[dict[str, dict[str, int]], list[tuple[str, str, int]]], None], module.add_incs)
-
-
-_ADD_INCS: Final = _deep_adder()
-
-
 class Aggregator:
     def __init__(self) -> None:
         self._current = Snapshot()
@@ -497,7 +473,12 @@ class Aggregator:
             of_suffix = self._deep_incs
             if of_suffix is None:
                 of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
-            _ADD_INCS(of_suffix, deep.incs)
+            for suffix, name, amount in deep.incs:
+                names = of_suffix.get(suffix)
+                if names is None:
+                    # Strings and ints only: CPython keeps such a dict out of the collector's walks.
+                    names = of_suffix[suffix] = {}
+                names[name] = names.get(name, 0) + amount
         if deep.members:
             members = self._deep_members
             if members is None:
