@@ -698,6 +698,9 @@ def _tuple_new() -> Callable[[type[Hit], tuple[Any, ...]], Hit]:
 
 
 _new_tuple: Final = _tuple_new()
+# Hit as a Final: compiled code keeps it in a C variable; an imported name is looked up in
+# the module's dict at each use (~130 instructions a hit, bench/RESULTS.md, session 21).
+_HIT: Final[type[Hit]] = Hit
 
 
 def _hit(
@@ -712,7 +715,7 @@ def _hit(
     defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
     object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
     compiled code's unboxing and boxing."""
-    return _new_tuple(Hit, (
+    return _new_tuple(_HIT, (
         app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
         scroll, first_party_id, deep, lang, event_id, resent,
     ))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, Final
 
 from collector.enrich.device import BOT
@@ -26,9 +25,6 @@ from collector.hit.record import (
     CellEntry,
     FirstPartyEntry,
     Hit,
-    audience_of,
-    cell_of,
-    first_party_of,
 )
 from collector.store import names
 from collector.store.pacing import no_pacing
@@ -58,24 +54,37 @@ def _untracked(sums: list[int]) -> list[int]:
 # while the snapshot lived (bench/RESULTS.md, session 11). Made once a second (or once per
 # part), they cost nothing per hit.
 
-# The entry getters as returning any object: compiled, a value typed as a fixed-length
-# tuple is unpacked into its fields and packed again as a new tuple at each use (a dict
-# lookup, a set insertion); a hit's entries are only looked up, and rebuilt when new.
-_cell_of: Callable[[Hit], Any] = cell_of
-_audience_of: Callable[[Hit], Any] = audience_of
-_first_party_of: Callable[[Hit], Any] = first_party_of
-# A hit's minute as the object it holds (one per minute value: hit/ingest.py
-# _minute_object), put into the event ids' and the deep tag's keys as is; read as an int,
-# compiled code would box a new int object into each of those keys.
-_minute_of: Callable[[Hit], Any] = itemgetter(Hit._fields.index("minute"))
-
-# Where _kept_cell and _kept_audience find an entry's device and region.
-_CELL_DEVICE: Final = 3
-_CELL_REGION: Final = 4
-_AUDIENCE_DEVICE: Final = 2
-_AUDIENCE_REGION: Final = 3
-if Cell._fields[3:5] != ("device", "region") or Audience._fields[2:4] != ("device", "region"):
-    raise TypeError("the aggregator expects a Cell's device and region 4th and 5th, an Audience's 3rd and 4th")
+# A hit's fields, read by position from the hit as a tuple of any objects (Aggregator.count's
+# `fields`): each is the object the hit holds, put into the snapshot's entries as is. Typed
+# by name (hit.minute: an int), compiled code would box a new int object into each entry
+# where the hit's minute is its one object per minute value (hit/ingest.py _minute_object),
+# which the entries' lookups then compare by identity. A read by position is a C call,
+# where the itemgetters of hit/record.py (cell_of, audience_of) are Python-level calls,
+# ~250-1,200 instructions each (bench/RESULTS.md, session 21).
+_MINUTE: Final = 1
+_ETYPE: Final = 2
+_DEVICE: Final = 3
+_REGION: Final = 4
+_VISITOR: Final = 5
+_MONTH_VISITOR: Final = 6
+_PAGE: Final = 7
+_PAGE_CODE: Final = 8
+_REFERRER: Final = 9
+_VISIT_FLAG: Final = 10
+_LANG: Final = 15
+_POSITIONS: Final = {
+    "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
+    "month_visitor": _MONTH_VISITOR, "page": _PAGE, "page_code": _PAGE_CODE, "referrer": _REFERRER,
+    "visit_flag": _VISIT_FLAG, "lang": _LANG,
+}
+if any(Hit._fields[at] != name for name, at in _POSITIONS.items()):
+    raise TypeError("the aggregator reads a Hit's fields by position: update the positions above")
+# Aggregator._cell_key and _visitor_entry spell a Cell's and an Audience's fields out in
+# their order (the memo key of _sums_of: a Cell's but its app, device and region).
+if Cell._fields != ("app", "minute", "etype", "device", "region", "page", "page_code", "referrer", "visit_flag", "lang"):
+    raise TypeError("Cell's fields changed: update Aggregator._cell_key and _sums_of's memo key")
+if Audience._fields != ("app", "minute", "device", "region", "lang", "visitor", "month_visitor"):
+    raise TypeError("Audience's fields changed: update Aggregator._visitor_entry")
 
 # A "reject" whose reason starts so is a flag on an event that *was* counted (e.g.
 # flagged:foreign_origin, hit/admission.py): it rides the reject records (journal
@@ -330,15 +339,33 @@ class Aggregator:
         self._deep_minute: Any = None
         self._deep_incs: dict[str, dict[str, int]] | None = None
         self._deep_members: set[tuple[str, str, str]] | None = None
+        # The app, Device and Region of the last hit counted (objects: compared by identity),
+        # with the plain tuples (_plain) that stand for that Device and Region in the
+        # current snapshot's entries, and the cube memo: the current snapshot's sums of the
+        # cells counted since those three last changed, by the rest of their Cell's fields
+        # (_sums_of). A request's events share those three objects (hit/ingest.py), and
+        # a cube key of nested tuples is hashed item by item at each lookup (Python 3.11's
+        # tuples keep no hash of their own) and compared item by item with the key found:
+        # ~1,460 instructions a lookup, against a few hundred for the memo's tuple of 7.
+        # Emptied when the three change and at each drain: it never holds another
+        # snapshot's sums, nor more than the current snapshot's cells. `_hit_device` None:
+        # no hit counted since the drain (every hit has a Device).
+        self._hit_app = ""
+        self._hit_device: Any = None
+        self._hit_region: Any = None
+        self._plain_device: Any = None
+        self._plain_region: Any = None
+        self._cells: dict[tuple[Any, ...], list[int]] = {}
 
     def count(self, hit: Hit) -> None:
         snap = self._current
+        fields: tuple[Any, ...] = hit  # read by position as objects (see _MINUTE)
         if hit.event_id:
             if hit.resent:  # counted at flush, once its id is known to be new (store/dedupe.py)
                 snap.resent.append(hit)
                 snap.events += 1
                 return
-            app, minute = hit.app, _minute_of(hit)
+            app, minute = hit.app, fields[_MINUTE]
             ids = self._last_ids
             if minute is not self._last_ids_minute or app != self._last_ids_app:
                 found = snap.event_ids.get((app, minute))
@@ -347,10 +374,7 @@ class Aggregator:
                 ids = found
                 self._last_ids, self._last_ids_app, self._last_ids_minute = ids, app, minute
             ids.append(hit.event_id)
-        key = _cell_of(hit)
-        sums = snap.cube.get(key)
-        if sums is None:
-            sums = snap.cube[self._kept_cell(key)] = _untracked([0, 0, 0, 0])
+        sums = self._sums_of(hit, fields)  # (and the hit's app, device and region are _hit_*'s)
         sums[0] += 1
         if hit.engaged_ms:
             sums[1] += hit.engaged_ms
@@ -360,14 +384,64 @@ class Aggregator:
         snap.events += 1
         if hit.device.device_class != BOT:  # not Device.is_bot: a Python property, called per hit
             if not self._same_visitor(hit):
-                seen = _audience_of(hit)
-                if seen not in snap.visitors:
-                    snap.visitors.add(self._kept_audience(seen))
+                snap.visitors.add(self._visitor_entry(hit, fields))
                 if hit.first_party_id:
-                    snap.first_party.add(_first_party_of(hit))
+                    first_party: Any = (hit.app, fields[_MINUTE], hit.first_party_id)  # (Any: see _cell_key)
+                    snap.first_party.add(first_party)
                 self._last_visitor = hit
             if hit.deep is not None:
-                self._count_deep(hit.app, _minute_of(hit), hit.deep)
+                self._count_deep(hit.app, fields[_MINUTE], hit.deep)
+
+    def _sums_of(self, hit: Hit, fields: tuple[Any, ...]) -> list[int]:
+        """The current snapshot's sums of `hit`'s cell, made when new; through the cube
+        memo when `hit` has the app and the very Device and Region objects of the hit
+        before (see __init__). Under those three, a Cell is its other fields: equal memo
+        keys are equal cube keys, and the memo's value is the list the cube holds."""
+        device, region = fields[_DEVICE], fields[_REGION]
+        if device is self._hit_device and region is self._hit_region and hit.app == self._hit_app:
+            rest = (
+                fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
+                fields[_VISIT_FLAG], fields[_LANG],
+            )
+            sums = self._cells.get(rest)
+            if sums is None:
+                # Mostly a cell new to the snapshot (the memo holds those the request's
+                # events counted already): the key is hashed once, not for a lookup and
+                # again for the insertion.
+                sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
+                self._cells[rest] = sums
+            return sums
+        # Another app, device or region: the memo starts afresh with them. A GET's hit
+        # mostly comes here, and pays no memo entry (the hit after fills it, when it has
+        # the same three).
+        self._cells.clear()
+        self._hit_app, self._hit_device, self._hit_region = hit.app, device, region
+        self._plain_device, self._plain_region = self._plain(device), self._plain(region)
+        cube = self._current.cube
+        key = self._cell_key(hit, fields)
+        sums = cube.get(key)
+        if sums is None:
+            sums = cube[key] = _untracked([0, 0, 0, 0])
+        return sums
+
+    def _cell_key(self, hit: Hit, fields: tuple[Any, ...]) -> Any:
+        """`hit`'s cube key (a CellEntry, Cell's fields in its order) as the snapshot keeps it:
+        its device and region the plain tuples of _hit_device and _hit_region (hit/record.py
+        says why), its other fields the very objects the hit holds. Typed Any: as a
+        CellEntry, compiled code would unpack the tuple at each use and pack it again,
+        the minute boxed as a new int (see _MINUTE)."""
+        return (
+            hit.app, fields[_MINUTE], fields[_ETYPE], self._plain_device, self._plain_region, fields[_PAGE],
+            fields[_PAGE_CODE], fields[_REFERRER], fields[_VISIT_FLAG], fields[_LANG],
+        )
+
+    def _visitor_entry(self, hit: Hit, fields: tuple[Any, ...]) -> Any:
+        """`hit`'s visitor entry (an AudienceEntry, Audience's fields in its order) as the
+        snapshot keeps it, as _cell_key (called after _sums_of: _hit_* are the hit's)."""
+        return (
+            hit.app, fields[_MINUTE], self._plain_device, self._plain_region, fields[_LANG], fields[_VISITOR],
+            fields[_MONTH_VISITOR],
+        )
 
     def _same_visitor(self, hit: Hit) -> bool:
         """`hit` has the visitor entry and the first-party entry of the last hit `count`
@@ -381,24 +455,6 @@ class Aggregator:
             and last.app == hit.app and last.lang == hit.lang and last.first_party_id == hit.first_party_id
         )
 
-    def _kept_cell(self, key: Any) -> Any:
-        """A new cube key (a CellEntry) as the snapshot keeps it (hit/record.py)."""
-        return self._kept(key, _CELL_DEVICE, _CELL_REGION)
-
-    def _kept_audience(self, seen: Any) -> Any:
-        """A new visitor entry (an AudienceEntry) as the snapshot keeps it."""
-        return self._kept(seen, _AUDIENCE_DEVICE, _AUDIENCE_REGION)
-
-    def _kept(self, entry: Any, device_at: int, region_at: int) -> Any:
-        """`entry` with its Device and Region as plain tuples. Its other fields are the very
-        objects of the hit's entry: typed as a CellEntry, compiled code would unbox the
-        minute and box it again as a new int, which every later lookup of the key then
-        compares by value (hit/ingest.py _minute_object)."""
-        values = list(entry)
-        values[device_at] = self._plain(values[device_at])
-        values[region_at] = self._plain(values[region_at])
-        return tuple(values)
-
     def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
         """A Device or Region as the plain tuple of its strings, one per value and snapshot."""
         found = self._plain_values.get(value)
@@ -407,7 +463,7 @@ class Aggregator:
             self._plain_values[found] = found
         return found
 
-    def _count_deep(self, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: _minute_of
+    def _count_deep(self, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: the hit's object (_MINUTE)
         snap = self._current
         if minute is not self._deep_minute or app != self._deep_app:
             self._deep_app, self._deep_minute = app, minute
@@ -452,6 +508,8 @@ class Aggregator:
         self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
         self._last_visitor = None
         self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
+        self._hit_app, self._hit_device, self._hit_region, self._plain_device, self._plain_region = "", None, None, None, None
+        self._cells = {}  # (a new dict: the old one's lists are the drained snapshot's)
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap
