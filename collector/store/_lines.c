@@ -423,20 +423,31 @@ static int put_attribute(Encoder *self, Buffer *buffer, PyObject *owner, const A
     return done;
 }
 
-/* Session.as_json: [ms, ws, dur, started, [list(t) for t in targets]], the targets a list
- * or tuple of lists or tuples (list(t) of anything else is left to Python). */
-static int put_session(Encoder *self, Buffer *buffer, PyObject *session, int depth) {
+/* '[' and then `owner`'s attributes `attributes[0..count)`, each followed by ',': the start of
+ * a deep fact's or a session's list, whose last item its writer adds. */
+static int put_leading_attributes(
+    Encoder *self, Buffer *buffer, PyObject *owner, const Attribute *attributes, int count, int depth) {
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
-    for (int i = MS; i < TARGETS; i++) {
-        int done = put_attribute(self, buffer, session, &self->session[i], depth + 1);
+    for (int i = 0; i < count; i++) {
+        int done = put_attribute(self, buffer, owner, &attributes[i], depth + 1);
         if (done != WRITTEN) {
             return done;
         }
         if (!put_byte(buffer, ',')) {
             return FAILED;
         }
+    }
+    return WRITTEN;
+}
+
+/* Session.as_json: [ms, ws, dur, started, [list(t) for t in targets]], the targets a list
+ * or tuple of lists or tuples (list(t) of anything else is left to Python). */
+static int put_session(Encoder *self, Buffer *buffer, PyObject *session, int depth) {
+    int leading = put_leading_attributes(self, buffer, session, &self->session[MS], TARGETS - MS, depth);
+    if (leading != WRITTEN) {
+        return leading;
     }
     PyObject *targets = read_attribute(session, &self->session[TARGETS]);
     if (targets == NULL) {
@@ -468,17 +479,9 @@ static int put_deep(Encoder *self, Buffer *buffer, PyObject *deep, int depth) {
     if (depth > MAX_DEPTH) {
         return TO_PYTHON;
     }
-    if (!put_byte(buffer, '[')) {
-        return FAILED;
-    }
-    for (int i = INCS; i < SESSION; i++) {
-        int done = put_attribute(self, buffer, deep, &self->deep[i], depth + 1);
-        if (done != WRITTEN) {
-            return done;
-        }
-        if (!put_byte(buffer, ',')) {
-            return FAILED;
-        }
+    int leading = put_leading_attributes(self, buffer, deep, &self->deep[INCS], SESSION - INCS, depth);
+    if (leading != WRITTEN) {
+        return leading;
     }
     PyObject *session = read_attribute(deep, &self->deep[SESSION]);
     if (session == NULL) {
