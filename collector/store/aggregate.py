@@ -226,7 +226,7 @@ class Snapshot:
         left = limit
         for entries in (self.cube, self.visitors, self.first_party, self.rejected):
             left = _shed(entries, left)
-        left = _shed_deep_incs(self.deep_incs, left)
+        left = _shed_grouped(self.deep_incs, left, levels=2)
         left = _shed_grouped(self.deep_members, left)
         for keyed in (self.sessions, self.event_ids):
             left = _shed(keyed, left)
@@ -275,21 +275,13 @@ def _grouped_entries(groups: dict[Any, Any]) -> int:
     return sum(map(len, groups.values()))
 
 
-def _shed_deep_incs(deep_incs: dict[Any, dict[str, dict[str, int]]], left: int) -> int:
-    """_shed for the deep increments: field by field, an emptied suffix's or minute's dict dropped."""
-    while deep_incs and left > 0:
-        key, of_suffix = deep_incs.popitem()
-        left = _shed_grouped(of_suffix, left)
-        if of_suffix:
-            deep_incs[key] = of_suffix
-    return left
-
-
-def _shed_grouped(groups: dict[Any, Any], left: int) -> int:
-    """_shed for a dict of sets or dicts: entry by entry, an emptied one's key dropped."""
+def _shed_grouped(groups: dict[Any, Any], left: int, levels: int = 1) -> int:
+    """_shed for a dict of collections nested `levels` deep (deep members: 1, a set per
+    (app, minute); deep increments: 2, a dict of field dicts per (app, minute)): entry by
+    entry, an emptied collection's key dropped."""
     while groups and left > 0:
         key, entries = groups.popitem()
-        left = _shed(entries, left)
+        left = _shed(entries, left) if levels == 1 else _shed_grouped(entries, left, levels - 1)
         if entries:
             groups[key] = entries
     return left
