@@ -287,3 +287,56 @@ def test_tuples_written_again_are_the_reference_bytes():
             hit = a_hit(deep=DeepFacts(kept[start:start + 50] + [mutable], [mutable]))
             assert assert_same([hit, hit]) is not None
         mutable[1].append("é\x00")  # written anew each time, never kept
+
+
+# store/_lines.c writes a string of fewer than 8 bytes as one chunk (4 and 4 bytes
+# overlapping from 4, its first, middle and last byte below), one of 8 or more 8 bytes at a
+# time and its last bytes as the last 8 when nothing before needed escaping: each length to
+# 17 with one byte to escape (or of 2- to 4-byte UTF-8) at each place, and the bytes next to
+# the ranges it tests (0x1f, space, '!', '#', '[', ']', 0x7f).
+EDGE_BYTES = ("\x00", "\x1f", " ", "!", '"', "#", "[", "\\", "]", "/", "\x7f", "\x80", "é", "页", "🎓")
+
+
+def _edge_texts() -> list[str]:
+    texts = []
+    for size in range(18):
+        texts.append("".join(chr(ord("a") + i % 26) for i in range(size)))
+        for at in range(size):
+            for edge in EDGE_BYTES:
+                texts.append("".join(edge if i == at else chr(ord("a") + i % 26) for i in range(size)))
+    return texts
+
+
+EDGE_TEXTS = _edge_texts()
+
+
+def test_a_string_of_each_length_with_an_edge_byte_at_each_place_is_the_reference_bytes():
+    for start in range(0, len(EDGE_TEXTS), 40):
+        texts = EDGE_TEXTS[start:start + 40]
+        hits = [a_hit(page=text, lang=text[:3], event_id=text[-5:]) for text in texts]
+        assert assert_same(hits) is not None
+
+
+# _lines.c counts an int's digits from its bit length and one compare with a power of ten:
+# each side of every power of ten, each power of two, to the 64-bit ends.
+EDGE_INTS = sorted({sign * n for k in range(20) for n in (10**k - 1, 10**k, 10**k + 1) for sign in (1, -1)}
+                   | {sign * n for k in range(64) for n in (2**k - 1, 2**k, 2**k + 1) for sign in (1, -1)})
+EDGE_INTS = [n for n in EDGE_INTS if -(2**63) <= n < 2**63] + [-(2**63)]
+
+
+def test_an_int_each_side_of_a_power_of_ten_or_two_is_the_reference_bytes():
+    for start in range(0, len(EDGE_INTS), 50):
+        hits = [a_hit(minute=n, scroll=-n if -n < 2**63 else n) for n in EDGE_INTS[start:start + 50]]
+        assert assert_same(hits) is not None
+
+
+def test_request_fields_of_equal_but_not_the_same_str_share_a_line():
+    """_lines.c compares two str of a run's request fields itself (length, kind, bytes):
+    equal texts of every kind share a line, texts that differ in length, kind or one code
+    point do not."""
+    texts = ["app", "appé", "app页", "app🎓", "ap", "apq", "", "é", "\x00"]
+    for text in texts:
+        for other in texts:
+            copied = "".join(list(other))  # a new str object of the same text
+            lines = assert_same([a_hit(app=text), a_hit(app=copied), a_hit(app=text, first_party_id="".join(list("vid1")))])
+            assert lines is not None and len(lines) == (1 if text == other else 3)

@@ -111,11 +111,10 @@ static int find_attributes(PyTypeObject *type, const char *const *names, Attribu
     return 1;
 }
 
-/* Room for `more` bytes past the end; FAILED on failure (memory error set). */
-static int reserve(Buffer *buffer, Py_ssize_t more) {
-    if (buffer->length + more <= buffer->capacity) {
-        return WRITTEN;
-    }
+/* The buffer grown to hold `more` bytes past the end; FAILED on failure (memory error set).
+ * Apart from reserve: its call is then the only code every write carries (a line of
+ * POST-50 never grows: STACK_BYTES). */
+static Py_NO_INLINE int grow(Buffer *buffer, Py_ssize_t more) {
     Py_ssize_t capacity = buffer->capacity * 2;
     if (capacity < buffer->length + more) {
         capacity = buffer->length + more;
@@ -139,7 +138,15 @@ static int reserve(Buffer *buffer, Py_ssize_t more) {
     return WRITTEN;
 }
 
-static int put_byte(Buffer *buffer, char byte) {
+/* Room for `more` bytes past the end; FAILED on failure (memory error set). */
+static inline int reserve(Buffer *buffer, Py_ssize_t more) {
+    if (buffer->length + more <= buffer->capacity) {
+        return WRITTEN;
+    }
+    return grow(buffer, more);
+}
+
+static inline int put_byte(Buffer *buffer, char byte) {
     if (!reserve(buffer, 1)) {
         return FAILED;
     }
@@ -147,7 +154,7 @@ static int put_byte(Buffer *buffer, char byte) {
     return WRITTEN;
 }
 
-static int put_bytes(Buffer *buffer, const char *bytes, Py_ssize_t size) {
+static inline int put_bytes(Buffer *buffer, const char *bytes, Py_ssize_t size) {
     if (!reserve(buffer, size)) {
         return FAILED;
     }
@@ -211,10 +218,77 @@ static inline int any_to_escape(uint64_t bytes) {
     return (below_space | ((quotes - ONES) & ~quotes & HIGHS) | ((backslashes - ONES) & ~backslashes & HIGHS)) != 0;
 }
 
+/* Bytes that are no byte of a string to escape: what a chunk of fewer than 8 bytes is
+ * filled up with (any_to_escape then looks at 8). */
+#define CLEAN_FILL 0x6161616161000000ULL /* 'a' in its 5 high bytes */
+
+/* `size` UTF-8 bytes as they are (no byte to escape) or escaped, from `in` to `out` (room
+ * for 6 a byte); returns where the next goes. A string of fewer than 8 bytes (most of a
+ * hit's: "pageview", "zh-cn", ids, a deep fact's names) is checked as one chunk of 8 made
+ * of bytes it holds: 4 and 4 overlapping, or its first, middle and last byte and CLEAN_FILL
+ * (each byte is among them), and written the same way. */
+static inline char *put_utf8(char *out, const unsigned char *in, Py_ssize_t size) {
+    const unsigned char *end = in + size;
+    if (size < 8) {
+        if (size >= 4) {
+            uint32_t head, tail;
+            memcpy(&head, in, 4);
+            memcpy(&tail, end - 4, 4);
+            if (!any_to_escape(head | (uint64_t)tail << 32)) {
+                memcpy(out, &head, 4);
+                memcpy(out + size - 4, &tail, 4);
+                return out + size;
+            }
+        } else if (size > 0) {
+            unsigned char first = in[0], middle = in[size >> 1], last = end[-1];
+            if (!any_to_escape(first | (uint64_t)middle << 8 | (uint64_t)last << 16 | CLEAN_FILL)) {
+                out[0] = (char)first;
+                out[size >> 1] = (char)middle;
+                out[size - 1] = (char)last;
+                return out + size;
+            }
+        }
+        while (in < end) {
+            out = put_escaped(out, *in++);
+        }
+        return out;
+    }
+    char *first_out = out;
+    const unsigned char *first_in = in;
+    while (end - in >= 8) {
+        uint64_t chunk;
+        memcpy(&chunk, in, 8);
+        if (any_to_escape(chunk)) {
+            for (int i = 0; i < 8; i++) {
+                out = put_escaped(out, in[i]);
+            }
+        } else {
+            memcpy(out, in, 8);
+            out += 8;
+        }
+        in += 8;
+    }
+    if (in < end && out - first_out == in - first_in) {
+        /* The last bytes, as the last 8 of the string when nothing was escaped so far (the
+         * output is then the input, byte for byte): the chunk overlaps bytes already written
+         * with the same bytes. */
+        uint64_t chunk;
+        memcpy(&chunk, end - 8, 8);
+        if (!any_to_escape(chunk)) {
+            memcpy(out - (8 - (end - in)), end - 8, 8);
+            return out + (end - in);
+        }
+    }
+    while (in < end) {
+        out = put_escaped(out, *in++);
+    }
+    return out;
+}
+
 /* A str as a JSON string. Its UTF-8 is what orjson reads: an ASCII string's own bytes,
  * another's UTF-8 made by PyUnicode_AsUTF8AndSize and kept on the string (orjson.dumps keeps
  * it the same way, so the reference's memory is this one's). TO_PYTHON at a surrogate. */
-static int put_str(Buffer *buffer, PyObject *text) {
+static Py_NO_INLINE int put_str(Buffer *buffer, PyObject *text) {
     const char *utf8;
     Py_ssize_t size;
     if (PyUnicode_IS_COMPACT_ASCII(text)) {
@@ -231,44 +305,33 @@ static int put_str(Buffer *buffer, PyObject *text) {
     if (!reserve(buffer, size * 6 + 2)) {
         return FAILED;
     }
-    const unsigned char *in = (const unsigned char *)utf8;
-    const unsigned char *end = in + size;
     char *out = buffer->data + buffer->length;
     *out++ = '"';
-    while (end - in >= 8) {
-        uint64_t chunk;
-        memcpy(&chunk, in, 8);
-        if (any_to_escape(chunk)) {
-            for (int i = 0; i < 8; i++) {
-                out = put_escaped(out, in[i]);
-            }
-        } else {
-            memcpy(out, in, 8);
-            out += 8;
-        }
-        in += 8;
-    }
-    if (in < end && size >= 8 && out - (buffer->data + buffer->length + 1) == in - (const unsigned char *)utf8) {
-        /* The last bytes, as the last 8 of the string when nothing was escaped so far (the
-         * output is then the input, byte for byte): the chunk overlaps bytes already written
-         * with the same bytes. */
-        uint64_t chunk;
-        memcpy(&chunk, end - 8, 8);
-        if (!any_to_escape(chunk)) {
-            memcpy(out - (8 - (end - in)), end - 8, 8);
-            out += end - in;
-            in = end;
-        }
-    }
-    while (in < end) {
-        out = put_escaped(out, *in++);
-    }
+    out = put_utf8(out, (const unsigned char *)utf8, size);
     *out++ = '"';
     buffer->length = out - buffer->data;
     return WRITTEN;
 }
 
-static int put_int(Buffer *buffer, PyObject *number) {
+/* 10**0 to 10**19: decimal_digits' bounds. */
+static const unsigned long long powers_of_ten[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+    10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+    1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
+    10000000000000000000ULL,
+};
+
+/* How many decimal digits `n` has (1 for 0). Its bit length times log10(2) (1233 / 4096) is
+ * floor(log10(n)) or one more, which one compare with a power of ten tells. Counted of
+ * n | 1: the same digits (an even n's n + 1 is 1 or odd, never 10**k for k > 0), and no zero
+ * for __builtin_clzll. */
+static inline int decimal_digits(unsigned long long n) {
+    unsigned long long odd = n | 1;
+    int guess = ((64 - __builtin_clzll(odd)) * 1233) >> 12;
+    return guess + 1 - (odd < powers_of_ten[guess]);
+}
+
+static Py_NO_INLINE int put_int(Buffer *buffer, PyObject *number) {
     long long value;
 #if PY_VERSION_HEX < 0x030C0000
     /* CPython 3.11's layout: an int of one 30-bit digit (most of them: minutes, counts) has
@@ -292,27 +355,26 @@ static int put_int(Buffer *buffer, PyObject *number) {
     if (!reserve(buffer, 21)) {
         return FAILED;
     }
-    char scratch[24];
-    char *end = scratch + sizeof scratch;
-    char *start = end;
+    char *out = buffer->data + buffer->length;
     /* Negated as unsigned: LLONG_MIN has no positive long long. */
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    while (magnitude >= 10) {
-        start -= 2;
-        memcpy(start, digit_pairs + 2 * (magnitude % 100), 2);
+    if (value < 0) {
+        *out++ = '-';
+    }
+    /* Written in place from its last digit, two at a time: no scratch copy. */
+    char *end = out + decimal_digits(magnitude);
+    char *at = end;
+    while (magnitude >= 100) {
+        at -= 2;
+        memcpy(at, digit_pairs + 2 * (magnitude % 100), 2);
         magnitude /= 100;
     }
-    if (start == end || magnitude) {
-        *--start = (char)('0' + magnitude);
+    if (magnitude >= 10) {
+        memcpy(at - 2, digit_pairs + 2 * magnitude, 2);
+    } else {
+        at[-1] = (char)('0' + magnitude);
     }
-    if (value < 0) {
-        *--start = '-';
-    }
-    char *out = buffer->data + buffer->length;
-    for (char *digit = start; digit < end; digit++) {
-        *out++ = *digit;
-    }
-    buffer->length = out - buffer->data;
+    buffer->length = end - buffer->data;
     return WRITTEN;
 }
 
@@ -334,7 +396,7 @@ static int put_hex(Buffer *buffer, PyObject *data) {
     return WRITTEN;
 }
 
-static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth);
+static inline int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth);
 static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int depth);
 
 /* A tuple's JSON, kept. A deep fact's increments are mostly the very tuples features/facts.py
@@ -502,14 +564,11 @@ static int put_deep(Encoder *self, Buffer *buffer, PyObject *deep, int depth) {
     return put_byte(buffer, ']');
 }
 
-/* A value as orjson writes it; deep facts (orjson's `default` in records.py) as as_json's. */
-static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth) {
-    if (PyUnicode_CheckExact(value)) {
-        return put_str(buffer, value);
-    }
-    if (PyLong_CheckExact(value)) {
-        return put_int(buffer, value);
-    }
+/* What put_value does not write itself: None, tuples, lists, deep facts; the rest is left
+ * to Python. Apart: put_value, inlined in the loops over items and a row's fields, is then
+ * two type tests and a call, with no frame of its own (put_value held all of it: ~24
+ * instructions of saving and restoring registers a value, bench/RESULTS.md session 22). */
+static Py_NO_INLINE int put_other(Encoder *self, Buffer *buffer, PyObject *value, int depth) {
     if (value == Py_None) {
         return put_bytes(buffer, "null", 4);
     }
@@ -525,6 +584,17 @@ static int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth) 
     return TO_PYTHON; /* a bool, a float, a subclass, another object: records.py decides */
 }
 
+/* A value as orjson writes it; deep facts (orjson's `default` in records.py) as as_json's. */
+static inline int put_value(Encoder *self, Buffer *buffer, PyObject *value, int depth) {
+    if (PyUnicode_CheckExact(value)) {
+        return put_str(buffer, value);
+    }
+    if (PyLong_CheckExact(value)) {
+        return put_int(buffer, value);
+    }
+    return put_other(self, buffer, value, depth);
+}
+
 /* The request field `value` is written as `as`. */
 static int put_request_field(Encoder *self, Buffer *buffer, PyObject *value, int as) {
     if (as == AS_ITEMS) {
@@ -536,6 +606,14 @@ static int put_request_field(Encoder *self, Buffer *buffer, PyObject *value, int
     return put_value(self, buffer, value, 1);
 }
 
+/* Two compact exact str of the same text (str.__eq__: the same length, kind and code points; a
+ * compact str's data is canonical, its kind the narrowest that holds it). */
+static inline int same_text(PyObject *a, PyObject *b) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
+    return length == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)length * PyUnicode_KIND(a)) == 0;
+}
+
 /* records.py's _shares_with: `hit` has `first`'s request fields, the same objects or equal
  * ones. -1: a comparison failed (its error cleared: Python compares again, and raises). */
 static int shares_with(Encoder *self, PyObject *hit, PyObject *first) {
@@ -543,6 +621,14 @@ static int shares_with(Encoder *self, PyObject *hit, PyObject *first) {
         PyObject *mine = PyTuple_GET_ITEM(hit, self->request_at[i]);
         PyObject *theirs = PyTuple_GET_ITEM(first, self->request_at[i]);
         if (mine == theirs) {
+            continue;
+        }
+        if (PyUnicode_CheckExact(mine) && PyUnicode_CheckExact(theirs) && PyUnicode_IS_COMPACT(mine) &&
+            PyUnicode_IS_COMPACT(theirs)) {
+            /* str == str, without the calls (an event's app key: a new str each event) */
+            if (!same_text(mine, theirs)) {
+                return 0;
+            }
             continue;
         }
         int equal = PyObject_RichCompareBool(mine, theirs, Py_EQ);
