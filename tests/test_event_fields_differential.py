@@ -362,3 +362,28 @@ def test_the_whole_event_comparison_fails_on_a_judge_that_is_wrong(mutant):
     with pytest.raises(AssertionError):
         for event in whole_event_edges():
             assert_judged_as_python(event, judge)
+
+
+def fresh(text: str) -> str:
+    """A new str object of `text` (not orjson's kept key, not an interned literal)."""
+    return "".join(list(text))
+
+
+@compiled_only
+def test_keys_known_by_identity_are_judged_as_python_judges_them():
+    """hit/_query.c keeps what each dict key is by the key's identity (KEY_SLOTS of them,
+    each holding its key): keys made anew for each event, so that a key freed at once would
+    leave its address to the next (a known name out of its bounds, then an unknown name of
+    the same length with the same value), more distinct keys than it keeps, and orjson's
+    kept keys again, are each judged as the Python judges them."""
+    judge = protocol._EVENT_CLEAN
+    assert judge is not None
+    for round_ in range(600):
+        name = ("sd", "zq", "et", "qz")[round_ % 4]  # sd and et: integer fields of bounds 0..100, 0..
+        assert_judged_as_python({**BASE, fresh(name): -5}, judge)
+        assert_judged_as_python({fresh("k"): "app", fresh("t"): "pageview", fresh("u"): "https://e.edu/x", fresh(name): 50},
+                                judge)
+        assert_judged_as_python({**BASE, fresh(f"x{round_}"): 1, fresh("sd"): 101}, judge)
+    body = orjson.dumps([{**BASE, "sd": sd, "zq": -1, f"y{n % 300}": 1} for n, sd in enumerate((1, 101, -1, 50) * 200)])
+    for event in orjson.loads(body) + orjson.loads(body):
+        assert_judged_as_python(event, judge)

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
+#define KEY_SLOTS 256   /* a power of two: dict keys whose Known is kept by identity (KnownKey) */
 #define STACK_BYTES 2048
 #define INTEGER_CHARS 20 /* protocol._INTEGER_DIGITS_MAX: longer integer text is refused there */
 #define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
@@ -61,6 +62,18 @@ typedef struct {
     int index;            /* the name's place among the names (0, 1, ...): EventJudge's `seen` */
 } Known;
 
+/* A POST event's key (an exact ASCII str) and its Known (NULL: no name the protocol knows),
+ * kept by identity (session 22). orjson keeps the str it makes of a key and gives the same
+ * object for that key in every body, so the ~11 keys of an event are mostly the very objects
+ * of the event before: their Known is then a pointer compare, not a hash of the name and a
+ * memcmp in known_name (~350 instructions an event). Safe as the slot holds a reference to
+ * its key (its address is not reused while kept) and a str cannot change. A slot is taken by
+ * the last key looked up that hashes to it: at most KEY_SLOTS keys are held. */
+typedef struct {
+    PyObject *name;
+    const Known *known;
+} KnownKey;
+
 typedef struct {
     PyObject_HEAD
     PyObject *kept_encoded; /* dict: name -> the longest value kept encoded */
@@ -71,6 +84,7 @@ typedef struct {
     int props_judged;
     Py_ssize_t props_max_keys, props_max_key, props_max_value;
     Known known[KNOWN_SLOTS];
+    KnownKey keys[KEY_SLOTS];
 } QueryDecoder;
 
 /* What a byte of the query means to the scan: 0 for most. */
@@ -237,6 +251,9 @@ static int QueryDecoder_init(QueryDecoder *self, PyObject *args, PyObject *kwds)
 static void QueryDecoder_dealloc(QueryDecoder *self) {
     for (size_t at = 0; at < KNOWN_SLOTS; at++) {
         Py_XDECREF(self->known[at].name);
+    }
+    for (size_t at = 0; at < KEY_SLOTS; at++) {
+        Py_XDECREF(self->keys[at].name);
     }
     Py_XDECREF(self->kept_encoded);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -506,7 +523,23 @@ static int props_within_rules(const QueryDecoder *self, PyObject *value) {
  * (tests/test_event_fields_differential.py).
  * With `seen` (self->count entries, all NULL), each known name's value is put at its index
  * (borrowed from `event`): EventJudge then finds a field without a look-up in the dict. */
-static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObject **seen) {
+/* known_name of a dict key `name`, an exact ASCII str: by identity (KnownKey) when it is
+ * the key last looked up in its slot, else by its text, then kept. */
+static const Known *known_key(QueryDecoder *self, PyObject *name) {
+    KnownKey *slot = &self->keys[((uintptr_t)name >> 4) & (KEY_SLOTS - 1)];
+    if (slot->name == name) {
+        return slot->known;
+    }
+    const Known *known = known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name));
+    PyObject *replaced = slot->name;
+    Py_INCREF(name);
+    slot->name = name;
+    slot->known = known;
+    Py_XDECREF(replaced); /* a str: its deallocation runs no Python code */
+    return known;
+}
+
+static int fields_within_rules(QueryDecoder *self, PyObject *event, PyObject **seen) {
     if (!PyDict_CheckExact(event)) {
         return 0;
     }
@@ -520,7 +553,7 @@ static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObje
         if (!PyUnicode_IS_ASCII(name)) {
             continue; /* every rule's name is ASCII */
         }
-        const Known *known = known_name(self, (const char *)PyUnicode_DATA(name), PyUnicode_GET_LENGTH(name));
+        const Known *known = known_key(self, name);
         if (known == NULL) {
             continue;
         }
@@ -539,10 +572,24 @@ static int fields_within_rules(const QueryDecoder *self, PyObject *event, PyObje
             if (!known->bounded || !PyLong_CheckExact(value)) {
                 return 0;
             }
-            int overflow = 0;
-            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-            if (overflow || (number == -1 && PyErr_Occurred()) || number < known->lo || number > known->hi) {
-                PyErr_Clear();
+            long long number;
+#if PY_VERSION_HEX < 0x030C0000
+            /* CPython 3.11's layout: an int of one 30-bit digit (most of them) has its sign in
+             * its size; PyLong_AsLongLongAndOverflow reads it the same way, in a call. */
+            Py_ssize_t digits = Py_SIZE(value);
+            if (digits >= -1 && digits <= 1) {
+                number = (long long)digits * (long long)((PyLongObject *)value)->ob_digit[0];
+            } else
+#endif
+            {
+                int overflow = 0;
+                number = PyLong_AsLongLongAndOverflow(value, &overflow);
+                if (overflow || (number == -1 && PyErr_Occurred())) {
+                    PyErr_Clear();
+                    return 0;
+                }
+            }
+            if (number < known->lo || number > known->hi) {
                 return 0;
             }
         } else if (!self->props_judged || !props_within_rules(self, value)) {
