@@ -41,7 +41,6 @@
 #define KNOWN_LONGEST 16 /* a longer name is refused at init: keys past it are never looked up */
 #define MAX_DEPTH 8      /* the beacon sends 3 levels (batch, event, `p`) */
 #define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
-#define PAIRS 32         /* an object's first pairs are held here, then its dict made at its size */
 #define STACK_BYTES 512  /* an escaped string up to this long is unescaped on the stack */
 
 typedef struct {
@@ -350,33 +349,20 @@ static PyObject *integer(Reader *r) {
 
 static PyObject *value(Reader *r);
 
-/* Put the held pairs into `dict` in order, dropping them; -1 when Python failed. A
- * duplicate key keeps its first place and takes the later value, as orjson's dict does. */
-static int put_held(PyObject *dict, PyObject **keys, PyObject **values, Py_ssize_t *held) {
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < *held; i++) {
-        if (!failed && PyDict_SetItem(dict, keys[i], values[i]) < 0) {
-            failed = 1;
-        }
-        Py_DECREF(keys[i]);
-        Py_DECREF(values[i]);
-    }
-    *held = 0;
-    return failed ? -1 : 0;
-}
-
-/* The object whose '{' r->at is on. Its first PAIRS pairs are held until the dict can be
- * made at their number (no resize as an event's ~15 fields go in); past PAIRS the dict is
- * made, the held pairs put in, and the rest go straight in. */
+/* The object whose '{' r->at is on. (Made by PyDict_New and grown as its pairs go in,
+ * as orjson does: _PyDict_NewPresized would save the resizes but makes a dict of general
+ * keys in 3.11, whose every later look-up takes the slower general path.) A duplicate key
+ * keeps its first place and takes the later value, as in orjson's dict. */
 static PyObject *object(Reader *r) {
-    PyObject *keys[PAIRS], *values[PAIRS];
-    Py_ssize_t held = 0;
-    PyObject *dict = NULL;
     r->at++;
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
     skip_space(r);
     if (r->at < r->end && *r->at == '}') {
         r->at++;
-        return PyDict_New();
+        return dict;
     }
     for (;;) {
         if (r->at >= r->end || *r->at != '"') {
@@ -398,25 +384,11 @@ static PyObject *object(Reader *r) {
             Py_DECREF(key);
             goto fail;
         }
-        if (dict == NULL && held == PAIRS) {
-            dict = _PyDict_NewPresized(2 * PAIRS);
-            if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
-                Py_DECREF(key);
-                Py_DECREF(item);
-                goto fail;
-            }
-        }
-        if (dict == NULL) {
-            keys[held] = key;
-            values[held] = item;
-            held++;
-        } else {
-            int failed = PyDict_SetItem(dict, key, item);
-            Py_DECREF(key);
-            Py_DECREF(item);
-            if (failed < 0) {
-                goto fail;
-            }
+        int failed = PyDict_SetItem(dict, key, item);
+        Py_DECREF(key);
+        Py_DECREF(item);
+        if (failed < 0) {
+            goto fail;
         }
         skip_space(r);
         if (r->at >= r->end) {
@@ -431,21 +403,10 @@ static PyObject *object(Reader *r) {
             goto fail;
         }
         r->at++;
-        break;
+        return dict;
     }
-    if (dict == NULL) {
-        dict = _PyDict_NewPresized(held);
-        if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
-            goto fail;
-        }
-    }
-    return dict;
 fail:
-    for (Py_ssize_t i = 0; i < held; i++) {
-        Py_DECREF(keys[i]);
-        Py_DECREF(values[i]);
-    }
-    Py_XDECREF(dict);
+    Py_DECREF(dict);
     return NULL;
 }
 
