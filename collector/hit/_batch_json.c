@@ -41,6 +41,7 @@
 #define KNOWN_LONGEST 16 /* a longer name is refused at init: keys past it are never looked up */
 #define MAX_DEPTH 8      /* the beacon sends 3 levels (batch, event, `p`) */
 #define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
+#define PAIRS 32         /* an object's first pairs are held here, then its dict made at its size */
 #define STACK_BYTES 512  /* an escaped string up to this long is unescaped on the stack */
 
 typedef struct {
@@ -139,12 +140,14 @@ static void skip_space(Reader *r) {
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* A word holds a '"', a '\\', a byte below 0x20 or one of 0x80 and above: a byte the
- * string scan must look at (each test is the classic "has a zero byte" trick). */
-static int word_stops(uint64_t word) {
+/* The bytes of a word the string scan must stop at: a '"', a '\\' or one below 0x20, each
+ * flagged by its top bit (the classic "has a zero byte" tests). The lowest flag is exact:
+ * a false one can only stand above a true one, so the first stop is found by its trailing
+ * zeros. Bytes of 0x80 and above (UTF-8) are no stop: they are only noted. */
+static uint64_t stops_of(uint64_t word) {
     uint64_t quote = word ^ (ONES * '"');
     uint64_t slash = word ^ (ONES * '\\');
-    return (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | (word - ONES * 0x20) | word) & HIGHS ? 1 : 0;
+    return (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((word - ONES * 0x20) & ~word)) & HIGHS;
 }
 
 static int hex_value(unsigned char c) {
@@ -256,17 +259,25 @@ static PyObject *utf8_text(const unsigned char *chars, Py_ssize_t length, int as
 static PyObject *string(Reader *r, int key) {
     const unsigned char *start = ++r->at;
     const unsigned char *at = start;
-    int ascii = 1, escaped = 0;
+    uint64_t high = 0; /* the bytes passed, or'ed: a top bit set is a byte of 0x80 and above */
+    int escaped = 0;
     for (;;) {
-        while (r->end - at >= 8) {
+        if (r->end - at >= 8) {
             uint64_t word;
             memcpy(&word, at, 8);
-            if (word_stops(word)) {
-                break;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            word = __builtin_bswap64(word); /* the first byte the lowest, as trailing zeros count */
+#endif
+            uint64_t stops = stops_of(word);
+            if (stops == 0) {
+                high |= word;
+                at += 8;
+                continue;
             }
-            at += 8;
-        }
-        if (at >= r->end) {
+            unsigned before = (unsigned)__builtin_ctzll(stops) & ~7u; /* bits of the bytes before the stop */
+            high |= before != 0 ? word & (~0ULL >> (64 - before)) : 0;
+            at += before / 8;
+        } else if (at >= r->end) {
             return NULL; /* no closing quote */
         }
         unsigned char c = *at;
@@ -281,11 +292,10 @@ static PyObject *string(Reader *r, int key) {
         if (c < 0x20) {
             return NULL; /* a raw control byte */
         }
-        if (c >= 0x80) {
-            ascii = 0;
-        }
+        high |= c; /* (only a string's last 7 bytes of the body come here) */
         at++;
     }
+    int ascii = (high & HIGHS) == 0;
     const unsigned char *stop = at;
     r->at = stop + 1;
     Py_ssize_t length = stop - start;
@@ -349,20 +359,35 @@ static PyObject *integer(Reader *r) {
 
 static PyObject *value(Reader *r);
 
-/* The object whose '{' r->at is on. (Made by PyDict_New and grown as its pairs go in,
- * as orjson does: _PyDict_NewPresized would save the resizes but makes a dict of general
- * keys in 3.11, whose every later look-up takes the slower general path.) A duplicate key
- * keeps its first place and takes the later value, as in orjson's dict. */
-static PyObject *object(Reader *r) {
-    r->at++;
-    PyObject *dict = PyDict_New();
-    if (dict == NULL) {
-        return NULL;
+/* Put the held pairs into `dict` in order, dropping them; -1 when Python failed. A
+ * duplicate key keeps its first place and takes the later value, as orjson's dict does. */
+static int put_held(PyObject *dict, PyObject **keys, PyObject **values, Py_ssize_t *held) {
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < *held; i++) {
+        if (!failed && PyDict_SetItem(dict, keys[i], values[i]) < 0) {
+            failed = 1;
+        }
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
     }
+    *held = 0;
+    return failed ? -1 : 0;
+}
+
+/* The object whose '{' r->at is on. Its first PAIRS pairs are held until the dict can be
+ * made at their number (no resize as an event's ~12 fields go in: a dict made empty grew
+ * twice, ~600 instructions an event); past PAIRS the dict is made, the held pairs put in,
+ * and the rest go straight in. orjson makes its dicts presized too (_PyDict_NewPresized:
+ * in 3.11 a dict of general keys, which the code after it has always looked up in). */
+static PyObject *object(Reader *r) {
+    PyObject *keys[PAIRS], *values[PAIRS];
+    Py_ssize_t held = 0;
+    PyObject *dict = NULL;
+    r->at++;
     skip_space(r);
     if (r->at < r->end && *r->at == '}') {
         r->at++;
-        return dict;
+        return PyDict_New();
     }
     for (;;) {
         if (r->at >= r->end || *r->at != '"') {
@@ -384,11 +409,25 @@ static PyObject *object(Reader *r) {
             Py_DECREF(key);
             goto fail;
         }
-        int failed = PyDict_SetItem(dict, key, item);
-        Py_DECREF(key);
-        Py_DECREF(item);
-        if (failed < 0) {
-            goto fail;
+        if (dict == NULL && held == PAIRS) {
+            dict = _PyDict_NewPresized(2 * PAIRS);
+            if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
+                Py_DECREF(key);
+                Py_DECREF(item);
+                goto fail;
+            }
+        }
+        if (dict == NULL) {
+            keys[held] = key;
+            values[held] = item;
+            held++;
+        } else {
+            int failed = PyDict_SetItem(dict, key, item);
+            Py_DECREF(key);
+            Py_DECREF(item);
+            if (failed < 0) {
+                goto fail;
+            }
         }
         skip_space(r);
         if (r->at >= r->end) {
@@ -403,10 +442,21 @@ static PyObject *object(Reader *r) {
             goto fail;
         }
         r->at++;
-        return dict;
+        break;
     }
+    if (dict == NULL) {
+        dict = _PyDict_NewPresized(held);
+        if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
+            goto fail;
+        }
+    }
+    return dict;
 fail:
-    Py_DECREF(dict);
+    for (Py_ssize_t i = 0; i < held; i++) {
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
+    }
+    Py_XDECREF(dict);
     return NULL;
 }
 
