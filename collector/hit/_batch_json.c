@@ -37,17 +37,18 @@
 #include <stdint.h>
 #include <string.h>
 
-#define KNOWN_SLOTS 128  /* a power of two, more than twice the names the protocol knows */
-#define KNOWN_LONGEST 16 /* a longer name is refused at init: keys past it are never looked up */
+#define KNOWN_BITS 7     /* 128 slots, more than twice the names the protocol knows */
+#define KNOWN_SLOTS (1u << KNOWN_BITS)
+#define KNOWN_LONGEST 8  /* a name is one 64-bit word: a longer one is refused at init */
 #define MAX_DEPTH 8      /* the beacon sends 3 levels (batch, event, `p`) */
 #define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
 #define PAIRS 32         /* an object's first pairs are held here, then its dict made at its size */
 #define STACK_BYTES 512  /* an escaped string up to this long is unescaped on the stack */
 
 typedef struct {
-    Py_ssize_t length; /* 0: an empty slot */
-    const char *chars; /* the name's ASCII characters (owned by `name`) */
-    PyObject *name;    /* interned */
+    uint64_t word;     /* the name's bytes, the first the lowest (name_word) */
+    Py_ssize_t length;
+    PyObject *name;    /* interned; NULL: an empty slot */
 } Known;
 
 typedef struct {
@@ -63,21 +64,42 @@ typedef struct {
     int depth;
 } Reader;
 
-static size_t known_slot(const unsigned char *chars, Py_ssize_t length) {
-    return ((size_t)length * 31u + (size_t)chars[0] * 7u + (size_t)chars[length - 1]) & (KNOWN_SLOTS - 1);
+/* The 1 to KNOWN_LONGEST bytes at `chars` as one number, the first byte the lowest: one
+ * 8-byte load and a mask when the body has 8 bytes from there (a key is followed by at
+ * least `":x}`, so nearly always), else byte by byte. */
+static uint64_t name_word(const unsigned char *chars, Py_ssize_t length, const unsigned char *end) {
+    uint64_t word = 0;
+    if (end - chars >= 8) {
+        memcpy(&word, chars, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        word = __builtin_bswap64(word);
+#endif
+        return length == 8 ? word : word & ((1ULL << (8 * length)) - 1);
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        word |= (uint64_t)chars[i] << (8 * i);
+    }
+    return word;
 }
 
-/* The interned name of these characters, or NULL when they are not one of the names. */
-static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_ssize_t length) {
+static size_t known_slot(uint64_t word) {
+    return (size_t)((word * 0x9E3779B97F4A7C15ULL) >> (64 - KNOWN_BITS));
+}
+
+/* The interned name of the bytes [chars, chars + length) (`end`: how far they may be read),
+ * or NULL when they are not one of the names. */
+static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_ssize_t length,
+                            const unsigned char *end) {
     if (length == 0 || length > KNOWN_LONGEST) {
         return NULL;
     }
-    for (size_t at = known_slot(chars, length);; at = (at + 1) & (KNOWN_SLOTS - 1)) {
+    uint64_t word = name_word(chars, length, end);
+    for (size_t at = known_slot(word);; at = (at + 1) & (KNOWN_SLOTS - 1)) {
         const Known *known = &self->known[at];
-        if (known->length == 0) {
+        if (known->name == NULL) {
             return NULL;
         }
-        if (known->length == length && memcmp(known->chars, chars, (size_t)length) == 0) {
+        if (known->word == word && known->length == length) {
             return known->name;
         }
     }
@@ -101,23 +123,24 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwds) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name) || PyUnicode_GET_LENGTH(name) == 0
             || PyUnicode_GET_LENGTH(name) > KNOWN_LONGEST) {
-            PyErr_SetString(PyExc_ValueError, "names: each an ASCII str of 1 to 16 characters");
+            PyErr_SetString(PyExc_ValueError, "names: each an ASCII str of 1 to 8 characters");
             return -1;
         }
         const unsigned char *chars = PyUnicode_1BYTE_DATA(name);
         Py_ssize_t length = PyUnicode_GET_LENGTH(name);
-        if (known_name(self, chars, length) != NULL) {
+        if (known_name(self, chars, length, chars + length) != NULL) {
             continue; /* named twice */
         }
+        uint64_t word = name_word(chars, length, chars + length);
         Py_INCREF(name);
         PyUnicode_InternInPlace(&name); /* the interned str of this text (sys.intern) */
-        size_t at = known_slot(chars, length);
-        while (self->known[at].length != 0) {
+        size_t at = known_slot(word);
+        while (self->known[at].name != NULL) {
             at = (at + 1) & (KNOWN_SLOTS - 1);
         }
-        self->known[at].name = name;
-        self->known[at].chars = (const char *)PyUnicode_1BYTE_DATA(name);
+        self->known[at].word = word;
         self->known[at].length = length;
+        self->known[at].name = name;
     }
     self->ready = 1;
     return 0;
@@ -130,9 +153,10 @@ static void Decoder_dealloc(Decoder *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* JSON's whitespace: space, tab, line feed, carriage return (no other). */
-static void skip_space(Reader *r) {
-    while (r->at < r->end && (*r->at == ' ' || *r->at == '\n' || *r->at == '\r' || *r->at == '\t')) {
+/* JSON's whitespace: space, tab, line feed, carriage return (no other). A compact body
+ * has none: one test of the byte against ' ' answers. */
+static inline void skip_space(Reader *r) {
+    while (r->at < r->end && *r->at <= ' ' && (*r->at == ' ' || *r->at == '\n' || *r->at == '\r' || *r->at == '\t')) {
         r->at++;
     }
 }
@@ -301,7 +325,7 @@ static PyObject *string(Reader *r, int key) {
     Py_ssize_t length = stop - start;
     if (!escaped) {
         if (key && ascii) {
-            PyObject *name = known_name(r->decoder, start, length);
+            PyObject *name = known_name(r->decoder, start, length, r->end);
             if (name != NULL) {
                 return Py_NewRef(name);
             }
@@ -320,7 +344,7 @@ static PyObject *string(Reader *r, int key) {
         for (Py_ssize_t i = 0; i < written && plain; i++) {
             plain = out[i] < 0x80;
         }
-        PyObject *name = key && plain ? known_name(r->decoder, out, written) : NULL; /* "\u0074" is `t` too */
+        PyObject *name = key && plain ? known_name(r->decoder, out, written, out + written) : NULL; /* "\u0074" is `t` too */
         text = name != NULL ? Py_NewRef(name) : utf8_text(out, written, plain);
     }
     if (out != stack) {
