@@ -37,9 +37,10 @@ from collector.native import c_module
 C_JSON = c_module("collector.hit._batch_json")
 pytestmark = pytest.mark.skipif(C_JSON is None, reason="hit/_batch_json.c is not built (pip install -e .)")
 
-# The names protocol.parse_body's decoder is made with.
+# The names protocol.parse_body's decoder is made with. The decoder here is made with new
+# copies of them (not the interned literals): it must intern them itself.
 NAMES = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
-DECODE = C_JSON.Decoder(NAMES).decode if C_JSON is not None else None
+DECODE = C_JSON.Decoder(tuple(name.encode().decode() for name in NAMES)).decode if C_JSON is not None else None
 
 REFUSED = object()  # orjson raised
 
