@@ -90,6 +90,7 @@ C_MODULES = {
     "collector.enrich._ua_mask": "enrich/_ua_mask.c",
     "collector.store._resp": "store/_resp.c",
     "collector.store._lines": "store/_lines.c",
+    "collector.hit._batch_json": "hit/_batch_json.c",
 }
 
 

@@ -1,0 +1,638 @@
+/* A POST body's JSON decoded in C, with the protocol's field names as the interned str
+ * objects the compiled code looks them up with (hit/protocol.py parse_body; issue 17,
+ * POST events/s, session 22).
+ *
+ * orjson.loads took ~7,300 instructions of a POST-50 event's ~39,100, and the keys it
+ * makes are new str objects (equal to the protocol's names, not the same objects): every
+ * later `event.get("u")` of the compiled code found its key by hash, then compared it
+ * character by character (PyUnicode_RichCompare + memcmp, ~1,200 instructions an event).
+ * Here a key that is one of the names the Decoder was made with (the protocol's fields:
+ * STRING_FIELDS, INT_FIELDS, `p`, `img`; a fixed, bounded set, interned once when the
+ * Decoder is made) is that interned object, so those look-ups are pointer hits. Any other
+ * key (a custom property's, an unknown field's) is a new str, never interned: a client
+ * cannot grow the interned strings.
+ *
+ * `decode` answers exactly what orjson.loads answers, or None when it has no answer, and
+ * the caller then asks orjson (and its fallback). It decodes what the beacon sends: an
+ * array or object at the top, strings, integers, true/false/null, nested arrays and
+ * objects up to MAX_DEPTH levels. It answers None (never a different value) for:
+ * - a top-level value that is not an array or object;
+ * - floats, fractions and exponents (orjson's float parsing is not reproduced), and
+ *   integers of more than LONG_DIGITS digits (orjson's int range ends at 64 bits, then
+ *   floats);
+ * - a string with a raw control byte, invalid UTF-8 (CPython's strict decoder, the same
+ *   standard orjson checks), an unknown escape, or a \u escape of a surrogate that is not
+ *   a high one followed by a low one (orjson refuses those; the slow path scrubs them);
+ * - nesting past MAX_DEPTH, any syntax error, anything after the value but whitespace.
+ * Duplicate keys: the last value wins, at the first key's place (a dict's insertion, as
+ * orjson's). -0 is the int 0, as orjson's. tests/test_batch_json_differential.py holds it
+ * to orjson on every bench body, hostile bodies and random draws.
+ *
+ * Cost is linear in the body: each byte is read once (strings 8 at a time), recursion is
+ * bounded by MAX_DEPTH, an escaped string's buffer is at most its raw length, and what is
+ * built is what orjson would build.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KNOWN_BITS 7     /* 128 slots, more than twice the names the protocol knows */
+#define KNOWN_SLOTS (1u << KNOWN_BITS)
+#define KNOWN_LONGEST 8  /* a name is one 64-bit word: a longer one is refused at init */
+#define MAX_DEPTH 8      /* the beacon sends 3 levels (batch, event, `p`) */
+#define LONG_DIGITS 18   /* at most this many digits fit a long long whatever they are */
+#define PAIRS 32         /* an object's first pairs are held here, then its dict made at its size */
+#define STACK_BYTES 512  /* an escaped string up to this long is unescaped on the stack */
+
+typedef struct {
+    uint64_t word;     /* the name's bytes, the first the lowest (name_word) */
+    Py_ssize_t length;
+    PyObject *name;    /* interned; NULL: an empty slot */
+} Known;
+
+typedef struct {
+    PyObject_HEAD
+    Known known[KNOWN_SLOTS];
+    int ready;
+} Decoder;
+
+typedef struct {
+    const unsigned char *at;
+    const unsigned char *end;
+    const Decoder *decoder;
+    int depth;
+} Reader;
+
+/* The 1 to KNOWN_LONGEST bytes at `chars` as one number, the first byte the lowest: one
+ * 8-byte load and a mask when the body has 8 bytes from there (a key is followed by at
+ * least `":x}`, so nearly always), else byte by byte. */
+static uint64_t name_word(const unsigned char *chars, Py_ssize_t length, const unsigned char *end) {
+    uint64_t word = 0;
+    if (end - chars >= 8) {
+        memcpy(&word, chars, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        word = __builtin_bswap64(word);
+#endif
+        return length == 8 ? word : word & ((1ULL << (8 * length)) - 1);
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        word |= (uint64_t)chars[i] << (8 * i);
+    }
+    return word;
+}
+
+static size_t known_slot(uint64_t word) {
+    return (size_t)((word * 0x9E3779B97F4A7C15ULL) >> (64 - KNOWN_BITS));
+}
+
+/* The interned name of the bytes [chars, chars + length) (`end`: how far they may be read),
+ * or NULL when they are not one of the names. */
+static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_ssize_t length,
+                            const unsigned char *end) {
+    if (length == 0 || length > KNOWN_LONGEST) {
+        return NULL;
+    }
+    uint64_t word = name_word(chars, length, end);
+    for (size_t at = known_slot(word);; at = (at + 1) & (KNOWN_SLOTS - 1)) {
+        const Known *known = &self->known[at];
+        if (known->name == NULL) {
+            return NULL;
+        }
+        if (known->word == word && known->length == length) {
+            return known->name;
+        }
+    }
+}
+
+static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"names", NULL};
+    PyObject *names;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", keywords, &PyTuple_Type, &names)) {
+        return -1;
+    }
+    if (self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Decoder is initialised once");
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(names) > KNOWN_SLOTS / 2) {
+        PyErr_SetString(PyExc_ValueError, "names: at most 64");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name) || PyUnicode_GET_LENGTH(name) == 0
+            || PyUnicode_GET_LENGTH(name) > KNOWN_LONGEST) {
+            PyErr_SetString(PyExc_ValueError, "names: each an ASCII str of 1 to 8 characters");
+            return -1;
+        }
+        const unsigned char *chars = PyUnicode_1BYTE_DATA(name);
+        Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+        if (known_name(self, chars, length, chars + length) != NULL) {
+            continue; /* named twice */
+        }
+        uint64_t word = name_word(chars, length, chars + length);
+        Py_INCREF(name);
+        PyUnicode_InternInPlace(&name); /* the interned str of this text (sys.intern) */
+        size_t at = known_slot(word);
+        while (self->known[at].name != NULL) {
+            at = (at + 1) & (KNOWN_SLOTS - 1);
+        }
+        self->known[at].word = word;
+        self->known[at].length = length;
+        self->known[at].name = name;
+    }
+    self->ready = 1;
+    return 0;
+}
+
+static void Decoder_dealloc(Decoder *self) {
+    for (size_t i = 0; i < KNOWN_SLOTS; i++) {
+        Py_CLEAR(self->known[i].name);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* JSON's whitespace: space, tab, line feed, carriage return (no other). A compact body
+ * has none: one test of the byte against ' ' answers. */
+static inline void skip_space(Reader *r) {
+    while (r->at < r->end && *r->at <= ' ' && (*r->at == ' ' || *r->at == '\n' || *r->at == '\r' || *r->at == '\t')) {
+        r->at++;
+    }
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The bytes of a word the string scan must stop at: a '"', a '\\' or one below 0x20, each
+ * flagged by its top bit (the classic "has a zero byte" tests). The lowest flag is exact:
+ * a false one can only stand above a true one, so the first stop is found by its trailing
+ * zeros. Bytes of 0x80 and above (UTF-8) are no stop: they are only noted. */
+static uint64_t stops_of(uint64_t word) {
+    uint64_t quote = word ^ (ONES * '"');
+    uint64_t slash = word ^ (ONES * '\\');
+    return (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((word - ONES * 0x20) & ~word)) & HIGHS;
+}
+
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The 4 hex digits at `at` (which has 4 bytes), or -1. */
+static long hex4(const unsigned char *at) {
+    long value = 0;
+    for (int i = 0; i < 4; i++) {
+        int digit = hex_value(at[i]);
+        if (digit < 0) {
+            return -1;
+        }
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+/* The string's raw bytes [start, stop) with escapes, unescaped into `out` (room for
+ * stop - start bytes: no escape is shorter than what it stands for). The length written,
+ * or -1 for an escape orjson refuses (or that decodes to a lone surrogate). */
+static Py_ssize_t unescape(const unsigned char *start, const unsigned char *stop, unsigned char *out) {
+    unsigned char *put = out;
+    const unsigned char *at = start;
+    while (at < stop) {
+        if (*at != '\\') {
+            *put++ = *at++;
+            continue;
+        }
+        if (at + 1 >= stop) {
+            return -1;
+        }
+        unsigned char c = at[1];
+        at += 2;
+        switch (c) {
+        case '"': *put++ = '"'; continue;
+        case '\\': *put++ = '\\'; continue;
+        case '/': *put++ = '/'; continue;
+        case 'b': *put++ = '\b'; continue;
+        case 'f': *put++ = '\f'; continue;
+        case 'n': *put++ = '\n'; continue;
+        case 'r': *put++ = '\r'; continue;
+        case 't': *put++ = '\t'; continue;
+        case 'u': break;
+        default: return -1;
+        }
+        if (stop - at < 4) {
+            return -1;
+        }
+        long code = hex4(at);
+        at += 4;
+        if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF)) {
+            return -1; /* a low surrogate first */
+        }
+        if (code >= 0xD800 && code <= 0xDBFF) {
+            if (stop - at < 6 || at[0] != '\\' || at[1] != 'u') {
+                return -1;
+            }
+            long low = hex4(at + 2);
+            if (low < 0xDC00 || low > 0xDFFF) {
+                return -1;
+            }
+            at += 6;
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (code < 0x80) {
+            *put++ = (unsigned char)code;
+        } else if (code < 0x800) {
+            *put++ = (unsigned char)(0xC0 | (code >> 6));
+            *put++ = (unsigned char)(0x80 | (code & 0x3F));
+        } else if (code < 0x10000) {
+            *put++ = (unsigned char)(0xE0 | (code >> 12));
+            *put++ = (unsigned char)(0x80 | ((code >> 6) & 0x3F));
+            *put++ = (unsigned char)(0x80 | (code & 0x3F));
+        } else {
+            *put++ = (unsigned char)(0xF0 | (code >> 18));
+            *put++ = (unsigned char)(0x80 | ((code >> 12) & 0x3F));
+            *put++ = (unsigned char)(0x80 | ((code >> 6) & 0x3F));
+            *put++ = (unsigned char)(0x80 | (code & 0x3F));
+        }
+    }
+    return put - out;
+}
+
+/* A str of UTF-8 bytes (strict), or NULL with no exception when they are not UTF-8. */
+static PyObject *utf8_text(const unsigned char *chars, Py_ssize_t length, int ascii) {
+    if (ascii) {
+        PyObject *text = PyUnicode_New(length, 127);
+        if (text != NULL) {
+            memcpy(PyUnicode_1BYTE_DATA(text), chars, (size_t)length);
+        }
+        return text;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)chars, length, NULL);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+    }
+    return text;
+}
+
+/* The string whose opening quote r->at is on; `key`: an object's key, which is the
+ * interned name when it is one of the Decoder's. New reference, or NULL (an exception
+ * set only when Python failed: MemoryError). */
+static PyObject *string(Reader *r, int key) {
+    const unsigned char *start = ++r->at;
+    const unsigned char *at = start;
+    uint64_t high = 0; /* the bytes passed, or'ed: a top bit set is a byte of 0x80 and above */
+    int escaped = 0;
+    for (;;) {
+        if (r->end - at >= 8) {
+            uint64_t word;
+            memcpy(&word, at, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            word = __builtin_bswap64(word); /* the first byte the lowest, as trailing zeros count */
+#endif
+            uint64_t stops = stops_of(word);
+            if (stops == 0) {
+                high |= word;
+                at += 8;
+                continue;
+            }
+            unsigned before = (unsigned)__builtin_ctzll(stops) & ~7u; /* bits of the bytes before the stop */
+            high |= before != 0 ? word & (~0ULL >> (64 - before)) : 0;
+            at += before / 8;
+        } else if (at >= r->end) {
+            return NULL; /* no closing quote */
+        }
+        unsigned char c = *at;
+        if (c == '"') {
+            break;
+        }
+        if (c == '\\') {
+            escaped = 1;
+            at += 2; /* the escaped byte is never the closing quote; unescape judges the rest */
+            continue;
+        }
+        if (c < 0x20) {
+            return NULL; /* a raw control byte */
+        }
+        high |= c; /* (only a string's last 7 bytes of the body come here) */
+        at++;
+    }
+    int ascii = (high & HIGHS) == 0;
+    const unsigned char *stop = at;
+    r->at = stop + 1;
+    Py_ssize_t length = stop - start;
+    if (!escaped) {
+        if (key && ascii) {
+            PyObject *name = known_name(r->decoder, start, length, r->end);
+            if (name != NULL) {
+                return Py_NewRef(name);
+            }
+        }
+        return utf8_text(start, length, ascii);
+    }
+    unsigned char stack[STACK_BYTES];
+    unsigned char *out = length <= STACK_BYTES ? stack : PyMem_Malloc((size_t)length);
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *text = NULL;
+    Py_ssize_t written = unescape(start, stop, out);
+    if (written >= 0) {
+        int plain = 1;
+        for (Py_ssize_t i = 0; i < written && plain; i++) {
+            plain = out[i] < 0x80;
+        }
+        PyObject *name = key && plain ? known_name(r->decoder, out, written, out + written) : NULL; /* "\u0074" is `t` too */
+        text = name != NULL ? Py_NewRef(name) : utf8_text(out, written, plain);
+    }
+    if (out != stack) {
+        PyMem_Free(out);
+    }
+    return text;
+}
+
+/* An integer (-?(0|[1-9][0-9]*), not followed by a fraction or exponent) of at most
+ * LONG_DIGITS digits. */
+static PyObject *integer(Reader *r) {
+    const unsigned char *at = r->at;
+    int negative = 0;
+    if (*at == '-') {
+        negative = 1;
+        at++;
+    }
+    const unsigned char *digits = at;
+    long long value = 0;
+    while (at < r->end && *at >= '0' && *at <= '9') {
+        value = value * 10 + (*at - '0');
+        at++;
+        if (at - digits > LONG_DIGITS) {
+            return NULL; /* past a long long's sure digits: orjson's int range is 64 bits, then floats */
+        }
+    }
+    if (at == digits || (*digits == '0' && at - digits > 1)) {
+        return NULL; /* no digit, or a leading zero */
+    }
+    if (at < r->end && (*at == '.' || *at == 'e' || *at == 'E')) {
+        return NULL; /* a float */
+    }
+    r->at = at;
+    return PyLong_FromLongLong(negative ? -value : value);
+}
+
+static PyObject *value(Reader *r);
+
+/* Put the held pairs into `dict` in order, dropping them; -1 when Python failed. A
+ * duplicate key keeps its first place and takes the later value, as orjson's dict does. */
+static int put_held(PyObject *dict, PyObject **keys, PyObject **values, Py_ssize_t *held) {
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < *held; i++) {
+        if (!failed && PyDict_SetItem(dict, keys[i], values[i]) < 0) {
+            failed = 1;
+        }
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
+    }
+    *held = 0;
+    return failed ? -1 : 0;
+}
+
+/* The object whose '{' r->at is on. Its first PAIRS pairs are held until the dict can be
+ * made at their number (no resize as an event's ~12 fields go in: a dict made empty grew
+ * twice, ~600 instructions an event); past PAIRS the dict is made, the held pairs put in,
+ * and the rest go straight in. orjson makes its dicts presized too (_PyDict_NewPresized:
+ * in 3.11 a dict of general keys, which the code after it has always looked up in). */
+static PyObject *object(Reader *r) {
+    PyObject *keys[PAIRS], *values[PAIRS];
+    Py_ssize_t held = 0;
+    PyObject *dict = NULL;
+    r->at++;
+    skip_space(r);
+    if (r->at < r->end && *r->at == '}') {
+        r->at++;
+        return PyDict_New();
+    }
+    for (;;) {
+        if (r->at >= r->end || *r->at != '"') {
+            goto fail;
+        }
+        PyObject *key = string(r, 1);
+        if (key == NULL) {
+            goto fail;
+        }
+        skip_space(r);
+        if (r->at >= r->end || *r->at != ':') {
+            Py_DECREF(key);
+            goto fail;
+        }
+        r->at++;
+        skip_space(r);
+        PyObject *item = value(r);
+        if (item == NULL) {
+            Py_DECREF(key);
+            goto fail;
+        }
+        if (dict == NULL && held == PAIRS) {
+            dict = _PyDict_NewPresized(2 * PAIRS);
+            if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
+                Py_DECREF(key);
+                Py_DECREF(item);
+                goto fail;
+            }
+        }
+        if (dict == NULL) {
+            keys[held] = key;
+            values[held] = item;
+            held++;
+        } else {
+            int failed = PyDict_SetItem(dict, key, item);
+            Py_DECREF(key);
+            Py_DECREF(item);
+            if (failed < 0) {
+                goto fail;
+            }
+        }
+        skip_space(r);
+        if (r->at >= r->end) {
+            goto fail;
+        }
+        if (*r->at == ',') {
+            r->at++;
+            skip_space(r);
+            continue;
+        }
+        if (*r->at != '}') {
+            goto fail;
+        }
+        r->at++;
+        break;
+    }
+    if (dict == NULL) {
+        dict = _PyDict_NewPresized(held);
+        if (dict == NULL || put_held(dict, keys, values, &held) < 0) {
+            goto fail;
+        }
+    }
+    return dict;
+fail:
+    for (Py_ssize_t i = 0; i < held; i++) {
+        Py_DECREF(keys[i]);
+        Py_DECREF(values[i]);
+    }
+    Py_XDECREF(dict);
+    return NULL;
+}
+
+/* The array whose '[' r->at is on. */
+static PyObject *array(Reader *r) {
+    r->at++;
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    skip_space(r);
+    if (r->at < r->end && *r->at == ']') {
+        r->at++;
+        return list;
+    }
+    for (;;) {
+        PyObject *item = value(r);
+        if (item == NULL) {
+            goto fail;
+        }
+        int failed = PyList_Append(list, item);
+        Py_DECREF(item);
+        if (failed < 0) {
+            goto fail;
+        }
+        skip_space(r);
+        if (r->at >= r->end) {
+            goto fail;
+        }
+        if (*r->at == ',') {
+            r->at++;
+            skip_space(r);
+            continue;
+        }
+        if (*r->at != ']') {
+            goto fail;
+        }
+        r->at++;
+        return list;
+    }
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+/* `word` at r->at (the rest of a literal after its first letter was seen). */
+static PyObject *literal(Reader *r, const char *word, size_t length, PyObject *answer) {
+    if ((size_t)(r->end - r->at) < length || memcmp(r->at, word, length) != 0) {
+        return NULL;
+    }
+    r->at += length;
+    return Py_NewRef(answer);
+}
+
+/* The value at r->at (whitespace before it skipped already). New reference, or NULL:
+ * with an exception only when Python failed, else no answer. */
+static PyObject *value(Reader *r) {
+    if (r->at >= r->end) {
+        return NULL;
+    }
+    PyObject *found;
+    switch (*r->at) {
+    case '"':
+        return string(r, 0);
+    case '{':
+    case '[':
+        if (r->depth >= MAX_DEPTH) {
+            return NULL;
+        }
+        r->depth++;
+        found = *r->at == '{' ? object(r) : array(r);
+        r->depth--;
+        return found;
+    case 't':
+        return literal(r, "true", 4, Py_True);
+    case 'f':
+        return literal(r, "false", 5, Py_False);
+    case 'n':
+        return literal(r, "null", 4, Py_None);
+    default:
+        if (*r->at == '-' || (*r->at >= '0' && *r->at <= '9')) {
+            return integer(r);
+        }
+        return NULL;
+    }
+}
+
+static PyObject *Decoder_decode(Decoder *self, PyObject *body) {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Decoder is not initialised");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(body)) {
+        Py_RETURN_NONE;
+    }
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(body),
+                (const unsigned char *)PyBytes_AS_STRING(body) + PyBytes_GET_SIZE(body), self, 0};
+    skip_space(&r);
+    if (r.at >= r.end || (*r.at != '[' && *r.at != '{')) {
+        Py_RETURN_NONE; /* a scalar document (or none): orjson answers */
+    }
+    PyObject *found = value(&r);
+    if (found == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    skip_space(&r);
+    if (r.at != r.end) {
+        Py_DECREF(found);
+        Py_RETURN_NONE; /* something after the document */
+    }
+    return found;
+}
+
+static PyMethodDef Decoder_methods[] = {
+    {"decode", (PyCFunction)Decoder_decode, METH_O,
+     "decode(body) -> what orjson.loads(body) gives, the Decoder's names as their interned str; or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject DecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collector.hit._batch_json.Decoder",
+    .tp_basicsize = sizeof(Decoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Decoder(names): a POST body's JSON, the names' keys as their interned str",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Decoder_init,
+    .tp_dealloc = (destructor)Decoder_dealloc,
+    .tp_methods = Decoder_methods,
+};
+
+static struct PyModuleDef batch_json_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "collector.hit._batch_json",
+    .m_doc = "A POST body's JSON decoded in C (hit/protocol.py parse_body).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__batch_json(void) {
+    if (PyType_Ready(&DecoderType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&batch_json_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

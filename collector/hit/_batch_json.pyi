@@ -1,0 +1,6 @@
+# A POST body's JSON decoded in C (collector/hit/_batch_json.c), for hit/protocol.py parse_body.
+from typing import Any
+
+class Decoder:
+    def __init__(self, names: tuple[str, ...]) -> None: ...
+    def decode(self, body: bytes, /) -> Any: ...

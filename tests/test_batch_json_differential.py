@@ -1,0 +1,280 @@
+"""A POST body's JSON decoder in C (hit/_batch_json.c) against orjson.loads (session 22).
+
+parse_body asks the C decoder first; it must answer exactly what orjson.loads answers, or
+None (then orjson answers). Every test here decodes a body both ways: when the C decoder
+answers, orjson must have answered too (not raised), with the same value, the same types
+(an int is an int, never a bool or float; a str an exact str) and the same key order at
+every level. And every key that is one of the protocol's field names must be the interned
+str (the object the compiled code looks fields up with), while a client's other keys are
+never interned (a client must not grow the interned strings).
+
+Bodies: every body the bench traffic makes (bench/traffic.py post_request, post10 and
+post50: all must be answered, or the fast path would not be taken), hostile values in
+every field (controls, quotes, backslashes, escapes, surrogates, Chinese, 4-byte and
+invalid UTF-8, huge and odd numbers, literals, nesting), hostile whole bodies (empty,
+truncated at every byte, trailing garbage, whitespace everywhere, duplicate keys, large
+objects), random byte mutations of bench bodies, and random JSON documents (hypothesis).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import traffic
+from bench.ippool import load_pool
+from collector.hit import protocol
+from collector.hit.protocol import INT_FIELDS, STRING_FIELDS
+from collector.native import c_module
+
+C_JSON = c_module("collector.hit._batch_json")
+pytestmark = pytest.mark.skipif(C_JSON is None, reason="hit/_batch_json.c is not built (pip install -e .)")
+
+# The names protocol.parse_body's decoder is made with. The decoder here is made with new
+# copies of them (not the interned literals): it must intern them itself.
+NAMES = (*STRING_FIELDS, *INT_FIELDS, "p", "img")
+DECODE = C_JSON.Decoder(tuple(name.encode().decode() for name in NAMES)).decode if C_JSON is not None else None
+
+REFUSED = object()  # orjson raised
+
+
+def reference(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return REFUSED
+
+
+def assert_same(ours: Any, theirs: Any, where: str = "$") -> None:
+    """Equal value, same types, same key order, at every level."""
+    assert type(ours) is type(theirs), (where, ours, theirs)
+    if isinstance(ours, dict):
+        assert list(ours) == list(theirs), where
+        for key in ours:
+            assert type(key) is str, where
+            assert_same(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(ours, list):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert ours == theirs, (where, ours, theirs)
+
+
+def assert_interned(value: Any) -> None:
+    """Each key that is a field name is the interned str of its text."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in NAMES:
+                assert key is sys.intern(key), key
+            assert_interned(item)
+    elif isinstance(value, list):
+        for item in value:
+            assert_interned(item)
+
+
+def check(body: bytes) -> Any:
+    """The C decoder's answer for `body`, held to orjson's. Returns it (None: no answer)."""
+    assert DECODE is not None
+    ours = DECODE(body)
+    if ours is not None:
+        theirs = reference(body)
+        assert theirs is not REFUSED, f"C decoded what orjson refuses: {body[:200]!r}"
+        assert_same(ours, theirs)
+        assert_interned(ours)
+    return ours
+
+
+def bench_bodies(shape: str, n: int) -> list[bytes]:
+    pop = traffic.Population(load_pool(), 500, seed=3)
+    return [request.body for request in traffic.realistic(pop, n, shape, 1_764_000_000_000)]
+
+
+@pytest.fixture(scope="module")
+def post_bodies() -> list[bytes]:
+    return bench_bodies("post10", 60) + bench_bodies("post50", 30)
+
+
+def test_every_bench_body_is_decoded_as_orjson_decodes_it(post_bodies: list[bytes]) -> None:
+    """The traffic the POST bench sends is all answered in C (none left to orjson), and
+    answered right."""
+    for body in post_bodies:
+        assert check(body) is not None, body[:200]
+
+
+def test_parse_body_answers_with_the_c_decoder(post_bodies: list[bytes]) -> None:
+    """parse_body takes the C decoder's answer when built: the field names are interned."""
+    assert protocol._BATCH_JSON is not None
+    events = protocol.parse_body(post_bodies[0])
+    assert_same(events, orjson.loads(post_bodies[0]))
+    keys = [key for event in events for key in event]
+    assert keys and all(key is sys.intern(key) for key in keys if key in NAMES)
+
+
+def test_parse_body_falls_back_where_c_has_no_answer() -> None:
+    """A float, a lone surrogate (the stdlib slow path scrubs it), a huge number: the answer
+    is orjson's or the slow path's, and what is not JSON is still refused."""
+    assert protocol.parse_body(b'{"p":{"x":1.5}}') == {"p": {"x": 1.5}}
+    assert protocol.parse_body(b'[{"ti":"a\\ud83d"}]') == [{"ti": "a\ufffd"}]
+    assert protocol.parse_body(b"[1e400]") == [float("inf")]
+    assert protocol.parse_body(b"[12345678901234567890]") == [12345678901234567890]
+    for body in (b"[", b"[NaN]", b'["\xff"]', b"[01]"):
+        with pytest.raises(ValueError):
+            protocol.parse_body(body)
+
+
+def test_other_keys_are_not_interned() -> None:
+    """A client's own keys are new str objects: interning them would let a client grow the
+    interpreter's interned strings without bound. (sys.intern of a fresh copy returns the
+    decoder's object only if the decoder interned it.)"""
+    assert DECODE is not None
+    unique = f"zq{random.randrange(10**12)}"
+    decoded = DECODE(b'[{"%s":1,"p":{"%s":2}}]' % (unique.encode(), (unique + "p").encode()))
+    assert decoded is not None
+    event = decoded[0]
+    own = next(iter(event))
+    assert own == unique and sys.intern("".join(unique)) is not own
+    inner = next(iter(event["p"]))
+    assert sys.intern("".join(unique + "p")) is not inner
+    assert next(iter(DECODE(b'{"u":1}'))) is sys.intern("u")
+
+
+# Raw JSON texts of hostile values (as they would stand in a body).
+HOSTILE_VALUES: list[bytes] = [
+    b'""', b'"plain"', b'"\x01"', b'"a\x1fb"', b'"\x7f"', b'"a\\"b"', b'"\\\\"', b'"\\/"', b'"\\b\\f\\n\\r\\t"',
+    b'"\\u0041"', b'"\\u00e9"', b'"\\u4e2d"', b'"\\u0000"', b'"\\uFFFF"', b'"\\ud83d\\ude00"', b'"\\uD83D\\uDE00"',
+    b'"\\ud83d"', b'"\\ude00"', b'"\\ud83dx"', b'"\\ud83d\\u0041"', b'"\\ud83d\\ud83d"', b'"\\u12"', b'"\\u12g4"',
+    b'"\\x41"', b'"\\U0041"', b'"\\', b'"\\"', b'"abc', b'"\xe4\xb8\xad\xe6\x96\x87"', b'"\xf0\x9f\x98\x80"',
+    b'"\xc0\xaf"', b'"\xed\xa0\x80"', b'"\xff"', b'"\xe4\xb8"', b'"\xe4\xb8\\n"', b'"\xf4\x90\x80\x80"',
+    b'"\xc3\xa9\\u00e9\\n\xf0\x9f\x98\x80"', b'"' + b"x" * 600 + b'\\n"', b'"' + "中".encode() * 300 + b'"',
+    b"0", b"-0", b"00", b"01", b"-01", b"-", b"+1", b"1", b"-1", b"123456789012345678", b"-123456789012345678",
+    b"1234567890123456789", b"99999999999999999999999", b"18446744073709551615", b"-9223372036854775808",
+    b"1.0", b"1.", b".5", b"1e5", b"1E+5", b"-1.5e-3", b"1e400", b"0x10", b"Infinity", b"NaN", b"-Infinity",
+    b"true", b"tru", b"truex", b"false", b"fals", b"null", b"nul", b"None", b"True",
+    b"[]", b"{}", b"[1,]", b"[,1]", b'{"a":1,}', b'{"a" 1}', b'{"a":}', b"{1:2}", b"[1 2]", b'["a",{"b":[null]}]',
+    b'{"p":{"p":{"p":{"p":1}}}}', b"[" * 7 + b"]" * 7, b"[" * 8 + b"]" * 8, b"[" * 40 + b"]" * 40,
+    b"[" * 40, b" \t\n\r 1 \t\n\r ", b"\x0c1", b"1\x00",
+]
+
+
+def template_event(field: str, raw: bytes) -> bytes:
+    """A bench-like event with `field`'s value replaced by `raw`."""
+    event = {"t": "click", "ts": 1764000000000, "id": "abc", "sid": "s1", "vid": "v1", "n": "nav", "k": "app1"}
+    event[field] = "@@"
+    return orjson.dumps(event).replace(b'"@@"', raw)
+
+
+def test_hostile_values_in_every_field() -> None:
+    for field in (*NAMES, "custom", "中文"):
+        for raw in HOSTILE_VALUES:
+            check(b"[" + template_event(field, raw) + b"]")
+            check(template_event(field, raw))
+            check(b'[{"k":"a","p":{"%s":%s}}]' % (field.encode(), raw))
+
+
+def test_answers_on_the_values_the_beacon_sends() -> None:
+    """Not None for what the fast path is for (else the tests above would pass vacuously)."""
+    for raw in (b'"\\u00e9"', b'"\\ud83d\\ude00"', b'"a\\"b"', b'"\xe4\xb8\xad"', b"-0", b"123456789012345678",
+                b"true", b"null", b"[]", b"{}", b'{"a":[1,"b"]}'):
+        assert check(b"[" + template_event("ti", raw) + b"]") is not None, raw
+
+
+def test_hostile_bodies() -> None:
+    bodies = [
+        b"", b" ", b"[", b"]", b"{", b"}", b"[]", b"{}", b" [ ] ", b"\n{\n}\n", b"[] x", b"[]\x00", b"[]]", b"[][]",
+        b"\xef\xbb\xbf[]", b"null", b"1", b'"x"', b"true", b'{"a":1,"b":2,"a":3}', b'{"t":"a","u":"x","t":"b"}',
+        b'[{"k":"a"},{"k":"b"},{"k":"a","k":"c"}]', b'[\t{ "k" :\r"a" ,\n"t":"click" } , {} ]',
+        b'{"":1}', b'{"\\u0074":1}', b'{"t\\u0000":1}', b'{"\xe4\xb8\xad":1}', b'{"\xff":1}', b'{"\\ud800":1}',
+        b"[" * 100_000, b"[" * 5_000 + b"]" * 5_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
+        b'["' + b"\\n" * 50_000 + b'"]', b'["' + b"x" * 100_000, b"[" + b"1," * 50_000 + b"1]",
+    ]
+    for n in (0, 1, 31, 32, 33, 40, 64, 65, 200):  # an object's first 32 pairs are held, then its dict made
+        pairs = [f'"f{i}":{i}'.encode() for i in range(n)] + [b'"f0":"again"', b'"t":"x"', b'"f1":null']
+        bodies.append(b"{" + b",".join(pairs) + b"}")
+        bodies.append(b"[{" + b",".join(pairs[::-1]) + b"}]")
+    for body in bodies:
+        check(body)
+
+
+def test_every_truncation_of_a_bench_body(post_bodies: list[bytes]) -> None:
+    body = post_bodies[0]
+    for end in range(len(body)):
+        assert check(body[:end]) is None  # no prefix is a whole document
+
+
+def test_random_mutations_of_bench_bodies(post_bodies: list[bytes]) -> None:
+    rng = random.Random(22)
+    pieces = [b'"', b"\\", b"\\u", b"\\ud83d", b"{", b"}", b"[", b"]", b",", b":", b" ", b"\x00", b"\xff", b"\xe4",
+              b"-", b"0", b"9", b".", b"e", b"null", b"\n"]
+    for _ in range(3000):
+        body = bytearray(rng.choice(post_bodies[:20]))
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(body))
+            action = rng.randrange(3)
+            if action == 0:
+                del body[at:at + rng.randrange(1, 4)]
+            elif action == 1:
+                body[at:at] = rng.choice(pieces)
+            else:
+                body[at] = rng.randrange(256)
+        check(bytes(body))
+
+
+_KEYS = st.sampled_from([*NAMES, "", "a", "p", "中", "\u00e9", "x\ny", '"', "\\", "\ud83d", "\U0001f600"]) | st.text(max_size=8)
+_SCALARS = (
+    st.none() | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(10**18) + 1, max_value=10**18 - 1)
+    | st.sampled_from([0, -1, 1, 10**17, 10**18 - 1, 10**18, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=40)
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(_KEYS, inner, max_size=12),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=2500, deadline=None)
+@given(document=_DOCUMENTS.filter(lambda d: isinstance(d, (list, dict))), ascii_only=st.booleans(),
+       spaced=st.booleans())
+def test_random_documents(document: Any, ascii_only: bool, spaced: bool) -> None:
+    """Random JSON written by the stdlib (escaped or raw UTF-8, spaced or compact; lone
+    surrogates written as escapes when ascii_only, else the body is not UTF-8)."""
+    text = json.dumps(document, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"),
+                      indent=1 if spaced and ascii_only else None)
+    body = text.encode("utf-8", "surrogatepass")
+    check(body)
+    check(b" \n" + body + b"\t\r\n")
+    check(body + b"x")
+
+
+@settings(max_examples=500, deadline=None)
+@given(document=st.lists(st.dictionaries(st.sampled_from(NAMES), _SCALARS, max_size=20), min_size=1, max_size=5))
+def test_random_batches_of_field_names(document: list[dict[str, Any]]) -> None:
+    """Events of field names only, as orjson writes them: answered unless a value is a
+    float or too large an integer, and every key interned."""
+    if not _orjson_can(document):
+        return
+    body = orjson.dumps(document)
+    ours = check(body)
+    plain = all(not isinstance(v, float) and not (isinstance(v, int) and abs(v) >= 10**18)
+                for event in document for v in event.values())
+    assert (ours is not None) == plain
+
+
+def _orjson_can(document: Any) -> bool:
+    try:
+        orjson.dumps(document)
+    except TypeError:  # an int past 64 bits, a lone surrogate
+        return False
+    return True
