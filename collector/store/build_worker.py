@@ -126,8 +126,8 @@ def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
     and unpickle, and read back by one C update — where lists of pairs cost ~a third more
     of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22)."""
     for name in _MAPPINGS:
-        for chunk in _dict_chunks(getattr(part, name)):
-            yield (name, chunk)
+        for mapping in _dict_chunks(getattr(part, name)):
+            yield (name, mapping)
     for name in _SETS:
         for chunk in _chunked(getattr(part, name)):
             yield (name, chunk)
