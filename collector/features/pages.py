@@ -20,10 +20,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
+from collector.enrich.device import BOT, Device
 from collector.enrich.geo import Region
-from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Audience, Cell, Profile, profile_of
+from collector.hit.record import VISIT_SECOND_PAGE, VISIT_START, Cell, Profile, named_cell
 from collector.store import keys, names
 
 UNKNOWN = "(unknown)"
@@ -143,6 +144,31 @@ _PROFILE_DIMENSIONS = tuple(dim for dim in _HUMAN_DIMENSIONS if dim.field in Pro
 _CELL_DIMENSIONS = tuple(dim for dim in _HUMAN_DIMENSIONS if dim.field not in Profile._fields)
 _UV_DIMENSIONS = tuple(dim for dim in DIMENSIONS if dim.uv)
 
+# The positions count_cell reads a cube entry (hit/record.py CellEntry: a Cell's fields
+# in its order, the device and region as plain tuples) at: the rollup hands it the
+# snapshot's entries as they are, where naming each as a Cell (named_cell: a Python call
+# and three NamedTuple constructions) was about a third of the fold's instructions per
+# POST-50 event (bench/RESULTS.md, session 22).
+# (Final literals: compiled code reads them as constants, not as module attributes.)
+_ETYPE: Final = 2
+_DEVICE: Final = 3
+_REGION: Final = 4
+_VISIT_FLAG: Final = 8
+_LANG: Final = 9
+_DEVICE_CLASS: Final = 0
+if (
+    [Cell._fields[at] for at in (_ETYPE, _DEVICE, _REGION, _VISIT_FLAG, _LANG)] != ["etype", "device", "region", "visit_flag", "lang"]
+    or Device._fields[_DEVICE_CLASS] != "device_class"
+):
+    raise TypeError("count_cell reads a cube entry by position: update the positions above")
+# Of _CELL_DIMENSIONS: (hash suffix, the entry's position of its field, its value
+# function or None for the field itself, optional).
+_CELL_DIMENSION_READS: tuple[tuple[str, int, Callable[[Any], str] | None, bool], ...] = tuple(
+    (dim.suffix, Cell._fields.index(dim.field), None if dim.value is _itself else dim.value, dim.optional)
+    for dim in _CELL_DIMENSIONS
+)
+
+
 # Entries kept by each of PageCounter's caches before it starts afresh (a few hundred
 # bytes each): device and region combinations repeat, far below this.
 CACHE_ENTRIES = 100_000
@@ -174,30 +200,33 @@ class PageCounter:
         self._profile_fields: dict[tuple, tuple[tuple[str, str], ...]] = {}
         self._visitor_suffixes: dict[tuple, tuple[str, ...]] = {}
 
-    def count_cell(self, fields: dict[str, dict[str, int]], cell: Cell, sums: list[int]) -> None:
-        """`sums`: the cell's [events, engaged_ms, scroll_sum, scroll_count] (aggregate.py)."""
+    def count_cell(self, fields: dict[str, dict[str, int]], entry: tuple[Any, ...], sums: list[int]) -> None:
+        """A cube entry (CellEntry, as the snapshot keeps it: read by position) and its
+        `sums`: [events, engaged_ms, scroll_sum, scroll_count] (aggregate.py)."""
         n, engaged_ms, scroll_sum, scroll_count = sums
         c = keys.COUNTERS
-        etype = cell.etype
-        if cell.device.is_bot:
+        etype: str = entry[_ETYPE]
+        if entry[_DEVICE][_DEVICE_CLASS] == BOT:  # Device.is_bot
             increment(fields, c, names.BOT_HITS, n)
             if etype == PAGEVIEW:
                 increment(fields, c, names.BOT_PV, n)
-                for dim, value in _values(_BOT_DIMENSIONS, cell):
+                for dim, value in _values(_BOT_DIMENSIONS, named_cell(entry)):  # rare: named
                     increment(fields, dim.suffix, value, n)
             return
         if etype == PAGEVIEW:
             increment(fields, c, names.PV, n)
-            if cell.visit_flag == VISIT_START:
+            visit_flag: int = entry[_VISIT_FLAG]
+            if visit_flag == VISIT_START:
                 increment(fields, c, names.VISITS, n)
-            elif cell.visit_flag == VISIT_SECOND_PAGE:
+            elif visit_flag == VISIT_SECOND_PAGE:
                 increment(fields, c, names.VISITS_MULTI, n)
-            for suffix, value in self._fields_of_profile(profile_of(cell)):
+            # A ProfileEntry: equal to the Profile of the named Cell, and hashing alike.
+            for suffix, value in self._fields_of_profile((entry[_DEVICE], entry[_REGION], entry[_LANG])):
                 increment(fields, suffix, value, n)
-            for dim in _CELL_DIMENSIONS:
-                value = dim.value(getattr(cell, dim.field))
-                if value or not dim.optional:
-                    increment(fields, dim.suffix, value, n)
+            for suffix, at, value_of, optional in _CELL_DIMENSION_READS:
+                found: str = entry[at] if value_of is None else value_of(entry[at])
+                if found or not optional:
+                    increment(fields, suffix, found, n)
         elif etype == ENGAGEMENT:
             increment(fields, c, names.ENGAGEMENTS, n)
             increment(fields, c, names.ENGAGED_MS, engaged_ms)
@@ -207,15 +236,15 @@ class PageCounter:
         else:
             increment(fields, c, names.EVENT_COUNTER_PREFIX + etype, n)
 
-    def visitor_suffixes(self, seen: Audience) -> tuple[str, ...]:
-        """The HLLs a visitor entry joins: UV overall, and per value of each dimension
-        with uv (worked out once per profile)."""
-        profile = profile_of(seen)
+    def visitor_suffixes(self, profile: tuple[Any, ...]) -> tuple[str, ...]:
+        """The HLLs a visitor entry of this profile (a ProfileEntry: its device, region
+        and lang, the device and region as plain tuples) joins: UV overall, and per value
+        of each dimension with uv (worked out once per profile)."""
         found = self._visitor_suffixes.get(profile)
         if found is None:
             if len(self._visitor_suffixes) > CACHE_ENTRIES:
                 self._visitor_suffixes.clear()
-            values = _values(_UV_DIMENSIONS, Profile._make(profile))
+            values = _values(_UV_DIMENSIONS, _named_profile(profile))
             found = self._visitor_suffixes[profile] = (
                 keys.VISITORS, *(keys.dimension_visitors_suffix(dim.name, value) for dim, value in values),
             )
@@ -227,6 +256,14 @@ class PageCounter:
         if found is None:
             if len(self._profile_fields) > CACHE_ENTRIES:
                 self._profile_fields.clear()
-            values = _values(_PROFILE_DIMENSIONS, Profile._make(profile))
+            values = _values(_PROFILE_DIMENSIONS, _named_profile(profile))
             found = self._profile_fields[profile] = tuple((dim.suffix, value) for dim, value in values)
         return found
+
+
+def _named_profile(profile: tuple[Any, ...]) -> Profile:
+    """A ProfileEntry (plain device and region tuples, or a Device and a Region) as a
+    Profile whose device and region are a Device and a Region: what the dimensions'
+    value functions read by name. Once per profile (PageCounter's caches)."""
+    device, region, lang = profile
+    return Profile(Device._make(device), Region._make(region), lang)

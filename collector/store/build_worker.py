@@ -43,7 +43,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -119,18 +119,21 @@ class WorkerFailed(Exception):
 def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
     """The entries the build reads, as plain data in chunks (Snapshot and Session are
     compiled classes, which pickle does not know). Re-sent hits and the event count are
-    the collector's business, not the build's."""
+    the collector's business, not the build's.
+
+    A mapping's chunk is a dict and a deep tag's group that fits in a chunk goes whole (its
+    dict or set): pickled as such, with no (key, value) tuple per entry to make, pickle
+    and unpickle, and read back by one C update — where lists of pairs cost ~a third more
+    of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22)."""
     for name in _MAPPINGS:
-        for chunk in _chunked(getattr(part, name).items()):
-            yield (name, chunk)
+        for mapping in _dict_chunks(getattr(part, name)):
+            yield (name, mapping)
     for name in _SETS:
         for chunk in _chunked(getattr(part, name)):
             yield (name, chunk)
     # The deep tag's entries are grouped by (app, minute) (store/aggregate.py Snapshot): sent
     # as groups, a chunk's groups holding CHUNK_ENTRIES entries at most in all.
-    incs = (
-        ((key, suffix), names.items()) for key, of_suffix in part.deep_incs.items() for suffix, names in of_suffix.items()
-    )
+    incs = (((key, suffix), names) for key, of_suffix in part.deep_incs.items() for suffix, names in of_suffix.items())
     for chunk in _grouped_chunks(incs):
         yield ("deep_incs", chunk)
     for chunk in _grouped_chunks(part.deep_members.items()):
@@ -146,24 +149,45 @@ def _chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _grouped_chunks(groups: Iterable[tuple[Any, Iterable[Any]]]) -> Iterator[list[tuple[Any, list[Any]]]]:
-    """(key, entries) groups as chunks of (key, some of its entries), CHUNK_ENTRIES entries
-    a chunk at most (a group larger than that is sent in several)."""
-    chunk: list[tuple[Any, list[Any]]] = []
+def _dict_chunks(entries: dict[Any, Any]) -> Iterator[dict[Any, Any]]:
+    """`entries` in dicts of CHUNK_ENTRIES items at most, in their order (a small one as
+    it is: the caller pickles it at once)."""
+    if len(entries) <= CHUNK_ENTRIES:
+        if entries:
+            yield entries
+        return
+    items = iter(entries.items())
+    while chunk := dict(islice(items, CHUNK_ENTRIES)):
+        yield chunk
+
+
+def _grouped_chunks(groups: Iterable[tuple[Any, Collection[Any]]]) -> Iterator[list[tuple[Any, Collection[Any]]]]:
+    """(key, entries) groups as chunks of (key, entries), CHUNK_ENTRIES entries a chunk at
+    most: a group that fits in the chunk's room as it is (a dict, a set), one larger than
+    that in pieces (lists of its items) over several."""
+    chunk: list[tuple[Any, Collection[Any]]] = []
     room = CHUNK_ENTRIES
     for key, entries in groups:
-        entries = iter(entries)
-        while some := list(islice(entries, room)):
-            chunk.append((key, some))
-            room -= len(some)
-            if not room:
-                yield chunk
-                chunk, room = [], CHUNK_ENTRIES
+        if len(entries) <= room:
+            if entries:
+                chunk.append((key, entries))
+                room -= len(entries)
+        else:
+            items = iter(entries.items() if isinstance(entries, dict) else entries)
+            while some := list(islice(items, room)):
+                chunk.append((key, some))
+                room -= len(some)
+                if not room:
+                    yield chunk
+                    chunk, room = [], CHUNK_ENTRIES
+        if not room:
+            yield chunk
+            chunk, room = [], CHUNK_ENTRIES
     if chunk:
         yield chunk
 
 
-def add_to_part(part: Snapshot, name: str, chunk: list[Any]) -> None:
+def add_to_part(part: Snapshot, name: str, chunk: Any) -> None:
     """One message of part_messages into `part` (in the child)."""
     from collector.features.facts import Session
     from collector.untracked import untracked_set

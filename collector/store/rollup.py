@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.features.deep import Session
 from collector.features.pages import PageCounter, region_values
 from collector.features.pages import increment as _incr
-from collector.hit.record import named_audience, named_cell
 from collector.store import keys
 from collector.store.aggregate import FLAGGED, Snapshot
 from collector.store.buckets import Bucket, Calendar
@@ -101,6 +101,14 @@ class MinuteDeltas:
     sessions: list[Session] = field(default_factory=list)
 
 
+def _deltas(minutes: dict[tuple[str, int], MinuteDeltas], app: str, minute: int) -> MinuteDeltas:
+    """The deltas of (app, minute) in `minutes`, made when new."""
+    found = minutes.get((app, minute))
+    if found is None:
+        found = minutes[(app, minute)] = MinuteDeltas()
+    return found
+
+
 def _add(members: dict[str, set[Member]], suffix: str, element: Member) -> None:
     found = members.get(suffix)
     if found is None:
@@ -132,42 +140,40 @@ class RollupBuilder:
     def _fold(self, snap: Snapshot, pace: Callable[[], None] = no_pacing) -> dict[tuple[str, int], MinuteDeltas]:
         """The snapshot's deltas per (app, minute), by key suffix."""
         minutes: dict[tuple[str, int], MinuteDeltas] = {}
-
-        def deltas(app: str, minute: int) -> MinuteDeltas:
-            found = minutes.get((app, minute))
-            if found is None:
-                found = minutes[(app, minute)] = MinuteDeltas()
-            return found
-
-        for done, (key, sums) in enumerate(snap.cube.items()):
+        # The entries as the snapshot keeps them, read by position (typed Any: as a
+        # CellEntry or an AudienceEntry, compiled code would unpack each into its fields
+        # and pack it again).
+        cube: dict[Any, list[int]] = snap.cube
+        for done, (key, sums) in enumerate(cube.items()):
             if not done % PACE_EVERY:
                 pace()
-            cell = named_cell(key)
-            self.pages.count_cell(deltas(cell.app, cell.minute).fields, cell, sums)
-        for done, entry in enumerate(snap.visitors):
+            self.pages.count_cell(_deltas(minutes, key[0], key[1]).fields, key, sums)
+        visitors: set[Any] = snap.visitors
+        for done, entry in enumerate(visitors):
             if not done % PACE_EVERY:
                 pace()
-            seen = named_audience(entry)
-            d = deltas(seen.app, seen.minute)
-            for suffix in self.pages.visitor_suffixes(seen):
-                _add(d.day_members, suffix, seen.visitor)
-                _add(d.month_members, suffix, seen.month_visitor)
+            # An AudienceEntry: app, minute, its ProfileEntry (device, region, lang), visitor, month_visitor.
+            d = _deltas(minutes, entry[0], entry[1])
+            visitor, month_visitor = entry[5], entry[6]
+            for suffix in self.pages.visitor_suffixes((entry[2], entry[3], entry[4])):
+                _add(d.day_members, suffix, visitor)
+                _add(d.month_members, suffix, month_visitor)
         for app, minute, visitor_id in snap.first_party:  # hit/record.py first_party_of
-            d = deltas(app, minute)
+            d = _deltas(minutes, app, minute)
             _add(d.day_members, keys.FIRST_PARTY, visitor_id)
             _add(d.month_members, keys.FIRST_PARTY, visitor_id)
         for (app, minute, reason), count in snap.rejected.items():
             counter = reason if reason.startswith(FLAGGED) else "rejected:" + reason
-            _incr(deltas(app, minute).fields, keys.COUNTERS, counter, count)
+            _incr(_deltas(minutes, app, minute).fields, keys.COUNTERS, counter, count)
         for (app, minute), of_suffix in snap.deep_incs.items():
-            _add_fields(deltas(app, minute).fields, of_suffix)
+            _add_fields(_deltas(minutes, app, minute).fields, of_suffix)
         for (app, minute), members in snap.deep_members.items():
-            d = deltas(app, minute)
+            d = _deltas(minutes, app, minute)
             for suffix, day_member, month_member in members:
                 _add(d.day_members, suffix, day_member)
                 _add(d.month_members, suffix, month_member)
         for (app, _), (minute, session) in snap.sessions.items():
-            deltas(app, minute).sessions.append(session)
+            _deltas(minutes, app, minute).sessions.append(session)
         return minutes
 
     def _fan_out(self, minutes: dict[tuple[str, int], MinuteDeltas]) -> list[SlotWrites]:
