@@ -278,3 +278,60 @@ def _orjson_can(document: Any) -> bool:
     except TypeError:  # an int past 64 bits, a lone surrogate
         return False
     return True
+
+
+# A value string that repeats within one body is one str object (session 22, values22): the
+# decoder keeps a small table, local to the call, of the values it made, keyed by their raw
+# bytes (slot by length and first/last 8 bytes, then memcmp), a slot overwritten on a
+# collision. The tests below hold it to orjson's values (equal text, never a neighbour's),
+# to its bound (no reference kept past the call, any number of distinct values) and check
+# that it shares at all (else the session's saving would be vacuous).
+
+
+def test_repeated_values_in_one_body_are_one_object() -> None:
+    """Each repeated value of a bench-like body (plain, escaped, non-ASCII, up to 64 bytes)
+    comes back as one object across the events; a value over 64 bytes is not shared. (No
+    unique values here: a slot is overwritten on a collision, so in a bench body an event's
+    unique `id` may cost a repeated value one more object.)"""
+    values = ["app1", "s-1764000000-abcdef", "v-99", "click", "nav-home", "中文资源", 'a"b', "x" * 64]
+    events = [{"t": values[3], "k": values[0], "sid": values[1], "vid": values[2], "n": values[4],
+               "rt": values[5], "ti": values[6], "u": values[7], "pc": "y" * 65} for i in range(50)]
+    for body in (orjson.dumps(events), json.dumps(events).encode(), json.dumps(events, ensure_ascii=False).encode()):
+        decoded = check(body)
+        assert decoded is not None
+        for field in ("t", "k", "sid", "vid", "n", "rt", "ti", "u"):
+            assert len({id(event[field]) for event in decoded}) == 1, (field, body[:80])
+        assert len({id(event["pc"]) for event in decoded}) == 50
+
+
+def test_repeats_are_not_kept_past_the_call() -> None:
+    """The table's references are dropped when decode returns: a value made 3 times is held
+    by the 3 places of the answer only (plus `text` and getrefcount's argument)."""
+    assert DECODE is not None
+    for body in (b'["abc-unique-1","abc-unique-1","abc-unique-1"]', b'[{"a":"abc-unique-2","a":1},'
+                 b'"abc-unique-2","abc-unique-2","abc-unique-2"]'):
+        decoded = DECODE(body)
+        assert decoded is not None
+        text = decoded[-1]
+        assert sys.getrefcount(text) == 3 + 2, body
+
+
+def test_values_that_share_a_slot_stay_apart() -> None:
+    """Distinct values of one length, and values alike in their first and last 8 bytes (one
+    slot by construction), decode to their own text: a table that matched on the length or
+    the slot alone would hand back a neighbour's."""
+    same_length = [f"{i:04d}" for i in range(200)] + [f"v{i:062d}" for i in range(200)]
+    alike = ["01234567" + f"{i:05d}" + "89abcdef" for i in range(500)]
+    for values in (same_length, alike, same_length[::-1] + same_length, alike + alike[::-1]):
+        assert check(orjson.dumps(values)) is not None
+        assert check(orjson.dumps([{"t": value, "n": "x", "k": value} for value in values])) is not None
+
+
+def test_the_table_is_bounded_on_bodies_of_distinct_values() -> None:
+    """10,000 distinct strings (and 10,000 alike in their slot key) decode right."""
+    rng = random.Random(2217)
+    distinct = [f"{rng.random():.17f}"[: rng.randrange(1, 20)] + str(i) for i in range(10_000)]
+    alike = ["head1234" + f"{i:06d}" + "tail5678" for i in range(10_000)]
+    for values in (distinct, alike, [value + "é" for value in distinct]):
+        assert check(orjson.dumps(values)) is not None
+        assert check(orjson.dumps([{"k": value, "n": value[::-1]} for value in values])) is not None

@@ -30,7 +30,8 @@
  *
  * Cost is linear in the body: each byte is read once (strings 8 at a time), recursion is
  * bounded by MAX_DEPTH, an escaped string's buffer is at most its raw length, and what is
- * built is what orjson would build.
+ * built is what orjson would build - but a value string that repeats within the body is
+ * one str object (equal values, fewer objects: see Repeats).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -57,10 +58,37 @@ typedef struct {
     int ready;
 } Decoder;
 
+/* One decode's repeated values (session 22, values22). In a POST-50 body the same value
+ * strings come in every event (`k`, `sid`, `vid`, `t`, `n`, `rid`, `ms`, `tr`, `u`, the
+ * resource labels): handing back one str object for each raw spelling lets the code after
+ * the decoder hash it once (a str caches its hash) and find it in its dicts and tuples by
+ * pointer instead of memcmp. The table lives on decode's stack and holds its strs for that
+ * call only: a client's values are never kept past the call, never interned. It is keyed
+ * by the value's raw bytes in the body (what was between the quotes, escapes and UTF-8 as
+ * sent: the same bytes always decode to the same str) - by length and the first and last
+ * 8 bytes to find the slot, then by memcmp of the whole. A slot is overwritten on a
+ * collision, so it is bounded (REPEAT_SLOTS strong references) and a miss costs a hash and
+ * a store, whatever the body. */
+#define REPEAT_BITS 8
+#define REPEAT_SLOTS (1u << REPEAT_BITS)
+#define REPEAT_LONGEST 64 /* longer values (long URLs) are rarely worth the memcmp */
+
+typedef struct {
+    const unsigned char *raw; /* the value's raw bytes, inside the body */
+    Py_ssize_t length;
+    PyObject *text;           /* a strong reference; a slot is filled when its `used` bit is set */
+} Repeat;
+
+typedef struct {
+    uint64_t used[REPEAT_SLOTS / 64];
+    Repeat slots[REPEAT_SLOTS];
+} Repeats;
+
 typedef struct {
     const unsigned char *at;
     const unsigned char *end;
     const Decoder *decoder;
+    Repeats *repeats;
     int depth;
 } Reader;
 
@@ -102,6 +130,56 @@ static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_
         if (known->word == word && known->length == length) {
             return known->name;
         }
+    }
+}
+
+/* The slot of the raw value [chars, chars + length) (1 to REPEAT_LONGEST bytes). */
+static Repeat *repeat_slot(Repeats *repeats, const unsigned char *chars, Py_ssize_t length,
+                           const unsigned char *end, size_t *index) {
+    uint64_t word;
+    if (length <= 8) {
+        word = name_word(chars, length, end);
+    } else {
+        uint64_t last;
+        memcpy(&word, chars, 8);
+        memcpy(&last, chars + length - 8, 8);
+        word ^= (last << 29) | (last >> 35); /* byte order does not matter: only a slot is chosen */
+    }
+    size_t at = (size_t)(((word ^ (uint64_t)length) * 0x9E3779B97F4A7C15ULL) >> (64 - REPEAT_BITS));
+    *index = at;
+    return &repeats->slots[at];
+}
+
+/* The str already made in this decode for the same raw bytes, a new reference; or NULL. */
+static PyObject *repeat_find(Repeats *repeats, const Repeat *slot, size_t index, const unsigned char *chars,
+                             Py_ssize_t length) {
+    if ((repeats->used[index / 64] >> (index % 64) & 1) && slot->length == length
+        && memcmp(slot->raw, chars, (size_t)length) == 0) {
+        return Py_NewRef(slot->text);
+    }
+    return NULL;
+}
+
+/* Remember `text` (made from the raw bytes) in its slot, dropping what the slot held. */
+static void repeat_keep(Repeats *repeats, Repeat *slot, size_t index, const unsigned char *chars, Py_ssize_t length,
+                        PyObject *text) {
+    uint64_t bit = 1ULL << (index % 64);
+    if (repeats->used[index / 64] & bit) {
+        Py_DECREF(slot->text);
+    }
+    repeats->used[index / 64] |= bit;
+    slot->raw = chars;
+    slot->length = length;
+    slot->text = Py_NewRef(text);
+}
+
+/* Drop the table's references at the end of a decode. */
+static void repeats_clear(Repeats *repeats) {
+    for (size_t word = 0; word < REPEAT_SLOTS / 64; word++) {
+        for (uint64_t used = repeats->used[word]; used != 0; used &= used - 1) {
+            Py_DECREF(repeats->slots[word * 64 + (size_t)__builtin_ctzll(used)].text);
+        }
+        repeats->used[word] = 0;
     }
 }
 
@@ -277,9 +355,13 @@ static PyObject *utf8_text(const unsigned char *chars, Py_ssize_t length, int as
     return text;
 }
 
+static PyObject *new_string(Reader *r, const unsigned char *start, const unsigned char *stop, int key, int ascii,
+                            int escaped);
+
 /* The string whose opening quote r->at is on; `key`: an object's key, which is the
- * interned name when it is one of the Decoder's. New reference, or NULL (an exception
- * set only when Python failed: MemoryError). */
+ * interned name when it is one of the Decoder's. A value seen before in this decode, with
+ * the same raw bytes, is the same str object (Repeats). New reference, or NULL (an
+ * exception set only when Python failed: MemoryError). */
 static PyObject *string(Reader *r, int key) {
     const unsigned char *start = ++r->at;
     const unsigned char *at = start;
@@ -322,6 +404,27 @@ static PyObject *string(Reader *r, int key) {
     int ascii = (high & HIGHS) == 0;
     const unsigned char *stop = at;
     r->at = stop + 1;
+    Py_ssize_t length = stop - start;
+    if (key || length == 0 || length > REPEAT_LONGEST) {
+        return new_string(r, start, stop, key, ascii, escaped);
+    }
+    size_t index;
+    Repeat *slot = repeat_slot(r->repeats, start, length, r->end, &index);
+    PyObject *text = repeat_find(r->repeats, slot, index, start, length);
+    if (text != NULL) {
+        return text;
+    }
+    text = new_string(r, start, stop, key, ascii, escaped);
+    if (text != NULL) {
+        repeat_keep(r->repeats, slot, index, start, length, text);
+    }
+    return text;
+}
+
+/* The str of the raw bytes [start, stop) of a string (`ascii`: no byte of 0x80 and above;
+ * `escaped`: a backslash among them), the interned name for a key that is one. */
+static PyObject *new_string(Reader *r, const unsigned char *start, const unsigned char *stop, int key, int ascii,
+                            int escaped) {
     Py_ssize_t length = stop - start;
     if (!escaped) {
         if (key && ascii) {
@@ -576,13 +679,16 @@ static PyObject *Decoder_decode(Decoder *self, PyObject *body) {
     if (!PyBytes_CheckExact(body)) {
         Py_RETURN_NONE;
     }
+    Repeats repeats; /* only `used` is cleared: a slot is read only when its bit is set */
+    memset(repeats.used, 0, sizeof(repeats.used));
     Reader r = {(const unsigned char *)PyBytes_AS_STRING(body),
-                (const unsigned char *)PyBytes_AS_STRING(body) + PyBytes_GET_SIZE(body), self, 0};
+                (const unsigned char *)PyBytes_AS_STRING(body) + PyBytes_GET_SIZE(body), self, &repeats, 0};
     skip_space(&r);
     if (r.at >= r.end || (*r.at != '[' && *r.at != '{')) {
         Py_RETURN_NONE; /* a scalar document (or none): orjson answers */
     }
     PyObject *found = value(&r);
+    repeats_clear(&repeats);
     if (found == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
