@@ -486,6 +486,25 @@ static PyObject *integer(Reader *r) {
 
 static PyObject *value(Reader *r);
 
+/* After an item of an object or array: 1 at a ',' (stepped over, with the space after it),
+ * 0 at `close` (stepped over), -1 at anything else or the body's end. */
+static int next_item(Reader *r, unsigned char close) {
+    skip_space(r);
+    if (r->at >= r->end) {
+        return -1;
+    }
+    if (*r->at == ',') {
+        r->at++;
+        skip_space(r);
+        return 1;
+    }
+    if (*r->at != close) {
+        return -1;
+    }
+    r->at++;
+    return 0;
+}
+
 /* Put the held pairs into `dict` in order, dropping them; -1 when Python failed. A
  * duplicate key keeps its first place and takes the later value, as orjson's dict does. */
 static int put_held(PyObject *dict, PyObject **keys, PyObject **values, Py_ssize_t *held) {
@@ -556,20 +575,13 @@ static PyObject *object(Reader *r) {
                 goto fail;
             }
         }
-        skip_space(r);
-        if (r->at >= r->end) {
+        int more = next_item(r, '}');
+        if (more < 0) {
             goto fail;
         }
-        if (*r->at == ',') {
-            r->at++;
-            skip_space(r);
-            continue;
+        if (!more) {
+            break;
         }
-        if (*r->at != '}') {
-            goto fail;
-        }
-        r->at++;
-        break;
     }
     if (dict == NULL) {
         dict = _PyDict_NewPresized(held);
@@ -609,20 +621,13 @@ static PyObject *array(Reader *r) {
         if (failed < 0) {
             goto fail;
         }
-        skip_space(r);
-        if (r->at >= r->end) {
+        int more = next_item(r, ']');
+        if (more < 0) {
             goto fail;
         }
-        if (*r->at == ',') {
-            r->at++;
-            skip_space(r);
-            continue;
+        if (!more) {
+            return list;
         }
-        if (*r->at != ']') {
-            goto fail;
-        }
-        r->at++;
-        return list;
     }
 fail:
     Py_DECREF(list);
