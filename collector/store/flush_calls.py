@@ -140,15 +140,17 @@ class _CallWriter:
     def _step(self, width: int) -> int:
         """The most items of `width` arguments one piece of a group may hold: a call's
         room after the 'b' item's header and the group's own."""
-        header = 3 + 2 * len(self.prefixes)  # 'b', n, the prefixes, the group count
-        return max((CALL_ARGS - header - 3) // width, 1)
+        return max((CALL_ARGS - self._header() - 3) // width, 1)
+
+    def _header(self) -> int:
+        """The arguments of a 'b' item's header: 'b', n, the prefixes, the group count."""
+        return 3 + 2 * len(self.prefixes)
 
     def _piece(self, kind: str, suffix: str, count: int, width: int) -> None:
         """A group's head (`kind`, `suffix`, `count`), in a new call if the current one
         has no room left for it and its `count` items of `width` arguments; the 'b' item
         opened first when none is."""
-        header = 3 + 2 * len(self.prefixes)
-        self._make_room(3 + count * width + (header if self.count_at < 0 else 0))
+        self._make_room(3 + count * width + (self._header() if self.count_at < 0 else 0))
         if self.count_at < 0:
             self.args += ("b", len(self.prefixes))
             for prefix, expire_at in self.prefixes:
