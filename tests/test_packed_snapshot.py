@@ -10,7 +10,15 @@ import pytest
 import redis.asyncio as aioredis
 from faults import RedisProxy
 from test_build_worker import with_event_ids
-from test_flush_bounds import _round_trips_of_whole_batch, fail_midway, fill, make_flusher, pv_by_app, small_bounds  # noqa: F401
+from test_flush_bounds import (  # noqa: F401
+    _round_trips_of_whole_batch,
+    a_hit,
+    fail_midway,
+    fill,
+    make_flusher,
+    pv_by_app,
+    small_bounds,
+)
 from test_flush_fanout import TTLS, contents, realistic_snapshot, same_contents, two_redis  # noqa: F401 (fixture)
 
 from collector.settings import Settings
@@ -103,14 +111,15 @@ async def test_a_batch_packed_behind_a_failing_one_counts_once(redis_server, red
 async def test_batches_queued_within_live_queue_cells_wait_live_and_count_once(
     redis_server, redis_url, small_bounds, monkeypatch, fails_in  # noqa: F811
 ):
-    """Batches sealed behind another keep their first parts live up to live_queue_cells
+    """Batches sealed behind another keep the parts that fit live, up to live_queue_cells
     entries between them, the rest packed: with room for one and a half batches, the second
-    batch waits whole live, the third half live (its first parts) and half packed. Due with
-    a batch still behind it, the second is built from live parts only (behind, the flusher's
-    thread builds each part: packing one would be undone there); the third, due last (the
-    build process may take its parts), has its parts but the first packed, as a batch due
-    alone. A flush failing midway, in the batch ahead or in the live one, resumes and every
-    hit counts once."""
+    batch waits whole live, the third about half live (the parts that fit what was left, in
+    order, not only those before the first that did not) and half packed, and gives back
+    the room its packed parts did not take. Due, a batch keeps its live parts live for
+    their build (packed then, the flusher's thread, behind, only unpacked them again), the
+    second with a batch behind it as the third alone; a batch never queued (the first) has
+    its parts but the first packed. A flush failing midway, in the batch ahead or in the
+    live one, resumes and every hit counts once."""
     proxy = RedisProxy(redis_server.port)
     client = redis_client.connect(proxy.url)
     aggregator = Aggregator()
@@ -139,8 +148,13 @@ async def test_batches_queued_within_live_queue_cells_wait_live_and_count_once(
         assert second.packed is not None and all(isinstance(part, Snapshot) for part in second.packed.parts)
         assert third.packed is not None
         kinds = [isinstance(part, Snapshot) for part in third.packed.parts]
-        assert kinds[0] and not kinds[-1] and kinds == sorted(kinds, reverse=True)  # the first ones live
-        assert 0 < third.packed.live_cells <= cells // 2
+        room, fits = cells // 2, []
+        for part in third.packed.parts:
+            size = part.cells if isinstance(part, Snapshot) else unpack(part).cells
+            fits.append(size <= room)
+            room -= size if size <= room else 0
+        assert kinds == fits and kinds[0] and not all(kinds)  # every part that fit, in order
+        assert 0 < third.packed.live_cells <= cells // 2 and third.live_cells == third.packed.live_cells
         assert third.held_cells < second.held_cells == cells
         per_batch = await _round_trips_of_whole_batch(redis_url)
         await fail_midway(flusher, proxy, after_round_trips=12 if fails_in == "the first batch" else per_batch + 12)
@@ -148,12 +162,31 @@ async def test_batches_queued_within_live_queue_cells_wait_live_and_count_once(
         proxy.set_mode("pass")
         assert await flusher.flush()
         assert len(due_parts[second.seq]) > 1 and all(isinstance(part, Snapshot) for part in due_parts[second.seq])
-        for batch in (first, third):  # due with none behind (third), or never queued (first)
-            assert all(isinstance(part, PackedSnapshot) for part in due_parts[batch.seq][1:])
+        assert [isinstance(part, Snapshot) for part in due_parts[third.seq]] == kinds  # due alone: still live
+        assert all(isinstance(part, PackedSnapshot) for part in due_parts[first.seq][1:])  # never queued
         assert pv_by_app(sync) == {app: 3 * pv for app, pv in expected.items()}
     finally:
         await client.aclose()
         proxy.close()
+
+
+def test_a_queued_batch_keeps_live_the_parts_that_fit_after_one_that_does_not(small_bounds):  # noqa: F811
+    """An app is never split: a batch's largest app can be a part larger than the room left
+    for live parts. The parts after it that fit still stay live (they were all packed when
+    the first did not fit: at POST-50 saturation, nearly every queued entry was packed and
+    unpacked again), and the live ones hold the same entries as the snapshot's split."""
+    aggregator = Aggregator()
+    fill(aggregator)
+    for n in range(400):  # one app with the most events: a part alone, larger than the others
+        aggregator.count(a_hit("big", n, pages=400))
+    snap = aggregator.drain()
+    sizes = [part.cells for part in snap.split_by_app(flusher_module.GROUP_CELLS)]
+    room = max(sizes[1:])
+    assert sizes[0] > room
+    packed = packing_flusher()._packed_parts(snap, room)
+    kinds = [isinstance(part, Snapshot) for part in packed.parts]
+    assert kinds[:2] == [False, True] and packed.live_cells <= room
+    assert [part.cells if isinstance(part, Snapshot) else unpack(part).cells for part in packed.parts] == sizes
 
 
 def packing_flusher(caps: DeploymentCaps | None = None) -> Flusher:

@@ -8,8 +8,8 @@ oldest first, which keeps every slot's sequence increasing.
 
 With the journal (journal.py) a batch's events are also on disk, in a segment named
 after (writer, seq): the segment is deleted once Redis has the batch; queued batches
-behind the first wait in memory, packed (packed_snapshot.py) but for their first parts
-up to live_queue_cells entries, up to the memory of memory_max_cells live entries (a
+behind the first wait in memory, packed (packed_snapshot.py) but for the parts that fit
+in live_queue_cells entries, up to the memory of memory_max_cells live entries (a
 packed part weighs its bytes), and beyond that or
 behind a failing flush are rebuilt from their segment when their turn comes, so a long
 Redis outage costs disk, not memory; and segments left by a crash are replayed at start
@@ -19,7 +19,6 @@ as the batches they were.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import pickle
 import time
@@ -139,8 +138,8 @@ class FlushBatch:
     packed: PackedParts | None = None
     packing: asyncio.Future[None] | None = None
     # Sealed behind another: of its entries, those that may wait live (the room left in
-    # Flusher.live_queue_cells then); its parts beyond them are packed. If others still
-    # wait behind it when it is due, its live parts stay live for their build (_apply).
+    # Flusher.live_queue_cells then; once packed, the entries of the parts that fit it, the
+    # others packed). They stay live until built, counted in that room until applied (_apply).
     live_cells: int = 0
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
@@ -434,15 +433,16 @@ class Flusher:
         if segment is None or not self._waits_on_disk(batch.cells):
             batch.snap = snap
             if self.pending:  # behind another batch: it waits a while, packed but what the room keeps live
-                batch.live_cells = min(batch.cells, max(self.live_queue_cells - self._live_behind_cells(), 0))
+                batch.live_cells = min(batch.cells, max(self.live_queue_cells - self._live_queued_cells(), 0))
                 self.stats.queued_cells += batch.cells
                 self.stats.queued_cells_live += batch.live_cells
                 self._pack_soon(batch)
         self.pending.append(batch)
 
-    def _live_behind_cells(self) -> int:
-        """The entries the batches behind the one being applied may keep live (seal)."""
-        return sum(batch.live_cells for batch in itertools.islice(self.pending, 1, None))
+    def _live_queued_cells(self) -> int:
+        """The entries the queued batches keep live, the one being applied included: its
+        live parts stay live until built (seal)."""
+        return sum(batch.live_cells for batch in self.pending)
 
     def _pack_soon(self, batch: FlushBatch) -> None:
         """Pack the batch's parts in a thread (packed_snapshot.py): it waits behind
@@ -464,10 +464,14 @@ class Flusher:
             log.exception("flush %d: packing its snapshot failed; kept as it is", batch.seq)
             return
         batch.packed, batch.snap = packed, None
+        # The room its parts took (those that did not fit were packed): the rest is left to
+        # the batches sealed after it.
+        self.stats.queued_cells_live -= batch.live_cells - packed.live_cells
+        batch.live_cells = packed.live_cells
 
     def _packed_parts(self, snap: Snapshot, live_cells: int = 0) -> PackedParts:
-        """`snap` split by app as it will be flushed (_parts), each part packed but the
-        first ones whose entries fit in `live_cells` (they wait as they are); its
+        """`snap` split by app as it will be flushed (_parts), each part packed but those
+        whose entries fit in what is left of `live_cells`, in order (they wait as they are); its
         touched buckets and capped values taken now, so that its parts need not be
         unpacked for them when it is due (each is then unpacked once, for a build in the
         thread; the build process is sent its bytes as they are)."""
@@ -480,11 +484,14 @@ class Flusher:
         packed: list[Snapshot | PackedSnapshot] = []
         while parts:
             part = parts.pop()
+            # The first parts that fit stay live, not only those before the first that does
+            # not: an app is never split, so a batch of a few large apps has parts of tens
+            # of thousands of entries, and its first (the largest app) seldom fit the room
+            # left — which then kept none of the batch live (bench/RESULTS.md, session 23).
             if part.cells <= live_cells:
                 live_cells -= part.cells
                 packed.append(part)
             else:
-                live_cells = 0  # the parts after a packed one are packed too: the first ones are due first
                 packed.append(pack(part))
         return PackedParts(packed, touched, caps_values)
 
@@ -719,12 +726,14 @@ class Flusher:
             # requests), and per part they made a POST-50 batch take longer to apply than
             # the next took to fill (bench/RESULTS.md session 8).
             share = self._share()  # 1: not paced (behind, or flush_cpu_share 1)
-            # Queued with room to wait live, and others behind it now: every part is built in
-            # the thread (_commands), so packing its live parts would only be undone there.
-            # Otherwise the parts but the first wait packed (_pack_all_but_first): a batch's
-            # whole snapshot is not live beside the next one filling (session 14), and the
-            # build process, keeping up, is sent the bytes made here.
-            pack_later = batch.live_cells == 0 or len(self.pending) <= 1
+            # Queued with room to wait live: its live parts stay live until built, within
+            # live_queue_cells (_live_queued_cells counts them until applied). Packed when
+            # due alone, they were mostly unpacked again by the thread: at saturation the
+            # next batch is sealed behind it before its later parts are built (session 23).
+            # A batch never queued has its parts but the first packed (_pack_all_but_first):
+            # its whole snapshot is not live beside the next one filling (session 14), and
+            # the build process, keeping up, is sent the bytes made here.
+            pack_later = batch.live_cells == 0
             parts, questions = await asyncio.to_thread(
                 self._due, batch, share if share >= 1.0 else min(share, DUE_CPU_SHARE), pack_later
             )
@@ -747,6 +756,8 @@ class Flusher:
                 await self._send(batch, commands)
                 self._known_apps |= new_apps
                 applied = parts.popleft()
+                if isinstance(applied, Snapshot) and batch.live_cells:  # its room goes to those sealed next
+                    batch.live_cells = max(batch.live_cells - applied.cells, 0)
                 batch.resent += applied.resent
                 batch.done = 0
                 if self.build_worker is None or not self.build_worker.still_reading(applied):
