@@ -348,6 +348,13 @@ class Aggregator:
         self._plain_device: Any = None
         self._plain_region: Any = None
         self._cells: dict[tuple[Any, ...], list[int]] = {}
+        # Ahead of the cube memo, for hits without a page (all but page views: a POST-50
+        # request's events but one): the last such cell counted of each event type (a
+        # _LastCell). A hit whose other fields are the very objects it holds — its minute
+        # object, the empty strings, the small ints — has its cell: no tuple of 7 made,
+        # hashed and compared (~900 instructions an event, bench/RESULTS.md session 23).
+        # Emptied with the cube memo.
+        self._last_cells: dict[str, _LastCell] = {}
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -391,22 +398,23 @@ class Aggregator:
         keys are equal cube keys, and the memo's value is the list the cube holds."""
         device, region = fields[_DEVICE], fields[_REGION]
         if device is self._hit_device and region is self._hit_region and hit.app == self._hit_app:
-            rest = (
-                fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
-                fields[_VISIT_FLAG], fields[_LANG],
-            )
-            sums = self._cells.get(rest)
-            if sums is None:
-                # Mostly a cell new to the snapshot (the memo holds those the request's
-                # events counted already): the key is hashed once, not for a lookup and
-                # again for the insertion.
-                sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
-                self._cells[rest] = sums
-            return sums
-        # Another app, device or region: the memo starts afresh with them. A GET's hit
+            if fields[_PAGE]:  # a page view: the tuple memo alone (pages vary, _last_cells would miss)
+                return self._memo_sums(hit, fields)
+            last = self._last_cells.get(fields[_ETYPE])
+            if last is not None and last.same(fields):
+                return last.sums
+            memo_sums = self._memo_sums(hit, fields)
+            if last is None:
+                self._last_cells[fields[_ETYPE]] = _LastCell(fields, memo_sums)
+            else:
+                last.keep(fields, memo_sums)
+            return memo_sums
+        # Another app, device or region: the memos start afresh with them. A GET's hit
         # mostly comes here, and pays no memo entry (the hit after fills it, when it has
         # the same three).
         self._cells.clear()
+        if self._last_cells:
+            self._last_cells.clear()
         self._hit_app, self._hit_device, self._hit_region = hit.app, device, region
         self._plain_device, self._plain_region = self._plain(device), self._plain(region)
         cube = self._current.cube
@@ -414,6 +422,21 @@ class Aggregator:
         sums = cube.get(key)
         if sums is None:
             sums = cube[key] = _untracked([0, 0, 0, 0])
+        return sums
+
+    def _memo_sums(self, hit: Hit, fields: tuple[Any, ...]) -> list[int]:
+        """_sums_of's through the cube memo (the hit has the memo's app, device and region)."""
+        rest = (
+            fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
+            fields[_VISIT_FLAG], fields[_LANG],
+        )
+        sums = self._cells.get(rest)
+        if sums is None:
+            # Mostly a cell new to the snapshot (the memo holds those the request's
+            # events counted already): the key is hashed once, not for a lookup and
+            # again for the insertion.
+            sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
+            self._cells[rest] = sums
         return sums
 
     def _cell_key(self, hit: Hit, fields: tuple[Any, ...]) -> Any:
@@ -501,7 +524,8 @@ class Aggregator:
         self._last_visitor = None
         self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
         self._hit_app, self._hit_device, self._hit_region, self._plain_device, self._plain_region = "", None, None, None, None
-        self._cells = {}  # (a new dict: the old one's lists are the drained snapshot's)
+        self._cells = {}  # (new dicts: the old ones' lists are the drained snapshot's)
+        self._last_cells = {}
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap
@@ -520,6 +544,37 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
+
+
+class _LastCell:
+    """The last cell of an event type that Aggregator._sums_of counted a hit without a page
+    in: the hit's fields that its memo key holds beyond its type, and the cell's sums. A hit
+    holding the very same objects (compared by identity only: an equal object that is not
+    the same merely takes the memo's path) has that cell."""
+
+    __slots__ = ("minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
+
+    def __init__(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        self.minute: Any = None
+        self.page: Any = None
+        self.page_code: Any = None
+        self.referrer: Any = None
+        self.visit_flag: Any = None
+        self.lang: Any = None
+        self.sums = sums
+        self.keep(fields, sums)
+
+    def same(self, fields: tuple[Any, ...]) -> bool:
+        return (
+            fields[_MINUTE] is self.minute and fields[_PAGE] is self.page and fields[_PAGE_CODE] is self.page_code
+            and fields[_REFERRER] is self.referrer and fields[_VISIT_FLAG] is self.visit_flag
+            and fields[_LANG] is self.lang
+        )
+
+    def keep(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        self.minute, self.page, self.page_code = fields[_MINUTE], fields[_PAGE], fields[_PAGE_CODE]
+        self.referrer, self.visit_flag, self.lang = fields[_REFERRER], fields[_VISIT_FLAG], fields[_LANG]
+        self.sums = sums
 
 
 def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
