@@ -733,12 +733,18 @@ class Tally:
         self.limited = limited  # a 429: the request is refused whole (rate limits), nothing counted
 
 
-def _tuple_new() -> Callable[[type[Hit], tuple[Any, ...]], Hit]:
-    """tuple.__new__, or hit/_tuple_new.c's `tuple_new` when built: the same object made
-    without the type call's machinery (~950 instructions a hit through tuple.__new__,
-    bench/RESULTS.md, session 20)."""
+def _tuple_of(cls: type[Hit], *items: Any) -> Hit:
+    """tuple.__new__(cls, items): hit/_tuple_new.c's tuple_of, in Python (when it is not built)."""
+    return tuple.__new__(cls, items)
+
+
+def _tuple_new() -> Callable[..., Hit]:
+    """hit/_tuple_new.c's `tuple_of` when built, else _tuple_of: `cls` made of the items
+    passed after it, without the type call's machinery (~950 instructions a hit through
+    tuple.__new__, bench/RESULTS.md, session 20), nor a tuple of the items made and freed
+    again for each hit (compiled code passes them on its stack: session 23)."""
     module = c_module("collector.hit._tuple_new")
-    return cast(Callable[[type[Hit], tuple[Any, ...]], Hit], tuple.__new__ if module is None else module.tuple_new)
+    return cast(Callable[..., Hit], _tuple_of if module is None else module.tuple_of)
 
 
 _new_tuple: Final = _tuple_new()
@@ -759,10 +765,10 @@ def _hit(
     defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
     object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
     compiled code's unboxing and boxing."""
-    return _new_tuple(_HIT, (
-        app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
-        scroll, first_party_id, deep, lang, event_id, resent,
-    ))
+    return _new_tuple(
+        _HIT, app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag,
+        engaged_ms, scroll, first_party_id, deep, lang, event_id, resent,
+    )
 
 
 def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:

@@ -61,6 +61,7 @@ def _untracked(sums: list[int]) -> list[int]:
 # which the entries' lookups then compare by identity. A read by position is a C call,
 # where the itemgetters of hit/record.py (cell_of, audience_of) are Python-level calls,
 # ~250-1,200 instructions each (bench/RESULTS.md, session 21).
+_APP: Final = 0
 _MINUTE: Final = 1
 _ETYPE: Final = 2
 _DEVICE: Final = 3
@@ -73,7 +74,7 @@ _REFERRER: Final = 9
 _VISIT_FLAG: Final = 10
 _LANG: Final = 15
 _POSITIONS: Final = {
-    "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
+    "app": _APP, "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
     "month_visitor": _MONTH_VISITOR, "page": _PAGE, "page_code": _PAGE_CODE, "referrer": _REFERRER,
     "visit_flag": _VISIT_FLAG, "lang": _LANG,
 }
@@ -350,10 +351,12 @@ class Aggregator:
         self._cells: dict[tuple[Any, ...], list[int]] = {}
         # Ahead of the cube memo, for hits without a page (all but page views: a POST-50
         # request's events but one): the last such cell counted of each event type (a
-        # _LastCell). A hit whose other fields are the very objects it holds — its minute
-        # object, the empty strings, the small ints — has its cell: no tuple of 7 made,
-        # hashed and compared (~900 instructions an event, bench/RESULTS.md session 23).
-        # Emptied with the cube memo.
+        # _LastCell, kept and refilled as the memo's three change: a request's first hit of
+        # a type makes none). A hit whose fields are the very objects it holds — its app,
+        # Device and Region, its minute object, the empty strings, the small ints — has its
+        # cell: no tuple of 7 made, hashed and compared (~900 instructions an event,
+        # bench/RESULTS.md session 23). Emptied at each drain (its sums are the current
+        # snapshot's).
         self._last_cells: dict[str, _LastCell] = {}
 
     def count(self, hit: Hit) -> None:
@@ -395,34 +398,36 @@ class Aggregator:
         """The current snapshot's sums of `hit`'s cell, made when new; through the cube
         memo when `hit` has the app and the very Device and Region objects of the hit
         before (see __init__). Under those three, a Cell is its other fields: equal memo
-        keys are equal cube keys, and the memo's value is the list the cube holds."""
+        keys are equal cube keys, and the memo's value is the list the cube holds. A hit
+        without a page takes the last cell of its type instead when it holds that cell's
+        very objects (_last_cells, see __init__)."""
         device, region = fields[_DEVICE], fields[_REGION]
         if device is self._hit_device and region is self._hit_region and hit.app == self._hit_app:
-            if fields[_PAGE]:  # a page view: the tuple memo alone (pages vary, _last_cells would miss)
+            if fields[_PAGE]:  # a page view: pages vary, its type's last cell would seldom be its own
                 return self._memo_sums(hit, fields)
-            last = self._last_cells.get(fields[_ETYPE])
+            etype = fields[_ETYPE]
+            last = self._last_cells.get(etype)
             if last is not None and last.same(fields):
                 return last.sums
-            memo_sums = self._memo_sums(hit, fields)
+            sums = self._memo_sums(hit, fields)
             if last is None:
-                self._last_cells[fields[_ETYPE]] = _LastCell(fields, memo_sums)
+                self._last_cells[etype] = _LastCell(fields, sums)
             else:
-                last.keep(fields, memo_sums)
-            return memo_sums
-        # Another app, device or region: the memos start afresh with them. A GET's hit
-        # mostly comes here, and pays no memo entry (the hit after fills it, when it has
-        # the same three).
+                last.keep(fields, sums)
+            return sums
+        # Another app, device or region: the memo starts afresh with them (and so do
+        # _plain_device and _plain_region, which _visitor_entry reads: hence the last cells
+        # are asked only above, under the memo's three). A GET's hit mostly comes here, and
+        # pays no memo entry (the hit after fills it, when it has the same three).
         self._cells.clear()
-        if self._last_cells:
-            self._last_cells.clear()
         self._hit_app, self._hit_device, self._hit_region = hit.app, device, region
         self._plain_device, self._plain_region = self._plain(device), self._plain(region)
         cube = self._current.cube
         key = self._cell_key(hit, fields)
-        sums = cube.get(key)
-        if sums is None:
-            sums = cube[key] = _untracked([0, 0, 0, 0])
-        return sums
+        found = cube.get(key)
+        if found is None:
+            found = cube[key] = _untracked([0, 0, 0, 0])
+        return found
 
     def _memo_sums(self, hit: Hit, fields: tuple[Any, ...]) -> list[int]:
         """_sums_of's through the cube memo (the hit has the memo's app, device and region)."""
@@ -548,13 +553,16 @@ class Aggregator:
 
 class _LastCell:
     """The last cell of an event type that Aggregator._sums_of counted a hit without a page
-    in: the hit's fields that its memo key holds beyond its type, and the cell's sums. A hit
+    in: the hit's fields that make up its Cell beyond its type, and the cell's sums. A hit
     holding the very same objects (compared by identity only: an equal object that is not
-    the same merely takes the memo's path) has that cell."""
+    the same merely takes the memos' path) has that cell."""
 
-    __slots__ = ("minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
+    __slots__ = ("app", "device", "region", "minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
 
     def __init__(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        self.app: Any = None
+        self.device: Any = None
+        self.region: Any = None
         self.minute: Any = None
         self.page: Any = None
         self.page_code: Any = None
@@ -565,13 +573,17 @@ class _LastCell:
         self.keep(fields, sums)
 
     def same(self, fields: tuple[Any, ...]) -> bool:
+        """`fields` (a Hit's, of this cell's type) hold this cell's objects: the same Cell."""
         return (
-            fields[_MINUTE] is self.minute and fields[_PAGE] is self.page and fields[_PAGE_CODE] is self.page_code
+            fields[_DEVICE] is self.device and fields[_MINUTE] is self.minute and fields[_REGION] is self.region
+            and fields[_APP] is self.app and fields[_PAGE] is self.page and fields[_PAGE_CODE] is self.page_code
             and fields[_REFERRER] is self.referrer and fields[_VISIT_FLAG] is self.visit_flag
             and fields[_LANG] is self.lang
         )
 
     def keep(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        """Stand for `fields`' cell (its sums `sums`) from now on."""
+        self.app, self.device, self.region = fields[_APP], fields[_DEVICE], fields[_REGION]
         self.minute, self.page, self.page_code = fields[_MINUTE], fields[_PAGE], fields[_PAGE_CODE]
         self.referrer, self.visit_flag, self.lang = fields[_REFERRER], fields[_VISIT_FLAG], fields[_LANG]
         self.sums = sums
