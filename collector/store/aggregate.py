@@ -72,11 +72,12 @@ _PAGE: Final = 7
 _PAGE_CODE: Final = 8
 _REFERRER: Final = 9
 _VISIT_FLAG: Final = 10
+_FIRST_PARTY_ID: Final = 13
 _LANG: Final = 15
 _POSITIONS: Final = {
     "app": _APP, "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
     "month_visitor": _MONTH_VISITOR, "page": _PAGE, "page_code": _PAGE_CODE, "referrer": _REFERRER,
-    "visit_flag": _VISIT_FLAG, "lang": _LANG,
+    "visit_flag": _VISIT_FLAG, "first_party_id": _FIRST_PARTY_ID, "lang": _LANG,
 }
 if any(Hit._fields[at] != name for name, at in _POSITIONS.items()):
     raise TypeError("the aggregator reads a Hit's fields by position: update the positions above")
@@ -322,7 +323,7 @@ class Aggregator:
         # visitor key, device and region objects: hit/ingest.py), and skip the entry's tuple
         # of 7 and its set lookup (and the first-party id's tuple and set insertion) when
         # _same_visitor finds them alike. Reset at each drain.
-        self._last_visitor: Hit | None = None
+        self._last_visitor: tuple[Any, ...] | None = None  # (the hit's fields: see _same_visitor)
         # The current snapshot's deep increments and members of the last deep event's app
         # and minute (its minute object, as _last_ids): a request's events nearly all share
         # them, and skip the (app, minute) tuple and its lookups. Either is None until that
@@ -385,12 +386,12 @@ class Aggregator:
             sums[3] += 1
         snap.events += 1
         if hit.device.device_class != BOT:  # not Device.is_bot: a Python property, called per hit
-            if not self._same_visitor(hit):
+            if not self._same_visitor(fields):
                 snap.visitors.add(self._visitor_entry(hit, fields))
                 if hit.first_party_id:
                     first_party: Any = (hit.app, fields[_MINUTE], hit.first_party_id)  # (Any: see _cell_key)
                     snap.first_party.add(first_party)
-                self._last_visitor = hit
+                self._last_visitor = fields
             if hit.deep is not None:
                 self._count_deep(hit.app, fields[_MINUTE], hit.deep)
 
@@ -463,16 +464,19 @@ class Aggregator:
             fields[_MONTH_VISITOR],
         )
 
-    def _same_visitor(self, hit: Hit) -> bool:
-        """`hit` has the visitor entry and the first-party entry of the last hit `count`
-        added them for (the same objects, or equal strings), so they are in the current
-        snapshot already. Objects that are equal but not the same only cost the
-        lookups this skips."""
+    def _same_visitor(self, fields: tuple[Any, ...]) -> bool:
+        """The hit of `fields` has the visitor entry and the first-party entry of the last
+        hit `count` added them for (the same objects), so they are in the current snapshot
+        already. Objects that are equal but not the same only cost the lookups this skips.
+        By position and identity alone (_MINUTE says why): read by name, each field was
+        type-checked, the minute unboxed (~350 instructions an event, bench/RESULTS.md
+        session 23)."""
         last = self._last_visitor
         return (
-            last is not None and last.visitor is hit.visitor and last.minute == hit.minute
-            and last.device is hit.device and last.region is hit.region and last.month_visitor is hit.month_visitor
-            and last.app == hit.app and last.lang == hit.lang and last.first_party_id == hit.first_party_id
+            last is not None and last[_VISITOR] is fields[_VISITOR] and last[_MINUTE] is fields[_MINUTE]
+            and last[_DEVICE] is fields[_DEVICE] and last[_REGION] is fields[_REGION]
+            and last[_MONTH_VISITOR] is fields[_MONTH_VISITOR] and last[_APP] is fields[_APP]
+            and last[_LANG] is fields[_LANG] and last[_FIRST_PARTY_ID] is fields[_FIRST_PARTY_ID]
         )
 
     def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
