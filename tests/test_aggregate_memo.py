@@ -3,7 +3,9 @@ the very Device and Region objects of the hit before finds its cell's sums by th
 its Cell, not by the whole nested key (Aggregator._sums_of). Each test here fails if the
 memo hands out sums it must not: another snapshot's (across a drain), another app's,
 minute's or event type's, or misses a cell an equal (not identical) device already has.
-The random test counts the same hits as a reference built from hit/record.py's getters."""
+The random test counts the same hits as a reference built from hit/record.py's getters.
+Session 23 put the last cell of each event type ahead of the memo (_last_cells): the same
+tests hold it to the same answers."""
 
 from __future__ import annotations
 
@@ -116,6 +118,22 @@ def test_the_kept_entries_hold_the_hits_minute_object_and_one_device_tuple():
     assert {id(entry[2]) for entry in snap.visitors} == {id(key[3]) for key in snap.cube}
 
 
+def test_a_type_s_last_cell_of_another_request_s_device_counts_the_visitor_under_its_own():
+    """A hit without a page takes its type's last cell when it holds that cell's objects
+    (Aggregator._last_cells), even when hits of another device came between: its cell is
+    right, and so must be its visitor entry, which is made of the memo's plain Device
+    (_plain_device): a last cell taken while the memo stood for the other device would put
+    the visitor under that one."""
+    desktop = Device("desktop", "Chrome", "Windows")
+    aggregator = Aggregator()
+    hits = [a_hit("exposure"), a_hit("exposure"), a_hit("click", device=desktop), a_hit("exposure", visitor=b"w")]
+    for hit in hits:
+        aggregator.count(hit)
+    snap = aggregator.drain()
+    assert events(snap) == {cell_of(hits[0]): 3, cell_of(hits[2]): 1}
+    assert snap.visitors == {audience_of(hit) for hit in hits}
+
+
 def _reference(hits: list[Hit]) -> tuple[dict[Any, list[int]], set[Any], set[Any]]:
     """What the hits count into a snapshot, by hit/record.py's getters: no memo, no reuse."""
     cube: dict[Any, list[int]] = {}
@@ -141,6 +159,9 @@ def test_random_hits_count_as_the_reference_does():
     Region objects shared in runs (as a request's events) or made anew (equal, not the
     same), with drains at random: each snapshot is what the reference counts."""
     rng = random.Random(21)
+    # One int object per minute, as hit/ingest.py's _minute_object gives: the hits then hold
+    # the very objects the aggregator's last cells (_LastCell) compare by identity.
+    minutes = [int(str(MINUTE + n)) for n in range(3)]
     devices = [PHONE, Device("desktop", "Chrome", "Windows"), Device(BOT, "Baiduspider", "Other")]
     regions = [HANGZHOU, Region("CN", "110000", "110100", "中国", "北京市", "北京市")]
     for _ in range(30):
@@ -155,7 +176,7 @@ def test_random_hits_count_as_the_reference_does():
                 app = rng.choice("ab")
             etype = rng.choice(("pageview", "click", "exposure", "engagement"))
             hit = a_hit(
-                etype, minute=MINUTE + rng.randrange(3), app=app if rng.random() < 0.9 else "c", device=device,
+                etype, minute=rng.choice(minutes), app=app if rng.random() < 0.9 else "c", device=device,
                 region=region, page=rng.choice(("", "https://e.edu/1", "https://e.edu/2")),
                 visit_flag=rng.randrange(3), lang=rng.choice(("", "zh")), engaged_ms=rng.randrange(3) * 100,
                 scroll=rng.randrange(-1, 3) * 25, first_party_id=rng.choice(("", "fp1", "fp2")),

@@ -63,7 +63,7 @@ def event(rng: random.Random) -> dict:
                 ev["ch"] = rng.choice(["wechat", "", "qq"])
     if ev.get("rid") == "":
         ev["rid"] = "r0"  # (required: an empty one is a problem)
-    assert validate_event(dict(ev)) == [], ev
+    assert not validate_event(dict(ev)), ev
     return ev
 
 

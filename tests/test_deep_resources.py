@@ -38,7 +38,7 @@ def events(rng: random.Random, n: int) -> list[dict]:
             event = {"k": "app", "t": "interaction", "n": action, "rid": rid, **labels}
             if action == "rate":
                 event["score"] = rng.randrange(1, 6)
-        assert validate_event(dict(event)) == [], event
+        assert not validate_event(dict(event)), event
         out.append(event)
     return out
 

@@ -105,7 +105,7 @@ def described(problems: list[Problem]) -> list[tuple[int | None, str | None, str
 
 def reference(event: dict, checked_key: str = "") -> list[Problem]:
     """validate_event's answer all in Python: the walk's problems, then the rest."""
-    return [Problem(3, *problem) for problem in walk(event)] + event_problems(dict(event), 3, checked_key, True)
+    return [Problem(3, *problem) for problem in walk(event)] + list(event_problems(dict(event), 3, checked_key, True))
 
 
 def assert_judged_as_python(event: dict, judge: Judge | None) -> None:
@@ -132,7 +132,7 @@ def assert_judged_as_the_walk(event: dict, judge: Judge | None) -> None:
         elif meant_for_c(event):
             assert found, event
     for checked_key in ("", "app"):
-        want = [Problem(3, *problem) for problem in found] + validate_event(dict(event), 3, checked_key, True)
+        want = [Problem(3, *problem) for problem in found] + list(validate_event(dict(event), 3, checked_key, True))
         assert described(validate_event(dict(event), 3, checked_key)) == described(want), event
 
 

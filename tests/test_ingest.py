@@ -231,12 +231,14 @@ def test_hits_made_in_c_are_hits():
     assert _hit(**required, **distinct) == Hit(**required, **distinct)
 
 
-def test_the_c_tuple_new_makes_what_tuple_new_makes():
-    """hit/_tuple_new.c's tuple_new (ingest._hit's, when built) gives tuple.__new__'s object for
-    a NamedTuple and a tuple of its items, tracked by the garbage collector alike, and refuses
-    (TypeError) what it was not made for rather than making something else."""
+def test_the_c_tuple_of_makes_what_tuple_new_makes():
+    """hit/_tuple_new.c's tuple_of (ingest._hit's, when built) gives tuple.__new__'s object for
+    a NamedTuple and its items passed after it, tracked by the garbage collector alike, as
+    ingest's Python stand-in _tuple_of does, and refuses (TypeError) what it was not made for
+    rather than making something else."""
     import gc
 
+    from collector.hit.ingest import _tuple_of
     from collector.hit.record import Hit
     from collector.native import c_module
 
@@ -244,17 +246,18 @@ def test_the_c_tuple_new_makes_what_tuple_new_makes():
     if module is None:
         pytest.skip("the C modules were not built")
     items = ("a", 7, "click", None, None, b"v", b"m", "", "", "", 0, 0, -1, "", [1], "", "", 0)
-    made = module.tuple_new(Hit, items)
-    assert type(made) is Hit and made == tuple.__new__(Hit, items) and made.deep is items[14]
-    assert gc.is_tracked(made) == gc.is_tracked(tuple.__new__(Hit, items))
-    assert module.tuple_new(Hit, ()) == () and type(module.tuple_new(Hit, ())) is Hit
+    for make in (module.tuple_of, _tuple_of):
+        made = make(Hit, *items)
+        assert type(made) is Hit and made == tuple.__new__(Hit, items) and made.deep is items[14]
+        assert gc.is_tracked(made) == gc.is_tracked(tuple.__new__(Hit, items))
+        assert make(Hit) == () and type(make(Hit)) is Hit
 
     class WithDict(tuple):
         pass
 
-    for args in [(Hit, list(items)), (int, items), (WithDict, items), ("Hit", items), (Hit,), (Hit, items, 1)]:
+    for args in [(int, *items), (WithDict, *items), ("Hit", *items), (), (list, 1)]:
         with pytest.raises(TypeError):
-            module.tuple_new(*args)
+            module.tuple_of(*args)
 
 
 async def test_untrusted_forwarded_for_is_ignored(collector_client, test_networks):

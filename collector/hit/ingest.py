@@ -30,7 +30,7 @@ from collector.enrich.device import Device, DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
 from collector.features.deep import USER_MARK, DeepCounter, DeepFacts
 from collector.features.pages import language_of
-from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, header_host, url_host
+from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, Verdict, header_host, url_host
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, parse_body, query_event, usable_app_key, validate_event
@@ -123,6 +123,10 @@ class Ingest:
         self.apps_counted: set[str] = set()
         # Each minute's value as one int object (_minute_object).
         self._minutes: dict[int, Any] = {}
+        # The last one _minute_object gave, and its value: a request's events, and the
+        # requests of a minute, mostly ask for it again (None: none given yet).
+        self._last_minute = 0
+        self._last_minute_object: Any = None
         self.cors = {
             "Access-Control-Allow-Origin": settings.cors_origin,
             "Cache-Control": "no-store",
@@ -225,6 +229,13 @@ class Ingest:
         memo: VisitorMemo | None = VisitorMemo() if len(events) > 1 else None
         devices: DeviceMemo | None = DeviceMemo() if len(events) > 1 else None
         checked_key = ""  # the app key of the last valid event: a batch's events share it
+        # The verdict on the last event admitted, and the page URL it was judged with: an
+        # event of the same key and URL (a batch's events share the key, and most name no
+        # URL) takes it as is. judge answers alike for them — nothing it reads changes
+        # during one request, `now` included — and a counted verdict changes nothing but
+        # caches (a refusal does: it is remembered, so a refused event is always judged).
+        judged: Verdict | None = None
+        judged_url = ""
         for index, event in enumerate(events):
             if index >= self.max_batch:
                 tally.problems.append(Problem(index, None, "batch_too_large", f"more than {self.max_batch} events"))
@@ -239,17 +250,26 @@ class Ingest:
             # Valid: a dict with a text app key. Typed as such, compiled code reads its
             # fields with dict calls, not generic item and method look-ups of an object.
             valid: dict[str, Any] = event
-            checked_key = valid["k"]
-            verdict = self.admission.judge(checked_key, origin_host, valid.get("u", ""), now)
+            key: str = valid["k"]
+            url: str = valid.get("u", "")
+            verdict = judged
+            if verdict is None or key != checked_key or url != judged_url:
+                verdict = self.admission.judge(key, origin_host, url, now)
+            checked_key = key
             if verdict.refused:
                 tally.problems.append(Problem(index, None, verdict.refused, REASON_DETAILS[verdict.refused]))
                 tally.rejects.append((verdict.app, minute, verdict.refused))
+                judged = None
                 continue
+            judged, judged_url = verdict, url
             if verdict.flagged:
                 tally.rejects.append((verdict.app, minute, FLAGGED + verdict.flagged))
-            when = self._remark(valid, verdict.app, minute, now, tally.rejects)
-            tally.counts.append(
-                self._enrich(valid, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices))
+            # An event's id and re-send mark, read once for _remark and _enrich.
+            event_id: str = valid.get("id", "")
+            resent: int = valid.get("re", 0)
+            when = self._remark(valid, verdict.app, minute, now, tally.rejects, event_id, resent)
+            tally.counts.append(self._enrich(
+                valid, verdict.app, ip, ua, ch_mobile, region, when, memo, tally.rejects, devices, event_id, resent))
         if self.admission.mode == OPEN and tally.rejects:
             counted = {hit.app for hit in tally.counts}
             tally.rejects = [
@@ -292,14 +312,16 @@ class Ingest:
         return answer
 
     def _remark(
-        self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]]
+        self, event: dict[str, Any], app: str, minute: int, now: float, rejects: list[tuple[str, int, str]],
+        event_id: str, resent: int,
     ) -> float:
         """The daily validation's flags on an accepted event (hit/remarks.py; it still
         counts), and the moment it counts at: its client timestamp when that lies within
         the window, else `now` — the clock is judged once, here, for both.
 
         Flagged: a client clock outside that window; an id this worker saw lately (a
-        resend, or ids that are not unique).
+        resend, or ids that are not unique). `event_id` and `resent` are the event's `id`
+        and `re` ("" and 0 when it has none).
         """
         when = now
         # Typed as their rules have them (the event is valid: validate_event): compiled code
@@ -310,9 +332,8 @@ class Ingest:
                 rejects.append((app, minute, FLAGGED + CLIENT_CLOCK_FLAG))
             else:
                 when = ts / 1000
-        event_id: str | None = event.get("id")
         # A re-send says what it is (re=1) and is counted once (store/dedupe.py): no remark.
-        if event_id and not event.get("re") and self.recent_ids.seen(app, event_id):
+        if event_id and not resent and self.recent_ids.seen(app, event_id):
             rejects.append((app, minute, FLAGGED + REPEATED_ID_FLAG))
         return when
 
@@ -353,7 +374,7 @@ class Ingest:
     def _enrich(
         self, ev: dict[str, Any], app: str, ip: str, ua: str, ch_mobile: str | None, region: Region, when: float,
         memo: VisitorMemo | None = None, flags: list[tuple[str, int, str]] | None = None,
-        devices: DeviceMemo | None = None,
+        devices: DeviceMemo | None = None, event_id: str = "", resent: int = 0,
     ) -> Hit:
         """The record of one valid event, counted under `app` (the platform's series,
         admission.py) at `when` (see _remark): what the journal writes and the aggregator counts.
@@ -361,6 +382,8 @@ class Ingest:
         `memo` carries the visitor keys across the events of one request: they share IP
         and User-Agent, so a 50-event batch hashes once a day, not once an event. `flags`
         gets the UV guard's flags (see _guarded); `devices` carries the devices (_device).
+        `event_id` and `resent`: the event's `id` and `re` (_process reads them once), kept
+        when deduplicating.
         """
         etype: str = ev["t"]  # (typed: compared below as str, not as objects)
         minute = minute_of(when)
@@ -381,12 +404,9 @@ class Ingest:
         if not is_bot:
             user = self._visitor_keys(minute, USER_MARK + app, uid, memo)[:2] if uid else None
             deep = self.deep.facts(ev, app, day, visitor, month_visitor, user)
-        # (Two statements: one conditional expression of both made a tuple, then unpacked it
-        # through the iterator protocol.)
-        event_id: str = ""
-        resent: int = 0
-        if self.dedupe:
-            event_id, resent = ev.get("id", ""), ev.get("re", 0)
+        if not self.dedupe:  # the ids are kept only when deduplicating (store/dedupe.py)
+            event_id = ""
+            resent = 0
         if is_bot:
             device = self._capped_bot(device, app, day)
         if etype == "pageview":
@@ -424,13 +444,20 @@ class Ingest:
         time it puts a minute into a tuple), so the aggregator's keys of one minute held
         equal but distinct ints: every lookup that found its key compared them by value,
         reading the stored one from memory. With one object they compare by identity, and
-        the aggregator puts the hit's own object into its keys (store/aggregate.py)."""
+        the aggregator puts the hit's own object into its keys (store/aggregate.py).
+
+        The last minute given is compared first, as a C integer: the dict lookup boxes
+        `minute` into a new int object and hashes it (~440 instructions an event of a
+        POST-50 request, bench/RESULTS.md session 23)."""
+        if minute == self._last_minute and self._last_minute_object is not None:
+            return self._last_minute_object
         found = self._minutes.get(minute)
         if found is None:
             if len(self._minutes) >= MINUTES_KEPT:
                 self._minutes.clear()
             self._minutes[minute] = minute
             found = self._minutes[minute]  # the object kept (compiled code boxes `minute` anew at each use)
+        self._last_minute, self._last_minute_object = minute, found
         return found
 
     def _device(self, ua: str, ch_mobile: str | None, ev: dict[str, Any], memo: DeviceMemo | None) -> tuple[Device, bool]:
@@ -706,12 +733,18 @@ class Tally:
         self.limited = limited  # a 429: the request is refused whole (rate limits), nothing counted
 
 
-def _tuple_new() -> Callable[[type[Hit], tuple[Any, ...]], Hit]:
-    """tuple.__new__, or hit/_tuple_new.c's `tuple_new` when built: the same object made
-    without the type call's machinery (~950 instructions a hit through tuple.__new__,
-    bench/RESULTS.md, session 20)."""
+def _tuple_of(cls: type[Hit], *items: Any) -> Hit:
+    """tuple.__new__(cls, items): hit/_tuple_new.c's tuple_of, in Python (when it is not built)."""
+    return tuple.__new__(cls, items)
+
+
+def _tuple_new() -> Callable[..., Hit]:
+    """hit/_tuple_new.c's `tuple_of` when built, else _tuple_of: `cls` made of the items
+    passed after it, without the type call's machinery (~950 instructions a hit through
+    tuple.__new__, bench/RESULTS.md, session 20), nor a tuple of the items made and freed
+    again for each hit (compiled code passes them on its stack: session 23)."""
     module = c_module("collector.hit._tuple_new")
-    return cast(Callable[[type[Hit], tuple[Any, ...]], Hit], tuple.__new__ if module is None else module.tuple_new)
+    return cast(Callable[..., Hit], _tuple_of if module is None else module.tuple_of)
 
 
 _new_tuple: Final = _tuple_new()
@@ -732,10 +765,10 @@ def _hit(
     defaults (tests/test_ingest.py checks both). `minute` is an int, typed Any so that the
     object given (Ingest._minute_object) is the one the Hit holds, not a copy made by
     compiled code's unboxing and boxing."""
-    return _new_tuple(_HIT, (
-        app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag, engaged_ms,
-        scroll, first_party_id, deep, lang, event_id, resent,
-    ))
+    return _new_tuple(
+        _HIT, app, minute, etype, device, region, visitor, month_visitor, page, page_code, referrer, visit_flag,
+        engaged_ms, scroll, first_party_id, deep, lang, event_id, resent,
+    )
 
 
 def _events_per_key(events: list[Any]) -> Iterable[tuple[str, int]]:

@@ -49,10 +49,17 @@ class UvGuard:
         self._counts: dict[int, int] = {}  # hash((kind, address)) -> its distinct identities this minute
         self.suspect: Counter[str] = Counter()  # kind -> hits whose identity was set aside
         self.unjudged = 0  # identities counted unjudged: the minute's memory was full
-        # The last hit's identities when this minute knows their combination: a request's
-        # events repeat them (the same visitor key object, hit/ingest.py VisitorMemo), and
-        # answer () again without a tuple, its hash and a set lookup per event.
-        self._last: tuple[str, bytes, str, str | None] | None = None
+        # The last hit's identities when this minute knows their combination (`_last_known`
+        # False: none): a request's events repeat them (the same visitor key object,
+        # hit/ingest.py VisitorMemo), and answer () again without a tuple, its hash and a set
+        # lookup per event. Four attributes, not a tuple of them: compiled, each item read
+        # from a typed tuple checked all of its items' types again (~250 instructions an
+        # event, bench/RESULTS.md session 23).
+        self._last_known = False
+        self._last_address = ""
+        self._last_visitor = b""
+        self._last_vid = ""
+        self._last_uid: str | None = None
 
     def at(self, minute: int) -> None:
         """The minute of receipt: a new one forgets the last one's identities."""
@@ -60,7 +67,7 @@ class UvGuard:
             self.minute = minute
             self._known = untracked_set()
             self._counts = {}
-            self._last = None
+            self._last_known = False
 
     def suspects(self, address: str, visitor: bytes, vid: str, uid: str | None) -> tuple[str, ...]:
         """The kinds (VISITOR, VID, UID) of a hit's identities that are suspect: mostly none.
@@ -69,12 +76,12 @@ class UvGuard:
         only a new combination is judged kind by kind. A suspect one is judged again at
         every hit (its combination is not remembered), so `suspect` counts hits.
         """
-        last = self._last
-        if last is not None and last[1] is visitor and last[0] == address and last[2] == vid and last[3] == uid:
+        if (self._last_known and self._last_visitor is visitor and self._last_address == address
+                and self._last_vid == vid and self._last_uid == uid):
             return ()
         combination = hash((address, visitor, vid, uid))
         if combination in self._known:
-            self._last = (address, visitor, vid, uid)
+            self._known_last(address, visitor, vid, uid)
             return ()
         found: tuple[str, ...] = ()  # in KINDS' order; spelled out, as no generator per hit
         if visitor and not self.admits(VISITOR, address, visitor):
@@ -85,8 +92,13 @@ class UvGuard:
             found += (UID,)
         if not found and len(self._known) < self.max_identities:
             self._known.add(combination)
-            self._last = (address, visitor, vid, uid)
+            self._known_last(address, visitor, vid, uid)
         return found
+
+    def _known_last(self, address: str, visitor: bytes, vid: str, uid: str | None) -> None:
+        """Remember a hit's identities, whose combination this minute knows, as the last."""
+        self._last_known = True
+        self._last_address, self._last_visitor, self._last_vid, self._last_uid = address, visitor, vid, uid
 
     def admits(self, kind: str, address: str, identity: object) -> bool:
         """True when `identity` counts (seen this minute, or among the first `threshold`

@@ -61,6 +61,7 @@ def _untracked(sums: list[int]) -> list[int]:
 # which the entries' lookups then compare by identity. A read by position is a C call,
 # where the itemgetters of hit/record.py (cell_of, audience_of) are Python-level calls,
 # ~250-1,200 instructions each (bench/RESULTS.md, session 21).
+_APP: Final = 0
 _MINUTE: Final = 1
 _ETYPE: Final = 2
 _DEVICE: Final = 3
@@ -71,11 +72,12 @@ _PAGE: Final = 7
 _PAGE_CODE: Final = 8
 _REFERRER: Final = 9
 _VISIT_FLAG: Final = 10
+_FIRST_PARTY_ID: Final = 13
 _LANG: Final = 15
 _POSITIONS: Final = {
-    "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
+    "app": _APP, "minute": _MINUTE, "etype": _ETYPE, "device": _DEVICE, "region": _REGION, "visitor": _VISITOR,
     "month_visitor": _MONTH_VISITOR, "page": _PAGE, "page_code": _PAGE_CODE, "referrer": _REFERRER,
-    "visit_flag": _VISIT_FLAG, "lang": _LANG,
+    "visit_flag": _VISIT_FLAG, "first_party_id": _FIRST_PARTY_ID, "lang": _LANG,
 }
 if any(Hit._fields[at] != name for name, at in _POSITIONS.items()):
     raise TypeError("the aggregator reads a Hit's fields by position: update the positions above")
@@ -321,7 +323,7 @@ class Aggregator:
         # visitor key, device and region objects: hit/ingest.py), and skip the entry's tuple
         # of 7 and its set lookup (and the first-party id's tuple and set insertion) when
         # _same_visitor finds them alike. Reset at each drain.
-        self._last_visitor: Hit | None = None
+        self._last_visitor: tuple[Any, ...] | None = None  # (the hit's fields: see _same_visitor)
         # The current snapshot's deep increments and members of the last deep event's app
         # and minute (its minute object, as _last_ids): a request's events nearly all share
         # them, and skip the (app, minute) tuple and its lookups. Either is None until that
@@ -348,6 +350,15 @@ class Aggregator:
         self._plain_device: Any = None
         self._plain_region: Any = None
         self._cells: dict[tuple[Any, ...], list[int]] = {}
+        # Ahead of the cube memo, for hits without a page (all but page views: a POST-50
+        # request's events but one): the last such cell counted of each event type (a
+        # _LastCell, kept and refilled as the memo's three change: a request's first hit of
+        # a type makes none). A hit whose fields are the very objects it holds — its app,
+        # Device and Region, its minute object, the empty strings, the small ints — has its
+        # cell: no tuple of 7 made, hashed and compared (~900 instructions an event,
+        # bench/RESULTS.md session 23). Emptied at each drain (its sums are the current
+        # snapshot's).
+        self._last_cells: dict[str, _LastCell] = {}
 
     def count(self, hit: Hit) -> None:
         snap = self._current
@@ -367,20 +378,22 @@ class Aggregator:
                 self._last_ids, self._last_ids_app, self._last_ids_minute = ids, app, minute
             ids.append(hit.event_id)
         sums = self._sums_of(hit, fields)  # (and the hit's app, device and region are _hit_*'s)
-        sums[0] += 1
+        # `sums[i] = sums[i] + n`, not `+=`: compiled, the augmented form adds the list's
+        # items as objects (PyNumber_InPlaceAdd, ~100 instructions); this one as C integers.
+        sums[0] = sums[0] + 1
         if hit.engaged_ms:
-            sums[1] += hit.engaged_ms
+            sums[1] = sums[1] + hit.engaged_ms
         if hit.scroll >= 0:
-            sums[2] += hit.scroll
-            sums[3] += 1
+            sums[2] = sums[2] + hit.scroll
+            sums[3] = sums[3] + 1
         snap.events += 1
         if hit.device.device_class != BOT:  # not Device.is_bot: a Python property, called per hit
-            if not self._same_visitor(hit):
+            if not self._same_visitor(fields):
                 snap.visitors.add(self._visitor_entry(hit, fields))
                 if hit.first_party_id:
                     first_party: Any = (hit.app, fields[_MINUTE], hit.first_party_id)  # (Any: see _cell_key)
                     snap.first_party.add(first_party)
-                self._last_visitor = hit
+                self._last_visitor = fields
             if hit.deep is not None:
                 self._count_deep(hit.app, fields[_MINUTE], hit.deep)
 
@@ -388,32 +401,50 @@ class Aggregator:
         """The current snapshot's sums of `hit`'s cell, made when new; through the cube
         memo when `hit` has the app and the very Device and Region objects of the hit
         before (see __init__). Under those three, a Cell is its other fields: equal memo
-        keys are equal cube keys, and the memo's value is the list the cube holds."""
+        keys are equal cube keys, and the memo's value is the list the cube holds. A hit
+        without a page takes the last cell of its type instead when it holds that cell's
+        very objects (_last_cells, see __init__)."""
         device, region = fields[_DEVICE], fields[_REGION]
         if device is self._hit_device and region is self._hit_region and hit.app == self._hit_app:
-            rest = (
-                fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
-                fields[_VISIT_FLAG], fields[_LANG],
-            )
-            sums = self._cells.get(rest)
-            if sums is None:
-                # Mostly a cell new to the snapshot (the memo holds those the request's
-                # events counted already): the key is hashed once, not for a lookup and
-                # again for the insertion.
-                sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
-                self._cells[rest] = sums
+            if fields[_PAGE]:  # a page view: pages vary, its type's last cell would seldom be its own
+                return self._memo_sums(hit, fields)
+            etype = fields[_ETYPE]
+            last = self._last_cells.get(etype)
+            if last is not None and last.same(fields):
+                return last.sums
+            sums = self._memo_sums(hit, fields)
+            if last is None:
+                self._last_cells[etype] = _LastCell(fields, sums)
+            else:
+                last.keep(fields, sums)
             return sums
-        # Another app, device or region: the memo starts afresh with them. A GET's hit
-        # mostly comes here, and pays no memo entry (the hit after fills it, when it has
-        # the same three).
+        # Another app, device or region: the memo starts afresh with them (and so do
+        # _plain_device and _plain_region, which _visitor_entry reads: hence the last cells
+        # are asked only above, under the memo's three). A GET's hit mostly comes here, and
+        # pays no memo entry (the hit after fills it, when it has the same three).
         self._cells.clear()
         self._hit_app, self._hit_device, self._hit_region = hit.app, device, region
         self._plain_device, self._plain_region = self._plain(device), self._plain(region)
         cube = self._current.cube
         key = self._cell_key(hit, fields)
-        sums = cube.get(key)
+        found = cube.get(key)
+        if found is None:
+            found = cube[key] = _untracked([0, 0, 0, 0])
+        return found
+
+    def _memo_sums(self, hit: Hit, fields: tuple[Any, ...]) -> list[int]:
+        """_sums_of's through the cube memo (the hit has the memo's app, device and region)."""
+        rest = (
+            fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
+            fields[_VISIT_FLAG], fields[_LANG],
+        )
+        sums = self._cells.get(rest)
         if sums is None:
-            sums = cube[key] = _untracked([0, 0, 0, 0])
+            # Mostly a cell new to the snapshot (the memo holds those the request's
+            # events counted already): the key is hashed once, not for a lookup and
+            # again for the insertion.
+            sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
+            self._cells[rest] = sums
         return sums
 
     def _cell_key(self, hit: Hit, fields: tuple[Any, ...]) -> Any:
@@ -435,16 +466,19 @@ class Aggregator:
             fields[_MONTH_VISITOR],
         )
 
-    def _same_visitor(self, hit: Hit) -> bool:
-        """`hit` has the visitor entry and the first-party entry of the last hit `count`
-        added them for (the same objects, or equal strings), so they are in the current
-        snapshot already. Objects that are equal but not the same only cost the
-        lookups this skips."""
+    def _same_visitor(self, fields: tuple[Any, ...]) -> bool:
+        """The hit of `fields` has the visitor entry and the first-party entry of the last
+        hit `count` added them for (the same objects), so they are in the current snapshot
+        already. Objects that are equal but not the same only cost the lookups this skips.
+        By position and identity alone (_MINUTE says why): read by name, each field was
+        type-checked, the minute unboxed (~350 instructions an event, bench/RESULTS.md
+        session 23)."""
         last = self._last_visitor
         return (
-            last is not None and last.visitor is hit.visitor and last.minute == hit.minute
-            and last.device is hit.device and last.region is hit.region and last.month_visitor is hit.month_visitor
-            and last.app == hit.app and last.lang == hit.lang and last.first_party_id == hit.first_party_id
+            last is not None and last[_VISITOR] is fields[_VISITOR] and last[_MINUTE] is fields[_MINUTE]
+            and last[_DEVICE] is fields[_DEVICE] and last[_REGION] is fields[_REGION]
+            and last[_MONTH_VISITOR] is fields[_MONTH_VISITOR] and last[_APP] is fields[_APP]
+            and last[_LANG] is fields[_LANG] and last[_FIRST_PARTY_ID] is fields[_FIRST_PARTY_ID]
         )
 
     def _plain(self, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -501,7 +535,8 @@ class Aggregator:
         self._last_visitor = None
         self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
         self._hit_app, self._hit_device, self._hit_region, self._plain_device, self._plain_region = "", None, None, None, None
-        self._cells = {}  # (a new dict: the old one's lists are the drained snapshot's)
+        self._cells = {}  # (new dicts: the old ones' lists are the drained snapshot's)
+        self._last_cells = {}
         self._drained_events += snap.events
         _add_reasons(self._drained_rejects, snap)
         return snap
@@ -520,6 +555,44 @@ class Aggregator:
     @property
     def pending_cells(self) -> int:
         return self._current.cells
+
+
+class _LastCell:
+    """The last cell of an event type that Aggregator._sums_of counted a hit without a page
+    in: the hit's fields that make up its Cell beyond its type, and the cell's sums. A hit
+    holding the very same objects (compared by identity only: an equal object that is not
+    the same merely takes the memos' path) has that cell."""
+
+    __slots__ = ("app", "device", "region", "minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
+
+    def __init__(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        self.app: Any = None
+        self.device: Any = None
+        self.region: Any = None
+        self.minute: Any = None
+        self.page: Any = None
+        self.page_code: Any = None
+        self.referrer: Any = None
+        self.visit_flag: Any = None
+        self.lang: Any = None
+        self.sums = sums
+        self.keep(fields, sums)
+
+    def same(self, fields: tuple[Any, ...]) -> bool:
+        """`fields` (a Hit's, of this cell's type) hold this cell's objects: the same Cell."""
+        return (
+            fields[_DEVICE] is self.device and fields[_MINUTE] is self.minute and fields[_REGION] is self.region
+            and fields[_APP] is self.app and fields[_PAGE] is self.page and fields[_PAGE_CODE] is self.page_code
+            and fields[_REFERRER] is self.referrer and fields[_VISIT_FLAG] is self.visit_flag
+            and fields[_LANG] is self.lang
+        )
+
+    def keep(self, fields: tuple[Any, ...], sums: list[int]) -> None:
+        """Stand for `fields`' cell (its sums `sums`) from now on."""
+        self.app, self.device, self.region = fields[_APP], fields[_DEVICE], fields[_REGION]
+        self.minute, self.page, self.page_code = fields[_MINUTE], fields[_PAGE], fields[_PAGE_CODE]
+        self.referrer, self.visit_flag, self.lang = fields[_REFERRER], fields[_VISIT_FLAG], fields[_LANG]
+        self.sums = sums
 
 
 def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
