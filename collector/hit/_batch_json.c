@@ -490,6 +490,41 @@ static inline PyObject *object_key(Reader *r) {
     return string(r, 1);
 }
 
+/* A value string, whose opening quote r->at is on: string(r, 0), with a short way for one
+ * of plain ASCII (session 24: nearly every value; the others, escaped, not ASCII, or near
+ * the body's end, are string's, which reads them again). */
+static inline PyObject *value_string(Reader *r) {
+    const unsigned char *start = r->at + 1;
+    const unsigned char *at = start;
+    while (r->end - at >= SCAN_BLOCK) {
+        uint64_t stops = scan_stops(at, 1);
+        if (stops == 0) {
+            at += SCAN_BLOCK;
+            continue;
+        }
+        at += first_stop(stops);
+        if (*at != '"') {
+            break;
+        }
+        Py_ssize_t length = at - start;
+        r->at = at + 1;
+        if (length == 0 || length > REPEAT_LONGEST) {
+            return utf8_text(start, length, 1);
+        }
+        Fingerprint print = fingerprint(start, length, r->end);
+        Repeat *slot = repeat_slot(r->repeats, &print);
+        if (repeat_used(r->repeats, (size_t)(slot - r->repeats->slots)) && repeat_same(slot, &print, start)) {
+            return Py_NewRef(slot->text);
+        }
+        PyObject *text = utf8_text(start, length, 1);
+        if (text != NULL) {
+            repeat_keep(r->repeats, slot, &print, start, text);
+        }
+        return text;
+    }
+    return string(r, 0);
+}
+
 /* The str of the raw bytes [start, stop) of a string (`ascii`: no byte of 0x80 and above;
  * `escaped`: a backslash among them), the interned name for a key that is one. */
 static PyObject *new_string(Reader *r, const unsigned char *start, const unsigned char *stop, int key, int ascii,
@@ -519,6 +554,33 @@ static PyObject *new_string(Reader *r, const unsigned char *start, const unsigne
     return text;
 }
 
+/* The value of the 8 bytes at `at` when they are all ASCII digits (the first the most
+ * significant), else -1: SWAR, a few operations for the 8 (session 24: a timestamp `ts`
+ * has 13 digits, ~14 instructions each one by one). Little-endian only (DIGITS8). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DIGITS8 1
+static inline long long eight_digits(const unsigned char *at) {
+    uint64_t word;
+    memcpy(&word, at, 8);
+    /* each byte 0x30-0x39: its high nibble 3, and adding 6 does not carry it past 3 */
+    if (((word & 0xF0F0F0F0F0F0F0F0ULL) | (((word + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4))
+        != 0x3333333333333333ULL) {
+        return -1;
+    }
+    word -= 0x3030303030303030ULL;
+    word = (word * 10) + (word >> 8); /* pairs of digits */
+    word = (((word & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
+            + (((word >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    return (long long)word;
+}
+#else
+#define DIGITS8 0
+static inline long long eight_digits(const unsigned char *at) {
+    (void)at;
+    return -1;
+}
+#endif
+
 /* An integer (-?(0|[1-9][0-9]*), not followed by a fraction or exponent) of at most
  * LONG_DIGITS digits. */
 static PyObject *integer(Reader *r) {
@@ -530,6 +592,16 @@ static PyObject *integer(Reader *r) {
     }
     const unsigned char *digits = at;
     long long value = 0;
+    /* 8 digits at a time while the number stays within LONG_DIGITS (so it cannot overflow;
+     * the loop below refuses it past them, as it would have one digit at a time) */
+    while (DIGITS8 && r->end - at >= 8 && at - digits <= LONG_DIGITS - 8) {
+        long long eight = eight_digits(at);
+        if (eight < 0) {
+            break;
+        }
+        value = value * 100000000LL + eight;
+        at += 8;
+    }
     while (at < r->end && *at >= '0' && *at <= '9') {
         value = value * 10 + (*at - '0');
         at++;
@@ -715,7 +787,7 @@ static PyObject *value(Reader *r) {
     PyObject *found;
     switch (*r->at) {
     case '"':
-        return string(r, 0);
+        return value_string(r);
     case '{':
     case '[':
         if (r->depth >= MAX_DEPTH) {
