@@ -28,7 +28,8 @@
  * orjson's). -0 is the int 0, as orjson's. tests/test_batch_json_differential.py holds it
  * to orjson on every bench body, hostile bodies and random draws.
  *
- * Cost is linear in the body: each byte is read once (strings 8 at a time), recursion is
+ * Cost is linear in the body: each byte is read once (strings 16 at a time; a string the
+ * short ways leave to `string` at most twice, integers 8 digits at a time), recursion is
  * bounded by MAX_DEPTH, an escaped string's buffer is at most its raw length, and what is
  * built is what orjson would build - but a value string that repeats within the body is
  * one str object (equal values, fewer objects: see Repeats).
@@ -69,7 +70,8 @@ typedef struct {
  * call only: a client's values are never kept past the call, never interned. It is keyed
  * by the value's raw bytes in the body (what was between the quotes, escapes and UTF-8 as
  * sent: the same bytes always decode to the same str) - by length and the first and last
- * 8 bytes to find the slot, then by memcmp of the whole. A slot is overwritten on a
+ * 8 bytes to find the slot and compare (Fingerprint), then by memcmp of any bytes between
+ * them. A slot is overwritten on a
  * collision, so it is bounded (REPEAT_SLOTS strong references) and a miss costs a hash and
  * a store, whatever the body. */
 #define REPEAT_BITS 8
