@@ -203,6 +203,45 @@ def test_hostile_bodies() -> None:
         check(body)
 
 
+# The scan reads a string 16 bytes at a time (SSE2; 8 elsewhere) and stops at a quote, a
+# backslash, a control byte or the first byte of 0x80 and above; integers are read 8 digits
+# at a time (session 24). So each special byte at each place of strings of 0 to 70 bytes
+# (across the blocks' edges), as a key (one of the names, or not) and as a value, in the
+# middle of a body and at its very end (fewer than a block's bytes left).
+SPECIALS = [b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\x01", b"\x1f", b"\x7f", b"\x80", b"\xc3\xa9", b"\xe4\xb8\xad",
+            b"\xf0\x9f\x98\x80", b"\xff", b"\xe4\xb8", b" ", b"~"]
+
+
+def test_every_special_byte_at_every_place_of_a_string() -> None:
+    answered = 0
+    for length in (*range(0, 40), *range(44, 50), *range(60, 71)):
+        for place in range(length + 1):
+            for special in SPECIALS:
+                text = b"a" * place + special + b"b" * (length - place)
+                for body in (b'[{"t":"' + text + b'","k":"app"}]', b'[{"' + text + b'":1,"k":"app"}]',
+                             b'{"u":"' + text + b'"}', b'["' + text + b'"]', b'{"t' + text + b'":1}'):
+                    answered += check(body) is not None
+    assert answered > 10_000  # (most are JSON the C decoder answers)
+
+
+def test_integers_across_the_eight_digit_steps() -> None:
+    answered = 0
+    for digits in range(1, 22):
+        number = b"".join(b"%d" % ((i * 7 + 3) % 10) for i in range(digits))
+        for sign in (b"", b"-"):
+            for text in (b"1" + number[1:], b"9" * digits, b"0" + number[1:], number):
+                for after in (b"", b",1", b"}", b".5", b"e3", b"E3", b"x", b" ", b"/", b":"):
+                    for body in (b"[" + sign + text + after + b"]", b'{"ts":' + sign + text + after + b"}",
+                                 b'[{"ts":' + sign + text + after + b',"k":"aaaaaaaaaaaaaaaaaaaa"}]'):
+                        answered += check(body) is not None
+            for place in range(digits):  # a byte beside the digits ('/' and ':') or a letter in its place
+                for odd in (b"/", b":", b"a", b" ", b"\x00", b"\xb0"):
+                    text = b"1" * place + odd + b"2" * (digits - place - 1)
+                    check(b"[" + sign + text + b"]")
+                    check(b'[{"ts":' + sign + text + b',"k":"aaaaaaaaaaaaaaaaaaaa"}]')
+    assert answered > 500
+
+
 def test_every_truncation_of_a_bench_body(post_bodies: list[bytes]) -> None:
     body = post_bodies[0]
     for end in range(len(body)):

@@ -387,3 +387,42 @@ def test_keys_known_by_identity_are_judged_as_python_judges_them():
     body = orjson.dumps([{**BASE, "sd": sd, "zq": -1, f"y{n % 300}": 1} for n, sd in enumerate((1, 101, -1, 50) * 200)])
     for event in orjson.loads(body) + orjson.loads(body):
         assert_judged_as_python(event, judge)
+
+
+@compiled_only
+def test_types_and_app_keys_known_by_identity_are_judged_as_python_judges_them():
+    """EventJudge keeps the type objects it found among the types (TYPE_SLOTS of them) and
+    the app key it last found clean by identity, each slot holding its str (session 24):
+    fresh objects for each event, so that a freed one would leave its address to the next
+    (a type, then a text of the same length that is none; a clean key, then one with a '{'
+    or empty), more types than it keeps, and the one object the batch decoder gives for a
+    value repeated within a body, are each judged as the Python judges them."""
+    judge = protocol._EVENT_CLEAN
+    assert judge is not None
+    types = sorted(EVENT_TYPES)
+    for round_ in range(600):
+        etype = types[round_ % len(types)]
+        # (each event and its str freed before the next is made)
+        assert_judged_as_python({**MINIMAL[etype], "k": fresh("app"), "t": fresh(etype)}, judge)
+        assert_judged_as_python({**MINIMAL[etype], "k": fresh("app"), "t": fresh(etype.upper())}, judge)
+        assert_judged_as_python({**MINIMAL[etype], "k": fresh("app"), "t": fresh(etype)}, judge)
+        assert_judged_as_python({**MINIMAL[etype], "k": fresh("ap{"), "t": fresh(etype)}, judge)
+        assert_judged_as_python({**MINIMAL[etype], "k": fresh(""), "t": fresh(etype)}, judge)
+    events = [{**MINIMAL.get(etype, {}), "k": key, "t": etype}
+              for etype in (*types, "nonesuch", "Custom") for key in ("app", "a{b", "app", "", "app")]
+    body = orjson.dumps(events * 3)
+    decoded = protocol.parse_body(body)
+    assert decoded[0]["t"] is decoded[len(events)]["t"]  # (the batch decoder's repeats: one object)
+    for event in decoded:
+        assert_judged_as_python(event, judge)
+
+
+def test_urls_of_every_kind_of_str_at_the_edges_of_their_rule():
+    """The URL's scheme is compared character by character in C (session 24): URLs that are
+    1-, 2- and 4-byte str, with and without the schemes, cut inside them."""
+    judge = protocol._EVENT_CLEAN
+    for rest in ("", "e.edu/", "é", "中", "😀"):
+        for url in ("http://", "https://", "http:/", "https:/", "http:", "htt", "h", "HTTP://", "https//", "httpx://",
+                    "ftp://", "http:\\\\", "ｈttp://", "http：//"):
+            for event in ({"k": "app", "t": "pageview", "u": url + rest}, {"k": "app", "t": "pageview", "u": rest + url}):
+                assert_judged_as_python(event, judge)

@@ -28,7 +28,8 @@
  * orjson's). -0 is the int 0, as orjson's. tests/test_batch_json_differential.py holds it
  * to orjson on every bench body, hostile bodies and random draws.
  *
- * Cost is linear in the body: each byte is read once (strings 8 at a time), recursion is
+ * Cost is linear in the body: each byte is read once (strings 16 at a time; a string the
+ * short ways leave to `string` at most twice, integers 8 digits at a time), recursion is
  * bounded by MAX_DEPTH, an escaped string's buffer is at most its raw length, and what is
  * built is what orjson would build - but a value string that repeats within the body is
  * one str object (equal values, fewer objects: see Repeats).
@@ -37,6 +38,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define KNOWN_BITS 7     /* 128 slots, more than twice the names the protocol knows */
 #define KNOWN_SLOTS (1u << KNOWN_BITS)
@@ -66,7 +70,8 @@ typedef struct {
  * call only: a client's values are never kept past the call, never interned. It is keyed
  * by the value's raw bytes in the body (what was between the quotes, escapes and UTF-8 as
  * sent: the same bytes always decode to the same str) - by length and the first and last
- * 8 bytes to find the slot, then by memcmp of the whole. A slot is overwritten on a
+ * 8 bytes to find the slot and compare (Fingerprint), then by memcmp of any bytes between
+ * them. A slot is overwritten on a
  * collision, so it is bounded (REPEAT_SLOTS strong references) and a miss costs a hash and
  * a store, whatever the body. */
 #define REPEAT_BITS 8
@@ -76,6 +81,7 @@ typedef struct {
 typedef struct {
     const unsigned char *raw; /* the value's raw bytes, inside the body */
     Py_ssize_t length;
+    uint64_t first, last;     /* its Fingerprint's */
     PyObject *text;           /* a strong reference; a slot is filled when its `used` bit is set */
 } Repeat;
 
@@ -95,7 +101,7 @@ typedef struct {
 /* The 1 to KNOWN_LONGEST bytes at `chars` as one number, the first byte the lowest: one
  * 8-byte load and a mask when the body has 8 bytes from there (a key is followed by at
  * least `":x}`, so nearly always), else byte by byte. */
-static uint64_t name_word(const unsigned char *chars, Py_ssize_t length, const unsigned char *end) {
+static inline uint64_t name_word(const unsigned char *chars, Py_ssize_t length, const unsigned char *end) {
     uint64_t word = 0;
     if (end - chars >= 8) {
         memcpy(&word, chars, 8);
@@ -116,8 +122,8 @@ static size_t known_slot(uint64_t word) {
 
 /* The interned name of the bytes [chars, chars + length) (`end`: how far they may be read),
  * or NULL when they are not one of the names. */
-static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_ssize_t length,
-                            const unsigned char *end) {
+static inline PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_ssize_t length,
+                                   const unsigned char *end) {
     if (length == 0 || length > KNOWN_LONGEST) {
         return NULL;
     }
@@ -133,43 +139,55 @@ static PyObject *known_name(const Decoder *self, const unsigned char *chars, Py_
     }
 }
 
-/* The slot of the raw value [chars, chars + length) (1 to REPEAT_LONGEST bytes). */
-static Repeat *repeat_slot(Repeats *repeats, const unsigned char *chars, Py_ssize_t length,
-                           const unsigned char *end, size_t *index) {
-    uint64_t word;
+/* A raw value of 1 to REPEAT_LONGEST bytes in three words (session 24): its length, its
+ * first 8 bytes and its last 8 (up to 8 bytes: all of them in `first`, `last` 0). Two values
+ * of at most 16 bytes are the same bytes exactly when their fingerprints are equal (the
+ * first and last 8 cover them all); a longer one's middle is compared too (repeat_same).
+ * Before, a memcmp call for each value that repeats (~20 instructions, 8 a value). */
+typedef struct {
+    Py_ssize_t length;
+    uint64_t first, last;
+} Fingerprint;
+
+static inline Fingerprint fingerprint(const unsigned char *chars, Py_ssize_t length, const unsigned char *end) {
+    Fingerprint print = {length, 0, 0};
     if (length <= 8) {
-        word = name_word(chars, length, end);
+        print.first = name_word(chars, length, end);
     } else {
-        uint64_t last;
-        memcpy(&word, chars, 8);
-        memcpy(&last, chars + length - 8, 8);
-        word ^= (last << 29) | (last >> 35); /* byte order does not matter: only a slot is chosen */
+        memcpy(&print.first, chars, 8);
+        memcpy(&print.last, chars + length - 8, 8); /* byte order does not matter: only compared */
     }
-    size_t at = (size_t)(((word ^ (uint64_t)length) * 0x9E3779B97F4A7C15ULL) >> (64 - REPEAT_BITS));
-    *index = at;
-    return &repeats->slots[at];
+    return print;
 }
 
-/* The str already made in this decode for the same raw bytes, a new reference; or NULL. */
-static PyObject *repeat_find(Repeats *repeats, const Repeat *slot, size_t index, const unsigned char *chars,
-                             Py_ssize_t length) {
-    if ((repeats->used[index / 64] >> (index % 64) & 1) && slot->length == length
-        && memcmp(slot->raw, chars, (size_t)length) == 0) {
-        return Py_NewRef(slot->text);
-    }
-    return NULL;
+/* The slot of a fingerprint. */
+static inline Repeat *repeat_slot(Repeats *repeats, const Fingerprint *print) {
+    uint64_t word = print->first ^ ((print->last << 29) | (print->last >> 35)) ^ (uint64_t)print->length;
+    return &repeats->slots[(size_t)((word * 0x9E3779B97F4A7C15ULL) >> (64 - REPEAT_BITS))];
 }
 
-/* Remember `text` (made from the raw bytes) in its slot, dropping what the slot held. */
-static void repeat_keep(Repeats *repeats, Repeat *slot, size_t index, const unsigned char *chars, Py_ssize_t length,
+static inline int repeat_used(const Repeats *repeats, size_t index) {
+    return (int)(repeats->used[index / 64] >> (index % 64) & 1);
+}
+
+/* Whether `slot` holds a str made in this decode of the same raw bytes as `chars`. */
+static inline int repeat_same(const Repeat *slot, const Fingerprint *print, const unsigned char *chars) {
+    return slot->length == print->length && slot->first == print->first && slot->last == print->last
+        && (print->length <= 16 || memcmp(slot->raw + 8, chars + 8, (size_t)print->length - 16) == 0);
+}
+
+/* Remember `text` (made from the raw bytes `chars`) in its slot, dropping what the slot held. */
+static void repeat_keep(Repeats *repeats, Repeat *slot, const Fingerprint *print, const unsigned char *chars,
                         PyObject *text) {
-    uint64_t bit = 1ULL << (index % 64);
-    if (repeats->used[index / 64] & bit) {
+    size_t index = (size_t)(slot - repeats->slots);
+    if (repeat_used(repeats, index)) {
         Py_DECREF(slot->text);
     }
-    repeats->used[index / 64] |= bit;
+    repeats->used[index / 64] |= 1ULL << (index % 64);
     slot->raw = chars;
-    slot->length = length;
+    slot->length = print->length;
+    slot->first = print->first;
+    slot->last = print->last;
     slot->text = Py_NewRef(text);
 }
 
@@ -232,9 +250,11 @@ static void Decoder_dealloc(Decoder *self) {
 }
 
 /* JSON's whitespace: space, tab, line feed, carriage return (no other). A compact body
- * has none: one test of the byte against ' ' answers. */
+ * has none: one test of the byte against ' ' answers. r->at is never past r->end, and a
+ * bytes object's last byte is followed by a NUL (CPython's promise: PyBytes_AS_STRING),
+ * so the byte is read before r->at is compared with r->end (0 is below ' '). */
 static inline void skip_space(Reader *r) {
-    while (r->at < r->end && *r->at <= ' ' && (*r->at == ' ' || *r->at == '\n' || *r->at == '\r' || *r->at == '\t')) {
+    while (*r->at <= ' ' && r->at < r->end && (*r->at == ' ' || *r->at == '\n' || *r->at == '\r' || *r->at == '\t')) {
         r->at++;
     }
 }
@@ -242,14 +262,43 @@ static inline void skip_space(Reader *r) {
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* The bytes of a word the string scan must stop at: a '"', a '\\' or one below 0x20, each
- * flagged by its top bit (the classic "has a zero byte" tests). The lowest flag is exact:
- * a false one can only stand above a true one, so the first stop is found by its trailing
- * zeros. Bytes of 0x80 and above (UTF-8) are no stop: they are only noted. */
-static uint64_t stops_of(uint64_t word) {
+/* The string scan (session 24): the bytes of the 16 (SSE2) or 8 (elsewhere) at `at` it
+ * must stop at, one bit each, the first byte the lowest. A '"', a '\\' or a byte below
+ * 0x20 always; a byte of 0x80 and above too while `ascii` (none seen yet in this string):
+ * the first one clears it, and the scan goes on without stopping at them. So an ASCII
+ * string (nearly every one) is read with one test a block and is known ASCII at its end,
+ * with no separate pass or running or of the bytes. */
+#if defined(__SSE2__)
+#define SCAN_BLOCK 16
+static inline unsigned scan_stops(const unsigned char *at, int ascii) {
+    __m128i block = _mm_loadu_si128((const __m128i *)at);
+    __m128i quote_or_slash = _mm_or_si128(_mm_cmpeq_epi8(block, _mm_set1_epi8('"')),
+                                          _mm_cmpeq_epi8(block, _mm_set1_epi8('\\')));
+    /* signed: below 0x20 is a control byte, or (negative) one of 0x80 and above */
+    __m128i low = ascii ? _mm_cmplt_epi8(block, _mm_set1_epi8(0x20))
+                        : _mm_cmpeq_epi8(_mm_min_epu8(block, _mm_set1_epi8(0x1F)), block);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(quote_or_slash, low));
+}
+#else
+#define SCAN_BLOCK 8
+/* The classic "has a zero byte" tests, each flag a byte's top bit. The lowest flag is
+ * exact (a false one can only stand above a true one), which is all the scan uses. */
+static inline uint64_t scan_stops(const unsigned char *at, int ascii) {
+    uint64_t word;
+    memcpy(&word, at, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word); /* the first byte the lowest, as trailing zeros count */
+#endif
     uint64_t quote = word ^ (ONES * '"');
     uint64_t slash = word ^ (ONES * '\\');
-    return (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((word - ONES * 0x20) & ~word)) & HIGHS;
+    uint64_t stops = ((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((word - ONES * 0x20) & ~word);
+    return (stops | (ascii ? word : 0)) & HIGHS;
+}
+#endif
+
+/* The byte (0 to SCAN_BLOCK - 1) of the lowest flag of scan_stops (not 0). */
+static inline unsigned first_stop(uint64_t stops) {
+    return SCAN_BLOCK == 16 ? (unsigned)__builtin_ctzll(stops) : (unsigned)__builtin_ctzll(stops) / 8;
 }
 
 static int hex_value(unsigned char c) {
@@ -362,30 +411,23 @@ static PyObject *new_string(Reader *r, const unsigned char *start, const unsigne
  * interned name when it is one of the Decoder's. A value seen before in this decode, with
  * the same raw bytes, is the same str object (Repeats). New reference, or NULL (an
  * exception set only when Python failed: MemoryError). */
-static PyObject *string(Reader *r, int key) {
+static __attribute__((noinline)) PyObject *string(Reader *r, int key) {
     const unsigned char *start = ++r->at;
     const unsigned char *at = start;
-    uint64_t high = 0; /* the bytes passed, or'ed: a top bit set is a byte of 0x80 and above */
+    int ascii = 1; /* no byte of 0x80 and above passed */
     int escaped = 0;
     for (;;) {
-        if (r->end - at >= 8) {
-            uint64_t word;
-            memcpy(&word, at, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            word = __builtin_bswap64(word); /* the first byte the lowest, as trailing zeros count */
-#endif
-            uint64_t stops = stops_of(word);
+        if (r->end - at >= SCAN_BLOCK) {
+            uint64_t stops = scan_stops(at, ascii);
             if (stops == 0) {
-                high |= word;
-                at += 8;
+                at += SCAN_BLOCK;
                 continue;
             }
-            unsigned before = (unsigned)__builtin_ctzll(stops) & ~7u; /* bits of the bytes before the stop */
-            high |= before != 0 ? word & (~0ULL >> (64 - before)) : 0;
-            at += before / 8;
+            at += first_stop(stops);
         } else if (at >= r->end) {
             return NULL; /* no closing quote */
         }
+        /* a stop, or (the body's last SCAN_BLOCK - 1 bytes) each byte */
         unsigned char c = *at;
         if (c == '"') {
             break;
@@ -398,27 +440,91 @@ static PyObject *string(Reader *r, int key) {
         if (c < 0x20) {
             return NULL; /* a raw control byte */
         }
-        high |= c; /* (only a string's last 7 bytes of the body come here) */
+        ascii &= c < 0x80;
         at++;
     }
-    int ascii = (high & HIGHS) == 0;
     const unsigned char *stop = at;
     r->at = stop + 1;
     Py_ssize_t length = stop - start;
-    if (key || length == 0 || length > REPEAT_LONGEST) {
+    if (key) {
+        if (!escaped && ascii) {
+            PyObject *name = known_name(r->decoder, start, length, r->end);
+            if (name != NULL) {
+                return Py_NewRef(name);
+            }
+        }
         return new_string(r, start, stop, key, ascii, escaped);
     }
-    size_t index;
-    Repeat *slot = repeat_slot(r->repeats, start, length, r->end, &index);
-    PyObject *text = repeat_find(r->repeats, slot, index, start, length);
-    if (text != NULL) {
-        return text;
+    if (length == 0 || length > REPEAT_LONGEST) {
+        return new_string(r, start, stop, key, ascii, escaped);
     }
-    text = new_string(r, start, stop, key, ascii, escaped);
+    Fingerprint print = fingerprint(start, length, r->end);
+    Repeat *slot = repeat_slot(r->repeats, &print);
+    if (repeat_used(r->repeats, (size_t)(slot - r->repeats->slots)) && repeat_same(slot, &print, start)) {
+        return Py_NewRef(slot->text);
+    }
+    PyObject *text = new_string(r, start, stop, key, ascii, escaped);
     if (text != NULL) {
-        repeat_keep(r->repeats, slot, index, start, length, text);
+        repeat_keep(r->repeats, slot, &print, start, text);
     }
     return text;
+}
+
+/* An object's key, whose opening quote r->at is on: string(r, 1), with a short way for
+ * one of the Decoder's names (session 24: an event's ~11 keys nearly all are). The first
+ * stop of the scan is the closing quote, the bytes before it ASCII: known_name answers, or
+ * string does it all again (any other key, escaped or not, is rare and still right). */
+static inline PyObject *object_key(Reader *r) {
+    const unsigned char *start = r->at + 1;
+    if (r->end - start >= SCAN_BLOCK) {
+        uint64_t stops = scan_stops(start, 1);
+        if (stops != 0) {
+            unsigned length = first_stop(stops);
+            if (start[length] == '"') {
+                PyObject *name = known_name(r->decoder, start, (Py_ssize_t)length, r->end);
+                if (name != NULL) {
+                    r->at = start + length + 1;
+                    return Py_NewRef(name);
+                }
+            }
+        }
+    }
+    return string(r, 1);
+}
+
+/* A value string, whose opening quote r->at is on: string(r, 0), with a short way for one
+ * of plain ASCII (session 24: nearly every value; the others, escaped, not ASCII, or near
+ * the body's end, are string's, which reads them again). */
+static inline PyObject *value_string(Reader *r) {
+    const unsigned char *start = r->at + 1;
+    const unsigned char *at = start;
+    while (r->end - at >= SCAN_BLOCK) {
+        uint64_t stops = scan_stops(at, 1);
+        if (stops == 0) {
+            at += SCAN_BLOCK;
+            continue;
+        }
+        at += first_stop(stops);
+        if (*at != '"') {
+            break;
+        }
+        Py_ssize_t length = at - start;
+        r->at = at + 1;
+        if (length == 0 || length > REPEAT_LONGEST) {
+            return utf8_text(start, length, 1);
+        }
+        Fingerprint print = fingerprint(start, length, r->end);
+        Repeat *slot = repeat_slot(r->repeats, &print);
+        if (repeat_used(r->repeats, (size_t)(slot - r->repeats->slots)) && repeat_same(slot, &print, start)) {
+            return Py_NewRef(slot->text);
+        }
+        PyObject *text = utf8_text(start, length, 1);
+        if (text != NULL) {
+            repeat_keep(r->repeats, slot, &print, start, text);
+        }
+        return text;
+    }
+    return string(r, 0);
 }
 
 /* The str of the raw bytes [start, stop) of a string (`ascii`: no byte of 0x80 and above;
@@ -427,13 +533,7 @@ static PyObject *new_string(Reader *r, const unsigned char *start, const unsigne
                             int escaped) {
     Py_ssize_t length = stop - start;
     if (!escaped) {
-        if (key && ascii) {
-            PyObject *name = known_name(r->decoder, start, length, r->end);
-            if (name != NULL) {
-                return Py_NewRef(name);
-            }
-        }
-        return utf8_text(start, length, ascii);
+        return utf8_text(start, length, ascii); /* (a key's name was looked for by string) */
     }
     unsigned char stack[STACK_BYTES];
     unsigned char *out = length <= STACK_BYTES ? stack : PyMem_Malloc((size_t)length);
@@ -456,6 +556,33 @@ static PyObject *new_string(Reader *r, const unsigned char *start, const unsigne
     return text;
 }
 
+/* The value of the 8 bytes at `at` when they are all ASCII digits (the first the most
+ * significant), else -1: SWAR, a few operations for the 8 (session 24: a timestamp `ts`
+ * has 13 digits, ~14 instructions each one by one). Little-endian only (DIGITS8). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DIGITS8 1
+static inline long long eight_digits(const unsigned char *at) {
+    uint64_t word;
+    memcpy(&word, at, 8);
+    /* each byte 0x30-0x39: its high nibble 3, and adding 6 does not carry it past 3 */
+    if (((word & 0xF0F0F0F0F0F0F0F0ULL) | (((word + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4))
+        != 0x3333333333333333ULL) {
+        return -1;
+    }
+    word -= 0x3030303030303030ULL;
+    word = (word * 10) + (word >> 8); /* pairs of digits */
+    word = (((word & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)))
+            + (((word >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    return (long long)word;
+}
+#else
+#define DIGITS8 0
+static inline long long eight_digits(const unsigned char *at) {
+    (void)at;
+    return -1;
+}
+#endif
+
 /* An integer (-?(0|[1-9][0-9]*), not followed by a fraction or exponent) of at most
  * LONG_DIGITS digits. */
 static PyObject *integer(Reader *r) {
@@ -467,6 +594,16 @@ static PyObject *integer(Reader *r) {
     }
     const unsigned char *digits = at;
     long long value = 0;
+    /* 8 digits at a time while the number stays within LONG_DIGITS (so it cannot overflow;
+     * the loop below refuses it past them, as it would have one digit at a time) */
+    while (DIGITS8 && r->end - at >= 8 && at - digits <= LONG_DIGITS - 8) {
+        long long eight = eight_digits(at);
+        if (eight < 0) {
+            break;
+        }
+        value = value * 100000000LL + eight;
+        at += 8;
+    }
     while (at < r->end && *at >= '0' && *at <= '9') {
         value = value * 10 + (*at - '0');
         at++;
@@ -539,7 +676,7 @@ static PyObject *object(Reader *r) {
         if (r->at >= r->end || *r->at != '"') {
             goto fail;
         }
-        PyObject *key = string(r, 1);
+        PyObject *key = object_key(r);
         if (key == NULL) {
             goto fail;
         }
@@ -652,7 +789,7 @@ static PyObject *value(Reader *r) {
     PyObject *found;
     switch (*r->at) {
     case '"':
-        return string(r, 0);
+        return value_string(r);
     case '{':
     case '[':
         if (r->depth >= MAX_DEPTH) {

@@ -661,6 +661,7 @@ static PyTypeObject QueryDecoderType = {
 #define RULE_ACTIONS 16 /* the most actions a type may have */
 #define RULE_FIELDS 8   /* the most fields a type or an action may require */
 #define RULE_PAIRS 4    /* the most pairs a type may have */
+#define TYPE_SLOTS 8    /* a power of two: type str objects whose rule is kept by identity */
 
 typedef struct {
     int count;
@@ -692,11 +693,22 @@ typedef struct {
     /* The indices of the fields judged together; k, t, u and n are text fields with a cap
      * (so a str when present), pb, dur, pos and ws integer fields with bounds (an int). */
     int k, t, u, n, etr, epos, pb, dur, pos, ws;
+    /* Verdicts kept by identity (session 24), each slot holding a reference to its str (its
+     * address is not reused while kept; a str cannot change): the type `t` objects last found
+     * among `types` and their rules, and the app key `k` last found clean. The batch decoder
+     * gives one str object for each value that repeats within a body (hit/_batch_json.c
+     * Repeats), so a POST-50 body's events find their type's rule and their app key's verdict
+     * by address (~150 instructions an event by text). Bounded: TYPE_SLOTS + 1 str, each
+     * within its field's cap. */
+    struct {
+        PyObject *text;
+        const TypeRule *rule;
+    } known_type[TYPE_SLOTS];
+    PyObject *clean_app;
     int ready; /* initialised whole */
 } EventJudge;
 
 static PyTypeObject EventJudgeType;
-static PyObject *prefix_http, *prefix_https;
 
 /* The same text: str equality (exact, ready str objects). */
 static int same_text(PyObject *a, PyObject *b) {
@@ -884,6 +896,10 @@ static void EventJudge_dealloc(EventJudge *self) {
             Py_XDECREF(rule->action[j].name);
         }
     }
+    for (int i = 0; i < TYPE_SLOTS; i++) {
+        Py_XDECREF(self->known_type[i].text);
+    }
+    Py_XDECREF(self->clean_app);
     Py_XDECREF(self->decoder);
     Py_XDECREF(self->boundaries);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -942,14 +958,13 @@ static int deep_clean(const EventJudge *self, const TypeRule *rule, PyObject *co
     return 1;
 }
 
-static int event_clean(const EventJudge *self, PyObject *event) {
-    PyObject *seen[KNOWN_SLOTS / 2];
-    memset(seen, 0, sizeof(PyObject *) * (size_t)self->decoder->count);
-    if (!fields_within_rules(self->decoder, event, seen)) {
-        return 0; /* (and not a plain dict, or a field the walk must judge) */
+/* Whether the str `app` (an app key within its cap) is not empty and has no character of
+ * [\x00-\x1f\x7f{}]: by identity when it is the key last found so, else scanned (and kept). */
+static int app_key_clean(EventJudge *self, PyObject *app) {
+    if (app == self->clean_app) {
+        return 1;
     }
-    PyObject *app = seen[self->k], *etype = seen[self->t]; /* str within their caps, when present */
-    if (app == NULL || etype == NULL || PyUnicode_GET_LENGTH(app) == 0) {
+    if (PyUnicode_GET_LENGTH(app) == 0) {
         return 0;
     }
     int kind = PyUnicode_KIND(app);
@@ -960,17 +975,61 @@ static int event_clean(const EventJudge *self, PyObject *event) {
             return 0;
         }
     }
+    Py_XSETREF(self->clean_app, Py_NewRef(app)); /* (a str: its deallocation runs no Python code) */
+    return 1;
+}
+
+/* The rule of the type `etype` (a str), or NULL when it is not one of `types`: by identity
+ * when it is the object last found in its slot, else by its text (and kept). */
+static const TypeRule *type_rule_of(EventJudge *self, PyObject *etype) {
+    size_t at = ((uintptr_t)etype >> 4) & (TYPE_SLOTS - 1);
+    if (self->known_type[at].text == etype) {
+        return self->known_type[at].rule;
+    }
     const TypeRule *rule = NULL;
     for (int i = 0; i < self->types && rule == NULL; i++) {
         rule = same_text(self->type[i].name, etype) ? &self->type[i] : NULL;
     }
+    if (rule != NULL) {
+        Py_XSETREF(self->known_type[at].text, Py_NewRef(etype));
+        self->known_type[at].rule = rule;
+    }
+    return rule;
+}
+
+/* Whether the str `text` starts with the ASCII `prefix` of `length` characters
+ * (str.startswith, any kind of str). */
+static int starts_with(PyObject *text, const char *prefix, Py_ssize_t length) {
+    if (PyUnicode_GET_LENGTH(text) < length) {
+        return 0;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (PyUnicode_READ(kind, data, i) != (Py_UCS4)(unsigned char)prefix[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int event_clean(EventJudge *self, PyObject *event) {
+    PyObject *seen[KNOWN_SLOTS / 2];
+    memset(seen, 0, sizeof(PyObject *) * (size_t)self->decoder->count);
+    if (!fields_within_rules(self->decoder, event, seen)) {
+        return 0; /* (and not a plain dict, or a field the walk must judge) */
+    }
+    PyObject *app = seen[self->k], *etype = seen[self->t]; /* str within their caps, when present */
+    if (app == NULL || etype == NULL || !app_key_clean(self, app)) {
+        return 0;
+    }
+    const TypeRule *rule = type_rule_of(self, etype);
     if (rule == NULL || !all_seen(seen, &rule->required)) {
         return 0; /* not one of `types`, or without a field it requires */
     }
     PyObject *url = seen[self->u];
-    if (url != NULL && PyUnicode_GET_LENGTH(url) > 0 && PyUnicode_Tailmatch(url, prefix_http, 0, PY_SSIZE_T_MAX, -1) != 1
-        && PyUnicode_Tailmatch(url, prefix_https, 0, PY_SSIZE_T_MAX, -1) != 1) {
-        PyErr_Clear();
+    if (url != NULL && PyUnicode_GET_LENGTH(url) > 0 && !starts_with(url, "http://", 7)
+        && !starts_with(url, "https://", 8)) {
         return 0;
     }
     int deep = rule->deep || seen[self->etr] != NULL || seen[self->epos] != NULL;
@@ -1025,10 +1084,6 @@ PyMODINIT_FUNC PyInit__query(void) {
     byte_kind['%'] = ESCAPE;
     byte_kind['+'] = ESCAPE;
     if (PyType_Ready(&QueryDecoderType) < 0 || PyType_Ready(&EventJudgeType) < 0) {
-        return NULL;
-    }
-    if ((prefix_http == NULL && (prefix_http = PyUnicode_InternFromString("http://")) == NULL)
-        || (prefix_https == NULL && (prefix_https = PyUnicode_InternFromString("https://")) == NULL)) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&query_module);
