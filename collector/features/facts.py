@@ -52,6 +52,10 @@ class Session:
 
 @dataclass(init=False, slots=True)
 class DeepFacts:
+    """What one event adds. Never changed once handed out (DeepCounter.facts): a feature
+    hands the same DeepFacts to every event of an app's day that counts the same (its memos:
+    tracks.py, clicks.py), and the journal and the aggregator only read it."""
+
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
     session: Session | None
