@@ -33,10 +33,11 @@ def _facts(scope: EventScope, memo_name: str, metric: str, name: str) -> DeepFac
     found = memo.get(name)
     if found is None:
         target = scope.admit("target", name)
-        found = DeepFacts([KEY_STRINGS.unit_inc("target", metric, target)], [])
-        if target != OTHER:
-            scope.remember()
-            memo[name] = found
+        unit = KEY_STRINGS.unit_inc("target", metric, target)
+        if target == OTHER:
+            return DeepFacts([unit], [])  # not kept: each such event is admitted again, counted as overflowing
+        scope.remember()
+        found = memo[name] = DeepFacts([unit], [], shared=True)
     return cast(DeepFacts, found)
 
 

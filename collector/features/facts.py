@@ -12,7 +12,7 @@ each time: bench/RESULTS.md, session 10).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collector.hit.caps import CardinalityCaps
@@ -59,11 +59,16 @@ class DeepFacts:
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
     session: Session | None
+    # Made by a memo for all the events that count the same (never in the journal: a replay's
+    # facts are each event's own). The aggregator counts how often it met such facts and adds
+    # their increments that often, later (store/aggregate.py Aggregator._count_deep).
+    shared: bool = field(default=False, compare=False, repr=False)
 
     def __init__(
         self, incs: list[tuple[str, str, int]], members: list[tuple[str, str, str]], session: Session | None = None,
+        shared: bool = False,
     ) -> None:
-        self.incs, self.members, self.session = incs, members, session
+        self.incs, self.members, self.session, self.shared = incs, members, session, shared
 
     def as_json(self) -> list:
         return [self.incs, self.members, self.session.as_json() if self.session else None]

@@ -62,17 +62,18 @@ def _facts(scope: EventScope, metric: str, track: str, pos: int) -> DeepFacts:
     admitted = scope.admit("component", track)
     item = scope.admit("component", KEY_STRINGS.item(admitted, pos)) if admitted != OTHER else admitted
     # facts.total, then facts.count of the track and of the item (the journal's order).
-    facts = DeepFacts([
+    incs = [
         KEY_STRINGS.unit_inc("", names.TRACK_TOTAL_OF_METRIC[metric], ""),
         KEY_STRINGS.unit_inc("track", metric, admitted),
         KEY_STRINGS.unit_inc("item", metric, item),
-    ], [])
-    if item != OTHER:  # (and so the track is not either)
-        scope.remember()
-        of_track = memo.get(track)
-        if of_track is None:
-            of_track = memo[track] = {}
-        of_track[pos] = facts
+    ]
+    if item == OTHER:  # (as is the item of a track gone to (other)) not kept: each such event is admitted again
+        return DeepFacts(incs, [])
+    scope.remember()
+    of_track = memo.get(track)
+    if of_track is None:
+        of_track = memo[track] = {}
+    facts = of_track[pos] = DeepFacts(incs, [], shared=True)
     return facts
 
 

@@ -333,6 +333,16 @@ class Aggregator:
         self._deep_minute: Any = None
         self._deep_incs: dict[str, dict[str, int]] | None = None
         self._deep_members: set[tuple[str, str, str]] | None = None
+        # Shared facts (DeepFacts.shared: a feature's memo hands one to all the events of an
+        # app's day that count the same, such as the exposures of a track's item) counted in
+        # the current deep group and not added to its increments yet: id -> [facts, times].
+        # Adding an event's increments costs two dict lookups and an insertion each (~600
+        # instructions; an exposure has 3); here one lookup an event, and each of the facts'
+        # increments is added once, times `times` (_fold_repeats), when the group changes, at
+        # each drain and before the snapshot is read (current()). The sums are the same; only
+        # the order in which the fields enter the dicts differs, which no reader depends on
+        # (store/flush_calls.py sorts them). The facts are held here, so no id is reused.
+        self._deep_repeats: dict[int, list[Any]] = {}
         # The members last added to _deep_members (a DeepFacts' list, never changed once
         # counted): a request's media events of a resource carry its very member tuples
         # (features/media.py, Resource.media_members), ~10 of them, each hashed for the set
@@ -504,20 +514,21 @@ class Aggregator:
     def _count_deep(self, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: the hit's object (_MINUTE)
         snap = self._current
         if minute is not self._deep_minute or app != self._deep_app:
+            self._fold_repeats()
             self._deep_app, self._deep_minute = app, minute
             self._deep_incs = snap.deep_incs.get((app, minute))
             self._deep_members = snap.deep_members.get((app, minute))
             self._deep_last_members = None
-        if deep.incs:
-            of_suffix = self._deep_incs
-            if of_suffix is None:
-                of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
-            for suffix, name, amount in deep.incs:
-                names = of_suffix.get(suffix)
-                if names is None:
-                    # Strings and ints only: CPython keeps such a dict out of the collector's walks.
-                    names = of_suffix[suffix] = {}
-                names[name] = names.get(name, 0) + amount
+        if deep.shared:
+            key = id(deep)
+            seen = self._deep_repeats.get(key)
+            if seen is None:
+                self._deep_repeats[key] = [deep, 1]
+            else:
+                times: int = seen[1]
+                seen[1] = times + 1
+        elif deep.incs:
+            _add_incs(self._group_incs(), deep.incs, 1)
         added = deep.members
         if added and not _same_objects(added, self._deep_last_members):
             members = self._deep_members
@@ -542,6 +553,28 @@ class Aggregator:
                 kept.merge(session)
             self._last_session, self._last_session_app, self._last_session_ms = found, app, ms
 
+    def _group_incs(self) -> dict[str, dict[str, int]]:
+        """The current snapshot's increments of the deep group (_deep_app, _deep_minute),
+        made when it has none yet."""
+        of_suffix = self._deep_incs
+        if of_suffix is None:
+            of_suffix = self._deep_incs = self._current.deep_incs[(self._deep_app, self._deep_minute)] = {}
+        return of_suffix
+
+    def _fold_repeats(self) -> None:
+        """The shared facts' increments (_deep_repeats) added to their group's."""
+        repeats = self._deep_repeats
+        if repeats:
+            of_suffix = self._group_incs()
+            for deep, times in repeats.values():
+                _add_incs(of_suffix, deep.incs, times)
+            repeats.clear()
+
+    def current(self) -> Snapshot:
+        """What has been counted since the last drain (all of it: for a reader, such as a test)."""
+        self._fold_repeats()
+        return self._current
+
     def reject(self, app: str, minute: int, reason: str) -> None:
         """A rejected event, counted by reason (or a flag: FLAGGED + reason)."""
         rejected = self._current.rejected
@@ -550,6 +583,7 @@ class Aggregator:
 
     def drain(self) -> Snapshot:
         """Hand over everything counted so far and start afresh (no await: atomic)."""
+        self._fold_repeats()
         snap, self._current = self._current, Snapshot()
         self._plain_values = {}
         self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
@@ -577,7 +611,17 @@ class Aggregator:
 
     @property
     def pending_cells(self) -> int:
-        return self._current.cells
+        return self.current().cells
+
+
+def _add_incs(of_suffix: dict[str, dict[str, int]], incs: list[tuple[str, str, int]], times: int) -> None:
+    """Deep increments (DeepFacts.incs), each `times` over, into a group's (Snapshot.deep_incs)."""
+    for suffix, name, amount in incs:
+        names = of_suffix.get(suffix)
+        if names is None:
+            # Strings and ints only: CPython keeps such a dict out of the collector's walks.
+            names = of_suffix[suffix] = {}
+        names[name] = names.get(name, 0) + amount * times
 
 
 def _same_objects(these: list[Any], those: list[Any] | None) -> bool:
