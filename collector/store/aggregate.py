@@ -334,15 +334,17 @@ class Aggregator:
         self._deep_incs: dict[str, dict[str, int]] | None = None
         self._deep_members: set[tuple[str, str, str]] | None = None
         # Shared facts (DeepFacts.shared: a feature's memo hands one to all the events of an
-        # app's day that count the same, such as the exposures of a track's item) counted in
-        # the current deep group and not added to its increments yet: id -> [facts, times].
-        # Adding an event's increments costs two dict lookups and an insertion each (~600
-        # instructions; an exposure has 3); here one lookup an event, and each of the facts'
-        # increments is added once, times `times` (_fold_repeats), when the group changes, at
-        # each drain and before the snapshot is read (current()). The sums are the same; only
-        # the order in which the fields enter the dicts differs, which no reader depends on
-        # (store/flush_calls.py sorts them). The facts are held here, so no id is reused.
-        self._deep_repeats: dict[int, list[Any]] = {}
+        # app's day that count the same, such as the exposures of a track's item) counted since
+        # the drain and not added to the increments yet, by deep group (app, minute): id ->
+        # [facts, times]; _deep_repeats is the current group's (None until it has one). An
+        # event's increments cost two dict lookups and an insertion each (~600 instructions;
+        # an exposure has 3); here one lookup an event, and each of the facts' increments is
+        # added once, times `times` (_fold_repeats), at the drain or before the snapshot is
+        # read (current()). The sums are the same; only the order in which fields enter the
+        # dicts differs, which no reader depends on (store/flush_calls.py sorts them). The
+        # facts are held here, so their ids are not reused meanwhile.
+        self._repeats: dict[tuple[str, Any], dict[int, list[Any]]] = {}
+        self._deep_repeats: dict[int, list[Any]] | None = None
         # The members last added to _deep_members (a DeepFacts' list, never changed once
         # counted): a request's media events of a resource carry its very member tuples
         # (features/media.py, Resource.media_members), ~10 of them, each hashed for the set
@@ -514,21 +516,27 @@ class Aggregator:
     def _count_deep(self, app: str, minute: Any, deep: DeepFacts) -> None:  # minute: the hit's object (_MINUTE)
         snap = self._current
         if minute is not self._deep_minute or app != self._deep_app:
-            self._fold_repeats()
             self._deep_app, self._deep_minute = app, minute
             self._deep_incs = snap.deep_incs.get((app, minute))
             self._deep_members = snap.deep_members.get((app, minute))
+            self._deep_repeats = self._repeats.get((app, minute))
             self._deep_last_members = None
         if deep.shared:
-            key = id(deep)
-            seen = self._deep_repeats.get(key)
+            repeats = self._deep_repeats
+            if repeats is None:
+                repeats = self._deep_repeats = self._repeats[(app, minute)] = {}
+            key: Any = id(deep)  # (Any: boxed once, for the lookup and the insertion)
+            seen = repeats.get(key)
             if seen is None:
-                self._deep_repeats[key] = [deep, 1]
+                repeats[key] = [deep, 1]
             else:
                 times: int = seen[1]
                 seen[1] = times + 1
         elif deep.incs:
-            _add_incs(self._group_incs(), deep.incs, 1)
+            of_suffix = self._deep_incs
+            if of_suffix is None:
+                of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
+            _add_incs(of_suffix, deep.incs, 1)
         added = deep.members
         if added and not _same_objects(added, self._deep_last_members):
             members = self._deep_members
@@ -553,22 +561,19 @@ class Aggregator:
                 kept.merge(session)
             self._last_session, self._last_session_app, self._last_session_ms = found, app, ms
 
-    def _group_incs(self) -> dict[str, dict[str, int]]:
-        """The current snapshot's increments of the deep group (_deep_app, _deep_minute),
-        made when it has none yet."""
-        of_suffix = self._deep_incs
-        if of_suffix is None:
-            of_suffix = self._deep_incs = self._current.deep_incs[(self._deep_app, self._deep_minute)] = {}
-        return of_suffix
-
     def _fold_repeats(self) -> None:
-        """The shared facts' increments (_deep_repeats) added to their group's."""
-        repeats = self._deep_repeats
-        if repeats:
-            of_suffix = self._group_incs()
+        """The shared facts' increments (_repeats) added to their groups'."""
+        if not self._repeats:
+            return
+        deep_incs = self._current.deep_incs
+        for group, repeats in self._repeats.items():
+            of_suffix = deep_incs.get(group)
+            if of_suffix is None:
+                of_suffix = deep_incs[group] = {}
             for deep, times in repeats.values():
                 _add_incs(of_suffix, deep.incs, times)
-            repeats.clear()
+        self._repeats = {}
+        self._deep_app, self._deep_minute = "", None  # (the group's collections looked up again)
 
     def current(self) -> Snapshot:
         """What has been counted since the last drain (all of it: for a reader, such as a test)."""
@@ -589,7 +594,7 @@ class Aggregator:
         self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
         self._last_visitor = None
         self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
-        self._deep_last_members = None
+        self._deep_repeats, self._deep_last_members = None, None
         self._last_session, self._last_session_app, self._last_session_ms = None, "", ""
         self._hit_app, self._hit_device, self._hit_region, self._plain_device, self._plain_region = "", None, None, None, None
         self._cells = {}  # (new dicts: the old ones' lists are the drained snapshot's)
