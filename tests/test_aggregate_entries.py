@@ -9,7 +9,7 @@ import pytest
 
 from collector.enrich.device import BOT, Device
 from collector.enrich.geo import Region
-from collector.features.facts import DeepFacts, Session
+from collector.features.facts import DeepFacts, Session, Shared
 from collector.hit.record import Audience, Cell, Hit, audience_of, cell_of, first_party_of
 from collector.store.aggregate import Aggregator, Snapshot
 
@@ -102,8 +102,8 @@ def test_shared_facts_count_as_each_event_s_own_facts_would():
     replay)."""
     rng = random.Random(17)
     shared = [DeepFacts([("c", "track_exposures", 1), ("m:track", f"exposures:t{n}", 1), ("m:item", f"e:t#{n}", 1)],
-                        [], shared=True) for n in range(4)]
-    shared.append(DeepFacts([("m:target", "clicks:x", 1)], [], shared=True))
+                        [], shared=Shared()) for n in range(4)]
+    shared.append(DeepFacts([("m:target", "clicks:x", 1)], [], shared=Shared()))
     hits = []
     for _ in range(600):
         deep = rng.choice(shared) if rng.random() < 0.7 else DeepFacts([("c", "clicks", rng.randrange(1, 4))], [("u:m", "v", "w")])

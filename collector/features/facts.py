@@ -59,14 +59,16 @@ class DeepFacts:
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
     session: Session | None
-    # Made by a memo for all the events that count the same (never in the journal: a replay's
-    # facts are each event's own). The aggregator counts how often it met such facts and adds
-    # their increments that often, later (store/aggregate.py Aggregator._count_deep).
-    shared: bool = field(default=False, compare=False, repr=False)
+    # None, or for facts that a memo hands to all the events counting the same, an object of
+    # their own (Shared()) that stands for them, hashed by identity (DeepFacts compare by value
+    # and cannot be hashed). Not in the journal: a replay's facts are each event's own. The
+    # aggregator counts how often it met such facts and adds their increments that often,
+    # later (store/aggregate.py Aggregator._count_deep).
+    shared: object | None = field(default=None, compare=False, repr=False)
 
     def __init__(
         self, incs: list[tuple[str, str, int]], members: list[tuple[str, str, str]], session: Session | None = None,
-        shared: bool = False,
+        shared: object | None = None,
     ) -> None:
         self.incs, self.members, self.session, self.shared = incs, members, session, shared
 
@@ -89,6 +91,12 @@ class DeepFacts:
     def total(self, counter: str, amount: int = 1) -> None:
         """Add `amount` to a field of the counters hash."""
         self.incs.append(KEY_STRINGS.unit_inc("", counter, "") if amount == 1 else (keys.COUNTERS, counter, amount))
+
+
+class Shared:
+    """What DeepFacts.shared holds: an object hashed by identity, one for each shared facts."""
+
+    __slots__ = ()
 
 
 def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:

@@ -335,16 +335,15 @@ class Aggregator:
         self._deep_members: set[tuple[str, str, str]] | None = None
         # Shared facts (DeepFacts.shared: a feature's memo hands one to all the events of an
         # app's day that count the same, such as the exposures of a track's item) counted since
-        # the drain and not added to the increments yet, by deep group (app, minute): id ->
-        # [facts, times]; _deep_repeats is the current group's (None until it has one). An
+        # the drain and not added to the increments yet, by deep group (app, minute): their
+        # DeepFacts.shared -> [facts, times]; _deep_repeats is the current group's (None until it has one). An
         # event's increments cost two dict lookups and an insertion each (~600 instructions;
         # an exposure has 3); here one lookup an event, and each of the facts' increments is
         # added once, times `times` (_fold_repeats), at the drain or before the snapshot is
         # read (current()). The sums are the same; only the order in which fields enter the
-        # dicts differs, which no reader depends on (store/flush_calls.py sorts them). The
-        # facts are held here, so their ids are not reused meanwhile.
-        self._repeats: dict[tuple[str, Any], dict[int, list[Any]]] = {}
-        self._deep_repeats: dict[int, list[Any]] | None = None
+        # dicts differs, which no reader depends on (store/flush_calls.py sorts them).
+        self._repeats: dict[tuple[str, Any], dict[object, list[Any]]] = {}
+        self._deep_repeats: dict[object, list[Any]] | None = None
         # The members last added to _deep_members (a DeepFacts' list, never changed once
         # counted): a request's media events of a resource carry its very member tuples
         # (features/media.py, Resource.media_members), ~10 of them, each hashed for the set
@@ -521,14 +520,14 @@ class Aggregator:
             self._deep_members = snap.deep_members.get((app, minute))
             self._deep_repeats = self._repeats.get((app, minute))
             self._deep_last_members = None
-        if deep.shared:
+        shared = deep.shared
+        if shared is not None:
             repeats = self._deep_repeats
             if repeats is None:
                 repeats = self._deep_repeats = self._repeats[(app, minute)] = {}
-            key: Any = id(deep)  # (Any: boxed once, for the lookup and the insertion)
-            seen = repeats.get(key)
+            seen = repeats.get(shared)
             if seen is None:
-                repeats[key] = [deep, 1]
+                repeats[shared] = [deep, 1]
             else:
                 times: int = seen[1]
                 seen[1] = times + 1
