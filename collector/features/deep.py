@@ -9,10 +9,10 @@ interactions, users.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from collector.features import clicks, interactions, media, tracks, users
-from collector.features.facts import DeepFacts, EventScope, Memos, Session
+from collector.features.facts import DeepFacts, EventScope, Memos, Session, Shared
 from collector.features.users import USER_MARK
 from collector.hit.caps import CardinalityCaps
 
@@ -35,7 +35,7 @@ def _counted(etype: str, ev: dict, scope: EventScope) -> DeepFacts | None:
     if etype == "click":
         target = clicks.click_facts(ev, scope)
         on_track = tracks.click_facts(ev, scope)
-        return target if on_track is None else DeepFacts(target.incs + on_track.incs, [])
+        return target if on_track is None else _joined(target, on_track, scope)
     if etype == "media":
         return media.event_facts(ev, scope)
     if etype == "pageview":
@@ -43,6 +43,22 @@ def _counted(etype: str, ev: dict, scope: EventScope) -> DeepFacts | None:
     if etype == "interaction":
         return interactions.event_facts(ev, scope)
     return None
+
+
+def _joined(first: DeepFacts, then: DeepFacts, scope: EventScope) -> DeepFacts:
+    """The increments of `first`, then `then`'s (a click of a track's item: its target's,
+    then its track's). When both are shared (DeepFacts.shared), so are theirs: the scope's
+    memo (EventScope.memo) keeps the pair's, by their marks (compared by identity), so the
+    aggregator counts a click of the same item and target as one lookup, not four increments."""
+    if first.shared is None or then.shared is None:
+        return DeepFacts(first.incs + then.incs, [])
+    memo = scope.memo("joined")
+    key = (first.shared, then.shared)
+    found = memo.get(key)
+    if found is None:
+        scope.remember()
+        found = memo[key] = DeepFacts(first.incs + then.incs, [], shared=Shared())
+    return cast(DeepFacts, found)
 
 
 class DeepCounter:
