@@ -3,13 +3,15 @@ taken by position, the bot check without Device.is_bot, the media session it kee
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from collector.enrich.device import BOT, Device
 from collector.enrich.geo import Region
-from collector.features.facts import DeepFacts, Session
+from collector.features.facts import DeepFacts, Session, Shared
 from collector.hit.record import Audience, Cell, Hit, audience_of, cell_of, first_party_of
-from collector.store.aggregate import Aggregator
+from collector.store.aggregate import Aggregator, Snapshot
 
 PHONE = Device("mobile", "WeChat", "Android")
 CRAWLER = Device(BOT, "Baiduspider", "Other")
@@ -90,6 +92,38 @@ def test_deep_facts_go_to_the_snapshot_current_when_counted():
     assert second.deep_members == {("a", 29_000_000): {("h:viewers", "76", "67")}, ("b", 29_000_000): {("h:viewers", "1", "2")}}
     # cube, visitors, first-party ids, deep increments, deep members, event ids
     assert (first.cells, second.cells) == (1 + 1 + 1 + 2 + 1 + 2, 3 + 3 + 3 + 2 + 2 + 4)
+
+
+def test_shared_facts_count_as_each_event_s_own_facts_would():
+    """Facts a memo hands to many events (DeepFacts.shared, features/tracks.py) are counted
+    by how often they were met and added at the drain or before a read (Aggregator.current):
+    across groups, drains, reads between two hits, members and sessions of the same events,
+    the snapshots are those of the same facts unshared, each event's own (the journal's
+    replay)."""
+    rng = random.Random(17)
+    shared = [DeepFacts([("c", "track_exposures", 1), ("m:track", f"exposures:t{n}", 1), ("m:item", f"e:t#{n}", 1)],
+                        [], shared=Shared()) for n in range(4)]
+    shared.append(DeepFacts([("m:target", "clicks:x", 1)], [], shared=Shared()))
+    hits = []
+    for _ in range(600):
+        deep = rng.choice(shared) if rng.random() < 0.7 else DeepFacts([("c", "clicks", rng.randrange(1, 4))], [("u:m", "v", "w")])
+        hits.append(a_hit()._replace(app=rng.choice("ab"), minute=29_000_000 + rng.randrange(3), deep=deep))
+    live, alone = Aggregator(), Aggregator()
+    snaps: list[tuple[Snapshot, Snapshot]] = []
+    for at, hit in enumerate(hits):
+        live.count(hit)
+        facts = hit.deep
+        assert facts is not None
+        alone.count(hit._replace(deep=DeepFacts(list(facts.incs), list(facts.members), facts.session)))
+        if at % 97 == 96:
+            snaps.append((live.drain(), alone.drain()))
+        elif at % 31 == 30:
+            assert live.current().deep_incs == alone.current().deep_incs  # a read in between
+    snaps.append((live.drain(), alone.drain()))
+    for ours, theirs in snaps:
+        assert ours.deep_incs == theirs.deep_incs and ours.deep_members == theirs.deep_members
+        assert ours.cells == theirs.cells
+    assert sum(n for ours, _ in snaps for g in ours.deep_incs.values() for n in g.get("c", {}).values()) > 600
 
 
 def test_a_visitor_seen_again_goes_to_the_snapshot_current_when_counted():

@@ -236,7 +236,7 @@ async def test_the_journal_replays_deep_events_exactly(collector_client):
     segment = ingest.journal._active.path
     scratch = Aggregator()
     assert replay(segment, scratch) == 4
-    live, replayed = client.server.app[FLUSHER].aggregator._current, scratch._current
+    live, replayed = client.server.app[FLUSHER].aggregator.current(), scratch.current()
     assert replayed.deep_incs == live.deep_incs and replayed.deep_members == live.deep_members
     assert {k: (m, s.as_json()) for k, (m, s) in replayed.sessions.items()} == {
         k: (m, s.as_json()) for k, (m, s) in live.sessions.items()

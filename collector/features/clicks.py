@@ -7,33 +7,38 @@ ev:click in the counters hash, like any event type, in the rollup.)
 
 from __future__ import annotations
 
-from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope
+from typing import cast
+
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
 
 
-def count_click(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
-    _count(facts, scope, "target clicks", "clicks", ev["n"])
+def click_facts(ev: dict, scope: EventScope) -> DeepFacts:
+    """A click's count of its target (a click of a track item also counts for the track:
+    tracks.py, which features/deep.py adds)."""
+    return _facts(scope, "target clicks", "clicks", ev["n"])
 
 
-def count_exposure(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
+def exposure_facts(ev: dict, scope: EventScope) -> DeepFacts:
     """An exposure without a track (an item's exposure is a track's: tracks.py, which
     features/deep.py asks first)."""
-    _count(facts, scope, "target exposures", "exposures", ev["n"])
+    return _facts(scope, "target exposures", "exposures", ev["n"])
 
 
-def _count(facts: DeepFacts, scope: EventScope, memo_name: str, metric: str, name: str) -> None:
-    """facts.count("target", the admitted name, metric): its increment the scope's memo's
-    (EventScope.memo) once made of a name admitted as itself."""
+def _facts(scope: EventScope, memo_name: str, metric: str, name: str) -> DeepFacts:
+    """The facts of `metric` of the admitted target `name`: the scope's memo's (EventScope.memo),
+    one DeepFacts handed to every event naming it, once made of a name admitted as itself."""
     memo = scope.memo(memo_name)
     found = memo.get(name)
     if found is None:
         target = scope.admit("target", name)
-        found = KEY_STRINGS.unit_inc("target", metric, target)
-        if target != OTHER:
-            scope.remember()
-            memo[name] = found
-    facts.incs.append(found)
+        unit = KEY_STRINGS.unit_inc("target", metric, target)
+        if target == OTHER:
+            return DeepFacts([unit], [])  # not kept: each such event is admitted again, counted as overflowing
+        scope.remember()
+        found = memo[name] = DeepFacts([unit], [], shared=Shared())
+    return cast(DeepFacts, found)
 
 
 def figures(reading: BucketReading) -> int:

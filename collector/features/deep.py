@@ -9,10 +9,10 @@ interactions, users.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from collector.features import clicks, interactions, media, tracks, users
-from collector.features.facts import DeepFacts, EventScope, Memos, Session
+from collector.features.facts import DeepFacts, EventScope, Memos, Session, Shared
 from collector.features.users import USER_MARK
 from collector.hit.caps import CardinalityCaps
 
@@ -23,23 +23,42 @@ __all__ = ["DeepCounter", "DeepFacts", "Session", "USER_MARK"]
 # (`registry=open`) cannot grow them without bound.
 MEMOS_KEPT: Final = 16
 
-def _count(facts: DeepFacts, etype: str, ev: dict, scope: EventScope) -> None:
-    """The features that count an event of type `etype`, in order (none: engagement,
-    custom). Called directly: a table of the functions called each through Python's call
-    protocol (its argument parsing, ~150 instructions an event compiled). The commonest
-    types first (bench/traffic.py's POST-50 mix)."""
+def _counted(etype: str, ev: dict, scope: EventScope) -> DeepFacts | None:
+    """The facts of the features that count an event of type `etype` (none: engagement,
+    custom, a page view not entered from a track), in order. Called directly: a table of
+    the functions called each through Python's call protocol (its argument parsing, ~150
+    instructions an event compiled). The commonest types first (bench/traffic.py's POST-50
+    mix). Exposures' and clicks' facts may be a memo's, handed to many events (DeepFacts)."""
     if etype == "exposure":
-        if not tracks.count_exposure(facts, ev, scope):
-            clicks.count_exposure(facts, ev, scope)
-    elif etype == "click":
-        clicks.count_click(facts, ev, scope)
-        tracks.count_click(facts, ev, scope)
-    elif etype == "media":
-        media.count(facts, ev, scope)
-    elif etype == "pageview":
-        tracks.count_pageview(facts, ev, scope)
-    elif etype == "interaction":
-        interactions.count(facts, ev, scope)
+        on_track = tracks.exposure_facts(ev, scope)
+        return on_track if on_track is not None else clicks.exposure_facts(ev, scope)
+    if etype == "click":
+        target = clicks.click_facts(ev, scope)
+        on_track = tracks.click_facts(ev, scope)
+        return target if on_track is None else _joined(target, on_track, scope)
+    if etype == "media":
+        return media.event_facts(ev, scope)
+    if etype == "pageview":
+        return tracks.pageview_facts(ev, scope)
+    if etype == "interaction":
+        return interactions.event_facts(ev, scope)
+    return None
+
+
+def _joined(first: DeepFacts, then: DeepFacts, scope: EventScope) -> DeepFacts:
+    """The increments of `first`, then `then`'s (a click of a track's item: its target's,
+    then its track's). When both are shared (DeepFacts.shared), so are theirs: the scope's
+    memo (EventScope.memo) keeps the pair's, by their marks (compared by identity), so the
+    aggregator counts a click of the same item and target as one lookup, not four increments."""
+    if first.shared is None or then.shared is None:
+        return DeepFacts(first.incs + then.incs, [])
+    memo = scope.memo("joined")
+    key = (first.shared, then.shared)
+    found = memo.get(key)
+    if found is None:
+        scope.remember()
+        found = memo[key] = DeepFacts(first.incs + then.incs, [], shared=Shared())
+    return cast(DeepFacts, found)
 
 
 class DeepCounter:
@@ -76,9 +95,14 @@ class DeepCounter:
         counted = etype != "engagement" and etype != "custom"  # the types some feature counts
         if user is None and not counted:
             return None  # nothing of the deep tag
+        found = _counted(etype, ev, self._scope_of(app, day, visitor, month_visitor)) if counted else None
+        if user is None:
+            return found  # (a feature's facts: not changed, they may be shared)
+        # The user's facts first, then the features' (the journal's order), in new lists.
         facts = DeepFacts([], [])
-        if user is not None:
-            users.count(facts, etype, user)
-        if counted:
-            _count(facts, etype, ev, self._scope_of(app, day, visitor, month_visitor))
+        users.count(facts, etype, user)
+        if found is not None:
+            facts.incs.extend(found.incs)
+            facts.members.extend(found.members)
+            facts.session = found.session
         return facts if facts.incs or facts.members else None

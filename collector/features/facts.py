@@ -12,7 +12,7 @@ each time: bench/RESULTS.md, session 10).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collector.hit.caps import CardinalityCaps
@@ -52,14 +52,25 @@ class Session:
 
 @dataclass(init=False, slots=True)
 class DeepFacts:
+    """What one event adds. Never changed once handed out (DeepCounter.facts): a feature
+    hands the same DeepFacts to every event of an app's day that counts the same (its memos:
+    tracks.py, clicks.py), and the journal and the aggregator only read it."""
+
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
     session: Session | None
+    # None, or for facts that a memo hands to all the events counting the same, an object of
+    # their own (Shared()) that stands for them, hashed by identity (DeepFacts compare by value
+    # and cannot be hashed). Not in the journal: a replay's facts are each event's own. The
+    # aggregator counts how often it met such facts and adds their increments that often,
+    # later (store/aggregate.py Aggregator._count_deep).
+    shared: object | None = field(default=None, compare=False, repr=False)
 
     def __init__(
         self, incs: list[tuple[str, str, int]], members: list[tuple[str, str, str]], session: Session | None = None,
+        shared: object | None = None,
     ) -> None:
-        self.incs, self.members, self.session = incs, members, session
+        self.incs, self.members, self.session, self.shared = incs, members, session, shared
 
     def as_json(self) -> list:
         return [self.incs, self.members, self.session.as_json() if self.session else None]
@@ -80,6 +91,12 @@ class DeepFacts:
     def total(self, counter: str, amount: int = 1) -> None:
         """Add `amount` to a field of the counters hash."""
         self.incs.append(KEY_STRINGS.unit_inc("", counter, "") if amount == 1 else (keys.COUNTERS, counter, amount))
+
+
+class Shared:
+    """What DeepFacts.shared holds: an object hashed by identity, one for each shared facts."""
+
+    __slots__ = ()
 
 
 def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:

@@ -13,10 +13,12 @@ from collector.store import names
 NO_CHANNEL: Final = "(none)"
 
 
-def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
+def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
+    """An interaction's facts."""
     action: str = ev["n"]
     metric = names.INTERACTION_METRIC_OF_ACTION[action]
     resource = resource_of(ev, scope)
+    facts = DeepFacts([], [])
     # Per target its increment of 1 (the resource's, made once: Resource.unit_incs), for a
     # rating then its score (the journal's order).
     if action == "rate":
@@ -32,6 +34,7 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     if action == "share":
         channel = scope.admit("label", ev.get("ch") or NO_CHANNEL)
         facts.count("channel", channel, "shares")
+    return facts
 
 
 def row_figures(m: dict[str, int]) -> dict:

@@ -26,13 +26,14 @@ from collector.store import keys, names
 HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 
-def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
+def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
+    """A media event's facts (its own: its time and session progress are the event's)."""
     action: str = ev["n"]
     resource = resource_of(ev, scope)
     wt = ev["wt"]
     # Per target, in order: its time, then its progress boundary (the journal's order). A
     # boundary's increments of 1 are the resource's, made once (Resource.unit_incs).
-    incs = facts.incs
+    incs: list[tuple[str, str, int]] = []
     if action == "progress":
         progress = resource.unit_incs(_progress_metric(ev["pb"]))
         if wt:
@@ -50,11 +51,11 @@ def count(facts: DeepFacts, ev: dict, scope: EventScope) -> None:
     if members is None or resource.members_scope is not scope:  # (made for another visitor)
         members = resource.media_members = _members(resource.targets, scope, resource.rid)
         resource.members_scope = scope
-    facts.members.extend(members)
     started = 1 if action == "play" or action == "read" else 0  # the actions that make a session a view
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
     # events count above, but not their views and completion (the session hash stays bounded).
-    facts.session = Session(_session(resource, scope, ev["ms"]), ev["ws"], ev.get("dur", 0), started, resource.targets)
+    session = Session(_session(resource, scope, ev["ms"]), ev["ws"], ev.get("dur", 0), started, resource.targets)
+    return DeepFacts(incs, list(members), session)
 
 
 def _session(resource: Resource, scope: EventScope, ms: str) -> str:

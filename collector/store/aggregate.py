@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from collector.enrich.device import BOT
-from collector.features.deep import DeepFacts
+from collector.features.deep import DeepFacts, Session
 from collector.hit.record import (
     NO_VISIT,
     VISIT_SECOND_PAGE,
@@ -333,6 +333,29 @@ class Aggregator:
         self._deep_minute: Any = None
         self._deep_incs: dict[str, dict[str, int]] | None = None
         self._deep_members: set[tuple[str, str, str]] | None = None
+        # Shared facts (DeepFacts.shared: a feature's memo hands one to all the events of an
+        # app's day that count the same, such as the exposures of a track's item) counted since
+        # the drain and not added to the increments yet, by deep group (app, minute): their
+        # DeepFacts.shared -> [facts, times]; _deep_repeats is the current group's (None until it has one). An
+        # event's increments cost two dict lookups and an insertion each (~600 instructions;
+        # an exposure has 3); here one lookup an event, and each of the facts' increments is
+        # added once, times `times` (_fold_repeats), at the drain or before the snapshot is
+        # read (current()). The sums are the same; only the order in which fields enter the
+        # dicts differs, which no reader depends on (store/flush_calls.py sorts them).
+        self._repeats: dict[tuple[str, Any], dict[object, list[Any]]] = {}
+        self._deep_repeats: dict[object, list[Any]] | None = None
+        # The members last added to _deep_members (a DeepFacts' list, never changed once
+        # counted): a request's media events of a resource carry its very member tuples
+        # (features/media.py, Resource.media_members), ~10 of them, each hashed for the set
+        # insertion (~430 instructions a member) only to find itself there. None when the
+        # group changed since.
+        self._deep_last_members: list[tuple[str, str, str]] | None = None
+        # The current snapshot's session entry (snap.sessions) of the last media event's app
+        # and admitted session id (its objects: a request's media events of a resource
+        # share them, features/media.py _session): no (app, ms) tuple and lookup for them.
+        self._last_session: list[Any] | None = None
+        self._last_session_app = ""
+        self._last_session_ms = ""
         # The app, Device and Region of the last hit counted (objects: compared by identity),
         # with the plain tuples (_plain) that stand for that Device and Region in the
         # current snapshot's entries, and the cube memo: the current snapshot's sums of the
@@ -495,31 +518,66 @@ class Aggregator:
             self._deep_app, self._deep_minute = app, minute
             self._deep_incs = snap.deep_incs.get((app, minute))
             self._deep_members = snap.deep_members.get((app, minute))
-        if deep.incs:
+            self._deep_repeats = self._repeats.get((app, minute))
+            self._deep_last_members = None
+        shared = deep.shared
+        if shared is not None:
+            repeats = self._deep_repeats
+            if repeats is None:
+                repeats = self._deep_repeats = self._repeats[(app, minute)] = {}
+            seen = repeats.get(shared)
+            if seen is None:
+                repeats[shared] = [deep, 1]
+            else:
+                times: int = seen[1]
+                seen[1] = times + 1
+        elif deep.incs:
             of_suffix = self._deep_incs
             if of_suffix is None:
                 of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
-            for suffix, name, amount in deep.incs:
-                names = of_suffix.get(suffix)
-                if names is None:
-                    # Strings and ints only: CPython keeps such a dict out of the collector's walks.
-                    names = of_suffix[suffix] = {}
-                names[name] = names.get(name, 0) + amount
-        if deep.members:
+            _add_incs(of_suffix, deep.incs, 1)
+        added = deep.members
+        if added and not _same_objects(added, self._deep_last_members):
             members = self._deep_members
             if members is None:
                 members = self._deep_members = snap.deep_members[(app, minute)] = untracked_set()
             # The facts' own tuples (immutable; the journal's replay makes equal ones).
-            members.update(deep.members)
+            members.update(added)
+            self._deep_last_members = added
         session = deep.session
         if session is not None:
-            found = snap.sessions.get((app, session.ms))
+            ms = session.ms
+            if ms is self._last_session_ms and app is self._last_session_app and self._last_session is not None:
+                found: list[Any] | None = self._last_session
+            else:
+                found = snap.sessions.get((app, ms))
             if found is None:
                 # A copy: the journal replays the same facts into other snapshots.
-                snap.sessions[(app, session.ms)] = [minute, session.copy()]
+                found = snap.sessions[(app, ms)] = [minute, session.copy()]
             else:
                 found[0] = min(found[0], minute)
-                found[1].merge(session)
+                kept: Session = found[1]  # (typed: merge called directly, not looked up by name)
+                kept.merge(session)
+            self._last_session, self._last_session_app, self._last_session_ms = found, app, ms
+
+    def _fold_repeats(self) -> None:
+        """The shared facts' increments (_repeats) added to their groups'."""
+        if not self._repeats:
+            return
+        deep_incs = self._current.deep_incs
+        for group, repeats in self._repeats.items():
+            of_suffix = deep_incs.get(group)
+            if of_suffix is None:
+                of_suffix = deep_incs[group] = {}
+            for deep, times in repeats.values():
+                _add_incs(of_suffix, deep.incs, times)
+        self._repeats = {}
+        self._deep_app, self._deep_minute = "", None  # (the group's collections looked up again)
+
+    def current(self) -> Snapshot:
+        """What has been counted since the last drain (all of it: for a reader, such as a test)."""
+        self._fold_repeats()
+        return self._current
 
     def reject(self, app: str, minute: int, reason: str) -> None:
         """A rejected event, counted by reason (or a flag: FLAGGED + reason)."""
@@ -529,11 +587,14 @@ class Aggregator:
 
     def drain(self) -> Snapshot:
         """Hand over everything counted so far and start afresh (no await: atomic)."""
+        self._fold_repeats()
         snap, self._current = self._current, Snapshot()
         self._plain_values = {}
         self._last_ids, self._last_ids_app, self._last_ids_minute = [], "", None
         self._last_visitor = None
         self._deep_app, self._deep_minute, self._deep_incs, self._deep_members = "", None, None, None
+        self._deep_repeats, self._deep_last_members = None, None
+        self._last_session, self._last_session_app, self._last_session_ms = None, "", ""
         self._hit_app, self._hit_device, self._hit_region, self._plain_device, self._plain_region = "", None, None, None, None
         self._cells = {}  # (new dicts: the old ones' lists are the drained snapshot's)
         self._last_cells = {}
@@ -554,7 +615,29 @@ class Aggregator:
 
     @property
     def pending_cells(self) -> int:
-        return self._current.cells
+        return self.current().cells
+
+
+def _add_incs(of_suffix: dict[str, dict[str, int]], incs: list[tuple[str, str, int]], times: int) -> None:
+    """Deep increments (DeepFacts.incs), each `times` over, into a group's (Snapshot.deep_incs)."""
+    for suffix, name, amount in incs:
+        names = of_suffix.get(suffix)
+        if names is None:
+            # Strings and ints only: CPython keeps such a dict out of the collector's walks.
+            names = of_suffix[suffix] = {}
+        names[name] = names.get(name, 0) + amount * times
+
+
+def _same_objects(these: list[Any], those: list[Any] | None) -> bool:
+    """`these` hold the very objects `those` do, in order (compared by identity only)."""
+    if those is None or len(these) != len(those):
+        return False
+    at = 0
+    for item in these:
+        if item is not those[at]:
+            return False
+        at += 1
+    return True
 
 
 class _LastCell:
