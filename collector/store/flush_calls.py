@@ -165,7 +165,12 @@ class _CallWriter:
         self._listed("s", expire_at, sessions)
 
     def ids(self, ttl: int, ids: list[str]) -> None:
-        self._listed("i", ttl, ids)
+        """An 'i' item: first sends' ids (store/dedupe.py), each once. Up to CALL_ARGS they
+        are one piece in one call, which their order does not change (the piece's room is
+        made by its length), and the script adds them to one set; more are sorted first,
+        so that which of them go to which call is the same on a rebuild (a retry skips the
+        calls that landed by their numbers)."""
+        self._listed("i", ttl, ids if len(ids) <= CALL_ARGS else sorted(ids))
 
     def _listed(self, kind: str, head: int, elements: Sequence[redis_client.Arg]) -> None:
         """Items `kind`, `head`, k, k elements: as many as the elements need."""
