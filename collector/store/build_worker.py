@@ -131,7 +131,8 @@ def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
     A mapping's chunk is a dict and a deep tag's group that fits in a chunk goes whole (its
     dict or set): pickled as such, with no (key, value) tuple per entry to make, pickle
     and unpickle, and read back by one C update — where lists of pairs cost ~a third more
-    of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22)."""
+    of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22). An (app,
+    minute)'s event ids go as one joined str (_joined_ids)."""
     for name in _MAPPINGS:
         for mapping in _dict_chunks(getattr(part, name)):
             yield (name, mapping)
