@@ -122,3 +122,36 @@ async def test_a_batch_left_by_a_collector_that_recorded_ids_apart_has_them_reco
     for app in APPS[:3]:
         assert recorded_ids(rds, app) == {f"{app}-{n}" for n in range(5)}
         assert not rds.exists(keys.counters(app, "day", DAY))  # the counts had landed: not again
+
+
+def test_a_slots_calls_hold_the_same_writes_whatever_the_order_of_its_ids_and_fields():
+    """A slot's first sends' ids are a set's (dedupe.first_sends_by_slot, unsorted), and an
+    'h' group's fields come in their dict's order (a rebuild from the journal may fill it
+    in another): the calls made of them must not depend on that order, or a batch rebuilt
+    from its journal would put other writes into the calls its sequence marker skips, and
+    lose them. Up to a call's worth they are one piece of one call (the same call, the same
+    writes in another order: HINCRBY and SADD, which no order changes); more are sorted by
+    encode_calls, so each call holds the same ones."""
+    import random
+
+    from collector.store.flush_calls import CALL_ARGS, encode_calls
+    from collector.store.rollup import BucketDeltas, SlotWrites
+
+    draw = random.Random(24)
+    writes = RollupBuilder(CALENDAR, TTLS).build(hits_with_ids(40).drain())[0]  # a slot's counts before the rest
+    prefixes = next(iter(writes.buckets))
+    for count in (1, 5_000, CALL_ARGS // 2 - 20, CALL_ARGS - 3, CALL_ARGS, CALL_ARGS + 1, 2 * CALL_ARGS + 7):
+        ids = [f"{draw.getrandbits(64):016x}" for _ in range(count)]
+        fields = {f"f{draw.getrandbits(64):016x}": n for n in range(count // 2 + 1)}
+        for slot in (writes, SlotWrites(writes.tag)):
+            made = []
+            for order in (ids, ids[::-1], draw.sample(ids, len(ids))):
+                shuffled = dict(draw.sample(list(fields.items()), len(fields)))
+                with_fields = SlotWrites(slot.tag, dict(slot.buckets))
+                with_fields.buckets[prefixes] = BucketDeltas({**slot.buckets.get(prefixes, BucketDeltas({}, {})).fields,
+                                                             "zz:extra": shuffled}, {})
+                record = dedupe.FirstSends("eb:ids", 60, order)
+                made.append([(script_keys, args[:2], Counter(map(str, args[2:])))
+                             for script_keys, args in encode_calls(with_fields, "w", 1, first_sends=record)])
+            assert made[0] == made[1] == made[2], count
+            assert sum(len(call[2]) for call in made[0]) > count + len(fields)

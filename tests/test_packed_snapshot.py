@@ -52,6 +52,25 @@ def test_unpacked_is_the_snapshot_entry_for_entry(test_geo_db):
     assert packed.size < snap.cells * 60  # what it is for: ~30 bytes an entry, against ~145 as objects
 
 
+def test_event_ids_holding_any_character_unpack_as_they_were():
+    """An (app, minute)'s event ids are packed as one joined str (build_worker._joined_ids):
+    ids are client values of any characters, the separator among them, so a list an id
+    of which holds the separator must come back as the very same ids, in their order (and
+    so must ids that are empty, lone surrogates, the separator alone or 64 of them)."""
+    random = __import__("random").Random(24)
+    alphabet = ["a", "Z", "0", "-", "\x00", "\x00\x00", "\n", "é", "中", "\ud800", "\U0001f600", ""]
+    snap = Snapshot()
+    cases = [[], [""], ["", ""], ["\x00"], ["a\x00b", "c"], ["x" * 64, "\x00" * 64], ["\ud800", "\udfff"]]
+    cases += [["".join(random.choices(alphabet, k=random.randint(0, 8))) for _ in range(random.randint(1, 60))]
+              for _ in range(300)]
+    for minute, ids in enumerate(cases):
+        snap.event_ids[("app", minute)] = ids
+    again = unpack(pack(snap))
+    assert list(again.event_ids.items()) == list(snap.event_ids.items())
+    plain = Snapshot(event_ids={("app", 1): [f"{n:016x}" for n in range(2000)]})  # the beacon's ids: one str each
+    assert len(pack(plain).chunks[0]) < 2000 * 18
+
+
 async def flush_batch(url: str, batch: FlushBatch) -> None:
     client = aioredis.Redis.from_url(url)
     flusher = Flusher(client, Aggregator(), RollupBuilder(Calendar("Asia/Shanghai"), TTLS), 1.0, writer="w",

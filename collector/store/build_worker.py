@@ -72,8 +72,15 @@ RETRY_AFTER = 10.0
 LATE_MAX = 30.0
 
 _LENGTH = struct.Struct(">I")
-_MAPPINGS = ("cube", "rejected", "event_ids")  # event_ids: (app, minute) -> ids
+_MAPPINGS = ("cube", "rejected")
 _SETS = ("visitors", "first_party")
+# An (app, minute)'s event ids go as one str, joined by this: pickled as one object rather
+# than one per id (an id a POST event, ~60 % of a POST-50 part's packed bytes) and split in
+# C, where a list of str cost ~0.12 µs a POST-50 event more to pack and unpack (the memo's
+# entry and the opcode of each id: bench/RESULTS.md, session 24). An id may hold any
+# character, this one too: a list whose join holds more separators than the gaps between
+# its ids goes as the list it is (_joined_ids).
+_ID_SEPARATOR = "\x00"
 
 THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
 
@@ -124,10 +131,13 @@ def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
     A mapping's chunk is a dict and a deep tag's group that fits in a chunk goes whole (its
     dict or set): pickled as such, with no (key, value) tuple per entry to make, pickle
     and unpickle, and read back by one C update — where lists of pairs cost ~a third more
-    of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22)."""
+    of a POST-50 event's packing and unpacking (bench/RESULTS.md, session 22). An (app,
+    minute)'s event ids go as one joined str (_joined_ids)."""
     for name in _MAPPINGS:
         for mapping in _dict_chunks(getattr(part, name)):
             yield (name, mapping)
+    for mapping in _dict_chunks(part.event_ids):
+        yield ("event_ids", _joined_ids(mapping))
     for name in _SETS:
         for chunk in _chunked(getattr(part, name)):
             yield (name, chunk)
@@ -187,6 +197,22 @@ def _grouped_chunks(groups: Iterable[tuple[Any, Collection[Any]]]) -> Iterator[l
         yield chunk
 
 
+def _joined_ids(event_ids: dict[Any, list[str]]) -> dict[Any, str | list[str]]:
+    """Each (app, minute)'s ids as one str (_ID_SEPARATOR says why), or as the list it is
+    when an id holds the separator (the str could not be split back into the same ids):
+    a join of n strings holds n - 1 separators exactly when none of them holds one."""
+    out: dict[Any, str | list[str]] = {}
+    for key, ids in event_ids.items():
+        joined = _ID_SEPARATOR.join(ids)
+        out[key] = joined if ids and joined.count(_ID_SEPARATOR) == len(ids) - 1 else ids
+    return out
+
+
+def _split_ids(ids: str | list[str]) -> list[str]:
+    """The ids _joined_ids was given, in their order."""
+    return ids.split(_ID_SEPARATOR) if isinstance(ids, str) else ids
+
+
 def add_to_part(part: Snapshot, name: str, chunk: Any) -> None:
     """One message of part_messages into `part` (in the child)."""
     from collector.features.facts import Session
@@ -196,6 +222,10 @@ def add_to_part(part: Snapshot, name: str, chunk: Any) -> None:
         getattr(part, name).update(chunk)
     elif name in _SETS:
         getattr(part, name).update(chunk)
+    elif name == "event_ids":
+        event_ids = part.event_ids
+        for key, ids in chunk.items():
+            event_ids[key] = _split_ids(ids)
     elif name == "deep_incs":
         for (key, suffix), names in chunk:
             of_suffix = part.deep_incs.get(key)

@@ -129,7 +129,11 @@ class FirstSends:
 
     key: str
     ttl: int
-    ids: list[str]  # sorted, each once: a batch rebuilt from its journal splits into the very same calls
+    # Each once, in no set order: encode_calls sorts them where they fill more than one call
+    # (and first_send_commands where they take more than one SADD), so that a batch rebuilt
+    # from its journal splits into the very same calls. Sorting every slot's ids was most
+    # of a POST-50 flush's record of them (bench/RESULTS.md, session 24).
+    ids: list[str]
 
 
 def first_sends_by_slot(snap: Snapshot, calendar: Calendar, window: int, now: float) -> dict[str, FirstSends]:
@@ -146,7 +150,7 @@ def first_sends_by_slot(snap: Snapshot, calendar: Calendar, window: int, now: fl
         by_slot.setdefault((app, day), []).extend(ids)
     piece = record_slice(now)
     return {
-        keys.slot_tag(app, "day", day): FirstSends(keys.first_send_ids(app, day, piece), window + ID_SLICE, sorted(set(ids)))
+        keys.slot_tag(app, "day", day): FirstSends(keys.first_send_ids(app, day, piece), window + ID_SLICE, list(set(ids)))
         for (app, day), ids in by_slot.items()
     }
 
@@ -158,7 +162,7 @@ def first_send_commands(snap: Snapshot, calendar: Calendar, window: int, now: fl
     script calls may have landed, under such a collector, without the ids)."""
     commands: list[redis_client.Command] = []
     for record in first_sends_by_slot(snap, calendar, window, now).values():
-        ids = record.ids
+        ids = sorted(record.ids)  # the same SADDs on a rebuild (a retry resumes at a command)
         commands += [("SADD", record.key, *ids[start : start + RECORD_IDS]) for start in range(0, len(ids), RECORD_IDS)]
         commands.append(("EXPIRE", record.key, record.ttl))
     return commands

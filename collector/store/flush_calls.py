@@ -54,8 +54,12 @@ def encode_calls(
     `first_sends` (their set is in this slot: the app's and day's), in order, numbered
     after `first_call` within batch `seq` (the items are described in apply_flush.lua).
 
-    Sorted, so a batch rebuilt from its journal segment splits into the very same calls
-    as the first attempt: a retry after a partial apply then skips exactly what landed.
+    In an order a rebuild makes again: a batch rebuilt from its journal segment splits
+    into the very same calls as the first attempt, so a retry after a partial apply skips
+    exactly what landed. The bucket groups and their suffixes are sorted, and so are the
+    items of a group: those of a group split over calls always, an 'h' group's pairs and
+    the first sends' ids only then (in one call their order changes nothing: HINCRBY and
+    SADD; _CallWriter.increments and ids).
 
     With `sink`, each call is handed to it as soon as it is complete, and none is kept
     (the list returned is empty): the flush packs a call at once and drops its argument
@@ -120,22 +124,26 @@ class _CallWriter:
             self.args += chain.from_iterable(part) if width == 2 else part
 
     def increments(self, suffix: str, increments: dict[str, int]) -> None:
-        """An 'h' group: the (field, increment) pairs of `increments`, by field name. The
-        flush's hottest loop (once per suffix of a slot's bucket group, a few fields each):
-        the names sorted alone (strings: CPython's fast compare) and the pairs written
-        straight into the call's arguments, where sorting the items by a key and chaining
-        them cost ~1.4 times as many instructions (bench/RESULTS.md, session 22)."""
-        names = sorted(increments)
-        if len(names) > self._step(2):  # a call's worth: in pieces (group)
-            self.group("h", suffix, [(name, increments[name]) for name in names], 2)
+        """An 'h' group: the (field, increment) pairs of `increments`. The flush's hottest
+        loop (once per suffix of a slot's bucket group, a few fields each): the pairs are
+        written straight into the call's arguments in the dict's order. A group of one
+        piece (nearly every one: a piece holds ~10,000 pairs) is one run of HINCRBYs in one
+        call, whose result no order changes, and the call's room is made by the group's
+        length alone: sorting its names (the order of a rebuild from the journal may differ)
+        made ~20 % of encode's instructions (bench/RESULTS.md, session 24). A group split
+        over pieces is sorted (group), so that each piece holds the same pairs on a
+        rebuild (a retry skips the calls that landed by their numbers)."""
+        count = len(increments)
+        if count > self._step(2):  # a call's worth: in pieces
+            self.group("h", suffix, [(name, increments[name]) for name in sorted(increments)], 2)
             return
-        if not names:
+        if not count:
             return
-        self._piece("h", suffix, len(names), 2)
+        self._piece("h", suffix, count, 2)
         args = self.args
-        for name in names:
+        for name, amount in increments.items():
             args.append(name)
-            args.append(increments[name])
+            args.append(amount)
 
     def _step(self, width: int) -> int:
         """The most items of `width` arguments one piece of a group may hold: a call's
@@ -165,7 +173,12 @@ class _CallWriter:
         self._listed("s", expire_at, sessions)
 
     def ids(self, ttl: int, ids: list[str]) -> None:
-        self._listed("i", ttl, ids)
+        """An 'i' item: first sends' ids (store/dedupe.py), each once. Up to CALL_ARGS they
+        are one piece in one call, which their order does not change (the piece's room is
+        made by its length), and the script adds them to one set; more are sorted first,
+        so that which of them go to which call is the same on a rebuild (a retry skips the
+        calls that landed by their numbers)."""
+        self._listed("i", ttl, ids if len(ids) <= CALL_ARGS else sorted(ids))
 
     def _listed(self, kind: str, head: int, elements: Sequence[redis_client.Arg]) -> None:
         """Items `kind`, `head`, k, k elements: as many as the elements need."""
