@@ -13,6 +13,12 @@ processes' CPU during the run is shown: on a shared machine, compare CPU per eve
 catch-up within one invocation, not events/s across hours. Also: the event loop thread's
 CPU per event, the most events waiting for Redis at once (/api/collector, every 0.5 s),
 and the events of batches left to the journal and rebuilt from it (past memory_max_cells).
+
+The machine's budget per event is shown beside the collector's: Redis' CPU (its
+process time, run and catch-up) with the script's and its largest commands' time
+(INFO commandstats usec, the script's including the commands it runs), and wrk's CPU
+(the load generator, on the other core with Redis): at 100,000 events/s each µs an event
+is a tenth of a core.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -28,12 +35,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REQUESTS = 6000  # distinct 50-event POSTs in the request file (wrk wraps around it)
 
 
 def one_run(duration: float, workdir: Path) -> dict:
     """One collector x1 of the tree this process imports, one wrk run: the figures."""
-    from bench import runner, wrk
+    from bench import runner, servers, wrk
 
     mode = runner.Mode("post50-run", duration, 1, {"post50": REQUESTS, "get": 2000}, 0, 40000, 0,
                        half_rate=False, worst_cases=False, ceiling2=False)
@@ -43,10 +51,16 @@ def one_run(duration: float, workdir: Path) -> dict:
     server.start()
     stored: list[tuple[float, int]] = []
     queued: list[int] = []  # the events waiting for Redis (/api/collector), at each sample
+    busy: list[tuple[float, list[tuple[float, float]]]] = []  # each CPU's (busy, all) seconds, at each sample
+    load_start: list[tuple[float, list[tuple[float, float]]]] = []  # the same when wrk starts
     stop = threading.Event()
+
+    def load_starts(_until: float) -> None:  # bench.measure calls it just before wrk starts
+        load_start.append((time.monotonic(), _cpu_seconds()))
 
     def sample(started: float) -> None:
         while not stop.is_set():
+            busy.append((time.monotonic(), _cpu_seconds()))
             stored.append((time.monotonic() - started, runner.count_events(bench.redis)))
             queued.append(_backlog(server.url).get("pending_events", 0))
             stop.wait(0.5)
@@ -58,8 +72,12 @@ def one_run(duration: float, workdir: Path) -> dict:
         worker = server.workers()[0]
         loop_cpu = _main_thread_cpu(worker)
         sampler.start()
-        row = bench.measure(server, "post50", settle_max=20)
+        commands, wrk_cpu = _redis_usec(bench), _children_cpu()
+        row = bench.measure(server, "post50", settle_max=20, during=load_starts)
         loop_cpu = _main_thread_cpu(worker) - loop_cpu
+        commands, wrk_cpu = _redis_usec(bench, since=commands), _children_cpu() - wrk_cpu
+        # This harness's own questions (the sampler's KEYS and HGETALLs) are not the collector's.
+        harness = sum(commands.pop(name, 0) for name in servers.HARNESS_COMMANDS)
         stop.set()
         sampler.join()
         backlog = _backlog(server.url)
@@ -69,6 +87,9 @@ def one_run(duration: float, workdir: Path) -> dict:
         bench.close()
     # The sample nearest the end of the load (reset and wrk's start take a moment: the first at or after it).
     at_end = next((count for at, count in stored if at >= row["duration_s"]), stored[-1][1] if stored else 0)
+    # Each CPU's seconds at the last sample within the load (samples every 0.5 s: of an 8 s load, 7.5–8 s).
+    started, at_start = load_start[0]
+    at_load_end = [cpus for at, cpus in busy if started < at <= started + row["duration_s"]]
     return {
         "events_per_s": round(row["eps"]), "cpu_us_per_event": round(row["cpu_us_per_event"], 1),
         "peak_rss_mb": round(row["peak_rss_mb"]), "stored_when_load_ended": round(at_end / row["events"], 3),
@@ -83,7 +104,41 @@ def one_run(duration: float, workdir: Path) -> dict:
                             if key.startswith("flush_parts_built_in_thread_") and n},
         # The worker's event loop thread (hits, the loop, the flush's coroutines), run and catch-up.
         "loop_cpu_us_per_event": round(loop_cpu / max(row["events"], row["counted_events"] or 0) * 1e6, 1),
+        # The rest of the machine's budget an event: Redis (the script's µs include its commands') and wrk.
+        "redis_cpu_us_per_event": round(row["redis_cpu_us_per_event"] or 0, 1),
+        "redis_usec_per_event": {name: round(usec / row["handled_events"], 2)
+                                 for name, usec in sorted(commands.items(), key=lambda kv: -kv[1])[:5]},
+        "redis_harness_usec_per_event": round(harness / row["handled_events"], 2),
+        "wrk_cpu_us_per_event": round(wrk_cpu / row["handled_events"] * 1e6, 1),
+        # Each CPU's busy share while the load ran (CPU 0: the collector; CPU 1: Redis, wrk and this harness).
+        "cpu_busy_during_load": [round((b1 - b0) / ((t1 - t0) or 1), 2)
+                                 for (b0, t0), (b1, t1) in zip(at_start, at_load_end[-1], strict=True)]
+        if at_load_end else None,
     }
+
+
+def _redis_usec(bench, since: dict[str, int] | None = None) -> dict[str, int]:
+    """Redis' time in each command (INFO commandstats usec), less `since`'s."""
+    stats = bench.redis.client.info("commandstats")
+    usec = {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+    return {name: n - (since or {}).get(name, 0) for name, n in usec.items()}
+
+
+def _cpu_seconds() -> list[tuple[float, float]]:
+    """Each CPU's busy and total seconds since boot (/proc/stat's cpuN lines)."""
+    out = []
+    for line in Path("/proc/stat").read_text().splitlines()[1:]:
+        if not line.startswith("cpu"):
+            break
+        ticks = [int(x) for x in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
+        out.append(((sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS, sum(ticks) / CLOCK_TICKS))
+    return out
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children: the wrk runs."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 def _main_thread_cpu(pid: int) -> float:
