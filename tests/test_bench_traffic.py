@@ -74,6 +74,9 @@ def test_each_pass_over_a_request_file_sends_new_event_ids(tmp_path: Path):
     get_ids = [re.search(r"[?&]id=([^&]+)", p).group(1) for p in paths if p.startswith("/c?")]
     assert len(get_ids) == len(set(get_ids)) >= 3
     assert all("vid=v1" in p for p in paths if p.startswith("/c?"))
+    # Exactly the ids change, each by its pass's suffix; the rest of every request is the file's.
+    assert {re.sub(rb'("id":"[\w-]+?)p\d+"', rb'\1"', b) for b in bodies if b} == {batch}
+    assert {re.sub(r"([?&]id=[\w-]+?)p\d+\b", r"\1", p) for p in paths if p.startswith("/c?")} == {"/c?k=app&id=cccc3333&vid=v1"}
 
 
 def test_batch_events_are_dated_no_later_than_their_send():
