@@ -185,6 +185,12 @@ class EventScope:
             self.last_resource = None
             self._generation = self.caps.generation
 
+    def current_resource(self) -> Any:
+        """last_resource, unless the caps may no longer answer as they did when it was made
+        (then None): asked before resources(), whose memo lookup it then skips."""
+        self._current()
+        return self.last_resource
+
     def resources(self) -> dict[Any, Any]:
         """The resources the app's day's events named (features/resources.py Resource), by
         their fields: a Resource keeps its admitted values. One of the memos (memo()): made

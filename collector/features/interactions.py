@@ -23,7 +23,7 @@ def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
     if action == "rate":
         # Per target its increment of 1 (the resource's, made once: Resource.unit_incs), then
         # its score (the journal's order).
-        score: int = ev["score"]
+        score = ev["score"]  # (untyped: as media.py's time)
         incs: list[tuple[str, str, int]] = []
         units = resource.unit_incs(metric)
         at = 0

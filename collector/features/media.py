@@ -33,7 +33,7 @@ def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
     the aggregator counts them by a lookup or two, not per increment."""
     action: str = ev["n"]
     resource = resource_of(ev, scope)
-    wt: int = ev["wt"]
+    wt = ev["wt"]  # (untyped: put into each increment as the event's int object, not boxed anew)
     # Per target, in order: its time, then its progress boundary (the journal's order). A
     # boundary's increments of 1 are the resource's, made once (Resource.unit_incs).
     incs: list[tuple[str, str, int]] = []

@@ -109,7 +109,6 @@ class Resource:
 def resource_of(ev: dict, scope: EventScope) -> Resource:
     """The event's resource: the one kept by `scope` for the same fields, else a new one
     (resource_targets), kept unless a value of it went to (other)."""
-    kept = scope.resources()
     # rid, rt and LABEL_FIELDS, each read once. An absent label and an empty one are alike
     # (resource_targets counts neither); validated, each present one is a string.
     rid: str = ev["rid"]
@@ -119,9 +118,10 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
     src: str = ev.get("src") or ""
     # The scope's last resource first: a request's events nearly all name the same one, and
     # comparing the fields' strings with its own is cheaper than hashing them for the lookup.
-    last = scope.last_resource
+    last = scope.current_resource()
     if last is not None and cast(Resource, last).named(rid, rt, subj, stage, src):
         return cast(Resource, last)
+    kept = scope.resources()
     key = (rid, rt, subj, stage, src)
     found = kept.get(key)
     if found is not None:

@@ -337,15 +337,15 @@ class Aggregator:
         # Shared increments (DeepFacts.shared and .scaled: a memo's, such as the exposures of
         # a track's item, a resource's time played, which many events add) counted since the
         # drain and not added to the increments yet, by deep group (app, minute): the Shared
-        # -> [times], how often (or how much, a scaled one) it was met; _deep_repeats is the
+        # -> times, how often (or how much, a scaled one) it was met; _deep_repeats is the
         # current group's (None until it has one). An event's increments cost two dict
         # lookups and an insertion each (~600 instructions; an exposure has 3, a media event
         # 6 to 12); here a lookup for each Shared, and each of its increments is added once,
         # times `times` (_fold_repeats), at the drain or before the snapshot is read
         # (current()). The sums are the same; only the order in which fields enter the
         # dicts differs, which no reader depends on (store/flush_calls.py sorts them).
-        self._repeats: dict[tuple[str, Any], dict[Shared, list[int]]] = {}
-        self._deep_repeats: dict[Shared, list[int]] | None = None
+        self._repeats: dict[tuple[str, Any], dict[Shared, int]] = {}
+        self._deep_repeats: dict[Shared, int] | None = None
         # The members last added to _deep_members (a DeepFacts' list, never changed once
         # counted): a request's media events of a resource carry its very member list
         # (features/media.py, Resource.media_members), ~10 tuples, each hashed for the set
@@ -571,7 +571,7 @@ class Aggregator:
             if of_suffix is None:
                 of_suffix = deep_incs[group] = {}
             for part, times in repeats.items():
-                _add_incs(of_suffix, part.incs, times[0])
+                _add_incs(of_suffix, part.incs, times)
         self._repeats = {}
         self._deep_app, self._deep_minute = "", None  # (the group's collections looked up again)
 
@@ -629,13 +629,11 @@ def _add_incs(of_suffix: dict[str, dict[str, int]], incs: list[tuple[str, str, i
         names[name] = names.get(name, 0) + amount * times
 
 
-def _repeat(repeats: dict[Shared, list[int]], part: Shared, times: int) -> None:
-    """`part`'s increments counted `times` over more (Aggregator._repeats)."""
-    seen = repeats.get(part)
-    if seen is None:
-        repeats[part] = [times]
-    else:
-        seen[0] = seen[0] + times
+def _repeat(repeats: dict[Shared, int], part: Shared, times: int) -> None:
+    """`part`'s increments counted `times` over more (Aggregator._repeats). An int, not a
+    list to add to in place: most parts are met a few times in a group, and a new list each
+    cost more than the replaced int."""
+    repeats[part] = repeats.get(part, 0) + times
 
 
 def _same_objects(these: list[Any], those: list[Any] | None) -> bool:
