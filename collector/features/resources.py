@@ -81,7 +81,6 @@ class Resource:
             found = self._units[metric] = tuple(KEY_STRINGS.unit_inc(dim, metric, value) for dim, value in self.targets)
         return found
 
-
     def part(self, metric: str) -> Shared | None:
         """The increment of 1 to `metric` of each target (unit_incs) as one Shared, which the
         events naming this resource share (DeepFacts.shared, .scaled), made once; None when it
