@@ -9,7 +9,7 @@ import pytest
 
 from collector.enrich.device import BOT, Device
 from collector.enrich.geo import Region
-from collector.features.facts import DeepFacts, Session, Shared
+from collector.features.facts import DeepFacts, Session, Shared, shared_facts
 from collector.hit.record import Audience, Cell, Hit, audience_of, cell_of, first_party_of
 from collector.store.aggregate import Aggregator, Snapshot
 
@@ -94,19 +94,41 @@ def test_deep_facts_go_to_the_snapshot_current_when_counted():
     assert (first.cells, second.cells) == (1 + 1 + 1 + 2 + 1 + 2, 3 + 3 + 3 + 2 + 2 + 4)
 
 
+def scaled_facts(boundary: Shared | None, played: Shared, amount: int) -> DeepFacts:
+    """A media event's facts as features/media.py makes them: per target its time, then its
+    boundary's increment of 1 (boundary None: no progress)."""
+    incs: list[tuple[str, str, int]] = []
+    for at, (suffix, field, _) in enumerate(played.incs):
+        incs.append((suffix, field, amount))
+        if boundary is not None:
+            incs.append(boundary.incs[at])
+    return DeepFacts(incs, [], None, boundary, played, amount)
+
+
 def test_shared_facts_count_as_each_event_s_own_facts_would():
-    """Facts a memo hands to many events (DeepFacts.shared, features/tracks.py) are counted
-    by how often they were met and added at the drain or before a read (Aggregator.current):
-    across groups, drains, reads between two hits, members and sessions of the same events,
-    the snapshots are those of the same facts unshared, each event's own (the journal's
-    replay)."""
+    """Facts a memo hands to many events (DeepFacts.shared, features/tracks.py), and facts
+    made of memo parts, one of them times an amount (DeepFacts.scaled, features/media.py),
+    are counted by how often and how much they were met and added at the drain or before a
+    read (Aggregator.current): across groups, drains, reads between two hits, members and
+    sessions of the same events, the snapshots are those of the same facts unshared, each
+    event's own (the journal's replay). Fails when a scaled part is counted once, not times
+    its amount (tried)."""
     rng = random.Random(17)
-    shared = [DeepFacts([("c", "track_exposures", 1), ("m:track", f"exposures:t{n}", 1), ("m:item", f"e:t#{n}", 1)],
-                        [], shared=Shared()) for n in range(4)]
-    shared.append(DeepFacts([("m:target", "clicks:x", 1)], [], shared=Shared()))
+    shared = [shared_facts([("c", "track_exposures", 1), ("m:track", f"exposures:t{n}", 1), ("m:item", f"e:t#{n}", 1)])
+              for n in range(4)]
+    shared.append(shared_facts([("m:target", "clicks:x", 1)]))
+    played = Shared([("c", "watch_ms", 1), ("m:resource", "watch_ms:r1", 1), ("m:rtype", "watch_ms:video", 1)])
+    boundaries = [Shared([("c", f"p{pb}", 1), ("m:resource", f"p{pb}:r1", 1), ("m:rtype", f"p{pb}:video", 1)])
+                  for pb in (10, 50)]
     hits = []
-    for _ in range(600):
-        deep = rng.choice(shared) if rng.random() < 0.7 else DeepFacts([("c", "clicks", rng.randrange(1, 4))], [("u:m", "v", "w")])
+    for _ in range(900):
+        luck = rng.random()
+        if luck < 0.5:
+            deep = rng.choice(shared)
+        elif luck < 0.75:
+            deep = scaled_facts(rng.choice([None, *boundaries]), played, rng.randrange(1, 30_000))
+        else:
+            deep = DeepFacts([("c", "clicks", rng.randrange(1, 4))], [("u:m", "v", "w")])
         hits.append(a_hit()._replace(app=rng.choice("ab"), minute=29_000_000 + rng.randrange(3), deep=deep))
     live, alone = Aggregator(), Aggregator()
     snaps: list[tuple[Snapshot, Snapshot]] = []
@@ -123,7 +145,7 @@ def test_shared_facts_count_as_each_event_s_own_facts_would():
     for ours, theirs in snaps:
         assert ours.deep_incs == theirs.deep_incs and ours.deep_members == theirs.deep_members
         assert ours.cells == theirs.cells
-    assert sum(n for ours, _ in snaps for g in ours.deep_incs.values() for n in g.get("c", {}).values()) > 600
+    assert sum(n for ours, _ in snaps for g in ours.deep_incs.values() for n in g.get("c", {}).values()) > 900
 
 
 def test_a_visitor_seen_again_goes_to_the_snapshot_current_when_counted():

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
+from collector.enrich.device import Device
+from collector.enrich.geo import Region
 from collector.features.deep import MEMOS_KEPT, DeepCounter
-from collector.features.facts import MEMO_KEPT
+from collector.features.facts import MEMO_KEPT, DeepFacts
 from collector.hit.caps import OTHER, CardinalityCaps
 from collector.hit.protocol import PROGRESS_BOUNDARIES, validate_event
+from collector.hit.record import Hit
+from collector.store.aggregate import Aggregator
 
 LIMITS = {"resource": 3, "label": 4, "session": 3, "target": 3, "component": 4}
 BIG = {kind: 10**6 for kind in LIMITS}
@@ -211,3 +217,46 @@ def test_a_resource_the_requests_share_has_each_visitor_s_members():
         assert facts is not None
         viewers = {day_member for suffix, day_member, _ in facts.members if suffix != "rs" and not suffix.startswith("rs:")}
         assert viewers == {visitor.hex()}, facts.members
+
+
+def test_the_aggregator_counts_the_shared_parts_as_the_journal_s_facts():
+    """Facts that say which memo parts make up their increments (DeepFacts.shared, .scaled:
+    a track item's, a resource's boundary, time and rating fields) count in an Aggregator as
+    the journal's copy of each event's facts does, which has no parts (DeepFacts.from_json),
+    caps overflowing partway, several visitors, minutes, drains and reads between. Fails when
+    a media event's time is counted once instead of times its amount (tried), and when a
+    read's time is said to be the watch_ms part (tried)."""
+    rng = random.Random(25)
+    live, replayed = Aggregator(), Aggregator()
+    parts = scaled = 0
+    for batch in range(40):
+        counter = DeepCounter(CardinalityCaps(dict(LIMITS)))
+        for request in range(5):
+            visitor = bytes([rng.randrange(3)]) * 16
+            minute = 29_000_000 + rng.randrange(3)
+            for ev in [event(rng) for _ in range(rng.randrange(1, 30))]:
+                facts = counter.facts(dict(ev), "app", DAY, visitor, MONTH_VISITOR, None)
+                if facts is None:
+                    continue
+                parts += facts.shared is not None
+                scaled += facts.scaled is not None
+                own = DeepFacts.from_json(orjson.loads(orjson.dumps(facts.as_json())))
+                assert own.shared is None and own.scaled is None
+                live.count(_hit(minute, facts))
+                replayed.count(_hit(minute, own))
+            if request == 2:
+                assert live.current().deep_incs == replayed.current().deep_incs  # a read in between
+        if batch % 3 == 2:
+            ours, theirs = live.drain(), replayed.drain()
+            assert ours.deep_incs == theirs.deep_incs, batch
+            assert ours.deep_members == theirs.deep_members and ours.sessions == theirs.sessions
+            assert ours.cells == theirs.cells
+    assert live.drain().deep_incs == replayed.drain().deep_incs
+    assert parts > 300 and scaled > 100
+
+
+def _hit(minute: int, facts: DeepFacts) -> Hit:
+    return Hit(app="app", minute=minute, etype="media", device=Device("mobile", "WeChat", "Android"),
+               region=Region("CN", "330000", "330100", "中国", "浙江省", "杭州市"), visitor=VISITOR,
+               month_visitor=MONTH_VISITOR, page="", page_code="", referrer="(direct)", visit_flag=0, engaged_ms=0,
+               scroll=-1, first_party_id="", deep=facts, lang="zh", event_id="")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, shared_facts
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
 
@@ -37,7 +37,7 @@ def _facts(scope: EventScope, memo_name: str, metric: str, name: str) -> DeepFac
         if target == OTHER:
             return DeepFacts([unit], [])  # not kept: each such event is admitted again, counted as overflowing
         scope.remember()
-        found = memo[name] = DeepFacts([unit], [], shared=Shared())
+        found = memo[name] = shared_facts([unit])
     return cast(DeepFacts, found)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final, cast
 
 from collector.features import clicks, interactions, media, tracks, users
-from collector.features.facts import DeepFacts, EventScope, Memos, Session, Shared
+from collector.features.facts import DeepFacts, EventScope, Memos, Session, shared_facts
 from collector.features.users import USER_MARK
 from collector.hit.caps import CardinalityCaps
 
@@ -57,7 +57,7 @@ def _joined(first: DeepFacts, then: DeepFacts, scope: EventScope) -> DeepFacts:
     found = memo.get(key)
     if found is None:
         scope.remember()
-        found = memo[key] = DeepFacts(first.incs + then.incs, [], shared=Shared())
+        found = memo[key] = shared_facts(first.incs + then.incs)
     return cast(DeepFacts, found)
 
 

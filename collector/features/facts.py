@@ -59,18 +59,23 @@ class DeepFacts:
     incs: list[tuple[str, str, int]]  # (key suffix, field, increment)
     members: list[tuple[str, str, str]]  # (key suffix, member under the day's salt, under the month's)
     session: Session | None
-    # None, or for facts that a memo hands to all the events counting the same, an object of
-    # their own (Shared()) that stands for them, hashed by identity (DeepFacts compare by value
-    # and cannot be hashed). Not in the journal: a replay's facts are each event's own. The
-    # aggregator counts how often it met such facts and adds their increments that often,
-    # later (store/aggregate.py Aggregator._count_deep).
-    shared: object | None = field(default=None, compare=False, repr=False)
+    # How the aggregator may count `incs` (store/aggregate.py Aggregator._count_deep): None and
+    # None, one by one; else they are exactly `shared`'s increments (Shared.incs) and
+    # `scaled`'s, each times `amount` (> 0), in some order. Both memos' (a feature's, a
+    # resource's), hashed by identity (DeepFacts compare by value and cannot be hashed): the
+    # aggregator adds up how often and how much it met each and adds its increments that often
+    # (that much), later. For facts a memo hands to all the events counting the same,
+    # `shared.incs` is `incs`. Not in the journal: a replay's facts are each event's own.
+    shared: Shared | None = field(default=None, compare=False, repr=False)
+    scaled: Shared | None = field(default=None, compare=False, repr=False)
+    amount: int = field(default=0, compare=False, repr=False)
 
     def __init__(
         self, incs: list[tuple[str, str, int]], members: list[tuple[str, str, str]], session: Session | None = None,
-        shared: object | None = None,
+        shared: Shared | None = None, scaled: Shared | None = None, amount: int = 0,
     ) -> None:
         self.incs, self.members, self.session, self.shared = incs, members, session, shared
+        self.scaled, self.amount = scaled, amount
 
     def as_json(self) -> list:
         return [self.incs, self.members, self.session.as_json() if self.session else None]
@@ -94,9 +99,19 @@ class DeepFacts:
 
 
 class Shared:
-    """What DeepFacts.shared holds: an object hashed by identity, one for each shared facts."""
+    """Increments that many events add, kept by a memo (what DeepFacts.shared and .scaled
+    hold): hashed by identity, so the aggregator counts them by one lookup an event where
+    each increment cost two and an insertion. Never changed once made."""
 
-    __slots__ = ()
+    __slots__ = ("incs",)
+
+    def __init__(self, incs: list[tuple[str, str, int]]) -> None:
+        self.incs = incs
+
+
+def shared_facts(incs: list[tuple[str, str, int]]) -> DeepFacts:
+    """Facts that a memo hands to all the events of an app's day that count `incs`."""
+    return DeepFacts(incs, [], shared=Shared(incs))
 
 
 def target_field(dim: str, value: str, metric: str) -> tuple[str, str]:
@@ -169,6 +184,12 @@ class EventScope:
             self._kinds.clear()
             self.last_resource = None
             self._generation = self.caps.generation
+
+    def current_resource(self) -> Any:
+        """last_resource, unless the caps may no longer answer as they did when it was made
+        (then None): asked before resources(), whose memo lookup it then skips."""
+        self._current()
+        return self.last_resource
 
     def resources(self) -> dict[Any, Any]:
         """The resources the app's day's events named (features/resources.py Resource), by

@@ -17,7 +17,7 @@ from importlib import resources as package_files
 from string import Template
 from typing import Final
 
-from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session, Shared
 from collector.features.reading import BucketReading, ratio
 from collector.features.resources import Resource, label_targets, resource_of
 from collector.hit.caps import OTHER
@@ -27,16 +27,24 @@ HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 
 def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
-    """A media event's facts (its own: its time and session progress are the event's)."""
+    """A media event's facts (its own: its time and session progress are the event's). Of a
+    kept resource, they say which of its parts (Resource.part) make up their increments: the
+    boundary's increments of 1 (shared) and the time's fields, times the time (scaled), so
+    the aggregator counts them by a lookup or two, not per increment."""
     action: str = ev["n"]
     resource = resource_of(ev, scope)
-    wt = ev["wt"]
+    wt = ev["wt"]  # (untyped: put into each increment as the event's int object, not boxed anew)
     # Per target, in order: its time, then its progress boundary (the journal's order). A
     # boundary's increments of 1 are the resource's, made once (Resource.unit_incs).
     incs: list[tuple[str, str, int]] = []
+    boundary: Shared | None = None
+    played: Shared | None = None
     if action == "progress":
-        progress = resource.unit_incs(_progress_metric(ev["pb"]))
+        metric = _progress_metric(ev["pb"])
+        progress = resource.unit_incs(metric)
+        boundary = resource.part(metric)
         if wt:
+            played = resource.part("watch_ms")
             at = 0
             for suffix, field in resource.fields("watch_ms"):
                 incs.append((suffix, field, wt))
@@ -45,7 +53,9 @@ def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
         else:
             incs.extend(progress)
     elif wt:
-        for suffix, field in resource.fields("read_ms" if action == "read" else "watch_ms"):
+        metric = "read_ms" if action == "read" else "watch_ms"
+        played = resource.part(metric)
+        for suffix, field in resource.fields(metric):
             incs.append((suffix, field, wt))
     members = resource.media_members
     if members is None or resource.members_scope is not scope:  # (made for another visitor)
@@ -55,7 +65,8 @@ def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
     # events count above, but not their views and completion (the session hash stays bounded).
     session = Session(_session(resource, scope, ev["ms"]), ev["ws"], ev.get("dur", 0), started, resource.targets)
-    return DeepFacts(incs, list(members), session)
+    # The members' list is the resource's for this scope, shared (DeepFacts are never changed).
+    return DeepFacts(incs, members, session, boundary, played, wt)
 
 
 def _session(resource: Resource, scope: EventScope, ms: str) -> str:
@@ -71,7 +82,7 @@ def _session(resource: Resource, scope: EventScope, ms: str) -> str:
     return admitted
 
 
-def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) -> tuple[tuple[str, str, str], ...]:
+def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) -> list[tuple[str, str, str]]:
     """A media event's HyperLogLog members: the viewer of the app's media, of the resource,
     of each label's value; then the resource among the app's, the label values' resources."""
     visitor, month_visitor = scope.visitor_members()
@@ -83,7 +94,7 @@ def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) 
     members.append((keys.RESOURCES, rid, rid))
     for dim, value in label_targets(targets):
         members.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
-    return tuple(members)
+    return members
 
 
 # A progress event's metric by its boundary (validated: one of PROGRESS_BOUNDARIES), made once.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
-from collector.features.facts import KEY_STRINGS, EventScope, target_field
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared, target_field
 from collector.hit.caps import OTHER
 from collector.store import keys, names
 
@@ -38,7 +38,8 @@ class Resource:
     generation holds."""
 
     __slots__ = (
-        "rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "media_members", "members_scope", "session",
+        "rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "_parts", "_facts", "kept", "media_members",
+        "members_scope", "session",
     )
 
     def __init__(self, rid: str, rt: str, subj: str, stage: str, src: str, targets: tuple[tuple[str, str], ...]) -> None:
@@ -47,9 +48,15 @@ class Resource:
         self.targets = targets
         self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
         self._units: dict[str, tuple[Any, ...]] = {}
+        self._parts: dict[str, Shared] = {}
+        self._facts: dict[str, DeepFacts] = {}
+        # Whether resource_of keeps it (no value of it went to (other)): only then are its
+        # parts and facts shared by the events naming it (an event whose value went to
+        # (other) is counted on its own, as the memos' entries: facts.py EventScope.memo).
+        self.kept = False
         # media.count's HyperLogLog members of this resource for a visitor: that of the scope
         # they were made in (members_scope, compared by identity).
-        self.media_members: tuple[tuple[str, str, str], ...] | None = None
+        self.media_members: list[tuple[str, str, str]] | None = None
         self.members_scope: EventScope | None = None
         # media.count's last session id (`ms`) and what the caps admitted it as, when itself.
         self.session: tuple[str, str] | None = None
@@ -74,11 +81,33 @@ class Resource:
             found = self._units[metric] = tuple(KEY_STRINGS.unit_inc(dim, metric, value) for dim, value in self.targets)
         return found
 
+    def part(self, metric: str) -> Shared | None:
+        """The increment of 1 to `metric` of each target (unit_incs) as one Shared, which the
+        events naming this resource share (DeepFacts.shared, .scaled), made once; None when it
+        is not kept (an event that names it then counts its own increments)."""
+        if not self.kept:
+            return None
+        found = self._parts.get(metric)
+        if found is None:
+            found = self._parts[metric] = Shared(list(self.unit_incs(metric)))
+        return found
+
+    def unit_facts(self, metric: str) -> DeepFacts:
+        """The facts of an event adding 1 to `metric` of each target (an interaction's, such
+        as a like): one DeepFacts, shared by the events naming the resource while it is kept."""
+        found = self._facts.get(metric)
+        if found is not None:
+            return found
+        part = self.part(metric)
+        if part is None:
+            return DeepFacts(list(self.unit_incs(metric)), [])
+        found = self._facts[metric] = DeepFacts(part.incs, [], shared=part)
+        return found
+
 
 def resource_of(ev: dict, scope: EventScope) -> Resource:
     """The event's resource: the one kept by `scope` for the same fields, else a new one
     (resource_targets), kept unless a value of it went to (other)."""
-    kept = scope.resources()
     # rid, rt and LABEL_FIELDS, each read once. An absent label and an empty one are alike
     # (resource_targets counts neither); validated, each present one is a string.
     rid: str = ev["rid"]
@@ -88,9 +117,10 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
     src: str = ev.get("src") or ""
     # The scope's last resource first: a request's events nearly all name the same one, and
     # comparing the fields' strings with its own is cheaper than hashing them for the lookup.
-    last = scope.last_resource
+    last = scope.current_resource()
     if last is not None and cast(Resource, last).named(rid, rt, subj, stage, src):
         return cast(Resource, last)
+    kept = scope.resources()
     key = (rid, rt, subj, stage, src)
     found = kept.get(key)
     if found is not None:
@@ -101,6 +131,7 @@ def resource_of(ev: dict, scope: EventScope) -> Resource:
         if len(kept) >= RESOURCES_KEPT:
             kept.clear()
         kept[key] = resource
+        resource.kept = True
         scope.last_resource = resource
     return resource
 

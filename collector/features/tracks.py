@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, shared_facts
 from collector.features.reading import BucketReading, ratio
 from collector.hit.caps import OTHER
 from collector.store import names
@@ -73,7 +73,7 @@ def _facts(scope: EventScope, metric: str, track: str, pos: int) -> DeepFacts:
     of_track = memo.get(track)
     if of_track is None:
         of_track = memo[track] = {}
-    facts = of_track[pos] = DeepFacts(incs, [], shared=Shared())
+    facts = of_track[pos] = shared_facts(incs)
     return facts
 
 

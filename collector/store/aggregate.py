@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from collector.enrich.device import BOT
 from collector.features.deep import DeepFacts, Session
+from collector.features.facts import Shared
 from collector.hit.record import (
     NO_VISIT,
     VISIT_SECOND_PAGE,
@@ -333,20 +334,21 @@ class Aggregator:
         self._deep_minute: Any = None
         self._deep_incs: dict[str, dict[str, int]] | None = None
         self._deep_members: set[tuple[str, str, str]] | None = None
-        # Shared facts (DeepFacts.shared: a feature's memo hands one to all the events of an
-        # app's day that count the same, such as the exposures of a track's item) counted since
-        # the drain and not added to the increments yet, by deep group (app, minute): their
-        # DeepFacts.shared -> [facts, times]; _deep_repeats is the current group's (None until it has one). An
-        # event's increments cost two dict lookups and an insertion each (~600 instructions;
-        # an exposure has 3); here one lookup an event, and each of the facts' increments is
-        # added once, times `times` (_fold_repeats), at the drain or before the snapshot is
-        # read (current()). The sums are the same; only the order in which fields enter the
+        # Shared increments (DeepFacts.shared and .scaled: a memo's, such as the exposures of
+        # a track's item, a resource's time played, which many events add) counted since the
+        # drain and not added to the increments yet, by deep group (app, minute): the Shared
+        # -> times, how often (or how much, a scaled one) it was met; _deep_repeats is the
+        # current group's (None until it has one). An event's increments cost two dict
+        # lookups and an insertion each (~600 instructions; an exposure has 3, a media event
+        # 6 to 12); here a lookup for each Shared, and each of its increments is added once,
+        # times `times` (_fold_repeats), at the drain or before the snapshot is read
+        # (current()). The sums are the same; only the order in which fields enter the
         # dicts differs, which no reader depends on (store/flush_calls.py sorts them).
-        self._repeats: dict[tuple[str, Any], dict[object, list[Any]]] = {}
-        self._deep_repeats: dict[object, list[Any]] | None = None
+        self._repeats: dict[tuple[str, Any], dict[Shared, int]] = {}
+        self._deep_repeats: dict[Shared, int] | None = None
         # The members last added to _deep_members (a DeepFacts' list, never changed once
-        # counted): a request's media events of a resource carry its very member tuples
-        # (features/media.py, Resource.media_members), ~10 of them, each hashed for the set
+        # counted): a request's media events of a resource carry its very member list
+        # (features/media.py, Resource.media_members), ~10 tuples, each hashed for the set
         # insertion (~430 instructions a member) only to find itself there. None when the
         # group changed since.
         self._deep_last_members: list[tuple[str, str, str]] | None = None
@@ -520,24 +522,23 @@ class Aggregator:
             self._deep_members = snap.deep_members.get((app, minute))
             self._deep_repeats = self._repeats.get((app, minute))
             self._deep_last_members = None
-        shared = deep.shared
-        if shared is not None:
+        shared, scaled = deep.shared, deep.scaled
+        if shared is not None or scaled is not None:
             repeats = self._deep_repeats
             if repeats is None:
                 repeats = self._deep_repeats = self._repeats[(app, minute)] = {}
-            seen = repeats.get(shared)
-            if seen is None:
-                repeats[shared] = [deep, 1]
-            else:
-                times: int = seen[1]
-                seen[1] = times + 1
+            if shared is not None:
+                _repeat(repeats, shared, 1)
+            if scaled is not None:
+                _repeat(repeats, scaled, deep.amount)
         elif deep.incs:
             of_suffix = self._deep_incs
             if of_suffix is None:
                 of_suffix = self._deep_incs = snap.deep_incs[(app, minute)] = {}
             _add_incs(of_suffix, deep.incs, 1)
         added = deep.members
-        if added and not _same_objects(added, self._deep_last_members):
+        last = self._deep_last_members
+        if added and added is not last and not _same_objects(added, last):
             members = self._deep_members
             if members is None:
                 members = self._deep_members = snap.deep_members[(app, minute)] = untracked_set()
@@ -569,8 +570,8 @@ class Aggregator:
             of_suffix = deep_incs.get(group)
             if of_suffix is None:
                 of_suffix = deep_incs[group] = {}
-            for deep, times in repeats.values():
-                _add_incs(of_suffix, deep.incs, times)
+            for part, times in repeats.items():
+                _add_incs(of_suffix, part.incs, times)
         self._repeats = {}
         self._deep_app, self._deep_minute = "", None  # (the group's collections looked up again)
 
@@ -626,6 +627,13 @@ def _add_incs(of_suffix: dict[str, dict[str, int]], incs: list[tuple[str, str, i
             # Strings and ints only: CPython keeps such a dict out of the collector's walks.
             names = of_suffix[suffix] = {}
         names[name] = names.get(name, 0) + amount * times
+
+
+def _repeat(repeats: dict[Shared, int], part: Shared, times: int) -> None:
+    """`part`'s increments counted `times` over more (Aggregator._repeats). An int, not a
+    list to add to in place: most parts are met a few times in a group, and a new list each
+    cost more than the replaced int."""
+    repeats[part] = repeats.get(part, 0) + times
 
 
 def _same_objects(these: list[Any], those: list[Any] | None) -> bool:
