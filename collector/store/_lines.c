@@ -662,6 +662,77 @@ static int shares_with(Encoder *self, PyObject *hit, PyObject *first) {
     return 1;
 }
 
+/* Where a row's field was written in this line: the value, then its JSON at `at`. */
+typedef struct {
+    PyObject *value;
+    Py_ssize_t at;
+    Py_ssize_t length;
+} Span;
+
+/* The JSON a span holds, written again at the end. Up to 16 bytes as one 16-byte load and
+ * store (no call; the load may reach past the end, into room reserved, and is done before the
+ * store that may overlap it). */
+static inline int put_span(Buffer *buffer, const Span *span) {
+    if (!reserve(buffer, span->length + 16)) {
+        return FAILED;
+    }
+    char *out = buffer->data + buffer->length;
+    const char *in = buffer->data + span->at;
+    if (span->length <= 16) {
+        char chunk[16];
+        memcpy(chunk, in, 16);
+        memcpy(out, chunk, 16);
+    } else {
+        memcpy(out, in, (size_t)span->length); /* (the span ends before `out`) */
+    }
+    buffer->length += span->length;
+    return WRITTEN;
+}
+
+/* A hit's row: its fields' values, each copied from the previous row's when it is the very
+ * object written there (`last`, this line's): a request's events mostly share their etype,
+ * page, referrer, lang, flags and often their deep facts (a feature's memo hands the same
+ * DeepFacts to the events that count the same, features/facts.py). By identity, which is
+ * safe within a line: the hits, held by the list encode was given, hold the values, and no
+ * Python code runs while it is written (the JSON of the same object cannot change). */
+static int put_row(Encoder *self, Buffer *buffer, PyObject *hit, Span *last) {
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        if (i && !put_byte(buffer, ',')) {
+            return FAILED;
+        }
+        PyObject *value = PyTuple_GET_ITEM(hit, self->row_at[i]);
+        Span *span = &last[i];
+        int done;
+        if (value == span->value) {
+            done = put_span(buffer, span);
+        } else {
+            Py_ssize_t at = buffer->length;
+            done = put_value(self, buffer, value, 2);
+            span->value = value;
+            span->at = at;
+            span->length = buffer->length - at;
+        }
+        if (done != WRITTEN) {
+            return done;
+        }
+    }
+    return put_byte(buffer, ']');
+}
+
+/* A line's only row (a GET's): nothing to copy, no spans to keep (~150 instructions). */
+static int put_lone_row(Encoder *self, Buffer *buffer, PyObject *hit) {
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        if (i && !put_byte(buffer, ',')) {
+            return FAILED;
+        }
+        int done = put_value(self, buffer, PyTuple_GET_ITEM(hit, self->row_at[i]), 2);
+        if (done != WRITTEN) {
+            return done;
+        }
+    }
+    return put_byte(buffer, ']');
+}
+
 /* One line: `first`'s request fields, then the rows of hits[start:end], then a newline. */
 static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **hits, Py_ssize_t start,
                     Py_ssize_t end) {
@@ -680,21 +751,24 @@ static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **h
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
+    if (end - start == 1) {
+        int done = put_bytes(buffer, "[", 1);
+        if (done == WRITTEN) {
+            done = put_lone_row(self, buffer, hits[start]);
+        }
+        return done == WRITTEN ? put_bytes(buffer, "]]\n", 3) : done;
+    }
+    Span last[MAX_FIELDS];
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        last[i].value = NULL;
+    }
     for (Py_ssize_t h = start; h < end; h++) {
         if (!put_bytes(buffer, h > start ? ",[" : "[", h > start ? 2 : 1)) {
             return FAILED;
         }
-        for (Py_ssize_t i = 0; i < self->row_count; i++) {
-            if (i && !put_byte(buffer, ',')) {
-                return FAILED;
-            }
-            int done = put_value(self, buffer, PyTuple_GET_ITEM(hits[h], self->row_at[i]), 2);
-            if (done != WRITTEN) {
-                return done;
-            }
-        }
-        if (!put_byte(buffer, ']')) {
-            return FAILED;
+        int done = put_row(self, buffer, hits[h], last);
+        if (done != WRITTEN) {
+            return done;
         }
     }
     return put_bytes(buffer, "]]\n", 3);
