@@ -340,3 +340,48 @@ def test_request_fields_of_equal_but_not_the_same_str_share_a_line():
             copied = "".join(list(other))  # a new str object of the same text
             lines = assert_same([a_hit(app=text), a_hit(app=copied), a_hit(app=text, first_party_id="".join(list("vid1")))])
             assert lines is not None and len(lines) == (1 if text == other else 3)
+
+
+def test_a_kept_tuple_of_tuples_is_the_reference_bytes_and_one_holding_a_list_is_written_anew():
+    """_lines.c keeps a tuple of kept tuples (a session's targets) too: written again it is
+    copied; a tuple of tuples one of which holds a list (its JSON can change) is never kept."""
+    targets = tuple((f"d{i}", f"v{i}é") for i in range(6))
+    changing = ("m", ["a"])
+    outer = (("x", "y"), changing, 1)
+    for round_ in range(3):
+        hits = [a_hit(deep=DeepFacts([], [], Session("ms", round_, 0, 0, targets))),
+                a_hit(deep=DeepFacts([outer, (("x", "y"), ("z", 2))], []))]
+        assert assert_same(hits) is not None
+        changing[1].append(f"é{round_}\x01")
+
+
+def test_lines_longer_than_their_first_room_are_the_reference_bytes():
+    """A line of a few hits starts on the stack (4 KiB) and moves into its bytes object when
+    it outgrows it; a longer one starts in its bytes object (512 bytes a hit) and grows:
+    each way, with strings that need escaping at the moves."""
+    for count, size in ((1, 5000), (3, 2000), (7, 600), (50, 1000), (60, 3)):
+        hits = [a_hit(page=("p\"é\x01" * size)[:size * 2 + i], event_id=str(i)) for i in range(count)]
+        assert assert_same(hits) is not None
+
+
+def test_values_repeated_across_a_requests_rows_are_the_reference_bytes():
+    """_lines.c copies a row's value from the previous row's when it is the very object
+    written there: the same objects, equal but other objects, a value that comes back after
+    another, and the same deep facts, str and int in different fields, all in one line."""
+    page = "https://e.edu/页?x=\"1\"" * 3
+    other_page = "".join(list(page))  # equal, another object
+    big = 10**18 + 7
+    shared = DeepFacts([("c", "f", 1), ("m:x", "y" * 30, big)], [("u:m", "a" * 16, "b" * 16)], SESSION)
+    equal = DeepFacts([("c", "f", 1), ("m:x", "y" * 30, big)], [("u:m", "a" * 16, "b" * 16)], SESSION)
+    hits = [a_hit(page=page, deep=shared, scroll=big), a_hit(page=page, deep=shared, scroll=big),
+            a_hit(page=other_page, deep=equal, scroll=int(str(big))), a_hit(page=page, deep=None, scroll=-1),
+            a_hit(page=page, deep=shared, referrer=page, lang=page, engaged_ms=big), a_hit(page="", deep=shared),
+            a_hit(page=page, deep=shared, etype=page)]
+    assert assert_same(hits) is not None
+    assert assert_same(hits[::-1]) is not None
+    rng = random.Random(25)
+    values = [page, other_page, "", "x", "\x00", 0, 1, big, -big, None]
+    for _ in range(30):
+        hits = [a_hit(page=rng.choice(values[:5]), referrer=rng.choice(values[:5]), scroll=rng.choice(values[5:9]),
+                      deep=rng.choice((shared, equal, None))) for _ in range(rng.randint(2, 40))]
+        assert assert_same(hits) is not None

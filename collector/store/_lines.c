@@ -29,11 +29,20 @@
 #define MAX_DEPTH 16
 /* Hit has 18 fields; room for a few more before this needs raising. */
 #define MAX_FIELDS 32
-/* A GET's line (~300 bytes) and a POST-50 line (~16 KiB) never leave the stack. */
-#define STACK_BYTES 32768
-/* The JSON of this many tuples is kept, by identity (KnownTuple), each up to KNOWN_BYTES. */
-#define KNOWN_SLOTS 1024
-#define KNOWN_BYTES 56
+/* A line's room to start with (add_line): a GET's (~300 bytes) and a POST-50 line (~15 KiB)
+ * never grow. */
+#define STACK_BYTES 4096
+#define LINE_BYTES 1024
+#define LINE_BYTES_PER_HIT 512
+/* The JSON of up to this many tuples is kept, by identity (KnownTuple), each up to
+ * KNOWN_BYTES (a slot of 128 bytes: 512 KiB in all). A POST-50 pass of bench.traffic writes
+ * ~1,500 distinct tuples; with 1,024 slots of 56 bytes, a media event's members (~60 bytes)
+ * and session targets (~100) were never kept, and slots collided (bench/RESULTS.md,
+ * session 25). */
+#define KNOWN_BITS 12
+#define KNOWN_SLOTS (1 << KNOWN_BITS)
+#define KNOWN_BYTES 119
+#define KNOWN_SHORT 64 /* a kept JSON this long or shorter is copied as this many bytes */
 
 enum { WRITTEN = 1, FAILED = 0, TO_PYTHON = -1 };
 
@@ -45,7 +54,7 @@ typedef struct {
     char *data;
     Py_ssize_t length;
     Py_ssize_t capacity;
-    int on_heap;
+    PyObject *line; /* the bytes object written into (its size: capacity), or NULL: the stack */
 } Buffer;
 
 /* An attribute of the deep facts or a session: its getter, called directly (a compiled
@@ -111,30 +120,25 @@ static int find_attributes(PyTypeObject *type, const char *const *names, Attribu
     return 1;
 }
 
-/* The buffer grown to hold `more` bytes past the end; FAILED on failure (memory error set).
- * Apart from reserve: its call is then the only code every write carries (a line of
- * POST-50 never grows: STACK_BYTES). */
+/* The buffer grown to hold `more` bytes past the end, into a bytes object if it was on the
+ * stack; FAILED on failure (memory error set). Apart from reserve: its call is then the only
+ * code every write carries. */
 static Py_NO_INLINE int grow(Buffer *buffer, Py_ssize_t more) {
     Py_ssize_t capacity = buffer->capacity * 2;
     if (capacity < buffer->length + more) {
         capacity = buffer->length + more;
     }
-    char *grown;
-    if (buffer->on_heap) {
-        grown = PyMem_Realloc(buffer->data, (size_t)capacity);
-    } else {
-        grown = PyMem_Malloc((size_t)capacity);
-        if (grown != NULL) {
-            memcpy(grown, buffer->data, (size_t)buffer->length);
+    if (buffer->line == NULL) {
+        buffer->line = PyBytes_FromStringAndSize(NULL, capacity);
+        if (buffer->line == NULL) {
+            return FAILED;
         }
+        memcpy(PyBytes_AS_STRING(buffer->line), buffer->data, (size_t)buffer->length);
+    } else if (_PyBytes_Resize(&buffer->line, capacity) < 0) {
+        return FAILED; /* (the line freed) */
     }
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return FAILED;
-    }
-    buffer->data = grown;
+    buffer->data = PyBytes_AS_STRING(buffer->line);
     buffer->capacity = capacity;
-    buffer->on_heap = 1;
     return WRITTEN;
 }
 
@@ -403,9 +407,11 @@ static int put_items(Encoder *self, Buffer *buffer, PyObject *sequence, int dept
  * KeyStrings.unit_inc keeps (~3.5 an event), and a media event's members those its resource
  * keeps: the same few hundred tuples, each written ~250 instructions item by item, copied here
  * in ~40. By identity, which is safe as the slot holds a reference to its tuple (its address
- * is not reused while kept) and as only a tuple of exactly str and int is kept, whose JSON
- * cannot change. A slot is taken by the last tuple written that hashes to it: at most
- * KNOWN_SLOTS small tuples are held. */
+ * is not reused while kept) and as only a tuple of exactly str, int and kept tuples is kept
+ * (a session's targets), whose JSON cannot change. A slot is taken by the last tuple written
+ * that hashes to it (its address times 2**64 / golden ratio, top bits: addresses 64 bytes
+ * apart, as pymalloc hands out 3-tuples, spread over all slots): at most KNOWN_SLOTS small
+ * tuples are held. */
 typedef struct {
     PyObject *tuple;
     unsigned char length;
@@ -415,21 +421,27 @@ typedef struct {
 static KnownTuple known_tuples[KNOWN_SLOTS];
 
 static inline KnownTuple *known_slot(PyObject *tuple) {
-    return &known_tuples[((uintptr_t)tuple >> 4) & (KNOWN_SLOTS - 1)];
+    return &known_tuples[((uint64_t)(uintptr_t)tuple * 0x9E3779B97F4A7C15ULL) >> (64 - KNOWN_BITS)];
 }
 
-/* A tuple, copied from its kept JSON, or written and then kept if it can be. */
+/* A kept tuple's JSON, copied from its slot: KNOWN_SHORT or KNOWN_BYTES bytes (constant
+ * sizes: no call), its length kept. Inlined in put_value: a kept tuple costs no call. */
+static inline int put_known(Buffer *buffer, const KnownTuple *slot) {
+    if (!reserve(buffer, KNOWN_BYTES)) {
+        return FAILED;
+    }
+    if (slot->length <= KNOWN_SHORT) {
+        memcpy(buffer->data + buffer->length, slot->json, KNOWN_SHORT);
+    } else {
+        memcpy(buffer->data + buffer->length, slot->json, KNOWN_BYTES);
+    }
+    buffer->length += slot->length;
+    return WRITTEN;
+}
+
+/* A tuple not kept (put_value copies those), written and then kept if it can be. */
 static int put_tuple(Encoder *self, Buffer *buffer, PyObject *tuple, int depth) {
     KnownTuple *slot = known_slot(tuple);
-    if (slot->tuple == tuple) {
-        /* The whole slot copied (a constant size: no call), its length kept. */
-        if (!reserve(buffer, KNOWN_BYTES)) {
-            return FAILED;
-        }
-        memcpy(buffer->data + buffer->length, slot->json, KNOWN_BYTES);
-        buffer->length += slot->length;
-        return WRITTEN;
-    }
     Py_ssize_t start = buffer->length;
     int done = put_items(self, buffer, tuple, depth);
     Py_ssize_t length = buffer->length - start;
@@ -438,7 +450,8 @@ static int put_tuple(Encoder *self, Buffer *buffer, PyObject *tuple, int depth) 
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
         PyObject *item = PyTuple_GET_ITEM(tuple, i);
-        if (!PyUnicode_CheckExact(item) && !PyLong_CheckExact(item)) {
+        if (!PyUnicode_CheckExact(item) && !PyLong_CheckExact(item) &&
+            !(PyTuple_CheckExact(item) && known_slot(item)->tuple == item)) {
             return WRITTEN;
         }
     }
@@ -592,6 +605,12 @@ static inline int put_value(Encoder *self, Buffer *buffer, PyObject *value, int 
     if (PyLong_CheckExact(value)) {
         return put_int(buffer, value);
     }
+    if (PyTuple_CheckExact(value)) {
+        const KnownTuple *slot = known_slot(value);
+        if (slot->tuple == value) {
+            return put_known(buffer, slot);
+        }
+    }
     return put_other(self, buffer, value, depth);
 }
 
@@ -643,6 +662,77 @@ static int shares_with(Encoder *self, PyObject *hit, PyObject *first) {
     return 1;
 }
 
+/* Where a row's field was written in this line: the value, then its JSON at `at`. */
+typedef struct {
+    PyObject *value;
+    Py_ssize_t at;
+    Py_ssize_t length;
+} Span;
+
+/* The JSON a span holds, written again at the end. Up to 16 bytes as one 16-byte load and
+ * store (no call; the load may reach past the end, into room reserved, and is done before the
+ * store that may overlap it). */
+static inline int put_span(Buffer *buffer, const Span *span) {
+    if (!reserve(buffer, span->length + 16)) {
+        return FAILED;
+    }
+    char *out = buffer->data + buffer->length;
+    const char *in = buffer->data + span->at;
+    if (span->length <= 16) {
+        char chunk[16];
+        memcpy(chunk, in, 16);
+        memcpy(out, chunk, 16);
+    } else {
+        memcpy(out, in, (size_t)span->length); /* (the span ends before `out`) */
+    }
+    buffer->length += span->length;
+    return WRITTEN;
+}
+
+/* A hit's row: its fields' values, each copied from the previous row's when it is the very
+ * object written there (`last`, this line's): a request's events mostly share their etype,
+ * page, referrer, lang, flags and often their deep facts (a feature's memo hands the same
+ * DeepFacts to the events that count the same, features/facts.py). By identity, which is
+ * safe within a line: the hits, held by the list encode was given, hold the values, and no
+ * Python code runs while it is written (the JSON of the same object cannot change). */
+static int put_row(Encoder *self, Buffer *buffer, PyObject *hit, Span *last) {
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        if (i && !put_byte(buffer, ',')) {
+            return FAILED;
+        }
+        PyObject *value = PyTuple_GET_ITEM(hit, self->row_at[i]);
+        Span *span = &last[i];
+        int done;
+        if (value == span->value) {
+            done = put_span(buffer, span);
+        } else {
+            Py_ssize_t at = buffer->length;
+            done = put_value(self, buffer, value, 2);
+            span->value = value;
+            span->at = at;
+            span->length = buffer->length - at;
+        }
+        if (done != WRITTEN) {
+            return done;
+        }
+    }
+    return put_byte(buffer, ']');
+}
+
+/* A line's only row (a GET's): nothing to copy, no spans to keep (~150 instructions). */
+static int put_lone_row(Encoder *self, Buffer *buffer, PyObject *hit) {
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        if (i && !put_byte(buffer, ',')) {
+            return FAILED;
+        }
+        int done = put_value(self, buffer, PyTuple_GET_ITEM(hit, self->row_at[i]), 2);
+        if (done != WRITTEN) {
+            return done;
+        }
+    }
+    return put_byte(buffer, ']');
+}
+
 /* One line: `first`'s request fields, then the rows of hits[start:end], then a newline. */
 static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **hits, Py_ssize_t start,
                     Py_ssize_t end) {
@@ -661,41 +751,65 @@ static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **h
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
+    if (end - start == 1) {
+        int done = put_bytes(buffer, "[", 1);
+        if (done == WRITTEN) {
+            done = put_lone_row(self, buffer, hits[start]);
+        }
+        return done == WRITTEN ? put_bytes(buffer, "]]\n", 3) : done;
+    }
+    Span last[MAX_FIELDS];
+    for (Py_ssize_t i = 0; i < self->row_count; i++) {
+        last[i].value = NULL;
+    }
     for (Py_ssize_t h = start; h < end; h++) {
         if (!put_bytes(buffer, h > start ? ",[" : "[", h > start ? 2 : 1)) {
             return FAILED;
         }
-        for (Py_ssize_t i = 0; i < self->row_count; i++) {
-            if (i && !put_byte(buffer, ',')) {
-                return FAILED;
-            }
-            int done = put_value(self, buffer, PyTuple_GET_ITEM(hits[h], self->row_at[i]), 2);
-            if (done != WRITTEN) {
-                return done;
-            }
-        }
-        if (!put_byte(buffer, ']')) {
-            return FAILED;
+        int done = put_row(self, buffer, hits[h], last);
+        if (done != WRITTEN) {
+            return done;
         }
     }
     return put_bytes(buffer, "]]\n", 3);
 }
 
-/* Appends the line of hits[start:end] to `lines`; WRITTEN, FAILED or TO_PYTHON. */
+/* The line written, as bytes (a new reference; NULL on failure, error set). */
+static PyObject *finish(Buffer *buffer) {
+    if (buffer->line == NULL) {
+        return PyBytes_FromStringAndSize(buffer->data, buffer->length);
+    }
+    PyObject *line = buffer->line;
+    buffer->line = NULL;
+    return _PyBytes_Resize(&line, buffer->length) < 0 ? NULL : line;
+}
+
+/* Appends the line of hits[start:end] to `lines`; WRITTEN, FAILED or TO_PYTHON. A line of a
+ * few hits (a GET's, ~300 bytes) is written on the stack, then copied into its bytes; a longer
+ * one (a POST-50 line, ~15 KiB) straight into its bytes object, made with room for
+ * LINE_BYTES_PER_HIT a hit and cut to its length at the end (copying it cost ~290
+ * instructions a POST-50 event; a small line's malloc and cut would cost more than its copy). */
 static int add_line(Encoder *self, PyObject *lines, PyObject **hits, Py_ssize_t start, Py_ssize_t end) {
     char stack[STACK_BYTES];
-    Buffer buffer = {stack, 0, sizeof stack, 0};
+    Buffer buffer = {stack, 0, STACK_BYTES, NULL};
+    Py_ssize_t room = LINE_BYTES + LINE_BYTES_PER_HIT * (end - start);
+    if (room > STACK_BYTES) {
+        buffer.line = PyBytes_FromStringAndSize(NULL, room);
+        if (buffer.line == NULL) {
+            return FAILED;
+        }
+        buffer.data = PyBytes_AS_STRING(buffer.line);
+        buffer.capacity = room;
+    }
     int done = put_line(self, &buffer, hits[start], hits, start, end);
     if (done == WRITTEN) {
-        PyObject *line = PyBytes_FromStringAndSize(buffer.data, buffer.length);
+        PyObject *line = finish(&buffer);
         if (line == NULL || PyList_Append(lines, line) < 0) {
             done = FAILED;
         }
         Py_XDECREF(line);
     }
-    if (buffer.on_heap) {
-        PyMem_Free(buffer.data);
-    }
+    Py_XDECREF(buffer.line);
     return done;
 }
 
