@@ -682,8 +682,8 @@ class _LastCell:
 def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
     """`entries` (each key starts with its app) as one dict per app, in their order. In C
     when built (store/_split.c: each key goes with the hash `entries` holds for it, where
-    a cube key, a tuple of ten and two nested, was hashed again: ~290 instructions a POST-50
-    event, bench/RESULTS.md session 24)."""
+    a cube key, a tuple of ten and two nested, was hashed again: ~200 of the split's ~785
+    instructions a POST-50 event, bench/RESULTS.md session 25)."""
     if _DICTS_BY_FIRST is not None:
         return _DICTS_BY_FIRST(entries, pace, PACE_ENTRIES)
     return dicts_by_app_in_python(entries, pace)
