@@ -89,6 +89,7 @@ C_MODULES = {
     "collector.web._head_scan": "web/_head_scan.c",
     "collector.enrich._ua_mask": "enrich/_ua_mask.c",
     "collector.store._resp": "store/_resp.c",
+    "collector.store._split": "store/_split.c",
     "collector.store._lines": "store/_lines.c",
     "collector.hit._batch_json": "hit/_batch_json.c",
 }

@@ -27,6 +27,7 @@ from collector.hit.record import (
     FirstPartyEntry,
     Hit,
 )
+from collector.native import c_module
 from collector.store import names
 from collector.store.pacing import no_pacing
 from collector.untracked import untracked, untracked_set
@@ -687,7 +688,17 @@ class _LastCell:
 
 
 def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
-    """`entries` (each key starts with its app) as one dict per app, in their order."""
+    """`entries` (each key starts with its app) as one dict per app, in their order. In C
+    when built (store/_split.c: each key goes with the hash `entries` holds for it, where
+    a cube key, a tuple of ten and two nested, was hashed again: ~200 of the split's ~785
+    instructions a POST-50 event, bench/RESULTS.md session 25)."""
+    if _DICTS_BY_FIRST is not None:
+        return _DICTS_BY_FIRST(entries, pace, PACE_ENTRIES)
+    return dicts_by_app_in_python(entries, pace)
+
+
+def dicts_by_app_in_python(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing) -> dict[str, dict[Any, Any]]:
+    """_dicts_by_app where store/_split.c was not built (tests/test_split.py compares them)."""
     out: dict[str, dict[Any, Any]] = {}
     for n, (key, value) in enumerate(entries.items()):
         if n % PACE_ENTRIES == PACE_ENTRIES - 1:
@@ -697,6 +708,15 @@ def _dicts_by_app(entries: dict[Any, Any], pace: Callable[[], None] = no_pacing)
             found = out[key[0]] = {}
         found[key] = value
     return out
+
+
+def _compiled_split() -> Callable[[dict[Any, Any], Callable[[], None], int], dict[str, dict[Any, Any]]] | None:
+    """store/_split.c's dicts_by_first; None when it was not built (or its build is stale)."""
+    module = c_module("collector.store._split")
+    return None if module is None else module.dicts_by_first
+
+
+_DICTS_BY_FIRST: Final = _compiled_split()
 
 
 def _sets_by_app(entries: set[Any], pace: Callable[[], None] = no_pacing) -> dict[str, set[Any]]:

@@ -148,7 +148,10 @@ def part_messages(part: Snapshot) -> Iterator[tuple[Any, ...]]:
         yield ("deep_incs", chunk)
     for chunk in _grouped_chunks(part.deep_members.items()):
         yield ("deep_members", chunk)
-    sessions = ((key, minute, session.as_json()) for key, (minute, session) in part.sessions.items())
+    # A session as its fields, its targets the tuple it holds: its JSON form (Session.as_json,
+    # 8 lists made, pickled, unpickled, then turned into tuples by from_json) cost ~360
+    # instructions a POST-50 event more to pack and unpack (bench/RESULTS.md, session 25).
+    sessions = ((key, minute, s.ms, s.ws, s.dur, s.started, s.targets) for key, (minute, s) in part.sessions.items())
     for chunk in _chunked(sessions):
         yield ("sessions", chunk)
 
@@ -214,10 +217,10 @@ def _split_ids(ids: str | list[str]) -> list[str]:
 
 
 def add_to_part(part: Snapshot, name: str, chunk: Any) -> None:
-    """One message of part_messages into `part` (in the child)."""
-    from collector.features.facts import Session
-    from collector.untracked import untracked_set
-
+    """One message of part_messages into `part` (in the child). The build's modules are
+    imported where a message needs them (the child imports them only once its priority is
+    lowered), not at every message: two imports took ~7,000 instructions a call, ~60 a
+    POST-50 event of an unpacked part (bench/RESULTS.md, session 25)."""
     if name in _MAPPINGS:
         getattr(part, name).update(chunk)
     elif name in _SETS:
@@ -236,14 +239,18 @@ def add_to_part(part: Snapshot, name: str, chunk: Any) -> None:
                 found = of_suffix[suffix] = {}
             found.update(names)
     elif name == "deep_members":
+        from collector.untracked import untracked_set
+
         for key, members in chunk:
             found_members = part.deep_members.get(key)
             if found_members is None:
                 found_members = part.deep_members[key] = untracked_set()
             found_members.update(members)
     elif name == "sessions":
-        for key, minute, session in chunk:
-            part.sessions[tuple(key)] = [minute, Session.from_json(session)]
+        from collector.features.facts import Session
+
+        for key, minute, ms, ws, dur, started, targets in chunk:
+            part.sessions[key] = [minute, Session(ms, ws, dur, started, targets)]
     else:
         raise ValueError(f"unknown part entries {name!r}")
 
