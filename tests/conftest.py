@@ -248,6 +248,11 @@ class RunningCollector:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
+    def stop_cleanly(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop and require exit status 0; a failure shows the log, where the reason is."""
+        code = self.stop(sig, timeout)
+        assert code == 0, f"collector exited with {code}; collector log:\n{self.log()[-6000:]}"
+
 
 _LAUNCHED: list[RunningCollector] = []
 

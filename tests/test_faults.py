@@ -109,7 +109,7 @@ def test_collector_sigkilled_at_random_moments(tmp_path, redis_url, test_geo_db)
     tally = referee.stop()
     t = settle(collector, tally)
     assert_exact(t, tally)
-    assert collector.stop() == 0
+    collector.stop_cleanly()
     leftovers = list((tmp_path / "data" / "journal" / "w0").glob("*.jnl"))
     assert leftovers == []  # every segment was replayed and applied
 
@@ -144,7 +144,7 @@ def test_sigterm_under_load_exits_within_10s_with_exact_totals(tmp_path, redis_u
     referee = Referee([collector.port]).start()
     time.sleep(2)
     started = time.monotonic()
-    assert collector.stop(signal.SIGTERM) == 0
+    collector.stop_cleanly(signal.SIGTERM)
     assert time.monotonic() - started <= 10
     tally = referee.stop()
     assert not list((tmp_path / "data" / "journal" / "w0").glob("*.jnl"))  # all flushed before exit

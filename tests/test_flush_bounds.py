@@ -264,7 +264,7 @@ def test_readyz_reports_a_flush_that_keeps_failing_while_redis_answers(tmp_path,
         sync.execute_command("CLIENT", "UNPAUSE")
         collector.wait_for(lambda: http.get_json(collector.base_url + "/readyz")[0] == 200, timeout=15)
         assert collector.stats("ref")["totals"]["pv"] == 2
-        assert collector.stop(signal.SIGTERM) == 0
+        collector.stop_cleanly(signal.SIGTERM)
     finally:
         sync.execute_command("CLIENT", "UNPAUSE")
 

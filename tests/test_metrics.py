@@ -101,7 +101,7 @@ def test_two_workers_scrape_as_one_deployment(collector_factory):
         _scrape_two_workers(collector)
     finally:
         # SIGTERM: the supervisor stops its workers (a SIGKILL would leave them running).
-        assert collector.stop() == 0
+        collector.stop_cleanly()
 
 
 def _scrape_two_workers(collector) -> None:

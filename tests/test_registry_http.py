@@ -164,9 +164,9 @@ def test_first_embedded_start_registers_the_demo_platform(tmp_path, test_geo_db)
     assert first.stats("demo~test")["totals"]["flagged"] == {"foreign_origin": 1}  # its pages are on localhost
     status, answer = http.post(first.base_url + "/c", [{"k": "not-registered", "t": "pageview", "u": "http://localhost/"}])
     assert status == 400 and answer["errors"][0]["reason"] == "unknown_app"
-    assert first.stop() == 0
+    first.stop_cleanly()
 
     second = launch_collector(tmp_path / "second.log", args)
     assert "registered the demo platform" not in second.log()
-    assert second.stop() == 0
+    second.stop_cleanly()
     assert cli("platforms", "list", "--data-dir", str(data_dir)).returncode == 1  # nothing running any more

@@ -37,7 +37,7 @@ def test_embedded_redis_starts_persists_and_stops_with_serve(tmp_path, test_geo_
     assert socket_path.exists()
     redis_pid = int(first.log().split("started (pid ", 1)[1].split(")", 1)[0])
     send(first.base_url, 12)
-    assert first.stop() == 0
+    first.stop_cleanly()
     # the embedded server went away with the collector, and its AOF stayed on disk
     time.sleep(0.2)
     assert subprocess.run(["kill", "-0", str(redis_pid)], capture_output=True).returncode != 0
@@ -46,7 +46,7 @@ def test_embedded_redis_starts_persists_and_stops_with_serve(tmp_path, test_geo_
     second = launch_collector(tmp_path / "second.log", args)
     send(second.base_url, 3)
     second.wait_for(lambda: second.stats("app1")["totals"]["pv"] == 15)
-    assert second.stop() == 0
+    second.stop_cleanly()
 
 
 def test_sigterm_flushes_what_is_pending(collector_factory):
@@ -56,7 +56,7 @@ def test_sigterm_flushes_what_is_pending(collector_factory):
         send(collector.base_url, 20)
     assert collector.stats("app1")["totals"]["pv"] == 0
     started = time.monotonic()
-    assert collector.stop(signal.SIGTERM) == 0
+    collector.stop_cleanly(signal.SIGTERM)
     assert time.monotonic() - started < 10
 
     reader = collector_factory()
@@ -81,7 +81,7 @@ def test_two_workers_share_the_port_and_add_up_exactly(redis_url, test_geo_db, t
             list(pool.map(lambda i: send(collector.base_url, 10, ip=f"100.64.7.{i % 250}"), range(200)))
         collector.wait_for(lambda: collector.stats("app1")["totals"]["pv"] == 2000)
     finally:
-        assert collector.stop() == 0
+        collector.stop_cleanly()
     assert collector.log().count("stopped") >= 2
 
 
@@ -132,4 +132,4 @@ def test_embedded_redis_dies_with_a_killed_collector(tmp_path, test_geo_db):
         time.sleep(0.1)
     # and a restart on the same data dir works
     second = launch_collector(tmp_path / "second.log", args)
-    assert second.stop() == 0
+    second.stop_cleanly()
