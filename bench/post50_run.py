@@ -10,7 +10,8 @@ seconds, as `python -m bench` does, and reports: events/s answered, the collecto
 in Redis when wrk stopped (sampled every 0.5 s: the flush keeping up, or not), the
 seconds until Redis held them all (catch-up, up to 20 s) and that share then. Other
 processes' CPU during the run is shown: on a shared machine, compare CPU per event and
-catch-up within one invocation, not events/s across hours. Also: the event loop thread's
+catch-up within one invocation, not events/s across hours; the bench's CPU speed check
+(ms of a fixed Python loop, before and after the run) shows how fast the VM was. Also: the event loop thread's
 CPU per event, the most events waiting for Redis at once (/api/collector, every 0.5 s),
 and the events of batches left to the journal and rebuilt from it (past memory_max_cells).
 
@@ -65,6 +66,8 @@ def one_run(duration: float, workdir: Path) -> dict:
             queued.append(_backlog(server.url).get("pending_events", 0))
             stop.wait(0.5)
 
+    # The VM's speed drifts with other tenants (2x within a day): runs compare at similar values.
+    speed_before = runner.cpu_speed_ms()
     try:
         wrk.run(server.url + "/c", bench.scripts["get"], 1, connections=mode.connections)
         bench.settle(server, 0, 10)
@@ -91,6 +94,7 @@ def one_run(duration: float, workdir: Path) -> dict:
     started, at_start = load_start[0]
     at_load_end = [cpus for at, cpus in busy if started < at <= started + row["duration_s"]]
     return {
+        "cpu_speed_ms": [speed_before, runner.cpu_speed_ms()],  # the bench's speed check, before and after
         "events_per_s": round(row["eps"]), "cpu_us_per_event": round(row["cpu_us_per_event"], 1),
         "peak_rss_mb": round(row["peak_rss_mb"]), "stored_when_load_ended": round(at_end / row["events"], 3),
         "catch_up_s": round(row["settle_s"], 1), "stored": round((row["counted_events"] or 0) / row["events"], 4),
