@@ -387,3 +387,18 @@ def test_collector_killed_while_a_master_is_down_replays_its_journal(cluster, co
     # Requests cut by the kill may or may not have been journaled: at most those extra.
     assert tally.acked <= pv <= tally.acked + tally.in_doubt, (pv, tally)
     assert flush_stats(again)["batches_recovered"] > 0
+
+
+def test_heal_gives_a_master_back_a_slot_it_lost_from_its_own_view(cluster):
+    """The harness's own repair (redis_cluster.Cluster.heal): a master whose own view lost a
+    slot the others say it owns (a promotion that lagged a reshard, seen in session 25) is
+    not healthy, and heal() makes it serve the slot again rather than time out."""
+    master = cluster.masters()[0]
+    own = next(info for info in cluster.topology_seen_by(master).values() if info["myself"])
+    slot = int(own["slots"][0].split("-")[0])
+    master.client().execute_command("CLUSTER", "DELSLOTS", slot)  # its own view only
+    time.sleep(0.5)
+    assert not cluster.healthy()
+    cluster.heal()
+    assert cluster.healthy()
+    assert cluster.master_of_slot(slot).port == master.port
