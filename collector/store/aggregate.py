@@ -657,17 +657,19 @@ class _LastCell:
 
     __slots__ = ("app", "device", "region", "minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
 
+    # Set by keep() alone (no None first, then the fields: twice the stores a new one).
+    app: Any
+    device: Any
+    region: Any
+    minute: Any
+    page: Any
+    page_code: Any
+    referrer: Any
+    visit_flag: Any
+    lang: Any
+    sums: list[int]
+
     def __init__(self, fields: tuple[Any, ...], sums: list[int]) -> None:
-        self.app: Any = None
-        self.device: Any = None
-        self.region: Any = None
-        self.minute: Any = None
-        self.page: Any = None
-        self.page_code: Any = None
-        self.referrer: Any = None
-        self.visit_flag: Any = None
-        self.lang: Any = None
-        self.sums = sums
         self.keep(fields, sums)
 
     def same(self, fields: tuple[Any, ...]) -> bool:
