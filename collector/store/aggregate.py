@@ -362,11 +362,13 @@ class Aggregator:
         # The app, Device and Region of the last hit counted (objects: compared by identity),
         # with the plain tuples (_plain) that stand for that Device and Region in the
         # current snapshot's entries, and the cube memo: the current snapshot's sums of the
-        # cells counted since those three last changed, by the rest of their Cell's fields
-        # (_sums_of). A request's events share those three objects (hit/ingest.py), and
-        # a cube key of nested tuples is hashed item by item at each lookup (Python 3.11's
-        # tuples keep no hash of their own) and compared item by item with the key found:
-        # ~1,460 instructions a lookup, against a few hundred for the memo's tuple of 7.
+        # cells counted since those three last changed that were already in the cube when
+        # the memo was asked for them (_memo_sums says why not the new ones), by the rest
+        # of their Cell's fields (_sums_of). A request's events share those three objects
+        # (hit/ingest.py), and a cube key of nested tuples is hashed item by item at each
+        # lookup (Python 3.11's tuples keep no hash of their own) and compared item by item
+        # with the key found: ~1,460 instructions a lookup, against a few hundred for the
+        # memo's tuple of 7.
         # Emptied when the three change and at each drain: it never holds another
         # snapshot's sums, nor more than the current snapshot's cells. `_hit_device` None:
         # no hit counted since the drain (every hit has a Device).
@@ -460,17 +462,25 @@ class Aggregator:
 
     def _memo_sums(self, hit: Hit, fields: tuple[Any, ...]) -> list[int]:
         """_sums_of's through the cube memo (the hit has the memo's app, device and region)."""
-        rest = (
+        # (Any: typed as a tuple of 7, compiled code builds it anew for each use.)
+        rest: Any = (
             fields[_MINUTE], fields[_ETYPE], fields[_PAGE], fields[_PAGE_CODE], fields[_REFERRER],
             fields[_VISIT_FLAG], fields[_LANG],
         )
         sums = self._cells.get(rest)
         if sums is None:
-            # Mostly a cell new to the snapshot (the memo holds those the request's
-            # events counted already): the key is hashed once, not for a lookup and
-            # again for the insertion.
-            sums = self._current.cube.setdefault(self._cell_key(hit, fields), _untracked([0, 0, 0, 0]))
-            self._cells[rest] = sums
+            # Mostly a cell new to the snapshot: the key is hashed once, not for a lookup
+            # and again for the insertion.
+            new = _untracked([0, 0, 0, 0])
+            sums = self._current.cube.setdefault(self._cell_key(hit, fields), new)
+            if sums is not new:
+                # A cell met before under these three: kept in the memo from now on. A
+                # new one is not: its next hit mostly takes its type's last cell
+                # (_LastCell), and in the POST-50 bench none of the 1,137 new cells of
+                # 4,000 events was asked of the memo again, where its insertion cost
+                # ~600 instructions (bench/RESULTS.md session 26). A cell asked again
+                # costs one cube lookup more, once.
+                self._cells[rest] = sums
         return sums
 
     def _cell_key(self, hit: Hit, fields: tuple[Any, ...]) -> Any:
@@ -657,17 +667,19 @@ class _LastCell:
 
     __slots__ = ("app", "device", "region", "minute", "page", "page_code", "referrer", "visit_flag", "lang", "sums")
 
+    # Set by keep() alone (no None first, then the fields: twice the stores a new one).
+    app: Any
+    device: Any
+    region: Any
+    minute: Any
+    page: Any
+    page_code: Any
+    referrer: Any
+    visit_flag: Any
+    lang: Any
+    sums: list[int]
+
     def __init__(self, fields: tuple[Any, ...], sums: list[int]) -> None:
-        self.app: Any = None
-        self.device: Any = None
-        self.region: Any = None
-        self.minute: Any = None
-        self.page: Any = None
-        self.page_code: Any = None
-        self.referrer: Any = None
-        self.visit_flag: Any = None
-        self.lang: Any = None
-        self.sums = sums
         self.keep(fields, sums)
 
     def same(self, fields: tuple[Any, ...]) -> bool:

@@ -101,12 +101,38 @@ class MinuteDeltas:
     sessions: list[Session] = field(default_factory=list)
 
 
-def _deltas(minutes: dict[tuple[str, int], MinuteDeltas], app: str, minute: int) -> MinuteDeltas:
-    """The deltas of (app, minute) in `minutes`, made when new."""
-    found = minutes.get((app, minute))
-    if found is None:
-        found = minutes[(app, minute)] = MinuteDeltas()
-    return found
+class _Minutes:
+    """The fold's deltas by (app, minute), made when new, the last pair asked kept.
+
+    A snapshot's entries come in runs of one app and minute (a request's cells are next
+    to each other in the cube, a part holds one app or a few), and a lookup by an (app,
+    minute) tuple cost ~545 instructions: the tuple, the minute boxed into a new int,
+    hashed, compared with the key found, freed (13,126 lookups for 29,600 POST-50 events
+    of unpacked parts; bench/RESULTS.md session 26). The last pair is compared by
+    identity, then by value (an unpacked part's minutes are one int object per entry):
+    equal pairs are the dict's equal keys, so the deltas found are the same."""
+
+    def __init__(self) -> None:
+        # Keyed by the first (app, minute) seen of each, as the objects the entry held
+        # (typed Any: compiled, a tuple[str, int] would unbox the minute and box it anew).
+        self.by_minute: dict[Any, MinuteDeltas] = {}
+        self._app: Any = None
+        self._minute: Any = None
+        self._last: MinuteDeltas | None = None
+
+    def of(self, app: Any, minute: Any) -> MinuteDeltas:
+        last = self._last
+        if (
+            last is not None and (minute is self._minute or minute == self._minute)
+            and (app is self._app or app == self._app)
+        ):
+            return last
+        key: Any = (app, minute)
+        found = self.by_minute.get(key)
+        if found is None:
+            found = self.by_minute[key] = MinuteDeltas()
+        self._app, self._minute, self._last = app, minute, found
+        return found
 
 
 def _add(members: dict[str, set[Member]], suffix: str, element: Member) -> None:
@@ -139,7 +165,7 @@ class RollupBuilder:
 
     def _fold(self, snap: Snapshot, pace: Callable[[], None] = no_pacing) -> dict[tuple[str, int], MinuteDeltas]:
         """The snapshot's deltas per (app, minute), by key suffix."""
-        minutes: dict[tuple[str, int], MinuteDeltas] = {}
+        minutes = _Minutes()
         # The entries as the snapshot keeps them, read by position (typed Any: as a
         # CellEntry or an AudienceEntry, compiled code would unpack each into its fields
         # and pack it again).
@@ -147,34 +173,34 @@ class RollupBuilder:
         for done, (key, sums) in enumerate(cube.items()):
             if not done % PACE_EVERY:
                 pace()
-            self.pages.count_cell(_deltas(minutes, key[0], key[1]).fields, key, sums)
+            self.pages.count_cell(minutes.of(key[0], key[1]).fields, key, sums)
         visitors: set[Any] = snap.visitors
         for done, entry in enumerate(visitors):
             if not done % PACE_EVERY:
                 pace()
             # An AudienceEntry: app, minute, its ProfileEntry (device, region, lang), visitor, month_visitor.
-            d = _deltas(minutes, entry[0], entry[1])
+            d = minutes.of(entry[0], entry[1])
             visitor, month_visitor = entry[5], entry[6]
             for suffix in self.pages.visitor_suffixes((entry[2], entry[3], entry[4])):
                 _add(d.day_members, suffix, visitor)
                 _add(d.month_members, suffix, month_visitor)
         for app, minute, visitor_id in snap.first_party:  # hit/record.py first_party_of
-            d = _deltas(minutes, app, minute)
+            d = minutes.of(app, minute)
             _add(d.day_members, keys.FIRST_PARTY, visitor_id)
             _add(d.month_members, keys.FIRST_PARTY, visitor_id)
         for (app, minute, reason), count in snap.rejected.items():
             counter = reason if reason.startswith(FLAGGED) else "rejected:" + reason
-            _incr(_deltas(minutes, app, minute).fields, keys.COUNTERS, counter, count)
+            _incr(minutes.of(app, minute).fields, keys.COUNTERS, counter, count)
         for (app, minute), of_suffix in snap.deep_incs.items():
-            _add_fields(_deltas(minutes, app, minute).fields, of_suffix)
+            _add_fields(minutes.of(app, minute).fields, of_suffix)
         for (app, minute), members in snap.deep_members.items():
-            d = _deltas(minutes, app, minute)
+            d = minutes.of(app, minute)
             for suffix, day_member, month_member in members:
                 _add(d.day_members, suffix, day_member)
                 _add(d.month_members, suffix, month_member)
         for (app, _), (minute, session) in snap.sessions.items():
-            _deltas(minutes, app, minute).sessions.append(session)
-        return minutes
+            minutes.of(app, minute).sessions.append(session)
+        return minutes.by_minute
 
     def _fan_out(self, minutes: dict[tuple[str, int], MinuteDeltas]) -> list[SlotWrites]:
         """Each minute's deltas, grouped by hash slot: once for its minute, hour and day
