@@ -47,19 +47,25 @@ local function apply_session(state_key, arg, sums, expiry)
   redis.call('HSET', state_key, ms, cjson.encode({ws, dur, started, prefixes}))
   local after = session_counts(ws, dur, started, percent)
   for name, _ in pairs(before) do if after[name] == nil then after[name] = 0 end end
+  local names, deltas = {}, {}  -- the counts that changed, and by how much
   for name, n in pairs(after) do
     local delta = n - (before[name] or 0)
     if delta ~= 0 then
-      for _, p in ipairs(prefixes) do
-        for _, t in ipairs(targets) do
-          local key = p[1] .. ':' .. t[1]
-          local field = name
-          if t[2] ~= '' then field = name .. ':' .. t[2] end
-          local fields = sums[key]
-          if not fields then fields = {}; sums[key] = fields; expiry[key] = p[2] end
-          fields[field] = (fields[field] or 0) + delta
-        end
-      end
+      local i = #names + 1
+      names[i], deltas[i] = name, delta
+    end
+  end
+  if #names == 0 then return end  -- no key touched (nor given its expiry)
+  -- Each target's field names made once, and each (prefix, target) key once: the
+  -- strings are the script's own cost, some hundred instructions each (issue 17).
+  for _, t in ipairs(targets) do
+    local label, fields = t[2], {}
+    for i, name in ipairs(names) do fields[i] = label == '' and name or name .. ':' .. label end
+    for _, p in ipairs(prefixes) do
+      local key = p[1] .. ':' .. t[1]
+      local sum = sums[key]
+      if not sum then sum = {}; sums[key] = sum; expiry[key] = p[2] end
+      for i, field in ipairs(fields) do sum[field] = (sum[field] or 0) + deltas[i] end
     end
   end
 end

@@ -21,70 +21,90 @@
 -- The marker is advanced before the writes: if a write failed half way (it cannot
 -- for well-formed input), a retry must not count the first half twice.
 
-local seq = tonumber(ARGV[1])
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-if seq <= last then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+-- The loops below run once per command (~5 per POST event), so they keep what they use in
+-- locals (a global or a field costs a table lookup each time) and hand Redis strings as
+-- they came: a Lua number given to redis.call is formatted back to text (snprintf, some
+-- thousand instructions). bench/redis_instructions.py counts them.
+local call, tonumber, unpack, min = redis.call, tonumber, unpack, math.min
+local argv = ARGV
 
--- A 'b' item from ARGV[a] (after its kind); returns the index of the next item.
+local seq = tonumber(argv[1])
+local last = tonumber(call('GET', KEYS[1]) or '0')
+if seq <= last then return 0 end
+call('SET', KEYS[1], argv[1], 'EX', argv[2])
+
+-- A 'b' item from argv[a] (after its kind); returns the index of the next item.
 local function apply_buckets(a)
-  local n = tonumber(ARGV[a])
-  local prefixes, expire_at = {}, {}
+  local n = tonumber(argv[a])
+  -- Per prefix: its keys' start (PREFIX:), and its expire-at as sent, nil for 0 (keep).
+  local heads, expire_at = {}, {}
   for j = 1, n do
-    prefixes[j], expire_at[j] = ARGV[a + 2 * j - 1], tonumber(ARGV[a + 2 * j])
+    heads[j] = argv[a + 2 * j - 1] .. ':'
+    local at = argv[a + 2 * j]
+    if tonumber(at) > 0 then expire_at[j] = at end
   end
   a = a + 2 * n + 1
-  local groups = tonumber(ARGV[a])
+  local groups = tonumber(argv[a])
   a = a + 1
   for _ = 1, groups do
-    local kind, suffix, k = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+    local kind, suffix, k = argv[a], argv[a + 1], tonumber(argv[a + 2])
+    local hash = kind == 'h'
     local first = a + 3
-    local stop = first + (kind == 'h' and 2 * k or k) - 1
+    local stop = first + (hash and 2 * k or k) - 1
     for j = 1, n do
-      local key = prefixes[j] .. ':' .. suffix
-      if kind == 'h' then
-        for i = first, stop, 2 do redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) end
+      local key = heads[j] .. suffix
+      if hash then
+        for i = first, stop, 2 do call('HINCRBY', key, argv[i], argv[i + 1]) end
       else
         for i = first, stop, 1000 do  -- chunks keep unpack() far below Lua's stack limit
-          redis.call('PFADD', key, unpack(ARGV, i, math.min(i + 999, stop)))
+          call('PFADD', key, unpack(argv, i, min(i + 999, stop)))
         end
       end
-      if expire_at[j] > 0 then redis.call('EXPIREAT', key, expire_at[j]) end
+      local at = expire_at[j]
+      if at then call('EXPIREAT', key, at) end
     end
     a = stop + 1
   end
   return a
 end
 
--- An 's' item from ARGV[a] (after its kind); returns the index of the next item.
+-- A session count's number as the text redis.call would make of it (%.14g), made by the
+-- cheaper %d when it is a whole number that %.14g writes in full (all of them: counts).
+local format, floor = string.format, math.floor
+local function count_text(n)
+  if n == floor(n) and n > -1e14 and n < 1e14 then return format('%d', n) end
+  return n
+end
+
+-- An 's' item from argv[a] (after its kind); returns the index of the next item.
 local function apply_sessions(a)
-  local at, k = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local at, k = tonumber(argv[a]), tonumber(argv[a + 1])
   local sums, expiry = {}, {}
-  for j = a + 2, a + k + 1 do apply_session(KEYS[2], ARGV[j], sums, expiry) end
+  for j = a + 2, a + k + 1 do apply_session(KEYS[2], argv[j], sums, expiry) end
   for key, fields in pairs(sums) do
     for field, delta in pairs(fields) do
-      if delta ~= 0 then redis.call('HINCRBY', key, field, delta) end
+      if delta ~= 0 then call('HINCRBY', key, field, count_text(delta)) end
     end
-    if expiry[key] > 0 then redis.call('EXPIREAT', key, expiry[key]) end
+    if expiry[key] > 0 then call('EXPIREAT', key, count_text(expiry[key])) end
   end
-  if at > 0 then redis.call('EXPIREAT', KEYS[2], at) end
+  if at > 0 then call('EXPIREAT', KEYS[2], argv[a]) end  -- as sent: no number to format
   return a + k + 2
 end
 
--- An 'i' item from ARGV[a] (after its kind); returns the index of the next item.
+-- An 'i' item from argv[a] (after its kind); returns the index of the next item.
 local function record_ids(a)
-  local ttl, k = ARGV[a], tonumber(ARGV[a + 1])
+  local ttl, k = argv[a], tonumber(argv[a + 1])
   local first, stop = a + 2, a + k + 1
   for i = first, stop, 1000 do  -- chunks keep unpack() far below Lua's stack limit
-    redis.call('SADD', KEYS[4], unpack(ARGV, i, math.min(i + 999, stop)))
+    call('SADD', KEYS[4], unpack(argv, i, min(i + 999, stop)))
   end
-  redis.call('EXPIRE', KEYS[4], ttl)
+  call('EXPIRE', KEYS[4], ttl)
   return stop + 1
 end
 
 local a = 3
-while a <= #ARGV do
-  local kind = ARGV[a]
+while a <= #argv do
+  local kind = argv[a]
   if kind == 'b' then
     a = apply_buckets(a + 1)
   elseif kind == 's' then
