@@ -13,7 +13,8 @@ start-up, imports and the warm-up pass cancel out:
 
 Both trees are given the very same requests (built once here, pickled; each pass new event
 ids and timestamps as in bench.hit_cpu), PYTHONHASHSEED=0, the aggregator drained and the
-garbage collected before each pass: two runs of one tree agree to a few instructions a hit.
+garbage collected before each pass, address randomization off: two runs of one tree agree to a
+few instructions a hit.
 Instructions are not time (a cache miss costs more than an add; system calls are the
 kernel's), so a change that moves them is then timed where it can show (bench.hit_cpu).
 Needs `valgrind` (Debian package); under it a run takes ~1–2 minutes.
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import pickle
+import platform
 import re
 import shutil
 import subprocess
@@ -77,10 +79,17 @@ def instruction_count(cachegrind_output: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
+# Where the kernel puts the heap and the libraries changes with each run (ASLR), and code that
+# hashes addresses (store/_lines.c keeps tuples by a hash of theirs) then takes another number
+# of steps: two runs of one tree differed by ~250 instructions a POST-50 event (session 26).
+# Without randomization the layout, and so the count, repeats.
+NO_ADDRESS_RANDOMIZATION = ["setarch", platform.machine(), "--addr-no-randomize"] if shutil.which("setarch") else []
+
+
 def _counted_run(tree: Path, requests_file: Path, measured: int, per_pass: int) -> int:
     run_dir = hit_cpu._run_dir(tree)
     out = subprocess.run(
-        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        [*NO_ADDRESS_RANDOMIZATION, "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
          sys.executable, "-m", "bench.instructions", "--child", str(requests_file), "--measured", str(measured)],
         cwd=run_dir, env={**os.environ, "PYTHONPATH": run_dir, "PYTHONHASHSEED": "0"},
         check=True, capture_output=True, text=True,
