@@ -113,3 +113,25 @@ def test_the_last_resource_is_the_one_of_the_events_fields():
         targets.append(sorted(field for _, field, _ in facts.incs))
     assert targets[0] == targets[2] and len({tuple(t) for t in targets}) == 4
     assert any("art" in field for field in targets[1]) and any("r2" in field for field in targets[3])
+
+
+def test_only_a_kept_resource_s_events_share_its_parts():
+    """A resource whose value went to (other) is not kept (resource_of): its events count
+    their own increments, never its parts or facts (Resource.metric), so that each is counted
+    as overflowing again. Fails with a Metric's parts made whether its resource is kept or not
+    (tried)."""
+    counter = DeepCounter(CardinalityCaps({"resource": 1, "label": 10**6, "session": 10**6}))
+    play = {"k": "app", "t": "media", "n": "progress", "pb": 25, "ms": "s", "ws": 5, "wt": 900, "pos": 5}
+    like = {"k": "app", "t": "interaction", "n": "like"}
+    rate = {"k": "app", "t": "interaction", "n": "rate", "score": 4}
+    for rid, kept in (("r1", True), ("r2", False)):  # the cap of 1 resource: r2 goes to (other)
+        made = [counter.facts({**ev, "rid": rid}, "app", "d", VISITOR, MONTH_VISITOR, None)
+                for ev in (play, like, rate, play, like, rate)]
+        assert all(facts is not None for facts in made)
+        for facts in made:
+            assert facts is not None and (facts.shared is not None) is kept, (rid, facts)
+        for facts in (made[0], made[2]):
+            assert facts is not None and (facts.scaled is not None) is kept and facts.amount in (900, 4)
+        liked = made[1]
+        assert liked is not None and (liked is made[4]) is kept  # the resource's facts, or each event's own
+        assert any(OTHER in field for _, field, _ in liked.incs) is not kept

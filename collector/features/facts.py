@@ -194,8 +194,9 @@ class EventScope:
     def resources(self) -> dict[Any, Any]:
         """The resources the app's day's events named (features/resources.py Resource), by
         their fields: a Resource keeps its admitted values. One of the memos (memo()): made
-        of admitted values, not of the visitor, so its requests share them."""
-        self._current()
+        of admitted values, not of the visitor, so its requests share them. (memo() checks
+        the caps' generation itself; resource_of asks current_resource() first, which
+        checks this scope's.)"""
         return self.memo("resources")
 
     def memo(self, name: str) -> dict[Any, Any]:

@@ -14,27 +14,29 @@ NO_CHANNEL: Final = "(none)"
 
 
 def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
-    """An interaction's facts. Of a kept resource (Resource.part): a like's, a favorite's, a
+    """An interaction's facts. Of a kept resource (Resource.metric): a like's, a favorite's, a
     comment's are the resource's, shared; a rating's say which of its parts make up their
     increments (its increments of 1, shared; the score's fields, scaled), as media.py's."""
     action: str = ev["n"]
     metric = names.INTERACTION_METRIC_OF_ACTION[action]
     resource = resource_of(ev, scope)
     if action == "rate":
-        # Per target its increment of 1 (the resource's, made once: Resource.unit_incs), then
-        # its score (the journal's order).
+        # Per target its increment of 1 (the resource's, made once: Metric.units), then its
+        # score (the journal's order).
         score = ev["score"]  # (untyped: as media.py's time)
         incs: list[tuple[str, str, int]] = []
-        units = resource.unit_incs(metric)
+        rated = resource.metric(metric)
+        summed = resource.metric("rating_sum")
+        units = rated.units
         at = 0
-        for suffix, field in resource.fields("rating_sum"):
+        for suffix, field in summed.fields:
             incs.append(units[at])
             incs.append((suffix, field, score))
             at += 1
-        return DeepFacts(incs, [], None, resource.part(metric), resource.part("rating_sum"), score)
+        return DeepFacts(incs, [], None, rated.part, summed.part, score)
     if action != "share":
         return resource.unit_facts(metric)
-    facts = DeepFacts(list(resource.unit_incs(metric)), [])
+    facts = DeepFacts(list(resource.metric(metric).units), [])
     channel = scope.admit("label", ev.get("ch") or NO_CHANNEL)
     facts.count("channel", channel, "shares")
     return facts

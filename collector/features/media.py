@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib import resources as package_files
 from string import Template
-from typing import Final
+from typing import Final, cast
 
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session, Shared
 from collector.features.reading import BucketReading, ratio
@@ -28,38 +28,39 @@ HLLS = (keys.MEDIA_VIEWERS, keys.RESOURCES)
 
 def event_facts(ev: dict, scope: EventScope) -> DeepFacts:
     """A media event's facts (its own: its time and session progress are the event's). Of a
-    kept resource, they say which of its parts (Resource.part) make up their increments: the
+    kept resource, they say which of its parts (Resource.metric) make up their increments: the
     boundary's increments of 1 (shared) and the time's fields, times the time (scaled), so
     the aggregator counts them by a lookup or two, not per increment."""
     action: str = ev["n"]
     resource = resource_of(ev, scope)
     wt = ev["wt"]  # (untyped: put into each increment as the event's int object, not boxed anew)
     # Per target, in order: its time, then its progress boundary (the journal's order). A
-    # boundary's increments of 1 are the resource's, made once (Resource.unit_incs).
+    # boundary's increments of 1 are the resource's, made once (Metric.units).
     incs: list[tuple[str, str, int]] = []
     boundary: Shared | None = None
     played: Shared | None = None
     if action == "progress":
-        metric = _progress_metric(ev["pb"])
-        progress = resource.unit_incs(metric)
-        boundary = resource.part(metric)
+        progress = resource.metric(_progress_metric(ev["pb"]))
+        boundary = progress.part
         if wt:
-            played = resource.part("watch_ms")
+            watched = resource.metric("watch_ms")
+            played = watched.part
+            units = progress.units
             at = 0
-            for suffix, field in resource.fields("watch_ms"):
+            for suffix, field in watched.fields:
                 incs.append((suffix, field, wt))
-                incs.append(progress[at])
+                incs.append(units[at])
                 at += 1
         else:
-            incs.extend(progress)
+            incs.extend(progress.units)
     elif wt:
-        metric = "read_ms" if action == "read" else "watch_ms"
-        played = resource.part(metric)
-        for suffix, field in resource.fields(metric):
+        timed = resource.metric("read_ms" if action == "read" else "watch_ms")
+        played = timed.part
+        for suffix, field in timed.fields:
             incs.append((suffix, field, wt))
     members = resource.media_members
     if members is None or resource.members_scope is not scope:  # (made for another visitor)
-        members = resource.media_members = _members(resource.targets, scope, resource.rid)
+        members = resource.media_members = _members(resource, scope)
         resource.members_scope = scope
     started = 1 if action == "play" or action == "read" else 0  # the actions that make a session a view
     # Sessions beyond the app's cap of the day share one, (other): their time and progress
@@ -82,18 +83,35 @@ def _session(resource: Resource, scope: EventScope, ms: str) -> str:
     return admitted
 
 
-def _members(targets: tuple[tuple[str, str], ...], scope: EventScope, rid: str) -> list[tuple[str, str, str]]:
+class MediaKeys:
+    """A resource's media HyperLogLogs that are the same whoever views it, made once
+    (Resource.media_keys): the viewers' key suffixes (the app's media, the resource, each
+    label's value) and the resource's own members (among the app's resources, each label
+    value's). Each request (a new visitor: _members) made them again, ~7,000 instructions
+    (bench/RESULTS.md, session 26)."""
+
+    __slots__ = ("viewers", "resources")
+
+    def __init__(self, targets: tuple[tuple[str, str], ...], rid: str) -> None:
+        self.viewers: tuple[str, ...] = tuple(
+            KEY_STRINGS.viewers_suffix(dim, value) if dim else keys.MEDIA_VIEWERS for dim, value in targets
+        )
+        # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
+        resources = [(keys.RESOURCES, rid, rid)]
+        for dim, value in label_targets(targets):
+            resources.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
+        self.resources: tuple[tuple[str, str, str], ...] = tuple(resources)
+
+
+def _members(resource: Resource, scope: EventScope) -> list[tuple[str, str, str]]:
     """A media event's HyperLogLog members: the viewer of the app's media, of the resource,
     of each label's value; then the resource among the app's, the label values' resources."""
+    media_keys = resource.media_keys
+    if media_keys is None:
+        media_keys = resource.media_keys = MediaKeys(resource.targets, resource.rid)
     visitor, month_visitor = scope.visitor_members()
-    members = [
-        (KEY_STRINGS.viewers_suffix(dim, value) if dim else keys.MEDIA_VIEWERS, visitor, month_visitor)
-        for dim, value in targets
-    ]
-    # Distinct resources are HyperLogLogs, a few KB however many ids: the raw id, not capped.
-    members.append((keys.RESOURCES, rid, rid))
-    for dim, value in label_targets(targets):
-        members.append((KEY_STRINGS.resources_suffix(dim, value), rid, rid))
+    members = [(suffix, visitor, month_visitor) for suffix in cast(MediaKeys, media_keys).viewers]
+    members.extend(cast(MediaKeys, media_keys).resources)
     return members
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
-from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared, target_field
+from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Shared
 from collector.hit.caps import OTHER
 from collector.store import keys, names
 
@@ -27,6 +27,29 @@ CATALOGUE_NAME_MAX = 128
 RESOURCES_KEPT: Final = 256
 
 
+class Metric:
+    """What an event naming a resource adds to one metric of each of its targets (resource
+    targets, in order), made once per resource and metric (Resource.metric): where the metric
+    is added (fields), the increments of 1 to it (units: KEY_STRINGS.unit_inc's, added to an
+    event's facts as they are), and, of a kept resource, those as one Shared (part) and as
+    whole facts (facts: an event adding 1 and nothing else, such as a like), which the events
+    naming the resource share (DeepFacts.shared, .scaled). None of a resource not kept: an
+    event naming it then counts its own increments.
+    One object where a media event looked up each of these by the metric's name (~150
+    instructions a lookup, 2 or 3 an event: bench/RESULTS.md, session 26)."""
+
+    __slots__ = ("fields", "units", "part", "facts")
+
+    def __init__(self, targets: tuple[tuple[str, str], ...], metric: str, kept: bool) -> None:
+        self.units: tuple[Any, ...] = tuple(KEY_STRINGS.unit_inc(dim, metric, value) for dim, value in targets)
+        self.fields: tuple[tuple[str, str], ...] = tuple((suffix, field) for suffix, field, _ in self.units)
+        self.part: Shared | None = None
+        self.facts: DeepFacts | None = None
+        if kept:
+            part = self.part = Shared(list(self.units))
+            self.facts = DeepFacts(part.incs, [], shared=part)
+
+
 class Resource:
     """A resource as an app's day's events name it (EventScope.resources): its targets
     (resource_targets), and what is made of them, made once. A batch's media and interaction
@@ -38,7 +61,7 @@ class Resource:
     generation holds."""
 
     __slots__ = (
-        "rid", "rt", "subj", "stage", "src", "targets", "_fields", "_units", "_parts", "_facts", "kept", "media_members",
+        "rid", "rt", "subj", "stage", "src", "targets", "_metrics", "kept", "media_keys", "media_members",
         "members_scope", "session",
     )
 
@@ -46,16 +69,15 @@ class Resource:
         # The event fields it was made of (resource_of's; "" for an absent label).
         self.rid, self.rt, self.subj, self.stage, self.src = rid, rt, subj, stage, src
         self.targets = targets
-        self._fields: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._units: dict[str, tuple[Any, ...]] = {}
-        self._parts: dict[str, Shared] = {}
-        self._facts: dict[str, DeepFacts] = {}
+        self._metrics: dict[str, Metric] = {}
         # Whether resource_of keeps it (no value of it went to (other)): only then are its
         # parts and facts shared by the events naming it (an event whose value went to
         # (other) is counted on its own, as the memos' entries: facts.py EventScope.memo).
         self.kept = False
-        # media.count's HyperLogLog members of this resource for a visitor: that of the scope
-        # they were made in (members_scope, compared by identity).
+        # features/media.py's: its HyperLogLog keys and members that are the same whoever
+        # views it (made once), and its members for a visitor: those of the scope they were
+        # made in (members_scope, compared by identity).
+        self.media_keys: Any = None
         self.media_members: list[tuple[str, str, str]] | None = None
         self.members_scope: EventScope | None = None
         # media.count's last session id (`ms`) and what the caps admitted it as, when itself.
@@ -66,43 +88,21 @@ class Resource:
         made and compared per event, cost ~1,000 instructions)."""
         return rid == self.rid and rt == self.rt and subj == self.subj and stage == self.stage and src == self.src
 
-    def fields(self, metric: str) -> tuple[tuple[str, str], ...]:
-        """target_field of each target, for `metric`."""
-        found = self._fields.get(metric)
+    def metric(self, metric: str) -> Metric:
+        """Its Metric of `metric`, made once (the resource's `kept` is settled by then:
+        resource_of sets it before handing the resource out)."""
+        found = self._metrics.get(metric)
         if found is None:
-            found = self._fields[metric] = tuple(target_field(dim, value, metric) for dim, value in self.targets)
-        return found
-
-    def unit_incs(self, metric: str) -> tuple[Any, ...]:
-        """The increment of 1 to `metric` of each target, as DeepFacts.count makes it
-        (KEY_STRINGS.unit_inc): added to an event's facts as they are."""
-        found = self._units.get(metric)
-        if found is None:
-            found = self._units[metric] = tuple(KEY_STRINGS.unit_inc(dim, metric, value) for dim, value in self.targets)
-        return found
-
-    def part(self, metric: str) -> Shared | None:
-        """The increment of 1 to `metric` of each target (unit_incs) as one Shared, which the
-        events naming this resource share (DeepFacts.shared, .scaled), made once; None when it
-        is not kept (an event that names it then counts its own increments)."""
-        if not self.kept:
-            return None
-        found = self._parts.get(metric)
-        if found is None:
-            found = self._parts[metric] = Shared(list(self.unit_incs(metric)))
+            found = self._metrics[metric] = Metric(self.targets, metric, self.kept)
         return found
 
     def unit_facts(self, metric: str) -> DeepFacts:
         """The facts of an event adding 1 to `metric` of each target (an interaction's, such
-        as a like): one DeepFacts, shared by the events naming the resource while it is kept."""
-        found = self._facts.get(metric)
-        if found is not None:
-            return found
-        part = self.part(metric)
-        if part is None:
-            return DeepFacts(list(self.unit_incs(metric)), [])
-        found = self._facts[metric] = DeepFacts(part.incs, [], shared=part)
-        return found
+        as a like): one DeepFacts, shared by the events naming the resource while it is kept;
+        of a resource not kept (made for this one event), its own."""
+        made = self.metric(metric)
+        facts = made.facts
+        return facts if facts is not None else DeepFacts(list(made.units), [])
 
 
 def resource_of(ev: dict, scope: EventScope) -> Resource:
