@@ -6,7 +6,8 @@
 # pdffonts: tests/test_report.py renders the PDF and checks its font), Redis 7 with
 # redis-cli (tests/test_cluster.py and tests/test_groups.py start Redis Clusters from them)
 # and nginx (tests/test_topology.py runs deploy/'s nginx config in front of collectors;
-# it lives in /usr/sbin, often not on an ordinary user's PATH).
+# it lives in /usr/sbin, often not on an ordinary user's PATH), and valgrind
+# (tests/test_bench_redis_instructions.py counts a tiny flush inside Redis under callgrind).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -17,6 +18,7 @@ command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
