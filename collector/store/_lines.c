@@ -694,38 +694,24 @@ static inline int put_span(Buffer *buffer, const Span *span) {
  * page, referrer, lang, flags and often their deep facts (a feature's memo hands the same
  * DeepFacts to the events that count the same, features/facts.py). By identity, which is
  * safe within a line: the hits, held by the list encode was given, hold the values, and no
- * Python code runs while it is written (the JSON of the same object cannot change). */
+ * Python code runs while it is written (the JSON of the same object cannot change).
+ * `last` NULL: a line's only row (a GET's), with nothing to copy and no spans to keep. */
 static int put_row(Encoder *self, Buffer *buffer, PyObject *hit, Span *last) {
     for (Py_ssize_t i = 0; i < self->row_count; i++) {
         if (i && !put_byte(buffer, ',')) {
             return FAILED;
         }
         PyObject *value = PyTuple_GET_ITEM(hit, self->row_at[i]);
-        Span *span = &last[i];
         int done;
-        if (value == span->value) {
-            done = put_span(buffer, span);
+        if (last == NULL) {
+            done = put_value(self, buffer, value, 2);
+        } else if (value == last[i].value) {
+            done = put_span(buffer, &last[i]);
         } else {
             Py_ssize_t at = buffer->length;
             done = put_value(self, buffer, value, 2);
-            span->value = value;
-            span->at = at;
-            span->length = buffer->length - at;
+            last[i] = (Span){value, at, buffer->length - at};
         }
-        if (done != WRITTEN) {
-            return done;
-        }
-    }
-    return put_byte(buffer, ']');
-}
-
-/* A line's only row (a GET's): nothing to copy, no spans to keep (~150 instructions). */
-static int put_lone_row(Encoder *self, Buffer *buffer, PyObject *hit) {
-    for (Py_ssize_t i = 0; i < self->row_count; i++) {
-        if (i && !put_byte(buffer, ',')) {
-            return FAILED;
-        }
-        int done = put_value(self, buffer, PyTuple_GET_ITEM(hit, self->row_at[i]), 2);
         if (done != WRITTEN) {
             return done;
         }
@@ -751,16 +737,13 @@ static int put_line(Encoder *self, Buffer *buffer, PyObject *first, PyObject **h
     if (!put_byte(buffer, '[')) {
         return FAILED;
     }
-    if (end - start == 1) {
-        int done = put_bytes(buffer, "[", 1);
-        if (done == WRITTEN) {
-            done = put_lone_row(self, buffer, hits[start]);
+    Span spans[MAX_FIELDS];
+    Span *last = NULL; /* a lone row keeps no spans */
+    if (end - start > 1) {
+        for (Py_ssize_t i = 0; i < self->row_count; i++) {
+            spans[i].value = NULL;
         }
-        return done == WRITTEN ? put_bytes(buffer, "]]\n", 3) : done;
-    }
-    Span last[MAX_FIELDS];
-    for (Py_ssize_t i = 0; i < self->row_count; i++) {
-        last[i].value = NULL;
+        last = spans;
     }
     for (Py_ssize_t h = start; h < end; h++) {
         if (!put_bytes(buffer, h > start ? ",[" : "[", h > start ? 2 : 1)) {
