@@ -62,7 +62,8 @@ def native_extensions() -> list:
         warn(f"mypyc could not compile the hot modules ({exc!r})")
         return []
     # The C modules, built with the mypyc ones (all or none, OptionalBuildExt).
-    return compiled + [Extension(name, [f"collector/{source}"], extra_compile_args=["-O3"])
+    headers = [f"collector/{header}" for header in NATIVE.C_HEADERS]
+    return compiled + [Extension(name, [f"collector/{source}"], depends=headers, extra_compile_args=["-O3"])
                        for name, source in NATIVE.C_MODULES.items()]
 
 

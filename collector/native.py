@@ -94,6 +94,10 @@ C_MODULES = {
     "collector.hit._batch_json": "hit/_batch_json.c",
 }
 
+# Headers the C modules include (by relative path): part of every C module's source, so
+# their digests are in the build's manifest too.
+C_HEADERS = ("_long_value.h",)
+
 
 def c_module(name: str) -> ModuleType | None:
     """One of C_MODULES, imported; None when it was not built, or its build is stale (then
@@ -121,9 +125,11 @@ def _is_extension(path: str) -> bool:
 
 
 def source_digests(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """sha256 of each NATIVE_MODULES and C_MODULES source, by module name."""
+    """sha256 of each NATIVE_MODULES and C_MODULES source, by module name, and of each of
+    C_HEADERS, by its path in the package."""
     sources = {name: source_path(name, package_dir) for name in NATIVE_MODULES}
     sources.update((name, package_dir / source) for name, source in C_MODULES.items())
+    sources.update((header, package_dir / header) for header in C_HEADERS)
     return {name: _digest(path) for name, path in sources.items()}
 
 

@@ -32,6 +32,8 @@ def test_every_native_module_has_its_python_source():
         assert PACKAGE.joinpath(*parts[1:]).with_suffix(".py").is_file(), name
     for name, source in native.C_MODULES.items():
         assert name.startswith("collector.") and PACKAGE.joinpath(source).is_file(), name
+    for header in native.C_HEADERS:  # in the manifest: a header left out would match no build
+        assert PACKAGE.joinpath(header).is_file(), header
 
 
 @pytest.mark.skipif(not os.environ.get("EDU_BEACON_REQUIRE_NATIVE"), reason="compiling is optional outside CI")
@@ -97,5 +99,18 @@ def test_an_install_without_a_c_source_runs_as_python_not_failing_to_import(tmp_
     runs as Python — it must still import (it raised FileNotFoundError)."""
     in_use, ingest_file, compiled_record_used = _run_copy(
         tmp_path, lambda package: (package / native.C_MODULES["collector.hit._id_table"]).unlink())
+    assert in_use == "False" and compiled_record_used == "False"
+    assert ingest_file.endswith("ingest.py")
+
+
+@pytest.mark.skipif(not native.in_use(), reason="the install compiled nothing (no mypyc or no C compiler)")
+def test_an_edited_c_header_makes_the_build_stale(tmp_path):
+    """A header the C modules include (native.C_HEADERS) is part of their source: after an
+    edit, the modules built from the old one must not run."""
+    def edit_header(package: Path) -> None:
+        with (package / native.C_HEADERS[0]).open("a", encoding="utf-8") as f:
+            f.write("\n/* edited after the build */\n")
+
+    in_use, ingest_file, compiled_record_used = _run_copy(tmp_path, edit_header)
     assert in_use == "False" and compiled_record_used == "False"
     assert ingest_file.endswith("ingest.py")

@@ -42,6 +42,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "../_long_value.h"
+
 #define KNOWN_SLOTS 256 /* a power of two, more than twice the names the protocol knows */
 #define KEY_SLOTS 256   /* a power of two: dict keys whose Known is kept by identity (KnownKey) */
 #define STACK_BYTES 2048
@@ -572,22 +574,11 @@ static int fields_within_rules(QueryDecoder *self, PyObject *event, PyObject **s
             if (!known->bounded || !PyLong_CheckExact(value)) {
                 return 0;
             }
-            long long number;
-#if PY_VERSION_HEX < 0x030C0000
-            /* CPython 3.11's layout: an int of one 30-bit digit (most of them) has its sign in
-             * its size; PyLong_AsLongLongAndOverflow reads it the same way, in a call. */
-            Py_ssize_t digits = Py_SIZE(value);
-            if (digits >= -1 && digits <= 1) {
-                number = (long long)digits * (long long)((PyLongObject *)value)->ob_digit[0];
-            } else
-#endif
-            {
-                int overflow = 0;
-                number = PyLong_AsLongLongAndOverflow(value, &overflow);
-                if (overflow || (number == -1 && PyErr_Occurred())) {
-                    PyErr_Clear();
-                    return 0;
-                }
+            int overflow;
+            long long number = long_value(value, &overflow);
+            if (overflow || (number == -1 && PyErr_Occurred())) {
+                PyErr_Clear();
+                return 0;
             }
             if (number < known->lo || number > known->hi) {
                 return 0;

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../_long_value.h"
+
 /* Deeper than any value a hit holds (a deep fact's session targets are 4 levels below its
  * line); a deeper or recursive value is left to Python, which refuses it. */
 #define MAX_DEPTH 16
@@ -336,24 +338,13 @@ static inline int decimal_digits(unsigned long long n) {
 }
 
 static Py_NO_INLINE int put_int(Buffer *buffer, PyObject *number) {
-    long long value;
-#if PY_VERSION_HEX < 0x030C0000
-    /* CPython 3.11's layout: an int of one 30-bit digit (most of them: minutes, counts) has
-     * its sign in its size. PyLong_AsLongLongAndOverflow reads it the same way, in a call. */
-    Py_ssize_t digits = Py_SIZE(number);
-    if (digits >= -1 && digits <= 1) {
-        value = (long long)digits * (long long)((PyLongObject *)number)->ob_digit[0];
-    } else
-#endif
-    {
-        int overflow = 0;
-        value = PyLong_AsLongLongAndOverflow(number, &overflow);
-        if (overflow) {
-            return TO_PYTHON; /* orjson writes up to 2**64 - 1 and refuses beyond */
-        }
-        if (value == -1 && PyErr_Occurred()) {
-            return FAILED;
-        }
+    int overflow;
+    long long value = long_value(number, &overflow);
+    if (overflow) {
+        return TO_PYTHON; /* orjson writes up to 2**64 - 1 and refuses beyond */
+    }
+    if (value == -1 && PyErr_Occurred()) {
+        return FAILED;
     }
     /* 20 digits and a sign at most. */
     if (!reserve(buffer, 21)) {
