@@ -58,14 +58,21 @@ local function apply_session(state_key, arg, sums, expiry)
   if #names == 0 then return end  -- no key touched (nor given its expiry)
   -- Each target's field names made once, and each (prefix, target) key once: the
   -- strings are the script's own cost, some hundred instructions each (issue 17).
-  for _, t in ipairs(targets) do
+  -- Numeric loops, not ipairs: its iterator is a C function called once per element.
+  local counts = #names
+  for ti = 1, #targets do
+    local t = targets[ti]
     local label, fields = t[2], {}
-    for i, name in ipairs(names) do fields[i] = label == '' and name or name .. ':' .. label end
-    for _, p in ipairs(prefixes) do
+    for i = 1, counts do fields[i] = label == '' and names[i] or names[i] .. ':' .. label end
+    for pi = 1, #prefixes do
+      local p = prefixes[pi]
       local key = p[1] .. ':' .. t[1]
       local sum = sums[key]
       if not sum then sum = {}; sums[key] = sum; expiry[key] = p[2] end
-      for i, field in ipairs(fields) do sum[field] = (sum[field] or 0) + deltas[i] end
+      for i = 1, counts do
+        local field = fields[i]
+        sum[field] = (sum[field] or 0) + deltas[i]
+      end
     end
   end
 end

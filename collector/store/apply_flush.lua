@@ -69,11 +69,20 @@ local function apply_buckets(a)
 end
 
 -- A session count's number as the text redis.call would make of it (%.14g), made by the
--- cheaper %d when it is a whole number that %.14g writes in full (all of them: counts).
+-- cheaper %d when it is a whole number that %.14g writes in full (all of them: counts),
+-- and once per call for each number: the same few deltas and expiries recur across a
+-- call's keys, and a table lookup is far cheaper than snprintf (2.8 % of Redis'
+-- instructions per POST-50 event: bench/RESULTS.md, session 27).
 local format, floor = string.format, math.floor
+local count_texts = {}
 local function count_text(n)
-  if n == floor(n) and n > -1e14 and n < 1e14 then return format('%d', n) end
-  return n
+  local text = count_texts[n]
+  if text then return text end
+  if n ~= n then return n end  -- NaN: no table key (never a count)
+  text = n
+  if n == floor(n) and n > -1e14 and n < 1e14 then text = format('%d', n) end
+  count_texts[n] = text
+  return text
 end
 
 -- An 's' item from argv[a] (after its kind); returns the index of the next item.
