@@ -12,8 +12,8 @@
  * made an int object at every probe (bench/RESULTS.md, session 13: 612-719 ns a lookup against
  * the sets' 323-333). hit/remarks.py keeps the sets as the fallback when this is not built.
  *
- * The hash is Python's own hash((app, event_id)), made here the way the sets' callers made it,
- * so both forms take the same ids for repeats (a tuple hash of the two strings).
+ * The hash is Python's own hash((app, event_id)), so both forms take the same ids for repeats.
+ * pair_hash computes it without making the tuple (bench/RESULTS.md, session 27).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -104,6 +104,40 @@ static void IdGenerations_dealloc(IdGenerations *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* CPython's tuplehash (Objects/tupleobject.c, the same since 3.8) for the pair (a, b): the
+ * value hash((a, b)) has, without the tuple. Making the pair and freeing it again cost ~200
+ * instructions an event (bench/RESULTS.md, session 27). -1 when an item cannot be hashed. */
+#if SIZEOF_PY_UHASH_T > 4
+#define XXPRIME_1 ((Py_uhash_t)11400714785074694791ULL)
+#define XXPRIME_2 ((Py_uhash_t)14029467366897019727ULL)
+#define XXPRIME_5 ((Py_uhash_t)2870177450012600261ULL)
+#define XXROTATE(x) ((x << 31) | (x >> 33))
+#else
+#define XXPRIME_1 ((Py_uhash_t)2654435761UL)
+#define XXPRIME_2 ((Py_uhash_t)2246822519UL)
+#define XXPRIME_5 ((Py_uhash_t)374761393UL)
+#define XXROTATE(x) ((x << 13) | (x >> 19))
+#endif
+
+static Py_hash_t pair_hash(PyObject *a, PyObject *b) {
+    PyObject *items[2] = {a, b};
+    Py_uhash_t acc = XXPRIME_5;
+    for (int i = 0; i < 2; i++) {
+        Py_uhash_t lane = (Py_uhash_t)PyObject_Hash(items[i]);
+        if (lane == (Py_uhash_t)-1) {
+            return -1;
+        }
+        acc += lane * XXPRIME_2;
+        acc = XXROTATE(acc);
+        acc *= XXPRIME_1;
+    }
+    acc += 2 ^ (XXPRIME_5 ^ 3527539UL); /* the length, mangled as tuplehash does */
+    if (acc == (Py_uhash_t)-1) {
+        return 1546275796;
+    }
+    return (Py_hash_t)acc;
+}
+
 /* seen(app, event_id) -> bool: True when the id came before; else remember it. */
 static PyObject *IdGenerations_seen(IdGenerations *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
@@ -114,12 +148,7 @@ static PyObject *IdGenerations_seen(IdGenerations *self, PyObject *const *args, 
         PyErr_SetString(PyExc_RuntimeError, "IdGenerations was not initialised");
         return NULL;
     }
-    PyObject *pair = PyTuple_Pack(2, args[0], args[1]);
-    if (pair == NULL) {
-        return NULL;
-    }
-    Py_hash_t hash = PyObject_Hash(pair);
-    Py_DECREF(pair);
+    Py_hash_t hash = pair_hash(args[0], args[1]);
     if (hash == -1 && PyErr_Occurred()) {
         return NULL;
     }
