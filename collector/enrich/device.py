@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from collector.enrich.crawler_list import CrawlerList
+from collector.enrich.crawler_list import CRAWLER_BRAND, CrawlerList, crawler_name
 from collector.enrich.device_models import AndroidModels, android_model
 from collector.enrich.hashed_cache import HashedCache
 from collector.enrich.ua_versions import version_masked
@@ -155,11 +155,20 @@ class _FirstMatch:
         self.parts: tuple[Any, ...] = tuple(parts)
 
     def extract(self, ua: str) -> Any:
-        for part in self.parts:
-            m = part.extract(ua)
-            if m is not None:
-                return m
-        return None
+        return _first_answer(self.parts, ua)
+
+
+def _first_answer(parts: tuple[Any, ...], ua: str) -> Any:
+    for part in parts:
+        m = part.extract(ua)
+        if m is not None:
+            return m
+    return None
+
+
+def _device_rules(rules: list[Any]) -> list[tuple[Any, ...]]:
+    """A device rule list as ua-parser-rs's DeviceExtractor takes it."""
+    return [(m.regex, m.regex_flag, m.family, m.brand, m.model) for m in rules]
 
 
 def _versioned(rules: list[Any]) -> Iterator[tuple[Any, ...]]:
@@ -172,7 +181,7 @@ class _RsResolver:
     in _DEVICE_FAMILIES_USED, each list in parts (_FirstMatch); answers like
     ua_parser.regex.Resolver (.user_agent, .os, .device with .family)."""
 
-    __slots__ = ("ua", "os", "de")
+    __slots__ = ("ua", "os", "de", "first_device_rules", "crawlers_then_devices")
 
     def __init__(self, matchers: Any) -> None:
         # Looked up in sys.modules each time (compiled, `import` keeps the module it found
@@ -181,12 +190,37 @@ class _RsResolver:
         ua, os_, de = matchers
         self.ua: Any = _FirstMatch(lambda rules: ua_parser_rs.UserAgentExtractor(_versioned(rules)), list(ua), _UA_CUTS)
         self.os: Any = _FirstMatch(lambda rules: ua_parser_rs.OSExtractor(_versioned(rules)), list(os_), _OS_CUTS)
+        first_device_rules: list[tuple[Any, ...]] = []
+
+        def device_extractor(rules: list[Any]) -> Any:
+            if not first_device_rules:
+                first_device_rules.extend(_device_rules(rules))
+            return ua_parser_rs.DeviceExtractor(_device_rules(rules))
+
         self.de: Any = _FirstMatch(
-            lambda rules: ua_parser_rs.DeviceExtractor(
-                (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in rules
-            ),
-            [m for m in de if m.family in _DEVICE_FAMILIES_USED], _DEVICE_CUTS,
+            device_extractor, [m for m in de if m.family in _DEVICE_FAMILIES_USED], _DEVICE_CUTS,
         )
+        # The device families' first part as ua-parser-rs's rules: the crawler list goes
+        # ahead of them in one extractor (lead_with_crawlers).
+        self.first_device_rules = first_device_rules
+        # The parts _crawler_or_device asks: the device families' own until the crawler
+        # list leads them.
+        self.crawlers_then_devices: tuple[Any, ...] = self.de.parts
+
+    def lead_with_crawlers(self, lead: Any) -> None:
+        """Ask `lead` — one extractor of the crawler list's rules followed by
+        first_device_rules (crawler_list.CrawlerList.load_ahead_of) — in place of the device
+        families' first part. A call of an extractor costs a floor (a pass over the UA, its
+        literals mapped to rules) beside its list's size: one extractor for both saves that
+        floor on every parse a crawler token does not decide (bench/RESULTS.md, session 27).
+        The first match in list order is a crawler's when any crawler pattern matches, and
+        otherwise exactly the first part's answer."""
+        self.crawlers_then_devices = (lead,) + self.de.parts[1:]
+
+    def browser_and_os(self, ua: str) -> tuple[str, str]:
+        """The browser and OS families, as families() reads them."""
+        uam, osm = self.ua.extract(ua), self.os.extract(ua)
+        return (uam.family if uam is not None else "Other", osm.family if osm is not None else "Other")
 
     def __call__(self, ua: str, _domains: Any) -> _RsResult:
         return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
@@ -288,7 +322,14 @@ CRAWLER_PATTERNS = 0  # crawler-user-agents patterns in use (0: the list is not 
 
 def _load_crawler_list() -> None:
     global _crawlers, CRAWLER_PATTERNS
-    _crawlers = CrawlerList.load(native=RESOLVER_NAME == "ua-parser-rs")
+    resolver = _resolver
+    if isinstance(resolver, _RsResolver):
+        # Natively, ahead of the device families' first part, in one extractor.
+        _crawlers, lead = CrawlerList.load_ahead_of(resolver.first_device_rules)
+        if lead is not None:
+            resolver.lead_with_crawlers(lead)
+    else:
+        _crawlers = CrawlerList.load(native=False)
     CRAWLER_PATTERNS = _crawlers.patterns
 
 
@@ -635,15 +676,41 @@ def _url_bot_name(ua: str) -> str | None:
     return m.group(1) if m is not None else "bot"
 
 
-def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> tuple[str, str, str, int] | None:
-    token = _bot_token(ua, ua.lower())
-    if token is None:
-        token = _crawlers.name(ua)
-    if token is None and "://" in ua and ua.startswith("Mozilla/"):
-        token = _url_bot_name(ua)
-    if token is not None or dev_family == "Spider":
-        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
-    return None
+# The device family _parse_before_bots leaves for _crawler_or_device to ask (with the crawler
+# list, in one native call), when our bot tokens find no bot.
+_UNASKED: Final = "\0unasked"
+
+
+def _parse_before_bots(ua: str) -> tuple[str, str, str]:
+    """_parse's (browser, os, device) families, the device family _UNASKED when the native
+    resolver can ask it together with the crawler list (_crawler_or_device)."""
+    resolver, _ = _get_resolver()
+    if resolver.__class__ is _RsResolver:
+        try:
+            browser, os_family = resolver.browser_and_os(ua)
+            return browser, os_family, _UNASKED
+        except UnicodeError:
+            pass  # _parse replaces lone surrogates
+    return _parse(ua)
+
+
+def _crawler_or_device(ua: str, dev_family: str) -> tuple[str | None, str]:
+    """(the crawler list's name for the UA or None, the device family). The device family
+    is left as it is when a crawler is named (a bot either way)."""
+    if dev_family != _UNASKED:
+        return _crawlers.name(ua), dev_family
+    resolver, _ = _get_resolver()
+    if resolver.__class__ is not _RsResolver:  # pragma: no cover - _UNASKED comes from it
+        return None, "Other"
+    try:
+        m = _first_answer(resolver.crawlers_then_devices, ua)
+    except UnicodeError:  # pragma: no cover - _parse_before_bots took the replacing path
+        m = _first_answer(resolver.crawlers_then_devices, ua.encode("utf-8", "replace").decode("utf-8"))
+    if m is None:
+        return None, "Other"
+    if m.brand == CRAWLER_BRAND:
+        return crawler_name(m.family), dev_family
+    return None, m.family
 
 
 def _analyse(ua: str) -> tuple[str, str, str, int]:
@@ -652,10 +719,17 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         # Every real browser sends a User-Agent.
         return "bot", "Other", "Other", _KNOWN
 
-    ua_family, os_family, dev_family = _parse(ua)
-    bot = _bot(ua, ua_family, os_family, dev_family)
-    if bot is not None:
-        return bot
+    ua_family, os_family, dev_family = _parse_before_bots(ua)
+    # A bot: our tokens, else the crawler list, else a URL in a browser-shaped UA, else
+    # ua-parser's "Spider" device rules. The device family is asked only when the tokens
+    # find no bot (with the crawler list: _crawler_or_device).
+    token = _bot_token(ua, ua.lower())
+    if token is None:
+        token, dev_family = _crawler_or_device(ua, dev_family)
+        if token is None and "://" in ua and ua.startswith("Mozilla/"):
+            token = _url_bot_name(ua)
+    if token is not None or dev_family == "Spider":
+        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
     browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
     os_family = _os_name(ua, os_family)
     device_class = _class_by_device(ua, os_family, dev_family)
