@@ -341,7 +341,7 @@ def _load_token_sets() -> None:
     if RESOLVER_NAME != "ua-parser-rs":
         return
     for tokens in (
-        _BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _WORDS_OR_MOZILLA_TOKENS, _WORDS_OR_TOKENS,
+        _BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _BOTS_THEN_DESKTOPS_MOZILLA, _BOTS_THEN_DESKTOPS,
         _TV_CONSOLE_SET, _ANDROID_DESKTOP_SET,
     ):
         tokens.use_native()
@@ -451,8 +451,19 @@ _BOT_TOKENS = _BOT_TOKENS_IN_MOZILLA + (
 _TOKEN_RE: Final = re.compile(r"[\w.!-]*\w")
 _BOT_TOKENS_IN_MOZILLA_SET: Final = _Tokens(_BOT_TOKENS_IN_MOZILLA)
 _BOT_TOKENS_SET: Final = _Tokens(_BOT_TOKENS)
-_WORDS_OR_MOZILLA_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA)
-_WORDS_OR_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS)
+# Lower case, matched on ua.lower() (see _ANDROID_DESKTOP_TOKENS, further down).
+_ANDROID_DESKTOP_TOKENS = (
+    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
+    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
+    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
+)
+_ANDROID_DESKTOP_TOKEN_SET: Final = frozenset(_ANDROID_DESKTOP_TOKENS)
+# The bot words and tools, then the Android-desktop tokens, in one table: one native call
+# answers both questions of a parse (_bot_token). The first token in table order is a bot's
+# when any bot token occurs, else the first Android-desktop token, exactly what each table
+# alone would answer.
+_BOTS_THEN_DESKTOPS_MOZILLA: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA + _ANDROID_DESKTOP_TOKENS)
+_BOTS_THEN_DESKTOPS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS + _ANDROID_DESKTOP_TOKENS)
 
 # ua-parser UA families that are ordinary browsers: when a bot is detected by
 # our tokens but ua-parser only saw the browser shell ("Chrome" for
@@ -476,21 +487,32 @@ def _bot_word(ua: str) -> str | None:
     return None
 
 
-def _bot_token(ua: str, low: str) -> str | None:
-    """Name-ish token if the UA looks automated, else None."""
+# What a parse has not asked yet: the device family (_parse_before_bots leaves it for
+# _crawler_or_device, which asks it with the crawler list in one native call) or the
+# Android-desktop token (_bot_token finds it with the bot tokens, in most parses).
+_UNASKED: Final = "\0unasked"
+
+
+def _bot_token(ua: str, low: str) -> tuple[str | None, str | None]:
+    """(name-ish token if the UA looks automated, else None; the first Android-desktop token
+    in `low`, None if there is none, or _UNASKED when this did not find out)."""
     mozilla = low.startswith("mozilla/")
-    # One pass for the words and the tools: a word, listed first, wins if present.
-    t = (_WORDS_OR_MOZILLA_TOKENS if mozilla else _WORDS_OR_TOKENS).first(low)
+    # One pass for the words, the tools and the Android-desktop tokens: a word, listed
+    # first, wins if present.
+    t = (_BOTS_THEN_DESKTOPS_MOZILLA if mozilla else _BOTS_THEN_DESKTOPS).first(low)
+    if t is None or t in _ANDROID_DESKTOP_TOKEN_SET:
+        return None, t
+    desktop: str | None = _UNASKED
     if t in _BOT_WORDS:
         word = _bot_word(ua)
         if word is not None:
-            return word
+            return word, desktop
         # only "cubot"-like hits or phone models; still check the tool tokens
         t = (_BOT_TOKENS_IN_MOZILLA_SET if mozilla else _BOT_TOKENS_SET).first(low)
     if t is not None:
         m = _TOKEN_RE.match(ua, low.find(t))
-        return m.group(0) if m is not None else t.strip("/-")
-    return None
+        return (m.group(0) if m is not None else t.strip("/-")), desktop
+    return None, desktop
 
 
 def _bot_name(ua_family: str, token: str | None) -> str:
@@ -639,18 +661,15 @@ _DESKTOP_OS_TOKENS = (
 
 # Android on laptops, desktops and Chromebooks (Android apps on ChromeOS send the
 # device's model; ARC++ builds look like "Build/R76-12239"): a desktop, though the UA
-# has the tablet shape ("Android" without "Mobile").  Matched case-sensitively.
-_ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
-    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
-    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
-    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
-)
+# has the tablet shape ("Android" without "Mobile"). The tokens (_ANDROID_DESKTOP_TOKENS,
+# with the bot tokens) are lower case, matched on ua.lower(); the build, case-sensitively.
 _ANDROID_DESKTOP_BUILD_RE: Final = re.compile(r"Build/R\d+-\d")
 _ANDROID_DESKTOP_SET: Final = _Tokens(_ANDROID_DESKTOP_TOKENS)
 
 
-def _is_android_desktop(ua: str) -> bool:
-    t = _ANDROID_DESKTOP_SET.first(ua.lower())
+def _is_android_desktop(ua: str, desktop: str | None) -> bool:
+    """`desktop`: the UA's first Android-desktop token as _bot_token found it (or _UNASKED)."""
+    t = _ANDROID_DESKTOP_SET.first(ua.lower()) if desktop == _UNASKED else desktop
     if t is None:
         return False
     return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
@@ -674,11 +693,6 @@ def _url_bot_name(ua: str) -> str | None:
         return None
     m = _URL_BOT_RE.search(ua)
     return m.group(1) if m is not None else "bot"
-
-
-# The device family _parse_before_bots leaves for _crawler_or_device to ask (with the crawler
-# list, in one native call), when our bot tokens find no bot.
-_UNASKED: Final = "\0unasked"
 
 
 def _parse_before_bots(ua: str) -> tuple[str, str, str]:
@@ -723,7 +737,7 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     # A bot: our tokens, else the crawler list, else a URL in a browser-shaped UA, else
     # ua-parser's "Spider" device rules. The device family is asked only when the tokens
     # find no bot (with the crawler list: _crawler_or_device).
-    token = _bot_token(ua, ua.lower())
+    token, desktop = _bot_token(ua, ua.lower())
     if token is None:
         token, dev_family = _crawler_or_device(ua, dev_family)
         if token is None and "://" in ua and ua.startswith("Mozilla/"):
@@ -732,7 +746,7 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         return "bot", _bot_name(ua_family, token), os_family, _KNOWN
     browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
     os_family = _os_name(ua, os_family)
-    device_class = _class_by_device(ua, os_family, dev_family)
+    device_class = _class_by_device(ua, os_family, dev_family, desktop)
     if device_class is not None:
         return device_class, browser, os_family, _KNOWN
     return _class_by_os(ua, ua_family, browser, os_family, dev_family)
@@ -762,8 +776,9 @@ def _os_name(ua: str, os_family: str) -> str:
     return os_family
 
 
-def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
-    """The device class the UA's device tokens decide, or None for the OS to decide."""
+def _class_by_device(ua: str, os_family: str, dev_family: str, desktop: str | None) -> str | None:
+    """The device class the UA's device tokens decide, or None for the OS to decide.
+    `desktop`: as _is_android_desktop takes it."""
     # iPhone / iPad first: the most common UAs, and never TVs, so they skip
     # the ~30 TV/console token checks.
     if dev_family == "iPad" or "iPad" in ua:
@@ -780,7 +795,7 @@ def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
         return "mobile"
     if os_family in ("Android", "HarmonyOS") or "Android" in ua:
-        return _android_class(ua, dev_family)
+        return _android_class(ua, dev_family, desktop)
     if _is_tablet_device(ua, dev_family):
         return "tablet"
     return None
@@ -790,8 +805,8 @@ def _is_tablet_device(ua: str, dev_family: str) -> bool:
     return dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua)
 
 
-def _android_class(ua: str, dev_family: str) -> str:
-    if _is_android_desktop(ua):
+def _android_class(ua: str, dev_family: str, desktop: str | None) -> str:
+    if _is_android_desktop(ua, desktop):
         return "pc"
     # Tablets, laptops and TV boxes by model; a listed phone model proves less than
     # the UA's shape (the same prefix often names both sizes), so the shape decides.
