@@ -255,6 +255,11 @@ def in_hit(hits: int, rounds: int) -> None:
     resolver.os = _Clocked(resolver.os, "extract", "dep: ua-parser-rs OSExtractor", totals)
     resolver.de = _Clocked(resolver.de, "extract", "dep: ua-parser-rs DeviceExtractor (8 families)", totals)
     device._crawlers._match = _Clocked(device._crawlers._match, None, "dep: crawler list (ua-parser-rs engine)", totals)
+    # A parse asks the crawler list and the device families in one call (device._crawler_or_device).
+    resolver.crawlers_then_devices = tuple(
+        _Clocked(part, "extract", "dep: crawler list + device families (ua-parser-rs engine)", totals)
+        for part in resolver.crawlers_then_devices
+    )
     for name in ("_BOTS_THEN_DESKTOPS_MOZILLA", "_BOTS_THEN_DESKTOPS", "_BOT_TOKENS_IN_MOZILLA_SET", "_BOT_TOKENS_SET",
                  "_TV_CONSOLE_SET", "_ANDROID_DESKTOP_SET"):
         tokens = getattr(device, name)
