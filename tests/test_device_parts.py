@@ -125,10 +125,11 @@ def test_a_lone_surrogate_still_takes_the_replacing_path():
 
 
 def test_the_crawler_list_ahead_of_the_device_families_answers_as_both(user_agents):
-    """The crawler list and the device families' first part in one extractor (the parse's
-    crawler test and device family in one native call, session 27): its first answer is a
-    crawler's exactly when the crawler list alone matches, with the same text, and otherwise
-    every field of the device families' own answer."""
+    """The crawler list, the TV/console tokens and the device families' first part in one
+    extractor (the parse's crawler test, TV test and device family in one native call, session
+    27): its first answer is a crawler's exactly when the crawler list alone matches, with the
+    same text; otherwise the TV tokens' exactly when one occurs; otherwise every field of the
+    device families' own answer."""
     from collector.enrich.crawler_list import CRAWLER_BRAND, CrawlerList
 
     resolver, _ = dev._get_resolver()
@@ -137,7 +138,7 @@ def test_the_crawler_list_ahead_of_the_device_families_answers_as_both(user_agen
     assert all(rule[3] != CRAWLER_BRAND for rule in resolver.first_device_rules)
     alone = CrawlerList.load(native=True)
     wrong = []
-    crawlers = devices = 0
+    crawlers = tvs = devices = 0
     for ua in user_agents:
         m = dev._first_answer(resolver.crawlers_then_devices, ua)
         crawler = alone._match(ua)
@@ -145,9 +146,13 @@ def test_the_crawler_list_ahead_of_the_device_families_answers_as_both(user_agen
             crawlers += 1
             if m is None or m.brand != CRAWLER_BRAND or m.family != crawler:
                 wrong.append(ua)
+        elif (m is not None and m.brand == dev._TV_CONSOLE_BRAND) != (dev._TV_CONSOLE_SET.first(ua) is not None):
+            wrong.append(ua)
+        elif m is not None and m.brand == dev._TV_CONSOLE_BRAND:
+            tvs += 1
         elif _fields(m, DEVICE_FIELDS) != _fields(resolver.de.extract(ua), DEVICE_FIELDS):
             wrong.append(ua)
         else:
             devices += m is not None
     assert wrong == []
-    assert crawlers > 500 and devices > 30000
+    assert crawlers > 500 and tvs > 300 and devices > 30000

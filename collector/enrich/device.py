@@ -208,13 +208,13 @@ class _RsResolver:
         self.crawlers_then_devices: tuple[Any, ...] = self.de.parts
 
     def lead_with_crawlers(self, lead: Any) -> None:
-        """Ask `lead` — one extractor of the crawler list's rules followed by
-        first_device_rules (crawler_list.CrawlerList.load_ahead_of) — in place of the device
-        families' first part. A call of an extractor costs a floor (a pass over the UA, its
+        """Ask `lead` — one extractor of the crawler list's rules, then the TV/console tokens'
+        (_TV_CONSOLE_RULE), then first_device_rules (crawler_list.CrawlerList.load_ahead_of) —
+        in place of the device families' first part. A call of an extractor costs a floor (a pass over the UA, its
         literals mapped to rules) beside its list's size: one extractor for both saves that
         floor on every parse a crawler token does not decide (bench/RESULTS.md, session 27).
-        The first match in list order is a crawler's when any crawler pattern matches, and
-        otherwise exactly the first part's answer."""
+        The first match in list order is a crawler's when any crawler pattern matches, else
+        the TV tokens' when one occurs, and otherwise exactly the first part's answer."""
         self.crawlers_then_devices = (lead,) + self.de.parts[1:]
 
     def browser_and_os(self, ua: str) -> tuple[str, str]:
@@ -324,10 +324,13 @@ def _load_crawler_list() -> None:
     global _crawlers, CRAWLER_PATTERNS
     resolver = _resolver
     if isinstance(resolver, _RsResolver):
-        # Natively, ahead of the device families' first part, in one extractor.
-        _crawlers, lead = CrawlerList.load_ahead_of(resolver.first_device_rules)
-        if lead is not None:
-            resolver.lead_with_crawlers(lead)
+        # Natively, ahead of the TV/console tokens and the device families' first part, in
+        # one extractor (_crawler_or_device); without the list, those two alone.
+        rules = [_TV_CONSOLE_RULE, *resolver.first_device_rules]
+        _crawlers, lead = CrawlerList.load_ahead_of(rules)
+        if lead is None:
+            lead = importlib.import_module("ua_parser_rs").DeviceExtractor(rules)
+        resolver.lead_with_crawlers(lead)
     else:
         _crawlers = CrawlerList.load(native=False)
     CRAWLER_PATTERNS = _crawlers.patterns
@@ -535,8 +538,18 @@ _FIRE_TV_RE: Final = re.compile(r"\bAFT[A-Z]")
 _TV_CONSOLE_SET: Final = _Tokens(_TV_CONSOLE_TOKENS)
 
 
-def _is_tv_or_console(ua: str) -> bool:
-    if _TV_CONSOLE_SET.first(ua) is not None:
+# The TV/console tokens as one DeviceExtractor rule (any of them, case-sensitively), asked
+# with the crawler list and the device families (_RsResolver.lead_with_crawlers): one rule,
+# as only whether one occurs matters (_is_tv_or_console).
+_TV_CONSOLE_BRAND: Final = "tv-console"
+_TV_CONSOLE_RULE = (
+    "(?:" + "|".join(_rust_literal(t) for t in _TV_CONSOLE_TOKENS) + ")", None, "tv", _TV_CONSOLE_BRAND, None,
+)
+
+
+def _is_tv_or_console(ua: str, tv: bool | None) -> bool:
+    """`tv`: whether a TV/console token occurs, as _crawler_or_device found out (None: it did not)."""
+    if _TV_CONSOLE_SET.first(ua) is not None if tv is None else tv:
         return True
     return "AFT" in ua and _FIRE_TV_RE.search(ua) is not None
 
@@ -708,23 +721,28 @@ def _parse_before_bots(ua: str) -> tuple[str, str, str]:
     return _parse(ua)
 
 
-def _crawler_or_device(ua: str, dev_family: str) -> tuple[str | None, str]:
-    """(the crawler list's name for the UA or None, the device family). The device family
-    is left as it is when a crawler is named (a bot either way)."""
+def _crawler_or_device(ua: str, dev_family: str) -> tuple[str | None, str, bool | None]:
+    """(the crawler list's name for the UA or None, the device family, whether a TV/console
+    token occurs — None when not found out). The device family is left as it is when a
+    crawler is named (a bot either way)."""
     if dev_family != _UNASKED:
-        return _crawlers.name(ua), dev_family
+        return _crawlers.name(ua), dev_family, None
     resolver, _ = _get_resolver()
     if resolver.__class__ is not _RsResolver:  # pragma: no cover - _UNASKED comes from it
-        return None, "Other"
+        return None, "Other", None
     try:
         m = _first_answer(resolver.crawlers_then_devices, ua)
     except UnicodeError:  # pragma: no cover - _parse_before_bots took the replacing path
-        m = _first_answer(resolver.crawlers_then_devices, ua.encode("utf-8", "replace").decode("utf-8"))
+        ua = ua.encode("utf-8", "replace").decode("utf-8")
+        m = _first_answer(resolver.crawlers_then_devices, ua)
     if m is None:
-        return None, "Other"
+        return None, "Other", False
     if m.brand == CRAWLER_BRAND:
-        return crawler_name(m.family), dev_family
-    return None, m.family
+        return crawler_name(m.family), dev_family, None
+    if m.brand == _TV_CONSOLE_BRAND:  # rare: the device families asked on their own
+        device = _first_answer(resolver.de.parts, ua)
+        return None, device.family if device is not None else "Other", True
+    return None, m.family, False
 
 
 def _analyse(ua: str) -> tuple[str, str, str, int]:
@@ -738,15 +756,16 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
     # ua-parser's "Spider" device rules. The device family is asked only when the tokens
     # find no bot (with the crawler list: _crawler_or_device).
     token, desktop = _bot_token(ua, ua.lower())
+    tv: bool | None = None
     if token is None:
-        token, dev_family = _crawler_or_device(ua, dev_family)
+        token, dev_family, tv = _crawler_or_device(ua, dev_family)
         if token is None and "://" in ua and ua.startswith("Mozilla/"):
             token = _url_bot_name(ua)
     if token is not None or dev_family == "Spider":
         return "bot", _bot_name(ua_family, token), os_family, _KNOWN
     browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
     os_family = _os_name(ua, os_family)
-    device_class = _class_by_device(ua, os_family, dev_family, desktop)
+    device_class = _class_by_device(ua, os_family, dev_family, desktop, tv)
     if device_class is not None:
         return device_class, browser, os_family, _KNOWN
     return _class_by_os(ua, ua_family, browser, os_family, dev_family)
@@ -776,9 +795,9 @@ def _os_name(ua: str, os_family: str) -> str:
     return os_family
 
 
-def _class_by_device(ua: str, os_family: str, dev_family: str, desktop: str | None) -> str | None:
+def _class_by_device(ua: str, os_family: str, dev_family: str, desktop: str | None, tv: bool | None) -> str | None:
     """The device class the UA's device tokens decide, or None for the OS to decide.
-    `desktop`: as _is_android_desktop takes it."""
+    `desktop`, `tv`: as _is_android_desktop and _is_tv_or_console take them."""
     # iPhone / iPad first: the most common UAs, and never TVs, so they skip
     # the ~30 TV/console token checks.
     if dev_family == "iPad" or "iPad" in ua:
@@ -786,7 +805,7 @@ def _class_by_device(ua: str, os_family: str, dev_family: str, desktop: str | No
     if dev_family in ("iPhone", "iPod") or "iPhone" in ua or "iPod" in ua:
         return "mobile"
 
-    if _is_tv_or_console(ua):
+    if _is_tv_or_console(ua, tv):
         return "other"
 
     dt = _OHOS_TYPE_RE.search(ua) if "OpenHarmony" in ua else None
