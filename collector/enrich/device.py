@@ -200,8 +200,8 @@ class _RsResolver:
         self.de: Any = _FirstMatch(
             device_extractor, [m for m in de if m.family in _DEVICE_FAMILIES_USED], _DEVICE_CUTS,
         )
-        # The device families' first part as ua-parser-rs's rules: the crawler list goes
-        # ahead of them in one extractor (lead_with_crawlers).
+        # The device families' first part as ua-parser-rs's rules: the crawler list and the
+        # TV/console tokens go ahead of them in one extractor (lead_with_crawlers).
         self.first_device_rules = first_device_rules
         # The parts _crawler_or_device asks: the device families' own until the crawler
         # list leads them.
@@ -210,9 +210,10 @@ class _RsResolver:
     def lead_with_crawlers(self, lead: Any) -> None:
         """Ask `lead` — one extractor of the crawler list's rules, then the TV/console tokens'
         (_TV_CONSOLE_RULE), then first_device_rules (crawler_list.CrawlerList.load_ahead_of) —
-        in place of the device families' first part. A call of an extractor costs a floor (a pass over the UA, its
-        literals mapped to rules) beside its list's size: one extractor for both saves that
-        floor on every parse a crawler token does not decide (bench/RESULTS.md, session 27).
+        in place of the device families' first part. A call of an extractor costs a floor (a
+        pass over the UA, its literals mapped to rules) beside its list's size: one extractor
+        for the three saves two floors on every parse our bot tokens do not decide
+        (bench/RESULTS.md, session 27).
         The first match in list order is a crawler's when any crawler pattern matches, else
         the TV tokens' when one occurs, and otherwise exactly the first part's answer."""
         self.crawlers_then_devices = (lead,) + self.de.parts[1:]
@@ -491,7 +492,7 @@ def _bot_word(ua: str) -> str | None:
 
 
 # What a parse has not asked yet: the device family (_parse_before_bots leaves it for
-# _crawler_or_device, which asks it with the crawler list in one native call) or the
+# _crawler_or_device, which asks it with the crawler list and the TV tokens in one native call) or the
 # Android-desktop token (_bot_token finds it with the bot tokens, in most parses).
 _UNASKED: Final = "\0unasked"
 
@@ -549,7 +550,8 @@ _TV_CONSOLE_RULE = (
 
 def _is_tv_or_console(ua: str, tv: bool | None) -> bool:
     """`tv`: whether a TV/console token occurs, as _crawler_or_device found out (None: it did not)."""
-    if _TV_CONSOLE_SET.first(ua) is not None if tv is None else tv:
+    found = _TV_CONSOLE_SET.first(ua) is not None if tv is None else tv
+    if found:
         return True
     return "AFT" in ua and _FIRE_TV_RE.search(ua) is not None
 
