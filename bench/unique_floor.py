@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     row("ua-parser-rs DeviceExtractor (8 families)", len(parsed), _timed(resolver.de.extract, parsed, args.loops))
     row("crawler list (ua-parser-rs engine)", len(parsed), _timed(device._crawlers.name, parsed, args.loops))
     low = [u.lower() for u in parsed]
-    row("our bot-token table (native)", len(parsed), _timed(device._WORDS_OR_MOZILLA_TOKENS.first, low, args.loops))
+    row("our bot-token table (native)", len(parsed), _timed(device._BOTS_THEN_DESKTOPS_MOZILLA.first, low, args.loops))
     row("our TV/console table (native)", len(parsed), _timed(device._TV_CONSOLE_SET.first, parsed, args.loops))
     row("_analyse, whole (per parse)", len(parsed), _timed(device._analyse, parsed, args.loops))
 
@@ -255,7 +255,12 @@ def in_hit(hits: int, rounds: int) -> None:
     resolver.os = _Clocked(resolver.os, "extract", "dep: ua-parser-rs OSExtractor", totals)
     resolver.de = _Clocked(resolver.de, "extract", "dep: ua-parser-rs DeviceExtractor (8 families)", totals)
     device._crawlers._match = _Clocked(device._crawlers._match, None, "dep: crawler list (ua-parser-rs engine)", totals)
-    for name in ("_WORDS_OR_MOZILLA_TOKENS", "_WORDS_OR_TOKENS", "_BOT_TOKENS_IN_MOZILLA_SET", "_BOT_TOKENS_SET",
+    # A parse asks the crawler list and the device families in one call (device._crawler_or_device).
+    resolver.crawlers_then_devices = tuple(
+        _Clocked(part, "extract", "dep: crawler list + device families (ua-parser-rs engine)", totals)
+        for part in resolver.crawlers_then_devices
+    )
+    for name in ("_BOTS_THEN_DESKTOPS_MOZILLA", "_BOTS_THEN_DESKTOPS", "_BOT_TOKENS_IN_MOZILLA_SET", "_BOT_TOKENS_SET",
                  "_TV_CONSOLE_SET", "_ANDROID_DESKTOP_SET"):
         tokens = getattr(device, name)
         tokens._native = _Clocked(tokens._native, "extract", "ours: token tables (ua-parser-rs engine)", totals)

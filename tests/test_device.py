@@ -358,6 +358,38 @@ def test_android_models_from_matomo_style_list():
     assert m.device_class("XY1") is None  # typed both ways: no verdict
 
 
+def test_android_model_class_is_the_longest_listed_prefix():
+    """device_class, which tests only the lengths listed under a model's first characters,
+    answers as a test of every listed length, longest first (session 27), on the installed
+    list's prefixes, their neighbours and random strings; and on a table with short prefixes."""
+    import random
+
+    from collector.enrich.device_models import AndroidModels
+
+    def longest_listed(m, model):
+        low = model.lower()
+        for length in sorted({len(p) for p in m.table}, reverse=True):
+            if length <= len(low) and low[:length] in m.table:
+                return m.table[low[:length]]
+        return None
+
+    tiny = AndroidModels({"ab": "tablet", "abcd": "pc", "xyz1": "other"})
+    assert [tiny.device_class(x) for x in ("abX", "ABCDE", "xyz12", "a", "xy", "")] == [
+        "tablet", "pc", "other", None, None, None]
+    m = AndroidModels.load()
+    if not m.table:
+        pytest.skip("device-detector is not installed")
+    rng = random.Random(27)
+    prefixes = sorted(m.table)
+    models = rng.sample(prefixes, 3000)
+    models += [p.upper() + "X" for p in models[:1000]] + [p[:-1] for p in models[:1000]]
+    models += [rng.choice(prefixes)[: rng.randint(0, 8)] + "".join(rng.choices("abcXYZ019- /İ", k=rng.randint(0, 9)))
+               for _ in range(5000)]
+    answers = [m.device_class(x) for x in models]
+    assert answers == [longest_listed(m, x) for x in models]
+    assert sum(a is not None for a in answers) > 3000
+
+
 def test_android_model_table_is_cached_per_list_version(tmp_path, monkeypatch):
     from collector.enrich import device_models
 

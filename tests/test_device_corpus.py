@@ -84,8 +84,8 @@ def test_native_token_tables_answer_as_the_python_loop(corpus):
 
     assert device.resolver_name() == "ua-parser-rs"
     tables = [
-        device._BOT_TOKENS_IN_MOZILLA_SET, device._BOT_TOKENS_SET, device._WORDS_OR_MOZILLA_TOKENS,
-        device._WORDS_OR_TOKENS, device._TV_CONSOLE_SET,
+        device._BOT_TOKENS_IN_MOZILLA_SET, device._BOT_TOKENS_SET, device._BOTS_THEN_DESKTOPS_MOZILLA,
+        device._BOTS_THEN_DESKTOPS, device._TV_CONSOLE_SET,
         device._ANDROID_DESKTOP_SET,
     ]
     texts = {e.ua for e in corpus}

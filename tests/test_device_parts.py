@@ -122,3 +122,37 @@ def test_a_lone_surrogate_still_takes_the_replacing_path():
     with pytest.raises(UnicodeError):
         resolver.os.extract("Android 13\ud800")
     assert dev._parse("Mozilla/5.0 (Linux; Android 13\ud800) Chrome/120.0.0.0 Mobile Safari/537.36")[1] == "Android"
+
+
+def test_the_crawler_list_ahead_of_the_device_families_answers_as_both(user_agents):
+    """The crawler list, the TV/console tokens and the device families' first part in one
+    extractor (the parse's crawler test, TV test and device family in one native call, session
+    27): its first answer is a crawler's exactly when the crawler list alone matches, with the
+    same text; otherwise the TV tokens' exactly when one occurs; otherwise every field of the
+    device families' own answer."""
+    from collector.enrich.crawler_list import CRAWLER_BRAND, CrawlerList
+
+    resolver, _ = dev._get_resolver()
+    assert len(resolver.crawlers_then_devices) == len(resolver.de.parts)
+    assert resolver.crawlers_then_devices[0] is not resolver.de.parts[0]
+    assert all(rule[3] != CRAWLER_BRAND for rule in resolver.first_device_rules)
+    alone = CrawlerList.load(native=True)
+    wrong = []
+    crawlers = tvs = devices = 0
+    for ua in user_agents:
+        m = dev._first_answer(resolver.crawlers_then_devices, ua)
+        crawler = alone._match(ua)
+        if crawler is not None:
+            crawlers += 1
+            if m is None or m.brand != CRAWLER_BRAND or m.family != crawler:
+                wrong.append(ua)
+        elif (m is not None and m.brand == dev._TV_CONSOLE_BRAND) != (dev._TV_CONSOLE_SET.first(ua) is not None):
+            wrong.append(ua)
+        elif m is not None and m.brand == dev._TV_CONSOLE_BRAND:
+            tvs += 1
+        elif _fields(m, DEVICE_FIELDS) != _fields(resolver.de.extract(ua), DEVICE_FIELDS):
+            wrong.append(ua)
+        else:
+            devices += m is not None
+    assert wrong == []
+    assert crawlers > 500 and tvs > 300 and devices > 30000

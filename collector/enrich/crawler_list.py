@@ -20,7 +20,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CrawlerList"]
+__all__ = ["CRAWLER_BRAND", "CrawlerList", "crawler_name"]
+
+# The brand of the list's native rules: what tells a crawler's answer from a device rule's
+# in an extractor that holds both (CrawlerList.load_ahead_of).
+CRAWLER_BRAND = "crawler-user-agents"
 
 # Patterns of the list that name phones, browsers or apps that people use, as well as a
 # crawler: seen matching human UAs in the tuning half of bench/ua_corpus.py.
@@ -47,10 +51,12 @@ def _load_patterns() -> list[str]:
 
 def _native_rule(pattern: str) -> tuple:
     """A DeviceExtractor rule (regex, flag, family, brand, model) whose family is the match."""
-    return (f"({pattern})", None, "$1", None, None)
+    return (f"({pattern})", None, "$1", CRAWLER_BRAND, None)
 
 
-def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
+def _native_extractor(patterns: list[str], followed_by: list[tuple] | None = None) -> tuple[Any, int]:
+    """One ua-parser-rs DeviceExtractor of the patterns it can run (_combined_extractor),
+    followed by the rules `followed_by`; and how many patterns are in it."""
     import ua_parser_rs
 
     usable = []
@@ -60,13 +66,17 @@ def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
             usable.append(p)
         except Exception:
             log.debug("crawler pattern not usable natively: %r", p)
-    extractor = _combined_extractor(ua_parser_rs.DeviceExtractor, usable)
+    return _combined_extractor(ua_parser_rs.DeviceExtractor, usable, followed_by), len(usable)
+
+
+def _crawler_matcher(extractor: Any) -> _Matcher:
+    """The matched text of `extractor`'s first answer when a crawler rule gives it."""
 
     def match(ua: str) -> str | None:
         m = extractor.extract(ua)
-        return m.family if m is not None else None
+        return m.family if m is not None and m.brand == CRAWLER_BRAND else None
 
-    return match, len(usable)
+    return match
 
 
 # Patterns per native rule: a few hundred make an alternation the engine's literal
@@ -74,7 +84,9 @@ def _native_matcher(patterns: list[str]) -> tuple[_Matcher, int]:
 _PATTERNS_PER_RULE = 400
 
 
-def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]) -> Any:
+def _combined_extractor(
+    extractor_class: Callable[..., Any], patterns: list[str], followed_by: list[tuple] | None = None,
+) -> Any:
     """One native extractor whose rules are alternations of up to _PATTERNS_PER_RULE
     patterns each, in list order (fewer when the regex engine's size limit refuses one).
 
@@ -85,13 +97,15 @@ def _combined_extractor(extractor_class: Callable[..., Any], patterns: list[str]
     of one rule match, the one whose match starts first names the crawler
     ("W3C-checklink/4.5 libwww-perl/5.8" is W3C-checklink), where a rule per pattern
     answered the first in list order (libwww-perl). bench/RESULTS.md, session 7.
+    The rules `followed_by` come after the list's, in the same extractor.
     """
+    after = list(followed_by or ())
     parts = max(1, -(-len(patterns) // _PATTERNS_PER_RULE))  # ceiling division
     while True:
         size = max(1, -(-len(patterns) // parts))  # balanced parts, every pattern in one
         chunks = [patterns[i : i + size] for i in range(0, len(patterns), size)]
         try:
-            return extractor_class(_native_rule("|".join(f"(?:{p})" for p in chunk)) for chunk in chunks)
+            return extractor_class([_native_rule("|".join(f"(?:{p})" for p in chunk)) for chunk in chunks] + after)
         except Exception:
             if size <= 1:
                 raise
@@ -129,10 +143,27 @@ class CrawlerList:
     def load(cls, native: bool) -> CrawlerList:
         try:
             patterns = _load_patterns()
-            return cls(*(_native_matcher(patterns) if native else _re_matcher(patterns)))
+            if not native:
+                return cls(*_re_matcher(patterns))
+            extractor, usable = _native_extractor(patterns)
+            return cls(_crawler_matcher(extractor), usable)
         except Exception as e:
             log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
             return cls()
+
+    @classmethod
+    def load_ahead_of(cls, rules: list[tuple]) -> tuple[CrawlerList, Any]:
+        """The list natively, in one ua-parser-rs DeviceExtractor ahead of `rules` (other
+        DeviceExtractor rules), and that extractor (None if the list is unavailable). Its
+        first answer in list order is a crawler's (brand CRAWLER_BRAND) when any pattern
+        matches, else the first of `rules` that matches: one call asks both (ua-parser's device
+        rules never carry that brand: tests/test_device_parts.py)."""
+        try:
+            extractor, usable = _native_extractor(_load_patterns(), rules)
+        except Exception as e:
+            log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
+            return cls(), None
+        return cls(_crawler_matcher(extractor), usable), extractor
 
     def name(self, ua: str) -> str | None:
         if self._match is None:
@@ -141,7 +172,10 @@ class CrawlerList:
             hit = self._match(ua)
         except UnicodeError:  # lone surrogates cannot cross into Rust
             hit = self._match(ua.encode("utf-8", "replace").decode("utf-8"))
-        if hit is None:
-            return None
-        m = _NAME_RE.search(hit)
-        return m.group(0) if m is not None else "bot"
+        return crawler_name(hit) if hit is not None else None
+
+
+def crawler_name(hit: str) -> str:
+    """A crawler's name from the text its pattern matched: the first token."""
+    m = _NAME_RE.search(hit)
+    return m.group(0) if m is not None else "bot"

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from collector.enrich.crawler_list import CrawlerList
+from collector.enrich.crawler_list import CRAWLER_BRAND, CrawlerList, crawler_name
 from collector.enrich.device_models import AndroidModels, android_model
 from collector.enrich.hashed_cache import HashedCache
 from collector.enrich.ua_versions import version_masked
@@ -155,11 +155,20 @@ class _FirstMatch:
         self.parts: tuple[Any, ...] = tuple(parts)
 
     def extract(self, ua: str) -> Any:
-        for part in self.parts:
-            m = part.extract(ua)
-            if m is not None:
-                return m
-        return None
+        return _first_answer(self.parts, ua)
+
+
+def _first_answer(parts: tuple[Any, ...], ua: str) -> Any:
+    for part in parts:
+        m = part.extract(ua)
+        if m is not None:
+            return m
+    return None
+
+
+def _device_rules(rules: list[Any]) -> list[tuple[Any, ...]]:
+    """A device rule list as ua-parser-rs's DeviceExtractor takes it."""
+    return [(m.regex, m.regex_flag, m.family, m.brand, m.model) for m in rules]
 
 
 def _versioned(rules: list[Any]) -> Iterator[tuple[Any, ...]]:
@@ -172,7 +181,7 @@ class _RsResolver:
     in _DEVICE_FAMILIES_USED, each list in parts (_FirstMatch); answers like
     ua_parser.regex.Resolver (.user_agent, .os, .device with .family)."""
 
-    __slots__ = ("ua", "os", "de")
+    __slots__ = ("ua", "os", "de", "first_device_rules", "crawlers_then_devices")
 
     def __init__(self, matchers: Any) -> None:
         # Looked up in sys.modules each time (compiled, `import` keeps the module it found
@@ -181,12 +190,38 @@ class _RsResolver:
         ua, os_, de = matchers
         self.ua: Any = _FirstMatch(lambda rules: ua_parser_rs.UserAgentExtractor(_versioned(rules)), list(ua), _UA_CUTS)
         self.os: Any = _FirstMatch(lambda rules: ua_parser_rs.OSExtractor(_versioned(rules)), list(os_), _OS_CUTS)
+        first_device_rules: list[tuple[Any, ...]] = []
+
+        def device_extractor(rules: list[Any]) -> Any:
+            if not first_device_rules:
+                first_device_rules.extend(_device_rules(rules))
+            return ua_parser_rs.DeviceExtractor(_device_rules(rules))
+
         self.de: Any = _FirstMatch(
-            lambda rules: ua_parser_rs.DeviceExtractor(
-                (m.regex, m.regex_flag, m.family, m.brand, m.model) for m in rules
-            ),
-            [m for m in de if m.family in _DEVICE_FAMILIES_USED], _DEVICE_CUTS,
+            device_extractor, [m for m in de if m.family in _DEVICE_FAMILIES_USED], _DEVICE_CUTS,
         )
+        # The device families' first part as ua-parser-rs's rules: the crawler list and the
+        # TV/console tokens go ahead of them in one extractor (lead_with_crawlers).
+        self.first_device_rules = first_device_rules
+        # The parts _crawler_or_device asks: the device families' own until the crawler
+        # list leads them.
+        self.crawlers_then_devices: tuple[Any, ...] = self.de.parts
+
+    def lead_with_crawlers(self, lead: Any) -> None:
+        """Ask `lead` — one extractor of the crawler list's rules, then the TV/console tokens'
+        (_TV_CONSOLE_RULE), then first_device_rules (crawler_list.CrawlerList.load_ahead_of) —
+        in place of the device families' first part. A call of an extractor costs a floor (a
+        pass over the UA, its literals mapped to rules) beside its list's size: one extractor
+        for the three saves two floors on every parse our bot tokens do not decide
+        (bench/RESULTS.md, session 27).
+        The first match in list order is a crawler's when any crawler pattern matches, else
+        the TV tokens' when one occurs, and otherwise exactly the first part's answer."""
+        self.crawlers_then_devices = (lead,) + self.de.parts[1:]
+
+    def browser_and_os(self, ua: str) -> tuple[str, str]:
+        """The browser and OS families, as families() reads them."""
+        uam, osm = self.ua.extract(ua), self.os.extract(ua)
+        return (uam.family if uam is not None else "Other", osm.family if osm is not None else "Other")
 
     def __call__(self, ua: str, _domains: Any) -> _RsResult:
         return _RsResult(self.ua.extract(ua), self.os.extract(ua), self.de.extract(ua))
@@ -288,7 +323,17 @@ CRAWLER_PATTERNS = 0  # crawler-user-agents patterns in use (0: the list is not 
 
 def _load_crawler_list() -> None:
     global _crawlers, CRAWLER_PATTERNS
-    _crawlers = CrawlerList.load(native=RESOLVER_NAME == "ua-parser-rs")
+    resolver = _resolver
+    if isinstance(resolver, _RsResolver):
+        # Natively, ahead of the TV/console tokens and the device families' first part, in
+        # one extractor (_crawler_or_device); without the list, those two alone.
+        rules = [_TV_CONSOLE_RULE, *resolver.first_device_rules]
+        _crawlers, lead = CrawlerList.load_ahead_of(rules)
+        if lead is None:
+            lead = importlib.import_module("ua_parser_rs").DeviceExtractor(rules)
+        resolver.lead_with_crawlers(lead)
+    else:
+        _crawlers = CrawlerList.load(native=False)
     CRAWLER_PATTERNS = _crawlers.patterns
 
 
@@ -300,7 +345,7 @@ def _load_token_sets() -> None:
     if RESOLVER_NAME != "ua-parser-rs":
         return
     for tokens in (
-        _BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _WORDS_OR_MOZILLA_TOKENS, _WORDS_OR_TOKENS,
+        _BOT_TOKENS_IN_MOZILLA_SET, _BOT_TOKENS_SET, _BOTS_THEN_DESKTOPS_MOZILLA, _BOTS_THEN_DESKTOPS,
         _TV_CONSOLE_SET, _ANDROID_DESKTOP_SET,
     ):
         tokens.use_native()
@@ -410,8 +455,19 @@ _BOT_TOKENS = _BOT_TOKENS_IN_MOZILLA + (
 _TOKEN_RE: Final = re.compile(r"[\w.!-]*\w")
 _BOT_TOKENS_IN_MOZILLA_SET: Final = _Tokens(_BOT_TOKENS_IN_MOZILLA)
 _BOT_TOKENS_SET: Final = _Tokens(_BOT_TOKENS)
-_WORDS_OR_MOZILLA_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA)
-_WORDS_OR_TOKENS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS)
+# Lower case, matched on ua.lower() (see _ANDROID_DESKTOP_TOKENS, further down).
+_ANDROID_DESKTOP_TOKENS = (
+    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
+    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
+    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
+)
+_ANDROID_DESKTOP_TOKEN_SET: Final = frozenset(_ANDROID_DESKTOP_TOKENS)
+# The bot words and tools, then the Android-desktop tokens, in one table: one native call
+# answers both questions of a parse (_bot_token). The first token in table order is a bot's
+# when any bot token occurs, else the first Android-desktop token, exactly what each table
+# alone would answer.
+_BOTS_THEN_DESKTOPS_MOZILLA: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS_IN_MOZILLA + _ANDROID_DESKTOP_TOKENS)
+_BOTS_THEN_DESKTOPS: Final = _Tokens(_BOT_WORDS + _BOT_TOKENS + _ANDROID_DESKTOP_TOKENS)
 
 # ua-parser UA families that are ordinary browsers: when a bot is detected by
 # our tokens but ua-parser only saw the browser shell ("Chrome" for
@@ -435,21 +491,32 @@ def _bot_word(ua: str) -> str | None:
     return None
 
 
-def _bot_token(ua: str, low: str) -> str | None:
-    """Name-ish token if the UA looks automated, else None."""
+# What a parse has not asked yet: the device family (_parse_before_bots leaves it for
+# _crawler_or_device, which asks it with the crawler list and the TV tokens in one native call) or the
+# Android-desktop token (_bot_token finds it with the bot tokens, in most parses).
+_UNASKED: Final = "\0unasked"
+
+
+def _bot_token(ua: str, low: str) -> tuple[str | None, str | None]:
+    """(name-ish token if the UA looks automated, else None; the first Android-desktop token
+    in `low`, None if there is none, or _UNASKED when this did not find out)."""
     mozilla = low.startswith("mozilla/")
-    # One pass for the words and the tools: a word, listed first, wins if present.
-    t = (_WORDS_OR_MOZILLA_TOKENS if mozilla else _WORDS_OR_TOKENS).first(low)
+    # One pass for the words, the tools and the Android-desktop tokens: a word, listed
+    # first, wins if present.
+    t = (_BOTS_THEN_DESKTOPS_MOZILLA if mozilla else _BOTS_THEN_DESKTOPS).first(low)
+    if t is None or t in _ANDROID_DESKTOP_TOKEN_SET:
+        return None, t
+    desktop: str | None = _UNASKED
     if t in _BOT_WORDS:
         word = _bot_word(ua)
         if word is not None:
-            return word
+            return word, desktop
         # only "cubot"-like hits or phone models; still check the tool tokens
         t = (_BOT_TOKENS_IN_MOZILLA_SET if mozilla else _BOT_TOKENS_SET).first(low)
     if t is not None:
         m = _TOKEN_RE.match(ua, low.find(t))
-        return m.group(0) if m is not None else t.strip("/-")
-    return None
+        return (m.group(0) if m is not None else t.strip("/-")), desktop
+    return None, desktop
 
 
 def _bot_name(ua_family: str, token: str | None) -> str:
@@ -472,8 +539,19 @@ _FIRE_TV_RE: Final = re.compile(r"\bAFT[A-Z]")
 _TV_CONSOLE_SET: Final = _Tokens(_TV_CONSOLE_TOKENS)
 
 
-def _is_tv_or_console(ua: str) -> bool:
-    if _TV_CONSOLE_SET.first(ua) is not None:
+# The TV/console tokens as one DeviceExtractor rule (any of them, case-sensitively), asked
+# with the crawler list and the device families (_RsResolver.lead_with_crawlers): one rule,
+# as only whether one occurs matters (_is_tv_or_console).
+_TV_CONSOLE_BRAND: Final = "tv-console"
+_TV_CONSOLE_RULE = (
+    "(?:" + "|".join(_rust_literal(t) for t in _TV_CONSOLE_TOKENS) + ")", None, "tv", _TV_CONSOLE_BRAND, None,
+)
+
+
+def _is_tv_or_console(ua: str, tv: bool | None) -> bool:
+    """`tv`: whether a TV/console token occurs, as _crawler_or_device found out (None: it did not)."""
+    found = _TV_CONSOLE_SET.first(ua) is not None if tv is None else tv
+    if found:
         return True
     return "AFT" in ua and _FIRE_TV_RE.search(ua) is not None
 
@@ -598,18 +676,15 @@ _DESKTOP_OS_TOKENS = (
 
 # Android on laptops, desktops and Chromebooks (Android apps on ChromeOS send the
 # device's model; ARC++ builds look like "Build/R76-12239"): a desktop, though the UA
-# has the tablet shape ("Android" without "Mobile").  Matched case-sensitively.
-_ANDROID_DESKTOP_TOKENS = (  # lower case, matched on ua.lower()
-    "chromebook", "crosarc", "pixelbook", "build/r", "inspiron", "latitude", "vostro",
-    "elitebook", "travelmate", "aspire", "satellite", "lifebook", "thinkpad", "ideapad",
-    "macbook", "easynote", "compaq", " aio", "2in1", "netbook",
-)
+# has the tablet shape ("Android" without "Mobile"). The tokens (_ANDROID_DESKTOP_TOKENS,
+# with the bot tokens) are lower case, matched on ua.lower(); the build, case-sensitively.
 _ANDROID_DESKTOP_BUILD_RE: Final = re.compile(r"Build/R\d+-\d")
 _ANDROID_DESKTOP_SET: Final = _Tokens(_ANDROID_DESKTOP_TOKENS)
 
 
-def _is_android_desktop(ua: str) -> bool:
-    t = _ANDROID_DESKTOP_SET.first(ua.lower())
+def _is_android_desktop(ua: str, desktop: str | None) -> bool:
+    """`desktop`: the UA's first Android-desktop token as _bot_token found it (or _UNASKED)."""
+    t = _ANDROID_DESKTOP_SET.first(ua.lower()) if desktop == _UNASKED else desktop
     if t is None:
         return False
     return t != "build/r" or _ANDROID_DESKTOP_BUILD_RE.search(ua) is not None
@@ -635,15 +710,41 @@ def _url_bot_name(ua: str) -> str | None:
     return m.group(1) if m is not None else "bot"
 
 
-def _bot(ua: str, ua_family: str, os_family: str, dev_family: str) -> tuple[str, str, str, int] | None:
-    token = _bot_token(ua, ua.lower())
-    if token is None:
-        token = _crawlers.name(ua)
-    if token is None and "://" in ua and ua.startswith("Mozilla/"):
-        token = _url_bot_name(ua)
-    if token is not None or dev_family == "Spider":
-        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
-    return None
+def _parse_before_bots(ua: str) -> tuple[str, str, str]:
+    """_parse's (browser, os, device) families, the device family _UNASKED when the native
+    resolver can ask it together with the crawler list (_crawler_or_device)."""
+    resolver, _ = _get_resolver()
+    if resolver.__class__ is _RsResolver:
+        try:
+            browser, os_family = resolver.browser_and_os(ua)
+            return browser, os_family, _UNASKED
+        except UnicodeError:
+            pass  # _parse replaces lone surrogates
+    return _parse(ua)
+
+
+def _crawler_or_device(ua: str, dev_family: str) -> tuple[str | None, str, bool | None]:
+    """(the crawler list's name for the UA or None, the device family, whether a TV/console
+    token occurs — None when not found out). The device family is left as it is when a
+    crawler is named (a bot either way)."""
+    if dev_family != _UNASKED:
+        return _crawlers.name(ua), dev_family, None
+    resolver, _ = _get_resolver()
+    if resolver.__class__ is not _RsResolver:  # pragma: no cover - _UNASKED comes from it
+        return None, "Other", None
+    try:
+        m = _first_answer(resolver.crawlers_then_devices, ua)
+    except UnicodeError:  # pragma: no cover - _parse_before_bots took the replacing path
+        ua = ua.encode("utf-8", "replace").decode("utf-8")
+        m = _first_answer(resolver.crawlers_then_devices, ua)
+    if m is None:
+        return None, "Other", False
+    if m.brand == CRAWLER_BRAND:
+        return crawler_name(m.family), dev_family, None
+    if m.brand == _TV_CONSOLE_BRAND:  # rare: the device families asked on their own
+        device = _first_answer(resolver.de.parts, ua)
+        return None, device.family if device is not None else "Other", True
+    return None, m.family, False
 
 
 def _analyse(ua: str) -> tuple[str, str, str, int]:
@@ -652,13 +753,21 @@ def _analyse(ua: str) -> tuple[str, str, str, int]:
         # Every real browser sends a User-Agent.
         return "bot", "Other", "Other", _KNOWN
 
-    ua_family, os_family, dev_family = _parse(ua)
-    bot = _bot(ua, ua_family, os_family, dev_family)
-    if bot is not None:
-        return bot
+    ua_family, os_family, dev_family = _parse_before_bots(ua)
+    # A bot: our tokens, else the crawler list, else a URL in a browser-shaped UA, else
+    # ua-parser's "Spider" device rules. The device family is asked only when the tokens
+    # find no bot (with the crawler list: _crawler_or_device).
+    token, desktop = _bot_token(ua, ua.lower())
+    tv: bool | None = None
+    if token is None:
+        token, dev_family, tv = _crawler_or_device(ua, dev_family)
+        if token is None and "://" in ua and ua.startswith("Mozilla/"):
+            token = _url_bot_name(ua)
+    if token is not None or dev_family == "Spider":
+        return "bot", _bot_name(ua_family, token), os_family, _KNOWN
     browser = _browser_name(ua, ua_family, os_family)  # judged on ua-parser's own OS
     os_family = _os_name(ua, os_family)
-    device_class = _class_by_device(ua, os_family, dev_family)
+    device_class = _class_by_device(ua, os_family, dev_family, desktop, tv)
     if device_class is not None:
         return device_class, browser, os_family, _KNOWN
     return _class_by_os(ua, ua_family, browser, os_family, dev_family)
@@ -688,8 +797,9 @@ def _os_name(ua: str, os_family: str) -> str:
     return os_family
 
 
-def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
-    """The device class the UA's device tokens decide, or None for the OS to decide."""
+def _class_by_device(ua: str, os_family: str, dev_family: str, desktop: str | None, tv: bool | None) -> str | None:
+    """The device class the UA's device tokens decide, or None for the OS to decide.
+    `desktop`, `tv`: as _is_android_desktop and _is_tv_or_console take them."""
     # iPhone / iPad first: the most common UAs, and never TVs, so they skip
     # the ~30 TV/console token checks.
     if dev_family == "iPad" or "iPad" in ua:
@@ -697,7 +807,7 @@ def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
     if dev_family in ("iPhone", "iPod") or "iPhone" in ua or "iPod" in ua:
         return "mobile"
 
-    if _is_tv_or_console(ua):
+    if _is_tv_or_console(ua, tv):
         return "other"
 
     dt = _OHOS_TYPE_RE.search(ua) if "OpenHarmony" in ua else None
@@ -706,7 +816,7 @@ def _class_by_device(ua: str, os_family: str, dev_family: str) -> str | None:
     if os_family.startswith(("Windows Phone", "Windows Mobile")) or "Windows Phone" in ua or "IEMobile" in ua:
         return "mobile"
     if os_family in ("Android", "HarmonyOS") or "Android" in ua:
-        return _android_class(ua, dev_family)
+        return _android_class(ua, dev_family, desktop)
     if _is_tablet_device(ua, dev_family):
         return "tablet"
     return None
@@ -716,8 +826,8 @@ def _is_tablet_device(ua: str, dev_family: str) -> bool:
     return dev_family == "Kindle" or dev_family == "Generic Tablet" or _is_tablet_token(ua)
 
 
-def _android_class(ua: str, dev_family: str) -> str:
-    if _is_android_desktop(ua):
+def _android_class(ua: str, dev_family: str, desktop: str | None) -> str:
+    if _is_android_desktop(ua, desktop):
         return "pc"
     # Tablets, laptops and TV boxes by model; a listed phone model proves less than
     # the UA's shape (the same prefix often names both sizes), so the shape decides.
