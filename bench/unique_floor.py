@@ -222,10 +222,15 @@ class _Clocked:
     """Wraps an object's method (or a function): adds each call's wall time to `totals[name]`."""
 
     def __init__(self, inner: Any, method: str | None, name: str, totals: dict[str, list[int]]) -> None:
+        self._inner = inner
         self._call = getattr(inner, method) if method else inner
         self._sum = totals.setdefault(name, [0, 0])
         if method:
             setattr(self, method, self)
+
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped object's other attributes (device._crawler_or_device reads resolver.de.parts)."""
+        return getattr(self._inner, name)
 
     def __call__(self, *args: Any) -> Any:
         start = time.perf_counter_ns()
@@ -268,10 +273,13 @@ def in_hit(hits: int, rounds: int) -> None:
         reader_list[:] = [_Clocked(r, "get_with_prefix_len", "dep: maxminddb get_with_prefix_len", totals)
                           for r in reader_list]
     device.version_masked = _Clocked(device.version_masked, None, "ours: version_masked", totals)
-    memo = ingest.devices._memo
-    memo._compute = _Clocked(memo._compute, None, "all: _analyse (a parse, natives included)", totals)
-    ingest.devices.classify = _Clocked(ingest.devices.classify, None, "all: DeviceClassifier.classify", totals)
-    ingest.geo.lookup = _Clocked(ingest.geo.lookup, None, "all: GeoResolver.lookup", totals)
+    unclocked = [
+        name for owner, attr, name in (
+            (ingest.devices._memo, "_compute", "all: _analyse (a parse, natives included)"),
+            (ingest.devices, "classify", "all: DeviceClassifier.classify"),
+            (ingest.geo, "lookup", "all: GeoResolver.lookup"),
+        ) if not _clock_attribute(owner, attr, name, totals)
+    ]
     passes = [[data for fresh in timed for data in fresh]]  # one pass: the clocks' sums are its
     n = len(passes[0])
     wall = _best_seconds(connection, aggregator, passes, clock=time.perf_counter) * 1e9
@@ -279,6 +287,20 @@ def in_hit(hits: int, rounds: int) -> None:
     print(f"{'inside them':52s} {'calls/hit':>9s} {'µs/call':>8s} {'µs/hit':>7s} {'share':>6s}")
     for name, (ns, calls) in totals.items():
         print(f"{name:52s} {calls / n:9.3f} {ns / max(calls, 1) / 1e3:8.2f} {ns / n / 1e3:7.2f} {ns / wall:6.1%}")
+    for name in unclocked:
+        print(f"{name:52s} not clocked: a compiled class's method cannot be replaced")
+
+
+def _clock_attribute(owner: Any, attr: str, name: str, totals: dict[str, list[int]]) -> bool:
+    """Clock owner.attr in place; False when it cannot be replaced (a mypyc-compiled class's
+    attributes and methods are read-only: the compiled install had made --in-hit fail)."""
+    clocked = _Clocked(getattr(owner, attr), None, name, totals)
+    try:
+        setattr(owner, attr, clocked)
+    except (AttributeError, TypeError):
+        del totals[name]
+        return False
+    return True
 
 
 def _keys_and_parse_cost(uas: list[str], loops: int) -> tuple[int, int, float]:
