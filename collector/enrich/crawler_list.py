@@ -141,14 +141,12 @@ class CrawlerList:
 
     @classmethod
     def load(cls, native: bool) -> CrawlerList:
+        if native:
+            return cls.load_ahead_of([])[0]
         try:
-            patterns = _load_patterns()
-            if not native:
-                return cls(*_re_matcher(patterns))
-            extractor, usable = _native_extractor(patterns)
-            return cls(_crawler_matcher(extractor), usable)
+            return cls(*_re_matcher(_load_patterns()))
         except Exception as e:
-            log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
+            _log_unavailable(e)
             return cls()
 
     @classmethod
@@ -161,7 +159,7 @@ class CrawlerList:
         try:
             extractor, usable = _native_extractor(_load_patterns(), rules)
         except Exception as e:
-            log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", e)
+            _log_unavailable(e)
             return cls(), None
         return cls(_crawler_matcher(extractor), usable), extractor
 
@@ -173,6 +171,10 @@ class CrawlerList:
         except UnicodeError:  # lone surrogates cannot cross into Rust
             hit = self._match(ua.encode("utf-8", "replace").decode("utf-8"))
         return crawler_name(hit) if hit is not None else None
+
+
+def _log_unavailable(error: Exception) -> None:
+    log.error("crawler-user-agents list unavailable (%s): bots are found by token rules only", error)
 
 
 def crawler_name(hit: str) -> str:

@@ -732,11 +732,9 @@ def _crawler_or_device(ua: str, dev_family: str) -> tuple[str | None, str, bool 
     resolver, _ = _get_resolver()
     if resolver.__class__ is not _RsResolver:  # pragma: no cover - _UNASKED comes from it
         return None, "Other", None
-    try:
-        m = _first_answer(resolver.crawlers_then_devices, ua)
-    except UnicodeError:  # pragma: no cover - _parse_before_bots took the replacing path
-        ua = ua.encode("utf-8", "replace").decode("utf-8")
-        m = _first_answer(resolver.crawlers_then_devices, ua)
+    # No UnicodeError here: the UA already crossed into Rust in _parse_before_bots (a lone
+    # surrogate sent it down _parse's replacing path, which asks no _UNASKED).
+    m = _first_answer(resolver.crawlers_then_devices, ua)
     if m is None:
         return None, "Other", False
     if m.brand == CRAWLER_BRAND:

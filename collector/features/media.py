@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib import resources as package_files
 from string import Template
-from typing import Final, cast
+from typing import Final
 
 from collector.features.facts import KEY_STRINGS, DeepFacts, EventScope, Session, Shared
 from collector.features.reading import BucketReading, ratio
@@ -106,12 +106,12 @@ class MediaKeys:
 def _members(resource: Resource, scope: EventScope) -> list[tuple[str, str, str]]:
     """A media event's HyperLogLog members: the viewer of the app's media, of the resource,
     of each label's value; then the resource among the app's, the label values' resources."""
-    media_keys = resource.media_keys
+    media_keys: MediaKeys | None = resource.media_keys  # (typed Any there: resources.py cannot import this module)
     if media_keys is None:
         media_keys = resource.media_keys = MediaKeys(resource.targets, resource.rid)
     visitor, month_visitor = scope.visitor_members()
-    members = [(suffix, visitor, month_visitor) for suffix in cast(MediaKeys, media_keys).viewers]
-    members.extend(cast(MediaKeys, media_keys).resources)
+    members = [(suffix, visitor, month_visitor) for suffix in media_keys.viewers]
+    members.extend(media_keys.resources)
     return members
 
 
