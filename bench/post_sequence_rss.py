@@ -15,10 +15,12 @@ sequence is the full bench's collector x1 up to its POST-50 run.
 
 Every 0.2 s a thread samples the worker's VmRSS, VmHWM and RssAnon, its flush build child's
 VmRSS, and the worker's flush backlog (/api/collector: batches and events not yet in
-Redis). Per run it reports the worker's highest RSS during that run and its catch-up
-(the run's own peak), VmHWM at its end (the process's peak so far: what the full bench
-reports), the build child's highest RSS, the highest backlog, events/s, CPU µs per event,
-the catch-up and the share of the answered events stored. `--trace FILE` writes the samples.
+Redis, and the counters of events rebuilt from the journal and of batches spilled,
+store/spill.py). Per run it reports the worker's highest RSS during that run and its
+catch-up (the run's own peak), VmHWM at its end (the process's peak so far: what the full
+bench reports), the build child's highest RSS, the highest backlog and journal bytes (segments and spill files), the events rebuilt and
+batches spilled during the run, events/s, CPU µs per event, the catch-up and the share of
+the answered events stored. `--trace FILE` writes the samples.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ class Sampler(threading.Thread):
         try:
             with urllib.request.urlopen(self.server.url + "/api/collector", timeout=0.5) as answer:
                 data = json.loads(answer.read())
-            return {"batches": data["pending_flushes"], "events": data["pending_events"]}
+            # This run's batches rebuilt from the journal (waited on disk) and spilled (store/spill.py): counters.
+            return {"batches": data["pending_flushes"], "events": data["pending_events"],
+                    "rebuilt": data.get("events_rebuilt"), "spilled": data.get("batches_spilled"),
+                    "journal": data.get("journal_bytes") or 0}
         except (OSError, ValueError, KeyError):
             return {}
 
@@ -136,6 +141,9 @@ def one_sequence(duration: float, shapes: list[str], trace: Path | None, files: 
                 "child_peak_mb": max(s["child"] for s in during),
                 "backlog_batches_max": max(s.get("batches", 0) for s in during),
                 "backlog_events_max": max(s.get("events", 0) for s in during),
+                "journal_mb_max": round(max(s.get("journal", 0) for s in during) / 2**20, 1),
+                "events_rebuilt": _grown(sampler.samples, first, "rebuilt"),
+                "batches_spilled": _grown(sampler.samples, first, "spilled"),
                 "catch_up_s": round(row["settle_s"], 1), "stored": round((row["counted_events"] or 0) / row["events"], 4),
                 "other_load_cores": round(row["foreign_cpu_cores"], 2),
             })
@@ -149,6 +157,14 @@ def one_sequence(duration: float, shapes: list[str], trace: Path | None, files: 
         trace.parent.mkdir(parents=True, exist_ok=True)
         trace.write_text("\n".join(json.dumps(s) for s in sampler.samples) + "\n")
     return rows
+
+
+def _grown(samples: list[dict], first: int, counter: str) -> int | None:
+    """How much a collector counter grew from before sample `first` to the last sample (None: not reported)."""
+    values = [s.get(counter) for s in samples]
+    before = next((v for v in reversed(values[:first]) if v is not None), 0)
+    last = next((v for v in reversed(values) if v is not None), None)
+    return None if last is None else last - before
 
 
 def _run_tree(tree: Path, args: argparse.Namespace, trace: Path | None, env: dict[str, str]) -> list[dict]:
