@@ -139,6 +139,34 @@ def test_flush_applied_but_answer_lost_is_not_counted_twice(tmp_path, redis_serv
     proxy.close()
 
 
+def test_collector_sigkilled_with_batches_waiting_in_spill_files(tmp_path, redis_server, redis_url, test_geo_db):
+    """Flushes whose answers are lost (applied, or not: unknown) hold the queue; the batches
+    sealed behind wait with their packed parts in spill files beside their segments
+    (store/spill.py), and the collector is killed then. The next start deletes the spill
+    files unread and replays the segments: every acknowledged event once."""
+    proxy = RedisProxy(redis_server.port)
+    # A small live room (a tenth of memory_max_cells): the queued batches' parts are packed, not kept live.
+    args = collector_args(proxy.url, test_geo_db, tmp_path / "data", "--batch-max-cells", "100", "--memory-max-cells", "2000")
+    collector = launch_collector(tmp_path / "c0.log", args)
+    referee = Referee([collector.port]).start()
+    time.sleep(1)
+    proxy.set_mode("drop_answers")
+    journal = tmp_path / "data" / "journal" / "w0"
+    collector.wait_for(lambda: len(list(journal.glob("*.spill"))) >= 2, timeout=15)
+    collector.stop(signal.SIGKILL)
+    assert list(journal.glob("*.spill"))
+    proxy.set_mode("pass")
+    collector = launch_collector(tmp_path / "c1.log", args, port=collector.port)
+    time.sleep(1.5)
+    tally = referee.stop()
+    t = settle(collector, tally)
+    assert_exact(t, tally)
+    assert backlog(collector)["spills_lost"] == 0
+    collector.stop_cleanly()
+    assert list(journal.glob("*.spill")) == [] and list(journal.glob("*.jnl")) == []
+    proxy.close()
+
+
 def test_sigterm_under_load_exits_within_10s_with_exact_totals(tmp_path, redis_url, test_geo_db):
     collector = launch_collector(tmp_path / "c.log", collector_args(redis_url, test_geo_db, tmp_path / "data"))
     referee = Referee([collector.port]).start()

@@ -467,6 +467,8 @@ def _part_payloads(part: Snapshot | PackedSnapshot) -> Iterator[bytes]:
     from collector.store.packed_snapshot import PackedSnapshot  # it imports this module
 
     if isinstance(part, PackedSnapshot):
+        if part.spilled is not None:
+            raise ValueError("a spilled part is read back (spill.restored) before it is built")
         return iter(part.chunks)
     return pickled_messages(part)
 

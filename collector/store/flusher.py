@@ -8,9 +8,10 @@ oldest first, which keeps every slot's sequence increasing.
 
 With the journal (journal.py) a batch's events are also on disk, in a segment named
 after (writer, seq): the segment is deleted once Redis has the batch; queued batches
-behind the first wait in memory, packed (packed_snapshot.py) but for the parts that fit
-in live_queue_cells entries, up to the memory of memory_max_cells live entries (a
-packed part weighs its bytes), and beyond that or
+behind the first wait packed (packed_snapshot.py), their packed parts' bytes in a spill
+file beside the segment (spill.py), but for the parts that fit in live_queue_cells
+entries, up to the memory of memory_max_cells live entries (a packed part weighs its
+bytes in memory, a spilled one its apps), and beyond that or
 behind a failing flush are rebuilt from their segment when their turn comes, so a long
 Redis outage costs disk, not memory; and segments left by a crash are replayed at start
 as the batches they were.
@@ -26,6 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -59,6 +61,7 @@ from collector.store.pacing import Pacer, no_pacing
 from collector.store.packed_snapshot import PackedSnapshot, pack, unpack
 from collector.store.periodic import Periodic
 from collector.store.rollup import RollupBuilder, SlotWrites
+from collector.store.spill import SpillFile, SpillLost, SpillWriter, restored
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,13 @@ LIVE_CELL_BYTES = 145
 # it waits. A fifth (100,000) raised the POST-50 run's peak RSS by ~20 MB, to 197 of the
 # 200 MB allowed (bench/RESULTS.md, session 19).
 LIVE_QUEUE_SHARE = 0.1
+# What a queued batch whose packed parts wait in a spill file (store/spill.py) still holds in
+# memory, for memory_max_cells: its parts' objects and apps, its touched buckets' calls
+# (tracemalloc, bench/RESULTS.md session 28: ~8 KB for a POST-50 batch of 4 apps, ~320 KB
+# for one of 2,000 apps, ~160 bytes an app). Small, but never nothing: the budget still
+# bounds how many batches wait, whatever their disk.
+SPILLED_BATCH_BYTES = 8 << 10
+SPILLED_APP_BYTES = 160
 # How often the guard checks the live snapshot's size (seconds).
 GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
@@ -131,8 +141,9 @@ class FlushBatch:
     # flush empties it part by part as they are applied (_release): a batch owns it.
     snap: Snapshot | None = None
     # Queued behind another batch: its snapshot split into its parts (Snapshot.split_by_app),
-    # each as bytes (packed_snapshot.py), a fifth of the memory; `packing` is the thread
-    # making them, awaited before the batch is built. Each part is unpacked only for its
+    # each as bytes (packed_snapshot.py), a fifth of the memory — journaling, in a spill
+    # file (spill.py), read back when due; `packing` is the thread making them, awaited
+    # before the batch is built. Each part is unpacked only for its
     # build in the thread (the build process is sent its bytes), so at most one part of
     # the batch is live at a time (issue 17, RSS).
     packed: PackedParts | None = None
@@ -141,6 +152,8 @@ class FlushBatch:
     # Flusher.live_queue_cells then; once packed, the entries of the parts that fit it, the
     # others packed). They stay live until built, counted in that room until applied (_apply).
     live_cells: int = 0
+    # Its packed parts' spill file's bytes, counted in the journal's until its segment goes.
+    spill_bytes: int = 0
     events: int = 0
     cells: int = 0  # snapshot entries when sealed: the memory it holds until built (journal off)
     queued_at: float = field(default_factory=time.time)  # sealed, or found in the journal at start
@@ -196,11 +209,17 @@ class PackedParts:
     parts: list[Snapshot | PackedSnapshot]
     touched: list[redis_client.Command]  # the calls that record its buckets (finality.py)
     caps_values: bytes  # DeploymentCaps.present of the batch, pickled (b"": no caps)
+    spill: SpillFile | None = None  # where its packed parts' bytes wait, when journaling (store/spill.py)
 
     @property
     def size(self) -> int:
-        """The bytes of its packed parts and caps' values."""
-        return sum(part.size for part in self.parts if isinstance(part, PackedSnapshot)) + len(self.caps_values)
+        """The bytes it holds in memory: its packed parts' (none for those spilled, but
+        their apps), its caps' values."""
+        size = len(self.caps_values)
+        for part in self.parts:
+            if isinstance(part, PackedSnapshot):
+                size += SPILLED_APP_BYTES * len(part.apps) if part.spilled is not None else part.size
+        return size + (SPILLED_BATCH_BYTES if self.spill is not None else 0)
 
     @property
     def live_cells(self) -> int:
@@ -239,6 +258,10 @@ class FlushStats:
     # or behind a failing flush) and rebuilt from it when due, and their events.
     batches_rebuilt: int = 0
     events_rebuilt: int = 0
+    # This run's batches whose packed parts waited in a spill file (store/spill.py), and of
+    # them those whose file could not be read back (rebuilt from the journal: batches_rebuilt).
+    batches_spilled: int = 0
+    spills_lost: int = 0
     # The entries of this run's batches sealed behind another, and of them those allowed to
     # wait live (live_queue_cells), the rest packed (packed_snapshot.py).
     queued_cells: int = 0
@@ -458,20 +481,30 @@ class Flusher:
         snap = batch.snap
         if snap is None:
             return
+        # Journaling, its packed parts wait in a spill file beside its segment, not in the
+        # heap (store/spill.py) — while the journal has room for them: they count in it.
+        spill_to = None
+        if self.journal is not None and batch.segment is not None and not self.journal.full:
+            spill_to = batch.segment.spill_path
         try:
-            packed = await asyncio.to_thread(self._packed_parts, snap, batch.live_cells)
+            packed = await asyncio.to_thread(self._packed_parts, snap, batch.live_cells, spill_to)
         except Exception:  # noqa: BLE001 — never lose the batch: it keeps its snapshot
             log.exception("flush %d: packing its snapshot failed; kept as it is", batch.seq)
             return
+        if packed.spill is not None and self.journal is not None:
+            batch.spill_bytes = packed.spill.bytes
+            self.journal.spilled(batch.spill_bytes)
+            self.stats.batches_spilled += 1
         batch.packed, batch.snap = packed, None
         # The room its parts took (those that did not fit were packed): the rest is left to
         # the batches sealed after it.
         self.stats.queued_cells_live -= batch.live_cells - packed.live_cells
         batch.live_cells = packed.live_cells
 
-    def _packed_parts(self, snap: Snapshot, live_cells: int = 0) -> PackedParts:
+    def _packed_parts(self, snap: Snapshot, live_cells: int = 0, spill_to: Path | None = None) -> PackedParts:
         """`snap` split by app as it will be flushed (_parts), each part packed but those
-        whose entries fit in what is left of `live_cells`, in order (they wait as they are); its
+        whose entries fit in what is left of `live_cells`, in order (they wait as they are),
+        the packed ones' bytes written to `spill_to` as they are made (store/spill.py); its
         touched buckets and capped values taken now, so that its parts need not be
         unpacked for them when it is due (each is then unpacked once, for a build in the
         thread; the build process is sent its bytes as they are)."""
@@ -481,6 +514,7 @@ class Flusher:
         # several apps) are not all held beside the snapshot until the last part is packed.
         parts = snap.split_by_app(GROUP_CELLS)
         parts.reverse()
+        spill = SpillWriter(spill_to) if spill_to is not None else None
         packed: list[Snapshot | PackedSnapshot] = []
         while parts:
             part = parts.pop()
@@ -491,9 +525,11 @@ class Flusher:
             if part.cells <= live_cells:
                 live_cells -= part.cells
                 packed.append(part)
+            elif spill is not None:
+                packed.append(spill.keep(pack(part)))
             else:
                 packed.append(pack(part))
-        return PackedParts(packed, touched, caps_values)
+        return PackedParts(packed, touched, caps_values, spill.close() if spill is not None else None)
 
     def _waits_on_disk(self, cells: int) -> bool:
         """Whether a batch sealed now leaves its writes to its journal segment, to be
@@ -549,10 +585,11 @@ class Flusher:
         made_now = batch.parts is None  # a retry's parts were made, and packed, before
         if batch.parts is not None:
             parts = batch.parts
-        elif batch.packed is not None:
+        elif batch.packed is not None and self._read_back(batch, batch.packed):
             return self._packed_due(batch, batch.packed, pace, pack_later)
         else:
             parts = self._parts(batch, pace)
+            pack_later = True  # rebuilt from its segment: nothing of it was kept live
         wanted: Wanted = {}
         present: dict[CapKey, set[str]] = {}
         if self.caps is not None:
@@ -561,6 +598,21 @@ class Flusher:
         if made_now and pack_later:
             _pack_all_but_first(parts, pace)
         return parts, (wanted, present)
+
+    def _read_back(self, batch: FlushBatch, packed: PackedParts) -> bool:
+        """A packed batch's spilled parts read back into `packed` (store/spill.py). False
+        when they could not be: the batch then waits on its segment, rebuilt from it (_parts),
+        like a batch that waited on disk — never lost, never counted twice."""
+        if packed.spill is None:
+            return True
+        try:
+            packed.parts = restored(packed.parts, packed.spill.path)
+        except SpillLost as exc:
+            log.warning("flush %d: its spill file is unreadable (%s); rebuilt from its journal segment", batch.seq, exc)
+            self.stats.spills_lost += 1
+            batch.packed, batch.live_cells = None, 0
+            return False
+        return True
 
     def _packed_due(
         self, batch: FlushBatch, packed: PackedParts, pace: Callable[[], None] = no_pacing, pack_later: bool = True
@@ -688,7 +740,8 @@ class Flusher:
                     # Unlinking takes milliseconds (journal.remove_segment): in a thread.
                     # Should this process die first, the segment's replay is skipped by
                     # the slots' sequence markers, as after any crash past the apply.
-                    self.journal.discarded(await asyncio.to_thread(remove_segment, batch.segment))
+                    # Its spill file goes with it (the bytes counted when it was written).
+                    self.journal.discarded(await asyncio.to_thread(remove_segment, batch.segment) + batch.spill_bytes)
                 if max(batch.cells, batch.events) >= TRIM_AFTER_CELLS:
                     # The build threads' garbage, handed back (collector/allocator.py).
                     await asyncio.to_thread(allocator.trim)

@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("everysec", "always", "no")
 SUFFIX = ".jnl"
+# A queued batch's packed parts, beside its segment (store/spill.py): removed with it, and
+# any left by a crash deleted at start — the segment is what is replayed.
+SPILL_SUFFIX = ".spill"
 
 FORMAT_VERSION = 4  # of the segments this code writes
 HEADER_KEY = "eb_journal"
@@ -100,6 +103,11 @@ class Segment:
     path: Path
     writer: str
     seq: int
+
+    @property
+    def spill_path(self) -> Path:
+        """Where its batch's packed parts may wait (store/spill.py)."""
+        return self.path.with_suffix(SPILL_SUFFIX)
 
     @classmethod
     def parse(cls, path: Path) -> Segment | None:
@@ -541,18 +549,35 @@ class Quarantine:
 
 
 def remove_segment(segment: Segment) -> int:
-    """Delete a segment's file; the bytes it held (0: it was gone already).
+    """Delete a segment's file, and its batch's spill file if any; the segment's bytes (0:
+    it was gone already). A spill file's bytes are counted out by whoever counted them in
+    (Journal.spilled): what was written, whatever became of the file since.
 
     Touches no Journal state, so a thread may run it: on ext4, unlinking a segment of some
     megabytes frees its blocks in the caller's time, 1 to 3 ms once a flush that the hit
     loop would otherwise stall for (issue 17, bench/RESULTS.md session 8).
     """
+    _removed_spill(segment.spill_path)
+    return _removed(segment.path)
+
+
+def _removed(path: Path) -> int:
     try:
-        size = segment.path.stat().st_size
-        segment.path.unlink()
+        size = path.stat().st_size
+        path.unlink()
     except FileNotFoundError:
         return 0
     return size
+
+
+def _removed_spill(path: Path) -> int:
+    """A spill file is never needed once its batch is in Redis, nor read by another run:
+    one that cannot be removed is only logged."""
+    try:
+        return _removed(path)
+    except OSError as exc:
+        log.warning("journal: cannot remove %s: %s", path.name, exc)
+        return 0
 
 
 class Journal:
@@ -562,7 +587,7 @@ class Journal:
         self.dir = directory
         self.fsync_policy = fsync
         self.max_bytes = max_bytes
-        self.bytes = 0  # on disk, all segments
+        self.bytes = 0  # on disk, all segments and spill files
         self._fd: int | None = None
         self._active: Segment | None = None
         self._active_bytes = 0
@@ -579,6 +604,8 @@ class Journal:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise JournalLocked(f"another collector process is using the journal in {self.dir}") from None
+        for path in self.dir.glob("*" + SPILL_SUFFIX):  # a crash's: their segments are replayed
+            _removed_spill(path)
         leftovers = []
         for path in self.dir.glob("*" + SUFFIX):
             segment = Segment.parse(path)
@@ -642,6 +669,11 @@ class Journal:
     def discard(self, segment: Segment) -> None:
         """Redis has the batch: its segment is no longer needed."""
         self.discarded(remove_segment(segment))
+
+    def spilled(self, size: int) -> None:
+        """Count in `size` bytes a batch's spill file took (store/spill.py): the journal's
+        bound covers them until its segment is removed (the flusher counts them out then)."""
+        self.bytes += size
 
     def discarded(self, size: int) -> None:
         """Count out `size` bytes that remove_segment took off the disk (the flusher

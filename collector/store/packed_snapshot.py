@@ -27,15 +27,26 @@ from collector.store.build_worker import add_to_part, pickled_messages
 from collector.store.pacing import no_pacing
 
 
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """Where a part's chunks went in its batch's spill file (store/spill.py)."""
+
+    offset: int
+    lengths: tuple[int, ...]  # of its chunks, in order
+    crc: int  # zlib.crc32 of them all
+
+
 @dataclass(slots=True)
 class PackedSnapshot:
-    chunks: list[bytes]  # each a pickled (collection name, entries) of part_messages
+    chunks: list[bytes]  # each a pickled (collection name, entries) of part_messages; [] while spilled
     resent: list[Hit]  # few: kept as they are (the build never sees them)
     events: int
     apps: set[str]  # Snapshot.apps(), known without unpacking (a flush part's apps)
+    spilled: Spilled | None = None  # its chunks are in a spill file, read back when due (spill.py)
 
     @property
     def size(self) -> int:
+        """The bytes of its chunks held in memory (none while spilled)."""
         return sum(map(len, self.chunks))
 
 
@@ -51,6 +62,8 @@ def pack(snap: Snapshot, pace: Callable[[], None] = no_pacing) -> PackedSnapshot
 
 def unpack(packed: PackedSnapshot) -> Snapshot:
     """The snapshot `pack` was given (a new one, equal entry for entry)."""
+    if packed.spilled is not None:
+        raise ValueError("a spilled part is read back (spill.restored) before it is unpacked")
     snap = Snapshot()
     for chunk in packed.chunks:
         name, entries = pickle.loads(chunk)

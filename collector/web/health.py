@@ -102,6 +102,10 @@ def backlog(app: web.Application) -> dict:
         # flush) and were rebuilt from the journal when due, and their events.
         "batches_rebuilt": stats.batches_rebuilt,
         "events_rebuilt": stats.events_rebuilt,
+        # This run's queued batches whose packed parts waited in a spill file (store/spill.py),
+        # and those whose file could not be read back (rebuilt from the journal instead).
+        "batches_spilled": stats.batches_spilled,
+        "spills_lost": stats.spills_lost,
         # Re-sent events (re=1, store/dedupe.py): counted, dropped as duplicates, and the
         # times another writer's watermark did not catch up within dedupe_hold_max.
         "resent_admitted": stats.resent_admitted,

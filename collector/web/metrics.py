@@ -187,6 +187,10 @@ def flush_and_journal(app: web.Application) -> Iterable[Family]:
                   b["batches_rebuilt"])
     yield counter("flush_events_rebuilt", "Events of the batches rebuilt from the journal (flush_batches_rebuilt).",
                   b["events_rebuilt"])
+    yield counter("flush_batches_spilled", "This run's queued batches whose packed parts waited in a spill file.",
+                  b["batches_spilled"])
+    yield counter("flush_spills_lost", "Spill files that could not be read back (their batches rebuilt from the journal).",
+                  b["spills_lost"])
     yield histogram("flush_duration_seconds", "Seconds to apply one batch to Redis.", _flusher_durations(app))
     yield gauge("flush_last_success_timestamp_seconds", "Unix time of the last batch applied (0: none yet).",
                 b["last_flush"] or 0)
