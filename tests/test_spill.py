@@ -166,3 +166,22 @@ async def test_spill_files_a_crash_left_are_deleted_and_their_segments_replayed(
     assert journal.bytes == 0
     journal.close()
     await client.aclose()
+
+
+async def test_a_full_journal_takes_no_spill_file(tmp_path, redis_server, redis_url):
+    """Spill files count in the journal's bound: once it is full (hits answered 503), a
+    queued batch keeps its packed bytes in memory, within memory_max_cells, rather than
+    grow the disk past the bound."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    aggregator, journal, flusher = journaled_flusher(tmp_path, client, batch_max_cells=10**6, memory_max_cells=BUDGET)
+    journal.max_bytes = 1  # full from the first record
+    hits = await queue_batches(aggregator, journal, flusher, 3)
+    queued = list(flusher.pending)[1:]
+    assert all(b.packed is not None and b.packed.spill is None and b.packed.size > 0 for b in queued)
+    assert files(tmp_path, SPILL_SUFFIX) == [] and flusher.stats.batches_spilled == 0
+    assert await flusher.flush()
+    assert counted_pv(redis_server) == hits and journal.bytes == 0
+    journal.close()
+    await client.aclose()
