@@ -18,12 +18,18 @@ per request over the measured seconds; `--probe` one that measures the loop thre
 inside the fast path's `data_received` per answered hit. `--base TREE`
 runs another checkout's collector (a worktree of main) in the same rounds, `--variant` this
 tree's under other settings; every run also reports the flusher's parts built apart / in
-the thread.
+the thread and its early seals. `--flush-stages` loads bench/flush_probe_site.py: the worker's
+CPU per request inside each of the flusher's steps (split, caps' questions, packing, builds in
+the thread, unpacking, shedding, the parts pickled for the build process, the journal's
+writes), the loop's and the flusher's threads apart (read from a file written about twice a
+second, so its window is the measured one within ~0.5 s). `--perf-threads` makes `--perf`
+record every thread of the worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -118,7 +124,7 @@ class Accounting:
     flush: dict[str, float] = field(default_factory=dict)  # the flusher's counters over the measured seconds
 
 
-FLUSH_FIGURES = ("flushes", "flush_parts_built_apart", "flush_parts_built_in_thread", *(
+FLUSH_FIGURES = ("flushes", "early_seals", "events_flushed", "flush_parts_built_apart", "flush_parts_built_in_thread", *(
     f"flush_parts_built_in_thread_{reason}" for reason in THREAD_BUILD_REASONS))
 
 
@@ -145,6 +151,8 @@ class Options:
     pyspy_dir: Path | None = None
     gc: bool = False
     probe: bool = False
+    flush_stages: bool = False  # the worker's CPU inside each of the flusher's steps (bench/flush_probe_site.py)
+    perf_threads: bool = False  # perf of every thread of the worker (the flusher's too), not the loop's alone
 
 
 def start_server(
@@ -152,10 +160,12 @@ def start_server(
 ) -> servers.ServerProc:
     """The server, with `env` (collector settings) and the sitecustomize of the probes asked for."""
     env = dict(env)
-    site = [code for wanted, code in ((options.gc, gc_log.SITECUSTOMIZE), (options.probe and kind != "ceiling", PROBE_SITECUSTOMIZE))
+    site = [code for wanted, code in ((options.gc, gc_log.SITECUSTOMIZE), (options.probe and kind != "ceiling", PROBE_SITECUSTOMIZE),
+                                      (options.flush_stages and kind != "ceiling", (HERE / "flush_probe_site.py").read_text()))
             if wanted]
     if site:
-        env |= {**gc_log.environment(work, "\n".join(site)), "THREAD_CPU_PROBE_LOG": str(work / "probe")}
+        env |= {**gc_log.environment(work, "\n".join(site)), "THREAD_CPU_PROBE_LOG": str(work / "probe"),
+                "STAGE_PROBE_LOG": str(work / "stages")}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the server inherits the environment
     try:
@@ -177,7 +187,8 @@ def profiler(main_pid: int, label: str, options: Options) -> subprocess.Popen | 
     seconds = int(max(options.seconds - 2, 1))
     if options.perf_dir is not None:
         options.perf_dir.mkdir(parents=True, exist_ok=True)
-        cmd = ["perf", "record", "-g", "-F", "999", "-t", str(main_pid), "-o", str(options.perf_dir / f"{label}.perf.data"),
+        which = "-p" if options.perf_threads else "-t"  # the process's threads (report with --sort pid), or the loop's
+        cmd = ["perf", "record", "-g", "-F", "999", which, str(main_pid), "-o", str(options.perf_dir / f"{label}.perf.data"),
                "--", "sleep", str(seconds)]
     elif options.pyspy_dir is not None:
         options.pyspy_dir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +242,24 @@ def measure(kind: str, env: dict[str, str], label: str, options: Options, tree: 
         acc.gc = gc_log.figures(gc_log.collections(work, main_pid, t0, t1), t1 - t0, result.requests)
     if options.probe:
         acc.gc |= probe_figures(work, main_pid, t0, t1)
+    if options.flush_stages:
+        acc.gc |= stage_figures(work, main_pid, t0, t1, result.requests)
     return acc
+
+
+def stage_figures(work: Path, pid: int, t0: float, t1: float, requests: int) -> dict[str, float]:
+    """µs of CPU per request inside each flusher step (bench/flush_probe_site.py), by thread:
+    "loop:" the event loop's, "thread:" the flusher's (executor) threads."""
+    path = work / f"stages.{pid}"
+    if not path.exists():
+        return {}
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    before = [entry for entry in lines if entry[0] <= t0]
+    after = [entry for entry in lines if entry[0] <= t1]
+    first, last = (before[-1][1] if before else {}), (after[-1][1] if after else {})
+    return {(f"stage {name}" if name.startswith("parts") else f"stage {name} µs/req"):
+            (value - first.get(name, 0.0)) * (1 if name.startswith("parts") else 1e6 / max(requests, 1))
+            for name, value in sorted(last.items())}
 
 
 def probe_figures(work: Path, pid: int, t0: float, t1: float) -> dict[str, float]:
@@ -255,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ceiling", action="store_true", help="also the bare aiohttp server, interleaved")
     parser.add_argument("--perf", type=Path, help="record perf of the loop thread into this directory")
+    parser.add_argument("--perf-threads", action="store_true",
+                        help="--perf records every thread of the worker process (report with --sort pid), not the loop's alone")
+    parser.add_argument("--flush-stages", action="store_true",
+                        help="the worker's CPU per request inside each of the flusher's steps, loop and thread apart")
     parser.add_argument("--pyspy", type=Path, help="record py-spy (raw stacks, every thread) into this directory")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME:VAR=VALUE[,VAR=VALUE...]: the collector under these settings too, interleaved")
@@ -271,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ceiling:
         variants["ceiling"] = {}
     results: dict[str, list[Accounting]] = {k: [] for k in variants}
-    options = Options(args.seconds, args.perf, args.pyspy, args.gc, args.probe)
+    options = Options(args.seconds, args.perf, args.pyspy, args.gc, args.probe, flush_stages=args.flush_stages,
+                      perf_threads=args.perf_threads)
     for n in range(args.rounds):
         for name, env in variants.items():
             kind = "ceiling" if name == "ceiling" else "collector"

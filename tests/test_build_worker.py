@@ -320,3 +320,30 @@ async def test_a_part_a_late_build_still_reads_is_not_freed_under_it(redis_url, 
         assert await worker.wait_until_ready(READY)
         assert worker.failures == 0 and len(read) > 1  # read to its end, no set changed under it
         assert pv_by_app(sync) == {app: n for app, n in expected.items()}
+
+
+async def test_the_process_builds_while_at_most_child_builds_pending_max_batches_are_pending(redis_url, rds):
+    """At the GET peak one or two batches are often sealed early behind the one being
+    applied: their parts still go to the build process. Deeper than
+    CHILD_BUILDS_PENDING_MAX pending batches, the thread builds them ("behind")."""
+    depth = flusher_module.CHILD_BUILDS_PENDING_MAX
+    assert depth >= 3  # the GET peak's two early seals behind the batch being applied
+    client = aioredis.Redis.from_url(redis_url)
+    apart = make_flusher(client, Aggregator(), build_process=True)
+    try:
+        assert apart.build_worker is not None and await apart.build_worker.wait_until_ready(READY)
+        apart.build_worker.timeout = READY
+        for seq, app in enumerate(APPS[: depth + 2], start=1):  # one app a batch: one part each
+            scratch = Aggregator()
+            scratch.count(a_hit(app, seq))
+            snap = scratch.drain()
+            apart.pending.append(FlushBatch("w-test", seq, None, snap=snap, events=snap.events))
+        assert await apart.flush()
+    finally:
+        await apart.close()
+        await client.aclose()
+
+    # Applied oldest first: the first two with depth + 2 and depth + 1 pending, the rest with depth or fewer.
+    assert apart.stats.thread_builds["behind"] == 2 and apart.stats.parts_built_in_thread == 2
+    assert apart.stats.parts_built_apart == depth
+    assert pv_by_app(rds) == dict.fromkeys(APPS[: depth + 2], 1)

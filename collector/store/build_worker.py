@@ -85,7 +85,7 @@ _ID_SEPARATOR = "\x00"
 THREAD_BUILDER = 0  # the `builder` of commands built in the flusher's own thread (children: their pid)
 
 # Why a part was built in the flusher's thread rather than by the child (FlushStats, /metrics):
-# the writer behind (more than one batch pending: the child, at idle priority, would be
+# the writer far behind (more than flusher.CHILD_BUILDS_PENDING_MAX batches pending: the child, at idle priority, would be
 # starved), the child still starting, still finishing a part it answered late, late with
 # this one, or failed (replaced; the thread builds alone for retry_after).
 THREAD_BUILD_REASONS = ("behind", "starting", "busy", "late", "failed")

@@ -118,6 +118,15 @@ GUARD_INTERVAL = 0.1
 # Seconds a part may take in the build process before the thread builds it: half the
 # flush interval, at least this; some times what a part takes on a half-idle core.
 MIN_BUILD_WAIT = 0.25
+# The batches pending (the one being applied included) up to which the build process is
+# still asked for the parts; past it, the flusher's thread builds them. At the GET peak a
+# batch reaches batch_max_cells in under a second, so the batch being applied often has one
+# or two sealed early behind it: built in the thread, their parts took 0.6-3.5 µs a hit of
+# the hit loop's core (the build, and unpacking the parts queued packed), which the child
+# does on the other core's idle time. A deep queue (a POST-50 backlog) stays with the
+# thread: there a starved child drained it slower, one late part leaving it busy for the
+# next (bench/RESULTS.md, sessions 15 and 28).
+CHILD_BUILDS_PENDING_MAX = 3
 # How often re-sent events waiting for the other writers' watermarks look again (seconds).
 WATERMARK_POLL = 0.05
 
@@ -899,10 +908,9 @@ class Flusher:
         deployment's caps refused (`refused`, store/capping.py) counted as (other). A
         packed part stays packed in `batch.parts`: the thread unpacks it for its build
         only, the build process is sent its bytes."""
-        keeping_up = len(self.pending) <= 1
         share = self._share()
-        # Behind, the build process (idle priority) would be starved by the hit loop.
-        if self.build_worker is not None and not keeping_up:
+        # Far behind, the build process (idle priority) would be starved by the hit loop.
+        if self.build_worker is not None and len(self.pending) > CHILD_BUILDS_PENDING_MAX:
             self.stats.thread_builds["behind"] += 1
         elif self.build_worker is not None:
             # A packed part goes to the child as its bytes (build_worker._part_payloads).
