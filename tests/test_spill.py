@@ -60,6 +60,17 @@ def test_a_spilled_part_reads_back_as_the_part_it_was(tmp_path):
     assert [unpack(part).cells for part in back if isinstance(part, PackedSnapshot)] == [part.cells for part in parts]
 
 
+def test_a_part_of_more_chunks_than_one_writev_takes_is_spilled_whole(tmp_path):
+    # writev(2) takes at most IOV_MAX (1,024) buffers: a large part's chunks go in several calls.
+    chunks = [n.to_bytes(4, "big") * (1 + n % 7) for n in range(2_500)]
+    writer = SpillWriter(tmp_path / "b.spill")
+    spilled = writer.keep(PackedSnapshot(list(chunks), [], 2_500, {"a"}))
+    spill = writer.close()
+    assert spilled.spilled is not None and spill is not None and spill.bytes == sum(map(len, chunks))
+    (back,) = restored([spilled], spill.path)
+    assert isinstance(back, PackedSnapshot) and back.chunks == chunks
+
+
 @pytest.mark.parametrize("damage", ["short", "corrupt", "missing", "empty"])
 def test_a_damaged_spill_file_is_never_read_as_a_part(tmp_path, damage):
     aggregator = Aggregator()

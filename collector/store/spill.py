@@ -84,11 +84,18 @@ class SpillWriter:
         return SpillFile(self.path, size)
 
 
+# writev(2) takes at most IOV_MAX buffers a call (1,024 on Linux).
+_IOV_MAX = 1024
+
+
 def _write_all(fd: int, chunks: list[bytes]) -> None:
-    written = os.writev(fd, chunks)
-    rest = b"".join(chunks)[written:]  # a short write (rare on a local file): the rest in a loop
-    while rest:
-        rest = rest[os.write(fd, rest) :]
+    for start in range(0, len(chunks), _IOV_MAX):
+        group = chunks[start : start + _IOV_MAX]
+        written = os.writev(fd, group)
+        if written < sum(map(len, group)):  # a short write (rare on a local file): the rest in a loop
+            rest = b"".join(group)[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
 
 
 def restored(parts: list[Snapshot | PackedSnapshot], path: Path) -> list[Snapshot | PackedSnapshot]:
