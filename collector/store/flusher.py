@@ -597,8 +597,10 @@ class Flusher:
         elif batch.packed is not None and self._read_back(batch, batch.packed):
             return self._packed_due(batch, batch.packed, pace, pack_later)
         else:
+            # Rebuilt from its segment (its spill file lost: _read_back), none of it was kept
+            # live, whatever room it had: its parts but the first are packed like a new batch's.
+            pack_later = pack_later or batch.snap is None
             parts = self._parts(batch, pace)
-            pack_later = True  # rebuilt from its segment: nothing of it was kept live
         wanted: Wanted = {}
         present: dict[CapKey, set[str]] = {}
         if self.caps is not None:
