@@ -223,7 +223,7 @@ def test_the_build_process_exits_with_a_killed_collector(collector_factory):
     assert gone(kids[0])
 
 
-async def test_a_part_partly_sent_resumes_only_with_commands_of_the_same_builder(redis_server, monkeypatch):
+async def test_a_part_partly_sent_resumes_only_with_commands_of_the_same_builder(redis_server, redis_url, monkeypatch):
     """A part built by the child is partly sent, then the child dies and the thread builds
     the part again. Nothing promises the two builders the same order of a part's commands
     (today each slot's calls are sorted, but the order of slots comes from the part's
