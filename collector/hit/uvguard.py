@@ -23,13 +23,17 @@ times the threshold. Identities are those of the receipt minute, not the event's
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+from collector.native import c_module
 from collector.store.names import SUSPECT_UID_FLAG, SUSPECT_VID_FLAG, SUSPECT_VISITOR_FLAG
 from collector.untracked import untracked_set
 
-# Identities one worker remembers per minute by default (settings.uv_guard_identities):
-# ~110 bytes each when every one comes from a new address (a set slot and an int per
-# identity, a dict entry per address and kind): 250 000 of them measured 28 MB.
+# Identities one worker remembers per minute by default (settings.uv_guard_identities).
+# Compiled (hit/_id_table.c HashSet and HashCounts): 2.5 MB at 50,000, whether they come
+# from one address or from 50,000. As a set and a dict of int objects (the fallback): ~110
+# bytes each when every one comes from a new address (a set slot and an int per identity, a
+# dict entry per address and kind), 6.0 MB at 50,000 (bench/RESULTS.md, session 28).
 MAX_IDENTITIES = 50_000
 
 VISITOR, VID, UID = "visitor", "vid", "uid"
@@ -38,15 +42,18 @@ SUSPECT_FLAGS = {VISITOR: SUSPECT_VISITOR_FLAG, VID: SUSPECT_VID_FLAG, UID: SUSP
 
 
 class UvGuard:
-    def __init__(self, threshold: int, max_identities: int = MAX_IDENTITIES) -> None:
+    def __init__(self, threshold: int, max_identities: int = MAX_IDENTITIES, compact: bool = True) -> None:
         self.threshold = threshold
         self.max_identities = max_identities
         self.minute = -1
         # Of this minute: hash((kind, address, identity)) and, for a hit with none suspect,
-        # hash((address, visitor, vid, uid)). Ints only: out of the garbage collector's walks
-        # (collector/untracked.py; up to max_identities of them, walked by every full collection).
-        self._known: set[int] = untracked_set()
-        self._counts: dict[int, int] = {}  # hash((kind, address)) -> its distinct identities this minute
+        # hash((address, visitor, vid, uid)), in a HashSet (or a set: minute_memory); and
+        # hash((kind, address)) -> its distinct identities this minute, in a HashCounts (or
+        # a dict). Either holds at most max_identities keys: a count is set only beside an
+        # identity added. Typed Any: the compiled tables and the set and dict answer alike.
+        self._known: Any
+        self._counts: Any
+        self._known, self._counts = minute_memory(max_identities, compact)
         self.suspect: Counter[str] = Counter()  # kind -> hits whose identity was set aside
         self.unjudged = 0  # identities counted unjudged: the minute's memory was full
         # The last hit's identities when this minute knows their combination (`_last_known`
@@ -65,8 +72,8 @@ class UvGuard:
         """The minute of receipt: a new one forgets the last one's identities."""
         if minute != self.minute:
             self.minute = minute
-            self._known = untracked_set()
-            self._counts = {}
+            self._known.clear()
+            self._counts.clear()
             self._last_known = False
 
     def suspects(self, address: str, visitor: bytes, vid: str, uid: str | None) -> tuple[str, ...]:
@@ -121,3 +128,15 @@ class UvGuard:
 
     def __len__(self) -> int:
         return len(self._known)
+
+
+def minute_memory(max_identities: int, compact: bool = True) -> tuple[Any, Any]:
+    """A UV guard's memory of a minute, empty: its identities and its counts by address and
+    kind. Compiled installs (and `compact`): a HashSet and a HashCounts of 64-bit slots, no
+    object per identity (so nothing for the garbage collector to walk, nor for pymalloc to
+    make and free by the ten thousand each minute). Otherwise a set of ints, kept out of the
+    garbage collector's walks (collector/untracked.py; cleared, it stays so), and a dict."""
+    tables = c_module("collector.hit._id_table") if compact else None
+    if tables is not None:
+        return tables.HashSet(max_identities), tables.HashCounts(max_identities)
+    return untracked_set(), {}
