@@ -266,6 +266,21 @@ def test_worker_caps_bound_values_and_learn_the_deployments_refusals():
     assert bounded("z" * 500, 64) != bounded("z" * 499 + "y", 64) and len(bounded("z" * 500, 64)) == 64
 
 
+def test_equal_values_admitted_share_the_string_first_held():
+    """Each hit parses its own copy of its page's URL; the caps answer a held value with the
+    string they hold, so the snapshot's cells of one page share one (bench/RESULTS.md,
+    session 29). A value refused, or over the cap, is not held and is answered as it came."""
+    caps = CardinalityCaps({"page": 2}, value_max_chars=64)
+    first = "".join(["https://school.example/", "course/1"])
+    again = "".join(["https://school.example/", "course/1"])
+    assert again is not first
+    assert caps.admit("page", "a", "d", first) is first and caps.admit("page", "a", "d", again) is first
+    assert caps.admit("page", "b", "d", again) is again  # another app: its own day's values
+    caps.admit("page", "a", "d", "p2")
+    caps.learn("page", "a", "d", {first})
+    assert caps.admit("page", "a", "d", again) == OTHER
+
+
 def test_a_day_dropped_by_another_kind_is_not_admitted_into_from_a_scopes_memory():
     """A scope's memo of its app's day's values (features/facts.py EventScope, session 19)
     goes when the caps drop a day: here a third day, seen by pages, drops d1, so the targets

@@ -60,8 +60,13 @@ class _KindOfDay:
     def __init__(self) -> None:
         # Strings only, for the whole day, by the thousand: out of the garbage collector's
         # walks (collector/untracked.py), which every full collection of the hit loop
-        # otherwise made entry by entry (bench/RESULTS.md, session 11).
-        self.held: set[str] = untracked_set()
+        # otherwise made entry by entry (bench/RESULTS.md, session 11). `held` maps each
+        # value to itself, the string admit hands out: every hit parses its own copy of its
+        # page's URL, which a GET's new cube cell then kept (~100 of its ~440 bytes, while a
+        # second's cells share a few thousand pages), where now the cells share the day's one
+        # (bench/RESULTS.md, session 29). A dict of strings only is never tracked by the
+        # garbage collector.
+        self.held: dict[str, str] = {}
         self.refused: set[str] = untracked_set()
 
 
@@ -82,7 +87,8 @@ class CardinalityCaps:
 
     def admit(self, kind: str, app: str, day: str, value: str, kinds: dict[str, Any] | None = None) -> str:
         """`value` (bounded), or OTHER when the app's day already holds its kind's cap of
-        others, or the deployment refused it.
+        others, or the deployment refused it. A value held already is answered as the
+        string first admitted: equal values share one object (see _KindOfDay).
 
         `kinds`: the caller's memo of this app's day's values by kind, which it empties
         whenever `generation` moves (features/facts.py EventScope: one request's events
@@ -103,10 +109,11 @@ class CardinalityCaps:
                 found = self._admitted[(kind, app, day)] = _KindOfDay()
             if kinds is not None:
                 kinds[kind] = found
-        if value in found.held:
-            return value
+        held = found.held.get(value)
+        if held is not None:
+            return held
         if value not in found.refused and len(found.held) < self.limits[kind]:
-            found.held.add(value)
+            found.held[value] = value
             return value
         self.overflowed[kind] += 1
         return OTHER
@@ -116,7 +123,8 @@ class CardinalityCaps:
         found = self._admitted.get((kind, app, day))
         if found is None or not refused:
             return
-        found.held -= refused
+        for value in refused:
+            found.held.pop(value, None)
         self.generation += 1
         if len(found.refused) + len(refused) > REFUSED_REMEMBERED * self.limits[kind]:
             found.refused.clear()
