@@ -62,10 +62,10 @@ class _KindOfDay:
         # walks (collector/untracked.py), which every full collection of the hit loop
         # otherwise made entry by entry (bench/RESULTS.md, session 11). `held` maps each
         # value to itself, the string admit hands out: every hit parses its own copy of its
-        # page's URL, which a GET's new cube cell then kept (~100 of its ~440 bytes, while a
-        # second's cells share a few thousand pages), where now the cells share the day's one
-        # (bench/RESULTS.md, session 29). A dict of strings only is never tracked by the
-        # garbage collector.
+        # page's URL, which a GET's new cube cell then kept, while a second's cells share a
+        # few thousand pages; now they share the day's one (463 -> 306 bytes a cell of the
+        # visitors bench, bench/RESULTS.md session 29). A dict of strings only is never
+        # tracked by the garbage collector.
         self.held: dict[str, str] = {}
         self.refused: set[str] = untracked_set()
 
