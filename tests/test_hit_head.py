@@ -193,6 +193,28 @@ def test_the_bytes_outside_a_target_are_counted_as_translate_counts_them():
         assert OUTSIDE_TARGET(data) == len(data.translate(None, TARGET_BYTES)), data[:40]
 
 
+
+def test_a_head_end_is_found_where_bytes_find_finds_it():
+    """HEAD_END (web/_head_scan.c's head_end when built) answers as
+    `buffer.find(b"\\r\\n\\r\\n", pos)`: in pipelined realistic hits from every start, in
+    heads cut short, in runs of CR and LF pieces (a CRLF CRLF overlapping CRs, a bare CR just
+    before the end) and in random bytes, from every position and from negative ones."""
+    import random
+
+    from collector.web.hit_head import HEAD_END, find_head_end
+
+    rng = random.Random(29)
+    requests = [traffic.http_bytes(r) for r in traffic.realistic(traffic.Population(load_pool(), 50, seed=3), 20, "get", 0)]
+    pipelined = b"".join(requests)
+    pieces = [b"\r", b"\n", b"\r\n", b"\r\n\r\n", b"a", b"\r\r\n\n", b"\x00"]
+    buffers = [b"", b"\r\n\r", b"\r\n\r\n", b"x\r\n\r\n", pipelined, *(r[:cut] for r in requests[:3] for cut in range(0, len(r), 7)),
+               *(b"".join(rng.choice(pieces) for _ in range(rng.randrange(30))) for _ in range(400)),
+               *(bytes(rng.choice(b"\r\nab") for _ in range(rng.randrange(200))) for _ in range(200))]
+    for buffer in buffers:
+        for pos in [*range(-6, len(buffer) + 3)] if len(buffer) < 300 else [-5, *range(0, len(buffer) + 2, 13)]:
+            assert HEAD_END(buffer, pos) == buffer.find(b"\r\n\r\n", pos) == find_head_end(buffer, pos), (buffer[:40], pos)
+
+
 LINE_PIECES = [
     *LINE_KIND, *(name.upper() for name in LINE_KIND), b"x-a", b"host", b"Host", b"HOST", b":", b": ", b" :", b"::",
     b"\t", b" ", b"  v ", b"\tv\t", b"\r\n", b"\r\n", b"\r\n", b"\r", b"\n", b"\x00", b"\x7f", b"\xe9", b"(", b"-", b"a, b",
@@ -261,3 +283,4 @@ def test_the_c_head_scan_is_built_with_the_compiled_modules():
 
     assert (hit_head._HEAD_SCAN is not None) == native.in_use()
     assert (JUDGE_LINES is judge_lines) == (not native.in_use())
+    assert (hit_head.HEAD_END is hit_head.find_head_end) == (not native.in_use())

@@ -20,6 +20,11 @@
  * — what hit_connection.py asks of them — found at the '-' bytes the byte check passes
  * anyway. read_head lower-cased the whole head (bytes.lower, ~2,700 instructions a realistic
  * hit) for these two only.
+ *
+ * head_end finds where a head ends (the first CRLF CRLF from a position), as
+ * bytes.find(b"\r\n\r\n", pos) does: hit_connection.py asks it once a request. CPython's
+ * find walks a ~850-byte realistic GET head a byte at a time (~430 ns, ~4 % of a hit's CPU
+ * in-process, bench/RESULTS.md session 29); here memchr jumps from CR to CR, a line at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -344,11 +349,50 @@ static PyTypeObject HeadLinesType = {
     .tp_methods = HeadLines_methods,
 };
 
+static PyObject *head_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "head_end(buffer: bytes, pos: int)");
+        return NULL;
+    }
+    const char *bytes = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (pos < 0) {  /* as find's start: counted from the end */
+        pos = pos + size < 0 ? 0 : pos + size;
+    }
+    if (size - pos < 4) {
+        return PyLong_FromLong(-1);
+    }
+    const char *last = bytes + size - 4;  /* the last place a CRLF CRLF can start */
+    const char *at = bytes + pos;
+    while (at <= last) {
+        const char *cr = memchr(at, '\r', (size_t)(last - at) + 1);
+        if (cr == NULL) {
+            break;
+        }
+        if (cr[1] == '\n' && cr[2] == '\r' && cr[3] == '\n') {
+            return PyLong_FromSsize_t(cr - bytes);
+        }
+        at = cr + 1;
+    }
+    return PyLong_FromLong(-1);
+}
+
+static PyMethodDef head_scan_functions[] = {
+    {"head_end", (PyCFunction)(void (*)(void))head_end, METH_FASTCALL,
+     "head_end(buffer, pos) -> where the first CRLF CRLF at or after pos starts, or -1 (buffer.find's answer)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef head_scan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "collector.web._head_scan",
     .m_doc = "A hit's request head judged in C (web/hit_head.py read_head).",
     .m_size = -1,
+    .m_methods = head_scan_functions,
 };
 
 PyMODINIT_FUNC PyInit__head_scan(void) {

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from collector.histogram import AnswerCounts
 from collector.hit.ingest import UNAVAILABLE, Answer, Ingest
-from collector.web.hit_head import CONNECTION, CONTENT_LENGTH, get_hit, read_head, sender
+from collector.web.hit_head import CONNECTION, CONTENT_LENGTH, HEAD_END, get_hit, read_head, sender
 
 log = logging.getLogger("collector.web.hit_server")
 
@@ -184,7 +184,7 @@ class HitConnection:
         size = len(buffer)
         waiting = HEAD
         while pos < size:
-            end = buffer.find(b"\r\n\r\n", pos)
+            end = HEAD_END(buffer, pos)
             head_end = size if end < 0 else end
             if head_end - pos > MAX_HEAD:
                 taken = HAND_OVER  # aiohttp answers it (431/400) as it would anyway
