@@ -193,7 +193,6 @@ def test_the_bytes_outside_a_target_are_counted_as_translate_counts_them():
         assert OUTSIDE_TARGET(data) == len(data.translate(None, TARGET_BYTES)), data[:40]
 
 
-
 def test_a_head_end_is_found_where_bytes_find_finds_it():
     """HEAD_END (web/_head_scan.c's head_end when built) answers as
     `buffer.find(b"\\r\\n\\r\\n", pos)`: in pipelined realistic hits from every start, in

@@ -108,6 +108,13 @@ class Admission:
         platform = self._platform(key, now)
         return platform.series if platform is not None and platform.state in COUNTING_STATES else UNREGISTERED
 
+    def page_host(self, origin: str | None, referer: str | None) -> str:
+        """The page's host from the headers, as judge reads it: "" with `registry=open`,
+        whose verdicts never look at it (parsing it cost ~0.15 µs a hit for nothing)."""
+        if self.mode == OPEN:
+            return ""
+        return header_host(origin, referer)
+
     def judge(self, key: str, origin_host: str, page_url: str, now: float) -> Verdict:
         """The verdict on a valid event with app key `key` from a page on `origin_host`/`page_url`."""
         if self.mode == OPEN:

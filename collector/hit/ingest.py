@@ -30,7 +30,7 @@ from collector.enrich.device import Device, DeviceClassifier
 from collector.enrich.geo import UNKNOWN_REGION, GeoResolver, Region
 from collector.features.deep import USER_MARK, DeepCounter, DeepFacts
 from collector.features.pages import language_of
-from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, Verdict, header_host, url_host
+from collector.hit.admission import OPEN, REASON_DETAILS, UNREGISTERED, Admission, Verdict, url_host
 from collector.hit.caps import CardinalityCaps
 from collector.hit.clientip import ClientIPResolver
 from collector.hit.protocol import Problem, parse_body, query_event, usable_app_key, validate_event
@@ -165,7 +165,7 @@ class Ingest:
         if not events:
             return self._reject_request(Problem(None, None, "empty_batch", "no events in the body"), now)
         self.limits.spend_client(ip, ua, min(len(events), self.max_batch))
-        tally = self._process(ip, ua, ch_mobile, events, now, self._header_host(origin, referer))
+        tally = self._process(ip, ua, ch_mobile, events, now, self.admission.page_host(origin, referer))
         if tally.limited is not None:
             return self._refused(tally.rejects, tally.limited)
         if not self._commit(tally):
@@ -194,7 +194,7 @@ class Ingest:
             app = self._app_of(event, now, counted=self.apps_counted)
             tally = Tally(rejects=[(app, minute_of(now), p.counter) for p in problems], problems=problems)
         else:
-            tally = self._process(ip, ua, ch_mobile, [event], now, self._header_host(origin, referer), valid)
+            tally = self._process(ip, ua, ch_mobile, [event], now, self.admission.page_host(origin, referer), valid)
         if tally.limited is not None:
             return self._refused(tally.rejects, tally.limited)
         if not self._commit(tally):
@@ -547,13 +547,6 @@ class Ingest:
         for tally in tallies:
             self._count(tally)
         return True
-
-    def _header_host(self, origin: str | None, referer: str | None) -> str:
-        """The page's host from the headers, for Admission.judge: "" with `registry=open`,
-        whose verdicts do not look at it (a URL parsed a hit for nothing, ~0.15 µs)."""
-        if self.admission.mode == OPEN:
-            return ""
-        return header_host(origin, referer)
 
     def _journal(self, records: list[bytes]) -> bool:
         try:

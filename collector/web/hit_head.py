@@ -70,16 +70,9 @@ def find_head_end(buffer: bytes, pos: int) -> int:
     return buffer.find(b"\r\n\r\n", pos)
 
 
-def _head_end() -> Callable[[bytes, int], int]:
-    """find_head_end, in C when built (web/_head_scan.c head_end: memchr from CR to CR, where
-    bytes.find walks a realistic GET head a byte at a time, ~430 ns a hit)."""
-    if _HEAD_SCAN is None:
-        return find_head_end
-    head_end: Callable[[bytes, int], int] = _HEAD_SCAN.head_end
-    return head_end
-
-
-HEAD_END: Final = _head_end()
+# find_head_end, in C when built (web/_head_scan.c head_end: memchr from CR to CR, where
+# bytes.find walks a realistic GET head a byte at a time, ~430 ns a hit).
+HEAD_END: Final[Callable[[bytes, int], int]] = find_head_end if _HEAD_SCAN is None else _HEAD_SCAN.head_end
 
 # The header lines judged in every head. aiohttp refuses a head with one of its
 # SINGLETON_HEADERS twice, and one in HTTP/1.1 without Host (Content-Length is judged
