@@ -42,10 +42,13 @@ static inline size_t first_slot(int shift, uint64_t key) {
     return (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> shift);
 }
 
-/* Whether `slots` (a power of two of them, `shift` as first_slot's; 0 marks an empty slot)
- * hold the key `key` != 0; `*at` gets the slot holding it, or the empty one where the search
- * ended. */
-static inline int probe(const uint64_t *slots, size_t count, int shift, uint64_t key, size_t *at) {
+/* Whether `slots` (a power of two of them, `shift` as first_slot's; 0 marks an empty slot,
+ * so the key 0 is held beside them, as `has_zero`) hold the key `key`; `*at` gets the slot
+ * holding it, or the empty one where the search ended (unset for the key 0). */
+static inline int probe(const uint64_t *slots, int has_zero, size_t count, int shift, uint64_t key, size_t *at) {
+    if (key == 0) {
+        return has_zero;
+    }
     size_t mask = count - 1;
     size_t slot = first_slot(shift, key);
     for (;;) {
@@ -60,10 +63,7 @@ static inline int probe(const uint64_t *slots, size_t count, int shift, uint64_t
 
 /* Whether `table` holds `key`; `*empty` gets the empty slot where the search ended. */
 static inline int holds(const IdGenerations *self, const Table *table, uint64_t key, size_t *empty) {
-    if (key == 0) {
-        return table->has_zero;
-    }
-    return probe(table->slots, self->slots, self->shift, key, empty);
+    return probe(table->slots, table->has_zero, self->slots, self->shift, key, empty);
 }
 
 /* The number of slots for `keys` keys, at most half of them used: a power of two, at least 8;
@@ -326,12 +326,9 @@ static int key_of(HashTable *self, PyObject *key, uint64_t *word) {
     return 1;
 }
 
-/* Whether the table holds the key `word`; `*at` as probe's (unset for the key 0). */
+/* Whether the table holds the key `word`; `*at` as probe's. */
 static inline int table_holds(const HashTable *self, uint64_t word, size_t *at) {
-    if (word == 0) {
-        return self->has_zero;
-    }
-    return probe(self->keys, self->slots, self->shift, word, at);
+    return probe(self->keys, self->has_zero, self->slots, self->shift, word, at);
 }
 
 /* Hold the key `word`, new to the table, found missing at `at`: 0 with OverflowError when full. */
